@@ -1,0 +1,17 @@
+/* Loading and validating the YAML configuration. */
+#ifndef RECOVERD_CORE_CONFIG_H
+#define RECOVERD_CORE_CONFIG_H
+
+#include "core/cfgmap.h"
+#include "core/config-t.h"
+
+/* Parse the file at path. Returns a new config (free with config_free), or
+ * NULL with err filled (file:line:col and what was expected). */
+struct config *config_load(const char *path, struct cfg_err *err);
+/* Same from a string in memory; `name` is used as the file in messages. */
+struct config *config_load_string(const char *name, const char *yaml, size_t len, struct cfg_err *err);
+void config_free(struct config *c);
+
+const struct service_cfg *config_service(const struct config *c, const char *name);
+
+#endif

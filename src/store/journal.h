@@ -1,0 +1,65 @@
+/* The SQLite journal (WAL): faults, actions and state transitions. Every
+ * write is committed before the call returns, so what the API reports has
+ * survived a kill -9 of recoverd. */
+#ifndef RECOVERD_STORE_JOURNAL_H
+#define RECOVERD_STORE_JOURNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/fault-t.h"
+#include "core/model-t.h"
+
+struct journal;
+
+/* Open (creating the schema if needed) the journal at path. NULL with a
+ * message in err on failure. */
+struct journal *journal_open(const char *path, char *err, size_t errlen);
+void journal_free(struct journal *j); /* NULL-safe */
+
+/* Insert f (sets f->id). 0 or -EIO. */
+int journal_fault_open(struct journal *j, struct fault *f);
+/* Record f->resolved_ms for f->id. */
+int journal_fault_resolve(struct journal *j, const struct fault *f);
+/* Faults still open in the journal for service, oldest first; the caller
+ * frees the array with free(). Returns the count, or -EIO. */
+int journal_faults_open_for(struct journal *j, const char *service, struct fault **out);
+
+/* Insert a (sets a->id). */
+int journal_action_insert(struct journal *j, struct action *a);
+/* Write a's status, result, started_ms, finished_ms. */
+int journal_action_update(struct journal *j, const struct action *a);
+/* Mark every pending/executing action aborted with `result` (used at start:
+ * those actions died with the previous recoverd). Returns how many, or -EIO. */
+int journal_actions_abort_unfinished(struct journal *j, const char *result, uint64_t at_ms);
+
+/* Record a state transition of service (NULL: the system). */
+int journal_transition(struct journal *j, const char *service, enum state from, enum state to,
+                       const char *cause, uint64_t at_ms);
+
+/* The children recoverd started, so a restarted recoverd can clean up what
+ * a killed one left: pid with its /proc start time (guards against reuse). */
+int journal_child_set(struct journal *j, const char *service, pid_t pid, uint64_t start_ticks);
+int journal_child_clear(struct journal *j, const char *service);
+/* Calls fn for every recorded child. */
+int journal_children(struct journal *j,
+                     void (*fn)(const char *service, pid_t pid, uint64_t start_ticks, void *arg),
+                     void *arg);
+
+/* Views for the API (new references; NULL on error). Timestamps are ISO
+ * 8601 strings (clock_iso8601), null while unset. */
+json_t *journal_faults_json(struct journal *j, bool active_only, size_t limit);
+json_t *journal_fault_json(struct journal *j, int64_t id); /* NULL: no such fault */
+/* {"total":N,"active":N,"resolved":N,"by_type":{..},"by_severity":{..},"by_impact":{..}};
+ * every enum name appears with 0 when absent. */
+json_t *journal_faults_summary_json(struct journal *j);
+json_t *journal_actions_json(struct journal *j, int64_t fault_id /* 0: all */, size_t limit);
+json_t *journal_transitions_json(struct journal *j, const char *service /* NULL: all */, size_t limit);
+/* Counts for /v1/status. */
+int journal_counts(struct journal *j, int64_t *active_faults, int64_t *resolved_faults,
+                   int64_t *actions);
+
+#endif
