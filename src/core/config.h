@@ -2,6 +2,8 @@
 #ifndef RECOVERD_CORE_CONFIG_H
 #define RECOVERD_CORE_CONFIG_H
 
+#include <stdbool.h>
+
 #include "core/cfgmap.h"
 #include "core/config-t.h"
 
@@ -11,6 +13,10 @@ struct config *config_load(const char *path, struct cfg_err *err);
 /* Same from a string in memory; `name` is used as the file in messages. */
 struct config *config_load_string(const char *name, const char *yaml, size_t len, struct cfg_err *err);
 void config_free(struct config *c);
+
+/* Same command, environment, checks and policies: a reload can keep the
+ * running process of a service whose configuration did not change. */
+bool config_service_equal(const struct service_cfg *a, const struct service_cfg *b);
 
 const struct service_cfg *config_service(const struct config *c, const char *name);
 

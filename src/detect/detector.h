@@ -28,6 +28,8 @@ struct detector_ops {
 
 /* The registered kinds, by YAML name; NULL when unknown. */
 const struct detector_ops *detector_find(const char *name);
+/* The registered kinds' names, NULL-terminated. */
+const char *const *detector_names(void);
 /* Call every kind's init / shutdown. */
 int detector_init_all(uv_loop_t *loop);
 void detector_shutdown_all(void);

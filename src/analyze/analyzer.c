@@ -1,0 +1,160 @@
+/* Faults are born here: a detector's observation, classified, with a
+ * stable identity (service, source) so the same condition seen again while
+ * open is the same fault, not a new one. */
+#include "analyze/analyzer.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/config-t.h"
+#include "core/daemon.h"
+#include "core/log.h"
+#include "core/model.h"
+#include "detect/detector.h"
+#include "monitor/state.h"
+#include "recover/executor.h"
+#include "store/journal.h"
+
+static void analyzer__context(struct fault *f, json_t *ctx)
+{
+    char *txt = json_dumps(ctx, JSON_COMPACT);
+    snprintf(f->context, sizeof f->context, "%s", txt ? txt : "{}");
+    free(txt);
+    json_decref(ctx);
+}
+
+/* Open a fault in slot unless one is open there already. Returns true when
+ * a new fault was opened (and journaled). */
+static bool analyzer__open(struct service *s, size_t slot, const char *source,
+                           enum fault_type type, enum severity sev, const char *desc, json_t *ctx)
+{
+    struct fault_slot *fs = &s->slots[slot];
+    if (fs->open) {
+        json_decref(ctx);
+        log_event(LOG_DEBUG, s->name, "fault-still-open", "fault=%lld source=%s",
+                  (long long)fs->fault.id, source);
+        return false;
+    }
+    struct fault *f = &fs->fault;
+    memset(f, 0, sizeof *f);
+    snprintf(f->service, sizeof f->service, "%s", s->name);
+    snprintf(f->check, sizeof f->check, "%s", source);
+    f->type = type;
+    f->severity = sev;
+    f->impact = IMPACT_SERVICE;
+    snprintf(f->description, sizeof f->description, "%s", desc);
+    analyzer__context(f, ctx);
+    f->opened_ms = clock_wall_ms();
+    journal_fault_open(s->d->journal, f);
+    fs->open = true;
+    log_event(sev >= SEVERITY_CRITICAL ? LOG_ERROR : LOG_WARN, s->name, "fault-opened",
+              "fault=%lld source=%s type=%s severity=%s description=\"%s\"", (long long)f->id,
+              source, fault_type_name(type), severity_name(sev), desc);
+    char cause[128];
+    snprintf(cause, sizeof cause, "fault %lld opened: %s", (long long)f->id, source);
+    state_service_event(s, EV_FAULT_OPENED, cause);
+    return true;
+}
+
+void analyzer_check_failing(struct service *s, size_t i, const struct observation *o)
+{
+    const struct check *c = &s->checks[i];
+    enum severity sev = c->cfg->severity >= 0 ? (enum severity)c->cfg->severity : o->severity;
+    char desc[256];
+    snprintf(desc, sizeof desc, "%s check failing: %s", c->cfg->name, o->reason);
+    json_t *ctx = json_pack("{s:s, s:s, s:i, s:f, s:i}", "check", c->cfg->name, "kind",
+                            c->ops->name, "code", o->code, "latency_ms",
+                            (double)o->latency_us / 1000.0, "consecutive_failures", c->fails);
+    if (analyzer__open(s, SLOT_CHECK(i), c->cfg->name, o->type, sev, desc, ctx))
+        executor_fault_opened(s);
+}
+
+void analyzer_process_exited(struct service *s, int64_t status, int term_signal, uint64_t uptime_ms)
+{
+    char desc[256];
+    if (term_signal)
+        snprintf(desc, sizeof desc, "process killed by signal %d (SIG%s) after %llu ms",
+                 term_signal, sigabbrev_np(term_signal) ? sigabbrev_np(term_signal) : "?",
+                 (unsigned long long)uptime_ms);
+    else
+        snprintf(desc, sizeof desc, "process exited with code %lld after %llu ms",
+                 (long long)status, (unsigned long long)uptime_ms);
+    json_t *ctx = json_pack("{s:I, s:i, s:I}", "exit_code", (json_int_t)status, "signal",
+                            term_signal, "uptime_ms", (json_int_t)uptime_ms);
+    /* The executor is told by its caller, which also owns the action. */
+    analyzer__open(s, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH, desc, ctx);
+}
+
+void analyzer_spawn_failed(struct service *s, int err)
+{
+    char desc[256];
+    snprintf(desc, sizeof desc, "cannot start %s: %s", s->cfg->command[0], uv_strerror(err));
+    json_t *ctx = json_pack("{s:s, s:s}", "command", s->cfg->command[0], "error", uv_err_name(err));
+    analyzer__open(s, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH, desc, ctx);
+}
+
+void analyzer_gave_up(struct service *s, const char *description)
+{
+    json_t *ctx = json_pack("{s:i, s:I}", "restart_max", (int)s->cfg->restart.max, "window_ms",
+                            (json_int_t)s->cfg->restart.window_ms);
+    analyzer__open(s, SLOT_SUPERVISOR(s), "supervisor", FAULT_SOFTWARE, SEVERITY_CRITICAL,
+                   description, ctx);
+}
+
+int analyzer_resolve_all(struct service *s, const char *why)
+{
+    int n = 0;
+    for (size_t i = 0; i < SLOT_SUPERVISOR(s); i++) {
+        struct fault_slot *fs = &s->slots[i];
+        if (!fs->open)
+            continue;
+        fs->open = false;
+        fs->fault.resolved_ms = clock_wall_ms();
+        journal_fault_resolve(s->d->journal, &fs->fault);
+        log_event(LOG_INFO, s->name, "fault-resolved", "fault=%lld source=%s duration_ms=%llu "
+                  "why=\"%s\"", (long long)fs->fault.id, fs->fault.check,
+                  (unsigned long long)(fs->fault.resolved_ms - fs->fault.opened_ms), why);
+        n++;
+    }
+    return n;
+}
+
+void analyzer_adopt_open_faults(struct service *s)
+{
+    struct fault *open = NULL;
+    int n = journal_faults_open_for(s->d->journal, s->name, &open);
+    for (int k = 0; k < n; k++) {
+        size_t slot = SLOT_PROCESS;
+        if (strcmp(open[k].check, "supervisor") == 0) {
+            /* A new recoverd is a fresh start: the operator restarted it. */
+            open[k].resolved_ms = clock_wall_ms();
+            journal_fault_resolve(s->d->journal, &open[k]);
+            continue;
+        }
+        for (size_t i = 0; i < s->n_checks; i++)
+            if (strcmp(open[k].check, s->checks[i].cfg->name) == 0)
+                slot = SLOT_CHECK(i);
+        if (s->slots[slot].open) {
+            /* Two open for one source (should not happen): keep the newer. */
+            s->slots[slot].fault.resolved_ms = clock_wall_ms();
+            journal_fault_resolve(s->d->journal, &s->slots[slot].fault);
+        }
+        s->slots[slot].open = true;
+        s->slots[slot].fault = open[k];
+        log_event(LOG_INFO, s->name, "fault-adopted", "fault=%lld source=%s",
+                  (long long)open[k].id, open[k].check);
+    }
+    free(open);
+}
+
+bool analyzer_has_open(const struct service *s)
+{
+    for (size_t i = 0; i < s->n_checks + 2; i++)
+        if (s->slots[i].open)
+            return true;
+    return false;
+}

@@ -1,0 +1,145 @@
+/* Service lifecycle. Ownership: the daemon owns services; a service owns
+ * its checks, timers, output capture and process handle. */
+#include "core/service.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyze/analyzer.h"
+#include "core/config-t.h"
+#include "core/daemon.h"
+#include "core/log.h"
+#include "detect/check.h"
+#include "recover/executor.h"
+#include "recover/output.h"
+#include "recover/process.h"
+
+extern char **environ;
+
+/* environ plus cfg->env; a cfg key replaces an inherited one. */
+static char **service__envp(const struct service_cfg *cfg)
+{
+    if (!cfg->env)
+        return NULL;
+    size_t n = 0, m = 0;
+    while (environ[n])
+        n++;
+    while (cfg->env[m])
+        m++;
+    char **envp = calloc(n + m + 1, sizeof *envp);
+    if (!envp)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strcspn(environ[i], "=");
+        bool overridden = false;
+        for (size_t j = 0; j < m && !overridden; j++)
+            overridden = strncmp(cfg->env[j], environ[i], len) == 0 && cfg->env[j][len] == '=';
+        if (!overridden)
+            envp[k++] = environ[i];
+    }
+    for (size_t j = 0; j < m; j++)
+        envp[k++] = cfg->env[j];
+    return envp; /* the strings are borrowed: free only the array */
+}
+
+static void service__closed_cb(uv_handle_t *h)
+{
+    struct service *s = h->data;
+    if (--s->handles_open == 0 && s->retired)
+        daemon_service_gone(s->d, s);
+}
+
+static void service__output_closed_cb(struct output *o)
+{
+    struct service *s = (struct service *)((char *)o - offsetof(struct service, output));
+    if (--s->handles_open == 0 && s->retired)
+        daemon_service_gone(s->d, s);
+}
+
+struct service *service_new(struct daemon *d, const struct service_cfg *cfg)
+{
+    struct service *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->d = d;
+    s->cfg = cfg;
+    snprintf(s->name, sizeof s->name, "%s", cfg->name);
+    s->state = STATE_NORMAL;
+    s->backoff_ms = cfg->restart.backoff_initial_ms;
+    s->restart_log = calloc(cfg->restart.max + 1, sizeof *s->restart_log);
+    s->slots = calloc(cfg->n_checks + 2, sizeof *s->slots);
+    s->envp = service__envp(cfg);
+    if (!s->restart_log || !s->slots || (cfg->env && !s->envp) || check_init_all(s) < 0)
+        goto fail;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/logs/%s.log", d->cfg->state_dir, cfg->name);
+    int r = output_open(&s->output, d->loop, path, cfg->log_max_bytes);
+    if (r < 0) {
+        log_event(LOG_ERROR, s->name, "log-open-failed", "path=%s error=\"%s\"", path,
+                  strerror(-r));
+        s->retired = true; /* nobody else knows it: free once its check timers close */
+        if (s->handles_open == 0)
+            service_free(s);
+        else
+            check_free_all(s);
+        return NULL;
+    }
+    s->handles_open++; /* the output, as one unit */
+    uv_timer_init(d->loop, &s->timer);
+    uv_timer_init(d->loop, &s->verify_timer);
+    s->timer.data = s->verify_timer.data = s;
+    s->handles_open += 2;
+    analyzer_adopt_open_faults(s);
+    return s;
+fail:
+    free(s->checks);
+    free(s->restart_log);
+    free(s->slots);
+    free(s->envp);
+    free(s);
+    return NULL;
+}
+
+void service_start(struct service *s)
+{
+    executor_service_start(s);
+}
+
+void service_stop(struct service *s, const char *why)
+{
+    check_stop_all(s);
+    uv_timer_stop(&s->timer);
+    executor_abort(s, why);
+    if (s->proc_state == PROC_WAITING)
+        s->proc_state = PROC_DOWN;
+    process_stop(s, STOP_SHUTDOWN);
+}
+
+void service_rebind(struct service *s, const struct service_cfg *cfg)
+{
+    s->cfg = cfg;
+    for (size_t i = 0; i < s->n_checks; i++)
+        s->checks[i].cfg = &cfg->checks[i];
+}
+
+void service_close(struct service *s)
+{
+    check_free_all(s);
+    uv_close((uv_handle_t *)&s->timer, service__closed_cb);
+    uv_close((uv_handle_t *)&s->verify_timer, service__closed_cb);
+    output_close(&s->output, service__output_closed_cb);
+}
+
+void service_free(struct service *s)
+{
+    if (!s)
+        return;
+    free(s->checks);
+    free(s->restart_log);
+    free(s->slots);
+    free(s->envp);
+    free(s);
+}

@@ -1,0 +1,169 @@
+/* Spawning and stopping a service's process. The child gets its own session
+ * (UV_PROCESS_DETACHED -> setsid), so its process group is its pid and a
+ * stop reaches every process it started. */
+#include "recover/process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/config-t.h"
+#include "core/daemon.h"
+#include "core/log.h"
+#include "recover/executor.h"
+#include "store/journal.h"
+
+uint64_t process_start_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* comm may hold spaces and parentheses: fields restart after the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
+        return 0;
+    unsigned long long ticks = 0;
+    /* After ')': state(3) ... starttime is field 22, the 20th after state. */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
+                      "%*d %llu",
+               &ticks) != 1)
+        return 0;
+    return ticks;
+}
+
+int process_reap_leftover(pid_t pid, uint64_t start_ticks, uint64_t grace_ms)
+{
+    if (pid <= 1 || start_ticks == 0 || process_start_ticks(pid) != start_ticks)
+        return 0;
+    kill(-pid, SIGTERM);
+    kill(-pid, SIGCONT);
+    for (uint64_t waited = 0; waited < grace_ms; waited += 10) {
+        if (process_start_ticks(pid) != start_ticks)
+            break;
+        usleep(10000);
+    }
+    /* Whatever is left of the group goes, leader gone or not. */
+    kill(-pid, SIGKILL);
+    return 1;
+}
+
+static void process__closed_cb(uv_handle_t *h)
+{
+    struct service *s = h->data;
+    free(h);
+    s->handles_open--;
+    if (s->retired)
+        daemon_service_gone(s->d, s);
+}
+
+static void process__exit_cb(uv_process_t *p, int64_t status, int term_signal)
+{
+    struct service *s = p->data;
+    pid_t pid = s->pid;
+    /* The leader is gone; anything it left in its group goes with it, so a
+     * restarted service never finds its port held by an orphan. */
+    kill(-pid, SIGKILL);
+    uv_close((uv_handle_t *)p, process__closed_cb);
+    uv_timer_stop(&s->timer);
+    s->proc = NULL;
+    s->pid = 0;
+    s->has_exit = true;
+    s->last_exit_code = status;
+    s->last_exit_signal = term_signal;
+    s->last_exit_ms = clock_wall_ms();
+    s->proc_state = PROC_DOWN;
+    journal_child_clear(s->d->journal, s->name);
+    enum stop_reason why = s->stop_reason;
+    s->stop_reason = STOP_NONE;
+    uint64_t up_ms = (clock_mono_us() - s->spawned_us) / 1000;
+    if (term_signal)
+        log_event(why == STOP_NONE ? LOG_WARN : LOG_INFO, s->name, "exited",
+                  "pid=%d signal=%s uptime_ms=%llu", (int)pid, sigabbrev_np(term_signal),
+                  (unsigned long long)up_ms);
+    else
+        log_event(why == STOP_NONE ? LOG_WARN : LOG_INFO, s->name, "exited",
+                  "pid=%d code=%lld uptime_ms=%llu", (int)pid, (long long)status,
+                  (unsigned long long)up_ms);
+    executor_process_exited(s, why, up_ms);
+}
+
+int process_spawn(struct service *s)
+{
+    const struct service_cfg *cfg = s->cfg;
+    uv_process_options_t opt;
+    uv_stdio_container_t stdio[3];
+    memset(&opt, 0, sizeof opt);
+    stdio[0].flags = UV_IGNORE; /* /dev/null */
+    stdio[1].flags = UV_INHERIT_FD;
+    stdio[1].data.fd = s->output.write_fd;
+    stdio[2] = stdio[1];
+    opt.file = cfg->command[0];
+    opt.args = cfg->command;
+    opt.cwd = cfg->cwd;
+    opt.env = s->envp;
+    opt.flags = UV_PROCESS_DETACHED;
+    opt.stdio = stdio;
+    opt.stdio_count = 3;
+    opt.exit_cb = process__exit_cb;
+
+    uv_process_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->data = s;
+    int r = uv_spawn(s->d->loop, p, &opt);
+    s->handles_open++;
+    if (r < 0) {
+        uv_close((uv_handle_t *)p, process__closed_cb); /* initialised even on failure */
+        log_event(LOG_ERROR, s->name, "spawn-failed", "command=%s error=\"%s\"", cfg->command[0],
+                  uv_strerror(r));
+        return r;
+    }
+    s->proc = p;
+    s->pid = p->pid;
+    s->proc_state = PROC_RUNNING;
+    s->stop_reason = STOP_NONE;
+    s->spawned_us = clock_mono_us();
+    s->spawned_ms = clock_wall_ms();
+    journal_child_set(s->d->journal, s->name, s->pid, process_start_ticks(s->pid));
+    log_event(LOG_INFO, s->name, "spawned", "pid=%d", (int)s->pid);
+    return 0;
+}
+
+static void process__grace_cb(uv_timer_t *t)
+{
+    struct service *s = t->data;
+    if (s->proc_state != PROC_STOPPING || s->pid <= 0)
+        return;
+    log_event(LOG_WARN, s->name, "stop-timeout", "pid=%d grace_ms=%llu action=SIGKILL",
+              (int)s->pid, (unsigned long long)s->cfg->stop.grace_ms);
+    kill(-s->pid, SIGKILL);
+}
+
+void process_stop(struct service *s, int reason)
+{
+    if (s->proc_state != PROC_RUNNING && s->proc_state != PROC_STOPPING)
+        return;
+    s->stop_reason = reason;
+    if (s->proc_state == PROC_STOPPING)
+        return; /* already on its way down; only the reason changes */
+    s->proc_state = PROC_STOPPING;
+    log_event(LOG_INFO, s->name, "stopping", "pid=%d signal=%s grace_ms=%llu", (int)s->pid,
+              sigabbrev_np(s->cfg->stop.signal), (unsigned long long)s->cfg->stop.grace_ms);
+    kill(-s->pid, s->cfg->stop.signal);
+    /* A stopped (SIGSTOP) process would hold the signal pending until the
+     * grace period ran out: wake it so it can act on it now. */
+    kill(-s->pid, SIGCONT);
+    uv_timer_start(&s->timer, process__grace_cb, s->cfg->stop.grace_ms, 0);
+}

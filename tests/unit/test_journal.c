@@ -1,0 +1,653 @@
+/* Unit tests of the SQLite journal: schema, durability, round trips and views. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "store/journal.h"
+
+#define T0 1764070768123ULL /* 2025-11-25T11:39:28.123Z */
+
+struct fixture {
+    char dir[64];   /* mkdtemp directory */
+    char path[128]; /* dir/journal.db */
+};
+
+static int fixture_setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof *fx);
+    assert_non_null(fx);
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_journal.XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    snprintf(fx->path, sizeof fx->path, "%s/journal.db", fx->dir);
+    *state = fx;
+    return 0;
+}
+
+static int fixture_teardown(void **state)
+{
+    struct fixture *fx = *state;
+    char p[160];
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (unsigned i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", fx->path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(fx->dir);
+    free(fx);
+    return 0;
+}
+
+static struct journal *open_ok(const struct fixture *fx)
+{
+    char err[256] = "";
+    struct journal *j = journal_open(fx->path, err, sizeof err);
+    if (!j)
+        fail_msg("journal_open: %s", err);
+    return j;
+}
+
+static struct fault make_fault(const char *service, enum fault_type type, enum severity sev,
+                               enum impact imp, uint64_t opened_ms)
+{
+    struct fault f = {.type = type, .severity = sev, .impact = imp, .opened_ms = opened_ms};
+    snprintf(f.service, sizeof f.service, "%s", service);
+    snprintf(f.check, sizeof f.check, "process");
+    snprintf(f.description, sizeof f.description, "%s exited", service);
+    snprintf(f.context, sizeof f.context, "{\"exit_code\":3}");
+    return f;
+}
+
+static struct action make_action(int64_t fault_id, const char *service, uint64_t created_ms)
+{
+    struct action a = {.fault_id = fault_id, .strategy = STRATEGY_RESTART,
+                       .status = ACTION_PENDING, .created_ms = created_ms};
+    snprintf(a.service, sizeof a.service, "%s", service);
+    snprintf(a.params, sizeof a.params, "{\"delay_ms\":400}");
+    return a;
+}
+
+static int64_t sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static void assert_json_str(const json_t *o, const char *key, const char *want)
+{
+    const json_t *v = json_object_get(o, key);
+    if (!json_is_string(v))
+        fail_msg("%s is not a string", key);
+    assert_string_equal(json_string_value(v), want);
+}
+
+static void journal_open_creates_schema_private_wal(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    struct stat st;
+    assert_int_equal(stat(fx->path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", fx->path);
+    assert_int_equal(stat(wal, &st), 0); /* SQLite copies the main file's mode */
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(sql_int(fx->path, "PRAGMA user_version"), 1);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                                       "AND name IN ('faults','actions','transitions','children')"),
+                     4);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
+                                       "AND name IN ('faults_active','actions_by_fault')"),
+                     2);
+    /* WAL is a property of the file: a second connection sees it. */
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    journal_free(j);
+}
+
+static void journal_open_rejects_newer_schema(void **state)
+{
+    struct fixture *fx = *state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    char err[256] = "";
+    assert_null(journal_open(fx->path, err, sizeof err));
+    assert_non_null(strstr(err, "newer"));
+}
+
+static void journal_open_fails_with_message_for_missing_directory(void **state)
+{
+    struct fixture *fx = *state;
+    char path[200], err[256] = "";
+    snprintf(path, sizeof path, "%s/no/such/dir/journal.db", fx->dir);
+    assert_null(journal_open(path, err, sizeof err));
+    assert_non_null(strstr(err, "no/such/dir"));
+}
+
+static void journal_reopen_keeps_history(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    struct action a = make_action(f.id, "web", T0 + 1);
+    assert_int_equal(journal_action_insert(j, &a), 0);
+    assert_int_equal(journal_transition(j, "web", STATE_NORMAL, STATE_FAILED, "exit 3", T0), 0);
+    journal_free(j);
+
+    j = open_ok(fx);
+    int64_t active, resolved, actions;
+    assert_int_equal(journal_counts(j, &active, &resolved, &actions), 0);
+    assert_int_equal(active, 1);
+    assert_int_equal(resolved, 0);
+    assert_int_equal(actions, 1);
+    json_t *t = journal_transitions_json(j, NULL, 0);
+    assert_int_equal(json_array_size(t), 1);
+    assert_json_str(json_array_get(t, 0), "cause", "exit 3");
+    json_decref(t);
+    /* New rows continue the ids rather than reuse them. */
+    struct fault g = make_fault("db", FAULT_NETWORK, SEVERITY_LOW, IMPACT_LOCAL, T0 + 5);
+    assert_int_equal(journal_fault_open(j, &g), 0);
+    assert_true(g.id > f.id);
+    journal_free(j);
+}
+
+static void journal_fault_open_assigns_id_and_resolve_sets_resolved_at(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    assert_true(f.id > 0);
+
+    json_t *o = journal_fault_json(j, f.id);
+    assert_non_null(o);
+    assert_true(json_is_null(json_object_get(o, "resolved_at")));
+    assert_true(json_is_null(json_object_get(o, "duration_ms")));
+    assert_json_str(o, "opened_at", "2025-11-25T11:39:28.123Z");
+    json_decref(o);
+
+    f.resolved_ms = T0 + 2500;
+    assert_int_equal(journal_fault_resolve(j, &f), 0);
+    o = journal_fault_json(j, f.id);
+    assert_json_str(o, "resolved_at", "2025-11-25T11:39:30.623Z");
+    assert_int_equal(json_integer_value(json_object_get(o, "duration_ms")), 2500);
+    assert_json_str(o, "service", "web");
+    assert_json_str(o, "check", "process");
+    assert_json_str(o, "type", "software");
+    assert_json_str(o, "severity", "high");
+    assert_json_str(o, "impact", "service");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "context"),
+                                                        "exit_code")),
+                     3);
+    json_decref(o);
+    journal_free(j);
+}
+
+static void journal_fault_json_unknown_id_is_null(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    assert_null(journal_fault_json(j, 42));
+    journal_free(j);
+}
+
+static void journal_faults_open_for_returns_only_open_faults_of_service(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    struct fault a = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    struct fault b = make_fault("web", FAULT_NETWORK, SEVERITY_MEDIUM, IMPACT_LOCAL, T0 + 1);
+    struct fault c = make_fault("web", FAULT_RESOURCE, SEVERITY_CRITICAL, IMPACT_GLOBAL, T0 + 2);
+    struct fault other = make_fault("db", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    assert_int_equal(journal_fault_open(j, &a), 0);
+    assert_int_equal(journal_fault_open(j, &b), 0);
+    assert_int_equal(journal_fault_open(j, &c), 0);
+    assert_int_equal(journal_fault_open(j, &other), 0);
+    b.resolved_ms = T0 + 10;
+    assert_int_equal(journal_fault_resolve(j, &b), 0);
+
+    struct fault *v = NULL;
+    assert_int_equal(journal_faults_open_for(j, "web", &v), 2);
+    assert_int_equal(v[0].id, a.id); /* oldest first */
+    assert_int_equal(v[1].id, c.id);
+    assert_string_equal(v[1].service, "web");
+    assert_string_equal(v[1].check, "process");
+    assert_int_equal(v[1].type, FAULT_RESOURCE);
+    assert_int_equal(v[1].severity, SEVERITY_CRITICAL);
+    assert_int_equal(v[1].impact, IMPACT_GLOBAL);
+    assert_string_equal(v[1].description, "web exited");
+    assert_string_equal(v[1].context, "{\"exit_code\":3}");
+    assert_int_equal(v[1].opened_ms, T0 + 2);
+    assert_int_equal(v[1].resolved_ms, 0);
+    free(v);
+
+    assert_int_equal(journal_faults_open_for(j, "nobody", &v), 0);
+    free(v);
+    journal_free(j);
+}
+
+static void journal_faults_json_active_only_omits_resolved(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    struct fault a = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    struct fault b = make_fault("db", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0 + 1);
+    assert_int_equal(journal_fault_open(j, &a), 0);
+    assert_int_equal(journal_fault_open(j, &b), 0);
+    a.resolved_ms = T0 + 5;
+    assert_int_equal(journal_fault_resolve(j, &a), 0);
+
+    json_t *all = journal_faults_json(j, false, 0);
+    json_t *active = journal_faults_json(j, true, 0);
+    assert_int_equal(json_array_size(all), 2);
+    assert_int_equal(json_array_size(active), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(active, 0), "id")), b.id);
+    json_decref(all);
+    json_decref(active);
+    journal_free(j);
+}
+
+static void journal_faults_json_lists_action_ids(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    struct fault g = make_fault("db", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0 + 1);
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    assert_int_equal(journal_fault_open(j, &g), 0);
+    struct action a1 = make_action(f.id, "web", T0), a2 = make_action(f.id, "web", T0 + 1);
+    assert_int_equal(journal_action_insert(j, &a1), 0);
+    assert_int_equal(journal_action_insert(j, &a2), 0);
+
+    json_t *l = journal_faults_json(j, false, 0);
+    json_t *ids_g = json_object_get(json_array_get(l, 0), "actions");
+    json_t *ids_f = json_object_get(json_array_get(l, 1), "actions");
+    assert_int_equal(json_array_size(ids_g), 0);
+    assert_int_equal(json_array_size(ids_f), 2);
+    assert_int_equal(json_integer_value(json_array_get(ids_f, 0)), a1.id);
+    assert_int_equal(json_integer_value(json_array_get(ids_f, 1)), a2.id);
+    json_decref(l);
+    journal_free(j);
+}
+
+static void journal_summary_counts_every_enum_name_with_zeros(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    struct fault f[3] = {
+        make_fault("a", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0),
+        make_fault("b", FAULT_SOFTWARE, SEVERITY_LOW, IMPACT_SERVICE, T0),
+        make_fault("c", FAULT_NETWORK, SEVERITY_HIGH, IMPACT_GLOBAL, T0),
+    };
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(journal_fault_open(j, &f[i]), 0);
+    f[2].resolved_ms = T0 + 1;
+    assert_int_equal(journal_fault_resolve(j, &f[2]), 0);
+
+    json_t *s = journal_faults_summary_json(j);
+    assert_non_null(s);
+    assert_int_equal(json_integer_value(json_object_get(s, "total")), 3);
+    assert_int_equal(json_integer_value(json_object_get(s, "active")), 2);
+    assert_int_equal(json_integer_value(json_object_get(s, "resolved")), 1);
+    json_t *t = json_object_get(s, "by_type"), *sv = json_object_get(s, "by_severity");
+    json_t *im = json_object_get(s, "by_impact");
+    assert_int_equal(json_object_size(t), FAULT_TYPE__COUNT);
+    assert_int_equal(json_object_size(sv), SEVERITY__COUNT);
+    assert_int_equal(json_object_size(im), IMPACT__COUNT);
+    assert_int_equal(json_integer_value(json_object_get(t, "software")), 2);
+    assert_int_equal(json_integer_value(json_object_get(t, "network")), 1);
+    assert_true(json_is_integer(json_object_get(t, "hardware")));
+    assert_int_equal(json_integer_value(json_object_get(t, "hardware")), 0);
+    assert_int_equal(json_integer_value(json_object_get(sv, "high")), 2);
+    assert_int_equal(json_integer_value(json_object_get(sv, "low")), 1);
+    assert_true(json_is_integer(json_object_get(sv, "critical")));
+    assert_int_equal(json_integer_value(json_object_get(im, "service")), 2);
+    assert_int_equal(json_integer_value(json_object_get(im, "global")), 1);
+    assert_true(json_is_integer(json_object_get(im, "local")));
+    json_decref(s);
+    journal_free(j);
+}
+
+static void journal_action_insert_update_round_trips_all_fields(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    struct action a = make_action(f.id, "web", T0 + 100);
+    assert_int_equal(journal_action_insert(j, &a), 0);
+    assert_true(a.id > 0);
+
+    json_t *l = journal_actions_json(j, f.id, 0);
+    json_t *o = json_array_get(l, 0);
+    assert_json_str(o, "status", "pending");
+    assert_json_str(o, "created_at", "2025-11-25T11:39:28.223Z");
+    assert_true(json_is_null(json_object_get(o, "started_at")));
+    assert_true(json_is_null(json_object_get(o, "finished_at")));
+    assert_true(json_is_null(json_object_get(o, "duration_ms")));
+    json_decref(l);
+
+    a.status = ACTION_COMPLETED;
+    a.started_ms = T0 + 200;
+    a.finished_ms = T0 + 1200;
+    snprintf(a.result, sizeof a.result, "restarted; checks pass");
+    assert_int_equal(journal_action_update(j, &a), 0);
+
+    json_t *fj = journal_fault_json(j, f.id);
+    o = json_array_get(json_object_get(fj, "actions"), 0);
+    assert_int_equal(json_integer_value(json_object_get(o, "id")), a.id);
+    assert_int_equal(json_integer_value(json_object_get(o, "fault_id")), f.id);
+    assert_json_str(o, "service", "web");
+    assert_json_str(o, "strategy", "restart");
+    assert_json_str(o, "status", "completed");
+    assert_json_str(o, "result", "restarted; checks pass");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "params"),
+                                                        "delay_ms")),
+                     400);
+    assert_json_str(o, "created_at", "2025-11-25T11:39:28.223Z");
+    assert_json_str(o, "started_at", "2025-11-25T11:39:28.323Z");
+    assert_json_str(o, "finished_at", "2025-11-25T11:39:29.323Z");
+    assert_int_equal(json_integer_value(json_object_get(o, "duration_ms")), 1000);
+    json_decref(fj);
+    journal_free(j);
+}
+
+static void journal_action_without_fault_has_null_fault_id(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    struct action a = make_action(0, "web", T0);
+    assert_int_equal(journal_action_insert(j, &a), 0);
+    json_t *l = journal_actions_json(j, 0, 0);
+    assert_true(json_is_null(json_object_get(json_array_get(l, 0), "fault_id")));
+    json_decref(l);
+    journal_free(j);
+}
+
+static void journal_action_for_missing_fault_is_rejected(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    struct action a = make_action(777, "web", T0); /* foreign keys are on */
+    assert_int_equal(journal_action_insert(j, &a), -EIO);
+    journal_free(j);
+}
+
+static void journal_abort_unfinished_leaves_finished_actions_alone(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    static const enum action_status st[] = {ACTION_PENDING, ACTION_EXECUTING, ACTION_COMPLETED,
+                                            ACTION_FAILED};
+    struct action a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = make_action(f.id, "web", T0 + (uint64_t)i);
+        a[i].status = st[i];
+        assert_int_equal(journal_action_insert(j, &a[i]), 0);
+    }
+    assert_int_equal(journal_actions_abort_unfinished(j, "recoverd restarted", T0 + 9000), 2);
+
+    json_t *l = journal_actions_json(j, f.id, 0); /* newest first: a[3] .. a[0] */
+    assert_json_str(json_array_get(l, 3), "status", "aborted");
+    assert_json_str(json_array_get(l, 3), "result", "recoverd restarted");
+    assert_json_str(json_array_get(l, 3), "finished_at", "2025-11-25T11:39:37.123Z");
+    assert_json_str(json_array_get(l, 2), "status", "aborted");
+    assert_json_str(json_array_get(l, 1), "status", "completed");
+    assert_json_str(json_array_get(l, 1), "result", "");
+    assert_json_str(json_array_get(l, 0), "status", "failed");
+    json_decref(l);
+    assert_int_equal(journal_actions_abort_unfinished(j, "again", T0), 0);
+    journal_free(j);
+}
+
+struct seen {
+    int n;              /* calls so far */
+    char service[4][64];
+    pid_t pid[4];
+    uint64_t ticks[4];
+    struct journal *j;  /* set: clear each child from inside the callback */
+};
+
+static void on_child(const char *service, pid_t pid, uint64_t start_ticks, void *arg)
+{
+    struct seen *s = arg;
+    assert_true(s->n < 4);
+    snprintf(s->service[s->n], sizeof s->service[0], "%s", service);
+    s->pid[s->n] = pid;
+    s->ticks[s->n++] = start_ticks;
+    if (s->j)
+        assert_int_equal(journal_child_clear(s->j, service), 0);
+}
+
+static void journal_children_set_replace_clear_iterate(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    assert_int_equal(journal_child_set(j, "web", 100, 5000), 0);
+    assert_int_equal(journal_child_set(j, "db", 200, 6000), 0);
+    assert_int_equal(journal_child_set(j, "web", 101, 7000), 0); /* replaces */
+    assert_int_equal(journal_child_set(j, "cache", 300, 8000), 0);
+    assert_int_equal(journal_child_clear(j, "cache"), 0);
+
+    struct seen s = {0};
+    assert_int_equal(journal_children(j, on_child, &s), 0);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.service[0], "db");
+    assert_int_equal(s.pid[0], 200);
+    assert_int_equal(s.ticks[0], 6000);
+    assert_string_equal(s.service[1], "web");
+    assert_int_equal(s.pid[1], 101);
+    assert_int_equal(s.ticks[1], 7000);
+    journal_free(j);
+}
+
+static void journal_children_callback_may_clear_children(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    assert_int_equal(journal_child_set(j, "a", 1, 1), 0);
+    assert_int_equal(journal_child_set(j, "b", 2, 2), 0);
+    struct seen s = {.j = j};
+    assert_int_equal(journal_children(j, on_child, &s), 0);
+    assert_int_equal(s.n, 2);
+    journal_free(j);
+
+    j = open_ok(fx);
+    struct seen after = {0};
+    assert_int_equal(journal_children(j, on_child, &after), 0);
+    assert_int_equal(after.n, 0);
+    journal_free(j);
+}
+
+static void journal_write_survives_sigkill_of_writer(void **state)
+{
+    struct fixture *fx = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char err[256];
+        struct journal *j = journal_open(fx->path, err, sizeof err);
+        struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+        if (!j || journal_fault_open(j, &f) < 0 ||
+            journal_transition(j, "web", STATE_NORMAL, STATE_FAILED, "killed", T0) < 0)
+            _exit(1);
+        raise(SIGKILL); /* no close, no checkpoint: the rows live only in the WAL */
+        _exit(2);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+
+    struct journal *j = open_ok(fx);
+    struct fault *v = NULL;
+    assert_int_equal(journal_faults_open_for(j, "web", &v), 1);
+    assert_string_equal(v[0].description, "web exited");
+    free(v);
+    json_t *t = journal_transitions_json(j, "web", 0);
+    assert_int_equal(json_array_size(t), 1);
+    json_decref(t);
+    journal_free(j);
+}
+
+static void journal_strings_with_quotes_and_unicode_round_trip(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    static const char nasty[] = "it's \"down\"; DROP TABLE faults; -- 服务 ✓ \\ %s";
+    struct fault f = make_fault("web'\"", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    snprintf(f.description, sizeof f.description, "%s", nasty);
+    snprintf(f.context, sizeof f.context, "{\"reason\":\"%s\"}", "ünïcødé \\\"q\\\"");
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    assert_int_equal(journal_transition(j, NULL, STATE_NORMAL, STATE_DEGRADED, nasty, T0), 0);
+
+    json_t *o = journal_fault_json(j, f.id);
+    assert_json_str(o, "service", "web'\"");
+    assert_json_str(o, "description", nasty);
+    assert_json_str(json_object_get(o, "context"), "reason", "ünïcødé \"q\"");
+    json_decref(o);
+    json_t *t = journal_transitions_json(j, NULL, 0);
+    assert_json_str(json_array_get(t, 0), "cause", nasty);
+    assert_true(json_is_null(json_object_get(json_array_get(t, 0), "service")));
+    json_decref(t);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM faults"), 1);
+    journal_free(j);
+}
+
+static void journal_invalid_utf8_text_still_reads(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    struct action a = make_action(f.id, "web", T0);
+    snprintf(a.result, sizeof a.result, "repair said \xff\xfe ok"); /* not UTF-8 */
+    assert_int_equal(journal_action_insert(j, &a), 0);
+    json_t *l = journal_actions_json(j, 0, 0);
+    assert_non_null(l);
+    assert_json_str(json_array_get(l, 0), "result", "repair said ?? ok");
+    json_decref(l);
+    json_t *o = journal_fault_json(j, f.id);
+    assert_non_null(o);
+    json_decref(o);
+    journal_free(j);
+}
+
+static void journal_invalid_context_reads_as_empty_object(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    snprintf(f.context, sizeof f.context, "{not json");
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    json_t *o = journal_fault_json(j, f.id);
+    json_t *c = json_object_get(o, "context");
+    assert_true(json_is_object(c));
+    assert_int_equal(json_object_size(c), 0);
+    json_decref(o);
+    journal_free(j);
+}
+
+static void journal_lists_honour_limit_newest_first(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    int64_t ids[5];
+    for (int i = 0; i < 5; i++) {
+        struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE,
+                                    T0 + (uint64_t)i);
+        assert_int_equal(journal_fault_open(j, &f), 0);
+        ids[i] = f.id;
+        struct action a = make_action(f.id, "web", T0 + (uint64_t)i);
+        assert_int_equal(journal_action_insert(j, &a), 0);
+        assert_int_equal(journal_transition(j, i % 2 ? "web" : "db", STATE_NORMAL,
+                                            STATE_DEGRADED, "x", T0 + (uint64_t)i),
+                         0);
+    }
+    json_t *l = journal_faults_json(j, false, 3);
+    assert_int_equal(json_array_size(l), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(l, i), "id")),
+                         ids[4 - i]);
+    json_decref(l);
+
+    l = journal_actions_json(j, 0, 2);
+    assert_int_equal(json_array_size(l), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(l, 0), "fault_id")),
+                     ids[4]);
+    json_decref(l);
+
+    l = journal_transitions_json(j, "web", 0);
+    assert_int_equal(json_array_size(l), 2);
+    assert_json_str(json_array_get(l, 0), "at", "2025-11-25T11:39:28.126Z");
+    assert_json_str(json_array_get(l, 0), "from", "normal");
+    assert_json_str(json_array_get(l, 0), "to", "degraded");
+    json_decref(l);
+    l = journal_transitions_json(j, NULL, 1);
+    assert_int_equal(json_array_size(l), 1);
+    json_decref(l);
+    journal_free(j);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(journal_open_creates_schema_private_wal),
+        T(journal_open_rejects_newer_schema),
+        T(journal_open_fails_with_message_for_missing_directory),
+        T(journal_reopen_keeps_history),
+        T(journal_fault_open_assigns_id_and_resolve_sets_resolved_at),
+        T(journal_fault_json_unknown_id_is_null),
+        T(journal_faults_open_for_returns_only_open_faults_of_service),
+        T(journal_faults_json_active_only_omits_resolved),
+        T(journal_faults_json_lists_action_ids),
+        T(journal_summary_counts_every_enum_name_with_zeros),
+        T(journal_action_insert_update_round_trips_all_fields),
+        T(journal_action_without_fault_has_null_fault_id),
+        T(journal_action_for_missing_fault_is_rejected),
+        T(journal_abort_unfinished_leaves_finished_actions_alone),
+        T(journal_children_set_replace_clear_iterate),
+        T(journal_children_callback_may_clear_children),
+        T(journal_write_survives_sigkill_of_writer),
+        T(journal_strings_with_quotes_and_unicode_round_trip),
+        T(journal_invalid_context_reads_as_empty_object),
+        T(journal_invalid_utf8_text_still_reads),
+        T(journal_lists_honour_limit_newest_first),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
