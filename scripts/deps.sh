@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install the Debian packages recoverd needs to build and test, only those
+# missing: quick and silent when everything is present. Run as root.
+set -euo pipefail
+
+PACKAGES=(
+  gcc make cmake pkg-config
+  libuv1-dev libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev
+  libsqlite3-dev libfyaml-dev libcmocka-dev
+  python3 python3-pytest curl procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: run as root (or with sudo) to install packages" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The README's second command: install what is missing, build (plain and
+# with ASan+UBSan), then run every test: cmocka unit tests through ctest
+# and the end-to-end pytest suite against the sanitized binaries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+scripts/build.sh build
+scripts/build.sh build-asan -DRECOVERD_SANITIZE=ON
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+(cd build-asan && ctest --output-on-failure -j2)
+RECOVERD_BUILD="$PWD/build-asan" pytest-3 -q tests/e2e "$@"

@@ -1,0 +1,55 @@
+/* The registry of check kinds: the core finds a kind by its YAML name and
+ * never switches on it. */
+#include "detect/detector.h"
+
+#include <string.h>
+
+#include "detect/kinds.h"
+
+static const struct detector_ops *const detector__kinds[] = {
+    &http_detector,
+    &tcp_detector,
+};
+
+#define DETECTOR__N (sizeof detector__kinds / sizeof *detector__kinds)
+
+const struct detector_ops *detector_find(const char *name)
+{
+    for (size_t i = 0; i < DETECTOR__N; i++)
+        if (strcmp(detector__kinds[i]->name, name) == 0)
+            return detector__kinds[i];
+    return NULL;
+}
+
+const char *const *detector_names(void)
+{
+    /* Filled on first use from the table, so the two never disagree. */
+    static const char *names[DETECTOR__N + 1];
+    if (!names[0])
+        for (size_t i = 0; i < DETECTOR__N; i++)
+            names[i] = detector__kinds[i]->name;
+    return names;
+}
+
+int detector_init_all(uv_loop_t *loop)
+{
+    size_t i;
+    int r = 0;
+    for (i = 0; i < DETECTOR__N; i++)
+        if (detector__kinds[i]->init && (r = detector__kinds[i]->init(loop)) < 0)
+            goto fail;
+    return 0;
+fail:
+    /* Undo the kinds already initialised so a retry starts clean. */
+    while (i-- > 0)
+        if (detector__kinds[i]->shutdown)
+            detector__kinds[i]->shutdown();
+    return r;
+}
+
+void detector_shutdown_all(void)
+{
+    for (size_t i = DETECTOR__N; i-- > 0;)
+        if (detector__kinds[i]->shutdown)
+            detector__kinds[i]->shutdown();
+}

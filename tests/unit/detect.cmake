@@ -1,0 +1,2 @@
+recoverd_unit_test(test_http)
+recoverd_unit_test(test_tcp)
