@@ -1,0 +1,687 @@
+/* Loading and validating the YAML configuration into struct config. */
+#include "core/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libfyaml.h>
+
+#include "detect/detector.h"
+
+#define CONFIG__FILE_MAX (4u << 20) /* bytes; a config file larger than this is a mistake */
+#define CONFIG__NAME_MAX 63         /* characters of a service name */
+
+static const struct cfg_field config__api_fields[] = {
+    {"listen", CFG_ADDRESS, offsetof(struct config, api), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+/* "services" has no sub table: config__services reads it (names are keys). */
+static const struct cfg_field config__fields[] = {
+    {"state_dir", CFG_STRING, offsetof(struct config, state_dir), 0, NULL},
+    {"api", CFG_MAP, 0, 0, config__api_fields},
+    {"quiet", CFG_DURATION, offsetof(struct config, quiet_ms), 0, NULL},
+    {"services", CFG_MAP, 0, 1, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+/* restart.backoff lives flat in struct restart_cfg: same base, offset 0. */
+static const struct cfg_field config__backoff_fields[] = {
+    {"initial", CFG_DURATION, offsetof(struct restart_cfg, backoff_initial_ms), 0, NULL},
+    {"max", CFG_DURATION, offsetof(struct restart_cfg, backoff_max_ms), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static const struct cfg_field config__restart_fields[] = {
+    {"max", CFG_UINT, offsetof(struct restart_cfg, max), 0, NULL},
+    {"window", CFG_DURATION, offsetof(struct restart_cfg, window_ms), 0, NULL},
+    {"stable", CFG_DURATION, offsetof(struct restart_cfg, stable_ms), 0, NULL},
+    {"backoff", CFG_MAP, 0, 0, config__backoff_fields},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static const struct cfg_field config__stop_fields[] = {
+    {"signal", CFG_SIGNAL, offsetof(struct stop_cfg, signal), 0, NULL},
+    {"grace", CFG_DURATION, offsetof(struct stop_cfg, grace_ms), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+/* checks and log_max are read by config__service itself: a check's keys
+ * depend on its kind, and a byte size needs 64 bits and unit suffixes. */
+static const struct cfg_field config__service_fields[] = {
+    {"command", CFG_ARGV, offsetof(struct service_cfg, command), 1, NULL},
+    {"cwd", CFG_STRING, offsetof(struct service_cfg, cwd), 0, NULL},
+    {"env", CFG_ENV, offsetof(struct service_cfg, env), 0, NULL},
+    {"log_max", CFG_MAP, 0, 0, NULL},
+    {"checks", CFG_MAP, 0, 0, NULL},
+    {"restart", CFG_MAP, offsetof(struct service_cfg, restart), 0, config__restart_fields},
+    {"stop", CFG_MAP, offsetof(struct service_cfg, stop), 0, config__stop_fields},
+    {NULL, 0, 0, 0, NULL},
+};
+
+/* Keys every check accepts besides its kind's own (which come after these,
+ * so a kind cannot shadow them). */
+static const struct cfg_field config__check_fields[] = {
+    {"name", CFG_STRING, offsetof(struct check_cfg, name), 0, NULL},
+    {"interval", CFG_DURATION, offsetof(struct check_cfg, interval_ms), 0, NULL},
+    {"timeout", CFG_DURATION, offsetof(struct check_cfg, timeout_ms), 0, NULL},
+    {"fall", CFG_UINT, offsetof(struct check_cfg, fall), 0, NULL},
+    {"rise", CFG_UINT, offsetof(struct check_cfg, rise), 0, NULL},
+    {"severity", CFG_SEVERITY, offsetof(struct check_cfg, severity), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+/* ---- small helpers ---- */
+
+static struct fy_node *config__deref(struct fy_node *n)
+{
+    struct fy_node *r;
+
+    return n && fy_node_is_alias(n) && (r = fy_node_resolve_alias(n)) ? r : n;
+}
+
+/* The value under key in a mapping, or NULL. Keys are unique: cfg_map ran first. */
+static struct fy_node *config__lookup(struct fy_node *map, const char *key)
+{
+    struct fy_node_pair *p;
+    void *it = NULL;
+    const char *s;
+    size_t len = 0;
+
+    map = config__deref(map);
+    while (fy_node_is_mapping(map) && (p = fy_node_mapping_iterate(map, &it))) {
+        s = fy_node_get_scalar(fy_node_pair_key(p), &len);
+        if (s && len == strlen(key) && !memcmp(s, key, len))
+            return config__deref(fy_node_pair_value(p));
+    }
+    return NULL;
+}
+
+/* The settings of a check item "- kind: {settings}". */
+static struct fy_node *config__check_settings(struct fy_node *item)
+{
+    void *it = NULL;
+    struct fy_node_pair *p = fy_node_mapping_iterate(item, &it);
+
+    return p ? config__deref(fy_node_pair_value(p)) : NULL;
+}
+
+static int config__line(struct fy_node *n)
+{
+    struct cfg_err e;
+
+    cfg_err_at(&e, n, "-");
+    return e.line;
+}
+
+/* Scalar text as a new string; NULL when not a non-empty scalar, when it
+ * holds a NUL byte, or out of memory. */
+static char *config__text(struct fy_node *n)
+{
+    size_t len = 0;
+    const char *s = fy_node_is_scalar(n) ? fy_node_get_scalar(n, &len) : NULL;
+
+    return s && len && !memchr(s, '\0', len) ? strndup(s, len) : NULL;
+}
+
+static void config__check_free(struct check_cfg *c)
+{
+    free(c->name);
+    if (c->ops && c->params)
+        cfg_fields_free(c->ops->fields, c->params);
+    free(c->params);
+}
+
+static void config__service_free(struct service_cfg *s)
+{
+    cfg_fields_free(config__service_fields, s);
+    for (size_t i = 0; i < s->n_checks; i++)
+        config__check_free(&s->checks[i]);
+    free(s->checks);
+    free(s->name);
+}
+
+void config_free(struct config *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_services; i++)
+        config__service_free(&c->services[i]);
+    free(c->services);
+    cfg_fields_free(config__fields, c);
+    free(c->path);
+    free(c);
+}
+
+const struct service_cfg *config_service(const struct config *c, const char *name)
+{
+    for (size_t i = 0; c && name && i < c->n_services; i++)
+        if (!strcmp(c->services[i].name, name))
+            return &c->services[i];
+    return NULL;
+}
+
+/* ---- checks ---- */
+
+/* The common keys followed by the kind's own, the latter shifted to where the
+ * params sit in one scratch block, so one cfg_map call sees every key. */
+static struct cfg_field *config__check_table(const struct detector_ops *ops, size_t params_off)
+{
+    size_t nc = 0, nk = 0;
+    struct cfg_field *t;
+
+    while (config__check_fields[nc].key)
+        nc++;
+    while (ops->fields && ops->fields[nk].key)
+        nk++;
+    if (!(t = calloc(nc + nk + 1, sizeof(*t))))
+        return NULL;
+    memcpy(t, config__check_fields, nc * sizeof(*t));
+    for (size_t i = 0; i < nk; i++) {
+        t[nc + i] = ops->fields[i];
+        t[nc + i].offset += params_off;
+    }
+    return t;
+}
+
+/* interval/timeout > 0, fall/rise >= 1, reported at the offending value. */
+static int config__check_limits(const struct check_cfg *c, struct fy_node *body,
+                                struct cfg_err *err)
+{
+    const char *bad = NULL;
+
+    if (c->interval_ms == 0)
+        bad = "interval";
+    else if (c->timeout_ms == 0)
+        bad = "timeout";
+    else if (c->fall == 0)
+        bad = "fall";
+    else if (c->rise == 0)
+        bad = "rise";
+    if (!bad)
+        return 0;
+    cfg_err_at(err, config__lookup(body, bad), "%s must be greater than 0", bad);
+    return -EINVAL;
+}
+
+/* Map one check's body onto a scratch block [check_cfg | params], then move
+ * it into out. On error nothing is left allocated. */
+static int config__check_body(const struct detector_ops *ops, struct fy_node *item,
+                              struct fy_node *body, struct check_cfg *out, struct cfg_err *err)
+{
+    const size_t off = (sizeof(struct check_cfg) + alignof(max_align_t) - 1) &
+                       ~(alignof(max_align_t) - 1);
+    struct cfg_field *table = NULL;
+    struct check_cfg *c = NULL;
+    char why[256] = "";
+    int r = -ENOMEM;
+
+    if (!(c = calloc(1, off + ops->params_size + 1)))
+        return -ENOMEM;
+    *c = (struct check_cfg){.interval_ms = 1000, .timeout_ms = 1000, .fall = 3, .rise = 2,
+                            .severity = -1, .ops = ops, .line = config__line(item)};
+    if (ops->params_init)
+        ops->params_init((char *)c + off);
+    if (!(table = config__check_table(ops, off)))
+        goto fail;
+    if ((r = cfg_map(body, table, c, err)) < 0 || (r = config__check_limits(c, body, err)) < 0)
+        goto fail;
+    if (ops->validate && ops->validate((char *)c + off, why, sizeof(why)) < 0) {
+        cfg_err_at(err, item, "invalid %s check: %s", ops->name, why[0] ? why : "rejected");
+        r = -EINVAL;
+        goto fail;
+    }
+    r = -ENOMEM;
+    if (!(c->params = calloc(1, ops->params_size + 1)))
+        goto fail;
+    memcpy(c->params, (char *)c + off, ops->params_size);
+    *out = *c;
+    free(table);
+    free(c);
+    return 0;
+fail:
+    cfg_fields_free(config__check_fields, c);
+    cfg_fields_free(ops->fields, (char *)c + off);
+    free(table);
+    free(c);
+    return r;
+}
+
+/* One list item: a one-key mapping "kind: {settings}". */
+static int config__check(struct fy_node *item, struct check_cfg *out, struct cfg_err *err)
+{
+    const struct detector_ops *ops;
+    struct fy_node_pair *p;
+    void *it = NULL;
+    char *kind = NULL;
+    int r = -EINVAL;
+
+    if (!fy_node_is_mapping(item) || fy_node_mapping_item_count(item) != 1) {
+        cfg_err_at(err, item, "expected a check like '- http: {url: ...}' (one kind per item)");
+        return -EINVAL;
+    }
+    p = fy_node_mapping_iterate(item, &it);
+    if (!(kind = config__text(fy_node_pair_key(p)))) {
+        cfg_err_at(err, item, "expected a check kind like http or tcp");
+        return -EINVAL;
+    }
+    if (!(ops = detector_find(kind))) {
+        cfg_err_at(err, fy_node_pair_key(p), "unknown check kind '%s'", kind);
+        goto fail;
+    }
+    r = config__check_body(ops, item, config__deref(fy_node_pair_value(p)), out, err);
+fail:
+    free(kind);
+    return r;
+}
+
+static bool config__name_taken(const struct service_cfg *s, const struct check_cfg *self,
+                               const char *name)
+{
+    for (size_t i = 0; i < s->n_checks; i++)
+        if (&s->checks[i] != self && s->checks[i].name && !strcmp(s->checks[i].name, name))
+            return true;
+    return false;
+}
+
+/* Unnamed checks take their kind, then kind2, kind3... skipping taken names.
+ * Runs after every check is read so user-given names always win. */
+static int config__check_names(struct service_cfg *s)
+{
+    char buf[128];
+    struct check_cfg *c;
+
+    for (size_t i = 0; i < s->n_checks; i++) {
+        c = &s->checks[i];
+        if (c->name)
+            continue;
+        snprintf(buf, sizeof(buf), "%s", c->ops->name);
+        for (unsigned n = 2; config__name_taken(s, c, buf); n++)
+            snprintf(buf, sizeof(buf), "%s%u", c->ops->name, n);
+        if (!(c->name = strdup(buf)))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static int config__checks(struct service_cfg *s, struct fy_node *list, struct cfg_err *err)
+{
+    struct fy_node *item;
+    struct check_cfg *c;
+    void *it = NULL;
+    int r;
+
+    if (!fy_node_is_sequence(list)) {
+        cfg_err_at(err, list, "expected a list of checks like '- http: {url: ...}'");
+        return -EINVAL;
+    }
+    if (!(s->checks = calloc((size_t)fy_node_sequence_item_count(list) + 1, sizeof(*s->checks))))
+        return -ENOMEM;
+    while ((item = fy_node_sequence_iterate(list, &it))) {
+        c = &s->checks[s->n_checks];
+        if ((r = config__check(item, c, err)) < 0)
+            return r;
+        s->n_checks++;
+        if (c->name && config__name_taken(s, c, c->name)) {
+            cfg_err_at(err, config__lookup(config__check_settings(item), "name"),
+                       "duplicate check name '%s' in service '%s'", c->name, s->name);
+            return -EINVAL;
+        }
+    }
+    return config__check_names(s);
+}
+
+/* ---- services ---- */
+
+/* Bytes with an optional binary suffix: 65536, 512K, 512KiB, 10M, 10MiB, 1G, 1GiB. */
+static int config__size_parse(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        unsigned shift;
+    } units[] = {{"", 0},   {"K", 10}, {"KiB", 10}, {"M", 20},
+                 {"MiB", 20}, {"G", 30}, {"GiB", 30}};
+    uint64_t n = 0;
+    const char *p = s;
+
+    if (*p < '0' || *p > '9')
+        return -EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, *p - '0', &n))
+            return -EINVAL;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(p, units[i].suffix))
+            continue;
+        if (n == 0 || n > (UINT64_MAX >> units[i].shift))
+            return -EINVAL;
+        *out = n << units[i].shift;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static int config__log_max(struct service_cfg *s, struct fy_node *v, struct cfg_err *err)
+{
+    char buf[64];
+    size_t len = 0;
+    const char *t = NULL;
+
+    if (fy_node_is_scalar(v) && !fy_node_is_null(v))
+        t = fy_node_get_scalar(v, &len);
+    if (t && len < sizeof(buf)) {
+        memcpy(buf, t, len);
+        buf[len] = '\0';
+        if (config__size_parse(buf, &s->log_max_bytes) == 0)
+            return 0;
+    }
+    cfg_err_at(err, v, "expected a size like 10MiB, 512KiB or 65536 (bytes, greater than 0)");
+    return -EINVAL;
+}
+
+static int config__restart_check(const struct service_cfg *s, struct fy_node *svc,
+                                 struct cfg_err *err)
+{
+    struct fy_node *restart = config__lookup(svc, "restart");
+
+    if (s->restart.window_ms == 0) {
+        cfg_err_at(err, config__lookup(restart, "window"), "window must be greater than 0");
+        return -EINVAL;
+    }
+    if (s->restart.backoff_initial_ms > s->restart.backoff_max_ms) {
+        cfg_err_at(err, config__lookup(restart, "backoff"),
+                   "backoff initial (%llu ms) must not exceed max (%llu ms)",
+                   (unsigned long long)s->restart.backoff_initial_ms,
+                   (unsigned long long)s->restart.backoff_max_ms);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static bool config__name_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > CONFIG__NAME_MAX)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '.' || *s == '-'))
+            return false;
+    return true;
+}
+
+static int config__service(struct config *c, struct fy_node *key, struct fy_node *body,
+                           struct cfg_err *err)
+{
+    struct service_cfg *s;
+    struct fy_node *v;
+    char *name = config__text(key);
+    int r;
+
+    if (!name || !config__name_ok(name)) {
+        cfg_err_at(err, key, "invalid service name '%s' (expected 1-%d characters of "
+                             "A-Z a-z 0-9 _ . -)", name ? name : "", CONFIG__NAME_MAX);
+        free(name);
+        return -EINVAL;
+    }
+    if (config_service(c, name)) {
+        cfg_err_at(err, key, "duplicate service '%s'", name);
+        free(name);
+        return -EINVAL;
+    }
+    s = &c->services[c->n_services++];
+    *s = (struct service_cfg){
+        .name = name,
+        .restart = {.max = 5, .window_ms = 60000, .stable_ms = 1000, .backoff_initial_ms = 100,
+                    .backoff_max_ms = 10000},
+        .stop = {.signal = SIGTERM, .grace_ms = 5000},
+        .log_max_bytes = 10u << 20,
+        .line = config__line(key),
+    };
+    body = config__deref(body);
+    if ((r = cfg_map(body, config__service_fields, s, err)) < 0)
+        return r;
+    if ((v = config__lookup(body, "log_max")) && (r = config__log_max(s, v, err)) < 0)
+        return r;
+    if ((v = config__lookup(body, "checks")) && (r = config__checks(s, v, err)) < 0)
+        return r;
+    return config__restart_check(s, body, err);
+}
+
+static int config__services(struct config *c, struct fy_node *map, struct cfg_err *err)
+{
+    struct fy_node_pair *p;
+    void *it = NULL;
+    int r;
+
+    if (!fy_node_is_mapping(map)) {
+        cfg_err_at(err, map, "expected a mapping of service names to services");
+        return -EINVAL;
+    }
+    if (fy_node_mapping_item_count(map) == 0) {
+        cfg_err_at(err, map, "no services defined (expected at least one under 'services')");
+        return -EINVAL;
+    }
+    if (!(c->services = calloc((size_t)fy_node_mapping_item_count(map), sizeof(*c->services))))
+        return -ENOMEM;
+    while ((p = fy_node_mapping_iterate(map, &it)))
+        if ((r = config__service(c, fy_node_pair_key(p), fy_node_pair_value(p), err)) < 0)
+            return r;
+    return 0;
+}
+
+/* ---- documents ---- */
+
+static void config__diag_drop(struct fy_diag *diag, void *user, const char *buf, size_t len)
+{
+}
+
+/* A document without content has no node to point at: blame its start. */
+static int config__empty(struct cfg_err *err)
+{
+    err->line = err->col = 1;
+    snprintf(err->msg, sizeof(err->msg), "empty configuration (expected a mapping with services)");
+    return -EINVAL;
+}
+
+/* One parsed YAML text; config__yaml_close releases it (NULL-safe members). */
+struct config__yaml {
+    struct fy_diag *diag;     /* collects libfyaml's errors instead of printing them */
+    struct fy_parser *parser; /* owns doc */
+    struct fy_document *doc;  /* the first and only document */
+};
+
+static void config__yaml_close(struct config__yaml *y)
+{
+    if (y->doc)
+        fy_parse_document_destroy(y->parser, y->doc);
+    if (y->parser)
+        fy_parser_destroy(y->parser);
+    if (y->diag)
+        fy_diag_destroy(y->diag);
+}
+
+/* The first error libfyaml collected, with its own position and words. */
+static int config__yaml_error(struct fy_diag *diag, struct cfg_err *err)
+{
+    struct fy_diag_error *e;
+    void *it = NULL;
+
+    while ((e = fy_diag_errors_iterate(diag, &it))) {
+        if (e->type != FYET_ERROR)
+            continue;
+        err->line = e->line > 0 ? e->line : 1;
+        err->col = e->column > 0 ? e->column : 1;
+        snprintf(err->msg, sizeof(err->msg), "%s", e->msg ? e->msg : "invalid YAML");
+        return -EINVAL;
+    }
+    return config__empty(err);
+}
+
+/* A second document ("---") would be silently ignored: refuse it. */
+static int config__yaml_single(struct config__yaml *y, struct cfg_err *err)
+{
+    struct fy_document *next = fy_parse_load_document(y->parser);
+    struct fy_document_state *st;
+    const struct fy_mark *m;
+
+    if (fy_diag_got_error(y->diag)) {
+        if (next)
+            fy_parse_document_destroy(y->parser, next);
+        return config__yaml_error(y->diag, err);
+    }
+    if (!next)
+        return 0;
+    cfg_err_at(err, fy_document_root(next), "only one YAML document is allowed");
+    st = fy_document_get_document_state(next);
+    if (st && (m = fy_document_state_start_mark(st))) {
+        err->line = m->line + 1; /* fy_mark is 0-based */
+        err->col = m->column + 1;
+    }
+    fy_parse_document_destroy(y->parser, next);
+    return -EINVAL;
+}
+
+/* Parse YAML text into y->doc; y must be zeroed, and closed even on error. */
+static int config__yaml_parse(struct config__yaml *y, const char *yaml, size_t len,
+                              struct cfg_err *err)
+{
+    struct fy_diag_cfg dc;
+    struct fy_parse_cfg pc = {.flags = FYPCF_QUIET | FYPCF_ALLOW_DUPLICATE_KEYS};
+
+    fy_diag_cfg_default(&dc);
+    dc.fp = NULL;
+    dc.output_fn = config__diag_drop;
+    dc.colorize = false;
+    if (!(y->diag = fy_diag_create(&dc)))
+        return -ENOMEM;
+    fy_diag_set_collect_errors(y->diag, true);
+    pc.diag = y->diag;
+    if (!(y->parser = fy_parser_create(&pc)) || fy_parser_set_string(y->parser, yaml, len) < 0)
+        return -ENOMEM;
+    y->doc = fy_parse_load_document(y->parser);
+    if (!y->doc || fy_diag_got_error(y->diag))
+        return config__yaml_error(y->diag, err);
+    return config__yaml_single(y, err);
+}
+
+static int config__build(struct config *c, struct fy_document *doc, struct cfg_err *err)
+{
+    struct fy_node *root = fy_document_root(doc);
+    int r;
+
+    if (!root || fy_node_is_null(root))
+        return config__empty(err);
+    if ((r = cfg_map(root, config__fields, c, err)) < 0)
+        return r;
+    if (!c->state_dir && !(c->state_dir = strdup("./var")))
+        return -ENOMEM;
+    return config__services(c, config__lookup(root, "services"), err);
+}
+
+static void config__api_default(struct sockaddr_storage *ss)
+{
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    in->sin_family = AF_INET;
+    in->sin_port = htons(7411);
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+}
+
+struct config *config_load_string(const char *name, const char *yaml, size_t len,
+                                  struct cfg_err *err)
+{
+    struct cfg_err scratch;
+    struct config__yaml y = {0};
+    struct config *c = NULL;
+    int r;
+
+    if (!err)
+        err = &scratch;
+    memset(err, 0, sizeof(*err));
+    snprintf(err->file, sizeof(err->file), "%s", name ? name : "<config>");
+    if ((r = config__yaml_parse(&y, yaml ? yaml : "", yaml ? len : 0, err)) < 0)
+        goto fail;
+    r = -ENOMEM;
+    if (!(c = calloc(1, sizeof(*c))) || !(c->path = strdup(err->file)))
+        goto fail;
+    c->quiet_ms = 10000;
+    config__api_default(&c->api);
+    if ((r = config__build(c, y.doc, err)) < 0)
+        goto fail;
+    config__yaml_close(&y);
+    return c;
+fail:
+    if (r == -ENOMEM && !err->msg[0])
+        snprintf(err->msg, sizeof(err->msg), "out of memory");
+    config_free(c);
+    config__yaml_close(&y);
+    return NULL;
+}
+
+/* Read the whole file ourselves: open errors get our own words, and
+ * libfyaml never touches the path. */
+static char *config__slurp(const char *path, size_t *len, struct cfg_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL, *grown;
+    size_t cap = 0, n = 0;
+
+    if (!f) {
+        snprintf(err->msg, sizeof(err->msg), "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    do {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            if (cap > CONFIG__FILE_MAX) {
+                snprintf(err->msg, sizeof(err->msg), "file larger than %u bytes", CONFIG__FILE_MAX);
+                goto fail;
+            }
+            if (!(grown = realloc(buf, cap))) {
+                snprintf(err->msg, sizeof(err->msg), "out of memory");
+                goto fail;
+            }
+            buf = grown;
+        }
+        n += fread(buf + n, 1, cap - n, f);
+    } while (n == cap && !ferror(f));
+    if (ferror(f)) {
+        snprintf(err->msg, sizeof(err->msg), "cannot read: %s", strerror(errno));
+        goto fail;
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+fail:
+    free(buf);
+    fclose(f);
+    return NULL;
+}
+
+struct config *config_load(const char *path, struct cfg_err *err)
+{
+    struct cfg_err scratch;
+    struct config *c;
+    size_t len = 0;
+    char *yaml;
+
+    if (!err)
+        err = &scratch;
+    memset(err, 0, sizeof(*err));
+    snprintf(err->file, sizeof(err->file), "%s", path);
+    if (!(yaml = config__slurp(path, &len, err)))
+        return NULL;
+    c = config_load_string(path, yaml, len, err);
+    free(yaml);
+    return c;
+}
