@@ -1,0 +1,310 @@
+/* The API's resource table and its handlers: read-only JSON views of the
+ * daemon (monitor/status.h) and of the journal (store/journal.h). */
+#include "api/routes.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "monitor/status.h"
+#include "store/journal.h"
+
+#define ROUTES__ARG_MAX 256 /* bytes of the one {} path segment a pattern captures */
+
+/* A handler fills *body and returns the HTTP status; arg is the segment
+ * matched by "{}" in the pattern ("" when the pattern has none). */
+typedef unsigned routes__fn(const struct route_request *req, const char *arg, json_t **body);
+
+struct route {
+    const char *method;  /* GET also answers HEAD (MHD drops the body) */
+    const char *pattern; /* "/v1/faults/{}": {} matches one non-empty segment */
+    const char *params;  /* query keys accepted, "a,b" */
+    routes__fn *fn;
+};
+
+static unsigned routes__status(const struct route_request *, const char *, json_t **);
+static unsigned routes__services(const struct route_request *, const char *, json_t **);
+static unsigned routes__service(const struct route_request *, const char *, json_t **);
+static unsigned routes__faults(const struct route_request *, const char *, json_t **);
+static unsigned routes__summary(const struct route_request *, const char *, json_t **);
+static unsigned routes__fault(const struct route_request *, const char *, json_t **);
+static unsigned routes__actions(const struct route_request *, const char *, json_t **);
+static unsigned routes__transitions(const struct route_request *, const char *, json_t **);
+
+/* First matching pattern wins, so a literal ("summary") precedes the {} it
+ * would otherwise fall into. Mutating calls (POST with a token) go here too. */
+static const struct route routes__table[] = {
+    {"GET", "/v1/status", "", routes__status},
+    {"GET", "/v1/services", "", routes__services},
+    {"GET", "/v1/services/{}", "", routes__service},
+    {"GET", "/v1/faults", "active,limit", routes__faults},
+    {"GET", "/v1/faults/summary", "", routes__summary},
+    {"GET", "/v1/faults/{}", "", routes__fault},
+    {"GET", "/v1/actions", "fault,limit", routes__actions},
+    {"GET", "/v1/transitions", "service,limit", routes__transitions},
+};
+
+/* {"error": msg}. Bytes outside printable ASCII become '?': the message
+ * may quote a decoded path, which need not be valid UTF-8 for jansson. */
+__attribute__((format(printf, 3, 4)))
+static unsigned routes__error(json_t **body, unsigned status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
+    *body = json_pack("{s:s}", "error", msg);
+    return status;
+}
+
+/* The view's answer, or a 500 when it returned NULL for no stated reason. */
+static unsigned routes__view(json_t *v, const char *what, json_t **body)
+{
+    if (!v)
+        return routes__error(body, 500, "%s failed", what);
+    *body = v;
+    return 200;
+}
+
+/* Decimal integer in [min, max], digits only (no sign, no spaces). */
+static int routes__parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (!s || !isdigit((unsigned char)s[0]))
+        return -EINVAL;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* The value of query key, or NULL; *present tells a bare "?key" from absence. */
+static const char *routes__query(const struct route_request *req, const char *key, bool *present)
+{
+    for (size_t i = 0; i < req->n_query; i++) {
+        if (strcmp(req->query[i].key, key) == 0) {
+            *present = true;
+            return req->query[i].value;
+        }
+    }
+    *present = false;
+    return NULL;
+}
+
+/* ?limit: ROUTES_LIMIT_DEFAULT when absent. 0 or a 400 already in *body. */
+static int routes__limit(const struct route_request *req, size_t *limit, json_t **body,
+                         unsigned *status)
+{
+    bool present;
+    const char *s = routes__query(req, "limit", &present);
+    int64_t v = ROUTES_LIMIT_DEFAULT;
+    if (present && routes__parse_int(s, 1, ROUTES_LIMIT_MAX, &v) < 0) {
+        *status = routes__error(body, 400, "limit must be an integer from 1 to %d, not '%s'",
+                                ROUTES_LIMIT_MAX, s ? s : "");
+        return -EINVAL;
+    }
+    *limit = (size_t)v;
+    return 0;
+}
+
+/* The journal behind the views, or a 500 in *body. */
+static struct journal *routes__journal(const struct route_request *req, json_t **body,
+                                       unsigned *status)
+{
+    struct journal *j = daemon_journal(req->d);
+    if (!j)
+        *status = routes__error(body, 500, "journal unavailable");
+    return j;
+}
+
+static unsigned routes__status(const struct route_request *req, const char *arg, json_t **body)
+{
+    return routes__view(status_view(req->d), "status view", body);
+}
+
+static unsigned routes__services(const struct route_request *req, const char *arg, json_t **body)
+{
+    return routes__view(services_view(req->d), "services view", body);
+}
+
+static unsigned routes__service(const struct route_request *req, const char *arg, json_t **body)
+{
+    json_t *v = service_view(req->d, arg);
+    if (!v)
+        return routes__error(body, 404, "no such service: %s", arg);
+    *body = v;
+    return 200;
+}
+
+static unsigned routes__faults(const struct route_request *req, const char *arg, json_t **body)
+{
+    unsigned status = 0;
+    size_t limit;
+    bool present;
+    const char *s = routes__query(req, "active", &present);
+    bool active = present && (!s || !*s || !strcmp(s, "1") || !strcmp(s, "true"));
+    if (present && !active && strcmp(s, "0") != 0 && strcmp(s, "false") != 0)
+        return routes__error(body, 400, "active must be 1, 0, true or false, not '%s'", s);
+    if (routes__limit(req, &limit, body, &status) < 0)
+        return status;
+    struct journal *j = routes__journal(req, body, &status);
+    if (!j)
+        return status;
+    return routes__view(journal_faults_json(j, active, limit), "faults query", body);
+}
+
+static unsigned routes__summary(const struct route_request *req, const char *arg, json_t **body)
+{
+    unsigned status = 0;
+    struct journal *j = routes__journal(req, body, &status);
+    if (!j)
+        return status;
+    return routes__view(journal_faults_summary_json(j), "fault summary query", body);
+}
+
+static unsigned routes__fault(const struct route_request *req, const char *arg, json_t **body)
+{
+    unsigned status = 0;
+    int64_t id;
+    if (routes__parse_int(arg, 1, INT64_MAX, &id) < 0)
+        return routes__error(body, 400, "fault id must be a positive integer, not '%s'", arg);
+    struct journal *j = routes__journal(req, body, &status);
+    if (!j)
+        return status;
+    json_t *v = journal_fault_json(j, id);
+    if (!v)
+        return routes__error(body, 404, "no such fault: %" PRId64, id);
+    *body = v;
+    return 200;
+}
+
+static unsigned routes__actions(const struct route_request *req, const char *arg, json_t **body)
+{
+    unsigned status = 0;
+    size_t limit;
+    bool present;
+    const char *s = routes__query(req, "fault", &present);
+    int64_t fault_id = 0;
+    if (present && routes__parse_int(s, 1, INT64_MAX, &fault_id) < 0)
+        return routes__error(body, 400, "fault must be a positive integer, not '%s'", s ? s : "");
+    if (routes__limit(req, &limit, body, &status) < 0)
+        return status;
+    struct journal *j = routes__journal(req, body, &status);
+    if (!j)
+        return status;
+    return routes__view(journal_actions_json(j, fault_id, limit), "actions query", body);
+}
+
+static unsigned routes__transitions(const struct route_request *req, const char *arg,
+                                    json_t **body)
+{
+    unsigned status = 0;
+    size_t limit;
+    bool present;
+    const char *service = routes__query(req, "service", &present);
+    if (present && (!service || !*service))
+        return routes__error(body, 400, "service must name a service");
+    if (routes__limit(req, &limit, body, &status) < 0)
+        return status;
+    struct journal *j = routes__journal(req, body, &status);
+    if (!j)
+        return status;
+    return routes__view(journal_transitions_json(j, service, limit), "transitions query", body);
+}
+
+/* Does path match pattern? The {} segment is copied into arg. */
+static bool routes__match(const char *pattern, const char *path, char *arg, size_t arglen)
+{
+    arg[0] = '\0';
+    while (*pattern && *path) {
+        if (pattern[0] == '{' && pattern[1] == '}') {
+            size_t n = strcspn(path, "/");
+            if (n == 0 || n >= arglen)
+                return false;
+            memcpy(arg, path, n);
+            arg[n] = '\0';
+            pattern += 2;
+            path += n;
+        } else if (*pattern++ != *path++) {
+            return false;
+        }
+    }
+    return !*pattern && !*path;
+}
+
+/* Every query key must be one the route reads: a typo (?activ=1) is a 400,
+ * not a silently unfiltered answer. */
+static int routes__check_params(const struct route *r, const struct route_request *req,
+                                json_t **body, unsigned *status)
+{
+    if (req->query_overflow) {
+        *status = routes__error(body, 400, "too many query parameters (at most %d)",
+                                ROUTES_MAX_QUERY);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < req->n_query; i++) {
+        const char *k = req->query[i].key;
+        size_t n = strlen(k);
+        const char *p = r->params;
+        bool ok = false;
+        while (*p && !ok) {
+            size_t m = strcspn(p, ",");
+            ok = m == n && n > 0 && strncmp(p, k, n) == 0;
+            p += m + (p[m] == ',');
+        }
+        if (!ok) {
+            *status = routes__error(body, 400, "unknown query parameter '%s'%s%s", k,
+                                    *r->params ? "; accepted: " : "", r->params);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static void routes__allow_add(char *allow, size_t len, const char *method)
+{
+    size_t n = strlen(allow);
+    snprintf(allow + n, len - n, "%s%s", n ? ", " : "", method);
+    if (strcmp(method, "GET") == 0)
+        routes__allow_add(allow, len, "HEAD");
+}
+
+void routes_dispatch(const struct route_request *req, struct route_reply *out)
+{
+    const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
+    const char *pattern = NULL; /* the first pattern the path matched */
+    char arg[ROUTES__ARG_MAX];
+
+    out->body = NULL;
+    out->allow[0] = '\0';
+    for (size_t i = 0; i < sizeof routes__table / sizeof *routes__table; i++) {
+        const struct route *r = &routes__table[i];
+        if (pattern ? strcmp(r->pattern, pattern) != 0
+                    : !routes__match(r->pattern, req->path, arg, sizeof arg))
+            continue;
+        pattern = r->pattern;
+        if (strcmp(r->method, method) != 0) {
+            routes__allow_add(out->allow, sizeof out->allow, r->method);
+            continue;
+        }
+        out->allow[0] = '\0';
+        if (routes__check_params(r, req, &out->body, &out->status) == 0)
+            out->status = r->fn(req, arg, &out->body);
+        return;
+    }
+    if (pattern)
+        out->status = routes__error(&out->body, 405, "method %s not allowed on %s; allowed: %s",
+                                    req->method, req->path, out->allow);
+    else
+        out->status = routes__error(&out->body, 404, "no such resource: %s", req->path);
+}
