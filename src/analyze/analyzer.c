@@ -92,8 +92,8 @@ void analyzer_process_exited(struct service *s, int64_t status, int term_signal,
 void analyzer_spawn_failed(struct service *s, int err)
 {
     char desc[256];
-    snprintf(desc, sizeof desc, "cannot start %s: %s", s->cfg->command[0], uv_strerror(err));
-    json_t *ctx = json_pack("{s:s, s:s}", "command", s->cfg->command[0], "error", uv_err_name(err));
+    snprintf(desc, sizeof desc, "cannot start %s: %s", s->cfg->command[0], strerror(-err));
+    json_t *ctx = json_pack("{s:s, s:s}", "command", s->cfg->command[0], "error", strerrorname_np(-err));
     analyzer__open(s, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH, desc, ctx);
 }
 

@@ -47,6 +47,12 @@ static void daemon__leftover(const char *service, pid_t pid, uint64_t ticks, voi
     journal_child_clear(d->journal, service);
 }
 
+static void daemon__flush_cb(uv_prepare_t *p)
+{
+    struct daemon *d = p->data;
+    journal_flush(d->journal);
+}
+
 static void daemon__signal_cb(uv_signal_t *h, int signum)
 {
     struct daemon *d = h->data;
@@ -110,6 +116,10 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     }
     uv_timer_init(loop, &d->quiet_timer);
     d->quiet_timer.data = d;
+    journal_set_batching(d->journal, true);
+    uv_prepare_init(loop, &d->flush);
+    d->flush.data = d;
+    uv_prepare_start(&d->flush, daemon__flush_cb);
     uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup};
     int signums[] = {SIGTERM, SIGINT, SIGHUP};
     for (int i = 0; i < 3; i++) {
@@ -151,6 +161,7 @@ static void daemon__close_all(struct daemon *d)
     api_free(d->api);
     d->api = NULL;
     uv_close((uv_handle_t *)&d->quiet_timer, NULL);
+    uv_close((uv_handle_t *)&d->flush, NULL);
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->sig_hup, NULL);

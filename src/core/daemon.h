@@ -26,6 +26,7 @@ struct daemon {
     enum state state;              /* the system's state */
     uint64_t state_ms;             /* wall ms of its last transition */
     uv_timer_t quiet_timer;        /* recovered -> normal */
+    uv_prepare_t flush;            /* commits the journal's batch before the loop waits */
     uv_signal_t sig_term;          /* graceful stop */
     uv_signal_t sig_int;           /* graceful stop */
     uv_signal_t sig_hup;           /* reload */

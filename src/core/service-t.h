@@ -48,7 +48,7 @@ struct service {
 
     enum proc_state proc_state;      /* supervision state */
     enum stop_reason stop_reason;    /* meaningful while PROC_STOPPING */
-    uv_process_t *proc;              /* while a process runs; freed in its close cb */
+    uv_poll_t *exit_watch;           /* readable pidfd of the running process; freed in its close cb */
     pid_t pid;                       /* 0 when down */
     uint64_t spawned_us;             /* monotonic time of the last spawn */
     uint64_t spawned_ms;             /* wall time of the last spawn */

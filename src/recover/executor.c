@@ -148,7 +148,7 @@ static void executor__spawn(struct service *s)
     analyzer_spawn_failed(s, r);
     if (s->action_active) {
         char result[256];
-        snprintf(result, sizeof result, "cannot start %s: %s", s->cfg->command[0], uv_strerror(r));
+        snprintf(result, sizeof result, "cannot start %s: %s", s->cfg->command[0], strerror(-r));
         executor__finish(s, ACTION_FAILED, result);
         state_service_event(s, EV_RECOVERY_FAILED, result);
     }

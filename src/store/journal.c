@@ -136,6 +136,8 @@ static const char *const journal__sql[STMT__COUNT] = {
 struct journal {
     sqlite3 *db;                       /* one connection, used from the loop thread only */
     sqlite3_stmt *stmt[STMT__COUNT];   /* prepared at open, finalized at free */
+    bool batching;                     /* writes gather in one transaction until journal_flush */
+    bool in_txn;                       /* that transaction is open */
 };
 
 /* ---- small helpers ---- */
@@ -179,10 +181,16 @@ static int64_t journal__limit(size_t limit)
     return limit > INT64_MAX ? INT64_MAX : (int64_t)limit;
 }
 
-/* Run a write statement to completion; the autocommit makes it durable (WAL)
- * before we return. */
+/* Run a write statement to completion. Without batching the autocommit
+ * makes it durable (WAL) before we return; with batching, at the next
+ * journal_flush. */
 static int journal__exec(struct journal *j, sqlite3_stmt *s, const char *op)
 {
+    if (j->batching && !j->in_txn) {
+        if (sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+            return journal__fail(j, "begin");
+        j->in_txn = true;
+    }
     int rc = sqlite3_step(s);
     int r = rc == SQLITE_DONE ? 0 : journal__fail(j, op);
     sqlite3_reset(s);
@@ -384,10 +392,30 @@ fail:
     return NULL;
 }
 
+void journal_set_batching(struct journal *j, bool on)
+{
+    journal_flush(j);
+    j->batching = on;
+}
+
+int journal_flush(struct journal *j)
+{
+    if (!j->in_txn)
+        return 0;
+    j->in_txn = false;
+    if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        int r = journal__fail(j, "commit");
+        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+        return r;
+    }
+    return 0;
+}
+
 void journal_free(struct journal *j)
 {
     if (!j)
         return;
+    journal_flush(j);
     for (int i = 0; i < STMT__COUNT; i++)
         sqlite3_finalize(j->stmt[i]);
     sqlite3_close(j->db); /* NULL-safe; the last connection checkpoints the WAL */

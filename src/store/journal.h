@@ -1,6 +1,6 @@
 /* The SQLite journal (WAL): faults, actions and state transitions. Every
- * write is committed before the call returns, so what the API reports has
- * survived a kill -9 of recoverd. */
+ * write is committed before the call returns (or, with batching, before the
+ * loop turn ends), so what the API reports has survived a kill -9. */
 #ifndef RECOVERD_STORE_JOURNAL_H
 #define RECOVERD_STORE_JOURNAL_H
 
@@ -18,7 +18,16 @@ struct journal;
 /* Open (creating the schema if needed) the journal at path. NULL with a
  * message in err on failure. */
 struct journal *journal_open(const char *path, char *err, size_t errlen);
-void journal_free(struct journal *j); /* NULL-safe */
+void journal_free(struct journal *j); /* NULL-safe; commits a pending batch */
+
+/* With batching on, writes gather in one transaction that journal_flush
+ * commits: the daemon flushes once per loop turn, before the loop waits
+ * (so before any API answer), which makes a burst of events (exit, fault,
+ * action, transitions) one WAL commit instead of seven, and lets the
+ * restart's spawn happen before any of them is committed. */
+void journal_set_batching(struct journal *j, bool on);
+/* Commit the pending batch, if any. 0 or -EIO. */
+int journal_flush(struct journal *j);
 
 /* Insert f (sets f->id). 0 or -EIO. */
 int journal_fault_open(struct journal *j, struct fault *f);

@@ -1,0 +1,157 @@
+"""Shared pieces of the benchmarks: start recoverd (the release build in
+build/) on a generated config, read its API, take percentiles, print
+figures. Benchmarks are not tests: they print numbers and never fail on
+them."""
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("RECOVERD_BUILD", os.path.join(REPO, "build"))
+RECOVERD = os.path.join(BUILD, "recoverd")
+DEMO = os.path.join(BUILD, "recoverd-demo")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values, p):
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    k = min(len(v) - 1, max(0, int(round(p / 100.0 * (len(v) - 1)))))
+    return v[k]
+
+
+def report(name, values, unit, baseline=None):
+    med = statistics.median(values)
+    line = f"{name}: n={len(values)} median={med:.3f}{unit} p99={pct(values, 99):.3f}{unit}"
+    if baseline:
+        bmed = statistics.median(baseline)
+        line += (f" | baseline median={bmed:.3f}{unit} p99={pct(baseline, 99):.3f}{unit}"
+                 f" ratio(recoverd/baseline)={med / bmed if bmed else float('nan'):.3f}")
+    print(line, flush=True)
+    return med
+
+
+def children(pid):
+    """Direct children of pid's main thread (recoverd spawns from its one
+    loop thread). Cheap, so the spin below samples every ~20 us."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def wait_new_child(parent, old, name, timeout=10.0):
+    """Spin until parent has a child other than old that has exec'd name."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for c in children(parent):
+            if c != old and comm(c) == name:
+                return c
+    raise TimeoutError(f"no new {name} under {parent}")
+
+
+def http_ok(port, path="/health", timeout=0.05):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            return s.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def wait_http_ok(port, timeout=10.0, path="/health"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if http_ok(port, path):
+            return time.monotonic()
+    raise TimeoutError(f"port {port} never answered 200")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Daemon:
+    """recoverd on a generated config in a temp dir."""
+
+    def __init__(self, services, quiet="1s"):
+        self.dir = tempfile.mkdtemp(prefix="recoverd-bench-")
+        self.api_port = free_port()
+        cfg = {"state_dir": os.path.join(self.dir, "state"),
+               "api": {"listen": f"127.0.0.1:{self.api_port}"},
+               "quiet": quiet, "services": services}
+        self.path = os.path.join(self.dir, "recoverd.yaml")
+        with open(self.path, "w") as f:
+            json.dump(cfg, f, indent=1)  # JSON is YAML
+        self.proc = None
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "recoverd.log"), "w")
+        self.t_start = time.monotonic()
+        self.proc = subprocess.Popen([RECOVERD, "-c", self.path, "--log-level", "warn"],
+                                     stderr=self.log, start_new_session=True)
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                self.api("/v1/status")
+                return self
+            except OSError:
+                time.sleep(0.01)
+        raise TimeoutError("recoverd API never answered")
+
+    def api(self, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}{path}", timeout=2) as r:
+            return json.load(r)
+
+    def pid_of(self, name):
+        return self.api(f"/v1/services/{name}")["pid"]
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def demo_service(port, checks, **extra):
+    svc = {"command": [DEMO, "--port", str(port)], "checks": checks}
+    svc.update(extra)
+    return svc
