@@ -1,0 +1,440 @@
+"""Helpers of the end-to-end tests: where the binaries are, free ports, raw
+HTTP, the recoverd-demo service and a running recoverd (class Recoverd).
+
+What the Recoverd class expects of recoverd:
+  - `recoverd -c FILE --log-level debug` runs the daemon from FILE and logs
+    to stderr; `recoverd -c FILE --check-config` validates FILE and exits.
+  - FILE may be JSON: it is valid YAML 1.2 (flow style) and libfyaml reads
+    it, with line:column positions (the JSON is indented, one key a line).
+  - Config keys used here: `state_dir` (the journal is state_dir/journal.db,
+    SQLite in WAL mode) and `api.listen` ("127.0.0.1:PORT").
+  - The API answers GET /v1/status with JSON once the daemon is up;
+    GET /v1/services lists service views and GET /v1/services/NAME gives one;
+    a service view reports its process as an integer `pid`, and that process
+    leads its own process group (recoverd spawns services detached), so the
+    teardown can kill what a killed recoverd left behind by group.
+  - SIGTERM stops recoverd, its services with it, and it exits 0.
+"""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def build_dir():
+    """The build to test: $RECOVERD_BUILD, else build-asan, else build."""
+    env = os.environ.get("RECOVERD_BUILD")
+    if env:
+        return Path(env)
+    asan = REPO / "build-asan"
+    return asan if asan.is_dir() else REPO / "build"
+
+
+def binary(name):
+    """Absolute path of a built program; fails the test when it is missing."""
+    path = build_dir() / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not built: build it or set RECOVERD_BUILD to the build directory")
+    return str(path)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def demo_cmd(port, *extra):
+    """argv of recoverd-demo listening on port, with extra options."""
+    return [binary("recoverd-demo"), "--port", str(port), *map(str, extra)]
+
+
+def wait_for(predicate, timeout=5.0, interval=0.02, what=None):
+    """Poll predicate every interval s until it returns something truthy,
+    which is returned; raises TimeoutError after timeout s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+# ---- raw HTTP, to see exactly what goes over one connection ----
+
+def http_exchange(sock, path, method="GET", headers=None):
+    """Send one request on an open socket and read exactly one response
+    (by Content-Length). Returns (status, headers dict lower-cased, body)."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    for k, v in (headers or {}).items():
+        head += f"{k}: {v}\r\n"
+    sock.sendall((head + "\r\n").encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("connection closed before the response head")
+        data += chunk
+    raw_head, body = data.split(b"\r\n\r\n", 1)
+    lines = raw_head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    length = int(hdrs.get("content-length", "0"))
+    while len(body) < length and method != "HEAD":
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("connection closed inside the body")
+        body += chunk
+    return status, hdrs, body
+
+
+def http_get(port, path, timeout=2.0):
+    """One GET on a fresh connection: (status, body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def wait_http_ok(port, path="/health", timeout=5.0):
+    """Wait until GET path answers 200; returns the seconds it took."""
+    t0 = time.monotonic()
+
+    def ok():
+        try:
+            return http_get(port, path, timeout=0.5)[0] == 200
+        except OSError:
+            return False
+    wait_for(ok, timeout, interval=0.002, what=f"GET {path} on port {port} -> 200")
+    return time.monotonic() - t0
+
+
+# ---- processes ----
+
+def _proc_stat(pid):
+    """Fields of /proc/pid/stat after the command name, or None when gone:
+    [0] state, [2] pgid, [3] sid, [19] start time in clock ticks."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def proc_start_ticks(pid):
+    """Start time of pid in clock ticks, or None when the process is gone.
+    Used to make sure a pid was not reused."""
+    stat = _proc_stat(pid)
+    return int(stat[19]) if stat else None
+
+
+def proc_state(pid):
+    """The one-letter state of pid ('S', 'R', 'Z'...) or None."""
+    stat = _proc_stat(pid)
+    return stat[0] if stat else None
+
+
+def pid_alive(pid):
+    """True while pid runs; a zombie counts as dead (PID 1 of the test
+    container may never reap orphans, so their zombies linger)."""
+    return proc_state(pid) not in (None, "Z", "X")
+
+
+def _members(field, ident):
+    """Pids whose process group (field 2) or session (field 3) is ident."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _proc_stat(int(entry))
+            if stat and int(stat[field]) == ident:
+                out.append(int(entry))
+    return out
+
+
+def kill_tracked(pid, start_ticks, by_session=False, sig=signal.SIGKILL):
+    """Kill pid and every member of the process group (or session) it
+    leads. A group or session id cannot be handed to a new process while
+    the group still has members, so only one check is needed: if a process
+    with this pid exists, it must be the one recorded (same start time).
+    Never touches the test runner's own group or session."""
+    if pid in (os.getpid(), os.getpgrp(), os.getsid(0)):
+        return
+    ticks = proc_start_ticks(pid)
+    if ticks is not None and ticks != start_ticks:
+        return
+    for member in set(_members(3 if by_session else 2, pid)) | ({pid} if ticks else set()):
+        try:
+            os.kill(member, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class Demo:
+    """recoverd-demo run directly by a test (not supervised)."""
+
+    def __init__(self, *extra, port=None, stdout=subprocess.DEVNULL):
+        self.port = port or free_port()
+        self.argv = demo_cmd(self.port, *extra)
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(self.argv, stdout=stdout, stderr=subprocess.PIPE)
+
+    def get(self, path, timeout=2.0):
+        return http_get(self.port, path, timeout)
+
+    def wait_ready(self, timeout=5.0):
+        return wait_http_ok(self.port, timeout=timeout)
+
+    def wait_exit(self, timeout=5.0):
+        """Return code (negative: killed by that signal) and stderr text."""
+        _, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, err.decode(errors="replace")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate(timeout=5)
+
+
+# ---- recoverd ----
+
+class ApiError(Exception):
+    def __init__(self, status, body):
+        super().__init__(f"HTTP {status}: {body[:500]!r}")
+        self.status = status
+        self.body = body
+
+
+def _merge(base, over):
+    """Deep merge of dicts (over wins); lists and scalars are replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _find_pids(value, found):
+    """Collect every integer under a "pid" key of a JSON value."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "pid" and isinstance(v, int) and v > 1:
+                found.add(v)
+            else:
+                _find_pids(v, found)
+    elif isinstance(value, list):
+        for v in value:
+            _find_pids(v, found)
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+class Recoverd:
+    """A recoverd daemon under test, in its own tmp dir.
+
+    config: a dict (merged over the defaults state_dir and api.listen and
+    written as JSON, which is YAML) or a str written verbatim (for tests of
+    config errors; then it must set state_dir/api.listen itself if it starts).
+    """
+
+    def __init__(self, tmp_path, config=None, token=None, log_level="debug", env=None):
+        self.dir = Path(tmp_path)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = self.dir / "state"
+        self.api_port = free_port()
+        self.token = token
+        self.log_level = log_level
+        self.env = dict(os.environ, **(env or {}))
+        self.config_path = self.dir / "recoverd.yaml"
+        self.log_path = self.dir / "recoverd.log"
+        self.proc = None
+        self.runs = []     # (pid, start ticks) of every recoverd started here
+        self.tracked = {}  # pid -> start ticks of service processes seen in the API
+        self.write_config(config or {})
+
+    # -- configuration --
+
+    def write_config(self, config):
+        """(Re)write the config file; a later SIGHUP or start() reads it."""
+        if isinstance(config, str):
+            self.config_path.write_text(config)
+            return
+        defaults = {"state_dir": str(self.state_dir),
+                    "api": {"listen": f"127.0.0.1:{self.api_port}"}}
+        self.config = _merge(defaults, config)
+        self.config_path.write_text(json.dumps(self.config, indent=2) + "\n")
+
+    def check_config(self):
+        """Run `recoverd -c FILE --check-config`: CompletedProcess (text)."""
+        return subprocess.run([binary("recoverd"), "-c", str(self.config_path),
+                               "--check-config"], capture_output=True, text=True,
+                              timeout=10, env=self.env)
+
+    # -- life cycle --
+
+    def start(self, wait=True, timeout=10.0, extra_args=()):
+        """Start recoverd (again, after stop/kill9, with the same state)."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        argv = [binary("recoverd"), "-c", str(self.config_path),
+                "--log-level", self.log_level, *extra_args]
+        with open(self.log_path, "ab") as log:
+            self.log_offset = log.tell()
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log, env=self.env,
+                                         start_new_session=True)
+        self.runs.append((self.proc.pid, proc_start_ticks(self.proc.pid)))
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=10.0):
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"recoverd exited with {self.proc.returncode} "
+                                   f"before answering:\n{self.log_text()[-4000:]}")
+            try:
+                return self.api("/v1/status") is not None
+            except (OSError, ApiError):
+                return False
+        wait_for(up, timeout, what="recoverd API /v1/status")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=15.0, expect_code=0):
+        """SIGTERM, wait, assert the exit code; returns it."""
+        self.snapshot_pids()
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        assert code == expect_code, \
+            f"recoverd exited with {code}, expected {expect_code}:\n{self.log_text()[-4000:]}"
+        return code
+
+    def kill9(self):
+        """SIGKILL recoverd alone (its services survive it, as on a crash)."""
+        self.snapshot_pids()
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def cleanup(self):
+        """Teardown: stop recoverd, then kill any service process it left."""
+        if self.running():
+            self.snapshot_pids()
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        for pid, ticks in self.tracked.items():
+            kill_tracked(pid, ticks)
+        for pid, ticks in self.runs:
+            # recoverd runs in a session of its own: whatever is left in it is ours.
+            kill_tracked(pid, ticks, by_session=True)
+
+    def sanitizer_errors(self):
+        """Lines of the log where ASan/UBSan reported an error."""
+        return [line for line in self.log_text().splitlines()
+                if any(mark in line for mark in SANITIZER_MARKS)]
+
+    # -- observation --
+
+    def log_text(self, since_start=False):
+        """recoverd's stderr (every run, or only the latest with since_start)."""
+        try:
+            data = self.log_path.read_bytes()
+        except FileNotFoundError:
+            return ""
+        if since_start:
+            data = data[self.log_offset:]
+        return data.decode(errors="replace")
+
+    def request(self, method, path, body=None, headers=None, timeout=5.0):
+        """Raw API call: (status, body bytes). body: dict/list (sent as JSON),
+        bytes or None. The token, if any, goes as "Authorization: Bearer"."""
+        hdrs = dict(headers or {})
+        if self.token and "Authorization" not in hdrs:
+            hdrs["Authorization"] = f"Bearer {self.token}"
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        req = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}",
+                                     data=body, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def api(self, path, method="GET", body=None):
+        """API call expecting 2xx: the parsed JSON (raises ApiError otherwise).
+        Service pids seen in any answer are remembered for the teardown."""
+        status, data = self.request(method, path, body)
+        if not 200 <= status < 300:
+            raise ApiError(status, data)
+        value = json.loads(data) if data.strip() else None
+        self._track(value)
+        return value
+
+    def _track(self, value):
+        pids = set()
+        _find_pids(value, pids)
+        for pid in pids - {self.proc.pid, os.getpid()}:
+            if pid not in self.tracked:
+                ticks = proc_start_ticks(pid)
+                if ticks is not None:
+                    self.tracked[pid] = ticks
+
+    def snapshot_pids(self):
+        """Remember the current service pids (best effort: the API may be down)."""
+        try:
+            self.api("/v1/services")
+        except (OSError, ApiError, ValueError):
+            pass
+
+    def service(self, name):
+        """The API view of one service."""
+        return self.api(f"/v1/services/{name}")
+
+    def wait_for(self, predicate, timeout=10.0, what=None):
+        """Poll predicate every 20 ms; fails with the log tail on timeout."""
+        try:
+            return wait_for(predicate, timeout, 0.02, what)
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}\n--- recoverd log tail ---\n"
+                               f"{self.log_text()[-4000:]}") from None
+
+    def journal(self, sql, params=()):
+        """Rows (dicts) of a query on state_dir/journal.db, read-only."""
+        db = self.state_dir / "journal.db"
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            con.row_factory = sqlite3.Row
+            return [dict(r) for r in con.execute(sql, params)]
+        finally:
+            con.close()
