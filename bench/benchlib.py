@@ -91,10 +91,10 @@ def wait_http_ok(port, timeout=10.0, path="/health"):
 
 
 def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    """CPU time of pid in seconds, to the nanosecond (schedstat), where
+    /proc/pid/stat would round to 10 ms ticks."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0]) / 1e9
 
 
 def rss_kib(pid):

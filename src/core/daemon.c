@@ -94,6 +94,20 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     d->config_path = config_path ? strdup(config_path) : NULL;
     d->started_ms = d->state_ms = clock_wall_ms();
     d->state = STATE_NORMAL;
+    /* The loop's own handles first: whatever fails below, daemon_stop can
+     * close them and the loop ends cleanly. */
+    uv_timer_init(loop, &d->quiet_timer);
+    d->quiet_timer.data = d;
+    uv_prepare_init(loop, &d->flush);
+    d->flush.data = d;
+    uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup};
+    int signums[] = {SIGTERM, SIGINT, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(loop, sigs[i]);
+        sigs[i]->data = d;
+        uv_signal_start(sigs[i], daemon__signal_cb, signums[i]);
+    }
+    signal(SIGPIPE, SIG_IGN);
     snprintf(path, sizeof path, "%s/logs", cfg->state_dir);
     if ((r = daemon__mkdirs(path)) < 0) {
         log_event(LOG_ERROR, NULL, "state-dir-failed", "path=%s error=\"%s\"", path, strerror(-r));
@@ -110,24 +124,13 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         log_event(LOG_WARN, NULL, "actions-aborted", "count=%d why=\"recoverd restarted\"", aborted);
     /* Before any spawn: a killed predecessor may have left services running. */
     journal_children(d->journal, daemon__leftover, d);
+    journal_set_batching(d->journal, true);
+    uv_prepare_start(&d->flush, daemon__flush_cb);
     if ((r = detector_init_all(loop)) < 0) {
         log_event(LOG_ERROR, NULL, "detector-init-failed", "error=\"%s\"", strerror(-r));
         return r;
     }
-    uv_timer_init(loop, &d->quiet_timer);
-    d->quiet_timer.data = d;
-    journal_set_batching(d->journal, true);
-    uv_prepare_init(loop, &d->flush);
-    d->flush.data = d;
-    uv_prepare_start(&d->flush, daemon__flush_cb);
-    uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup};
-    int signums[] = {SIGTERM, SIGINT, SIGHUP};
-    for (int i = 0; i < 3; i++) {
-        uv_signal_init(loop, sigs[i]);
-        sigs[i]->data = d;
-        uv_signal_start(sigs[i], daemon__signal_cb, signums[i]);
-    }
-    signal(SIGPIPE, SIG_IGN);
+    d->detectors_up = true;
     if ((r = daemon__create_services(d)) < 0) {
         log_event(LOG_ERROR, NULL, "start-failed", "error=\"cannot create services\"");
         return r;
@@ -160,12 +163,15 @@ static void daemon__close_all(struct daemon *d)
             service_close(d->services[i]);
     api_free(d->api);
     d->api = NULL;
+    d->closed = true;
     uv_close((uv_handle_t *)&d->quiet_timer, NULL);
     uv_close((uv_handle_t *)&d->flush, NULL);
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->sig_hup, NULL);
-    detector_shutdown_all();
+    if (d->detectors_up)
+        detector_shutdown_all();
+    d->detectors_up = false;
     log_event(LOG_INFO, NULL, "stopped", NULL);
 }
 
@@ -179,7 +185,7 @@ static bool daemon__all_down(const struct daemon *d)
 
 void daemon_stop_progress(struct daemon *d)
 {
-    if (d->stopping && daemon__all_down(d) && d->api) /* d->api: not closed yet */
+    if (d->stopping && daemon__all_down(d) && !d->closed)
         daemon__close_all(d);
 }
 

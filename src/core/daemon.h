@@ -32,6 +32,8 @@ struct daemon {
     uv_signal_t sig_hup;           /* reload */
     uint64_t started_ms;           /* wall ms */
     bool stopping;                 /* shutdown in progress */
+    bool closed;                   /* every daemon handle closed; the loop is ending */
+    bool detectors_up;             /* detector_init_all succeeded */
     struct config **old_cfg_list;  /* configs replaced by reloads, kept while referenced */
     size_t n_old_cfg;
 };
