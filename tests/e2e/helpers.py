@@ -438,3 +438,73 @@ class Recoverd:
             return [dict(r) for r in con.execute(sql, params)]
         finally:
             con.close()
+
+
+# ---- configuration pieces and process measurements used by several tests ----
+
+def http_check(port, path="/health", **over):
+    """An http check of a local port, fast enough for tests (100 ms, fall 2)."""
+    check = {"url": f"http://127.0.0.1:{port}{path}", "interval": "100ms",
+             "timeout": "100ms", "fall": 2, "rise": 1}
+    check.update(over)
+    return {"http": check}
+
+
+def demo_service(port, *extra, checks=None, **over):
+    """A service running recoverd-demo on port with one http check of
+    /health (unless checks is given), a 10 s restart window and short stops."""
+    svc = {"command": demo_cmd(port, *extra),
+           "checks": [http_check(port)] if checks is None else checks,
+           "restart": {"max": 5, "window": "10s", "stable": "200ms",
+                       "backoff": {"initial": "100ms", "max": "1s"}},
+           "stop": {"signal": "TERM", "grace": "2s"}}
+    svc.update(over)
+    return svc
+
+
+def proc_cpu_seconds(pid):
+    """User + system CPU time pid has used so far, in seconds."""
+    stat = _proc_stat(pid)
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_cmdline(pid):
+    """argv of pid as a list of str, or None when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [a.decode(errors="replace") for a in raw.split(b"\0")[:-1]]
+
+
+def live_pids_running(argv):
+    """Live (non-zombie) pids whose argv is exactly argv. Only used to
+    count processes, never to kill them."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and proc_cmdline(int(entry)) == list(argv) and pid_alive(int(entry)):
+            out.append(int(entry))
+    return out
+
+
+def wait_running(rd, name, min_uptime_ms=0, timeout=10.0, not_pid=None):
+    """Wait until service name runs (a pid other than not_pid), every check
+    of it passed last time and it has been up min_uptime_ms; its view."""
+    def ready():
+        v = rd.service(name)
+        ok = (v["pid"] and v["pid"] != not_pid and v["process"] == "running"
+              and all(c["ok"] for c in v["checks"])
+              and (v["uptime_ms"] or 0) >= min_uptime_ms)
+        return v if ok else None
+    return rd.wait_for(ready, timeout, what=f"service {name} running and healthy")
+
+
+def transitions(rd, service):
+    """(from, to) pairs journaled for service (None: the system), oldest first."""
+    if service is None:
+        rows = rd.journal("SELECT from_state, to_state FROM transitions "
+                          "WHERE service IS NULL ORDER BY id")
+    else:
+        rows = rd.journal("SELECT from_state, to_state FROM transitions "
+                          "WHERE service = ? ORDER BY id", (service,))
+    return [(r["from_state"], r["to_state"]) for r in rows]

@@ -1,0 +1,151 @@
+"""Configuration end to end: bad files are refused with file:line:column,
+and SIGHUP reloads keep what did not change and refuse what is broken."""
+
+import json
+import re
+import signal
+import subprocess
+
+import pytest
+
+from helpers import (REPO, binary, demo_cmd, demo_service, free_port, http_get,
+                     live_pids_running, pid_alive, wait_running)
+
+CONFIGS = REPO / "tests" / "configs"
+BAD = sorted((CONFIGS / "bad").glob("*.yaml"))
+
+
+def _expectation(path):
+    """(line, col, text) from the file's first line: `# expect: L:C text`."""
+    first = path.read_text().splitlines()[0]
+    m = re.fullmatch(r"# expect: (\d+):(\d+) (.+)", first)
+    assert m, f"{path.name}: first line must be '# expect: L:C text', not {first!r}"
+    return int(m.group(1)), int(m.group(2)), m.group(3)
+
+
+def _recoverd(*args):
+    return subprocess.run([binary("recoverd"), *args], capture_output=True, text=True,
+                          timeout=10)
+
+
+def test_bad_configs_exist():
+    assert len(BAD) >= 10
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_bad_configs_exit_2_with_position(path):
+    line, col, text = _expectation(path)
+    r = _recoverd("--check-config", "-c", str(path))
+    assert r.returncode == 2, r
+    assert f"{path}:{line}:{col}: error: " in r.stderr, r.stderr
+    assert text in r.stderr, r.stderr
+    assert r.stdout == ""
+
+
+def test_valid_config_checks_ok():
+    r = _recoverd("--check-config", "-c", str(CONFIGS / "valid.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert "configuration valid (2 services)" in r.stdout
+
+
+def test_missing_config_file_exits_2():
+    r = _recoverd("--check-config", "-c", "/nonexistent/recoverd.yaml")
+    assert r.returncode == 2
+    assert "/nonexistent/recoverd.yaml" in r.stderr and "No such file" in r.stderr
+
+
+def test_bad_config_without_check_exits_2_and_starts_nothing(tmp_path):
+    port = free_port()
+    state = tmp_path / "state"
+    good = demo_service(port)
+    cfg = {"state_dir": str(state), "api": {"listen": f"127.0.0.1:{free_port()}"},
+           "services": {"good": good, "bad": dict(good, restart={"max": "many"})}}
+    text = json.dumps(cfg, indent=2) + "\n"
+    path = tmp_path / "recoverd.yaml"
+    path.write_text(text)
+    r = _recoverd("-c", str(path))
+    assert r.returncode == 2, r
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if '"many"' in l)
+    assert re.search(rf"{re.escape(str(path))}:{line}:\d+: error: ", r.stderr), r.stderr
+    assert not state.exists()
+    assert live_pids_running(demo_cmd(port)) == []
+
+
+def _key_position(text, key):
+    """1-based line and column of the JSON key "key" in text."""
+    for n, l in enumerate(text.splitlines(), 1):
+        i = l.find(f'"{key}"')
+        if i >= 0:
+            return n, i + 1
+    raise AssertionError(f"{key} not in config")
+
+
+def test_bad_reload_keeps_running_config(recoverd):
+    pa, pb = free_port(), free_port()
+    rd = recoverd({"services": {"a": demo_service(pa), "b": demo_service(pb)}})
+    a1, b1 = wait_running(rd, "a")["pid"], wait_running(rd, "b")["pid"]
+
+    text = rd.config_path.read_text().replace('"command"', '"comand"', 1)
+    line, col = _key_position(text, "comand")
+    rd.write_config(text)
+    rd.signal(signal.SIGHUP)
+    rejected = rd.wait_for(lambda: re.search(r"reload-rejected .*", rd.log_text()),
+                           what="reload-rejected in the log").group(0)
+    assert f"{rd.config_path}:{line}:{col}" in rejected
+    assert "unknown key 'comand'" in rejected and "running=unchanged" in rejected
+
+    # The running configuration goes on: same processes, checks still probing.
+    probes = rd.service("a")["checks"][0]["probes"]
+    rd.wait_for(lambda: rd.service("a")["checks"][0]["probes"] >= probes + 3,
+                what="a's check still probing")
+    assert (rd.service("a")["pid"], rd.service("b")["pid"]) == (a1, b1)
+    assert rd.service("a")["restarts"] == rd.service("b")["restarts"] == 0
+    assert rd.running() and rd.api("/v1/status")["services"] == 2
+    assert "reloaded" not in rd.log_text()
+
+
+def test_reload_restarts_only_the_changed_service(recoverd):
+    pa, pb, pa2 = free_port(), free_port(), free_port()
+    config = {"services": {"a": demo_service(pa), "b": demo_service(pb)}}
+    rd = recoverd(config)
+    a1, b1 = wait_running(rd, "a")["pid"], wait_running(rd, "b")["pid"]
+
+    config["services"]["a"] = demo_service(pa2)
+    rd.write_config(config)
+    rd.signal(signal.SIGHUP)
+    a2 = wait_running(rd, "a", not_pid=a1)["pid"]
+    assert not pid_alive(a1)
+    assert http_get(pa2, "/health") == (200, b"ok\n")
+    with pytest.raises(OSError):
+        http_get(pa, "/health", timeout=0.5)
+    b = rd.service("b")
+    assert (b["pid"], b["restarts"]) == (b1, 0) and pid_alive(b1)
+    assert live_pids_running(demo_cmd(pa2)) == [a2]
+    log = rd.log_text()
+    assert re.search(r" a retired why=\"configuration changed\"", log)
+    assert " b retired" not in log
+    # A reload is not a fault.
+    assert rd.api("/v1/faults") == [] and rd.api("/v1/actions") == []
+
+
+def test_reload_adds_and_removes_services(recoverd):
+    pa, pc = free_port(), free_port()
+    config = {"services": {"a": demo_service(pa)}}
+    rd = recoverd(config)
+    a1 = wait_running(rd, "a")["pid"]
+
+    config["services"]["c"] = demo_service(pc)
+    rd.write_config(config)
+    rd.signal(signal.SIGHUP)
+    c1 = wait_running(rd, "c")["pid"]
+    assert http_get(pc, "/health")[0] == 200
+    assert rd.api("/v1/status")["services"] == 2
+
+    del config["services"]["c"]
+    rd.write_config(config)
+    rd.signal(signal.SIGHUP)
+    rd.wait_for(lambda: not pid_alive(c1), what="c's process gone")
+    assert rd.request("GET", "/v1/services/c")[0] == 404
+    assert [s["name"] for s in rd.api("/v1/services")] == ["a"]
+    assert rd.service("a")["pid"] == a1
+    assert live_pids_running(demo_cmd(pc)) == []

@@ -1,0 +1,88 @@
+"""The journal end to end: what recoverd did is in state_dir/journal.db,
+linked up, timed in order, and still there after recoverd restarts."""
+
+import os
+import signal
+
+from helpers import demo_service, free_port, proc_start_ticks, transitions, wait_running
+
+RECOVERY = [("normal", "degraded"), ("degraded", "recovering"), ("recovering", "recovered")]
+
+
+def _kill_and_recover(rd, name="web"):
+    old = wait_running(rd, name, min_uptime_ms=300)
+    os.kill(old["pid"], signal.SIGKILL)
+    new = wait_running(rd, name, not_pid=old["pid"])
+    rd.wait_for(lambda: rd.journal("SELECT 1 FROM faults WHERE resolved_ms IS NOT NULL"),
+                what="fault resolved in the journal")
+    return old, new
+
+
+def test_state_returns_to_normal_after_quiet(recoverd):
+    rd = recoverd({"quiet": "500ms", "services": {"web": demo_service(free_port())}})
+    _kill_and_recover(rd)
+    rd.wait_for(lambda: rd.service("web")["state"] == "normal", what="web normal again")
+    rd.wait_for(lambda: rd.api("/v1/status")["state"] == "normal", what="system normal again")
+
+    assert transitions(rd, "web") == RECOVERY + [("recovered", "normal")]
+    assert transitions(rd, None) == RECOVERY + [("recovered", "normal")]
+    rows = rd.journal("SELECT service, to_state, at_ms, cause FROM transitions "
+                      "WHERE to_state IN ('recovered', 'normal') ORDER BY id")
+    for who in ("web", None):
+        mine = [r for r in rows if r["service"] == who]
+        recovered, normal = mine[0], mine[1]
+        assert normal["cause"] == "quiet period elapsed"
+        # Not before the quiet period, and not much after it.
+        assert 495 <= normal["at_ms"] - recovered["at_ms"] <= 1500, mine
+
+
+def test_journal_rows_link_up_after_a_recovery(recoverd):
+    rd = recoverd({"services": {"web": demo_service(free_port())}})
+    old, new = _kill_and_recover(rd)
+
+    faults = rd.journal("SELECT * FROM faults")
+    assert len(faults) == 1
+    f = faults[0]
+    assert (f["service"], f["check_name"], f["type"], f["severity"], f["impact"]) == \
+        ("web", "process", "software", "high", "service")
+    assert f["opened_ms"] <= f["resolved_ms"]
+
+    actions = rd.journal("SELECT * FROM actions")
+    assert len(actions) == 1
+    a = actions[0]
+    assert (a["fault_id"], a["service"], a["strategy"], a["status"]) == \
+        (f["id"], "web", "restart", "completed")
+    assert f["opened_ms"] <= a["created_ms"] <= a["started_ms"] <= a["finished_ms"]
+    assert a["finished_ms"] <= f["resolved_ms"]
+    assert str(new["pid"]) in a["result"]
+
+    rows = rd.journal("SELECT * FROM transitions ORDER BY id")
+    assert [r["at_ms"] for r in rows] == sorted(r["at_ms"] for r in rows)
+    assert rows[0]["at_ms"] >= f["opened_ms"]
+    assert f"fault {f['id']} opened" in rows[0]["cause"]
+
+    # The child table names the live process, with its real start time.
+    child = rd.journal("SELECT * FROM children")
+    assert child == [{"service": "web", "pid": new["pid"],
+                      "start_ticks": proc_start_ticks(new["pid"])}]
+
+    # The API shows the journal, not a copy of its own.
+    api_fault = rd.api(f"/v1/faults/{f['id']}")
+    assert (api_fault["check"], api_fault["description"]) == (f["check_name"], f["description"])
+    assert [x["id"] for x in api_fault["actions"]] == [a["id"]]
+
+
+def test_history_survives_a_clean_restart(recoverd):
+    rd = recoverd({"services": {"web": demo_service(free_port())}})
+    _kill_and_recover(rd)
+    before = rd.api("/v1/faults")
+    rd.stop()
+    assert rd.journal("SELECT * FROM children") == []  # nothing left running
+
+    rd.start()
+    wait_running(rd, "web")
+    assert rd.api("/v1/faults") == before
+    status = rd.api("/v1/status")
+    assert (status["resolved_faults"], status["recovery_actions"]) == (1, 1)
+    assert rd.api("/v1/actions")[0]["status"] == "completed"  # not touched by the restart
+    assert transitions(rd, "web")[:3] == RECOVERY

@@ -1,0 +1,269 @@
+"""Supervision end to end: recoverd restarts what dies, backs off and gives
+up on what cannot live, survives its own kill -9, stops cleanly, caps
+output, and starts processes with the configured environment."""
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+from helpers import (demo_cmd, demo_service, free_port, http_get, live_pids_running,
+                     pid_alive, proc_cmdline, proc_cpu_seconds, transitions, wait_running)
+
+LOG_LINE = re.compile(r"^(\S+T(\d\d):(\d\d):(\d\d)\.(\d{3})Z) +(\w+) +(\S+) +(\S+) ?(.*)$")
+
+
+def log_events(rd, service, event):
+    """(ms of day, rest of line) of each `event` logged for service, in order."""
+    out = []
+    for line in rd.log_text().splitlines():
+        m = LOG_LINE.match(line)
+        if m and m.group(7) == service and m.group(8) == event:
+            h, mi, s, ms = (int(m.group(i)) for i in (2, 3, 4, 5))
+            out.append((((h * 60 + mi) * 60 + s) * 1000 + ms, m.group(9)))
+    return out
+
+
+def test_sigkill_service_is_restarted_and_fault_resolved(recoverd):
+    port = free_port()
+    rd = recoverd({"services": {"web": demo_service(port)}})
+    old = wait_running(rd, "web", min_uptime_ms=300)  # past restart.stable (200 ms)
+    os.kill(old["pid"], signal.SIGKILL)
+
+    def recovered():
+        v = rd.service("web")
+        return v if v["state"] == "recovered" and v["pid"] not in (None, old["pid"]) else None
+    new = rd.wait_for(recovered, what="web recovered with a new pid")
+
+    assert new["restarts"] == 1
+    assert new["process"] == "running" and new["open_faults"] == []
+    assert new["last_exit"]["signal"] == "KILL"
+    assert not pid_alive(old["pid"])
+    assert http_get(port, "/health") == (200, b"ok\n")
+
+    faults = rd.api("/v1/faults")
+    assert len(faults) == 1
+    f = faults[0]
+    assert (f["service"], f["check"], f["type"], f["severity"]) == \
+        ("web", "process", "software", "high")
+    assert "signal 9" in f["description"]
+    assert f["context"]["signal"] == 9
+    assert f["resolved_at"] is not None and f["duration_ms"] >= 0
+
+    actions = rd.api("/v1/actions")
+    assert len(actions) == 1
+    a = actions[0]
+    assert (a["strategy"], a["status"], a["fault_id"]) == ("restart", "completed", f["id"])
+    assert a["result"].startswith(f"verified: pid {new['pid']} running")
+    # It had run longer than restart.stable: restarted at once, no backoff.
+    assert a["params"]["delay_ms"] == 0
+    assert f["actions"] == [a["id"]]
+    assert rd.api(f"/v1/faults/{f['id']}")["actions"][0]["id"] == a["id"]
+
+    assert transitions(rd, "web") == [("normal", "degraded"), ("degraded", "recovering"),
+                                      ("recovering", "recovered")]
+    row = rd.journal("SELECT fault_id, status FROM actions WHERE id = ?", (a["id"],))
+    assert row == [{"fault_id": f["id"], "status": "completed"}]
+
+
+def test_crash_loop_backs_off_then_fails(recoverd):
+    port = free_port()
+    svc = demo_service(port, "--exit-after", "0", checks=[],
+                       restart={"max": 4, "window": "30s", "stable": "1s",
+                                "backoff": {"initial": "100ms", "max": "400ms"}})
+    rd = recoverd({"services": {"crashy": svc}})
+
+    def failed():
+        v = rd.service("crashy")
+        return v if v["state"] == "failed" else None
+    v = rd.wait_for(failed, what="crashy failed")
+    assert v["pid"] is None and v["held"] is True and v["restarts"] == 4
+
+    actions = sorted(rd.api("/v1/actions"), key=lambda a: a["id"])
+    delays = [a["params"]["delay_ms"] for a in actions]
+    assert len(delays) == 4, delays
+    for got, want in zip(delays, [100, 200, 400, 400]):  # doubling, capped, +-20% jitter
+        assert 0.8 * want <= got <= 1.2 * want, delays
+    assert all(a["status"] == "failed" and "before verification" in a["result"]
+               for a in actions), actions
+
+    # The delays were really waited: from each exit to the next spawn.
+    exits = [t for t, _ in log_events(rd, "crashy", "exited")]
+    spawns = [t for t, _ in log_events(rd, "crashy", "spawned")]
+    assert len(spawns) == 5 and len(exits) == 5
+    for i, delay in enumerate(delays):
+        gap = spawns[i + 1] - exits[i]
+        assert delay - 3 <= gap <= delay + 250, (i, gap, delays)
+
+    # One fault for the whole loop (the same condition while open), and the
+    # critical one that says recoverd gave up; both stay open.
+    faults = {f["check"]: f for f in rd.api("/v1/faults")}
+    assert set(faults) == {"process", "supervisor"} and len(rd.api("/v1/faults")) == 2
+    assert all(a["fault_id"] == faults["process"]["id"] for a in actions)
+    sup = faults["supervisor"]
+    assert sup["severity"] == "critical" and sup["resolved_at"] is None
+    assert "restart limit reached" in sup["description"]
+    assert faults["process"]["resolved_at"] is None
+    assert rd.api("/v1/status")["state"] == "failed"
+
+    # Given up means given up: nothing spawns, nothing spins.
+    cpu_before = proc_cpu_seconds(rd.pid)
+    time.sleep(2.0)
+    v = rd.service("crashy")
+    assert (v["pid"], v["restarts"], v["state"]) == (None, 4, "failed")
+    assert len(log_events(rd, "crashy", "spawned")) == 5
+    assert len(rd.api("/v1/actions")) == 4
+    assert proc_cpu_seconds(rd.pid) - cpu_before < 0.2
+    assert proc_cpu_seconds(rd.pid) < 0.5
+
+
+def test_missing_binary_is_a_fault_not_a_crash(recoverd):
+    svc = {"command": ["/nonexistent/x"],
+           "restart": {"max": 3, "window": "30s", "stable": "1s",
+                       "backoff": {"initial": "100ms", "max": "400ms"}}}
+    rd = recoverd({"services": {"ghost": svc}})
+    v = rd.wait_for(lambda: (s := rd.service("ghost"))["state"] == "failed" and s,
+                    what="ghost failed")
+    assert v["pid"] is None and v["restarts"] == 3
+
+    faults = {f["check"]: f for f in rd.api("/v1/faults")}
+    assert set(faults) == {"process", "supervisor"}
+    proc = faults["process"]
+    assert "cannot start /nonexistent/x" in proc["description"]
+    assert "No such file" in proc["description"]
+    assert proc["context"]["error"] == "ENOENT"
+    assert faults["supervisor"]["severity"] == "critical"
+    actions = rd.api("/v1/actions")
+    assert len(actions) == 3
+    assert all(a["status"] == "failed" and a["result"].startswith("cannot start")
+               and a["fault_id"] == proc["id"] for a in actions)
+
+    attempts = len(log_events(rd, "ghost", "spawn-failed"))
+    assert attempts == 4  # the start and 3 restarts
+    time.sleep(1.0)
+    assert rd.running()
+    assert rd.api("/v1/status")["name"] == "recoverd"
+    assert len(log_events(rd, "ghost", "spawn-failed")) == attempts
+    assert proc_cpu_seconds(rd.pid) < 0.5
+
+
+def _children(rd):
+    return rd.journal("SELECT service, pid FROM children ORDER BY service")
+
+
+def test_recoverd_sigkill_then_restart_leaves_one_instance(recoverd):
+    pa, pb = free_port(), free_port()
+    # b waits 5 s before its restart: its action is still executing at the kill.
+    slow = {"max": 5, "window": "10s", "stable": "10s",
+            "backoff": {"initial": "5s", "max": "5s"}}
+    rd = recoverd({"services": {"a": demo_service(pa), "b": demo_service(pb, restart=slow)}})
+    a1 = wait_running(rd, "a")["pid"]
+    b1 = wait_running(rd, "b")["pid"]
+    os.kill(b1, signal.SIGKILL)
+    rd.wait_for(lambda: rd.journal("SELECT id FROM actions WHERE service = 'b' AND "
+                                   "status = 'executing'"), what="b's restart executing")
+    assert rd.service("b")["process"] == "waiting"
+    before = {t: rd.journal(f"SELECT * FROM {t} ORDER BY id")
+              for t in ("faults", "actions", "transitions")}
+    executing = rd.journal("SELECT id FROM actions WHERE status = 'executing'")
+    assert len(executing) == 1
+
+    rd.kill9()
+    assert pid_alive(a1), "a service must outlive a killed recoverd"
+    assert {r["service"]: r["pid"] for r in _children(rd)} == {"a": a1}
+
+    rd.start()
+    a2 = wait_running(rd, "a", not_pid=a1)["pid"]
+    b2 = wait_running(rd, "b", not_pid=b1)["pid"]
+    assert not pid_alive(a1) and not pid_alive(b1)
+    assert live_pids_running(demo_cmd(pa)) == [a2]
+    assert live_pids_running(demo_cmd(pb)) == [b2]
+    assert f"leftover-stopped pid={a1}" in rd.log_text(since_start=True)
+    assert {r["service"]: r["pid"] for r in _children(rd)} == {"a": a2, "b": b2}
+
+    # The journal kept everything; the interrupted action is now aborted.
+    after = {t: rd.journal(f"SELECT * FROM {t} ORDER BY id")
+             for t in ("faults", "actions", "transitions")}
+    for t in before:
+        assert len(after[t]) >= len(before[t]) > 0
+    assert [r["id"] for r in after["faults"][:len(before["faults"])]] == \
+        [r["id"] for r in before["faults"]]
+    assert after["transitions"][:len(before["transitions"])] == before["transitions"]
+    aborted = {r["id"]: r for r in after["actions"]}[executing[0]["id"]]
+    assert aborted["status"] == "aborted"
+    assert "recoverd restarted" in aborted["result"] and aborted["finished_ms"]
+    # The fault b had open is taken over and closed once b is healthy again.
+    fid = before["faults"][0]["id"]
+    rd.wait_for(lambda: rd.api(f"/v1/faults/{fid}")["resolved_at"],
+                what="b's old fault resolved")
+
+
+def test_sigterm_stops_services_and_exits_0(recoverd):
+    port = free_port()
+    stubborn = {"command": ["/bin/sh", "-c", "trap '' TERM; exec sleep 1000"],
+                "stop": {"signal": "TERM", "grace": "300ms"}}
+    rd = recoverd({"services": {"web": demo_service(port), "stubborn": stubborn}})
+    web = wait_running(rd, "web")["pid"]
+    sleeper = rd.wait_for(lambda: rd.service("stubborn")["pid"], what="stubborn pid")
+    rd.wait_for(lambda: proc_cmdline(sleeper) == ["sleep", "1000"], what="exec sleep")
+    sigign = int(re.search(r"SigIgn:\s*([0-9a-f]+)",
+                           Path(f"/proc/{sleeper}/status").read_text()).group(1), 16)
+    assert sigign & (1 << (signal.SIGTERM - 1)), "precondition: sleep ignores SIGTERM"
+
+    t0 = time.monotonic()
+    rd.stop(timeout=10)
+    took = time.monotonic() - t0
+    assert 0.3 <= took < 3.0, took
+    assert not pid_alive(web) and not pid_alive(sleeper)
+    log = rd.log_text()
+    assert re.search(rf"stubborn stop-timeout pid={sleeper} grace_ms=300", log)
+    assert "web stop-timeout" not in log
+
+
+def test_output_flood_is_capped(recoverd):
+    port = free_port()
+    rd = recoverd({"services": {"noisy": demo_service(port, "--flood", log_max="64KiB")}})
+    wait_running(rd, "noisy")
+    cpu0, t0 = proc_cpu_seconds(rd.pid), time.monotonic()
+    slowest = 0.0
+    while time.monotonic() - t0 < 2.0:
+        t = time.monotonic()
+        assert rd.api("/v1/status")["name"] == "recoverd"
+        slowest = max(slowest, time.monotonic() - t)
+        time.sleep(0.05)
+    cpu = proc_cpu_seconds(rd.pid) - cpu0
+    assert slowest < 0.2, slowest
+
+    logs = rd.state_dir / "logs"
+
+    def sizes_now():
+        try:
+            return {p.name: p.stat().st_size for p in logs.iterdir()
+                    if p.name.startswith("noisy.")}
+        except FileNotFoundError:  # rotated between listing and stat
+            return {}
+    # noisy.log is briefly absent between its rename to .1 and its re-creation.
+    sizes = rd.wait_for(lambda: (v := sizes_now()) and "noisy.log" in v and v,
+                        what="noisy.log present")
+    assert set(sizes) == {"noisy.log", "noisy.log.1"}, sizes  # it did rotate, only once kept
+    assert sum(sizes.values()) <= 2 * 64 * 1024 + 4096, sizes
+    assert sizes["noisy.log.1"] == 64 * 1024
+    assert "recoverd-demo flood" in (logs / "noisy.log.1").read_text()
+    assert cpu < 0.6, f"recoverd used {cpu:.2f} s of CPU in 2 s of flood"
+    v = rd.service("noisy")
+    assert v["restarts"] == 0 and v["open_faults"] == []
+
+
+def test_env_and_cwd_reach_the_child(recoverd, tmp_path):
+    workdir = tmp_path / "work dir"
+    workdir.mkdir()
+    svc = {"command": ["/bin/sh", "-c",
+                       'echo "FOO=$FOO"; echo "OUTER=$OUTER"; pwd; exec sleep 100'],
+           "cwd": str(workdir), "env": {"FOO": "bar baz"}}
+    rd = recoverd({"services": {"shell": svc}}, env={"FOO": "from recoverd", "OUTER": "kept"})
+    rd.wait_for(lambda: rd.service("shell")["pid"], what="shell started")
+    log = rd.state_dir / "logs" / "shell.log"
+    text = rd.wait_for(lambda: log.exists() and str(workdir) in log.read_text()
+                       and log.read_text(), what="shell's output in its log")
+    assert text.splitlines() == ["FOO=bar baz", "OUTER=kept", str(workdir)]
