@@ -298,6 +298,14 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
             continue;
         }
         out->allow[0] = '\0';
+        /* Events of this loop turn are still in the journal's batch: commit
+         * them before reporting anything, so no answer shows what a kill -9
+         * could still lose. */
+        struct journal *j = daemon_journal(req->d);
+        if (j && journal_flush(j) < 0) {
+            out->status = routes__error(&out->body, 500, "journal commit failed");
+            return;
+        }
         if (routes__check_params(r, req, &out->body, &out->status) == 0)
             out->status = r->fn(req, arg, &out->body);
         return;
