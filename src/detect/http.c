@@ -1,50 +1,124 @@
-/* HTTP checks: libcurl's multi interface driven by the libuv loop
- * (STACK.md, "libcurl multi on libuv"). */
+/* HTTP checks: a small HTTP/1.1 client on the libuv loop, one kept-alive
+ * connection per check; https:// checks are handed to the libcurl plug-in
+ * (recoverd-https.so), loaded the first time one runs. */
 /* memmem: _GNU_SOURCE comes from the build (CMakeLists.txt) */
 #include "detect/http.h"
 
-#include <curl/curl.h>
+#include <arpa/inet.h>
+#include <assert.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "core/config-t.h"
 #include "core/log.h"
 #include "detect/kinds.h"
 
-/* One per check, kept across probes: the easy handle keeps its settings and
- * the multi's connection cache hands the next probe the same keep-alive
- * connection, which halves the CPU of a probe (STACK.md). */
-struct http__probe {
-    struct check *c;           /* owner; borrowed */
-    CURL *easy;                /* CURLOPT_PRIVATE = this */
-    bool active;               /* added to the multi: a probe is in flight */
-    bool keep;                 /* the check matches the body: keep its head */
-    size_t body_len;           /* bytes used in body */
-    char body[HTTP_BODY_KEEP]; /* head of the response body */
-    char err[CURL_ERROR_SIZE]; /* curl's words for a transport error */
+#define HTTP__HEAD_MAX 16384 /* bytes of status line + headers (or of trailers) accepted */
+#define HTTP__LINE_MAX 512   /* bytes of one head line kept; longer lines are only counted */
+
+/* Where a response is in its grammar (RFC 9112). */
+enum http__phase {
+    HTTP__STATUS,     /* status line */
+    HTTP__HEADER,     /* header lines up to the empty line */
+    HTTP__BODY,       /* Content-Length bytes */
+    HTTP__CHUNK_SIZE, /* chunk-size line */
+    HTTP__CHUNK_DATA, /* chunk bytes */
+    HTTP__CHUNK_END,  /* the CRLF after chunk bytes */
+    HTTP__TRAILER,    /* trailer lines up to the empty line */
+    HTTP__TO_EOF,     /* body delimited by the server closing */
+    HTTP__DONE,       /* complete */
 };
 
-/* One per socket curl asks us to watch, found again through
- * curl_multi_assign so that one fd never gets two polls. */
-struct http__sock {
-    uv_poll_t poll;                    /* data = this; freed in its close callback */
-    curl_socket_t fd;                  /* the socket watched */
-    struct http__sock *next, **pprev;  /* in http__g.socks, to close leftovers at shutdown */
+/* The response being read: parsed as bytes arrive, so no read ever waits
+ * for "the rest of the head" and nothing but one line is buffered. */
+struct http__resp {
+    enum http__phase phase;  /* where the next byte belongs */
+    int status;              /* HTTP status; 0 before the status line */
+    bool http10;             /* HTTP/1.0: the connection closes unless keep-alive */
+    bool close;              /* Connection: close */
+    bool keep_alive;         /* Connection: keep-alive */
+    bool chunked;            /* Transfer-Encoding ends in chunked */
+    bool te_other;           /* another transfer coding: the body runs to EOF */
+    bool have_len;           /* Content-Length seen (value in left) */
+    uint64_t left;           /* bytes still due: of the body or of the chunk */
+    size_t head;             /* bytes of head (or trailer) lines so far */
+    size_t got;              /* bytes of this probe's response received */
+    size_t body_len;         /* bytes kept in the check's body buffer */
+    size_t line_len;         /* bytes in line */
+    bool line_long;          /* the current line did not fit and was cut */
+    char line[HTTP__LINE_MAX]; /* the head line being assembled, NUL-terminated when whole */
+};
+
+/* The target, parsed once from the url. */
+struct http__url {
+    bool tls;                     /* https */
+    bool ipv6;                    /* host is an IPv6 literal (bracketed in Host) */
+    bool numeric;                 /* addr is the host's address: no resolving */
+    unsigned port;                /* TCP port, explicit or 80/443 */
+    bool port_given;              /* the url names the port (then Host carries it) */
+    char host[256];               /* as written, without brackets */
+    const char *path;             /* path and query inside the url; "" means "/" */
+    size_t path_len;              /* bytes of path */
+    struct sockaddr_storage addr; /* the address with port, when numeric */
+};
+
+struct http__check;
+
+/* One TCP connection; on the heap because it closes asynchronously while
+ * the check may already open the next one. */
+struct http__conn {
+    uv_tcp_t tcp;          /* data = this; the struct is freed in its close callback */
+    uv_connect_t connect;  /* data = this */
+    uv_write_t write;      /* data = this; one request at a time */
+    struct http__check *p; /* owner; NULL once dropped (callbacks then do nothing) */
+    bool reused;           /* has carried a whole response: the server may have dropped it */
+};
+
+/* A name resolution in flight; freed in its callback, which may come after
+ * the check is gone (uv_cancel cannot stop a lookup already running). */
+struct http__resolve {
+    uv_getaddrinfo_t req;  /* data = this */
+    struct http__check *p; /* owner; NULL once dropped */
+};
+
+/* One per check, kept across probes (c->priv). */
+struct http__check {
+    struct check *c;           /* owner; NULL once released */
+    uv_timer_t timer;          /* the probe's deadline; data = this; freed in its close cb */
+    struct http__conn *conn;   /* idle or carrying the probe; NULL: none */
+    struct http__resolve *gai; /* resolution in flight; NULL: none */
+    struct http__url url;      /* the target; url.addr cached across probes */
+    bool have_addr;            /* url.addr is usable (numeric, or resolved and not refused) */
+    bool busy;                 /* a probe is in flight */
+    bool retried;              /* this probe already moved off a stale connection */
+    enum fault_type why_type;  /* classification of why */
+    enum severity why_sev;     /* classification of why */
+    char why[200];             /* a failure for the timer to report at 0 ms, or a parse error */
+    struct http__resp r;       /* the response being read */
+    char *body;                /* HTTP_BODY_KEEP bytes after req if matching the body; else NULL */
+    size_t req_len;            /* bytes of req */
+    char req[];                /* "GET ... HTTP/1.1 ..." built once; then the body buffer */
 };
 
 static struct {
-    uv_loop_t *loop;          /* the daemon's loop; borrowed */
-    CURLM *multi;             /* every probe of every http check */
-    uv_timer_t timer;         /* curl's own deadlines (CURLMOPT_TIMERFUNCTION) */
-    struct http__sock *socks; /* polls open */
-    size_t n_easy;            /* probes alive (checks with an easy handle) */
-    bool up;                  /* between init and shutdown */
-    bool closing;             /* inside curl_multi_cleanup: the multi is going */
+    uv_loop_t *loop;                /* the daemon's loop; borrowed; NULL outside init..shutdown */
+    const struct detector_ops *tls; /* the plug-in's ops once loaded (never unloaded) */
+    bool tls_up;                    /* tls->init done since our init */
+    char tls_err[160];              /* why the plug-in did not load; not retried until shutdown */
+    const char *plugin_path;        /* override for tests; NULL: next to the executable */
 } http__g;
+
+/* Every read lands here and is parsed before the callback returns: one
+ * buffer serves all connections (the loop has one thread). */
+static char http__rbuf[65536];
 
 static const struct cfg_field http__fields[] = {
     {"url", CFG_STRING, offsetof(struct http_params, url), 1, NULL},
@@ -61,19 +135,115 @@ static void http__params_init(void *params)
     hp->tls_verify = true;
 }
 
+/* ---- the url ---- */
+
+static int http__url_bad(char *why, size_t len, const char *msg)
+{
+    snprintf(why, len, "%s", msg);
+    return -EINVAL;
+}
+
+/* The authority's host: [IPv6], an IPv4 literal, localhost or a DNS name. */
+static int http__url_host(struct http__url *u, const char *s, size_t n, char *why, size_t len)
+{
+    if (n == 0)
+        return http__url_bad(why, len, "url must be http://HOST... or https://HOST...");
+    if (n >= sizeof u->host)
+        return http__url_bad(why, len, "url host is longer than 255 bytes");
+    memcpy(u->host, s, n);
+    u->host[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_", s[i]))
+            return http__url_bad(why, len, "url host must be a name, an IPv4 address or [IPv6]");
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&u->addr;
+    if (strcasecmp(u->host, "localhost") == 0) {
+        a4->sin_family = AF_INET;
+        a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        u->numeric = true;
+    } else if (inet_pton(AF_INET, u->host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        u->numeric = true;
+    }
+    return 0;
+}
+
+static int http__url_port(struct http__url *u, const char *s, size_t n, char *why, size_t len)
+{
+    unsigned v = 0;
+    if (n == 0 || n > 5)
+        goto bad;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            goto bad;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    if (v < 1 || v > 65535)
+        goto bad;
+    u->port = v;
+    u->port_given = true;
+    return 0;
+bad:
+    return http__url_bad(why, len, "url port must be 1 to 65535");
+}
+
+/* scheme://host[:port][/path][?query], nothing more: userinfo and fragments
+ * are refused rather than silently dropped. */
+static int http__url_parse(const char *url, struct http__url *u, char *why, size_t len)
+{
+    const char *auth, *end, *hend, *p;
+    memset(u, 0, sizeof *u);
+    if (url && strncasecmp(url, "http://", 7) == 0)
+        auth = url + 7;
+    else if (url && strncasecmp(url, "https://", 8) == 0)
+        auth = url + 8, u->tls = true;
+    else
+        return http__url_bad(why, len, "url must be http://HOST... or https://HOST...");
+    for (p = url; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return http__url_bad(why, len, "url must not contain spaces or control characters");
+    if (strchr(url, '#'))
+        return http__url_bad(why, len, "url must not have a #fragment");
+    end = auth + strcspn(auth, "/?");
+    if (memchr(auth, '@', (size_t)(end - auth)))
+        return http__url_bad(why, len, "url must not contain user:password@");
+    u->port = u->tls ? 443 : 80;
+    if (*auth == '[') {
+        hend = memchr(auth, ']', (size_t)(end - auth));
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&u->addr;
+        size_t n = hend ? (size_t)(hend - auth - 1) : 0;
+        if (!hend || n >= sizeof u->host)
+            return http__url_bad(why, len, "url IPv6 host must be [address]");
+        memcpy(u->host, auth + 1, n);
+        u->host[n] = '\0';
+        if (inet_pton(AF_INET6, u->host, &a6->sin6_addr) != 1)
+            return http__url_bad(why, len, "url IPv6 host must be [address]");
+        a6->sin6_family = AF_INET6;
+        u->ipv6 = u->numeric = true;
+        hend++;
+        if (hend < end && *hend != ':')
+            return http__url_bad(why, len, "url IPv6 host must be [address]");
+    } else {
+        hend = memchr(auth, ':', (size_t)(end - auth));
+        if (!hend)
+            hend = end;
+        if (http__url_host(u, auth, (size_t)(hend - auth), why, len) < 0)
+            return -EINVAL;
+    }
+    if (hend < end && http__url_port(u, hend + 1, (size_t)(end - hend - 1), why, len) < 0)
+        return -EINVAL;
+    /* Same offset for both families: sin_port and sin6_port share it. */
+    ((struct sockaddr_in *)&u->addr)->sin_port = htons((uint16_t)u->port);
+    u->path = end;
+    u->path_len = strlen(end);
+    return 0;
+}
+
 static int http__validate(const void *params, char *why, size_t len)
 {
     const struct http_params *hp = params;
-    const char *u = hp->url;
-    size_t skip = 0;
-    if (u && strncasecmp(u, "http://", 7) == 0)
-        skip = 7;
-    else if (u && strncasecmp(u, "https://", 8) == 0)
-        skip = 8;
-    if (!skip || !u[skip] || u[skip] == '/') {
-        snprintf(why, len, "url must be http://HOST... or https://HOST...");
+    struct http__url u;
+    if (http__url_parse(hp->url, &u, why, len) < 0)
         return -EINVAL;
-    }
     if (hp->expect_status && (hp->expect_status < 100 || hp->expect_status > 599)) {
         snprintf(why, len, "status must be an HTTP status, 100 to 599");
         return -EINVAL;
@@ -81,276 +251,747 @@ static int http__validate(const void *params, char *why, size_t len)
     return 0;
 }
 
-/* curl's words, plus the system's for a failed connect, where 7.88 says only
- * "Couldn't connect to server". OS_ERRNO is never reset by curl, so it is
- * trusted only right after a connect failure. */
-static void http__transport_reason(const struct http__probe *p, CURLcode res, char *buf,
-                                   size_t len)
+/* ---- observations ---- */
+
+static void http__obs(struct observation *obs, enum fault_type type, enum severity sev, int code,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void http__obs(struct observation *obs, enum fault_type type, enum severity sev, int code,
+                      const char *fmt, ...)
 {
-    const char *words = p->err[0] ? p->err : curl_easy_strerror(res);
-    long os_errno = 0;
-    if (res == CURLE_COULDNT_CONNECT)
-        curl_easy_getinfo(p->easy, CURLINFO_OS_ERRNO, &os_errno);
-    if (os_errno > 0 && !strcasestr(words, strerror((int)os_errno)))
-        snprintf(buf, len, "%s (%s)", words, strerror((int)os_errno));
-    else
-        snprintf(buf, len, "%s", words);
+    va_list ap;
+    memset(obs, 0, sizeof *obs);
+    obs->type = type;
+    obs->severity = sev;
+    obs->code = code;
+    va_start(ap, fmt);
+    vsnprintf(obs->reason, sizeof obs->reason, fmt, ap);
+    va_end(ap);
 }
 
-/* Turn a finished transfer into an observation (DESIGN.md section 3). */
-static void http__classify(const struct http__probe *p, CURLcode res, struct observation *obs)
+void http_response_observe(const struct http_params *hp, int status, const char *body,
+                           size_t body_len, struct observation *obs)
 {
-    const struct http_params *hp = p->c->cfg->params;
-    long status = 0;
-
-    memset(obs, 0, sizeof *obs);
-    obs->code = -1;
-    obs->type = FAULT_NETWORK;
-    obs->severity = SEVERITY_HIGH;
-    if (res == CURLE_OPERATION_TIMEDOUT) {
-        obs->severity = SEVERITY_MEDIUM;
-        snprintf(obs->reason, sizeof obs->reason, "timeout after %llu ms",
-                 (unsigned long long)p->c->cfg->timeout_ms);
-        return;
-    }
-    if (res != CURLE_OK) {
-        http__transport_reason(p, res, obs->reason, sizeof obs->reason);
-        return;
-    }
-    curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
-    obs->code = (int)status;
-    obs->type = FAULT_SOFTWARE;
-    if (hp->expect_status ? status != (long)hp->expect_status : status < 200 || status > 299) {
+    http__obs(obs, FAULT_SOFTWARE, SEVERITY_HIGH, status, "HTTP %d", status);
+    if (hp->expect_status ? status != (int)hp->expect_status : status < 200 || status > 299) {
         if (hp->expect_status)
-            snprintf(obs->reason, sizeof obs->reason, "HTTP %ld (expected %u)", status,
+            snprintf(obs->reason, sizeof obs->reason, "HTTP %d (expected %u)", status,
                      hp->expect_status);
-        else
-            snprintf(obs->reason, sizeof obs->reason, "HTTP %ld", status);
         return;
     }
-    if (hp->expect_body &&
-        !memmem(p->body, p->body_len, hp->expect_body, strlen(hp->expect_body))) {
+    if (hp->expect_body && !memmem(body, body_len, hp->expect_body, strlen(hp->expect_body))) {
         snprintf(obs->reason, sizeof obs->reason, "body does not contain \"%.120s\"",
                  hp->expect_body);
         return;
     }
     obs->ok = true;
-    snprintf(obs->reason, sizeof obs->reason, "HTTP %ld", status);
 }
 
-/* Report every finished transfer. Runs after each curl_multi_socket_action,
- * outside curl's callbacks, so check_report may start, cancel or release
- * checks (removing a handle also drops its queued message). */
-static void http__drain(void)
+/* ---- the response parser ---- */
+
+static int http__bad(struct http__check *p, const char *what)
 {
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(http__g.multi, &left))) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        char *priv = NULL;
-        CURLcode res = m->data.result; /* m dies with remove_handle */
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
-        struct http__probe *p = (struct http__probe *)priv;
-        curl_multi_remove_handle(http__g.multi, p->easy);
-        p->active = false;
-        struct observation obs;
-        http__classify(p, res, &obs);
-        check_report(p->c, &obs);
-    }
+    snprintf(p->why, sizeof p->why, "bad HTTP response: %s", what);
+    return -1;
 }
 
-static void http__poll_cb(uv_poll_t *poll, int status, int events)
+static int http__status_line(struct http__check *p)
 {
-    struct http__sock *s = poll->data;
-    int flags = 0, running;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
-    curl_multi_socket_action(http__g.multi, s->fd, flags, &running);
-    http__drain();
-}
-
-static void http__timer_cb(uv_timer_t *t)
-{
-    int running;
-    curl_multi_socket_action(http__g.multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    http__drain();
-}
-
-/* CURLMOPT_TIMERFUNCTION: curl wants one deadline; -1 removes it. Only arm
- * the timer here: calling into curl from this callback is not allowed. */
-static int http__timer_fn(CURLM *multi, long ms, void *userp)
-{
-    if (ms < 0)
-        uv_timer_stop(&http__g.timer);
-    else
-        uv_timer_start(&http__g.timer, http__timer_cb, (uint64_t)ms, 0);
+    struct http__resp *r = &p->r;
+    const char *l = r->line;
+    if (r->line_len < 12 || memcmp(l, "HTTP/1.", 7) != 0 || (l[7] != '0' && l[7] != '1') ||
+        l[8] != ' ' || l[9] < '1' || l[9] > '5' || l[10] < '0' || l[10] > '9' || l[11] < '0' ||
+        l[11] > '9' || (l[12] != ' ' && l[12] != '\0'))
+        return http__bad(p, "not an HTTP/1.x status line");
+    r->http10 = l[7] == '0';
+    r->status = (l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0');
+    r->phase = HTTP__HEADER;
     return 0;
 }
 
-static void http__sock_close_cb(uv_handle_t *h)
+static int http__content_length(struct http__check *p, const char *v)
+{
+    struct http__resp *r = &p->r;
+    uint64_t n = 0;
+    if (!*v)
+        return http__bad(p, "bad Content-Length");
+    for (; *v; v++) {
+        if (*v < '0' || *v > '9' || n > (UINT64_MAX >> 5))
+            return http__bad(p, "bad Content-Length");
+        n = n * 10 + (uint64_t)(*v - '0');
+    }
+    if (r->have_len && r->left != n)
+        return http__bad(p, "conflicting Content-Length");
+    r->have_len = true;
+    r->left = n;
+    return 0;
+}
+
+/* The Connection header's tokens that matter. */
+static void http__tokens(char *v, struct http__resp *r)
+{
+    char *save = NULL;
+    for (char *t = strtok_r(v, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+        if (strcasecmp(t, "close") == 0)
+            r->close = true;
+        else if (strcasecmp(t, "keep-alive") == 0)
+            r->keep_alive = true;
+    }
+}
+
+static int http__header(struct http__check *p)
+{
+    struct http__resp *r = &p->r;
+    char *name = r->line, *v = strchr(name, ':'), *e;
+    if (*name == ' ' || *name == '\t')
+        return 0; /* obsolete line folding: continues a header we do not read */
+    if (!v || v == name)
+        return http__bad(p, "header line without a name");
+    *v++ = '\0';
+    v += strspn(v, " \t");
+    for (e = v + strlen(v); e > v && (e[-1] == ' ' || e[-1] == '\t');)
+        *--e = '\0';
+    if (strcasecmp(name, "content-length") == 0) {
+        return r->line_long ? http__bad(p, "bad Content-Length") : http__content_length(p, v);
+    } else if (strcasecmp(name, "transfer-encoding") == 0) {
+        /* Only the last coding decides how the body ends. */
+        char *last = strrchr(v, ',');
+        last = last ? last + 1 + strspn(last + 1, " \t") : v;
+        r->chunked = !r->line_long && strcasecmp(last, "chunked") == 0;
+        r->te_other = !r->chunked;
+    } else if (strcasecmp(name, "connection") == 0) {
+        http__tokens(v, r);
+    }
+    return 0;
+}
+
+/* The empty line after the headers: decide how the body ends. */
+static int http__head_end(struct http__check *p)
+{
+    struct http__resp *r = &p->r;
+    if (r->status < 200) {
+        size_t got = r->got;
+        if (r->status == 101)
+            return http__bad(p, "101 Switching Protocols to a GET");
+        /* An interim 1xx answer: the real one follows on the same stream. */
+        memset(r, 0, offsetof(struct http__resp, line));
+        r->got = got;
+        return 0;
+    }
+    r->head = 0;
+    if (r->status == 204 || r->status == 304)
+        r->phase = HTTP__DONE;
+    else if (r->chunked)
+        r->phase = HTTP__CHUNK_SIZE;
+    else if (r->te_other || !r->have_len)
+        r->phase = HTTP__TO_EOF;
+    else
+        r->phase = r->left ? HTTP__BODY : HTTP__DONE;
+    return 0;
+}
+
+static int http__chunk_size(struct http__check *p)
+{
+    struct http__resp *r = &p->r;
+    const char *l = r->line;
+    uint64_t n = 0;
+    int digits = 0;
+    for (; *l; l++, digits++) {
+        int d = *l >= '0' && *l <= '9'   ? *l - '0'
+                : *l >= 'a' && *l <= 'f' ? *l - 'a' + 10
+                : *l >= 'A' && *l <= 'F' ? *l - 'A' + 10
+                                         : -1;
+        if (d < 0)
+            break;
+        n = n * 16 + (uint64_t)d;
+    }
+    if (r->line_long || digits == 0 || digits > 15 || (*l && *l != ';' && *l != ' ' && *l != '\t'))
+        return http__bad(p, "bad chunk size");
+    r->left = n;
+    r->head = 0;
+    r->phase = n ? HTTP__CHUNK_DATA : HTTP__TRAILER;
+    return 0;
+}
+
+/* A whole line is in r->line. */
+static int http__line(struct http__check *p)
+{
+    struct http__resp *r = &p->r;
+    switch (r->phase) {
+    case HTTP__STATUS:
+        return http__status_line(p);
+    case HTTP__HEADER:
+        return r->line_len ? http__header(p) : http__head_end(p);
+    case HTTP__CHUNK_SIZE:
+        return http__chunk_size(p);
+    case HTTP__CHUNK_END:
+        r->phase = HTTP__CHUNK_SIZE;
+        return r->line_len ? http__bad(p, "chunk not followed by CRLF") : 0;
+    case HTTP__TRAILER:
+        if (!r->line_len)
+            r->phase = HTTP__DONE;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* Append up to the next LF to r->line; the bytes taken are returned and
+ * *whole says the line is complete (then NUL-terminated, CR dropped). */
+static size_t http__line_take(struct http__resp *r, const char *d, size_t n, bool *whole)
+{
+    const char *nl = memchr(d, '\n', n);
+    size_t seg = nl ? (size_t)(nl - d) : n, room = sizeof r->line - 1 - r->line_len;
+    size_t took = nl ? seg + 1 : n;
+    if (seg > room) {
+        seg = room;
+        r->line_long = true;
+    }
+    memcpy(r->line + r->line_len, d, seg);
+    r->line_len += seg;
+    r->line[r->line_len] = '\0';
+    *whole = nl != NULL;
+    if (nl && r->line_len && r->line[r->line_len - 1] == '\r')
+        r->line[--r->line_len] = '\0';
+    return took;
+}
+
+static void http__body_keep(struct http__check *p, const char *d, size_t n)
+{
+    size_t room = HTTP_BODY_KEEP - p->r.body_len;
+    if (!p->body || !room)
+        return;
+    memcpy(p->body + p->r.body_len, d, n < room ? n : room);
+    p->r.body_len += n < room ? n : room;
+}
+
+/* Feed received bytes. 1: the response is complete after *used bytes;
+ * 0: more is needed; -1: malformed (p->why says how). */
+static int http__feed(struct http__check *p, const char *d, size_t n, size_t *used)
+{
+    struct http__resp *r = &p->r;
+    size_t off = 0, t;
+    bool whole;
+    r->got += n;
+    while (off < n && r->phase != HTTP__DONE) {
+        switch (r->phase) {
+        case HTTP__BODY:
+        case HTTP__CHUNK_DATA:
+            t = n - off < r->left ? n - off : (size_t)r->left;
+            http__body_keep(p, d + off, t);
+            off += t;
+            if ((r->left -= t) == 0)
+                r->phase = r->phase == HTTP__BODY ? HTTP__DONE : HTTP__CHUNK_END;
+            break;
+        case HTTP__TO_EOF:
+            http__body_keep(p, d + off, n - off);
+            off = n;
+            break;
+        default:
+            t = http__line_take(r, d + off, n - off, &whole);
+            off += t;
+            /* Reject a non-HTTP peer at its first bytes, not at its first LF. */
+            if (r->phase == HTTP__STATUS &&
+                memcmp(r->line, "HTTP/1.", r->line_len < 7 ? r->line_len : 7) != 0)
+                return http__bad(p, "not an HTTP/1.x status line");
+            if (r->phase == HTTP__CHUNK_SIZE || r->phase == HTTP__CHUNK_END) {
+                if (r->line_long)
+                    return http__bad(p, "bad chunk size");
+            } else if ((r->head += t) > HTTP__HEAD_MAX) {
+                return http__bad(p, "headers over 16 KiB");
+            }
+            if (whole) {
+                if (http__line(p) < 0)
+                    return -1;
+                r->line_len = 0;
+                r->line_long = false;
+            }
+        }
+    }
+    *used = off;
+    return r->phase == HTTP__DONE;
+}
+
+/* ---- probes ---- */
+
+static void http__conn_close_cb(uv_handle_t *h)
 {
     free(h->data);
 }
 
-static void http__sock_close(struct http__sock *s)
+/* Forget the connection; callbacks still pending on it find no owner. */
+static void http__conn_drop(struct http__check *p)
 {
-    *s->pprev = s->next;
-    if (s->next)
-        s->next->pprev = s->pprev;
-    uv_close((uv_handle_t *)&s->poll, http__sock_close_cb);
+    struct http__conn *k = p->conn;
+    if (!k)
+        return;
+    p->conn = NULL;
+    k->p = NULL;
+    uv_close((uv_handle_t *)&k->tcp, http__conn_close_cb);
 }
 
-static struct http__sock *http__sock_new(curl_socket_t fd)
+static void http__gai_drop(struct http__check *p)
 {
-    struct http__sock *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    if (uv_poll_init_socket(http__g.loop, &s->poll, fd) < 0) {
-        free(s); /* never initialised: no close needed */
-        return NULL;
+    if (!p->gai)
+        return;
+    p->gai->p = NULL;
+    uv_cancel((uv_req_t *)&p->gai->req); /* fails if already running: its callback frees */
+    p->gai = NULL;
+}
+
+/* End the probe: stop its deadline, keep or close the connection, and
+ * report last, because check_report may start the next probe or release
+ * the check. */
+static void http__done(struct http__check *p, bool keep, struct observation *obs)
+{
+    uv_timer_stop(&p->timer);
+    p->busy = false;
+    if (keep && p->conn)
+        p->conn->reused = true;
+    else
+        http__conn_drop(p);
+    http__gai_drop(p);
+    check_report(p->c, obs);
+}
+
+static void http__timer_cb(uv_timer_t *t);
+
+/* A failure found where reporting is not allowed (inside start): the timer
+ * reports it from the loop at once. */
+static void http__fail_soon(struct http__check *p, enum fault_type type, enum severity sev,
+                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void http__fail_soon(struct http__check *p, enum fault_type type, enum severity sev,
+                            const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->why, sizeof p->why, fmt, ap);
+    va_end(ap);
+    p->why_type = type;
+    p->why_sev = sev;
+    http__conn_drop(p);
+    http__gai_drop(p);
+    uv_timer_start(&p->timer, http__timer_cb, 0, 0);
+}
+
+static void http__timer_cb(uv_timer_t *t)
+{
+    struct http__check *p = t->data;
+    struct observation obs;
+    if (!p->busy)
+        return;
+    if (p->why[0])
+        http__obs(&obs, p->why_type, p->why_sev, -1, "%s", p->why);
+    else
+        http__obs(&obs, FAULT_NETWORK, SEVERITY_MEDIUM, -1, "timeout after %llu ms",
+                  (unsigned long long)p->c->cfg->timeout_ms);
+    http__done(p, false, &obs);
+}
+
+/* recoverd's own shortage, not the service's fault. */
+static bool http__local_error(int r)
+{
+    return r == UV_EMFILE || r == UV_ENFILE || r == UV_ENOMEM || r == UV_ENOBUFS;
+}
+
+static void http__fail_connect(struct http__check *p, int err)
+{
+    if (http__local_error(err))
+        http__fail_soon(p, FAULT_RESOURCE, SEVERITY_MEDIUM, "cannot start probe: %s",
+                        strerror(-err));
+    else
+        http__fail_soon(p, FAULT_NETWORK, SEVERITY_HIGH, "Failed to connect to %s port %u (%s)",
+                        p->url.host, p->url.port, strerror(-err));
+}
+
+static void http__open(struct http__check *p);
+
+/* The connection carrying the probe ended or broke (err: UV_EOF or an
+ * error; what: "Send" or "Recv"). A kept-alive connection that dies before
+ * answering was closed by the server while idle: once per probe, that is
+ * not the service's failure, and a fresh connection is tried. */
+static void http__conn_lost(struct http__check *p, int err, const char *what)
+{
+    struct observation obs;
+    struct http__resp *r = &p->r;
+    if (p->conn->reused && r->got == 0 && !p->retried) {
+        p->retried = true;
+        http__conn_drop(p);
+        http__open(p);
+        return;
     }
-    s->fd = fd;
-    s->poll.data = s;
-    s->next = http__g.socks;
-    if (s->next)
-        s->next->pprev = &s->next;
-    s->pprev = &http__g.socks;
-    http__g.socks = s;
-    curl_multi_assign(http__g.multi, fd, s);
-    return s;
+    if (err == UV_EOF && r->phase == HTTP__TO_EOF) {
+        http_response_observe(p->c->cfg->params, r->status, p->body, r->body_len, &obs);
+        http__done(p, false, &obs);
+        return;
+    }
+    if (err == UV_EOF && r->got == 0)
+        http__obs(&obs, FAULT_NETWORK, SEVERITY_HIGH, -1, "Empty reply from server");
+    else if (err == UV_EOF)
+        http__obs(&obs, FAULT_SOFTWARE, SEVERITY_HIGH, r->status ? r->status : -1,
+                  "bad HTTP response: connection closed mid-response");
+    else
+        http__obs(&obs, FAULT_NETWORK, SEVERITY_HIGH, -1, "%s failure: %s", what, strerror(-err));
+    http__done(p, false, &obs);
 }
 
-/* CURLMOPT_SOCKETFUNCTION: watch what curl asks for on fd. curl announces
- * REMOVE before it closes the socket, so the poll leaves epoll while the fd
- * is still valid and a new socket reusing the number gets a fresh poll. */
-static int http__socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+static void http__write_cb(uv_write_t *w, int status)
 {
-    struct http__sock *s = socketp;
-    int ev = 0;
-    if (what == CURL_POLL_REMOVE) {
-        if (s) {
-            if (!http__g.closing)
-                curl_multi_assign(http__g.multi, fd, NULL);
-            http__sock_close(s);
-        }
+    struct http__conn *k = w->data;
+    if (status < 0 && k->p && k->p->busy)
+        http__conn_lost(k->p, status, "Send");
+}
+
+/* uv_try_write first: a request of ~100 bytes always fits the socket
+ * buffer, and uv_write would, once its callback has run, take POLLOUT off
+ * the watcher with an epoll_ctl on every probe. */
+static void http__send(struct http__check *p)
+{
+    uv_buf_t b = uv_buf_init(p->req, (unsigned)p->req_len);
+    int r = uv_try_write((uv_stream_t *)&p->conn->tcp, &b, 1);
+    if (r == (int)p->req_len)
+        return;
+    if (r >= 0 || r == UV_EAGAIN) {
+        b = uv_buf_init(p->req + (r > 0 ? r : 0), (unsigned)(p->req_len - (r > 0 ? r : 0)));
+        r = uv_write(&p->conn->write, (uv_stream_t *)&p->conn->tcp, &b, 1, http__write_cb);
+    }
+    if (r < 0)
+        http__conn_lost(p, r, "Send");
+}
+
+static void http__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    *b = uv_buf_init(http__rbuf, sizeof http__rbuf);
+}
+
+static void http__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct http__conn *k = s->data;
+    struct http__check *p = k->p;
+    struct observation obs;
+    size_t used = 0;
+    int r;
+    if (!p || n == 0)
+        return;
+    if (!p->busy) {
+        /* Idle: the server closed its side (keep-alive timeout) or spoke
+         * unasked. Either way the next probe starts on a new connection. */
+        http__conn_drop(p);
+        return;
+    }
+    if (n < 0) {
+        http__conn_lost(p, (int)n, "Recv");
+        return;
+    }
+    r = http__feed(p, b->base, (size_t)n, &used);
+    if (r == 0)
+        return;
+    if (r < 0) {
+        http__obs(&obs, FAULT_SOFTWARE, SEVERITY_HIGH, p->r.status ? p->r.status : -1, "%s",
+                  p->why);
+        http__done(p, false, &obs);
+        return;
+    }
+    struct http__resp *rs = &p->r;
+    bool keep = !rs->close && (!rs->http10 || rs->keep_alive) && used == (size_t)n;
+    http_response_observe(p->c->cfg->params, rs->status, p->body, rs->body_len, &obs);
+    http__done(p, keep, &obs);
+}
+
+static void http__connect_cb(uv_connect_t *req, int status)
+{
+    struct http__conn *k = req->data;
+    struct http__check *p = k->p;
+    struct observation obs;
+    if (!p)
+        return; /* dropped: cancelled, released or timed out */
+    if (status < 0) {
+        if (!p->url.numeric)
+            p->have_addr = false; /* the name may point elsewhere now */
+        http__obs(&obs, FAULT_NETWORK, SEVERITY_HIGH, -1, "Failed to connect to %s port %u (%s)",
+                  p->url.host, p->url.port, strerror(-status));
+        http__done(p, false, &obs);
+        return;
+    }
+    /* Reading stays on for the connection's life, idle too: a server's
+     * close is seen at once and no probe pays an epoll_ctl. */
+    uv_read_start((uv_stream_t *)&k->tcp, http__alloc_cb, http__read_cb);
+    http__send(p);
+}
+
+static int http__connect(struct http__check *p)
+{
+    struct http__conn *k = calloc(1, sizeof *k);
+    int r;
+    if (!k)
+        return UV_ENOMEM;
+    if ((r = uv_tcp_init(http__g.loop, &k->tcp)) < 0) {
+        free(k); /* never initialised: no close needed */
+        return r;
+    }
+    k->tcp.data = k->connect.data = k->write.data = k;
+    k->p = p;
+    p->conn = k;
+    /* libuv defers ECONNREFUSED to the callback; other errors come now. */
+    r = uv_tcp_connect(&k->connect, &k->tcp, (const struct sockaddr *)&p->url.addr,
+                       http__connect_cb);
+    if (r < 0)
+        http__conn_drop(p);
+    return r;
+}
+
+static void http__resolve_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct http__resolve *g = req->data;
+    struct http__check *p = g->p;
+    struct observation obs;
+    int r;
+    free(g);
+    if (!p)
+        goto out;
+    p->gai = NULL;
+    if (status < 0 || !res) {
+        http__obs(&obs, FAULT_NETWORK, SEVERITY_HIGH, -1, "Could not resolve host: %s (%s)",
+                  p->url.host, uv_strerror(status));
+        http__done(p, false, &obs);
+        goto out;
+    }
+    memcpy(&p->url.addr, res->ai_addr, res->ai_addrlen);
+    ((struct sockaddr_in *)&p->url.addr)->sin_port = htons((uint16_t)p->url.port);
+    p->have_addr = true;
+    if ((r = http__connect(p)) < 0)
+        http__fail_connect(p, r);
+out:
+    uv_freeaddrinfo(res); /* NULL-safe */
+}
+
+/* Resolution runs on libuv's thread pool: never getaddrinfo on the loop. */
+static int http__resolve(struct http__check *p)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct http__resolve *g = calloc(1, sizeof *g);
+    int r;
+    if (!g)
+        return UV_ENOMEM;
+    g->req.data = g;
+    g->p = p;
+    if ((r = uv_getaddrinfo(http__g.loop, &g->req, http__resolve_cb, p->url.host, NULL, &hints)) <
+        0) {
+        free(g);
+        return r;
+    }
+    p->gai = g;
+    return 0;
+}
+
+/* A new connection: resolve first unless the address is known. Failures
+ * are reported by the timer, so this may run inside start. */
+static void http__open(struct http__check *p)
+{
+    int r = p->have_addr ? http__connect(p) : http__resolve(p);
+    if (r < 0)
+        http__fail_connect(p, r);
+}
+
+static void http__check_close_cb(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Parse the url and build the request, once per check. */
+static int http__check_new(struct check *c)
+{
+    const struct http_params *hp = c->cfg->params;
+    struct http__url u;
+    struct http__check *p;
+    char why[128], host[300];
+    if (http__url_parse(hp->url, &u, why, sizeof why) < 0)
+        return -EINVAL;
+    snprintf(host, sizeof host, u.ipv6 ? "[%s]" : "%s", u.host);
+    if (u.port_given && u.port != (u.tls ? 443u : 80u))
+        snprintf(host + strlen(host), sizeof host - strlen(host), ":%u", u.port);
+    size_t cap = u.path_len + strlen(host) + 80, keep = hp->expect_body ? HTTP_BODY_KEEP : 0;
+    if (!(p = calloc(1, sizeof *p + cap + keep)))
+        return -ENOMEM;
+    p->req_len = (size_t)snprintf(p->req, cap,
+                                  "GET %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: recoverd\r\n"
+                                  "Accept: */*\r\n\r\n",
+                                  u.path[0] == '/' ? "" : "/", u.path, host);
+    p->body = keep ? p->req + cap : NULL;
+    p->url = u;
+    p->url.path = NULL; /* points into the config: not needed past here */
+    p->have_addr = u.numeric;
+    uv_timer_init(http__g.loop, &p->timer); /* cannot fail */
+    p->timer.data = p;
+    p->c = c;
+    c->priv = p;
+    return 0;
+}
+
+static void http__begin(struct http__check *p)
+{
+    p->busy = true;
+    p->retried = false;
+    p->why[0] = '\0';
+    memset(&p->r, 0, offsetof(struct http__resp, line));
+    uv_timer_start(&p->timer, http__timer_cb, p->c->cfg->timeout_ms, 0);
+}
+
+static void http__cancel_own(struct http__check *p)
+{
+    if (!p || !p->busy)
+        return;
+    uv_timer_stop(&p->timer);
+    p->busy = false;
+    /* The request is out: its answer would be taken for the next probe's. */
+    http__conn_drop(p);
+    http__gai_drop(p);
+}
+
+/* ---- https: the plug-in ---- */
+
+static bool http__is_tls(const struct check *c)
+{
+    const struct http_params *hp = c->cfg ? c->cfg->params : NULL;
+    return hp && hp->url && strncasecmp(hp->url, "https:", 6) == 0;
+}
+
+void http_plugin_path_set(const char *path)
+{
+    assert(!http__g.tls_up);
+    http__g.plugin_path = path;
+    http__g.tls = NULL; /* look again; a handle already open stays mapped */
+    http__g.tls_err[0] = '\0';
+}
+
+static int http__plugin_path(char *buf, size_t len)
+{
+    char *slash;
+    ssize_t n;
+    if (http__g.plugin_path) {
+        snprintf(buf, len, "%s", http__g.plugin_path);
         return 0;
     }
-    if (!s && !(s = http__sock_new(fd)))
-        return -1;
-    if (what & CURL_POLL_IN)
-        ev |= UV_READABLE;
-    if (what & CURL_POLL_OUT)
-        ev |= UV_WRITABLE;
-    return uv_poll_start(&s->poll, ev, http__poll_cb) < 0 ? -1 : 0;
+    if ((n = readlink("/proc/self/exe", buf, len - 1)) < 0)
+        return -errno;
+    buf[n] = '\0';
+    if (!(slash = strrchr(buf, '/')) || (size_t)(slash - buf) + sizeof HTTP_PLUGIN_FILE + 1 > len)
+        return -ENAMETOOLONG;
+    memcpy(slash + 1, HTTP_PLUGIN_FILE, sizeof HTTP_PLUGIN_FILE);
+    return 0;
 }
 
-/* Keep the head of the body for the match; swallow the rest. */
-static size_t http__write_cb(char *data, size_t size, size_t n, void *userp)
+/* dlopen the plug-in (once per process) and start it (once per init). Its
+ * libcurl, OpenSSL and their 30 libraries cost about 6 MB of RSS: only
+ * paid once a check needs TLS. The handle is never closed, because
+ * OpenSSL's exit handlers must still find their code. */
+static int http__tls_up(void)
 {
-    struct http__probe *p = userp;
-    size_t len = size * n, room = sizeof p->body - p->body_len;
-    if (p->keep && room) {
-        size_t k = len < room ? len : room;
-        memcpy(p->body + p->body_len, data, k);
-        p->body_len += k;
+    char path[PATH_MAX];
+    http_plugin_entry entry;
+    void *h;
+    int r;
+    if (http__g.tls_up)
+        return 0;
+    if (http__g.tls_err[0])
+        return -ENOENT; /* failed since init: say so without searching again */
+    if (!http__g.tls) {
+        if ((r = http__plugin_path(path, sizeof path)) < 0) {
+            snprintf(http__g.tls_err, sizeof http__g.tls_err, "/proc/self/exe: %s", strerror(-r));
+            goto fail;
+        }
+        if (!(h = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
+            snprintf(http__g.tls_err, sizeof http__g.tls_err, "%s", dlerror());
+            goto fail;
+        }
+        *(void **)&entry = dlsym(h, HTTP_PLUGIN_SYMBOL);
+        if (!entry || !(http__g.tls = entry())) {
+            snprintf(http__g.tls_err, sizeof http__g.tls_err, "%s: no %s", path,
+                     HTTP_PLUGIN_SYMBOL);
+            dlclose(h);
+            goto fail;
+        }
     }
-    return len;
-}
-
-static int http__easy_setup(struct http__probe *p)
-{
-    const struct http_params *hp = p->c->cfg->params;
-    CURL *e = p->easy;
-    long verify = hp->tls_verify;
-    /* Any failing option leaves its CURLcode set; OR-ing them keeps "any". */
-    int r = curl_easy_setopt(e, CURLOPT_URL, hp->url);
-    r |= curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)p);
-    r |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http__write_cb);
-    r |= curl_easy_setopt(e, CURLOPT_WRITEDATA, p);
-    r |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p->err);
-    r |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    r |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->c->cfg->timeout_ms);
-    r |= curl_easy_setopt(e, CURLOPT_PROXY, ""); /* ignore http_proxy & co from the env */
-    r |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    r |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    r |= curl_easy_setopt(e, CURLOPT_USERAGENT, "recoverd");
-    /* Debian's compiled-in CA directory disables curl's CA cache: every
-     * handshake would re-parse the bundle (~26 ms of loop CPU, STACK.md). */
-    r |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-    r |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify);
-    r |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
-    return r ? -EINVAL : 0;
-}
-
-static struct http__probe *http__probe_new(struct check *c)
-{
-    struct http__probe *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
-    p->c = c;
-    p->keep = ((const struct http_params *)c->cfg->params)->expect_body != NULL;
-    if (!(p->easy = curl_easy_init()) || http__easy_setup(p) < 0)
+    if ((r = http__g.tls->init(http__g.loop)) < 0) {
+        snprintf(http__g.tls_err, sizeof http__g.tls_err, "cannot initialise libcurl: %s",
+                 strerror(-r));
         goto fail;
-    /* Room in the connection cache for one idle connection per check, or
-     * probes of quiet checks would find theirs evicted and reconnect. */
-    http__g.n_easy++;
-    curl_multi_setopt(http__g.multi, CURLMOPT_MAXCONNECTS,
-                      (long)(http__g.n_easy < 16 ? 32 : 2 * http__g.n_easy));
-    return p;
+    }
+    http__g.tls_up = true;
+    return 0;
 fail:
-    curl_easy_cleanup(p->easy); /* NULL-safe */
-    free(p);
-    return NULL;
+    log_event(LOG_ERROR, NULL, "https_plugin", "error=\"%s\"", http__g.tls_err);
+    return -ENOENT;
 }
+
+/* Without the plug-in an https check still runs, and fails with words. */
+static int http__tls_start(struct check *c)
+{
+    struct http__check *p = c->priv;
+    int r;
+    if (http__tls_up() == 0)
+        return http__g.tls->start(c);
+    if (!p && (r = http__check_new(c)) < 0)
+        return r;
+    p = c->priv;
+    if (p->busy)
+        return -EBUSY;
+    http__begin(p);
+    http__fail_soon(p, FAULT_CONFIGURATION, SEVERITY_HIGH, "https checks need %s: %s",
+                    HTTP_PLUGIN_FILE, http__g.tls_err);
+    return 0;
+}
+
+/* ---- the ops ---- */
 
 static int http__start(struct check *c)
 {
-    struct http__probe *p = c->priv;
-    if (!http__g.up)
+    struct http__check *p = c->priv;
+    int r;
+    if (!http__g.loop)
         return -EINVAL;
-    if (!p && !(p = http__probe_new(c)))
-        return -ENOMEM;
-    c->priv = p;
-    if (p->active)
+    if (http__is_tls(c))
+        return http__tls_start(c);
+    if (!p && (r = http__check_new(c)) < 0)
+        return r;
+    p = c->priv;
+    if (p->busy)
         return -EBUSY;
-    p->body_len = 0;
-    p->err[0] = '\0';
-    /* Only arms curl's timer (timeout 0): the transfer and its report happen
-     * in later loop callbacks, never inside start. */
-    if (curl_multi_add_handle(http__g.multi, p->easy) != CURLM_OK)
-        return -EIO;
-    p->active = true;
+    http__begin(p);
+    if (p->conn)
+        http__send(p); /* the kept-alive connection: one write, then one read */
+    else
+        http__open(p);
     return 0;
 }
 
 static void http__cancel(struct check *c)
 {
-    struct http__probe *p = c->priv;
-    if (!p || !p->active)
-        return;
-    curl_multi_remove_handle(http__g.multi, p->easy);
-    p->active = false;
+    if (http__g.tls_up && http__is_tls(c))
+        http__g.tls->cancel(c);
+    else
+        http__cancel_own(c->priv);
 }
 
 static void http__release(struct check *c)
 {
-    struct http__probe *p = c->priv;
+    struct http__check *p = c->priv;
+    if (http__g.tls_up && http__is_tls(c)) {
+        http__g.tls->release(c);
+        return;
+    }
     if (!p)
         return;
-    http__cancel(c);
-    curl_easy_cleanup(p->easy);
-    free(p);
-    http__g.n_easy--;
+    http__cancel_own(p);
+    http__conn_drop(p);
     c->priv = NULL;
+    p->c = NULL;
+    uv_close((uv_handle_t *)&p->timer, http__check_close_cb);
 }
 
-/* Many checks hold a socket each (plus one idle keep-alive connection), so
- * the soft fd limit of 1024 would be a ceiling on the number of checks. */
+/* Each check holds a socket (its kept-alive connection), so the soft fd
+ * limit of 1024 would be a ceiling on the number of checks. */
 static void http__raise_nofile(void)
 {
     struct rlimit rl;
@@ -361,44 +1002,24 @@ static void http__raise_nofile(void)
         log_event(LOG_WARN, NULL, "rlimit_nofile", "error=\"%s\"", strerror(errno));
 }
 
+/* Needs SIGPIPE ignored (core/daemon.c does): a write to a server that
+ * has gone is an error to handle, not a signal. */
 static int http__init(uv_loop_t *loop)
 {
-    if (http__g.up)
+    if (http__g.loop)
         return -EALREADY;
     http__raise_nofile();
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return -EIO;
-    if (!(http__g.multi = curl_multi_init()))
-        goto fail;
     http__g.loop = loop;
-    curl_multi_setopt(http__g.multi, CURLMOPT_SOCKETFUNCTION, http__socket_fn);
-    curl_multi_setopt(http__g.multi, CURLMOPT_TIMERFUNCTION, http__timer_fn);
-    curl_multi_setopt(http__g.multi, CURLMOPT_MAXCONNECTS, 32L);
-    uv_timer_init(loop, &http__g.timer);
-    http__g.up = true;
     return 0;
-fail:
-    curl_global_cleanup();
-    return -ENOMEM;
 }
 
 static void http__shutdown(void)
 {
-    if (!http__g.up)
-        return;
-    if (http__g.n_easy)
-        log_event(LOG_WARN, NULL, "http_shutdown", "checks_alive=%zu", http__g.n_easy);
-    /* Closing the cached connections may announce REMOVE for their sockets;
-     * whatever poll is left after that is closed here. */
-    http__g.closing = true;
-    curl_multi_cleanup(http__g.multi);
-    while (http__g.socks)
-        http__sock_close(http__g.socks);
-    uv_close((uv_handle_t *)&http__g.timer, NULL); /* static: nothing to free */
-    curl_global_cleanup();
-    http__g.multi = NULL;
-    http__g.closing = false;
-    http__g.up = false;
+    if (http__g.tls_up)
+        http__g.tls->shutdown();
+    http__g.tls_up = false;
+    http__g.tls_err[0] = '\0';
+    http__g.loop = NULL;
 }
 
 const struct detector_ops http_detector = {
