@@ -19,10 +19,19 @@ RECOVERD = os.path.join(BUILD, "recoverd")
 DEMO = os.path.join(BUILD, "recoverd-demo")
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, never the same twice in one run (the
+    kernel may hand a just-closed ephemeral port out again)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def pct(values, p):
