@@ -55,9 +55,14 @@ enum state state_next(enum state from, enum state_event ev)
 
 static void state__quiet_cb(uv_timer_t *t) { state_quiet_tick(t->data); }
 
+/* One timer serves every service: arm it only when it would not fire in
+ * time anyway, so a flapping service cannot keep postponing another's due
+ * tick (state_quiet_tick re-arms for what is not yet due). */
 static void state__arm_quiet(struct daemon *d)
 {
-    uv_timer_start(&d->quiet_timer, state__quiet_cb, d->cfg->quiet_ms, 0);
+    uv_timer_t *t = &d->quiet_timer;
+    if (!uv_is_active((uv_handle_t *)t) || uv_timer_get_due_in(t) > d->cfg->quiet_ms)
+        uv_timer_start(t, state__quiet_cb, d->cfg->quiet_ms, 0);
 }
 
 void state_service_event(struct service *s, enum state_event ev, const char *cause)

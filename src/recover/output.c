@@ -24,14 +24,20 @@ static int output__reopen(struct output *o)
     return 0;
 }
 
-/* Keep one previous generation: name.log -> name.log.1. */
+/* Keep one previous generation: name.log -> name.log.1. If the rename
+ * fails the full file cannot take more, so output is dropped (log_fd -1)
+ * rather than rotating the same full file forever. */
 static void output__rotate(struct output *o)
 {
     char old[4096];
     snprintf(old, sizeof old, "%s.1", o->path);
-    if (rename(o->path, old) < 0)
-        log_event(LOG_WARN, NULL, "log-rotate-failed", "path=%s error=\"%s\"", o->path,
-                  strerror(errno));
+    if (rename(o->path, old) < 0) {
+        log_event(LOG_WARN, NULL, "log-rotate-failed", "path=%s error=\"%s\" output=dropped",
+                  o->path, strerror(errno));
+        close(o->log_fd);
+        o->log_fd = -1;
+        return;
+    }
     if (output__reopen(o) < 0)
         log_event(LOG_WARN, NULL, "log-open-failed", "path=%s error=\"%s\"", o->path,
                   strerror(errno));

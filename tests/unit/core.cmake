@@ -1,0 +1,5 @@
+recoverd_unit_test(test_state)
+recoverd_unit_test(test_restart)
+recoverd_unit_test(test_process)
+recoverd_unit_test(test_output)
+recoverd_unit_test(test_check)
