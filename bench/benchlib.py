@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import tempfile
 import time
@@ -69,6 +70,43 @@ def comm(pid):
             return f.read().strip()
     except OSError:
         return ""
+
+
+class ExecWatch:
+    """The kernel's process events (netlink proc connector, root only):
+    fork and exec with CLOCK_MONOTONIC timestamps taken by the kernel, so a
+    benchmark can time "new process running" without spinning on /proc
+    (a spinning watcher steals the CPU it is measuring on a small host)."""
+
+    NETLINK_CONNECTOR, CN_IDX_PROC, CN_VAL_PROC = 11, 1, 1
+    PROC_EVENT_FORK, PROC_EVENT_EXEC = 1, 2
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, self.NETLINK_CONNECTOR)
+        self.sock.bind((os.getpid(), self.CN_IDX_PROC))
+        op = struct.pack("=I", 1)  # PROC_CN_MCAST_LISTEN
+        cn = struct.pack("=IIIIHH", self.CN_IDX_PROC, self.CN_VAL_PROC, 0, 0, len(op), 0) + op
+        nl = struct.pack("=IHHII", 16 + len(cn), 3, 0, 0, os.getpid()) + cn
+        self.sock.send(nl)
+        self.children = {}  # child pid -> parent pid, from fork events
+
+    def wait_exec(self, parent, timeout=10.0):
+        """Block until a child of parent execs; return (pid, monotonic ns)."""
+        self.sock.settimeout(timeout)
+        while True:
+            data = self.sock.recv(4096)
+            what, _cpu, ts = struct.unpack_from("=IIQ", data, 36)
+            if what == self.PROC_EVENT_FORK:
+                _ppid, ptgid, cpid, ctgid = struct.unpack_from("=IIII", data, 52)
+                if cpid == ctgid:
+                    self.children[cpid] = ptgid
+            elif what == self.PROC_EVENT_EXEC:
+                pid, tgid = struct.unpack_from("=II", data, 52)
+                if self.children.get(tgid) == parent:
+                    return tgid, ts
+
+    def close(self):
+        self.sock.close()
 
 
 def wait_new_child(parent, old, name, timeout=10.0):

@@ -121,21 +121,23 @@ static int process__posix_spawn(const struct service *s, pid_t *pid)
     const struct service_cfg *cfg = s->cfg;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
-    sigset_t none, all;
+    sigset_t none, ignored;
     posix_spawn_file_actions_init(&fa);
     posix_spawnattr_init(&attr);
     sigemptyset(&none);
-    sigfillset(&all);
+    /* Caught signals reset at exec by themselves; ignored ones would stay
+     * ignored in the child. recoverd ignores only SIGPIPE. */
+    sigemptyset(&ignored);
+    sigaddset(&ignored, SIGPIPE);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, s->output.write_fd, 1);
     posix_spawn_file_actions_adddup2(&fa, s->output.write_fd, 2);
     if (cfg->cwd)
         posix_spawn_file_actions_addchdir_np(&fa, cfg->cwd);
-    /* Own session and process group; default dispositions (recoverd
-     * ignores SIGPIPE, which exec would otherwise pass on); empty mask. */
+    /* Own session and process group; default dispositions; empty mask. */
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF |
                                         POSIX_SPAWN_SETSIGMASK);
-    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigdefault(&attr, &ignored);
     posix_spawnattr_setsigmask(&attr, &none);
     char **envp = s->envp ? s->envp : environ;
     /* argv[0] without a slash is looked up in PATH, like a shell would. */
