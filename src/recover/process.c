@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <spawn.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,10 +16,9 @@
 #include "core/config-t.h"
 #include "core/daemon.h"
 #include "core/log.h"
+#include "core/spawn.h"
 #include "recover/executor.h"
 #include "store/journal.h"
-
-extern char **environ;
 
 uint64_t process_start_ticks(pid_t pid)
 {
@@ -112,47 +109,12 @@ static void process__exit_cb(uv_poll_t *w, int status, int events)
     executor_process_exited(s, why, up_ms);
 }
 
-/* posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK)) instead of uv_spawn's
- * fork: no page tables are copied, which on a virtualised host is most of
- * the cost of a restart, and it is safe beside libcurl's resolver threads
- * because the child only execs. It returns exec's error synchronously. */
-static int process__posix_spawn(const struct service *s, pid_t *pid)
-{
-    const struct service_cfg *cfg = s->cfg;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none, ignored;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    sigemptyset(&none);
-    /* Caught signals reset at exec by themselves; ignored ones would stay
-     * ignored in the child. recoverd ignores only SIGPIPE. */
-    sigemptyset(&ignored);
-    sigaddset(&ignored, SIGPIPE);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, s->output.write_fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, s->output.write_fd, 2);
-    if (cfg->cwd)
-        posix_spawn_file_actions_addchdir_np(&fa, cfg->cwd);
-    /* Own session and process group; default dispositions; empty mask. */
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF |
-                                        POSIX_SPAWN_SETSIGMASK);
-    posix_spawnattr_setsigdefault(&attr, &ignored);
-    posix_spawnattr_setsigmask(&attr, &none);
-    char **envp = s->envp ? s->envp : environ;
-    /* argv[0] without a slash is looked up in PATH, like a shell would. */
-    int r = strchr(cfg->command[0], '/')
-                ? posix_spawn(pid, cfg->command[0], &fa, &attr, cfg->command, envp)
-                : posix_spawnp(pid, cfg->command[0], &fa, &attr, cfg->command, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    return -r;
-}
-
 int process_spawn(struct service *s)
 {
     pid_t pid = 0;
-    int r = process__posix_spawn(s, &pid);
+    struct spawn_opts o = {.argv = s->cfg->command, .envp = s->envp, .cwd = s->cfg->cwd,
+                           .out_fd = s->output.write_fd};
+    int r = spawn_start(&o, &pid);
     if (r < 0) {
         log_event(LOG_ERROR, s->name, "spawn-failed", "command=%s error=\"%s\"",
                   s->cfg->command[0], strerror(-r));
@@ -160,10 +122,10 @@ int process_spawn(struct service *s)
     }
     /* A pidfd turns the exit into a loop event without SIGCHLD; it works
      * even if the child is already a zombie. */
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int pidfd = spawn_pidfd(pid);
     uv_poll_t *w = pidfd >= 0 ? calloc(1, sizeof *w) : NULL;
     if (!w || uv_poll_init(s->d->loop, w, pidfd) < 0) {
-        r = pidfd < 0 ? -errno : -ENOMEM;
+        r = pidfd < 0 ? pidfd : -ENOMEM;
         if (pidfd >= 0)
             close(pidfd);
         free(w);
