@@ -30,7 +30,8 @@ static void analyzer__context(struct fault *f, json_t *ctx)
 /* Open a fault in slot unless one is open there already. Returns true when
  * a new fault was opened (and journaled). */
 static bool analyzer__open(struct service *s, size_t slot, const char *source,
-                           enum fault_type type, enum severity sev, const char *desc, json_t *ctx)
+                           enum fault_type type, enum severity sev, enum impact impact,
+                           const char *desc, json_t *ctx)
 {
     struct fault_slot *fs = &s->slots[slot];
     if (fs->open) {
@@ -45,7 +46,7 @@ static bool analyzer__open(struct service *s, size_t slot, const char *source,
     snprintf(f->check, sizeof f->check, "%s", source);
     f->type = type;
     f->severity = sev;
-    f->impact = IMPACT_SERVICE;
+    f->impact = impact;
     snprintf(f->description, sizeof f->description, "%s", desc);
     analyzer__context(f, ctx);
     f->opened_ms = clock_wall_ms();
@@ -69,7 +70,8 @@ void analyzer_check_failing(struct service *s, size_t i, const struct observatio
     json_t *ctx = json_pack("{s:s, s:s, s:i, s:f, s:i}", "check", c->cfg->name, "kind",
                             c->ops->name, "code", o->code, "latency_ms",
                             (double)o->latency_us / 1000.0, "consecutive_failures", c->fails);
-    if (analyzer__open(s, SLOT_CHECK(i), c->cfg->name, o->type, sev, desc, ctx))
+    enum impact impact = o->host_wide ? IMPACT_SYSTEM : IMPACT_SERVICE;
+    if (analyzer__open(s, SLOT_CHECK(i), c->cfg->name, o->type, sev, impact, desc, ctx))
         executor_fault_opened(s);
 }
 
@@ -86,7 +88,8 @@ void analyzer_process_exited(struct service *s, int64_t status, int term_signal,
     json_t *ctx = json_pack("{s:I, s:i, s:I}", "exit_code", (json_int_t)status, "signal",
                             term_signal, "uptime_ms", (json_int_t)uptime_ms);
     /* The executor is told by its caller, which also owns the action. */
-    analyzer__open(s, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH, desc, ctx);
+    analyzer__open(s, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE,
+                   desc, ctx);
 }
 
 void analyzer_spawn_failed(struct service *s, int err)
@@ -94,7 +97,8 @@ void analyzer_spawn_failed(struct service *s, int err)
     char desc[256];
     snprintf(desc, sizeof desc, "cannot start %s: %s", s->cfg->command[0], strerror(-err));
     json_t *ctx = json_pack("{s:s, s:s}", "command", s->cfg->command[0], "error", strerrorname_np(-err));
-    analyzer__open(s, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH, desc, ctx);
+    analyzer__open(s, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE,
+                   desc, ctx);
 }
 
 void analyzer_gave_up(struct service *s, const char *description)
@@ -102,7 +106,7 @@ void analyzer_gave_up(struct service *s, const char *description)
     json_t *ctx = json_pack("{s:i, s:I}", "restart_max", (int)s->cfg->restart.max, "window_ms",
                             (json_int_t)s->cfg->restart.window_ms);
     analyzer__open(s, SLOT_SUPERVISOR(s), "supervisor", FAULT_SOFTWARE, SEVERITY_CRITICAL,
-                   description, ctx);
+                   IMPACT_SERVICE, description, ctx);
 }
 
 int analyzer_resolve_all(struct service *s, const char *why)

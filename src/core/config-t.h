@@ -46,6 +46,19 @@ struct service_cfg {
     int line;                  /* position in the config file */
 };
 
+struct webhook_cfg {
+    char *url;              /* http:// or https:// endpoint receiving JSON POSTs */
+    int min_severity;       /* enum severity; alerts below it are not sent; default high */
+    uint64_t repeat_ms;     /* re-send an unresolved fault's alert after this; 0: never; default 1h */
+    uint64_t timeout_ms;    /* per delivery attempt; default 5000 */
+    unsigned retries;       /* attempts after the first, with exponential backoff; default 5 */
+};
+
+struct alerts_cfg {
+    struct webhook_cfg *webhooks; /* n_webhooks entries */
+    size_t n_webhooks;
+};
+
 struct config {
     char *path;                     /* file it was read from ("<demo>" for the bundled one) */
     char *state_dir;                /* default "./var" */
@@ -53,6 +66,7 @@ struct config {
     uint64_t quiet_ms;              /* recovered -> normal after this long without faults; default 10000 */
     struct service_cfg *services;   /* n_services entries, in file order */
     size_t n_services;
+    struct alerts_cfg alerts;       /* alerts: { webhooks: [...] } */
 };
 
 #endif

@@ -16,6 +16,7 @@ struct observation {
     bool ok;                 /* the probe passed */
     enum fault_type type;    /* classification when !ok */
     enum severity severity;  /* classification when !ok */
+    bool host_wide;          /* the condition is the host's (CPU, memory, disk): impact system */
     int code;                /* HTTP status, exit code... ; -1 when none */
     uint64_t latency_us;     /* probe start -> result */
     char reason[200];        /* human words: "HTTP 500", "timeout after 100 ms", "connection refused" */
