@@ -508,23 +508,48 @@ static int cfg__read_signal(const struct cfg_field *f, struct fy_node *v, void *
     return -EINVAL;
 }
 
+/* An enum from its name; on error list every name. */
+static int cfg__read_enum(struct fy_node *v, void *p, struct cfg_err *err, const char *what,
+                          int (*parse)(const char *), const char *(*name)(int), int count)
+{
+    char buf[CFG__TEXT_MAX], names[160] = "";
+    int e;
+
+    if (cfg__text(v, buf, sizeof(buf)) == 0 && (e = parse(buf)) >= 0) {
+        *(int *)p = e;
+        return 0;
+    }
+    for (int i = 0; i < count; i++) {
+        strncat(names, i ? (i + 1 == count ? " or " : ", ") : "",
+                sizeof(names) - strlen(names) - 1);
+        strncat(names, name(i), sizeof(names) - strlen(names) - 1);
+    }
+    cfg_err_at(err, v, "unknown %s %s (expected %s)", what, cfg__got(v, buf, sizeof(buf)), names);
+    return -EINVAL;
+}
+
+static const char *cfg__severity_name(int i) { return severity_name((enum severity)i); }
+static const char *cfg__fault_type_name(int i) { return fault_type_name((enum fault_type)i); }
+static const char *cfg__impact_name(int i) { return impact_name((enum impact)i); }
+
 static int cfg__read_severity(const struct cfg_field *f, struct fy_node *v, void *p,
                               struct cfg_err *err)
 {
-    char buf[CFG__TEXT_MAX], names[128] = "";
-    int s;
+    return cfg__read_enum(v, p, err, "severity", severity_parse, cfg__severity_name,
+                          SEVERITY__COUNT);
+}
 
-    if (cfg__text(v, buf, sizeof(buf)) == 0 && (s = severity_parse(buf)) >= 0) {
-        *(int *)p = s;
-        return 0;
-    }
-    for (int i = 0; i < SEVERITY__COUNT; i++) {
-        strncat(names, i ? (i + 1 == SEVERITY__COUNT ? " or " : ", ") : "",
-                sizeof(names) - strlen(names) - 1);
-        strncat(names, severity_name(i), sizeof(names) - strlen(names) - 1);
-    }
-    cfg_err_at(err, v, "unknown severity %s (expected %s)", cfg__got(v, buf, sizeof(buf)), names);
-    return -EINVAL;
+static int cfg__read_fault_type(const struct cfg_field *f, struct fy_node *v, void *p,
+                                struct cfg_err *err)
+{
+    return cfg__read_enum(v, p, err, "fault type", fault_type_parse, cfg__fault_type_name,
+                          FAULT_TYPE__COUNT);
+}
+
+static int cfg__read_impact(const struct cfg_field *f, struct fy_node *v, void *p,
+                            struct cfg_err *err)
+{
+    return cfg__read_enum(v, p, err, "impact", impact_parse, cfg__impact_name, IMPACT__COUNT);
 }
 
 /* A CFG_MAP without a sub table only reserves its key: the caller reads that
@@ -566,6 +591,8 @@ static const struct {
     [CFG_ADDRESS] = {cfg__read_address, NULL},
     [CFG_SIGNAL] = {cfg__read_signal, NULL},
     [CFG_SEVERITY] = {cfg__read_severity, NULL},
+    [CFG_FAULT_TYPE] = {cfg__read_fault_type, NULL},
+    [CFG_IMPACT] = {cfg__read_impact, NULL},
     [CFG_MAP] = {cfg__read_map, cfg__free_map},
 };
 
@@ -653,6 +680,11 @@ int cfg_map(struct fy_node *node, const struct cfg_field *fields, void *out, str
 fail:
     free(seen);
     return r;
+}
+
+int cfg_read(struct fy_node *v, const struct cfg_field *f, void *out, struct cfg_err *err)
+{
+    return cfg__types[f->type].read(f, v, (char *)out + f->offset, err);
 }
 
 void cfg_fields_free(const struct cfg_field *fields, void *obj)

@@ -26,7 +26,10 @@ enum cfg_type {
     CFG_ADDRESS,  /* struct sockaddr_storage from "ip:port" / "[ip6]:port" / "localhost:port" */
     CFG_SIGNAL,   /* int signal number from "TERM", "SIGTERM", "INT", "HUP", "KILL", "QUIT", "USR1", "USR2" */
     CFG_SEVERITY, /* int (enum severity) from its name */
-    CFG_MAP,      /* nested mapping described by .sub at .offset */
+    CFG_FAULT_TYPE, /* int (enum fault_type) from its name */
+    CFG_IMPACT,   /* int (enum impact) from its name */
+    CFG_MAP,      /* nested mapping described by .sub at .offset; with .sub NULL the key is
+                   * only reserved and the caller reads the value itself */
 };
 
 struct cfg_field {
@@ -43,6 +46,10 @@ struct cfg_field {
  * `out` held (callers preset defaults). On error, what was allocated so far
  * is still owned by `out`: release it with cfg_fields_free. */
 int cfg_map(struct fy_node *map, const struct cfg_field *fields, void *out, struct cfg_err *err);
+
+/* Read one value v as field f describes it into (char *)out + f->offset:
+ * for keys whose shape the caller decides (a sequence or a mapping). */
+int cfg_read(struct fy_node *v, const struct cfg_field *f, void *out, struct cfg_err *err);
 
 /* Free the heap members (strings, argv, env, nested maps) that `fields`
  * describes in `obj`; leaves obj's other bytes alone. NULL-safe members. */

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/model-t.h"
+
 struct detector_ops;
 
 struct check_cfg {
@@ -17,6 +19,8 @@ struct check_cfg {
     unsigned fall;                  /* consecutive failures that open a fault; default 3 (>= 1) */
     unsigned rise;                  /* consecutive successes that clear it; default 2 (>= 1) */
     int severity;                   /* enum severity override, -1: the detector decides */
+    int type;                       /* enum fault_type override, -1: the detector decides */
+    int impact;                     /* enum impact override, -1: the detector decides */
     int line;                       /* position in the config file, for messages */
 };
 
@@ -33,9 +37,26 @@ struct stop_cfg {
     uint64_t grace_ms; /* before SIGKILL; default 5000 */
 };
 
+struct repair_cfg {
+    char **command;            /* argv of the repair program; NULL: no repair strategy */
+    uint64_t timeout_ms;       /* the program is killed (whole group) after this; default 60 s */
+};
+
+/* A service is supervised (command: recoverd starts it), external (pidfile:
+ * someone else starts it; start/stop/restart programs act on it) or
+ * watched only (neither: its checks alone). */
 struct service_cfg {
     char *name;                /* the key under services: */
-    char **command;            /* argv, NULL-terminated; required */
+    char **command;            /* argv, NULL-terminated; NULL: not supervised */
+    char *pidfile;             /* external service: its pid is read from here */
+    char **start_cmd;          /* external: argv that starts it; may be NULL */
+    char **stop_cmd;           /* external: argv that stops it; may be NULL */
+    char **restart_cmd;        /* external: argv that restarts it; NULL: stop then start */
+    char **depends_on;         /* names of services this one needs; may be NULL */
+    struct repair_cfg repair;  /* the repair strategy */
+    int chain[STRATEGY__COUNT];/* recovery: [...] overrides the rules for this service */
+    unsigned n_chain;          /* 0: use the rules */
+    uint64_t verify_ms;        /* a recovery must verify (checks pass) within this; default 30 s */
     char *cwd;                 /* NULL: recoverd's working directory */
     char **env;                /* "KEY=value", NULL-terminated, added to recoverd's env; may be NULL */
     struct check_cfg *checks;  /* n_checks entries */
@@ -60,6 +81,10 @@ struct alerts_cfg {
 };
 
 struct config {
+    unsigned max_concurrent;        /* max_concurrent_recoveries; default 3 */
+    uint64_t action_timeout_ms;     /* per action; default 60 s */
+    int rules[FAULT_TYPE__COUNT][STRATEGY__COUNT]; /* fault type -> strategy chain (enum strategy) */
+    unsigned n_rules[FAULT_TYPE__COUNT];           /* length of each chain */
     char *path;                     /* file it was read from ("<demo>" for the bundled one) */
     char *state_dir;                /* default "./var" */
     struct sockaddr_storage api;    /* api.listen; default 127.0.0.1:7411 */

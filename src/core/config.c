@@ -15,6 +15,7 @@
 
 #include <libfyaml.h>
 
+#include "core/model.h"
 #include "detect/detector.h"
 
 #define CONFIG__FILE_MAX (4u << 20) /* bytes; a config file larger than this is a mistake */
@@ -30,9 +31,34 @@ static const struct cfg_field config__fields[] = {
     {"state_dir", CFG_STRING, offsetof(struct config, state_dir), 0, NULL},
     {"api", CFG_MAP, 0, 0, config__api_fields},
     {"quiet", CFG_DURATION, offsetof(struct config, quiet_ms), 0, NULL},
+    {"max_concurrent_recoveries", CFG_UINT, offsetof(struct config, max_concurrent), 0, NULL},
+    {"action_timeout", CFG_DURATION, offsetof(struct config, action_timeout_ms), 0, NULL},
+    {"rules", CFG_MAP, 0, 0, NULL},
+    {"alerts", CFG_MAP, 0, 0, NULL},
     {"services", CFG_MAP, 0, 1, NULL},
     {NULL, 0, 0, 0, NULL},
 };
+
+static const struct cfg_field config__webhook_fields[] = {
+    {"url", CFG_STRING, offsetof(struct webhook_cfg, url), 1, NULL},
+    {"min_severity", CFG_SEVERITY, offsetof(struct webhook_cfg, min_severity), 0, NULL},
+    {"repeat_interval", CFG_DURATION, offsetof(struct webhook_cfg, repeat_ms), 0, NULL},
+    {"timeout", CFG_DURATION, offsetof(struct webhook_cfg, timeout_ms), 0, NULL},
+    {"retries", CFG_UINT, offsetof(struct webhook_cfg, retries), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static const struct cfg_field config__alerts_fields[] = {
+    {"webhooks", CFG_MAP, 0, 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static const struct cfg_field config__repair_fields[] = {
+    {"command", CFG_ARGV, offsetof(struct repair_cfg, command), 1, NULL},
+    {"timeout", CFG_DURATION, offsetof(struct repair_cfg, timeout_ms), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
 
 /* restart.backoff lives flat in struct restart_cfg: same base, offset 0. */
 static const struct cfg_field config__backoff_fields[] = {
@@ -55,16 +81,41 @@ static const struct cfg_field config__stop_fields[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+/* "restart" and "stop" are a policy mapping for a supervised service and a
+ * program (argv) for an external one: read by config__polymorphic. */
+static const struct cfg_field config__restart_argv_table[] = {
+    {"restart", CFG_ARGV, offsetof(struct service_cfg, restart_cmd), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+static const struct cfg_field config__stop_argv_table[] = {
+    {"stop", CFG_ARGV, offsetof(struct service_cfg, stop_cmd), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+static const struct cfg_field config__restart_map_table[] = {
+    {"restart", CFG_MAP, offsetof(struct service_cfg, restart), 0, config__restart_fields},
+    {NULL, 0, 0, 0, NULL},
+};
+static const struct cfg_field config__stop_map_table[] = {
+    {"stop", CFG_MAP, offsetof(struct service_cfg, stop), 0, config__stop_fields},
+    {NULL, 0, 0, 0, NULL},
+};
+
 /* checks and log_max are read by config__service itself: a check's keys
  * depend on its kind, and a byte size needs 64 bits and unit suffixes. */
 static const struct cfg_field config__service_fields[] = {
-    {"command", CFG_ARGV, offsetof(struct service_cfg, command), 1, NULL},
+    {"command", CFG_ARGV, offsetof(struct service_cfg, command), 0, NULL},
+    {"pidfile", CFG_STRING, offsetof(struct service_cfg, pidfile), 0, NULL},
+    {"start", CFG_ARGV, offsetof(struct service_cfg, start_cmd), 0, NULL},
     {"cwd", CFG_STRING, offsetof(struct service_cfg, cwd), 0, NULL},
     {"env", CFG_ENV, offsetof(struct service_cfg, env), 0, NULL},
+    {"depends_on", CFG_ARGV, offsetof(struct service_cfg, depends_on), 0, NULL},
+    {"verify", CFG_DURATION, offsetof(struct service_cfg, verify_ms), 0, NULL},
+    {"repair", CFG_MAP, offsetof(struct service_cfg, repair), 0, config__repair_fields},
+    {"recovery", CFG_MAP, 0, 0, NULL},
     {"log_max", CFG_MAP, 0, 0, NULL},
     {"checks", CFG_MAP, 0, 0, NULL},
-    {"restart", CFG_MAP, offsetof(struct service_cfg, restart), 0, config__restart_fields},
-    {"stop", CFG_MAP, offsetof(struct service_cfg, stop), 0, config__stop_fields},
+    {"restart", CFG_MAP, 0, 0, NULL},
+    {"stop", CFG_MAP, 0, 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -77,6 +128,8 @@ static const struct cfg_field config__check_fields[] = {
     {"fall", CFG_UINT, offsetof(struct check_cfg, fall), 0, NULL},
     {"rise", CFG_UINT, offsetof(struct check_cfg, rise), 0, NULL},
     {"severity", CFG_SEVERITY, offsetof(struct check_cfg, severity), 0, NULL},
+    {"type", CFG_FAULT_TYPE, offsetof(struct check_cfg, type), 0, NULL},
+    {"impact", CFG_IMPACT, offsetof(struct check_cfg, impact), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -144,6 +197,8 @@ static void config__check_free(struct check_cfg *c)
 static void config__service_free(struct service_cfg *s)
 {
     cfg_fields_free(config__service_fields, s);
+    cfg_fields_free(config__restart_argv_table, s);
+    cfg_fields_free(config__stop_argv_table, s);
     for (size_t i = 0; i < s->n_checks; i++)
         config__check_free(&s->checks[i]);
     free(s->checks);
@@ -154,6 +209,9 @@ void config_free(struct config *c)
 {
     if (!c)
         return;
+    for (size_t i = 0; i < c->alerts.n_webhooks; i++)
+        cfg_fields_free(config__webhook_fields, &c->alerts.webhooks[i]);
+    free(c->alerts.webhooks);
     for (size_t i = 0; i < c->n_services; i++)
         config__service_free(&c->services[i]);
     free(c->services);
@@ -228,7 +286,8 @@ static int config__check_body(const struct detector_ops *ops, struct fy_node *it
     if (!(c = calloc(1, off + ops->params_size + 1)))
         return -ENOMEM;
     *c = (struct check_cfg){.interval_ms = 1000, .timeout_ms = 1000, .fall = 3, .rise = 2,
-                            .severity = -1, .ops = ops, .line = config__line(item)};
+                            .severity = -1, .type = -1, .impact = -1, .ops = ops,
+                            .line = config__line(item)};
     if (ops->params_init)
         ops->params_init((char *)c + off);
     if (!(table = config__check_table(ops, off)))
@@ -406,6 +465,77 @@ static int config__restart_check(const struct service_cfg *s, struct fy_node *sv
     return 0;
 }
 
+/* A key that is a policy mapping for supervised services and a program
+ * (argv) for external ones. */
+static int config__polymorphic(struct service_cfg *s, struct fy_node *body, const char *key,
+                               const struct cfg_field *map_table,
+                               const struct cfg_field *argv_table, struct cfg_err *err)
+{
+    struct fy_node *v = config__lookup(body, key);
+    if (!v)
+        return 0;
+    v = config__deref(v);
+    if (fy_node_is_sequence(v))
+        return cfg_read(v, &argv_table[0], s, err);
+    return cfg_read(v, &map_table[0], s, err);
+}
+
+/* A strategy chain: a list of strategy names, each at most once. */
+static int config__chain(struct fy_node *list, int *chain, unsigned *n, struct cfg_err *err)
+{
+    struct fy_node *item;
+    void *it = NULL;
+    list = config__deref(list);
+    if (!fy_node_is_sequence(list)) {
+        cfg_err_at(err, list, "expected a list of strategies like [restart, repair]");
+        return -EINVAL;
+    }
+    *n = 0;
+    while ((item = fy_node_sequence_iterate(list, &it))) {
+        char *name = config__text(item);
+        int st = name ? strategy_parse(name) : -1;
+        if (st < 0) {
+            cfg_err_at(err, item, "unknown strategy '%s' (expected restart, failover, rollback, "
+                                  "repair or replace)", name ? name : "");
+            free(name);
+            return -EINVAL;
+        }
+        free(name);
+        for (unsigned i = 0; i < *n; i++)
+            if (chain[i] == st) {
+                cfg_err_at(err, item, "strategy '%s' listed twice", strategy_name(st));
+                return -EINVAL;
+            }
+        chain[(*n)++] = st;
+    }
+    return 0;
+}
+
+/* Supervised (command), external (pidfile) or watched only: never two. */
+static int config__kind_check(const struct service_cfg *s, struct fy_node *body,
+                              struct cfg_err *err)
+{
+    if (!s->command && !s->pidfile && s->n_checks == 0) {
+        cfg_err_at(err, body, "missing required key 'command' (or 'pidfile' for an external "
+                              "service, or 'checks' for one that is only watched)");
+        return -EINVAL;
+    }
+    if (s->command && s->pidfile) {
+        cfg_err_at(err, config__lookup(body, "pidfile"),
+                   "a service has either 'command' (recoverd runs it) or 'pidfile' (it runs "
+                   "elsewhere), not both");
+        return -EINVAL;
+    }
+    if (s->command && (s->start_cmd || s->restart_cmd || s->stop_cmd)) {
+        const char *key = s->start_cmd ? "start" : s->restart_cmd ? "restart" : "stop";
+        cfg_err_at(err, config__lookup(body, key),
+                   "'%s' as a program is for external services (with 'pidfile'); a supervised "
+                   "service takes 'restart'/'stop' policy mappings", key);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static bool config__name_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -445,6 +575,8 @@ static int config__service(struct config *c, struct fy_node *key, struct fy_node
                     .backoff_max_ms = 10000},
         .stop = {.signal = SIGTERM, .grace_ms = 5000},
         .log_max_bytes = 10u << 20,
+        .verify_ms = 30000,
+        .repair = {.timeout_ms = 60000},
         .line = config__line(key),
     };
     body = config__deref(body);
@@ -453,6 +585,16 @@ static int config__service(struct config *c, struct fy_node *key, struct fy_node
     if ((v = config__lookup(body, "log_max")) && (r = config__log_max(s, v, err)) < 0)
         return r;
     if ((v = config__lookup(body, "checks")) && (r = config__checks(s, v, err)) < 0)
+        return r;
+    if ((r = config__polymorphic(s, body, "restart", config__restart_map_table,
+                                 config__restart_argv_table, err)) < 0 ||
+        (r = config__polymorphic(s, body, "stop", config__stop_map_table,
+                                 config__stop_argv_table, err)) < 0)
+        return r;
+    if ((v = config__lookup(body, "recovery")) &&
+        (r = config__chain(v, s->chain, &s->n_chain, err)) < 0)
+        return r;
+    if ((r = config__kind_check(s, body, err)) < 0)
         return r;
     return config__restart_check(s, body, err);
 }
@@ -574,9 +716,131 @@ static int config__yaml_parse(struct config__yaml *y, const char *yaml, size_t l
     return config__yaml_single(y, err);
 }
 
+/* DESIGN.md: software -> restart, failover; network -> failover, restart;
+ * configuration -> rollback, restart; resource -> repair, restart,
+ * failover; hardware -> failover, replace. */
+static void config__rules_default(struct config *c)
+{
+    static const struct {
+        enum fault_type type;
+        int chain[3];
+        unsigned n;
+    } defaults[] = {
+        {FAULT_SOFTWARE, {STRATEGY_RESTART, STRATEGY_FAILOVER}, 2},
+        {FAULT_NETWORK, {STRATEGY_FAILOVER, STRATEGY_RESTART}, 2},
+        {FAULT_CONFIGURATION, {STRATEGY_ROLLBACK, STRATEGY_RESTART}, 2},
+        {FAULT_RESOURCE, {STRATEGY_REPAIR, STRATEGY_RESTART, STRATEGY_FAILOVER}, 3},
+        {FAULT_HARDWARE, {STRATEGY_FAILOVER, STRATEGY_REPLACE}, 2},
+    };
+    for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++) {
+        memcpy(c->rules[defaults[i].type], defaults[i].chain, sizeof defaults[i].chain);
+        c->n_rules[defaults[i].type] = defaults[i].n;
+    }
+}
+
+/* rules: { software: [restart, repair], ... } replaces the chain of each
+ * type it names. */
+static int config__rules(struct config *c, struct fy_node *map, struct cfg_err *err)
+{
+    struct fy_node_pair *p;
+    void *it = NULL;
+    map = config__deref(map);
+    if (!fy_node_is_mapping(map)) {
+        cfg_err_at(err, map, "expected a mapping of fault types to strategy lists");
+        return -EINVAL;
+    }
+    while ((p = fy_node_mapping_iterate(map, &it))) {
+        char *name = config__text(fy_node_pair_key(p));
+        int t = name ? fault_type_parse(name) : -1;
+        if (t < 0) {
+            cfg_err_at(err, fy_node_pair_key(p), "unknown fault type '%s' (expected hardware, "
+                       "software, network, configuration or resource)", name ? name : "");
+            free(name);
+            return -EINVAL;
+        }
+        free(name);
+        int r = config__chain(fy_node_pair_value(p), c->rules[t], &c->n_rules[t], err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int config__alerts(struct config *c, struct fy_node *v, struct cfg_err *err)
+{
+    struct fy_node *list, *item;
+    void *it = NULL;
+    int r;
+    if ((r = cfg_map(v, config__alerts_fields, c, err)) < 0)
+        return r;
+    if (!(list = config__lookup(config__deref(v), "webhooks")))
+        return 0;
+    list = config__deref(list);
+    if (!fy_node_is_sequence(list)) {
+        cfg_err_at(err, list, "expected a list of webhooks like '- {url: http://...}'");
+        return -EINVAL;
+    }
+    c->alerts.webhooks = calloc((size_t)fy_node_sequence_item_count(list) + 1,
+                                sizeof *c->alerts.webhooks);
+    if (!c->alerts.webhooks)
+        return -ENOMEM;
+    while ((item = fy_node_sequence_iterate(list, &it))) {
+        struct webhook_cfg *w = &c->alerts.webhooks[c->alerts.n_webhooks++];
+        *w = (struct webhook_cfg){.min_severity = SEVERITY_HIGH, .repeat_ms = 3600000,
+                                  .timeout_ms = 5000, .retries = 5};
+        if ((r = cfg_map(item, config__webhook_fields, w, err)) < 0)
+            return r;
+        if (strncmp(w->url, "http://", 7) != 0 && strncmp(w->url, "https://", 8) != 0) {
+            cfg_err_at(err, config__lookup(config__deref(item), "url"),
+                       "expected an http:// or https:// URL");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Every depends_on names a service, and the graph has no cycle (a cycle
+ * has no start order). Depth-first search with colours. */
+static int config__deps_visit(const struct config *c, size_t i, unsigned char *colour,
+                              struct fy_node *services, struct cfg_err *err)
+{
+    const struct service_cfg *s = &c->services[i];
+    colour[i] = 1;
+    for (char **d = s->depends_on; d && *d; d++) {
+        const struct service_cfg *dep = config_service(c, *d);
+        struct fy_node *at = config__lookup(config__deref(config__lookup(services, s->name)),
+                                            "depends_on");
+        if (!dep) {
+            cfg_err_at(err, at, "service '%s' depends on '%s', which is not defined", s->name, *d);
+            return -EINVAL;
+        }
+        size_t k = (size_t)(dep - c->services);
+        if (k == i || colour[k] == 1) {
+            cfg_err_at(err, at, "dependency cycle: '%s' depends on '%s', which depends back on "
+                                "'%s'", s->name, *d, s->name);
+            return -EINVAL;
+        }
+        if (colour[k] == 0 && config__deps_visit(c, k, colour, services, err) < 0)
+            return -EINVAL;
+    }
+    colour[i] = 2;
+    return 0;
+}
+
+static int config__deps(const struct config *c, struct fy_node *services, struct cfg_err *err)
+{
+    unsigned char *colour = calloc(c->n_services + 1, 1);
+    int r = colour ? 0 : -ENOMEM;
+    for (size_t i = 0; r == 0 && i < c->n_services; i++)
+        if (colour[i] == 0)
+            r = config__deps_visit(c, i, colour, services, err);
+    free(colour);
+    return r;
+}
+
 static int config__build(struct config *c, struct fy_document *doc, struct cfg_err *err)
 {
-    struct fy_node *root = fy_document_root(doc);
+    struct fy_node *root = fy_document_root(doc), *v;
     int r;
 
     if (!root || fy_node_is_null(root))
@@ -585,7 +849,19 @@ static int config__build(struct config *c, struct fy_document *doc, struct cfg_e
         return r;
     if (!c->state_dir && !(c->state_dir = strdup("./var")))
         return -ENOMEM;
-    return config__services(c, config__lookup(root, "services"), err);
+    if (c->max_concurrent == 0) {
+        cfg_err_at(err, config__lookup(root, "max_concurrent_recoveries"),
+                   "max_concurrent_recoveries must be at least 1");
+        return -EINVAL;
+    }
+    if ((v = config__lookup(root, "rules")) && (r = config__rules(c, v, err)) < 0)
+        return r;
+    if ((v = config__lookup(root, "alerts")) && (r = config__alerts(c, v, err)) < 0)
+        return r;
+    v = config__lookup(root, "services");
+    if ((r = config__services(c, v, err)) < 0)
+        return r;
+    return config__deps(c, config__deref(v), err);
 }
 
 static void config__api_default(struct sockaddr_storage *ss)
@@ -616,6 +892,9 @@ struct config *config_load_string(const char *name, const char *yaml, size_t len
     if (!(c = calloc(1, sizeof(*c))) || !(c->path = strdup(err->file)))
         goto fail;
     c->quiet_ms = 10000;
+    c->max_concurrent = 3;
+    c->action_timeout_ms = 60000;
+    config__rules_default(c);
     config__api_default(&c->api);
     if ((r = config__build(c, y.doc, err)) < 0)
         goto fail;
@@ -718,7 +997,9 @@ static bool config__eq_fields(const struct cfg_field *f, const char *a, const ch
         case CFG_UINT: eq = *(const unsigned *)pa == *(const unsigned *)pb; break;
         case CFG_BOOL: eq = *(const bool *)pa == *(const bool *)pb; break;
         case CFG_SIGNAL:
-        case CFG_SEVERITY: eq = *(const int *)pa == *(const int *)pb; break;
+        case CFG_SEVERITY:
+        case CFG_FAULT_TYPE:
+        case CFG_IMPACT: eq = *(const int *)pa == *(const int *)pb; break;
         case CFG_ADDRESS: eq = memcmp(pa, pb, sizeof(struct sockaddr_storage)) == 0; break;
         case CFG_MAP: eq = config__eq_fields(f->sub, (const char *)pa, (const char *)pb); break;
         default: eq = false;
@@ -733,19 +1014,20 @@ static bool config__eq_check(const struct check_cfg *a, const struct check_cfg *
 {
     return a->ops == b->ops && config__eq_str(a->name, b->name) && a->interval_ms == b->interval_ms &&
            a->timeout_ms == b->timeout_ms && a->fall == b->fall && a->rise == b->rise &&
-           a->severity == b->severity && config__eq_fields(a->ops->fields, a->params, b->params);
+           a->severity == b->severity && a->type == b->type && a->impact == b->impact &&
+           config__eq_fields(a->ops->fields, a->params, b->params);
 }
 
 bool config_service_equal(const struct service_cfg *a, const struct service_cfg *b)
 {
-    if (!config__eq_strv(a->command, b->command) || !config__eq_str(a->cwd, b->cwd) ||
-        !config__eq_strv(a->env, b->env) || a->n_checks != b->n_checks ||
-        a->log_max_bytes != b->log_max_bytes ||
-        a->restart.max != b->restart.max || a->restart.window_ms != b->restart.window_ms ||
-        a->restart.stable_ms != b->restart.stable_ms ||
-        a->restart.backoff_initial_ms != b->restart.backoff_initial_ms ||
-        a->restart.backoff_max_ms != b->restart.backoff_max_ms ||
-        a->stop.signal != b->stop.signal || a->stop.grace_ms != b->stop.grace_ms)
+    if (!config__eq_fields(config__service_fields, (const char *)a, (const char *)b) ||
+        !config__eq_fields(config__restart_map_table, (const char *)a, (const char *)b) ||
+        !config__eq_fields(config__stop_map_table, (const char *)a, (const char *)b) ||
+        !config__eq_fields(config__restart_argv_table, (const char *)a, (const char *)b) ||
+        !config__eq_fields(config__stop_argv_table, (const char *)a, (const char *)b) ||
+        a->log_max_bytes != b->log_max_bytes || a->n_chain != b->n_chain ||
+        memcmp(a->chain, b->chain, a->n_chain * sizeof *a->chain) != 0 ||
+        a->n_checks != b->n_checks)
         return false;
     for (size_t i = 0; i < a->n_checks; i++)
         if (!config__eq_check(&a->checks[i], &b->checks[i]))

@@ -450,7 +450,7 @@ static void root_must_be_a_mapping(void **state)
 static void unknown_top_level_key_is_rejected(void **state)
 {
     expect_error(SVC "statedir: x\n", 4, 1,
-                 "unknown key 'statedir' (expected one of: state_dir, api, quiet, services)");
+                 "unknown key 'statedir' (expected one of: state_dir, api, quiet, max_concurrent_recoveries, action_timeout, rules, alerts, services)");
 }
 
 static void missing_services_is_reported_at_the_root(void **state)
@@ -594,7 +594,7 @@ static void check_rejects_a_key_of_neither_table(void **state)
 {
     expect_error(SVC "    checks:\n      - fake: { url: u, port: 1 }\n", 5, 25,
                  "unknown key 'port' (expected one of: name, interval, timeout, fall, rise, "
-                 "severity, url, address, n, mode, args)");
+                 "severity, type, impact, url, address, n, mode, args)");
 }
 
 static void check_kind_keys_are_typed(void **state)
