@@ -5,9 +5,10 @@ set -euo pipefail
 
 PACKAGES=(
   gcc make cmake pkg-config
-  libuv1-dev libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev
+  libuv1-dev libcurl4-openssl-dev libjansson-dev
   libsqlite3-dev libfyaml-dev libcmocka-dev
   python3 python3-pytest curl procps
+  monitoring-plugins-basic
 )
 
 missing=()

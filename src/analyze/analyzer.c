@@ -15,7 +15,9 @@
 #include "core/log.h"
 #include "core/model.h"
 #include "detect/detector.h"
+#include "monitor/alert.h"
 #include "monitor/state.h"
+#include "recover/strategy.h"
 #include "recover/executor.h"
 #include "store/journal.h"
 
@@ -25,6 +27,64 @@ static void analyzer__context(struct fault *f, json_t *ctx)
     snprintf(f->context, sizeof f->context, "%s", txt ? txt : "{}");
     free(txt);
     json_decref(ctx);
+}
+
+unsigned analyzer_plan(const struct service *s, const struct fault *f, int *plan)
+{
+    const struct config *c = s->d->cfg;
+    unsigned n = s->cfg->n_chain ? s->cfg->n_chain : (f ? c->n_rules[f->type] : 0);
+    memcpy(plan, s->cfg->n_chain ? s->cfg->chain : c->rules[f ? f->type : 0], n * sizeof *plan);
+    return n;
+}
+
+/* The open fault of a dependency of s, if any: a fault of s opened now is
+ * its symptom. Returns the root fault (NULL: none) and its service. */
+static const struct fault *analyzer__root_cause(const struct service *s)
+{
+    for (char **dep = s->cfg->depends_on; dep && *dep; dep++) {
+        const struct service *d = daemon_service(s->d, *dep);
+        if (!d)
+            continue;
+        for (size_t i = 0; i < d->n_checks + 2; i++)
+            if (d->slots[i].open && !d->slots[i].root)
+                return &d->slots[i].fault;
+    }
+    return NULL;
+}
+
+static const char *analyzer__risk(enum strategy st)
+{
+    switch (st) {
+    case STRATEGY_RESTART: return "low";
+    case STRATEGY_REPAIR: return "medium";
+    default: return "high";
+    }
+}
+
+/* What the analysis adds to a fault's context: the plan with what it skips
+ * and why, the estimated recovery time from this service's own history, and
+ * the risk of the first strategy that will run. */
+static void analyzer__analysis(const struct service *s, const struct fault *f, json_t *ctx)
+{
+    int plan[STRATEGY__COUNT];
+    unsigned n = analyzer_plan(s, f, plan);
+    json_t *recommended = json_array(), *skipped = json_object();
+    const char *risk = NULL;
+    for (unsigned i = 0; i < n; i++) {
+        const char *no = strategy_unavailable(s, plan[i]);
+        if (no) {
+            json_object_set_new(skipped, strategy_name(plan[i]), json_string(no));
+            continue;
+        }
+        json_array_append_new(recommended, json_string(strategy_name(plan[i])));
+        if (!risk)
+            risk = analyzer__risk(plan[i]);
+    }
+    json_object_set_new(ctx, "recommended", recommended);
+    json_object_set_new(ctx, "skipped", skipped);
+    json_object_set_new(ctx, "risk", risk ? json_string(risk) : json_null());
+    int64_t est = journal_mean_recovery_ms(s->d->journal, s->name);
+    json_object_set_new(ctx, "estimated_recovery_ms", est >= 0 ? json_integer(est) : json_null());
 }
 
 /* Open a fault in slot unless one is open there already. Returns true when
@@ -48,10 +108,25 @@ static bool analyzer__open(struct service *s, size_t slot, const char *source,
     f->severity = sev;
     f->impact = impact;
     snprintf(f->description, sizeof f->description, "%s", desc);
+    const struct fault *root = slot == SLOT_SUPERVISOR(s) ? NULL : analyzer__root_cause(s);
+    fs->root = root ? root->id : 0;
+    if (root) {
+        size_t len = strlen(f->description);
+        snprintf(f->description + len, sizeof f->description - len,
+                 " (symptom of %s fault %lld)", root->service, (long long)root->id);
+        json_object_set_new(ctx, "root_cause", json_pack("{s:s, s:I}", "service", root->service,
+                                                          "fault", (json_int_t)root->id));
+    } else if (slot != SLOT_SUPERVISOR(s)) {
+        analyzer__analysis(s, f, ctx);
+    }
     analyzer__context(f, ctx);
     f->opened_ms = clock_wall_ms();
     journal_fault_open(s->d->journal, f);
     fs->open = true;
+    if (root)
+        alert_fault_symptom(s->d->alerter, f, root->id);
+    else if (slot != SLOT_SUPERVISOR(s))
+        alert_fault_opened(s->d->alerter, f);
     log_event(sev >= SEVERITY_CRITICAL ? LOG_ERROR : LOG_WARN, s->name, "fault-opened",
               "fault=%lld source=%s type=%s severity=%s description=\"%s\"", (long long)f->id,
               source, fault_type_name(type), severity_name(sev), desc);
@@ -65,13 +140,16 @@ void analyzer_check_failing(struct service *s, size_t i, const struct observatio
 {
     const struct check *c = &s->checks[i];
     enum severity sev = c->cfg->severity >= 0 ? (enum severity)c->cfg->severity : o->severity;
+    enum fault_type type = c->cfg->type >= 0 ? (enum fault_type)c->cfg->type : o->type;
     char desc[256];
     snprintf(desc, sizeof desc, "%s check failing: %s", c->cfg->name, o->reason);
     json_t *ctx = json_pack("{s:s, s:s, s:i, s:f, s:i}", "check", c->cfg->name, "kind",
                             c->ops->name, "code", o->code, "latency_ms",
                             (double)o->latency_us / 1000.0, "consecutive_failures", c->fails);
-    enum impact impact = o->host_wide ? IMPACT_SYSTEM : IMPACT_SERVICE;
-    if (analyzer__open(s, SLOT_CHECK(i), c->cfg->name, o->type, sev, impact, desc, ctx))
+    enum impact impact = c->cfg->impact >= 0 ? (enum impact)c->cfg->impact
+                         : o->host_wide           ? IMPACT_SYSTEM
+                                                  : IMPACT_SERVICE;
+    if (analyzer__open(s, SLOT_CHECK(i), c->cfg->name, type, sev, impact, desc, ctx))
         executor_fault_opened(s);
 }
 
@@ -118,13 +196,28 @@ int analyzer_resolve_all(struct service *s, const char *why)
             continue;
         fs->open = false;
         fs->fault.resolved_ms = clock_wall_ms();
+        fs->root = 0;
         journal_fault_resolve(s->d->journal, &fs->fault);
         log_event(LOG_INFO, s->name, "fault-resolved", "fault=%lld source=%s duration_ms=%llu "
                   "why=\"%s\"", (long long)fs->fault.id, fs->fault.check,
                   (unsigned long long)(fs->fault.resolved_ms - fs->fault.opened_ms), why);
+        alert_fault_resolved(s->d->alerter, &fs->fault);
         n++;
     }
     return n;
+}
+
+void analyzer_resolve_supervisor(struct service *s, const char *why)
+{
+    struct fault_slot *fs = &s->slots[SLOT_SUPERVISOR(s)];
+    if (!fs->open)
+        return;
+    fs->open = false;
+    fs->fault.resolved_ms = clock_wall_ms();
+    journal_fault_resolve(s->d->journal, &fs->fault);
+    log_event(LOG_INFO, s->name, "fault-resolved", "fault=%lld source=supervisor why=\"%s\"",
+              (long long)fs->fault.id, why);
+    alert_fault_resolved(s->d->alerter, &fs->fault);
 }
 
 void analyzer_adopt_open_faults(struct service *s)

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/fault-t.h"
 #include "detect/check-t.h"
 
 struct service;
@@ -25,6 +26,11 @@ void analyzer_process_exited(struct service *s, int64_t status, int term_signal,
 void analyzer_spawn_failed(struct service *s, int err);
 /* The restart limit was reached: a critical fault that stays open. */
 void analyzer_gave_up(struct service *s, const char *description);
+/* The strategy chain for fault f of s: the service's own `recovery` list,
+ * else the rules for f's type. Fills plan, returns its length. */
+unsigned analyzer_plan(const struct service *s, const struct fault *f, int *plan);
+/* Close the supervisor's fault of s (an operator acted). */
+void analyzer_resolve_supervisor(struct service *s, const char *why);
 /* Resolve every open fault of s except the supervisor's; returns how many. */
 int analyzer_resolve_all(struct service *s, const char *why);
 /* Load faults a previous recoverd left open for s into its slots. */

@@ -1,8 +1,9 @@
-/* The HTTP API: libmicrohttpd driven from the libuv loop (no threads). */
+/* The HTTP API: our own HTTP/1.1 server in the libuv loop (no threads). */
 #ifndef RECOVERD_API_API_H
 #define RECOVERD_API_API_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <uv.h>
 
@@ -15,5 +16,8 @@ struct api *api_new(uv_loop_t *loop, struct daemon *d, const struct sockaddr_sto
 /* Stop serving and close the loop handles; memory is released from the
  * close callbacks, so run the loop afterwards. NULL-safe. */
 void api_free(struct api *a);
+/* Close connections idle (no byte read or written) for ms; default 10 s.
+ * For tests, which cannot wait that long. */
+void api_set_idle_timeout(struct api *a, uint64_t ms);
 
 #endif

@@ -20,7 +20,7 @@
 typedef unsigned routes__fn(const struct route_request *req, const char *arg, json_t **body);
 
 struct route {
-    const char *method;  /* GET also answers HEAD (MHD drops the body) */
+    const char *method;  /* GET also answers HEAD (the server drops the body) */
     const char *pattern; /* "/v1/faults/{}": {} matches one non-empty segment */
     const char *params;  /* query keys accepted, "a,b" */
     routes__fn *fn;

@@ -1,5 +1,5 @@
 /* The API's resources: a table of (method, path pattern, handler) that turns
- * one request into an HTTP status and a JSON body. Free of libmicrohttpd, so
+ * one request into an HTTP status and a JSON body. Free of HTTP framing, so
  * server.c only moves bytes. */
 #ifndef RECOVERD_API_ROUTES_H
 #define RECOVERD_API_ROUTES_H
@@ -26,6 +26,10 @@ struct route_request {
     struct route_query query[ROUTES_MAX_QUERY];  /* in request order */
     size_t n_query;                              /* entries used in query */
     bool query_overflow;                         /* more than ROUTES_MAX_QUERY were sent */
+    const char *authorization;                   /* Authorization header; NULL if absent */
+    const char *content_type;                    /* Content-Type header; NULL if absent */
+    const char *body;                            /* request body, NOT NUL-terminated */
+    size_t body_len;                             /* bytes in body (0: none sent) */
 };
 
 struct route_reply {

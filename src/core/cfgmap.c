@@ -374,8 +374,8 @@ static bool cfg__env_name_ok(const char *s)
 }
 
 /* One "KEY=value" from a pair; *out is NULL on error (err filled). */
-static int cfg__env_entry(struct fy_node_pair *pair, char **env, size_t n, char **out,
-                          struct cfg_err *err)
+static int cfg__env_entry(const struct cfg_field *f, struct fy_node_pair *pair, char **env,
+                          size_t n, char **out, struct cfg_err *err)
 {
     struct fy_node *k = fy_node_pair_key(pair), *val = fy_node_pair_value(pair);
     char name[CFG__TEXT_MAX];
@@ -383,7 +383,12 @@ static int cfg__env_entry(struct fy_node_pair *pair, char **env, size_t n, char 
     const char *s;
 
     *out = NULL;
-    if (cfg__text(k, name, sizeof(name)) < 0 || !cfg__env_name_ok(name)) {
+    if (f->type == CFG_PAIRS) {
+        if (cfg__text(k, name, sizeof(name)) < 0 || !name[0] || strchr(name, '=')) {
+            cfg__expected(k, err, "a non-empty key without '='");
+            return -EINVAL;
+        }
+    } else if (cfg__text(k, name, sizeof(name)) < 0 || !cfg__env_name_ok(name)) {
         cfg__expected(k, err, "an environment variable name like MY_VAR");
         return -EINVAL;
     }
@@ -422,7 +427,7 @@ static int cfg__read_env(const struct cfg_field *f, struct fy_node *v, void *p,
     if (!(env = calloc((size_t)fy_node_mapping_item_count(map) + 1, sizeof(*env))))
         return -ENOMEM;
     while ((pair = fy_node_mapping_iterate(map, &it))) {
-        if ((r = cfg__env_entry(pair, env, n, &env[n], err)) < 0)
+        if ((r = cfg__env_entry(f, pair, env, n, &env[n], err)) < 0)
             goto fail;
         n++;
     }
@@ -588,6 +593,7 @@ static const struct {
     [CFG_BOOL] = {cfg__read_bool, NULL},
     [CFG_ARGV] = {cfg__read_argv, cfg__free_strv},
     [CFG_ENV] = {cfg__read_env, cfg__free_strv},
+    [CFG_PAIRS] = {cfg__read_env, cfg__free_strv},
     [CFG_ADDRESS] = {cfg__read_address, NULL},
     [CFG_SIGNAL] = {cfg__read_signal, NULL},
     [CFG_SEVERITY] = {cfg__read_severity, NULL},

@@ -23,6 +23,8 @@ enum cfg_type {
     CFG_BOOL,     /* bool; only true/false */
     CFG_ARGV,     /* char **, NULL-terminated, non-empty sequence of strings */
     CFG_ENV,      /* char **, NULL-terminated "KEY=value" from a mapping */
+    CFG_PAIRS,    /* char **, NULL-terminated "key=value" from a mapping whose keys are any
+                   * non-empty text without '=' (e.g. mount points) */
     CFG_ADDRESS,  /* struct sockaddr_storage from "ip:port" / "[ip6]:port" / "localhost:port" */
     CFG_SIGNAL,   /* int signal number from "TERM", "SIGTERM", "INT", "HUP", "KILL", "QUIT", "USR1", "USR2" */
     CFG_SEVERITY, /* int (enum severity) from its name */

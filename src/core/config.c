@@ -334,7 +334,9 @@ static int config__check(struct fy_node *item, struct check_cfg *out, struct cfg
         return -EINVAL;
     }
     if (!(ops = detector_find(kind))) {
-        cfg_err_at(err, fy_node_pair_key(p), "unknown check kind '%s'", kind);
+        const char *why = detector_find_error(); /* e.g. the kind's plug-in is missing */
+        cfg_err_at(err, fy_node_pair_key(p), "unknown check kind '%s'%s%s%s", kind,
+                   why ? " (" : "", why ? why : "", why ? ")" : "");
         goto fail;
     }
     r = config__check_body(ops, item, config__deref(fy_node_pair_value(p)), out, err);
@@ -992,7 +994,8 @@ static bool config__eq_fields(const struct cfg_field *f, const char *a, const ch
         switch (f->type) {
         case CFG_STRING: eq = config__eq_str(*(char *const *)pa, *(char *const *)pb); break;
         case CFG_ARGV:
-        case CFG_ENV: eq = config__eq_strv(*(char **const *)pa, *(char **const *)pb); break;
+        case CFG_ENV:
+        case CFG_PAIRS: eq = config__eq_strv(*(char **const *)pa, *(char **const *)pb); break;
         case CFG_DURATION: eq = *(const uint64_t *)pa == *(const uint64_t *)pb; break;
         case CFG_UINT: eq = *(const unsigned *)pa == *(const unsigned *)pb; break;
         case CFG_BOOL: eq = *(const bool *)pa == *(const bool *)pb; break;

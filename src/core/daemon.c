@@ -15,6 +15,8 @@
 #include "core/log.h"
 #include "core/service.h"
 #include "detect/detector.h"
+#include "monitor/alert.h"
+#include "recover/executor.h"
 #include "monitor/state.h"
 #include "recover/process.h"
 #include "store/journal.h"
@@ -131,6 +133,8 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         return r;
     }
     d->detectors_up = true;
+    if (!(d->alerter = alerter_new(loop, &cfg->alerts)))
+        return -ENOMEM;
     if ((r = daemon__create_services(d)) < 0) {
         log_event(LOG_ERROR, NULL, "start-failed", "error=\"cannot create services\"");
         return r;
@@ -142,9 +146,51 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     }
     log_event(LOG_INFO, NULL, "started", "config=%s services=%zu state_dir=%s",
               config_path ? config_path : "<demo>", d->n_services, cfg->state_dir);
+    /* Dependencies first: a service whose dependencies are not ready yet
+     * starts when the last of them verified (daemon_service_ready). */
     for (size_t i = 0; i < d->n_services; i++)
         service_start(d->services[i]);
     return 0;
+}
+
+static bool daemon__depends_on(const struct service *s, const char *name)
+{
+    for (char **dep = s->cfg->depends_on; dep && *dep; dep++)
+        if (strcmp(*dep, name) == 0)
+            return true;
+    return false;
+}
+
+bool daemon_dependencies_ready(struct daemon *d, const struct service *s)
+{
+    for (char **dep = s->cfg->depends_on; dep && *dep; dep++) {
+        const struct service *t = daemon_service(d, *dep);
+        if (t && !t->ready)
+            return false;
+    }
+    return true;
+}
+
+void daemon_service_ready(struct daemon *d, struct service *s)
+{
+    for (size_t i = 0; i < d->n_services; i++) {
+        struct service *t = d->services[i];
+        if (t->start_waiting && !t->retired && daemon__depends_on(t, s->name) &&
+            daemon_dependencies_ready(d, t) && !d->stopping) {
+            t->start_waiting = false;
+            log_event(LOG_INFO, t->name, "dependencies-ready", "last=%s", s->name);
+            service_start(t);
+        }
+    }
+}
+
+void daemon_service_recovered(struct daemon *d, struct service *s)
+{
+    for (size_t i = 0; i < d->n_services; i++) {
+        struct service *t = d->services[i];
+        if (!t->retired && daemon__depends_on(t, s->name))
+            executor_dependency_recovered(t);
+    }
 }
 
 struct service *daemon_service(struct daemon *d, const char *name)
@@ -163,6 +209,8 @@ static void daemon__close_all(struct daemon *d)
             service_close(d->services[i]);
     api_free(d->api);
     d->api = NULL;
+    alerter_free(d->alerter);
+    d->alerter = NULL;
     d->closed = true;
     uv_close((uv_handle_t *)&d->quiet_timer, NULL);
     uv_close((uv_handle_t *)&d->flush, NULL);
@@ -278,6 +326,7 @@ int daemon_reload(struct daemon *d)
     /* Retired services may still point into the old config until their
      * process is gone; keep it alive until then. */
     d->cfg = next;
+    alerter_reconfigure(d->alerter, &next->alerts);
     d->old_cfg_list = realloc(d->old_cfg_list, (d->n_old_cfg + 1) * sizeof *d->old_cfg_list);
     d->old_cfg_list[d->n_old_cfg++] = old;
     log_event(LOG_INFO, NULL, "reloaded", "config=%s services=%zu", d->config_path,

@@ -14,6 +14,7 @@
 
 struct journal;
 struct api;
+struct alerter;
 
 struct daemon {
     uv_loop_t *loop;               /* the one loop */
@@ -32,6 +33,8 @@ struct daemon {
     uv_signal_t sig_hup;           /* reload */
     uint64_t started_ms;           /* wall ms */
     bool stopping;                 /* shutdown in progress */
+    unsigned executing;            /* actions executing now (max_concurrent_recoveries) */
+    struct alerter *alerter;       /* webhooks; owned */
     bool closed;                   /* every daemon handle closed; the loop is ending */
     bool detectors_up;             /* detector_init_all succeeded */
     struct config **old_cfg_list;  /* configs replaced by reloads, kept while referenced */
@@ -54,6 +57,12 @@ void daemon_stop_progress(struct daemon *d);
 void daemon_free(struct daemon *d);
 /* The live service of that name (retired ones excluded), or NULL. */
 struct service *daemon_service(struct daemon *d, const char *name);
+/* s verified once (or had its chance): start the services waiting for it. */
+void daemon_service_ready(struct daemon *d, struct service *s);
+/* s recovered: its dependents are re-checked. */
+void daemon_service_recovered(struct daemon *d, struct service *s);
+/* Every dependency of s is ready (or gone). */
+bool daemon_dependencies_ready(struct daemon *d, const struct service *s);
 /* Called when a service may be freed (its handles closed). */
 void daemon_service_gone(struct daemon *d, struct service *s);
 

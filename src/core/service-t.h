@@ -14,6 +14,7 @@
 #include "recover/output-t.h"
 
 struct daemon;
+struct program;
 struct service_cfg;
 
 /* The supervision of the process (recover/process.c). */
@@ -36,6 +37,7 @@ enum stop_reason {
  * check i, the last slot is the supervisor's own (restart limit reached). */
 struct fault_slot {
     bool open;          /* a fault from this source is open */
+    int64_t root;       /* a symptom: the open fault of a dependency that caused it; 0: none */
     struct fault fault; /* as journaled */
 };
 
@@ -73,7 +75,18 @@ struct service {
     bool action_active;              /* `action` is pending or executing */
     bool verifying;                  /* spawned; waiting for the checks to pass */
     struct action action;            /* the recovery in progress, or the last one */
-    bool given_up;                   /* restart limit reached: no automatic restarts */
+    bool recovering;                 /* a plan is under way (an action or between two) */
+    int plan[STRATEGY__COUNT];       /* its strategies (enum strategy), in order */
+    unsigned n_plan;                 /* entries of plan */
+    unsigned step;                   /* the plan entry being tried */
+    bool queued;                     /* its pending action waits for an executor slot */
+    bool holds_slot;                 /* its executing action counts against the limit */
+    uv_timer_t action_timer;         /* the executing action's deadline */
+    struct program *repair_run;      /* the repair program in flight, or NULL */
+    bool held;                       /* maintenance: detection goes on, recovery pauses */
+    bool ready;                      /* verified (or given its chance) once: dependents may start */
+    bool start_waiting;              /* its start waits for its dependencies to be ready */
+    bool given_up;                   /* chain exhausted or restart limit: no automatic recovery */
     bool retired;                    /* removed by a reload; freed once its process is gone */
     struct service *replaces;        /* an older instance whose process must be gone before we start */
     int handles_open;                /* loop handles still to close before free */

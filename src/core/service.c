@@ -90,8 +90,9 @@ struct service *service_new(struct daemon *d, const struct service_cfg *cfg)
     s->handles_open++; /* the output, as one unit */
     uv_timer_init(d->loop, &s->timer);
     uv_timer_init(d->loop, &s->verify_timer);
-    s->timer.data = s->verify_timer.data = s;
-    s->handles_open += 2;
+    uv_timer_init(d->loop, &s->action_timer);
+    s->timer.data = s->verify_timer.data = s->action_timer.data = s;
+    s->handles_open += 3;
     analyzer_adopt_open_faults(s);
     return s;
 fail:
@@ -105,11 +106,17 @@ fail:
 
 void service_start(struct service *s)
 {
+    if (!daemon_dependencies_ready(s->d, s)) {
+        s->start_waiting = true;
+        log_event(LOG_INFO, s->name, "start-waiting", "why=\"dependencies not ready\"");
+        return;
+    }
     executor_service_start(s);
 }
 
 void service_stop(struct service *s, const char *why)
 {
+    s->start_waiting = false;
     check_stop_all(s);
     uv_timer_stop(&s->timer);
     executor_abort(s, why);
@@ -130,6 +137,7 @@ void service_close(struct service *s)
     check_free_all(s);
     uv_close((uv_handle_t *)&s->timer, service__closed_cb);
     uv_close((uv_handle_t *)&s->verify_timer, service__closed_cb);
+    uv_close((uv_handle_t *)&s->action_timer, service__closed_cb);
     output_close(&s->output, service__output_closed_cb);
 }
 

@@ -1,14 +1,17 @@
 /* The registry of check kinds: the core finds a kind by its YAML name and
- * never switches on it. */
+ * never switches on it. Kinds not built in come from plug-ins (plugin.c). */
 #include "detect/detector.h"
 
 #include <string.h>
 
 #include "detect/kinds.h"
+#include "detect/plugin.h"
 
 static const struct detector_ops *const detector__kinds[] = {
     &http_detector,
     &tcp_detector,
+    &command_detector,
+    &resource_detector,
 };
 
 #define DETECTOR__N (sizeof detector__kinds / sizeof *detector__kinds)
@@ -18,16 +21,18 @@ const struct detector_ops *detector_find(const char *name)
     for (size_t i = 0; i < DETECTOR__N; i++)
         if (strcmp(detector__kinds[i]->name, name) == 0)
             return detector__kinds[i];
-    return NULL;
+    return plugin_find(name);
 }
 
 const char *const *detector_names(void)
 {
-    /* Filled on first use from the table, so the two never disagree. */
-    static const char *names[DETECTOR__N + 1];
-    if (!names[0])
-        for (size_t i = 0; i < DETECTOR__N; i++)
-            names[i] = detector__kinds[i]->name;
+    /* Rebuilt on each call from the tables, so they never disagree. */
+    static const char *names[DETECTOR__N + PLUGIN_MAX + 1];
+    size_t i;
+    for (i = 0; i < DETECTOR__N; i++)
+        names[i] = detector__kinds[i]->name;
+    i += plugin_names(names + i, PLUGIN_MAX);
+    names[i] = NULL;
     return names;
 }
 
@@ -38,6 +43,8 @@ int detector_init_all(uv_loop_t *loop)
     for (i = 0; i < DETECTOR__N; i++)
         if (detector__kinds[i]->init && (r = detector__kinds[i]->init(loop)) < 0)
             goto fail;
+    if ((r = plugin_init_all(loop)) < 0)
+        goto fail;
     return 0;
 fail:
     /* Undo the kinds already initialised so a retry starts clean. */
@@ -49,6 +56,7 @@ fail:
 
 void detector_shutdown_all(void)
 {
+    plugin_shutdown_all();
     for (size_t i = DETECTOR__N; i-- > 0;)
         if (detector__kinds[i]->shutdown)
             detector__kinds[i]->shutdown();

@@ -26,11 +26,25 @@ struct detector_ops {
     void (*release)(struct check *c);/* free c->priv; the check is going away */
 };
 
-/* The registered kinds, by YAML name; NULL when unknown. */
+/* A kind that is not built in lives in a plug-in next to the executable,
+ * "recoverd-<kind>.so", whose entry point "recoverd_detector_<kind>" returns
+ * its ops. The plug-in may call back only what the executable exports
+ * (RECOVERD_PLUGIN_EXPORTS in CMakeLists.txt: check_report...). */
+#define DETECTOR_PLUGIN_FILE_FMT "recoverd-%s.so"
+#define DETECTOR_PLUGIN_ENTRY_FMT "recoverd_detector_%s"
+typedef const struct detector_ops *(*detector_plugin_entry)(void);
+
+/* The kind named name: built in, or loaded from its plug-in on first use (and
+ * started at once if detector_init_all already ran). NULL when unknown; then
+ * detector_find_error() says why. */
 const struct detector_ops *detector_find(const char *name);
-/* The registered kinds' names, NULL-terminated. */
+/* Why the latest detector_find failed, e.g. "plugin recoverd-x.so not found";
+ * NULL when it succeeded. Borrowed until the next detector_find. */
+const char *detector_find_error(void);
+/* The kinds built in and loaded so far, NULL-terminated; valid until the
+ * next detector_find. */
 const char *const *detector_names(void);
-/* Call every kind's init / shutdown. */
+/* Call every kind's init / shutdown (plug-ins loaded so far included). */
 int detector_init_all(uv_loop_t *loop);
 void detector_shutdown_all(void);
 

@@ -19,6 +19,7 @@
 
 #include "core/config-t.h"
 #include "core/log.h"
+#include "core/url.h"
 #include "detect/kinds.h"
 
 #define HTTP__HEAD_MAX 16384 /* bytes of status line + headers (or of trailers) accepted */
@@ -57,19 +58,6 @@ struct http__resp {
     char line[HTTP__LINE_MAX]; /* the head line being assembled, NUL-terminated when whole */
 };
 
-/* The target, parsed once from the url. */
-struct http__url {
-    bool tls;                     /* https */
-    bool ipv6;                    /* host is an IPv6 literal (bracketed in Host) */
-    bool numeric;                 /* addr is the host's address: no resolving */
-    unsigned port;                /* TCP port, explicit or 80/443 */
-    bool port_given;              /* the url names the port (then Host carries it) */
-    char host[256];               /* as written, without brackets */
-    const char *path;             /* path and query inside the url; "" means "/" */
-    size_t path_len;              /* bytes of path */
-    struct sockaddr_storage addr; /* the address with port, when numeric */
-};
-
 struct http__check;
 
 /* One TCP connection; on the heap because it closes asynchronously while
@@ -95,7 +83,7 @@ struct http__check {
     uv_timer_t timer;          /* the probe's deadline; data = this; freed in its close cb */
     struct http__conn *conn;   /* idle or carrying the probe; NULL: none */
     struct http__resolve *gai; /* resolution in flight; NULL: none */
-    struct http__url url;      /* the target; url.addr cached across probes */
+    struct url url;            /* the target; url.addr cached across probes */
     bool have_addr;            /* url.addr is usable (numeric, or resolved and not refused) */
     bool busy;                 /* a probe is in flight */
     bool retried;              /* this probe already moved off a stale connection */
@@ -135,114 +123,11 @@ static void http__params_init(void *params)
     hp->tls_verify = true;
 }
 
-/* ---- the url ---- */
-
-static int http__url_bad(char *why, size_t len, const char *msg)
-{
-    snprintf(why, len, "%s", msg);
-    return -EINVAL;
-}
-
-/* The authority's host: [IPv6], an IPv4 literal, localhost or a DNS name. */
-static int http__url_host(struct http__url *u, const char *s, size_t n, char *why, size_t len)
-{
-    if (n == 0)
-        return http__url_bad(why, len, "url must be http://HOST... or https://HOST...");
-    if (n >= sizeof u->host)
-        return http__url_bad(why, len, "url host is longer than 255 bytes");
-    memcpy(u->host, s, n);
-    u->host[n] = '\0';
-    for (size_t i = 0; i < n; i++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_", s[i]))
-            return http__url_bad(why, len, "url host must be a name, an IPv4 address or [IPv6]");
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&u->addr;
-    if (strcasecmp(u->host, "localhost") == 0) {
-        a4->sin_family = AF_INET;
-        a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        u->numeric = true;
-    } else if (inet_pton(AF_INET, u->host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        u->numeric = true;
-    }
-    return 0;
-}
-
-static int http__url_port(struct http__url *u, const char *s, size_t n, char *why, size_t len)
-{
-    unsigned v = 0;
-    if (n == 0 || n > 5)
-        goto bad;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            goto bad;
-        v = v * 10 + (unsigned)(s[i] - '0');
-    }
-    if (v < 1 || v > 65535)
-        goto bad;
-    u->port = v;
-    u->port_given = true;
-    return 0;
-bad:
-    return http__url_bad(why, len, "url port must be 1 to 65535");
-}
-
-/* scheme://host[:port][/path][?query], nothing more: userinfo and fragments
- * are refused rather than silently dropped. */
-static int http__url_parse(const char *url, struct http__url *u, char *why, size_t len)
-{
-    const char *auth, *end, *hend, *p;
-    memset(u, 0, sizeof *u);
-    if (url && strncasecmp(url, "http://", 7) == 0)
-        auth = url + 7;
-    else if (url && strncasecmp(url, "https://", 8) == 0)
-        auth = url + 8, u->tls = true;
-    else
-        return http__url_bad(why, len, "url must be http://HOST... or https://HOST...");
-    for (p = url; *p; p++)
-        if ((unsigned char)*p <= ' ' || *p == 0x7f)
-            return http__url_bad(why, len, "url must not contain spaces or control characters");
-    if (strchr(url, '#'))
-        return http__url_bad(why, len, "url must not have a #fragment");
-    end = auth + strcspn(auth, "/?");
-    if (memchr(auth, '@', (size_t)(end - auth)))
-        return http__url_bad(why, len, "url must not contain user:password@");
-    u->port = u->tls ? 443 : 80;
-    if (*auth == '[') {
-        hend = memchr(auth, ']', (size_t)(end - auth));
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&u->addr;
-        size_t n = hend ? (size_t)(hend - auth - 1) : 0;
-        if (!hend || n >= sizeof u->host)
-            return http__url_bad(why, len, "url IPv6 host must be [address]");
-        memcpy(u->host, auth + 1, n);
-        u->host[n] = '\0';
-        if (inet_pton(AF_INET6, u->host, &a6->sin6_addr) != 1)
-            return http__url_bad(why, len, "url IPv6 host must be [address]");
-        a6->sin6_family = AF_INET6;
-        u->ipv6 = u->numeric = true;
-        hend++;
-        if (hend < end && *hend != ':')
-            return http__url_bad(why, len, "url IPv6 host must be [address]");
-    } else {
-        hend = memchr(auth, ':', (size_t)(end - auth));
-        if (!hend)
-            hend = end;
-        if (http__url_host(u, auth, (size_t)(hend - auth), why, len) < 0)
-            return -EINVAL;
-    }
-    if (hend < end && http__url_port(u, hend + 1, (size_t)(end - hend - 1), why, len) < 0)
-        return -EINVAL;
-    /* Same offset for both families: sin_port and sin6_port share it. */
-    ((struct sockaddr_in *)&u->addr)->sin_port = htons((uint16_t)u->port);
-    u->path = end;
-    u->path_len = strlen(end);
-    return 0;
-}
-
 static int http__validate(const void *params, char *why, size_t len)
 {
     const struct http_params *hp = params;
-    struct http__url u;
-    if (http__url_parse(hp->url, &u, why, len) < 0)
+    struct url u;
+    if (url_parse(hp->url, &u, why, len) < 0)
         return -EINVAL;
     if (hp->expect_status && (hp->expect_status < 100 || hp->expect_status > 599)) {
         snprintf(why, len, "status must be an HTTP status, 100 to 599");
@@ -803,14 +688,12 @@ static void http__check_close_cb(uv_handle_t *h)
 static int http__check_new(struct check *c)
 {
     const struct http_params *hp = c->cfg->params;
-    struct http__url u;
+    struct url u;
     struct http__check *p;
     char why[128], host[300];
-    if (http__url_parse(hp->url, &u, why, sizeof why) < 0)
+    if (url_parse(hp->url, &u, why, sizeof why) < 0)
         return -EINVAL;
-    snprintf(host, sizeof host, u.ipv6 ? "[%s]" : "%s", u.host);
-    if (u.port_given && u.port != (u.tls ? 443u : 80u))
-        snprintf(host + strlen(host), sizeof host - strlen(host), ":%u", u.port);
+    url_host_header(&u, host, sizeof host);
     size_t cap = u.path_len + strlen(host) + 80, keep = hp->expect_body ? HTTP_BODY_KEEP : 0;
     if (!(p = calloc(1, sizeof *p + cap + keep)))
         return -ENOMEM;
@@ -882,34 +765,47 @@ static int http__plugin_path(char *buf, size_t len)
     return 0;
 }
 
-/* dlopen the plug-in (once per process) and start it (once per init). Its
- * libcurl, OpenSSL and their 30 libraries cost about 6 MB of RSS: only
- * paid once a check needs TLS. The handle is never closed, because
- * OpenSSL's exit handlers must still find their code. */
-static int http__tls_up(void)
+/* The handle is never closed, because OpenSSL's exit handlers must still
+ * find their code; dlopen of an open library only counts a reference. */
+void *http_plugin_symbol(const char *symbol, char *err, size_t len)
 {
     char path[PATH_MAX];
+    void *h, *sym;
+    int r;
+    if ((r = http__plugin_path(path, sizeof path)) < 0) {
+        snprintf(err, len, "/proc/self/exe: %s", strerror(-r));
+        return NULL;
+    }
+    if (!(h = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
+        snprintf(err, len, "%s", dlerror());
+        return NULL;
+    }
+    if (!(sym = dlsym(h, symbol))) {
+        snprintf(err, len, "%s: no %s", path, symbol);
+        dlclose(h);
+    }
+    return sym;
+}
+
+/* dlopen the plug-in (once per process) and start it (once per init). Its
+ * libcurl, OpenSSL and their 30 libraries cost about 6 MB of RSS: only
+ * paid once a check needs TLS. */
+static int http__tls_up(void)
+{
     http_plugin_entry entry;
-    void *h;
     int r;
     if (http__g.tls_up)
         return 0;
     if (http__g.tls_err[0])
         return -ENOENT; /* failed since init: say so without searching again */
     if (!http__g.tls) {
-        if ((r = http__plugin_path(path, sizeof path)) < 0) {
-            snprintf(http__g.tls_err, sizeof http__g.tls_err, "/proc/self/exe: %s", strerror(-r));
+        *(void **)&entry = http_plugin_symbol(HTTP_PLUGIN_SYMBOL, http__g.tls_err,
+                                              sizeof http__g.tls_err);
+        if (!entry)
             goto fail;
-        }
-        if (!(h = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
-            snprintf(http__g.tls_err, sizeof http__g.tls_err, "%s", dlerror());
-            goto fail;
-        }
-        *(void **)&entry = dlsym(h, HTTP_PLUGIN_SYMBOL);
-        if (!entry || !(http__g.tls = entry())) {
-            snprintf(http__g.tls_err, sizeof http__g.tls_err, "%s: no %s", path,
+        if (!(http__g.tls = entry())) {
+            snprintf(http__g.tls_err, sizeof http__g.tls_err, "%s returned no ops",
                      HTTP_PLUGIN_SYMBOL);
-            dlclose(h);
             goto fail;
         }
     }

@@ -2,7 +2,8 @@
  * interface driven by the libuv loop (STACK.md, "libcurl multi on libuv").
  * detect/http.c loads it on the first https probe and hands it those
  * checks; it calls back check_report and http_response_observe, exported
- * by the recoverd executable. */
+ * by the recoverd executable. Webhook alerts POST through it too
+ * (recoverd_https_post). */
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -12,10 +13,14 @@
 #include "core/config-t.h"
 #include "detect/http.h"
 
+/* What CURLOPT_PRIVATE points to: both transfer kinds begin with it. */
+enum https__kind { HTTPS__PROBE, HTTPS__POST };
+
 /* One per check, kept across probes: the easy handle keeps its settings and
  * the multi's connection cache hands the next probe the same keep-alive
  * connection, which halves the CPU of a probe (STACK.md). */
 struct https__probe {
+    enum https__kind kind;     /* HTTPS__PROBE; first */
     struct check *c;           /* owner; borrowed */
     CURL *easy;                /* CURLOPT_PRIVATE = this */
     bool active;               /* added to the multi: a probe is in flight */
@@ -23,6 +28,15 @@ struct https__probe {
     size_t body_len;           /* bytes used in body */
     char body[HTTP_BODY_KEEP]; /* head of the response body */
     char err[CURL_ERROR_SIZE]; /* curl's words for a transport error */
+};
+
+/* One webhook POST, freed when it ends or is cancelled. */
+struct https_post {
+    enum https__kind kind;      /* HTTPS__POST; first */
+    CURL *easy;                 /* CURLOPT_PRIVATE = this */
+    struct curl_slist *headers; /* Content-Type; no Expect */
+    https_post_cb done;         /* the caller's; called once */
+    void *arg;                  /* for done */
 };
 
 /* One per socket curl asks us to watch, found again through
@@ -36,10 +50,13 @@ struct https__sock {
 static struct {
     uv_loop_t *loop;           /* the daemon's loop; borrowed */
     CURLM *multi;              /* every probe of every https check */
-    uv_timer_t timer;          /* curl's own deadlines (CURLMOPT_TIMERFUNCTION) */
+    uv_timer_t *timer;         /* curl's deadlines (CURLMOPT_TIMERFUNCTION); own close frees */
     struct https__sock *socks; /* polls open */
     size_t n_easy;             /* probes alive (checks with an easy handle) */
-    bool up;                   /* between init and shutdown */
+    size_t n_posts;            /* webhook POSTs in flight */
+    bool up;                   /* the multi exists */
+    bool checks_up;            /* between the detector's init and shutdown */
+    bool draining;             /* inside https__drain: the multi must outlive it */
     bool closing;              /* inside curl_multi_cleanup: the multi is going */
 } https__g;
 
@@ -81,26 +98,73 @@ static void https__classify(const struct https__probe *p, CURLcode res, struct o
     https__transport_reason(p, res, obs->reason, sizeof obs->reason);
 }
 
+/* A finished POST: the HTTP status, or -errno for a transport failure. */
+static int https__post_status(struct https_post *p, CURLcode res)
+{
+    long status = 0, os_errno = 0;
+    switch (res) {
+    case CURLE_OK:
+        curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
+        return status > 0 ? (int)status : -EPROTO;
+    case CURLE_OPERATION_TIMEDOUT:
+        return -ETIMEDOUT;
+    case CURLE_COULDNT_CONNECT:
+        curl_easy_getinfo(p->easy, CURLINFO_OS_ERRNO, &os_errno);
+        return os_errno > 0 ? -(int)os_errno : -ECONNREFUSED;
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return -EHOSTUNREACH;
+    case CURLE_OUT_OF_MEMORY:
+        return -ENOMEM;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+        return -ECONNRESET;
+    default:
+        return -EPROTO; /* TLS handshake, certificate, malformed answer */
+    }
+}
+
+static void https__post_free(struct https_post *p)
+{
+    curl_easy_cleanup(p->easy); /* NULL-safe */
+    curl_slist_free_all(p->headers);
+    free(p);
+}
+
+static void https__multi_idle(void);
+
 /* Report every finished transfer. Runs after each curl_multi_socket_action,
  * outside curl's callbacks, so check_report may start, cancel or release
- * checks (removing a handle also drops its queued message). */
+ * checks (removing a handle also drops its queued message), and a POST's
+ * callback may start or cancel POSTs. */
 static void https__drain(void)
 {
     CURLMsg *m;
     int left;
+    https__g.draining = true;
     while ((m = curl_multi_info_read(https__g.multi, &left))) {
         if (m->msg != CURLMSG_DONE)
             continue;
         char *priv = NULL;
         CURLcode res = m->data.result; /* m dies with remove_handle */
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+        curl_multi_remove_handle(https__g.multi, m->easy_handle);
+        if (*(enum https__kind *)priv == HTTPS__POST) {
+            struct https_post *q = (struct https_post *)priv;
+            int status = https__post_status(q, res);
+            https__g.n_posts--;
+            q->done(status, q->arg);
+            https__post_free(q);
+            continue;
+        }
         struct https__probe *p = (struct https__probe *)priv;
-        curl_multi_remove_handle(https__g.multi, p->easy);
         p->active = false;
         struct observation obs;
         https__classify(p, res, &obs);
         check_report(p->c, &obs);
     }
+    https__g.draining = false;
+    https__multi_idle();
 }
 
 static void https__poll_cb(uv_poll_t *poll, int status, int events)
@@ -129,9 +193,9 @@ static void https__timer_cb(uv_timer_t *t)
 static int https__timer_fn(CURLM *multi, long ms, void *userp)
 {
     if (ms < 0)
-        uv_timer_stop(&https__g.timer);
+        uv_timer_stop(https__g.timer);
     else
-        uv_timer_start(&https__g.timer, https__timer_cb, (uint64_t)ms, 0);
+        uv_timer_start(https__g.timer, https__timer_cb, (uint64_t)ms, 0);
     return 0;
 }
 
@@ -205,6 +269,11 @@ static size_t https__write_cb(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
+static size_t https__discard_cb(char *data, size_t size, size_t n, void *userp)
+{
+    return size * n;
+}
+
 static int https__easy_setup(struct https__probe *p)
 {
     const struct http_params *hp = p->c->cfg->params;
@@ -235,6 +304,7 @@ static struct https__probe *https__probe_new(struct check *c)
     struct https__probe *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
+    p->kind = HTTPS__PROBE;
     p->c = c;
     p->keep = ((const struct http_params *)c->cfg->params)->expect_body != NULL;
     if (!(p->easy = curl_easy_init()) || https__easy_setup(p) < 0)
@@ -254,7 +324,7 @@ fail:
 static int https__start(struct check *c)
 {
     struct https__probe *p = c->priv;
-    if (!https__g.up)
+    if (!https__g.checks_up)
         return -EINVAL;
     if (!p && !(p = https__probe_new(c)))
         return -ENOMEM;
@@ -292,41 +362,148 @@ static void https__release(struct check *c)
     c->priv = NULL;
 }
 
-static int https__init(uv_loop_t *loop)
+/* The multi serves checks and POSTs alike: it starts with the first of
+ * either and stops when neither is left. */
+static int https__multi_up(uv_loop_t *loop)
 {
     if (https__g.up)
-        return -EALREADY;
+        return https__g.loop == loop ? 0 : -EINVAL;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return -EIO;
+    /* On the heap: after a stop, the old timer may still be closing when
+     * the next POST starts the multi again. */
+    if (!(https__g.timer = malloc(sizeof *https__g.timer)))
+        goto fail;
     if (!(https__g.multi = curl_multi_init()))
         goto fail;
     https__g.loop = loop;
     curl_multi_setopt(https__g.multi, CURLMOPT_SOCKETFUNCTION, https__socket_fn);
     curl_multi_setopt(https__g.multi, CURLMOPT_TIMERFUNCTION, https__timer_fn);
     curl_multi_setopt(https__g.multi, CURLMOPT_MAXCONNECTS, 32L);
-    uv_timer_init(loop, &https__g.timer);
+    uv_timer_init(loop, https__g.timer);
     https__g.up = true;
     return 0;
 fail:
+    free(https__g.timer);
+    https__g.timer = NULL;
     curl_global_cleanup();
     return -ENOMEM;
 }
 
-static void https__shutdown(void)
+static void https__timer_close_cb(uv_handle_t *h)
 {
-    if (!https__g.up)
-        return;
+    free(h);
+}
+
+static void https__multi_down(void)
+{
     /* Closing the cached connections may announce REMOVE for their sockets;
      * whatever poll is left after that is closed here. */
     https__g.closing = true;
     curl_multi_cleanup(https__g.multi);
     while (https__g.socks)
         https__sock_close(https__g.socks);
-    uv_close((uv_handle_t *)&https__g.timer, NULL); /* static: nothing to free */
+    uv_close((uv_handle_t *)https__g.timer, https__timer_close_cb);
+    https__g.timer = NULL;
     curl_global_cleanup();
     https__g.multi = NULL;
     https__g.closing = false;
     https__g.up = false;
+}
+
+/* Stop the multi once no check and no POST needs it, so that a loop with
+ * nothing else to do can end. */
+static void https__multi_idle(void)
+{
+    if (https__g.up && !https__g.draining && !https__g.checks_up && https__g.n_posts == 0)
+        https__multi_down();
+}
+
+static int https__init(uv_loop_t *loop)
+{
+    int r;
+    if (https__g.checks_up)
+        return -EALREADY;
+    if ((r = https__multi_up(loop)) < 0)
+        return r;
+    https__g.checks_up = true;
+    return 0;
+}
+
+static void https__shutdown(void)
+{
+    if (!https__g.checks_up)
+        return;
+    https__g.checks_up = false;
+    https__multi_idle();
+}
+
+/* ---- webhook POSTs ---- */
+
+static int https__post_setup(struct https_post *p, const char *url, const char *body, size_t len,
+                             uint64_t timeout_ms)
+{
+    CURL *e = p->easy;
+    p->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    /* "Expect:" removes curl's 100-continue wait on bodies over 1 MiB. */
+    struct curl_slist *h = p->headers ? curl_slist_append(p->headers, "Expect:") : NULL;
+    if (!h)
+        return -ENOMEM;
+    p->headers = h;
+    /* Any failing option leaves its CURLcode set; OR-ing them keeps "any". */
+    int r = curl_easy_setopt(e, CURLOPT_URL, url);
+    r |= curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)p);
+    r |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    r |= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
+    r |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->headers);
+    r |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, https__discard_cb);
+    r |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    r |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    r |= curl_easy_setopt(e, CURLOPT_PROXY, ""); /* ignore http_proxy & co from the env */
+    r |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    r |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+    r |= curl_easy_setopt(e, CURLOPT_USERAGENT, "recoverd");
+    r |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL); /* the CA cache, as for checks */
+    return r ? -EINVAL : 0;
+}
+
+/* HTTPS_POST_SYMBOL (detect/http.h). The body is copied. */
+__attribute__((visibility("default"))) int
+recoverd_https_post(uv_loop_t *loop, const char *url, const char *body, size_t len,
+                    uint64_t timeout_ms, https_post_cb done, void *arg, struct https_post **out)
+{
+    struct https_post *p = calloc(1, sizeof *p);
+    int r = -ENOMEM;
+    if (!p)
+        return -ENOMEM;
+    p->kind = HTTPS__POST;
+    p->done = done;
+    p->arg = arg;
+    if ((r = https__multi_up(loop)) < 0)
+        goto fail;
+    r = -ENOMEM;
+    if (!(p->easy = curl_easy_init()) || (r = https__post_setup(p, url, body, len, timeout_ms)) < 0)
+        goto fail;
+    /* Only arms curl's timer: done always comes from a later callback. */
+    r = -EIO;
+    if (curl_multi_add_handle(https__g.multi, p->easy) != CURLM_OK)
+        goto fail;
+    https__g.n_posts++;
+    *out = p;
+    return 0;
+fail:
+    https__post_free(p);
+    https__multi_idle();
+    return r;
+}
+
+/* HTTPS_POST_CANCEL_SYMBOL: never called after done. */
+__attribute__((visibility("default"))) void recoverd_https_post_cancel(struct https_post *p)
+{
+    curl_multi_remove_handle(https__g.multi, p->easy);
+    https__post_free(p);
+    https__g.n_posts--;
+    https__multi_idle();
 }
 
 static const struct detector_ops https__ops = {

@@ -9,6 +9,7 @@
 #include "core/daemon.h"
 #include "core/model.h"
 #include "detect/detector.h"
+#include "recover/strategy.h"
 #include "store/journal.h"
 
 static json_t *status__time(uint64_t ms)
@@ -39,9 +40,17 @@ static json_t *status__service(const struct service *s)
         PROC_STATE_MAP(X)
 #undef X
     };
-    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:b}", "name", s->name, "state",
+    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:b, s:b, s:b}", "name", s->name, "state",
                           state_name(s->state), "process", proc_names[s->proc_state], "restarts",
-                          (json_int_t)s->restarts, "held", s->given_up);
+                          (json_int_t)s->restarts, "held", s->held, "given_up", s->given_up,
+                          "recovering", s->recovering);
+    json_object_set_new(j, "kind", json_string(s->cfg->command   ? "supervised"
+                                               : s->cfg->pidfile ? "external"
+                                                                 : "watched"));
+    json_t *deps = json_array();
+    for (char **dep = s->cfg->depends_on; dep && *dep; dep++)
+        json_array_append_new(deps, json_string(*dep));
+    json_object_set_new(j, "depends_on", deps);
     json_object_set_new(j, "pid", s->pid > 0 ? json_integer(s->pid) : json_null());
     json_object_set_new(j, "since", status__time(s->state_ms));
     bool up = s->proc_state == PROC_RUNNING || s->proc_state == PROC_STOPPING;
@@ -86,8 +95,12 @@ json_t *status_view(struct daemon *d)
     json_array_append_new(det, json_string("process"));
     json_object_set_new(j, "detectors", det);
     json_t *strat = json_array();
-    json_array_append_new(strat, json_string(strategy_name(STRATEGY_RESTART)));
+    for (int st = 0; st < STRATEGY__COUNT; st++)
+        if (strategy_find(st))
+            json_array_append_new(strat, json_string(strategy_name(st)));
     json_object_set_new(j, "strategies", strat);
+    json_object_set_new(j, "executing", json_integer(d->executing));
+    json_object_set_new(j, "max_concurrent_recoveries", json_integer(d->cfg->max_concurrent));
     size_t n = 0;
     json_t *states = json_object();
     for (int st = 0; st < STATE__COUNT; st++)

@@ -3,11 +3,20 @@
  * `stable` waits longer each time so a crash loop cannot spin the host. */
 #include "recover/restart.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "analyze/analyzer.h"
+#include "core/clock.h"
 #include "core/config-t.h"
+#include "core/daemon.h"
+#include "core/log.h"
 #include "core/service-t.h"
+#include "detect/check.h"
+#include "recover/executor.h"
+#include "recover/process.h"
+#include "recover/strategy.h"
 
 bool restart_allowed(struct service *s, uint64_t now_ms)
 {
@@ -52,3 +61,90 @@ uint64_t restart_delay(struct service *s, uint64_t uptime_ms)
         s->backoff_ms = rc->backoff_initial_ms;
     return delay;
 }
+
+/* ---- the strategy ---- */
+
+static const char *restart__unavailable(const struct service *s)
+{
+    static char why[96];
+    if (!s->cfg->command)
+        return "not configured (recoverd does not run this service)";
+    uint64_t now = clock_mono_us() / 1000;
+    unsigned recent = 0;
+    for (unsigned i = 0; i < s->restart_log_len; i++)
+        recent += now - s->restart_log[i] < s->cfg->restart.window_ms;
+    if (recent < s->cfg->restart.max)
+        return NULL;
+    snprintf(why, sizeof why, "restart limit reached (%u restarts within %llu ms)",
+             s->cfg->restart.max, (unsigned long long)s->cfg->restart.window_ms);
+    return why;
+}
+
+void restart_spawn(struct service *s)
+{
+    s->proc_state = PROC_DOWN;
+    int r = process_spawn(s);
+    char result[256];
+    if (r == 0) {
+        snprintf(result, sizeof result, "spawned pid %d", (int)s->pid);
+        executor_executed(s, EXEC_OK, result);
+        return;
+    }
+    /* The command cannot run: a fault with the reason; the executor's retry
+     * backs off like a crash loop, so a missing binary costs no CPU. */
+    s->has_exit = false;
+    s->last_uptime_ms = 0;
+    analyzer_spawn_failed(s, r);
+    snprintf(result, sizeof result, "cannot start %s: %s", s->cfg->command[0], strerror(-r));
+    executor_executed(s, EXEC_RETRY, result);
+}
+
+static void restart__backoff_cb(uv_timer_t *t)
+{
+    struct service *s = t->data;
+    if (s->proc_state == PROC_WAITING)
+        restart_spawn(s);
+}
+
+static void restart__run(struct service *s)
+{
+    uint64_t now = clock_mono_us() / 1000;
+    char result[256];
+    if (!restart_allowed(s, now)) {
+        snprintf(result, sizeof result, "restart limit reached: %u restarts within %llu ms",
+                 s->cfg->restart.max, (unsigned long long)s->cfg->restart.window_ms);
+        executor_executed(s, EXEC_FAILED, result);
+        return;
+    }
+    bool running = s->proc_state == PROC_RUNNING || s->proc_state == PROC_STOPPING;
+    uint64_t delay = running ? 0 : restart_delay(s, s->last_uptime_ms);
+    restart_record(s, now);
+    s->restarts++;
+    snprintf(s->action.params, sizeof s->action.params,
+             "{\"delay_ms\":%llu,\"attempt\":%u,\"stop\":%s}", (unsigned long long)delay,
+             s->restart_log_len, running ? "true" : "false");
+    if (running) {
+        check_stop_all(s);
+        process_stop(s, STOP_RESTART); /* the exit calls restart_spawn */
+    } else if (delay == 0) {
+        restart_spawn(s);
+    } else {
+        s->proc_state = PROC_WAITING;
+        uv_timer_start(&s->timer, restart__backoff_cb, delay, 0);
+    }
+}
+
+static void restart__cancel(struct service *s)
+{
+    if (s->proc_state == PROC_WAITING) {
+        uv_timer_stop(&s->timer);
+        s->proc_state = PROC_DOWN;
+    }
+}
+
+const struct strategy_ops restart_strategy = {
+    .id = STRATEGY_RESTART,
+    .unavailable = restart__unavailable,
+    .run = restart__run,
+    .cancel = restart__cancel,
+};

@@ -20,5 +20,8 @@ void restart_record(struct service *s, uint64_t now_ms);
 uint64_t restart_delay(struct service *s, uint64_t uptime_ms);
 /* +-20% around ms; the only randomness in recoverd. */
 uint64_t backoff_jitter(uint64_t ms);
+/* The restart strategy's second half: the old process is gone (or the
+ * backoff elapsed): spawn and report to the executor. */
+void restart_spawn(struct service *s);
 
 #endif

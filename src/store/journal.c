@@ -103,7 +103,7 @@ static const char *const journal__sql[STMT__COUNT] = {
                            "result, created_ms, started_ms, finished_ms) "
                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [STMT_ACTION_UPDATE] = "UPDATE actions SET status = ?2, result = ?3, started_ms = ?4, "
-                           "finished_ms = ?5 WHERE id = ?1",
+                           "finished_ms = ?5, params = ?6 WHERE id = ?1",
     [STMT_ACTIONS_ABORT] = "UPDATE actions SET status = ?1, result = ?2, finished_ms = ?3 "
                            "WHERE status IN (?4, ?5)",
     [STMT_TRANSITION_INSERT] = "INSERT INTO transitions (at_ms, service, from_state, to_state, "
@@ -523,6 +523,7 @@ int journal_action_update(struct journal *j, const struct action *a)
     journal__bind_text(s, 3, a->result);
     journal__bind_opt(s, 4, (int64_t)a->started_ms);
     journal__bind_opt(s, 5, (int64_t)a->finished_ms);
+    journal__bind_text(s, 6, a->params[0] ? a->params : "{}");
     return journal__exec(j, s, "action-update");
 }
 
@@ -811,4 +812,23 @@ json_t *journal_faults_summary_json(struct journal *j)
     }
     sqlite3_reset(s);
     return o;
+}
+
+int64_t journal_mean_recovery_ms(struct journal *j, const char *service)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t mean = -1;
+    if (sqlite3_prepare_v2(j->db,
+                           "SELECT AVG(resolved_ms - opened_ms), COUNT(*) FROM faults "
+                           "WHERE service = ?1 AND resolved_ms IS NOT NULL "
+                           "AND check_name != 'supervisor'",
+                           -1, &s, NULL) != SQLITE_OK) {
+        journal__fail(j, "mean-recovery");
+        return -1;
+    }
+    sqlite3_bind_text(s, 1, service, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 1) > 0)
+        mean = (int64_t)sqlite3_column_double(s, 0);
+    sqlite3_finalize(s);
+    return mean;
 }

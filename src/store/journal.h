@@ -39,7 +39,7 @@ int journal_faults_open_for(struct journal *j, const char *service, struct fault
 
 /* Insert a (sets a->id). */
 int journal_action_insert(struct journal *j, struct action *a);
-/* Write a's status, result, started_ms, finished_ms. */
+/* Write a's status, result, params, started_ms, finished_ms. */
 int journal_action_update(struct journal *j, const struct action *a);
 /* Mark every pending/executing action aborted with `result` (used at start:
  * those actions died with the previous recoverd). Returns how many, or -EIO. */
@@ -67,6 +67,9 @@ json_t *journal_fault_json(struct journal *j, int64_t id); /* NULL: no such faul
 json_t *journal_faults_summary_json(struct journal *j);
 json_t *journal_actions_json(struct journal *j, int64_t fault_id /* 0: all */, size_t limit);
 json_t *journal_transitions_json(struct journal *j, const char *service /* NULL: all */, size_t limit);
+/* The mean time from opened to resolved of service's resolved faults
+ * (its observed recovery time), or -1 without history. */
+int64_t journal_mean_recovery_ms(struct journal *j, const char *service);
 /* Counts for /v1/status. */
 int journal_counts(struct journal *j, int64_t *active_faults, int64_t *resolved_faults,
                    int64_t *actions);

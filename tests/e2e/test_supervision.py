@@ -78,7 +78,7 @@ def test_crash_loop_backs_off_then_fails(recoverd):
         v = rd.service("crashy")
         return v if v["state"] == "failed" else None
     v = rd.wait_for(failed, what="crashy failed")
-    assert v["pid"] is None and v["held"] is True and v["restarts"] == 4
+    assert v["pid"] is None and v["given_up"] is True and v["restarts"] == 4
 
     actions = sorted(rd.api("/v1/actions"), key=lambda a: a["id"])
     delays = [a["params"]["delay_ms"] for a in actions]

@@ -1,1 +1,2 @@
 recoverd_unit_test(test_api)
+recoverd_unit_test(test_request)

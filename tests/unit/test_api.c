@@ -1,5 +1,6 @@
 /* The HTTP API over a real socket: the server runs in a uv loop on the main
- * thread, a client thread makes blocking libcurl requests against it. */
+ * thread, a client thread makes blocking libcurl requests against it, or
+ * writes raw bytes for what curl will not send (pipelining, garbage, floods). */
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -140,6 +143,9 @@ struct run {
     unsigned port;         /* the API's */
     bool hold_socket;      /* leave an idle raw connection open at the end */
     int held_fd;           /* that connection, closed by the test */
+    void (*client)(struct run *); /* run in the client thread instead of reqs */
+    void *ctx;             /* the client's results, checked by the test afterwards */
+    uint64_t idle_ms;      /* api_set_idle_timeout; 0: the default */
     struct api *api;
     uv_async_t done;       /* the client is finished: stop the API */
 };
@@ -203,6 +209,11 @@ static void http_do(CURL *c, unsigned port, struct http_req *r)
 static void *client_main(void *arg)
 {
     struct run *run = arg;
+    if (run->client) {
+        run->client(run);
+        uv_async_send(&run->done);
+        return NULL;
+    }
     CURL *c = curl_easy_init();
     for (size_t i = 0; c && i < run->n; i++)
         http_do(c, run->port, &run->reqs[i]);
@@ -265,6 +276,8 @@ static void run_serve(struct run *run)
     run->api = api_new(&loop, &fake_daemon, &ss, err, sizeof err);
     if (!run->api)
         fail_msg("api_new: %s", err);
+    if (run->idle_ms)
+        api_set_idle_timeout(run->api, run->idle_ms);
     assert_int_equal(uv_async_init(&loop, &run->done, done_cb), 0);
     run->done.data = run;
     assert_int_equal(pthread_create(&t, NULL, client_main, run), 0);
@@ -582,6 +595,563 @@ static void api_new_names_the_address_in_use(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- raw clients: what curl will not send ---------------------------------------------- */
+
+struct answer {
+    int status;          /* 0: none */
+    char connection[16]; /* Connection header */
+    char allow[64];      /* Allow header */
+    char body[512];      /* start of the body, NUL-terminated */
+    size_t body_len;     /* Content-Length */
+};
+
+/* A blocking connection to the API whose reads give up after 5 s; small
+ * rcvbuf/sndbuf (0: the default) make a client that reads or sends slowly. */
+static int raw_connect(unsigned port, int rcvbuf, int sndbuf)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    struct timeval tv = {.tv_sec = 5};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (rcvbuf)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (sndbuf)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Bytes sent before the end or an error. */
+static size_t raw_send(int fd, const char *p, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t k = send(fd, p + done, n - done, MSG_NOSIGNAL);
+        if (k <= 0)
+            break;
+        done += (size_t)k;
+    }
+    return done;
+}
+
+static void raw_send_str(int fd, const char *s) { raw_send(fd, s, strlen(s)); }
+
+/* One complete answer at buf (not for HEAD): its bytes, or 0 while incomplete. */
+static size_t answer_parse(const char *buf, size_t len, struct answer *a)
+{
+    const char *end = memmem(buf, len, "\r\n\r\n", 4);
+    char cl[32] = "0";
+    if (!end)
+        return 0;
+    memset(a, 0, sizeof *a);
+    sscanf(buf, "HTTP/1.1 %d", &a->status);
+    const char *line = (const char *)memchr(buf, '\n', (size_t)(end + 2 - buf)) + 1;
+    while (line < end + 2) {
+        const char *eol = memchr(line, '\r', (size_t)(end + 2 - line));
+        header_copy(line, (size_t)(eol - line), "Content-Length:", cl, sizeof cl);
+        header_copy(line, (size_t)(eol - line), "Connection:", a->connection,
+                    sizeof a->connection);
+        header_copy(line, (size_t)(eol - line), "Allow:", a->allow, sizeof a->allow);
+        line = eol + 2;
+    }
+    size_t head = (size_t)(end + 4 - buf);
+    a->body_len = strtoul(cl, NULL, 10);
+    if (len - head < a->body_len)
+        return 0;
+    size_t k = a->body_len < sizeof a->body - 1 ? a->body_len : sizeof a->body - 1;
+    memcpy(a->body, end + 4, k);
+    return head + a->body_len;
+}
+
+/* Read answers until want are complete, the server closes, or 5 s pass
+ * without a byte; the first max go to out. Returns how many came;
+ * *closed: the server closed (or reset) the connection. */
+static int raw_answers(int fd, struct answer *out, int max, int want, bool *closed)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    int n = 0;
+    *closed = false;
+    while (n < want) {
+        struct answer a;
+        size_t used = answer_parse(buf, len, &a);
+        if (used) {
+            if (n < max)
+                out[n] = a;
+            n++;
+            memmove(buf, buf + used, len - used);
+            len -= used;
+            continue;
+        }
+        if (len == cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t k = recv(fd, buf + len, cap - len, 0);
+        if (k <= 0) {
+            *closed = k == 0 || errno == ECONNRESET;
+            break;
+        }
+        len += (size_t)k;
+    }
+    free(buf);
+    return n;
+}
+
+/* The server closes fd (within 5 s) without sending anything more. */
+static bool raw_closed(int fd)
+{
+    char c;
+    ssize_t k = recv(fd, &c, 1, 0);
+    return k == 0 || (k < 0 && errno == ECONNRESET);
+}
+
+/* fd is still open and quiet (no EOF, no bytes) after 50 ms. */
+static bool raw_open(int fd)
+{
+    char c;
+    usleep(50 * 1000);
+    return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Send padded pipelined requests without reading any answer, until the
+ * server stops taking them for 500 ms (10 s at most). Returns how many
+ * went out whole; *stalled: the server did stop. */
+static long raw_flood_unread(int fd, bool *stalled)
+{
+    static char req[4200];
+    int n = snprintf(req, sizeof req, "GET /v1/status HTTP/1.1\r\nX-Pad: ");
+    memset(req + n, 'p', 4000);
+    memcpy(req + n + 4000, "\r\n\r\n", 5);
+    size_t len = strlen(req), off = 0;
+    long sent = 0;
+    uint64_t start = now_ms(), last = start;
+    *stalled = false;
+    while (now_ms() - start < 10000) {
+        ssize_t k = send(fd, req + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k > 0) {
+            off += (size_t)k;
+            sent += off == len;
+            off = off == len ? 0 : off;
+            last = now_ms();
+        } else if (now_ms() - last > 500) {
+            *stalled = true;
+            break;
+        } else {
+            usleep(1000);
+        }
+    }
+    return sent;
+}
+
+/* ---- tests of the server itself -------------------------------------------------------- */
+
+static const char get_status[] = "GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n";
+
+struct turns {
+    struct answer a[3]; /* one per request */
+    int got;            /* answers received */
+    bool closed;        /* the server closed the connection */
+};
+
+static void turns_client(struct run *run)
+{
+    struct turns *t = run->ctx;
+    int fd = raw_connect(run->port, 0, 0);
+    for (int i = 0; i < 3; i++) {
+        raw_send_str(fd, get_status);
+        t->got += raw_answers(fd, &t->a[i], 1, 1, &t->closed);
+    }
+    close(fd);
+}
+
+static void one_connection_serves_requests_in_turn(void **state)
+{
+    struct turns t = {0};
+    struct run run = {.client = turns_client, .ctx = &t};
+    run_serve(&run);
+    assert_int_equal(t.got, 3);
+    assert_false(t.closed);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(t.a[i].status, 200);
+        assert_string_equal(t.a[i].connection, "keep-alive");
+        assert_non_null(strstr(t.a[i].body, "\"name\":\"fake\""));
+    }
+}
+
+struct http10 {
+    struct answer a[3]; /* the plain HTTP/1.0 answer, then two keep-alive ones */
+    int got;            /* answers received */
+    bool closed;        /* the plain one's connection was closed after it */
+    bool kept;          /* the keep-alive one's connection stayed open */
+};
+
+static void http10_client(struct run *run)
+{
+    struct http10 *t = run->ctx;
+    bool closed;
+    int fd = raw_connect(run->port, 0, 0);
+    raw_send_str(fd, "GET /v1/status HTTP/1.0\r\n\r\n");
+    t->got += raw_answers(fd, &t->a[0], 1, 1, &closed);
+    t->closed = raw_closed(fd);
+    close(fd);
+    fd = raw_connect(run->port, 0, 0);
+    for (int i = 1; i < 3; i++) {
+        raw_send_str(fd, "GET /v1/status HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        t->got += raw_answers(fd, &t->a[i], 1, 1, &closed);
+    }
+    t->kept = raw_open(fd);
+    close(fd);
+}
+
+static void http10_closes_unless_keep_alive_is_asked(void **state)
+{
+    struct http10 t = {0};
+    struct run run = {.client = http10_client, .ctx = &t};
+    run_serve(&run);
+    assert_int_equal(t.got, 3);
+    assert_int_equal(t.a[0].status, 200);
+    assert_string_equal(t.a[0].connection, "close");
+    assert_true(t.closed);
+    assert_string_equal(t.a[1].connection, "keep-alive");
+    assert_int_equal(t.a[2].status, 200);
+    assert_true(t.kept);
+}
+
+struct exchange {
+    const char *send;   /* bytes sent at once */
+    size_t send_len;    /* 0: strlen(send) */
+    size_t sent;        /* bytes of send that went out */
+    struct answer a[8]; /* answers in order */
+    int got;            /* answers received */
+    bool closed;        /* the server closed the connection after them */
+};
+
+/* Send everything in one write, then read answers until the server closes. */
+static void exchange_client(struct run *run)
+{
+    struct exchange *x = run->ctx;
+    int fd = raw_connect(run->port, 0, 0);
+    x->sent = raw_send(fd, x->send, x->send_len ? x->send_len : strlen(x->send));
+    x->got = raw_answers(fd, x->a, 8, 9, &x->closed);
+    close(fd);
+}
+
+static void exchange(struct exchange *x)
+{
+    struct run run = {.client = exchange_client, .ctx = x};
+    run_serve(&run);
+}
+
+static void pipelined_requests_are_answered_in_order(void **state)
+{
+    struct exchange x = {.send = "GET /v1/status HTTP/1.1\r\n\r\n"
+                                 "GET /v1/services/nope HTTP/1.1\r\n\r\n"
+                                 "DELETE /v1/status HTTP/1.1\r\n\r\n"
+                                 "POST /v1/status HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"
+                                 "GET /v1/services HTTP/1.1\r\nConnection: close\r\n\r\n"
+                                 "GET /v1/status HTTP/1.1\r\n\r\n"}; /* after close: ignored */
+    exchange(&x);
+    assert_int_equal(x.got, 5);
+    assert_true(x.closed);
+    assert_int_equal(x.a[0].status, 200);
+    assert_int_equal(x.a[1].status, 404);
+    assert_string_equal(x.a[1].body, "{\"error\":\"no such service: nope\"}\n");
+    assert_int_equal(x.a[2].status, 405);
+    assert_string_equal(x.a[2].allow, "GET, HEAD");
+    assert_int_equal(x.a[3].status, 405);
+    assert_int_equal(x.a[4].status, 200);
+    assert_string_equal(x.a[4].connection, "close");
+    assert_string_equal(x.a[3].connection, "keep-alive");
+}
+
+/* The one answer of a refused request: status, JSON error, then closed. */
+static void assert_refused(const struct exchange *x, int status, const char *why)
+{
+    assert_int_equal(x->got, 1);
+    assert_int_equal(x->a[0].status, status);
+    assert_string_equal(x->a[0].connection, "close");
+    assert_non_null(strstr(x->a[0].body, why));
+    assert_true(x->closed);
+}
+
+static void head_over_16_kib_is_431_then_closed(void **state)
+{
+    static char big[20 * 1024 + 64];
+    int n = snprintf(big, sizeof big, "GET /v1/status HTTP/1.1\r\nX-Big: ");
+    memset(big + n, 'a', 20 * 1024);
+    strcpy(big + n + 20 * 1024, "\r\n\r\n");
+    struct exchange x = {.send = big};
+    exchange(&x);
+    assert_refused(&x, 431, "{\"error\":\"request head larger than 16384 bytes\"}");
+}
+
+/* The client may go on sending the refused body (more than the kernel
+ * buffers hold here): the server reads it to the end rather than reset the
+ * connection under it, so the client can read the 413. */
+static void body_over_64_kib_is_413_then_closed(void **state)
+{
+    static char big[4 << 20];
+    int n = snprintf(big, sizeof big, "POST /v1/status HTTP/1.1\r\nContent-Length: %zu\r\n\r\n",
+                     sizeof big - 128);
+    memset(big + n, 'b', sizeof big - 128);
+    struct exchange x = {.send = big, .send_len = (size_t)n + sizeof big - 128};
+    exchange(&x);
+    assert_int_equal(x.sent, x.send_len);
+    assert_refused(&x, 413, "larger than 65536 bytes");
+}
+
+static void garbage_is_400_then_closed(void **state)
+{
+    struct exchange x = {.send = "hello there\r\n\r\n"};
+    exchange(&x);
+    assert_refused(&x, 400, "malformed request line");
+    /* A TLS hello never ends a line: refused at once, not after a timeout. */
+    struct exchange tls = {.send = "\x16\x03\x01\x00\xa5\x01\x00", .send_len = 7};
+    exchange(&tls);
+    assert_refused(&tls, 400, "malformed request line");
+}
+
+static void chunked_body_is_411_then_closed(void **state)
+{
+    struct exchange x = {.send = "POST /v1/status HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                 "2\r\n{}\r\n0\r\n\r\n"};
+    exchange(&x);
+    assert_refused(&x, 411, "Content-Length");
+}
+
+struct expect {
+    struct answer a[3]; /* 100 Continue, then the answer, then the next request's */
+    int got;            /* answers received */
+};
+
+static void expect_client(struct run *run)
+{
+    struct expect *t = run->ctx;
+    bool closed;
+    int fd = raw_connect(run->port, 0, 0);
+    raw_send_str(fd, "POST /v1/status HTTP/1.1\r\nExpect: 100-continue\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 9\r\n\r\n");
+    t->got += raw_answers(fd, &t->a[0], 1, 1, &closed);
+    raw_send_str(fd, "{\"x\": 12}");
+    t->got += raw_answers(fd, &t->a[1], 1, 1, &closed);
+    raw_send_str(fd, get_status);
+    t->got += raw_answers(fd, &t->a[2], 1, 1, &closed);
+    close(fd);
+}
+
+/* The body is read whole, so the connection goes on to the next request. */
+static void post_body_is_read_after_100_continue(void **state)
+{
+    struct expect t = {0};
+    struct run run = {.client = expect_client, .ctx = &t};
+    run_serve(&run);
+    assert_int_equal(t.got, 3);
+    assert_int_equal(t.a[0].status, 100);
+    assert_int_equal(t.a[1].status, 405);
+    assert_string_equal(t.a[1].allow, "GET, HEAD");
+    assert_string_equal(t.a[1].connection, "keep-alive");
+    assert_int_equal(t.a[2].status, 200);
+}
+
+struct idle {
+    uint64_t silent_ms;  /* until the silent connection was closed */
+    bool silent_closed;  /* it was closed (not data, not a timeout) */
+    bool half_closed;    /* the one with half a request too */
+    int busy_got;        /* answers on the connection that kept asking */
+    bool busy_closed;    /* that one was closed once it stopped asking */
+};
+
+static void idle_client(struct run *run)
+{
+    struct idle *t = run->ctx;
+    struct answer a;
+    bool closed;
+    uint64_t t0 = now_ms();
+    int silent = raw_connect(run->port, 0, 0);
+    int half = raw_connect(run->port, 0, 0);
+    raw_send_str(half, "GET /v1/sta");
+    t->silent_closed = raw_closed(silent);
+    t->silent_ms = now_ms() - t0;
+    t->half_closed = raw_closed(half);
+    /* 6 requests 100 ms apart outlast the 200 ms timeout: activity counts. */
+    int busy = raw_connect(run->port, 0, 0);
+    for (int i = 0; i < 6; i++) {
+        raw_send_str(busy, get_status);
+        t->busy_got += raw_answers(busy, &a, 1, 1, &closed) && a.status == 200;
+        usleep(100 * 1000);
+    }
+    t->busy_closed = raw_closed(busy);
+    close(silent);
+    close(half);
+    close(busy);
+}
+
+static void idle_connection_is_closed_after_the_timeout(void **state)
+{
+    struct idle t = {0};
+    struct run run = {.client = idle_client, .ctx = &t, .idle_ms = 200};
+    run_serve(&run);
+    assert_true(t.silent_closed);
+    assert_in_range(t.silent_ms, 150, 2000);
+    assert_true(t.half_closed);
+    assert_int_equal(t.busy_got, 6);
+    assert_true(t.busy_closed);
+}
+
+#define FLOOD_CONNS 300 /* connections opened at once, over the API's 256 */
+
+struct flood {
+    int connected; /* connects that succeeded */
+    int open;      /* connections the server kept */
+    int closed;    /* connections the server closed at once */
+    int status;    /* of a request on a kept connection */
+};
+
+static void flood_client(struct run *run)
+{
+    struct flood *t = run->ctx;
+    static int fds[FLOOD_CONNS];
+    struct answer a = {0};
+    bool closed;
+    char c;
+    for (int i = 0; i < FLOOD_CONNS; i++)
+        t->connected += (fds[i] = raw_connect(run->port, 0, 0)) >= 0;
+    usleep(300 * 1000);
+    for (int i = 0; i < FLOOD_CONNS; i++) {
+        ssize_t k = fds[i] < 0 ? -1 : recv(fds[i], &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        t->open += k < 0 && errno == EAGAIN;
+        t->closed += k == 0 || (k < 0 && errno == ECONNRESET);
+    }
+    for (int i = 0; i < FLOOD_CONNS && !t->status; i++) {
+        if (recv(fds[i], &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN) {
+            raw_send_str(fds[i], get_status);
+            if (raw_answers(fds[i], &a, 1, 1, &closed) == 1)
+                t->status = a.status;
+        }
+    }
+    for (int i = 0; i < FLOOD_CONNS; i++)
+        close(fds[i]);
+}
+
+static void connections_beyond_256_are_closed_at_once(void **state)
+{
+    struct flood t = {0};
+    struct run run = {.client = flood_client, .ctx = &t};
+    run_serve(&run);
+    assert_int_equal(t.connected, FLOOD_CONNS);
+    assert_int_equal(t.open, 256);
+    assert_int_equal(t.closed, FLOOD_CONNS - 256);
+    assert_int_equal(t.status, 200);
+}
+
+struct unread {
+    long sent;    /* requests sent whole before the server stopped taking more */
+    bool stalled; /* it did stop */
+    int answered; /* answers read afterwards */
+};
+
+static void unread_client(struct run *run)
+{
+    struct unread *t = run->ctx;
+    bool closed;
+    int fd = raw_connect(run->port, 4096, 65536);
+    t->sent = raw_flood_unread(fd, &t->stalled);
+    t->answered = raw_answers(fd, NULL, 0, (int)t->sent, &closed);
+    close(fd);
+}
+
+/* A client that sends without reading: the server stops reading it once
+ * its answers pile up, instead of buffering them without bound, and still
+ * answers every request once the client reads. */
+static void client_that_never_reads_is_not_read_either(void **state)
+{
+    struct unread t = {0};
+    struct run run = {.client = unread_client, .ctx = &t};
+    run_serve(&run);
+    assert_true(t.stalled);
+    assert_true(t.sent > 10);
+    assert_int_equal(t.answered, t.sent);
+}
+
+struct held {
+    int fds[4]; /* idle, half a head, half a body, answers unread */
+};
+
+static void held_client(struct run *run)
+{
+    struct held *t = run->ctx;
+    bool stalled;
+    t->fds[0] = raw_connect(run->port, 0, 0);
+    t->fds[1] = raw_connect(run->port, 0, 0);
+    raw_send_str(t->fds[1], "GET /v1/sta");
+    t->fds[2] = raw_connect(run->port, 0, 0);
+    raw_send_str(t->fds[2], "POST /v1/status HTTP/1.1\r\nContent-Length: 1000\r\n\r\n{\"ha");
+    t->fds[3] = raw_connect(run->port, 4096, 65536);
+    raw_flood_unread(t->fds[3], &stalled);
+    usleep(100 * 1000); /* let the server read what was sent */
+}
+
+static void api_free_with_open_and_half_sent_connections_empties_the_loop(void **state)
+{
+    struct held t = {0};
+    struct run run = {.client = held_client, .ctx = &t};
+    bool closed;
+    run_serve(&run); /* asserts the loop is empty */
+    for (int i = 0; i < 3; i++)
+        assert_true(raw_closed(t.fds[i]));
+    raw_answers(t.fds[3], NULL, 0, INT32_MAX, &closed); /* what was sent, then the end */
+    assert_true(closed);
+    for (int i = 0; i < 4; i++)
+        close(t.fds[i]);
+}
+
+static void api_listens_on_ipv6_loopback(void **state)
+{
+    uv_loop_t loop;
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    char err[256];
+    unsigned port = free_port();
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    in6->sin6_addr = in6addr_loopback;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct api *a = api_new(&loop, &fake_daemon, &ss, err, sizeof err);
+    if (!a)
+        fail_msg("api_new: %s", err);
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)in6, sizeof *in6), 0);
+    close(fd);
+    api_free(a);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void api_accepts_port_0(void **state)
+{
+    uv_loop_t loop;
+    struct sockaddr_storage ss;
+    char err[256];
+    addr_make(&ss, "127.0.0.1", 0);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct api *a = api_new(&loop, &fake_daemon, &ss, err, sizeof err);
+    if (!a)
+        fail_msg("api_new: %s", err);
+    api_free(a);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -609,6 +1179,20 @@ int main(void)
         T(api_free_closes_an_open_connection),
         T(api_listens_only_on_the_requested_address),
         T(api_new_names_the_address_in_use),
+        T(one_connection_serves_requests_in_turn),
+        T(http10_closes_unless_keep_alive_is_asked),
+        T(pipelined_requests_are_answered_in_order),
+        T(head_over_16_kib_is_431_then_closed),
+        T(body_over_64_kib_is_413_then_closed),
+        T(garbage_is_400_then_closed),
+        T(chunked_body_is_411_then_closed),
+        T(post_body_is_read_after_100_continue),
+        T(idle_connection_is_closed_after_the_timeout),
+        T(connections_beyond_256_are_closed_at_once),
+        T(client_that_never_reads_is_not_read_either),
+        T(api_free_with_open_and_half_sent_connections_empties_the_loop),
+        T(api_listens_on_ipv6_loopback),
+        T(api_accepts_port_0),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

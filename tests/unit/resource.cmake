@@ -1,0 +1,1 @@
+recoverd_unit_test(test_resource)

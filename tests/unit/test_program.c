@@ -1,0 +1,370 @@
+/* core/program: real programs (sh, echo, yes, sleep) run in a private loop. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/clock.h"
+#include "core/program.h"
+
+/* ---- fixture ---- */
+
+struct fx {
+    uv_loop_t loop;
+    uv_timer_t guard;      /* wakes uv_run so waits can give up */
+    int calls;             /* cb invocations */
+    bool in_run;           /* inside program_run: cb must not come from there */
+    bool cb_during_run;    /* it did */
+    struct program_result r; /* copy of the last result */
+    char out[1 << 16];     /* copy of its output */
+};
+
+static void guard_cb(uv_timer_t *t)
+{
+}
+
+static void done_cb(const struct program_result *r, void *arg)
+{
+    struct fx *f = arg;
+    f->calls++;
+    f->cb_during_run |= f->in_run;
+    f->r = *r;
+    assert_true(r->output_len < sizeof f->out);
+    memcpy(f->out, r->output, r->output_len + 1);
+    assert_int_equal(r->output[r->output_len], '\0');
+    f->r.output = f->out;
+}
+
+static int fx_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    uv_timer_init(&f->loop, &f->guard);
+    uv_timer_start(&f->guard, guard_cb, 20, 20);
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    uv_close((uv_handle_t *)&f->guard, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f);
+    return 0;
+}
+
+static struct program *fx_start(struct fx *f, char *const argv[], uint64_t timeout_ms,
+                                size_t max_output)
+{
+    f->in_run = true;
+    struct program *p = program_run(&f->loop, argv, NULL, NULL, timeout_ms, max_output, done_cb, f);
+    f->in_run = false;
+    assert_non_null(p);
+    assert_int_equal(f->calls, 0);
+    return p;
+}
+
+/* Run until the callback came (or 10 s passed); asserts exactly one call. */
+static void fx_wait(struct fx *f)
+{
+    uint64_t deadline = clock_mono_us() + 10000000;
+    while (f->calls == 0 && clock_mono_us() < deadline)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(f->calls, 1);
+    assert_false(f->cb_during_run);
+}
+
+static void fx_run_for(struct fx *f, uint64_t ms)
+{
+    uint64_t until = clock_mono_us() + ms * 1000;
+    while (clock_mono_us() < until)
+        uv_run(&f->loop, UV_RUN_ONCE);
+}
+
+/* Alive means running or stopped: a zombie (an orphan PID 1 has not reaped
+ * yet) is dead. Gives a SIGKILL up to a second to land. */
+static bool pid_alive(pid_t pid)
+{
+    for (int i = 0; i < 100; i++) {
+        char path[64], buf[256];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *fp = fopen(path, "r");
+        if (!fp)
+            return false;
+        size_t n = fread(buf, 1, sizeof buf - 1, fp);
+        fclose(fp);
+        buf[n] = '\0';
+        const char *rp = strrchr(buf, ')');
+        if (!rp || rp[1] == '\0' || rp[2] == 'Z' || rp[2] == 'X')
+            return false;
+        usleep(10000);
+    }
+    return true;
+}
+
+/* ---- tests ---- */
+
+static void program_echo_output_is_captured(void **state)
+{
+    struct fx *f = *state;
+    char *argv[] = {"/bin/echo", "hello", "world", NULL};
+    fx_start(f, argv, 5000, 4096);
+    fx_wait(f);
+    assert_int_equal(f->r.spawn_error, 0);
+    assert_false(f->r.timed_out);
+    assert_int_equal(f->r.signal, 0);
+    assert_int_equal(f->r.exit_code, 0);
+    assert_string_equal(f->r.output, "hello world\n");
+    assert_int_equal(f->r.output_len, 12);
+    assert_false(f->r.truncated);
+    assert_true(f->r.duration_ms < 2000);
+}
+
+static void program_exit_code_and_stderr_are_reported(void **state)
+{
+    struct fx *f = *state;
+    char *argv[] = {"sh", "-c", "echo out; echo err >&2; exit 3", NULL};
+    fx_start(f, argv, 5000, 4096);
+    fx_wait(f);
+    assert_int_equal(f->r.exit_code, 3);
+    assert_int_equal(f->r.signal, 0);
+    assert_false(f->r.timed_out);
+    assert_string_equal(f->r.output, "out\nerr\n");
+}
+
+static void program_killed_by_signal_reports_it(void **state)
+{
+    struct fx *f = *state;
+    char *argv[] = {"/bin/sh", "-c", "kill -TERM $$; sleep 5", NULL};
+    fx_start(f, argv, 5000, 4096);
+    fx_wait(f);
+    assert_int_equal(f->r.signal, SIGTERM);
+    assert_false(f->r.timed_out);
+    assert_int_equal(f->r.spawn_error, 0);
+}
+
+static void program_missing_binary_reports_enoent_from_loop(void **state)
+{
+    struct fx *f = *state;
+    char *argv[] = {"/nonexistent/check_nothing", "-x", NULL};
+    fx_start(f, argv, 5000, 4096);
+    fx_wait(f);
+    assert_int_equal(f->r.spawn_error, -ENOENT);
+    assert_false(f->r.timed_out);
+    assert_int_equal(f->r.output_len, 0);
+    assert_string_equal(f->r.output, "");
+}
+
+static void program_missing_in_path_reports_enoent(void **state)
+{
+    struct fx *f = *state;
+    char *argv[] = {"recoverd-no-such-program", NULL};
+    fx_start(f, argv, 5000, 4096);
+    fx_wait(f);
+    assert_int_equal(f->r.spawn_error, -ENOENT);
+}
+
+static void program_timeout_kills_the_whole_group(void **state)
+{
+    struct fx *f = *state;
+    /* The shell prints its background sleep's pid, then waits for it. */
+    char *argv[] = {"/bin/sh", "-c", "sleep 10 & echo $!; wait", NULL};
+    uint64_t t0 = clock_mono_us();
+    fx_start(f, argv, 200, 4096);
+    fx_wait(f);
+    uint64_t took_ms = (clock_mono_us() - t0) / 1000;
+    assert_true(f->r.timed_out);
+    assert_int_equal(f->r.signal, SIGKILL);
+    assert_true(f->r.duration_ms >= 200);
+    assert_true(took_ms < 1000);
+    pid_t sleeper = (pid_t)atoi(f->r.output);
+    assert_true(sleeper > 1);
+    assert_false(pid_alive(sleeper));
+}
+
+static void program_plain_sleep_times_out(void **state)
+{
+    struct fx *f = *state;
+    char *argv[] = {"/bin/sh", "-c", "sleep 10", NULL};
+    fx_start(f, argv, 200, 4096);
+    fx_wait(f);
+    assert_true(f->r.timed_out);
+    assert_true(f->r.duration_ms >= 200 && f->r.duration_ms < 1000);
+}
+
+static uint64_t tick_last_us, tick_max_gap_us;
+static void tick_cb(uv_timer_t *t)
+{
+    uint64_t now = clock_mono_us();
+    if (tick_last_us && now - tick_last_us > tick_max_gap_us)
+        tick_max_gap_us = now - tick_last_us;
+    tick_last_us = now;
+}
+
+static void program_output_flood_is_truncated_and_bounded(void **state)
+{
+    struct fx *f = *state;
+    uv_timer_t tick;
+    char *argv[] = {"yes", "flood", NULL};
+    uv_timer_init(&f->loop, &tick);
+    tick_last_us = tick_max_gap_us = 0;
+    uv_timer_start(&tick, tick_cb, 5, 5);
+    fx_start(f, argv, 300, 1000);
+    fx_wait(f);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* tick lives on this stack */
+    assert_true(f->r.timed_out);
+    assert_true(f->r.truncated);
+    assert_int_equal(f->r.output_len, 1000);
+    assert_int_equal(strlen(f->r.output), 1000);
+    assert_memory_equal(f->r.output, "flood\nflood\n", 12);
+    assert_true(f->r.duration_ms >= 300 && f->r.duration_ms < 1500);
+    /* The loop kept turning while the pipe was drained. */
+    assert_true(tick_max_gap_us < 200000);
+}
+
+static void program_zero_max_output_keeps_nothing(void **state)
+{
+    struct fx *f = *state;
+    char *argv[] = {"/bin/echo", "x", NULL};
+    fx_start(f, argv, 5000, 0);
+    fx_wait(f);
+    assert_int_equal(f->r.output_len, 0);
+    assert_string_equal(f->r.output, "");
+    assert_true(f->r.truncated);
+    assert_int_equal(f->r.exit_code, 0);
+}
+
+static void program_grandchild_holding_pipe_does_not_delay(void **state)
+{
+    struct fx *f = *state;
+    char *argv[] = {"/bin/sh", "-c", "sleep 5 & echo $!", NULL};
+    uint64_t t0 = clock_mono_us();
+    fx_start(f, argv, 10000, 4096);
+    fx_wait(f);
+    uint64_t took_ms = (clock_mono_us() - t0) / 1000;
+    assert_false(f->r.timed_out);
+    assert_int_equal(f->r.exit_code, 0);
+    assert_int_equal(f->r.signal, 0);
+    assert_true(took_ms >= 100);
+    assert_true(took_ms < 600);
+    pid_t sleeper = (pid_t)atoi(f->r.output);
+    assert_true(sleeper > 1);
+    assert_false(pid_alive(sleeper));
+}
+
+static void program_cancel_in_flight_calls_nothing(void **state)
+{
+    struct fx *f = *state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/test_program.%d.pid", (int)getpid());
+    unlink(path);
+    char script[256];
+    snprintf(script, sizeof script, "echo $$ > %s.tmp && mv %s.tmp %s; exec sleep 10", path,
+             path, path);
+    char *argv[] = {"/bin/sh", "-c", script, NULL};
+    struct program *p = fx_start(f, argv, 10000, 4096);
+    FILE *fp = NULL;
+    uint64_t deadline = clock_mono_us() + 5000000;
+    while (!(fp = fopen(path, "r")) && clock_mono_us() < deadline)
+        fx_run_for(f, 10);
+    assert_non_null(fp);
+    int pid = 0;
+    assert_int_equal(fscanf(fp, "%d", &pid), 1);
+    fclose(fp);
+    unlink(path);
+    assert_true(pid_alive(pid));
+    program_cancel(p);
+    fx_run_for(f, 300);
+    assert_int_equal(f->calls, 0);
+    assert_false(pid_alive(pid));
+}
+
+static void program_cancel_at_once_and_after_spawn_error(void **state)
+{
+    struct fx *f = *state;
+    char *sleep_argv[] = {"sleep", "10", NULL};
+    char *bad_argv[] = {"/nonexistent/x", NULL};
+    program_cancel(fx_start(f, sleep_argv, 10000, 4096));
+    program_cancel(fx_start(f, bad_argv, 10000, 4096));
+    program_cancel(NULL);
+    fx_run_for(f, 300);
+    assert_int_equal(f->calls, 0);
+}
+
+static void cancel_inside_cb(const struct program_result *r, void *arg)
+{
+    struct program **pp = arg;
+    program_cancel(*pp); /* documented as a no-op here */
+    *pp = NULL;
+}
+
+static void program_cancel_inside_callback_is_noop(void **state)
+{
+    struct fx *f = *state;
+    char *argv[] = {"/bin/true", NULL};
+    struct program *p = program_run(&f->loop, argv, NULL, NULL, 5000, 64, cancel_inside_cb, &p);
+    assert_non_null(p);
+    uint64_t deadline = clock_mono_us() + 5000000;
+    while (p && clock_mono_us() < deadline)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_null(p);
+}
+
+static void program_env_and_cwd_are_applied(void **state)
+{
+    struct fx *f = *state;
+    char *argv[] = {"/bin/sh", "-c", "echo \"$GREETING\"; pwd", NULL};
+    char *envp[] = {"GREETING=hi there", "PATH=/usr/bin:/bin", NULL};
+    f->in_run = true;
+    assert_non_null(program_run(&f->loop, argv, envp, "/tmp", 5000, 4096, done_cb, f));
+    f->in_run = false;
+    fx_wait(f);
+    assert_string_equal(f->r.output, "hi there\n/tmp\n");
+}
+
+static void program_many_in_parallel_each_report_once(void **state)
+{
+    struct fx *f = *state;
+    char *argv[] = {"/bin/sh", "-c", "exit 1", NULL};
+    for (int i = 0; i < 20; i++)
+        assert_non_null(program_run(&f->loop, argv, NULL, NULL, 5000, 64, done_cb, f));
+    uint64_t deadline = clock_mono_us() + 10000000;
+    while (f->calls < 20 && clock_mono_us() < deadline)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(f->calls, 20);
+    assert_int_equal(f->r.exit_code, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+        T(program_echo_output_is_captured),
+        T(program_exit_code_and_stderr_are_reported),
+        T(program_killed_by_signal_reports_it),
+        T(program_missing_binary_reports_enoent_from_loop),
+        T(program_missing_in_path_reports_enoent),
+        T(program_timeout_kills_the_whole_group),
+        T(program_plain_sleep_times_out),
+        T(program_output_flood_is_truncated_and_bounded),
+        T(program_zero_max_output_keeps_nothing),
+        T(program_grandchild_holding_pipe_does_not_delay),
+        T(program_cancel_in_flight_calls_nothing),
+        T(program_cancel_at_once_and_after_spawn_error),
+        T(program_cancel_inside_callback_is_noop),
+        T(program_env_and_cwd_are_applied),
+        T(program_many_in_parallel_each_report_once),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
