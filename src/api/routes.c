@@ -1,5 +1,6 @@
-/* The API's resource table and its handlers: read-only JSON views of the
- * daemon (monitor/status.h) and of the journal (store/journal.h). */
+/* The API's resource table and its handlers: JSON views of the daemon
+ * (monitor/status.h) and of the journal (store/journal.h), and the
+ * operator's controls (recover/control.h), which need the token. */
 #include "api/routes.h"
 
 #include <ctype.h>
@@ -10,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/token.h"
 #include "monitor/status.h"
+#include "recover/control.h"
 #include "store/journal.h"
 
 #define ROUTES__ARG_MAX 256 /* bytes of the one {} path segment a pattern captures */
@@ -24,6 +27,7 @@ struct route {
     const char *pattern; /* "/v1/faults/{}": {} matches one non-empty segment */
     const char *params;  /* query keys accepted, "a,b" */
     routes__fn *fn;
+    bool mutating;       /* needs "Authorization: Bearer <token>" */
 };
 
 static unsigned routes__status(const struct route_request *, const char *, json_t **);
@@ -34,18 +38,28 @@ static unsigned routes__summary(const struct route_request *, const char *, json
 static unsigned routes__fault(const struct route_request *, const char *, json_t **);
 static unsigned routes__actions(const struct route_request *, const char *, json_t **);
 static unsigned routes__transitions(const struct route_request *, const char *, json_t **);
+static unsigned routes__metrics(const struct route_request *, const char *, json_t **);
+static unsigned routes__recover(const struct route_request *, const char *, json_t **);
+static unsigned routes__hold(const struct route_request *, const char *, json_t **);
+static unsigned routes__release(const struct route_request *, const char *, json_t **);
+static unsigned routes__restart(const struct route_request *, const char *, json_t **);
 
 /* First matching pattern wins, so a literal ("summary") precedes the {} it
  * would otherwise fall into. Mutating calls (POST with a token) go here too. */
 static const struct route routes__table[] = {
-    {"GET", "/v1/status", "", routes__status},
-    {"GET", "/v1/services", "", routes__services},
-    {"GET", "/v1/services/{}", "", routes__service},
-    {"GET", "/v1/faults", "active,limit", routes__faults},
-    {"GET", "/v1/faults/summary", "", routes__summary},
-    {"GET", "/v1/faults/{}", "", routes__fault},
-    {"GET", "/v1/actions", "fault,limit", routes__actions},
-    {"GET", "/v1/transitions", "service,limit", routes__transitions},
+    {"GET", "/v1/status", "", routes__status, false},
+    {"GET", "/v1/services", "", routes__services, false},
+    {"GET", "/v1/services/{}", "", routes__service, false},
+    {"GET", "/v1/faults", "active,limit", routes__faults, false},
+    {"GET", "/v1/faults/summary", "", routes__summary, false},
+    {"GET", "/v1/faults/{}", "", routes__fault, false},
+    {"GET", "/v1/actions", "fault,limit", routes__actions, false},
+    {"GET", "/v1/transitions", "service,limit", routes__transitions, false},
+    {"GET", "/v1/metrics", "", routes__metrics, false},
+    {"POST", "/v1/faults/{}/recover", "", routes__recover, true},
+    {"POST", "/v1/services/{}/hold", "", routes__hold, true},
+    {"POST", "/v1/services/{}/release", "", routes__release, true},
+    {"POST", "/v1/services/{}/restart", "", routes__restart, true},
 };
 
 /* {"error": msg}. Bytes outside printable ASCII become '?': the message
@@ -242,6 +256,72 @@ static bool routes__match(const char *pattern, const char *path, char *arg, size
     return !*pattern && !*path;
 }
 
+static unsigned routes__metrics(const struct route_request *req, const char *arg, json_t **body)
+{
+    unsigned status = 0;
+    struct journal *j = routes__journal(req, body, &status);
+    if (!j)
+        return status;
+    return routes__view(journal_metrics_json(j), "metrics", body);
+}
+
+/* 0 -> 200 with the service's view; an executor error -> its status. */
+static unsigned routes__control_reply(const struct route_request *req, const char *name, int r,
+                                      const char *err, json_t **body)
+{
+    if (r == -EBUSY)
+        return routes__error(body, 409, "%s", err);
+    if (r == -EINVAL)
+        return routes__error(body, 400, "%s", err);
+    if (r == -ENOENT)
+        return routes__error(body, 404, "%s", err);
+    if (r < 0)
+        return routes__error(body, 500, "%s", strerror(-r));
+    return routes__view(service_view(req->d, name), "service", body);
+}
+
+static unsigned routes__control(const struct route_request *req, const char *name,
+                                enum control_op op, json_t **body)
+{
+    char err[256] = "";
+    int r = control_service(req->d, name, op, err, sizeof err);
+    return routes__control_reply(req, name, r, err, body);
+}
+
+static unsigned routes__hold(const struct route_request *req, const char *arg, json_t **body)
+{
+    return routes__control(req, arg, CONTROL_HOLD, body);
+}
+
+static unsigned routes__release(const struct route_request *req, const char *arg, json_t **body)
+{
+    return routes__control(req, arg, CONTROL_RELEASE, body);
+}
+
+static unsigned routes__restart(const struct route_request *req, const char *arg, json_t **body)
+{
+    return routes__control(req, arg, CONTROL_RESTART, body);
+}
+
+/* {"strategy": "restart"}: run that strategy for the fault's service. */
+static unsigned routes__recover(const struct route_request *req, const char *arg, json_t **body)
+{
+    int64_t id;
+    if (routes__parse_int(arg, 1, INT64_MAX, &id) < 0)
+        return routes__error(body, 400, "fault id must be a positive integer, not '%s'", arg);
+    json_error_t jerr;
+    json_t *in = req->body_len ? json_loadb(req->body, req->body_len, 0, &jerr) : NULL;
+    const char *name = in ? json_string_value(json_object_get(in, "strategy")) : NULL;
+    if (!name) {
+        json_decref(in);
+        return routes__error(body, 400, "expected a JSON body like {\"strategy\": \"restart\"}");
+    }
+    char err[256] = "", service[64] = "";
+    int r = control_recover(req->d, id, name, service, sizeof service, err, sizeof err);
+    json_decref(in);
+    return routes__control_reply(req, service, r, err, body);
+}
+
 /* Every query key must be one the route reads: a typo (?activ=1) is a 400,
  * not a silently unfiltered answer. */
 static int routes__check_params(const struct route *r, const struct route_request *req,
@@ -304,6 +384,11 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
         struct journal *j = daemon_journal(req->d);
         if (j && journal_flush(j) < 0) {
             out->status = routes__error(&out->body, 500, "journal commit failed");
+            return;
+        }
+        if (r->mutating && !token_authorizes(daemon_token(req->d), req->authorization)) {
+            out->status = routes__error(&out->body, 401, "missing or wrong token (expected "
+                                        "Authorization: Bearer <the token in state_dir/token>)");
             return;
         }
         if (routes__check_params(r, req, &out->body, &out->status) == 0)

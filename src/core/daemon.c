@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/service.h"
+#include "core/token.h"
 #include "detect/detector.h"
 #include "monitor/alert.h"
 #include "recover/executor.h"
@@ -113,6 +114,11 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     snprintf(path, sizeof path, "%s/logs", cfg->state_dir);
     if ((r = daemon__mkdirs(path)) < 0) {
         log_event(LOG_ERROR, NULL, "state-dir-failed", "path=%s error=\"%s\"", path, strerror(-r));
+        return r;
+    }
+    if ((r = token_load(cfg->state_dir, d->token)) < 0) {
+        log_event(LOG_ERROR, NULL, "token-failed", "path=%s/token error=\"%s\"", cfg->state_dir,
+                  strerror(-r));
         return r;
     }
     snprintf(path, sizeof path, "%s/journal.db", cfg->state_dir);

@@ -34,6 +34,7 @@ struct daemon {
     uint64_t started_ms;           /* wall ms */
     bool stopping;                 /* shutdown in progress */
     unsigned executing;            /* actions executing now (max_concurrent_recoveries) */
+    char token[65];                /* the API token (state_dir/token) */
     struct alerter *alerter;       /* webhooks; owned */
     bool closed;                   /* every daemon handle closed; the loop is ending */
     bool detectors_up;             /* detector_init_all succeeded */

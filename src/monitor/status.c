@@ -134,3 +134,5 @@ json_t *service_view(struct daemon *d, const char *name)
 }
 
 struct journal *daemon_journal(struct daemon *d) { return d->journal; }
+
+const char *daemon_token(struct daemon *d) { return d->token; }

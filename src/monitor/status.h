@@ -14,6 +14,8 @@ json_t *services_view(struct daemon *d);
 /* {name, state, pid, restarts, last_exit, checks:[{name, kind, ok, reason, at,...}], ...};
  * NULL when there is no such service. */
 json_t *service_view(struct daemon *d, const char *name);
+/* The API token (borrowed). */
+const char *daemon_token(struct daemon *d);
 /* The daemon's journal (borrowed). */
 struct journal *daemon_journal(struct daemon *d);
 

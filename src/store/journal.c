@@ -832,3 +832,82 @@ int64_t journal_mean_recovery_ms(struct journal *j, const char *service)
     sqlite3_finalize(s);
     return mean;
 }
+
+/* Run sql (no parameters) and hand each row to fn. */
+static int journal__each(struct journal *j, const char *sql,
+                         void (*fn)(sqlite3_stmt *row, json_t *out), json_t *out)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(j->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return journal__fail(j, "metrics");
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        fn(s, out);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : journal__fail(j, "metrics");
+}
+
+/* Columns: key, faults, resolved, mean_ms, max_ms. */
+static void journal__rto_row(sqlite3_stmt *row, json_t *out)
+{
+    const char *key = (const char *)sqlite3_column_text(row, 0);
+    json_t *o = json_object_get(out, key ? key : "");
+    if (!o) {
+        o = json_object();
+        json_object_set_new(out, key ? key : "", o);
+    }
+    json_object_set_new(o, "faults", json_integer(sqlite3_column_int64(row, 1)));
+    json_object_set_new(o, "resolved", json_integer(sqlite3_column_int64(row, 2)));
+    json_object_set_new(o, "mean_recovery_ms", sqlite3_column_type(row, 3) == SQLITE_NULL
+                                                   ? json_null()
+                                                   : json_integer(sqlite3_column_int64(row, 3)));
+    json_object_set_new(o, "max_recovery_ms", sqlite3_column_type(row, 4) == SQLITE_NULL
+                                                  ? json_null()
+                                                  : json_integer(sqlite3_column_int64(row, 4)));
+}
+
+/* Columns: key, total, completed, failed, aborted. */
+static void journal__recovery_row(sqlite3_stmt *row, json_t *out)
+{
+    const char *key = (const char *)sqlite3_column_text(row, 0);
+    json_t *o = json_object_get(out, key ? key : "");
+    if (!o) {
+        o = json_object();
+        json_object_set_new(out, key ? key : "", o);
+    }
+    json_object_set_new(o, "recoveries", json_integer(sqlite3_column_int64(row, 1)));
+    json_object_set_new(o, "successful", json_integer(sqlite3_column_int64(row, 2)));
+    json_object_set_new(o, "failed", json_integer(sqlite3_column_int64(row, 3)));
+    json_object_set_new(o, "aborted", json_integer(sqlite3_column_int64(row, 4)));
+}
+
+#define JOURNAL__RTO_COLS                                                                \
+    "COUNT(*), COUNT(resolved_ms), CAST(AVG(resolved_ms - opened_ms) AS INTEGER), "      \
+    "MAX(resolved_ms - opened_ms) FROM faults WHERE check_name != 'supervisor'"
+#define JOURNAL__RECOVERY_COLS                                                           \
+    "COUNT(*), SUM(status = 'completed'), SUM(status = 'failed'), SUM(status = 'aborted') " \
+    "FROM actions WHERE status IN ('completed', 'failed', 'aborted')"
+
+json_t *journal_metrics_json(struct journal *j)
+{
+    json_t *all = json_object(), *by_type = json_object(), *by_service = json_object();
+    json_t *m = json_pack("{s:o, s:o, s:o}", "overall", all, "by_type", by_type, "by_service",
+                          by_service);
+    int r = journal__each(j, "SELECT 'all', " JOURNAL__RTO_COLS, journal__rto_row, all);
+    r |= journal__each(j, "SELECT 'all', " JOURNAL__RECOVERY_COLS, journal__recovery_row, all);
+    r |= journal__each(j, "SELECT type, " JOURNAL__RTO_COLS " GROUP BY type", journal__rto_row,
+                       by_type);
+    r |= journal__each(j, "SELECT service, " JOURNAL__RTO_COLS " GROUP BY service",
+                       journal__rto_row, by_service);
+    r |= journal__each(j, "SELECT service, " JOURNAL__RECOVERY_COLS " GROUP BY service",
+                       journal__recovery_row, by_service);
+    if (r) {
+        json_decref(m);
+        return NULL;
+    }
+    /* The overall row is keyed 'all' by the query: lift it up. */
+    json_t *flat = json_object_get(all, "all");
+    json_object_update(all, flat);
+    json_object_del(all, "all");
+    return m;
+}

@@ -70,6 +70,10 @@ json_t *journal_transitions_json(struct journal *j, const char *service /* NULL:
 /* The mean time from opened to resolved of service's resolved faults
  * (its observed recovery time), or -1 without history. */
 int64_t journal_mean_recovery_ms(struct journal *j, const char *service);
+/* Recovery metrics (the source document's): recoveries total, successful,
+ * failed; observed recovery time (fault opened -> resolved) mean and max;
+ * the same per fault type and per service. */
+json_t *journal_metrics_json(struct journal *j);
 /* Counts for /v1/status. */
 int journal_counts(struct journal *j, int64_t *active_faults, int64_t *resolved_faults,
                    int64_t *actions);

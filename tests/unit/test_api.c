@@ -25,6 +25,7 @@
 
 #include "api/api.h"
 #include "monitor/status.h"
+#include "recover/control.h"
 #include "store/journal.h"
 
 /* ---- a fake daemon over a real journal ------------------------------------------------- */
@@ -56,6 +57,32 @@ json_t *service_view(struct daemon *d, const char *name)
 }
 
 struct journal *daemon_journal(struct daemon *d) { return d->journal; }
+
+/* The token and the operator controls are faked too (the real ones live in
+ * status.o and control.o, which would bring the whole daemon). */
+#define FAKE_TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+const char *daemon_token(struct daemon *d) { return FAKE_TOKEN; }
+
+static int controls_called; /* control_* calls that got past the token check */
+
+int control_service(struct daemon *d, const char *name, enum control_op op, char *err,
+                    size_t errlen)
+{
+    controls_called++;
+    if (strcmp(name, "web") != 0) {
+        snprintf(err, errlen, "no such service: %s", name);
+        return -ENOENT;
+    }
+    return op == CONTROL_RESTART ? (snprintf(err, errlen, "busy"), -EBUSY) : 0;
+}
+
+int control_recover(struct daemon *d, int64_t fault_id, const char *strategy, char *service,
+                    size_t service_len, char *err, size_t errlen)
+{
+    controls_called++;
+    snprintf(service, service_len, "web");
+    return 0;
+}
 
 static char tmp_dir[64];
 static struct journal *journal;
@@ -128,6 +155,7 @@ struct http_req {
     const char *method;   /* NULL: GET */
     const char *path;     /* with the query */
     const char *body;     /* sent with the request when not NULL */
+    const char *auth;     /* Authorization header when not NULL */
     long status;          /* answer: HTTP status, 0 when the request failed */
     CURLcode curl_err;    /* answer: CURLE_OK unless the transfer failed */
     char allow[64];       /* answer: Allow header */
@@ -199,11 +227,20 @@ static void http_do(CURL *c, unsigned port, struct http_req *r)
     curl_easy_setopt(c, CURLOPT_NOBODY, r->method && !strcmp(r->method, "HEAD") ? 1L : 0L);
     if (r->body)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body);
+    char auth[160];
+    struct curl_slist *hdrs = NULL;
+    if (r->auth) {
+        snprintf(auth, sizeof auth, "Authorization: %s", r->auth);
+        hdrs = curl_slist_append(NULL, auth);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST,
                      r->method && strcmp(r->method, "HEAD") ? r->method : NULL);
     r->curl_err = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &r->connects);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(hdrs);
 }
 
 static void *client_main(void *arg)
@@ -377,6 +414,34 @@ static void unknown_path_is_404_naming_it(void **state)
     assert_string_equal(answer_error(&r[0], 404), "no such resource: /x");
     assert_string_equal(answer_error(&r[1], 404), "no such resource: /v1/services/web/extra");
     assert_string_equal(answer_error(&r[2], 404), "no such resource: /v1/");
+}
+
+static void mutating_calls_need_the_token(void **state)
+{
+    controls_called = 0;
+    struct http_req r[] = {
+        {.method = "POST", .path = "/v1/services/web/hold", .body = ""},
+        {.method = "POST", .path = "/v1/services/web/hold", .body = "", .auth = "Bearer nope"},
+        {.method = "POST", .path = "/v1/services/web/hold", .body = "",
+         .auth = "Bearer " FAKE_TOKEN "0"},
+        {.method = "POST", .path = "/v1/services/web/hold", .body = "", .auth = FAKE_TOKEN},
+        {.method = "POST", .path = "/v1/services/web/hold", .body = "",
+         .auth = "Bearer " FAKE_TOKEN},
+        {.method = "POST", .path = "/v1/services/web/restart", .body = "",
+         .auth = "Bearer " FAKE_TOKEN},
+        {.method = "POST", .path = "/v1/faults/7/recover", .body = "{}",
+         .auth = "Bearer " FAKE_TOKEN},
+        {.method = "POST", .path = "/v1/faults/7/recover", .body = "{\"strategy\":\"restart\"}",
+         .auth = "Bearer " FAKE_TOKEN},
+    };
+    serve(r, 8);
+    for (int i = 0; i < 4; i++)
+        assert_non_null(strstr(answer_error(&r[i], 401), "token"));
+    json_decref(answer(&r[4], 200));
+    answer_error(&r[5], 409);
+    answer_error(&r[6], 400);
+    json_decref(answer(&r[7], 200));
+    assert_int_equal(controls_called, 3); /* hold, restart, recover: never a refused one */
 }
 
 static void post_on_status_is_405_with_allow(void **state)
@@ -1164,6 +1229,7 @@ int main(void)
         T(service_unknown_is_404),
         T(unknown_path_is_404_naming_it),
         T(post_on_status_is_405_with_allow),
+        T(mutating_calls_need_the_token),
         T(head_answers_like_get_without_body),
         T(fault_id_not_a_positive_integer_is_400),
         T(fault_unknown_id_is_404),
