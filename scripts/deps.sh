@@ -9,6 +9,7 @@ PACKAGES=(
   libsqlite3-dev libfyaml-dev libcmocka-dev
   python3 python3-pytest curl procps
   monitoring-plugins-basic
+  libpq-dev libhiredis-dev postgresql redis-server
 )
 
 missing=()

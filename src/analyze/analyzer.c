@@ -3,6 +3,7 @@
  * open is the same fault, not a new one. */
 #include "analyze/analyzer.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -156,7 +157,10 @@ void analyzer_check_failing(struct service *s, size_t i, const struct observatio
 void analyzer_process_exited(struct service *s, int64_t status, int term_signal, uint64_t uptime_ms)
 {
     char desc[256];
-    if (term_signal)
+    if (!s->cfg->command)
+        snprintf(desc, sizeof desc, "process (from %s) is gone after %llu ms", s->cfg->pidfile,
+                 (unsigned long long)uptime_ms);
+    else if (term_signal)
         snprintf(desc, sizeof desc, "process killed by signal %d (SIG%s) after %llu ms",
                  term_signal, sigabbrev_np(term_signal) ? sigabbrev_np(term_signal) : "?",
                  (unsigned long long)uptime_ms);
@@ -175,6 +179,19 @@ void analyzer_spawn_failed(struct service *s, int err)
     char desc[256];
     snprintf(desc, sizeof desc, "cannot start %s: %s", s->cfg->command[0], strerror(-err));
     json_t *ctx = json_pack("{s:s, s:s}", "command", s->cfg->command[0], "error", strerrorname_np(-err));
+    analyzer__open(s, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE,
+                   desc, ctx);
+}
+
+void analyzer_external_missing(struct service *s, int err)
+{
+    char desc[256];
+    snprintf(desc, sizeof desc, "not running: %s: %s", s->cfg->pidfile,
+             err == -ESRCH    ? "no such process"
+             : err == -EINVAL ? "does not hold a pid"
+                              : strerror(-err));
+    json_t *ctx = json_pack("{s:s, s:s}", "pidfile", s->cfg->pidfile, "error",
+                            strerrorname_np(-err) ? strerrorname_np(-err) : "?");
     analyzer__open(s, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE,
                    desc, ctx);
 }

@@ -24,6 +24,8 @@ void analyzer_check_failing(struct service *s, size_t i, const struct observatio
 void analyzer_process_exited(struct service *s, int64_t status, int term_signal, uint64_t uptime_ms);
 /* The command of s could not be started (err: -errno / UV error). */
 void analyzer_spawn_failed(struct service *s, int err);
+/* An external service's pidfile names no live process (err: -errno). */
+void analyzer_external_missing(struct service *s, int err);
 /* The restart limit was reached: a critical fault that stays open. */
 void analyzer_gave_up(struct service *s, const char *description);
 /* The strategy chain for fault f of s: the service's own `recovery` list,

@@ -32,6 +32,7 @@ struct program {
     bool exited;            /* the leader's exit was seen (it stays a zombie until finish) */
     bool eof;               /* the output reached EOF (or a read error ended it) */
     bool finished;          /* handles are closing; nothing more happens */
+    bool keep_group;        /* a clean exit leaves what it started alone (start programs) */
     uint64_t started_us;    /* clock_mono_us at program_run */
     struct program_result r;/* built up as events arrive */
     char *buf;              /* max + 1 bytes: the kept output and its NUL */
@@ -67,7 +68,9 @@ static void program__reap(struct program *p)
 {
     if (p->pid <= 0)
         return;
-    kill(-p->pid, SIGKILL);
+    bool clean = !p->r.timed_out && !p->r.signal && p->r.exit_code == 0;
+    if (!(p->keep_group && clean))
+        kill(-p->pid, SIGKILL);
     while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
         ;
     p->pid = 0;
@@ -266,6 +269,12 @@ fail:
     p->r.exit_code = -1;
     uv_timer_start(&p->timer, program__timer_cb, 0, 0);
     return p;
+}
+
+void program_keep_group(struct program *p)
+{
+    if (p)
+        p->keep_group = true;
 }
 
 void program_cancel(struct program *p)

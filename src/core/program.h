@@ -42,5 +42,9 @@ struct program *program_run(uv_loop_t *loop, char *const argv[], char *const env
  * leader is reaped and the handles have closed. NULL-safe; a no-op when
  * called from inside cb. Must not be called after cb returned (p is gone). */
 void program_cancel(struct program *p);
+/* Leave the process group alone when the program exits 0: for programs
+ * whose job is to start something that outlives them (an external
+ * service's start/restart program). Call right after program_run. */
+void program_keep_group(struct program *p);
 
 #endif

@@ -82,7 +82,8 @@ struct service {
     bool queued;                     /* its pending action waits for an executor slot */
     bool holds_slot;                 /* its executing action counts against the limit */
     uv_timer_t action_timer;         /* the executing action's deadline */
-    struct program *repair_run;      /* the repair program in flight, or NULL */
+    struct program *program;         /* a strategy's program in flight (repair, external restart) */
+    int program_step;                /* external stop+start: 0 stop running, 1 start running */
     bool held;                       /* maintenance: detection goes on, recovery pauses */
     bool ready;                      /* verified (or given its chance) once: dependents may start */
     bool start_waiting;              /* its start waits for its dependencies to be ready */

@@ -122,6 +122,10 @@ void service_stop(struct service *s, const char *why)
     executor_abort(s, why);
     if (s->proc_state == PROC_WAITING)
         s->proc_state = PROC_DOWN;
+    if (!s->cfg->command) {
+        process_unwatch(s); /* recoverd never stops what it did not start */
+        return;
+    }
     process_stop(s, STOP_SHUTDOWN);
 }
 

@@ -168,7 +168,11 @@ void check_report(struct check *c, struct observation *obs)
                 analyzer_check_failing(s, (size_t)(c - s->checks), obs);
         }
     }
-    if (s->proc_state == PROC_RUNNING && !uv_is_active((uv_handle_t *)&c->timer) && !c->in_flight)
+    /* Probe on while there is something to probe: a running process, or a
+     * service that is only watched (no process of its own). */
+    bool watched_only = !s->cfg->command && !s->cfg->pidfile;
+    if ((s->proc_state == PROC_RUNNING || watched_only) &&
+        !uv_is_active((uv_handle_t *)&c->timer) && !c->in_flight)
         check__schedule(c, check__next_delay(c, (now_us - c->started_us) / 1000));
     executor_check_reported(s);
 }

@@ -32,6 +32,12 @@ static void executor__step(struct service *s);
 static void executor__run(struct service *s);
 static void executor__ready(struct service *s);
 
+/* Supervised or external: verification needs its process alive. */
+static bool executor__has_process(const struct service *s)
+{
+    return s->cfg->command || s->cfg->pidfile;
+}
+
 static bool executor__automatic(const struct service *s)
 {
     return !s->held && !s->given_up && !s->d->stopping && !s->retired;
@@ -148,9 +154,10 @@ static void executor__verified(struct service *s)
     uint64_t took = (clock_mono_us() - s->spawned_us) / 1000;
     s->verifying = false;
     uv_timer_stop(&s->verify_timer);
-    if (s->cfg->command)
+    if (executor__has_process(s))
         snprintf(result, sizeof result, "verified: pid %d running, %zu check(s) passing %llu ms "
-                 "after spawn", (int)s->pid, s->n_checks, (unsigned long long)took);
+                 "after %s", (int)s->pid, s->n_checks, (unsigned long long)took,
+                 s->cfg->command ? "spawn" : "it appeared");
     else
         snprintf(result, sizeof result, "verified: %zu check(s) passing", s->n_checks);
     bool had_action = s->action_active;
@@ -176,13 +183,14 @@ static void executor__verify_timeout_cb(uv_timer_t *t)
     if (!s->verifying)
         return;
     s->verifying = false;
-    if (s->n_checks == 0 && (!s->cfg->command || s->proc_state == PROC_RUNNING)) {
+    if (s->n_checks == 0 && (!executor__has_process(s) || s->proc_state == PROC_RUNNING)) {
         executor__verified(s); /* nothing to check: it stayed up */
         return;
     }
     char result[256];
-    const char *why = s->proc_state == PROC_RUNNING || !s->cfg->command ? "checks not passing"
-                                                                        : "process not running";
+    const char *why = s->proc_state == PROC_RUNNING || !executor__has_process(s)
+                          ? "checks not passing"
+                          : "process not running";
     for (size_t i = 0; i < s->n_checks; i++)
         if (s->checks[i].has_result && !s->checks[i].last.ok) {
             why = s->checks[i].last.reason;
@@ -215,10 +223,10 @@ static void executor__verify_begin(struct service *s)
 {
     s->verifying = true;
     check_reset_streaks(s);
-    if (!s->cfg->command || s->proc_state == PROC_RUNNING)
+    if (!executor__has_process(s) || s->proc_state == PROC_RUNNING)
         check_start_all(s, EXECUTOR_FIRST_PROBE_MS);
     uint64_t window = s->n_checks ? s->cfg->verify_ms : s->cfg->restart.stable_ms;
-    if (s->n_checks == 0 && !s->cfg->command)
+    if (s->n_checks == 0 && !executor__has_process(s))
         window = 0;
     uv_timer_start(&s->verify_timer, executor__verify_timeout_cb, window, 0);
 }
@@ -316,7 +324,15 @@ void executor_executed(struct service *s, enum exec_outcome outcome, const char 
 
 void executor_service_start(struct service *s)
 {
-    if (s->cfg->command) {
+    if (s->cfg->pidfile) {
+        int r = process_watch_pidfile(s);
+        if (r < 0) {
+            analyzer_external_missing(s, r);
+            executor__ready(s);
+            executor_fault_opened(s);
+            return;
+        }
+    } else if (s->cfg->command) {
         int r = process_spawn(s);
         if (r < 0) {
             analyzer_spawn_failed(s, r);
@@ -351,8 +367,9 @@ void executor_process_exited(struct service *s, int why, uint64_t uptime_ms)
         return;
     }
     if (why == STOP_RESTART) {
-        restart_spawn(s); /* the restart in progress stopped it: start again now */
-        return;
+        if (s->cfg->command)
+            restart_spawn(s); /* the restart in progress stopped it: start again now */
+        return;               /* external: its restart program carries on */
     }
     /* Unexpected exit: a fault (the same one if still open). */
     analyzer_process_exited(s, s->last_exit_code, s->last_exit_signal, uptime_ms);
@@ -378,7 +395,7 @@ void executor_check_reported(struct service *s)
 {
     if (!s->verifying || s->n_checks == 0 || !check_all_passing(s))
         return;
-    if (s->cfg->command && s->proc_state != PROC_RUNNING)
+    if (executor__has_process(s) && s->proc_state != PROC_RUNNING)
         return;
     executor__verified(s);
 }
@@ -407,7 +424,7 @@ void executor_dependency_recovered(struct service *s)
     if (!symptoms || s->recovering || s->verifying)
         return;
     log_event(LOG_INFO, s->name, "recheck", "why=\"a dependency recovered\"");
-    if (s->cfg->command && s->proc_state == PROC_DOWN) {
+    if (executor__has_process(s) && s->proc_state == PROC_DOWN) {
         executor_fault_opened(s); /* it cannot pass while down */
         return;
     }

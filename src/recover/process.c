@@ -70,22 +70,35 @@ static void process__closed_cb(uv_handle_t *h)
 }
 
 /* The pidfd became readable: the process is gone. Reap it and report. */
+static int process__watch(struct service *s, pid_t pid);
+
+/* Close the pidfd watch; its memory goes in the close callback. */
+static void process__unwatch_handle(uv_poll_t *w)
+{
+    uv_os_fd_t pidfd = -1;
+    uv_fileno((uv_handle_t *)w, &pidfd);
+    uv_close((uv_handle_t *)w, process__closed_cb);
+    close(pidfd); /* safe once uv_close stopped polling it; libuv never closes it */
+}
+
 static void process__exit_cb(uv_poll_t *w, int status, int events)
 {
     struct service *s = w->data;
     pid_t pid = s->pid;
     int wstatus = 0;
-    if (waitpid(pid, &wstatus, WNOHANG) == 0)
-        return; /* spurious wakeup: still running */
-    int64_t code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 0;
-    int term_signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
-    /* The leader is gone; anything it left in its group goes with it, so a
-     * restarted service never finds its port held by an orphan. */
-    kill(-pid, SIGKILL);
-    uv_os_fd_t pidfd = -1;
-    uv_fileno((uv_handle_t *)w, &pidfd);
-    uv_close((uv_handle_t *)w, process__closed_cb);
-    close(pidfd); /* safe once uv_close stopped polling it; libuv never closes it */
+    int64_t code = -1; /* an external process is not our child: its status is not ours */
+    int term_signal = 0;
+    if (s->cfg->command) {
+        if (waitpid(pid, &wstatus, WNOHANG) == 0)
+            return; /* spurious wakeup: still running */
+        code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 0;
+        term_signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
+        /* The leader is gone; anything it left in its group goes with it, so
+         * a restarted service never finds its port held by an orphan. */
+        kill(-pid, SIGKILL);
+        journal_child_clear(s->d->journal, s->name);
+    }
+    process__unwatch_handle(w);
     uv_timer_stop(&s->timer);
     s->exit_watch = NULL;
     s->pid = 0;
@@ -94,7 +107,6 @@ static void process__exit_cb(uv_poll_t *w, int status, int events)
     s->last_exit_signal = term_signal;
     s->last_exit_ms = clock_wall_ms();
     s->proc_state = PROC_DOWN;
-    journal_child_clear(s->d->journal, s->name);
     enum stop_reason why = s->stop_reason;
     s->stop_reason = STOP_NONE;
     uint64_t up_ms = (clock_mono_us() - s->spawned_us) / 1000;
@@ -122,17 +134,27 @@ int process_spawn(struct service *s)
     }
     /* A pidfd turns the exit into a loop event without SIGCHLD; it works
      * even if the child is already a zombie. */
-    int pidfd = spawn_pidfd(pid);
-    uv_poll_t *w = pidfd >= 0 ? calloc(1, sizeof *w) : NULL;
-    if (!w || uv_poll_init(s->d->loop, w, pidfd) < 0) {
-        r = pidfd < 0 ? pidfd : -ENOMEM;
-        if (pidfd >= 0)
-            close(pidfd);
-        free(w);
+    if ((r = process__watch(s, pid)) < 0) {
         kill(-pid, SIGKILL);
         waitpid(pid, NULL, 0);
         log_event(LOG_ERROR, s->name, "spawn-failed", "error=\"cannot watch pid %d: %s\"",
                   (int)pid, strerror(-r));
+        return r;
+    }
+    journal_child_set(s->d->journal, s->name, s->pid, process_start_ticks(s->pid));
+    log_event(LOG_INFO, s->name, "spawned", "pid=%d", (int)s->pid);
+    return 0;
+}
+
+static int process__watch(struct service *s, pid_t pid)
+{
+    int pidfd = spawn_pidfd(pid);
+    uv_poll_t *w = pidfd >= 0 ? calloc(1, sizeof *w) : NULL;
+    if (!w || uv_poll_init(s->d->loop, w, pidfd) < 0) {
+        int r = pidfd < 0 ? pidfd : -ENOMEM;
+        if (pidfd >= 0)
+            close(pidfd);
+        free(w);
         return r;
     }
     w->data = s;
@@ -144,9 +166,40 @@ int process_spawn(struct service *s)
     s->stop_reason = STOP_NONE;
     s->spawned_us = clock_mono_us();
     s->spawned_ms = clock_wall_ms();
-    journal_child_set(s->d->journal, s->name, s->pid, process_start_ticks(s->pid));
-    log_event(LOG_INFO, s->name, "spawned", "pid=%d", (int)s->pid);
     return 0;
+}
+
+int process_watch_pidfile(struct service *s)
+{
+    char buf[32];
+    int fd = open(s->cfg->pidfile, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -EINVAL;
+    buf[n] = '\0';
+    char *end;
+    long pid = strtol(buf, &end, 10);
+    if (pid <= 1 || pid > INT32_MAX || (*end && *end != '\n'))
+        return -EINVAL;
+    if (process_start_ticks((pid_t)pid) == 0)
+        return -ESRCH; /* gone, or a zombie nobody reaped */
+    int r = process__watch(s, (pid_t)pid);
+    if (r == 0)
+        log_event(LOG_INFO, s->name, "watching", "pid=%ld pidfile=%s", pid, s->cfg->pidfile);
+    return r;
+}
+
+void process_unwatch(struct service *s)
+{
+    if (!s->exit_watch)
+        return;
+    process__unwatch_handle(s->exit_watch);
+    s->exit_watch = NULL;
+    s->pid = 0;
+    s->proc_state = PROC_DOWN;
 }
 
 static void process__grace_cb(uv_timer_t *t)

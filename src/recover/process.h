@@ -1,5 +1,6 @@
-/* The supervised process of a service: spawn in its own process group,
- * stop with signal + grace + SIGKILL, and the exit event from the loop. */
+/* The process of a service: for a supervised one, spawn in its own process
+ * group, stop with signal + grace + SIGKILL; for an external one, the pid
+ * from its pidfile, watched. Either way the exit is an event of the loop. */
 #ifndef RECOVERD_RECOVER_PROCESS_H
 #define RECOVERD_RECOVER_PROCESS_H
 
@@ -13,6 +14,12 @@ int process_spawn(struct service *s);
 /* Stop the running process: stop signal and SIGCONT to its group, SIGKILL
  * after the grace period. The exit arrives through executor_process_exited. */
 void process_stop(struct service *s, int reason /* enum stop_reason */);
+/* External service: read cfg->pidfile and watch that pid (a pidfd makes
+ * its exit a loop event). 0 (PROC_RUNNING), -ENOENT (no pidfile), -EINVAL
+ * (not a pid), -ESRCH (no such process). */
+int process_watch_pidfile(struct service *s);
+/* Stop watching an external service's pid (recoverd never signals it). */
+void process_unwatch(struct service *s);
 /* Start time of pid in clock ticks since boot (/proc/pid/stat field 22);
  * 0 when the process does not exist or is a zombie. */
 uint64_t process_start_ticks(pid_t pid);

@@ -44,7 +44,7 @@ static void repair__done(const struct program_result *r, void *arg)
 {
     struct service *s = arg;
     char result[256];
-    s->repair_run = NULL;
+    s->program = NULL;
     repair__summary(r, result, sizeof result);
     log_event(LOG_INFO, s->name, "repair-finished", "result=\"%s\"", result);
     bool ok = !r->spawn_error && !r->timed_out && !r->signal && r->exit_code == 0;
@@ -60,16 +60,16 @@ static void repair__run(struct service *s)
     snprintf(s->action.params, sizeof s->action.params, "%s", txt ? txt : "{}");
     free(txt);
     json_decref(params);
-    s->repair_run = program_run(s->d->loop, rc->command, s->envp, s->cfg->cwd, rc->timeout_ms,
+    s->program = program_run(s->d->loop, rc->command, s->envp, s->cfg->cwd, rc->timeout_ms,
                                 REPAIR__OUTPUT_MAX, repair__done, s);
-    if (!s->repair_run)
+    if (!s->program)
         executor_executed(s, EXEC_FAILED, "repair program: out of memory");
 }
 
 static void repair__cancel(struct service *s)
 {
-    program_cancel(s->repair_run);
-    s->repair_run = NULL;
+    program_cancel(s->program);
+    s->program = NULL;
 }
 
 const struct strategy_ops repair_strategy = {

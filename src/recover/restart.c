@@ -12,6 +12,7 @@
 #include "core/config-t.h"
 #include "core/daemon.h"
 #include "core/log.h"
+#include "core/program.h"
 #include "core/service-t.h"
 #include "detect/check.h"
 #include "recover/executor.h"
@@ -67,8 +68,9 @@ uint64_t restart_delay(struct service *s, uint64_t uptime_ms)
 static const char *restart__unavailable(const struct service *s)
 {
     static char why[96];
-    if (!s->cfg->command)
-        return "not configured (recoverd does not run this service)";
+    const struct service_cfg *c = s->cfg;
+    if (!c->command && !(c->pidfile && (c->restart_cmd || c->start_cmd)))
+        return "not configured (no command, and no restart or start program)";
     uint64_t now = clock_mono_us() / 1000;
     unsigned recent = 0;
     for (unsigned i = 0; i < s->restart_log_len; i++)
@@ -106,6 +108,91 @@ static void restart__backoff_cb(uv_timer_t *t)
         restart_spawn(s);
 }
 
+/* ---- external services: restart (or stop, then start) programs ---- */
+
+#define RESTART__OUTPUT_MAX 2048
+#define RESTART__PIDFILE_POLL_MS 50
+
+static void restart__program(struct service *s, char **argv);
+
+/* After the program: wait for the pidfile to name a live process. */
+static void restart__pidfile_cb(uv_timer_t *t)
+{
+    struct service *s = t->data;
+    char result[256];
+    if (process_watch_pidfile(s) == 0) {
+        snprintf(result, sizeof result, "restarted: pid %d (from %s)", (int)s->pid,
+                 s->cfg->pidfile);
+        executor_executed(s, EXEC_OK, result);
+        return;
+    }
+    uint64_t waited = (clock_mono_us() - s->spawned_us) / 1000;
+    if (waited < s->cfg->verify_ms) {
+        uv_timer_start(&s->timer, restart__pidfile_cb, RESTART__PIDFILE_POLL_MS, 0);
+        return;
+    }
+    snprintf(result, sizeof result, "no live process in %s within %llu ms after the program",
+             s->cfg->pidfile, (unsigned long long)s->cfg->verify_ms);
+    executor_executed(s, EXEC_FAILED, result);
+}
+
+/* The programs of an external restart: `restart`, else `stop` then
+ * `start` (either may be absent). program_step 1 is the `start` after a
+ * `stop`. */
+static const char *restart__program_name(const struct service *s)
+{
+    const struct service_cfg *c = s->cfg;
+    return c->restart_cmd ? "restart" : (s->program_step == 0 && c->stop_cmd) ? "stop" : "start";
+}
+
+static void restart__program_done(const struct program_result *r, void *arg)
+{
+    struct service *s = arg;
+    const struct service_cfg *c = s->cfg;
+    char result[256];
+    s->program = NULL;
+    if (r->spawn_error || r->timed_out || r->signal || r->exit_code != 0) {
+        if (r->spawn_error)
+            snprintf(result, sizeof result, "cannot run the %s program: %s",
+                     restart__program_name(s), strerror(-r->spawn_error));
+        else
+            snprintf(result, sizeof result, "%s program %s (exit %d): %.*s",
+                     restart__program_name(s), r->timed_out ? "timed out" : "failed",
+                     r->exit_code, (int)strcspn(r->output, "\n"), r->output);
+        executor_executed(s, EXEC_FAILED, result);
+        return;
+    }
+    if (!c->restart_cmd && s->program_step == 0 && c->stop_cmd && c->start_cmd) {
+        s->program_step = 1;
+        restart__program(s, c->start_cmd);
+        return;
+    }
+    s->spawned_us = clock_mono_us(); /* the pidfile wait is measured from here */
+    restart__pidfile_cb(&s->timer);
+}
+
+static void restart__program(struct service *s, char **argv)
+{
+    s->program = program_run(s->d->loop, argv, s->envp, s->cfg->cwd, s->d->cfg->action_timeout_ms,
+                             RESTART__OUTPUT_MAX, restart__program_done, s);
+    program_keep_group(s->program); /* what it starts is the service */
+    if (!s->program)
+        executor_executed(s, EXEC_FAILED, "restart program: out of memory");
+}
+
+/* The old process will exit because of us: not a fault. recoverd never
+ * signals an external service itself; its programs do. */
+static void restart__external(struct service *s)
+{
+    const struct service_cfg *c = s->cfg;
+    s->stop_reason = STOP_RESTART;
+    s->program_step = 0;
+    snprintf(s->action.params, sizeof s->action.params, "{\"program\":\"%s\"}",
+             c->restart_cmd ? "restart" : c->stop_cmd ? "stop+start" : "start");
+    restart__program(s, c->restart_cmd ? c->restart_cmd : c->stop_cmd ? c->stop_cmd
+                                                                        : c->start_cmd);
+}
+
 static void restart__run(struct service *s)
 {
     uint64_t now = clock_mono_us() / 1000;
@@ -114,6 +201,12 @@ static void restart__run(struct service *s)
         snprintf(result, sizeof result, "restart limit reached: %u restarts within %llu ms",
                  s->cfg->restart.max, (unsigned long long)s->cfg->restart.window_ms);
         executor_executed(s, EXEC_FAILED, result);
+        return;
+    }
+    if (!s->cfg->command) {
+        restart_record(s, now);
+        s->restarts++;
+        restart__external(s);
         return;
     }
     bool running = s->proc_state == PROC_RUNNING || s->proc_state == PROC_STOPPING;
@@ -136,6 +229,10 @@ static void restart__run(struct service *s)
 
 static void restart__cancel(struct service *s)
 {
+    program_cancel(s->program);
+    s->program = NULL;
+    if (!s->cfg->command)
+        uv_timer_stop(&s->timer);
     if (s->proc_state == PROC_WAITING) {
         uv_timer_stop(&s->timer);
         s->proc_state = PROC_DOWN;

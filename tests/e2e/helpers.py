@@ -19,6 +19,7 @@ What the Recoverd class expects of recoverd:
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -491,6 +492,9 @@ def wait_running(rd, name, min_uptime_ms=0, timeout=10.0, not_pid=None):
     """Wait until service name runs (a pid other than not_pid), every check
     of it passed last time and it has been up min_uptime_ms; its view."""
     def ready():
+        status, _ = rd.request("GET", f"/v1/services/{name}")
+        if status == 404:
+            return None  # not there yet (a reload is handled after the signal returns)
         v = rd.service(name)
         ok = (v["pid"] and v["pid"] != not_pid and v["process"] == "running"
               and all(c["ok"] for c in v["checks"])
@@ -508,3 +512,74 @@ def transitions(rd, service):
         rows = rd.journal("SELECT from_state, to_state FROM transitions "
                           "WHERE service = ? ORDER BY id", (service,))
     return [(r["from_state"], r["to_state"]) for r in rows]
+
+
+# ---- operator control, marker checks, webhooks (test_recovery, test_alerts) ----
+
+def read_token(rd):
+    """The API token recoverd keeps in state_dir/token (one line)."""
+    return (rd.state_dir / "token").read_text().strip()
+
+
+def post(rd, path, body=None, token=None):
+    """POST path with "Authorization: Bearer token" (token None: no header):
+    (status, parsed JSON or None)."""
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    status, data = rd.request("POST", path, body, headers=headers)
+    try:
+        doc = json.loads(data) if data.strip() else None
+    except ValueError:
+        doc = data
+    if 200 <= status < 300:
+        rd._track(doc)
+    return status, doc
+
+
+def marker_check(marker, **over):
+    """A command check that passes while the file marker exists and is
+    CRITICAL (exit 2) otherwise; 100 ms interval, fall 1, rise 1."""
+    script = f"test -f '{marker}' || {{ echo 'marker {Path(marker).name} missing'; exit 2; }}"
+    check = {"argv": ["/bin/sh", "-c", script], "interval": "100ms", "timeout": "2s",
+             "fall": 1, "rise": 1}
+    check.update(over)
+    return {"command": check}
+
+
+def touch_program(marker, sleep_s=0):
+    """argv of a repair program that (after sleep_s) creates marker."""
+    pre = f"sleep {sleep_s}; " if sleep_s else ""
+    return ["/bin/sh", "-c", f"{pre}touch '{marker}'"]
+
+
+def actions_of(rd, service=None):
+    """Actions (API views) oldest first, of one service or all."""
+    acts = sorted(rd.api("/v1/actions"), key=lambda a: a["id"])
+    return [a for a in acts if service is None or a["service"] == service]
+
+
+def faults_of(rd, service=None):
+    """Faults (API views) oldest first, of one service or all."""
+    faults = sorted(rd.api("/v1/faults"), key=lambda f: f["id"])
+    return [f for f in faults if service is None or f["service"] == service]
+
+
+def ctl(rd, *args, env=None):
+    """Run recoverctl against rd's API: CompletedProcess (text)."""
+    return subprocess.run([binary("recoverctl"), "--api", f"127.0.0.1:{rd.api_port}", *args],
+                          capture_output=True, text=True, timeout=10,
+                          env=dict(os.environ, **(env or {})))
+
+
+LOG_EVENT_LINE = r"^(\S+T(\d\d):(\d\d):(\d\d)\.(\d{3})Z) +(\w+) +(\S+) +(\S+) ?(.*)$"
+
+
+def log_events_of(rd, service, event):
+    """(ms of day, rest of line) of each `event` logged for service, in order."""
+    pattern = re.compile(LOG_EVENT_LINE)
+    out = []
+    for line in rd.log_text().splitlines():
+        m = pattern.match(line)
+        if m and m.group(7) == service and m.group(8) == event:
+            h, mi, s, ms = (int(m.group(i)) for i in (2, 3, 4, 5))
+            out.append((((h * 60 + mi) * 60 + s) * 1000 + ms, m.group(9)))
+    return out

@@ -254,7 +254,8 @@ int dbfix_talk(int port, const char *send, char *out, size_t len, int ms)
         return -1;
     }
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    while ((size_t)n < len - 1 && poll(&p, 1, ms) == 1 && (r = (int)read(fd, out + n, len - 1 - (size_t)n)) > 0)
+    while ((size_t)n < len - 1 && poll(&p, 1, ms) == 1 &&
+           (r = (int)read(fd, out + n, len - 1 - (size_t)n)) > 0)
         n += r;
     out[n] = '\0';
     close(fd);
