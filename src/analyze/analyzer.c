@@ -137,7 +137,38 @@ static bool analyzer__open(struct service *s, size_t slot, const char *source,
     return true;
 }
 
+/* A dependency's failure usually shows in its dependents' checks a moment
+ * before (or after) its own: a dependent's check fault waits this long for
+ * a dependency's fault to open, so it is born a symptom instead of being
+ * recovered on its own. */
+#define ANALYZER_CORRELATE_MS 1000
+
+static void analyzer__check_open(struct service *s, size_t i, const struct observation *o);
+
+static void analyzer__correlate_cb(uv_timer_t *t)
+{
+    struct service *s = t->data;
+    s->correlating = false;
+    for (size_t i = 0; i < s->n_checks; i++)
+        if (s->checks[i].failing && !s->slots[SLOT_CHECK(i)].open)
+            analyzer__check_open(s, i, &s->checks[i].last);
+}
+
 void analyzer_check_failing(struct service *s, size_t i, const struct observation *o)
+{
+    if (s->cfg->depends_on && !analyzer__root_cause(s)) {
+        if (!s->correlating) {
+            s->correlating = true;
+            uv_timer_start(&s->correlate_timer, analyzer__correlate_cb, ANALYZER_CORRELATE_MS, 0);
+            log_event(LOG_DEBUG, s->name, "correlating", "check=%s wait_ms=%d",
+                      s->checks[i].cfg->name, ANALYZER_CORRELATE_MS);
+        }
+        return;
+    }
+    analyzer__check_open(s, i, o);
+}
+
+static void analyzer__check_open(struct service *s, size_t i, const struct observation *o)
 {
     const struct check *c = &s->checks[i];
     enum severity sev = c->cfg->severity >= 0 ? (enum severity)c->cfg->severity : o->severity;

@@ -82,6 +82,8 @@ struct service {
     bool queued;                     /* its pending action waits for an executor slot */
     bool holds_slot;                 /* its executing action counts against the limit */
     uv_timer_t action_timer;         /* the executing action's deadline */
+    uv_timer_t correlate_timer;      /* a failing check waits for its dependencies' faults */
+    bool correlating;                /* check faults are held back until correlate_timer fires */
     struct program *program;         /* a strategy's program in flight (repair, external restart) */
     int program_step;                /* external stop+start: 0 stop running, 1 start running */
     bool held;                       /* maintenance: detection goes on, recovery pauses */

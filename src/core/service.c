@@ -91,8 +91,9 @@ struct service *service_new(struct daemon *d, const struct service_cfg *cfg)
     uv_timer_init(d->loop, &s->timer);
     uv_timer_init(d->loop, &s->verify_timer);
     uv_timer_init(d->loop, &s->action_timer);
-    s->timer.data = s->verify_timer.data = s->action_timer.data = s;
-    s->handles_open += 3;
+    uv_timer_init(d->loop, &s->correlate_timer);
+    s->timer.data = s->verify_timer.data = s->action_timer.data = s->correlate_timer.data = s;
+    s->handles_open += 4;
     analyzer_adopt_open_faults(s);
     return s;
 fail:
@@ -117,6 +118,8 @@ void service_start(struct service *s)
 void service_stop(struct service *s, const char *why)
 {
     s->start_waiting = false;
+    s->correlating = false;
+    uv_timer_stop(&s->correlate_timer);
     check_stop_all(s);
     uv_timer_stop(&s->timer);
     executor_abort(s, why);
@@ -142,6 +145,7 @@ void service_close(struct service *s)
     uv_close((uv_handle_t *)&s->timer, service__closed_cb);
     uv_close((uv_handle_t *)&s->verify_timer, service__closed_cb);
     uv_close((uv_handle_t *)&s->action_timer, service__closed_cb);
+    uv_close((uv_handle_t *)&s->correlate_timer, service__closed_cb);
     output_close(&s->output, service__output_closed_cb);
 }
 

@@ -1,7 +1,9 @@
 /* recoverctl: the operator's view of a running recoverd, through its HTTP
  * API only (never the daemon's internals). */
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -9,12 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl/table.h"
 
 #define CTL_DEFAULT_API "127.0.0.1:7411"
 #define CTL_TIMEOUT_MS 5000L         /* whole request, connect included */
 #define CTL_MAX_ANSWER (64u << 20)   /* bytes of an answer we are willing to hold */
+#define CTL_DEFAULT_TOKEN "./var/token" /* state_dir/token with the default state_dir */
+#define CTL_TOKEN_MAX 1024           /* bytes of a token file we read */
+#define CTL_MAX_ARGS 2               /* positional arguments of a command */
 
 /* Exit codes (documented in --help). */
 enum { CTL_OK = 0, CTL_API_ERROR = 1, CTL_USAGE = 2, CTL_UNREACHABLE = 3 };
@@ -29,13 +35,17 @@ struct ctl {
     const char *fault;    /* --fault ID */
     const char *service;  /* --service NAME */
     const char *limit;    /* --limit N */
+    const char *token_file; /* --token-file PATH, else $RECOVERD_TOKEN_FILE, else the default */
+    char token[CTL_TOKEN_MAX + 1]; /* its content without the trailing newline */
+    const char *args[CTL_MAX_ARGS]; /* the command's positional arguments */
     CURL *curl;           /* one handle: status then services reuse the connection */
 };
 
 struct ctl_cmd {
     const char *name;
-    const char *arg;      /* the one positional argument's name, or NULL */
+    const char *args;     /* positional argument names ("ID STRATEGY"), or NULL */
     unsigned opts;        /* OPT_* accepted */
+    bool post;            /* a mutating call: POST with the token */
     int (*path)(struct ctl *c, const char *arg, char *buf, size_t len);
     int (*print)(struct ctl *c, const json_t *v);
     const char *help;
@@ -80,22 +90,53 @@ static int ctl__api_error(const struct ctl *c, long status, const json_t *v)
         ctl__print_json(v);
     fprintf(stderr, "recoverctl: %s (HTTP %ld)\n", msg ? msg : "the API answered an error",
             status);
+    if (status == 401)
+        fprintf(stderr, "  (the token was read from %s; recoverd keeps it in "
+                        "<state_dir>/token)\n", c->token_file);
     return CTL_API_ERROR;
 }
 
-/* GET path from the API into *out (a new reference). CTL_OK, or the exit code
- * after printing why. */
-static int ctl_get(struct ctl *c, const char *path, json_t **out)
+/* Headers of a mutating call; NULL on OOM. The caller frees the list. */
+static struct curl_slist *ctl__post_headers(const struct ctl *c)
+{
+    char auth[CTL_TOKEN_MAX + 32];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token);
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    struct curl_slist *h2 = h ? curl_slist_append(h, "Content-Type: application/json") : NULL;
+    if (!h2)
+        curl_slist_free_all(h);
+    memset(auth, 0, sizeof auth); /* libcurl holds its own copy until the list is freed */
+    return h2;
+}
+
+/* GET path, or POST body (NULL: empty) with the token, into *out (a new
+ * reference). CTL_OK, or the exit code after printing why. */
+static int ctl_request(struct ctl *c, const char *path, const char *body, bool post,
+                       json_t **out)
 {
     char url[2048], errbuf[CURL_ERROR_SIZE] = "";
     struct ctl_buf b = {0};
+    struct curl_slist *headers = NULL;
     long status = 0;
     int r = CTL_API_ERROR;
     snprintf(url, sizeof url, "http://%s%s", c->api, path);
     curl_easy_setopt(c->curl, CURLOPT_URL, url);
     curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
+    if (post) {
+        if (!(headers = ctl__post_headers(c))) {
+            fprintf(stderr, "recoverctl: out of memory\n");
+            return CTL_API_ERROR;
+        }
+        curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
+    } else {
+        curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+    }
     CURLcode cr = curl_easy_perform(c->curl);
+    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(headers);
     if (cr != CURLE_OK) {
         fprintf(stderr, "recoverctl: cannot reach the API at %s: %s\n"
                         "  (is recoverd running? the address comes from --api or RECOVERD_API)\n",
@@ -119,6 +160,11 @@ static int ctl_get(struct ctl *c, const char *path, json_t **out)
     else
         json_decref(v);
     return r;
+}
+
+static int ctl_get(struct ctl *c, const char *path, json_t **out)
+{
+    return ctl_request(c, path, NULL, false, out);
 }
 
 static CURL *ctl__curl_new(void)
@@ -204,6 +250,42 @@ static int ctl_path_transitions(struct ctl *c, const char *arg, char *buf, size_
     if (c->service && ctl__query(c->curl, buf, len, "service", c->service) < 0)
         return -ENOSPC;
     return c->limit ? ctl__query(c->curl, buf, len, "limit", c->limit) : 0;
+}
+
+static int ctl_path_metrics(struct ctl *c, const char *arg, char *buf, size_t len)
+{
+    return ctl__path_fixed(buf, len, "/v1/metrics");
+}
+
+/* /v1/services/NAME/VERB, NAME URL-escaped. */
+static int ctl__path_control(struct ctl *c, const char *name, const char *verb, char *buf,
+                             size_t len)
+{
+    char *esc = curl_easy_escape(c->curl, name, 0);
+    int k = esc ? snprintf(buf, len, "/v1/services/%s/%s", esc, verb) : -1;
+    curl_free(esc);
+    return k < 0 || (size_t)k >= len ? -ENOSPC : 0;
+}
+
+static int ctl_path_hold(struct ctl *c, const char *arg, char *buf, size_t len)
+{
+    return ctl__path_control(c, arg, "hold", buf, len);
+}
+
+static int ctl_path_release(struct ctl *c, const char *arg, char *buf, size_t len)
+{
+    return ctl__path_control(c, arg, "release", buf, len);
+}
+
+static int ctl_path_restart(struct ctl *c, const char *arg, char *buf, size_t len)
+{
+    return ctl__path_control(c, arg, "restart", buf, len);
+}
+
+static int ctl_path_recover(struct ctl *c, const char *arg, char *buf, size_t len)
+{
+    snprintf(buf, len, "/v1/faults/%s/recover", arg); /* arg: digits only (validated) */
+    return 0;
 }
 
 /* ---- human output ---------------------------------------------------------------------- */
@@ -474,46 +556,174 @@ static int ctl_print_transitions(struct ctl *c, const json_t *v)
     return CTL_OK;
 }
 
+/* ---- operator controls ----------------------------------------------------------------- */
+
+/* What was done, then the service as the API now shows it. */
+static int ctl__print_control(struct ctl *c, const json_t *v, const char *done)
+{
+    char name[CELL];
+    printf("%s: %s\n\n", table_cell(v, "name", name, CELL), done);
+    return ctl_print_service(c, v);
+}
+
+static int ctl_print_hold(struct ctl *c, const json_t *v)
+{
+    return ctl__print_control(c, v, "held (automatic recovery paused until release)");
+}
+
+static int ctl_print_release(struct ctl *c, const json_t *v)
+{
+    return ctl__print_control(c, v, "released (automatic recovery resumed)");
+}
+
+static int ctl_print_restart(struct ctl *c, const json_t *v)
+{
+    return ctl__print_control(c, v, "restart started");
+}
+
+static int ctl_print_recover(struct ctl *c, const json_t *v)
+{
+    char done[2 * CELL];
+    snprintf(done, sizeof done, "%s of fault %s started", c->args[1], c->args[0]);
+    return ctl__print_control(c, v, done);
+}
+
+/* ---- metrics --------------------------------------------------------------------------- */
+
+/* A count of o, 0 when absent (a service with faults but no action has no
+ * recovery counts at all). */
+static char *ctl__count(const json_t *o, const char *key, char *buf, size_t len)
+{
+    snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(o, key)));
+    return buf;
+}
+
+static void ctl__metrics_by_type(const json_t *by_type)
+{
+    struct table t;
+    const char *key;
+    const json_t *o;
+    char f[CELL], r[CELL], mean[CELL], max[CELL];
+    table_init(&t, "TYPE", "FAULTS", "RESOLVED", "MEAN-RECOVERY", "MAX-RECOVERY", NULL);
+    json_object_foreach((json_t *)by_type, key, o)
+        table_add(&t, key, ctl__count(o, "faults", f, CELL), ctl__count(o, "resolved", r, CELL),
+                  table_duration(o, "mean_recovery_ms", mean, CELL),
+                  table_duration(o, "max_recovery_ms", max, CELL));
+    table_print(&t, stdout);
+    table_close(&t);
+}
+
+static void ctl__metrics_by_service(const json_t *by_service)
+{
+    struct table t;
+    const char *key;
+    const json_t *o;
+    char f[CELL], r[CELL], n[CELL], ok[CELL], bad[CELL], ab[CELL], mean[CELL], max[CELL];
+    table_init(&t, "SERVICE", "FAULTS", "RESOLVED", "RECOVERIES", "SUCCESSFUL", "FAILED",
+               "ABORTED", "MEAN-RECOVERY", "MAX-RECOVERY", NULL);
+    json_object_foreach((json_t *)by_service, key, o)
+        table_add(&t, key, ctl__count(o, "faults", f, CELL), ctl__count(o, "resolved", r, CELL),
+                  ctl__count(o, "recoveries", n, CELL), ctl__count(o, "successful", ok, CELL),
+                  ctl__count(o, "failed", bad, CELL), ctl__count(o, "aborted", ab, CELL),
+                  table_duration(o, "mean_recovery_ms", mean, CELL),
+                  table_duration(o, "max_recovery_ms", max, CELL));
+    table_print(&t, stdout);
+    table_close(&t);
+}
+
+/* Recovery time is a fault's detection to its verified recovery; the
+ * supervisor's give-up faults are not recoveries and are not counted. */
+static int ctl_print_metrics(struct ctl *c, const json_t *v)
+{
+    const json_t *all = json_object_get(v, "overall");
+    char a[CELL], b[CELL], d[CELL], e[CELL], line[4 * CELL + 64];
+    snprintf(line, sizeof line, "%s (successful %s, failed %s, aborted %s)",
+             ctl__count(all, "recoveries", a, CELL), ctl__count(all, "successful", b, CELL),
+             ctl__count(all, "failed", d, CELL), ctl__count(all, "aborted", e, CELL));
+    ctl__kv("recoveries", line);
+    snprintf(line, sizeof line, "%s (resolved %s)", ctl__count(all, "faults", a, CELL),
+             ctl__count(all, "resolved", b, CELL));
+    ctl__kv("faults", line);
+    ctl__kv("mean recovery", table_duration(all, "mean_recovery_ms", a, CELL));
+    ctl__kv("max recovery", table_duration(all, "max_recovery_ms", a, CELL));
+    if (json_object_size(json_object_get(v, "by_type"))) {
+        printf("\n");
+        ctl__metrics_by_type(json_object_get(v, "by_type"));
+    }
+    if (json_object_size(json_object_get(v, "by_service"))) {
+        printf("\n");
+        ctl__metrics_by_service(json_object_get(v, "by_service"));
+    }
+    return CTL_OK;
+}
+
 /* ---- the command line ------------------------------------------------------------------ */
 
 static const struct ctl_cmd ctl_cmds[] = {
-    {"status", NULL, 0, ctl_path_status, ctl_print_status,
+    {"status", NULL, 0, false, ctl_path_status, ctl_print_status,
      "the system's state, counters and services"},
-    {"services", NULL, 0, ctl_path_services, ctl_print_services, "every service, one a line"},
-    {"service", "NAME", 0, ctl_path_service, ctl_print_service, "one service and its checks"},
-    {"faults", NULL, OPT_ACTIVE | OPT_LIMIT, ctl_path_faults, ctl_print_faults,
+    {"services", NULL, 0, false, ctl_path_services, ctl_print_services,
+     "every service, one a line"},
+    {"service", "NAME", 0, false, ctl_path_service, ctl_print_service,
+     "one service and its checks"},
+    {"faults", NULL, OPT_ACTIVE | OPT_LIMIT, false, ctl_path_faults, ctl_print_faults,
      "faults, newest first (--active: open ones only)"},
-    {"fault", "ID", 0, ctl_path_fault, ctl_print_fault, "one fault and its recovery actions"},
-    {"actions", NULL, OPT_FAULT | OPT_LIMIT, ctl_path_actions, ctl_print_actions,
+    {"fault", "ID", 0, false, ctl_path_fault, ctl_print_fault,
+     "one fault and its recovery actions"},
+    {"actions", NULL, OPT_FAULT | OPT_LIMIT, false, ctl_path_actions, ctl_print_actions,
      "recovery actions, newest first (--fault ID: of one fault)"},
-    {"summary", NULL, 0, ctl_path_summary, ctl_print_summary,
+    {"summary", NULL, 0, false, ctl_path_summary, ctl_print_summary,
      "fault counts by type, severity and impact"},
-    {"transitions", NULL, OPT_SERVICE | OPT_LIMIT, ctl_path_transitions, ctl_print_transitions,
-     "state changes, newest first (--service NAME: of one service)"},
+    {"transitions", NULL, OPT_SERVICE | OPT_LIMIT, false, ctl_path_transitions,
+     ctl_print_transitions, "state changes, newest first (--service NAME: of one service)"},
+    {"metrics", NULL, 0, false, ctl_path_metrics, ctl_print_metrics,
+     "recoveries and recovery times: overall, per fault type, per service"},
+    {"recover", "ID STRATEGY", 0, true, ctl_path_recover, ctl_print_recover,
+     "run STRATEGY (restart, repair...) for open fault ID now"},
+    {"hold", "NAME", 0, true, ctl_path_hold, ctl_print_hold,
+     "pause automatic recovery of NAME (maintenance)"},
+    {"release", "NAME", 0, true, ctl_path_release, ctl_print_release,
+     "resume automatic recovery of NAME; clears a give-up"},
+    {"restart", "NAME", 0, true, ctl_path_restart, ctl_print_restart,
+     "restart NAME now; clears a give-up"},
 };
+
+/* Words of a command's argument list ("ID STRATEGY" -> 2). */
+static int ctl__n_args(const struct ctl_cmd *cmd)
+{
+    int n = 0;
+    for (const char *p = cmd->args; p && *p; n++) {
+        p += strcspn(p, " ");
+        p += strspn(p, " ");
+    }
+    return n;
+}
 
 static void ctl_usage(FILE *out)
 {
-    fprintf(out, "usage: recoverctl [--api HOST:PORT] [--json] COMMAND [ARG] [OPTIONS]\n\n"
-                 "Commands:\n");
+    fprintf(out, "usage: recoverctl [--api HOST:PORT] [--json] [--token-file PATH] COMMAND [ARG...]"
+                 " [OPTIONS]\n\nCommands:\n");
     for (size_t i = 0; i < sizeof ctl_cmds / sizeof *ctl_cmds; i++) {
         char head[32];
         snprintf(head, sizeof head, "%s %s", ctl_cmds[i].name,
-                 ctl_cmds[i].arg ? ctl_cmds[i].arg : "");
-        fprintf(out, "  %-18s %s\n", head, ctl_cmds[i].help);
+                 ctl_cmds[i].args ? ctl_cmds[i].args : "");
+        fprintf(out, "  %-20s %s\n", head, ctl_cmds[i].help);
     }
     fprintf(out,
             "\nOptions:\n"
-            "  --api HOST:PORT    the API to ask (default $RECOVERD_API, else %s)\n"
-            "  --json             print the API's JSON answer instead of tables\n"
-            "  --active           faults: only the open ones\n"
-            "  --fault ID         actions: only those of fault ID\n"
-            "  --service NAME     transitions: only those of service NAME\n"
-            "  --limit N          faults, actions, transitions: at most N rows (default 100)\n"
-            "  -h, --help         this text\n"
-            "\nExit status: 0 ok, 1 the API answered an error, 2 usage error,\n"
+            "  --api HOST:PORT      the API to ask (default $RECOVERD_API, else %s)\n"
+            "  --json               print the API's JSON answer instead of tables\n"
+            "  --token-file PATH    recover, hold, release, restart: the API token (default\n"
+            "                       $RECOVERD_TOKEN_FILE, else %s, i.e. <state_dir>/token)\n"
+            "  --active             faults: only the open ones\n"
+            "  --fault ID           actions: only those of fault ID\n"
+            "  --service NAME       transitions: only those of service NAME\n"
+            "  --limit N            faults, actions, transitions: at most N rows (default 100)\n"
+            "  -h, --help           this text\n"
+            "\nExit status: 0 ok, 1 the API answered an error (e.g. 401 wrong token, 404,\n"
+            "409 a recovery is in progress), 2 usage error or unreadable token file,\n"
             "3 the API cannot be reached.\n",
-            CTL_DEFAULT_API);
+            CTL_DEFAULT_API, CTL_DEFAULT_TOKEN);
 }
 
 __attribute__((format(printf, 1, 2)))
@@ -551,15 +761,15 @@ static const char *ctl__opt_name(unsigned opt)
          : opt == OPT_SERVICE ? "--service" : "--limit";
 }
 
-/* Parses argv into c; *cmd and *arg are set on success. CTL_OK, or the exit
- * code (with -1 meaning "--help was printed, exit 0"). */
-static int ctl_parse(int argc, char **argv, struct ctl *c, const struct ctl_cmd **cmd,
-                     const char **arg)
+/* Parses argv into c; *cmd and c->args are set on success. CTL_OK, or the
+ * exit code (with -1 meaning "--help was printed, exit 0"). */
+static int ctl_parse(int argc, char **argv, struct ctl *c, const struct ctl_cmd **cmd)
 {
     static const struct option longs[] = {
         {"api", required_argument, NULL, 'a'},    {"json", no_argument, NULL, 'j'},
         {"active", no_argument, NULL, 'A'},       {"fault", required_argument, NULL, 'f'},
         {"service", required_argument, NULL, 's'}, {"limit", required_argument, NULL, 'l'},
+        {"token-file", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     int o;
@@ -572,6 +782,7 @@ static int ctl_parse(int argc, char **argv, struct ctl *c, const struct ctl_cmd 
         case 'f': c->given |= OPT_FAULT; c->fault = optarg; break;
         case 's': c->given |= OPT_SERVICE; c->service = optarg; break;
         case 'l': c->given |= OPT_LIMIT; c->limit = optarg; break;
+        case 't': c->token_file = optarg; break;
         case 'h': ctl_usage(stdout); return -1;
         default: fprintf(stderr, "Try 'recoverctl --help'.\n"); return CTL_USAGE;
         }
@@ -584,16 +795,20 @@ static int ctl_parse(int argc, char **argv, struct ctl *c, const struct ctl_cmd 
             *cmd = &ctl_cmds[i];
     if (!*cmd)
         return ctl__usage_error("unknown command '%s'", argv[optind]);
-    int want = (*cmd)->arg ? 1 : 0;
-    if (argc - optind - 1 != want)
-        return ctl__usage_error("%s %s", (*cmd)->name,
-                                want ? "needs one argument" : "takes no argument");
-    *arg = want ? argv[optind + 1] : NULL;
+    int want = ctl__n_args(*cmd);
+    if (argc - optind - 1 != want) {
+        if (!want)
+            return ctl__usage_error("%s takes no argument", (*cmd)->name);
+        return ctl__usage_error("%s needs %s", (*cmd)->name, (*cmd)->args);
+    }
+    for (int i = 0; i < want; i++)
+        c->args[i] = argv[optind + 1 + i];
     return CTL_OK;
 }
 
-/* The values parse could not judge alone: per-command options and numbers. */
-static int ctl_validate(const struct ctl *c, const struct ctl_cmd *cmd, const char *arg)
+/* The values parse could not judge alone: per-command options and numbers.
+ * A positional ID is a positive integer; any other one a non-empty word. */
+static int ctl_validate(const struct ctl *c, const struct ctl_cmd *cmd)
 {
     for (unsigned opt = 1; opt <= OPT_LIMIT; opt <<= 1)
         if ((c->given & opt) && !(cmd->opts & opt))
@@ -606,20 +821,69 @@ static int ctl_validate(const struct ctl *c, const struct ctl_cmd *cmd, const ch
         return ctl__usage_error("--limit wants a positive integer, not '%s'", c->limit);
     if (c->service && !*c->service)
         return ctl__usage_error("--service wants a name");
-    if (strcmp(cmd->name, "fault") == 0 && !ctl__positive(arg))
-        return ctl__usage_error("a fault ID is a positive integer, not '%s'", arg);
-    if (strcmp(cmd->name, "service") == 0 && !*arg)
-        return ctl__usage_error("service wants a name");
+    const char *name = cmd->args;
+    for (int i = 0; i < ctl__n_args(cmd); i++) {
+        int len = (int)strcspn(name, " ");
+        bool id = len == 2 && strncmp(name, "ID", 2) == 0;
+        if (id && !ctl__positive(c->args[i]))
+            return ctl__usage_error("a fault ID is a positive integer, not '%s'", c->args[i]);
+        if (!*c->args[i])
+            return ctl__usage_error("%s wants a %.*s", cmd->name, len, name);
+        name += len + strspn(name + len, " ");
+    }
     return CTL_OK;
 }
 
-static int ctl_run(struct ctl *c, const struct ctl_cmd *cmd, const char *arg)
+/* The token of a mutating call, from the file. CTL_OK, or CTL_USAGE after
+ * saying why: without a token there is nothing to send. */
+static int ctl_token_read(struct ctl *c)
 {
-    char path[1024];
+    const char *path = c->token_file;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    ssize_t n = fd >= 0 ? read(fd, c->token, CTL_TOKEN_MAX) : -1;
+    int err = errno;
+    if (fd >= 0)
+        close(fd);
+    if (n < 0) {
+        fprintf(stderr, "recoverctl: cannot read the token file %s: %s\n"
+                        "  (give --token-file PATH or set RECOVERD_TOKEN_FILE; recoverd writes "
+                        "the token to <state_dir>/token)\n", path, strerror(err));
+        return CTL_USAGE;
+    }
+    c->token[n] = '\0';
+    while (n > 0 && isspace((unsigned char)c->token[n - 1]))
+        c->token[--n] = '\0';
+    bool printable = n > 0;
+    for (ssize_t i = 0; i < n; i++)
+        printable &= isgraph((unsigned char)c->token[i]) != 0;
+    if (!printable) {
+        fprintf(stderr, "recoverctl: the token file %s does not hold a token (%s)\n", path,
+                n ? "unprintable bytes" : "empty");
+        return CTL_USAGE;
+    }
+    return CTL_OK;
+}
+
+static int ctl_run(struct ctl *c, const struct ctl_cmd *cmd)
+{
+    char path[1024], body[512];
     json_t *v = NULL;
-    if (cmd->path(c, arg, path, sizeof path) < 0)
+    if (cmd->path(c, c->args[0], path, sizeof path) < 0)
         return ctl__usage_error("the arguments are too long");
-    int r = ctl_get(c, path, &v);
+    const char *payload = NULL;
+    if (strcmp(cmd->name, "recover") == 0) {
+        json_t *in = json_pack("{s:s}", "strategy", c->args[1]);
+        char *txt = in ? json_dumps(in, JSON_COMPACT) : NULL;
+        json_decref(in);
+        if (!txt || strlen(txt) >= sizeof body) {
+            free(txt);
+            return ctl__usage_error("the strategy name is not valid");
+        }
+        snprintf(body, sizeof body, "%s", txt);
+        free(txt);
+        payload = body;
+    }
+    int r = ctl_request(c, path, payload, cmd->post, &v);
     if (r != CTL_OK)
         return r;
     if (c->json)
@@ -632,25 +896,29 @@ static int ctl_run(struct ctl *c, const struct ctl_cmd *cmd, const char *arg)
 
 int main(int argc, char **argv)
 {
-    struct ctl c = {.api = getenv("RECOVERD_API")};
+    struct ctl c = {.api = getenv("RECOVERD_API"), .token_file = getenv("RECOVERD_TOKEN_FILE")};
     const struct ctl_cmd *cmd = NULL;
-    const char *arg = NULL;
     if (!c.api || !*c.api)
         c.api = CTL_DEFAULT_API;
-    int r = ctl_parse(argc, argv, &c, &cmd, &arg);
+    if (!c.token_file || !*c.token_file)
+        c.token_file = CTL_DEFAULT_TOKEN;
+    int r = ctl_parse(argc, argv, &c, &cmd);
     if (r < 0)
         return CTL_OK;
     if (r == CTL_OK)
-        r = ctl_validate(&c, cmd, arg);
+        r = ctl_validate(&c, cmd);
+    if (r == CTL_OK && cmd->post)
+        r = ctl_token_read(&c);
     if (r != CTL_OK)
         return r;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(c.curl = ctl__curl_new())) {
         fprintf(stderr, "recoverctl: cannot initialise libcurl\n");
         return CTL_UNREACHABLE;
     }
-    r = ctl_run(&c, cmd, arg);
+    r = ctl_run(&c, cmd);
     curl_easy_cleanup(c.curl);
     curl_global_cleanup();
+    memset(c.token, 0, sizeof c.token);
     fflush(stdout);
     return r;
 }

@@ -327,8 +327,8 @@ void executor_service_start(struct service *s)
     if (s->cfg->pidfile) {
         int r = process_watch_pidfile(s);
         if (r < 0) {
+            /* Not ready: its dependents wait for this first recovery. */
             analyzer_external_missing(s, r);
-            executor__ready(s);
             executor_fault_opened(s);
             return;
         }
@@ -336,7 +336,6 @@ void executor_service_start(struct service *s)
         int r = process_spawn(s);
         if (r < 0) {
             analyzer_spawn_failed(s, r);
-            executor__ready(s);
             executor_fault_opened(s);
             return;
         }
