@@ -87,6 +87,8 @@ struct service {
     struct program *program;         /* a strategy's program in flight (repair, external restart) */
     int program_step;                /* external stop+start: 0 stop running, 1 start running */
     bool held;                       /* maintenance: detection goes on, recovery pauses */
+    uint64_t history_ms;             /* sum of its resolved faults' durations (journal + since) */
+    uint64_t history_n;              /* how many: the estimate is history_ms / history_n */
     bool ready;                      /* verified (or given its chance) once: dependents may start */
     bool start_waiting;              /* its start waits for its dependencies to be ready */
     bool given_up;                   /* chain exhausted or restart limit: no automatic recovery */

@@ -814,23 +814,24 @@ json_t *journal_faults_summary_json(struct journal *j)
     return o;
 }
 
-int64_t journal_mean_recovery_ms(struct journal *j, const char *service)
+int journal_recovery_history(struct journal *j, const char *service, uint64_t *total_ms,
+                             uint64_t *count)
 {
     sqlite3_stmt *s = NULL;
-    int64_t mean = -1;
+    *total_ms = *count = 0;
     if (sqlite3_prepare_v2(j->db,
-                           "SELECT AVG(resolved_ms - opened_ms), COUNT(*) FROM faults "
+                           "SELECT TOTAL(resolved_ms - opened_ms), COUNT(*) FROM faults "
                            "WHERE service = ?1 AND resolved_ms IS NOT NULL "
                            "AND check_name != 'supervisor'",
-                           -1, &s, NULL) != SQLITE_OK) {
-        journal__fail(j, "mean-recovery");
-        return -1;
-    }
+                           -1, &s, NULL) != SQLITE_OK)
+        return journal__fail(j, "recovery-history");
     sqlite3_bind_text(s, 1, service, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 1) > 0)
-        mean = (int64_t)sqlite3_column_double(s, 0);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *total_ms = (uint64_t)sqlite3_column_double(s, 0);
+        *count = (uint64_t)sqlite3_column_int64(s, 1);
+    }
     sqlite3_finalize(s);
-    return mean;
+    return 0;
 }
 
 /* Run sql (no parameters) and hand each row to fn. */
