@@ -301,6 +301,11 @@ void analyzer_adopt_open_faults(struct service *s)
     free(open);
 }
 
+bool analyzer_dependency_failing(const struct service *s)
+{
+    return analyzer__root_cause(s) != NULL;
+}
+
 bool analyzer_has_open(const struct service *s)
 {
     for (size_t i = 0; i < s->n_checks + 2; i++)

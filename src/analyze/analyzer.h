@@ -37,6 +37,8 @@ void analyzer_resolve_supervisor(struct service *s, const char *why);
 int analyzer_resolve_all(struct service *s, const char *why);
 /* Load faults a previous recoverd left open for s into its slots. */
 void analyzer_adopt_open_faults(struct service *s);
+/* Does a dependency of s have an open fault (a fault of s would be its symptom)? */
+bool analyzer_dependency_failing(const struct service *s);
 /* Does s have an open fault (any slot)? */
 bool analyzer_has_open(const struct service *s);
 

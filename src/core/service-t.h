@@ -76,6 +76,7 @@ struct service {
     bool verifying;                  /* spawned; waiting for the checks to pass */
     struct action action;            /* the recovery in progress, or the last one */
     bool recovering;                 /* a plan is under way (an action or between two) */
+    bool prespawned;                 /* the restart's process was spawned before its bookkeeping */
     int plan[STRATEGY__COUNT];       /* its strategies (enum strategy), in order */
     unsigned n_plan;                 /* entries of plan */
     unsigned step;                   /* the plan entry being tried */

@@ -352,6 +352,18 @@ void executor_fault_opened(struct service *s)
     executor__plan(s, plan, n);
 }
 
+/* The first usable strategy of the plan a process fault would get. */
+static bool executor__plan_starts_with_restart(const struct service *s)
+{
+    struct fault f = {.type = FAULT_SOFTWARE};
+    int plan[STRATEGY__COUNT];
+    unsigned n = analyzer_plan(s, &f, plan);
+    for (unsigned i = 0; i < n; i++)
+        if (!strategy_unavailable(s, plan[i]))
+            return plan[i] == STRATEGY_RESTART;
+    return false;
+}
+
 void executor_process_exited(struct service *s, int why, uint64_t uptime_ms)
 {
     check_stop_all(s);
@@ -370,6 +382,14 @@ void executor_process_exited(struct service *s, int why, uint64_t uptime_ms)
             restart_spawn(s); /* the restart in progress stopped it: start again now */
         return;               /* external: its restart program carries on */
     }
+    /* A process that ran past `stable` and whose plan starts with an
+     * allowed restart is spawned first: the fault, the action and the
+     * transitions below are journaled in the same loop turn, but the
+     * service does not wait for them (restart latency is mostly this). */
+    if (s->cfg->command && !s->action_active && !s->recovering && executor__automatic(s) &&
+        uptime_ms >= s->cfg->restart.stable_ms && !analyzer_dependency_failing(s) &&
+        executor__plan_starts_with_restart(s))
+        s->prespawned = process_spawn(s) == 0;
     /* Unexpected exit: a fault (the same one if still open). */
     analyzer_process_exited(s, s->last_exit_code, s->last_exit_signal, uptime_ms);
     if (s->action_active && s->action.strategy == STRATEGY_RESTART &&

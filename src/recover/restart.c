@@ -209,6 +209,17 @@ static void restart__run(struct service *s)
         restart__external(s);
         return;
     }
+    if (s->prespawned) { /* executor_process_exited already spawned it */
+        s->prespawned = false;
+        restart_delay(s, s->last_uptime_ms); /* resets the backoff: it ran past stable */
+        restart_record(s, now);
+        s->restarts++;
+        snprintf(s->action.params, sizeof s->action.params,
+                 "{\"delay_ms\":0,\"attempt\":%u,\"stop\":false}", s->restart_log_len);
+        snprintf(result, sizeof result, "spawned pid %d", (int)s->pid);
+        executor_executed(s, EXEC_OK, result);
+        return;
+    }
     bool running = s->proc_state == PROC_RUNNING || s->proc_state == PROC_STOPPING;
     uint64_t delay = running ? 0 : restart_delay(s, s->last_uptime_ms);
     restart_record(s, now);
