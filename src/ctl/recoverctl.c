@@ -598,30 +598,16 @@ static char *ctl__count(const json_t *o, const char *key, char *buf, size_t len)
     return buf;
 }
 
-static void ctl__metrics_by_type(const json_t *by_type)
-{
-    struct table t;
-    const char *key;
-    const json_t *o;
-    char f[CELL], r[CELL], mean[CELL], max[CELL];
-    table_init(&t, "TYPE", "FAULTS", "RESOLVED", "MEAN-RECOVERY", "MAX-RECOVERY", NULL);
-    json_object_foreach((json_t *)by_type, key, o)
-        table_add(&t, key, ctl__count(o, "faults", f, CELL), ctl__count(o, "resolved", r, CELL),
-                  table_duration(o, "mean_recovery_ms", mean, CELL),
-                  table_duration(o, "max_recovery_ms", max, CELL));
-    table_print(&t, stdout);
-    table_close(&t);
-}
-
-static void ctl__metrics_by_service(const json_t *by_service)
+/* One row per key (a fault type or a service): both carry the same counts. */
+static void ctl__metrics_table(const char *what, const json_t *rows)
 {
     struct table t;
     const char *key;
     const json_t *o;
     char f[CELL], r[CELL], n[CELL], ok[CELL], bad[CELL], ab[CELL], mean[CELL], max[CELL];
-    table_init(&t, "SERVICE", "FAULTS", "RESOLVED", "RECOVERIES", "SUCCESSFUL", "FAILED",
-               "ABORTED", "MEAN-RECOVERY", "MAX-RECOVERY", NULL);
-    json_object_foreach((json_t *)by_service, key, o)
+    table_init(&t, what, "FAULTS", "RESOLVED", "RECOVERIES", "SUCCESSFUL", "FAILED", "ABORTED",
+               "MEAN-RECOVERY", "MAX-RECOVERY", NULL);
+    json_object_foreach((json_t *)rows, key, o)
         table_add(&t, key, ctl__count(o, "faults", f, CELL), ctl__count(o, "resolved", r, CELL),
                   ctl__count(o, "recoveries", n, CELL), ctl__count(o, "successful", ok, CELL),
                   ctl__count(o, "failed", bad, CELL), ctl__count(o, "aborted", ab, CELL),
@@ -648,11 +634,11 @@ static int ctl_print_metrics(struct ctl *c, const json_t *v)
     ctl__kv("max recovery", table_duration(all, "max_recovery_ms", a, CELL));
     if (json_object_size(json_object_get(v, "by_type"))) {
         printf("\n");
-        ctl__metrics_by_type(json_object_get(v, "by_type"));
+        ctl__metrics_table("TYPE", json_object_get(v, "by_type"));
     }
     if (json_object_size(json_object_get(v, "by_service"))) {
         printf("\n");
-        ctl__metrics_by_service(json_object_get(v, "by_service"));
+        ctl__metrics_table("SERVICE", json_object_get(v, "by_service"));
     }
     return CTL_OK;
 }

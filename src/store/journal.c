@@ -898,6 +898,12 @@ json_t *journal_metrics_json(struct journal *j)
     r |= journal__each(j, "SELECT 'all', " JOURNAL__RECOVERY_COLS, journal__recovery_row, all);
     r |= journal__each(j, "SELECT type, " JOURNAL__RTO_COLS " GROUP BY type", journal__rto_row,
                        by_type);
+    r |= journal__each(j,
+                       "SELECT f.type, COUNT(*), SUM(a.status = 'completed'), "
+                       "SUM(a.status = 'failed'), SUM(a.status = 'aborted') FROM actions a "
+                       "JOIN faults f ON a.fault_id = f.id "
+                       "WHERE a.status IN ('completed', 'failed', 'aborted') GROUP BY f.type",
+                       journal__recovery_row, by_type);
     r |= journal__each(j, "SELECT service, " JOURNAL__RTO_COLS " GROUP BY service",
                        journal__rto_row, by_service);
     r |= journal__each(j, "SELECT service, " JOURNAL__RECOVERY_COLS " GROUP BY service",
