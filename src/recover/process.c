@@ -96,7 +96,6 @@ static void process__exit_cb(uv_poll_t *w, int status, int events)
         /* The leader is gone; anything it left in its group goes with it, so
          * a restarted service never finds its port held by an orphan. */
         kill(-pid, SIGKILL);
-        journal_child_clear(s->d->journal, s->name);
     }
     process__unwatch_handle(w);
     uv_timer_stop(&s->timer);
@@ -118,7 +117,13 @@ static void process__exit_cb(uv_poll_t *w, int status, int events)
         log_event(why == STOP_NONE ? LOG_WARN : LOG_INFO, s->name, "exited",
                   "pid=%d code=%lld uptime_ms=%llu", (int)pid, (long long)code,
                   (unsigned long long)up_ms);
+    bool supervised = s->cfg->command != NULL;
     executor_process_exited(s, why, up_ms);
+    /* After: a restart may have spawned already (its journal_child_set
+     * replaced the row), and the journal's first write of a loop turn, which
+     * takes the WAL lock, should not delay that spawn. */
+    if (supervised && s->proc_state != PROC_RUNNING)
+        journal_child_clear(s->d->journal, s->name);
 }
 
 int process_spawn(struct service *s)
