@@ -46,7 +46,7 @@ uint64_t backoff_jitter(uint64_t ms)
         return ms;
     /* Jitter spreads restarts of services that died together (shared cause). */
     uint64_t span = ms * 2 / 5;
-    return ms - ms / 5 + (uint64_t)random() % (span + 1);
+    return ms - ms / 5 + (uint64_t)random() % (span + 1); /* jitter, never an outcome */
 }
 
 uint64_t restart_delay(struct service *s, uint64_t uptime_ms)
