@@ -8,22 +8,8 @@ import signal
 import time
 from pathlib import Path
 
-from helpers import (demo_cmd, demo_service, free_port, http_get, live_pids_running,
+from helpers import (demo_cmd, log_events_of, demo_service, free_port, http_get, live_pids_running,
                      pid_alive, proc_cmdline, proc_cpu_seconds, transitions, wait_running)
-
-LOG_LINE = re.compile(r"^(\S+T(\d\d):(\d\d):(\d\d)\.(\d{3})Z) +(\w+) +(\S+) +(\S+) ?(.*)$")
-
-
-def log_events(rd, service, event):
-    """(ms of day, rest of line) of each `event` logged for service, in order."""
-    out = []
-    for line in rd.log_text().splitlines():
-        m = LOG_LINE.match(line)
-        if m and m.group(7) == service and m.group(8) == event:
-            h, mi, s, ms = (int(m.group(i)) for i in (2, 3, 4, 5))
-            out.append((((h * 60 + mi) * 60 + s) * 1000 + ms, m.group(9)))
-    return out
-
 
 def test_sigkill_service_is_restarted_and_fault_resolved(recoverd):
     port = free_port()
@@ -89,8 +75,8 @@ def test_crash_loop_backs_off_then_fails(recoverd):
                for a in actions), actions
 
     # The delays were really waited: from each exit to the next spawn.
-    exits = [t for t, _ in log_events(rd, "crashy", "exited")]
-    spawns = [t for t, _ in log_events(rd, "crashy", "spawned")]
+    exits = [t for t, _ in log_events_of(rd, "crashy", "exited")]
+    spawns = [t for t, _ in log_events_of(rd, "crashy", "spawned")]
     assert len(spawns) == 5 and len(exits) == 5
     for i, delay in enumerate(delays):
         gap = spawns[i + 1] - exits[i]
@@ -112,7 +98,7 @@ def test_crash_loop_backs_off_then_fails(recoverd):
     time.sleep(2.0)
     v = rd.service("crashy")
     assert (v["pid"], v["restarts"], v["state"]) == (None, 4, "failed")
-    assert len(log_events(rd, "crashy", "spawned")) == 5
+    assert len(log_events_of(rd, "crashy", "spawned")) == 5
     assert len(rd.api("/v1/actions")) == 4
     assert proc_cpu_seconds(rd.pid) - cpu_before < 0.2
     assert proc_cpu_seconds(rd.pid) < 0.5
@@ -139,12 +125,12 @@ def test_missing_binary_is_a_fault_not_a_crash(recoverd):
     assert all(a["status"] == "failed" and a["result"].startswith("cannot start")
                and a["fault_id"] == proc["id"] for a in actions)
 
-    attempts = len(log_events(rd, "ghost", "spawn-failed"))
+    attempts = len(log_events_of(rd, "ghost", "spawn-failed"))
     assert attempts == 4  # the start and 3 restarts
     time.sleep(1.0)
     assert rd.running()
     assert rd.api("/v1/status")["name"] == "recoverd"
-    assert len(log_events(rd, "ghost", "spawn-failed")) == attempts
+    assert len(log_events_of(rd, "ghost", "spawn-failed")) == attempts
     assert proc_cpu_seconds(rd.pid) < 0.5
 
 
