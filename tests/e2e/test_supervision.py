@@ -8,8 +8,9 @@ import signal
 import time
 from pathlib import Path
 
-from helpers import (demo_cmd, log_events_of, demo_service, free_port, http_get, live_pids_running,
-                     pid_alive, proc_cmdline, proc_cpu_seconds, transitions, wait_running)
+from helpers import (demo_cmd, demo_service, free_port, http_get, live_pids_running,
+                     log_events_of, pid_alive, proc_cmdline, proc_cpu_seconds, transitions,
+                     wait_running)
 
 def test_sigkill_service_is_restarted_and_fault_resolved(recoverd):
     port = free_port()
