@@ -834,59 +834,43 @@ int journal_recovery_history(struct journal *j, const char *service, uint64_t *t
     return 0;
 }
 
-/* Run sql (no parameters) and hand each row to fn. */
-static int journal__each(struct journal *j, const char *sql,
-                         void (*fn)(sqlite3_stmt *row, json_t *out), json_t *out)
+/* Run sql (no parameters): column 0 of each row names an object of out
+ * (created if absent) and columns 1.. become its keys `names`; a NULL
+ * column becomes null. */
+static int journal__each(struct journal *j, const char *sql, const char *const *names,
+                         json_t *out)
 {
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(j->db, sql, -1, &s, NULL) != SQLITE_OK)
         return journal__fail(j, "metrics");
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        fn(s, out);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(s, 0);
+        json_t *o = json_object_get(out, key ? key : "");
+        if (!o) {
+            o = json_object();
+            json_object_set_new(out, key ? key : "", o);
+        }
+        for (int i = 0; names[i]; i++)
+            json_object_set_new(o, names[i], sqlite3_column_type(s, i + 1) == SQLITE_NULL
+                                                 ? json_null()
+                                                 : json_integer(sqlite3_column_int64(s, i + 1)));
+    }
     sqlite3_finalize(s);
     return rc == SQLITE_DONE ? 0 : journal__fail(j, "metrics");
 }
 
-/* Columns: key, faults, resolved, mean_ms, max_ms. */
-static void journal__rto_row(sqlite3_stmt *row, json_t *out)
-{
-    const char *key = (const char *)sqlite3_column_text(row, 0);
-    json_t *o = json_object_get(out, key ? key : "");
-    if (!o) {
-        o = json_object();
-        json_object_set_new(out, key ? key : "", o);
-    }
-    json_object_set_new(o, "faults", json_integer(sqlite3_column_int64(row, 1)));
-    json_object_set_new(o, "resolved", json_integer(sqlite3_column_int64(row, 2)));
-    json_object_set_new(o, "mean_recovery_ms", sqlite3_column_type(row, 3) == SQLITE_NULL
-                                                   ? json_null()
-                                                   : json_integer(sqlite3_column_int64(row, 3)));
-    json_object_set_new(o, "max_recovery_ms", sqlite3_column_type(row, 4) == SQLITE_NULL
-                                                  ? json_null()
-                                                  : json_integer(sqlite3_column_int64(row, 4)));
-}
-
-/* Columns: key, total, completed, failed, aborted. */
-static void journal__recovery_row(sqlite3_stmt *row, json_t *out)
-{
-    const char *key = (const char *)sqlite3_column_text(row, 0);
-    json_t *o = json_object_get(out, key ? key : "");
-    if (!o) {
-        o = json_object();
-        json_object_set_new(out, key ? key : "", o);
-    }
-    json_object_set_new(o, "recoveries", json_integer(sqlite3_column_int64(row, 1)));
-    json_object_set_new(o, "successful", json_integer(sqlite3_column_int64(row, 2)));
-    json_object_set_new(o, "failed", json_integer(sqlite3_column_int64(row, 3)));
-    json_object_set_new(o, "aborted", json_integer(sqlite3_column_int64(row, 4)));
-}
+static const char *const journal__rto_names[] = {"faults", "resolved", "mean_recovery_ms",
+                                                 "max_recovery_ms", NULL};
+static const char *const journal__recovery_names[] = {"recoveries", "successful", "failed",
+                                                      "aborted", NULL};
 
 #define JOURNAL__RTO_COLS                                                                \
     "COUNT(*), COUNT(resolved_ms), CAST(AVG(resolved_ms - opened_ms) AS INTEGER), "      \
     "MAX(resolved_ms - opened_ms) FROM faults WHERE check_name != 'supervisor'"
 #define JOURNAL__RECOVERY_COLS                                                           \
-    "COUNT(*), SUM(status = 'completed'), SUM(status = 'failed'), SUM(status = 'aborted') " \
+    "COUNT(*), TOTAL(status = 'completed'), TOTAL(status = 'failed'), "          \
+    "TOTAL(status = 'aborted') "                                                   \
     "FROM actions WHERE status IN ('completed', 'failed', 'aborted')"
 
 json_t *journal_metrics_json(struct journal *j)
@@ -894,20 +878,20 @@ json_t *journal_metrics_json(struct journal *j)
     json_t *all = json_object(), *by_type = json_object(), *by_service = json_object();
     json_t *m = json_pack("{s:o, s:o, s:o}", "overall", all, "by_type", by_type, "by_service",
                           by_service);
-    int r = journal__each(j, "SELECT 'all', " JOURNAL__RTO_COLS, journal__rto_row, all);
-    r |= journal__each(j, "SELECT 'all', " JOURNAL__RECOVERY_COLS, journal__recovery_row, all);
-    r |= journal__each(j, "SELECT type, " JOURNAL__RTO_COLS " GROUP BY type", journal__rto_row,
+    int r = journal__each(j, "SELECT 'all', " JOURNAL__RTO_COLS, journal__rto_names, all);
+    r |= journal__each(j, "SELECT 'all', " JOURNAL__RECOVERY_COLS, journal__recovery_names, all);
+    r |= journal__each(j, "SELECT type, " JOURNAL__RTO_COLS " GROUP BY type", journal__rto_names,
                        by_type);
     r |= journal__each(j,
-                       "SELECT f.type, COUNT(*), SUM(a.status = 'completed'), "
-                       "SUM(a.status = 'failed'), SUM(a.status = 'aborted') FROM actions a "
+                       "SELECT f.type, COUNT(*), TOTAL(a.status = 'completed'), "
+                       "TOTAL(a.status = 'failed'), TOTAL(a.status = 'aborted') FROM actions a "
                        "JOIN faults f ON a.fault_id = f.id "
                        "WHERE a.status IN ('completed', 'failed', 'aborted') GROUP BY f.type",
-                       journal__recovery_row, by_type);
+                       journal__recovery_names, by_type);
     r |= journal__each(j, "SELECT service, " JOURNAL__RTO_COLS " GROUP BY service",
-                       journal__rto_row, by_service);
+                       journal__rto_names, by_service);
     r |= journal__each(j, "SELECT service, " JOURNAL__RECOVERY_COLS " GROUP BY service",
-                       journal__recovery_row, by_service);
+                       journal__recovery_names, by_service);
     if (r) {
         json_decref(m);
         return NULL;
