@@ -79,7 +79,7 @@ class ExecWatch:
     (a spinning watcher steals the CPU it is measuring on a small host)."""
 
     NETLINK_CONNECTOR, CN_IDX_PROC, CN_VAL_PROC = 11, 1, 1
-    PROC_EVENT_FORK, PROC_EVENT_EXEC = 1, 2
+    PROC_EVENT_FORK, PROC_EVENT_EXEC, PROC_EVENT_EXIT = 1, 2, 0x80000000
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, self.NETLINK_CONNECTOR)
@@ -90,20 +90,28 @@ class ExecWatch:
         self.sock.send(nl)
         self.children = {}  # child pid -> parent pid, from fork events
 
-    def wait_exec(self, parent, timeout=10.0):
-        """Block until a child of parent execs; return (pid, monotonic ns)."""
+    def wait_exec(self, parent, timeout=10.0, gone=None):
+        """Block until a child of parent execs; return (pid, monotonic ns).
+        With gone=pid, also return when that process exited (its exit
+        event, sent as it becomes a zombie, which is when a pidfd wakes
+        its parent): (pid, exec ns, exit ns)."""
         self.sock.settimeout(timeout)
+        t_gone = None
         while True:
             data = self.sock.recv(4096)
             what, _cpu, ts = struct.unpack_from("=IIQ", data, 36)
-            if what == self.PROC_EVENT_FORK:
+            if what == self.PROC_EVENT_EXIT and gone is not None:
+                pid, tgid = struct.unpack_from("=II", data, 52)
+                if pid == tgid == gone:
+                    t_gone = ts
+            elif what == self.PROC_EVENT_FORK:
                 _ppid, ptgid, cpid, ctgid = struct.unpack_from("=IIII", data, 52)
                 if cpid == ctgid:
                     self.children[cpid] = ptgid
             elif what == self.PROC_EVENT_EXEC:
                 pid, tgid = struct.unpack_from("=II", data, 52)
                 if self.children.get(tgid) == parent:
-                    return tgid, ts
+                    return (tgid, ts) if gone is None else (tgid, ts, t_gone)
 
     def close(self):
         self.sock.close()

@@ -188,14 +188,10 @@ static int program__spawn(struct program *p, char *const argv[], char *const env
                           const char *cwd, int wfd)
 {
     struct spawn_opts o = {.argv = argv, .envp = envp, .cwd = cwd, .out_fd = wfd};
-    int r = spawn_start(&o, &p->pid);
+    int r = spawn_start(&o, &p->pid, &p->pidfd);
     if (r < 0) {
         p->pid = 0;
         return r;
-    }
-    if ((p->pidfd = spawn_pidfd(p->pid)) < 0) {
-        r = p->pidfd;
-        goto fail;
     }
     if ((r = uv_poll_init(p->loop, &p->exit_watch, p->pidfd)) < 0) {
         close(p->pidfd);

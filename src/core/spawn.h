@@ -14,9 +14,11 @@ struct spawn_opts {
 };
 
 /* Start the program; returns once it has exec'd (or failed to). 0 with
- * *pid set, or -errno (ENOENT, EACCES, ...). */
-int spawn_start(const struct spawn_opts *o, pid_t *pid);
-/* A pidfd for pid (readable once it exits), or -errno. */
+ * *pid and *pidfd (readable once it exits; the caller closes it) set, or
+ * -errno (ENOENT, EACCES, ...). */
+int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd);
+/* A pidfd for a process we did not start (readable once it exits), or
+ * -errno. */
 int spawn_pidfd(pid_t pid);
 
 #endif

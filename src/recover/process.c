@@ -70,7 +70,7 @@ static void process__closed_cb(uv_handle_t *h)
 }
 
 /* The pidfd became readable: the process is gone. Reap it and report. */
-static int process__watch(struct service *s, pid_t pid);
+static int process__watch(struct service *s, pid_t pid, int pidfd);
 
 /* Close the pidfd watch; its memory goes in the close callback. */
 static void process__unwatch_handle(uv_poll_t *w)
@@ -129,9 +129,10 @@ static void process__exit_cb(uv_poll_t *w, int status, int events)
 int process_spawn(struct service *s)
 {
     pid_t pid = 0;
+    int pidfd = -1;
     struct spawn_opts o = {.argv = s->cfg->command, .envp = s->envp, .cwd = s->cfg->cwd,
                            .out_fd = s->output.write_fd};
-    int r = spawn_start(&o, &pid);
+    int r = spawn_start(&o, &pid, &pidfd);
     if (r < 0) {
         log_event(LOG_ERROR, s->name, "spawn-failed", "command=%s error=\"%s\"",
                   s->cfg->command[0], strerror(-r));
@@ -139,7 +140,7 @@ int process_spawn(struct service *s)
     }
     /* A pidfd turns the exit into a loop event without SIGCHLD; it works
      * even if the child is already a zombie. */
-    if ((r = process__watch(s, pid)) < 0) {
+    if ((r = process__watch(s, pid, pidfd)) < 0) {
         kill(-pid, SIGKILL);
         waitpid(pid, NULL, 0);
         log_event(LOG_ERROR, s->name, "spawn-failed", "error=\"cannot watch pid %d: %s\"",
@@ -151,14 +152,15 @@ int process_spawn(struct service *s)
     return 0;
 }
 
-static int process__watch(struct service *s, pid_t pid)
+/* Watch pidfd (which it owns from here on, even on failure). */
+static int process__watch(struct service *s, pid_t pid, int pidfd)
 {
-    int pidfd = spawn_pidfd(pid);
-    uv_poll_t *w = pidfd >= 0 ? calloc(1, sizeof *w) : NULL;
-    if (!w || uv_poll_init(s->d->loop, w, pidfd) < 0) {
-        int r = pidfd < 0 ? pidfd : -ENOMEM;
-        if (pidfd >= 0)
-            close(pidfd);
+    if (pidfd < 0)
+        return pidfd;
+    uv_poll_t *w = calloc(1, sizeof *w);
+    int r = w ? uv_poll_init(s->d->loop, w, pidfd) : -ENOMEM;
+    if (r < 0) {
+        close(pidfd);
         free(w);
         return r;
     }
@@ -191,7 +193,7 @@ int process_watch_pidfile(struct service *s)
         return -EINVAL;
     if (process_start_ticks((pid_t)pid) == 0)
         return -ESRCH; /* gone, or a zombie nobody reaped */
-    int r = process__watch(s, (pid_t)pid);
+    int r = process__watch(s, (pid_t)pid, spawn_pidfd((pid_t)pid));
     if (r == 0)
         log_event(LOG_INFO, s->name, "watching", "pid=%ld pidfile=%s", pid, s->cfg->pidfile);
     return r;
