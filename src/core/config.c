@@ -1013,7 +1013,7 @@ static bool config__eq_fields(const struct cfg_field *f, const char *a, const ch
     return true;
 }
 
-static bool config__eq_check(const struct check_cfg *a, const struct check_cfg *b)
+bool config_check_equal(const struct check_cfg *a, const struct check_cfg *b)
 {
     return a->ops == b->ops && config__eq_str(a->name, b->name) && a->interval_ms == b->interval_ms &&
            a->timeout_ms == b->timeout_ms && a->fall == b->fall && a->rise == b->rise &&
@@ -1033,7 +1033,14 @@ bool config_service_equal(const struct service_cfg *a, const struct service_cfg 
         a->n_checks != b->n_checks)
         return false;
     for (size_t i = 0; i < a->n_checks; i++)
-        if (!config__eq_check(&a->checks[i], &b->checks[i]))
+        if (!config_check_equal(&a->checks[i], &b->checks[i]))
             return false;
     return true;
+}
+
+bool config_process_equal(const struct service_cfg *a, const struct service_cfg *b)
+{
+    return config__eq_strv(a->command, b->command) && config__eq_str(a->pidfile, b->pidfile) &&
+           config__eq_str(a->cwd, b->cwd) && config__eq_strv(a->env, b->env) &&
+           a->log_max_bytes == b->log_max_bytes;
 }

@@ -311,10 +311,19 @@ int daemon_reload(struct daemon *d)
         } else if (config_service_equal(s->cfg, nc)) {
             service_rebind(s, nc);
         } else {
+            const char *why = "its process changed";
+            if (config_process_equal(s->cfg, nc) && service_reconfigure(s, nc, &why) == 0) {
+                log_event(LOG_INFO, s->name, "reconfigured", "pid=%d checks=%zu process=kept",
+                          (int)s->pid, s->n_checks);
+                continue;
+            }
+            char reason[128];
+            snprintf(reason, sizeof reason, "configuration changed: %s", why);
             struct service *fresh = service_new(d, nc);
-            daemon__retire(d, s, "configuration changed");
+            daemon__retire(d, s, reason);
             if (fresh) {
                 fresh->replaces = s;
+                fresh->held = s->held; /* an operator's hold outlives a reload */
                 daemon__add(d, fresh);
             }
         }

@@ -139,6 +139,58 @@ void service_rebind(struct service *s, const struct service_cfg *cfg)
         s->checks[i].cfg = &cfg->checks[i];
 }
 
+/* Why a new configuration cannot be applied to s in place, or NULL. In
+ * the middle of a start, a recovery or a fault, the old checks and policy
+ * own decisions under way; the service is replaced instead. */
+static const char *service__busy(const struct service *s)
+{
+    if (s->action_active || s->recovering || s->verifying || s->correlating || s->program)
+        return "a recovery is under way";
+    if (analyzer_has_open(s))
+        return "a fault is open";
+    if (!s->ready || s->start_waiting || s->given_up)
+        return "it is not running";
+    bool has_process = s->cfg->command || s->cfg->pidfile;
+    if (has_process && s->proc_state != PROC_RUNNING)
+        return "it is not running";
+    return NULL;
+}
+
+int service_reconfigure(struct service *s, const struct service_cfg *cfg, const char **why)
+{
+    if ((*why = service__busy(s)))
+        return -EBUSY;
+    *why = "out of memory";
+    uint64_t *log = calloc(cfg->restart.max + 1, sizeof *log);
+    struct fault_slot *slots = calloc(cfg->n_checks + 2, sizeof *slots);
+    char **envp = service__envp(cfg);
+    const struct service_cfg *old = s->cfg;
+    s->cfg = cfg;
+    if (!log || !slots || (cfg->env && !envp) || check_replace_all(s) < 0) {
+        s->cfg = old;
+        free(log);
+        free(slots);
+        free(envp);
+        return -ENOMEM;
+    }
+    /* The newest restarts still count against the new limit. */
+    unsigned keep = s->restart_log_len < cfg->restart.max + 1 ? s->restart_log_len
+                                                                : cfg->restart.max + 1;
+    memcpy(log, s->restart_log + (s->restart_log_len - keep), keep * sizeof *log);
+    free(s->restart_log);
+    s->restart_log = log;
+    s->restart_log_len = keep;
+    s->backoff_ms = cfg->restart.backoff_initial_ms;
+    /* No fault is open (service__busy): nothing in the slots to carry. */
+    free(s->slots);
+    s->slots = slots;
+    free(s->envp);
+    s->envp = envp;
+    check_start_all(s, 0);
+    *why = NULL;
+    return 0;
+}
+
 void service_close(struct service *s)
 {
     check_free_all(s);

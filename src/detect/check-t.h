@@ -37,6 +37,7 @@ struct check {
     struct observation last;        /* the latest result */
     uint64_t last_ms;               /* wall ms of the latest result */
     uint64_t probes;                /* count of finished probes */
+    struct check_batch *batch;      /* set once replaced by a reload: see check_replace_all */
 };
 
 #endif

@@ -11,7 +11,7 @@
 
 #include "analyze/analyzer.h"
 #include "core/clock.h"
-#include "core/config-t.h"
+#include "core/config.h"
 #include "core/daemon.h"
 #include "core/log.h"
 #include "detect/detector.h"
@@ -22,10 +22,22 @@
 
 static void check__timer_cb(uv_timer_t *t);
 
+/* An array of checks replaced by a reload: freed when the last of their
+ * timers has closed (libuv owns a handle's memory until then). */
+struct check_batch {
+    struct check *checks;
+    size_t open;
+};
+
 static void check__closed_cb(uv_handle_t *h)
 {
     struct check *c = h->data;
     struct service *s = c->svc;
+    struct check_batch *b = c->batch;
+    if (b && --b->open == 0) {
+        free(b->checks);
+        free(b);
+    }
     if (--s->handles_open == 0 && s->retired)
         daemon_service_gone(s->d, s);
 }
@@ -84,27 +96,70 @@ void check_start_all(struct service *s, uint64_t first_ms)
             check__schedule(&s->checks[i], first_ms);
 }
 
+static void check__stop(struct check *c)
+{
+    uv_timer_stop(&c->timer);
+    if (c->in_flight) {
+        c->ops->cancel(c);
+        c->in_flight = false;
+    }
+}
+
 void check_stop_all(struct service *s)
 {
-    for (size_t i = 0; i < s->n_checks; i++) {
-        struct check *c = &s->checks[i];
-        uv_timer_stop(&c->timer);
-        if (c->in_flight) {
-            c->ops->cancel(c);
-            c->in_flight = false;
-        }
+    for (size_t i = 0; i < s->n_checks; i++)
+        check__stop(&s->checks[i]);
+}
+
+/* Stop, release and close n checks; a detector's release detaches its own
+ * state, so after it only the timer still points at the check. */
+static void check__close(struct check *checks, size_t n, struct check_batch *b)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct check *c = &checks[i];
+        check__stop(c);
+        if (c->ops->release)
+            c->ops->release(c);
+        c->batch = b;
+        uv_close((uv_handle_t *)&c->timer, check__closed_cb);
     }
 }
 
 void check_free_all(struct service *s)
 {
-    check_stop_all(s);
-    for (size_t i = 0; i < s->n_checks; i++) {
-        struct check *c = &s->checks[i];
-        if (c->ops->release)
-            c->ops->release(c);
-        uv_close((uv_handle_t *)&c->timer, check__closed_cb);
+    check__close(s->checks, s->n_checks, NULL);
+}
+
+int check_replace_all(struct service *s)
+{
+    struct check *old = s->checks;
+    size_t n_old = s->n_checks;
+    struct check_batch *b = calloc(1, sizeof *b);
+    if (!b || check_init_all(s) < 0) {
+        free(b);
+        s->checks = old;
+        s->n_checks = n_old;
+        return -ENOMEM;
     }
+    /* A check that did not change keeps what it saw (shown by the API);
+     * its streaks start over with the new schedule. */
+    for (size_t i = 0; i < s->n_checks; i++)
+        for (size_t k = 0; k < n_old; k++)
+            if (config_check_equal(s->checks[i].cfg, old[k].cfg) && old[k].has_result) {
+                s->checks[i].has_result = true;
+                s->checks[i].last = old[k].last;
+                s->checks[i].last_ms = old[k].last_ms;
+                s->checks[i].probes = old[k].probes;
+                break;
+            }
+    b->checks = old;
+    b->open = n_old;
+    check__close(old, n_old, b);
+    if (n_old == 0) {
+        free(old);
+        free(b);
+    }
+    return 0;
 }
 
 void check_reset_streaks(struct service *s)

@@ -18,6 +18,10 @@ void check_start_all(struct service *s, uint64_t first_ms);
 void check_stop_all(struct service *s);
 /* Release every check and close its timer (counts in s->handles_open). */
 void check_free_all(struct service *s);
+/* After s->cfg changed: a new set of checks from it, not yet started; the
+ * old ones are stopped and freed once their timers close. Unchanged checks
+ * keep their last result. 0, or -ENOMEM with the old set left alone. */
+int check_replace_all(struct service *s);
 /* Forget the streaks (not the failing state): probes after a spawn count anew. */
 void check_reset_streaks(struct service *s);
 /* Every check has passed rise times in a row since the last reset. */

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from helpers import (REPO, binary, demo_cmd, demo_service, free_port, http_get,
-                     live_pids_running, pid_alive, wait_running)
+from helpers import (REPO, binary, demo_cmd, demo_service, free_port, http_check, http_get,
+                     live_pids_running, pid_alive, post, read_token, wait_running)
 
 CONFIGS = REPO / "tests" / "configs"
 BAD = sorted((CONFIGS / "bad").glob("*.yaml"))
@@ -122,10 +122,65 @@ def test_reload_restarts_only_the_changed_service(recoverd):
     assert (b["pid"], b["restarts"]) == (b1, 0) and pid_alive(b1)
     assert live_pids_running(demo_cmd(pa2)) == [a2]
     log = rd.log_text()
-    assert re.search(r" a retired why=\"configuration changed\"", log)
+    assert re.search(r" a retired why=\"configuration changed: its process changed\"", log)
     assert " b retired" not in log
     # A reload is not a fault.
     assert rd.api("/v1/faults") == [] and rd.api("/v1/actions") == []
+
+
+def test_reload_applies_check_changes_without_restart(recoverd):
+    """Checks, restart policy and recovery change in place: the process
+    stays, and the new checks are the ones that detect the next fault."""
+    port = free_port()
+    config = {"services": {"a": demo_service(port, checks=[http_check(port, interval="1s",
+                                                                      fall=3)])}}
+    rd = recoverd(config)
+    a1 = wait_running(rd, "a")["pid"]
+    rd.wait_for(lambda: rd.service("a")["state"] == "normal", what="a settled")
+
+    config["services"]["a"]["checks"] = [
+        http_check(port, interval="50ms", fall=1),
+        {"tcp": {"address": f"127.0.0.1:{port}", "interval": "100ms"}}]
+    config["services"]["a"]["restart"]["max"] = 9
+    rd.write_config(config)
+    rd.signal(signal.SIGHUP)
+    rd.wait_for(lambda: re.search(r" a reconfigured pid=\d+ checks=2 process=kept", rd.log_text()),
+                what="a reconfigured in place")
+    rd.wait_for(lambda: all(c["probes"] > 0 for c in rd.service("a")["checks"]),
+                what="both new checks probed")
+    a = rd.service("a")
+    assert (a["pid"], a["restarts"]) == (a1, 0) and pid_alive(a1)
+    assert [c["name"] for c in a["checks"]] == ["http", "tcp"]
+    assert " a retired" not in rd.log_text()
+
+    # fall 1 at 50 ms: one failed probe opens the fault and restarts it.
+    assert http_get(port, "/fail")[0] == 200
+    fault = rd.wait_for(lambda: next((f for f in rd.api("/v1/faults") if f["service"] == "a"), None),
+                        timeout=2.0, what="http fault from the new check")
+    assert fault["check"] == "http"
+    wait_running(rd, "a", not_pid=a1)
+
+
+def test_reload_during_a_fault_replaces_the_service(recoverd):
+    """While a fault is open the old checks own its verdict: a changed
+    check then restarts the service, and the log says why."""
+    port = free_port()
+    config = {"services": {"a": demo_service(port)}}
+    rd = recoverd(config)
+    a1 = wait_running(rd, "a")["pid"]
+    # Held: the fault stays open with no recovery to wait for.
+    assert post(rd, "/v1/services/a/hold", token=read_token(rd))[0] == 200
+    assert http_get(port, "/fail")[0] == 200
+    rd.wait_for(lambda: rd.api("/v1/faults?active=1"), what="fault open")
+
+    config["services"]["a"]["checks"] = [http_check(port, interval="200ms")]
+    rd.write_config(config)
+    rd.signal(signal.SIGHUP)
+    rd.wait_for(lambda: re.search(r" a retired why=\"configuration changed: a fault is open\"",
+                                  rd.log_text()), what="a replaced")
+    # The replacement runs the new check, and the operator's hold stays.
+    rd.wait_for(lambda: rd.service("a")["pid"] not in (None, a1), what="a restarted")
+    assert rd.service("a")["held"] is True
 
 
 def test_reload_adds_and_removes_services(recoverd):
