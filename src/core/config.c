@@ -16,6 +16,7 @@
 #include <libfyaml.h>
 
 #include "core/model.h"
+#include "core/url.h"
 #include "detect/detector.h"
 
 #define CONFIG__FILE_MAX (4u << 20) /* bytes; a config file larger than this is a mistake */
@@ -792,9 +793,13 @@ static int config__alerts(struct config *c, struct fy_node *v, struct cfg_err *e
                                   .timeout_ms = 5000, .retries = 5};
         if ((r = cfg_map(item, config__webhook_fields, w, err)) < 0)
             return r;
-        if (strncmp(w->url, "http://", 7) != 0 && strncmp(w->url, "https://", 8) != 0) {
+        /* The alerter's own parser: a url it cannot use is an error here,
+         * not an alert lost later. */
+        struct url u;
+        char why[128];
+        if (url_parse(w->url, &u, why, sizeof why) < 0) {
             cfg_err_at(err, config__lookup(config__deref(item), "url"),
-                       "expected an http:// or https:// URL");
+                       "invalid webhook url: %s", why);
             return -EINVAL;
         }
     }

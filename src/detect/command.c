@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "core/config-t.h"
+#include "core/program.h"
+#include "detect/check-t.h"
 #include "detect/kinds.h"
 
 enum {
@@ -48,8 +50,12 @@ static size_t command__summary(const char *out, size_t out_len, char *dst, size_
     return n;
 }
 
-void command_observe(const struct program_result *r, enum fault_type type, uint64_t timeout_ms,
-                     const char *argv0, struct observation *obs)
+/* Judge one finished run by the Nagios plugin API. type is the fault type of
+ * a CRITICAL, UNKNOWN or timed-out result (the check's `type`, software by
+ * default); timeout_ms is for the words of a timeout; argv0 for those of a
+ * program that could not start (a configuration fault). */
+static void command__observe(const struct program_result *r, enum fault_type type,
+                             uint64_t timeout_ms, const char *argv0, struct observation *obs)
 {
     char line[sizeof obs->reason];
     memset(obs, 0, sizeof *obs);
@@ -94,7 +100,7 @@ static void command__done_cb(const struct program_result *r, void *arg)
     enum fault_type type = c->cfg->type >= 0 ? (enum fault_type)c->cfg->type : FAULT_SOFTWARE;
     struct observation obs;
     c->priv = NULL; /* first: check_report may start the next probe */
-    command_observe(r, type, c->cfg->timeout_ms, cp->argv[0], &obs);
+    command__observe(r, type, c->cfg->timeout_ms, cp->argv[0], &obs);
     check_report(c, &obs);
 }
 

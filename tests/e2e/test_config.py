@@ -42,6 +42,34 @@ def test_bad_configs_exit_2_with_position(path):
     assert r.stdout == ""
 
 
+SECRET = "hunter2-s3cret"
+LEAKY = {
+    "syntax error on the dsn line":
+        f'services:\n  db:\n    checks:\n      - postgres: {{ dsn: "host=h password={SECRET}"\n',
+    "wrong type for a password":
+        f'services:\n  db:\n    checks:\n      - redis: {{ address: "127.0.0.1:6379", password: [{SECRET}] }}\n',
+    "userinfo in a check url":
+        f'services:\n  db:\n    checks:\n      - http: {{ url: "http://admin:{SECRET}@127.0.0.1/" }}\n',
+    "userinfo in a webhook url":
+        f'alerts:\n  webhooks:\n    - url: "http://u:{SECRET}@127.0.0.1/hook"\n'
+        f'services:\n  a:\n    command: ["true"]\n',
+    "unknown key beside a dsn":
+        f'services:\n  db:\n    checks:\n      - postgres: {{ dsn: "password={SECRET}", bogus: 1 }}\n',
+}
+
+
+@pytest.mark.parametrize("text", LEAKY.values(), ids=LEAKY.keys())
+def test_config_errors_never_show_secrets(tmp_path, text):
+    """An error names the place, not the value: a password next to it
+    stays out of the message."""
+    path = tmp_path / "recoverd.yaml"
+    path.write_text(text)
+    r = _recoverd("--check-config", "-c", str(path))
+    assert r.returncode == 2, r
+    assert f"{path}:" in r.stderr and ": error: " in r.stderr, r.stderr
+    assert SECRET not in r.stderr + r.stdout
+
+
 def test_valid_config_checks_ok():
     r = _recoverd("--check-config", "-c", str(CONFIGS / "valid.yaml"))
     assert r.returncode == 0, r.stderr
