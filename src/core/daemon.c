@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,6 +255,34 @@ void daemon_stop(struct daemon *d)
     daemon_stop_progress(d);
 }
 
+/* Whether a service still points into c. Everything else that borrows
+ * from a config (checks, alert hooks, the environment) is rebound or
+ * released when a reload replaces it. */
+static bool daemon__cfg_in_use(const struct daemon *d, const struct config *c)
+{
+    uintptr_t lo = (uintptr_t)c->services, hi = (uintptr_t)(c->services + c->n_services);
+    for (size_t i = 0; i < d->n_services; i++) {
+        uintptr_t p = (uintptr_t)d->services[i]->cfg;
+        if (p >= lo && p < hi)
+            return true;
+    }
+    return false;
+}
+
+/* Free the configs replaced by reloads that nothing points into any more:
+ * a retired service keeps its own until its process is gone. */
+static void daemon__sweep_configs(struct daemon *d)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < d->n_old_cfg; i++) {
+        if (daemon__cfg_in_use(d, d->old_cfg_list[i]))
+            d->old_cfg_list[k++] = d->old_cfg_list[i];
+        else
+            config_free(d->old_cfg_list[i]);
+    }
+    d->n_old_cfg = k;
+}
+
 void daemon_service_gone(struct daemon *d, struct service *s)
 {
     for (size_t i = 0; i < d->n_services; i++)
@@ -271,6 +300,7 @@ void daemon_service_gone(struct daemon *d, struct service *s)
                 service_start(d->services[i]);
         }
     service_free(s);
+    daemon__sweep_configs(d);
     daemon_stop_progress(d);
 }
 
@@ -299,6 +329,15 @@ int daemon_reload(struct daemon *d)
                   cfg_err_format(&cerr, msg, sizeof msg));
         return -EINVAL;
     }
+    /* Room for the old config first: past this point nothing may fail. */
+    struct config **list = realloc(d->old_cfg_list, (d->n_old_cfg + 1) * sizeof *list);
+    if (!list) {
+        config_free(next);
+        log_event(LOG_ERROR, NULL, "reload-rejected", "error=\"%s\" running=unchanged",
+                  strerror(ENOMEM));
+        return -ENOMEM;
+    }
+    d->old_cfg_list = list;
     struct config *old = d->cfg;
     size_t n_old = d->n_services;
     for (size_t i = 0; i < n_old; i++) {
@@ -338,12 +377,10 @@ int daemon_reload(struct daemon *d)
                 service_start(fresh);
         }
     }
-    /* Retired services may still point into the old config until their
-     * process is gone; keep it alive until then. */
     d->cfg = next;
     alerter_reconfigure(d->alerter, &next->alerts);
-    d->old_cfg_list = realloc(d->old_cfg_list, (d->n_old_cfg + 1) * sizeof *d->old_cfg_list);
     d->old_cfg_list[d->n_old_cfg++] = old;
+    daemon__sweep_configs(d);
     log_event(LOG_INFO, NULL, "reloaded", "config=%s services=%zu", d->config_path,
               next->n_services);
     return 0;

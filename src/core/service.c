@@ -134,6 +134,18 @@ void service_stop(struct service *s, const char *why)
 
 void service_rebind(struct service *s, const struct service_cfg *cfg)
 {
+    /* The environment's last entries borrow cfg->env's strings (see
+     * service__envp): point them at the new, equal ones, so the old config
+     * can be freed. */
+    if (s->envp) {
+        size_t n = 0, m = 0;
+        while (s->envp[n])
+            n++;
+        while (cfg->env[m])
+            m++;
+        for (size_t j = 0; j < m; j++)
+            s->envp[n - m + j] = cfg->env[j];
+    }
     s->cfg = cfg;
     for (size_t i = 0; i < s->n_checks; i++)
         s->checks[i].cfg = &cfg->checks[i];
