@@ -1,2 +1,2 @@
 recoverd_unit_test(test_api)
-recoverd_unit_test(test_request)
+recoverd_unit_test(test_request tests/unit/mutate.c)

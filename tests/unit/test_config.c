@@ -22,6 +22,7 @@
 #include "detect/detector.h"
 #include "detect/http.h"
 #include "detect/tcp.h"
+#include "mutate.h"
 
 #ifndef RECOVERD_SOURCE_DIR
 #error "tests/unit/config.cmake defines RECOVERD_SOURCE_DIR"
@@ -702,6 +703,51 @@ static void config_free_accepts_null(void **state)
     config_free(NULL);
 }
 
+/* Thousands of damaged copies of the valid sample: each loads, or fails
+ * with a message and a position inside the text. The input is not
+ * NUL-terminated and sits in a buffer of exactly its size, so ASan (the
+ * unit tests' build) sees any read past it. */
+static void mutated_configs_load_or_fail_cleanly(void **state)
+{
+    FILE *f = fopen(RECOVERD_SOURCE_DIR "/tests/configs/valid.yaml", "r");
+    assert_non_null(f);
+    char base[8192];
+    size_t n = fread(base, 1, sizeof base, f);
+    fclose(f);
+    assert_true(n > 0 && n < sizeof base);
+    size_t cap = 2 * n;
+    char *work = malloc(cap);
+    assert_non_null(work);
+    struct mutator m;
+    mutate_seed(&m, 20261125);
+    unsigned loaded = 0, refused = 0;
+    for (int i = 0; i < 20000; i++) {
+        size_t len = n;
+        memcpy(work, base, n);
+        mutate(&m, work, &len, cap, ":-{}[]\"'#&*!|>,?%@`\n \t\\");
+        char *exact = malloc(len ? len : 1);
+        assert_non_null(exact);
+        memcpy(exact, work, len);
+        struct cfg_err err;
+        memset(&err, 0, sizeof err);
+        struct config *c = config_load_string("fuzz.yaml", exact, len, &err);
+        free(exact);
+        if (c) {
+            loaded++;
+            config_free(c);
+            continue;
+        }
+        refused++;
+        if (!err.msg[0] || err.line < 0 || err.col < 0 || strcmp(err.file, "fuzz.yaml"))
+            fail_msg("iteration %d: error without message or place: %s:%d:%d '%s'", i, err.file,
+                     err.line, err.col, err.msg);
+    }
+    free(work);
+    /* Neither all harmless nor all fatal: the edits reach the loader. */
+    print_message("%u loaded, %u refused\n", loaded, refused);
+    assert_true(loaded > 200 && refused > 2000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -746,6 +792,7 @@ int main(void)
         cmocka_unit_test(config_load_reports_a_missing_file),
         cmocka_unit_test(every_bad_sample_fails_where_its_header_says),
         cmocka_unit_test(config_free_accepts_null),
+        cmocka_unit_test(mutated_configs_load_or_fail_cleanly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

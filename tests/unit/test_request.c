@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "api/request.h"
+#include "mutate.h"
 
 /* Parse text (copied: the parser writes into its buffer). */
 static int parse(struct request *rq, char *buf, size_t cap, const char *text)
@@ -228,6 +229,63 @@ static void head_over_16_kib_is_431(void **state)
     assert_int_equal(request_parse(&rq, buf, REQUEST_HEAD_MAX), REQUEST_HEAD_MAX);
 }
 
+/* Damaged pipelines, parsed the way the server does: a complete request
+ * is consumed and the next one parsed from where it ended; an incomplete
+ * one waits; a refused one ends the connection. Whatever the bytes, the
+ * answer is one of those, with sizes inside the buffer and strings inside
+ * it too. The buffer is exactly the input's size: ASan sees any overread. */
+static void mutated_requests_parse_or_are_refused(void **state)
+{
+    static const char base[] =
+        "GET /v1/faults?active=1&limit=5 HTTP/1.1\r\nHost: x\r\n\r\n"
+        "POST /v1/services/web%2Fa/restart HTTP/1.1\r\nAuthorization: Bearer t0k\r\n"
+        "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
+        "HEAD /v1/status HTTP/1.0\r\nConnection: keep-alive\r\nExpect: 100-continue\r\n\r\n";
+    size_t n = sizeof base - 1, cap = 2 * n;
+    char *work = malloc(cap);
+    assert_non_null(work);
+    struct mutator m;
+    mutate_seed(&m, 7411);
+    unsigned complete = 0, refused = 0, waiting = 0;
+    for (int i = 0; i < 20000; i++) {
+        size_t len = n;
+        memcpy(work, base, n);
+        mutate(&m, work, &len, cap, " :/?&=%\r\n\t0123456789-");
+        char *buf = malloc(len ? len : 1);
+        assert_non_null(buf);
+        memcpy(buf, work, len);
+        size_t at = 0;
+        for (;;) {
+            struct request rq;
+            int r = request_parse(&rq, buf + at, len - at);
+            if (r == 0) {
+                waiting++;
+                break;
+            }
+            if (r < 0) {
+                if (!rq.error || (r != -400 && r != -411 && r != -413 && r != -431 &&
+                                  r != -501 && r != -505))
+                    fail_msg("iteration %d: refused with %d, error %s", i, -r,
+                             rq.error ? rq.error : "(none)");
+                refused++;
+                break;
+            }
+            if ((size_t)r > len - at || rq.head_len > (size_t)r)
+                fail_msg("iteration %d: size %d beyond the %zu bytes left", i, r, len - at);
+            const char *lo = buf + at, *hi = buf + at + r;
+            if (rq.route.method < lo || rq.route.method >= hi || rq.route.path < lo ||
+                rq.route.path >= hi || (rq.route.body && rq.route.body + rq.route.body_len > hi))
+                fail_msg("iteration %d: a field points outside its request", i);
+            complete++;
+            at += (size_t)r;
+        }
+        free(buf);
+    }
+    free(work);
+    print_message("%u complete, %u refused, %u waiting\n", complete, refused, waiting);
+    assert_true(complete > 2000 && refused > 2000 && waiting > 2000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +300,7 @@ int main(void)
         cmocka_unit_test(malformed_requests_are_refused_with_their_status),
         cmocka_unit_test(body_of_exactly_the_maximum_is_accepted),
         cmocka_unit_test(head_over_16_kib_is_431),
+        cmocka_unit_test(mutated_requests_parse_or_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
