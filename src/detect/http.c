@@ -19,6 +19,7 @@
 
 #include "core/config-t.h"
 #include "core/log.h"
+#include "core/lookup.h"
 #include "core/url.h"
 #include "detect/kinds.h"
 
@@ -70,19 +71,12 @@ struct http__conn {
     bool reused;           /* has carried a whole response: the server may have dropped it */
 };
 
-/* A name resolution in flight; freed in its callback, which may come after
- * the check is gone (uv_cancel cannot stop a lookup already running). */
-struct http__resolve {
-    uv_getaddrinfo_t req;  /* data = this */
-    struct http__check *p; /* owner; NULL once dropped */
-};
-
 /* One per check, kept across probes (c->priv). */
 struct http__check {
     struct check *c;           /* owner; NULL once released */
     uv_timer_t timer;          /* the probe's deadline; data = this; freed in its close cb */
     struct http__conn *conn;   /* idle or carrying the probe; NULL: none */
-    struct http__resolve *gai; /* resolution in flight; NULL: none */
+    struct lookup *lookup;     /* resolution in flight; NULL: none */
     struct url url;            /* the target; url.addr cached across probes */
     bool have_addr;            /* url.addr is usable (numeric, or resolved and not refused) */
     bool busy;                 /* a probe is in flight */
@@ -415,13 +409,10 @@ static void http__conn_drop(struct http__check *p)
     uv_close((uv_handle_t *)&k->tcp, http__conn_close_cb);
 }
 
-static void http__gai_drop(struct http__check *p)
+static void http__lookup_drop(struct http__check *p)
 {
-    if (!p->gai)
-        return;
-    p->gai->p = NULL;
-    uv_cancel((uv_req_t *)&p->gai->req); /* fails if already running: its callback frees */
-    p->gai = NULL;
+    lookup_cancel(p->lookup);
+    p->lookup = NULL;
 }
 
 /* End the probe: stop its deadline, keep or close the connection, and
@@ -435,7 +426,7 @@ static void http__done(struct http__check *p, bool keep, struct observation *obs
         p->conn->reused = true;
     else
         http__conn_drop(p);
-    http__gai_drop(p);
+    http__lookup_drop(p);
     check_report(p->c, obs);
 }
 
@@ -456,7 +447,7 @@ static void http__fail_soon(struct http__check *p, enum fault_type type, enum se
     p->why_type = type;
     p->why_sev = sev;
     http__conn_drop(p);
-    http__gai_drop(p);
+    http__lookup_drop(p);
     uv_timer_start(&p->timer, http__timer_cb, 0, 0);
 }
 
@@ -626,55 +617,31 @@ static int http__connect(struct http__check *p)
     return r;
 }
 
-static void http__resolve_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+static void http__resolve_cb(void *arg, int status, const struct addrinfo *res, const char *host)
 {
-    struct http__resolve *g = req->data;
-    struct http__check *p = g->p;
+    struct http__check *p = arg;
     struct observation obs;
     int r;
-    free(g);
-    if (!p)
-        goto out;
-    p->gai = NULL;
-    if (status < 0 || !res) {
-        http__obs(&obs, FAULT_NETWORK, SEVERITY_HIGH, -1, "Could not resolve host: %s (%s)",
-                  p->url.host, uv_strerror(status));
+    p->lookup = NULL;
+    if (status < 0) {
+        http__obs(&obs, FAULT_NETWORK, SEVERITY_HIGH, -1, "Could not resolve host: %s (%s)", host,
+                  uv_strerror(status));
         http__done(p, false, &obs);
-        goto out;
+        return;
     }
     memcpy(&p->url.addr, res->ai_addr, res->ai_addrlen);
     ((struct sockaddr_in *)&p->url.addr)->sin_port = htons((uint16_t)p->url.port);
     p->have_addr = true;
     if ((r = http__connect(p)) < 0)
         http__fail_connect(p, r);
-out:
-    uv_freeaddrinfo(res); /* NULL-safe */
-}
-
-/* Resolution runs on libuv's thread pool: never getaddrinfo on the loop. */
-static int http__resolve(struct http__check *p)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct http__resolve *g = calloc(1, sizeof *g);
-    int r;
-    if (!g)
-        return UV_ENOMEM;
-    g->req.data = g;
-    g->p = p;
-    if ((r = uv_getaddrinfo(http__g.loop, &g->req, http__resolve_cb, p->url.host, NULL, &hints)) <
-        0) {
-        free(g);
-        return r;
-    }
-    p->gai = g;
-    return 0;
 }
 
 /* A new connection: resolve first unless the address is known. Failures
  * are reported by the timer, so this may run inside start. */
 static void http__open(struct http__check *p)
 {
-    int r = p->have_addr ? http__connect(p) : http__resolve(p);
+    int r = p->have_addr ? http__connect(p)
+                         : lookup_start(http__g.loop, p->url.host, http__resolve_cb, p, &p->lookup);
     if (r < 0)
         http__fail_connect(p, r);
 }
@@ -729,7 +696,7 @@ static void http__cancel_own(struct http__check *p)
     p->busy = false;
     /* The request is out: its answer would be taken for the next probe's. */
     http__conn_drop(p);
-    http__gai_drop(p);
+    http__lookup_drop(p);
 }
 
 /* ---- https: the plug-in ---- */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/config-t.h"
+#include "core/lookup.h"
 #include "detect/detector.h"
 #include "detect/secret.h"
 
@@ -58,19 +59,13 @@ struct pg__watch {
     int fd;               /* the socket watched */
 };
 
-struct pg__gai {
-    uv_getaddrinfo_t req; /* data = this; freed in its callback */
-    struct pg__check *pg; /* owner; NULL once the probe gave up on it */
-    char *host;           /* the name resolved */
-};
-
 struct pg__check {
     struct check *c;            /* owner; NULL once released */
     const struct pg__params *p; /* c->cfg->params; borrowed */
     PGconn *conn;               /* kept across probes; NULL: the next probe connects */
     char *password;             /* the one conn was opened with: scrubbed from reasons */
     struct pg__watch *watch;    /* on PQsocket(conn) while conn is open */
-    struct pg__gai *gai;        /* resolution in flight */
+    struct lookup *lookup;      /* resolution in flight */
     uv_timer_t timer;           /* the probe's deadline, or 0 to deliver `result`; data = this */
     enum pg__phase phase;       /* where the probe in flight is */
     bool busy;                  /* a probe is in flight */
@@ -447,19 +442,14 @@ static void pg__addrs(const struct addrinfo *res, const char *host, char *addrs,
     }
 }
 
-static void pg__gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+static void pg__lookup_cb(void *arg, int status, const struct addrinfo *res, const char *host)
 {
-    struct pg__gai *g = req->data;
-    struct pg__check *pg = g->pg;
-    char addrs[PG__ADDRS_MAX * (INET6_ADDRSTRLEN + 1)], hosts[PG__ADDRS_MAX * (NI_MAXHOST + 1)];
-    if (pg && status == 0)
-        pg__addrs(res, g->host, addrs, sizeof addrs, hosts, sizeof hosts);
-    uv_freeaddrinfo(res);
-    free(g->host);
-    free(g);
-    if (!pg)
-        return; /* the probe gave up on it */
-    pg->gai = NULL;
+    struct pg__check *pg = arg;
+    char addrs[PG__ADDRS_MAX * (INET6_ADDRSTRLEN + 1)] = "";
+    char hosts[PG__ADDRS_MAX * (NI_MAXHOST + 1)] = "";
+    pg->lookup = NULL;
+    if (status == 0)
+        pg__addrs(res, host, addrs, sizeof addrs, hosts, sizeof hosts);
     if (status < 0 || !addrs[0]) {
         struct observation o;
         pg__obs(&o, false, FAULT_NETWORK);
@@ -470,13 +460,10 @@ static void pg__gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     pg__connect_begin(pg, addrs, hosts);
 }
 
-static void pg__gai_drop(struct pg__check *pg)
+static void pg__lookup_drop(struct pg__check *pg)
 {
-    if (!pg->gai)
-        return;
-    pg->gai->pg = NULL;
-    uv_cancel((uv_req_t *)&pg->gai->req); /* may be too late: the callback frees it anyway */
-    pg->gai = NULL;
+    lookup_cancel(pg->lookup);
+    pg->lookup = NULL;
 }
 
 static bool pg__numeric(const char *host)
@@ -492,31 +479,16 @@ static void pg__connect(struct pg__check *pg)
 {
     PQconninfoOption *opts = PQconninfoParse(pg->p->dsn, NULL);
     const char *host = pg__opt(opts, "host");
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct pg__gai *g = NULL;
-    int r;
     pg__conn_close(pg);
     if (!host || !*host || host[0] == '/' || pg__opt(opts, "hostaddr") || pg__numeric(host)) {
         PQconninfoFree(opts);
         return pg__connect_begin(pg, NULL, NULL);
     }
-    r = -ENOMEM;
-    if (!(g = calloc(1, sizeof *g)) || !(g->host = strdup(host)))
-        goto fail;
-    g->req.data = g;
-    g->pg = pg;
-    if ((r = uv_getaddrinfo(pg__loop, &g->req, pg__gai_cb, host, NULL, &hints)) < 0)
-        goto fail;
+    int r = lookup_start(pg__loop, host, pg__lookup_cb, pg, &pg->lookup);
     PQconninfoFree(opts);
-    pg->gai = g;
+    if (r < 0)
+        return pg__local_failed(pg, FAULT_RESOURCE, "cannot resolve the host", r);
     pg->phase = PG__RESOLVING;
-    return;
-fail:
-    if (g)
-        free(g->host);
-    free(g);
-    PQconninfoFree(opts);
-    pg__local_failed(pg, FAULT_RESOURCE, "cannot resolve the host", r);
 }
 
 /* PQconnectPoll one step further. */
@@ -685,7 +657,7 @@ static void pg__timer_cb(uv_timer_t *t)
                  (unsigned long long)c->cfg->timeout_ms, pg__phase_words[pg->phase]);
         /* A query may still run on the server: PQcancel would block the
          * loop, so hang up instead; the server notices on its next write. */
-        pg__gai_drop(pg);
+        pg__lookup_drop(pg);
         pg__conn_close(pg);
     }
     pg->busy = pg->concluded = false;
@@ -732,7 +704,7 @@ static void pg__cancel(struct check *c)
     if (!pg || !pg->busy)
         return;
     uv_timer_stop(&pg->timer);
-    pg__gai_drop(pg);
+    pg__lookup_drop(pg);
     /* Half a connect or a query whose answer is still coming: unusable. */
     if (pg->phase != PG__IDLE)
         pg__conn_close(pg);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/lookup.h"
 #include "core/url.h"
 #include "detect/http.h"
 
@@ -19,20 +20,13 @@
 
 struct post;
 
-/* A name resolution in flight; freed in its callback, which may come after
- * the post is gone (uv_cancel cannot stop a lookup already running). */
-struct post__resolve {
-    uv_getaddrinfo_t req; /* data = this */
-    struct post *p;       /* owner; NULL once dropped */
-};
-
 struct post {
     uv_loop_t *loop;              /* borrowed */
     uv_timer_t timer;             /* deadline, or an early failure at 0 ms; data = this */
     uv_tcp_t tcp;                 /* http:// only, once tcp_open; data = this */
     uv_connect_t connect;         /* data = this */
     uv_write_t write;             /* data = this */
-    struct post__resolve *gai;    /* resolution in flight; NULL: none */
+    struct lookup *lookup;        /* resolution in flight; NULL: none */
     struct https_post *tls;       /* the plug-in's transfer; NULL: none */
     post_cb done;                 /* the caller's */
     void *arg;                    /* for done */
@@ -73,11 +67,8 @@ static void post__close_cb(uv_handle_t *h)
 static void post__teardown(struct post *p)
 {
     p->finished = true;
-    if (p->gai) {
-        p->gai->p = NULL;
-        uv_cancel((uv_req_t *)&p->gai->req); /* fails if running: its callback frees */
-        p->gai = NULL;
-    }
+    lookup_cancel(p->lookup);
+    p->lookup = NULL;
     if (p->tcp_open) {
         p->closing++;
         uv_close((uv_handle_t *)&p->tcp, post__close_cb);
@@ -217,18 +208,14 @@ static int post__connect(struct post *p)
                           post__connect_cb);
 }
 
-static void post__resolve_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+static void post__resolve_cb(void *arg, int status, const struct addrinfo *res, const char *host)
 {
-    struct post__resolve *g = req->data;
-    struct post *p = g->p;
+    struct post *p = arg;
     int r;
-    free(g);
-    if (!p)
-        goto out;
-    p->gai = NULL;
-    if (status < 0 || !res) {
+    p->lookup = NULL;
+    if (status < 0) {
         post__finish(p, -EHOSTUNREACH);
-        goto out;
+        return;
     }
     /* Same offset for both families: sin_port and sin6_port share it. */
     in_port_t port = ((struct sockaddr_in *)&p->addr)->sin_port;
@@ -236,26 +223,6 @@ static void post__resolve_cb(uv_getaddrinfo_t *req, int status, struct addrinfo 
     ((struct sockaddr_in *)&p->addr)->sin_port = port;
     if ((r = post__connect(p)) < 0)
         post__finish(p, r);
-out:
-    uv_freeaddrinfo(res); /* NULL-safe */
-}
-
-/* Resolution runs on libuv's thread pool: never getaddrinfo on the loop. */
-static int post__resolve(struct post *p)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct post__resolve *g = calloc(1, sizeof *g);
-    int r;
-    if (!g)
-        return -ENOMEM;
-    g->req.data = g;
-    g->p = p;
-    if ((r = uv_getaddrinfo(p->loop, &g->req, post__resolve_cb, p->host, NULL, &hints)) < 0) {
-        free(g);
-        return r;
-    }
-    p->gai = g;
-    return 0;
 }
 
 /* "POST path HTTP/1.1" with the body; NULL on OOM. */
@@ -330,7 +297,8 @@ struct post *post_start(uv_loop_t *loop, const char *url, const char *body, size
             post__fail_soon(p, r);
     } else {
         uv_timer_start(&p->timer, post__timer_cb, timeout_ms, 0);
-        if ((r = p->have_addr ? post__connect(p) : post__resolve(p)) < 0)
+        if ((r = p->have_addr ? post__connect(p)
+                             : lookup_start(p->loop, p->host, post__resolve_cb, p, &p->lookup)) < 0)
             post__fail_soon(p, r);
     }
     return p;

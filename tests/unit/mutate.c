@@ -1,5 +1,6 @@
 #include "mutate.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void mutate_seed(struct mutator *m, uint64_t seed)
@@ -55,4 +56,21 @@ void mutate(struct mutator *m, char *buf, size_t *len, size_t cap, const char *a
             *len = pos;
         }
     }
+}
+
+char *mutate_copy(struct mutator *m, const char *base, size_t n, const char *alphabet,
+                  size_t *len)
+{
+    size_t cap = 2 * n + 1;
+    char *work = malloc(cap);
+    if (!work)
+        return NULL;
+    memcpy(work, base, n);
+    *len = n;
+    mutate(m, work, len, cap, alphabet);
+    char *exact = malloc(*len ? *len : 1);
+    if (exact)
+        memcpy(exact, work, *len);
+    free(work);
+    return exact;
 }

@@ -715,19 +715,13 @@ static void mutated_configs_load_or_fail_cleanly(void **state)
     size_t n = fread(base, 1, sizeof base, f);
     fclose(f);
     assert_true(n > 0 && n < sizeof base);
-    size_t cap = 2 * n;
-    char *work = malloc(cap);
-    assert_non_null(work);
     struct mutator m;
     mutate_seed(&m, 20261125);
     unsigned loaded = 0, refused = 0;
     for (int i = 0; i < 20000; i++) {
-        size_t len = n;
-        memcpy(work, base, n);
-        mutate(&m, work, &len, cap, ":-{}[]\"'#&*!|>,?%@`\n \t\\");
-        char *exact = malloc(len ? len : 1);
+        size_t len;
+        char *exact = mutate_copy(&m, base, n, ":-{}[]\"'#&*!|>,?%@`\n \t\\", &len);
         assert_non_null(exact);
-        memcpy(exact, work, len);
         struct cfg_err err;
         memset(&err, 0, sizeof err);
         struct config *c = config_load_string("fuzz.yaml", exact, len, &err);
@@ -742,7 +736,6 @@ static void mutated_configs_load_or_fail_cleanly(void **state)
             fail_msg("iteration %d: error without message or place: %s:%d:%d '%s'", i, err.file,
                      err.line, err.col, err.msg);
     }
-    free(work);
     /* Neither all harmless nor all fatal: the edits reach the loader. */
     print_message("%u loaded, %u refused\n", loaded, refused);
     assert_true(loaded > 200 && refused > 2000);

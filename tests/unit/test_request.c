@@ -241,19 +241,13 @@ static void mutated_requests_parse_or_are_refused(void **state)
         "POST /v1/services/web%2Fa/restart HTTP/1.1\r\nAuthorization: Bearer t0k\r\n"
         "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
         "HEAD /v1/status HTTP/1.0\r\nConnection: keep-alive\r\nExpect: 100-continue\r\n\r\n";
-    size_t n = sizeof base - 1, cap = 2 * n;
-    char *work = malloc(cap);
-    assert_non_null(work);
     struct mutator m;
     mutate_seed(&m, 7411);
     unsigned complete = 0, refused = 0, waiting = 0;
     for (int i = 0; i < 20000; i++) {
-        size_t len = n;
-        memcpy(work, base, n);
-        mutate(&m, work, &len, cap, " :/?&=%\r\n\t0123456789-");
-        char *buf = malloc(len ? len : 1);
+        size_t len;
+        char *buf = mutate_copy(&m, base, sizeof base - 1, " :/?&=%\r\n\t0123456789-", &len);
         assert_non_null(buf);
-        memcpy(buf, work, len);
         size_t at = 0;
         for (;;) {
             struct request rq;
@@ -281,7 +275,6 @@ static void mutated_requests_parse_or_are_refused(void **state)
         }
         free(buf);
     }
-    free(work);
     print_message("%u complete, %u refused, %u waiting\n", complete, refused, waiting);
     assert_true(complete > 2000 && refused > 2000 && waiting > 2000);
 }
