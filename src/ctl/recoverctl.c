@@ -388,6 +388,13 @@ static int ctl_print_status(struct ctl *c, const json_t *v)
     ctl__kv("recovery actions", table_cell(v, "recovery_actions", a, CELL));
     ctl__kv("detectors", ctl__join(json_object_get(v, "detectors"), a, CELL));
     ctl__kv("strategies", ctl__join(json_object_get(v, "strategies"), a, CELL));
+    /* Said only when it matters: the counts above lag what happened. */
+    const json_t *jr = json_object_get(v, "journal");
+    if (json_integer_value(json_object_get(jr, "waiting_writes")) > 0) {
+        snprintf(line, sizeof line, "behind: %s writes wait for the disk (%s)",
+                 table_cell(jr, "waiting_writes", a, CELL), table_cell(jr, "error", b, CELL));
+        ctl__kv("journal", line);
+    }
     int r = ctl_get(c, "/v1/services", &services);
     if (r != CTL_OK)
         return r;

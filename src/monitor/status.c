@@ -115,6 +115,13 @@ json_t *status_view(struct daemon *d)
     }
     json_object_set_new(j, "services", json_integer((json_int_t)n));
     json_object_set_new(j, "services_by_state", states);
+    /* Writes the disk refused (full, I/O error) wait in memory; the counts
+     * above are what is on disk. */
+    const char *why = NULL;
+    size_t waiting = journal_pending(d->journal, &why);
+    json_object_set_new(j, "journal",
+                        json_pack("{s:s, s:I, s:s*}", "state", waiting ? "behind" : "ok",
+                                  "waiting_writes", (json_int_t)waiting, "error", why));
     return j;
 }
 

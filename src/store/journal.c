@@ -1,4 +1,8 @@
-/* The SQLite journal: one connection, statements prepared once, every write committed on return. */
+/* The SQLite journal: one connection, statements prepared once, writes
+ * committed once per loop turn. A write the disk refuses (full, I/O error,
+ * locked) is kept, as SQL text with its values, and written later in
+ * order: recovery goes on while the disk is full, and the journal catches
+ * up once there is room. */
 #include "store/journal.h"
 
 #include <errno.h>
@@ -19,6 +23,12 @@
  * sqlite3 CLI running a checkpoint) before the write fails: bounded, because
  * it blocks the loop. */
 #define JOURNAL_BUSY_MS 1000
+/* After a refused write, the next attempt waits this long. */
+#define JOURNAL_RETRY_MS 1000
+/* Writes kept for later, at most (bytes of SQL text): a disk full for days
+ * must not grow recoverd without bound. Past it, new writes are dropped and
+ * counted. */
+#define JOURNAL_PENDING_MAX (8u << 20)
 
 /* Each migration takes the schema from version i to i + 1 (PRAGMA
  * user_version); append, never edit, so old journals upgrade in order. */
@@ -93,15 +103,17 @@ enum journal_stmt {
 };
 
 static const char *const journal__sql[STMT__COUNT] = {
+    /* Ids are ours, not SQLite's: a fault is known by its id before the
+     * write that records it may have reached the disk. */
     [STMT_FAULT_INSERT] = "INSERT INTO faults (service, check_name, type, severity, impact, "
-                          "description, context, opened_ms, resolved_ms) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                          "description, context, opened_ms, resolved_ms, id) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [STMT_FAULT_RESOLVE] = "UPDATE faults SET resolved_ms = ?2 WHERE id = ?1",
     [STMT_FAULTS_OPEN_FOR] = "SELECT " FAULT_COLS " FROM faults "
                              "WHERE service = ?1 AND resolved_ms IS NULL ORDER BY id",
     [STMT_ACTION_INSERT] = "INSERT INTO actions (fault_id, service, strategy, status, params, "
-                           "result, created_ms, started_ms, finished_ms) "
-                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                           "result, created_ms, started_ms, finished_ms, id) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [STMT_ACTION_UPDATE] = "UPDATE actions SET status = ?2, result = ?3, started_ms = ?4, "
                            "finished_ms = ?5, params = ?6 WHERE id = ?1",
     [STMT_ACTIONS_ABORT] = "UPDATE actions SET status = ?1, result = ?2, finished_ms = ?3 "
@@ -133,11 +145,26 @@ static const char *const journal__sql[STMT__COUNT] = {
                     "(SELECT count(*) FROM actions)",
 };
 
+/* SQL texts with their values inlined (sqlite3_expanded_sql). */
+struct journal__sqls {
+    char **v;
+    size_t n, cap;
+};
+
 struct journal {
     sqlite3 *db;                       /* one connection, used from the loop thread only */
     sqlite3_stmt *stmt[STMT__COUNT];   /* prepared at open, finalized at free */
     bool batching;                     /* writes gather in one transaction until journal_flush */
     bool in_txn;                       /* that transaction is open */
+    int64_t next_fault_id;             /* ids handed out: max(id) + 1 at open */
+    int64_t next_action_id;
+    struct journal__sqls redo;         /* the open transaction's writes, if its commit fails */
+    struct journal__sqls pending;      /* refused writes, oldest first; written before newer */
+    size_t pending_bytes;              /* SQL text held in pending */
+    uint64_t retry_ms;                 /* monotonic ms: no new attempt before */
+    uint64_t behind_ms;                /* monotonic ms when pending became non-empty */
+    uint64_t dropped;                  /* writes dropped past JOURNAL_PENDING_MAX */
+    char error[128];                   /* why the disk refused, while pending */
 };
 
 /* ---- small helpers ---- */
@@ -181,20 +208,164 @@ static int64_t journal__limit(size_t limit)
     return limit > INT64_MAX ? INT64_MAX : (int64_t)limit;
 }
 
-/* Run a write statement to completion. Without batching the autocommit
- * makes it durable (WAL) before we return; with batching, at the next
- * journal_flush. */
+static uint64_t journal__now_ms(void)
+{
+    return clock_mono_us() / 1000;
+}
+
+/* Errors that may pass (the disk fills and empties, another process holds
+ * a lock): the write is kept for later. Anything else (a constraint) would
+ * fail forever and is only logged. */
+static bool journal__transient(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_NOMEM:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_PROTOCOL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void journal__sqls_clear(struct journal__sqls *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        sqlite3_free(l->v[i]);
+    l->n = 0;
+}
+
+static bool journal__sqls_add(struct journal__sqls *l, char *sql)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        char **v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return false;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = sql;
+    return true;
+}
+
+/* Keep sql (owned) for a later attempt, within JOURNAL_PENDING_MAX. */
+static void journal__keep(struct journal *j, char *sql)
+{
+    size_t len = sql ? strlen(sql) : 0;
+    if (!sql || j->pending_bytes + len > JOURNAL_PENDING_MAX ||
+        !journal__sqls_add(&j->pending, sql)) {
+        if (j->dropped++ == 0)
+            log_event(LOG_ERROR, NULL, "journal-dropping",
+                      "why=\"%zu bytes already wait for the disk\"", j->pending_bytes);
+        sqlite3_free(sql);
+        return;
+    }
+    j->pending_bytes += len;
+}
+
+/* The disk refused a write: roll the open transaction back and keep its
+ * writes, oldest first, for later. */
+static void journal__fall_behind(struct journal *j, const char *op)
+{
+    char why[sizeof j->error];
+    snprintf(why, sizeof why, "%s", sqlite3_errmsg(j->db)); /* before ROLLBACK replaces it */
+    if (j->in_txn) {
+        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+        j->in_txn = false;
+    }
+    for (size_t i = 0; i < j->redo.n; i++)
+        journal__keep(j, j->redo.v[i]);
+    j->redo.n = 0;
+    j->retry_ms = journal__now_ms() + JOURNAL_RETRY_MS;
+    if (!j->behind_ms) {
+        j->behind_ms = journal__now_ms();
+        snprintf(j->error, sizeof j->error, "%s", why);
+        log_event(LOG_ERROR, NULL, "journal-behind",
+                  "op=%s msg=\"%s\" action=\"keeping writes, retrying every %d ms\"", op,
+                  j->error, JOURNAL_RETRY_MS);
+    }
+}
+
+/* Run a write statement. Without batching the autocommit makes it durable
+ * (WAL) before we return; with batching, at the next journal_flush. While
+ * earlier writes wait for the disk, it waits behind them. 0 when written
+ * or kept; -EIO when it can never be written. */
 static int journal__exec(struct journal *j, sqlite3_stmt *s, const char *op)
 {
+    char *sql = sqlite3_expanded_sql(s);
+    if (j->pending.n) {
+        sqlite3_reset(s);
+        journal__keep(j, sql);
+        return 0;
+    }
     if (j->batching && !j->in_txn) {
-        if (sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-            return journal__fail(j, "begin");
+        if (sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+            sqlite3_reset(s);
+            journal__fall_behind(j, "begin");
+            journal__keep(j, sql);
+            return 0;
+        }
         j->in_txn = true;
     }
     int rc = sqlite3_step(s);
-    int r = rc == SQLITE_DONE ? 0 : journal__fail(j, op);
     sqlite3_reset(s);
-    return r;
+    if (rc == SQLITE_DONE) {
+        if (!j->in_txn || !journal__sqls_add(&j->redo, sql))
+            sqlite3_free(sql); /* committed already, or not kept: then lost if the commit fails */
+        return 0;
+    }
+    if (journal__transient(rc)) {
+        journal__fall_behind(j, op);
+        journal__keep(j, sql);
+        return 0;
+    }
+    sqlite3_free(sql);
+    return journal__fail(j, op);
+}
+
+/* Write what waits, in one transaction. A write that can never succeed is
+ * logged and skipped; a refusal of the disk leaves everything for later. */
+static void journal__catch_up(struct journal *j)
+{
+    size_t skipped = 0;
+    /* A lock still held fails the attempt at once rather than blocking the
+     * loop for JOURNAL_BUSY_MS every retry. */
+    sqlite3_busy_timeout(j->db, 0);
+    if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        goto later;
+    for (size_t i = 0; i < j->pending.n; i++) {
+        int rc = sqlite3_exec(j->db, j->pending.v[i], NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            continue;
+        if (journal__transient(rc))
+            goto later;
+        log_event(LOG_ERROR, NULL, "journal-error", "op=catch-up msg=\"%s\"",
+                  sqlite3_errmsg(j->db));
+        skipped++;
+    }
+    if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto later;
+    log_event(LOG_WARN, NULL, "journal-caught-up", "written=%zu skipped=%zu dropped=%llu behind_ms=%llu",
+              j->pending.n - skipped, skipped, (unsigned long long)j->dropped,
+              (unsigned long long)(journal__now_ms() - j->behind_ms));
+    journal__sqls_clear(&j->pending);
+    j->pending_bytes = 0;
+    j->behind_ms = 0;
+    j->dropped = 0;
+    j->error[0] = '\0';
+    sqlite3_busy_timeout(j->db, JOURNAL_BUSY_MS);
+    return;
+later:
+    snprintf(j->error, sizeof j->error, "%s", sqlite3_errmsg(j->db));
+    sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_busy_timeout(j->db, JOURNAL_BUSY_MS);
+    j->retry_ms = journal__now_ms() + JOURNAL_RETRY_MS;
 }
 
 static const char *journal__text(sqlite3_stmt *s, int col)
@@ -288,6 +459,18 @@ static int journal__pragma_int(sqlite3 *db, const char *sql, int *out)
     r = 0;
 fail:
     sqlite3_finalize(s); /* NULL-safe */
+    return r;
+}
+
+static int journal__next_id(sqlite3 *db, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *s = NULL;
+    int r = -EIO;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(s, 0);
+        r = 0;
+    }
+    sqlite3_finalize(s);
     return r;
 }
 
@@ -386,6 +569,13 @@ struct journal *journal_open(const char *path, char *err, size_t errlen)
             goto fail;
         }
     }
+    if (journal__next_id(j->db, "SELECT coalesce(max(id), 0) + 1 FROM faults", &j->next_fault_id) <
+            0 ||
+        journal__next_id(j->db, "SELECT coalesce(max(id), 0) + 1 FROM actions",
+                         &j->next_action_id) < 0) {
+        snprintf(err, errlen, "reading the journal: %s", sqlite3_errmsg(j->db));
+        goto fail;
+    }
     return j;
 fail:
     journal_free(j);
@@ -400,15 +590,24 @@ void journal_set_batching(struct journal *j, bool on)
 
 int journal_flush(struct journal *j)
 {
-    if (!j->in_txn)
-        return 0;
-    j->in_txn = false;
-    if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        int r = journal__fail(j, "commit");
-        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-        return r;
+    if (j->in_txn) {
+        if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+            j->in_txn = false;
+            journal__sqls_clear(&j->redo);
+        } else {
+            journal__fall_behind(j, "commit");
+        }
     }
-    return 0;
+    if (j->pending.n && journal__now_ms() >= j->retry_ms)
+        journal__catch_up(j);
+    return j->pending.n ? -EAGAIN : 0;
+}
+
+size_t journal_pending(const struct journal *j, const char **error)
+{
+    if (error)
+        *error = j->pending.n ? j->error : NULL;
+    return j->pending.n;
 }
 
 void journal_free(struct journal *j)
@@ -416,6 +615,17 @@ void journal_free(struct journal *j)
     if (!j)
         return;
     journal_flush(j);
+    if (j->pending.n) {
+        j->retry_ms = 0; /* a last chance */
+        journal_flush(j);
+    }
+    if (j->pending.n)
+        log_event(LOG_ERROR, NULL, "journal-lost", "writes=%zu msg=\"%s\"", j->pending.n,
+                  j->error);
+    journal__sqls_clear(&j->pending);
+    journal__sqls_clear(&j->redo);
+    free(j->pending.v);
+    free(j->redo.v);
     for (int i = 0; i < STMT__COUNT; i++)
         sqlite3_finalize(j->stmt[i]);
     sqlite3_close(j->db); /* NULL-safe; the last connection checkpoints the WAL */
@@ -436,9 +646,10 @@ int journal_fault_open(struct journal *j, struct fault *f)
     journal__bind_text(s, 7, f->context[0] ? f->context : "{}");
     sqlite3_bind_int64(s, 8, (int64_t)f->opened_ms);
     journal__bind_opt(s, 9, (int64_t)f->resolved_ms);
+    sqlite3_bind_int64(s, 10, j->next_fault_id);
     if (journal__exec(j, s, "fault-open") < 0)
         return -EIO;
-    f->id = sqlite3_last_insert_rowid(j->db);
+    f->id = j->next_fault_id++;
     return 0;
 }
 
@@ -509,9 +720,10 @@ int journal_action_insert(struct journal *j, struct action *a)
     sqlite3_bind_int64(s, 7, (int64_t)a->created_ms);
     journal__bind_opt(s, 8, (int64_t)a->started_ms);
     journal__bind_opt(s, 9, (int64_t)a->finished_ms);
+    sqlite3_bind_int64(s, 10, j->next_action_id);
     if (journal__exec(j, s, "action-insert") < 0)
         return -EIO;
-    a->id = sqlite3_last_insert_rowid(j->db);
+    a->id = j->next_action_id++;
     return 0;
 }
 
@@ -535,9 +747,10 @@ int journal_actions_abort_unfinished(struct journal *j, const char *result, uint
     sqlite3_bind_int64(s, 3, (int64_t)at_ms);
     journal__bind_text(s, 4, action_status_name(ACTION_PENDING));
     journal__bind_text(s, 5, action_status_name(ACTION_EXECUTING));
+    bool behind = j->pending.n > 0;
     if (journal__exec(j, s, "actions-abort") < 0)
         return -EIO;
-    return sqlite3_changes(j->db);
+    return behind || j->pending.n ? 0 : sqlite3_changes(j->db); /* kept: not known yet */
 }
 
 /* ---- transitions and children ---- */

@@ -1,6 +1,8 @@
 /* The SQLite journal (WAL): faults, actions and state transitions. Every
  * write is committed before the call returns (or, with batching, before the
- * loop turn ends), so what the API reports has survived a kill -9. */
+ * loop turn ends), so what the API reports has survived a kill -9. A write
+ * the disk refuses (full, I/O error, locked) is kept in memory and written,
+ * in order, once the disk takes it again; reads show what is on disk. */
 #ifndef RECOVERD_STORE_JOURNAL_H
 #define RECOVERD_STORE_JOURNAL_H
 
@@ -26,8 +28,11 @@ void journal_free(struct journal *j); /* NULL-safe; commits a pending batch */
  * action, transitions) one WAL commit instead of seven, and lets the
  * restart's spawn happen before any of them is committed. */
 void journal_set_batching(struct journal *j, bool on);
-/* Commit the pending batch, if any. 0 or -EIO. */
+/* Commit the batch, if any, and retry the writes the disk refused (at most
+ * once a second). 0 when everything is on disk; -EAGAIN while writes wait. */
 int journal_flush(struct journal *j);
+/* How many writes wait for the disk, and (when some do) why. */
+size_t journal_pending(const struct journal *j, const char **error);
 
 /* Insert f (sets f->id). 0 or -EIO. */
 int journal_fault_open(struct journal *j, struct fault *f);

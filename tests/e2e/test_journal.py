@@ -1,8 +1,12 @@
 """The journal end to end: what recoverd did is in state_dir/journal.db,
 linked up, timed in order, and still there after recoverd restarts."""
 
+import errno
 import os
 import signal
+import subprocess
+
+import pytest
 
 from helpers import demo_service, free_port, proc_start_ticks, transitions, wait_running
 
@@ -86,3 +90,74 @@ def test_history_survives_a_clean_restart(recoverd):
     assert (status["resolved_faults"], status["recovery_actions"]) == (1, 1)
     assert rd.api("/v1/actions")[0]["status"] == "completed"  # not touched by the restart
     assert transitions(rd, "web")[:3] == RECOVERY
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs of our own: a disk we can fill without touching the host's."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(path):
+    """Write until the disk says no; returns the file that filled it."""
+    filler = path / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+    return filler
+
+
+def test_a_full_disk_delays_the_journal_but_loses_nothing(recoverd, small_disk):
+    """State dir on a full disk: recovery goes on, the refused writes wait in
+    memory (the status says so), and all of them reach the journal, in
+    order, once there is room again."""
+    port = free_port()
+    rd = recoverd({"state_dir": str(small_disk / "state"),
+                   "services": {"web": demo_service(port)}})
+    rd.state_dir = small_disk / "state"
+    wait_running(rd, "web", min_uptime_ms=300)
+    filler = _fill(small_disk)
+
+    pids = []
+    for _ in range(3):
+        old, _new = _kill_and_restart(rd)
+        pids.append(old["pid"])
+    status = rd.wait_for(lambda: (s := rd.api("/v1/status"))["journal"]["state"] == "behind" and s,
+                         what="the journal behind")
+    assert status["journal"]["waiting_writes"] > 0
+    assert "full" in status["journal"]["error"]
+    assert rd.service("web")["restarts"] == 3  # recovery did not wait for the disk
+    assert "journal-behind" in rd.log_text()
+
+    filler.unlink()
+    rd.wait_for(lambda: rd.api("/v1/status")["journal"] == {"state": "ok", "waiting_writes": 0},
+                timeout=5.0, what="the journal caught up")
+    assert "journal-caught-up" in rd.log_text()
+    faults = rd.journal("SELECT id, description, resolved_ms FROM faults ORDER BY id")
+    assert [f["id"] for f in faults] == [1, 2, 3]
+    for f, pid in zip(faults, pids):
+        assert f["resolved_ms"] and "signal 9" in f["description"], f
+    acts = rd.journal("SELECT fault_id, strategy, status FROM actions ORDER BY id")
+    assert [(a["fault_id"], a["strategy"], a["status"]) for a in acts] == \
+        [(i, "restart", "completed") for i in (1, 2, 3)]
+    again = [("recovered", "degraded")] + RECOVERY[1:]  # within the quiet period
+    assert transitions(rd, "web") == RECOVERY + again * 2
+    # The API shows them now, as it shows anything: once on disk.
+    assert [f["id"] for f in rd.api("/v1/faults")] == [3, 2, 1]
+
+
+def _kill_and_restart(rd, name="web"):
+    old = wait_running(rd, name, min_uptime_ms=300)
+    os.kill(old["pid"], signal.SIGKILL)
+    return old, wait_running(rd, name, not_pid=old["pid"])

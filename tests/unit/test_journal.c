@@ -622,6 +622,58 @@ static void journal_lists_honour_limit_newest_first(void **state)
     journal_free(j);
 }
 
+/* Another connection holds the write lock past the journal's busy wait:
+ * the writes are refused (SQLITE_BUSY), kept, and written in order once the
+ * lock is gone; meanwhile reads show what is on disk and the ids handed out
+ * are the ids written. Batching as the daemon runs it. */
+static void journal_refused_writes_wait_and_are_written_in_order(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    journal_set_batching(j, true);
+    struct fault f1 = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    assert_int_equal(journal_fault_open(j, &f1), 0);
+    assert_int_equal(journal_flush(j), 0);
+
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open(fx->path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    struct fault f2 = make_fault("db", FAULT_NETWORK, SEVERITY_LOW, IMPACT_LOCAL, T0 + 1);
+    assert_int_equal(journal_fault_open(j, &f2), 0); /* kept, not failed */
+    struct action a = make_action(f2.id, "db", T0 + 2);
+    assert_int_equal(journal_action_insert(j, &a), 0);
+    f2.resolved_ms = T0 + 3;
+    assert_int_equal(journal_fault_resolve(j, &f2), 0);
+    assert_int_equal(journal_flush(j), -EAGAIN);
+    const char *why = NULL;
+    assert_int_equal(journal_pending(j, &why), 3);
+    assert_non_null(why);
+    assert_non_null(strstr(why, "locked"));
+    assert_int_equal(f2.id, 2);
+    assert_int_equal(a.id, 1);
+    int64_t active = -1, resolved = -1, actions = -1;
+    journal_counts(j, &active, &resolved, &actions);
+    assert_int_equal(active + resolved, 1); /* only what is on disk */
+
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    /* Retries are spaced out; within a few seconds it is all written. */
+    for (int i = 0; i < 50 && journal_flush(j) == -EAGAIN; i++)
+        usleep(100 * 1000);
+    assert_int_equal(journal_pending(j, &why), 0);
+    assert_null(why);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM faults"), 2);
+    assert_int_equal(sql_int(fx->path, "SELECT resolved_ms FROM faults WHERE id = 2"), T0 + 3);
+    assert_int_equal(sql_int(fx->path, "SELECT fault_id FROM actions WHERE id = 1"), 2);
+    /* Later writes go straight to disk again, with the next ids. */
+    struct fault f3 = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0 + 4);
+    assert_int_equal(journal_fault_open(j, &f3), 0);
+    assert_int_equal(journal_flush(j), 0);
+    assert_int_equal(f3.id, 3);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM faults"), 3);
+    journal_free(j);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -648,6 +700,7 @@ int main(void)
         T(journal_invalid_context_reads_as_empty_object),
         T(journal_invalid_utf8_text_still_reads),
         T(journal_lists_honour_limit_newest_first),
+        T(journal_refused_writes_wait_and_are_written_in_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
