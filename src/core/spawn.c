@@ -88,6 +88,7 @@ __attribute__((no_sanitize("address"))) static int spawn__child(void *arg)
     char buf[PATH_MAX];
     size_t flen = strlen(file);
     int seen_eacces = 0;
+    errno = ENOENT; /* what a PATH without a usable entry amounts to */
     for (const char *p = j->path;; p++) {
         const char *z = strchr(p, ':');
         size_t dlen = z ? (size_t)(z - p) : strlen(p);
