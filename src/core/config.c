@@ -1020,8 +1020,9 @@ static bool config__eq_fields(const struct cfg_field *f, const char *a, const ch
 
 bool config_check_equal(const struct check_cfg *a, const struct check_cfg *b)
 {
-    return a->ops == b->ops && config__eq_str(a->name, b->name) && a->interval_ms == b->interval_ms &&
-           a->timeout_ms == b->timeout_ms && a->fall == b->fall && a->rise == b->rise &&
+    return a->ops == b->ops && config__eq_str(a->name, b->name) &&
+           a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
+           a->fall == b->fall && a->rise == b->rise &&
            a->severity == b->severity && a->type == b->type && a->impact == b->impact &&
            config__eq_fields(a->ops->fields, a->params, b->params);
 }

@@ -152,8 +152,8 @@ int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd)
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
     int fd = -1;
-    pid_t p = clone(spawn__child, spawn__stack + sizeof spawn__stack, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD,
-                    &j, &fd);
+    pid_t p = clone(spawn__child, spawn__stack + sizeof spawn__stack,
+                    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &j, &fd);
     int err = errno;
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (p < 0)

@@ -351,8 +351,9 @@ static void journal__catch_up(struct journal *j)
     }
     if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto later;
-    log_event(LOG_WARN, NULL, "journal-caught-up", "written=%zu skipped=%zu dropped=%llu behind_ms=%llu",
-              j->pending.n - skipped, skipped, (unsigned long long)j->dropped,
+    log_event(LOG_WARN, NULL, "journal-caught-up",
+              "written=%zu skipped=%zu dropped=%llu behind_ms=%llu", j->pending.n - skipped,
+              skipped, (unsigned long long)j->dropped,
               (unsigned long long)(journal__now_ms() - j->behind_ms));
     journal__sqls_clear(&j->pending);
     j->pending_bytes = 0;
