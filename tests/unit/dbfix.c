@@ -383,6 +383,24 @@ static void dbfix__walk_cb(uv_handle_t *h, void *arg)
     fprintf(stderr, "# handle left open: %s\n", uv_handle_type_name(h->type));
 }
 
+uv_loop_t *dbfix_loop_new(void)
+{
+    uv_loop_t *loop = malloc(sizeof *loop);
+    assert_non_null(loop);
+    assert_int_equal(uv_loop_init(loop), 0);
+    assert_int_equal(detector_init_all(loop), 0);
+    return loop;
+}
+
+void dbfix_loop_free(uv_loop_t *loop, pid_t server)
+{
+    if (server)
+        dbfix_freeze(server, false);
+    detector_shutdown_all();
+    dbfix_loop_close(loop);
+    free(loop);
+}
+
 void dbfix_loop_close(uv_loop_t *loop)
 {
     /* Closing handles and a cancelled getaddrinfo need a few turns. */

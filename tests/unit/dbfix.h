@@ -62,5 +62,10 @@ int dbfix_reports(void);
 void dbfix_spin(uv_loop_t *loop, uint64_t ms);
 /* Close what is left and assert the loop is empty. */
 void dbfix_loop_close(uv_loop_t *loop);
+/* A test's loop, with every detector started (cmocka setup). */
+uv_loop_t *dbfix_loop_new(void);
+/* Its end: the server thawed (a failed test may have left it frozen),
+ * the detectors stopped, the loop closed and freed. */
+void dbfix_loop_free(uv_loop_t *loop, pid_t server);
 
 #endif

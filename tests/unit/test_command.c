@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "detect/command.h"
 #include "detect/kinds.h"
+#include "procfs.h"
 
 #define PLUGINS "/usr/lib/nagios/plugins"
 
@@ -122,25 +123,6 @@ static const struct observation *fx_probe(struct fx *f)
     assert_int_equal(n_got, before + 1);
     assert_null(f->c.priv);
     return &got[before];
-}
-
-static bool pid_alive(pid_t pid)
-{
-    for (int i = 0; i < 100; i++) {
-        char path[64], buf[256];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        FILE *fp = fopen(path, "r");
-        if (!fp)
-            return false;
-        size_t n = fread(buf, 1, sizeof buf - 1, fp);
-        fclose(fp);
-        buf[n] = '\0';
-        const char *rp = strrchr(buf, ')');
-        if (!rp || rp[1] == '\0' || rp[2] == 'Z' || rp[2] == 'X')
-            return false;
-        usleep(10000);
-    }
-    return true;
 }
 
 static void need_plugin(const char *name)
@@ -289,7 +271,7 @@ static void command_timeout_kills_the_group(void **state)
     fclose(fp);
     unlink(path);
     assert_true(pid > 1);
-    assert_false(pid_alive(pid));
+    assert_false(procfs_alive(pid));
 }
 
 static void command_missing_binary_is_configuration_high(void **state)

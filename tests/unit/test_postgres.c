@@ -101,22 +101,13 @@ static int group_teardown(void **state)
 
 static int setup(void **state)
 {
-    uv_loop_t *loop = malloc(sizeof *loop);
-    assert_non_null(loop);
-    assert_int_equal(uv_loop_init(loop), 0);
-    assert_int_equal(detector_init_all(loop), 0);
-    *state = loop;
+    *state = dbfix_loop_new();
     return 0;
 }
 
 static int teardown(void **state)
 {
-    uv_loop_t *loop = *state;
-    if (pg.pid)
-        dbfix_freeze(pg.pid, false); /* a failed test may have left it frozen */
-    detector_shutdown_all();
-    dbfix_loop_close(loop);
-    free(loop);
+    dbfix_loop_free(*state, pg.pid);
     return 0;
 }
 

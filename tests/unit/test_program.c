@@ -13,6 +13,7 @@
 
 #include "core/clock.h"
 #include "core/program.h"
+#include "procfs.h"
 
 /* libuv's loop clock is CLOCK_MONOTONIC_COARSE (4 ms ticks here), so a
  * timeout may fire up to a tick before the precise clock that measures
@@ -95,27 +96,6 @@ static void fx_run_for(struct fx *f, uint64_t ms)
         uv_run(&f->loop, UV_RUN_ONCE);
 }
 
-/* Alive means running or stopped: a zombie (an orphan PID 1 has not reaped
- * yet) is dead. Gives a SIGKILL up to a second to land. */
-static bool pid_alive(pid_t pid)
-{
-    for (int i = 0; i < 100; i++) {
-        char path[64], buf[256];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        FILE *fp = fopen(path, "r");
-        if (!fp)
-            return false;
-        size_t n = fread(buf, 1, sizeof buf - 1, fp);
-        fclose(fp);
-        buf[n] = '\0';
-        const char *rp = strrchr(buf, ')');
-        if (!rp || rp[1] == '\0' || rp[2] == 'Z' || rp[2] == 'X')
-            return false;
-        usleep(10000);
-    }
-    return true;
-}
-
 /* ---- tests ---- */
 
 static void program_echo_output_is_captured(void **state)
@@ -193,7 +173,7 @@ static void program_timeout_kills_the_whole_group(void **state)
     assert_true(took_ms < 1000);
     pid_t sleeper = (pid_t)atoi(f->r.output);
     assert_true(sleeper > 1);
-    assert_false(pid_alive(sleeper));
+    assert_false(procfs_alive(sleeper));
 }
 
 static void program_plain_sleep_times_out(void **state)
@@ -264,7 +244,7 @@ static void program_grandchild_holding_pipe_does_not_delay(void **state)
     assert_true(took_ms < 600);
     pid_t sleeper = (pid_t)atoi(f->r.output);
     assert_true(sleeper > 1);
-    assert_false(pid_alive(sleeper));
+    assert_false(procfs_alive(sleeper));
 }
 
 static void program_cancel_in_flight_calls_nothing(void **state)
@@ -287,11 +267,11 @@ static void program_cancel_in_flight_calls_nothing(void **state)
     assert_int_equal(fscanf(fp, "%d", &pid), 1);
     fclose(fp);
     unlink(path);
-    assert_true(pid_alive(pid));
+    assert_true(procfs_alive(pid));
     program_cancel(p);
     fx_run_for(f, 300);
     assert_int_equal(f->calls, 0);
-    assert_false(pid_alive(pid));
+    assert_false(procfs_alive(pid));
 }
 
 static void program_cancel_at_once_and_after_spawn_error(void **state)
