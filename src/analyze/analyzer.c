@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/clock.h"
-#include "core/config-t.h"
-#include "core/daemon.h"
-#include "core/log.h"
-#include "core/model.h"
+#include "lib/clock.h"
+#include "config/config-t.h"
+#include "daemon/daemon.h"
+#include "lib/log.h"
+#include "lib/model.h"
 #include "detect/detector.h"
 #include "monitor/alert.h"
 #include "monitor/state.h"

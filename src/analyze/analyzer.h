@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/fault-t.h"
+#include "lib/fault-t.h"
 #include "detect/check-t.h"
 
 struct service;

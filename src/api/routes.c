@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/token.h"
-#include "monitor/status.h"
-#include "recover/control.h"
+#include "lib/token.h"
+#include "daemon/status.h"
+#include "daemon/control.h"
 #include "store/journal.h"
 
 #define ROUTES__ARG_MAX 256 /* bytes of the one {} path segment a pattern captures */

@@ -16,7 +16,7 @@
 
 #include "api/request.h"
 #include "api/routes.h"
-#include "core/log.h"
+#include "lib/log.h"
 
 #define API__CONN_MAX 256       /* connections served at once; more are accepted and closed */
 #define API__IDLE_MS 10000      /* ms without a byte either way before a connection is closed */

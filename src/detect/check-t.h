@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "core/model-t.h"
+#include "lib/model-t.h"
 
 struct service;
 struct check_cfg;

@@ -10,10 +10,10 @@
 #include <string.h>
 
 #include "analyze/analyzer.h"
-#include "core/clock.h"
-#include "core/config.h"
-#include "core/daemon.h"
-#include "core/log.h"
+#include "lib/clock.h"
+#include "config/config.h"
+#include "daemon/daemon.h"
+#include "lib/log.h"
 #include "detect/detector.h"
 #include "recover/executor.h"
 

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config-t.h"
-#include "core/program.h"
+#include "config/config-t.h"
+#include "lib/program.h"
 #include "detect/check-t.h"
 #include "detect/kinds.h"
 

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-#include "core/cfgmap.h"
+#include "config/cfgmap.h"
 #include "detect/check-t.h"
 
 struct detector_ops {

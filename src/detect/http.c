@@ -17,10 +17,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "core/config-t.h"
-#include "core/log.h"
-#include "core/lookup.h"
-#include "core/url.h"
+#include "config/config-t.h"
+#include "lib/log.h"
+#include "lib/lookup.h"
+#include "lib/url.h"
 #include "detect/kinds.h"
 
 #define HTTP__HEAD_MAX 16384 /* bytes of status line + headers (or of trailers) accepted */
@@ -865,7 +865,7 @@ static void http__raise_nofile(void)
         log_event(LOG_WARN, NULL, "rlimit_nofile", "error=\"%s\"", strerror(errno));
 }
 
-/* Needs SIGPIPE ignored (core/daemon.c does): a write to a server that
+/* Needs SIGPIPE ignored (daemon/daemon.c does): a write to a server that
  * has gone is an error to handle, not a signal. */
 static int http__init(uv_loop_t *loop)
 {

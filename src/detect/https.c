@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config-t.h"
+#include "config/config-t.h"
 #include "detect/http.h"
 
 /* What CURLOPT_PRIVATE points to: both transfer kinds begin with it. */

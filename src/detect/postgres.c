@@ -15,10 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/config-t.h"
-#include "core/lookup.h"
+#include "config/config-t.h"
+#include "lib/lookup.h"
 #include "detect/detector.h"
-#include "detect/secret.h"
+#include "lib/secret.h"
 
 #define PG__QUERY_DEFAULT "SELECT 1"
 #define PG__PASSWORD_MAX 1024 /* bytes of password_file read */

@@ -17,9 +17,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/config-t.h"
+#include "config/config-t.h"
 #include "detect/detector.h"
-#include "detect/secret.h"
+#include "lib/secret.h"
 
 #define RD__PASSWORD_MAX 1024 /* bytes of password_file read */
 

@@ -13,10 +13,10 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "core/clock.h"
-#include "core/config-t.h"
-#include "core/service-t.h"
-#include "detect/cgroup.h"
+#include "lib/clock.h"
+#include "config/config-t.h"
+#include "daemon/service-t.h"
+#include "lib/cgroup.h"
 #include "detect/kinds.h"
 
 #define RESOURCE__DISKS_MAX 8

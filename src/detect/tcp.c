@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config-t.h"
+#include "config/config-t.h"
 #include "detect/kinds.h"
 
 /* One per probe, on the heap: its handles close asynchronously, and the next

@@ -9,10 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/clock.h"
-#include "core/log.h"
-#include "core/model.h"
-#include "core/url.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "lib/model.h"
+#include "lib/url.h"
 #include "monitor/post.h"
 #include "recover/restart.h"
 

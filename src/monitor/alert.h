@@ -9,8 +9,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "core/config-t.h"
-#include "core/fault-t.h"
+#include "config/config-t.h"
+#include "lib/fault-t.h"
 
 #define ALERT_QUEUE_MAX 1000 /* messages waiting per webhook; beyond it the oldest is dropped */
 #define ALERT_RETRY_MS 500   /* first backoff after a failed attempt; doubles, with jitter */

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
-#include "core/lookup.h"
-#include "core/url.h"
+#include "lib/log.h"
+#include "lib/lookup.h"
+#include "lib/url.h"
 #include "detect/http.h"
 
 #define POST__HEAD_MAX 16384 /* bytes of status lines and interim headers accepted */

@@ -5,11 +5,11 @@
 #include <stdio.h>
 
 #include "analyze/analyzer.h"
-#include "core/clock.h"
-#include "core/config-t.h"
-#include "core/daemon.h"
-#include "core/log.h"
-#include "core/model.h"
+#include "lib/clock.h"
+#include "config/config-t.h"
+#include "daemon/daemon.h"
+#include "lib/log.h"
+#include "lib/model.h"
 #include "store/journal.h"
 
 #define N STATE_NORMAL

@@ -3,7 +3,7 @@
 #ifndef RECOVERD_MONITOR_STATE_H
 #define RECOVERD_MONITOR_STATE_H
 
-#include "core/model-t.h"
+#include "lib/model-t.h"
 
 struct daemon;
 struct service;

@@ -11,12 +11,12 @@
 #include <string.h>
 
 #include "analyze/analyzer.h"
-#include "core/clock.h"
-#include "core/config-t.h"
-#include "core/daemon.h"
-#include "core/log.h"
-#include "core/model.h"
-#include "core/service.h"
+#include "lib/clock.h"
+#include "config/config-t.h"
+#include "daemon/daemon.h"
+#include "lib/log.h"
+#include "lib/model.h"
+#include "daemon/service.h"
 #include "detect/check.h"
 #include "monitor/alert.h"
 #include "monitor/state.h"

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/model-t.h"
+#include "lib/model-t.h"
 
 struct service;
 

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/clock.h"
-#include "core/log.h"
+#include "lib/clock.h"
+#include "lib/log.h"
 
 static int output__reopen(struct output *o)
 {

@@ -12,11 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/clock.h"
-#include "core/config-t.h"
-#include "core/daemon.h"
-#include "core/log.h"
-#include "core/spawn.h"
+#include "lib/clock.h"
+#include "config/config-t.h"
+#include "daemon/daemon.h"
+#include "lib/log.h"
+#include "lib/spawn.h"
 #include "recover/executor.h"
 #include "store/journal.h"
 

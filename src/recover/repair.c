@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config-t.h"
-#include "core/daemon.h"
-#include "core/log.h"
-#include "core/program.h"
+#include "config/config-t.h"
+#include "daemon/daemon.h"
+#include "lib/log.h"
+#include "lib/program.h"
 #include "recover/executor.h"
 #include "recover/strategy.h"
 

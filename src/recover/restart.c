@@ -8,12 +8,12 @@
 #include <string.h>
 
 #include "analyze/analyzer.h"
-#include "core/clock.h"
-#include "core/config-t.h"
-#include "core/daemon.h"
-#include "core/log.h"
-#include "core/program.h"
-#include "core/service-t.h"
+#include "lib/clock.h"
+#include "config/config-t.h"
+#include "daemon/daemon.h"
+#include "lib/log.h"
+#include "lib/program.h"
+#include "daemon/service-t.h"
 #include "detect/check.h"
 #include "recover/executor.h"
 #include "recover/process.h"

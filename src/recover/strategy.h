@@ -4,7 +4,7 @@
 #ifndef RECOVERD_RECOVER_STRATEGY_H
 #define RECOVERD_RECOVER_STRATEGY_H
 
-#include "core/model-t.h"
+#include "lib/model-t.h"
 
 struct service;
 

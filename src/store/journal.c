@@ -14,9 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/clock.h"
-#include "core/log.h"
-#include "core/model.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "lib/model.h"
 
 #define JOURNAL_DEFAULT_LIMIT 1000
 /* A writer waits this long for a lock held by another connection (e.g. the

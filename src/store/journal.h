@@ -12,8 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "core/fault-t.h"
-#include "core/model-t.h"
+#include "lib/fault-t.h"
+#include "lib/model-t.h"
 
 struct journal;
 

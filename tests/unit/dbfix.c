@@ -25,8 +25,8 @@
 #include <cmocka.h>
 #include <libfyaml.h>
 
-#include "core/cfgmap.h"
-#include "core/config-t.h"
+#include "config/cfgmap.h"
+#include "config/config-t.h"
 #include "detect/detector.h"
 
 /* ---- the fake of detect/check.c ---- */

@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "core/clock.h"
-#include "core/url.h"
+#include "lib/clock.h"
+#include "lib/url.h"
 #include "monitor/alert.h"
 
 #define RX_MAX 2048 /* requests a receiver records */

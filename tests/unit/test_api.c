@@ -24,8 +24,8 @@
 #include <cmocka.h>
 
 #include "api/api.h"
-#include "monitor/status.h"
-#include "recover/control.h"
+#include "daemon/status.h"
+#include "daemon/control.h"
 #include "store/journal.h"
 
 /* ---- a fake daemon over a real journal ------------------------------------------------- */

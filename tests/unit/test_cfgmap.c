@@ -1,4 +1,4 @@
-/* Unit tests of the table-driven YAML mapper (core/cfgmap.c). */
+/* Unit tests of the table-driven YAML mapper (config/cfgmap.c). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,8 +16,8 @@
 #include <cmocka.h>
 #include <libfyaml.h>
 
-#include "core/cfgmap.h"
-#include "core/model-t.h"
+#include "config/cfgmap.h"
+#include "lib/model-t.h"
 
 struct inner {
     uint64_t wait_ms; /* ms */

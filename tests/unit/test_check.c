@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "analyze/analyzer.h"
-#include "core/clock.h"
-#include "core/config-t.h"
-#include "core/daemon.h"
+#include "lib/clock.h"
+#include "config/config-t.h"
+#include "daemon/daemon.h"
 #include "detect/check.h"
 #include "detect/detector.h"
 #include "recover/executor.h"

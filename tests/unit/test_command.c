@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "core/clock.h"
-#include "core/config.h"
+#include "lib/clock.h"
+#include "config/config.h"
 #include "detect/command.h"
 #include "detect/kinds.h"
 #include "procfs.h"

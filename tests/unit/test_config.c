@@ -1,4 +1,4 @@
-/* Unit tests of the configuration loader (core/config.c), with fake check kinds. */
+/* Unit tests of the configuration loader (config/config.c), with fake check kinds. */
 #include <errno.h>
 #include <glob.h>
 #include <setjmp.h>
@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "core/config.h"
-#include "core/model-t.h"
+#include "config/config.h"
+#include "lib/model-t.h"
 #include "detect/detector.h"
 #include "detect/http.h"
 #include "detect/tcp.h"

@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "core/clock.h"
-#include "core/config-t.h"
+#include "lib/clock.h"
+#include "config/config-t.h"
 #include "detect/http.h"
 #include "detect/kinds.h"
 

@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/clock.h"
+#include "lib/clock.h"
 #include "store/journal.h"
 
 #define T0 1764070768123ULL /* 2025-11-25T11:39:28.123Z */

@@ -1,4 +1,4 @@
-/* core/lookup: names resolved on libuv's pool, and owners that lose
+/* lib/lookup: names resolved on libuv's pool, and owners that lose
  * interest first (the callback never comes; LeakSanitizer checks that the
  * request is freed anyway). */
 #include <arpa/inet.h>
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "core/lookup.h"
+#include "lib/lookup.h"
 
 struct got {
     int calls;

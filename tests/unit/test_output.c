@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/clock.h"
+#include "lib/clock.h"
 #include "recover/output.h"
 
 #define SLAB 65536u /* output.c reads at most this much at once */

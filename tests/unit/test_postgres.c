@@ -15,12 +15,12 @@
 
 #include <cmocka.h>
 
-#include "core/cfgmap.h"
-#include "core/config.h"
+#include "config/cfgmap.h"
+#include "config/config.h"
 #include "dbfix.h"
 #include "detect/detector.h"
 #include "detect/plugin.h"
-#include "detect/secret.h"
+#include "lib/secret.h"
 
 #define PG_BIN "/usr/lib/postgresql/15/bin"
 #define PG_PASSWORD "Sekr1t-pg" /* the role's real password */

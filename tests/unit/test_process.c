@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/clock.h"
+#include "lib/clock.h"
 #include "recover/process.h"
 
 /* Children end themselves (SIGALRM) even if the code under test fails to

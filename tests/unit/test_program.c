@@ -1,4 +1,4 @@
-/* core/program: real programs (sh, echo, yes, sleep) run in a private loop. */
+/* lib/program: real programs (sh, echo, yes, sleep) run in a private loop. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "core/clock.h"
-#include "core/program.h"
+#include "lib/clock.h"
+#include "lib/program.h"
 #include "procfs.h"
 
 /* libuv's loop clock is CLOCK_MONOTONIC_COARSE (4 ms ticks here), so a

@@ -17,10 +17,10 @@
 
 #include <cmocka.h>
 
-#include "core/clock.h"
-#include "core/config-t.h"
-#include "core/service-t.h"
-#include "detect/cgroup.h"
+#include "lib/clock.h"
+#include "config/config-t.h"
+#include "daemon/service-t.h"
+#include "lib/cgroup.h"
 #include "detect/kinds.h"
 #include "detect/resource.h"
 

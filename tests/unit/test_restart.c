@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config-t.h"
-#include "core/service-t.h"
+#include "config/config-t.h"
+#include "daemon/service-t.h"
 #include "recover/restart.h"
 
 struct fixture {

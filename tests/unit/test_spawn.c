@@ -1,4 +1,4 @@
-/* core/spawn: real programs started the way services are, and what the
+/* lib/spawn: real programs started the way services are, and what the
  * child finds at exec: its stdio, session, signal state, cwd, environment,
  * fds; exec errors reported by the call itself. */
 #include <dirent.h>
@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "core/spawn.h"
+#include "lib/spawn.h"
 
 /* Run argv with its output in a pipe; return its exit code and put what
  * it wrote (stdout and stderr) into out. */

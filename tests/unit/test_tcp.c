@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "core/clock.h"
-#include "core/config-t.h"
+#include "lib/clock.h"
+#include "config/config-t.h"
 #include "detect/kinds.h"
 #include "detect/tcp.h"
 

@@ -1,0 +1,27 @@
+/* Loading and validating the YAML configuration. */
+#ifndef RECOVERD_CONFIG_CONFIG_H
+#define RECOVERD_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+
+#include "config/cfgmap.h"
+#include "config/config-t.h"
+
+/* Parse the file at path. Returns a new config (free with config_free), or
+ * NULL with err filled (file:line:col and what was expected). */
+struct config *config_load(const char *path, struct cfg_err *err);
+/* Same from a string in memory; `name` is used as the file in messages. */
+struct config *config_load_string(const char *name, const char *yaml, size_t len, struct cfg_err *err);
+void config_free(struct config *c);
+
+/* Same command, environment, checks and policies: a reload can keep the
+ * running process of a service whose configuration did not change. */
+bool config_service_equal(const struct service_cfg *a, const struct service_cfg *b);
+/* Same process: command, pidfile, cwd, environment and output log. Checks,
+ * policies and recovery may differ; a reload applies those in place. */
+bool config_process_equal(const struct service_cfg *a, const struct service_cfg *b);
+bool config_check_equal(const struct check_cfg *a, const struct check_cfg *b);
+
+const struct service_cfg *config_service(const struct config *c, const char *name);
+
+#endif

@@ -1,0 +1,70 @@
+/* The daemon: one loop, the running configuration, the services, the
+ * journal and the API. Owns everything else. */
+#ifndef RECOVERD_DAEMON_DAEMON_H
+#define RECOVERD_DAEMON_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config-t.h"
+#include "lib/model-t.h"
+#include "daemon/service-t.h"
+
+struct journal;
+struct api;
+struct alerter;
+
+struct daemon {
+    uv_loop_t *loop;               /* the one loop */
+    struct config *cfg;            /* running configuration; owned */
+    char *config_path;             /* NULL: the bundled demo configuration */
+    struct journal *journal;       /* owned */
+    struct api *api;               /* owned */
+    struct service **services;     /* n_services, config order; owned */
+    size_t n_services;
+    enum state state;              /* the system's state */
+    uint64_t state_ms;             /* wall ms of its last transition */
+    uv_timer_t quiet_timer;        /* recovered -> normal */
+    uv_prepare_t flush;            /* commits the journal's batch before the loop waits */
+    uv_signal_t sig_term;          /* graceful stop */
+    uv_signal_t sig_int;           /* graceful stop */
+    uv_signal_t sig_hup;           /* reload */
+    uint64_t started_ms;           /* wall ms */
+    bool stopping;                 /* shutdown in progress */
+    unsigned executing;            /* actions executing now (max_concurrent_recoveries) */
+    char token[65];                /* the API token (state_dir/token) */
+    struct alerter *alerter;       /* webhooks; owned */
+    bool closed;                   /* every daemon handle closed; the loop is ending */
+    bool detectors_up;             /* detector_init_all succeeded */
+    struct config **old_cfg_list;  /* configs replaced by reloads, kept while referenced */
+    size_t n_old_cfg;
+};
+
+/* Build the daemon from a loaded config (takes ownership of cfg): opens the
+ * journal, the API, cleans up what a killed predecessor left, starts every
+ * service. Returns 0 or -errno with a message already logged. */
+int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const char *config_path);
+/* Begin a graceful stop: every service is stopped (signal, grace, KILL),
+ * then every handle is closed and the loop ends. */
+void daemon_stop(struct daemon *d);
+/* Re-read the configuration; a config that fails validation is logged and
+ * the running one stays. 0 or -EINVAL. */
+int daemon_reload(struct daemon *d);
+/* After a service's process went down during a stop: finish when all are. */
+void daemon_stop_progress(struct daemon *d);
+/* Free what daemon_start built; the loop must have ended. */
+void daemon_free(struct daemon *d);
+/* The live service of that name (retired ones excluded), or NULL. */
+struct service *daemon_service(struct daemon *d, const char *name);
+/* s verified once (or had its chance): start the services waiting for it. */
+void daemon_service_ready(struct daemon *d, struct service *s);
+/* s recovered: its dependents are re-checked. */
+void daemon_service_recovered(struct daemon *d, struct service *s);
+/* Every dependency of s is ready (or gone). */
+bool daemon_dependencies_ready(struct daemon *d, const struct service *s);
+/* Called when a service may be freed (its handles closed). */
+void daemon_service_gone(struct daemon *d, struct service *s);
+
+#endif

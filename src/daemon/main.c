@@ -1,0 +1,131 @@
+/* recoverd: the daemon's command line. Exit codes: 0 stopped cleanly,
+ * 1 runtime failure (journal, API, loop), 2 bad usage or configuration. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "daemon/daemon.h"
+#include "lib/log.h"
+
+#define RECOVERD_VERSION "0.1.0"
+
+/* The bundled demo: one demo service with an http and a tcp check. The
+ * demo binary is found next to recoverd itself. */
+static char *main__demo_yaml(void)
+{
+    char exe[PATH_MAX], *yaml = NULL;
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    if (asprintf(&yaml,
+                 "state_dir: ./var\n"
+                 "api: { listen: 127.0.0.1:7411 }\n"
+                 "services:\n"
+                 "  web:\n"
+                 "    command: [\"%s/recoverd-demo\", \"--port\", \"8080\"]\n"
+                 "    checks:\n"
+                 "      - http: { url: \"http://127.0.0.1:8080/health\", interval: 200ms, "
+                 "timeout: 100ms, fall: 2, rise: 1 }\n"
+                 "      - tcp: { address: \"127.0.0.1:8080\", interval: 1s, timeout: 500ms }\n"
+                 "    restart: { max: 5, window: 60s, stable: 1s, backoff: { initial: 100ms, "
+                 "max: 10s } }\n"
+                 "    stop: { signal: TERM, grace: 5s }\n",
+                 exe) < 0)
+        return NULL;
+    return yaml;
+}
+
+static void main__usage(FILE *f)
+{
+    fprintf(f, "usage: recoverd [-c FILE] [--check-config] [--log-level debug|info|warn|error]\n"
+               "  -c, --config FILE   configuration (default: the bundled demo)\n"
+               "      --check-config  validate the configuration and exit (0 valid, 2 invalid)\n"
+               "      --log-level L   log events at L and above to stderr (default info)\n"
+               "  -V, --version       print the version\n");
+}
+
+static struct config *main__load(const char *path)
+{
+    struct cfg_err err;
+    char msg[1024];
+    struct config *cfg;
+    if (path) {
+        cfg = config_load(path, &err);
+    } else {
+        char *yaml = main__demo_yaml();
+        cfg = yaml ? config_load_string("<demo>", yaml, strlen(yaml), &err) : NULL;
+        free(yaml);
+    }
+    if (!cfg)
+        fprintf(stderr, "%s\n", cfg_err_format(&err, msg, sizeof msg));
+    return cfg;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
+        {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    const char *path = NULL;
+    int check_only = 0, o, lvl;
+    while ((o = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': path = optarg; break;
+        case 't': check_only = 1; break;
+        case 'l':
+            if ((lvl = log_level_parse(optarg)) < 0) {
+                fprintf(stderr, "recoverd: unknown log level '%s' (expected debug, info, warn "
+                                "or error)\n", optarg);
+                return 2;
+            }
+            log_set_level(lvl);
+            break;
+        case 'V': printf("recoverd %s\n", RECOVERD_VERSION); return 0;
+        case 'h': main__usage(stdout); return 0;
+        default: main__usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "recoverd: unexpected argument '%s'\n", argv[optind]);
+        main__usage(stderr);
+        return 2;
+    }
+    struct config *cfg = main__load(path);
+    if (!cfg)
+        return 2;
+    if (check_only) {
+        printf("%s: configuration valid (%zu services)\n", path ? path : "<demo>",
+               cfg->n_services);
+        config_free(cfg);
+        return 0;
+    }
+    srandom((unsigned)time(NULL) ^ (unsigned)getpid()); /* backoff jitter only */
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct daemon d;
+    int r = daemon_start(&d, &loop, cfg, path);
+    if (r < 0) {
+        daemon_stop(&d);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        daemon_free(&d);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    daemon_free(&d);
+    if (uv_loop_close(&loop) != 0)
+        log_event(LOG_WARN, NULL, "loop-not-empty", NULL);
+    return 0;
+}

@@ -1,0 +1,28 @@
+/* A service's life inside the daemon: creation from its config, start,
+ * stop, and release once every loop handle it owns is closed. */
+#ifndef RECOVERD_DAEMON_SERVICE_H
+#define RECOVERD_DAEMON_SERVICE_H
+
+#include "daemon/service-t.h"
+
+/* A new service for cfg (borrowed; must outlive it or be rebound). Its
+ * output log is opened under state_dir/logs. NULL on failure (logged). */
+struct service *service_new(struct daemon *d, const struct service_cfg *cfg);
+/* Spawn the process and begin checking. */
+void service_start(struct service *s);
+/* Stop the process (if any) for good: shutdown or removal by a reload. */
+void service_stop(struct service *s, const char *why);
+/* Point s at an identical cfg from a newer config. */
+void service_rebind(struct service *s, const struct service_cfg *cfg);
+/* Apply cfg (same process: config_process_equal) to s without touching
+ * its process: new checks, policies and recovery. -EBUSY with *why when
+ * s is starting, recovering or has a fault open; -ENOMEM. Either way s is
+ * unchanged on failure. */
+int service_reconfigure(struct service *s, const struct service_cfg *cfg, const char **why);
+/* Close every handle; once all are closed, daemon_service_gone() is called
+ * for retired services. Call when the process is down. */
+void service_close(struct service *s);
+/* Free the memory; every handle must be closed already. NULL-safe. */
+void service_free(struct service *s);
+
+#endif

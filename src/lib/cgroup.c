@@ -1,0 +1,187 @@
+/* cgroup v2 reads: where a process's cgroup is, and its single-number files. */
+#include "lib/cgroup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The cgroup2 mount, found once: mounts do not move under a running daemon,
+ * and mountinfo is hundreds of lines on a container host. */
+static struct {
+    int state;              /* 0: not looked yet, 1: found, -errno: none */
+    char dir[PATH_MAX];     /* the mount point, e.g. /sys/fs/cgroup/unified */
+    char root[PATH_MAX];    /* the cgroup path the mount shows at dir, usually "/" */
+} cgroup__mnt;
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. In place. */
+static void cgroup__unescape(char *s)
+{
+    char *out = s;
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 3;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+/* One mountinfo line: "id parent maj:min root point opts [tags...] - fstype src super".
+ * 1 and root/point filled when it is the cgroup2 mount. */
+static int cgroup__mount_line(char *line, char **root, char **point)
+{
+    char *save = NULL, *f[5], *tok;
+    int i;
+    for (i = 0; i < 5 && (f[i] = strtok_r(i ? NULL : line, " \n", &save)); i++)
+        ;
+    if (i < 5)
+        return 0;
+    while ((tok = strtok_r(NULL, " \n", &save)) && strcmp(tok, "-") != 0)
+        ;
+    if (!tok || !(tok = strtok_r(NULL, " \n", &save)) || strcmp(tok, "cgroup2") != 0)
+        return 0;
+    *root = f[3];
+    *point = f[4];
+    return 1;
+}
+
+static int cgroup__find_mount(void)
+{
+    FILE *fp;
+    char *line = NULL, *root, *point;
+    size_t cap = 0;
+    int r = -ENOENT;
+
+    if (cgroup__mnt.state)
+        return cgroup__mnt.state < 0 ? cgroup__mnt.state : 0;
+    if (!(fp = fopen("/proc/self/mountinfo", "re")))
+        return -errno; /* not cached: /proc may come back (early boot, EMFILE) */
+    while (getline(&line, &cap, fp) > 0) {
+        if (!cgroup__mount_line(line, &root, &point))
+            continue;
+        cgroup__unescape(root);
+        cgroup__unescape(point);
+        if (strlen(point) >= sizeof cgroup__mnt.dir || strlen(root) >= sizeof cgroup__mnt.root)
+            continue;
+        strcpy(cgroup__mnt.dir, point);
+        strcpy(cgroup__mnt.root, root);
+        r = 0;
+        break;
+    }
+    free(line);
+    fclose(fp);
+    cgroup__mnt.state = r < 0 ? r : 1;
+    return r;
+}
+
+/* The "0::/path" line of /proc/PID/cgroup into rel (without " (deleted)"). */
+static int cgroup__pid_path(pid_t pid, char *rel, size_t len)
+{
+    char file[64], *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    FILE *fp;
+    int r = -ENOENT;
+
+    snprintf(file, sizeof file, "/proc/%d/cgroup", (int)pid);
+    if (!(fp = fopen(file, "re")))
+        return -errno;
+    while ((n = getline(&line, &cap, fp)) > 0) {
+        if (strncmp(line, "0::", 3) != 0)
+            continue;
+        if (line[n - 1] == '\n')
+            line[--n] = '\0';
+        if (n > 10 && !strcmp(line + n - 10, " (deleted)"))
+            line[n - 10] = '\0';
+        r = snprintf(rel, len, "%s", line + 3) < (int)len ? 0 : -ENAMETOOLONG;
+        break;
+    }
+    free(line);
+    fclose(fp);
+    return r;
+}
+
+int cgroup_of_pid(pid_t pid, char *path, size_t len)
+{
+    char rel[PATH_MAX];
+    const char *tail = rel;
+    size_t rootlen;
+    int r;
+
+    if (pid <= 0)
+        return -ENOENT;
+    if ((r = cgroup__find_mount()) < 0 || (r = cgroup__pid_path(pid, rel, sizeof rel)) < 0)
+        return r;
+    /* A mount of a subtree (containers) shows only paths below its root. */
+    rootlen = strlen(cgroup__mnt.root);
+    if (strcmp(cgroup__mnt.root, "/") != 0) {
+        if (strncmp(rel, cgroup__mnt.root, rootlen) != 0 || (rel[rootlen] && rel[rootlen] != '/'))
+            return -ENOENT;
+        tail = rel + rootlen;
+    }
+    if (!strcmp(tail, "/"))
+        tail = "";
+    if (snprintf(path, len, "%s%s", cgroup__mnt.dir, tail) >= (int)len)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+int cgroup_read_u64(const char *dir, const char *file, uint64_t *out)
+{
+    char path[PATH_MAX], buf[32], *end;
+    ssize_t n;
+    int fd, r;
+
+    if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path)
+        return -ENAMETOOLONG;
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return -errno;
+    n = read(fd, buf, sizeof buf - 1);
+    r = n < 0 ? -errno : 0;
+    close(fd);
+    if (r < 0)
+        return r;
+    buf[n] = '\0';
+    if (!strcmp(buf, "max\n") || !strcmp(buf, "max")) {
+        *out = UINT64_MAX;
+        return 0;
+    }
+    errno = 0;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (errno || end == buf || buf[0] < '0' || buf[0] > '9' || (*end && *end != '\n'))
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int cgroup_read_key(const char *dir, const char *file, const char *key, uint64_t *out)
+{
+    char path[PATH_MAX], *line = NULL, *end;
+    size_t cap = 0, klen = strlen(key);
+    FILE *fp;
+    int r = -ENOENT;
+
+    if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path)
+        return -ENAMETOOLONG;
+    if (!(fp = fopen(path, "re")))
+        return -errno;
+    while (getline(&line, &cap, fp) > 0) {
+        if (strncmp(line, key, klen) != 0 || line[klen] != ' ')
+            continue;
+        errno = 0;
+        *out = strtoull(line + klen + 1, &end, 10);
+        r = errno || end == line + klen + 1 ? -EINVAL : 0;
+        break;
+    }
+    free(line);
+    fclose(fp);
+    return r;
+}

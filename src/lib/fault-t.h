@@ -1,0 +1,35 @@
+/* Faults and recovery actions as recorded. Types only. */
+#ifndef RECOVERD_LIB_FAULT_T_H
+#define RECOVERD_LIB_FAULT_T_H
+
+#include <stdint.h>
+
+#include "lib/model-t.h"
+
+struct fault {
+    int64_t id;               /* journal row id; 0 until journaled */
+    char service[64];         /* source service */
+    char check[64];           /* source check ("process", "http", ...) */
+    enum fault_type type;
+    enum severity severity;
+    enum impact impact;
+    char description[256];    /* human words */
+    char context[512];        /* JSON object text: measurements (exit code, signal, status, latency) */
+    uint64_t opened_ms;       /* CLOCK_REALTIME ms; when the threshold was crossed */
+    uint64_t resolved_ms;     /* CLOCK_REALTIME ms; 0 while open */
+};
+
+struct action {
+    int64_t id;                  /* journal row id; 0 until journaled */
+    int64_t fault_id;            /* the fault it recovers */
+    char service[64];            /* target service */
+    enum strategy strategy;
+    enum action_status status;
+    char params[256];            /* JSON object text: the strategy's parameters (e.g. {"delay_ms":400}) */
+    char result[256];            /* human words: what was observed */
+    uint64_t created_ms;         /* CLOCK_REALTIME ms */
+    uint64_t started_ms;         /* 0 until executing */
+    uint64_t finished_ms;        /* 0 until completed/failed/aborted */
+};
+
+#endif

@@ -1,0 +1,24 @@
+/* Starting a program the way recoverd starts everything: an argv array (no
+ * shell), its own session and process group, stdin from /dev/null, stdout
+ * and stderr to one fd, and a pidfd so its exit is a loop event. */
+#ifndef RECOVERD_LIB_SPAWN_H
+#define RECOVERD_LIB_SPAWN_H
+
+#include <sys/types.h>
+
+struct spawn_opts {
+    char *const *argv;  /* NULL-terminated; argv[0] without '/' is looked up in PATH */
+    char *const *envp;  /* NULL: recoverd's environment */
+    const char *cwd;    /* NULL: recoverd's working directory */
+    int out_fd;         /* becomes the child's stdout and stderr; -1: /dev/null */
+};
+
+/* Start the program; returns once it has exec'd (or failed to). 0 with
+ * *pid and *pidfd (readable once it exits; the caller closes it) set, or
+ * -errno (ENOENT, EACCES, ...). */
+int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd);
+/* A pidfd for a process we did not start (readable once it exits), or
+ * -errno. */
+int spawn_pidfd(pid_t pid);
+
+#endif
