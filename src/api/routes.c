@@ -12,8 +12,6 @@
 #include <string.h>
 
 #include "lib/token.h"
-#include "daemon/status.h"
-#include "daemon/control.h"
 #include "store/journal.h"
 
 #define ROUTES__ARG_MAX 256 /* bytes of the one {} path segment a pattern captures */
@@ -135,7 +133,7 @@ static int routes__limit(const struct route_request *req, size_t *limit, json_t 
 static struct journal *routes__journal(const struct route_request *req, json_t **body,
                                        unsigned *status)
 {
-    struct journal *j = daemon_journal(req->d);
+    struct journal *j = req->b->journal;
     if (!j)
         *status = routes__error(body, 500, "journal unavailable");
     return j;
@@ -143,17 +141,17 @@ static struct journal *routes__journal(const struct route_request *req, json_t *
 
 static unsigned routes__status(const struct route_request *req, const char *arg, json_t **body)
 {
-    return routes__view(status_view(req->d), "status view", body);
+    return routes__view(req->b->status(req->b->ctx), "status view", body);
 }
 
 static unsigned routes__services(const struct route_request *req, const char *arg, json_t **body)
 {
-    return routes__view(services_view(req->d), "services view", body);
+    return routes__view(req->b->services(req->b->ctx), "services view", body);
 }
 
 static unsigned routes__service(const struct route_request *req, const char *arg, json_t **body)
 {
-    json_t *v = service_view(req->d, arg);
+    json_t *v = req->b->service(req->b->ctx, arg);
     if (!v)
         return routes__error(body, 404, "no such service: %s", arg);
     *body = v;
@@ -277,30 +275,30 @@ static unsigned routes__control_reply(const struct route_request *req, const cha
         return routes__error(body, 404, "%s", err);
     if (r < 0)
         return routes__error(body, 500, "%s", strerror(-r));
-    return routes__view(service_view(req->d, name), "service", body);
+    return routes__view(req->b->service(req->b->ctx, name), "service", body);
 }
 
 static unsigned routes__control(const struct route_request *req, const char *name,
-                                enum control_op op, json_t **body)
+                                enum api_control op, json_t **body)
 {
     char err[256] = "";
-    int r = control_service(req->d, name, op, err, sizeof err);
+    int r = req->b->control(req->b->ctx, name, op, err, sizeof err);
     return routes__control_reply(req, name, r, err, body);
 }
 
 static unsigned routes__hold(const struct route_request *req, const char *arg, json_t **body)
 {
-    return routes__control(req, arg, CONTROL_HOLD, body);
+    return routes__control(req, arg, API_HOLD, body);
 }
 
 static unsigned routes__release(const struct route_request *req, const char *arg, json_t **body)
 {
-    return routes__control(req, arg, CONTROL_RELEASE, body);
+    return routes__control(req, arg, API_RELEASE, body);
 }
 
 static unsigned routes__restart(const struct route_request *req, const char *arg, json_t **body)
 {
-    return routes__control(req, arg, CONTROL_RESTART, body);
+    return routes__control(req, arg, API_RESTART, body);
 }
 
 /* {"strategy": "restart"}: run that strategy for the fault's service. */
@@ -317,7 +315,7 @@ static unsigned routes__recover(const struct route_request *req, const char *arg
         return routes__error(body, 400, "expected a JSON body like {\"strategy\": \"restart\"}");
     }
     char err[256] = "", service[64] = "";
-    int r = control_recover(req->d, id, name, service, sizeof service, err, sizeof err);
+    int r = req->b->recover(req->b->ctx, id, name, service, sizeof service, err, sizeof err);
     json_decref(in);
     return routes__control_reply(req, service, r, err, body);
 }
@@ -382,10 +380,10 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
          * them before reporting anything, so no answer shows what a kill -9
          * could still lose. Writes the disk refused stay out of the answers
          * until they are written; /v1/status says how many wait. */
-        struct journal *j = daemon_journal(req->d);
+        struct journal *j = req->b->journal;
         if (j)
             journal_flush(j);
-        if (r->mutating && !token_authorizes(daemon_token(req->d), req->authorization)) {
+        if (r->mutating && !token_authorizes(req->b->token, req->authorization)) {
             out->status = routes__error(&out->body, 401, "missing or wrong token (expected "
                                         "Authorization: Bearer <the token in state_dir/token>)");
             return;

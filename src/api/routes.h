@@ -7,8 +7,28 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-struct daemon;
+struct journal;
+
+enum api_control { API_HOLD, API_RELEASE, API_RESTART };
+
+/* What the API answers from, handed over by the composition root: the
+ * journal for history, the live views and the operator's controls. */
+struct api_backend {
+    struct journal *journal;  /* borrowed */
+    const char *token;        /* the mutating calls' bearer token; borrowed */
+    json_t *(*status)(void *ctx);                   /* new reference */
+    json_t *(*services)(void *ctx);                 /* new reference */
+    json_t *(*service)(void *ctx, const char *name); /* NULL: no such service */
+    /* 0, or -ENOENT (no such service), -EBUSY, -EINVAL with words in err. */
+    int (*control)(void *ctx, const char *name, enum api_control op, char *err, size_t len);
+    /* Run strategy (by name) for open fault id; service receives the
+     * fault's service. 0 or -ENOENT / -EBUSY / -EINVAL with words in err. */
+    int (*recover)(void *ctx, int64_t fault_id, const char *strategy, char *service,
+                   size_t service_len, char *err, size_t len);
+    void *ctx;
+};
 
 #define ROUTES_MAX_QUERY 16      /* query arguments accepted in one request */
 #define ROUTES_LIMIT_DEFAULT 100 /* rows when ?limit is absent */
@@ -20,7 +40,7 @@ struct route_query {
 };
 
 struct route_request {
-    struct daemon *d;                            /* state to answer from */
+    const struct api_backend *b;                 /* state to answer from */
     const char *method;                          /* "GET", "POST", ... */
     const char *path;                            /* decoded path, without the query */
     struct route_query query[ROUTES_MAX_QUERY];  /* in request order */

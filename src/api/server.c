@@ -29,7 +29,7 @@
 
 struct api {
     uv_loop_t *loop;       /* borrowed */
-    struct daemon *d;      /* borrowed: the state the routes answer from */
+    const struct api_backend *b; /* borrowed: the state the routes answer from */
     uv_tcp_t listener;     /* listener.data: this api */
     uv_timer_t sweep;      /* repeats while connections exist: idle and linger limits */
     struct conn *conns;    /* open connections (closing ones until their close callback) */
@@ -415,7 +415,7 @@ static void conn__answer(struct conn *c, struct request *rq)
 {
     struct route_reply rep;
     uint64_t t0 = uv_hrtime();
-    rq->route.d = c->api->d;
+    rq->route.b = c->api->b;
     routes_dispatch(&rq->route, &rep);
     c->finishing = !rq->keep_alive;
     conn__reply(c, rep.status, rep.allow, rep.body, strcmp(rq->route.method, "HEAD") == 0);
@@ -537,7 +537,7 @@ static void api__accept_cb(uv_stream_t *server, int status)
     conn__reading(c, true);
 }
 
-struct api *api_new(uv_loop_t *loop, struct daemon *d, const struct sockaddr_storage *addr,
+struct api *api_new(uv_loop_t *loop, const struct api_backend *b, const struct sockaddr_storage *addr,
                     char *err, size_t errlen)
 {
     struct api *a = calloc(1, sizeof *a);
@@ -551,7 +551,7 @@ struct api *api_new(uv_loop_t *loop, struct daemon *d, const struct sockaddr_sto
     if ((r = api__listen(addr, &fd, &bound)) < 0)
         goto fail;
     a->loop = loop;
-    a->d = d;
+    a->b = b;
     a->idle_ms = API__IDLE_MS;
     api__addr_format(&bound, a->addr, sizeof a->addr); /* the real port when asked for 0 */
     uv_tcp_init(loop, &a->listener);

@@ -2,6 +2,7 @@
 #ifndef RECOVERD_CONFIG_CONFIG_T_H
 #define RECOVERD_CONFIG_CONFIG_T_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -9,11 +10,37 @@
 #include "lib/model-t.h"
 
 struct detector_ops;
+struct cfg_field;
+
+/* What the loader needs of a check kind: its keys. The kinds live above
+ * config/ (detect/, plug-ins); the composition root hands them over in a
+ * struct cfg_registry. */
+struct cfg_kind {
+    const struct detector_ops *ops;  /* opaque here: stored in check_cfg.ops */
+    const char *name;                /* the YAML key: "http", "tcp" */
+    const struct cfg_field *fields;  /* its own keys (NULL-key terminated) */
+    size_t params_size;              /* bytes of the params struct fields fill */
+    void (*params_init)(void *params); /* preset defaults; may be NULL */
+    /* the params as a whole; 0 or -EINVAL with words in why. May be NULL. */
+    int (*validate)(const void *params, char *why, size_t len);
+};
+
+/* The kinds and strategies a configuration may name. */
+struct cfg_registry {
+    /* 0 with *out filled, or -ENOENT with *why (NULL or e.g. "plugin
+     * recoverd-x.so not found"). */
+    int (*check_kind)(const char *name, struct cfg_kind *out, const char **why);
+    /* The strategy (enum strategy) is implemented: a chain may keep it. */
+    bool (*strategy_exists)(int strategy);
+};
 
 struct check_cfg {
-    char *name;                     /* unique within the service; default: the kind ("http", "tcp", "http2"...) */
-    const struct detector_ops *ops; /* the check kind */
-    void *params;                   /* ops->params_size bytes filled from ops->fields; owned */
+    char *name;                     /* unique within the service, a name like a service's;
+                                     * default: the kind ("http", "tcp", "http2"...) */
+    const struct detector_ops *ops; /* the check kind (opaque to config/) */
+    const char *kind;               /* its name */
+    const struct cfg_field *fields; /* its keys, describing params */
+    void *params;                   /* the kind's params, filled from fields; owned */
     uint64_t interval_ms;           /* between probe starts; default 1000 */
     uint64_t timeout_ms;            /* per probe; default 1000, must be > 0 */
     unsigned fall;                  /* consecutive failures that open a fault; default 3 (>= 1) */
@@ -57,6 +84,8 @@ struct service_cfg {
     int chain[STRATEGY__COUNT];/* recovery: [...] overrides the rules for this service */
     unsigned n_chain;          /* 0: use the rules */
     uint64_t verify_ms;        /* a recovery must verify (checks pass) within this; default 30 s */
+    uint64_t start_period_ms;  /* after a spawn, failures before a first pass do not count; 1 s */
+    uint64_t flap_window_ms;   /* a fault back this soon after its verification is reopened; 60 s */
     char *cwd;                 /* NULL: recoverd's working directory */
     char **env;                /* "KEY=value", NULL-terminated, added to recoverd's env; may be NULL */
     struct check_cfg *checks;  /* n_checks entries */
@@ -92,6 +121,9 @@ struct config {
     struct service_cfg *services;   /* n_services entries, in file order */
     size_t n_services;
     struct alerts_cfg alerts;       /* alerts: { webhooks: [...] } */
+    const struct cfg_registry *reg; /* the kinds it was loaded with; borrowed */
+    char **warnings;                /* "file:line:col: warning: ..." (NULL-terminated); owned */
+    size_t n_warnings;
 };
 
 #endif

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdalign.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -17,7 +18,6 @@
 
 #include "lib/model.h"
 #include "lib/url.h"
-#include "detect/detector.h"
 
 #define CONFIG__FILE_MAX (4u << 20) /* bytes; a config file larger than this is a mistake */
 #define CONFIG__NAME_MAX 63         /* characters of a service name */
@@ -111,6 +111,8 @@ static const struct cfg_field config__service_fields[] = {
     {"env", CFG_ENV, offsetof(struct service_cfg, env), 0, NULL},
     {"depends_on", CFG_ARGV, offsetof(struct service_cfg, depends_on), 0, NULL},
     {"verify", CFG_DURATION, offsetof(struct service_cfg, verify_ms), 0, NULL},
+    {"start_period", CFG_DURATION, offsetof(struct service_cfg, start_period_ms), 0, NULL},
+    {"flap_window", CFG_DURATION, offsetof(struct service_cfg, flap_window_ms), 0, NULL},
     {"repair", CFG_MAP, offsetof(struct service_cfg, repair), 0, config__repair_fields},
     {"recovery", CFG_MAP, 0, 0, NULL},
     {"log_max", CFG_MAP, 0, 0, NULL},
@@ -190,8 +192,8 @@ static char *config__text(struct fy_node *n)
 static void config__check_free(struct check_cfg *c)
 {
     free(c->name);
-    if (c->ops && c->params)
-        cfg_fields_free(c->ops->fields, c->params);
+    if (c->fields && c->params)
+        cfg_fields_free(c->fields, c->params);
     free(c->params);
 }
 
@@ -217,6 +219,9 @@ void config_free(struct config *c)
         config__service_free(&c->services[i]);
     free(c->services);
     cfg_fields_free(config__fields, c);
+    for (size_t i = 0; i < c->n_warnings; i++)
+        free(c->warnings[i]);
+    free(c->warnings);
     free(c->path);
     free(c);
 }
@@ -233,7 +238,7 @@ const struct service_cfg *config_service(const struct config *c, const char *nam
 
 /* The common keys followed by the kind's own, the latter shifted to where the
  * params sit in one scratch block, so one cfg_map call sees every key. */
-static struct cfg_field *config__check_table(const struct detector_ops *ops, size_t params_off)
+static struct cfg_field *config__check_table(const struct cfg_kind *ops, size_t params_off)
 {
     size_t nc = 0, nk = 0;
     struct cfg_field *t;
@@ -274,7 +279,7 @@ static int config__check_limits(const struct check_cfg *c, struct fy_node *body,
 
 /* Map one check's body onto a scratch block [check_cfg | params], then move
  * it into out. On error nothing is left allocated. */
-static int config__check_body(const struct detector_ops *ops, struct fy_node *item,
+static int config__check_body(const struct cfg_kind *ops, struct fy_node *item,
                               struct fy_node *body, struct check_cfg *out, struct cfg_err *err)
 {
     const size_t off = (sizeof(struct check_cfg) + alignof(max_align_t) - 1) &
@@ -287,7 +292,8 @@ static int config__check_body(const struct detector_ops *ops, struct fy_node *it
     if (!(c = calloc(1, off + ops->params_size + 1)))
         return -ENOMEM;
     *c = (struct check_cfg){.interval_ms = 1000, .timeout_ms = 1000, .fall = 3, .rise = 2,
-                            .severity = -1, .type = -1, .impact = -1, .ops = ops,
+                            .severity = -1, .type = -1, .impact = -1, .ops = ops->ops,
+                            .kind = ops->name, .fields = ops->fields,
                             .line = config__line(item)};
     if (ops->params_init)
         ops->params_init((char *)c + off);
@@ -317,9 +323,11 @@ fail:
 }
 
 /* One list item: a one-key mapping "kind: {settings}". */
-static int config__check(struct fy_node *item, struct check_cfg *out, struct cfg_err *err)
+static int config__check(const struct config *cf, struct fy_node *item, struct check_cfg *out,
+                         struct cfg_err *err)
 {
-    const struct detector_ops *ops;
+    struct cfg_kind ops;
+    const char *why = NULL;
     struct fy_node_pair *p;
     void *it = NULL;
     char *kind = NULL;
@@ -334,13 +342,13 @@ static int config__check(struct fy_node *item, struct check_cfg *out, struct cfg
         cfg_err_at(err, item, "expected a check kind like http or tcp");
         return -EINVAL;
     }
-    if (!(ops = detector_find(kind))) {
-        const char *why = detector_find_error(); /* e.g. the kind's plug-in is missing */
+    if (cf->reg->check_kind(kind, &ops, &why) < 0) {
+        /* why: e.g. the kind's plug-in is missing */
         cfg_err_at(err, fy_node_pair_key(p), "unknown check kind '%s'%s%s%s", kind,
                    why ? " (" : "", why ? why : "", why ? ")" : "");
         goto fail;
     }
-    r = config__check_body(ops, item, config__deref(fy_node_pair_value(p)), out, err);
+    r = config__check_body(&ops, item, config__deref(fy_node_pair_value(p)), out, err);
 fail:
     free(kind);
     return r;
@@ -366,16 +374,19 @@ static int config__check_names(struct service_cfg *s)
         c = &s->checks[i];
         if (c->name)
             continue;
-        snprintf(buf, sizeof(buf), "%s", c->ops->name);
+        snprintf(buf, sizeof(buf), "%s", c->kind);
         for (unsigned n = 2; config__name_taken(s, c, buf); n++)
-            snprintf(buf, sizeof(buf), "%s%u", c->ops->name, n);
+            snprintf(buf, sizeof(buf), "%s%u", c->kind, n);
         if (!(c->name = strdup(buf)))
             return -ENOMEM;
     }
     return 0;
 }
 
-static int config__checks(struct service_cfg *s, struct fy_node *list, struct cfg_err *err)
+static bool config__name_ok(const char *s);
+
+static int config__checks(const struct config *cf, struct service_cfg *s, struct fy_node *list,
+                          struct cfg_err *err)
 {
     struct fy_node *item;
     struct check_cfg *c;
@@ -390,9 +401,15 @@ static int config__checks(struct service_cfg *s, struct fy_node *list, struct cf
         return -ENOMEM;
     while ((item = fy_node_sequence_iterate(list, &it))) {
         c = &s->checks[s->n_checks];
-        if ((r = config__check(item, c, err)) < 0)
+        if ((r = config__check(cf, item, c, err)) < 0)
             return r;
         s->n_checks++;
+        if (c->name && !config__name_ok(c->name)) {
+            cfg_err_at(err, config__lookup(config__check_settings(item), "name"),
+                       "invalid check name '%s' (expected 1-%d characters of A-Z a-z 0-9 _ . -)",
+                       c->name, CONFIG__NAME_MAX);
+            return -EINVAL;
+        }
         if (c->name && config__name_taken(s, c, c->name)) {
             cfg_err_at(err, config__lookup(config__check_settings(item), "name"),
                        "duplicate check name '%s' in service '%s'", c->name, s->name);
@@ -483,11 +500,41 @@ static int config__polymorphic(struct service_cfg *s, struct fy_node *body, cons
     return cfg_read(v, &map_table[0], s, err);
 }
 
-/* A strategy chain: a list of strategy names, each at most once. */
-static int config__chain(struct fy_node *list, int *chain, unsigned *n, struct cfg_err *err)
+static const char *config__strategies_known(const struct config *c);
+
+/* A warning at a node's position, kept in c->warnings for the caller to
+ * print or log. Out of memory loses the warning, never the load. */
+static void config__warn(struct config *c, struct fy_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void config__warn(struct config *c, struct fy_node *n, const char *fmt, ...)
+{
+    struct cfg_err at = {0};
+    char msg[512], *line = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(at.file, sizeof at.file, "%s", c->path);
+    cfg_err_at(&at, n, "%s", msg);
+    char **v = realloc(c->warnings, (c->n_warnings + 2) * sizeof *v);
+    if (!v)
+        return;
+    c->warnings = v;
+    if (asprintf(&line, "%s:%d:%d: warning: %s", at.file, at.line, at.col, msg) < 0)
+        return;
+    c->warnings[c->n_warnings++] = line;
+    c->warnings[c->n_warnings] = NULL;
+}
+
+/* A strategy chain: a list of strategy names, each at most once. A strategy
+ * recoverd does not implement yet is dropped with a warning, and a chain
+ * left empty is an error: the configuration says what will really run. */
+static int config__chain(struct config *c, struct fy_node *list, int *chain, unsigned *n,
+                         struct cfg_err *err)
 {
     struct fy_node *item;
     void *it = NULL;
+    int seen[STRATEGY__COUNT] = {0};
     list = config__deref(list);
     if (!fy_node_is_sequence(list)) {
         cfg_err_at(err, list, "expected a list of strategies like [restart, repair]");
@@ -504,12 +551,21 @@ static int config__chain(struct fy_node *list, int *chain, unsigned *n, struct c
             return -EINVAL;
         }
         free(name);
-        for (unsigned i = 0; i < *n; i++)
-            if (chain[i] == st) {
-                cfg_err_at(err, item, "strategy '%s' listed twice", strategy_name(st));
-                return -EINVAL;
-            }
+        if (seen[st]++) {
+            cfg_err_at(err, item, "strategy '%s' listed twice", strategy_name(st));
+            return -EINVAL;
+        }
+        if (!c->reg->strategy_exists(st)) {
+            config__warn(c, item, "strategy '%s' is not implemented yet: dropped from this chain",
+                         strategy_name(st));
+            continue;
+        }
         chain[(*n)++] = st;
+    }
+    if (*n == 0) {
+        cfg_err_at(err, list, "no usable strategy in this chain (implemented: %s)",
+                   config__strategies_known(c));
+        return -EINVAL;
     }
     return 0;
 }
@@ -579,6 +635,8 @@ static int config__service(struct config *c, struct fy_node *key, struct fy_node
         .stop = {.signal = SIGTERM, .grace_ms = 5000},
         .log_max_bytes = 10u << 20,
         .verify_ms = 30000,
+        .start_period_ms = 1000,
+        .flap_window_ms = 60000,
         .repair = {.timeout_ms = 60000},
         .line = config__line(key),
     };
@@ -587,7 +645,7 @@ static int config__service(struct config *c, struct fy_node *key, struct fy_node
         return r;
     if ((v = config__lookup(body, "log_max")) && (r = config__log_max(s, v, err)) < 0)
         return r;
-    if ((v = config__lookup(body, "checks")) && (r = config__checks(s, v, err)) < 0)
+    if ((v = config__lookup(body, "checks")) && (r = config__checks(c, s, v, err)) < 0)
         return r;
     if ((r = config__polymorphic(s, body, "restart", config__restart_map_table,
                                  config__restart_argv_table, err)) < 0 ||
@@ -595,7 +653,7 @@ static int config__service(struct config *c, struct fy_node *key, struct fy_node
                                  config__stop_argv_table, err)) < 0)
         return r;
     if ((v = config__lookup(body, "recovery")) &&
-        (r = config__chain(v, s->chain, &s->n_chain, err)) < 0)
+        (r = config__chain(c, v, s->chain, &s->n_chain, err)) < 0)
         return r;
     if ((r = config__kind_check(s, body, err)) < 0)
         return r;
@@ -733,12 +791,31 @@ static void config__rules_default(struct config *c)
         {FAULT_NETWORK, {STRATEGY_FAILOVER, STRATEGY_RESTART}, 2},
         {FAULT_CONFIGURATION, {STRATEGY_ROLLBACK, STRATEGY_RESTART}, 2},
         {FAULT_RESOURCE, {STRATEGY_REPAIR, STRATEGY_RESTART, STRATEGY_FAILOVER}, 3},
-        {FAULT_HARDWARE, {STRATEGY_FAILOVER, STRATEGY_REPLACE}, 2},
+        {FAULT_HARDWARE, {STRATEGY_FAILOVER, STRATEGY_REPLACE, STRATEGY_RESTART}, 3},
     };
+    /* What is not implemented yet is left out, silently: the user did not
+     * ask for it. Hardware falls back on restart until failover and
+     * replace exist. */
     for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++) {
-        memcpy(c->rules[defaults[i].type], defaults[i].chain, sizeof defaults[i].chain);
-        c->n_rules[defaults[i].type] = defaults[i].n;
+        unsigned n = 0;
+        for (unsigned k = 0; k < defaults[i].n; k++)
+            if (c->reg->strategy_exists(defaults[i].chain[k]))
+                c->rules[defaults[i].type][n++] = defaults[i].chain[k];
+        c->n_rules[defaults[i].type] = n;
     }
+}
+
+/* "restart, repair": the strategies this build implements, for messages. */
+static const char *config__strategies_known(const struct config *c)
+{
+    static char buf[128];
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int st = 0; st < STRATEGY__COUNT; st++)
+        if (c->reg->strategy_exists(st))
+            len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", len ? ", " : "",
+                                    strategy_name(st));
+    return buf;
 }
 
 /* rules: { software: [restart, repair], ... } replaces the chain of each
@@ -762,7 +839,7 @@ static int config__rules(struct config *c, struct fy_node *map, struct cfg_err *
             return -EINVAL;
         }
         free(name);
-        int r = config__chain(fy_node_pair_value(p), c->rules[t], &c->n_rules[t], err);
+        int r = config__chain(c, fy_node_pair_value(p), c->rules[t], &c->n_rules[t], err);
         if (r < 0)
             return r;
     }
@@ -882,7 +959,7 @@ static void config__api_default(struct sockaddr_storage *ss)
 }
 
 struct config *config_load_string(const char *name, const char *yaml, size_t len,
-                                  struct cfg_err *err)
+                                  const struct cfg_registry *reg, struct cfg_err *err)
 {
     struct cfg_err scratch;
     struct config__yaml y = {0};
@@ -901,6 +978,7 @@ struct config *config_load_string(const char *name, const char *yaml, size_t len
     c->quiet_ms = 10000;
     c->max_concurrent = 3;
     c->action_timeout_ms = 60000;
+    c->reg = reg;
     config__rules_default(c);
     config__api_default(&c->api);
     if ((r = config__build(c, y.doc, err)) < 0)
@@ -955,7 +1033,7 @@ fail:
     return NULL;
 }
 
-struct config *config_load(const char *path, struct cfg_err *err)
+struct config *config_load(const char *path, const struct cfg_registry *reg, struct cfg_err *err)
 {
     struct cfg_err scratch;
     struct config *c;
@@ -968,7 +1046,7 @@ struct config *config_load(const char *path, struct cfg_err *err)
     snprintf(err->file, sizeof(err->file), "%s", path);
     if (!(yaml = config__slurp(path, &len, err)))
         return NULL;
-    c = config_load_string(path, yaml, len, err);
+    c = config_load_string(path, yaml, len, reg, err);
     free(yaml);
     return c;
 }
@@ -1024,7 +1102,7 @@ bool config_check_equal(const struct check_cfg *a, const struct check_cfg *b)
            a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
            a->fall == b->fall && a->rise == b->rise &&
            a->severity == b->severity && a->type == b->type && a->impact == b->impact &&
-           config__eq_fields(a->ops->fields, a->params, b->params);
+           config__eq_fields(a->fields, a->params, b->params);
 }
 
 bool config_service_equal(const struct service_cfg *a, const struct service_cfg *b)

@@ -7,11 +7,14 @@
 #include "config/cfgmap.h"
 #include "config/config-t.h"
 
-/* Parse the file at path. Returns a new config (free with config_free), or
+/* Parse the file at path; reg (borrowed, must outlive the config) names
+ * the check kinds and strategies there are. Warnings (a strategy dropped
+ * from a chain...) are in c->warnings. Returns a new config (free with config_free), or
  * NULL with err filled (file:line:col and what was expected). */
-struct config *config_load(const char *path, struct cfg_err *err);
+struct config *config_load(const char *path, const struct cfg_registry *reg, struct cfg_err *err);
 /* Same from a string in memory; `name` is used as the file in messages. */
-struct config *config_load_string(const char *name, const char *yaml, size_t len, struct cfg_err *err);
+struct config *config_load_string(const char *name, const char *yaml, size_t len,
+                                  const struct cfg_registry *reg, struct cfg_err *err);
 void config_free(struct config *c);
 
 /* Same command, environment, checks and policies: a reload can keep the

@@ -9,24 +9,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "api/api.h"
-#include "lib/clock.h"
 #include "config/config.h"
-#include "lib/log.h"
 #include "daemon/service.h"
-#include "lib/token.h"
 #include "detect/detector.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "lib/token.h"
 #include "monitor/alert.h"
-#include "recover/executor.h"
-#include "monitor/state.h"
-#include "recover/process.h"
+#include "recover/supervisor.h"
 #include "store/journal.h"
+
+/* Processes started by recoverd and not yet verified, across services. */
+#define DAEMON__MAX_STARTING 64
 
 static int daemon__mkdirs(const char *path)
 {
     char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return -ENAMETOOLONG;
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/')
             continue;
@@ -40,14 +43,23 @@ static int daemon__mkdirs(const char *path)
     return 0;
 }
 
+/* Kill what a previous recoverd left of a service: the process group of
+ * pid when pid still is the process started at start_ticks. */
 static void daemon__leftover(const char *service, pid_t pid, uint64_t ticks, void *arg)
 {
     struct daemon *d = arg;
     const struct service_cfg *sc = config_service(d->cfg, service);
     uint64_t grace = sc ? sc->stop.grace_ms : 5000;
-    if (process_reap_leftover(pid, ticks, grace))
+    if (pid > 1 && ticks && process_start_ticks(pid) == ticks) {
+        kill(-pid, SIGTERM);
+        kill(-pid, SIGCONT);
+        for (uint64_t waited = 0; waited < grace && process_start_ticks(pid) == ticks;
+             waited += 10)
+            usleep(10000);
+        kill(-pid, SIGKILL);
         log_event(LOG_WARN, service, "leftover-stopped",
                   "pid=%d why=\"left running by a previous recoverd\"", (int)pid);
+    }
     journal_child_clear(d->journal, service);
 }
 
@@ -78,6 +90,41 @@ static int daemon__add(struct daemon *d, struct service *s)
     return 0;
 }
 
+/* Dependencies as pointers, after a start or a reload: each live service's
+ * faults see its dependencies' faults, each knows its dependents. */
+static void daemon__link(struct daemon *d)
+{
+    for (size_t i = 0; i < d->n_services; i++) {
+        struct service *s = d->services[i];
+        free(s->faults.deps);
+        s->faults.deps = NULL;
+        s->faults.n_deps = 0;
+        free(s->dependents);
+        s->dependents = NULL;
+        s->n_dependents = 0;
+    }
+    for (size_t i = 0; i < d->n_services; i++) {
+        struct service *s = d->services[i];
+        if (s->retired)
+            continue;
+        for (char **dep = s->cfg->depends_on; dep && *dep; dep++) {
+            struct service *t = daemon_service(d, *dep);
+            if (!t)
+                continue;
+            struct faults **fv = realloc(s->faults.deps, (s->faults.n_deps + 1) * sizeof *fv);
+            struct service **sv = realloc(t->dependents, (t->n_dependents + 1) * sizeof *sv);
+            if (fv)
+                s->faults.deps = fv;
+            if (sv)
+                t->dependents = sv;
+            if (!fv || !sv)
+                continue; /* out of memory: that link is missing, nothing else */
+            s->faults.deps[s->faults.n_deps++] = &t->faults;
+            t->dependents[t->n_dependents++] = s;
+        }
+    }
+}
+
 static int daemon__create_services(struct daemon *d)
 {
     for (size_t i = 0; i < d->cfg->n_services; i++) {
@@ -85,7 +132,22 @@ static int daemon__create_services(struct daemon *d)
         if (!s || daemon__add(d, s) < 0)
             return -ENOMEM;
     }
+    daemon__link(d);
     return 0;
+}
+
+static void daemon__warnings(const struct config *c)
+{
+    for (size_t i = 0; i < c->n_warnings; i++)
+        log_event(LOG_WARN, NULL, "config-warning", "message=\"%s\"", c->warnings[i]);
+}
+
+static void daemon__apply(struct daemon *d, const struct config *cfg)
+{
+    d->analysis.cfg = cfg;
+    d->executor.max_executing = cfg->max_concurrent;
+    d->executor.action_timeout_ms = cfg->action_timeout_ms;
+    d->monitor.quiet_ms = cfg->quiet_ms;
 }
 
 int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const char *config_path)
@@ -96,12 +158,9 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     d->loop = loop;
     d->cfg = cfg;
     d->config_path = config_path ? strdup(config_path) : NULL;
-    d->started_ms = d->state_ms = clock_wall_ms();
-    d->state = STATE_NORMAL;
+    d->started_ms = clock_wall_ms();
     /* The loop's own handles first: whatever fails below, daemon_stop can
      * close them and the loop ends cleanly. */
-    uv_timer_init(loop, &d->quiet_timer);
-    d->quiet_timer.data = d;
     uv_prepare_init(loop, &d->flush);
     d->flush.data = d;
     uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup};
@@ -112,6 +171,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         uv_signal_start(sigs[i], daemon__signal_cb, signums[i]);
     }
     signal(SIGPIPE, SIG_IGN);
+    daemon__warnings(cfg);
     snprintf(path, sizeof path, "%s/logs", cfg->state_dir);
     if ((r = daemon__mkdirs(path)) < 0) {
         log_event(LOG_ERROR, NULL, "state-dir-failed", "path=%s error=\"%s\"", path, strerror(-r));
@@ -127,6 +187,9 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         log_event(LOG_ERROR, NULL, "journal-failed", "path=%s error=\"%s\"", path, err);
         return -EIO;
     }
+    if ((r = monitor_init(&d->monitor, loop, d->journal, cfg->quiet_ms)) < 0)
+        return r;
+    d->monitor_up = true;
     int aborted = journal_actions_abort_unfinished(d->journal, "aborted: recoverd restarted",
                                                    clock_wall_ms());
     if (aborted > 0)
@@ -142,11 +205,16 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     d->detectors_up = true;
     if (!(d->alerter = alerter_new(loop, &cfg->alerts)))
         return -ENOMEM;
+    d->analysis = (struct analysis){.journal = d->journal, .alerter = d->alerter};
+    d->executor = (struct executor){.journal = d->journal, .alerter = d->alerter,
+                                    .max_starting = DAEMON__MAX_STARTING};
+    daemon__apply(d, cfg);
     if ((r = daemon__create_services(d)) < 0) {
         log_event(LOG_ERROR, NULL, "start-failed", "error=\"cannot create services\"");
         return r;
     }
-    d->api = api_new(loop, d, &cfg->api, err, sizeof err);
+    daemon_backend_init(d);
+    d->api = api_new(loop, &d->backend, &cfg->api, err, sizeof err);
     if (!d->api) {
         log_event(LOG_ERROR, NULL, "api-failed", "error=\"%s\"", err);
         return -EADDRINUSE;
@@ -160,19 +228,11 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     return 0;
 }
 
-static bool daemon__depends_on(const struct service *s, const char *name)
-{
-    for (char **dep = s->cfg->depends_on; dep && *dep; dep++)
-        if (strcmp(*dep, name) == 0)
-            return true;
-    return false;
-}
-
 bool daemon_dependencies_ready(struct daemon *d, const struct service *s)
 {
     for (char **dep = s->cfg->depends_on; dep && *dep; dep++) {
         const struct service *t = daemon_service(d, *dep);
-        if (t && !t->ready)
+        if (t && !t->rec.ready)
             return false;
     }
     return true;
@@ -180,23 +240,12 @@ bool daemon_dependencies_ready(struct daemon *d, const struct service *s)
 
 void daemon_service_ready(struct daemon *d, struct service *s)
 {
-    for (size_t i = 0; i < d->n_services; i++) {
-        struct service *t = d->services[i];
-        if (t->start_waiting && !t->retired && daemon__depends_on(t, s->name) &&
-            daemon_dependencies_ready(d, t) && !d->stopping) {
-            t->start_waiting = false;
+    for (size_t i = 0; i < s->n_dependents; i++) {
+        struct service *t = s->dependents[i];
+        if (t->start_waiting && !t->retired && !d->stopping && daemon_dependencies_ready(d, t)) {
             log_event(LOG_INFO, t->name, "dependencies-ready", "last=%s", s->name);
             service_start(t);
         }
-    }
-}
-
-void daemon_service_recovered(struct daemon *d, struct service *s)
-{
-    for (size_t i = 0; i < d->n_services; i++) {
-        struct service *t = d->services[i];
-        if (!t->retired && daemon__depends_on(t, s->name))
-            executor_dependency_recovered(t);
     }
 }
 
@@ -219,7 +268,9 @@ static void daemon__close_all(struct daemon *d)
     alerter_free(d->alerter);
     d->alerter = NULL;
     d->closed = true;
-    uv_close((uv_handle_t *)&d->quiet_timer, NULL);
+    if (d->monitor_up)
+        monitor_close(&d->monitor);
+    d->monitor_up = false;
     uv_close((uv_handle_t *)&d->flush, NULL);
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);
@@ -233,7 +284,7 @@ static void daemon__close_all(struct daemon *d)
 static bool daemon__all_down(const struct daemon *d)
 {
     for (size_t i = 0; i < d->n_services; i++)
-        if (d->services[i]->proc_state != PROC_DOWN)
+        if (d->services[i]->sup.state != SUP_DOWN)
             return false;
     return true;
 }
@@ -249,6 +300,7 @@ void daemon_stop(struct daemon *d)
     if (d->stopping)
         return;
     d->stopping = true;
+    d->executor.stopping = true;
     log_event(LOG_INFO, NULL, "stopping", "services=%zu", d->n_services);
     for (size_t i = 0; i < d->n_services; i++)
         service_stop(d->services[i], "aborted: recoverd stopping");
@@ -292,13 +344,18 @@ void daemon_service_gone(struct daemon *d, struct service *s)
             d->n_services--;
             break;
         }
-    /* A replacement waiting for this one's process to be gone starts now. */
-    for (size_t i = 0; i < d->n_services; i++)
-        if (d->services[i]->replaces == s) {
-            d->services[i]->replaces = NULL;
+    for (size_t i = 0; i < d->n_services; i++) {
+        struct service *t = d->services[i];
+        for (size_t k = 0; k < t->n_dependents; k++)
+            if (t->dependents[k] == s)
+                t->dependents[k] = t->dependents[--t->n_dependents];
+        /* A replacement waiting for this one's process to be gone starts now. */
+        if (t->replaces == s) {
+            t->replaces = NULL;
             if (!d->stopping)
-                service_start(d->services[i]);
+                service_start(t);
         }
+    }
     service_free(s);
     daemon__sweep_configs(d);
     daemon_stop_progress(d);
@@ -310,20 +367,55 @@ static void daemon__retire(struct daemon *d, struct service *s, const char *why)
     log_event(LOG_INFO, s->name, "retired", "why=\"%s\"", why);
     service_stop(s, why);
     s->retired = true;
-    if (s->proc_state == PROC_DOWN)
+    state_unregister(&s->st);
+    if (s->sup.state == SUP_DOWN)
         service_close(s);
-    /* else: executor_process_exited closes it when the exit arrives */
+    /* else: its exit closes it (service.c) */
     (void)d;
+}
+
+/* One service of the running config against its version in next. */
+static void daemon__reload_one(struct daemon *d, struct service *s, const struct config *next)
+{
+    const struct service_cfg *nc = config_service(next, s->name);
+    if (!nc) {
+        daemon__retire(d, s, "removed from the configuration");
+        return;
+    }
+    if (config_service_equal(s->cfg, nc)) {
+        service_rebind(s, nc);
+        return;
+    }
+    const char *why = "its process changed";
+    if (config_process_equal(s->cfg, nc) && service_reconfigure(s, nc, &why) == 0) {
+        log_event(LOG_INFO, s->name, "reconfigured", "pid=%d checks=%zu process=kept",
+                  (int)s->sup.pid, s->checks.n);
+        return;
+    }
+    char reason[128];
+    snprintf(reason, sizeof reason, "configuration changed: %s", why);
+    struct service *fresh = service_new(d, nc);
+    bool held = s->rec.held;
+    daemon__retire(d, s, reason);
+    if (fresh && daemon__add(d, fresh) == 0) {
+        fresh->replaces = s; /* its log and process must be gone first */
+        fresh->rec.held = held; /* an operator's hold outlives a reload */
+    } else {
+        service_free(fresh);
+    }
 }
 
 int daemon_reload(struct daemon *d)
 {
     struct cfg_err cerr;
     char msg[1024];
-    struct config *next = config_load(d->config_path ? d->config_path : "", &cerr);
-    if (!d->config_path)
-        next = NULL, snprintf(cerr.msg, sizeof cerr.msg, "the bundled demo cannot be reloaded"),
-        cerr.file[0] = '\0', cerr.line = cerr.col = 0;
+    struct config *next = NULL;
+    if (d->config_path) {
+        next = config_load(d->config_path, &daemon_registry, &cerr);
+    } else {
+        memset(&cerr, 0, sizeof cerr);
+        snprintf(cerr.msg, sizeof cerr.msg, "the bundled demo cannot be reloaded");
+    }
     if (!next) {
         log_event(LOG_ERROR, NULL, "reload-rejected", "error=\"%s\" running=unchanged",
                   cfg_err_format(&cerr, msg, sizeof msg));
@@ -338,49 +430,36 @@ int daemon_reload(struct daemon *d)
         return -ENOMEM;
     }
     d->old_cfg_list = list;
+    daemon__warnings(next);
     struct config *old = d->cfg;
     size_t n_old = d->n_services;
-    for (size_t i = 0; i < n_old; i++) {
-        struct service *s = d->services[i];
-        if (s->retired)
-            continue;
-        const struct service_cfg *nc = config_service(next, s->name);
-        if (!nc) {
-            daemon__retire(d, s, "removed from the configuration");
-        } else if (config_service_equal(s->cfg, nc)) {
-            service_rebind(s, nc);
-        } else {
-            const char *why = "its process changed";
-            if (config_process_equal(s->cfg, nc) && service_reconfigure(s, nc, &why) == 0) {
-                log_event(LOG_INFO, s->name, "reconfigured", "pid=%d checks=%zu process=kept",
-                          (int)s->pid, s->n_checks);
-                continue;
-            }
-            char reason[128];
-            snprintf(reason, sizeof reason, "configuration changed: %s", why);
-            struct service *fresh = service_new(d, nc);
-            daemon__retire(d, s, reason);
-            if (fresh) {
-                fresh->replaces = s;
-                fresh->held = s->held; /* an operator's hold outlives a reload */
-                daemon__add(d, fresh);
-            }
-        }
-    }
+    /* The analyzer reads rules from the running config: the new one first. */
+    daemon__apply(d, next);
+    for (size_t i = 0; i < n_old; i++)
+        if (!d->services[i]->retired)
+            daemon__reload_one(d, d->services[i], next);
     for (size_t i = 0; i < next->n_services; i++) {
         bool known = false;
         for (size_t k = 0; k < n_old; k++)
             known |= strcmp(d->services[k]->name, next->services[i].name) == 0;
         if (!known) {
             struct service *fresh = service_new(d, &next->services[i]);
-            if (fresh && daemon__add(d, fresh) == 0)
-                service_start(fresh);
+            if (fresh && daemon__add(d, fresh) < 0)
+                service_free(fresh);
         }
     }
     d->cfg = next;
+    daemon__link(d);
     alerter_reconfigure(d->alerter, &next->alerts);
     d->old_cfg_list[d->n_old_cfg++] = old;
     daemon__sweep_configs(d);
+    /* New and replacing services start once linked (a replacement waits for
+     * its predecessor's process to be gone). */
+    for (size_t i = 0; i < d->n_services; i++) {
+        struct service *s = d->services[i];
+        if (!s->retired && !s->started && !s->replaces)
+            service_start(s);
+    }
     log_event(LOG_INFO, NULL, "reloaded", "config=%s services=%zu", d->config_path,
               next->n_services);
     return 0;

@@ -1,5 +1,7 @@
-/* The daemon: one loop, the running configuration, the services, the
- * journal and the API. Owns everything else. */
+/* The daemon, the composition root: one loop, the running configuration,
+ * the services, the journal and the API. It owns everything else and is
+ * the only place that connects detection, analysis, recovery and
+ * monitoring. */
 #ifndef RECOVERD_DAEMON_DAEMON_H
 #define RECOVERD_DAEMON_DAEMON_H
 
@@ -8,13 +10,19 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "analyze/analyzer.h"
+#include "api/routes.h"
 #include "config/config-t.h"
-#include "lib/model-t.h"
-#include "daemon/service-t.h"
+#include "monitor/state.h"
+#include "recover/executor.h"
 
 struct journal;
 struct api;
 struct alerter;
+struct service;
+
+/* The kinds and strategies of this build, for config_load. */
+extern const struct cfg_registry daemon_registry;
 
 struct daemon {
     uv_loop_t *loop;               /* the one loop */
@@ -22,22 +30,23 @@ struct daemon {
     char *config_path;             /* NULL: the bundled demo configuration */
     struct journal *journal;       /* owned */
     struct api *api;               /* owned */
+    struct api_backend backend;    /* what the API answers from */
     struct service **services;     /* n_services, config order; owned */
     size_t n_services;
-    enum state state;              /* the system's state */
-    uint64_t state_ms;             /* wall ms of its last transition */
-    uv_timer_t quiet_timer;        /* recovered -> normal */
+    struct monitor monitor;        /* the system's state */
+    struct analysis analysis;      /* what the analyzer shares */
+    struct executor executor;      /* slots and queue of the recoveries */
     uv_prepare_t flush;            /* commits the journal's batch before the loop waits */
     uv_signal_t sig_term;          /* graceful stop */
     uv_signal_t sig_int;           /* graceful stop */
     uv_signal_t sig_hup;           /* reload */
     uint64_t started_ms;           /* wall ms */
     bool stopping;                 /* shutdown in progress */
-    unsigned executing;            /* actions executing now (max_concurrent_recoveries) */
     char token[65];                /* the API token (state_dir/token) */
     struct alerter *alerter;       /* webhooks; owned */
     bool closed;                   /* every daemon handle closed; the loop is ending */
     bool detectors_up;             /* detector_init_all succeeded */
+    bool monitor_up;               /* monitor_init succeeded */
     struct config **old_cfg_list;  /* configs replaced by reloads, kept while referenced */
     size_t n_old_cfg;
 };
@@ -60,11 +69,11 @@ void daemon_free(struct daemon *d);
 struct service *daemon_service(struct daemon *d, const char *name);
 /* s verified once (or had its chance): start the services waiting for it. */
 void daemon_service_ready(struct daemon *d, struct service *s);
-/* s recovered: its dependents are re-checked. */
-void daemon_service_recovered(struct daemon *d, struct service *s);
 /* Every dependency of s is ready (or gone). */
 bool daemon_dependencies_ready(struct daemon *d, const struct service *s);
 /* Called when a service may be freed (its handles closed). */
 void daemon_service_gone(struct daemon *d, struct service *s);
+/* Fill d->backend (the API's view of d). */
+void daemon_backend_init(struct daemon *d);
 
 #endif

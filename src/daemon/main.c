@@ -61,14 +61,19 @@ static struct config *main__load(const char *path)
     char msg[1024];
     struct config *cfg;
     if (path) {
-        cfg = config_load(path, &err);
+        cfg = config_load(path, &daemon_registry, &err);
     } else {
         char *yaml = main__demo_yaml();
-        cfg = yaml ? config_load_string("<demo>", yaml, strlen(yaml), &err) : NULL;
+        cfg = yaml ? config_load_string("<demo>", yaml, strlen(yaml), &daemon_registry, &err)
+                   : NULL;
         free(yaml);
     }
-    if (!cfg)
+    if (!cfg) {
         fprintf(stderr, "%s\n", cfg_err_format(&err, msg, sizeof msg));
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->n_warnings; i++)
+        fprintf(stderr, "%s\n", cfg->warnings[i]);
     return cfg;
 }
 

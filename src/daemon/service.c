@@ -1,5 +1,7 @@
-/* Service lifecycle. Ownership: the daemon owns services; a service owns
- * its checks, timers, output capture and process handle. */
+/* Service lifecycle and the wiring of its parts: the checks report to the
+ * recovery, the supervisor's exits go to the recovery, the recovery tells
+ * the daemon when dependents may start or re-check. Ownership: the daemon
+ * owns services; a service owns its parts. */
 #include "daemon/service.h"
 
 #include <errno.h>
@@ -7,18 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "analyze/analyzer.h"
 #include "config/config-t.h"
 #include "daemon/daemon.h"
-#include "lib/log.h"
 #include "detect/check.h"
-#include "recover/executor.h"
-#include "recover/output.h"
-#include "recover/process.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "lib/model.h"
 
 extern char **environ;
 
-/* environ plus cfg->env; a cfg key replaces an inherited one. */
+/* environ plus cfg->env; a cfg key replaces an inherited one. The strings
+ * are borrowed: free only the array (service_rebind re-points them). */
 static char **service__envp(const struct service_cfg *cfg)
 {
     if (!cfg->env)
@@ -42,94 +43,146 @@ static char **service__envp(const struct service_cfg *cfg)
     }
     for (size_t j = 0; j < m; j++)
         envp[k++] = cfg->env[j];
-    return envp; /* the strings are borrowed: free only the array */
+    return envp;
 }
 
-static void service__closed_cb(uv_handle_t *h)
+int service_handles_open(const struct service *s)
 {
-    struct service *s = h->data;
-    if (--s->handles_open == 0 && s->retired)
+    return s->checks.handles_open + s->sup.handles_open + s->rec.handles_open;
+}
+
+static void service__closed(void *ctx)
+{
+    struct service *s = ctx;
+    if (s->retired && service_handles_open(s) == 0)
         daemon_service_gone(s->d, s);
 }
 
-static void service__output_closed_cb(struct output *o)
+/* ---- sinks ---- */
+
+static void service__failing(void *ctx, struct check *c, const struct observation *o)
 {
-    struct service *s = (struct service *)((char *)o - offsetof(struct service, output));
-    if (--s->handles_open == 0 && s->retired)
-        daemon_service_gone(s->d, s);
+    struct service *s = ctx;
+    recovery_check_failing(&s->rec, c, o);
+}
+
+static void service__reported(void *ctx, struct check *c)
+{
+    struct service *s = ctx;
+    recovery_check_reported(&s->rec, c);
+}
+
+static void service__exited(void *ctx, const struct sup_exit *e)
+{
+    struct service *s = ctx;
+    recovery_process_exited(&s->rec, e);
+    if (s->retired && s->sup.state == SUP_DOWN) {
+        service_close(s);
+        return;
+    }
+    daemon_stop_progress(s->d);
+}
+
+static void service__ready(void *ctx)
+{
+    struct service *s = ctx;
+    daemon_service_ready(s->d, s);
+}
+
+static void service__recovered(void *ctx)
+{
+    struct service *s = ctx;
+    for (size_t i = 0; i < s->n_dependents; i++)
+        if (!s->dependents[i]->retired)
+            recovery_event(&s->dependents[i]->rec, REC_EV_DEP_RECOVERED);
+}
+
+/* ---- life ---- */
+
+static void service__wire(struct service *s)
+{
+    struct daemon *d = s->d;
+    const struct service_cfg *cfg = s->cfg;
+    s->checks.loop = d->loop;
+    s->checks.service = s->name;
+    s->checks.sink = (struct check_sink){service__failing, service__reported, service__closed, s};
+    s->faults.an = &d->analysis;
+    s->faults.service = s->name;
+    s->faults.cfg = cfg;
+    s->faults.state = &s->st;
+    s->faults.checks = &s->checks;
+    s->faults.advisor = (struct fault_advisor){recovery_analyse, &s->rec};
+    s->sup.loop = d->loop;
+    s->sup.service = s->name;
+    s->sup.cfg = cfg;
+    s->sup.journal = d->journal;
+    s->sup.sink = (struct sup_sink){service__exited, service__closed, s};
+    s->rec.ex = &d->executor;
+    s->rec.loop = d->loop;
+    s->rec.service = s->name;
+    s->rec.cfg = cfg;
+    s->rec.sup = &s->sup;
+    s->rec.checks = &s->checks;
+    s->rec.faults = &s->faults;
+    s->rec.st = &s->st;
+    s->rec.sink = (struct recovery_sink){service__ready, service__recovered, service__closed, s};
+    s->st.index = SIZE_MAX;
 }
 
 struct service *service_new(struct daemon *d, const struct service_cfg *cfg)
 {
+    char path[4200];
     struct service *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->d = d;
     s->cfg = cfg;
     snprintf(s->name, sizeof s->name, "%s", cfg->name);
-    s->state = STATE_NORMAL;
-    s->backoff_ms = cfg->restart.backoff_initial_ms;
-    s->restart_log = calloc(cfg->restart.max + 1, sizeof *s->restart_log);
-    s->slots = calloc(cfg->n_checks + 2, sizeof *s->slots);
-    s->envp = service__envp(cfg);
-    if (!s->restart_log || !s->slots || (cfg->env && !s->envp) || check_init_all(s) < 0)
+    service__wire(s);
+    s->sup.envp = service__envp(cfg);
+    if ((cfg->env && !s->sup.envp) || faults_init(&s->faults, cfg->n_checks) < 0)
         goto fail;
-    char path[4096];
     snprintf(path, sizeof path, "%s/logs/%s.log", d->cfg->state_dir, cfg->name);
-    int r = output_open(&s->output, d->loop, path, cfg->log_max_bytes);
+    int r = supervisor_init(&s->sup, path);
     if (r < 0) {
         log_event(LOG_ERROR, s->name, "log-open-failed", "path=%s error=\"%s\"", path,
                   strerror(-r));
-        s->retired = true; /* nobody else knows it: free once its check timers close */
-        if (s->handles_open == 0)
-            service_free(s);
-        else
-            check_free_all(s);
+        goto fail;
+    }
+    /* From here on every part owns loop handles: a failure retires s. */
+    if (recovery_init(&s->rec) < 0 || check_set_init(&s->checks, cfg->checks, cfg->n_checks) < 0 ||
+        state_register(&d->monitor, &s->st, s->name) < 0) {
+        s->retired = true;
+        service_close(s);
         return NULL;
     }
-    s->handles_open++; /* the output, as one unit */
-    uv_timer_init(d->loop, &s->timer);
-    uv_timer_init(d->loop, &s->verify_timer);
-    uv_timer_init(d->loop, &s->action_timer);
-    uv_timer_init(d->loop, &s->correlate_timer);
-    s->timer.data = s->verify_timer.data = s->action_timer.data = s->correlate_timer.data = s;
-    s->handles_open += 4;
-    analyzer_adopt_open_faults(s);
+    analyzer_adopt_open_faults(&s->faults);
     return s;
 fail:
-    free(s->checks);
-    free(s->restart_log);
-    free(s->slots);
-    free(s->envp);
+    faults_close(&s->faults);
+    free(s->sup.envp);
     free(s);
     return NULL;
 }
 
 void service_start(struct service *s)
 {
+    s->started = true;
     if (!daemon_dependencies_ready(s->d, s)) {
         s->start_waiting = true;
         log_event(LOG_INFO, s->name, "start-waiting", "why=\"dependencies not ready\"");
         return;
     }
-    executor_service_start(s);
+    s->start_waiting = false;
+    recovery_event(&s->rec, REC_EV_START);
 }
 
 void service_stop(struct service *s, const char *why)
 {
     s->start_waiting = false;
-    s->correlating = false;
-    uv_timer_stop(&s->correlate_timer);
-    check_stop_all(s);
-    uv_timer_stop(&s->timer);
-    executor_abort(s, why);
-    if (s->proc_state == PROC_WAITING)
-        s->proc_state = PROC_DOWN;
-    if (!s->cfg->command) {
-        process_unwatch(s); /* recoverd never stops what it did not start */
-        return;
-    }
-    process_stop(s, STOP_SHUTDOWN);
+    check_set_stop(&s->checks);
+    recovery_abort(&s->rec, why);
+    supervisor_event(&s->sup, SUP_EV_STOP, STOP_SHUTDOWN);
 }
 
 void service_rebind(struct service *s, const struct service_cfg *cfg)
@@ -137,89 +190,131 @@ void service_rebind(struct service *s, const struct service_cfg *cfg)
     /* The environment's last entries borrow cfg->env's strings (see
      * service__envp): point them at the new, equal ones, so the old config
      * can be freed. */
-    if (s->envp) {
+    char **envp = s->sup.envp;
+    if (envp) {
         size_t n = 0, m = 0;
-        while (s->envp[n])
+        while (envp[n])
             n++;
         while (cfg->env[m])
             m++;
         for (size_t j = 0; j < m; j++)
-            s->envp[n - m + j] = cfg->env[j];
+            envp[n - m + j] = cfg->env[j];
     }
-    s->cfg = cfg;
-    for (size_t i = 0; i < s->n_checks; i++)
-        s->checks[i].cfg = &cfg->checks[i];
-}
-
-/* Why a new configuration cannot be applied to s in place, or NULL. In
- * the middle of a start, a recovery or a fault, the old checks and policy
- * own decisions under way; the service is replaced instead. */
-static const char *service__busy(const struct service *s)
-{
-    if (s->action_active || s->recovering || s->verifying || s->correlating || s->program)
-        return "a recovery is under way";
-    if (analyzer_has_open(s))
-        return "a fault is open";
-    if (!s->ready || s->start_waiting || s->given_up)
-        return "it is not running";
-    bool has_process = s->cfg->command || s->cfg->pidfile;
-    if (has_process && s->proc_state != PROC_RUNNING)
-        return "it is not running";
-    return NULL;
+    s->cfg = s->faults.cfg = s->sup.cfg = s->rec.cfg = cfg;
+    check_set_rebind(&s->checks, cfg->checks);
 }
 
 int service_reconfigure(struct service *s, const struct service_cfg *cfg, const char **why)
 {
-    if ((*why = service__busy(s)))
+    if ((*why = recovery_busy(&s->rec)))
         return -EBUSY;
+    if (s->start_waiting || ((cfg->command || cfg->pidfile) && s->sup.state != SUP_RUNNING)) {
+        *why = "it is not running";
+        return -EBUSY;
+    }
     *why = "out of memory";
-    uint64_t *log = calloc(cfg->restart.max + 1, sizeof *log);
-    struct fault_slot *slots = calloc(cfg->n_checks + 2, sizeof *slots);
     char **envp = service__envp(cfg);
-    const struct service_cfg *old = s->cfg;
-    s->cfg = cfg;
-    if (!log || !slots || (cfg->env && !envp) || check_replace_all(s) < 0) {
-        s->cfg = old;
-        free(log);
-        free(slots);
+    if ((cfg->env && !envp) || check_set_replace(&s->checks, cfg->checks, cfg->n_checks) < 0) {
         free(envp);
         return -ENOMEM;
     }
-    /* The newest restarts still count against the new limit. */
-    unsigned keep = s->restart_log_len < cfg->restart.max + 1 ? s->restart_log_len
-                                                                : cfg->restart.max + 1;
-    memcpy(log, s->restart_log + (s->restart_log_len - keep), keep * sizeof *log);
-    free(s->restart_log);
-    s->restart_log = log;
-    s->restart_log_len = keep;
-    s->backoff_ms = cfg->restart.backoff_initial_ms;
-    /* No fault is open (service__busy): nothing in the slots to carry. */
-    free(s->slots);
-    s->slots = slots;
-    free(s->envp);
-    s->envp = envp;
-    check_start_all(s, 0);
+    /* No fault is open (recovery_busy): nothing in the slots to carry. */
+    if (faults_reslot(&s->faults, cfg->n_checks) < 0) {
+        *why = "out of memory"; /* the checks are new already: keep going with them */
+        log_event(LOG_ERROR, s->name, "reconfigure-failed", "error=\"out of memory\"");
+    }
+    s->cfg = s->faults.cfg = s->sup.cfg = s->rec.cfg = cfg;
+    free(s->sup.envp);
+    s->sup.envp = envp;
+    s->checks.pid = s->sup.pid;
+    check_set_start(&s->checks, 0);
     *why = NULL;
     return 0;
 }
 
 void service_close(struct service *s)
 {
-    check_free_all(s);
-    uv_close((uv_handle_t *)&s->timer, service__closed_cb);
-    uv_close((uv_handle_t *)&s->verify_timer, service__closed_cb);
-    uv_close((uv_handle_t *)&s->action_timer, service__closed_cb);
-    uv_close((uv_handle_t *)&s->correlate_timer, service__closed_cb);
-    output_close(&s->output, service__output_closed_cb);
+    state_unregister(&s->st);
+    check_set_close(&s->checks);
+    recovery_close(&s->rec);
+    supervisor_close(&s->sup);
 }
 
 void service_free(struct service *s)
 {
     if (!s)
         return;
-    free(s->checks);
-    free(s->restart_log);
-    free(s->slots);
-    free(s->envp);
+    faults_close(&s->faults);
+    free(s->sup.envp);
+    free(s->dependents);
     free(s);
+}
+
+static json_t *service__time(uint64_t ms)
+{
+    char buf[40];
+    return ms ? json_string(clock_iso8601(ms, buf, sizeof buf)) : json_null();
+}
+
+/* A check's last result; stale (null) while its process is down. */
+static json_t *service__check_view(const struct check *c)
+{
+    bool fresh = c->has_result && !c->stale;
+    json_t *j = json_pack("{s:s, s:s, s:b, s:I, s:I, s:b}", "name", c->cfg->name, "kind",
+                          c->cfg->kind, "failing", c->failing, "consecutive_failures",
+                          (json_int_t)c->fails, "consecutive_successes", (json_int_t)c->oks,
+                          "stale", c->stale);
+    json_object_set_new(j, "ok", fresh ? json_boolean(c->last.ok) : json_null());
+    json_object_set_new(j, "reason", c->has_result ? json_string(c->last.reason) : json_null());
+    json_object_set_new(j, "at", service__time(c->has_result ? c->last_ms : 0));
+    json_object_set_new(j, "latency_ms", c->has_result
+                                             ? json_real((double)c->last.latency_us / 1000.0)
+                                             : json_null());
+    json_object_set_new(j, "probes", json_integer((json_int_t)c->probes));
+    return j;
+}
+
+json_t *service_view(const struct service *s)
+{
+    const struct supervisor *sp = &s->sup;
+    const char *process = sup_state_name(sp->state);
+    if (sp->state == SUP_DOWN && s->rec.state == REC_PENDING && s->rec.action.strategy ==
+                                                                     STRATEGY_RESTART)
+        process = "waiting";
+    json_t *j = json_pack("{s:s, s:s, s:s}", "name", s->name, "state", state_name(s->st.state),
+                          "process", process);
+    recovery_view(&s->rec, j);
+    json_object_set_new(j, "kind", json_string(s->cfg->command   ? "supervised"
+                                               : s->cfg->pidfile ? "external"
+                                                                 : "watched"));
+    json_t *deps = json_array();
+    for (char **dep = s->cfg->depends_on; dep && *dep; dep++)
+        json_array_append_new(deps, json_string(*dep));
+    json_object_set_new(j, "depends_on", deps);
+    json_object_set_new(j, "pid", sp->pid > 0 ? json_integer(sp->pid) : json_null());
+    json_object_set_new(j, "since", service__time(s->st.state_ms));
+    bool up = sp->state != SUP_DOWN;
+    json_object_set_new(j, "uptime_ms",
+                        up ? json_integer((json_int_t)((clock_mono_us() - sp->spawned_us) / 1000))
+                           : json_null());
+    if (sp->has_exit) {
+        json_t *e = json_pack("{s:I, s:o}", "code", (json_int_t)sp->last.code, "at",
+                              service__time(sp->last_exit_ms));
+        json_object_set_new(e, "signal", sp->last.signal
+                                             ? json_string(sigabbrev_np(sp->last.signal))
+                                             : json_null());
+        json_object_set_new(j, "last_exit", e);
+    } else {
+        json_object_set_new(j, "last_exit", json_null());
+    }
+    json_t *faults = json_array();
+    for (size_t i = 0; i < s->faults.n_slots; i++)
+        if (s->faults.slots[i].open)
+            json_array_append_new(faults, json_integer(s->faults.slots[i].fault.id));
+    json_object_set_new(j, "open_faults", faults);
+    json_t *checks = json_array();
+    for (size_t i = 0; i < s->checks.n; i++)
+        json_array_append_new(checks, service__check_view(&s->checks.checks[i]));
+    json_object_set_new(j, "checks", checks);
+    return j;
 }

@@ -1,14 +1,17 @@
-/* A service's life inside the daemon: creation from its config, start,
- * stop, and release once every loop handle it owns is closed. */
+/* A service's life inside the daemon: creation from its config (every
+ * layer's part, wired together), start, stop, reload, and release once
+ * every loop handle it owns is closed. */
 #ifndef RECOVERD_DAEMON_SERVICE_H
 #define RECOVERD_DAEMON_SERVICE_H
+
+#include <jansson.h>
 
 #include "daemon/service-t.h"
 
 /* A new service for cfg (borrowed; must outlive it or be rebound). Its
  * output log is opened under state_dir/logs. NULL on failure (logged). */
 struct service *service_new(struct daemon *d, const struct service_cfg *cfg);
-/* Spawn the process and begin checking. */
+/* Spawn the process (if any) and begin checking; waits for dependencies. */
 void service_start(struct service *s);
 /* Stop the process (if any) for good: shutdown or removal by a reload. */
 void service_stop(struct service *s, const char *why);
@@ -24,5 +27,9 @@ int service_reconfigure(struct service *s, const struct service_cfg *cfg, const 
 void service_close(struct service *s);
 /* Free the memory; every handle must be closed already. NULL-safe. */
 void service_free(struct service *s);
+/* Its loop handles still open. */
+int service_handles_open(const struct service *s);
+/* The API's view of s. */
+json_t *service_view(const struct service *s);
 
 #endif

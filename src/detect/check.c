@@ -1,21 +1,20 @@
 /* Probe scheduling and the fall/rise threshold. A probe starts every
  * `interval` (from the previous start); while a check is between its first
- * failure and `fall`, or while a restart is being verified, it probes
- * sooner, so a real fault is confirmed (or a recovery verified) quickly
- * without a single lost packet opening a fault. */
+ * failure and `fall`, or while a start or recovery is being verified and it
+ * has not passed `rise` times yet, it probes sooner, so a real fault is
+ * confirmed (or a recovery verified) quickly without a single lost packet
+ * opening a fault. */
 #include "detect/check.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "analyze/analyzer.h"
-#include "lib/clock.h"
 #include "config/config.h"
-#include "daemon/daemon.h"
-#include "lib/log.h"
 #include "detect/detector.h"
-#include "recover/executor.h"
+#include "lib/clock.h"
+#include "lib/log.h"
 
 /* Fastest cadence while confirming a failure or verifying a recovery. */
 #define CHECK_FAST_MS 50
@@ -32,33 +31,45 @@ struct check_batch {
 static void check__closed_cb(uv_handle_t *h)
 {
     struct check *c = h->data;
-    struct service *s = c->svc;
+    struct check_set *set = c->set;
     struct check_batch *b = c->batch;
     if (b && --b->open == 0) {
         free(b->checks);
         free(b);
     }
-    if (--s->handles_open == 0 && s->retired)
-        daemon_service_gone(s->d, s);
+    set->handles_open--;
+    if (set->sink.closed)
+        set->sink.closed(set->sink.ctx);
 }
 
-int check_init_all(struct service *s)
+static int check__alloc(struct check_set *set, const struct check_cfg *cfgs, size_t n,
+                        struct check **out)
 {
-    s->n_checks = s->cfg->n_checks;
-    s->checks = calloc(s->n_checks ? s->n_checks : 1, sizeof *s->checks);
-    if (!s->checks)
+    struct check *v = calloc(n ? n : 1, sizeof *v);
+    if (!v)
         return -ENOMEM;
-    for (size_t i = 0; i < s->n_checks; i++) {
-        struct check *c = &s->checks[i];
-        c->svc = s;
-        c->cfg = &s->cfg->checks[i];
-        c->ops = c->cfg->ops;
-        uv_timer_init(s->d->loop, &c->timer);
+    for (size_t i = 0; i < n; i++) {
+        struct check *c = &v[i];
+        c->set = set;
+        c->cfg = &cfgs[i];
+        c->ops = cfgs[i].ops;
+        uv_timer_init(set->loop, &c->timer);
         c->timer.data = c;
-        s->handles_open++;
+        set->handles_open++;
     }
+    *out = v;
     return 0;
 }
+
+int check_set_init(struct check_set *set, const struct check_cfg *cfgs, size_t n)
+{
+    int r = check__alloc(set, cfgs, n, &set->checks);
+    if (r == 0)
+        set->n = n;
+    return r;
+}
+
+size_t check_index(const struct check *c) { return (size_t)(c - c->set->checks); }
 
 static void check__schedule(struct check *c, uint64_t delay_ms)
 {
@@ -71,13 +82,10 @@ static void check__probe(struct check *c)
     c->started_us = clock_mono_us();
     int r = c->ops->start(c);
     if (r < 0) {
-        /* Could not even begin (no fds, no memory): that is a failed probe,
-         * reported from the loop like any other. */
-        c->in_flight = false;
+        /* Could not even begin (no fds, no memory): that is a failed probe. */
         struct observation o = {.ok = false, .type = FAULT_RESOURCE, .severity = SEVERITY_MEDIUM,
                                 .code = -1};
         snprintf(o.reason, sizeof o.reason, "cannot start probe: %s", strerror(-r));
-        c->in_flight = true;
         check_report(c, &o);
     }
 }
@@ -89,11 +97,12 @@ static void check__timer_cb(uv_timer_t *t)
         check__probe(c);
 }
 
-void check_start_all(struct service *s, uint64_t first_ms)
+void check_set_start(struct check_set *set, uint64_t first_ms)
 {
-    for (size_t i = 0; i < s->n_checks; i++)
-        if (!s->checks[i].in_flight)
-            check__schedule(&s->checks[i], first_ms);
+    set->probing = true;
+    for (size_t i = 0; i < set->n; i++)
+        if (!set->checks[i].in_flight)
+            check__schedule(&set->checks[i], first_ms);
 }
 
 static void check__stop(struct check *c)
@@ -105,10 +114,13 @@ static void check__stop(struct check *c)
     }
 }
 
-void check_stop_all(struct service *s)
+void check_set_stop(struct check_set *set)
 {
-    for (size_t i = 0; i < s->n_checks; i++)
-        check__stop(&s->checks[i]);
+    set->probing = false;
+    for (size_t i = 0; i < set->n; i++) {
+        check__stop(&set->checks[i]);
+        set->checks[i].stale = set->checks[i].has_result;
+    }
 }
 
 /* Stop, release and close n checks; a detector's release detaches its own
@@ -125,33 +137,47 @@ static void check__close(struct check *checks, size_t n, struct check_batch *b)
     }
 }
 
-void check_free_all(struct service *s)
+void check_set_close(struct check_set *set)
 {
-    check__close(s->checks, s->n_checks, NULL);
+    set->probing = false;
+    struct check_batch *b = calloc(1, sizeof *b);
+    if (b) { /* the array goes with its last timer */
+        b->checks = set->checks;
+        b->open = set->n;
+    }
+    check__close(set->checks, set->n, b);
+    if (set->n == 0) {
+        free(set->checks);
+        free(b);
+    }
+    /* Without the batch (out of memory) the array leaks rather than being
+     * freed under libuv's feet. */
+    set->checks = NULL;
+    set->n = 0;
 }
 
-int check_replace_all(struct service *s)
+int check_set_replace(struct check_set *set, const struct check_cfg *cfgs, size_t n)
 {
-    struct check *old = s->checks;
-    size_t n_old = s->n_checks;
+    struct check *fresh = NULL, *old = set->checks;
+    size_t n_old = set->n;
     struct check_batch *b = calloc(1, sizeof *b);
-    if (!b || check_init_all(s) < 0) {
+    if (!b || check__alloc(set, cfgs, n, &fresh) < 0) {
         free(b);
-        s->checks = old;
-        s->n_checks = n_old;
         return -ENOMEM;
     }
     /* A check that did not change keeps what it saw (shown by the API);
      * its streaks start over with the new schedule. */
-    for (size_t i = 0; i < s->n_checks; i++)
+    for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < n_old; k++)
-            if (config_check_equal(s->checks[i].cfg, old[k].cfg) && old[k].has_result) {
-                s->checks[i].has_result = true;
-                s->checks[i].last = old[k].last;
-                s->checks[i].last_ms = old[k].last_ms;
-                s->checks[i].probes = old[k].probes;
+            if (config_check_equal(fresh[i].cfg, old[k].cfg) && old[k].has_result) {
+                fresh[i].has_result = true;
+                fresh[i].last = old[k].last;
+                fresh[i].last_ms = old[k].last_ms;
+                fresh[i].probes = old[k].probes;
                 break;
             }
+    set->checks = fresh;
+    set->n = n;
     b->checks = old;
     b->open = n_old;
     check__close(old, n_old, b);
@@ -162,16 +188,25 @@ int check_replace_all(struct service *s)
     return 0;
 }
 
-void check_reset_streaks(struct service *s)
+void check_set_rebind(struct check_set *set, const struct check_cfg *cfgs)
 {
-    for (size_t i = 0; i < s->n_checks; i++)
-        s->checks[i].fails = s->checks[i].oks = 0;
+    for (size_t i = 0; i < set->n; i++)
+        set->checks[i].cfg = &cfgs[i];
 }
 
-bool check_all_passing(const struct service *s)
+void check_set_reset_streaks(struct check_set *set)
 {
-    for (size_t i = 0; i < s->n_checks; i++) {
-        const struct check *c = &s->checks[i];
+    for (size_t i = 0; i < set->n; i++) {
+        struct check *c = &set->checks[i];
+        c->fails = c->oks = 0;
+        c->passed = false;
+    }
+}
+
+bool check_set_all_passing(const struct check_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        const struct check *c = &set->checks[i];
         if (c->failing || c->oks < c->cfg->rise)
             return false;
     }
@@ -182,15 +217,43 @@ bool check_all_passing(const struct service *s)
 static uint64_t check__next_delay(const struct check *c, uint64_t elapsed_ms)
 {
     uint64_t every = c->cfg->interval_ms;
-    bool hurry = c->svc->verifying || (c->fails > 0 && !c->failing);
-    if (hurry && every > CHECK_FAST_MS)
+    bool confirming = c->fails > 0 && !c->failing;
+    bool verifying = c->set->verifying && !c->failing && c->oks < c->cfg->rise;
+    if ((confirming || verifying) && every > CHECK_FAST_MS)
         every = CHECK_FAST_MS;
     return every > elapsed_ms ? every - elapsed_ms : 0;
 }
 
+/* A failure while the process is still starting, before any probe passed,
+ * says only that it is not up yet (Docker's start period). */
+static bool check__starting(const struct check *c, uint64_t now_us)
+{
+    return !c->passed && now_us < c->set->start_until_us;
+}
+
+static void check__failed(struct check *c, const struct observation *obs, uint64_t now_us)
+{
+    struct check_set *set = c->set;
+    c->oks = 0;
+    if (check__starting(c, now_us)) {
+        log_event(LOG_DEBUG, set->service, "probe-failed", "check=%s starting=true reason=\"%s\"",
+                  c->cfg->name, obs->reason);
+        return;
+    }
+    c->fails++;
+    log_event(LOG_DEBUG, set->service, "probe-failed", "check=%s fails=%u/%u reason=\"%s\"",
+              c->cfg->name, c->fails, c->cfg->fall, obs->reason);
+    if (c->failing || c->fails < c->cfg->fall)
+        return;
+    c->failing = true;
+    log_event(LOG_WARN, set->service, "check-failing", "check=%s fails=%u reason=\"%s\"",
+              c->cfg->name, c->fails, obs->reason);
+    set->sink.failing(set->sink.ctx, c, obs);
+}
+
 void check_report(struct check *c, struct observation *obs)
 {
-    struct service *s = c->svc;
+    struct check_set *set = c->set;
     uint64_t now_us = clock_mono_us();
     if (!c->in_flight)
         return; /* cancelled meanwhile */
@@ -199,35 +262,23 @@ void check_report(struct check *c, struct observation *obs)
     c->last = *obs;
     c->last_ms = clock_wall_ms();
     c->has_result = true;
+    c->stale = false;
     c->probes++;
-    if (obs->ok) {
+    if (obs->inconclusive) {
+        c->oks = 0;
+    } else if (obs->ok) {
         c->oks++;
         c->fails = 0;
+        c->passed = true;
         if (c->failing && c->oks >= c->cfg->rise) {
             c->failing = false;
-            log_event(LOG_INFO, s->name, "check-passing", "check=%s after=%u", c->cfg->name,
+            log_event(LOG_INFO, set->service, "check-passing", "check=%s after=%u", c->cfg->name,
                       c->oks);
         }
     } else {
-        c->fails++;
-        c->oks = 0;
-        log_event(LOG_DEBUG, s->name, "probe-failed", "check=%s fails=%u/%u reason=\"%s\"",
-                  c->cfg->name, c->fails, c->cfg->fall, obs->reason);
-        if (!c->failing && c->fails >= c->cfg->fall) {
-            c->failing = true;
-            log_event(LOG_WARN, s->name, "check-failing", "check=%s fails=%u reason=\"%s\"",
-                      c->cfg->name, c->fails, obs->reason);
-            /* While a start or restart is being verified, the verification
-             * window owns the verdict; otherwise this is a fault. */
-            if (!s->verifying)
-                analyzer_check_failing(s, (size_t)(c - s->checks), obs);
-        }
+        check__failed(c, obs, now_us);
     }
-    /* Probe on while there is something to probe: a running process, or a
-     * service that is only watched (no process of its own). */
-    bool watched_only = !s->cfg->command && !s->cfg->pidfile;
-    if ((s->proc_state == PROC_RUNNING || watched_only) &&
-        !uv_is_active((uv_handle_t *)&c->timer) && !c->in_flight)
+    if (set->probing && !c->in_flight && !uv_is_active((uv_handle_t *)&c->timer))
         check__schedule(c, check__next_delay(c, (now_us - c->started_us) / 1000));
-    executor_check_reported(s);
+    set->sink.reported(set->sink.ctx, c);
 }

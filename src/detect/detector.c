@@ -2,6 +2,7 @@
  * never switches on it. Kinds not built in come from plug-ins (plugin.c). */
 #include "detect/detector.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "detect/kinds.h"
@@ -60,4 +61,18 @@ void detector_shutdown_all(void)
     for (size_t i = DETECTOR__N; i-- > 0;)
         if (detector__kinds[i]->shutdown)
             detector__kinds[i]->shutdown();
+}
+
+int detector_cfg_kind(const char *name, struct cfg_kind *out, const char **why)
+{
+    const struct detector_ops *ops = detector_find(name);
+    if (!ops) {
+        *why = detector_find_error();
+        return -ENOENT;
+    }
+    *out = (struct cfg_kind){.ops = ops, .name = ops->name, .fields = ops->fields,
+                             .params_size = ops->params_size, .params_init = ops->params_init,
+                             .validate = ops->validate};
+    *why = NULL;
+    return 0;
 }

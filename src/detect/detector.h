@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "config/cfgmap.h"
+#include "config/config-t.h"
 #include "detect/check-t.h"
 
 struct detector_ops {
@@ -44,6 +45,9 @@ const char *detector_find_error(void);
 /* The kinds built in and loaded so far, NULL-terminated; valid until the
  * next detector_find. */
 const char *const *detector_names(void);
+/* The config loader's view of kind name (struct cfg_registry.check_kind):
+ * 0 with *out filled, or -ENOENT with *why. */
+int detector_cfg_kind(const char *name, struct cfg_kind *out, const char **why);
 /* Call every kind's init / shutdown (plug-ins loaded so far included). */
 int detector_init_all(uv_loop_t *loop);
 void detector_shutdown_all(void);

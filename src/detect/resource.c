@@ -15,7 +15,7 @@
 
 #include "lib/clock.h"
 #include "config/config-t.h"
-#include "daemon/service-t.h"
+#include "detect/check-t.h"
 #include "lib/cgroup.h"
 #include "detect/kinds.h"
 
@@ -46,6 +46,7 @@ struct resource__state {
     uint64_t host_busy;      /* /proc/stat non-idle jiffies at the previous probe */
     uint64_t host_total;     /* /proc/stat all jiffies then; 0: no sample yet */
     uint64_t since_us[RESOURCE__LIMITS_MAX]; /* monotonic us each limit began breaching; 0: not */
+    uint64_t over_us[RESOURCE__LIMITS_MAX];  /* monotonic us each was last seen over; 0: never */
 };
 
 typedef int (*resource__parse_fn)(const char *s, double *v);
@@ -488,7 +489,7 @@ static void resource__follow(struct resource__state *st, pid_t pid,
     st->proc_us = 0;
     for (size_t i = 0; i < n; i++)
         if (!resource__kinds[lim[i].m].host)
-            st->since_us[i] = 0;
+            st->since_us[i] = st->over_us[i] = 0;
 }
 
 /* The reason of a probe that fails on lim[failed] (n_failed limits held
@@ -521,7 +522,7 @@ static void resource__observe(struct resource__state *st, const struct check *c,
     bool have[RESOURCE__LIMITS_MAX] = {false}, host = false;
     uint64_t now = clock_mono_us(), held = p->for_ms * 1000;
     size_t n;
-    int failed = -1, waiting = -1, n_failed = 0;
+    int failed = -1, waiting = -1, settling = -1, n_failed = 0;
 
     *obs = (struct observation){.ok = true, .type = FAULT_RESOURCE,
                                 .severity = SEVERITY_MEDIUM, .code = -1};
@@ -529,14 +530,17 @@ static void resource__observe(struct resource__state *st, const struct check *c,
         obs->ok = false; /* validate should have refused these params */
         return;
     }
-    resource__follow(st, c->svc ? c->svc->pid : 0, lim, n);
+    resource__follow(st, c->set ? c->set->pid : 0, lim, n);
     for (size_t i = 0; i < n; i++) {
         host |= resource__kinds[lim[i].m].host;
         have[i] = resource__kinds[lim[i].m].measure(st, &lim[i], now, &val[i]) == 1;
         if (!have[i] || val[i] <= lim[i].max) {
             st->since_us[i] = 0;
+            if (st->over_us[i] && now - st->over_us[i] < held && settling < 0)
+                settling = (int)i;
             continue;
         }
+        st->over_us[i] = now;
         if (!st->since_us[i])
             st->since_us[i] = now;
         if (now - st->since_us[i] < held) {
@@ -552,7 +556,17 @@ static void resource__observe(struct resource__state *st, const struct check *c,
         obs->host_wide = resource__kinds[lim[failed].m].host;
         resource__explain(st, lim, val, failed, n_failed, held, now, obs);
     } else if (waiting >= 0) {
+        /* Over, not for long enough to fail, and not a pass either: a
+         * recovery is not verified while its service breaches. */
+        obs->ok = false;
+        obs->inconclusive = true;
         resource__explain(st, lim, val, waiting, 0, held, now, obs);
+    } else if (settling >= 0) {
+        /* Back under, but a pass counts only after `for` under the limit. */
+        obs->ok = false;
+        obs->inconclusive = true;
+        snprintf(obs->reason, sizeof obs->reason, "back under its %s limit, settling",
+                 resource__kinds[lim[settling].m].key);
     } else if (!st->pid && !host) {
         snprintf(obs->reason, sizeof obs->reason, "not running: nothing to measure");
     } else {

@@ -9,12 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/backoff.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/model.h"
 #include "lib/url.h"
 #include "monitor/post.h"
-#include "recover/restart.h"
 
 #define ALERT__BACKOFF_MAX_MS 300000 /* the doubling stops at 5 min */
 #define ALERT__TIMEOUT_MS 5000       /* per attempt when the config says 0 */
@@ -120,7 +120,7 @@ static json_t *alert__time(uint64_t wall_ms)
 static json_t *alert__object(const char *text)
 {
     json_t *v;
-    if (!text[0])
+    if (!text || !text[0])
         return json_null();
     v = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
     if (json_is_object(v))

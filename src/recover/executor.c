@@ -1,527 +1,964 @@
-/* Recovery actions: pending -> executing -> completed | failed | aborted.
- * An action is completed only when verification passes: the process runs
- * (if recoverd runs it) and every check has passed `rise` times since the
- * action ran (without checks: the process stayed up for restart.stable).
- * A failed action escalates to the next strategy of the plan; a plan run
- * out leaves the service failed until an operator acts. */
+/* Recovery actions: pending -> executing -> completed | failed | aborted,
+ * driven by one state x event table per service. An action is completed
+ * only when verification passes: the process runs (if recoverd runs it)
+ * and every check has passed `rise` times since the action ran (without
+ * checks: the process stayed up for restart.stable). A failed action
+ * escalates to the next strategy of the plan; a plan run out leaves the
+ * service failed until an operator acts. */
 #include "recover/executor.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "analyze/analyzer.h"
-#include "lib/clock.h"
 #include "config/config-t.h"
-#include "daemon/daemon.h"
+#include "detect/check.h"
+#include "lib/clock.h"
+#include "lib/fault.h"
 #include "lib/log.h"
 #include "lib/model.h"
-#include "daemon/service.h"
-#include "detect/check.h"
 #include "monitor/alert.h"
 #include "monitor/state.h"
-#include "recover/process.h"
-#include "recover/restart.h"
 #include "recover/strategy.h"
+#include "recover/supervisor.h"
 #include "store/journal.h"
 
 /* While verifying, the first probe goes out this soon after the action. */
-#define EXECUTOR_FIRST_PROBE_MS 5
+#define REC__FIRST_PROBE_MS 5
+/* A dependency's failure usually shows in its dependents' checks a moment
+ * before (or after) its own: a dependent's check fault waits this long for
+ * a dependency's fault to open, so it is born a symptom instead of being
+ * recovered on its own. */
+#define REC__CORRELATE_MS 1000
 
-static void executor__step(struct service *s);
-static void executor__run(struct service *s);
-static void executor__ready(struct service *s);
+static const char *const rec__state_names[] = {
+#define X(e, s) s,
+    RECOVERY_STATE_MAP(X)
+#undef X
+};
+static const char *const rec__event_names[] = {
+#define X(e, s) s,
+    RECOVERY_EVENT_MAP(X)
+#undef X
+};
 
-/* Supervised or external: verification needs its process alive. */
-static bool executor__has_process(const struct service *s)
+const char *recovery_state_name(enum recovery_state s)
 {
-    return s->cfg->command || s->cfg->pidfile;
+    return (unsigned)s < REC__COUNT ? rec__state_names[s] : "unknown";
 }
 
-static bool executor__automatic(const struct service *s)
+const char *recovery_event_name(enum recovery_event e)
 {
-    return !s->held && !s->given_up && !s->d->stopping && !s->retired;
+    return (unsigned)e < REC_EV__COUNT ? rec__event_names[e] : "unknown";
 }
 
-/* The fault the recovery is for: the first open one that is not a symptom
- * (nor the supervisor's own). */
-static int64_t executor__trigger(const struct service *s)
+static void rec__timer_cb(uv_timer_t *t) { recovery_event(t->data, REC_EV_TIMER); }
+
+static void rec__closed_cb(uv_handle_t *h)
 {
-    for (size_t i = 0; i < SLOT_SUPERVISOR(s); i++)
-        if (s->slots[i].open && !s->slots[i].root)
-            return s->slots[i].fault.id;
-    return 0;
+    struct recovery *r = h->data;
+    r->handles_open--;
+    if (r->sink.closed)
+        r->sink.closed(r->sink.ctx);
 }
 
-static const struct fault *executor__trigger_fault(const struct service *s)
+int recovery_init(struct recovery *r)
 {
-    for (size_t i = 0; i < SLOT_SUPERVISOR(s); i++)
-        if (s->slots[i].open && !s->slots[i].root)
-            return &s->slots[i].fault;
-    return NULL;
-}
-
-/* Give the next queued action (oldest first) the slot just freed. */
-static void executor__dequeue(struct daemon *d)
-{
-    while (d->executing < d->cfg->max_concurrent) {
-        struct service *next = NULL;
-        for (size_t i = 0; i < d->n_services; i++) {
-            struct service *s = d->services[i];
-            if (s->queued && (!next || s->action.created_ms < next->action.created_ms))
-                next = s;
-        }
-        if (!next)
-            return;
-        executor__run(next);
+    for (int st = 0; st < STRATEGY__COUNT; st++) {
+        const struct strategy_ops *ops = strategy_find(st);
+        if (ops && ops->state_size && !(r->priv[st] = calloc(1, ops->state_size)))
+            goto fail;
     }
+    uv_timer_init(r->loop, &r->timer);
+    r->timer.data = r;
+    r->handles_open = 1;
+    r->state = REC_IDLE;
+    return 0;
+fail:
+    for (int st = 0; st < STRATEGY__COUNT; st++)
+        free(r->priv[st]);
+    return -ENOMEM;
 }
 
-static void executor__finish(struct service *s, enum action_status st, const char *result)
+void recovery_close(struct recovery *r)
 {
-    struct action *a = &s->action;
+    for (int st = 0; st < STRATEGY__COUNT; st++) {
+        const struct strategy_ops *ops = strategy_find(st);
+        if (ops && ops->release && r->priv[st])
+            ops->release(r);
+        free(r->priv[st]);
+        r->priv[st] = NULL;
+    }
+    action_release(&r->action);
+    uv_close((uv_handle_t *)&r->timer, rec__closed_cb);
+}
+
+/* ---- helpers ---- */
+
+static bool rec__has_process(const struct recovery *r)
+{
+    return r->cfg->command || r->cfg->pidfile;
+}
+
+static bool rec__process_ok(const struct recovery *r)
+{
+    return !rec__has_process(r) || r->sup->state == SUP_RUNNING;
+}
+
+static bool rec__automatic(const struct recovery *r)
+{
+    return !r->held && !r->ex->stopping;
+}
+
+static const struct strategy_ops *rec__ops(const struct recovery *r)
+{
+    return strategy_find(r->action.strategy);
+}
+
+static void rec__ready(struct recovery *r)
+{
+    if (r->ready)
+        return;
+    r->ready = true;
+    if (r->sink.ready)
+        r->sink.ready(r->sink.ctx);
+}
+
+/* Every state change goes through here: what a state owns ends with it. */
+static void rec__set(struct recovery *r, enum recovery_state to)
+{
+    if (r->state == REC_VERIFYING && to != REC_VERIFYING) {
+        r->checks->verifying = false;
+        if (r->starting) {
+            r->starting = false;
+            r->ex->starting--;
+        }
+    }
+    uv_timer_stop(&r->timer);
+    r->state = to;
+}
+
+static void rec__dequeue(struct executor *ex);
+
+static void rec__unqueue(struct recovery *r)
+{
+    if (!r->queued)
+        return;
+    for (struct recovery **p = &r->ex->queue; *p; p = &(*p)->next)
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    r->queued = false;
+    r->next = NULL;
+}
+
+static void rec__release_slot(struct recovery *r)
+{
+    if (!r->holds_slot)
+        return;
+    r->holds_slot = false;
+    r->ex->executing--;
+    rec__dequeue(r->ex);
+}
+
+static void rec__finish(struct recovery *r, enum action_status st, const char *result)
+{
+    struct action *a = &r->action;
     a->status = st;
     a->finished_ms = clock_wall_ms();
     snprintf(a->result, sizeof a->result, "%s", result);
-    journal_action_update(s->d->journal, a);
-    s->action_active = false;
-    s->queued = false;
-    s->verifying = false;
-    uv_timer_stop(&s->action_timer);
-    uv_timer_stop(&s->verify_timer);
-    log_event(st == ACTION_COMPLETED ? LOG_INFO : LOG_WARN, s->name, "action-finished",
+    journal_action_update(r->ex->journal, a);
+    r->has_action = false;
+    rec__unqueue(r);
+    log_event(st == ACTION_COMPLETED ? LOG_INFO : LOG_WARN, r->service, "action-finished",
               "action=%lld strategy=%s status=%s result=\"%s\"", (long long)a->id,
               strategy_name(a->strategy), action_status_name(st), result);
-    if (s->holds_slot) {
-        s->holds_slot = false;
-        s->d->executing--;
-        executor__dequeue(s->d);
-    }
+    rec__release_slot(r);
 }
 
-/* The plan is exhausted: failed, a critical fault, no more attempts. */
-static void executor__give_up(struct service *s, const char *why)
+/* ---- verification ---- */
+
+static void rec__verify_begin(struct recovery *r)
 {
-    char desc[256];
-    snprintf(desc, sizeof desc, "%s; automatic recovery stopped until an operator acts", why);
-    s->given_up = true;
-    s->recovering = false;
-    executor__ready(s); /* its dependents start anyway: their faults will be its symptoms */
-    uv_timer_stop(&s->timer);
-    if (s->proc_state == PROC_WAITING)
-        s->proc_state = PROC_DOWN;
-    analyzer_gave_up(s, desc);
-    state_service_event(s, EV_GAVE_UP, desc);
-    alert_service_failed(s->d->alerter, s->name, &s->slots[SLOT_SUPERVISOR(s)].fault, desc);
-}
-
-static void executor__fail(struct service *s, const char *result, bool retry)
-{
-    enum strategy st = s->action.strategy;
-    executor__finish(s, ACTION_FAILED, result);
-    state_service_event(s, EV_RECOVERY_FAILED, result);
-    if (!executor__automatic(s)) {
-        s->recovering = false;
-        return;
+    rec__set(r, REC_VERIFYING);
+    struct check_set *cs = r->checks;
+    cs->verifying = true;
+    check_set_reset_streaks(cs);
+    if (rec__process_ok(r)) {
+        cs->pid = r->sup->pid;
+        uint64_t since = clock_mono_us() - r->sup->spawned_us;
+        uint64_t period = r->cfg->start_period_ms * 1000;
+        cs->start_until_us = rec__has_process(r) && since < period
+                                 ? r->sup->spawned_us + period : 0;
+        check_set_start(cs, REC__FIRST_PROBE_MS);
     }
-    if (!retry)
-        s->step++;
-    const struct fault *f = executor__trigger_fault(s);
-    if (f && s->step < s->n_plan)
-        alert_fault_escalated(s->d->alerter, f, &s->action, strategy_name(s->plan[s->step]));
-    if (!retry && s->step >= s->n_plan) {
-        char why[256];
-        snprintf(why, sizeof why, "recovery chain exhausted: %s failed: %s", strategy_name(st),
-                 result);
-        executor__give_up(s, why);
-        return;
-    }
-    executor__step(s);
+    uint64_t window = cs->n ? r->cfg->verify_ms : r->cfg->restart.stable_ms;
+    if (cs->n == 0 && !rec__has_process(r))
+        window = 0;
+    uv_timer_start(&r->timer, rec__timer_cb, window, 0);
 }
 
-/* The services whose start waited for s (a dependency) may go now. */
-static void executor__ready(struct service *s)
-{
-    if (s->ready)
-        return;
-    s->ready = true;
-    daemon_service_ready(s->d, s);
-}
-
-static void executor__verified(struct service *s)
+static void rec__verified(struct recovery *r)
 {
     char result[256];
-    uint64_t took = (clock_mono_us() - s->spawned_us) / 1000;
-    s->verifying = false;
-    uv_timer_stop(&s->verify_timer);
-    if (executor__has_process(s))
+    bool had_action = r->has_action;
+    if (rec__has_process(r))
         snprintf(result, sizeof result, "verified: pid %d running, %zu check(s) passing %llu ms "
-                 "after %s", (int)s->pid, s->n_checks, (unsigned long long)took,
-                 s->cfg->command ? "spawn" : "it appeared");
+                 "after %s", (int)r->sup->pid, r->checks->n,
+                 (unsigned long long)((clock_mono_us() - r->sup->spawned_us) / 1000),
+                 r->cfg->command ? "spawn" : "it appeared");
     else
-        snprintf(result, sizeof result, "verified: %zu check(s) passing", s->n_checks);
-    bool had_action = s->action_active;
-    if (had_action)
-        executor__finish(s, ACTION_COMPLETED, result);
-    s->recovering = false;
-    int resolved = analyzer_resolve_all(s, result);
+        snprintf(result, sizeof result, "verified: %zu check(s) passing", r->checks->n);
+    if (had_action) {
+        r->flap_fault = r->action.fault_id;
+        r->flap_step = r->step;
+        rec__finish(r, ACTION_COMPLETED, result);
+    }
+    rec__set(r, REC_IDLE);
+    int resolved = analyzer_resolve_all(r->faults, result, had_action);
     if (had_action || resolved > 0) {
         char cause[128];
-        snprintf(cause, sizeof cause, "action %lld verified", (long long)s->action.id);
-        state_service_event(s, EV_RECOVERY_SUCCEEDED,
+        snprintf(cause, sizeof cause, "action %lld verified", (long long)r->action.id);
+        state_service_event(r->st, EV_RECOVERY_SUCCEEDED,
                             had_action ? cause : "service verified after start");
     }
-    executor__ready(s);
-    if (resolved > 0)
-        daemon_service_recovered(s->d, s);
+    rec__ready(r);
+    if (resolved > 0 && r->sink.recovered)
+        r->sink.recovered(r->sink.ctx);
 }
 
-/* The verification window ran out. */
-static void executor__verify_timeout_cb(uv_timer_t *t)
+/* Everything verification needs holds now. */
+static bool rec__passing(struct recovery *r)
 {
-    struct service *s = t->data;
-    if (!s->verifying)
+    if (!rec__process_ok(r) || !check_set_all_passing(r->checks))
+        return false;
+    if (r->checks->n == 0)
+        return false; /* no checks: only time (restart.stable) verifies */
+    const struct strategy_ops *ops = r->has_action ? rec__ops(r) : NULL;
+    return !ops || !ops->verified || ops->verified(r);
+}
+
+/* ---- plans ---- */
+
+static void rec__step(struct recovery *r);
+
+/* The plan is exhausted: failed, a critical fault, no more attempts. */
+static void rec__give_up(struct recovery *r, const char *why)
+{
+    char desc[256];
+    snprintf(desc, sizeof desc, "%.180s; automatic recovery stopped until an operator acts",
+             why);
+    rec__set(r, REC_GAVE_UP);
+    rec__ready(r); /* its dependents start anyway: their faults will be its symptoms */
+    analyzer_gave_up(r->faults, desc);
+    state_service_event(r->st, EV_GAVE_UP, desc);
+    alert_service_failed(r->ex->alerter, r->service,
+                         &r->faults->slots[SLOT_SUPERVISOR(r->faults)].fault, desc);
+}
+
+static void rec__fail(struct recovery *r, const char *result, bool retry)
+{
+    enum strategy st = r->action.strategy;
+    rec__finish(r, ACTION_FAILED, result);
+    rec__set(r, REC_IDLE);
+    state_service_event(r->st, EV_RECOVERY_FAILED, result);
+    if (!rec__automatic(r))
         return;
-    s->verifying = false;
-    if (s->n_checks == 0 && (!executor__has_process(s) || s->proc_state == PROC_RUNNING)) {
-        executor__verified(s); /* nothing to check: it stayed up */
+    if (!retry)
+        r->step++;
+    const struct fault *f = analyzer_trigger(r->faults);
+    if (f && r->step < r->n_plan)
+        alert_fault_escalated(r->ex->alerter, f, &r->action, strategy_name(r->plan[r->step]));
+    if (r->step >= r->n_plan) {
+        char why[256];
+        snprintf(why, sizeof why, "recovery chain exhausted: %s failed: %.180s",
+                 strategy_name(st), result);
+        rec__give_up(r, why);
         return;
     }
-    char result[256];
-    const char *why = s->proc_state == PROC_RUNNING || !executor__has_process(s)
-                          ? "checks not passing"
-                          : "process not running";
-    for (size_t i = 0; i < s->n_checks; i++)
-        if (s->checks[i].has_result && !s->checks[i].last.ok) {
-            why = s->checks[i].last.reason;
-            break;
+    rec__step(r);
+}
+
+static void rec__enqueue(struct recovery *r)
+{
+    struct recovery **p = &r->ex->queue;
+    /* First attempts go ahead of repeat offenders, then oldest first. */
+    while (*p && ((*p)->attempts < r->attempts ||
+                  ((*p)->attempts == r->attempts &&
+                   (*p)->action.created_ms <= r->action.created_ms)))
+        p = &(*p)->next;
+    r->next = *p;
+    *p = r;
+    r->queued = true;
+    rec__dequeue(r->ex);
+    if (r->queued)
+        log_event(LOG_INFO, r->service, "action-queued", "action=%lld strategy=%s executing=%u",
+                  (long long)r->action.id, strategy_name(r->action.strategy), r->ex->executing);
+}
+
+/* Give free slots to queued actions; one that starts a process also
+ * needs room under max_starting (a restart storm must not fork-bomb). */
+static void rec__dequeue(struct executor *ex)
+{
+    struct recovery **p = &ex->queue;
+    while (*p && ex->executing < ex->max_executing) {
+        struct recovery *r = *p;
+        const struct strategy_ops *ops = rec__ops(r);
+        if (ops->starts_process && ex->starting >= ex->max_starting) {
+            p = &r->next;
+            continue;
         }
-    snprintf(result, sizeof result, "not verified within %llu ms: %s",
-             (unsigned long long)s->cfg->verify_ms, why);
-    executor__ready(s);
-    if (s->action_active) {
-        executor__fail(s, result, false);
-        return;
+        *p = r->next;
+        r->queued = false;
+        r->next = NULL;
+        recovery_event(r, REC_EV_SLOT);
     }
-    /* A start (or a re-check after a dependency recovered) that never got
-     * healthy: what fails is a fault now. The threshold kept counting while
-     * the verification owned the verdict. */
-    for (size_t i = 0; i < s->n_checks; i++)
-        if (s->checks[i].failing || !s->checks[i].has_result || !s->checks[i].last.ok) {
-            struct observation o = s->checks[i].last;
-            if (!s->checks[i].has_result)
-                o = (struct observation){.type = FAULT_SOFTWARE, .severity = SEVERITY_HIGH,
-                                         .code = -1};
-            snprintf(o.reason, sizeof o.reason, "%s", result);
-            analyzer_check_failing(s, i, &o);
-        }
-    if (analyzer_has_open(s))
-        executor_fault_opened(s);
 }
 
-static void executor__verify_begin(struct service *s)
-{
-    s->verifying = true;
-    check_reset_streaks(s);
-    if (!executor__has_process(s) || s->proc_state == PROC_RUNNING)
-        check_start_all(s, EXECUTOR_FIRST_PROBE_MS);
-    uint64_t window = s->n_checks ? s->cfg->verify_ms : s->cfg->restart.stable_ms;
-    if (s->n_checks == 0 && !executor__has_process(s))
-        window = 0;
-    uv_timer_start(&s->verify_timer, executor__verify_timeout_cb, window, 0);
-}
-
-static void executor__action_timeout_cb(uv_timer_t *t)
-{
-    struct service *s = t->data;
-    if (!s->action_active || s->action.status != ACTION_EXECUTING || s->verifying)
-        return;
-    const struct strategy_ops *ops = strategy_find(s->action.strategy);
-    if (ops && ops->cancel)
-        ops->cancel(s);
-    char result[128];
-    snprintf(result, sizeof result, "timed out after %llu ms",
-             (unsigned long long)s->d->cfg->action_timeout_ms);
-    executor__fail(s, result, false);
-}
-
-static void executor__run(struct service *s)
-{
-    struct action *a = &s->action;
-    struct daemon *d = s->d;
-    s->queued = false;
-    s->holds_slot = true;
-    d->executing++;
-    a->status = ACTION_EXECUTING;
-    a->started_ms = clock_wall_ms();
-    journal_action_update(d->journal, a);
-    log_event(LOG_INFO, s->name, "action-started", "action=%lld fault=%lld strategy=%s step=%u/%u",
-              (long long)a->id, (long long)a->fault_id, strategy_name(a->strategy), s->step + 1,
-              s->n_plan);
-    char cause[96];
-    snprintf(cause, sizeof cause, "action %lld: %s", (long long)a->id, strategy_name(a->strategy));
-    state_service_event(s, EV_RECOVERY_STARTED, cause);
-    uv_timer_start(&s->action_timer, executor__action_timeout_cb, d->cfg->action_timeout_ms, 0);
-    strategy_find(a->strategy)->run(s);
-}
-
-/* The next usable strategy of the plan becomes a pending action; it runs
- * at once when a slot is free, else when one frees up. */
-static void executor__step(struct service *s)
+/* The next usable strategy of the plan becomes a pending action. */
+static void rec__step(struct recovery *r)
 {
     char why[256] = "recovery chain exhausted";
-    const char *no;
-    while (s->step < s->n_plan && (no = strategy_unavailable(s, s->plan[s->step]))) {
+    bool permanent = true;
+    struct strategy_no no;
+    while (r->step < r->n_plan && (no = strategy_applicable(r, r->plan[r->step])).why) {
         size_t n = strlen(why);
         snprintf(why + n, sizeof why - n, "%s %s: %s", n > 24 ? ";" : ":",
-                 strategy_name(s->plan[s->step]), no);
-        s->step++;
+                 strategy_name(r->plan[r->step]), no.why);
+        permanent &= no.permanent;
+        r->step++;
     }
-    if (s->step >= s->n_plan) {
-        executor__give_up(s, s->n_plan ? why : "no recovery strategy configured");
+    if (r->step >= r->n_plan) {
+        if (r->attempts == 0 && permanent) {
+            /* Nothing here can act on this service (watched only, no
+             * program configured): the fault and its alert are the whole
+             * response, and it resolves when the checks pass again. */
+            rec__set(r, REC_IDLE);
+            log_event(LOG_INFO, r->service, "alert-only", "why=\"%s\"",
+                      r->n_plan ? why : "no recovery strategy configured");
+            return;
+        }
+        rec__give_up(r, r->n_plan ? why : "no recovery strategy configured");
         return;
     }
-    struct action *a = &s->action;
+    struct action *a = &r->action;
+    action_release(a);
     memset(a, 0, sizeof *a);
-    a->fault_id = executor__trigger(s);
-    snprintf(a->service, sizeof a->service, "%s", s->name);
-    a->strategy = s->plan[s->step];
+    const struct fault *t = analyzer_trigger(r->faults);
+    a->fault_id = t ? t->id : 0;
+    snprintf(a->service, sizeof a->service, "%s", r->service);
+    a->strategy = r->plan[r->step];
     a->status = ACTION_PENDING;
     a->created_ms = clock_wall_ms();
-    journal_action_insert(s->d->journal, a);
-    s->action_active = true;
-    if (s->d->executing >= s->d->cfg->max_concurrent) {
-        s->queued = true;
-        log_event(LOG_INFO, s->name, "action-queued", "action=%lld strategy=%s executing=%u",
-                  (long long)a->id, strategy_name(a->strategy), s->d->executing);
+    journal_action_insert(r->ex->journal, a);
+    r->has_action = true;
+    rec__set(r, REC_PENDING);
+    const struct strategy_ops *ops = rec__ops(r);
+    uint64_t delay = ops->delay ? ops->delay(r) : 0;
+    if (delay) {
+        /* A backoff wait holds no slot: it waits here, then queues. */
+        uv_timer_start(&r->timer, rec__timer_cb, delay, 0);
         return;
     }
-    executor__run(s);
+    rec__enqueue(r);
 }
 
-static void executor__plan(struct service *s, const int *plan, unsigned n)
+static void rec__plan(struct recovery *r, const int *plan, unsigned n, unsigned step)
 {
-    memcpy(s->plan, plan, n * sizeof *plan);
-    s->n_plan = n;
-    s->step = 0;
-    s->recovering = true;
-    executor__step(s);
+    memcpy(r->plan, plan, n * sizeof *plan);
+    r->n_plan = n;
+    r->step = step;
+    r->attempts = 0;
+    rec__step(r);
 }
 
-void executor_executed(struct service *s, enum exec_outcome outcome, const char *result)
+/* A fault is open: recover, unless it is a symptom or recovery is paused.
+ * A fault reopened within flap_window resumes its chain one step on. */
+static void rec__plan_start(struct recovery *r, bool reopened)
 {
-    if (!s->action_active || s->action.status != ACTION_EXECUTING)
-        return;
-    if (outcome == EXEC_OK) {
-        snprintf(s->action.result, sizeof s->action.result, "%s", result);
-        journal_action_update(s->d->journal, &s->action); /* the params the strategy filled */
-        uv_timer_stop(&s->action_timer);
-        executor__verify_begin(s);
-        return;
+    const struct fault *t = analyzer_trigger(r->faults);
+    if (!t || !rec__automatic(r)) {
+        rec__set(r, REC_IDLE);
+        return; /* only symptoms (the root cause is recovered), or paused */
     }
-    executor__fail(s, result, outcome == EXEC_RETRY);
-}
-
-void executor_service_start(struct service *s)
-{
-    if (s->cfg->pidfile) {
-        int r = process_watch_pidfile(s);
-        if (r < 0) {
-            /* Not ready: its dependents wait for this first recovery. */
-            analyzer_external_missing(s, r);
-            executor_fault_opened(s);
-            return;
-        }
-    } else if (s->cfg->command) {
-        int r = process_spawn(s);
-        if (r < 0) {
-            analyzer_spawn_failed(s, r);
-            executor_fault_opened(s);
-            return;
-        }
-    }
-    executor__verify_begin(s);
-}
-
-void executor_fault_opened(struct service *s)
-{
-    if (s->recovering || !executor__automatic(s) || !executor__trigger(s))
-        return; /* covered, paused, or only symptoms: the root cause is recovered */
     int plan[STRATEGY__COUNT];
-    unsigned n = analyzer_plan(s, executor__trigger_fault(s), plan);
-    executor__plan(s, plan, n);
+    unsigned n = analyzer_plan(r->faults, t, plan);
+    unsigned step = 0;
+    if (reopened && t->id == r->flap_fault && n > 0) {
+        /* The next strategy; with none left, the last again (its own
+         * limits, e.g. restart intensity, end the loop). */
+        step = r->flap_step + 1 < n ? r->flap_step + 1 : n - 1;
+        log_event(LOG_WARN, r->service, "flapping", "fault=%lld resume_step=%u/%u",
+                  (long long)t->id, step + 1, n);
+    }
+    rec__plan(r, plan, n, step);
 }
 
-/* The first usable strategy of the plan a process fault would get. */
-static bool executor__plan_starts_with_restart(const struct service *s)
+/* ---- faults from events ---- */
+
+static enum fault_open rec__check_fault(struct recovery *r, struct check *c,
+                                        const struct observation *o)
 {
-    struct fault f = {.type = FAULT_SOFTWARE};
-    int plan[STRATEGY__COUNT];
-    unsigned n = analyzer_plan(s, &f, plan);
-    for (unsigned i = 0; i < n; i++)
-        if (!strategy_unavailable(s, plan[i]))
-            return plan[i] == STRATEGY_RESTART;
-    return false;
+    return analyzer_check_failing(r->faults, check_index(c), o);
 }
 
-void executor_process_exited(struct service *s, int why, uint64_t uptime_ms)
+/* Every check that is not passing gets its fault, each with its own
+ * reason (reason_prefix: why the verification ended). */
+static bool rec__open_unpassed(struct recovery *r, const char *why)
 {
-    check_stop_all(s);
-    s->last_uptime_ms = uptime_ms;
-    bool was_verifying = s->verifying;
-    if (s->retired) {
-        service_close(s);
+    bool reopened = false;
+    for (size_t i = 0; i < r->checks->n; i++) {
+        struct check *c = &r->checks->checks[i];
+        if (!c->failing && c->has_result && c->last.ok && c->oks >= c->cfg->rise)
+            continue;
+        struct observation o = c->last;
+        if (!c->has_result || c->last.ok)
+            o = (struct observation){.type = FAULT_SOFTWARE, .severity = SEVERITY_HIGH,
+                                     .code = -1};
+        char reason[sizeof o.reason];
+        snprintf(reason, sizeof reason, "%s (%s)",
+                 c->has_result && !c->last.ok ? c->last.reason : "not passing", why);
+        snprintf(o.reason, sizeof o.reason, "%s", reason);
+        reopened |= rec__check_fault(r, c, &o) == FAULT_REOPENED;
+    }
+    return reopened;
+}
+
+static bool rec__exit_fault(struct recovery *r, const struct sup_exit *e)
+{
+    return analyzer_process_exited(r->faults, e->code, e->signal, e->uptime_ms) ==
+           FAULT_REOPENED;
+}
+
+static void rec__exit_text(const struct sup_exit *e, bool verifying, char *buf, size_t len)
+{
+    snprintf(buf, len, "process %s %d %llu ms after spawn%s",
+             e->signal ? "killed by signal" : "exited with code",
+             e->signal ? e->signal : (int)e->code, (unsigned long long)e->uptime_ms,
+             verifying ? ", before verification" : "");
+}
+
+/* ---- the cells ---- */
+
+typedef void (*rec_action)(struct recovery *r);
+
+static void rec__nothing(struct recovery *r) {}
+
+/* IDLE + start: spawn (supervised) or find (external) the process and
+ * verify like a recovery, so faults a previous recoverd left open resolve
+ * once it is healthy. */
+static void rec__start(struct recovery *r)
+{
+    int err = 0;
+    if (r->cfg->pidfile)
+        err = supervisor_event(r->sup, SUP_EV_WATCH, STOP_NONE);
+    else if (r->cfg->command)
+        err = supervisor_event(r->sup, SUP_EV_SPAWN, STOP_NONE);
+    if (err < 0) {
+        bool reopened = r->cfg->pidfile ? analyzer_external_missing(r->faults, err) == FAULT_REOPENED
+                                        : analyzer_spawn_failed(r->faults, err) == FAULT_REOPENED;
+        rec__plan_start(r, reopened); /* its dependents wait for this first recovery */
         return;
     }
-    if (why == STOP_SHUTDOWN || s->d->stopping) {
-        daemon_stop_progress(s->d);
+    rec__verify_begin(r);
+}
+
+/* IDLE + check failing: a fault; with dependencies, first a moment for
+ * theirs to open (then it is their symptom). */
+static void rec__idle_failing(struct recovery *r)
+{
+    if (r->faults->n_deps && !analyzer_root_cause(r->faults)) {
+        rec__set(r, REC_CORRELATING);
+        uv_timer_start(&r->timer, rec__timer_cb, REC__CORRELATE_MS, 0);
+        log_event(LOG_DEBUG, r->service, "correlating", "check=%s wait_ms=%d",
+                  r->check->cfg->name, REC__CORRELATE_MS);
         return;
     }
-    if (why == STOP_RESTART) {
-        if (s->cfg->command)
-            restart_spawn(s); /* the restart in progress stopped it: start again now */
-        return;               /* external: its restart program carries on */
+    enum fault_open o = rec__check_fault(r, r->check, r->obs);
+    if (o != FAULT_ALREADY_OPEN)
+        rec__plan_start(r, o == FAULT_REOPENED);
+}
+
+/* CORRELATING + timer: the failing checks' faults open now (symptoms if a
+ * dependency's fault opened meanwhile). */
+static void rec__correlated(struct recovery *r)
+{
+    bool reopened = false;
+    for (size_t i = 0; i < r->checks->n; i++) {
+        struct check *c = &r->checks->checks[i];
+        if (c->failing)
+            reopened |= rec__check_fault(r, c, &c->last) == FAULT_REOPENED;
     }
-    /* A process that ran past `stable` and whose plan starts with an
-     * allowed restart is spawned first: the fault, the action and the
-     * transitions below are journaled in the same loop turn, but the
-     * service does not wait for them (restart latency is mostly this). */
-    if (s->cfg->command && !s->action_active && !s->recovering && executor__automatic(s) &&
-        uptime_ms >= s->cfg->restart.stable_ms && !analyzer_dependency_failing(s) &&
-        executor__plan_starts_with_restart(s))
-        s->prespawned = process_spawn(s) == 0;
-    /* Unexpected exit: a fault (the same one if still open). */
-    analyzer_process_exited(s, s->last_exit_code, s->last_exit_signal, uptime_ms);
-    if (s->action_active && s->action.strategy == STRATEGY_RESTART &&
-        s->action.status == ACTION_EXECUTING) {
+    rec__set(r, REC_IDLE);
+    rec__plan_start(r, reopened);
+}
+
+/* Any state but IDLE/CORRELATING/VERIFYING + check failing: record it. */
+static void rec__record_failing(struct recovery *r) { rec__check_fault(r, r->check, r->obs); }
+
+/* IDLE + check reported: faults whose checks all pass again resolve, held
+ * or not; with nothing to act on that is how a watched service recovers. */
+static void rec__idle_reported(struct recovery *r)
+{
+    if (!analyzer_trigger(r->faults) || !rec__process_ok(r) ||
+        !check_set_all_passing(r->checks) || r->checks->n == 0)
+        return;
+    int resolved = analyzer_resolve_all(r->faults, "checks passing again", false);
+    if (resolved > 0) {
+        state_service_event(r->st, EV_FAULTS_CLEARED, "checks passing again");
+        if (r->sink.recovered)
+            r->sink.recovered(r->sink.ctx);
+    }
+}
+
+/* CORRELATING + check reported: every check passes again: no fault. */
+static void rec__correlating_reported(struct recovery *r)
+{
+    if (check_set_all_passing(r->checks))
+        rec__set(r, REC_IDLE);
+}
+
+/* PENDING + check reported: the fault went away before its action ran. */
+static void rec__pending_reported(struct recovery *r)
+{
+    if (!rec__process_ok(r) || r->checks->n == 0 || !check_set_all_passing(r->checks))
+        return;
+    rec__finish(r, ACTION_ABORTED, "aborted: checks passing again before it ran");
+    rec__set(r, REC_IDLE);
+    rec__idle_reported(r);
+}
+
+/* VERIFYING + check reported. */
+static void rec__verifying_reported(struct recovery *r)
+{
+    if (rec__passing(r))
+        rec__verified(r);
+}
+
+/* VERIFYING + check failing: fall reached while verifying (after the start
+ * period): its fault opens now, and the verification has failed. */
+static void rec__verifying_failing(struct recovery *r)
+{
+    enum fault_open o = rec__check_fault(r, r->check, r->obs);
+    if (r->has_action) {
         char result[256];
-        snprintf(result, sizeof result, "process %s %d %llu ms after spawn%s",
-                 s->last_exit_signal ? "killed by signal" : "exited with code",
-                 s->last_exit_signal ? s->last_exit_signal : (int)s->last_exit_code,
-                 (unsigned long long)uptime_ms, was_verifying ? ", before verification" : "");
-        executor__fail(s, result, true);
+        snprintf(result, sizeof result, "not verified: %s check failing: %.180s",
+                 r->check->cfg->name, r->obs->reason);
+        const struct strategy_ops *ops = rec__ops(r);
+        rec__fail(r, result, ops->starts_process); /* a fresh process may be retried */
         return;
     }
-    if (was_verifying && !s->action_active) {
-        s->verifying = false;
-        uv_timer_stop(&s->verify_timer);
-        executor__ready(s);
+    rec__set(r, REC_IDLE);
+    rec__ready(r);
+    rec__plan_start(r, o == FAULT_REOPENED);
+}
+
+/* VERIFYING + timer: the window ran out. */
+static void rec__verify_timeout(struct recovery *r)
+{
+    if (r->checks->n == 0 && rec__process_ok(r)) {
+        rec__verified(r); /* nothing to check: it stayed up */
+        return;
     }
-    executor_fault_opened(s);
+    char why[128];
+    snprintf(why, sizeof why, "not verified within %llu ms", (unsigned long long)r->cfg->verify_ms);
+    bool reopened = rec__open_unpassed(r, why);
+    rec__ready(r);
+    if (r->has_action) {
+        char result[256];
+        snprintf(result, sizeof result, "%s: %s", why,
+                 rec__process_ok(r) ? "checks not passing" : "process not running");
+        rec__fail(r, result, false);
+        return;
+    }
+    rec__set(r, REC_IDLE);
+    rec__plan_start(r, reopened);
 }
 
-void executor_check_reported(struct service *s)
+/* The process went down: its checks stop, and they have no pid. */
+static void rec__down(struct recovery *r)
 {
-    if (!s->verifying || s->n_checks == 0 || !check_all_passing(s))
-        return;
-    if (executor__has_process(s) && s->proc_state != PROC_RUNNING)
-        return;
-    executor__verified(s);
+    check_set_stop(r->checks);
+    r->checks->pid = 0;
 }
 
-void executor_abort(struct service *s, const char *why)
+/* IDLE + exited: the fault; the first strategy may act before the
+ * bookkeeping (a restart's spawn: restart latency is mostly this). */
+static void rec__idle_exited(struct recovery *r)
 {
-    uv_timer_stop(&s->verify_timer);
-    s->verifying = false;
-    s->recovering = false;
-    if (!s->action_active)
-        return;
-    const struct strategy_ops *ops = strategy_find(s->action.strategy);
-    if (ops && ops->cancel && s->action.status == ACTION_EXECUTING)
-        ops->cancel(s);
-    executor__finish(s, ACTION_ABORTED, why);
-}
-
-void executor_dependency_recovered(struct service *s)
-{
-    bool symptoms = false;
-    for (size_t i = 0; i < SLOT_SUPERVISOR(s); i++)
-        if (s->slots[i].open && s->slots[i].root) {
-            s->slots[i].root = 0; /* its own fault now, if it still fails */
-            symptoms = true;
+    const struct sup_exit *e = r->exit;
+    rec__down(r);
+    if (e->why != STOP_NONE)
+        return; /* asked for (shutdown) */
+    bool acted = false;
+    const struct fault *root = analyzer_root_cause(r->faults);
+    if (rec__automatic(r) && !root) {
+        int plan[STRATEGY__COUNT];
+        struct fault soft = {.type = FAULT_SOFTWARE};
+        unsigned n = analyzer_plan(r->faults, &soft, plan);
+        for (unsigned i = 0; i < n; i++) {
+            if (strategy_applicable(r, plan[i]).why)
+                continue;
+            const struct strategy_ops *ops = strategy_find(plan[i]);
+            acted = ops->act_first && ops->act_first(r, e);
+            break;
         }
-    if (!symptoms || s->recovering || s->verifying)
-        return;
-    log_event(LOG_INFO, s->name, "recheck", "why=\"a dependency recovered\"");
-    if (executor__has_process(s) && s->proc_state == PROC_DOWN) {
-        executor_fault_opened(s); /* it cannot pass while down */
-        return;
     }
-    executor__verify_begin(s);
+    bool reopened = rec__exit_fault(r, e);
+    (void)acted; /* the strategy's run() finds its work done */
+    rec__plan_start(r, reopened);
 }
 
-/* ---- operator control ---- */
-
-int executor_hold(struct service *s)
+/* CORRELATING + exited: the process fault needs no correlation; the checks
+ * that were failing open theirs too. */
+static void rec__correlating_exited(struct recovery *r)
 {
-    s->held = true;
-    if (s->action_active && s->action.status == ACTION_PENDING) {
-        executor__finish(s, ACTION_ABORTED, "aborted: service held by an operator");
-        s->recovering = false;
+    rec__down(r);
+    if (r->exit->why != STOP_NONE)
+        return;
+    rec__exit_fault(r, r->exit);
+    rec__correlated(r);
+}
+
+/* PENDING / GAVE_UP + exited: recorded. */
+static void rec__record_exited(struct recovery *r)
+{
+    rec__down(r);
+    if (r->exit->why == STOP_NONE)
+        rec__exit_fault(r, r->exit);
+}
+
+/* EXECUTING + exited: the strategy's business (a restart's stop). */
+static void rec__executing_exited(struct recovery *r)
+{
+    const struct strategy_ops *ops = rec__ops(r);
+    rec__down(r);
+    if (r->exit->why == STOP_NONE)
+        rec__exit_fault(r, r->exit);
+    if (ops->process_exited)
+        ops->process_exited(r, r->exit);
+}
+
+/* VERIFYING + exited: it died before verification. */
+static void rec__verifying_exited(struct recovery *r)
+{
+    const struct sup_exit *e = r->exit;
+    rec__down(r);
+    if (e->why != STOP_NONE)
+        return;
+    bool reopened = rec__exit_fault(r, e);
+    if (r->has_action) {
+        char result[256];
+        rec__exit_text(e, true, result, sizeof result);
+        rec__fail(r, result, rec__ops(r)->starts_process);
+        return;
     }
-    log_event(LOG_INFO, s->name, "held", NULL);
+    rec__set(r, REC_IDLE);
+    rec__ready(r);
+    rec__plan_start(r, reopened);
+}
+
+/* PENDING + timer: the delay (backoff) is over: wait for a slot. */
+static void rec__delay_over(struct recovery *r) { rec__enqueue(r); }
+
+/* PENDING + slot: run. */
+static void rec__run(struct recovery *r)
+{
+    struct action *a = &r->action;
+    struct executor *ex = r->ex;
+    r->holds_slot = true;
+    ex->executing++;
+    r->attempts++;
+    rec__set(r, REC_EXECUTING);
+    a->status = ACTION_EXECUTING;
+    a->started_ms = clock_wall_ms();
+    journal_action_update(ex->journal, a);
+    log_event(LOG_INFO, r->service, "action-started", "action=%lld fault=%lld strategy=%s step=%u/%u",
+              (long long)a->id, (long long)a->fault_id, strategy_name(a->strategy), r->step + 1,
+              r->n_plan);
+    char cause[96];
+    snprintf(cause, sizeof cause, "action %lld: %s", (long long)a->id, strategy_name(a->strategy));
+    state_service_event(r->st, EV_RECOVERY_STARTED, cause);
+    uv_timer_start(&r->timer, rec__timer_cb, ex->action_timeout_ms, 0);
+    rec__ops(r)->run(r);
+}
+
+/* EXECUTING + executed. */
+static void rec__executed(struct recovery *r)
+{
+    if (r->outcome != EXEC_OK) {
+        rec__fail(r, r->result, r->outcome == EXEC_RETRY);
+        return;
+    }
+    snprintf(r->action.result, sizeof r->action.result, "%s", r->result);
+    journal_action_update(r->ex->journal, &r->action); /* the params the strategy set */
+    rec__release_slot(r);
+    if (rec__ops(r)->starts_process && !r->starting) {
+        r->starting = true;
+        r->ex->starting++;
+    }
+    rec__verify_begin(r); /* verification holds no slot; `starting` ends with it */
+}
+
+/* EXECUTING + timer: the action's deadline. */
+static void rec__action_timeout(struct recovery *r)
+{
+    const struct strategy_ops *ops = rec__ops(r);
+    if (ops->cancel)
+        ops->cancel(r);
+    char result[128];
+    snprintf(result, sizeof result, "timed out after %llu ms",
+             (unsigned long long)r->ex->action_timeout_ms);
+    rec__fail(r, result, false);
+}
+
+/* HOLD: recovery pauses; a pending action is dropped, one executing ends. */
+static void rec__hold(struct recovery *r)
+{
+    r->held = true;
+    log_event(LOG_INFO, r->service, "held", NULL);
+}
+
+static void rec__hold_pending(struct recovery *r)
+{
+    rec__hold(r);
+    rec__finish(r, ACTION_ABORTED, "aborted: service held by an operator");
+    rec__set(r, REC_IDLE);
+}
+
+/* An operator acted: limits reset, the recovery's own fault closes. */
+static void rec__operator_reset(struct recovery *r, const char *why)
+{
+    for (int st = 0; st < STRATEGY__COUNT; st++) {
+        const struct strategy_ops *ops = strategy_find(st);
+        if (ops && ops->reset)
+            ops->reset(r);
+    }
+    analyzer_resolve_supervisor(r->faults, why);
+}
+
+/* Open faults are checked again before anything is done about them. */
+static void rec__recheck(struct recovery *r)
+{
+    if (!analyzer_trigger(r->faults)) {
+        rec__set(r, REC_IDLE);
+        return;
+    }
+    if (!rec__process_ok(r)) {
+        rec__set(r, REC_IDLE);
+        rec__plan_start(r, false); /* it cannot pass while down */
+        return;
+    }
+    log_event(LOG_INFO, r->service, "recheck", NULL);
+    rec__verify_begin(r);
+}
+
+/* RELEASE (idle, gave up). */
+static void rec__release(struct recovery *r)
+{
+    r->held = false;
+    rec__operator_reset(r, "released by an operator");
+    log_event(LOG_INFO, r->service, "released", NULL);
+    rec__recheck(r);
+}
+
+/* RELEASE while something runs: only the flag. */
+static void rec__release_flag(struct recovery *r)
+{
+    r->held = false;
+    rec__operator_reset(r, "released by an operator");
+    log_event(LOG_INFO, r->service, "released", NULL);
+}
+
+/* OPERATOR (idle, gave up, verifying a start): run the chosen strategy. */
+static void rec__operate(struct recovery *r)
+{
+    rec__set(r, REC_IDLE);
+    rec__operator_reset(r, r->result);
+    int plan[1] = {r->op_strategy};
+    rec__plan(r, plan, 1, 0);
+}
+
+/* DEP_RECOVERED (idle): symptoms are its own faults now, if it still fails. */
+static void rec__dep_recovered(struct recovery *r)
+{
+    if (analyzer_clear_symptoms(r->faults) && rec__automatic(r)) {
+        log_event(LOG_INFO, r->service, "dependency-recovered", NULL);
+        rec__recheck(r);
+    }
+}
+
+static void rec__dep_recovered_flag(struct recovery *r) { analyzer_clear_symptoms(r->faults); }
+
+/* ABORT: whatever runs ends here. */
+static void rec__abort(struct recovery *r)
+{
+    if (r->has_action) {
+        const struct strategy_ops *ops = rec__ops(r);
+        if (ops->cancel && r->action.status == ACTION_EXECUTING)
+            ops->cancel(r);
+        rec__finish(r, ACTION_ABORTED, r->result);
+    }
+    rec__set(r, REC_IDLE);
+}
+
+/* Executing strategies own the exit; everything else reacts as named. */
+#define I rec__nothing
+static const rec_action rec__table[REC__COUNT][REC_EV__COUNT] = {
+    /* start, check-failing, check-reported, exited, timer, slot, executed, hold, release,
+     * operator, dependency-recovered, abort */
+    [REC_IDLE] = {rec__start, rec__idle_failing, rec__idle_reported, rec__idle_exited, I, I, I,
+                  rec__hold, rec__release, rec__operate, rec__dep_recovered, rec__abort},
+    [REC_CORRELATING] = {I, I, rec__correlating_reported, rec__correlating_exited,
+                         rec__correlated, I, I, rec__hold, rec__release_flag, I,
+                         rec__dep_recovered_flag, rec__abort},
+    [REC_PENDING] = {I, rec__record_failing, rec__pending_reported, rec__record_exited,
+                     rec__delay_over, rec__run, I, rec__hold_pending, rec__release_flag, I,
+                     rec__dep_recovered_flag, rec__abort},
+    [REC_EXECUTING] = {I, rec__record_failing, I, rec__executing_exited, rec__action_timeout, I,
+                       rec__executed, rec__hold, rec__release_flag, I, rec__dep_recovered_flag,
+                       rec__abort},
+    [REC_VERIFYING] = {I, rec__verifying_failing, rec__verifying_reported,
+                       rec__verifying_exited, rec__verify_timeout, I, I, rec__hold,
+                       rec__release_flag, rec__operate, rec__dep_recovered_flag, rec__abort},
+    [REC_GAVE_UP] = {I, rec__record_failing, I, rec__record_exited, I, I, I, rec__hold,
+                     rec__release, rec__operate, rec__dep_recovered_flag, rec__abort},
+};
+#undef I
+
+void recovery_event(struct recovery *r, enum recovery_event ev)
+{
+    if ((unsigned)ev < REC_EV__COUNT)
+        rec__table[r->state][ev](r);
+}
+
+void recovery_check_failing(struct recovery *r, struct check *c, const struct observation *o)
+{
+    r->check = c;
+    r->obs = o;
+    recovery_event(r, REC_EV_CHECK_FAILING);
+    r->obs = NULL;
+}
+
+void recovery_check_reported(struct recovery *r, struct check *c)
+{
+    r->check = c;
+    recovery_event(r, REC_EV_CHECK_REPORTED);
+}
+
+void recovery_process_exited(struct recovery *r, const struct sup_exit *e)
+{
+    r->exit = e;
+    recovery_event(r, REC_EV_EXITED);
+    r->exit = NULL;
+}
+
+void recovery_executed(struct recovery *r, enum exec_outcome outcome, const char *result)
+{
+    r->outcome = outcome;
+    r->result = result;
+    recovery_event(r, REC_EV_EXECUTED);
+}
+
+void recovery_abort(struct recovery *r, const char *why)
+{
+    r->result = why;
+    recovery_event(r, REC_EV_ABORT);
+}
+
+int recovery_hold(struct recovery *r)
+{
+    recovery_event(r, REC_EV_HOLD);
     return 0;
 }
 
-/* An operator acts: the supervisor's give-up fault closes, limits reset. */
-static void executor__operator_reset(struct service *s, const char *why)
+int recovery_release(struct recovery *r)
 {
-    s->given_up = false;
-    s->restart_log_len = 0;
-    s->backoff_ms = s->cfg->restart.backoff_initial_ms;
-    analyzer_resolve_supervisor(s, why);
-}
-
-int executor_release(struct service *s)
-{
-    s->held = false;
-    executor__operator_reset(s, "released by an operator");
-    log_event(LOG_INFO, s->name, "released", NULL);
-    if (analyzer_has_open(s))
-        executor_fault_opened(s);
+    recovery_event(r, REC_EV_RELEASE);
     return 0;
 }
 
-int executor_restart_now(struct service *s, char *err, size_t len)
+int recovery_operate(struct recovery *r, int64_t fault_id, enum strategy st, char *err,
+                     size_t len)
 {
-    const char *no = strategy_unavailable(s, STRATEGY_RESTART);
-    if (no) {
-        snprintf(err, len, "restart is not usable for %s: %s", s->name, no);
+    if (fault_id) {
+        bool found = false;
+        for (size_t i = 0; i < r->faults->n_slots; i++)
+            found |= r->faults->slots[i].open && r->faults->slots[i].fault.id == fault_id;
+        if (!found) {
+            snprintf(err, len, "fault %lld is not open on %s", (long long)fault_id, r->service);
+            return -ENOENT;
+        }
+    }
+    struct strategy_no no = strategy_applicable(r, st);
+    if (no.why) {
+        snprintf(err, len, "%s is not usable for %s: %s", strategy_name(st), r->service, no.why);
         return -EINVAL;
     }
-    if (s->action_active) {
-        snprintf(err, len, "a recovery of %s is in progress (action %lld)", s->name,
-                 (long long)s->action.id);
+    if (r->has_action || (r->state != REC_IDLE && r->state != REC_GAVE_UP &&
+                          r->state != REC_VERIFYING)) {
+        snprintf(err, len, "a recovery of %s is in progress (action %lld)", r->service,
+                 (long long)r->action.id);
         return -EBUSY;
     }
-    executor__operator_reset(s, "restarted by an operator");
-    int plan[1] = {STRATEGY_RESTART};
-    executor__plan(s, plan, 1);
+    r->op_strategy = st;
+    r->result = fault_id ? "recovery requested by an operator" : "restarted by an operator";
+    recovery_event(r, REC_EV_OPERATOR);
     return 0;
 }
 
-int executor_recover_fault(struct service *s, int64_t fault_id, enum strategy st, char *err,
-                           size_t len)
+void recovery_analyse(void *arg, const struct fault *f, json_t *ctx)
 {
-    bool found = false;
-    for (size_t i = 0; i < SLOT_SUPERVISOR(s) + 1; i++)
-        found |= s->slots[i].open && s->slots[i].fault.id == fault_id;
-    if (!found) {
-        snprintf(err, len, "fault %lld is not open on %s", (long long)fault_id, s->name);
-        return -ENOENT;
+    struct recovery *r = arg;
+    int plan[STRATEGY__COUNT];
+    unsigned n = analyzer_plan(r->faults, f, plan);
+    json_t *recommended = json_array(), *skipped = json_object();
+    const char *risk = NULL;
+    for (unsigned i = 0; i < n; i++) {
+        struct strategy_no no = strategy_applicable(r, plan[i]);
+        if (no.why) {
+            json_object_set_new(skipped, strategy_name(plan[i]), json_string(no.why));
+            continue;
+        }
+        json_array_append_new(recommended, json_string(strategy_name(plan[i])));
+        if (!risk)
+            risk = strategy_find(plan[i])->risk;
     }
-    const char *no = strategy_unavailable(s, st);
-    if (no) {
-        snprintf(err, len, "%s is not usable for %s: %s", strategy_name(st), s->name, no);
-        return -EINVAL;
+    json_object_set_new(ctx, "recommended", recommended);
+    json_object_set_new(ctx, "skipped", skipped);
+    json_object_set_new(ctx, "risk", risk ? json_string(risk) : json_null());
+    /* From memory, not the journal: this runs on the restart's hot path. */
+    const struct faults *fs = r->faults;
+    json_object_set_new(ctx, "estimated_recovery_ms",
+                        fs->history_n ? json_integer((json_int_t)(fs->history_ms / fs->history_n))
+                                      : json_null());
+}
+
+void recovery_view(const struct recovery *r, json_t *j)
+{
+    json_object_set_new(j, "recovery", json_string(recovery_state_name(r->state)));
+    json_object_set_new(j, "held", json_boolean(r->held));
+    json_object_set_new(j, "given_up", json_boolean(r->state == REC_GAVE_UP));
+    json_object_set_new(j, "recovering", json_boolean(r->state == REC_PENDING ||
+                                                      r->state == REC_EXECUTING ||
+                                                      (r->state == REC_VERIFYING && r->has_action)));
+    for (int st = 0; st < STRATEGY__COUNT; st++) {
+        const struct strategy_ops *ops = strategy_find(st);
+        if (ops && ops->view)
+            ops->view(r, j);
     }
-    if (s->action_active) {
-        snprintf(err, len, "a recovery of %s is in progress (action %lld)", s->name,
-                 (long long)s->action.id);
-        return -EBUSY;
-    }
-    executor__operator_reset(s, "recovery requested by an operator");
-    int plan[1] = {(int)st};
-    executor__plan(s, plan, 1);
-    return 0;
+}
+
+const char *recovery_busy(const struct recovery *r)
+{
+    if (r->state != REC_IDLE || r->has_action)
+        return r->state == REC_GAVE_UP ? "it is not running" : "a recovery is under way";
+    if (analyzer_has_open(r->faults))
+        return "a fault is open";
+    if (!r->ready)
+        return "it is not running";
+    return NULL;
 }

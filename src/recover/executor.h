@@ -1,49 +1,152 @@
-/* The recovery executor: turns the open faults of a service into a plan (a
- * chain of strategies from the analyzer), runs its actions within the
- * concurrency limit and their deadlines, verifies each (the checks pass
- * again), escalates to the next strategy when one fails, and gives up when
- * the chain is exhausted. Every step is journaled. */
+/* The recovery executor. Each service has a recovery: one state, one
+ * table (idle, correlating, pending, executing, verifying, gave up; a hold
+ * is a flag). A fault gets a plan (a chain of strategies from the
+ * analyzer); its actions run within the concurrency limit and their
+ * deadlines, each is verified (the checks pass again), a failure escalates
+ * to the next strategy, and an exhausted chain gives up until an operator
+ * acts. Every step is journaled. */
 #ifndef RECOVERD_RECOVER_EXECUTOR_H
 #define RECOVERD_RECOVER_EXECUTOR_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
+#include "lib/fault-t.h"
 #include "lib/model-t.h"
 
-struct service;
+struct alerter;
+struct check;
+struct check_set;
+struct config;
+struct faults;
+struct journal;
+struct observation;
+struct service_cfg;
+struct sup_exit;
+struct supervisor;
+struct svc_state;
 
-/* How a strategy's execution ended (executor_executed). */
+#define RECOVERY_STATE_MAP(X)                                              \
+    X(IDLE, "idle") X(CORRELATING, "correlating") X(PENDING, "pending")     \
+    X(EXECUTING, "executing") X(VERIFYING, "verifying") X(GAVE_UP, "gave-up")
+enum recovery_state {
+#define X(e, s) REC_##e,
+    RECOVERY_STATE_MAP(X)
+#undef X
+        REC__COUNT
+};
+
+#define RECOVERY_EVENT_MAP(X)                                                        \
+    X(START, "start") X(CHECK_FAILING, "check-failing") X(CHECK_REPORTED, "check-reported") \
+    X(EXITED, "exited") X(TIMER, "timer") X(SLOT, "slot") X(EXECUTED, "executed")           \
+    X(HOLD, "hold") X(RELEASE, "release") X(OPERATOR, "operator")                          \
+    X(DEP_RECOVERED, "dependency-recovered") X(ABORT, "abort")
+enum recovery_event {
+#define X(e, s) REC_EV_##e,
+    RECOVERY_EVENT_MAP(X)
+#undef X
+        REC_EV__COUNT
+};
+
+/* How a strategy's execution ended (recovery_executed). */
 enum exec_outcome {
     EXEC_OK,     /* done: verify it */
     EXEC_FAILED, /* did not work: the next strategy */
     EXEC_RETRY,  /* the process died or could not start: the same strategy again, if allowed */
 };
 
-/* First start of a service: spawn (supervised) and verify like a recovery,
- * so faults a previous recoverd left open resolve once it is healthy. */
-void executor_service_start(struct service *s);
-/* A fault of s was opened (the analyzer journaled it): recover, unless it
- * is a symptom, the service is held, or it gave up. */
-void executor_fault_opened(struct service *s);
-/* The process of s exited; why is its enum stop_reason, uptime in ms. */
-void executor_process_exited(struct service *s, int why, uint64_t uptime_ms);
-/* A check of s reported: see whether the verification in progress passed. */
-void executor_check_reported(struct service *s);
-/* The running strategy finished its part (called by strategies). */
-void executor_executed(struct service *s, enum exec_outcome outcome, const char *result);
-/* recoverd or the service is stopping: abort the action in progress. */
-void executor_abort(struct service *s, const char *why);
-/* A dependency of s recovered: re-check s; recover it only if it still fails. */
-void executor_dependency_recovered(struct service *s);
+/* Shared by every service: the slots and the queue. */
+struct executor {
+    struct journal *journal;       /* borrowed */
+    struct alerter *alerter;       /* borrowed */
+    unsigned max_executing;        /* max_concurrent_recoveries: actions stopping, spawning, running */
+    unsigned executing;            /* actions holding a slot now */
+    unsigned max_starting;         /* processes started by recoveries and not verified yet */
+    unsigned starting;             /* now */
+    uint64_t action_timeout_ms;    /* an action executing longer fails */
+    struct recovery *queue;        /* due actions waiting for a slot: first attempts first */
+    bool stopping;                 /* recoverd is stopping: no automatic recovery */
+};
 
-/* Operator control (API). 0, or -EBUSY (a recovery is in progress), -EINVAL
+/* What a recovery tells its owner (the composition root). */
+struct recovery_sink {
+    void (*ready)(void *ctx);     /* verified (or had its chance) once: dependents may start */
+    void (*recovered)(void *ctx); /* its faults resolved: dependents re-check */
+    void (*closed)(void *ctx);    /* one loop handle closed */
+    void *ctx;
+};
+
+struct recovery {
+    struct executor *ex;            /* shared; borrowed */
+    uv_loop_t *loop;                /* borrowed */
+    const char *service;            /* its name; borrowed */
+    const struct service_cfg *cfg;  /* borrowed */
+    struct supervisor *sup;         /* the service's process; borrowed */
+    struct check_set *checks;       /* its checks; borrowed */
+    struct faults *faults;          /* its faults; borrowed */
+    struct svc_state *st;           /* its state; borrowed */
+    struct recovery_sink sink;      /* set by the owner */
+    enum recovery_state state;      /* written only by the table */
+    bool held;                      /* maintenance: detection goes on, recovery pauses */
+    bool ready;                     /* verified (or given its chance) once */
+    bool has_action;                /* `action` is pending or executing */
+    struct action action;           /* the recovery in progress, or the last one */
+    int plan[STRATEGY__COUNT];      /* its strategies (enum strategy), in order */
+    unsigned n_plan;                /* entries of plan */
+    unsigned step;                  /* the plan entry being tried */
+    unsigned attempts;              /* actions run for this plan (queue order) */
+    bool queued;                    /* on ex->queue */
+    bool holds_slot;                /* its executing action counts in ex->executing */
+    bool starting;                  /* counts in ex->starting (a spawn being verified) */
+    struct recovery *next;          /* ex->queue link */
+    uv_timer_t timer;               /* the state's one deadline: correlation, delay, action, verification */
+    int64_t flap_fault;             /* the fault the last plan was for */
+    unsigned flap_step;             /* and the step it had reached */
+    void *priv[STRATEGY__COUNT];    /* each strategy's per-service state; owned */
+    int handles_open;               /* loop handles not closed yet */
+    /* The event being handled (table arguments). */
+    const struct observation *obs;  /* CHECK_FAILING */
+    struct check *check;            /* CHECK_FAILING, CHECK_REPORTED */
+    const struct sup_exit *exit;    /* EXITED */
+    enum exec_outcome outcome;      /* EXECUTED */
+    const char *result;             /* EXECUTED, ABORT, OPERATOR */
+    int op_strategy;                /* OPERATOR: the strategy asked for */
+};
+
+const char *recovery_state_name(enum recovery_state s);
+const char *recovery_event_name(enum recovery_event e);
+
+/* Init r (fields above the sink set by the caller). 0 or -ENOMEM. */
+int recovery_init(struct recovery *r);
+/* Close the timer (sink.closed) and free the strategies' state. */
+void recovery_close(struct recovery *r);
+/* Feed an event; the table decides. */
+void recovery_event(struct recovery *r, enum recovery_event ev);
+
+/* Events with arguments. */
+void recovery_check_failing(struct recovery *r, struct check *c, const struct observation *o);
+void recovery_check_reported(struct recovery *r, struct check *c);
+void recovery_process_exited(struct recovery *r, const struct sup_exit *e);
+/* The running strategy finished its part (called by strategies). */
+void recovery_executed(struct recovery *r, enum exec_outcome outcome, const char *result);
+/* recoverd or the service is stopping: abort what is in progress. */
+void recovery_abort(struct recovery *r, const char *why);
+
+/* Operator control. 0, or -EBUSY (a recovery is in progress), -EINVAL
  * (strategy not usable: why in err), -ENOENT (no such open fault). */
-int executor_hold(struct service *s);
-int executor_release(struct service *s);
-int executor_restart_now(struct service *s, char *err, size_t len);
-int executor_recover_fault(struct service *s, int64_t fault_id, enum strategy st, char *err,
-                           size_t len);
+int recovery_hold(struct recovery *r);
+int recovery_release(struct recovery *r);
+int recovery_operate(struct recovery *r, int64_t fault_id, enum strategy st, char *err,
+                     size_t len);
+
+/* The analysis a fault's context gets (fault_advisor.analyse). */
+void recovery_analyse(void *r, const struct fault *f, json_t *context);
+/* The service's figures for the API (strategy views, state, plan). */
+void recovery_view(const struct recovery *r, json_t *service);
+/* Can a reload apply a new configuration in place? NULL, or why not. */
+const char *recovery_busy(const struct recovery *r);
 
 #endif

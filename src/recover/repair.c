@@ -7,17 +7,27 @@
 #include <string.h>
 
 #include "config/config-t.h"
-#include "daemon/daemon.h"
+#include "lib/fault.h"
 #include "lib/log.h"
 #include "lib/program.h"
 #include "recover/executor.h"
 #include "recover/strategy.h"
+#include "recover/supervisor.h"
 
 #define REPAIR__OUTPUT_MAX 4096
 
-static const char *repair__unavailable(const struct service *s)
+struct repair__state {
+    struct program *program; /* in flight */
+};
+
+static struct repair__state *repair__st(const struct recovery *r)
 {
-    return s->cfg->repair.command ? NULL : "not configured";
+    return r->priv[STRATEGY_REPAIR];
+}
+
+static struct strategy_no repair__applicable(const struct recovery *r)
+{
+    return (struct strategy_no){r->cfg->repair.command ? NULL : "not configured", true};
 }
 
 /* The first line of the output, for the one-line result. */
@@ -40,41 +50,41 @@ static void repair__summary(const struct program_result *r, char *buf, size_t le
                  (unsigned long long)r->duration_ms, line);
 }
 
-static void repair__done(const struct program_result *r, void *arg)
+static void repair__done(const struct program_result *res, void *arg)
 {
-    struct service *s = arg;
+    struct recovery *r = arg;
     char result[256];
-    s->program = NULL;
-    repair__summary(r, result, sizeof result);
-    log_event(LOG_INFO, s->name, "repair-finished", "result=\"%s\"", result);
-    bool ok = !r->spawn_error && !r->timed_out && !r->signal && r->exit_code == 0;
-    executor_executed(s, ok ? EXEC_OK : EXEC_FAILED, result);
+    repair__st(r)->program = NULL;
+    repair__summary(res, result, sizeof result);
+    log_event(LOG_INFO, r->service, "repair-finished", "result=\"%s\"", result);
+    bool ok = !res->spawn_error && !res->timed_out && !res->signal && res->exit_code == 0;
+    recovery_executed(r, ok ? EXEC_OK : EXEC_FAILED, result);
 }
 
-static void repair__run(struct service *s)
+static void repair__run(struct recovery *r)
 {
-    const struct repair_cfg *rc = &s->cfg->repair;
-    json_t *params = json_pack("{s:s, s:I}", "program", rc->command[0], "timeout_ms",
-                               (json_int_t)rc->timeout_ms);
-    char *txt = json_dumps(params, JSON_COMPACT);
-    snprintf(s->action.params, sizeof s->action.params, "%s", txt ? txt : "{}");
-    free(txt);
-    json_decref(params);
-    s->program = program_run(s->d->loop, rc->command, s->envp, s->cfg->cwd, rc->timeout_ms,
-                                REPAIR__OUTPUT_MAX, repair__done, s);
-    if (!s->program)
-        executor_executed(s, EXEC_FAILED, "repair program: out of memory");
+    const struct repair_cfg *rc = &r->cfg->repair;
+    action_set_params(&r->action, json_pack("{s:s, s:I}", "program", rc->command[0],
+                                            "timeout_ms", (json_int_t)rc->timeout_ms));
+    struct program *p = program_run(r->loop, rc->command, r->sup->envp, r->cfg->cwd,
+                                    rc->timeout_ms, REPAIR__OUTPUT_MAX, repair__done, r);
+    repair__st(r)->program = p;
+    if (!p)
+        recovery_executed(r, EXEC_FAILED, "repair program: out of memory");
 }
 
-static void repair__cancel(struct service *s)
+static void repair__cancel(struct recovery *r)
 {
-    program_cancel(s->program);
-    s->program = NULL;
+    program_cancel(repair__st(r)->program);
+    repair__st(r)->program = NULL;
 }
 
 const struct strategy_ops repair_strategy = {
     .id = STRATEGY_REPAIR,
-    .unavailable = repair__unavailable,
+    .risk = "medium",
+    .state_size = sizeof(struct repair__state),
+    .applicable = repair__applicable,
     .run = repair__run,
     .cancel = repair__cancel,
+    .release = repair__cancel,
 };

@@ -1,258 +1,366 @@
-/* Restart intensity and backoff, after Erlang/OTP's supervisor: at most
- * `max` restarts within `window`, and a process that dies before it was
- * `stable` waits longer each time so a crash loop cannot spin the host. */
+/* The restart strategy. Intensity and backoff follow Erlang/OTP's
+ * supervisor: at most `max` restarts within `window`, and a process that
+ * dies before it was `stable` waits longer each time so a crash loop
+ * cannot spin the host. A supervised process is stopped (if it runs) and
+ * spawned again; an external one is restarted by its programs and found
+ * again through its pidfile. */
 #include "recover/restart.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "analyze/analyzer.h"
-#include "lib/clock.h"
 #include "config/config-t.h"
-#include "daemon/daemon.h"
+#include "lib/backoff.h"
+#include "lib/clock.h"
+#include "lib/fault.h"
 #include "lib/log.h"
 #include "lib/program.h"
-#include "daemon/service-t.h"
-#include "detect/check.h"
 #include "recover/executor.h"
-#include "recover/process.h"
 #include "recover/strategy.h"
+#include "recover/supervisor.h"
 
-bool restart_allowed(struct service *s, uint64_t now_ms)
+bool restart_allowed(struct restart_policy *p, const struct restart_cfg *rc, uint64_t now_ms)
 {
-    const struct restart_cfg *rc = &s->cfg->restart;
     unsigned keep = 0;
-    for (unsigned i = 0; i < s->restart_log_len; i++)
-        if (now_ms - s->restart_log[i] < rc->window_ms)
-            s->restart_log[keep++] = s->restart_log[i];
-    s->restart_log_len = keep;
-    return s->restart_log_len < rc->max;
+    for (unsigned i = 0; i < p->len; i++)
+        if (now_ms - p->log[i] < rc->window_ms)
+            p->log[keep++] = p->log[i];
+    p->len = keep;
+    return p->len < rc->max;
 }
 
-void restart_record(struct service *s, uint64_t now_ms)
+int restart_record(struct restart_policy *p, const struct restart_cfg *rc, uint64_t now_ms)
 {
-    unsigned cap = s->cfg->restart.max + 1;
-    if (s->restart_log_len == cap) {
-        memmove(s->restart_log, s->restart_log + 1, (cap - 1) * sizeof *s->restart_log);
-        s->restart_log_len--;
+    unsigned limit = rc->max + 1;
+    if (p->cap < limit) {
+        uint64_t *v = realloc(p->log, limit * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        p->log = v;
+        p->cap = limit;
     }
-    s->restart_log[s->restart_log_len++] = now_ms;
+    while (p->len >= limit) { /* the limit shrank (reload) or is reached: drop the oldest */
+        memmove(p->log, p->log + 1, (p->len - 1) * sizeof *p->log);
+        p->len--;
+    }
+    p->log[p->len++] = now_ms;
+    return 0;
 }
 
-uint64_t backoff_jitter(uint64_t ms)
+uint64_t restart_delay(struct restart_policy *p, const struct restart_cfg *rc, uint64_t uptime_ms)
 {
-    if (ms < 5)
-        return ms;
-    /* Jitter spreads restarts of services that died together (shared cause). */
-    uint64_t span = ms * 2 / 5;
-    return ms - ms / 5 + (uint64_t)random() % (span + 1); /* jitter, never an outcome */
-}
-
-uint64_t restart_delay(struct service *s, uint64_t uptime_ms)
-{
-    const struct restart_cfg *rc = &s->cfg->restart;
     if (uptime_ms >= rc->stable_ms) {
-        s->backoff_ms = rc->backoff_initial_ms;
+        p->backoff_ms = rc->backoff_initial_ms;
         return 0;
     }
-    uint64_t delay = backoff_jitter(s->backoff_ms);
-    s->backoff_ms = s->backoff_ms * 2 > rc->backoff_max_ms ? rc->backoff_max_ms : s->backoff_ms * 2;
-    if (s->backoff_ms == 0)
-        s->backoff_ms = rc->backoff_initial_ms;
+    if (p->backoff_ms == 0)
+        p->backoff_ms = rc->backoff_initial_ms;
+    uint64_t delay = backoff_jitter(p->backoff_ms);
+    p->backoff_ms = p->backoff_ms * 2 > rc->backoff_max_ms ? rc->backoff_max_ms : p->backoff_ms * 2;
+    if (p->backoff_ms == 0)
+        p->backoff_ms = rc->backoff_initial_ms;
     return delay;
+}
+
+void restart_policy_reset(struct restart_policy *p)
+{
+    p->len = 0;
+    p->backoff_ms = 0;
+}
+
+void restart_policy_free(struct restart_policy *p)
+{
+    free(p->log);
+    memset(p, 0, sizeof *p);
 }
 
 /* ---- the strategy ---- */
 
-static const char *restart__unavailable(const struct service *s)
+#define RESTART__OUTPUT_MAX 2048
+#define RESTART__PIDFILE_POLL_MS 50
+
+struct restart__state {
+    struct restart_policy policy;  /* limit and backoff */
+    unsigned restarts;             /* since recoverd started (shown by the API) */
+    uint64_t delay_ms;             /* the delay of the action being run */
+    bool prespawned;               /* act_first spawned already: run() reports it */
+    struct program *program;       /* external: a program in flight */
+    int program_step;              /* external stop+start: 0 stop running, 1 start running */
+    uv_timer_t *pidfile_wait;      /* external: polling the pidfile; freed in its close cb */
+    uint64_t waiting_since_us;     /* monotonic start of that wait */
+};
+
+static struct restart__state *restart__st(const struct recovery *r)
+{
+    return r->priv[STRATEGY_RESTART];
+}
+
+static uint64_t restart__now(void) { return clock_mono_us() / 1000; }
+
+static struct strategy_no restart__applicable(const struct recovery *r)
 {
     static char why[96];
-    const struct service_cfg *c = s->cfg;
+    const struct service_cfg *c = r->cfg;
     if (!c->command && !(c->pidfile && (c->restart_cmd || c->start_cmd)))
-        return "not configured (no command, and no restart or start program)";
-    uint64_t now = clock_mono_us() / 1000;
+        return (struct strategy_no){
+            "not configured (no command, and no restart or start program)", true};
+    struct restart__state *st = restart__st(r);
+    uint64_t now = restart__now();
     unsigned recent = 0;
-    for (unsigned i = 0; i < s->restart_log_len; i++)
-        recent += now - s->restart_log[i] < s->cfg->restart.window_ms;
-    if (recent < s->cfg->restart.max)
-        return NULL;
+    for (unsigned i = 0; i < st->policy.len; i++)
+        recent += now - st->policy.log[i] < c->restart.window_ms;
+    if (recent < c->restart.max)
+        return (struct strategy_no){NULL, false};
     snprintf(why, sizeof why, "restart limit reached (%u restarts within %llu ms)",
-             s->cfg->restart.max, (unsigned long long)s->cfg->restart.window_ms);
-    return why;
+             c->restart.max, (unsigned long long)c->restart.window_ms);
+    return (struct strategy_no){why, false};
 }
 
-void restart_spawn(struct service *s)
+/* A live process that hung is stopped at once the first time; a process
+ * that died young, or a retry within the same plan, waits its backoff. */
+static uint64_t restart__delay(struct recovery *r)
 {
-    s->proc_state = PROC_DOWN;
-    int r = process_spawn(s);
+    struct restart__state *st = restart__st(r);
+    const struct supervisor *sp = r->sup;
+    bool running = sp->state != SUP_DOWN;
+    if (st->prespawned || !r->cfg->command)
+        return st->delay_ms = 0;
+    uint64_t uptime = running ? (clock_mono_us() - sp->spawned_us) / 1000
+                      : sp->has_exit ? sp->last.uptime_ms : 0;
+    if (running && r->attempts == 0)
+        uptime = r->cfg->restart.stable_ms; /* counts as stable: no wait */
+    return st->delay_ms = restart_delay(&st->policy, &r->cfg->restart, uptime);
+}
+
+static void restart__spawn(struct recovery *r)
+{
+    int err = supervisor_event(r->sup, SUP_EV_SPAWN, STOP_NONE);
     char result[256];
-    if (r == 0) {
-        snprintf(result, sizeof result, "spawned pid %d", (int)s->pid);
-        executor_executed(s, EXEC_OK, result);
+    if (err == 0) {
+        snprintf(result, sizeof result, "spawned pid %d", (int)r->sup->pid);
+        recovery_executed(r, EXEC_OK, result);
         return;
     }
-    /* The command cannot run: a fault with the reason; the executor's retry
-     * backs off like a crash loop, so a missing binary costs no CPU. */
-    s->has_exit = false;
-    s->last_uptime_ms = 0;
-    analyzer_spawn_failed(s, r);
-    snprintf(result, sizeof result, "cannot start %s: %s", s->cfg->command[0], strerror(-r));
-    executor_executed(s, EXEC_RETRY, result);
-}
-
-static void restart__backoff_cb(uv_timer_t *t)
-{
-    struct service *s = t->data;
-    if (s->proc_state == PROC_WAITING)
-        restart_spawn(s);
+    /* The command cannot run: a fault with the reason; the retry backs off
+     * like a crash loop, so a missing binary costs no CPU. */
+    analyzer_spawn_failed(r->faults, err);
+    snprintf(result, sizeof result, "cannot start %.160s: %s", r->cfg->command[0], strerror(-err));
+    recovery_executed(r, EXEC_RETRY, result);
 }
 
 /* ---- external services: restart (or stop, then start) programs ---- */
 
-#define RESTART__OUTPUT_MAX 2048
-#define RESTART__PIDFILE_POLL_MS 50
+static void restart__wait_closed_cb(uv_handle_t *h) { free(h); }
 
-static void restart__program(struct service *s, char **argv);
+static void restart__wait_end(struct restart__state *st)
+{
+    if (!st->pidfile_wait)
+        return;
+    uv_close((uv_handle_t *)st->pidfile_wait, restart__wait_closed_cb);
+    st->pidfile_wait = NULL;
+}
 
 /* After the program: wait for the pidfile to name a live process. */
 static void restart__pidfile_cb(uv_timer_t *t)
 {
-    struct service *s = t->data;
+    struct recovery *r = t->data;
+    struct restart__state *st = restart__st(r);
     char result[256];
-    if (process_watch_pidfile(s) == 0) {
-        snprintf(result, sizeof result, "restarted: pid %d (from %s)", (int)s->pid,
-                 s->cfg->pidfile);
-        executor_executed(s, EXEC_OK, result);
+    if (r->sup->state != SUP_DOWN)
+        supervisor_event(r->sup, SUP_EV_RELEASE, STOP_NONE); /* the old pid is not it */
+    if (supervisor_event(r->sup, SUP_EV_WATCH, STOP_NONE) == 0) {
+        restart__wait_end(st);
+        snprintf(result, sizeof result, "restarted: pid %d (from %.180s)", (int)r->sup->pid,
+                 r->cfg->pidfile);
+        recovery_executed(r, EXEC_OK, result);
         return;
     }
-    uint64_t waited = (clock_mono_us() - s->spawned_us) / 1000;
-    if (waited < s->cfg->verify_ms) {
-        uv_timer_start(&s->timer, restart__pidfile_cb, RESTART__PIDFILE_POLL_MS, 0);
+    uint64_t waited = (clock_mono_us() - st->waiting_since_us) / 1000;
+    if (waited < r->cfg->verify_ms) {
+        uv_timer_start(t, restart__pidfile_cb, RESTART__PIDFILE_POLL_MS, 0);
         return;
     }
-    snprintf(result, sizeof result, "no live process in %s within %llu ms after the program",
-             s->cfg->pidfile, (unsigned long long)s->cfg->verify_ms);
-    executor_executed(s, EXEC_FAILED, result);
+    restart__wait_end(st);
+    snprintf(result, sizeof result, "no live process in %.160s within %llu ms after the program",
+             r->cfg->pidfile, (unsigned long long)r->cfg->verify_ms);
+    recovery_executed(r, EXEC_FAILED, result);
 }
 
-/* The programs of an external restart: `restart`, else `stop` then
- * `start` (either may be absent). program_step 1 is the `start` after a
- * `stop`. */
-static const char *restart__program_name(const struct service *s)
+static void restart__pidfile_wait(struct recovery *r)
 {
-    const struct service_cfg *c = s->cfg;
-    return c->restart_cmd ? "restart" : (s->program_step == 0 && c->stop_cmd) ? "stop" : "start";
+    struct restart__state *st = restart__st(r);
+    uv_timer_t *t = calloc(1, sizeof *t);
+    if (!t) {
+        recovery_executed(r, EXEC_FAILED, "restart: out of memory");
+        return;
+    }
+    uv_timer_init(r->loop, t);
+    t->data = r;
+    st->pidfile_wait = t;
+    st->waiting_since_us = clock_mono_us();
+    restart__pidfile_cb(t);
 }
 
-static void restart__program_done(const struct program_result *r, void *arg)
+/* `restart`, else `stop` then `start` (either may be absent). */
+static const char *restart__program_name(const struct recovery *r)
 {
-    struct service *s = arg;
-    const struct service_cfg *c = s->cfg;
+    const struct service_cfg *c = r->cfg;
+    return c->restart_cmd ? "restart"
+           : (restart__st(r)->program_step == 0 && c->stop_cmd) ? "stop"
+                                                                 : "start";
+}
+
+static void restart__program(struct recovery *r, char **argv);
+
+static void restart__program_done(const struct program_result *res, void *arg)
+{
+    struct recovery *r = arg;
+    struct restart__state *st = restart__st(r);
+    const struct service_cfg *c = r->cfg;
     char result[256];
-    s->program = NULL;
-    if (r->spawn_error || r->timed_out || r->signal || r->exit_code != 0) {
-        if (r->spawn_error)
+    st->program = NULL;
+    if (res->spawn_error || res->timed_out || res->signal || res->exit_code != 0) {
+        if (res->spawn_error)
             snprintf(result, sizeof result, "cannot run the %s program: %s",
-                     restart__program_name(s), strerror(-r->spawn_error));
+                     restart__program_name(r), strerror(-res->spawn_error));
         else
             snprintf(result, sizeof result, "%s program %s (exit %d): %.*s",
-                     restart__program_name(s), r->timed_out ? "timed out" : "failed",
-                     r->exit_code, (int)strcspn(r->output, "\n"), r->output);
-        executor_executed(s, EXEC_FAILED, result);
+                     restart__program_name(r), res->timed_out ? "timed out" : "failed",
+                     res->exit_code, (int)strcspn(res->output, "\n") > 160
+                                         ? 160 : (int)strcspn(res->output, "\n"), res->output);
+        recovery_executed(r, EXEC_FAILED, result);
         return;
     }
-    if (!c->restart_cmd && s->program_step == 0 && c->stop_cmd && c->start_cmd) {
-        s->program_step = 1;
-        restart__program(s, c->start_cmd);
+    if (!c->restart_cmd && st->program_step == 0 && c->stop_cmd && c->start_cmd) {
+        st->program_step = 1;
+        restart__program(r, c->start_cmd);
         return;
     }
-    s->spawned_us = clock_mono_us(); /* the pidfile wait is measured from here */
-    restart__pidfile_cb(&s->timer);
+    restart__pidfile_wait(r);
 }
 
-static void restart__program(struct service *s, char **argv)
+static void restart__program(struct recovery *r, char **argv)
 {
-    s->program = program_run(s->d->loop, argv, s->envp, s->cfg->cwd, s->d->cfg->action_timeout_ms,
-                             RESTART__OUTPUT_MAX, restart__program_done, s);
-    program_keep_group(s->program); /* what it starts is the service */
-    if (!s->program)
-        executor_executed(s, EXEC_FAILED, "restart program: out of memory");
+    struct restart__state *st = restart__st(r);
+    st->program = program_run(r->loop, argv, r->sup->envp, r->cfg->cwd,
+                              r->ex->action_timeout_ms, RESTART__OUTPUT_MAX,
+                              restart__program_done, r);
+    if (!st->program) {
+        recovery_executed(r, EXEC_FAILED, "restart program: out of memory");
+        return;
+    }
+    program_keep_group(st->program); /* what it starts is the service */
 }
 
 /* The old process will exit because of us: not a fault. recoverd never
  * signals an external service itself; its programs do. */
-static void restart__external(struct service *s)
+static void restart__external(struct recovery *r)
 {
-    const struct service_cfg *c = s->cfg;
-    s->stop_reason = STOP_RESTART;
-    s->program_step = 0;
-    snprintf(s->action.params, sizeof s->action.params, "{\"program\":\"%s\"}",
-             c->restart_cmd ? "restart" : c->stop_cmd ? "stop+start" : "start");
-    restart__program(s, c->restart_cmd ? c->restart_cmd : c->stop_cmd ? c->stop_cmd
+    const struct service_cfg *c = r->cfg;
+    restart__st(r)->program_step = 0;
+    supervisor_event(r->sup, SUP_EV_STOP, STOP_RESTART);
+    action_set_params(&r->action,
+                      json_pack("{s:s}", "program", c->restart_cmd ? "restart"
+                                                    : c->stop_cmd  ? "stop+start"
+                                                                   : "start"));
+    restart__program(r, c->restart_cmd ? c->restart_cmd : c->stop_cmd ? c->stop_cmd
                                                                         : c->start_cmd);
 }
 
-static void restart__run(struct service *s)
+static void restart__run(struct recovery *r)
 {
-    uint64_t now = clock_mono_us() / 1000;
+    struct restart__state *st = restart__st(r);
+    const struct restart_cfg *rc = &r->cfg->restart;
+    uint64_t now = restart__now();
     char result[256];
-    if (!restart_allowed(s, now)) {
+    if (!restart_allowed(&st->policy, rc, now)) {
         snprintf(result, sizeof result, "restart limit reached: %u restarts within %llu ms",
-                 s->cfg->restart.max, (unsigned long long)s->cfg->restart.window_ms);
-        executor_executed(s, EXEC_FAILED, result);
+                 rc->max, (unsigned long long)rc->window_ms);
+        recovery_executed(r, EXEC_FAILED, result);
         return;
     }
-    if (!s->cfg->command) {
-        restart_record(s, now);
-        s->restarts++;
-        restart__external(s);
+    restart_record(&st->policy, rc, now);
+    st->restarts++;
+    if (!r->cfg->command) {
+        restart__external(r);
         return;
     }
-    if (s->prespawned) { /* executor_process_exited already spawned it */
-        s->prespawned = false;
-        restart_delay(s, s->last_uptime_ms); /* resets the backoff: it ran past stable */
-        restart_record(s, now);
-        s->restarts++;
-        snprintf(s->action.params, sizeof s->action.params,
-                 "{\"delay_ms\":0,\"attempt\":%u,\"stop\":false}", s->restart_log_len);
-        snprintf(result, sizeof result, "spawned pid %d", (int)s->pid);
-        executor_executed(s, EXEC_OK, result);
+    bool running = r->sup->state != SUP_DOWN;
+    action_set_params(&r->action, json_pack("{s:I, s:i, s:b}", "delay_ms",
+                                            (json_int_t)st->delay_ms, "attempt",
+                                            (int)st->policy.len, "stop", running));
+    if (st->prespawned) { /* act_first spawned it already */
+        st->prespawned = false;
+        snprintf(result, sizeof result, "spawned pid %d", (int)r->sup->pid);
+        recovery_executed(r, EXEC_OK, result);
         return;
     }
-    bool running = s->proc_state == PROC_RUNNING || s->proc_state == PROC_STOPPING;
-    uint64_t delay = running ? 0 : restart_delay(s, s->last_uptime_ms);
-    restart_record(s, now);
-    s->restarts++;
-    snprintf(s->action.params, sizeof s->action.params,
-             "{\"delay_ms\":%llu,\"attempt\":%u,\"stop\":%s}", (unsigned long long)delay,
-             s->restart_log_len, running ? "true" : "false");
-    if (running) {
-        check_stop_all(s);
-        process_stop(s, STOP_RESTART); /* the exit calls restart_spawn */
-    } else if (delay == 0) {
-        restart_spawn(s);
-    } else {
-        s->proc_state = PROC_WAITING;
-        uv_timer_start(&s->timer, restart__backoff_cb, delay, 0);
-    }
+    if (running)
+        supervisor_event(r->sup, SUP_EV_STOP, STOP_RESTART); /* the exit spawns */
+    else
+        restart__spawn(r);
 }
 
-static void restart__cancel(struct service *s)
+/* The stop this restart asked for is done: spawn. */
+static void restart__process_exited(struct recovery *r, const struct sup_exit *e)
 {
-    program_cancel(s->program);
-    s->program = NULL;
-    if (!s->cfg->command)
-        uv_timer_stop(&s->timer);
-    if (s->proc_state == PROC_WAITING) {
-        uv_timer_stop(&s->timer);
-        s->proc_state = PROC_DOWN;
-    }
+    if (e->why == STOP_RESTART && r->cfg->command)
+        restart__spawn(r);
+    /* external: its program carries on; the pidfile wait follows */
+}
+
+/* A process that ran past `stable` and may be restarted is spawned before
+ * the fault and the action are journaled: they follow in the same loop
+ * turn, but the service does not wait for them. */
+static bool restart__act_first(struct recovery *r, const struct sup_exit *e)
+{
+    struct restart__state *st = restart__st(r);
+    if (!r->cfg->command || e->uptime_ms < r->cfg->restart.stable_ms ||
+        !restart_allowed(&st->policy, &r->cfg->restart, restart__now()))
+        return false;
+    st->prespawned = supervisor_event(r->sup, SUP_EV_SPAWN, STOP_NONE) == 0;
+    if (st->prespawned)
+        restart_delay(&st->policy, &r->cfg->restart, e->uptime_ms); /* resets the backoff */
+    return st->prespawned;
+}
+
+static void restart__cancel(struct recovery *r)
+{
+    struct restart__state *st = restart__st(r);
+    program_cancel(st->program);
+    st->program = NULL;
+    restart__wait_end(st);
+}
+
+static void restart__reset(struct recovery *r) { restart_policy_reset(&restart__st(r)->policy); }
+
+static void restart__view(const struct recovery *r, json_t *j)
+{
+    json_object_set_new(j, "restarts", json_integer(restart__st(r)->restarts));
+}
+
+static void restart__release(struct recovery *r)
+{
+    struct restart__state *st = restart__st(r);
+    restart__cancel(r);
+    restart_policy_free(&st->policy);
 }
 
 const struct strategy_ops restart_strategy = {
     .id = STRATEGY_RESTART,
-    .unavailable = restart__unavailable,
+    .risk = "low",
+    .starts_process = true,
+    .state_size = sizeof(struct restart__state),
+    .applicable = restart__applicable,
+    .delay = restart__delay,
     .run = restart__run,
     .cancel = restart__cancel,
+    .process_exited = restart__process_exited,
+    .act_first = restart__act_first,
+    .reset = restart__reset,
+    .view = restart__view,
+    .release = restart__release,
 };

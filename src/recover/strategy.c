@@ -1,8 +1,9 @@
-/* The strategy registry. failover, rollback and replace have no actuator
- * yet: a plan that names them records them as skipped. */
+/* The strategy registry: one line per strategy. failover, rollback and
+ * replace have no actuator yet: configurations cannot name them. */
 #include "recover/strategy.h"
 
-#include <stddef.h>
+extern const struct strategy_ops restart_strategy;
+extern const struct strategy_ops repair_strategy;
 
 static const struct strategy_ops *const strategy__table[STRATEGY__COUNT] = {
     [STRATEGY_RESTART] = &restart_strategy,
@@ -14,10 +15,12 @@ const struct strategy_ops *strategy_find(enum strategy id)
     return (unsigned)id < STRATEGY__COUNT ? strategy__table[id] : NULL;
 }
 
-const char *strategy_unavailable(const struct service *s, enum strategy id)
+bool strategy_exists(int id) { return strategy_find((enum strategy)id) != NULL; }
+
+struct strategy_no strategy_applicable(const struct recovery *r, enum strategy id)
 {
     const struct strategy_ops *ops = strategy_find(id);
     if (!ops)
-        return "not implemented";
-    return ops->unavailable ? ops->unavailable(s) : NULL;
+        return (struct strategy_no){"not implemented", true};
+    return ops->applicable ? ops->applicable(r) : (struct strategy_no){NULL, false};
 }

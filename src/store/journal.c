@@ -644,7 +644,7 @@ int journal_fault_open(struct journal *j, struct fault *f)
     journal__bind_text(s, 4, severity_name(f->severity));
     journal__bind_text(s, 5, impact_name(f->impact));
     journal__bind_text(s, 6, f->description);
-    journal__bind_text(s, 7, f->context[0] ? f->context : "{}");
+    journal__bind_text(s, 7, f->context ? f->context : "{}");
     sqlite3_bind_int64(s, 8, (int64_t)f->opened_ms);
     journal__bind_opt(s, 9, (int64_t)f->resolved_ms);
     sqlite3_bind_int64(s, 10, j->next_fault_id);
@@ -673,7 +673,7 @@ static void journal__fault_read(sqlite3_stmt *s, struct fault *f)
     f->severity = (enum severity)journal__enum(severity_parse, s, 4);
     f->impact = (enum impact)journal__enum(impact_parse, s, 5);
     journal__copy(f->description, sizeof f->description, journal__text(s, 6));
-    journal__copy(f->context, sizeof f->context, journal__text(s, 7));
+    f->context = strdup(journal__text(s, 7));
     f->opened_ms = (uint64_t)sqlite3_column_int64(s, 8);
     f->resolved_ms = (uint64_t)sqlite3_column_int64(s, 9); /* NULL reads as 0 */
 }
@@ -702,6 +702,8 @@ int journal_faults_open_for(struct journal *j, const char *service, struct fault
 fail:
     journal__fail(j, "faults-open-for");
     sqlite3_reset(s);
+    for (int i = 0; i < n; i++)
+        free(v[i].context);
     free(v);
     *out = NULL;
     return -EIO;
@@ -716,7 +718,7 @@ int journal_action_insert(struct journal *j, struct action *a)
     journal__bind_text(s, 2, a->service);
     journal__bind_text(s, 3, strategy_name(a->strategy));
     journal__bind_text(s, 4, action_status_name(a->status));
-    journal__bind_text(s, 5, a->params[0] ? a->params : "{}");
+    journal__bind_text(s, 5, a->params ? a->params : "{}");
     journal__bind_text(s, 6, a->result);
     sqlite3_bind_int64(s, 7, (int64_t)a->created_ms);
     journal__bind_opt(s, 8, (int64_t)a->started_ms);
@@ -736,7 +738,7 @@ int journal_action_update(struct journal *j, const struct action *a)
     journal__bind_text(s, 3, a->result);
     journal__bind_opt(s, 4, (int64_t)a->started_ms);
     journal__bind_opt(s, 5, (int64_t)a->finished_ms);
-    journal__bind_text(s, 6, a->params[0] ? a->params : "{}");
+    journal__bind_text(s, 6, a->params ? a->params : "{}");
     return journal__exec(j, s, "action-update");
 }
 

@@ -39,7 +39,8 @@ int journal_fault_open(struct journal *j, struct fault *f);
 /* Record f->resolved_ms for f->id. */
 int journal_fault_resolve(struct journal *j, const struct fault *f);
 /* Faults still open in the journal for service, oldest first; the caller
- * frees the array with free(). Returns the count, or -EIO. */
+ * owns each one's context (fault_release) and the array (free()).
+ * Returns the count, or -EIO. */
 int journal_faults_open_for(struct journal *j, const char *service, struct fault **out);
 
 /* Insert a (sets a->id). */

@@ -16,6 +16,7 @@
 
 #include "lib/clock.h"
 #include "config/config.h"
+#include "daemon/daemon.h"
 #include "detect/command.h"
 #include "detect/kinds.h"
 #include "procfs.h"
@@ -336,7 +337,7 @@ static void command_yaml_reads_argv_and_check_keys(void **state)
         "      - command: { argv: [\"" PLUGINS "/check_disk\", \"-w\", \"10%\", \"-p\", \"/\"],\n"
         "                   interval: 30s, timeout: 10s, type: resource, severity: high }\n";
     struct cfg_err err;
-    struct config *c = config_load_string("t.yaml", yaml, sizeof yaml - 1, &err);
+    struct config *c = config_load_string("t.yaml", yaml, sizeof yaml - 1, &daemon_registry, &err);
     if (!c)
         fail_msg("%s:%d:%d: %s", err.file, err.line, err.col, err.msg);
     const struct check_cfg *k = &c->services[0].checks[0];
@@ -358,7 +359,7 @@ static void command_yaml_requires_argv(void **state)
     static const char yaml[] = "services:\n  db:\n    command: [./x]\n"
                                "    checks:\n      - command: { timeout: 1s }\n";
     struct cfg_err err;
-    struct config *c = config_load_string("t.yaml", yaml, sizeof yaml - 1, &err);
+    struct config *c = config_load_string("t.yaml", yaml, sizeof yaml - 1, &daemon_registry, &err);
     assert_null(c);
     assert_non_null(strstr(err.msg, "argv"));
 }

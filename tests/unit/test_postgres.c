@@ -17,6 +17,7 @@
 
 #include "config/cfgmap.h"
 #include "config/config.h"
+#include "daemon/daemon.h"
 #include "dbfix.h"
 #include "detect/detector.h"
 #include "detect/plugin.h"
@@ -229,7 +230,7 @@ static void config_error_names_the_missing_plugin(void **state)
                                "    checks:\n"
                                "      - nosuchkind: {x: 1}\n";
     struct cfg_err err;
-    struct config *c = config_load_string("t.yaml", yaml, sizeof yaml - 1, &err);
+    struct config *c = config_load_string("t.yaml", yaml, sizeof yaml - 1, &daemon_registry, &err);
     assert_null(c);
     assert_int_equal(err.line, 4);
     if (!strstr(err.msg, "unknown check kind 'nosuchkind' (plugin recoverd-nosuchkind.so not "

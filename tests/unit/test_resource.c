@@ -19,7 +19,7 @@
 
 #include "lib/clock.h"
 #include "config/config-t.h"
-#include "daemon/service-t.h"
+#include "detect/check-t.h"
 #include "lib/cgroup.h"
 #include "detect/kinds.h"
 #include "detect/resource.h"
@@ -45,7 +45,7 @@ void check_report(struct check *c, struct observation *obs)
 
 struct fx {
     uv_loop_t loop;
-    struct service svc;           /* only pid and name are read */
+    struct check_set set;         /* only pid is read */
     struct check c;
     struct check_cfg cfg;
     struct resource_params rp;    /* strings borrowed from the test */
@@ -59,7 +59,7 @@ static int fx_setup(void **state)
     struct fx *f = calloc(1, sizeof *f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     assert_int_equal(resource_detector.init(&f->loop), 0);
-    snprintf(f->svc.name, sizeof f->svc.name, "svc");
+    f->set.service = "svc";
     f->cfg.name = "resource";
     f->cfg.ops = &resource_detector;
     f->cfg.params = &f->rp;
@@ -67,7 +67,7 @@ static int fx_setup(void **state)
     f->cfg.severity = -1;
     f->c.cfg = &f->cfg;
     f->c.ops = &resource_detector;
-    f->c.svc = &f->svc;
+    f->c.set = &f->set;
     n_got = 0;
     report_hook = NULL;
     *state = f;
@@ -128,7 +128,7 @@ static void fx_child(struct fx *f, enum child_job job)
     close(p[1]);
     assert_int_equal(read(p[0], &ok, 1), 1);
     close(p[0]);
-    f->svc.pid = pid;
+    f->set.pid = pid;
 }
 
 /* One probe; asserts it did not report from inside start. */
@@ -262,7 +262,7 @@ static void resource_new_process_forgets_the_old_cpu_sample(void **state)
 static void resource_service_down_passes(void **state)
 {
     struct fx *f = *state;
-    f->svc.pid = 0;
+    f->set.pid = 0;
     f->rp.rss = "1";
     f->rp.fds = "1";
     const struct observation *o = fx_probe(f);
@@ -275,7 +275,7 @@ static void resource_service_down_passes(void **state)
 static void resource_host_memory_over_threshold_is_host_wide(void **state)
 {
     struct fx *f = *state;
-    f->svc.pid = 0; /* host metrics need no process */
+    f->set.pid = 0; /* host metrics need no process */
     f->rp.memory = "1%";
     const struct observation *o = fx_probe(f);
     assert_false(o->ok);

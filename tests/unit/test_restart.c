@@ -11,7 +11,7 @@
 
 #include "config/config-t.h"
 #include "daemon/service-t.h"
-#include "recover/restart.h"
+#include "lib/backoff.h"
 
 struct fixture {
     struct service_cfg cfg; /* restart policy under test */

@@ -1,0 +1,133 @@
+/* The API's backend: live views of the daemon's services and system, and
+ * the operator's controls by name. Faults and actions come from the
+ * journal (history survives restarts); services from memory. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/daemon.h"
+#include "daemon/service.h"
+#include "detect/detector.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "lib/model.h"
+#include "recover/strategy.h"
+#include "store/journal.h"
+
+static json_t *backend__time(uint64_t ms)
+{
+    char buf[40];
+    return ms ? json_string(clock_iso8601(ms, buf, sizeof buf)) : json_null();
+}
+
+static json_t *backend__status(void *ctx)
+{
+    struct daemon *d = ctx;
+    int64_t active = 0, resolved = 0, actions = 0;
+    journal_counts(d->journal, &active, &resolved, &actions);
+    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "name", "recoverd", "state",
+                          state_name(d->monitor.state), "active_faults", (json_int_t)active,
+                          "resolved_faults", (json_int_t)resolved, "recovery_actions",
+                          (json_int_t)actions, "uptime_ms",
+                          (json_int_t)(clock_wall_ms() - d->started_ms));
+    json_object_set_new(j, "since", backend__time(d->monitor.state_ms));
+    json_t *det = json_array();
+    for (const char *const *k = detector_names(); *k; k++)
+        json_array_append_new(det, json_string(*k));
+    json_array_append_new(det, json_string("process"));
+    json_object_set_new(j, "detectors", det);
+    json_t *strat = json_array();
+    for (int st = 0; st < STRATEGY__COUNT; st++)
+        if (strategy_find(st))
+            json_array_append_new(strat, json_string(strategy_name(st)));
+    json_object_set_new(j, "strategies", strat);
+    json_object_set_new(j, "executing", json_integer(d->executor.executing));
+    json_object_set_new(j, "starting", json_integer(d->executor.starting));
+    json_object_set_new(j, "max_concurrent_recoveries", json_integer(d->executor.max_executing));
+    json_t *states = json_object();
+    for (int st = 0; st < STATE__COUNT; st++)
+        json_object_set_new(states, state_name(st), json_integer(d->monitor.by_state[st]));
+    json_object_set_new(j, "services", json_integer((json_int_t)d->monitor.n));
+    json_object_set_new(j, "services_by_state", states);
+    /* Writes the disk refused (full, I/O error) wait in memory; the counts
+     * above are what is on disk. */
+    const char *why = NULL;
+    size_t waiting = journal_pending(d->journal, &why);
+    json_object_set_new(j, "journal",
+                        json_pack("{s:s, s:I, s:s*}", "state", waiting ? "behind" : "ok",
+                                  "waiting_writes", (json_int_t)waiting, "error", why));
+    return j;
+}
+
+static json_t *backend__services(void *ctx)
+{
+    struct daemon *d = ctx;
+    json_t *a = json_array();
+    for (size_t i = 0; i < d->n_services; i++)
+        if (!d->services[i]->retired)
+            json_array_append_new(a, service_view(d->services[i]));
+    return a;
+}
+
+static json_t *backend__service(void *ctx, const char *name)
+{
+    struct service *s = daemon_service(ctx, name);
+    return s ? service_view(s) : NULL;
+}
+
+static int backend__control(void *ctx, const char *name, enum api_control op, char *err,
+                            size_t len)
+{
+    struct service *s = daemon_service(ctx, name);
+    if (!s) {
+        snprintf(err, len, "no such service: %s", name);
+        return -ENOENT;
+    }
+    static const char *const names[] = {"hold", "release", "restart"};
+    log_event(LOG_INFO, s->name, "operator", "op=%s", names[op]);
+    switch (op) {
+    case API_HOLD: return recovery_hold(&s->rec);
+    case API_RELEASE: return recovery_release(&s->rec);
+    case API_RESTART: return recovery_operate(&s->rec, 0, STRATEGY_RESTART, err, len);
+    }
+    return -EINVAL;
+}
+
+static int backend__recover(void *ctx, int64_t fault_id, const char *strategy, char *service,
+                            size_t service_len, char *err, size_t len)
+{
+    struct daemon *d = ctx;
+    int st = strategy_parse(strategy);
+    if (st < 0) {
+        snprintf(err, len, "unknown strategy '%s' (expected restart, failover, rollback, "
+                           "repair or replace)", strategy);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < d->n_services; i++) {
+        struct service *s = d->services[i];
+        for (size_t k = 0; !s->retired && k < s->faults.n_slots; k++) {
+            if (!s->faults.slots[k].open || s->faults.slots[k].fault.id != fault_id)
+                continue;
+            snprintf(service, service_len, "%s", s->name);
+            log_event(LOG_INFO, s->name, "operator", "op=recover fault=%lld strategy=%s",
+                      (long long)fault_id, strategy);
+            return recovery_operate(&s->rec, fault_id, st, err, len);
+        }
+    }
+    snprintf(err, len, "fault %lld is not open", (long long)fault_id);
+    return -ENOENT;
+}
+
+void daemon_backend_init(struct daemon *d)
+{
+    d->backend = (struct api_backend){
+        .journal = d->journal,
+        .token = d->token,
+        .status = backend__status,
+        .services = backend__services,
+        .service = backend__service,
+        .control = backend__control,
+        .recover = backend__recover,
+        .ctx = d,
+    };
+}

@@ -1,0 +1,343 @@
+/* Spawning, watching and stopping a service's process, as one table. The
+ * child gets its own session (spawn.c), so its process group is its pid
+ * and a stop reaches every process it started. */
+#include "recover/supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config/config-t.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "lib/spawn.h"
+#include "recover/output.h"
+#include "store/journal.h"
+
+static const char *const sup__state_names[] = {
+#define X(e, s) s,
+    SUP_STATE_MAP(X)
+#undef X
+};
+static const char *const sup__event_names[] = {
+#define X(e, s) s,
+    SUP_EVENT_MAP(X)
+#undef X
+};
+
+const char *sup_state_name(enum sup_state s)
+{
+    return (unsigned)s < SUP__COUNT ? sup__state_names[s] : "unknown";
+}
+
+const char *sup_event_name(enum sup_event e)
+{
+    return (unsigned)e < SUP_EV__COUNT ? sup__event_names[e] : "unknown";
+}
+
+uint64_t process_start_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* comm may hold spaces and parentheses: fields restart after the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
+        return 0;
+    unsigned long long ticks = 0;
+    /* After ')': state(3) ... starttime is field 22, the 20th after state. */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
+                      "%*d %llu",
+               &ticks) != 1)
+        return 0;
+    return ticks;
+}
+
+static void sup__closed(struct supervisor *sp)
+{
+    sp->handles_open--;
+    if (sp->sink.closed)
+        sp->sink.closed(sp->sink.ctx);
+}
+
+static void sup__handle_closed_cb(uv_handle_t *h) { sup__closed(h->data); }
+
+static void sup__watch_closed_cb(uv_handle_t *h)
+{
+    struct supervisor *sp = h->data;
+    free(h);
+    sup__closed(sp);
+}
+
+static void sup__output_closed_cb(struct output *o)
+{
+    sup__closed((struct supervisor *)((char *)o - offsetof(struct supervisor, output)));
+}
+
+static void sup__exit_cb(uv_poll_t *w, int status, int events);
+static void sup__grace_cb(uv_timer_t *t);
+
+int supervisor_init(struct supervisor *sp, const char *log_path)
+{
+    int r = output_open(&sp->output, sp->loop, log_path, sp->cfg->log_max_bytes);
+    if (r < 0)
+        return r;
+    sp->handles_open = 1; /* the output, as one unit */
+    uv_timer_init(sp->loop, &sp->grace);
+    sp->grace.data = sp;
+    sp->handles_open++;
+    sp->state = SUP_DOWN;
+    return 0;
+}
+
+void supervisor_close(struct supervisor *sp)
+{
+    uv_close((uv_handle_t *)&sp->grace, sup__handle_closed_cb);
+    output_close(&sp->output, sup__output_closed_cb);
+}
+
+void supervisor_set_envp(struct supervisor *sp, char **envp)
+{
+    free(sp->envp);
+    sp->envp = envp;
+}
+
+/* Close the pidfd watch; its memory goes in the close callback. */
+static void sup__unwatch(struct supervisor *sp)
+{
+    uv_poll_t *w = sp->exit_watch;
+    uv_os_fd_t pidfd = -1;
+    if (!w)
+        return;
+    uv_fileno((uv_handle_t *)w, &pidfd);
+    uv_close((uv_handle_t *)w, sup__watch_closed_cb);
+    close(pidfd); /* safe once uv_close stopped polling it; libuv never closes it */
+    sp->exit_watch = NULL;
+}
+
+/* Watch pidfd (owned from here on, even on failure): the process is up. */
+static int sup__watch(struct supervisor *sp, pid_t pid, int pidfd)
+{
+    if (pidfd < 0)
+        return pidfd;
+    uv_poll_t *w = calloc(1, sizeof *w);
+    int r = w ? uv_poll_init(sp->loop, w, pidfd) : -ENOMEM;
+    if (r < 0) {
+        close(pidfd);
+        free(w);
+        return r;
+    }
+    w->data = sp;
+    uv_poll_start(w, UV_READABLE, sup__exit_cb);
+    sp->handles_open++;
+    sp->exit_watch = w;
+    sp->pid = pid;
+    sp->state = SUP_RUNNING;
+    sp->stop_reason = STOP_NONE;
+    sp->spawned_us = clock_mono_us();
+    sp->spawned_ms = clock_wall_ms();
+    return 0;
+}
+
+/* ---- the cells ---- */
+
+typedef int (*sup_action)(struct supervisor *sp, enum stop_reason reason);
+
+static int sup__ignore(struct supervisor *sp, enum stop_reason reason) { return 0; }
+
+static int sup__busy(struct supervisor *sp, enum stop_reason reason) { return -EALREADY; }
+
+/* DOWN + spawn: start cfg->command. */
+static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
+{
+    pid_t pid = 0;
+    int pidfd = -1;
+    if (!sp->cfg->command)
+        return -ENOEXEC;
+    struct spawn_opts o = {.argv = sp->cfg->command, .envp = sp->envp, .cwd = sp->cfg->cwd,
+                           .out_fd = sp->output.write_fd};
+    int r = spawn_start(&o, &pid, &pidfd);
+    if (r < 0) {
+        log_event(LOG_ERROR, sp->service, "spawn-failed", "command=%s error=\"%s\"",
+                  sp->cfg->command[0], strerror(-r));
+        return r;
+    }
+    /* A pidfd turns the exit into a loop event without SIGCHLD; it works
+     * even if the child is already a zombie. */
+    if ((r = sup__watch(sp, pid, pidfd)) < 0) {
+        kill(-pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        log_event(LOG_ERROR, sp->service, "spawn-failed", "error=\"cannot watch pid %d: %s\"",
+                  (int)pid, strerror(-r));
+        return r;
+    }
+    journal_child_set(sp->journal, sp->service, pid, process_start_ticks(pid));
+    log_event(LOG_INFO, sp->service, "spawned", "pid=%d", (int)pid);
+    return 0;
+}
+
+/* DOWN + watch: an external service's pid, from its pidfile. -ENOENT (no
+ * pidfile), -EINVAL (not a pid), -ESRCH (no such process). */
+static int sup__watch_pidfile(struct supervisor *sp, enum stop_reason reason)
+{
+    char buf[32];
+    if (!sp->cfg->pidfile)
+        return -ENOENT;
+    int fd = open(sp->cfg->pidfile, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -EINVAL;
+    buf[n] = '\0';
+    char *end;
+    long pid = strtol(buf, &end, 10);
+    if (pid <= 1 || pid > INT32_MAX || (*end && *end != '\n'))
+        return -EINVAL;
+    if (process_start_ticks((pid_t)pid) == 0)
+        return -ESRCH; /* gone, or a zombie nobody reaped */
+    int r = sup__watch(sp, (pid_t)pid, spawn_pidfd((pid_t)pid));
+    if (r == 0)
+        log_event(LOG_INFO, sp->service, "watching", "pid=%ld pidfile=%s", pid,
+                  sp->cfg->pidfile);
+    return r;
+}
+
+/* RUNNING + stop: the stop signal to the group, SIGKILL after the grace.
+ * recoverd never signals an external service: it only stops watching. */
+static int sup__stop(struct supervisor *sp, enum stop_reason reason)
+{
+    if (!sp->cfg->command) {
+        if (reason == STOP_SHUTDOWN) {
+            sup__unwatch(sp);
+            sp->pid = 0;
+            sp->state = SUP_DOWN;
+        } else {
+            sp->stop_reason = reason; /* its restart program will end it */
+        }
+        return 0;
+    }
+    sp->stop_reason = reason;
+    sp->state = SUP_STOPPING;
+    log_event(LOG_INFO, sp->service, "stopping", "pid=%d signal=%s grace_ms=%llu", (int)sp->pid,
+              sigabbrev_np(sp->cfg->stop.signal), (unsigned long long)sp->cfg->stop.grace_ms);
+    kill(-sp->pid, sp->cfg->stop.signal);
+    /* A stopped (SIGSTOP) process would hold the signal pending until the
+     * grace period ran out: wake it so it can act on it now. */
+    kill(-sp->pid, SIGCONT);
+    uv_timer_start(&sp->grace, sup__grace_cb, sp->cfg->stop.grace_ms, 0);
+    return 0;
+}
+
+/* STOPPING + stop: already on its way down; only the reason changes
+ * (a shutdown outranks a restart). */
+static int sup__restop(struct supervisor *sp, enum stop_reason reason)
+{
+    if (reason == STOP_SHUTDOWN)
+        sp->stop_reason = reason;
+    return 0;
+}
+
+/* RUNNING/STOPPING + release: stop watching an external process without
+ * signalling it (the watch of a supervised one is never released). */
+static int sup__release(struct supervisor *sp, enum stop_reason reason)
+{
+    if (sp->cfg->command)
+        return -EPERM;
+    sup__unwatch(sp);
+    sp->pid = 0;
+    sp->state = SUP_DOWN;
+    return 0;
+}
+
+/* STOPPING + grace expired: SIGKILL the group. */
+static int sup__kill(struct supervisor *sp, enum stop_reason reason)
+{
+    log_event(LOG_WARN, sp->service, "stop-timeout", "pid=%d grace_ms=%llu action=SIGKILL",
+              (int)sp->pid, (unsigned long long)sp->cfg->stop.grace_ms);
+    kill(-sp->pid, SIGKILL);
+    return 0;
+}
+
+/* RUNNING/STOPPING + exited: down; the sink hears why. */
+static int sup__exited(struct supervisor *sp, enum stop_reason reason)
+{
+    pid_t pid = sp->pid;
+    struct sup_exit e = {.pid = pid, .code = -1, .why = sp->stop_reason,
+                         .uptime_ms = (clock_mono_us() - sp->spawned_us) / 1000};
+    if (sp->cfg->command) {
+        siginfo_t info = {0};
+        if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0 || info.si_pid == 0)
+            return -EAGAIN; /* a spurious wakeup: still running */
+        /* The leader is gone; anything it left in its group goes with it
+         * (so a restarted service never finds its port held by an orphan),
+         * and before the reap: until then the zombie leader keeps the group
+         * id from being reused by someone else. */
+        kill(-pid, SIGKILL);
+        int wstatus = 0;
+        waitpid(pid, &wstatus, 0);
+        e.code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 0;
+        e.signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
+    }
+    sup__unwatch(sp);
+    uv_timer_stop(&sp->grace);
+    sp->pid = 0;
+    sp->state = SUP_DOWN;
+    sp->stop_reason = STOP_NONE;
+    sp->has_exit = true;
+    sp->last = e;
+    sp->last_exit_ms = clock_wall_ms();
+    enum log_level lvl = e.why == STOP_NONE ? LOG_WARN : LOG_INFO;
+    if (e.signal)
+        log_event(lvl, sp->service, "exited", "pid=%d signal=%s uptime_ms=%llu", (int)pid,
+                  sigabbrev_np(e.signal), (unsigned long long)e.uptime_ms);
+    else
+        log_event(lvl, sp->service, "exited", "pid=%d code=%lld uptime_ms=%llu", (int)pid,
+                  (long long)e.code, (unsigned long long)e.uptime_ms);
+    bool supervised = sp->cfg->command != NULL;
+    sp->sink.exited(sp->sink.ctx, &sp->last);
+    /* After: a restart may have spawned already (its journal_child_set
+     * replaced the row), and the journal's first write of a loop turn,
+     * which takes the WAL lock, should not delay that spawn. */
+    if (supervised && sp->state != SUP_RUNNING)
+        journal_child_clear(sp->journal, sp->service);
+    return 0;
+}
+
+/* state x event. */
+static const sup_action sup__table[SUP__COUNT][SUP_EV__COUNT] = {
+    /*              spawn        watch               stop         release       exited       grace */
+    [SUP_DOWN] = {sup__spawn, sup__watch_pidfile, sup__ignore, sup__ignore, sup__ignore, sup__ignore},
+    [SUP_RUNNING] = {sup__busy, sup__busy, sup__stop, sup__release, sup__exited, sup__ignore},
+    [SUP_STOPPING] = {sup__busy, sup__busy, sup__restop, sup__release, sup__exited, sup__kill},
+};
+
+int supervisor_event(struct supervisor *sp, enum sup_event ev, enum stop_reason reason)
+{
+    if ((unsigned)ev >= SUP_EV__COUNT)
+        return -EINVAL;
+    int r = sup__table[sp->state][ev](sp, reason);
+    if (ev == SUP_EV_SPAWN || ev == SUP_EV_WATCH)
+        sp->result = r;
+    return r;
+}
+
+static void sup__exit_cb(uv_poll_t *w, int status, int events)
+{
+    supervisor_event(w->data, SUP_EV_EXITED, STOP_NONE);
+}
+
+static void sup__grace_cb(uv_timer_t *t) { supervisor_event(t->data, SUP_EV_GRACE, STOP_NONE); }

@@ -1,0 +1,99 @@
+/* The process of a service: for a supervised one, spawned in its own
+ * session and stopped with signal + grace + SIGKILL to its group; for an
+ * external one, the pid of its pidfile, watched. The exit is a loop event
+ * (pidfd), never SIGCHLD or polling. A state x event table; the supervisor
+ * is the only writer of the process state. */
+#ifndef RECOVERD_RECOVER_SUPERVISOR_H
+#define RECOVERD_RECOVER_SUPERVISOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "recover/output-t.h"
+
+struct journal;
+struct service_cfg;
+
+#define SUP_STATE_MAP(X) X(DOWN, "down") X(RUNNING, "running") X(STOPPING, "stopping")
+enum sup_state {
+#define X(e, s) SUP_##e,
+    SUP_STATE_MAP(X)
+#undef X
+        SUP__COUNT
+};
+
+#define SUP_EVENT_MAP(X)                                                   \
+    X(SPAWN, "spawn") X(WATCH, "watch") X(STOP, "stop") X(RELEASE, "release") \
+    X(EXITED, "exited") X(GRACE, "grace-expired")
+enum sup_event {
+#define X(e, s) SUP_EV_##e,
+    SUP_EVENT_MAP(X)
+#undef X
+        SUP_EV__COUNT
+};
+
+/* Why the process is being stopped: decides what its exit means. */
+enum stop_reason {
+    STOP_NONE,     /* not stopping: an exit is a fault */
+    STOP_RESTART,  /* a recovery stops it to start it again */
+    STOP_SHUTDOWN, /* recoverd or the service is going away */
+};
+
+/* How a process ended, as the sink hears it. */
+struct sup_exit {
+    pid_t pid;            /* the process that ended */
+    enum stop_reason why; /* STOP_NONE: nobody asked (a fault) */
+    int64_t code;         /* exit status; -1 for an external process (not our child) */
+    int signal;           /* the signal that ended it, 0 if none */
+    uint64_t uptime_ms;   /* since spawn (or since the watch began) */
+};
+
+struct sup_sink {
+    void (*exited)(void *ctx, const struct sup_exit *e); /* state is SUP_DOWN already */
+    void (*closed)(void *ctx);                           /* one loop handle closed */
+    void *ctx;
+};
+
+struct supervisor {
+    uv_loop_t *loop;                /* borrowed */
+    const char *service;            /* its name; borrowed */
+    const struct service_cfg *cfg;  /* borrowed; command/pidfile/cwd/stop */
+    struct journal *journal;        /* child records; borrowed */
+    char **envp;                    /* spawn environment (environ + cfg->env); NULL: inherit */
+    struct sup_sink sink;           /* set before supervisor_init */
+    enum sup_state state;           /* written only by supervisor.c */
+    enum stop_reason stop_reason;   /* meaningful while SUP_STOPPING */
+    uv_poll_t *exit_watch;          /* readable pidfd of the process; freed in its close cb */
+    pid_t pid;                      /* 0 when down */
+    uint64_t spawned_us;            /* monotonic time of the last spawn or watch */
+    uint64_t spawned_ms;            /* wall time of the same */
+    bool has_exit;                  /* last_* are meaningful */
+    struct sup_exit last;           /* the last exit */
+    uint64_t last_exit_ms;          /* wall time of that exit */
+    uv_timer_t grace;               /* stop grace period */
+    struct output output;           /* stdout+stderr -> state_dir/logs/<name>.log */
+    int handles_open;               /* loop handles not closed yet (output counts as one) */
+    int result;                     /* of the last SPAWN/WATCH: 0 or -errno */
+};
+
+const char *sup_state_name(enum sup_state s);
+const char *sup_event_name(enum sup_event e);
+
+/* Set up (loop, service, cfg, journal, sink set by the caller); opens the
+ * output log at log_path. 0 or -errno (nothing left open). */
+int supervisor_init(struct supervisor *sp, const char *log_path);
+/* Close every handle (sink.closed per handle); the process must be down. */
+void supervisor_close(struct supervisor *sp);
+/* Feed ev (with reason for SUP_EV_STOP); the table decides. Returns 0, or
+ * -errno for a SPAWN/WATCH that failed (state stays SUP_DOWN). */
+int supervisor_event(struct supervisor *sp, enum sup_event ev, enum stop_reason reason);
+/* Replace the spawn environment (owned from here on). */
+void supervisor_set_envp(struct supervisor *sp, char **envp);
+
+/* Start time of pid in clock ticks since boot (/proc/pid/stat field 22);
+ * 0 when the process does not exist or is a zombie. */
+uint64_t process_start_ticks(pid_t pid);
+
+#endif
