@@ -133,7 +133,10 @@ static enum fault_open analyzer__open(struct faults *f, size_t slot, const char 
                   (long long)fs->fault.id, source);
         return FAULT_ALREADY_OPEN;
     }
-    if (slot != SLOT_SUPERVISOR(f) && analyzer__reopen(f, fs, desc)) {
+    /* Only a check's fault reopens: its verification may have come too
+     * soon. A process that dies again is a new fault each time; the
+     * restart intensity limit is what ends a crash loop. */
+    if (slot != SLOT_PROCESS && slot != SLOT_SUPERVISOR(f) && analyzer__reopen(f, fs, desc)) {
         json_decref(ctx);
         return FAULT_REOPENED;
     }

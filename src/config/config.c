@@ -541,6 +541,8 @@ static int config__chain(struct config *c, struct fy_node *list, int *chain, uns
         return -EINVAL;
     }
     *n = 0;
+    if (fy_node_sequence_item_count(list) == 0)
+        return 0; /* [] is "the rules decide", as if absent */
     while ((item = fy_node_sequence_iterate(list, &it))) {
         char *name = config__text(item);
         int st = name ? strategy_parse(name) : -1;

@@ -568,9 +568,14 @@ static void rec__verify_timeout(struct recovery *r)
     bool reopened = rec__open_unpassed(r, why);
     rec__ready(r);
     if (r->has_action) {
+        const char *what = rec__process_ok(r) ? "checks not passing" : "process not running";
+        for (size_t i = 0; i < r->checks->n; i++)
+            if (r->checks->checks[i].has_result && !r->checks->checks[i].last.ok) {
+                what = r->checks->checks[i].last.reason;
+                break;
+            }
         char result[256];
-        snprintf(result, sizeof result, "%s: %s", why,
-                 rec__process_ok(r) ? "checks not passing" : "process not running");
+        snprintf(result, sizeof result, "%s: %.200s", why, what);
         rec__fail(r, result, false);
         return;
     }
