@@ -583,3 +583,49 @@ def log_events_of(rd, service, event):
             h, mi, s, ms = (int(m.group(i)) for i in (2, 3, 4, 5))
             out.append((((h * 60 + mi) * 60 + s) * 1000 + ms, m.group(9)))
     return out
+
+
+# ---- waiting on faults and checks, reading recoverctl tables ----
+
+def open_fault(rd, name, timeout=10.0):
+    """Wait for an open fault of service name; its API view."""
+    def found():
+        ids = rd.service(name)["open_faults"]
+        return rd.api(f"/v1/faults/{ids[0]}") if ids else None
+    return rd.wait_for(found, timeout, what=f"an open fault of {name}")
+
+
+def checks_passing(rd, name, timeout=10.0):
+    """Wait until service name has checks and each passed its last probe; its view."""
+    return rd.wait_for(lambda: (v := rd.service(name))["checks"] and
+                       all(c["ok"] for c in v["checks"]) and v, timeout,
+                       what=f"{name}'s checks passing")
+
+
+def no_change_for(seconds, probe):
+    """probe() keeps returning the same value for seconds; that value.
+    For what must NOT happen: there is no event to wait for."""
+    first = probe()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert probe() == first
+        time.sleep(0.05)
+    return first
+
+
+def ctl_table(text):
+    """The first table recoverctl printed in text, as {first cell: {header: cell}}.
+    Columns are left-aligned under their header, so a cell may hold spaces
+    ("1/1 ok"): each is cut at its header's offset."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"^[A-Z][A-Z-]*  ", line))
+    header = lines[start]
+    offsets = [m.start() for m in re.finditer(r"\S+", header)]
+    names = header.split()
+    rows = {}
+    for line in lines[start + 1:]:
+        if not line.strip():
+            break
+        cells = [line[a:b].strip() for a, b in zip(offsets, offsets[1:] + [None])]
+        rows[cells[0]] = dict(zip(names, cells))
+    return rows

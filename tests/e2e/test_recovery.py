@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from helpers import (actions_of, ctl, demo_service, faults_of, free_port, log_events_of,
-                     marker_check, pid_alive, post, proc_cmdline, read_token,
-                     touch_program, wait_running)
+from helpers import (actions_of, checks_passing, ctl, demo_service, faults_of, free_port,
+                     log_events_of, marker_check, no_change_for, open_fault, pid_alive, post,
+                     proc_cmdline, read_token, touch_program, wait_running)
 
 CHECK_TCP = "/usr/lib/nagios/plugins/check_tcp"
 
@@ -24,31 +24,6 @@ def _watched(marker, repair, **over):
            "repair": {"command": repair, "timeout": "10s"}, "verify": "2s"}
     svc.update(over)
     return svc
-
-
-def _wait_healthy(rd, name):
-    """Wait until every check of a watched service (no process) passed; its view."""
-    return rd.wait_for(lambda: (v := rd.service(name))["checks"] and
-                       all(c["ok"] for c in v["checks"]) and v,
-                       what=f"{name}'s checks passing")
-
-
-def _open_fault(rd, name):
-    """Wait for an open fault of service name; its API view."""
-    def found():
-        ids = rd.service(name)["open_faults"]
-        return rd.api(f"/v1/faults/{ids[0]}") if ids else None
-    return rd.wait_for(found, what=f"an open fault of {name}")
-
-
-def _no_change_for(rd, seconds, probe):
-    """probe() keeps returning the same value for seconds; that value."""
-    first = probe()
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert probe() == first
-        time.sleep(0.05)
-    return first
 
 
 # ---- the operator's controls ----
@@ -86,9 +61,9 @@ def test_hold_pauses_automatic_recovery(recoverd):
     assert post(rd, "/v1/services/web/hold", token=token)[0] == 200
     os.kill(old["pid"], signal.SIGKILL)
 
-    fault = _open_fault(rd, "web")
+    fault = open_fault(rd, "web")
     assert fault["check"] == "process" and fault["resolved_at"] is None
-    held = _no_change_for(rd, 1.0, lambda: (rd.service("web")["pid"], len(actions_of(rd))))
+    held = no_change_for(1.0, lambda: (rd.service("web")["pid"], len(actions_of(rd))))
     assert held == (None, 0)
     assert rd.service("web")["held"] is True
 
@@ -114,7 +89,7 @@ def test_escalation_restart_that_does_not_verify_goes_to_repair(recoverd, tmp_pa
     old = wait_running(rd, "app", min_uptime_ms=300)
     marker.unlink()
 
-    fault = _open_fault(rd, "app")
+    fault = open_fault(rd, "app")
     assert fault["check"] == "command" and "marker healthy missing" in fault["description"]
     rd.wait_for(lambda: rd.api(f"/v1/faults/{fault['id']}")["resolved_at"], timeout=10,
                 what="the fault resolved by the repair")
@@ -154,7 +129,7 @@ def test_chain_exhausted_leaves_service_failed(recoverd, tmp_path):
     assert [(a["strategy"], a["status"]) for a in acts] == [("restart", "failed")]
     assert acts[0]["result"].startswith("not verified within 1000 ms")
     # Given up: no more attempts.
-    assert _no_change_for(rd, 2.0, lambda: len(actions_of(rd))) == 1
+    assert no_change_for(2.0, lambda: len(actions_of(rd))) == 1
     assert rd.service("app")["state"] == "failed"
 
     # An operator's restart resets the give-up and tries again; with the
@@ -183,13 +158,13 @@ def test_dependency_symptom_is_not_restarted(recoverd):
     web_pid = wait_running(rd, "web")["pid"]
     os.kill(db_old["pid"], signal.SIGKILL)  # up < stable (10 s): its restart waits ~2 s
 
-    symptom = _open_fault(rd, "web")
+    symptom = open_fault(rd, "web")
     root = faults_of(rd, "db")[0]
     assert root["check"] == "process" and root["resolved_at"] is None
     assert symptom["context"]["root_cause"] == {"service": "db", "fault": root["id"]}
     assert f"symptom of db fault {root['id']}" in symptom["description"]
     # While db is down, nothing is done to web.
-    _no_change_for(rd, 0.8, lambda: (actions_of(rd, "web"), rd.service("web")["pid"]))
+    no_change_for(0.8, lambda: (actions_of(rd, "web"), rd.service("web")["pid"]))
     assert rd.service("db")["pid"] is None  # still in its backoff
 
     wait_running(rd, "db", not_pid=db_old["pid"])
@@ -209,7 +184,7 @@ def test_start_order_follows_dependencies(recoverd, tmp_path):
     rd = recoverd({"services": {"web": web, "db": db}})  # web first: order is not config order
     rd.wait_for(lambda: rd.service("db")["pid"], what="db spawned")
     # db runs but is not healthy: web waits.
-    assert _no_change_for(rd, 0.8, lambda: rd.service("web")["pid"]) is None
+    assert no_change_for(0.8, lambda: rd.service("web")["pid"]) is None
     ready_ms = time.time() * 1000 % 86_400_000
     marker.touch()
     wait_running(rd, "web")
@@ -233,7 +208,7 @@ def test_max_concurrent_recoveries_queues_actions(recoverd, tmp_path):
     services = {n: _watched(markers[n], touch_program(markers[n], sleep_s=1)) for n in names}
     rd = recoverd({"max_concurrent_recoveries": 1, "services": services})
     for n in names:
-        _wait_healthy(rd, n)
+        checks_passing(rd, n)
     for m in markers.values():
         m.unlink()
 
@@ -267,7 +242,7 @@ def test_action_timeout_kills_the_repair(recoverd, tmp_path):
     repair = ["/bin/sh", "-c", f"echo $$ > '{pidfile}'; exec sleep 30"]
     rd = recoverd({"action_timeout": "500ms",
                    "services": {"app": _watched(marker, repair)}})
-    _wait_healthy(rd, "app")
+    checks_passing(rd, "app")
     marker.unlink()
     try:
         rd.wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(),
@@ -319,13 +294,13 @@ def test_monitoring_plugin_check(recoverd, demo):
     check = {"command": {"argv": [CHECK_TCP, "-H", "127.0.0.1", "-p", str(target.port)],
                          "interval": "200ms", "timeout": "5s", "fall": 1, "rise": 1}}
     rd = recoverd({"services": {"edge": {"checks": [check]}}})
-    v = _wait_healthy(rd, "edge")
+    v = checks_passing(rd, "edge")
     assert v["kind"] == "watched" and v["checks"][0]["reason"].startswith("TCP OK")
     assert post(rd, "/v1/services/edge/hold", token=read_token(rd))[0] == 200
 
     target.proc.kill()
     target.proc.wait(timeout=5)
-    f = _open_fault(rd, "edge")
+    f = open_fault(rd, "edge")
     assert f["check"] == "command" and "Connection refused" in f["description"], f
     assert f["context"]["code"] == 2  # CRITICAL
     assert f["severity"] == "high"
@@ -411,7 +386,7 @@ def test_recoverctl_recover_runs_the_chosen_strategy(recoverd, tmp_path):
     token_file = str(rd.state_dir / "token")
     assert ctl(rd, "--token-file", token_file, "hold", "app").returncode == 0
     marker.unlink()
-    fault = _open_fault(rd, "app")
+    fault = open_fault(rd, "app")
     assert actions_of(rd) == []  # held: the automatic chain (restart) does not run
 
     r = ctl(rd, "--token-file", token_file, "recover", str(fault["id"]), "rollback")
