@@ -361,10 +361,14 @@ static int ctl_print_services(struct ctl *c, const json_t *v)
     const json_t *s;
     char name[CELL], state[CELL], pid[CELL], restarts[CELL], last[CELL], checks[CELL];
     table_init(&t, "NAME", "STATE", "PID", "RESTARTS", "LAST-EXIT", "CHECKS", NULL);
-    json_array_foreach(v, i, s)
-        table_add(&t, table_cell(s, "name", name, CELL), table_cell(s, "state", state, CELL),
+    json_array_foreach(v, i, s) {
+        table_cell(s, "state", state, CELL);
+        if (json_is_true(json_object_get(s, "held"))) /* an operator's pause shows at a glance */
+            strncat(state, ",held", CELL - strlen(state) - 1);
+        table_add(&t, table_cell(s, "name", name, CELL), state,
                   table_cell(s, "pid", pid, CELL), table_cell(s, "restarts", restarts, CELL),
                   ctl__last_exit(s, last, CELL), ctl__checks(s, checks, CELL));
+    }
     table_print(&t, stdout);
     table_close(&t);
     return CTL_OK;

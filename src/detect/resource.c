@@ -505,7 +505,7 @@ static void resource__explain(const struct resource__state *st, const struct res
     resource__format_us(held, of, sizeof of);
     if (used >= len)
         return;
-    if (obs->ok)
+    if (obs->ok || obs->inconclusive)
         snprintf(buf + used, len - used, " for %s of %s", dur, of);
     else if (held)
         used += (size_t)snprintf(buf + used, len - used, " for %s", dur);

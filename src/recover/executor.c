@@ -752,9 +752,12 @@ static void rec__recheck(struct recovery *r)
         rec__set(r, REC_IDLE);
         return;
     }
-    if (!rec__process_ok(r)) {
+    bool failing = false;
+    for (size_t i = 0; i < r->checks->n; i++)
+        failing |= r->checks->checks[i].failing;
+    if (!rec__process_ok(r) || failing) {
         rec__set(r, REC_IDLE);
-        rec__plan_start(r, false); /* it cannot pass while down */
+        rec__plan_start(r, false); /* it cannot pass while down, nor a check still failing */
         return;
     }
     log_event(LOG_INFO, r->service, "recheck", NULL);

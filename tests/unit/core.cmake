@@ -1,6 +1,6 @@
 recoverd_unit_test(test_state)
 recoverd_unit_test(test_restart)
-recoverd_unit_test(test_process)
+recoverd_unit_test(test_supervisor)
 recoverd_unit_test(test_output)
 recoverd_unit_test(test_check)
 recoverd_unit_test(test_spawn)

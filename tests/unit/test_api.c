@@ -24,69 +24,86 @@
 #include <cmocka.h>
 
 #include "api/api.h"
-#include "daemon/status.h"
-#include "daemon/control.h"
+#include "api/routes.h"
 #include "store/journal.h"
 
-/* ---- a fake daemon over a real journal ------------------------------------------------- */
+/* ---- a fake backend over a real journal ------------------------------------------------ */
 
-/* The lead's status views are faked (this file defines all four, so the
- * archive's monitor/status.o is never linked); the journal is the real one. */
-struct daemon {
-    bool status_fails;       /* status_view returns NULL */
-    struct journal *journal; /* what daemon_journal answers */
-};
+/* The API answers from a struct api_backend: the views and controls are
+ * faked here, the journal is the real one. */
+#define FAKE_TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
-json_t *status_view(struct daemon *d)
+static struct fake {
+    bool status_fails;         /* status returns NULL */
+    bool services_fails;       /* services returns NULL */
+    int controls_called;      /* control/recover calls that got past the token check */
+    char last_name[64];        /* control: the service named */
+    enum api_control last_op;  /* control: the operation */
+    int64_t last_fault;        /* recover: the fault id */
+    char last_strategy[32];    /* recover: the strategy name */
+    int forced;                /* nonzero: control/recover return this with "forced error" */
+    const char *recover_service; /* the service recover names; NULL: "web" */
+} fake;
+
+static json_t *fake_status(void *ctx)
 {
-    if (d->status_fails)
+    struct fake *f = ctx;
+    if (f->status_fails)
         return NULL;
     return json_pack("{s:s, s:s, s:i}", "name", "fake", "state", "normal", "services", 1);
 }
 
-json_t *services_view(struct daemon *d)
+static json_t *fake_services(void *ctx)
 {
+    struct fake *f = ctx;
+    if (f->services_fails)
+        return NULL;
     return json_pack("[{s:s, s:s}]", "name", "web", "state", "normal");
 }
 
-json_t *service_view(struct daemon *d, const char *name)
+static json_t *fake_service(void *ctx, const char *name)
 {
     if (strcmp(name, "web") != 0)
         return NULL;
     return json_pack("{s:s, s:s, s:n}", "name", "web", "state", "normal", "pid");
 }
 
-struct journal *daemon_journal(struct daemon *d) { return d->journal; }
-
-/* The token and the operator controls are faked too (the real ones live in
- * status.o and control.o, which would bring the whole daemon). */
-#define FAKE_TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-const char *daemon_token(struct daemon *d) { return FAKE_TOKEN; }
-
-static int controls_called; /* control_* calls that got past the token check */
-
-int control_service(struct daemon *d, const char *name, enum control_op op, char *err,
-                    size_t errlen)
+static int fake_control(void *ctx, const char *name, enum api_control op, char *err,
+                        size_t errlen)
 {
-    controls_called++;
+    struct fake *f = ctx;
+    f->controls_called++;
+    snprintf(f->last_name, sizeof f->last_name, "%s", name);
+    f->last_op = op;
+    if (f->forced) {
+        snprintf(err, errlen, "forced error");
+        return f->forced;
+    }
     if (strcmp(name, "web") != 0) {
         snprintf(err, errlen, "no such service: %s", name);
         return -ENOENT;
     }
-    return op == CONTROL_RESTART ? (snprintf(err, errlen, "busy"), -EBUSY) : 0;
+    return op == API_RESTART ? (snprintf(err, errlen, "busy"), -EBUSY) : 0;
 }
 
-int control_recover(struct daemon *d, int64_t fault_id, const char *strategy, char *service,
-                    size_t service_len, char *err, size_t errlen)
+static int fake_recover(void *ctx, int64_t fault_id, const char *strategy, char *service,
+                        size_t service_len, char *err, size_t errlen)
 {
-    controls_called++;
-    snprintf(service, service_len, "web");
+    struct fake *f = ctx;
+    f->controls_called++;
+    f->last_fault = fault_id;
+    snprintf(f->last_strategy, sizeof f->last_strategy, "%s", strategy);
+    snprintf(service, service_len, "%s", f->recover_service ? f->recover_service : "web");
+    if (f->forced) {
+        snprintf(err, errlen, "forced error");
+        return f->forced;
+    }
     return 0;
 }
 
 static char tmp_dir[64];
 static struct journal *journal;
-static struct daemon fake_daemon;
+static struct api_backend backend;
 static int64_t fault_ids[3]; /* web/http (open), db/tcp (resolved), web/process (open) */
 
 static int64_t fault_add(const char *service, const char *check, uint64_t resolved_ms)
@@ -96,7 +113,7 @@ static int64_t fault_add(const char *service, const char *check, uint64_t resolv
     snprintf(f.service, sizeof f.service, "%s", service);
     snprintf(f.check, sizeof f.check, "%s", check);
     snprintf(f.description, sizeof f.description, "%s %s failed", service, check);
-    snprintf(f.context, sizeof f.context, "{}");
+    f.context = (char *)"{}"; /* a literal: never freed */
     assert_int_equal(journal_fault_open(journal, &f), 0);
     f.resolved_ms = resolved_ms;
     if (resolved_ms)
@@ -109,7 +126,7 @@ static void action_add(int64_t fault_id, const char *service)
     struct action a = {.fault_id = fault_id, .strategy = STRATEGY_RESTART,
                        .status = ACTION_COMPLETED, .created_ms = 1700000000100};
     snprintf(a.service, sizeof a.service, "%s", service);
-    snprintf(a.params, sizeof a.params, "{}");
+    a.params = (char *)"{}";
     assert_int_equal(journal_action_insert(journal, &a), 0);
 }
 
@@ -132,7 +149,11 @@ static int setup(void **state)
     journal_transition(journal, "my db", STATE_NORMAL, STATE_DEGRADED, "check", 1700000000000);
     journal_transition(journal, "web", STATE_NORMAL, STATE_DEGRADED, "check", 1700000000000);
     journal_transition(journal, NULL, STATE_NORMAL, STATE_DEGRADED, "fault", 1700000000000);
-    fake_daemon = (struct daemon){.journal = journal};
+    memset(&fake, 0, sizeof fake);
+    backend = (struct api_backend){.journal = journal, .token = FAKE_TOKEN,
+                                   .status = fake_status, .services = fake_services,
+                                   .service = fake_service, .control = fake_control,
+                                   .recover = fake_recover, .ctx = &fake};
     return 0;
 }
 
@@ -269,17 +290,24 @@ static void *client_main(void *arg)
 
 /* ---- the harness ----------------------------------------------------------------------- */
 
-/* A port nobody listens on right now (bind to 0, read it, release it). */
-static unsigned free_port(void)
+/* The port the API listens on: its listener is the loop's one TCP handle
+ * when no client is connected yet (the API was asked for port 0). */
+static void port_cb(uv_handle_t *h, void *arg)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t len = sizeof sa;
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (h->type != UV_TCP || uv_is_closing(h))
+        return;
+    if (uv_tcp_getsockname((uv_tcp_t *)h, (struct sockaddr *)&ss, &len) == 0)
+        *(unsigned *)arg = ntohs(((struct sockaddr_in *)&ss)->sin_port); /* same place in6 */
+}
+
+static unsigned api_port(uv_loop_t *loop)
+{
+    unsigned port = 0;
+    uv_walk(loop, port_cb, &port);
+    assert_true(port > 0);
+    return port;
 }
 
 static void addr_make(struct sockaddr_storage *ss, const char *ip, unsigned port)
@@ -308,11 +336,11 @@ static void run_serve(struct run *run)
     pthread_t t;
 
     assert_int_equal(uv_loop_init(&loop), 0);
-    run->port = free_port();
-    addr_make(&ss, "127.0.0.1", run->port);
-    run->api = api_new(&loop, &fake_daemon, &ss, err, sizeof err);
+    addr_make(&ss, "127.0.0.1", 0);
+    run->api = api_new(&loop, &backend, &ss, err, sizeof err);
     if (!run->api)
         fail_msg("api_new: %s", err);
+    run->port = api_port(&loop);
     if (run->idle_ms)
         api_set_idle_timeout(run->api, run->idle_ms);
     assert_int_equal(uv_async_init(&loop, &run->done, done_cb), 0);
@@ -418,7 +446,7 @@ static void unknown_path_is_404_naming_it(void **state)
 
 static void mutating_calls_need_the_token(void **state)
 {
-    controls_called = 0;
+    fake.controls_called = 0;
     struct http_req r[] = {
         {.method = "POST", .path = "/v1/services/web/hold", .body = ""},
         {.method = "POST", .path = "/v1/services/web/hold", .body = "", .auth = "Bearer nope"},
@@ -441,7 +469,10 @@ static void mutating_calls_need_the_token(void **state)
     answer_error(&r[5], 409);
     answer_error(&r[6], 400);
     json_decref(answer(&r[7], 200));
-    assert_int_equal(controls_called, 3); /* hold, restart, recover: never a refused one */
+    assert_int_equal(fake.controls_called, 3); /* hold, restart, recover: never a refused one */
+    assert_int_equal(fake.last_op, API_RESTART);
+    assert_int_equal(fake.last_fault, 7);
+    assert_string_equal(fake.last_strategy, "restart");
 }
 
 static void post_on_status_is_405_with_allow(void **state)
@@ -587,7 +618,7 @@ static void transitions_filter_by_the_decoded_service(void **state)
 
 static void view_returning_null_is_500(void **state)
 {
-    fake_daemon.status_fails = true;
+    fake.status_fails = true;
     struct http_req r = {.path = "/v1/status"};
     serve(&r, 1);
     answer_error(&r, 500);
@@ -595,7 +626,7 @@ static void view_returning_null_is_500(void **state)
 
 static void missing_journal_is_500(void **state)
 {
-    fake_daemon.journal = NULL;
+    backend.journal = NULL;
     struct http_req r = {.path = "/v1/faults"};
     serve(&r, 1);
     assert_string_equal(answer_error(&r, 500), "journal unavailable");
@@ -626,11 +657,11 @@ static void api_listens_only_on_the_requested_address(void **state)
     uv_loop_t loop;
     struct sockaddr_storage ss;
     char err[256];
-    unsigned port = free_port();
     assert_int_equal(uv_loop_init(&loop), 0);
-    addr_make(&ss, "127.0.0.1", port);
-    struct api *a = api_new(&loop, &fake_daemon, &ss, err, sizeof err);
+    addr_make(&ss, "127.0.0.1", 0);
+    struct api *a = api_new(&loop, &backend, &ss, err, sizeof err);
     assert_non_null(a);
+    unsigned port = api_port(&loop);
     /* The kernel completes connects into the backlog without the loop running. */
     assert_true(connects("127.0.0.1", port));
     assert_false(connects("127.0.0.2", port));
@@ -646,13 +677,17 @@ static void api_new_names_the_address_in_use(void **state)
     struct sockaddr_storage ss;
     char err[256] = "";
     char want[128];
-    unsigned port = free_port();
+    struct sockaddr_in bound;
+    socklen_t len = sizeof bound;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    addr_make(&ss, "127.0.0.1", port);
+    addr_make(&ss, "127.0.0.1", 0);
     assert_int_equal(bind(fd, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
     assert_int_equal(listen(fd, 1), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&bound, &len), 0);
+    unsigned port = ntohs(bound.sin_port);
+    addr_make(&ss, "127.0.0.1", port);
     assert_int_equal(uv_loop_init(&loop), 0);
-    assert_null(api_new(&loop, &fake_daemon, &ss, err, sizeof err));
+    assert_null(api_new(&loop, &backend, &ss, err, sizeof err));
     snprintf(want, sizeof want, "cannot listen on 127.0.0.1:%u: Address already in use", port);
     assert_string_equal(err, want);
     close(fd);
@@ -1186,14 +1221,14 @@ static void api_listens_on_ipv6_loopback(void **state)
     struct sockaddr_storage ss = {0};
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
     char err[256];
-    unsigned port = free_port();
     in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(port);
+    in6->sin6_port = 0;
     in6->sin6_addr = in6addr_loopback;
     assert_int_equal(uv_loop_init(&loop), 0);
-    struct api *a = api_new(&loop, &fake_daemon, &ss, err, sizeof err);
+    struct api *a = api_new(&loop, &backend, &ss, err, sizeof err);
     if (!a)
         fail_msg("api_new: %s", err);
+    in6->sin6_port = htons(api_port(&loop));
     int fd = socket(AF_INET6, SOCK_STREAM, 0);
     assert_int_equal(connect(fd, (struct sockaddr *)in6, sizeof *in6), 0);
     close(fd);
@@ -1209,12 +1244,280 @@ static void api_accepts_port_0(void **state)
     char err[256];
     addr_make(&ss, "127.0.0.1", 0);
     assert_int_equal(uv_loop_init(&loop), 0);
-    struct api *a = api_new(&loop, &fake_daemon, &ss, err, sizeof err);
+    struct api *a = api_new(&loop, &backend, &ss, err, sizeof err);
     if (!a)
         fail_msg("api_new: %s", err);
+    unsigned port = api_port(&loop);
+    assert_true(connects("127.0.0.1", port));
     api_free(a);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* ---- routes_dispatch on its own: the backend's answers become statuses --------------- */
+
+struct dispatched {
+    unsigned status;
+    char allow[64];
+    char error[512]; /* the "error" string, "" when none */
+    json_t *body;    /* the whole body; freed by the test */
+};
+
+/* One request straight into routes_dispatch (path without query; query
+ * pairs key, value, ..., NULL). */
+static struct dispatched dispatch(const char *method, const char *path, const char *auth,
+                                  const char *body, ...)
+{
+    struct route_request rq = {.b = &backend, .method = method, .path = path,
+                               .authorization = auth, .body = body,
+                               .body_len = body ? strlen(body) : 0};
+    va_list ap;
+    va_start(ap, body);
+    const char *k;
+    while ((k = va_arg(ap, const char *)) && rq.n_query < ROUTES_MAX_QUERY) {
+        rq.query[rq.n_query].key = k;
+        rq.query[rq.n_query++].value = va_arg(ap, const char *);
+    }
+    va_end(ap);
+    struct route_reply rep;
+    routes_dispatch(&rq, &rep);
+    struct dispatched d = {.status = rep.status, .body = rep.body};
+    snprintf(d.allow, sizeof d.allow, "%s", rep.allow);
+    assert_non_null(rep.body);
+    const char *e = json_string_value(json_object_get(rep.body, "error"));
+    snprintf(d.error, sizeof d.error, "%s", e ? e : "");
+    return d;
+}
+
+#define BEARER "Bearer " FAKE_TOKEN
+
+static void dispatch_every_get_route_answers_200(void **state)
+{
+    static const char *const paths[] = {"/v1/status", "/v1/services", "/v1/services/web",
+                                        "/v1/faults", "/v1/faults/summary", "/v1/faults/1",
+                                        "/v1/actions", "/v1/transitions", "/v1/metrics"};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        struct dispatched d = dispatch("GET", paths[i], NULL, NULL, NULL);
+        if (d.status != 200)
+            fail_msg("GET %s: %u %s", paths[i], d.status, d.error);
+        assert_string_equal(d.error, "");
+        json_decref(d.body);
+        d = dispatch("HEAD", paths[i], NULL, NULL, NULL); /* HEAD is GET (the server drops the body) */
+        assert_int_equal(d.status, 200);
+        json_decref(d.body);
+    }
+    assert_int_equal(fake.controls_called, 0);
+}
+
+/* Each mutating route refuses a request without the right token before it
+ * reaches the backend. */
+static void dispatch_every_mutating_route_needs_the_token(void **state)
+{
+    static const char *const paths[] = {"/v1/faults/7/recover", "/v1/services/web/hold",
+                                        "/v1/services/web/release", "/v1/services/web/restart"};
+    static const char *const auths[] = {NULL, "", "Bearer", "Bearer ", "Bearer x",
+                                        "bearer " FAKE_TOKEN, FAKE_TOKEN,
+                                        "Bearer " FAKE_TOKEN "0", "Basic " FAKE_TOKEN};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
+        for (size_t k = 0; k < sizeof auths / sizeof *auths; k++) {
+            struct dispatched d = dispatch("POST", paths[i], auths[k],
+                                           "{\"strategy\":\"restart\"}", NULL);
+            if (d.status != 401)
+                fail_msg("POST %s with \"%s\": %u", paths[i], auths[k] ? auths[k] : "(none)",
+                         d.status);
+            assert_non_null(strstr(d.error, "token"));
+            json_decref(d.body);
+        }
+    assert_int_equal(fake.controls_called, 0);
+}
+
+/* hold / release / restart reach the backend with the name and the
+ * operation; success answers the service's view. */
+static void dispatch_controls_reach_the_backend(void **state)
+{
+    static const struct {
+        const char *path;
+        enum api_control op;
+        unsigned status;
+    } cases[] = {
+        {"/v1/services/web/hold", API_HOLD, 200},
+        {"/v1/services/web/release", API_RELEASE, 200},
+        {"/v1/services/web/restart", API_RESTART, 409}, /* the fake is busy */
+        {"/v1/services/nope/hold", API_HOLD, 404},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct dispatched d = dispatch("POST", cases[i].path, BEARER, NULL, NULL);
+        assert_int_equal(d.status, cases[i].status);
+        assert_int_equal(fake.last_op, cases[i].op);
+        assert_int_equal(fake.controls_called, (int)i + 1);
+        if (d.status == 200)
+            assert_string_equal(json_string_value(json_object_get(d.body, "name")), "web");
+        json_decref(d.body);
+    }
+    assert_string_equal(fake.last_name, "nope");
+    struct dispatched d = dispatch("POST", "/v1/services/nope/release", BEARER, NULL, NULL);
+    assert_string_equal(d.error, "no such service: nope");
+    json_decref(d.body);
+}
+
+/* The backend's -errno becomes the status, its words the error. */
+static void dispatch_maps_backend_errors_to_statuses(void **state)
+{
+    static const struct {
+        int err;
+        unsigned status;
+        const char *error;
+    } cases[] = {
+        {-EBUSY, 409, "forced error"},
+        {-EINVAL, 400, "forced error"},
+        {-ENOENT, 404, "forced error"},
+        {-EIO, 500, "Input/output error"},
+        {-ENOMEM, 500, "Cannot allocate memory"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        fake.forced = cases[i].err;
+        struct dispatched d = dispatch("POST", "/v1/services/web/hold", BEARER, NULL, NULL);
+        assert_int_equal(d.status, cases[i].status);
+        assert_string_equal(d.error, cases[i].error);
+        json_decref(d.body);
+        d = dispatch("POST", "/v1/faults/3/recover", BEARER, "{\"strategy\":\"repair\"}",
+                     NULL);
+        assert_int_equal(d.status, cases[i].status);
+        assert_string_equal(d.error, cases[i].error);
+        json_decref(d.body);
+    }
+}
+
+/* recover: the fault id and the strategy reach the backend; the answer is
+ * the view of the service the backend named. */
+static void dispatch_recover_reaches_the_backend(void **state)
+{
+    struct dispatched d = dispatch("POST", "/v1/faults/42/recover", BEARER,
+                                   "{\"strategy\": \"repair\", \"extra\": 1}", NULL);
+    assert_int_equal(d.status, 200);
+    assert_int_equal(fake.last_fault, 42);
+    assert_string_equal(fake.last_strategy, "repair");
+    assert_string_equal(json_string_value(json_object_get(d.body, "name")), "web");
+    json_decref(d.body);
+    /* A service the views do not know: the view fails, a 500. */
+    fake.recover_service = "ghost";
+    d = dispatch("POST", "/v1/faults/42/recover", BEARER, "{\"strategy\":\"restart\"}", NULL);
+    assert_int_equal(d.status, 500);
+    assert_string_equal(d.error, "service failed");
+    json_decref(d.body);
+    assert_int_equal(fake.controls_called, 2);
+}
+
+/* A body that is not {"strategy": "<name>"} is a 400 before the backend. */
+static void dispatch_recover_needs_a_strategy(void **state)
+{
+    static const char *const bodies[] = {NULL, "", "{}", "not json", "[\"restart\"]",
+                                         "{\"strategy\": 3}", "{\"strategy\": null}"};
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        struct dispatched d = dispatch("POST", "/v1/faults/7/recover", BEARER, bodies[i], NULL);
+        assert_int_equal(d.status, 400);
+        assert_non_null(strstr(d.error, "strategy"));
+        json_decref(d.body);
+    }
+    struct dispatched d = dispatch("POST", "/v1/faults/x/recover", BEARER,
+                                   "{\"strategy\":\"restart\"}", NULL);
+    assert_int_equal(d.status, 400);
+    assert_non_null(strstr(d.error, "positive integer"));
+    json_decref(d.body);
+    assert_int_equal(fake.controls_called, 0);
+}
+
+static void dispatch_wrong_method_is_405_with_allow(void **state)
+{
+    struct dispatched d = dispatch("GET", "/v1/services/web/hold", NULL, NULL, NULL);
+    assert_int_equal(d.status, 405);
+    assert_string_equal(d.allow, "POST");
+    json_decref(d.body);
+    d = dispatch("PUT", "/v1/faults/7", NULL, NULL, NULL);
+    assert_int_equal(d.status, 405);
+    assert_string_equal(d.allow, "GET, HEAD");
+    assert_string_equal(d.error, "method PUT not allowed on /v1/faults/7; allowed: GET, HEAD");
+    json_decref(d.body);
+    /* A wrong method is refused before the token is looked at. */
+    d = dispatch("DELETE", "/v1/services/web/restart", NULL, NULL, NULL);
+    assert_int_equal(d.status, 405);
+    json_decref(d.body);
+    assert_int_equal(fake.controls_called, 0);
+}
+
+static void dispatch_query_errors_are_400(void **state)
+{
+    struct dispatched d = dispatch("GET", "/v1/faults", NULL, NULL, "active", "yes", NULL);
+    assert_int_equal(d.status, 400);
+    assert_string_equal(d.error, "active must be 1, 0, true or false, not 'yes'");
+    json_decref(d.body);
+    d = dispatch("GET", "/v1/faults", NULL, NULL, "limit", "10001", NULL);
+    assert_int_equal(d.status, 400);
+    json_decref(d.body);
+    d = dispatch("GET", "/v1/faults", NULL, NULL, "limit", "10000", NULL);
+    assert_int_equal(d.status, 200);
+    json_decref(d.body);
+    d = dispatch("GET", "/v1/metrics", NULL, NULL, "x", NULL, NULL);
+    assert_int_equal(d.status, 400);
+    assert_string_equal(d.error, "unknown query parameter 'x'");
+    json_decref(d.body);
+    d = dispatch("GET", "/v1/actions", NULL, NULL, "fault", "-1", NULL);
+    assert_int_equal(d.status, 400);
+    json_decref(d.body);
+    /* More arguments than a request may carry. */
+    struct route_request rq = {.b = &backend, .method = "GET", .path = "/v1/status",
+                               .query_overflow = true};
+    struct route_reply rep;
+    routes_dispatch(&rq, &rep);
+    assert_int_equal(rep.status, 400);
+    assert_non_null(strstr(json_string_value(json_object_get(rep.body, "error")),
+                           "too many query parameters"));
+    json_decref(rep.body);
+}
+
+static void dispatch_failing_views_are_500(void **state)
+{
+    fake.services_fails = true;
+    struct dispatched d = dispatch("GET", "/v1/services", NULL, NULL, NULL);
+    assert_int_equal(d.status, 500);
+    assert_string_equal(d.error, "services view failed");
+    json_decref(d.body);
+    fake.status_fails = true;
+    d = dispatch("GET", "/v1/status", NULL, NULL, NULL);
+    assert_int_equal(d.status, 500);
+    assert_string_equal(d.error, "status view failed");
+    json_decref(d.body);
+    /* Without a journal, every history route is a 500, the live views are not. */
+    backend.journal = NULL;
+    static const char *const paths[] = {"/v1/faults", "/v1/faults/summary", "/v1/faults/1",
+                                        "/v1/actions", "/v1/transitions", "/v1/metrics"};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        d = dispatch("GET", paths[i], NULL, NULL, NULL);
+        assert_int_equal(d.status, 500);
+        assert_string_equal(d.error, "journal unavailable");
+        json_decref(d.body);
+    }
+    d = dispatch("GET", "/v1/services/web", NULL, NULL, NULL);
+    assert_int_equal(d.status, 200);
+    json_decref(d.body);
+}
+
+/* Paths that match nothing, including a segment longer than a pattern may
+ * capture; bytes outside printable ASCII never reach the JSON error raw. */
+static void dispatch_unknown_paths_are_404(void **state)
+{
+    char longpath[400] = "/v1/services/";
+    memset(longpath + strlen(longpath), 'a', 300);
+    struct dispatched d = dispatch("GET", longpath, NULL, NULL, NULL);
+    assert_int_equal(d.status, 404);
+    json_decref(d.body);
+    d = dispatch("GET", "/v1/services/", NULL, NULL, NULL); /* an empty segment */
+    assert_int_equal(d.status, 404);
+    json_decref(d.body);
+    d = dispatch("GET", "/v1/x\x01\xff", NULL, NULL, NULL);
+    assert_int_equal(d.status, 404);
+    assert_string_equal(d.error, "no such resource: /v1/x??");
+    json_decref(d.body);
 }
 
 int main(void)
@@ -1259,6 +1562,16 @@ int main(void)
         T(api_free_with_open_and_half_sent_connections_empties_the_loop),
         T(api_listens_on_ipv6_loopback),
         T(api_accepts_port_0),
+        T(dispatch_every_get_route_answers_200),
+        T(dispatch_every_mutating_route_needs_the_token),
+        T(dispatch_controls_reach_the_backend),
+        T(dispatch_maps_backend_errors_to_statuses),
+        T(dispatch_recover_reaches_the_backend),
+        T(dispatch_recover_needs_a_strategy),
+        T(dispatch_wrong_method_is_405_with_allow),
+        T(dispatch_query_errors_are_400),
+        T(dispatch_failing_views_are_500),
+        T(dispatch_unknown_paths_are_404),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

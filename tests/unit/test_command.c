@@ -16,7 +16,7 @@
 
 #include "lib/clock.h"
 #include "config/config.h"
-#include "daemon/daemon.h"
+#include "detect/detector.h"
 #include "detect/command.h"
 #include "detect/kinds.h"
 #include "procfs.h"
@@ -26,6 +26,12 @@
 /* ---- the fake of detect/check.c ---- */
 
 #define GOT_MAX 16
+
+/* The real check kinds; every strategy counts as implemented (this test
+ * reads checks, not chains), and nothing of recover/ is linked. */
+static bool test_strategy_exists(int st) { return st >= 0; }
+static const struct cfg_registry test_registry = {detector_cfg_kind, test_strategy_exists};
+
 static struct observation got[GOT_MAX]; /* reports in arrival order */
 static int n_got;
 static void (*report_hook)(struct check *c); /* run inside check_report */
@@ -337,7 +343,7 @@ static void command_yaml_reads_argv_and_check_keys(void **state)
         "      - command: { argv: [\"" PLUGINS "/check_disk\", \"-w\", \"10%\", \"-p\", \"/\"],\n"
         "                   interval: 30s, timeout: 10s, type: resource, severity: high }\n";
     struct cfg_err err;
-    struct config *c = config_load_string("t.yaml", yaml, sizeof yaml - 1, &daemon_registry, &err);
+    struct config *c = config_load_string("t.yaml", yaml, sizeof yaml - 1, &test_registry, &err);
     if (!c)
         fail_msg("%s:%d:%d: %s", err.file, err.line, err.col, err.msg);
     const struct check_cfg *k = &c->services[0].checks[0];
@@ -359,7 +365,7 @@ static void command_yaml_requires_argv(void **state)
     static const char yaml[] = "services:\n  db:\n    command: [./x]\n"
                                "    checks:\n      - command: { timeout: 1s }\n";
     struct cfg_err err;
-    struct config *c = config_load_string("t.yaml", yaml, sizeof yaml - 1, &daemon_registry, &err);
+    struct config *c = config_load_string("t.yaml", yaml, sizeof yaml - 1, &test_registry, &err);
     assert_null(c);
     assert_non_null(strstr(err.msg, "argv"));
 }

@@ -179,12 +179,14 @@ static void resource_rss_must_breach_for_the_for_duration(void **state)
     f->rp.rss = "32MiB";
     f->rp.for_ms = 300;
     uint64_t t0 = clock_mono_us();
+    /* Over, not for long enough: neither a pass nor a failure. */
     const struct observation *o = fx_probe(f);
-    assert_true(o->ok);
+    assert_true(o->inconclusive);
+    assert_false(o->ok);
     assert_non_null(strstr(o->reason, "> 32 MiB for "));
     assert_non_null(strstr(o->reason, " of 300 ms"));
     sleep_ms(100);
-    assert_true(fx_probe(f)->ok);
+    assert_true(fx_probe(f)->inconclusive);
     while (clock_mono_us() - t0 < 320000)
         sleep_ms(10);
     o = fx_probe(f);
@@ -200,12 +202,15 @@ static void resource_breach_that_ends_restarts_the_for_clock(void **state)
     fx_child(f, CHILD_ALLOC);
     f->rp.rss = "32MiB";
     f->rp.for_ms = 200;
-    assert_true(fx_probe(f)->ok);
+    assert_true(fx_probe(f)->inconclusive);
     f->rp.rss = "64GiB"; /* the same limit slot stops breaching */
+    assert_true(fx_probe(f)->inconclusive); /* under again, settling for `for` */
     sleep_ms(250);
-    assert_true(fx_probe(f)->ok);
+    const struct observation *o = fx_probe(f);
+    assert_true(o->ok && !o->inconclusive); /* under for longer than `for`: a pass */
     f->rp.rss = "32MiB";
-    assert_true(fx_probe(f)->ok); /* a new breach: the clock starts again */
+    o = fx_probe(f);
+    assert_true(o->inconclusive && !o->ok); /* a new breach: the clock starts again */
 }
 
 static void resource_rss_under_threshold_passes_with_its_value(void **state)

@@ -1,4 +1,6 @@
-/* Unit tests of the restart policy: intensity limit, backoff and jitter. */
+/* Unit tests of the restart policy (recover/restart.h: intensity limit
+ * within a window, backoff with jitter, stable resets) and of the jitter
+ * itself (lib/backoff.h). Pure bookkeeping: no loop, no process. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,36 +12,14 @@
 #include <string.h>
 
 #include "config/config-t.h"
-#include "daemon/service-t.h"
 #include "lib/backoff.h"
+#include "recover/restart.h"
 
-struct fixture {
-    struct service_cfg cfg; /* restart policy under test */
-    struct service svc;     /* restart_log and backoff_ms only */
-};
-
-/* A service whose restart log has exactly max + 1 slots, as service.c makes it,
- * so ASan catches a write past the end. */
-static struct fixture *fixture_new(unsigned max, uint64_t window_ms, uint64_t stable_ms,
+static struct restart_cfg cfg_make(unsigned max, uint64_t window_ms, uint64_t stable_ms,
                                    uint64_t initial_ms, uint64_t cap_ms)
 {
-    struct fixture *fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    fx->cfg.restart = (struct restart_cfg){.max = max, .window_ms = window_ms,
-                                           .stable_ms = stable_ms,
-                                           .backoff_initial_ms = initial_ms,
-                                           .backoff_max_ms = cap_ms};
-    fx->svc.cfg = &fx->cfg;
-    fx->svc.restart_log = calloc(max + 1, sizeof(uint64_t));
-    assert_non_null(fx->svc.restart_log);
-    fx->svc.backoff_ms = initial_ms;
-    return fx;
-}
-
-static void fixture_free(struct fixture *fx)
-{
-    free(fx->svc.restart_log);
-    free(fx);
+    return (struct restart_cfg){.max = max, .window_ms = window_ms, .stable_ms = stable_ms,
+                                .backoff_initial_ms = initial_ms, .backoff_max_ms = cap_ms};
 }
 
 /* v is within +-20% of nominal. */
@@ -53,82 +33,145 @@ static void assert_jittered(uint64_t v, uint64_t nominal)
 static void restart_backoff_doubles_until_max(void **state)
 {
     (void)state;
-    struct fixture *fx = fixture_new(5, 60000, 1000, 100, 1000);
+    struct restart_cfg rc = cfg_make(5, 60000, 1000, 100, 1000);
+    struct restart_policy p = {0};
     static const uint64_t nominal[] = {100, 200, 400, 800, 1000, 1000, 1000};
     for (size_t i = 0; i < sizeof nominal / sizeof *nominal; i++) {
-        uint64_t d = restart_delay(&fx->svc, 10);
+        uint64_t d = restart_delay(&p, &rc, 10);
         assert_jittered(d, nominal[i]);
         uint64_t next = nominal[i] * 2 > 1000 ? 1000 : nominal[i] * 2;
-        assert_int_equal(fx->svc.backoff_ms, next);
+        assert_int_equal(p.backoff_ms, next);
     }
-    fixture_free(fx);
+    restart_policy_free(&p);
 }
 
 static void restart_stable_uptime_restarts_at_once_and_resets_backoff(void **state)
 {
     (void)state;
-    struct fixture *fx = fixture_new(5, 60000, 1000, 100, 10000);
+    struct restart_cfg rc = cfg_make(5, 60000, 1000, 100, 10000);
+    struct restart_policy p = {0};
     for (int i = 0; i < 3; i++)
-        restart_delay(&fx->svc, 999); /* just short of stable: backs off */
-    assert_int_equal(fx->svc.backoff_ms, 800);
-    assert_int_equal(restart_delay(&fx->svc, 1000), 0);
-    assert_int_equal(fx->svc.backoff_ms, 100);
-    assert_int_equal(restart_delay(&fx->svc, 5000), 0);
-    assert_int_equal(fx->svc.backoff_ms, 100);
+        restart_delay(&p, &rc, 999); /* just short of stable: backs off */
+    assert_int_equal(p.backoff_ms, 800);
+    assert_int_equal(restart_delay(&p, &rc, 1000), 0);
+    assert_int_equal(p.backoff_ms, 100);
+    assert_int_equal(restart_delay(&p, &rc, 5000), 0);
+    assert_int_equal(p.backoff_ms, 100);
     /* The next quick death starts the backoff from the beginning again. */
-    assert_jittered(restart_delay(&fx->svc, 0), 100);
-    assert_int_equal(fx->svc.backoff_ms, 200);
-    fixture_free(fx);
+    assert_jittered(restart_delay(&p, &rc, 0), 100);
+    assert_int_equal(p.backoff_ms, 200);
+    restart_policy_free(&p);
 }
 
 static void restart_limit_counts_only_within_window(void **state)
 {
     (void)state;
-    struct fixture *fx = fixture_new(3, 1000, 1000, 100, 10000);
+    struct restart_cfg rc = cfg_make(3, 1000, 1000, 100, 10000);
+    struct restart_policy p = {0};
     const uint64_t t = 50000;
-    assert_true(restart_allowed(&fx->svc, t));
-    restart_record(&fx->svc, t);
-    restart_record(&fx->svc, t + 100);
-    assert_true(restart_allowed(&fx->svc, t + 150)); /* 2 of 3 */
-    restart_record(&fx->svc, t + 200);
-    assert_false(restart_allowed(&fx->svc, t + 300)); /* 3 of 3 */
-    assert_false(restart_allowed(&fx->svc, t + 999)); /* the first is still inside */
-    assert_int_equal(fx->svc.restart_log_len, 3);
+    assert_true(restart_allowed(&p, &rc, t));
+    assert_int_equal(restart_record(&p, &rc, t), 0);
+    assert_int_equal(restart_record(&p, &rc, t + 100), 0);
+    assert_true(restart_allowed(&p, &rc, t + 150)); /* 2 of 3 */
+    assert_int_equal(restart_record(&p, &rc, t + 200), 0);
+    assert_false(restart_allowed(&p, &rc, t + 300)); /* 3 of 3 */
+    assert_false(restart_allowed(&p, &rc, t + 999)); /* the first is still inside */
+    assert_int_equal(p.len, 3);
     /* Exactly one window after the first restart, it no longer counts. */
-    assert_true(restart_allowed(&fx->svc, t + 1000));
-    assert_int_equal(fx->svc.restart_log_len, 2);
-    assert_int_equal(fx->svc.restart_log[0], t + 100);
-    assert_int_equal(fx->svc.restart_log[1], t + 200);
-    assert_true(restart_allowed(&fx->svc, t + 5000));
-    assert_int_equal(fx->svc.restart_log_len, 0);
-    fixture_free(fx);
+    assert_true(restart_allowed(&p, &rc, t + 1000));
+    assert_int_equal(p.len, 2);
+    assert_int_equal(p.log[0], t + 100);
+    assert_int_equal(p.log[1], t + 200);
+    assert_true(restart_allowed(&p, &rc, t + 5000));
+    assert_int_equal(p.len, 0);
+    restart_policy_free(&p);
 }
 
+/* The log holds max + 1 entries, allocated to exactly that (ASan sees a
+ * write past the end). */
 static void restart_record_keeps_newest_when_full(void **state)
 {
     (void)state;
-    struct fixture *fx = fixture_new(2, 1000000, 1000, 100, 10000);
+    struct restart_cfg rc = cfg_make(2, 1000000, 1000, 100, 10000);
+    struct restart_policy p = {0};
     for (uint64_t t = 1; t <= 6; t++)
-        restart_record(&fx->svc, t * 10);
-    assert_int_equal(fx->svc.restart_log_len, 3); /* max + 1 */
-    assert_int_equal(fx->svc.restart_log[0], 40);
-    assert_int_equal(fx->svc.restart_log[1], 50);
-    assert_int_equal(fx->svc.restart_log[2], 60);
-    assert_false(restart_allowed(&fx->svc, 70));
-    fixture_free(fx);
+        assert_int_equal(restart_record(&p, &rc, t * 10), 0);
+    assert_int_equal(p.len, 3); /* max + 1 */
+    assert_int_equal(p.cap, 3);
+    assert_int_equal(p.log[0], 40);
+    assert_int_equal(p.log[1], 50);
+    assert_int_equal(p.log[2], 60);
+    assert_false(restart_allowed(&p, &rc, 70));
+    restart_policy_free(&p);
 }
 
-/* A service whose backoff was never set still backs off from the initial
- * delay rather than staying at zero. */
+/* A reload may change max: a larger one grows the log, a smaller one drops
+ * the oldest entries at the next record. */
+static void restart_record_follows_a_changed_limit(void **state)
+{
+    (void)state;
+    struct restart_cfg rc = cfg_make(1, 1000000, 1000, 100, 10000);
+    struct restart_policy p = {0};
+    restart_record(&p, &rc, 10);
+    restart_record(&p, &rc, 20);
+    restart_record(&p, &rc, 30);
+    assert_int_equal(p.len, 2);
+    rc.max = 4;
+    for (uint64_t t = 40; t <= 90; t += 10)
+        assert_int_equal(restart_record(&p, &rc, t), 0);
+    assert_int_equal(p.len, 5);
+    assert_int_equal(p.cap, 5);
+    assert_int_equal(p.log[0], 50);
+    assert_int_equal(p.log[4], 90);
+    rc.max = 1;
+    assert_int_equal(restart_record(&p, &rc, 100), 0);
+    assert_int_equal(p.len, 2);
+    assert_int_equal(p.log[0], 90);
+    assert_int_equal(p.log[1], 100);
+    assert_false(restart_allowed(&p, &rc, 110));
+    restart_policy_free(&p);
+}
+
+/* Changed on purpose: a policy whose backoff is unset (0) now means "the
+ * initial one" (restart.h), so the first quick death already waits the
+ * initial backoff and the next one doubles it. The old service-level code
+ * returned 0 for an unset backoff and only then set it to the initial. */
 static void restart_backoff_unset_starts_at_initial(void **state)
 {
     (void)state;
-    struct fixture *fx = fixture_new(5, 60000, 1000, 100, 10000);
-    fx->svc.backoff_ms = 0;
-    restart_delay(&fx->svc, 0);
-    assert_int_equal(fx->svc.backoff_ms, 100);
-    assert_jittered(restart_delay(&fx->svc, 0), 100);
-    fixture_free(fx);
+    struct restart_cfg rc = cfg_make(5, 60000, 1000, 100, 10000);
+    struct restart_policy p = {0};
+    assert_int_equal(p.backoff_ms, 0);
+    assert_jittered(restart_delay(&p, &rc, 0), 100);
+    assert_int_equal(p.backoff_ms, 200);
+    assert_jittered(restart_delay(&p, &rc, 0), 200);
+    restart_policy_free(&p);
+}
+
+/* An operator acted: the limit and the backoff start over. */
+static void restart_policy_reset_forgets_restarts_and_backoff(void **state)
+{
+    (void)state;
+    struct restart_cfg rc = cfg_make(2, 60000, 1000, 100, 10000);
+    struct restart_policy p = {0};
+    restart_record(&p, &rc, 10);
+    restart_record(&p, &rc, 20);
+    restart_delay(&p, &rc, 0);
+    restart_delay(&p, &rc, 0);
+    assert_false(restart_allowed(&p, &rc, 30));
+    assert_int_equal(p.backoff_ms, 400);
+    restart_policy_reset(&p);
+    assert_true(restart_allowed(&p, &rc, 30));
+    assert_int_equal(p.len, 0);
+    assert_jittered(restart_delay(&p, &rc, 0), 100);
+    /* The log's memory is kept for reuse, and freed by restart_policy_free. */
+    assert_int_equal(restart_record(&p, &rc, 40), 0);
+    restart_policy_free(&p);
+    assert_null(p.log);
+    assert_int_equal(p.len, 0);
+    assert_int_equal(p.cap, 0);
+    assert_int_equal(p.backoff_ms, 0);
+    restart_policy_free(&p); /* twice is harmless */
 }
 
 static void backoff_jitter_stays_within_20_percent(void **state)
@@ -176,7 +219,9 @@ int main(void)
         cmocka_unit_test(restart_stable_uptime_restarts_at_once_and_resets_backoff),
         cmocka_unit_test(restart_limit_counts_only_within_window),
         cmocka_unit_test(restart_record_keeps_newest_when_full),
+        cmocka_unit_test(restart_record_follows_a_changed_limit),
         cmocka_unit_test(restart_backoff_unset_starts_at_initial),
+        cmocka_unit_test(restart_policy_reset_forgets_restarts_and_backoff),
         cmocka_unit_test(backoff_jitter_stays_within_20_percent),
         cmocka_unit_test(backoff_jitter_spreads_over_the_whole_range),
         cmocka_unit_test(backoff_jitter_keeps_tiny_delays),

@@ -1,0 +1,940 @@
+/* Unit tests of process supervision (recover/supervisor.c): real processes
+ * spawned, watched, stopped and killed through the state x event table,
+ * with a recording sink, a real journal and output log in a temporary
+ * directory, and the test's own loop, which must end empty. Also process
+ * identity (/proc start ticks). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config/config-t.h"
+#include "lib/clock.h"
+#include "recover/supervisor.h"
+#include "store/journal.h"
+
+#define DEADLINE_MS 10000
+/* Children the test forks end themselves even if a test fails to. */
+#define CHILD_LIFE_S 20
+
+struct fixture {
+    char dir[64];              /* mkdtemp directory, also the service's cwd */
+    char log[128];             /* dir/svc.log */
+    char jpath[128];           /* dir/journal.db */
+    char pidfile[128];         /* dir/svc.pid */
+    char script[512];          /* sh -c's argument */
+    char *argv[4];             /* the command */
+    uv_loop_t loop;            /* the test's own */
+    struct journal *journal;   /* real */
+    struct service_cfg cfg;    /* command or pidfile, stop, cwd */
+    struct supervisor sp;      /* under test */
+    int exits;                 /* sink.exited calls */
+    struct sup_exit exit;      /* the last one */
+    enum sup_state state_at_exit; /* sp.state when the sink heard it */
+    int closed;                /* sink.closed calls */
+    uv_timer_t guard;          /* run_until's deadline */
+    bool expired;
+    pid_t forked[8];           /* processes the test forked itself */
+    int n_forked;
+};
+
+static void sink_exited(void *ctx, const struct sup_exit *e)
+{
+    struct fixture *fx = ctx;
+    fx->exits++;
+    fx->exit = *e;
+    fx->state_at_exit = fx->sp.state;
+}
+
+static void sink_closed(void *ctx)
+{
+    struct fixture *fx = ctx;
+    fx->closed++;
+}
+
+static int fixture_setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof *fx);
+    char err[256] = "";
+    assert_non_null(fx);
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_supervisor.XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    snprintf(fx->log, sizeof fx->log, "%s/svc.log", fx->dir);
+    snprintf(fx->jpath, sizeof fx->jpath, "%s/journal.db", fx->dir);
+    snprintf(fx->pidfile, sizeof fx->pidfile, "%s/svc.pid", fx->dir);
+    assert_int_equal(uv_loop_init(&fx->loop), 0);
+    uv_timer_init(&fx->loop, &fx->guard);
+    fx->guard.data = fx;
+    fx->journal = journal_open(fx->jpath, err, sizeof err);
+    if (!fx->journal)
+        fail_msg("journal_open: %s", err);
+    fx->cfg.name = "svc";
+    fx->cfg.cwd = fx->dir;
+    fx->cfg.stop = (struct stop_cfg){.signal = SIGTERM, .grace_ms = 5000};
+    fx->cfg.log_max_bytes = 1 << 20;
+    fx->sp.loop = &fx->loop;
+    fx->sp.service = "svc";
+    fx->sp.cfg = &fx->cfg;
+    fx->sp.journal = fx->journal;
+    fx->sp.sink = (struct sup_sink){sink_exited, sink_closed, fx};
+    assert_int_equal(supervisor_init(&fx->sp, fx->log), 0);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_int_equal(fx->sp.handles_open, 2); /* output and grace timer */
+    *state = fx;
+    return 0;
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void guard_cb(uv_timer_t *t)
+{
+    struct fixture *fx = t->data;
+    fx->expired = true;
+}
+
+static bool run_until(struct fixture *fx, bool (*done)(struct fixture *))
+{
+    fx->expired = false;
+    uv_update_time(&fx->loop);
+    uv_timer_start(&fx->guard, guard_cb, DEADLINE_MS, 0);
+    while (!done(fx) && !fx->expired)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    uv_timer_stop(&fx->guard);
+    return done(fx);
+}
+
+static bool is_down(struct fixture *fx) { return fx->sp.state == SUP_DOWN; }
+
+/* Whatever a test left running goes (SIGKILL to its group, the exit seen
+ * through the loop), then every handle closes and the loop ends empty. */
+static int fixture_teardown(void **state)
+{
+    struct fixture *fx = *state;
+    if (fx->sp.state != SUP_DOWN) {
+        if (fx->cfg.command)
+            kill(-fx->sp.pid, SIGKILL);
+        else
+            supervisor_event(&fx->sp, SUP_EV_RELEASE, STOP_NONE);
+        run_until(fx, is_down);
+    }
+    bool was_down = fx->sp.state == SUP_DOWN;
+    for (int i = 0; i < fx->n_forked; i++) {
+        kill(fx->forked[i], SIGKILL);
+        waitpid(fx->forked[i], NULL, 0);
+    }
+    supervisor_close(&fx->sp);
+    uv_close((uv_handle_t *)&fx->guard, NULL);
+    int r = uv_run(&fx->loop, UV_RUN_DEFAULT);
+    int handles = fx->sp.handles_open;
+    int closed = uv_loop_close(&fx->loop);
+    journal_free(fx->journal);
+    free(fx->sp.envp);
+    nftw(fx->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    free(fx);
+    assert_true(was_down);
+    assert_int_equal(r, 0);
+    assert_int_equal(handles, 0);
+    assert_int_equal(closed, 0);
+    return 0;
+}
+
+/* ---- helpers ---- */
+
+static void command_sh(struct fixture *fx, const char *script)
+{
+    snprintf(fx->script, sizeof fx->script, "%s", script);
+    fx->argv[0] = "/bin/sh";
+    fx->argv[1] = "-c";
+    fx->argv[2] = fx->script;
+    fx->argv[3] = NULL;
+    fx->cfg.command = fx->argv;
+}
+
+static void command_sleep(struct fixture *fx)
+{
+    fx->argv[0] = "sleep"; /* looked up in PATH */
+    fx->argv[1] = "100";
+    fx->argv[2] = NULL;
+    fx->cfg.command = fx->argv;
+}
+
+static bool exited(struct fixture *fx) { return fx->exits > 0; }
+
+static void spawn_ok(struct fixture *fx)
+{
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_SPAWN, STOP_NONE), 0);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+    assert_true(fx->sp.pid > 1);
+    assert_int_equal(fx->sp.result, 0);
+}
+
+/* Wait (without the loop) until dir/name exists. */
+static void wait_file(struct fixture *fx, const char *name)
+{
+    char path[192];
+    snprintf(path, sizeof path, "%s/%s", fx->dir, name);
+    uint64_t deadline = clock_mono_us() + DEADLINE_MS * 1000ull;
+    while (access(path, F_OK) != 0) {
+        if (clock_mono_us() > deadline)
+            fail_msg("%s never appeared", path);
+        usleep(2000);
+    }
+}
+
+/* The state letter of /proc/pid/stat ('R', 'S', 'T', 'Z'...), 0 if none. */
+static char proc_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
+struct child_row {
+    int n;
+    pid_t pid;
+    uint64_t ticks;
+};
+
+static void child_cb(const char *service, pid_t pid, uint64_t ticks, void *arg)
+{
+    struct child_row *row = arg;
+    if (strcmp(service, "svc") == 0) {
+        row->n++;
+        row->pid = pid;
+        row->ticks = ticks;
+    }
+}
+
+static struct child_row child_row(struct fixture *fx)
+{
+    struct child_row row = {0};
+    assert_int_equal(journal_children(fx->journal, child_cb, &row), 0);
+    return row;
+}
+
+/* A process of the test's own (fork), for external services: pauses until
+ * killed, or exits at once when `exit_now`. */
+static pid_t fork_child(struct fixture *fx, bool exit_now)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (exit_now)
+            _exit(0);
+        alarm(CHILD_LIFE_S);
+        for (;;)
+            pause();
+    }
+    fx->forked[fx->n_forked++] = pid;
+    return pid;
+}
+
+static void write_pidfile(struct fixture *fx, const char *text)
+{
+    FILE *f = fopen(fx->pidfile, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void write_pid(struct fixture *fx, pid_t pid)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d\n", (int)pid);
+    write_pidfile(fx, buf);
+}
+
+static void count_cb(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        ++*(int *)arg;
+}
+
+/* Loop handles not closing. */
+static int loop_handles(struct fixture *fx)
+{
+    int n = 0;
+    uv_walk(&fx->loop, count_cb, &n);
+    return n;
+}
+
+/* ---- names ---- */
+
+static void sup_names_spell_states_and_events(void **state)
+{
+    (void)state;
+    static const char *const states[] = {"down", "running", "stopping"};
+    static const char *const events[] = {"spawn", "watch", "stop", "release", "exited",
+                                         "grace-expired"};
+    for (int s = 0; s < SUP__COUNT; s++)
+        assert_string_equal(sup_state_name((enum sup_state)s), states[s]);
+    for (int e = 0; e < SUP_EV__COUNT; e++)
+        assert_string_equal(sup_event_name((enum sup_event)e), events[e]);
+    assert_string_equal(sup_state_name(SUP__COUNT), "unknown");
+    assert_string_equal(sup_event_name(SUP_EV__COUNT), "unknown");
+    assert_string_equal(sup_event_name((enum sup_event)-1), "unknown");
+}
+
+/* ---- DOWN ---- */
+
+/* DOWN + spawn: the command runs; its exit code reaches the sink, down. */
+static void down_spawn_runs_the_command_and_its_exit_code_is_reported(void **state)
+{
+    struct fixture *fx = *state;
+    command_sh(fx, "exit 3");
+    uint64_t t0 = clock_mono_us();
+    spawn_ok(fx);
+    pid_t pid = fx->sp.pid;
+    assert_int_equal(fx->sp.handles_open, 3); /* + the exit watch */
+    assert_non_null(fx->sp.exit_watch);
+    assert_true(fx->sp.spawned_us >= t0);
+    assert_true(fx->sp.spawned_ms > 0);
+    assert_false(fx->sp.has_exit);
+    struct child_row row = child_row(fx);
+    assert_int_equal(row.n, 1);
+    assert_int_equal(row.pid, pid);
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->exits, 1);
+    assert_int_equal(fx->exit.pid, pid);
+    assert_int_equal(fx->exit.code, 3);
+    assert_int_equal(fx->exit.signal, 0);
+    assert_int_equal(fx->exit.why, STOP_NONE);
+    assert_true(fx->exit.uptime_ms <= (clock_mono_us() - t0) / 1000);
+    assert_int_equal(fx->state_at_exit, SUP_DOWN); /* down before the sink hears it */
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_int_equal(fx->sp.pid, 0);
+    assert_null(fx->sp.exit_watch);
+    assert_true(fx->sp.has_exit);
+    assert_int_equal(fx->sp.last.code, 3);
+    assert_true(fx->sp.last_exit_ms > 0);
+    assert_int_equal(child_row(fx).n, 0); /* the journal forgets it */
+    /* Reaped: the pid is no child of ours any more. */
+    assert_int_equal(waitpid(pid, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+    uv_run(&fx->loop, UV_RUN_NOWAIT); /* the watch's close callback */
+    assert_int_equal(fx->sp.handles_open, 2);
+}
+
+/* Killed from outside: the signal reaches the sink; a new spawn works. */
+static void killed_process_reports_the_signal_and_spawns_again(void **state)
+{
+    struct fixture *fx = *state;
+    command_sleep(fx);
+    spawn_ok(fx);
+    pid_t first = fx->sp.pid;
+    kill(first, SIGKILL);
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->exit.signal, SIGKILL);
+    assert_int_equal(fx->exit.code, 0);
+    assert_int_equal(fx->exit.why, STOP_NONE);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    spawn_ok(fx);
+    assert_int_not_equal(fx->sp.pid, first);
+    assert_int_equal(child_row(fx).pid, fx->sp.pid);
+}
+
+/* DOWN + spawn of a missing binary: -errno, still down, nothing opened. */
+static void down_spawn_failure_returns_errno_and_stays_down(void **state)
+{
+    struct fixture *fx = *state;
+    int handles = loop_handles(fx);
+    fx->argv[0] = "/nonexistent/recoverd-test-binary";
+    fx->argv[1] = NULL;
+    fx->cfg.command = fx->argv;
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_SPAWN, STOP_NONE), -ENOENT);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_int_equal(fx->sp.result, -ENOENT);
+    assert_int_equal(fx->sp.pid, 0);
+    assert_null(fx->sp.exit_watch);
+    assert_int_equal(fx->sp.handles_open, 2);
+    assert_int_equal(child_row(fx).n, 0);
+    /* Not in PATH either. */
+    fx->argv[0] = "recoverd-test-no-such-program";
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_SPAWN, STOP_NONE), -ENOENT);
+    /* A file that is not executable. */
+    char path[192];
+    snprintf(path, sizeof path, "%s/not-executable", fx->dir);
+    int fd = open(path, O_CREAT | O_WRONLY, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    fx->argv[0] = path;
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_SPAWN, STOP_NONE), -EACCES);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_int_equal(fx->exits, 0);
+    /* Nothing new in the loop. */
+    assert_int_equal(loop_handles(fx), handles);
+}
+
+/* DOWN + spawn without a command (watched or external service). */
+static void down_spawn_without_command_is_enoexec(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_SPAWN, STOP_NONE), -ENOEXEC);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_int_equal(fx->sp.result, -ENOEXEC);
+}
+
+/* DOWN + stop, release, exited, grace: nothing happens. */
+static void down_ignores_stop_release_exited_and_grace(void **state)
+{
+    struct fixture *fx = *state;
+    command_sleep(fx);
+    static const enum sup_event evs[] = {SUP_EV_STOP, SUP_EV_RELEASE, SUP_EV_EXITED,
+                                         SUP_EV_GRACE};
+    for (size_t i = 0; i < sizeof evs / sizeof *evs; i++) {
+        assert_int_equal(supervisor_event(&fx->sp, evs[i], STOP_SHUTDOWN), 0);
+        assert_int_equal(fx->sp.state, SUP_DOWN);
+    }
+    assert_int_equal(fx->exits, 0);
+    assert_int_equal(fx->sp.stop_reason, STOP_NONE);
+    assert_false(uv_is_active((uv_handle_t *)&fx->sp.grace));
+    assert_int_equal(fx->sp.result, 0); /* only spawn and watch set it */
+}
+
+static void unknown_event_is_einval(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV__COUNT, STOP_NONE), -EINVAL);
+    assert_int_equal(supervisor_event(&fx->sp, (enum sup_event)-1, STOP_NONE), -EINVAL);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+}
+
+/* DOWN + watch: an external service's pid from its pidfile. */
+static void down_watch_refuses_what_is_not_a_live_pid(void **state)
+{
+    struct fixture *fx = *state;
+    int handles = loop_handles(fx);
+    /* No pidfile configured. */
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), -ENOENT);
+    fx->cfg.pidfile = fx->pidfile;
+    /* Configured, absent. */
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), -ENOENT);
+    assert_int_equal(fx->sp.result, -ENOENT);
+    static const char *const bad[] = {"", "abc\n", "12x\n", "1\n", "0", "-5\n",
+                                      "99999999999\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        write_pidfile(fx, bad[i]);
+        int r = supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE);
+        if (r != -EINVAL)
+            fail_msg("pidfile \"%s\": %d, expected -EINVAL", bad[i], r);
+    }
+    /* A zombie nobody reaped is no live process. */
+    pid_t z = fork_child(fx, true);
+    siginfo_t si;
+    assert_int_equal(waitid(P_PID, (id_t)z, &si, WEXITED | WNOWAIT), 0);
+    write_pid(fx, z);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), -ESRCH);
+    /* Nor a pid that is gone. */
+    waitpid(z, NULL, 0);
+    fx->n_forked = 0;
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), -ESRCH);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_int_equal(fx->sp.handles_open, 2);
+    assert_int_equal(loop_handles(fx), handles);
+}
+
+/* ---- RUNNING ---- */
+
+/* RUNNING + spawn / watch: busy; the process is left alone. */
+static void running_spawn_and_watch_are_busy(void **state)
+{
+    struct fixture *fx = *state;
+    command_sleep(fx);
+    spawn_ok(fx);
+    pid_t pid = fx->sp.pid;
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_SPAWN, STOP_NONE), -EALREADY);
+    assert_int_equal(fx->sp.result, -EALREADY);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), -EALREADY);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+    assert_int_equal(fx->sp.pid, pid);
+    assert_int_equal(fx->sp.handles_open, 3);
+    assert_int_equal(kill(pid, 0), 0);
+}
+
+/* RUNNING + exited while the process still runs (a spurious wakeup):
+ * -EAGAIN, still running, nothing reported. */
+static void running_spurious_exit_is_eagain(void **state)
+{
+    struct fixture *fx = *state;
+    command_sleep(fx);
+    spawn_ok(fx);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_EXITED, STOP_NONE), -EAGAIN);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+    assert_int_equal(fx->exits, 0);
+    assert_int_equal(kill(fx->sp.pid, 0), 0);
+}
+
+/* RUNNING + grace expired (a stale timer): ignored. */
+static void running_ignores_grace(void **state)
+{
+    struct fixture *fx = *state;
+    command_sleep(fx);
+    spawn_ok(fx);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+    assert_int_equal(kill(fx->sp.pid, 0), 0);
+}
+
+/* RUNNING + release of a supervised process: refused (only an external
+ * watch is ever released). */
+static void running_release_of_supervised_is_eperm(void **state)
+{
+    struct fixture *fx = *state;
+    command_sleep(fx);
+    spawn_ok(fx);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_RELEASE, STOP_NONE), -EPERM);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+    assert_non_null(fx->sp.exit_watch);
+}
+
+/* RUNNING + stop: the stop signal; the exit carries the reason. */
+static void running_stop_sends_sigterm_and_the_exit_says_why(void **state)
+{
+    struct fixture *fx = *state;
+    command_sleep(fx);
+    spawn_ok(fx);
+    pid_t pid = fx->sp.pid;
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
+    assert_int_equal(fx->sp.state, SUP_STOPPING);
+    assert_int_equal(fx->sp.stop_reason, STOP_RESTART);
+    assert_true(uv_is_active((uv_handle_t *)&fx->sp.grace));
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->exit.pid, pid);
+    assert_int_equal(fx->exit.signal, SIGTERM);
+    assert_int_equal(fx->exit.why, STOP_RESTART);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_int_equal(fx->sp.stop_reason, STOP_NONE);
+    assert_false(uv_is_active((uv_handle_t *)&fx->sp.grace));
+    assert_int_equal(child_row(fx).n, 0);
+}
+
+/* The configured stop signal is the one sent. */
+static void running_stop_uses_the_configured_signal(void **state)
+{
+    struct fixture *fx = *state;
+    command_sleep(fx);
+    fx->cfg.stop.signal = SIGINT;
+    spawn_ok(fx);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->exit.signal, SIGINT);
+    assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
+}
+
+/* A stopped (SIGSTOP) process is woken so the stop signal acts now, not
+ * after the grace period (60 s here, longer than the test may wait). */
+static void running_stop_wakes_a_stopped_process(void **state)
+{
+    struct fixture *fx = *state;
+    command_sleep(fx);
+    fx->cfg.stop.grace_ms = 60000;
+    spawn_ok(fx);
+    kill(fx->sp.pid, SIGSTOP);
+    uint64_t deadline = clock_mono_us() + DEADLINE_MS * 1000ull;
+    while (proc_state(fx->sp.pid) != 'T' && clock_mono_us() < deadline)
+        usleep(1000);
+    assert_int_equal(proc_state(fx->sp.pid), 'T');
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->exit.signal, SIGTERM);
+}
+
+/* The leader's exit takes what it left in its group with it. */
+static void exit_kills_what_the_leader_left_in_its_group(void **state)
+{
+    struct fixture *fx = *state;
+    command_sh(fx, "sleep 100 & echo $! > grandchild; exit 0");
+    spawn_ok(fx);
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->exit.code, 0);
+    char path[192];
+    snprintf(path, sizeof path, "%s/grandchild", fx->dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int g = 0;
+    assert_int_equal(fscanf(f, "%d", &g), 1);
+    fclose(f);
+    /* As subreaper the orphan is ours to reap: it died of the SIGKILL. */
+    int st = 0;
+    uint64_t deadline = clock_mono_us() + DEADLINE_MS * 1000ull;
+    pid_t got;
+    while ((got = waitpid(g, &st, WNOHANG)) == 0 && clock_mono_us() < deadline)
+        usleep(1000);
+    if (got != g) {
+        kill(g, SIGKILL);
+        waitpid(g, NULL, 0);
+        fail_msg("the grandchild %d outlived its group's leader", g);
+    }
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGKILL);
+}
+
+/* ---- STOPPING ---- */
+
+/* A service that ignores TERM (set before it says it is ready). */
+static void spawn_term_ignorer(struct fixture *fx)
+{
+    command_sh(fx, "trap '' TERM; touch ready; exec sleep 100");
+    spawn_ok(fx);
+    wait_file(fx, "ready");
+}
+
+/* STOPPING + grace expired (the timer): SIGKILL to the group. */
+static void stopping_kills_after_the_grace_period(void **state)
+{
+    struct fixture *fx = *state;
+    fx->cfg.stop.grace_ms = 300;
+    spawn_term_ignorer(fx);
+    uv_update_time(&fx->loop);
+    uint64_t t0 = clock_mono_us();
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
+    assert_int_equal(fx->sp.state, SUP_STOPPING);
+    assert_true(run_until(fx, exited));
+    uint64_t waited_ms = (clock_mono_us() - t0) / 1000;
+    assert_int_equal(fx->exit.signal, SIGKILL); /* TERM did nothing */
+    assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
+    assert_true(waited_ms + 2 >= fx->cfg.stop.grace_ms); /* not before the grace */
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+}
+
+/* STOPPING + grace fed by hand: the same SIGKILL, at once. */
+static void stopping_grace_event_sends_sigkill(void **state)
+{
+    struct fixture *fx = *state;
+    fx->cfg.stop.grace_ms = 60000;
+    spawn_term_ignorer(fx);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
+    assert_int_equal(fx->sp.state, SUP_STOPPING); /* down once the exit is seen */
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->exit.signal, SIGKILL);
+    assert_int_equal(fx->exit.why, STOP_RESTART);
+}
+
+/* STOPPING + spawn / watch: busy. STOPPING + exited while it still runs:
+ * -EAGAIN. STOPPING + release of a supervised process: -EPERM. */
+static void stopping_refuses_spawn_watch_release_and_spurious_exit(void **state)
+{
+    struct fixture *fx = *state;
+    fx->cfg.stop.grace_ms = 60000;
+    spawn_term_ignorer(fx);
+    pid_t pid = fx->sp.pid;
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_SPAWN, STOP_NONE), -EALREADY);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), -EALREADY);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_RELEASE, STOP_NONE), -EPERM);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_EXITED, STOP_NONE), -EAGAIN);
+    assert_int_equal(fx->sp.state, SUP_STOPPING);
+    assert_int_equal(fx->sp.pid, pid);
+    assert_int_equal(fx->exits, 0);
+    assert_int_equal(kill(pid, 0), 0);
+}
+
+/* STOPPING + stop: only the reason can change, and a shutdown outranks a
+ * restart, never the other way round. */
+static void stopping_stop_again_upgrades_the_reason_only(void **state)
+{
+    struct fixture *fx = *state;
+    fx->cfg.stop.grace_ms = 60000;
+    spawn_term_ignorer(fx);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
+    assert_int_equal(fx->sp.stop_reason, STOP_RESTART);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
+    assert_int_equal(fx->sp.stop_reason, STOP_SHUTDOWN);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
+    assert_int_equal(fx->sp.stop_reason, STOP_SHUTDOWN);
+    assert_int_equal(fx->sp.state, SUP_STOPPING);
+    kill(-fx->sp.pid, SIGKILL);
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
+}
+
+/* ---- external services ---- */
+
+/* RUNNING (watched) + stop: recoverd never signals an external service. A
+ * restart only records why (its program will end the process); a shutdown
+ * stops watching. */
+static void external_stop_never_signals(void **state)
+{
+    struct fixture *fx = *state;
+    fx->cfg.pidfile = fx->pidfile;
+    pid_t pid = fork_child(fx, false);
+    write_pid(fx, pid);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), 0);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+    assert_int_equal(fx->sp.pid, pid);
+    assert_int_equal(fx->sp.result, 0);
+    assert_int_equal(fx->sp.handles_open, 3);
+    assert_int_equal(child_row(fx).n, 0); /* not our child: no journal row */
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+    assert_int_equal(fx->sp.stop_reason, STOP_RESTART);
+    assert_false(uv_is_active((uv_handle_t *)&fx->sp.grace));
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_int_equal(fx->sp.pid, 0);
+    assert_null(fx->sp.exit_watch);
+    assert_int_equal(fx->exits, 0);
+    usleep(20000);
+    assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still running */
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(fx->sp.handles_open, 2);
+}
+
+/* RUNNING (watched) + release: stop watching, leave it running; watch it
+ * again later. */
+static void external_release_stops_watching(void **state)
+{
+    struct fixture *fx = *state;
+    fx->cfg.pidfile = fx->pidfile;
+    pid_t pid = fork_child(fx, false);
+    write_pid(fx, pid);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), 0);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_RELEASE, STOP_NONE), 0);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_int_equal(fx->sp.pid, 0);
+    assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), 0);
+    assert_int_equal(fx->sp.pid, pid);
+}
+
+/* A watched process that ends: the sink hears it with no exit code (it is
+ * not our child), and with the restart reason if one was recorded. */
+static void external_exit_is_reported_without_a_code(void **state)
+{
+    struct fixture *fx = *state;
+    fx->cfg.pidfile = fx->pidfile;
+    pid_t pid = fork_child(fx, false);
+    write_pid(fx, pid);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), 0);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
+    kill(pid, SIGKILL);
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->exit.pid, pid);
+    assert_int_equal(fx->exit.code, -1);
+    assert_int_equal(fx->exit.signal, 0);
+    assert_int_equal(fx->exit.why, STOP_RESTART);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_int_equal(fx->sp.stop_reason, STOP_NONE);
+    /* recoverd did not reap it: the zombie is still ours. */
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    fx->n_forked = 0;
+}
+
+/* ---- the process's environment, directory and output ---- */
+
+static bool log_has_hello(struct fixture *fx)
+{
+    char buf[4096] = "";
+    FILE *f = fopen(fx->log, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, "hello from") && strstr(buf, "FOO=bar") && strstr(buf, "err line");
+}
+
+/* stdout and stderr go to the output log; cwd and the environment are the
+ * configured ones. */
+static void spawn_uses_env_cwd_and_output_log(void **state)
+{
+    struct fixture *fx = *state;
+    char **envp = calloc(3, sizeof *envp);
+    assert_non_null(envp);
+    envp[0] = "FOO=bar";
+    envp[1] = "PATH=/usr/bin:/bin";
+    supervisor_set_envp(&fx->sp, envp);
+    command_sh(fx, "echo \"hello from $(pwd)\"; echo \"FOO=$FOO\"; echo err line >&2");
+    spawn_ok(fx);
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->exit.code, 0);
+    assert_true(run_until(fx, log_has_hello));
+    char buf[4096] = "", want[128];
+    FILE *f = fopen(fx->log, "r");
+    assert_non_null(f);
+    buf[fread(buf, 1, sizeof buf - 1, f)] = '\0';
+    fclose(f);
+    char real[PATH_MAX];
+    assert_non_null(realpath(fx->dir, real));
+    snprintf(want, sizeof want, "hello from %s", real);
+    assert_non_null(strstr(buf, want));
+}
+
+/* ---- init ---- */
+
+/* A log that cannot be opened: -errno and nothing left in the loop. */
+static void init_with_unopenable_log_fails_cleanly(void **state)
+{
+    struct fixture *fx = *state;
+    struct supervisor other = {.loop = &fx->loop, .service = "other", .cfg = &fx->cfg,
+                               .journal = fx->journal,
+                               .sink = {sink_exited, sink_closed, fx}};
+    char path[192];
+    int handles = loop_handles(fx);
+    snprintf(path, sizeof path, "%s/no/such/dir/other.log", fx->dir);
+    assert_int_equal(supervisor_init(&other, path), -ENOENT);
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(loop_handles(fx), handles);
+    assert_int_equal(fx->closed, 0);
+}
+
+/* ---- process identity ---- */
+
+/* Field 22 of /proc/pid/stat, parsed independently of supervisor.c: split
+ * the fields after the last ')' on spaces. 0 when absent. */
+static uint64_t stat_field22(pid_t pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    assert_non_null(p);
+    int field = 2; /* ')' closes field 2 (comm) */
+    char *save = NULL;
+    for (char *tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+        if (++field == 22)
+            return strtoull(tok, NULL, 10);
+    return 0;
+}
+
+static void process_start_ticks_of_self_is_stable(void **state)
+{
+    (void)state;
+    uint64_t a = process_start_ticks(getpid());
+    assert_true(a > 0);
+    assert_int_equal(a, stat_field22(getpid()));
+    usleep(20000);
+    assert_int_equal(process_start_ticks(getpid()), a);
+}
+
+static void process_start_ticks_of_missing_pid_is_zero(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    assert_int_equal(process_start_ticks(pid), 0);
+    assert_int_equal(process_start_ticks(0x3fffffff), 0); /* above any pid_max */
+}
+
+static void process_start_ticks_of_zombie_is_zero(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    siginfo_t si;
+    /* Wait for the exit but leave the zombie in place. */
+    assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+    assert_int_equal(si.si_pid, pid);
+    assert_int_equal(process_start_ticks(pid), 0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+}
+
+/* comm may hold ") " and spaces: the fields are counted after the last ')'. */
+static void process_start_ticks_survives_parens_in_name(void **state)
+{
+    (void)state;
+    int fds[2];
+    char c;
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        alarm(CHILD_LIFE_S);
+        prctl(PR_SET_NAME, "x) 1 2 (y) z", 0, 0, 0);
+        if (write(fds[1], "r", 1) != 1)
+            _exit(99);
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], &c, 1), 1);
+    close(fds[0]);
+    uint64_t t = process_start_ticks(pid);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    assert_true(t > 0);
+    assert_true(t >= process_start_ticks(getpid())); /* started after us */
+}
+
+int main(void)
+{
+    /* Orphaned grandchildren come back to us, so a test can reap them. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+#define FX(t) cmocka_unit_test_setup_teardown(t, fixture_setup, fixture_teardown)
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(sup_names_spell_states_and_events),
+        FX(down_spawn_runs_the_command_and_its_exit_code_is_reported),
+        FX(killed_process_reports_the_signal_and_spawns_again),
+        FX(down_spawn_failure_returns_errno_and_stays_down),
+        FX(down_spawn_without_command_is_enoexec),
+        FX(down_ignores_stop_release_exited_and_grace),
+        FX(unknown_event_is_einval),
+        FX(down_watch_refuses_what_is_not_a_live_pid),
+        FX(running_spawn_and_watch_are_busy),
+        FX(running_spurious_exit_is_eagain),
+        FX(running_ignores_grace),
+        FX(running_release_of_supervised_is_eperm),
+        FX(running_stop_sends_sigterm_and_the_exit_says_why),
+        FX(running_stop_uses_the_configured_signal),
+        FX(running_stop_wakes_a_stopped_process),
+        FX(exit_kills_what_the_leader_left_in_its_group),
+        FX(stopping_kills_after_the_grace_period),
+        FX(stopping_grace_event_sends_sigkill),
+        FX(stopping_refuses_spawn_watch_release_and_spurious_exit),
+        FX(stopping_stop_again_upgrades_the_reason_only),
+        FX(external_stop_never_signals),
+        FX(external_release_stops_watching),
+        FX(external_exit_is_reported_without_a_code),
+        FX(spawn_uses_env_cwd_and_output_log),
+        FX(init_with_unopenable_log_fails_cleanly),
+        cmocka_unit_test(process_start_ticks_of_self_is_stable),
+        cmocka_unit_test(process_start_ticks_of_missing_pid_is_zero),
+        cmocka_unit_test(process_start_ticks_of_zombie_is_zero),
+        cmocka_unit_test(process_start_ticks_survives_parens_in_name),
+    };
+#undef FX
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
