@@ -1,0 +1,1120 @@
+/* Unit tests of the recovery executor (recover/executor.c) with the real
+ * parts around it, wired the way daemon/service.c wires them: a monitor,
+ * a journal, the analyzer's faults, a supervisor of real processes, and
+ * checks of a fake kind that pass while a file exists. The strategies are
+ * the real ones (restart of `sleep`, repair programs built from sh).
+ * Every assertion is about states and outcomes, never about durations. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "analyze/analyzer.h"
+#include "config/config-t.h"
+#include "detect/check.h"
+#include "detect/detector.h"
+#include "lib/clock.h"
+#include "lib/model.h"
+#include "monitor/state.h"
+#include "recover/executor.h"
+#include "recover/strategy.h"
+#include "recover/supervisor.h"
+#include "store/journal.h"
+
+#define DEADLINE_MS 15000
+#define MAX_SVC 4
+
+/* ---- a check kind that passes while a file exists ---- */
+
+static void file_report_cb(uv_timer_t *t)
+{
+    struct check *c = t->data;
+    const char *path = c->cfg->params;
+    struct observation o = {.type = FAULT_SOFTWARE, .severity = SEVERITY_HIGH, .code = -1};
+    o.ok = access(path, F_OK) == 0;
+    snprintf(o.reason, sizeof o.reason, "%s", o.ok ? "present" : "file missing");
+    check_report(c, &o);
+}
+
+static void file_timer_closed(uv_handle_t *h) { free(h); }
+
+static int file_start(struct check *c)
+{
+    if (!c->priv) {
+        uv_timer_t *t = calloc(1, sizeof *t);
+        if (!t)
+            return -ENOMEM;
+        uv_timer_init(c->set->loop, t);
+        c->priv = t;
+    }
+    uv_timer_t *t = c->priv;
+    t->data = c;
+    uv_timer_start(t, file_report_cb, 0, 0); /* reports from the loop, never inline */
+    return 0;
+}
+
+static void file_cancel(struct check *c)
+{
+    if (c->priv)
+        uv_timer_stop(c->priv);
+}
+
+static void file_release(struct check *c)
+{
+    if (c->priv)
+        uv_close(c->priv, file_timer_closed);
+    c->priv = NULL;
+}
+
+static const struct detector_ops file_ops = {
+    .name = "file",
+    .start = file_start,
+    .cancel = file_cancel,
+    .release = file_release,
+};
+
+/* ---- a service: one part per layer, wired like daemon/service.c ---- */
+
+struct fixture;
+
+struct svc {
+    struct fixture *fx;
+    char name[16];
+    char ok_path[128];           /* the check passes while it exists */
+    char script[512];            /* the command's sh -c argument */
+    char repair_script[512];     /* the repair program's */
+    char *cmd[4];
+    char *repair[4];
+    struct service_cfg cfg;
+    struct check_cfg ccfg;
+    struct svc_state st;
+    struct check_set checks;
+    struct faults faults;
+    struct supervisor sup;
+    struct recovery rec;
+    int ready;                   /* recovery sink calls */
+    int recovered;
+    bool up;                     /* parts initialised */
+};
+
+struct fixture {
+    char dir[64];
+    uv_loop_t loop;
+    struct journal *journal;
+    struct config config;        /* the rules */
+    struct monitor m;
+    struct analysis an;
+    struct executor ex;
+    struct svc *svc[MAX_SVC];
+    size_t n;
+    uv_timer_t guard;
+    bool expired;
+};
+
+static void sink_failing(void *ctx, struct check *c, const struct observation *o)
+{
+    struct svc *s = ctx;
+    recovery_check_failing(&s->rec, c, o);
+}
+
+static void sink_reported(void *ctx, struct check *c)
+{
+    struct svc *s = ctx;
+    recovery_check_reported(&s->rec, c);
+}
+
+static void sink_exited(void *ctx, const struct sup_exit *e)
+{
+    struct svc *s = ctx;
+    recovery_process_exited(&s->rec, e);
+}
+
+static void sink_ready(void *ctx)
+{
+    struct svc *s = ctx;
+    s->ready++;
+}
+
+static void sink_recovered(void *ctx)
+{
+    struct svc *s = ctx;
+    s->recovered++;
+}
+
+static void sink_closed(void *ctx) { (void)ctx; }
+
+static void guard_cb(uv_timer_t *t)
+{
+    struct fixture *fx = t->data;
+    fx->expired = true;
+}
+
+/* Run the loop until cond holds (checked after each loop turn). */
+#define WAIT_UNTIL(fx, cond)                                                          \
+    do {                                                                              \
+        (fx)->expired = false;                                                        \
+        uv_update_time(&(fx)->loop);                                                  \
+        uv_timer_start(&(fx)->guard, guard_cb, DEADLINE_MS, 0);                       \
+        while (!(cond) && !(fx)->expired)                                             \
+            uv_run(&(fx)->loop, UV_RUN_ONCE);                                         \
+        uv_timer_stop(&(fx)->guard);                                                  \
+        if (!(cond))                                                                  \
+            fail_msg("line %d: no \"%s\" within %d ms", __LINE__, #cond, DEADLINE_MS); \
+    } while (0)
+
+static int fixture_setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof *fx);
+    char err[256] = "", path[128];
+    assert_non_null(fx);
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_executor.XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    assert_int_equal(uv_loop_init(&fx->loop), 0);
+    uv_timer_init(&fx->loop, &fx->guard);
+    fx->guard.data = fx;
+    snprintf(path, sizeof path, "%s/journal.db", fx->dir);
+    fx->journal = journal_open(path, err, sizeof err);
+    if (!fx->journal)
+        fail_msg("journal_open: %s", err);
+    for (int t = 0; t < FAULT_TYPE__COUNT; t++) {
+        fx->config.rules[t][0] = STRATEGY_RESTART;
+        fx->config.n_rules[t] = 1;
+    }
+    assert_int_equal(monitor_init(&fx->m, &fx->loop, fx->journal, 100), 0);
+    fx->an = (struct analysis){.journal = fx->journal, .cfg = &fx->config};
+    fx->ex = (struct executor){.journal = fx->journal, .max_executing = 3, .max_starting = 64,
+                               .action_timeout_ms = 10000};
+    *state = fx;
+    return 0;
+}
+
+/* A service named name: watched only (no command) with one file check,
+ * no recovery chain of its own (the rules: restart). Tests set the rest. */
+static struct svc *svc_new(struct fixture *fx, const char *name)
+{
+    struct svc *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    assert_true(fx->n < MAX_SVC);
+    fx->svc[fx->n++] = s;
+    s->fx = fx;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    snprintf(s->ok_path, sizeof s->ok_path, "%s/ok_%s", fx->dir, name);
+    s->ccfg = (struct check_cfg){.name = "file", .kind = "file", .ops = &file_ops,
+                                 .params = s->ok_path, .interval_ms = 20, .timeout_ms = 1000,
+                                 .fall = 2, .rise = 1, .severity = -1, .type = -1,
+                                 .impact = -1};
+    s->cfg = (struct service_cfg){
+        .name = s->name, .cwd = fx->dir, .checks = &s->ccfg, .n_checks = 1,
+        .verify_ms = 5000, .start_period_ms = 5000, .flap_window_ms = 0,
+        .restart = {.max = 5, .window_ms = 60000, .stable_ms = 200, .backoff_initial_ms = 10,
+                    .backoff_max_ms = 100},
+        .stop = {.signal = SIGTERM, .grace_ms = 2000},
+        .repair = {.timeout_ms = 10000},
+        .log_max_bytes = 1 << 20};
+    return s;
+}
+
+/* The service's command: sh -c script (in the test's directory). */
+static void svc_command(struct svc *s, const char *script)
+{
+    snprintf(s->script, sizeof s->script, "%s", script);
+    s->cmd[0] = "/bin/sh";
+    s->cmd[1] = "-c";
+    s->cmd[2] = s->script;
+    s->cfg.command = s->cmd;
+}
+
+/* Its repair program: sh -c script; the chain becomes [chain...]. */
+static void svc_repair(struct svc *s, const char *script)
+{
+    snprintf(s->repair_script, sizeof s->repair_script, "%s", script);
+    s->repair[0] = "/bin/sh";
+    s->repair[1] = "-c";
+    s->repair[2] = s->repair_script;
+    s->cfg.repair.command = s->repair;
+}
+
+static void svc_chain(struct svc *s, int n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++)
+        s->cfg.chain[i] = va_arg(ap, int);
+    va_end(ap);
+    s->cfg.n_chain = (unsigned)n;
+}
+
+static void svc_no_checks(struct svc *s) { s->cfg.n_checks = 0; }
+
+/* Initialise every part and wire them (daemon/service.c's service_new). */
+static void svc_init(struct svc *s)
+{
+    struct fixture *fx = s->fx;
+    char log[192];
+    s->checks.loop = &fx->loop;
+    s->checks.service = s->name;
+    s->checks.sink = (struct check_sink){sink_failing, sink_reported, sink_closed, s};
+    s->faults.an = &fx->an;
+    s->faults.service = s->name;
+    s->faults.cfg = &s->cfg;
+    s->faults.state = &s->st;
+    s->faults.checks = &s->checks;
+    s->faults.advisor = (struct fault_advisor){recovery_analyse, &s->rec};
+    s->sup.loop = &fx->loop;
+    s->sup.service = s->name;
+    s->sup.cfg = &s->cfg;
+    s->sup.journal = fx->journal;
+    s->sup.sink = (struct sup_sink){sink_exited, sink_closed, s};
+    s->rec.ex = &fx->ex;
+    s->rec.loop = &fx->loop;
+    s->rec.service = s->name;
+    s->rec.cfg = &s->cfg;
+    s->rec.sup = &s->sup;
+    s->rec.checks = &s->checks;
+    s->rec.faults = &s->faults;
+    s->rec.st = &s->st;
+    s->rec.sink = (struct recovery_sink){sink_ready, sink_recovered, sink_closed, s};
+    s->st.index = SIZE_MAX;
+    snprintf(log, sizeof log, "%s/%s.log", fx->dir, s->name);
+    assert_int_equal(faults_init(&s->faults, s->cfg.n_checks), 0);
+    assert_int_equal(supervisor_init(&s->sup, log), 0);
+    assert_int_equal(recovery_init(&s->rec), 0);
+    assert_int_equal(check_set_init(&s->checks, s->cfg.checks, s->cfg.n_checks), 0);
+    assert_int_equal(state_register(&fx->m, &s->st, s->name), 0);
+    s->up = true;
+}
+
+static void touch(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+}
+
+static void touch_in(struct fixture *fx, const char *name)
+{
+    char path[192];
+    snprintf(path, sizeof path, "%s/%s", fx->dir, name);
+    touch(path);
+}
+
+/* Initialise, start, and wait for its first verification. */
+static void svc_start(struct svc *s)
+{
+    svc_init(s);
+    recovery_event(&s->rec, REC_EV_START);
+    WAIT_UNTIL(s->fx, s->ready > 0);
+}
+
+static bool all_down(struct fixture *fx)
+{
+    for (size_t i = 0; i < fx->n; i++)
+        if (fx->svc[i]->up && fx->svc[i]->sup.state != SUP_DOWN)
+            return false;
+    return true;
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    remove(path);
+    return 0;
+}
+
+/* daemon_stop's order: no more automatic recovery, every service stopped
+ * (checks, recovery aborted, process stopped), then every handle closed;
+ * the loop must end empty. */
+static int fixture_teardown(void **state)
+{
+    struct fixture *fx = *state;
+    fx->ex.stopping = true;
+    for (size_t i = 0; i < fx->n; i++) {
+        struct svc *s = fx->svc[i];
+        if (!s->up)
+            continue;
+        check_set_stop(&s->checks);
+        recovery_abort(&s->rec, "aborted: test over");
+        supervisor_event(&s->sup, SUP_EV_STOP, STOP_SHUTDOWN);
+    }
+    fx->expired = false;
+    uv_timer_start(&fx->guard, guard_cb, DEADLINE_MS, 0);
+    while (!all_down(fx) && !fx->expired)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    bool down = all_down(fx);
+    for (size_t i = 0; i < fx->n; i++) {
+        struct svc *s = fx->svc[i];
+        if (!s->up)
+            continue;
+        if (s->sup.state != SUP_DOWN)
+            kill(-s->sup.pid, SIGKILL);
+        state_unregister(&s->st);
+        check_set_close(&s->checks);
+        recovery_close(&s->rec);
+        supervisor_close(&s->sup);
+    }
+    monitor_close(&fx->m);
+    uv_close((uv_handle_t *)&fx->guard, NULL);
+    int r = uv_run(&fx->loop, UV_RUN_DEFAULT);
+    int handles = 0;
+    for (size_t i = 0; i < fx->n; i++) {
+        struct svc *s = fx->svc[i];
+        handles += s->checks.handles_open + s->sup.handles_open + s->rec.handles_open;
+        faults_close(&s->faults);
+        free(s);
+    }
+    int closed = uv_loop_close(&fx->loop);
+    journal_free(fx->journal);
+    nftw(fx->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    free(fx);
+    assert_true(down);
+    assert_int_equal(r, 0);
+    assert_int_equal(handles, 0);
+    assert_int_equal(closed, 0);
+    return 0;
+}
+
+/* ---- the journal's view ---- */
+
+/* s's actions, oldest first (a new reference). */
+static json_t *actions_of(struct svc *s)
+{
+    json_t *all = journal_actions_json(s->fx->journal, 0, 1000);
+    json_t *mine = json_array();
+    assert_non_null(all);
+    for (size_t i = json_array_size(all); i-- > 0;) {
+        json_t *a = json_array_get(all, i);
+        if (strcmp(json_string_value(json_object_get(a, "service")), s->name) == 0)
+            json_array_append(mine, a);
+    }
+    json_decref(all);
+    return mine;
+}
+
+static size_t n_actions(struct svc *s)
+{
+    json_t *a = actions_of(s);
+    size_t n = json_array_size(a);
+    json_decref(a);
+    return n;
+}
+
+/* Action k (oldest first) of s has this strategy and status, and its
+ * result starts with result_prefix (NULL: anything). */
+static void assert_action(struct svc *s, size_t k, const char *strategy, const char *status,
+                          const char *result_prefix)
+{
+    json_t *all = actions_of(s);
+    json_t *a = json_array_get(all, k);
+    if (!a)
+        fail_msg("%s has %zu actions, no #%zu", s->name, json_array_size(all), k);
+    const char *st = json_string_value(json_object_get(a, "strategy"));
+    const char *status_got = json_string_value(json_object_get(a, "status"));
+    const char *result = json_string_value(json_object_get(a, "result"));
+    if (strcmp(st, strategy) || strcmp(status_got, status) ||
+        (result_prefix && strncmp(result, result_prefix, strlen(result_prefix))))
+        fail_msg("%s action #%zu: %s %s \"%s\"; expected %s %s \"%s...\"", s->name, k, st,
+                 status_got, result, strategy, status, result_prefix ? result_prefix : "");
+    json_decref(all);
+}
+
+/* s's open faults in the journal. */
+static size_t open_faults_in_journal(struct svc *s)
+{
+    json_t *all = journal_faults_json(s->fx->journal, true, 1000);
+    size_t n = 0, i;
+    json_t *f;
+    json_array_foreach(all, i, f)
+        n += strcmp(json_string_value(json_object_get(f, "service")), s->name) == 0;
+    json_decref(all);
+    return n;
+}
+
+/* The service's states, oldest first, as "normal>degraded>..." */
+static void state_path(struct svc *s, char *buf, size_t len)
+{
+    json_t *rows = journal_transitions_json(s->fx->journal, s->name, 1000);
+    size_t n = json_array_size(rows);
+    buf[0] = '\0';
+    for (size_t i = n; i-- > 0;) {
+        json_t *row = json_array_get(rows, i);
+        size_t k = strlen(buf);
+        if (i == n - 1)
+            snprintf(buf + k, len - k, "%s", json_string_value(json_object_get(row, "from")));
+        k = strlen(buf);
+        snprintf(buf + k, len - k, ">%s", json_string_value(json_object_get(row, "to")));
+    }
+    json_decref(rows);
+}
+
+static void assert_state_path(struct svc *s, const char *want)
+{
+    char got[512];
+    state_path(s, got, sizeof got);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s went %s, expected %s", s->name, got, want);
+}
+
+static bool idle_without_action(struct svc *s)
+{
+    return s->rec.state == REC_IDLE && !s->rec.has_action;
+}
+
+/* ---- names ---- */
+
+static void recovery_names_spell_states_and_events(void **state)
+{
+    (void)state;
+    static const char *const states[] = {"idle", "correlating", "pending", "executing",
+                                         "verifying", "gave-up"};
+    static const char *const events[] = {"start", "check-failing", "check-reported", "exited",
+                                         "timer", "slot", "executed", "hold", "release",
+                                         "operator", "dependency-recovered", "abort"};
+    for (int s = 0; s < REC__COUNT; s++)
+        assert_string_equal(recovery_state_name((enum recovery_state)s), states[s]);
+    for (int e = 0; e < REC_EV__COUNT; e++)
+        assert_string_equal(recovery_event_name((enum recovery_event)e), events[e]);
+    assert_string_equal(recovery_state_name(REC__COUNT), "unknown");
+    assert_string_equal(recovery_event_name(REC_EV__COUNT), "unknown");
+}
+
+/* ---- start ---- */
+
+/* A watched service whose checks pass: verified once, ready, nothing else. */
+static void start_of_a_healthy_watched_service_is_verified(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    touch(s->ok_path);
+    svc_start(s);
+    assert_int_equal(s->rec.state, REC_IDLE);
+    assert_true(s->rec.ready);
+    assert_int_equal(s->ready, 1);
+    assert_int_equal(s->st.state, STATE_NORMAL);
+    assert_int_equal(n_actions(s), 0);
+    assert_int_equal(open_faults_in_journal(s), 0);
+    assert_false(s->checks.verifying);
+    assert_true(s->checks.probing);
+    assert_null(recovery_busy(&s->rec));
+}
+
+/* A supervised service without checks is verified by staying up for
+ * restart.stable; its process keeps running. */
+static void start_of_a_supervised_service_spawns_and_verifies(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    svc_command(s, "exec sleep 100");
+    svc_no_checks(s);
+    svc_start(s);
+    assert_int_equal(s->sup.state, SUP_RUNNING);
+    assert_int_equal(s->rec.state, REC_IDLE);
+    assert_int_equal(fx->ex.starting, 0);
+    assert_int_equal(n_actions(s), 0);
+}
+
+/* ---- repair: verification passes ---- */
+
+/* The check fails, a fault opens, the repair runs and fixes it, the checks
+ * pass again: the action completes, the fault resolves, the service goes
+ * degraded > recovering > recovered. */
+static void repair_that_works_is_verified_and_resolves_the_fault(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    touch(s->ok_path);
+    svc_repair(s, "touch ok_web");
+    svc_chain(s, 1, STRATEGY_REPAIR);
+    svc_start(s);
+    unlink(s->ok_path);
+    WAIT_UNTIL(fx, n_actions(s) == 1 && idle_without_action(s));
+    assert_action(s, 0, "repair", "completed", "verified: 1 check(s) passing");
+    json_t *acts = actions_of(s);
+    json_t *params = json_object_get(json_array_get(acts, 0), "params");
+    assert_string_equal(json_string_value(json_object_get(params, "program")), "/bin/sh");
+    json_decref(acts);
+    assert_int_equal(open_faults_in_journal(s), 0);
+    assert_false(analyzer_has_open(&s->faults));
+    assert_int_equal(s->st.open_faults, 0);
+    assert_int_equal(s->recovered, 1);
+    assert_int_equal(fx->ex.executing, 0);
+    WAIT_UNTIL(fx, s->st.state == STATE_NORMAL); /* after the quiet period */
+    assert_state_path(s, "normal>degraded>recovering>recovered>normal");
+}
+
+/* ---- escalation ---- */
+
+/* The first strategy fails: the next one runs. Repair (exit 1), then a
+ * restart whose new process brings the check back. */
+static void failed_strategy_escalates_to_the_next(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    svc_command(s, "touch ok_web; exec sleep 100");
+    svc_repair(s, "echo cannot repair; exit 1");
+    svc_chain(s, 2, STRATEGY_REPAIR, STRATEGY_RESTART);
+    svc_start(s);
+    pid_t first = s->sup.pid;
+    unlink(s->ok_path);
+    WAIT_UNTIL(fx, n_actions(s) == 2 && idle_without_action(s));
+    assert_action(s, 0, "repair", "failed",
+                  "repair program exited with code 1");
+    json_t *acts = actions_of(s);
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(acts, 0), "result")),
+                           "cannot repair"));
+    /* Both actions are for the same fault. */
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(acts, 0), "fault_id")),
+                     json_integer_value(json_object_get(json_array_get(acts, 1), "fault_id")));
+    json_decref(acts);
+    assert_action(s, 1, "restart", "completed", "verified: pid");
+    assert_int_equal(s->sup.state, SUP_RUNNING);
+    assert_int_not_equal(s->sup.pid, first);
+    assert_int_equal(open_faults_in_journal(s), 0);
+    assert_int_equal(s->st.state, STATE_RECOVERED);
+    assert_int_equal(fx->ex.starting, 0);
+}
+
+/* ---- gave up ---- */
+
+/* The only strategy fails: the chain is exhausted, the service failed, a
+ * critical fault stays open (the system is failed too); an operator's
+ * release after the cause went away verifies it and everything closes. */
+static void exhausted_chain_gives_up_until_released(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    touch(s->ok_path);
+    svc_repair(s, "exit 2");
+    svc_chain(s, 1, STRATEGY_REPAIR);
+    s->cfg.verify_ms = 300;
+    svc_start(s);
+    unlink(s->ok_path);
+    WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
+    assert_action(s, 0, "repair", "failed", "repair program exited with code 2");
+    assert_int_equal(s->st.state, STATE_FAILED);
+    assert_int_equal(fx->m.state, STATE_FAILED);
+    assert_true(s->faults.slots[SLOT_SUPERVISOR(&s->faults)].open);
+    assert_int_equal(s->faults.slots[SLOT_SUPERVISOR(&s->faults)].fault.severity,
+                     SEVERITY_CRITICAL);
+    assert_int_equal(s->st.critical, 1);
+    assert_int_equal(open_faults_in_journal(s), 2); /* the check's and the supervisor's */
+    assert_non_null(recovery_busy(&s->rec));
+    /* Gave up: nothing more happens on its own while it still fails. */
+    uint64_t probes = s->checks.checks[0].probes;
+    WAIT_UNTIL(fx, s->checks.checks[0].probes >= probes + 10);
+    assert_int_equal(s->rec.state, REC_GAVE_UP);
+    assert_int_equal(n_actions(s), 1);
+    /* Fixed by hand; once the check passes again, released: re-checked
+     * (verified, not recovered again), and everything resolves. */
+    touch(s->ok_path);
+    WAIT_UNTIL(fx, !s->checks.checks[0].failing);
+    assert_int_equal(s->rec.state, REC_GAVE_UP); /* passing checks alone do not end it */
+    assert_int_equal(recovery_release(&s->rec), 0);
+    assert_false(s->faults.slots[SLOT_SUPERVISOR(&s->faults)].open);
+    WAIT_UNTIL(fx, s->rec.state == REC_IDLE && !analyzer_has_open(&s->faults));
+    assert_int_equal(n_actions(s), 1);
+    assert_int_equal(open_faults_in_journal(s), 0);
+    assert_int_equal(s->st.state, STATE_RECOVERED);
+    assert_int_not_equal(fx->m.state, STATE_FAILED);
+    assert_int_equal(fx->m.critical_faults, 0);
+}
+
+/* Released while the check still fails: the plan runs again at once (no
+ * re-check first: changed on purpose in e18934f), and gives up again. */
+static void release_while_still_failing_runs_the_plan_again(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    touch(s->ok_path);
+    svc_repair(s, "exit 2");
+    svc_chain(s, 1, STRATEGY_REPAIR);
+    s->cfg.verify_ms = 200;
+    svc_start(s);
+    unlink(s->ok_path);
+    WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
+    assert_true(s->checks.checks[0].failing);
+    assert_int_equal(recovery_release(&s->rec), 0);
+    assert_true(s->rec.has_action);
+    assert_int_not_equal(s->rec.state, REC_VERIFYING);
+    WAIT_UNTIL(fx, n_actions(s) == 2 && s->rec.state == REC_GAVE_UP);
+    assert_action(s, 1, "repair", "failed", "repair program exited with code 2");
+}
+
+/* ---- verification timeout ---- */
+
+/* The repair runs (exit 0) but the checks never pass: not verified within
+ * verify_ms, the action failed, the chain exhausted. */
+static void repair_not_verified_in_time_fails(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    touch(s->ok_path);
+    svc_repair(s, "true");
+    svc_chain(s, 1, STRATEGY_REPAIR);
+    s->cfg.verify_ms = 300;
+    svc_start(s);
+    unlink(s->ok_path);
+    WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
+    assert_action(s, 0, "repair", "failed", "not verified within 300 ms: file missing");
+    assert_false(s->checks.verifying);
+    assert_int_equal(s->st.state, STATE_FAILED);
+}
+
+/* ---- action timeout ---- */
+
+static pid_t read_pid(struct fixture *fx, const char *name)
+{
+    char path[192];
+    int pid = 0;
+    snprintf(path, sizeof path, "%s/%s", fx->dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%d", &pid) != 1)
+        pid = 0;
+    fclose(f);
+    return pid;
+}
+
+/* An action running past action_timeout fails, and its program is killed. */
+static void action_past_its_timeout_fails_and_is_cancelled(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    touch(s->ok_path);
+    svc_repair(s, "echo $$ > repair.pid; exec sleep 60");
+    svc_chain(s, 1, STRATEGY_REPAIR);
+    fx->ex.action_timeout_ms = 300;
+    svc_start(s);
+    unlink(s->ok_path);
+    WAIT_UNTIL(fx, s->rec.state == REC_EXECUTING && read_pid(fx, "repair.pid") > 0);
+    pid_t pid = read_pid(fx, "repair.pid");
+    WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
+    assert_action(s, 0, "repair", "failed", "timed out after 300 ms");
+    assert_int_equal(fx->ex.executing, 0);
+    /* The program is gone (killed, then reaped by the loop). */
+    WAIT_UNTIL(fx, kill(pid, 0) < 0 && errno == ESRCH);
+}
+
+/* ---- hold and release ---- */
+
+/* Held: detection goes on (the fault opens) but nothing is done; released
+ * while the check still fails: the plan runs at once (a release re-checks
+ * first only when no check is failing). */
+static void hold_pauses_recovery_and_release_resumes_it(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    touch(s->ok_path);
+    svc_repair(s, "touch ok_web");
+    svc_chain(s, 1, STRATEGY_REPAIR);
+    s->cfg.verify_ms = 200;
+    svc_start(s);
+    assert_int_equal(recovery_hold(&s->rec), 0);
+    assert_true(s->rec.held);
+    json_t *view = json_object();
+    recovery_view(&s->rec, view);
+    assert_true(json_is_true(json_object_get(view, "held")));
+    json_decref(view);
+    unlink(s->ok_path);
+    WAIT_UNTIL(fx, analyzer_has_open(&s->faults));
+    uint64_t probes = s->checks.checks[0].probes;
+    WAIT_UNTIL(fx, s->checks.checks[0].probes >= probes + 10);
+    assert_int_equal(s->rec.state, REC_IDLE);
+    assert_int_equal(n_actions(s), 0);
+    assert_int_equal(s->st.state, STATE_DEGRADED);
+    assert_int_equal(recovery_release(&s->rec), 0);
+    assert_false(s->rec.held);
+    assert_true(s->rec.has_action);
+    assert_int_not_equal(s->rec.state, REC_VERIFYING);
+    WAIT_UNTIL(fx, n_actions(s) == 1 && idle_without_action(s));
+    assert_action(s, 0, "repair", "completed", "verified");
+    assert_false(analyzer_has_open(&s->faults));
+}
+
+/* Held while the fault resolves by itself: the checks pass again and the
+ * fault closes, held or not. */
+static void held_service_still_resolves_when_checks_pass(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    touch(s->ok_path);
+    svc_repair(s, "touch ok_web");
+    svc_chain(s, 1, STRATEGY_REPAIR);
+    svc_start(s);
+    recovery_hold(&s->rec);
+    unlink(s->ok_path);
+    WAIT_UNTIL(fx, analyzer_has_open(&s->faults));
+    touch(s->ok_path);
+    WAIT_UNTIL(fx, !analyzer_has_open(&s->faults));
+    assert_int_equal(n_actions(s), 0);
+    assert_true(s->rec.held);
+    assert_int_equal(s->st.state, STATE_RECOVERED);
+    assert_int_equal(s->recovered, 1);
+}
+
+/* A pending action (no slot free) is dropped by a hold. */
+static void hold_aborts_a_pending_action(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    touch(s->ok_path);
+    svc_repair(s, "touch ok_web");
+    svc_chain(s, 1, STRATEGY_REPAIR);
+    svc_start(s);
+    fx->ex.max_executing = 0; /* nothing may run */
+    unlink(s->ok_path);
+    WAIT_UNTIL(fx, s->rec.state == REC_PENDING && s->rec.queued);
+    assert_ptr_equal(fx->ex.queue, &s->rec);
+    recovery_hold(&s->rec);
+    assert_int_equal(s->rec.state, REC_IDLE);
+    assert_false(s->rec.queued);
+    assert_null(fx->ex.queue);
+    assert_action(s, 0, "repair", "aborted", "aborted: service held by an operator");
+}
+
+/* Held while an action executes: the action finishes and is verified. */
+static void hold_lets_an_executing_action_finish(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    touch(s->ok_path);
+    svc_repair(s, "while [ ! -e go ]; do sleep 0.01; done; touch ok_web");
+    svc_chain(s, 1, STRATEGY_REPAIR);
+    svc_start(s);
+    unlink(s->ok_path);
+    WAIT_UNTIL(fx, s->rec.state == REC_EXECUTING);
+    recovery_hold(&s->rec);
+    assert_int_equal(s->rec.state, REC_EXECUTING);
+    touch_in(fx, "go");
+    WAIT_UNTIL(fx, idle_without_action(s) && n_actions(s) == 1);
+    assert_action(s, 0, "repair", "completed", "verified");
+    assert_true(s->rec.held);
+}
+
+/* ---- abort ---- */
+
+static void abort_ends_an_executing_action(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    touch(s->ok_path);
+    svc_repair(s, "echo $$ > repair.pid; exec sleep 60");
+    svc_chain(s, 1, STRATEGY_REPAIR);
+    svc_start(s);
+    unlink(s->ok_path);
+    WAIT_UNTIL(fx, s->rec.state == REC_EXECUTING && read_pid(fx, "repair.pid") > 0);
+    pid_t pid = read_pid(fx, "repair.pid");
+    recovery_abort(&s->rec, "aborted: by the test");
+    assert_int_equal(s->rec.state, REC_IDLE);
+    assert_int_equal(fx->ex.executing, 0);
+    assert_action(s, 0, "repair", "aborted", "aborted: by the test");
+    WAIT_UNTIL(fx, kill(pid, 0) < 0 && errno == ESRCH);
+}
+
+/* ---- the queue ---- */
+
+static bool pending_queued(struct svc *s)
+{
+    return s->rec.state == REC_PENDING && s->rec.queued;
+}
+
+/* max_executing 1: one action at a time; a waiting first attempt goes
+ * ahead of a service's second attempt, whatever their ages. Each repair
+ * waits for its go_<name> file, so the test decides when slots free up. */
+static void queue_runs_first_attempts_first(void **state)
+{
+    struct fixture *fx = *state;
+    fx->ex.max_executing = 1;
+    struct svc *a = svc_new(fx, "a"), *b = svc_new(fx, "b"), *c = svc_new(fx, "c");
+    svc_repair(a, "while [ ! -e go_a ]; do sleep 0.01; done; touch ok_a");
+    svc_repair(b, "while [ ! -e go_b ]; do sleep 0.01; done; exit 1");
+    svc_repair(c, "while [ ! -e go_c ]; do sleep 0.01; done; touch ok_c");
+    svc_chain(a, 1, STRATEGY_REPAIR);
+    svc_chain(b, 2, STRATEGY_REPAIR, STRATEGY_REPAIR);
+    svc_chain(c, 1, STRATEGY_REPAIR);
+    struct svc *all[] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        touch(all[i]->ok_path);
+        svc_start(all[i]);
+    }
+    /* b's first attempt takes the slot; a's waits. */
+    unlink(b->ok_path);
+    WAIT_UNTIL(fx, b->rec.state == REC_EXECUTING);
+    unlink(a->ok_path);
+    WAIT_UNTIL(fx, pending_queued(a));
+    assert_int_equal(fx->ex.executing, 1);
+    /* b's first attempt fails: the slot goes to a; b's second attempt waits. */
+    touch_in(fx, "go_b");
+    WAIT_UNTIL(fx, a->rec.state == REC_EXECUTING && pending_queued(b));
+    assert_int_equal(b->rec.attempts, 1);
+    assert_int_equal(fx->ex.executing, 1);
+    /* c's first attempt, newer than b's second, goes ahead of it. */
+    unlink(c->ok_path);
+    WAIT_UNTIL(fx, pending_queued(c));
+    assert_ptr_equal(fx->ex.queue, &c->rec);
+    assert_ptr_equal(c->rec.next, &b->rec);
+    assert_null(b->rec.next);
+    /* a is done: c runs, b still waits. */
+    touch_in(fx, "go_a");
+    WAIT_UNTIL(fx, c->rec.state == REC_EXECUTING);
+    assert_true(pending_queued(b));
+    assert_int_equal(fx->ex.executing, 1);
+    /* c is done: b's second attempt runs (and fails: go_b is there). */
+    touch_in(fx, "go_c");
+    WAIT_UNTIL(fx, b->rec.state == REC_GAVE_UP);
+    WAIT_UNTIL(fx, idle_without_action(a) && idle_without_action(c));
+    assert_action(a, 0, "repair", "completed", "verified");
+    assert_action(c, 0, "repair", "completed", "verified");
+    assert_action(b, 0, "repair", "failed", "repair program exited with code 1");
+    assert_action(b, 1, "repair", "failed", "repair program exited with code 1");
+    assert_int_equal(fx->ex.executing, 0);
+    assert_null(fx->ex.queue);
+    /* From the journal: rows are in creation order (b, a, b, c), and c's
+     * action, created after b's second, started no later than it. */
+    json_t *acts = journal_actions_json(fx->journal, 0, 100);
+    static const char *const created[] = {"b", "a", "b", "c"};
+    assert_int_equal(json_array_size(acts), 4);
+    for (size_t i = 0; i < 4; i++) {
+        json_t *act = json_array_get(acts, 3 - i); /* oldest first */
+        assert_string_equal(json_string_value(json_object_get(act, "service")), created[i]);
+    }
+    const char *b2 = json_string_value(json_object_get(json_array_get(acts, 1), "started_at"));
+    const char *c1 = json_string_value(json_object_get(json_array_get(acts, 0), "started_at"));
+    bool in_order = b2 && c1 && strcmp(c1, b2) <= 0;
+    json_decref(acts);
+    assert_true(in_order);
+}
+
+/* Equal attempts: the older action first. */
+static void queue_runs_older_actions_first(void **state)
+{
+    struct fixture *fx = *state;
+    fx->ex.max_executing = 1;
+    struct svc *a = svc_new(fx, "a"), *b = svc_new(fx, "b"), *c = svc_new(fx, "c");
+    svc_repair(a, "while [ ! -e go_a ]; do sleep 0.01; done; touch ok_a");
+    svc_repair(b, "touch ok_b");
+    svc_repair(c, "touch ok_c");
+    struct svc *all[] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        svc_chain(all[i], 1, STRATEGY_REPAIR);
+        touch(all[i]->ok_path);
+        svc_start(all[i]);
+    }
+    unlink(a->ok_path);
+    WAIT_UNTIL(fx, a->rec.state == REC_EXECUTING);
+    unlink(c->ok_path);
+    WAIT_UNTIL(fx, pending_queued(c));
+    unlink(b->ok_path);
+    WAIT_UNTIL(fx, pending_queued(b));
+    assert_ptr_equal(fx->ex.queue, &c->rec);
+    assert_ptr_equal(c->rec.next, &b->rec);
+    touch_in(fx, "go_a");
+    WAIT_UNTIL(fx, idle_without_action(a) && idle_without_action(b) && idle_without_action(c));
+    json_t *acts = journal_actions_json(fx->journal, 0, 100);
+    static const char *const order[] = {"a", "c", "b"};
+    size_t n = json_array_size(acts);
+    bool ok = n == 3;
+    for (size_t i = 0; ok && i < 3; i++) {
+        json_t *act = json_array_get(acts, 2 - i);
+        ok = strcmp(json_string_value(json_object_get(act, "service")), order[i]) == 0 &&
+             strcmp(json_string_value(json_object_get(act, "status")), "completed") == 0;
+    }
+    json_decref(acts);
+    assert_true(ok);
+}
+
+/* ---- restart of real processes ---- */
+
+/* A process that ran past restart.stable and dies is spawned again at
+ * once, then verified by staying up: the action completes, the fault
+ * resolves. */
+static void crash_after_stable_is_restarted_and_verified(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    svc_command(s, "exec sleep 100");
+    svc_no_checks(s);
+    s->cfg.restart.stable_ms = 100;
+    svc_start(s);
+    pid_t first = s->sup.pid;
+    /* Past stable (the start's own verification needed that long). */
+    kill(first, SIGKILL);
+    WAIT_UNTIL(fx, n_actions(s) == 1 && idle_without_action(s));
+    assert_action(s, 0, "restart", "completed", "verified: pid");
+    assert_int_equal(s->sup.state, SUP_RUNNING);
+    assert_int_not_equal(s->sup.pid, first);
+    assert_int_equal(open_faults_in_journal(s), 0);
+    assert_true(s->faults.slots[SLOT_PROCESS].fault.id > 0);
+    assert_non_null(strstr(s->faults.slots[SLOT_PROCESS].fault.description, "signal 9"));
+    json_t *view = json_object();
+    recovery_view(&s->rec, view);
+    assert_int_equal(json_integer_value(json_object_get(view, "restarts")), 1);
+    json_decref(view);
+}
+
+/* A crash loop: every restart dies before verification, the restart limit
+ * is reached, the service gives up. */
+static void crash_loop_reaches_the_restart_limit_and_gives_up(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    svc_command(s, "exit 1");
+    svc_no_checks(s);
+    s->cfg.restart.max = 2;
+    s->cfg.restart.stable_ms = 5000;
+    svc_init(s);
+    recovery_event(&s->rec, REC_EV_START);
+    WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
+    assert_int_equal(n_actions(s), 2);
+    for (size_t k = 0; k < 2; k++)
+        assert_action(s, k, "restart", "failed", "process exited with code 1");
+    assert_int_equal(s->sup.state, SUP_DOWN);
+    assert_int_equal(s->st.state, STATE_FAILED);
+    assert_non_null(strstr(s->faults.slots[SLOT_SUPERVISOR(&s->faults)].fault.description,
+                           "restart limit reached"));
+    assert_true(s->rec.ready); /* had its chance: dependents may start */
+    assert_int_equal(fx->ex.starting, 0);
+}
+
+/* A command that cannot start: each restart fails to spawn (and backs
+ * off), the limit is reached, the service gives up. */
+static void missing_binary_gives_up_after_the_restart_limit(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    s->cmd[0] = "/nonexistent/recoverd-test-binary";
+    s->cmd[1] = NULL;
+    s->cfg.command = s->cmd;
+    svc_no_checks(s);
+    s->cfg.restart.max = 2;
+    svc_init(s);
+    recovery_event(&s->rec, REC_EV_START);
+    WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
+    assert_int_equal(n_actions(s), 2);
+    for (size_t k = 0; k < 2; k++)
+        assert_action(s, k, "restart", "failed",
+                      "cannot start /nonexistent/recoverd-test-binary: No such file");
+    assert_non_null(strstr(s->faults.slots[SLOT_PROCESS].fault.description, "cannot start"));
+    assert_int_equal(s->sup.state, SUP_DOWN);
+}
+
+/* ---- operator ---- */
+
+static void operator_restart_runs_and_is_verified(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    char err[256] = "";
+    svc_command(s, "touch ok_web; exec sleep 100");
+    svc_start(s);
+    pid_t first = s->sup.pid;
+    /* What cannot be used is refused with words. */
+    assert_int_equal(recovery_operate(&s->rec, 0, STRATEGY_FAILOVER, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "not implemented"));
+    assert_int_equal(recovery_operate(&s->rec, 0, STRATEGY_REPAIR, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "not configured"));
+    assert_int_equal(recovery_operate(&s->rec, 12345, STRATEGY_RESTART, err, sizeof err),
+                     -ENOENT);
+    assert_non_null(strstr(err, "fault 12345 is not open"));
+    assert_int_equal(n_actions(s), 0);
+    /* A restart: stop, spawn, verify. */
+    assert_int_equal(recovery_operate(&s->rec, 0, STRATEGY_RESTART, err, sizeof err), 0);
+    assert_int_equal(s->rec.state, REC_EXECUTING);
+    assert_int_equal(recovery_operate(&s->rec, 0, STRATEGY_RESTART, err, sizeof err), -EBUSY);
+    assert_non_null(strstr(err, "in progress"));
+    WAIT_UNTIL(fx, n_actions(s) == 1 && idle_without_action(s));
+    assert_action(s, 0, "restart", "completed", "verified: pid");
+    assert_int_not_equal(s->sup.pid, first);
+    assert_int_equal(s->sup.state, SUP_RUNNING);
+    assert_int_equal(open_faults_in_journal(s), 0);
+}
+
+/* Recovering an open fault by hand with the strategy the operator names. */
+static void operator_recovers_an_open_fault_with_a_chosen_strategy(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    char err[256] = "";
+    touch(s->ok_path);
+    svc_repair(s, "touch ok_web");
+    svc_chain(s, 1, STRATEGY_REPAIR);
+    svc_start(s);
+    recovery_hold(&s->rec);
+    unlink(s->ok_path);
+    WAIT_UNTIL(fx, analyzer_has_open(&s->faults));
+    int64_t id = analyzer_trigger(&s->faults)->id;
+    assert_int_equal(recovery_operate(&s->rec, id, STRATEGY_REPAIR, err, sizeof err), 0);
+    WAIT_UNTIL(fx, n_actions(s) == 1 && idle_without_action(s));
+    assert_action(s, 0, "repair", "completed", "verified");
+    json_t *acts = actions_of(s);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(acts, 0), "fault_id")), id);
+    json_decref(acts);
+    assert_false(analyzer_has_open(&s->faults));
+}
+
+/* ---- nothing to act with ---- */
+
+/* A watched service with no usable strategy: the fault is the whole
+ * response (no action), and it resolves when the checks pass again. */
+static void watched_service_without_strategy_only_alerts(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    touch(s->ok_path);
+    svc_chain(s, 1, STRATEGY_REPAIR); /* but no repair program */
+    svc_start(s);
+    unlink(s->ok_path);
+    WAIT_UNTIL(fx, analyzer_has_open(&s->faults));
+    assert_int_equal(s->rec.state, REC_IDLE);
+    assert_int_equal(n_actions(s), 0);
+    assert_int_equal(s->st.state, STATE_DEGRADED);
+    touch(s->ok_path);
+    WAIT_UNTIL(fx, !analyzer_has_open(&s->faults));
+    assert_int_equal(n_actions(s), 0);
+    assert_int_equal(s->st.state, STATE_RECOVERED);
+    assert_state_path(s, "normal>degraded>recovered");
+}
+
+int main(void)
+{
+#define FX(t) cmocka_unit_test_setup_teardown(t, fixture_setup, fixture_teardown)
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(recovery_names_spell_states_and_events),
+        FX(start_of_a_healthy_watched_service_is_verified),
+        FX(start_of_a_supervised_service_spawns_and_verifies),
+        FX(repair_that_works_is_verified_and_resolves_the_fault),
+        FX(failed_strategy_escalates_to_the_next),
+        FX(exhausted_chain_gives_up_until_released),
+        FX(release_while_still_failing_runs_the_plan_again),
+        FX(repair_not_verified_in_time_fails),
+        FX(action_past_its_timeout_fails_and_is_cancelled),
+        FX(hold_pauses_recovery_and_release_resumes_it),
+        FX(held_service_still_resolves_when_checks_pass),
+        FX(hold_aborts_a_pending_action),
+        FX(hold_lets_an_executing_action_finish),
+        FX(abort_ends_an_executing_action),
+        FX(queue_runs_first_attempts_first),
+        FX(queue_runs_older_actions_first),
+        FX(crash_after_stable_is_restarted_and_verified),
+        FX(crash_loop_reaches_the_restart_limit_and_gives_up),
+        FX(missing_binary_gives_up_after_the_restart_limit),
+        FX(operator_restart_runs_and_is_verified),
+        FX(operator_recovers_an_open_fault_with_a_chosen_strategy),
+        FX(watched_service_without_strategy_only_alerts),
+    };
+#undef FX
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
