@@ -519,6 +519,7 @@ static void journal_write_survives_sigkill_of_writer(void **state)
     struct fault *v = NULL;
     assert_int_equal(journal_faults_open_for(j, "web", &v), 1);
     assert_string_equal(v[0].description, "web exited");
+    fault_release(&v[0]);
     free(v);
     json_t *t = journal_transitions_json(j, "web", 0);
     assert_int_equal(json_array_size(t), 1);
