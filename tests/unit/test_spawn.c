@@ -4,8 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -17,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -27,6 +24,7 @@
 #include <cmocka.h>
 
 #include "lib/spawn.h"
+#include "seccomp.h"
 
 /* Run argv with its output in a pipe; return its exit code and put what
  * it wrote (stdout and stderr) into out. */
@@ -147,13 +145,6 @@ static void test_session_and_signals_are_reset(void **state)
  * makes its child's execve wait on a seccomp user notification, reads
  * /proc/<child>/status while it waits, then lets the execve go on. */
 
-#if defined(__x86_64__)
-#define WINDOW_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define WINDOW_ARCH AUDIT_ARCH_AARCH64
-#endif
-#define WINDOW_SKIP 77 /* the helper's exit code when seccomp cannot help */
-
 struct window {
     int listener;     /* seccomp notification fd */
     char status[4096]; /* /proc/<child>/status as execve waited */
@@ -188,27 +179,13 @@ static void *window_answer(void *arg)
  * Prints the child's SigBlk, SigCgt and SigIgn lines. */
 static int window_main(const char *mode)
 {
-#ifdef WINDOW_ARCH
-    struct sock_filter prog[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, WINDOW_ARCH, 0, 3),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_execve, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog fprog = {.len = sizeof prog / sizeof prog[0], .filter = prog};
     static struct window w;
     signal(SIGUSR1, on_signal);
     signal(SIGQUIT, SIG_IGN);
     if (strcmp(mode, "init") == 0)
         spawn_init();
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        return WINDOW_SKIP;
-    w.listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-                              SECCOMP_FILTER_FLAG_NEW_LISTENER, &fprog);
-    if (w.listener < 0)
-        return WINDOW_SKIP;
+    if ((w.listener = seccomp_on(__NR_execve, SECCOMP_RET_USER_NOTIF)) < 0)
+        return SECCOMP_SKIP;
     pthread_t t;
     if (pthread_create(&t, NULL, window_answer, &w) != 0)
         return 1;
@@ -225,9 +202,6 @@ static int window_main(const char *mode)
     for (const char *l = w.status; (l = strstr(l, "\nSig")); l++)
         printf("%.*s\n", (int)strcspn(l + 1, "\n"), l + 1);
     return 0;
-#else
-    return WINDOW_SKIP;
-#endif
 }
 
 static void assert_window_clean(const char *mode)
@@ -238,7 +212,7 @@ static void assert_window_clean(const char *mode)
     self[n] = '\0';
     char *argv[] = {self, "--window", (char *)mode, NULL};
     int code = run(argv, NULL, NULL, out, sizeof out);
-    if (code == WINDOW_SKIP)
+    if (code == SECCOMP_SKIP)
         skip();
     assert_int_equal(code, 0);
     /* glibc's 32 and 33 are its own (see spawn_init). */
