@@ -1,6 +1,7 @@
 /* Webhook alerts against a real HTTP receiver in the same loop: one alert
  * per fault plus its resolution, repeats, symptoms, retries, secrets. */
 #include <errno.h>
+#include <limits.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -644,7 +645,7 @@ static void alert_https_webhook_goes_through_the_plugin(void **state)
 static void alert_webhook_host_name_is_resolved(void **state)
 {
     struct fx *f = *state;
-    char host[256];
+    char host[HOST_NAME_MAX + 1]; /* a URL of it fits f->url */
     uv_getaddrinfo_t req;
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
     if (gethostname(host, sizeof host) < 0 ||

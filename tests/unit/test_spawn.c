@@ -289,7 +289,7 @@ static void test_stdio_without_out_fd_and_no_fd_leak(void **state)
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        char path[128], target[128] = "";
+        char path[sizeof dir + sizeof e->d_name], target[128] = "";
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         assert_true(readlink(path, target, sizeof target - 1) > 0);
         assert_string_not_equal(target, pipe_name);
