@@ -9,6 +9,9 @@
  *     TERM     STOPPED        SIGKILL the group -> KILL
  *     KILL     KILLED         STUCK
  *
+ * (an entry found absent at start is FOUND until the first timer turn
+ * reports it, so that nothing is reported from inside the call).
+ *
  * Scans are O(N) per event, fine for N <= the number of services. */
 #include "recover/leftover.h"
 
@@ -44,14 +47,14 @@ struct leftover__entry {
 };
 
 struct leftover__set {
-    uv_loop_t *loop;
+    uv_loop_t *loop;               /* borrowed */
     uv_timer_t timer;              /* next deadline or /proc look; data = this set */
     struct leftover_sink sink;     /* copied */
     struct leftover_counts counts; /* fates so far */
     size_t live;                   /* entries not OVER */
     size_t open;                   /* handles not closed yet */
     size_t n;                      /* entries in e */
-    struct leftover__entry e[];
+    struct leftover__entry e[];    /* n of them */
 };
 
 static const char *const leftover__names[] = {

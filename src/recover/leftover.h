@@ -43,13 +43,14 @@ struct leftover_counts {
 
 /* What leftover_stop_all tells its caller, always from the loop. */
 struct leftover_sink {
-    /* One entry has its fate (kill(-pid, SIGKILL) already swept what its
-     * leader left in the group); l is valid during the call. May be NULL. */
+    /* One entry has its fate; for a stopped or killed one, what its leader
+     * left in its group has been sent SIGKILL too. l is valid during the
+     * call only. May be NULL. */
     void (*gone)(void *ctx, const struct leftover *l, enum leftover_fate fate);
     /* Once, after every gone, when nothing of the stop is left: no handle,
      * no fd, no memory. Required. */
     void (*done)(void *ctx, const struct leftover_counts *c);
-    void *ctx;
+    void *ctx; /* passed back as is */
 };
 
 /* Stop the n entries of v together: each whose pid still has start_ticks
