@@ -119,7 +119,10 @@ static int ctl_request(struct ctl *c, const char *path, const char *body, bool p
     struct curl_slist *headers = NULL;
     long status = 0;
     int r = CTL_API_ERROR;
-    snprintf(url, sizeof url, "http://%s%s", c->api, path);
+    if (snprintf(url, sizeof url, "http://%s%s", c->api, path) >= (int)sizeof url) {
+        fprintf(stderr, "recoverctl: the request's url is longer than %zu bytes\n", sizeof url);
+        return CTL_USAGE; /* a cut url would ask for something else */
+    }
     curl_easy_setopt(c->curl, CURLOPT_URL, url);
     curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);

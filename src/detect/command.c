@@ -11,6 +11,7 @@
 
 #include "config/config-t.h"
 #include "lib/program.h"
+#include "lib/text.h"
 #include "detect/check-t.h"
 #include "detect/kinds.h"
 
@@ -57,7 +58,7 @@ static size_t command__summary(const char *out, size_t out_len, char *dst, size_
 static void command__observe(const struct program_result *r, enum fault_type type,
                              uint64_t timeout_ms, const char *argv0, struct observation *obs)
 {
-    char line[sizeof obs->reason];
+    char line[sizeof obs->reason + 1]; /* longer than a reason: a cut shows in it */
     memset(obs, 0, sizeof *obs);
     obs->type = type;
     obs->severity = SEVERITY_MEDIUM;
@@ -66,8 +67,8 @@ static void command__observe(const struct program_result *r, enum fault_type typ
         /* The check itself is broken (missing plugin, not executable). */
         obs->type = FAULT_CONFIGURATION;
         obs->severity = SEVERITY_HIGH;
-        snprintf(obs->reason, sizeof obs->reason, "cannot start %s: %s", argv0,
-                 strerror(-r->spawn_error));
+        text_format(obs->reason, sizeof obs->reason, "cannot start %s: %s", argv0,
+                    strerror(-r->spawn_error));
         return;
     }
     if (r->timed_out) {
@@ -78,8 +79,8 @@ static void command__observe(const struct program_result *r, enum fault_type typ
     size_t n = command__summary(r->output, r->output_len, line, sizeof line);
     if (r->signal) {
         /* Nagios treats a plugin that dies as UNKNOWN. */
-        snprintf(obs->reason, sizeof obs->reason, "killed by signal %d (SIG%s)%s%s", r->signal,
-                 sigabbrev_np(r->signal) ? sigabbrev_np(r->signal) : "?", n ? ": " : "", line);
+        text_format(obs->reason, sizeof obs->reason, "killed by signal %d (SIG%s)%s%s", r->signal,
+                    sigabbrev_np(r->signal) ? sigabbrev_np(r->signal) : "?", n ? ": " : "", line);
         return;
     }
     obs->code = r->exit_code;
@@ -89,8 +90,8 @@ static void command__observe(const struct program_result *r, enum fault_type typ
     if (!n)
         snprintf(line, sizeof line, "exit code %d", r->exit_code);
     /* A warning passes (it is not a fault) but says so where it is shown. */
-    snprintf(obs->reason, sizeof obs->reason, "%s%s",
-             r->exit_code == COMMAND__WARNING ? "WARNING: " : "", line);
+    text_format(obs->reason, sizeof obs->reason, "%s%s",
+                r->exit_code == COMMAND__WARNING ? "WARNING: " : "", line);
 }
 
 static void command__done_cb(const struct program_result *r, void *arg)

@@ -19,6 +19,7 @@
 #include "lib/lookup.h"
 #include "detect/detector.h"
 #include "lib/secret.h"
+#include "lib/text.h"
 
 #define PG__QUERY_DEFAULT "SELECT 1"
 #define PG__PASSWORD_MAX 1024 /* bytes of password_file read */
@@ -135,7 +136,7 @@ static void pg__reason(const struct pg__check *pg, const char *prefix, const cha
     snprintf(buf, sizeof buf, "%s%.*s", prefix, (int)strcspn(m, "\r\n"), m);
     secret_scrub(buf, sizeof buf, pg->password);
     secret_scrub(buf, sizeof buf, NULL);
-    snprintf(o->reason, sizeof o->reason, "%s", buf);
+    text_format(o->reason, sizeof o->reason, "%s", buf);
 }
 
 static enum fault_type pg__conn_type(const char *msg)

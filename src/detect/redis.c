@@ -20,6 +20,7 @@
 #include "config/config-t.h"
 #include "detect/detector.h"
 #include "lib/secret.h"
+#include "lib/text.h"
 
 #define RD__PASSWORD_MAX 1024 /* bytes of password_file read */
 
@@ -101,7 +102,7 @@ static void rd__fail(struct rd__check *rd, enum fault_type type, enum severity s
     rd->result.code = -1;
     snprintf(buf, sizeof buf, "%s", words && *words ? words : "unknown error");
     secret_scrub(buf, sizeof buf, rd->password);
-    snprintf(rd->result.reason, sizeof rd->result.reason, "%s", buf);
+    text_format(rd->result.reason, sizeof rd->result.reason, "%s", buf);
 }
 
 static void rd__fail_reply(struct rd__check *rd, const char *err, enum fault_type dflt)

@@ -178,7 +178,7 @@ static void resource__format_count(double v, char *buf, size_t len)
 /* "300 ms", "30 s", "1.5 s". */
 static void resource__format_us(uint64_t us, char *buf, size_t len)
 {
-    char num[32];
+    char num[24]; /* UINT64_MAX us is 18446744073709.6 s: 16 characters */
     if (us < 1000000) {
         snprintf(buf, len, "%llu ms", (unsigned long long)(us / 1000));
         return;

@@ -4,13 +4,14 @@
  * the pid). We do not use glibc's posix_spawn because its child asks the
  * kernel about each of the 64 signal dispositions and maps a fresh stack:
  * measured here, 320-390 us per spawn against 130-180 us for this one, and
- * a restart's latency is mostly this call.
+ * a restart's latency is mostly this call. We ask about the dispositions
+ * once (spawn_init) instead of once per child.
  *
  * The child borrows the parent's memory while the parent is suspended, so
  * it may only make system calls: no allocation, no locks, nothing a signal
  * handler of ours could see. All signals stay blocked until just before
- * execve, and the ones recoverd catches or ignores are set back to their
- * defaults first. Binaries link with -z now: a lazily bound first call
+ * execve, and every one recoverd catches or ignores is set back to its
+ * default first. Binaries link with -z now: a lazily bound first call
  * would run the dynamic linker's resolver on the child's stack. */
 #include "lib/spawn.h"
 
@@ -19,8 +20,11 @@
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,18 +35,58 @@
 
 extern char **environ;
 
+/* The kernel's struct rlimit64, as prlimit64 takes it. */
+struct spawn__rlimit {
+    uint64_t cur; /* soft limit */
+    uint64_t max; /* hard limit */
+};
+
 struct spawn__job {
     const struct spawn_opts *o;
     char *const *envp;
     const char *path; /* PATH for a bare argv[0] */
     int null_fd;
+    bool set_nofile;             /* the fd limit changed since start: set nofile */
+    struct spawn__rlimit nofile; /* RLIMIT_NOFILE for the child */
     int err; /* the child's errno when it could not exec; read after it is gone */
 };
 
-/* The signals daemon/daemon.c catches (TERM, INT, HUP) or ignores (PIPE):
- * a caught one arriving before execve would run recoverd's handler in the
- * child; an ignored one would stay ignored in the service. */
-static const int spawn__reset[] = {SIGTERM, SIGINT, SIGHUP, SIGPIPE};
+/* What every child sets back before exec. Written by the loop thread
+ * between spawns, read by the child while the parent is suspended. */
+static struct {
+    bool recorded;          /* spawn_init has run */
+    int n_sigs;             /* entries in sigs */
+    int sigs[_NSIG];        /* signals not SIG_DFL in recoverd: caught or ignored */
+    bool have_nofile;       /* nofile was read */
+    struct rlimit nofile;   /* RLIMIT_NOFILE as recoverd was started */
+} spawn__g;
+
+/* Before main, so before anything raises the fd limit (detect/http.c
+ * raises it to the hard limit, one socket per check). A program that
+ * select()s breaks on fds above 1024, so services get the limit recoverd
+ * was given, not the one it took for itself. */
+__attribute__((constructor)) static void spawn__record_nofile(void)
+{
+    spawn__g.have_nofile = getrlimit(RLIMIT_NOFILE, &spawn__g.nofile) == 0;
+}
+
+void spawn_init(void)
+{
+    int n = 0;
+    for (int sig = 1; sig < _NSIG; sig++) {
+        struct sigaction sa;
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue; /* always SIG_DFL */
+        /* glibc refuses its own 32 and 33 (cancellation, setxid): EINVAL.
+         * Both go only to threads of ours by tid, never to a child. */
+        if (sigaction(sig, NULL, &sa) < 0)
+            continue;
+        if (sa.sa_handler != SIG_DFL) /* a handler (either kind) or SIG_IGN */
+            spawn__g.sigs[n++] = sig;
+    }
+    spawn__g.n_sigs = n;
+    spawn__g.recorded = true;
+}
 
 /* dup2 that also works when fd is already target (dup2 would then leave
  * its close-on-exec flag set). */
@@ -53,6 +97,10 @@ __attribute__((no_sanitize("address"))) static long spawn__dup(int fd, int targe
     return syscall(SYS_dup2, fd, target);
 }
 
+/* All signals are still blocked here, as they were in the parent at clone.
+ * A caught one must be back to default before they are unblocked, or
+ * arriving before execve it would run recoverd's handler in the child, on
+ * recoverd's memory; an ignored one would stay ignored in the service. */
 __attribute__((no_sanitize("address"))) static int spawn__child(void *arg)
 {
     struct spawn__job *j = arg;
@@ -62,9 +110,12 @@ __attribute__((no_sanitize("address"))) static int spawn__child(void *arg)
     struct {
         unsigned long handler, flags, restorer, mask;
     } dfl = {0};
-    for (size_t i = 0; i < sizeof spawn__reset / sizeof spawn__reset[0]; i++)
-        if (syscall(SYS_rt_sigaction, spawn__reset[i], &dfl, NULL, _NSIG / 8) < 0)
+    static const sigset_t none; /* all zero: nothing blocked */
+    for (int i = 0; i < spawn__g.n_sigs; i++)
+        if (syscall(SYS_rt_sigaction, spawn__g.sigs[i], &dfl, NULL, _NSIG / 8) < 0)
             goto fail;
+    if (j->set_nofile && syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &j->nofile, NULL) < 0)
+        goto fail;
     /* Own session and process group, so the whole group can be signalled. */
     if (syscall(SYS_setsid) < 0)
         goto fail;
@@ -74,8 +125,6 @@ __attribute__((no_sanitize("address"))) static int spawn__child(void *arg)
         goto fail;
     if (o->cwd && syscall(SYS_chdir, o->cwd) < 0)
         goto fail;
-    sigset_t none;
-    sigemptyset(&none);
     if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, _NSIG / 8) < 0)
         goto fail;
     const char *file = o->argv[0];
@@ -138,6 +187,19 @@ static int spawn__null(void)
     return fd;
 }
 
+/* The fd limit recoverd was started with, if it has changed since, capped
+ * by today's hard limit (a soft limit moves freely below the hard one). */
+static void spawn__nofile(struct spawn__job *j)
+{
+    struct rlimit now;
+    rlim_t start = spawn__g.nofile.rlim_cur;
+    if (!spawn__g.have_nofile || getrlimit(RLIMIT_NOFILE, &now) < 0 || now.rlim_cur == start)
+        return;
+    j->set_nofile = true;
+    j->nofile.cur = start < now.rlim_max ? start : now.rlim_max;
+    j->nofile.max = now.rlim_max;
+}
+
 int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd)
 {
     struct spawn__job j = {.o = o, .envp = o->envp ? o->envp : environ};
@@ -148,6 +210,9 @@ int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd)
         if (!j.path)
             j.path = "/usr/local/bin:/bin:/usr/bin";
     }
+    if (!spawn__g.recorded)
+        spawn_init(); /* late for handlers set after this, see spawn.h */
+    spawn__nofile(&j);
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);

@@ -31,7 +31,8 @@ static int token__create(const char *path, char *out)
 int token_load(const char *state_dir, char *out)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/token", state_dir);
+    if (snprintf(path, sizeof path, "%s/token", state_dir) >= (int)sizeof path)
+        return -ENAMETOOLONG; /* a cut path would name another file */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? token__create(path, out) : -errno;

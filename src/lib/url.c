@@ -128,5 +128,7 @@ void url_redact(const char *url, char *buf, size_t len)
     /* userinfo ends at the authority's last '@' */
     for (at = auth; (at = memchr(at, '@', (size_t)(end - at))); auth = ++at)
         ;
-    snprintf(buf, len, "%.*s://%.*s", (int)(sep - url), url, (int)(end - auth), auth);
+    int n = snprintf(buf, len, "%.*s://%.*s", (int)(sep - url), url, (int)(end - auth), auth);
+    if (n < 0 || (size_t)n >= len)
+        snprintf(buf, len, "(url too long)");
 }

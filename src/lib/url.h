@@ -28,9 +28,14 @@ int url_parse(const char *url, struct url *u, char *why, size_t len);
  * scheme's default. */
 void url_host_header(const struct url *u, char *buf, size_t len);
 
+/* Bytes that hold url_redact's result for any url url_parse accepts:
+ * scheme (up to 8), "://", host (up to 255, and brackets), ":port". */
+#define URL_REDACTED_MAX (8 + 3 + 255 + 2 + 6 + 1)
+
 /* What of a url may be logged: "scheme://host:port", never the userinfo,
  * path or query, where webhook services put their tokens. Works on any
- * string, parsed or not. */
+ * string, parsed or not. Never cut: what does not fit in len (a string no
+ * url_parse accepts, with len >= URL_REDACTED_MAX) reads "(url too long)". */
 void url_redact(const char *url, char *buf, size_t len);
 
 #endif

@@ -45,7 +45,7 @@ struct alert__hook {
     struct alerter *a;               /* owner; borrowed */
     const struct webhook_cfg *cfg;   /* borrowed from the alerter's config */
     size_t index;                    /* in the config's list, for logs */
-    char where[128];                 /* scheme://host:port: what logs may say of the url */
+    char where[URL_REDACTED_MAX];    /* scheme://host:port: what logs may say of the url */
     bool usable;                     /* the url parses: messages are queued */
     uv_timer_t retry;                /* backoff before the next attempt; data = this */
     struct post *post;               /* the attempt in flight; NULL: none */

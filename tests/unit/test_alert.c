@@ -1,6 +1,7 @@
 /* Webhook alerts against a real HTTP receiver in the same loop: one alert
  * per fault plus its resolution, repeats, symptoms, retries, secrets. */
 #include <errno.h>
+#include <limits.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -644,7 +645,7 @@ static void alert_https_webhook_goes_through_the_plugin(void **state)
 static void alert_webhook_host_name_is_resolved(void **state)
 {
     struct fx *f = *state;
-    char host[256];
+    char host[HOST_NAME_MAX + 1]; /* a URL of it fits f->url */
     uv_getaddrinfo_t req;
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
     if (gethostname(host, sizeof host) < 0 ||
@@ -673,6 +674,18 @@ static void url_redact_keeps_only_scheme_host_and_port(void **state)
     assert_string_equal(buf, "http://[::1]");
     url_redact("not a url", buf, sizeof buf);
     assert_string_equal(buf, "(not a url)");
+    /* The longest host url_parse takes fits URL_REDACTED_MAX whole. */
+    char url[300], where[URL_REDACTED_MAX], why[128];
+    struct url u;
+    memset(url, 'a', sizeof url);
+    memcpy(url, "https://", 8);
+    snprintf(url + 8 + 255, sizeof url - 8 - 255, ":65535/p");
+    assert_int_equal(url_parse(url, &u, why, sizeof why), 0);
+    url_redact(url, where, sizeof where);
+    assert_int_equal(strlen(where), 8 + 255 + 6);
+    /* Too long for buf: said so, never a cut host. */
+    url_redact("https://a-very-long-host-name.example.org/x", buf, 24);
+    assert_string_equal(buf, "(url too long)");
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)

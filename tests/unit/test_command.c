@@ -231,6 +231,7 @@ static void command_long_line_is_trimmed_to_fit(void **state)
     assert_false(o->ok);
     assert_int_equal(strlen(o->reason), sizeof o->reason - 1);
     assert_memory_equal(o->reason, "CRITICAL xxx", 12);
+    assert_string_equal(o->reason + sizeof o->reason - 5, "x..."); /* cut, and says so */
 }
 
 static void command_stderr_counts_as_output(void **state)

@@ -1,10 +1,12 @@
 /* lib/spawn: real programs started the way services are, and what the
- * child finds at exec: its stdio, session, signal state, cwd, environment,
- * fds; exec errors reported by the call itself. */
+ * child finds at exec: its stdio, session, signal state, fd limit, cwd,
+ * environment, fds; exec errors reported by the call itself. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -12,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -20,6 +24,7 @@
 #include <cmocka.h>
 
 #include "lib/spawn.h"
+#include "seccomp.h"
 
 /* Run argv with its output in a pipe; return its exit code and put what
  * it wrote (stdout and stderr) into out. */
@@ -79,8 +84,22 @@ static void test_environment_and_cwd(void **state)
     assert_in_range(lines, 1, 4);
 }
 
-/* Signal state at exec: nothing blocked, SIGPIPE (ignored by recoverd)
- * back to default, and the child leads its own session and group. */
+static void on_signal(int sig) { (void)sig; }
+
+/* The "SigXxx:" mask of /proc/<pid>/status text. */
+static unsigned long long status_mask(const char *status, const char *key)
+{
+    const char *p = strstr(status, key);
+    assert_non_null(p);
+    return strtoull(p + strlen(key), NULL, 16);
+}
+
+#define BIT(sig) (1ULL << ((sig)-1))
+
+/* Signal state at exec: nothing blocked, what recoverd ignores (SIGPIPE,
+ * SIGQUIT here) back to default, and the child leads its own session and
+ * group. A caught signal is reset by execve itself: see
+ * child_resets_dispositions_before_it_unblocks for the window before. */
 static void test_session_and_signals_are_reset(void **state)
 {
     sigset_t block, old;
@@ -88,30 +107,147 @@ static void test_session_and_signals_are_reset(void **state)
     sigaddset(&block, SIGUSR1);
     sigaddset(&block, SIGTERM);
     sigprocmask(SIG_BLOCK, &block, &old);
-    void (*prev)(int) = signal(SIGPIPE, SIG_IGN);
+    void (*prev_pipe)(int) = signal(SIGPIPE, SIG_IGN);
+    void (*prev_quit)(int) = signal(SIGQUIT, SIG_IGN);
+    void (*prev_usr1)(int) = signal(SIGUSR1, on_signal);
+    spawn_init();
     char out[512];
     char *argv[] = {"/bin/sh", "-c",
                     "grep -E '^Sig(Blk|Ign)' /proc/$$/status; "
                     "echo sid=$(cut -d' ' -f6 /proc/$$/stat) pid=$$ pgrp=$(cut -d' ' -f5 /proc/$$/stat)",
                     NULL};
     assert_int_equal(run(argv, NULL, NULL, out, sizeof out), 0);
-    signal(SIGPIPE, prev);
+    signal(SIGPIPE, prev_pipe);
+    signal(SIGQUIT, prev_quit);
+    signal(SIGUSR1, prev_usr1);
+    spawn_init();
     sigprocmask(SIG_SETMASK, &old, NULL);
 
-    unsigned long long blk = ~0ULL, ign = ~0ULL;
-    char *b = strstr(out, "SigBlk:"), *i = strstr(out, "SigIgn:");
-    assert_non_null(b);
-    assert_non_null(i);
-    blk = strtoull(b + 7, NULL, 16);
-    ign = strtoull(i + 7, NULL, 16);
-    assert_int_equal(blk, 0);
-    assert_false(ign & (1ULL << (SIGPIPE - 1)));
+    assert_int_equal(status_mask(out, "SigBlk:"), 0);
+    unsigned long long ign = status_mask(out, "SigIgn:");
+    assert_false(ign & BIT(SIGPIPE));
+    assert_false(ign & BIT(SIGQUIT));
     long sid = 0, pid = 0, pgrp = 0;
     char *ids = strstr(out, "sid=");
     assert_non_null(ids);
     assert_int_equal(sscanf(ids, "sid=%ld pid=%ld pgrp=%ld", &sid, &pid, &pgrp), 3);
     assert_int_equal(sid, pid);
     assert_int_equal(pgrp, pid);
+}
+
+/* ---- the window between unblocking and execve ----
+ *
+ * execve resets caught signals on its own, so a service can never show
+ * whether the child reset SIGUSR1: what the reset prevents is recoverd's
+ * handler running in the child should the signal arrive just before
+ * execve. To see the child's dispositions at that moment, a helper
+ * process (this binary, re-executed fresh, so nothing is recorded yet)
+ * makes its child's execve wait on a seccomp user notification, reads
+ * /proc/<child>/status while it waits, then lets the execve go on. */
+
+struct window {
+    int listener;     /* seccomp notification fd */
+    char status[4096]; /* /proc/<child>/status as execve waited */
+};
+
+/* Answer the one execve: read the child's status first, then let it run. */
+static void *window_answer(void *arg)
+{
+    struct window *w = arg;
+    struct seccomp_notif req;
+    struct seccomp_notif_resp resp;
+    memset(&req, 0, sizeof req);
+    if (ioctl(w->listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+        return NULL;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%u/status", req.pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, w->status, sizeof w->status - 1);
+        w->status[n > 0 ? n : 0] = '\0';
+        close(fd);
+    }
+    memset(&resp, 0, sizeof resp);
+    resp.id = req.id;
+    resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    ioctl(w->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+    return NULL;
+}
+
+/* The helper: SIGUSR1 caught and SIGQUIT ignored, spawn_init called (mode
+ * "init") or not ("lazy"), one spawn of /bin/true with its execve held.
+ * Prints the child's SigBlk, SigCgt and SigIgn lines. */
+static int window_main(const char *mode)
+{
+    static struct window w;
+    signal(SIGUSR1, on_signal);
+    signal(SIGQUIT, SIG_IGN);
+    if (strcmp(mode, "init") == 0)
+        spawn_init();
+    if ((w.listener = seccomp_on(__NR_execve, SECCOMP_RET_USER_NOTIF)) < 0)
+        return SECCOMP_SKIP;
+    pthread_t t;
+    if (pthread_create(&t, NULL, window_answer, &w) != 0)
+        return 1;
+    char *argv[] = {"/bin/true", NULL};
+    struct spawn_opts o = {.argv = argv, .out_fd = -1};
+    pid_t pid;
+    int pidfd;
+    int r = spawn_start(&o, &pid, &pidfd);
+    pthread_join(t, NULL);
+    if (r < 0)
+        return 1;
+    waitpid(pid, NULL, 0);
+    close(pidfd);
+    for (const char *l = w.status; (l = strstr(l, "\nSig")); l++)
+        printf("%.*s\n", (int)strcspn(l + 1, "\n"), l + 1);
+    return 0;
+}
+
+static void assert_window_clean(const char *mode)
+{
+    char self[4096], out[1024];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(n > 0);
+    self[n] = '\0';
+    char *argv[] = {self, "--window", (char *)mode, NULL};
+    int code = run(argv, NULL, NULL, out, sizeof out);
+    if (code == SECCOMP_SKIP)
+        skip();
+    assert_int_equal(code, 0);
+    /* glibc's 32 and 33 are its own (see spawn_init). */
+    unsigned long long glibc = BIT(32) | BIT(33);
+    assert_int_equal(status_mask(out, "SigBlk:"), 0);
+    assert_int_equal(status_mask(out, "SigCgt:") & ~glibc, 0);
+    assert_int_equal(status_mask(out, "SigIgn:"), 0);
+}
+
+static void test_child_resets_dispositions_before_it_unblocks(void **state)
+{
+    assert_window_clean("init");
+}
+
+/* Without spawn_init, the first spawn reads the dispositions itself. */
+static void test_first_spawn_records_dispositions_without_init(void **state)
+{
+    assert_window_clean("lazy");
+}
+
+/* The child gets the soft fd limit this process started with, not the
+ * one it has now (raised here when it can be, lowered otherwise). */
+static void test_child_gets_the_fd_limit_we_started_with(void **state)
+{
+    struct rlimit start, changed;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &start), 0);
+    changed = start;
+    changed.rlim_cur = start.rlim_cur < start.rlim_max ? start.rlim_max : start.rlim_cur - 1;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &changed), 0);
+    char out[64];
+    char *argv[] = {"/bin/sh", "-c", "ulimit -n", NULL};
+    int code = run(argv, NULL, NULL, out, sizeof out);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &start), 0);
+    assert_int_equal(code, 0);
+    assert_int_equal(strtoull(out, NULL, 10), start.rlim_cur);
 }
 
 /* The child holds 0, 1 and 2 and none of our close-on-exec fds; with no
@@ -153,7 +289,7 @@ static void test_stdio_without_out_fd_and_no_fd_leak(void **state)
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        char path[128], target[128] = "";
+        char path[sizeof dir + sizeof e->d_name], target[128] = "";
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         assert_true(readlink(path, target, sizeof target - 1) > 0);
         assert_string_not_equal(target, pipe_name);
@@ -219,13 +355,18 @@ static void test_exec_errors_are_reported(void **state)
     rmdir(dir);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--window") == 0)
+        return window_main(argv[2]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_output_goes_to_out_fd_and_stdin_is_empty),
         cmocka_unit_test(test_bare_name_is_found_in_path),
         cmocka_unit_test(test_environment_and_cwd),
         cmocka_unit_test(test_session_and_signals_are_reset),
+        cmocka_unit_test(test_child_resets_dispositions_before_it_unblocks),
+        cmocka_unit_test(test_first_spawn_records_dispositions_without_init),
+        cmocka_unit_test(test_child_gets_the_fd_limit_we_started_with),
         cmocka_unit_test(test_stdio_without_out_fd_and_no_fd_leak),
         cmocka_unit_test(test_exec_errors_are_reported),
     };

@@ -1,0 +1,13 @@
+/* What /proc/<pid>/stat says of any process, ours or not. */
+#ifndef RECOVERD_LIB_PROCSTAT_H
+#define RECOVERD_LIB_PROCSTAT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Start time of pid in clock ticks since boot (/proc/pid/stat field 22);
+ * 0 when the process does not exist or is a zombie. With the pid it names
+ * one process across pid reuse. */
+uint64_t procstat_start_ticks(pid_t pid);
+
+#endif
