@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the Debian packages recoverd needs to build and test, only those
+# Install the Debian packages recoverd needs to build, test and lint, only those
 # missing: quick and silent when everything is present. Run as root.
 set -euo pipefail
 
@@ -10,6 +10,7 @@ PACKAGES=(
   python3 python3-pytest curl procps
   monitoring-plugins-basic
   libpq-dev libhiredis-dev postgresql redis-server
+  clang-format clang-tidy # scripts/lint.sh; .clang-format and .clang-tidy are for 14
 )
 
 missing=()

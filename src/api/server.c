@@ -405,9 +405,12 @@ static void conn__continue(struct conn *c)
 static void conn__log_path(const char *path, char *out, size_t len)
 {
     size_t i = 0;
-    for (; path[i] && i + 1 < len; i++)
-        out[i] = (unsigned char)path[i] > 0x20 && (unsigned char)path[i] < 0x7f &&
-                         path[i] != '"' ? path[i] : '?';
+    for (; path[i] && i + 1 < len; i++) {
+        unsigned char ch = (unsigned char)path[i];
+        out[i] = path[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '"')
+            out[i] = '?';
+    }
     out[i] = '\0';
 }
 
@@ -541,7 +544,7 @@ struct api *api_new(uv_loop_t *loop, const struct api_backend *b, const struct s
                     char *err, size_t errlen)
 {
     struct api *a = calloc(1, sizeof *a);
-    struct sockaddr_storage bound;
+    struct sockaddr_storage bound = {0}; /* api__listen fills it when it returns 0 */
     char asked[INET6_ADDRSTRLEN + 8];
     int fd = -1;
     int r = -ENOMEM;

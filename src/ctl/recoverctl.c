@@ -1,5 +1,6 @@
 /* recoverctl: the operator's view of a running recoverd, through its HTTP
  * API only (never the daemon's internals). */
+#include <assert.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -905,8 +906,10 @@ int main(int argc, char **argv)
     int r = ctl_parse(argc, argv, &c, &cmd);
     if (r < 0)
         return CTL_OK;
-    if (r == CTL_OK)
-        r = ctl_validate(&c, cmd);
+    if (r != CTL_OK)
+        return r;
+    assert(cmd); /* ctl_parse sets it whenever it returns CTL_OK */
+    r = ctl_validate(&c, cmd);
     if (r == CTL_OK && cmd->post)
         r = ctl_token_read(&c);
     if (r != CTL_OK)

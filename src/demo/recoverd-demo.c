@@ -221,7 +221,7 @@ static void conn__answer(struct conn *c, const struct request *rq)
     bool get = !strcmp(rq->method, "GET");
     bool head = !strcmp(rq->method, "HEAD");
     for (size_t i = 0; i < sizeof(demo_routes) / sizeof(demo_routes[0]); i++) {
-        if (strcmp(rq->path, demo_routes[i].path))
+        if (strcmp(rq->path, demo_routes[i].path) != 0)
             continue;
         if (!get && !head) {
             conn__reply(c, 405, "method not allowed\n", rq->keep_alive, false);

@@ -69,10 +69,11 @@ static int cgroup__find_mount(void)
             continue;
         cgroup__unescape(root);
         cgroup__unescape(point);
-        if (strlen(point) >= sizeof cgroup__mnt.dir || strlen(root) >= sizeof cgroup__mnt.root)
+        size_t plen = strlen(point), rlen = strlen(root);
+        if (plen >= sizeof cgroup__mnt.dir || rlen >= sizeof cgroup__mnt.root)
             continue;
-        strcpy(cgroup__mnt.dir, point);
-        strcpy(cgroup__mnt.root, root);
+        memcpy(cgroup__mnt.dir, point, plen + 1);
+        memcpy(cgroup__mnt.root, root, rlen + 1);
         r = 0;
         break;
     }

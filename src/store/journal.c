@@ -1008,7 +1008,7 @@ json_t *journal_faults_summary_json(struct journal *j)
     if (journal_counts(j, &active, &resolved, &actions) < 0)
         return NULL;
     json_t *o = json_pack("{s:I, s:I, s:I, s:o, s:o, s:o}",
-                          "total", (json_int_t)(active + resolved),
+                          "total", (json_int_t)active + resolved,
                           "active", (json_int_t)active,
                           "resolved", (json_int_t)resolved,
                           "by_type", journal__zeros(journal__type_names, FAULT_TYPE__COUNT),
