@@ -16,9 +16,11 @@
 #include "daemon/service.h"
 #include "detect/detector.h"
 #include "lib/clock.h"
+#include "lib/spawn.h"
 #include "lib/log.h"
 #include "lib/token.h"
 #include "monitor/alert.h"
+#include "recover/leftover.h"
 #include "recover/supervisor.h"
 #include "store/journal.h"
 
@@ -43,24 +45,68 @@ static int daemon__mkdirs(const char *path)
     return 0;
 }
 
-/* Kill what a previous recoverd left of a service: the process group of
- * pid when pid still is the process started at start_ticks. */
-static void daemon__leftover(const char *service, pid_t pid, uint64_t ticks, void *arg)
+/* What a killed predecessor left running, gathered from the journal. */
+struct daemon__leftovers {
+    struct leftover *v;
+    size_t n;
+};
+
+static void daemon__leftover_add(const char *service, pid_t pid, uint64_t ticks, void *arg)
 {
     struct daemon *d = arg;
+    struct daemon__leftovers *l = d->leftovers;
     const struct service_cfg *sc = config_service(d->cfg, service);
-    uint64_t grace = sc ? sc->stop.grace_ms : 5000;
-    if (pid > 1 && ticks && process_start_ticks(pid) == ticks) {
-        kill(-pid, SIGTERM);
-        kill(-pid, SIGCONT);
-        for (uint64_t waited = 0; waited < grace && process_start_ticks(pid) == ticks;
-             waited += 10)
-            usleep(10000);
-        kill(-pid, SIGKILL);
-        log_event(LOG_WARN, service, "leftover-stopped",
-                  "pid=%d why=\"left running by a previous recoverd\"", (int)pid);
+    struct leftover *v = realloc(l->v, (l->n + 1) * sizeof *v);
+    char *name = strdup(service);
+    if (!v || !name) {
+        free(name);
+        if (v)
+            l->v = v;
+        return; /* out of memory: that one is not stopped, and it is logged below */
     }
-    journal_child_clear(d->journal, service);
+    l->v = v;
+    l->v[l->n++] = (struct leftover){.service = name, .pid = pid, .start_ticks = ticks,
+                                     .signal = sc ? sc->stop.signal : SIGTERM,
+                                     .grace_ms = sc ? sc->stop.grace_ms : 5000};
+}
+
+static void daemon__leftover_gone(void *ctx, const struct leftover *l, enum leftover_fate fate)
+{
+    struct daemon *d = ctx;
+    if (fate != LEFTOVER_ABSENT)
+        log_event(fate == LEFTOVER_STUCK ? LOG_ERROR : LOG_WARN, l->service, "leftover-stopped",
+                  "pid=%d fate=%s why=\"left running by a previous recoverd\"", (int)l->pid,
+                  leftover_fate_name(fate));
+    journal_child_clear(d->journal, l->service);
+}
+
+static void daemon__start_services(struct daemon *d);
+
+/* Every leftover is gone: the services may start (their ports are free). */
+static void daemon__leftovers_done(void *ctx, const struct leftover_counts *c)
+{
+    struct daemon *d = ctx;
+    d->leftovers_pending = false;
+    if (!d->stopping)
+        daemon__start_services(d);
+    daemon_stop_progress(d);
+}
+
+/* Stop them all together, off the loop's back; 0 or -ENOMEM. */
+static int daemon__stop_leftovers(struct daemon *d)
+{
+    struct daemon__leftovers l = {0};
+    d->leftovers = &l;
+    journal_children(d->journal, daemon__leftover_add, d);
+    d->leftovers = NULL;
+    struct leftover_sink sink = {daemon__leftover_gone, daemon__leftovers_done, d};
+    int r = leftover_stop_all(d->loop, l.v, l.n, &sink);
+    for (size_t i = 0; i < l.n; i++)
+        free((char *)l.v[i].service);
+    free(l.v);
+    if (r == 0)
+        d->leftovers_pending = true;
+    return r;
 }
 
 static void daemon__flush_cb(uv_prepare_t *p)
@@ -171,6 +217,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         uv_signal_start(sigs[i], daemon__signal_cb, signums[i]);
     }
     signal(SIGPIPE, SIG_IGN);
+    spawn_init(); /* after every disposition recoverd sets: its children get them back */
     daemon__warnings(cfg);
     snprintf(path, sizeof path, "%s/logs", cfg->state_dir);
     if ((r = daemon__mkdirs(path)) < 0) {
@@ -195,7 +242,10 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     if (aborted > 0)
         log_event(LOG_WARN, NULL, "actions-aborted", "count=%d why=\"recoverd restarted\"", aborted);
     /* Before any spawn: a killed predecessor may have left services running. */
-    journal_children(d->journal, daemon__leftover, d);
+    if ((r = daemon__stop_leftovers(d)) < 0) {
+        log_event(LOG_ERROR, NULL, "leftovers-failed", "error=\"%s\"", strerror(-r));
+        return r;
+    }
     journal_set_batching(d->journal, true);
     uv_prepare_start(&d->flush, daemon__flush_cb);
     if ((r = detector_init_all(loop)) < 0) {
@@ -221,11 +271,16 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     }
     log_event(LOG_INFO, NULL, "started", "config=%s services=%zu state_dir=%s",
               config_path ? config_path : "<demo>", d->n_services, cfg->state_dir);
-    /* Dependencies first: a service whose dependencies are not ready yet
-     * starts when the last of them verified (daemon_service_ready). */
+    return 0; /* the services start once the leftovers are gone */
+}
+
+/* Dependencies first: a service whose dependencies are not ready yet
+ * starts when the last of them verified (daemon_service_ready). */
+static void daemon__start_services(struct daemon *d)
+{
     for (size_t i = 0; i < d->n_services; i++)
-        service_start(d->services[i]);
-    return 0;
+        if (!d->services[i]->retired && !d->services[i]->started && !d->services[i]->replaces)
+            service_start(d->services[i]);
 }
 
 bool daemon_dependencies_ready(struct daemon *d, const struct service *s)
@@ -291,7 +346,8 @@ static bool daemon__all_down(const struct daemon *d)
 
 void daemon_stop_progress(struct daemon *d)
 {
-    if (d->stopping && daemon__all_down(d) && !d->closed)
+    /* The leftovers' stop holds loop handles of its own until it is done. */
+    if (d->stopping && daemon__all_down(d) && !d->closed && !d->leftovers_pending)
         daemon__close_all(d);
 }
 
@@ -455,11 +511,8 @@ int daemon_reload(struct daemon *d)
     daemon__sweep_configs(d);
     /* New and replacing services start once linked (a replacement waits for
      * its predecessor's process to be gone). */
-    for (size_t i = 0; i < d->n_services; i++) {
-        struct service *s = d->services[i];
-        if (!s->retired && !s->started && !s->replaces)
-            service_start(s);
-    }
+    if (!d->leftovers_pending)
+        daemon__start_services(d);
     log_event(LOG_INFO, NULL, "reloaded", "config=%s services=%zu", d->config_path,
               next->n_services);
     return 0;

@@ -47,6 +47,8 @@ struct daemon {
     bool closed;                   /* every daemon handle closed; the loop is ending */
     bool detectors_up;             /* detector_init_all succeeded */
     bool monitor_up;               /* monitor_init succeeded */
+    bool leftovers_pending;        /* a predecessor's processes are being stopped */
+    struct daemon__leftovers *leftovers; /* gathering them (daemon_start only) */
     struct config **old_cfg_list;  /* configs replaced by reloads, kept while referenced */
     size_t n_old_cfg;
 };

@@ -15,6 +15,7 @@
 #include "config/config-t.h"
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/procstat.h"
 #include "lib/spawn.h"
 #include "recover/output.h"
 #include "store/journal.h"
@@ -38,31 +39,6 @@ const char *sup_state_name(enum sup_state s)
 const char *sup_event_name(enum sup_event e)
 {
     return (unsigned)e < SUP_EV__COUNT ? sup__event_names[e] : "unknown";
-}
-
-uint64_t process_start_ticks(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    /* comm may hold spaces and parentheses: fields restart after the last ')'. */
-    char *p = strrchr(buf, ')');
-    if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
-        return 0;
-    unsigned long long ticks = 0;
-    /* After ')': state(3) ... starttime is field 22, the 20th after state. */
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
-                      "%*d %llu",
-               &ticks) != 1)
-        return 0;
-    return ticks;
 }
 
 static void sup__closed(struct supervisor *sp)
@@ -183,7 +159,7 @@ static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
                   (int)pid, strerror(-r));
         return r;
     }
-    journal_child_set(sp->journal, sp->service, pid, process_start_ticks(pid));
+    journal_child_set(sp->journal, sp->service, pid, procstat_start_ticks(pid));
     log_event(LOG_INFO, sp->service, "spawned", "pid=%d", (int)pid);
     return 0;
 }
@@ -207,7 +183,7 @@ static int sup__watch_pidfile(struct supervisor *sp, enum stop_reason reason)
     long pid = strtol(buf, &end, 10);
     if (pid <= 1 || pid > INT32_MAX || (*end && *end != '\n'))
         return -EINVAL;
-    if (process_start_ticks((pid_t)pid) == 0)
+    if (procstat_start_ticks((pid_t)pid) == 0)
         return -ESRCH; /* gone, or a zombie nobody reaped */
     int r = sup__watch(sp, (pid_t)pid, spawn_pidfd((pid_t)pid));
     if (r == 0)

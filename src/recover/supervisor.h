@@ -92,8 +92,4 @@ int supervisor_event(struct supervisor *sp, enum sup_event ev, enum stop_reason 
 /* Replace the spawn environment (owned from here on). */
 void supervisor_set_envp(struct supervisor *sp, char **envp);
 
-/* Start time of pid in clock ticks since boot (/proc/pid/stat field 22);
- * 0 when the process does not exist or is a zombie. */
-uint64_t process_start_ticks(pid_t pid);
-
 #endif

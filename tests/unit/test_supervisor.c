@@ -26,6 +26,7 @@
 
 #include "config/config-t.h"
 #include "lib/clock.h"
+#include "lib/procstat.h"
 #include "recover/supervisor.h"
 #include "store/journal.h"
 
@@ -834,17 +835,17 @@ static uint64_t stat_field22(pid_t pid)
     return 0;
 }
 
-static void process_start_ticks_of_self_is_stable(void **state)
+static void procstat_start_ticks_of_self_is_stable(void **state)
 {
     (void)state;
-    uint64_t a = process_start_ticks(getpid());
+    uint64_t a = procstat_start_ticks(getpid());
     assert_true(a > 0);
     assert_int_equal(a, stat_field22(getpid()));
     usleep(20000);
-    assert_int_equal(process_start_ticks(getpid()), a);
+    assert_int_equal(procstat_start_ticks(getpid()), a);
 }
 
-static void process_start_ticks_of_missing_pid_is_zero(void **state)
+static void procstat_start_ticks_of_missing_pid_is_zero(void **state)
 {
     (void)state;
     pid_t pid = fork();
@@ -852,11 +853,11 @@ static void process_start_ticks_of_missing_pid_is_zero(void **state)
     if (pid == 0)
         _exit(0);
     assert_int_equal(waitpid(pid, NULL, 0), pid);
-    assert_int_equal(process_start_ticks(pid), 0);
-    assert_int_equal(process_start_ticks(0x3fffffff), 0); /* above any pid_max */
+    assert_int_equal(procstat_start_ticks(pid), 0);
+    assert_int_equal(procstat_start_ticks(0x3fffffff), 0); /* above any pid_max */
 }
 
-static void process_start_ticks_of_zombie_is_zero(void **state)
+static void procstat_start_ticks_of_zombie_is_zero(void **state)
 {
     (void)state;
     pid_t pid = fork();
@@ -867,12 +868,12 @@ static void process_start_ticks_of_zombie_is_zero(void **state)
     /* Wait for the exit but leave the zombie in place. */
     assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
     assert_int_equal(si.si_pid, pid);
-    assert_int_equal(process_start_ticks(pid), 0);
+    assert_int_equal(procstat_start_ticks(pid), 0);
     assert_int_equal(waitpid(pid, NULL, 0), pid);
 }
 
 /* comm may hold ") " and spaces: the fields are counted after the last ')'. */
-static void process_start_ticks_survives_parens_in_name(void **state)
+static void procstat_start_ticks_survives_parens_in_name(void **state)
 {
     (void)state;
     int fds[2];
@@ -892,11 +893,11 @@ static void process_start_ticks_survives_parens_in_name(void **state)
     close(fds[1]);
     assert_int_equal(read(fds[0], &c, 1), 1);
     close(fds[0]);
-    uint64_t t = process_start_ticks(pid);
+    uint64_t t = procstat_start_ticks(pid);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     assert_true(t > 0);
-    assert_true(t >= process_start_ticks(getpid())); /* started after us */
+    assert_true(t >= procstat_start_ticks(getpid())); /* started after us */
 }
 
 int main(void)
@@ -930,10 +931,10 @@ int main(void)
         FX(external_exit_is_reported_without_a_code),
         FX(spawn_uses_env_cwd_and_output_log),
         FX(init_with_unopenable_log_fails_cleanly),
-        cmocka_unit_test(process_start_ticks_of_self_is_stable),
-        cmocka_unit_test(process_start_ticks_of_missing_pid_is_zero),
-        cmocka_unit_test(process_start_ticks_of_zombie_is_zero),
-        cmocka_unit_test(process_start_ticks_survives_parens_in_name),
+        cmocka_unit_test(procstat_start_ticks_of_self_is_stable),
+        cmocka_unit_test(procstat_start_ticks_of_missing_pid_is_zero),
+        cmocka_unit_test(procstat_start_ticks_of_zombie_is_zero),
+        cmocka_unit_test(procstat_start_ticks_survives_parens_in_name),
     };
 #undef FX
     return cmocka_run_group_tests(tests, NULL, NULL);
