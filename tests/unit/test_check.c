@@ -146,6 +146,7 @@ struct fixture {
     struct check_set set;              /* under test */
     uv_timer_t guard;                  /* run_until's deadline */
     bool expired;
+    uint64_t deadline_us;          /* run_until's, monotonic */
 };
 
 static struct check_cfg cfg_make(const char *name, const struct detector_ops *ops)
@@ -195,17 +196,22 @@ static int fixture_teardown(void **state)
     return 0;
 }
 
+/* A tick every few ms: uv_run(UV_RUN_ONCE) runs due timers and then still
+ * sleeps until the next event, so a condition made true by a timer would
+ * otherwise be seen only when something else happens. */
 static void guard_cb(uv_timer_t *t)
 {
     struct fixture *fx = t->data;
-    fx->expired = true;
+    if (clock_mono_us() >= fx->deadline_us)
+        fx->expired = true;
 }
 
 static bool run_until(struct fixture *fx, bool (*done)(struct fixture *))
 {
     fx->expired = false;
+    fx->deadline_us = clock_mono_us() + DEADLINE_MS * 1000ull;
     uv_update_time(&fx->loop);
-    uv_timer_start(&fx->guard, guard_cb, DEADLINE_MS, 0);
+    uv_timer_start(&fx->guard, guard_cb, 5, 5);
     while (!done(fx) && !fx->expired)
         uv_run(&fx->loop, UV_RUN_ONCE);
     uv_timer_stop(&fx->guard);

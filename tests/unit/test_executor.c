@@ -109,6 +109,7 @@ struct svc {
     int ready;                   /* recovery sink calls */
     int recovered;
     bool up;                     /* parts initialised */
+    struct svc *dependent;       /* depends on this one (told when it recovers) */
 };
 
 struct fixture {
@@ -121,8 +122,10 @@ struct fixture {
     struct executor ex;
     struct svc *svc[MAX_SVC];
     size_t n;
-    uv_timer_t guard;
-    bool expired;
+    pid_t forked;                /* a process the test forked (an external service) */
+    uv_timer_t guard;            /* WAIT_UNTIL's tick: the loop never sleeps long */
+    bool expired;                /* the deadline passed */
+    uint64_t deadline_us;        /* WAIT_UNTIL's, monotonic */
 };
 
 static void sink_failing(void *ctx, struct check *c, const struct observation *o)
@@ -153,22 +156,29 @@ static void sink_recovered(void *ctx)
 {
     struct svc *s = ctx;
     s->recovered++;
+    if (s->dependent)
+        recovery_event(&s->dependent->rec, REC_EV_DEP_RECOVERED); /* as service.c does */
 }
 
 static void sink_closed(void *ctx) { (void)ctx; }
 
+/* A tick every few ms: uv_run(UV_RUN_ONCE) runs due timers and then still
+ * sleeps until the next event, so a condition made true by a timer would
+ * otherwise be seen only when something else happens. */
 static void guard_cb(uv_timer_t *t)
 {
     struct fixture *fx = t->data;
-    fx->expired = true;
+    if (clock_mono_us() >= fx->deadline_us)
+        fx->expired = true;
 }
 
 /* Run the loop until cond holds (checked after each loop turn). */
 #define WAIT_UNTIL(fx, cond)                                                          \
     do {                                                                              \
         (fx)->expired = false;                                                        \
+        (fx)->deadline_us = clock_mono_us() + DEADLINE_MS * 1000ull;                  \
         uv_update_time(&(fx)->loop);                                                  \
-        uv_timer_start(&(fx)->guard, guard_cb, DEADLINE_MS, 0);                       \
+        uv_timer_start(&(fx)->guard, guard_cb, 5, 5);                                 \
         while (!(cond) && !(fx)->expired)                                             \
             uv_run(&(fx)->loop, UV_RUN_ONCE);                                         \
         uv_timer_stop(&(fx)->guard);                                                  \
@@ -350,7 +360,8 @@ static int fixture_teardown(void **state)
         supervisor_event(&s->sup, SUP_EV_STOP, STOP_SHUTDOWN);
     }
     fx->expired = false;
-    uv_timer_start(&fx->guard, guard_cb, DEADLINE_MS, 0);
+    fx->deadline_us = clock_mono_us() + DEADLINE_MS * 1000ull;
+    uv_timer_start(&fx->guard, guard_cb, 5, 5);
     while (!all_down(fx) && !fx->expired)
         uv_run(&fx->loop, UV_RUN_ONCE);
     bool down = all_down(fx);
@@ -376,6 +387,10 @@ static int fixture_teardown(void **state)
         free(s);
     }
     int closed = uv_loop_close(&fx->loop);
+    if (fx->forked > 0) {
+        kill(fx->forked, SIGKILL);
+        waitpid(fx->forked, NULL, 0);
+    }
     journal_free(fx->journal);
     nftw(fx->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
     free(fx);
@@ -1088,6 +1103,196 @@ static void watched_service_without_strategy_only_alerts(void **state)
     assert_state_path(s, "normal>degraded>recovered");
 }
 
+/* ---- dependencies ---- */
+
+/* dependent depends on dep (daemon.c's linking, for two services). */
+static void svc_depends(struct svc *dependent, struct svc *dep)
+{
+    dependent->faults.deps = malloc(sizeof(struct faults *));
+    assert_non_null(dependent->faults.deps);
+    dependent->faults.deps[0] = &dep->faults;
+    dependent->faults.n_deps = 1;
+    dep->dependent = dependent;
+}
+
+/* web depends on db. db fails first; web's fault, opened while db's is
+ * open, is db's symptom: nothing is done for web while db recovers. Once
+ * db is recovered, web is checked again on its own: still failing, its
+ * own plan runs. */
+static void dependent_fault_is_a_symptom_until_the_root_recovers(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *db = svc_new(fx, "db"), *web = svc_new(fx, "web");
+    svc_repair(db, "while [ ! -e go_db ]; do sleep 0.01; done; touch ok_db");
+    svc_repair(web, "touch ok_web");
+    svc_chain(db, 1, STRATEGY_REPAIR);
+    svc_chain(web, 1, STRATEGY_REPAIR);
+    touch(db->ok_path);
+    touch(web->ok_path);
+    svc_init(db);
+    svc_init(web);
+    svc_depends(web, db);
+    recovery_event(&db->rec, REC_EV_START);
+    recovery_event(&web->rec, REC_EV_START);
+    WAIT_UNTIL(fx, db->ready && web->ready);
+    unlink(db->ok_path);
+    WAIT_UNTIL(fx, db->rec.state == REC_EXECUTING);
+    unlink(web->ok_path);
+    WAIT_UNTIL(fx, analyzer_has_open(&web->faults));
+    struct fault_slot *fs = &web->faults.slots[SLOT_CHECK(0)];
+    assert_int_equal(fs->root, db->faults.slots[SLOT_CHECK(0)].fault.id);
+    assert_non_null(strstr(fs->fault.description, "(symptom of db fault"));
+    assert_null(analyzer_trigger(&web->faults));
+    assert_int_equal(web->rec.state, REC_IDLE);
+    uint64_t probes = web->checks.checks[0].probes;
+    WAIT_UNTIL(fx, web->checks.checks[0].probes >= probes + 5);
+    assert_int_equal(n_actions(web), 0); /* nothing for a symptom */
+    /* db recovers; web, still failing, now recovers on its own. */
+    touch_in(fx, "go_db");
+    WAIT_UNTIL(fx, n_actions(db) == 1 && idle_without_action(db));
+    assert_action(db, 0, "repair", "completed", "verified");
+    WAIT_UNTIL(fx, n_actions(web) == 1 && idle_without_action(web) &&
+                       !analyzer_has_open(&web->faults));
+    assert_action(web, 0, "repair", "completed", "verified");
+}
+
+/* web's check fails while db is healthy: web waits a moment (correlating)
+ * for a dependency's fault, none opens, and web's fault is its own. */
+static void correlation_without_a_root_cause_recovers_on_its_own(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *db = svc_new(fx, "db"), *web = svc_new(fx, "web");
+    svc_repair(web, "touch ok_web");
+    svc_chain(web, 1, STRATEGY_REPAIR);
+    touch(db->ok_path);
+    touch(web->ok_path);
+    svc_init(db);
+    svc_init(web);
+    svc_depends(web, db);
+    recovery_event(&db->rec, REC_EV_START);
+    recovery_event(&web->rec, REC_EV_START);
+    WAIT_UNTIL(fx, db->ready && web->ready);
+    unlink(web->ok_path);
+    WAIT_UNTIL(fx, web->rec.state == REC_CORRELATING);
+    assert_false(analyzer_has_open(&web->faults)); /* not yet */
+    WAIT_UNTIL(fx, n_actions(web) == 1 && idle_without_action(web));
+    assert_action(web, 0, "repair", "completed", "verified");
+    assert_int_equal(web->faults.slots[SLOT_CHECK(0)].root, 0);
+    assert_int_equal(n_actions(db), 0);
+}
+
+/* While correlating, the checks pass again: no fault at all. */
+static void correlation_ends_quietly_when_checks_pass_again(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *db = svc_new(fx, "db"), *web = svc_new(fx, "web");
+    svc_repair(web, "touch ok_web");
+    svc_chain(web, 1, STRATEGY_REPAIR);
+    touch(db->ok_path);
+    touch(web->ok_path);
+    svc_init(db);
+    svc_init(web);
+    svc_depends(web, db);
+    recovery_event(&db->rec, REC_EV_START);
+    recovery_event(&web->rec, REC_EV_START);
+    WAIT_UNTIL(fx, db->ready && web->ready);
+    unlink(web->ok_path);
+    WAIT_UNTIL(fx, web->rec.state == REC_CORRELATING);
+    touch(web->ok_path);
+    WAIT_UNTIL(fx, web->rec.state == REC_IDLE);
+    assert_false(analyzer_has_open(&web->faults));
+    assert_int_equal(n_actions(web), 0);
+    assert_int_equal(web->st.state, STATE_NORMAL);
+}
+
+/* ---- known bugs (reproductions; run with RECOVERD_KNOWN_BUGS=1) ---- */
+
+static void skip_unless_known_bugs(void)
+{
+    if (!getenv("RECOVERD_KNOWN_BUGS"))
+        skip();
+}
+
+/* BUG (src/recover/executor.c, rec__set): a queued action that starts a
+ * process waits for room under max_starting, but when a verification
+ * ends rec__set() decrements ex->starting without calling rec__dequeue(),
+ * so the queued restart stays PENDING until some unrelated action releases
+ * a slot or enqueues. Here: max_starting 1; a's restart is verifying when
+ * b's restart queues; a verifies; b should run, and never does. */
+static void queued_restart_runs_once_a_start_is_verified(void **state)
+{
+    skip_unless_known_bugs();
+    struct fixture *fx = *state;
+    fx->ex.max_starting = 1;
+    struct svc *a = svc_new(fx, "a"), *b = svc_new(fx, "b");
+    struct svc *all[] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        svc_command(all[i], "exec sleep 100");
+        svc_no_checks(all[i]);
+        all[i]->cfg.restart.stable_ms = 300;
+        svc_start(all[i]);
+    }
+    kill(a->sup.pid, SIGKILL);
+    WAIT_UNTIL(fx, a->rec.state == REC_VERIFYING);
+    assert_int_equal(fx->ex.starting, 1);
+    kill(b->sup.pid, SIGKILL);
+    WAIT_UNTIL(fx, pending_queued(b));
+    WAIT_UNTIL(fx, idle_without_action(a));
+    assert_int_equal(fx->ex.starting, 0);
+    assert_int_equal(fx->ex.executing, 0);
+    /* Room again: b's restart must run and be verified. */
+    WAIT_UNTIL(fx, idle_without_action(b));
+    assert_action(b, 0, "restart", "completed", "verified");
+}
+
+/* BUG (src/recover/supervisor.c sup__stop + src/recover/restart.c): for
+ * an external service, a restart's SUP_EV_STOP only records
+ * stop_reason = STOP_RESTART ("its restart program will end it"). When the
+ * restart program fails, nothing resets it: the process keeps running with
+ * a stop reason nobody stands behind, and its next crash reaches the
+ * recovery as an exit that was asked for (e->why != STOP_NONE), so no
+ * process fault opens and nothing recovers it. Here: the check fails, the
+ * restart program fails, the repair fixes the check (verified, idle); then
+ * the process dies: no fault. */
+static void external_crash_after_a_failed_restart_program_is_a_fault(void **state)
+{
+    skip_unless_known_bugs();
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "ext");
+    char pidfile[128], buf[32];
+    snprintf(pidfile, sizeof pidfile, "%s/ext.pid", fx->dir);
+    s->cfg.pidfile = pidfile;
+    static char *restart_cmd[] = {"/bin/sh", "-c", "echo cannot; exit 1", NULL};
+    s->cfg.restart_cmd = restart_cmd;
+    svc_repair(s, "touch ok_ext");
+    svc_chain(s, 2, STRATEGY_RESTART, STRATEGY_REPAIR);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(30);
+        for (;;)
+            pause();
+    }
+    fx->forked = pid;
+    snprintf(buf, sizeof buf, "%d\n", (int)pid);
+    FILE *f = fopen(pidfile, "w");
+    assert_non_null(f);
+    fputs(buf, f);
+    fclose(f);
+    touch(s->ok_path);
+    svc_start(s);
+    assert_int_equal(s->sup.pid, pid);
+    unlink(s->ok_path);
+    WAIT_UNTIL(fx, n_actions(s) == 2 && idle_without_action(s));
+    assert_action(s, 0, "restart", "failed", "restart program failed");
+    assert_action(s, 1, "repair", "completed", "verified");
+    assert_int_equal(s->sup.state, SUP_RUNNING);
+    /* The process crashes: an unexpected exit, a fault. */
+    kill(pid, SIGKILL);
+    WAIT_UNTIL(fx, s->sup.state == SUP_DOWN);
+    WAIT_UNTIL(fx, s->faults.slots[SLOT_PROCESS].open);
+}
+
 int main(void)
 {
 #define FX(t) cmocka_unit_test_setup_teardown(t, fixture_setup, fixture_teardown)
@@ -1114,6 +1319,11 @@ int main(void)
         FX(operator_restart_runs_and_is_verified),
         FX(operator_recovers_an_open_fault_with_a_chosen_strategy),
         FX(watched_service_without_strategy_only_alerts),
+        FX(dependent_fault_is_a_symptom_until_the_root_recovers),
+        FX(correlation_without_a_root_cause_recovers_on_its_own),
+        FX(correlation_ends_quietly_when_checks_pass_again),
+        FX(queued_restart_runs_once_a_start_is_verified),
+        FX(external_crash_after_a_failed_restart_program_is_a_fault),
     };
 #undef FX
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,8 +52,9 @@ struct fixture {
     struct journal *journal;       /* real */
     struct monitor m;              /* the system */
     struct svc_state st[MAX_SVC];  /* web and db registered; cache when a test wants it */
-    uv_timer_t guard;              /* run_until's deadline */
-    bool expired;                  /* the guard fired */
+    uv_timer_t guard;              /* run_until's tick: the loop never sleeps long */
+    bool expired;                  /* the deadline passed */
+    uint64_t deadline_us;          /* run_until's, monotonic */
 };
 
 static int fixture_setup(void **state)
@@ -98,10 +99,14 @@ static int fixture_teardown(void **state)
     return 0;
 }
 
+/* A tick every few ms: uv_run(UV_RUN_ONCE) runs due timers and then still
+ * sleeps until the next event, so a condition made true by a timer would
+ * otherwise be seen only when something else happens. */
 static void guard_cb(uv_timer_t *t)
 {
     struct fixture *fx = t->data;
-    fx->expired = true;
+    if (clock_mono_us() >= fx->deadline_us)
+        fx->expired = true;
 }
 
 /* Run the loop until *flag-like condition done(fx) holds; false if it did
@@ -109,8 +114,9 @@ static void guard_cb(uv_timer_t *t)
 static bool run_until(struct fixture *fx, bool (*done)(struct fixture *))
 {
     fx->expired = false;
+    fx->deadline_us = clock_mono_us() + DEADLINE_MS * 1000ull;
     uv_update_time(&fx->loop);
-    uv_timer_start(&fx->guard, guard_cb, DEADLINE_MS, 0);
+    uv_timer_start(&fx->guard, guard_cb, 5, 5);
     while (!done(fx) && !fx->expired)
         uv_run(&fx->loop, UV_RUN_ONCE);
     uv_timer_stop(&fx->guard);

@@ -24,7 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config/config-t.h"
+#include "config/config.h"
+#include "daemon/daemon.h"
+#include "daemon/service-t.h"
 #include "lib/clock.h"
 #include "lib/procstat.h"
 #include "recover/supervisor.h"
@@ -51,6 +53,7 @@ struct fixture {
     int closed;                /* sink.closed calls */
     uv_timer_t guard;          /* run_until's deadline */
     bool expired;
+    uint64_t deadline_us;          /* run_until's, monotonic */
     pid_t forked[8];           /* processes the test forked itself */
     int n_forked;
 };
@@ -110,17 +113,22 @@ static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *
     return 0;
 }
 
+/* A tick every few ms: uv_run(UV_RUN_ONCE) runs due timers and then still
+ * sleeps until the next event, so a condition made true by a timer would
+ * otherwise be seen only when something else happens. */
 static void guard_cb(uv_timer_t *t)
 {
     struct fixture *fx = t->data;
-    fx->expired = true;
+    if (clock_mono_us() >= fx->deadline_us)
+        fx->expired = true;
 }
 
 static bool run_until(struct fixture *fx, bool (*done)(struct fixture *))
 {
     fx->expired = false;
+    fx->deadline_us = clock_mono_us() + DEADLINE_MS * 1000ull;
     uv_update_time(&fx->loop);
-    uv_timer_start(&fx->guard, guard_cb, DEADLINE_MS, 0);
+    uv_timer_start(&fx->guard, guard_cb, 5, 5);
     while (!done(fx) && !fx->expired)
         uv_run(&fx->loop, UV_RUN_ONCE);
     uv_timer_stop(&fx->guard);
@@ -900,6 +908,292 @@ static void procstat_start_ticks_survives_parens_in_name(void **state)
     assert_true(t >= procstat_start_ticks(getpid())); /* started after us */
 }
 
+/* ---- what a killed recoverd left running (daemon_start) ---- */
+
+/* The old process.c's process_reap_leftover lives on in daemon.c, run by
+ * daemon_start for every child row of the journal before any spawn: the
+ * group of a pid that is still the process started at the recorded ticks
+ * gets SIGTERM (and SIGCONT), then SIGKILL once the leader is gone or the
+ * service's stop grace ran out. */
+
+static pid_t leftovers[8]; /* forked by these tests; killed and reaped by the teardown */
+static int n_leftovers;
+
+static pid_t track(pid_t pid)
+{
+    if (pid > 0 && n_leftovers < (int)(sizeof leftovers / sizeof *leftovers))
+        leftovers[n_leftovers++] = pid;
+    return pid;
+}
+
+/* Kill and reap what is still unreaped (an unreaped pid cannot have been
+ * reused, so this never hits a stranger). */
+static int leftovers_teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < n_leftovers; i++)
+        if (waitpid(leftovers[i], NULL, WNOHANG) == 0) {
+            kill(leftovers[i], SIGKILL);
+            kill(leftovers[i], SIGCONT);
+            waitpid(leftovers[i], NULL, 0);
+        }
+    n_leftovers = 0;
+    return 0;
+}
+
+/* What the grandchild of fork_leader() does. */
+enum grandchild {
+    GC_NONE,    /* no grandchild */
+    GC_PLAIN,   /* default SIGTERM action */
+    GC_IGNORES, /* ignores SIGTERM */
+};
+
+static void child_ready(int fd)
+{
+    char c = 'r';
+    if (write(fd, &c, 1) != 1)
+        _exit(99);
+}
+
+/* A child in its own session (like a supervised service), optionally
+ * ignoring SIGTERM, optionally with a grandchild in its group; the
+ * grandchild's pid (or 0) is read before returning, once every
+ * disposition is in place. */
+static pid_t fork_leader(bool ignore_term, enum grandchild gc, pid_t *grandchild)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = track(fork());
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        if (setsid() < 0)
+            _exit(98);
+        alarm(CHILD_LIFE_S);
+        pid_t g = 0;
+        int gp[2];
+        if (pipe(gp) < 0)
+            _exit(97);
+        if (gc != GC_NONE && (g = fork()) == 0) {
+            alarm(CHILD_LIFE_S);
+            if (gc == GC_IGNORES)
+                signal(SIGTERM, SIG_IGN);
+            child_ready(gp[1]);
+            for (;;)
+                pause();
+        }
+        char c;
+        if (g > 0 && read(gp[0], &c, 1) != 1)
+            _exit(96);
+        if (ignore_term)
+            signal(SIGTERM, SIG_IGN);
+        if (write(fds[1], &g, sizeof g) != sizeof g)
+            _exit(99);
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    pid_t g = -1;
+    assert_int_equal(read(fds[0], &g, sizeof g), sizeof g);
+    close(fds[0]);
+    if (grandchild)
+        *grandchild = g;
+    track(g); /* ours once its parent is gone (subreaper) */
+    return pid;
+}
+
+/* Reap pid (a child, or an orphan as subreaper); its wait status. */
+static int reap(pid_t pid)
+{
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+/* Still running (not even a zombie) after a moment. */
+static bool still_running(pid_t pid)
+{
+    usleep(50000);
+    return kill(pid, 0) == 0 && waitpid(pid, NULL, WNOHANG) == 0;
+}
+
+struct leftover_run {
+    uint64_t elapsed_ms;  /* daemon_start's duration */
+    int rows_for_service; /* child rows left for service "svc" */
+};
+
+/* A journal in a fresh state_dir with one child row (service, pid, ticks),
+ * then a daemon started on it whose service "web" (sleep) stops with
+ * grace; then stopped, the loop run empty and everything freed. */
+static struct leftover_run daemon_with_leftover(const char *service, pid_t pid, uint64_t ticks,
+                                                const char *grace)
+{
+    struct leftover_run out = {0};
+    char dir[64] = "/tmp/test_supervisor_d.XXXXXX", path[128], err[256] = "", yaml[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/journal.db", dir);
+    struct journal *j = journal_open(path, err, sizeof err);
+    if (!j)
+        fail_msg("journal_open: %s", err);
+    assert_int_equal(journal_child_set(j, service, pid, ticks), 0);
+    journal_free(j);
+    snprintf(yaml, sizeof yaml,
+             "state_dir: %s\napi: { listen: \"127.0.0.1:0\" }\nservices:\n"
+             "  web:\n    command: [sleep, \"100\"]\n    stop: { grace: %s }\n", dir, grace);
+    struct cfg_err cerr;
+    struct config *cfg = config_load_string("t.yaml", yaml, strlen(yaml), &daemon_registry, &cerr);
+    if (!cfg)
+        fail_msg("%s:%d:%d: %s", cerr.file, cerr.line, cerr.col, cerr.msg);
+    uv_loop_t loop;
+    struct daemon *d = calloc(1, sizeof *d);
+    assert_non_null(d);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    uint64_t t0 = clock_mono_us();
+    int r = daemon_start(d, &loop, cfg, NULL);
+    out.elapsed_ms = (clock_mono_us() - t0) / 1000;
+    struct child_row row = {0};
+    if (r == 0) {
+        journal_children(d->journal, child_cb, &row); /* counts "svc" rows */
+        out.rows_for_service = row.n;
+    }
+    /* web's own row is its new process, not the leftover. */
+    bool web_fresh = r == 0 && d->n_services == 1 && d->services[0]->sup.pid != pid;
+    daemon_stop(d);
+    int ran = uv_run(&loop, UV_RUN_DEFAULT);
+    daemon_free(d);
+    free(d);
+    int closed = uv_loop_close(&loop);
+    nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    assert_int_equal(r, 0);
+    assert_true(web_fresh);
+    assert_int_equal(ran, 0);
+    assert_int_equal(closed, 0);
+    return out;
+}
+
+/* The leader goes at SIGTERM, and so does the rest of its group; nobody
+ * waits out the grace period. The row is replaced by the new spawn's. */
+static void leftover_group_is_stopped_with_sigterm(void **state)
+{
+    (void)state;
+    pid_t g = 0;
+    pid_t pid = fork_leader(false, GC_PLAIN, &g);
+    assert_true(g > 0);
+    uint64_t ticks = procstat_start_ticks(pid);
+    assert_true(ticks > 0);
+    struct leftover_run run = daemon_with_leftover("web", pid, ticks, "30s");
+    int st = reap(pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGTERM);
+    st = reap(g);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGTERM);
+    assert_true(run.elapsed_ms < 20000); /* the leader's exit ended the wait */
+}
+
+/* A group member ignoring SIGTERM is SIGKILLed once the leader is gone. */
+static void leftover_member_ignoring_term_is_sigkilled(void **state)
+{
+    (void)state;
+    pid_t g = 0;
+    pid_t pid = fork_leader(false, GC_IGNORES, &g);
+    struct leftover_run run = daemon_with_leftover("web", pid, procstat_start_ticks(pid), "30s");
+    int st = reap(pid);
+    assert_int_equal(WTERMSIG(st), SIGTERM);
+    st = reap(g);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGKILL);
+    assert_true(run.elapsed_ms < 20000);
+}
+
+/* A leader ignoring SIGTERM is SIGKILLed after the service's grace. */
+static void leftover_ignoring_term_is_killed_after_the_grace(void **state)
+{
+    (void)state;
+    pid_t pid = fork_leader(true, GC_NONE, NULL);
+    struct leftover_run run = daemon_with_leftover("web", pid, procstat_start_ticks(pid), "300ms");
+    int st = reap(pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGKILL);
+    assert_true(run.elapsed_ms >= 300); /* it did wait the grace first */
+}
+
+/* A stopped leftover is woken, so SIGTERM acts at once. */
+static void leftover_stopped_group_is_woken(void **state)
+{
+    (void)state;
+    pid_t pid = fork_leader(false, GC_NONE, NULL);
+    uint64_t ticks = procstat_start_ticks(pid);
+    int st = 0;
+    kill(pid, SIGSTOP);
+    assert_int_equal(waitpid(pid, &st, WUNTRACED), pid);
+    assert_true(WIFSTOPPED(st));
+    struct leftover_run run = daemon_with_leftover("web", pid, ticks, "30s");
+    st = reap(pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGTERM);
+    assert_true(run.elapsed_ms < 20000);
+}
+
+/* A pid that is no longer the process started at those ticks (reused) is
+ * left alone, and so is one recorded without ticks. */
+static void leftover_with_other_ticks_is_left_alone(void **state)
+{
+    (void)state;
+    pid_t pid = fork_leader(false, GC_NONE, NULL);
+    uint64_t ticks = procstat_start_ticks(pid);
+    assert_true(ticks > 0);
+    daemon_with_leftover("web", pid, ticks + 1, "300ms");
+    assert_true(still_running(pid));
+    daemon_with_leftover("web", pid, 0, "300ms");
+    assert_true(still_running(pid));
+}
+
+/* Ticks 0 (unknown start time) never match: a dead leader's group is left
+ * alone, since its pid may have been reused as a group id. */
+static void leftover_dead_leader_without_ticks_leaves_the_group(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = track(fork());
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        setsid();
+        pid_t g = fork();
+        if (g == 0) {
+            alarm(CHILD_LIFE_S);
+            for (;;)
+                pause();
+        }
+        if (write(fds[1], &g, sizeof g) != sizeof g)
+            _exit(99);
+        _exit(0); /* the leader is gone, its group lives on */
+    }
+    close(fds[1]);
+    pid_t g = -1;
+    assert_int_equal(read(fds[0], &g, sizeof g), sizeof g);
+    close(fds[0]);
+    track(g);
+    siginfo_t si;
+    assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0); /* a zombie */
+    daemon_with_leftover("web", pid, 0, "300ms");
+    assert_true(still_running(g));
+}
+
+/* A service no longer configured: its leftover goes all the same, and its
+ * row is forgotten. */
+static void leftover_of_a_removed_service_is_stopped_and_forgotten(void **state)
+{
+    (void)state;
+    pid_t pid = fork_leader(false, GC_NONE, NULL);
+    struct leftover_run run = daemon_with_leftover("svc", pid, procstat_start_ticks(pid), "30s");
+    int st = reap(pid);
+    assert_int_equal(WTERMSIG(st), SIGTERM);
+    assert_int_equal(run.rows_for_service, 0);
+}
+
 int main(void)
 {
     /* Orphaned grandchildren come back to us, so a test can reap them. */
@@ -935,6 +1229,15 @@ int main(void)
         cmocka_unit_test(procstat_start_ticks_of_missing_pid_is_zero),
         cmocka_unit_test(procstat_start_ticks_of_zombie_is_zero),
         cmocka_unit_test(procstat_start_ticks_survives_parens_in_name),
+#define LT(t) cmocka_unit_test_teardown(t, leftovers_teardown)
+        LT(leftover_group_is_stopped_with_sigterm),
+        LT(leftover_member_ignoring_term_is_sigkilled),
+        LT(leftover_ignoring_term_is_killed_after_the_grace),
+        LT(leftover_stopped_group_is_woken),
+        LT(leftover_with_other_ticks_is_left_alone),
+        LT(leftover_dead_leader_without_ticks_leaves_the_group),
+        LT(leftover_of_a_removed_service_is_stopped_and_forgotten),
+#undef LT
     };
 #undef FX
     return cmocka_run_group_tests(tests, NULL, NULL);
