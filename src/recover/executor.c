@@ -19,6 +19,7 @@
 #include "lib/fault.h"
 #include "lib/log.h"
 #include "lib/model.h"
+#include "lib/text.h"
 #include "monitor/alert.h"
 #include "monitor/state.h"
 #include "recover/strategy.h"
@@ -126,21 +127,22 @@ static void rec__ready(struct recovery *r)
         r->sink.ready(r->sink.ctx);
 }
 
+static void rec__dequeue(struct executor *ex);
+
 /* Every state change goes through here: what a state owns ends with it. */
 static void rec__set(struct recovery *r, enum recovery_state to)
 {
-    if (r->state == REC_VERIFYING && to != REC_VERIFYING) {
+    if (r->state == REC_VERIFYING && to != REC_VERIFYING)
         r->checks->verifying = false;
-        if (r->starting) {
-            r->starting = false;
-            r->ex->starting--;
-        }
-    }
     uv_timer_stop(&r->timer);
     r->state = to;
+    if (r->starting && to != REC_VERIFYING) {
+        /* A start verified (or not): a restart queued on max_starting may go. */
+        r->starting = false;
+        r->ex->starting--;
+        rec__dequeue(r->ex);
+    }
 }
-
-static void rec__dequeue(struct executor *ex);
 
 static void rec__unqueue(struct recovery *r)
 {
@@ -419,9 +421,9 @@ static bool rec__open_unpassed(struct recovery *r, const char *why)
             o = (struct observation){.type = FAULT_SOFTWARE, .severity = SEVERITY_HIGH,
                                      .code = -1};
         char reason[sizeof o.reason];
-        snprintf(reason, sizeof reason, "%s (%s)",
-                 c->has_result && !c->last.ok ? c->last.reason : "not passing", why);
-        snprintf(o.reason, sizeof o.reason, "%s", reason);
+        text_format(reason, sizeof reason, "%s (%s)",
+                    c->has_result && !c->last.ok ? c->last.reason : "not passing", why);
+        memcpy(o.reason, reason, sizeof reason);
         reopened |= rec__check_fault(r, c, &o) == FAULT_REOPENED;
     }
     return reopened;
@@ -575,7 +577,7 @@ static void rec__verify_timeout(struct recovery *r)
                 break;
             }
         char result[256];
-        snprintf(result, sizeof result, "%s: %.200s", why, what);
+        text_format(result, sizeof result, "%s: %s", why, what);
         rec__fail(r, result, false);
         return;
     }

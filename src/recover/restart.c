@@ -153,6 +153,8 @@ static void restart__spawn(struct recovery *r)
 
 /* ---- external services: restart (or stop, then start) programs ---- */
 
+static void restart__unexpect(struct recovery *r);
+
 static void restart__wait_closed_cb(uv_handle_t *h) { free(h); }
 
 static void restart__wait_end(struct restart__state *st)
@@ -184,6 +186,7 @@ static void restart__pidfile_cb(uv_timer_t *t)
         return;
     }
     restart__wait_end(st);
+    restart__unexpect(r);
     snprintf(result, sizeof result, "no live process in %.160s within %llu ms after the program",
              r->cfg->pidfile, (unsigned long long)r->cfg->verify_ms);
     recovery_executed(r, EXEC_FAILED, result);
@@ -231,6 +234,7 @@ static void restart__program_done(const struct program_result *res, void *arg)
                      restart__program_name(r), res->timed_out ? "timed out" : "failed",
                      res->exit_code, (int)strcspn(res->output, "\n") > 160
                                          ? 160 : (int)strcspn(res->output, "\n"), res->output);
+        restart__unexpect(r);
         recovery_executed(r, EXEC_FAILED, result);
         return;
     }
@@ -327,12 +331,21 @@ static bool restart__act_first(struct recovery *r, const struct sup_exit *e)
     return st->prespawned;
 }
 
+/* An external service's process that was to exit because of this restart
+ * is not expected to any more: its next exit is a fault again. */
+static void restart__unexpect(struct recovery *r)
+{
+    if (!r->cfg->command && r->sup->state == SUP_RUNNING && r->sup->stop_reason == STOP_RESTART)
+        supervisor_event(r->sup, SUP_EV_STOP, STOP_NONE);
+}
+
 static void restart__cancel(struct recovery *r)
 {
     struct restart__state *st = restart__st(r);
     program_cancel(st->program);
     st->program = NULL;
     restart__wait_end(st);
+    restart__unexpect(r);
 }
 
 static void restart__reset(struct recovery *r) { restart_policy_reset(&restart__st(r)->policy); }

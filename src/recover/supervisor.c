@@ -193,7 +193,10 @@ static int sup__watch_pidfile(struct supervisor *sp, enum stop_reason reason)
 }
 
 /* RUNNING + stop: the stop signal to the group, SIGKILL after the grace.
- * recoverd never signals an external service: it only stops watching. */
+ * recoverd never signals an external service: a shutdown stops watching
+ * it; otherwise only why its next exit comes is recorded (STOP_RESTART: a
+ * restart program will end it; STOP_NONE: that is off, an exit is a
+ * fault again). */
 static int sup__stop(struct supervisor *sp, enum stop_reason reason)
 {
     if (!sp->cfg->command) {
