@@ -841,9 +841,24 @@ static int config__rules(struct config *c, struct fy_node *map, struct cfg_err *
             return -EINVAL;
         }
         free(name);
-        int r = config__chain(c, fy_node_pair_value(p), c->rules[t], &c->n_rules[t], err);
-        if (r < 0)
+        /* A rule left with nothing implemented keeps the default chain, so
+         * a rules: block written for later strategies stays valid. */
+        int keep[STRATEGY__COUNT];
+        unsigned n_keep = c->n_rules[t];
+        memcpy(keep, c->rules[t], sizeof keep);
+        struct cfg_err none = *err;
+        int r = config__chain(c, fy_node_pair_value(p), c->rules[t], &c->n_rules[t], &none);
+        if (r < 0 && c->n_rules[t] == 0 && strstr(none.msg, "no usable strategy")) {
+            memcpy(c->rules[t], keep, sizeof keep);
+            c->n_rules[t] = n_keep;
+            config__warn(c, fy_node_pair_value(p), "no strategy of this rule is implemented "
+                         "yet: the default chain for %s faults applies", fault_type_name(t));
+            continue;
+        }
+        if (r < 0) {
+            *err = none;
             return r;
+        }
     }
     return 0;
 }

@@ -753,6 +753,57 @@ static void mutated_configs_load_or_fail_cleanly(void **state)
     assert_true(loaded > 200 && refused > 2000);
 }
 
+/* ---- strategies this build does not implement ---- */
+
+static void config_unimplemented_strategy_is_dropped_with_a_warning(void **state)
+{
+    struct cfg_err err;
+    struct config *c = load(SVC "    recovery: [failover, restart]\n", &err);
+    assert_non_null(c);
+    assert_int_equal(c->services[0].n_chain, 1);
+    assert_int_equal(c->services[0].chain[0], STRATEGY_RESTART);
+    assert_int_equal(c->n_warnings, 1);
+    assert_non_null(strstr(c->warnings[0], "t.yaml:4:16: warning: strategy 'failover'"));
+    config_free(c);
+}
+
+static void config_chain_without_an_implemented_strategy_is_an_error(void **state)
+{
+    expect_error(SVC "    recovery: [failover, replace]\n", 4, 15, "no usable strategy");
+}
+
+static void config_rule_without_an_implemented_strategy_keeps_the_default(void **state)
+{
+    struct cfg_err err;
+    struct config *c = load("rules: { hardware: [failover, replace] }\n" SVC, &err);
+    assert_non_null(c);
+    assert_int_equal(c->n_rules[FAULT_HARDWARE], 1);
+    assert_int_equal(c->rules[FAULT_HARDWARE][0], STRATEGY_RESTART);
+    assert_true(c->n_warnings >= 1);
+    config_free(c);
+}
+
+static void config_default_chains_name_only_implemented_strategies(void **state)
+{
+    struct cfg_err err;
+    struct config *c = load(SVC, &err);
+    assert_non_null(c);
+    assert_int_equal(c->n_warnings, 0);
+    for (int t = 0; t < FAULT_TYPE__COUNT; t++) {
+        assert_true(c->n_rules[t] >= 1);
+        for (unsigned i = 0; i < c->n_rules[t]; i++)
+            assert_true(fake_strategy_exists(c->rules[t][i]));
+    }
+    assert_int_equal(c->rules[FAULT_HARDWARE][0], STRATEGY_RESTART);
+    config_free(c);
+}
+
+static void config_check_names_follow_the_service_name_rule(void **state)
+{
+    expect_error(SVC "    checks:\n      - fake: { url: x, name: \"a b\" }\n", 5, 31,
+                 "invalid check name");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -795,6 +846,11 @@ int main(void)
         cmocka_unit_test(check_common_limits_are_enforced),
         cmocka_unit_test(check_error_in_a_later_service_frees_earlier_ones),
         cmocka_unit_test(config_load_reports_a_missing_file),
+        cmocka_unit_test(config_unimplemented_strategy_is_dropped_with_a_warning),
+        cmocka_unit_test(config_chain_without_an_implemented_strategy_is_an_error),
+        cmocka_unit_test(config_rule_without_an_implemented_strategy_keeps_the_default),
+        cmocka_unit_test(config_default_chains_name_only_implemented_strategies),
+        cmocka_unit_test(config_check_names_follow_the_service_name_rule),
         cmocka_unit_test(every_bad_sample_fails_where_its_header_says),
         cmocka_unit_test(config_free_accepts_null),
         cmocka_unit_test(mutated_configs_load_or_fail_cleanly),
