@@ -5,8 +5,6 @@
 #include "detect/http.h"
 
 #include <arpa/inet.h>
-#include <assert.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -15,11 +13,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include "config/config-t.h"
 #include "lib/log.h"
 #include "lib/lookup.h"
+#include "lib/plugin.h"
 #include "lib/url.h"
 #include "detect/kinds.h"
 
@@ -92,10 +90,9 @@ struct http__check {
 
 static struct {
     uv_loop_t *loop;                /* the daemon's loop; borrowed; NULL outside init..shutdown */
-    const struct detector_ops *tls; /* the plug-in's ops once loaded (never unloaded) */
+    const struct detector_ops *tls; /* the plug-in's ops while tls_up */
     bool tls_up;                    /* tls->init done since our init */
-    char tls_err[160];              /* why the plug-in did not load; not retried until shutdown */
-    const char *plugin_path;        /* override for tests; NULL: next to the executable */
+    char tls_err[PATH_MAX + 128];   /* why the plug-in did not load; not retried until shutdown */
 } http__g;
 
 /* Every read lands here and is parsed before the callback returns: one
@@ -148,8 +145,9 @@ static void http__obs(struct observation *obs, enum fault_type type, enum severi
     va_end(ap);
 }
 
-void http_response_observe(const struct http_params *hp, int status, const char *body,
-                           size_t body_len, struct observation *obs)
+/* https_host.observe: the judgement of a whole answer, for both transports. */
+static void http__observe(const struct http_params *hp, int status, const char *body,
+                          size_t body_len, struct observation *obs)
 {
     http__obs(obs, FAULT_SOFTWARE, SEVERITY_HIGH, status, "HTTP %d", status);
     if (hp->expect_status ? status != (int)hp->expect_status : status < 200 || status > 299) {
@@ -498,7 +496,7 @@ static void http__conn_lost(struct http__check *p, int err, const char *what)
         return;
     }
     if (err == UV_EOF && r->phase == HTTP__TO_EOF) {
-        http_response_observe(p->c->cfg->params, r->status, p->body, r->body_len, &obs);
+        http__observe(p->c->cfg->params, r->status, p->body, r->body_len, &obs);
         http__done(p, false, &obs);
         return;
     }
@@ -571,7 +569,7 @@ static void http__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     }
     struct http__resp *rs = &p->r;
     bool keep = !rs->close && (!rs->http10 || rs->keep_alive) && used == (size_t)n;
-    http_response_observe(p->c->cfg->params, rs->status, p->body, rs->body_len, &obs);
+    http__observe(p->c->cfg->params, rs->status, p->body, rs->body_len, &obs);
     http__done(p, keep, &obs);
 }
 
@@ -707,74 +705,30 @@ static bool http__is_tls(const struct check *c)
     return hp && hp->url && strncasecmp(hp->url, "https:", 6) == 0;
 }
 
-void http_plugin_path_set(const char *path)
-{
-    assert(!http__g.tls_up);
-    http__g.plugin_path = path;
-    http__g.tls = NULL; /* look again; a handle already open stays mapped */
-    http__g.tls_err[0] = '\0';
-}
+static const struct https_host http__https_host = {
+    .detector = &detector_host,
+    .observe = http__observe,
+};
 
-static int http__plugin_path(char *buf, size_t len)
-{
-    char *slash;
-    ssize_t n;
-    if (http__g.plugin_path) {
-        snprintf(buf, len, "%s", http__g.plugin_path);
-        return 0;
-    }
-    if ((n = readlink("/proc/self/exe", buf, len - 1)) < 0)
-        return -errno;
-    buf[n] = '\0';
-    if (!(slash = strrchr(buf, '/')) || (size_t)(slash - buf) + sizeof HTTP_PLUGIN_FILE + 1 > len)
-        return -ENAMETOOLONG;
-    memcpy(slash + 1, HTTP_PLUGIN_FILE, sizeof HTTP_PLUGIN_FILE);
-    return 0;
-}
-
-/* The handle is never closed, because OpenSSL's exit handlers must still
- * find their code; dlopen of an open library only counts a reference. */
-void *http_plugin_symbol(const char *symbol, char *err, size_t len)
-{
-    char path[PATH_MAX];
-    void *h, *sym;
-    int r;
-    if ((r = http__plugin_path(path, sizeof path)) < 0) {
-        snprintf(err, len, "/proc/self/exe: %s", strerror(-r));
-        return NULL;
-    }
-    if (!(h = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
-        snprintf(err, len, "%s", dlerror());
-        return NULL;
-    }
-    if (!(sym = dlsym(h, symbol))) {
-        snprintf(err, len, "%s: no %s", path, symbol);
-        dlclose(h);
-    }
-    return sym;
-}
-
-/* dlopen the plug-in (once per process) and start it (once per init). Its
- * libcurl, OpenSSL and their 30 libraries cost about 6 MB of RSS: only
- * paid once a check needs TLS. */
+/* Load the plug-in (lib/plugin.c keeps it) and start it, once per init.
+ * Its libcurl, OpenSSL and their 30 libraries cost about 6 MB of RSS:
+ * only paid once a check needs TLS. */
 static int http__tls_up(void)
 {
-    http_plugin_entry entry;
+    https_detector_entry entry;
     int r;
     if (http__g.tls_up)
         return 0;
     if (http__g.tls_err[0])
         return -ENOENT; /* failed since init: say so without searching again */
-    if (!http__g.tls) {
-        *(void **)&entry = http_plugin_symbol(HTTP_PLUGIN_SYMBOL, http__g.tls_err,
-                                              sizeof http__g.tls_err);
-        if (!entry)
-            goto fail;
-        if (!(http__g.tls = entry())) {
-            snprintf(http__g.tls_err, sizeof http__g.tls_err, "%s returned no ops",
-                     HTTP_PLUGIN_SYMBOL);
-            goto fail;
-        }
+    *(void **)&entry = plugin_load(HTTPS_PLUGIN, HTTPS_DETECTOR_ENTRY, http__g.tls_err,
+                                   sizeof http__g.tls_err);
+    if (!entry)
+        goto fail;
+    if (!(http__g.tls = entry(&http__https_host))) {
+        snprintf(http__g.tls_err, sizeof http__g.tls_err, "%s returned no ops",
+                 HTTPS_DETECTOR_ENTRY);
+        goto fail;
     }
     if ((r = http__g.tls->init(http__g.loop)) < 0) {
         snprintf(http__g.tls_err, sizeof http__g.tls_err, "cannot initialise libcurl: %s",
@@ -801,8 +755,8 @@ static int http__tls_start(struct check *c)
     if (p->busy)
         return -EBUSY;
     http__begin(p);
-    http__fail_soon(p, FAULT_CONFIGURATION, SEVERITY_HIGH, "https checks need %s: %s",
-                    HTTP_PLUGIN_FILE, http__g.tls_err);
+    http__fail_soon(p, FAULT_CONFIGURATION, SEVERITY_HIGH,
+                    "https checks need " PLUGIN_FILE_FMT ": %s", HTTPS_PLUGIN, http__g.tls_err);
     return 0;
 }
 
@@ -881,6 +835,7 @@ static void http__shutdown(void)
     if (http__g.tls_up)
         http__g.tls->shutdown();
     http__g.tls_up = false;
+    http__g.tls = NULL;
     http__g.tls_err[0] = '\0';
     http__g.loop = NULL;
 }

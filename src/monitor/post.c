@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,8 @@
 
 #include "lib/log.h"
 #include "lib/lookup.h"
+#include "lib/plugin.h"
 #include "lib/url.h"
-#include "detect/http.h"
 
 #define POST__HEAD_MAX 16384 /* bytes of status lines and interim headers accepted */
 #define POST__LINE_MAX 256   /* bytes of one head line kept; the rest is only counted */
@@ -45,11 +46,9 @@ struct post {
     char req[];                   /* request head and body */
 };
 
-/* The plug-in's two entry points, found once (never unloaded). */
 static struct {
-    https_post_fn post;          /* NULL until found */
-    https_post_cancel_fn cancel; /* NULL until found */
-    bool logged;                 /* "need the plug-in" said once */
+    const struct https_poster *ops; /* the plug-in's, once found (never unloaded) */
+    bool logged;                    /* "need the plug-in" said once */
 } post__tls;
 
 /* Read buffer shared by all posts: each read is parsed before the callback
@@ -91,7 +90,7 @@ void post_cancel(struct post *p)
     if (!p || p->finished)
         return;
     if (p->tls)
-        post__tls.cancel(p->tls);
+        post__tls.ops->cancel(p->tls);
     p->tls = NULL;
     post__teardown(p);
 }
@@ -248,20 +247,21 @@ static struct post *post__new(const struct url *u, const char *body, size_t len)
     return p;
 }
 
-/* The plug-in's entry points, looked up on the first https post. */
+/* The plug-in's poster, looked up on the first https post. */
 static int post__tls_find(void)
 {
-    char err[200];
-    if (post__tls.post)
+    char err[PATH_MAX + 128];
+    https_poster_entry entry;
+    if (post__tls.ops)
         return 0;
-    *(void **)&post__tls.post = http_plugin_symbol(HTTPS_POST_SYMBOL, err, sizeof err);
-    *(void **)&post__tls.cancel = http_plugin_symbol(HTTPS_POST_CANCEL_SYMBOL, err, sizeof err);
-    if (post__tls.post && post__tls.cancel)
+    *(void **)&entry = plugin_load(HTTPS_PLUGIN, HTTPS_POSTER_ENTRY, err, sizeof err);
+    if (entry && (post__tls.ops = entry()))
         return 0;
-    post__tls.post = NULL;
+    if (entry)
+        snprintf(err, sizeof err, "%s returned no ops", HTTPS_POSTER_ENTRY);
     if (!post__tls.logged)
-        log_event(LOG_ERROR, NULL, "alert-webhook", "error=\"https webhooks need %s: %s\"",
-                  HTTP_PLUGIN_FILE, err);
+        log_event(LOG_ERROR, NULL, "alert-webhook",
+                  "error=\"https webhooks need " PLUGIN_FILE_FMT ": %s\"", HTTPS_PLUGIN, err);
     post__tls.logged = true;
     return -ENOPKG;
 }
@@ -293,7 +293,8 @@ struct post *post_start(uv_loop_t *loop, const char *url, const char *body, size
     } else if (u.tls) {
         /* curl keeps the deadline: it has the whole transfer in hand. */
         if ((r = post__tls_find()) < 0 ||
-            (r = post__tls.post(loop, url, body, len, timeout_ms, post__tls_done, p, &p->tls)) < 0)
+            (r = post__tls.ops->post(loop, url, body, len, timeout_ms, post__tls_done, p,
+                                     &p->tls)) < 0)
             post__fail_soon(p, r);
     } else {
         uv_timer_start(&p->timer, post__timer_cb, timeout_ms, 0);
