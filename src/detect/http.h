@@ -1,5 +1,6 @@
-/* HTTP(S) checks: one GET per probe. http:// is our own HTTP/1.1 client on
- * the libuv loop; https:// is delegated to libcurl inside the plug-in recoverd-https.so,
+/* HTTP(S) checks: one GET per probe. http:// goes through lib's HTTP/1.1
+ * client (lib/http-client.h) on one kept-alive connection per check;
+ * https:// is delegated to libcurl inside the plug-in recoverd-https.so,
  * loaded on first use so that recoverd does not carry libcurl and OpenSSL
  * unless a check needs TLS. The ops table is http_detector (detect/kinds.h). */
 #ifndef RECOVERD_DETECT_HTTP_H

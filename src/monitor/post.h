@@ -1,6 +1,6 @@
-/* One HTTP POST of a JSON body with a deadline, for webhook alerts: our own
- * HTTP/1.1 client on the loop for http://, the recoverd-https.so plug-in
- * (libcurl) for https://. A new connection per POST: alerts are rare. */
+/* One HTTP POST of a JSON body with a deadline, for webhook alerts: lib's
+ * HTTP/1.1 client for http://, the recoverd-https.so plug-in (libcurl) for
+ * https://. A new connection per POST: alerts are rare. */
 #ifndef RECOVERD_MONITOR_POST_H
 #define RECOVERD_MONITOR_POST_H
 
