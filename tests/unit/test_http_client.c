@@ -1,7 +1,6 @@
 /* lib/http-client against a small HTTP/1.1 server in the same loop: the
  * path of the url picks the server's answer. */
 #include <errno.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -9,180 +8,45 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "lib/clock.h"
+#include "httpsrv.h"
 #include "lib/http-client.h"
 
-/* ---- the server ---- */
+/* ---- the canned server's answers (httpsrv.h): the path picks one ---- */
 
-struct srv;
-
-struct conn {
-    uv_tcp_t tcp;               /* data = this; freed in its close callback */
-    struct srv *srv;            /* owner */
-    bool drop_next;             /* hang up on the next request without answering */
-    size_t len;                 /* bytes in buf */
-    char buf[8192];             /* request bytes not yet answered */
-    struct conn *next, **pprev; /* in srv->conns */
-};
-
-struct srv {
-    uv_tcp_t listener;  /* data = this */
-    int port;           /* where it listens, host order */
-    int accepted;       /* connections accepted */
-    int requests;       /* whole requests received */
-    char last[4096];    /* the last request, head and body */
-    struct conn *conns; /* open connections */
-};
-
-static void conn_close_cb(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void conn_close(struct conn *k)
-{
-    *k->pprev = k->next;
-    if (k->next)
-        k->next->pprev = k->pprev;
-    uv_close((uv_handle_t *)&k->tcp, conn_close_cb);
-}
-
-static void write_cb(uv_write_t *w, int status)
-{
-    free(w);
-}
-
-static void conn_send(struct conn *k, const char *raw)
-{
-    size_t len = strlen(raw);
-    uv_write_t *w = malloc(sizeof *w + len);
-    assert_non_null(w);
-    memcpy(w + 1, raw, len);
-    uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned)len);
-    assert_int_equal(uv_write(w, (uv_stream_t *)&k->tcp, &b, 1, write_cb), 0);
-}
-
+#define SEND(k, lit) srv_send(k, lit, sizeof lit - 1)
 #define FOX "HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\nthe quick brown fox"
 
-/* Answer one request; false when k was closed. */
-static bool conn_answer(struct conn *k, const char *path)
+static bool answer(struct srv_conn *k, const char *path)
 {
-    k->srv->requests++;
     if (k->drop_next || strcmp(path, "/drop") == 0) {
-        conn_close(k); /* as a keep-alive timeout racing the request does */
+        srv_conn_close(k); /* as a keep-alive timeout racing the request does */
         return false;
     }
     if (strcmp(path, "/ok") == 0) {
-        conn_send(k, FOX);
+        SEND(k, FOX);
     } else if (strcmp(path, "/close") == 0) {
-        conn_send(k, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+        SEND(k, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
     } else if (strcmp(path, "/close-next") == 0) {
-        conn_send(k, FOX);
+        SEND(k, FOX);
         k->drop_next = true;
     } else if (strcmp(path, "/extra") == 0) {
-        conn_send(k, FOX "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        SEND(k, FOX "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     } else if (strcmp(path, "/head-only") == 0) {
-        conn_send(k, "HTTP/1.1 201 Created\r\nContent-Length: 1000\r\n\r\n{\"partial");
+        SEND(k, "HTTP/1.1 201 Created\r\nContent-Length: 1000\r\n\r\n{\"partial");
     } else if (strcmp(path, "/garbage") == 0) {
-        conn_send(k, "SSH-2.0-OpenSSH_9.2\r\n");
+        SEND(k, "SSH-2.0-OpenSSH_9.2\r\n");
     } else if (strcmp(path, "/eof") == 0) {
-        conn_send(k, "HTTP/1.1 200 OK\r\n\r\nthe body ends at close");
-        conn_close(k);
+        SEND(k, "HTTP/1.1 200 OK\r\n\r\nthe body ends at close");
+        srv_conn_close(k);
         return false;
     } else if (strcmp(path, "/hang") != 0) {
-        conn_send(k, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        SEND(k, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
     }
     return true;
-}
-
-static void conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
-{
-    struct conn *k = h->data;
-    *b = uv_buf_init(k->buf + k->len, (unsigned)(sizeof k->buf - k->len - 1));
-}
-
-/* Whole requests (head, then Content-Length bytes) are answered in order. */
-static void conn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-    struct conn *k = s->data;
-    char *end, *cl, path[256];
-    if (n < 0) {
-        conn_close(k);
-        return;
-    }
-    k->len += (size_t)n;
-    k->buf[k->len] = '\0';
-    while ((end = strstr(k->buf, "\r\n\r\n"))) {
-        size_t head = (size_t)(end + 4 - k->buf), body = 0;
-        if ((cl = strcasestr(k->buf, "\r\ncontent-length:")) && cl < end)
-            body = strtoul(cl + 17, NULL, 10);
-        if (k->len < head + body)
-            return;
-        snprintf(k->srv->last, sizeof k->srv->last, "%.*s", (int)(head + body), k->buf);
-        memmove(k->buf, k->buf + head + body, k->len - head - body + 1);
-        k->len -= head + body;
-        if (sscanf(k->srv->last, "%*s %255s HTTP/1.1", path) == 1 && !conn_answer(k, path))
-            return; /* k is closing */
-    }
-}
-
-static void srv_conn_cb(uv_stream_t *l, int status)
-{
-    struct srv *srv = l->data;
-    struct conn *k = calloc(1, sizeof *k);
-    assert_int_equal(status, 0);
-    assert_non_null(k);
-    uv_tcp_init(l->loop, &k->tcp);
-    k->tcp.data = k;
-    k->srv = srv;
-    assert_int_equal(uv_accept(l, (uv_stream_t *)&k->tcp), 0);
-    k->next = srv->conns;
-    if (k->next)
-        k->next->pprev = &k->next;
-    k->pprev = &srv->conns;
-    srv->conns = k;
-    srv->accepted++;
-    uv_read_start((uv_stream_t *)&k->tcp, conn_alloc_cb, conn_read_cb);
-}
-
-static void srv_start(uv_loop_t *loop, struct srv *srv)
-{
-    struct sockaddr_in a;
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    memset(srv, 0, sizeof *srv);
-    uv_ip4_addr("127.0.0.1", 0, &a);
-    assert_int_equal(uv_tcp_init(loop, &srv->listener), 0);
-    srv->listener.data = srv;
-    assert_int_equal(uv_tcp_bind(&srv->listener, (struct sockaddr *)&a, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&srv->listener, 128, srv_conn_cb), 0);
-    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
-    srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
-
-static void srv_stop(struct srv *srv)
-{
-    while (srv->conns)
-        conn_close(srv->conns);
-    uv_close((uv_handle_t *)&srv->listener, NULL);
-}
-
-/* A port nobody listens on: bound, read, released. */
-static int port_closed(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, len), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 /* ---- the fixture: a loop, the server, clients, their results ---- */
@@ -224,7 +88,7 @@ static int fx_setup(void **state)
     assert_int_equal(uv_loop_init(&f->loop), 0);
     uv_timer_init(&f->loop, &f->guard);
     uv_timer_start(&f->guard, guard_cb, 20, 20);
-    srv_start(&f->loop, &f->srv);
+    srv_start(&f->loop, &f->srv, answer);
     fx_now = f;
     *state = f;
     return 0;
