@@ -4,7 +4,6 @@
  * detector_find_error. The loading itself is lib/plugin.c's. */
 #include "detect/plugin.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,7 +26,8 @@ const char *detector_find_error(void)
 static const struct detector_ops *detector_plugin__load(const char *kind,
                                                         const struct detector_host *host)
 {
-    char *err = detector_plugin__g.err, sym[sizeof DETECTOR_PLUGIN_ENTRY_FMT + PLUGIN_NAME_MAX];
+    char sym[sizeof DETECTOR_PLUGIN_ENTRY_FMT + PLUGIN_NAME_MAX];
+    char *err = detector_plugin__g.err;
     size_t len = sizeof detector_plugin__g.err;
     detector_plugin_entry entry;
     const struct detector_ops *ops;

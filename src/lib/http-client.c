@@ -230,6 +230,7 @@ static int http_client__connect(struct http_client *cl)
 {
     struct http_client__conn *k = calloc(1, sizeof *k);
     int r;
+    cl->stage = HTTP_CLIENT_CONNECT;
     if (!k)
         return UV_ENOMEM;
     if ((r = uv_tcp_init(cl->loop, &k->tcp)) < 0) {
@@ -239,7 +240,6 @@ static int http_client__connect(struct http_client *cl)
     k->tcp.data = k->connect.data = k->write.data = k;
     k->cl = cl;
     cl->conn = k;
-    cl->stage = HTTP_CLIENT_CONNECT;
     /* libuv defers ECONNREFUSED to the callback; other errors come now. */
     r = uv_tcp_connect(&k->connect, &k->tcp, (const struct sockaddr *)&cl->addr,
                        http_client__connect_cb);
