@@ -7,6 +7,13 @@
 
 #include "detect/kinds.h"
 #include "detect/plugin.h"
+#include "lib/lookup.h"
+
+const struct detector_host detector_host = {
+    .report = check_report,
+    .lookup_start = lookup_start,
+    .lookup_cancel = lookup_cancel,
+};
 
 static const struct detector_ops *const detector__kinds[] = {
     &http_detector,
@@ -22,17 +29,17 @@ const struct detector_ops *detector_find(const char *name)
     for (size_t i = 0; i < DETECTOR__N; i++)
         if (strcmp(detector__kinds[i]->name, name) == 0)
             return detector__kinds[i];
-    return plugin_find(name);
+    return detector_plugin_find(name, &detector_host);
 }
 
 const char *const *detector_names(void)
 {
     /* Rebuilt on each call from the tables, so they never disagree. */
-    static const char *names[DETECTOR__N + PLUGIN_MAX + 1];
+    static const char *names[DETECTOR__N + DETECTOR_PLUGIN_MAX + 1];
     size_t i;
     for (i = 0; i < DETECTOR__N; i++)
         names[i] = detector__kinds[i]->name;
-    i += plugin_names(names + i, PLUGIN_MAX);
+    i += detector_plugin_names(names + i, DETECTOR_PLUGIN_MAX);
     names[i] = NULL;
     return names;
 }
@@ -44,7 +51,7 @@ int detector_init_all(uv_loop_t *loop)
     for (i = 0; i < DETECTOR__N; i++)
         if (detector__kinds[i]->init && (r = detector__kinds[i]->init(loop)) < 0)
             goto fail;
-    if ((r = plugin_init_all(loop)) < 0)
+    if ((r = detector_plugin_init_all(loop)) < 0)
         goto fail;
     return 0;
 fail:
@@ -57,7 +64,7 @@ fail:
 
 void detector_shutdown_all(void)
 {
-    plugin_shutdown_all();
+    detector_plugin_shutdown_all();
     for (size_t i = DETECTOR__N; i-- > 0;)
         if (detector__kinds[i]->shutdown)
             detector__kinds[i]->shutdown();

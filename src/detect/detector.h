@@ -9,6 +9,7 @@
 #include "config/cfgmap.h"
 #include "config/config-t.h"
 #include "detect/check-t.h"
+#include "lib/lookup.h"
 
 struct detector_ops {
     const char *name;                /* the YAML key: "http", "tcp" */
@@ -27,13 +28,25 @@ struct detector_ops {
     void (*release)(struct check *c);/* free c->priv; the check is going away */
 };
 
-/* A kind that is not built in lives in a plug-in next to the executable,
- * "recoverd-<kind>.so", whose entry point "recoverd_detector_<kind>" returns
- * its ops. The plug-in may call back only what the executable exports
- * (RECOVERD_PLUGIN_EXPORTS in CMakeLists.txt: check_report...). */
-#define DETECTOR_PLUGIN_FILE_FMT "recoverd-%s.so"
+/* What the executable lends a detector plug-in. The plug-in calls back
+ * only through this table, handed to its entry point: the executable
+ * exports nothing, and a plug-in cannot grow a dependency on any other
+ * internal. */
+struct detector_host {
+    void (*report)(struct check *c, struct observation *obs); /* check_report */
+    int (*lookup_start)(uv_loop_t *loop, const char *host, lookup_cb cb, void *arg,
+                        struct lookup **out);                  /* lib/lookup.h */
+    void (*lookup_cancel)(struct lookup *l);                   /* lib/lookup.h */
+};
+
+/* The executable's table: check_report and lib/lookup. */
+extern const struct detector_host detector_host;
+
+/* A kind that is not built in lives in the plug-in "recoverd-<kind>.so"
+ * next to the executable (lib/plugin.h), whose entry point
+ * "recoverd_detector_<kind>" is given the host and returns the kind's ops. */
 #define DETECTOR_PLUGIN_ENTRY_FMT "recoverd_detector_%s"
-typedef const struct detector_ops *(*detector_plugin_entry)(void);
+typedef const struct detector_ops *(*detector_plugin_entry)(const struct detector_host *host);
 
 /* The kind named name: built in, or loaded from its plug-in on first use (and
  * started at once if detector_init_all already ran). NULL when unknown; then

@@ -1,9 +1,9 @@
 /* The recoverd-https.so plug-in: https checks through libcurl's multi
  * interface driven by the libuv loop (STACK.md, "libcurl multi on libuv").
  * detect/http.c loads it on the first https probe and hands it those
- * checks; it calls back check_report and http_response_observe, exported
- * by the recoverd executable. Webhook alerts POST through it too
- * (recoverd_https_post). */
+ * checks; it calls back only through the struct https_host its entry point
+ * is given (report, observe). Webhook alerts POST through it too
+ * (HTTPS_POSTER_ENTRY, monitor/post.h). */
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 
 #include "config/config-t.h"
 #include "detect/http.h"
+#include "monitor/post.h"
 
 /* What CURLOPT_PRIVATE points to: both transfer kinds begin with it. */
 enum https__kind { HTTPS__PROBE, HTTPS__POST };
@@ -60,6 +61,8 @@ static struct {
     bool closing;              /* inside curl_multi_cleanup: the multi is going */
 } https__g;
 
+static const struct https_host *https__host; /* the executable's, from the entry point */
+
 /* curl's words, plus the system's for a failed connect, where 7.88 says only
  * "Couldn't connect to server". OS_ERRNO is never reset by curl, so it is
  * trusted only right after a connect failure. */
@@ -82,7 +85,7 @@ static void https__classify(const struct https__probe *p, CURLcode res, struct o
     long status = 0;
     if (res == CURLE_OK) {
         curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
-        http_response_observe(p->c->cfg->params, (int)status, p->body, p->body_len, obs);
+        https__host->observe(p->c->cfg->params, (int)status, p->body, p->body_len, obs);
         return;
     }
     memset(obs, 0, sizeof *obs);
@@ -134,7 +137,7 @@ static void https__post_free(struct https_post *p)
 static void https__multi_idle(void);
 
 /* Report every finished transfer. Runs after each curl_multi_socket_action,
- * outside curl's callbacks, so check_report may start, cancel or release
+ * outside curl's callbacks, so the report may start, cancel or release
  * checks (removing a handle also drops its queued message), and a POST's
  * callback may start or cancel POSTs. */
 static void https__drain(void)
@@ -161,7 +164,7 @@ static void https__drain(void)
         p->active = false;
         struct observation obs;
         https__classify(p, res, &obs);
-        check_report(p->c, &obs);
+        https__host->detector->report(p->c, &obs);
     }
     https__g.draining = false;
     https__multi_idle();
@@ -467,10 +470,9 @@ static int https__post_setup(struct https_post *p, const char *url, const char *
     return r ? -EINVAL : 0;
 }
 
-/* HTTPS_POST_SYMBOL (detect/http.h). The body is copied. */
-__attribute__((visibility("default"))) int
-recoverd_https_post(uv_loop_t *loop, const char *url, const char *body, size_t len,
-                    uint64_t timeout_ms, https_post_cb done, void *arg, struct https_post **out)
+/* struct https_poster's post (monitor/post.h). The body is copied. */
+static int https__post(uv_loop_t *loop, const char *url, const char *body, size_t len,
+                       uint64_t timeout_ms, https_post_cb done, void *arg, struct https_post **out)
 {
     struct https_post *p = calloc(1, sizeof *p);
     int r = -ENOMEM;
@@ -497,8 +499,8 @@ fail:
     return r;
 }
 
-/* HTTPS_POST_CANCEL_SYMBOL: never called after done. */
-__attribute__((visibility("default"))) void recoverd_https_post_cancel(struct https_post *p)
+/* struct https_poster's cancel: never called after done. */
+static void https__post_cancel(struct https_post *p)
 {
     curl_multi_remove_handle(https__g.multi, p->easy);
     https__post_free(p);
@@ -515,8 +517,22 @@ static const struct detector_ops https__ops = {
     .release = https__release,
 };
 
-/* The plug-in's one entry point (HTTP_PLUGIN_SYMBOL). */
-__attribute__((visibility("default"))) const struct detector_ops *recoverd_https_detector(void)
+static const struct https_poster https__poster = {
+    .post = https__post,
+    .cancel = https__post_cancel,
+};
+
+/* The entry point for checks (HTTPS_DETECTOR_ENTRY, detect/http.h). */
+__attribute__((visibility("default"))) const struct detector_ops *
+recoverd_https_detector(const struct https_host *host)
 {
+    https__host = host;
     return &https__ops;
+}
+
+/* The entry point for webhook POSTs (HTTPS_POSTER_ENTRY, monitor/post.h):
+ * they need nothing of the host. */
+__attribute__((visibility("default"))) const struct https_poster *recoverd_https_poster(void)
+{
+    return &https__poster;
 }

@@ -8,20 +8,21 @@
 #include <uv.h>
 
 #include "detect/detector.h"
+#include "lib/plugin.h" /* plugin_dir_set, for tests */
 
-#define PLUGIN_MAX 8 /* kinds loaded at once; plug-ins are never unloaded */
+#define DETECTOR_PLUGIN_MAX 8 /* kinds loaded at once; plug-ins are never unloaded */
 
-/* The kind from "<dir>/recoverd-<kind>.so", loaded once and kept; NULL with
- * detector_find_error() set when there is no such plug-in or it is broken. */
-const struct detector_ops *plugin_find(const char *kind);
-/* init every plug-in loaded so far; those loaded later init at once, until
- * plugin_shutdown_all. 0 or the first failure (the others are undone). */
-int plugin_init_all(uv_loop_t *loop);
-void plugin_shutdown_all(void);
+/* The kind from "recoverd-<kind>.so" (lib/plugin.h), its entry point handed
+ * host; loaded once and kept. NULL with detector_find_error() set when there
+ * is no such plug-in or it is broken (not set when kind cannot be a name). */
+const struct detector_ops *detector_plugin_find(const char *kind,
+                                                const struct detector_host *host);
+/* init every plug-in kind loaded so far; those loaded later init at once,
+ * until detector_plugin_shutdown_all. 0 or the first failure (the others
+ * are undone). */
+int detector_plugin_init_all(uv_loop_t *loop);
+void detector_plugin_shutdown_all(void);
 /* The loaded kinds' names into out (at most max); returns how many. */
-size_t plugin_names(const char **out, size_t max);
-/* Where plug-ins are looked for; NULL restores the default, the directory of
- * /proc/self/exe. For tests. */
-void plugin_dir_set(const char *dir);
+size_t detector_plugin_names(const char **out, size_t max);
 
 #endif

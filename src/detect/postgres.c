@@ -3,7 +3,8 @@
  * connection per check, kept across probes; a probe runs `query` on it
  * (connecting first when there is none) within the check's timeout, which
  * our own timer enforces. detect/plugin.c loads it when a configuration
- * first names the kind; it calls back only check_report. */
+ * first names the kind; it calls back only through the detector_host its
+ * entry point is given (report, lookups). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +17,6 @@
 #include <unistd.h>
 
 #include "config/config-t.h"
-#include "lib/lookup.h"
 #include "detect/detector.h"
 #include "lib/secret.h"
 #include "lib/text.h"
@@ -77,6 +77,7 @@ struct pg__check {
 };
 
 static uv_loop_t *pg__loop; /* the daemon's loop between init and shutdown; borrowed */
+static const struct detector_host *pg__host; /* the executable's, from the entry point */
 
 /* ---- words ---- */
 
@@ -463,7 +464,7 @@ static void pg__lookup_cb(void *arg, int status, const struct addrinfo *res, con
 
 static void pg__lookup_drop(struct pg__check *pg)
 {
-    lookup_cancel(pg->lookup);
+    pg__host->lookup_cancel(pg->lookup);
     pg->lookup = NULL;
 }
 
@@ -485,7 +486,7 @@ static void pg__connect(struct pg__check *pg)
         PQconninfoFree(opts);
         return pg__connect_begin(pg, NULL, NULL);
     }
-    int r = lookup_start(pg__loop, host, pg__lookup_cb, pg, &pg->lookup);
+    int r = pg__host->lookup_start(pg__loop, host, pg__lookup_cb, pg, &pg->lookup);
     PQconninfoFree(opts);
     if (r < 0)
         return pg__local_failed(pg, FAULT_RESOURCE, "cannot resolve the host", r);
@@ -663,7 +664,7 @@ static void pg__timer_cb(uv_timer_t *t)
     }
     pg->busy = pg->concluded = false;
     pg->phase = PG__IDLE;
-    check_report(c, &o); /* last: it may start the next probe or release this check */
+    pg__host->report(c, &o); /* last: it may start the next probe or release this check */
 }
 
 static void pg__timer_close_cb(uv_handle_t *h)
@@ -750,7 +751,9 @@ static const struct detector_ops pg__ops = {
 };
 
 /* The plug-in's one entry point (DETECTOR_PLUGIN_ENTRY_FMT). */
-__attribute__((visibility("default"))) const struct detector_ops *recoverd_detector_postgres(void)
+__attribute__((visibility("default"))) const struct detector_ops *
+recoverd_detector_postgres(const struct detector_host *host)
 {
+    pg__host = host;
     return &pg__ops;
 }

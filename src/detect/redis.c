@@ -4,7 +4,8 @@
  * across probes; a probe sends PING (after AUTH and SELECT on a fresh
  * connection) within the check's timeout, which our timer enforces by
  * freeing the context. detect/plugin.c loads it when a configuration first
- * names the kind; it calls back only check_report. */
+ * names the kind; it calls back only through the detector_host its entry
+ * point is given (report). */
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/async.h>
@@ -67,6 +68,7 @@ struct rd__check {
 };
 
 static uv_loop_t *rd__loop; /* the daemon's loop between init and shutdown; borrowed */
+static const struct detector_host *rd__host; /* the executable's, from the entry point */
 
 /* Error replies by prefix. First match wins; none: software/high, or
  * configuration/high for the answer to AUTH or SELECT. */
@@ -436,7 +438,7 @@ static void rd__timer_cb(uv_timer_t *t)
             rd__hangup(rd); /* a failed probe's connection is not trusted again */
     }
     rd->concluded = false;
-    check_report(c, &o); /* last: it may start the next probe or release this check */
+    rd__host->report(c, &o); /* last: it may start the next probe or release this check */
 }
 
 static void rd__timer_close_cb(uv_handle_t *h)
@@ -522,7 +524,9 @@ static const struct detector_ops rd__ops = {
 };
 
 /* The plug-in's one entry point (DETECTOR_PLUGIN_ENTRY_FMT). */
-__attribute__((visibility("default"))) const struct detector_ops *recoverd_detector_redis(void)
+__attribute__((visibility("default"))) const struct detector_ops *
+recoverd_detector_redis(const struct detector_host *host)
 {
+    rd__host = host;
     return &rd__ops;
 }

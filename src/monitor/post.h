@@ -1,6 +1,6 @@
-/* One HTTP POST of a JSON body with a deadline, for webhook alerts: our own
- * HTTP/1.1 client on the loop for http://, the recoverd-https.so plug-in
- * (libcurl) for https://. A new connection per POST: alerts are rare. */
+/* One HTTP POST of a JSON body with a deadline, for webhook alerts: lib's
+ * HTTP/1.1 client for http://, the recoverd-https.so plug-in (libcurl) for
+ * https://. A new connection per POST: alerts are rare. */
 #ifndef RECOVERD_MONITOR_POST_H
 #define RECOVERD_MONITOR_POST_H
 
@@ -25,5 +25,24 @@ struct post *post_start(uv_loop_t *loop, const char *url, const char *body, size
 /* Abandon a post whose done has not run: no callback; its handles close
  * and it is freed in their close callbacks. */
 void post_cancel(struct post *p);
+
+/* ---- the https side, in the plug-in ---- */
+
+#define HTTPS_PLUGIN "https" /* recoverd-https.so: https checks and webhook POSTs */
+
+/* What the plug-in's entry point HTTPS_POSTER_ENTRY returns: one transfer
+ * per post on its libcurl multi (started on first use, stopped when the
+ * last post and check are gone). post returns 0 and *out, or -errno; done
+ * gets the HTTP status or -errno exactly once, from a loop callback, unless
+ * cancel comes first, which ends the transfer at once with no callback. */
+struct https_post;
+typedef void (*https_post_cb)(int status, void *arg);
+struct https_poster {
+    int (*post)(uv_loop_t *loop, const char *url, const char *body, size_t len,
+                uint64_t timeout_ms, https_post_cb done, void *arg, struct https_post **out);
+    void (*cancel)(struct https_post *p); /* never after done */
+};
+#define HTTPS_POSTER_ENTRY "recoverd_https_poster"
+typedef const struct https_poster *(*https_poster_entry)(void);
 
 #endif

@@ -1,10 +1,9 @@
 # postgres and redis checks, through their real plug-ins loaded from the
-# build directory (they call back the test's check_report), against real
-# servers the tests start from the Debian packages.
+# build directory (they report to the test's check_report through the host
+# table), against real servers the tests start from the Debian packages.
 foreach(kind postgres redis)
   if(TARGET recoverd-${kind})
     recoverd_unit_test(test_${kind} tests/unit/dbfix.c)
-    target_link_options(test_${kind} PRIVATE ${RECOVERD_PLUGIN_EXPORTS})
     add_dependencies(test_${kind} recoverd-${kind})
     # initdb and a server start take a few seconds; the tests freeze servers.
     set_tests_properties(test_${kind} PROPERTIES TIMEOUT 180)
