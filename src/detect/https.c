@@ -12,6 +12,7 @@
 
 #include "config/config-t.h"
 #include "detect/http.h"
+#include "lib/text.h"
 #include "monitor/post.h"
 
 /* What CURLOPT_PRIVATE points to: both transfer kinds begin with it. */
@@ -74,9 +75,9 @@ static void https__transport_reason(const struct https__probe *p, CURLcode res, 
     if (res == CURLE_COULDNT_CONNECT)
         curl_easy_getinfo(p->easy, CURLINFO_OS_ERRNO, &os_errno);
     if (os_errno > 0 && !strcasestr(words, strerror((int)os_errno)))
-        snprintf(buf, len, "%s (%s)", words, strerror((int)os_errno));
+        text_format(buf, len, "%s (%s)", words, strerror((int)os_errno));
     else
-        snprintf(buf, len, "%s", words);
+        text_format(buf, len, "%s", words);
 }
 
 /* Turn a finished transfer into an observation (DESIGN.md section 3). */
