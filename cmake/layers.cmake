@@ -1,20 +1,7 @@
 # Layers as static libraries, and a link check that makes an upward call fail
-# the build (STYLE.md 1b). Not included by CMakeLists.txt yet: the tree still
-# calls upward. To wire it, after the pkg_check_modules() calls:
-#
-#   include(cmake/layers.cmake)
-#   recoverd_layer_libraries(EXCLUDE src/daemon/main.c src/detect/https.c
-#                              src/detect/postgres.c src/detect/redis.c
-#                            LINK PkgConfig::DEPS m ${CMAKE_DL_LIBS})
-#   recoverd_layer_link_checks(LINK PkgConfig::DEPS m ${CMAKE_DL_LIBS})
-#
-# in place of today's recoverd_common and recoverd_daemon targets (the name
-# recoverd_daemon is reused for the daemon layer), then link recoverd,
-# recoverd-https and the unit tests to recoverd_daemon, which brings every
-# layer below it, and recoverctl to recoverd_lib. recoverctl and
-# recoverd-demo need no check of their own: they are executables, and an
-# executable linked to recoverd_lib only (or to nothing of ours) already
-# fails on a reference to anything else.
+# the build (STYLE.md 1b). CMakeLists.txt calls both functions below; the
+# daemon layer's library keeps the name recoverd_daemon and brings every
+# layer below it.
 #
 # Why a check at all: an archive is only a bag of objects. ar never resolves
 # anything, and the final link of recoverd pulls every layer in anyway, so
