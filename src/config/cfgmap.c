@@ -253,7 +253,7 @@ int duration_parse(const char *s, uint64_t *ms)
         return 0;
     }
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(p, units[i].unit))
+        if (strcmp(p, units[i].unit) != 0)
             continue;
         if (__builtin_mul_overflow(n, units[i].ms, &n))
             return -EINVAL;
@@ -317,7 +317,7 @@ static int cfg__read_bool(const struct cfg_field *f, struct fy_node *v, void *p,
     char buf[8] = "";
 
     cfg__text(v, buf, sizeof(buf));
-    if (strcmp(buf, "true") && strcmp(buf, "false"))
+    if (strcmp(buf, "true") != 0 && strcmp(buf, "false") != 0)
         return cfg__expected(v, err, "true or false"); /* not yes/on/1: YAML 1.1 surprises */
     *(bool *)p = buf[0] == 't';
     return 0;

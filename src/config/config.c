@@ -438,7 +438,7 @@ static int config__size_parse(const char *s, uint64_t *out)
         if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, *p - '0', &n))
             return -EINVAL;
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(p, units[i].suffix))
+        if (strcmp(p, units[i].suffix) != 0)
             continue;
         if (n == 0 || n > (UINT64_MAX >> units[i].shift))
             return -EINVAL;

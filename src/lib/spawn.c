@@ -142,6 +142,8 @@ __attribute__((no_sanitize("address"))) static int spawn__child(void *arg)
         const char *z = strchr(p, ':');
         size_t dlen = z ? (size_t)(z - p) : strlen(p);
         if (dlen + 1 + flen + 1 <= sizeof buf) {
+            /* The directory, '/', then the name with its NUL (flen + 1). */
+            // NOLINTNEXTLINE(bugprone-not-null-terminated-result)
             memcpy(buf, p, dlen);
             buf[dlen] = '/';
             memcpy(buf + dlen + 1, file, flen + 1);
