@@ -228,8 +228,8 @@ static void fx_wait(struct fx *f, int n)
     loopwait_until(&f->loop, f->rx.n >= n);
 }
 
-/* Run the loop for ms: time for a message that must not come to show up.
- * Every message queued before it is due at once, one after the other. */
+/* Run the loop for ms: time for a message that must not come to show up
+ * (one already queued goes out at once, behind those before it). */
 static void fx_settle(struct fx *f, uint64_t ms)
 {
     loopwait_idle(&f->loop, ms);
