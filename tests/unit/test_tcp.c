@@ -113,10 +113,17 @@ static void fx_target(struct fx *f, const char *ip, int port)
     assert_int_equal(uv_ip4_addr(ip, port, a), 0);
 }
 
-/* One probe; asserts it did not report from inside start. */
-static const struct observation *fx_probe(struct fx *f)
+/* One probe; asserts it did not report from inside start. The probe's timer
+ * counts from the loop's cached time, which the test's own work since the
+ * last turn has made stale: brought up to date first, as a turn of the
+ * daemon's loop would. within_ms (0: none): arm the mark due then, at the
+ * same loop time as the probe's timer (see loopwait_mark_new). */
+static const struct observation *fx_probe_within(struct fx *f, uint64_t within_ms)
 {
     int before = n_got;
+    uv_update_time(&f->loop);
+    if (within_ms)
+        mark = loopwait_mark_new(&f->loop, within_ms);
     assert_int_equal(tcp_detector.start(&f->c), 0);
     assert_int_equal(n_got, before);
     loopwait_until(&f->loop, n_got > before);
@@ -124,6 +131,11 @@ static const struct observation *fx_probe(struct fx *f)
     assert_ptr_equal(got_check[before], &f->c);
     assert_null(f->c.priv);
     return &got[before];
+}
+
+static const struct observation *fx_probe(struct fx *f)
+{
+    return fx_probe_within(f, 0);
 }
 
 /* A port nobody listens on: bound, read, released. */
@@ -185,6 +197,7 @@ static void tcp_start_from_inside_report_runs_next_probe(void **state)
     struct fx *f = *state;
     report_hook = restart_hook;
     fx_target(f, "127.0.0.1", port_closed());
+    uv_update_time(&f->loop); /* see fx_probe_within */
     assert_int_equal(tcp_detector.start(&f->c), 0);
     loopwait_until(&f->loop, n_got >= 5);
     assert_int_equal(n_got, 5);
@@ -197,6 +210,7 @@ static void tcp_start_while_in_flight_is_ebusy(void **state)
 {
     struct fx *f = *state;
     fx_target(f, "127.0.0.1", f->port);
+    uv_update_time(&f->loop); /* see fx_probe_within */
     assert_int_equal(tcp_detector.start(&f->c), 0);
     assert_int_equal(tcp_detector.start(&f->c), -EBUSY);
     loopwait_until(&f->loop, n_got >= 1);
@@ -234,13 +248,11 @@ static void tcp_silent_peer_times_out_network_high(void **state)
     assert_int_equal(connect(fill, (struct sockaddr *)&a, len), 0);
     fx_target(f, "127.0.0.1", ntohs(a.sin_port));
     f->cfg.timeout_ms = 150;
-    /* The probe's timer counts from the loop's cached time: bring it up to
-     * date, and measure on that clock. Within the timeout: before a mark due
-     * at twice it, armed at the same loop time (see loopwait_mark_new). */
+    /* Measured on the loop's clock, the one the probe's timer runs on; and
+     * within the timeout: reported before a mark due at twice it. */
     uv_update_time(&f->loop);
     uint64_t t0 = uv_now(&f->loop);
-    mark = loopwait_mark_new(&f->loop, 2 * f->cfg.timeout_ms);
-    struct observation o = *fx_probe(f);
+    struct observation o = *fx_probe_within(f, 2 * f->cfg.timeout_ms);
     uint64_t took_ms = uv_now(&f->loop) - t0;
     close(fill);
     close(l);
