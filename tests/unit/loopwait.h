@@ -36,6 +36,7 @@ static void loopwait__tick_cb(uv_timer_t *t)
     (void)t;
 }
 
+/* Frees a wait's tick, or a mark (its timer is its first member). */
 static void loopwait__close_cb(uv_handle_t *h)
 {
     free(h);
