@@ -106,7 +106,7 @@ static int dbfix__reap(pid_t pid, int ms)
         pid_t r = waitpid(pid, &st, WNOHANG);
         if (r == pid)
             return st;
-        usleep(10000);
+        loopwait_nap(10);
     } while (dbfix__now_ms() < end);
     return -1;
 }
@@ -136,7 +136,7 @@ int dbfix_wait_log(const char *path, const char *words, int ms)
             if (strstr(buf, words))
                 return 0;
         }
-        usleep(20000);
+        loopwait_nap(20);
     } while (dbfix__now_ms() < end);
     return -1;
 }
@@ -164,7 +164,7 @@ int dbfix_wait_port(int port, int ms)
             close(fd);
             return 0;
         }
-        usleep(20000);
+        loopwait_nap(20);
     } while (dbfix__now_ms() < end);
     return -1;
 }

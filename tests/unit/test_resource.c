@@ -143,11 +143,12 @@ static const struct observation *fx_probe(struct fx *f)
     return &got[before];
 }
 
-static void sleep_ms(long ms)
+/* Let ms pass between two probes of what the detector measures over time
+ * (CPU ticks, how long a breach has lasted): a span to measure, which a
+ * busy host only makes longer, never a wait for an event. */
+static void time_passes(uint64_t ms)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
+    loopwait_nap(ms);
 }
 
 static int fx_validate(struct fx *f, char *why, size_t len)
@@ -189,7 +190,7 @@ static void resource_rss_must_breach_for_the_for_duration(void **state)
         assert_true(o->ok);
     /* Probe until it fails: that must be, and not before 300 ms. */
     do {
-        sleep_ms(50);
+        time_passes(50);
         o = fx_probe(f);
     } while (o->ok && clock_mono_us() - t0 < LOOPWAIT_MS * 1000ull);
     assert_false(o->ok);
@@ -207,7 +208,7 @@ static void resource_breach_that_ends_restarts_the_for_clock(void **state)
     f->rp.for_ms = 200;
     assert_true(fx_probe(f)->ok);
     f->rp.rss = "64GiB"; /* the same limit slot stops breaching */
-    sleep_ms(250);       /* longer than for: a clock not restarted would fail below */
+    time_passes(250);    /* longer than for: a clock not restarted would fail below */
     assert_true(fx_probe(f)->ok);
     f->rp.rss = "32MiB";
     assert_true(fx_probe(f)->ok); /* a new breach: the clock starts again */
@@ -244,7 +245,7 @@ static void resource_cpu_needs_two_samples(void **state)
     fx_child(f, CHILD_SPIN);
     f->rp.cpu = "5%";
     assert_true(fx_probe(f)->ok); /* no previous sample: no value */
-    sleep_ms(300);
+    time_passes(300);
     const struct observation *o = fx_probe(f);
     assert_false(o->ok);
     assert_int_equal(strncmp(o->reason, "cpu ", 4), 0);
@@ -258,9 +259,9 @@ static void resource_new_process_forgets_the_old_cpu_sample(void **state)
     f->rp.cpu = "5%";
     assert_true(fx_probe(f)->ok);
     fx_child(f, CHILD_SPIN); /* a restart: another process, busy since */
-    sleep_ms(300);
+    time_passes(300);
     assert_true(fx_probe(f)->ok); /* its first sample, not a delta against the old one */
-    sleep_ms(300);
+    time_passes(300);
     assert_false(fx_probe(f)->ok);
 }
 
@@ -315,7 +316,7 @@ static void resource_host_cpu_needs_two_samples(void **state)
     fx_child(f, CHILD_SPIN);
     f->rp.host_cpu = "0.01%";
     assert_true(fx_probe(f)->ok);
-    sleep_ms(300);
+    time_passes(300);
     const struct observation *o = fx_probe(f);
     assert_false(o->ok);
     assert_true(o->host_wide);
