@@ -463,10 +463,19 @@ def demo_service(port, *extra, checks=None, **over):
     return svc
 
 
-def proc_cpu_seconds(pid):
-    """User + system CPU time pid has used so far, in seconds."""
-    stat = _proc_stat(pid)
-    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+def asleep_share(pid, seconds=2.0, interval=0.02):
+    """Share of the samples, taken every interval s for seconds, in which
+    pid was asleep (state S). Near 1 for a process that waits for events,
+    near 0 for one that spins, however busy the host: a spinning process
+    that waits for a CPU is runnable (R), never S. How much CPU a process
+    uses is a benchmark's figure (bench/idle), not a test's verdict."""
+    asleep = total = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        asleep += proc_state(pid) == "S"
+        total += 1
+        time.sleep(interval)
+    return asleep / total
 
 
 def proc_cmdline(pid):

@@ -141,8 +141,9 @@ def test_min_severity_filters(recoverd, receiver, tmp_path):
 def test_symptom_folded_into_root_alert(recoverd, receiver):
     hook = receiver()
     db_port = free_port()
+    # db's restart waits 2.4-3.6 s: web's symptom opens well within it.
     db = demo_service(db_port, restart={"max": 5, "window": "30s", "stable": "10s",
-                                        "backoff": {"initial": "2s", "max": "2s"}})
+                                        "backoff": {"initial": "3s", "max": "3s"}})
     web = demo_service(free_port(), depends_on=["db"], checks=[
         {"tcp": {"address": f"127.0.0.1:{db_port}", "interval": "100ms", "timeout": "200ms",
                  "fall": 2, "rise": 1}}])

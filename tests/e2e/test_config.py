@@ -185,7 +185,7 @@ def test_reload_applies_check_changes_without_restart(recoverd):
     # fall 1 at 50 ms: one failed probe opens the fault and restarts it.
     assert http_get(port, "/fail")[0] == 200
     fault = rd.wait_for(lambda: next((f for f in rd.api("/v1/faults") if f["service"] == "a"),
-                                     None), timeout=2.0, what="http fault from the new check")
+                                     None), what="http fault from the new check")
     assert fault["check"] == "http"
     wait_running(rd, "a", not_pid=a1)
 

@@ -149,23 +149,34 @@ def test_chain_exhausted_leaves_service_failed(recoverd, tmp_path):
 def test_dependency_symptom_is_not_restarted(recoverd):
     db_port, web_port = free_port(), free_port()
     db = demo_service(db_port, restart={"max": 5, "window": "30s", "stable": "10s",
-                                        "backoff": {"initial": "2s", "max": "2s"}})
+                                        "backoff": {"initial": "3s", "max": "3s"}})
     web = demo_service(web_port, depends_on=["db"], checks=[
         {"tcp": {"address": f"127.0.0.1:{db_port}", "interval": "100ms", "timeout": "200ms",
                  "fall": 2, "rise": 1}}])
     rd = recoverd({"services": {"db": db, "web": web}})
     db_old = wait_running(rd, "db")
     web_pid = wait_running(rd, "web")["pid"]
-    os.kill(db_old["pid"], signal.SIGKILL)  # up < stable (10 s): its restart waits ~2 s
+    os.kill(db_old["pid"], signal.SIGKILL)  # up < stable (10 s): its restart waits ~3 s
 
     symptom = open_fault(rd, "web")
     root = faults_of(rd, "db")[0]
     assert root["check"] == "process" and root["resolved_at"] is None
     assert symptom["context"]["root_cause"] == {"service": "db", "fault": root["id"]}
     assert f"symptom of db fault {root['id']}" in symptom["description"]
-    # While db is down, nothing is done to web.
-    no_change_for(0.8, lambda: (actions_of(rd, "web"), rd.service("web")["pid"]))
-    assert rd.service("db")["pid"] is None  # still in its backoff
+    # While db is down, nothing is done to web: watched until db runs again,
+    # however long its backoff turns out on this host.
+    web_then = ([], web_pid)
+    saw_db_down = False
+    deadline = time.monotonic() + 15
+    while True:
+        db_now = rd.service("db")
+        saw_db_down |= db_now["pid"] is None
+        if db_now["pid"] not in (None, db_old["pid"]) and db_now["process"] == "running":
+            break
+        assert (actions_of(rd, "web"), rd.service("web")["pid"]) == web_then
+        assert time.monotonic() < deadline, "db never ran again"
+        time.sleep(0.05)
+    assert saw_db_down  # the watch did cover db's downtime
 
     wait_running(rd, "db", not_pid=db_old["pid"])
     rd.wait_for(lambda: rd.api(f"/v1/faults/{symptom['id']}")["resolved_at"],
@@ -230,10 +241,14 @@ def test_max_concurrent_recoveries_queues_actions(recoverd, tmp_path):
     rows = rd.journal("SELECT created_ms, started_ms, finished_ms FROM actions "
                       "ORDER BY started_ms")
     waits = [r["started_ms"] - r["created_ms"] for r in rows]
-    assert waits[0] < 300 and waits[1] >= 800 and waits[2] >= 1800, waits
+    # The first did not wait for a repair to run (each takes over a second);
+    # the second waited for one, the third for two. One program at a time;
+    # an action being verified holds no slot.
+    first_run = rows[0]["finished_ms"] - rows[0]["started_ms"]
+    assert waits[0] < first_run and waits[1] >= 800 and waits[2] >= 1800, (waits, first_run)
     starts = [r["started_ms"] for r in rows]
     for before, after in zip(starts, starts[1:]):
-        assert after - before >= 800  # one program at a time (each runs 1 s)
+        assert after - before >= 800  # each program runs 1 s
 
 
 def test_action_timeout_kills_the_repair(recoverd, tmp_path):
@@ -252,8 +267,10 @@ def test_action_timeout_kills_the_repair(recoverd, tmp_path):
                           what="the repair action failed")
         assert act["strategy"] == "repair" and "timed out after 500 ms" in act["result"], act
         started = rd.journal("SELECT started_ms, finished_ms FROM actions")[0]
-        assert 450 <= started["finished_ms"] - started["started_ms"] < 1500, started
-        rd.wait_for(lambda: not pid_alive(pid), timeout=2, what="the repair program killed")
+        # Not before the timeout, and well before the 30 s the repair would
+        # have taken (how soon after the timeout is latency, not a verdict).
+        assert 450 <= started["finished_ms"] - started["started_ms"] < 30000, started
+        rd.wait_for(lambda: not pid_alive(pid), what="the repair program killed")
         assert rd.service("app")["state"] == "failed"  # its only strategy failed
     finally:
         if pidfile.exists():

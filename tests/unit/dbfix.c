@@ -28,16 +28,20 @@
 #include "config/cfgmap.h"
 #include "config/config-t.h"
 #include "detect/detector.h"
+#include "loopwait.h"
 
 /* ---- the fake of detect/check.c ---- */
 
-static struct observation dbfix__got; /* the latest report */
-static int dbfix__n_got;              /* reports so far */
+static struct observation dbfix__got;    /* the latest report */
+static int dbfix__n_got;                 /* reports so far */
+static struct loopwait_mark *dbfix__mark; /* of the probe in dbfix_probe; NULL: none */
+static bool dbfix__got_late;             /* the mark had fired at the latest report */
 
 void check_report(struct check *c, struct observation *obs)
 {
     c->in_flight = false;
     dbfix__got = *obs;
+    dbfix__got_late = dbfix__mark && dbfix__mark->fired;
     dbfix__n_got++;
 }
 
@@ -102,7 +106,7 @@ static int dbfix__reap(pid_t pid, int ms)
         pid_t r = waitpid(pid, &st, WNOHANG);
         if (r == pid)
             return st;
-        usleep(10000);
+        loopwait_nap(10);
     } while (dbfix__now_ms() < end);
     return -1;
 }
@@ -132,7 +136,7 @@ int dbfix_wait_log(const char *path, const char *words, int ms)
             if (strstr(buf, words))
                 return 0;
         }
-        usleep(20000);
+        loopwait_nap(20);
     } while (dbfix__now_ms() < end);
     return -1;
 }
@@ -160,7 +164,7 @@ int dbfix_wait_port(int port, int ms)
             close(fd);
             return 0;
         }
-        usleep(20000);
+        loopwait_nap(20);
     } while (dbfix__now_ms() < end);
     return -1;
 }
@@ -244,9 +248,18 @@ bool dbfix_have(const char *path)
     return access(path, X_OK) == 0;
 }
 
-int dbfix_talk(int port, const char *send, char *out, size_t len, int ms)
+/* out holds until and a line end after it. */
+static bool dbfix__heard(const char *out, const char *until)
+{
+    const char *at = until ? strstr(out, until) : NULL;
+    return at && strchr(at + strlen(until), '\n');
+}
+
+int dbfix_talk(int port, const char *send, const char *until, char *out, size_t len, int ms)
 {
     int fd = dbfix__connect(port), n = 0, r;
+    uint64_t end = dbfix__now_ms() + (uint64_t)ms;
+    out[0] = '\0';
     if (fd < 0)
         return -1;
     if (write(fd, send, strlen(send)) != (ssize_t)strlen(send)) {
@@ -254,10 +267,14 @@ int dbfix_talk(int port, const char *send, char *out, size_t len, int ms)
         return -1;
     }
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    while ((size_t)n < len - 1 && poll(&p, 1, ms) == 1 &&
-           (r = (int)read(fd, out + n, len - 1 - (size_t)n)) > 0)
+    while ((size_t)n < len - 1 && !dbfix__heard(out, until)) {
+        uint64_t now = dbfix__now_ms();
+        if (now >= end || poll(&p, 1, (int)(end - now)) != 1 ||
+            (r = (int)read(fd, out + n, len - 1 - (size_t)n)) <= 0)
+            break;
         n += r;
-    out[n] = '\0';
+        out[n] = '\0';
+    }
     close(fd);
     return n;
 }
@@ -338,44 +355,24 @@ void dbfix_check_free(struct check *c)
     free(k);
 }
 
-static void dbfix__tick_cb(uv_timer_t *t)
+bool dbfix_probe(uv_loop_t *loop, struct check *c, uint64_t within_ms, struct observation *obs,
+                 uint64_t *elapsed_ms)
 {
-}
-
-int dbfix_probe(uv_loop_t *loop, struct check *c, uint64_t max_ms, struct observation *obs,
-                uint64_t *elapsed_ms)
-{
-    uv_timer_t tick; /* wakes uv_run so the wait can give up */
-    int before = dbfix__n_got, r = -1;
-    uint64_t start = dbfix__now_ms();
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, dbfix__tick_cb, 10, 10);
+    int before = dbfix__n_got;
+    uv_update_time(loop); /* the probe's deadline counts from the loop's cached time */
+    uint64_t start = uv_now(loop);
+    dbfix__mark = within_ms ? loopwait_mark_new(loop, within_ms) : NULL;
     c->in_flight = true;
     assert_int_equal(c->ops->start(c), 0);
     assert_int_equal(dbfix__n_got, before); /* never from inside start */
-    while (dbfix__n_got == before && dbfix__now_ms() - start < max_ms)
-        uv_run(loop, UV_RUN_ONCE);
-    if (dbfix__n_got > before) {
-        *obs = dbfix__got;
-        r = 0;
-    }
+    loopwait_until(loop, dbfix__n_got > before);
+    *obs = dbfix__got;
     if (elapsed_ms)
-        *elapsed_ms = dbfix__now_ms() - start;
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return r;
-}
-
-void dbfix_spin(uv_loop_t *loop, uint64_t ms)
-{
-    uv_timer_t tick;
-    uint64_t start = dbfix__now_ms();
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, dbfix__tick_cb, 10, 10);
-    while (dbfix__now_ms() - start < ms)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
+        *elapsed_ms = uv_now(loop) - start; /* the time of the turn that reported */
+    if (dbfix__mark)
+        loopwait_mark_free(dbfix__mark);
+    dbfix__mark = NULL;
+    return !dbfix__got_late;
 }
 
 static void dbfix__walk_cb(uv_handle_t *h, void *arg)
@@ -403,9 +400,15 @@ void dbfix_loop_free(uv_loop_t *loop, pid_t server)
 
 void dbfix_loop_close(uv_loop_t *loop)
 {
-    /* Closing handles and a cancelled getaddrinfo need a few turns. */
-    for (int i = 0; i < 50 && uv_loop_alive(loop); i++)
-        uv_run(loop, UV_RUN_NOWAIT), usleep(2000);
+    /* Closing handles and a cancelled getaddrinfo (back from libuv's pool
+     * when a thread gets to it) need a few turns; a handle left active by
+     * the code under test would keep the loop alive past the deadline. */
+    uint64_t end = dbfix__now_ms() + LOOPWAIT_MS;
+    while (uv_loop_alive(loop) && dbfix__now_ms() < end) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        if (uv_loop_alive(loop))
+            loopwait_nap(2);
+    }
     uv_walk(loop, dbfix__walk_cb, NULL);
     assert_int_equal(uv_loop_close(loop), 0);
 }

@@ -39,9 +39,11 @@ void dbfix_write(const char *path, const char *text, bool as_postgres);
 void dbfix_rmdir(const char *dir);
 /* Whether an executable exists at path. */
 bool dbfix_have(const char *path);
-/* Send raw protocol bytes to 127.0.0.1:port and read the answer for up to
- * ms (redis inline commands). Returns bytes read into out, or -1. */
-int dbfix_talk(int port, const char *send, char *out, size_t len, int ms);
+/* Send raw protocol bytes to 127.0.0.1:port (redis inline commands) and
+ * read the answer into out until it holds until followed by a line end
+ * (until NULL: never), the server closes, or ms pass. Returns bytes read,
+ * or -1 when it cannot connect. */
+int dbfix_talk(int port, const char *send, const char *until, char *out, size_t len, int ms);
 
 /* ---- checks and probes ---- */
 
@@ -52,14 +54,18 @@ struct check *dbfix_check_new(const char *kind, const char *yaml, uint64_t timeo
 void dbfix_check_free(struct check *c);
 /* Map the YAML and validate it; 0, or -EINVAL with why filled. */
 int dbfix_validate(const char *kind, const char *yaml, char *why, size_t len);
-/* Start one probe and run the loop until it reports (0, obs filled), or
- * max_ms pass (-1). *elapsed_ms gets the wait when not NULL. */
-int dbfix_probe(uv_loop_t *loop, struct check *c, uint64_t max_ms, struct observation *obs,
-                uint64_t *elapsed_ms);
+/* Start one probe and run the loop until it reports into obs; the test fails
+ * if it does not within LOOPWAIT_MS. The loop's clock is brought up to date
+ * first, so the probe's own deadline counts from the start. *elapsed_ms (if
+ * not NULL): loop ms from the start to the report, on the clock the probe's
+ * timer runs on. Returns whether the report came before a mark due
+ * within_ms after the start, armed at the same loop time (see loopwait.h);
+ * within_ms 0: true. Meaningful for a report a timer delivers (a timeout):
+ * a loop a busy host runs late then still runs the two timers in order. */
+bool dbfix_probe(uv_loop_t *loop, struct check *c, uint64_t within_ms, struct observation *obs,
+                 uint64_t *elapsed_ms);
 /* Reports received so far (to prove a cancelled probe never reports). */
 int dbfix_reports(void);
-/* Run the loop for ms. */
-void dbfix_spin(uv_loop_t *loop, uint64_t ms);
 /* Close what is left and assert the loop is empty. */
 void dbfix_loop_close(uv_loop_t *loop);
 /* A test's loop, with every detector started (cmocka setup). */

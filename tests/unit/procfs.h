@@ -5,8 +5,14 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* Alive means running or stopped: a zombie (an orphan PID 1 has not reaped
- * yet) is dead. Gives a SIGKILL up to a second to land. */
+/* Alive now: running or stopped. A zombie (an orphan PID 1 has not reaped
+ * yet) is dead. */
 bool procfs_alive(pid_t pid);
+
+/* Wait, up to LOOPWAIT_MS, for pid to die (a SIGKILL sent by the code under
+ * test takes a moment to land); true once it is dead. On false, pid (a
+ * process the test itself started) is SIGKILLed so that no failing test
+ * leaves it behind. */
+bool procfs_dies(pid_t pid);
 
 #endif

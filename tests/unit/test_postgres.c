@@ -21,6 +21,7 @@
 #include "detect/detector.h"
 #include "detect/plugin.h"
 #include "lib/secret.h"
+#include "loopwait.h"
 
 #define PG_BIN "/usr/lib/postgresql/15/bin"
 #define PG_PASSWORD "Sekr1t-pg" /* the role's real password */
@@ -136,7 +137,7 @@ static struct check *pg_check(const char *extra, const char *more, uint64_t time
 static void probe_ok(uv_loop_t *loop, struct check *c)
 {
     struct observation o;
-    assert_int_equal(dbfix_probe(loop, c, 5000, &o, NULL), 0);
+    dbfix_probe(loop, c, 0, &o, NULL);
     if (!o.ok)
         fail_msg("probe failed: %s", o.reason);
 }
@@ -159,6 +160,15 @@ static int pg_backends(pid_t *one)
     }
     pclose(ps);
     return n;
+}
+
+/* Turn the loop until no backend of ours is left, from this test or an
+ * earlier one: a released connection's backend exits a moment after the
+ * hang-up. */
+static void pg_wait_no_backends(uv_loop_t *loop)
+{
+    pid_t one;
+    loopwait_until(loop, pg_backends(&one) == 0);
 }
 
 /* ---- plug-in loading ---- */
@@ -326,7 +336,7 @@ static void probe_passes_when_server_up(void **state)
     NEED_SERVER();
     struct check *c = pg_check("password=" PG_PASSWORD, NULL, 2000);
     struct observation o;
-    assert_int_equal(dbfix_probe(*state, c, 5000, &o, NULL), 0);
+    dbfix_probe(*state, c, 0, &o, NULL);
     assert_true(o.ok);
     assert_string_equal(o.reason, "query ok (1 rows)");
     dbfix_check_free(c);
@@ -337,6 +347,7 @@ static void probe_keeps_one_connection_across_probes(void **state)
     NEED_SERVER();
     struct check *c = pg_check("password=" PG_PASSWORD, NULL, 2000);
     pid_t first = 0, now = 0;
+    pg_wait_no_backends(*state);
     probe_ok(*state, c);
     assert_int_equal(pg_backends(&first), 1);
     for (int i = 0; i < 4; i++) {
@@ -345,8 +356,7 @@ static void probe_keeps_one_connection_across_probes(void **state)
         assert_int_equal(now, first);
     }
     dbfix_check_free(c);
-    dbfix_spin(*state, 200);
-    assert_int_equal(pg_backends(&now), 0); /* release hung up */
+    pg_wait_no_backends(*state); /* release hung up */
 }
 
 static void password_file_supplies_the_password(void **state)
@@ -363,7 +373,7 @@ static struct observation assert_config_failure(uv_loop_t *loop, struct check *c
                                                 const char *secret)
 {
     struct observation o;
-    assert_int_equal(dbfix_probe(loop, c, 5000, &o, NULL), 0);
+    dbfix_probe(loop, c, 0, &o, NULL);
     assert_false(o.ok);
     assert_int_equal(o.type, FAULT_CONFIGURATION);
     assert_int_equal(o.severity, SEVERITY_HIGH);
@@ -403,7 +413,8 @@ static void query_error_is_software(void **state)
     NEED_SERVER();
     struct check *c = pg_check("password=" PG_PASSWORD, "query: 'SELECT * FROM nope'", 2000);
     struct observation o;
-    assert_int_equal(dbfix_probe(*state, c, 5000, &o, NULL), 0);
+    pg_wait_no_backends(*state);
+    dbfix_probe(*state, c, 0, &o, NULL);
     assert_false(o.ok);
     assert_int_equal(o.type, FAULT_SOFTWARE);
     assert_int_equal(o.severity, SEVERITY_HIGH);
@@ -412,7 +423,7 @@ static void query_error_is_software(void **state)
     /* The connection survives a failed query: the next probe reuses it. */
     pid_t first = 0, now = 0;
     assert_int_equal(pg_backends(&first), 1);
-    assert_int_equal(dbfix_probe(*state, c, 5000, &o, NULL), 0);
+    dbfix_probe(*state, c, 0, &o, NULL);
     assert_int_equal(pg_backends(&now), 1);
     assert_int_equal(now, first);
     dbfix_check_free(c);
@@ -434,7 +445,7 @@ static void host_name_is_resolved_off_the_loop(void **state)
              pg.port);
     c = dbfix_check_new("postgres", yaml, 3000);
     struct observation o;
-    assert_int_equal(dbfix_probe(*state, c, 6000, &o, NULL), 0);
+    dbfix_probe(*state, c, 0, &o, NULL);
     assert_false(o.ok);
     assert_int_equal(o.type, FAULT_NETWORK);
     assert_non_null(strstr(o.reason, "cannot resolve the host"));
@@ -448,8 +459,8 @@ static void stopped_server_is_network_then_reconnects_after_restart(void **state
     struct observation o;
     probe_ok(*state, c);
     pg_stop();
-    dbfix_spin(*state, 100); /* the kept connection sees the hang-up */
-    assert_int_equal(dbfix_probe(*state, c, 5000, &o, NULL), 0);
+    loopwait_idle(*state, 100); /* the kept connection may see the hang-up (either way: refused) */
+    dbfix_probe(*state, c, 0, &o, NULL);
     assert_false(o.ok);
     assert_int_equal(o.type, FAULT_NETWORK);
     assert_int_equal(o.severity, SEVERITY_HIGH);
@@ -481,19 +492,20 @@ static void frozen_server_times_out_within_the_timeout(void **state)
     uint64_t ms;
     probe_ok(*state, c);
     dbfix_freeze(pg.pid, true);
-    /* The deadline counts from the loop's cached time, a little before
-     * our own clock reading: hence the lower bound under the timeout. */
+    /* Not before the timeout, on the loop's clock the probe's timer runs
+     * on; and within it: reported before a mark due at twice the timeout,
+     * armed at the same loop time (an order a late loop keeps). */
     /* On the kept connection: the query never answers. */
-    assert_int_equal(dbfix_probe(*state, c, 3000, &o, &ms), 0);
+    assert_true(dbfix_probe(*state, c, 2 * 300, &o, &ms));
     assert_false(o.ok);
     assert_int_equal(o.type, FAULT_NETWORK);
     assert_string_equal(o.reason, "timeout after 300 ms waiting for the query");
-    assert_in_range(ms, 250, 300 + 200);
+    assert_true(ms >= 300);
     /* On a new connection: the startup never answers. */
-    assert_int_equal(dbfix_probe(*state, fresh, 3000, &o, &ms), 0);
+    assert_true(dbfix_probe(*state, fresh, 2 * 300, &o, &ms));
     assert_false(o.ok);
     assert_string_equal(o.reason, "timeout after 300 ms connecting");
-    assert_in_range(ms, 250, 300 + 200);
+    assert_true(ms >= 300);
     dbfix_freeze(pg.pid, false);
     probe_ok(*state, c);
     probe_ok(*state, fresh);
@@ -509,7 +521,7 @@ static void cancelled_probe_never_reports(void **state)
     assert_int_equal(c->ops->start(c), 0);
     assert_int_equal(c->ops->start(c), -EBUSY);
     c->ops->cancel(c);
-    dbfix_spin(*state, 300);
+    loopwait_idle(*state, 300); /* time for a report that must not come */
     assert_int_equal(dbfix_reports(), before);
     probe_ok(*state, c); /* and the check works after */
     dbfix_check_free(c);

@@ -13,28 +13,25 @@
 
 #include "lib/clock.h"
 #include "lib/program.h"
+#include "loopwait.h"
 #include "procfs.h"
 
-/* libuv's loop clock is CLOCK_MONOTONIC_COARSE (4 ms ticks here), so a
- * timeout may fire up to a tick before the precise clock that measures
- * duration_ms says it is due. */
-#define CLOCK_SLACK_MS 10
+/* libuv's loop clock counts whole milliseconds (and is CLOCK_MONOTONIC_COARSE
+ * where that ticks every ms or finer), so a timer may fire up to a couple of
+ * ms before the precise clock that measures duration_ms says it is due. A
+ * busy host only ever makes timers later. */
+#define CLOCK_SLACK_MS 2
 
 /* ---- fixture ---- */
 
 struct fx {
     uv_loop_t loop;
-    uv_timer_t guard;      /* wakes uv_run so waits can give up */
     int calls;             /* cb invocations */
     bool in_run;           /* inside program_run: cb must not come from there */
     bool cb_during_run;    /* it did */
     struct program_result r; /* copy of the last result */
     char out[1 << 16];     /* copy of its output */
 };
-
-static void guard_cb(uv_timer_t *t)
-{
-}
 
 static void done_cb(const struct program_result *r, void *arg)
 {
@@ -52,8 +49,6 @@ static int fx_setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    uv_timer_init(&f->loop, &f->guard);
-    uv_timer_start(&f->guard, guard_cb, 20, 20);
     *state = f;
     return 0;
 }
@@ -61,7 +56,6 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
     struct fx *f = *state;
-    uv_close((uv_handle_t *)&f->guard, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     free(f);
@@ -79,21 +73,18 @@ static struct program *fx_start(struct fx *f, char *const argv[], uint64_t timeo
     return p;
 }
 
-/* Run until the callback came (or 10 s passed); asserts exactly one call. */
+/* Run until the callback came; asserts exactly one call. */
 static void fx_wait(struct fx *f)
 {
-    uint64_t deadline = clock_mono_us() + 10000000;
-    while (f->calls == 0 && clock_mono_us() < deadline)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    loopwait_until(&f->loop, f->calls > 0);
     assert_int_equal(f->calls, 1);
     assert_false(f->cb_during_run);
 }
 
-static void fx_run_for(struct fx *f, uint64_t ms)
+/* duration_ms is this run's: no longer than the test saw it take. */
+static void assert_duration_within(const struct fx *f, uint64_t t0_us)
 {
-    uint64_t until = clock_mono_us() + ms * 1000;
-    while (clock_mono_us() < until)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_true(f->r.duration_ms <= (clock_mono_us() - t0_us) / 1000);
 }
 
 /* ---- tests ---- */
@@ -102,6 +93,7 @@ static void program_echo_output_is_captured(void **state)
 {
     struct fx *f = *state;
     char *argv[] = {"/bin/echo", "hello", "world", NULL};
+    uint64_t t0 = clock_mono_us();
     fx_start(f, argv, 5000, 4096);
     fx_wait(f);
     assert_int_equal(f->r.spawn_error, 0);
@@ -111,7 +103,7 @@ static void program_echo_output_is_captured(void **state)
     assert_string_equal(f->r.output, "hello world\n");
     assert_int_equal(f->r.output_len, 12);
     assert_false(f->r.truncated);
-    assert_true(f->r.duration_ms < 2000);
+    assert_duration_within(f, t0);
 }
 
 static void program_exit_code_and_stderr_are_reported(void **state)
@@ -161,38 +153,42 @@ static void program_missing_in_path_reports_enoent(void **state)
 static void program_timeout_kills_the_whole_group(void **state)
 {
     struct fx *f = *state;
-    /* The shell prints its background sleep's pid, then waits for it. */
-    char *argv[] = {"/bin/sh", "-c", "sleep 10 & echo $!; wait", NULL};
+    /* The shell prints its background sleep's pid, then waits for it; the
+     * sleep outlives any wait here: only the group kill can end it. */
+    char *argv[] = {"/bin/sh", "-c", "sleep 1000 & echo $!; wait", NULL};
     uint64_t t0 = clock_mono_us();
     fx_start(f, argv, 200, 4096);
     fx_wait(f);
-    uint64_t took_ms = (clock_mono_us() - t0) / 1000;
     assert_true(f->r.timed_out);
     assert_int_equal(f->r.signal, SIGKILL);
     assert_true(f->r.duration_ms >= 200 - CLOCK_SLACK_MS);
-    assert_true(took_ms < 1000);
+    assert_duration_within(f, t0);
     pid_t sleeper = (pid_t)atoi(f->r.output);
     assert_true(sleeper > 1);
-    assert_false(procfs_alive(sleeper));
+    assert_true(procfs_dies(sleeper));
 }
 
 static void program_plain_sleep_times_out(void **state)
 {
     struct fx *f = *state;
-    char *argv[] = {"/bin/sh", "-c", "sleep 10", NULL};
+    char *argv[] = {"/bin/sh", "-c", "sleep 1000", NULL};
+    uint64_t t0 = clock_mono_us();
     fx_start(f, argv, 200, 4096);
     fx_wait(f);
     assert_true(f->r.timed_out);
-    assert_in_range(f->r.duration_ms, 200 - CLOCK_SLACK_MS, 999);
+    assert_true(f->r.duration_ms >= 200 - CLOCK_SLACK_MS);
+    assert_duration_within(f, t0);
 }
 
 static uint64_t tick_last_us, tick_max_gap_us;
+static unsigned ticks;
 static void tick_cb(uv_timer_t *t)
 {
     uint64_t now = clock_mono_us();
     if (tick_last_us && now - tick_last_us > tick_max_gap_us)
         tick_max_gap_us = now - tick_last_us;
     tick_last_us = now;
+    ticks++;
 }
 
 static void program_output_flood_is_truncated_and_bounded(void **state)
@@ -202,7 +198,9 @@ static void program_output_flood_is_truncated_and_bounded(void **state)
     char *argv[] = {"yes", "flood", NULL};
     uv_timer_init(&f->loop, &tick);
     tick_last_us = tick_max_gap_us = 0;
+    ticks = 0;
     uv_timer_start(&tick, tick_cb, 5, 5);
+    uint64_t t0 = clock_mono_us();
     fx_start(f, argv, 300, 1000);
     fx_wait(f);
     uv_close((uv_handle_t *)&tick, NULL);
@@ -212,9 +210,14 @@ static void program_output_flood_is_truncated_and_bounded(void **state)
     assert_int_equal(f->r.output_len, 1000);
     assert_int_equal(strlen(f->r.output), 1000);
     assert_memory_equal(f->r.output, "flood\nflood\n", 12);
-    assert_in_range(f->r.duration_ms, 300 - CLOCK_SLACK_MS, 1499);
-    /* The loop kept turning while the pipe was drained. */
-    assert_true(tick_max_gap_us < 200000);
+    assert_true(f->r.duration_ms >= 300 - CLOCK_SLACK_MS);
+    assert_duration_within(f, t0);
+    /* The loop kept turning, and running other timers, while the pipe was
+     * drained (how promptly is a figure for a benchmark, not a verdict). */
+    print_message("flood: %u ticks of 5 ms, longest gap %llu ms, over %llu ms\n", ticks,
+                  (unsigned long long)tick_max_gap_us / 1000,
+                  (unsigned long long)f->r.duration_ms);
+    assert_true(ticks >= 2);
 }
 
 static void program_zero_max_output_keeps_nothing(void **state)
@@ -232,7 +235,9 @@ static void program_zero_max_output_keeps_nothing(void **state)
 static void program_grandchild_holding_pipe_does_not_delay(void **state)
 {
     struct fx *f = *state;
-    char *argv[] = {"/bin/sh", "-c", "sleep 5 & echo $!", NULL};
+    /* The sleep would hold the pipe open for longer than any wait here:
+     * the program finishing at all shows that its end is not awaited. */
+    char *argv[] = {"/bin/sh", "-c", "sleep 1000 & echo $!", NULL};
     uint64_t t0 = clock_mono_us();
     fx_start(f, argv, 10000, 4096);
     fx_wait(f);
@@ -241,10 +246,9 @@ static void program_grandchild_holding_pipe_does_not_delay(void **state)
     assert_int_equal(f->r.exit_code, 0);
     assert_int_equal(f->r.signal, 0);
     assert_true(took_ms >= 100 - CLOCK_SLACK_MS); /* the linger */
-    assert_true(took_ms < 600);
     pid_t sleeper = (pid_t)atoi(f->r.output);
     assert_true(sleeper > 1);
-    assert_false(procfs_alive(sleeper));
+    assert_true(procfs_dies(sleeper));
 }
 
 static void program_cancel_in_flight_calls_nothing(void **state)
@@ -254,24 +258,21 @@ static void program_cancel_in_flight_calls_nothing(void **state)
     snprintf(path, sizeof path, "/tmp/test_program.%d.pid", (int)getpid());
     unlink(path);
     char script[256];
-    snprintf(script, sizeof script, "echo $$ > %s.tmp && mv %s.tmp %s; exec sleep 10", path,
+    snprintf(script, sizeof script, "echo $$ > %s.tmp && mv %s.tmp %s; exec sleep 1000", path,
              path, path);
     char *argv[] = {"/bin/sh", "-c", script, NULL};
     struct program *p = fx_start(f, argv, 10000, 4096);
     FILE *fp = NULL;
-    uint64_t deadline = clock_mono_us() + 5000000;
-    while (!(fp = fopen(path, "r")) && clock_mono_us() < deadline)
-        fx_run_for(f, 10);
-    assert_non_null(fp);
+    loopwait_until(&f->loop, (fp = fopen(path, "r")) != NULL);
     int pid = 0;
     assert_int_equal(fscanf(fp, "%d", &pid), 1);
     fclose(fp);
     unlink(path);
     assert_true(procfs_alive(pid));
     program_cancel(p);
-    fx_run_for(f, 300);
+    assert_true(procfs_dies(pid));
+    loopwait_idle(&f->loop, 200); /* time for a callback that must not come */
     assert_int_equal(f->calls, 0);
-    assert_false(procfs_alive(pid));
 }
 
 static void program_cancel_at_once_and_after_spawn_error(void **state)
@@ -282,7 +283,7 @@ static void program_cancel_at_once_and_after_spawn_error(void **state)
     program_cancel(fx_start(f, sleep_argv, 10000, 4096));
     program_cancel(fx_start(f, bad_argv, 10000, 4096));
     program_cancel(NULL);
-    fx_run_for(f, 300);
+    loopwait_idle(&f->loop, 300); /* time for a callback that must not come */
     assert_int_equal(f->calls, 0);
 }
 
@@ -299,10 +300,7 @@ static void program_cancel_inside_callback_is_noop(void **state)
     char *argv[] = {"/bin/true", NULL};
     struct program *p = program_run(&f->loop, argv, NULL, NULL, 5000, 64, cancel_inside_cb, &p);
     assert_non_null(p);
-    uint64_t deadline = clock_mono_us() + 5000000;
-    while (p && clock_mono_us() < deadline)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    assert_null(p);
+    loopwait_until(&f->loop, p == NULL);
 }
 
 static void program_env_and_cwd_are_applied(void **state)
@@ -323,9 +321,7 @@ static void program_many_in_parallel_each_report_once(void **state)
     char *argv[] = {"/bin/sh", "-c", "exit 1", NULL};
     for (int i = 0; i < 20; i++)
         assert_non_null(program_run(&f->loop, argv, NULL, NULL, 5000, 64, done_cb, f));
-    uint64_t deadline = clock_mono_us() + 10000000;
-    while (f->calls < 20 && clock_mono_us() < deadline)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    loopwait_until(&f->loop, f->calls >= 20);
     assert_int_equal(f->calls, 20);
     assert_int_equal(f->r.exit_code, 1);
 }

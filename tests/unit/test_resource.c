@@ -23,10 +23,11 @@
 #include "lib/cgroup.h"
 #include "detect/kinds.h"
 #include "detect/resource.h"
+#include "loopwait.h"
 
 /* ---- the fake of detect/check.c ---- */
 
-#define GOT_MAX 16
+#define GOT_MAX 64
 static struct observation got[GOT_MAX]; /* reports in arrival order */
 static int n_got;
 static void (*report_hook)(struct check *c); /* run inside check_report */
@@ -142,11 +143,12 @@ static const struct observation *fx_probe(struct fx *f)
     return &got[before];
 }
 
-static void sleep_ms(long ms)
+/* Let ms pass between two probes of what the detector measures over time
+ * (CPU ticks, how long a breach has lasted): a span to measure, which a
+ * busy host only makes longer, never a wait for an event. */
+static void time_passes(uint64_t ms)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
+    loopwait_nap(ms);
 }
 
 static int fx_validate(struct fx *f, char *why, size_t len)
@@ -178,19 +180,23 @@ static void resource_rss_must_breach_for_the_for_duration(void **state)
     fx_child(f, CHILD_ALLOC);
     f->rp.rss = "32MiB";
     f->rp.for_ms = 300;
-    uint64_t t0 = clock_mono_us();
+    uint64_t t0 = clock_mono_us(); /* the breach begins after this */
     /* Over, not for long enough: neither a pass nor a failure. */
     const struct observation *o = fx_probe(f);
     assert_true(o->inconclusive);
     assert_false(o->ok);
     assert_non_null(strstr(o->reason, "> 32 MiB for "));
     assert_non_null(strstr(o->reason, " of 300 ms"));
-    sleep_ms(100);
-    assert_true(fx_probe(f)->inconclusive);
-    while (clock_mono_us() - t0 < 320000)
-        sleep_ms(10);
     o = fx_probe(f);
+    if (clock_mono_us() - t0 < 300000) /* a busy host may have taken longer */
+        assert_true(o->inconclusive);
+    /* Probe until it fails: that must be, and not before 300 ms. */
+    do {
+        time_passes(50);
+        o = fx_probe(f);
+    } while (o->inconclusive && clock_mono_us() - t0 < LOOPWAIT_MS * 1000ull);
     assert_false(o->ok);
+    assert_true(clock_mono_us() - t0 >= 300000);
     assert_non_null(strstr(o->reason, "> 32 MiB for "));
     assert_null(strstr(o->reason, " of "));
     assert_false(fx_probe(f)->ok); /* and stays failing while it lasts */
@@ -205,7 +211,7 @@ static void resource_breach_that_ends_restarts_the_for_clock(void **state)
     assert_true(fx_probe(f)->inconclusive);
     f->rp.rss = "64GiB"; /* the same limit slot stops breaching */
     assert_true(fx_probe(f)->inconclusive); /* under again, settling for `for` */
-    sleep_ms(250);
+    time_passes(250);    /* longer than for: a clock not restarted would fail below */
     const struct observation *o = fx_probe(f);
     assert_true(o->ok && !o->inconclusive); /* under for longer than `for`: a pass */
     f->rp.rss = "32MiB";
@@ -244,7 +250,7 @@ static void resource_cpu_needs_two_samples(void **state)
     fx_child(f, CHILD_SPIN);
     f->rp.cpu = "5%";
     assert_true(fx_probe(f)->ok); /* no previous sample: no value */
-    sleep_ms(300);
+    time_passes(300);
     const struct observation *o = fx_probe(f);
     assert_false(o->ok);
     assert_int_equal(strncmp(o->reason, "cpu ", 4), 0);
@@ -258,9 +264,9 @@ static void resource_new_process_forgets_the_old_cpu_sample(void **state)
     f->rp.cpu = "5%";
     assert_true(fx_probe(f)->ok);
     fx_child(f, CHILD_SPIN); /* a restart: another process, busy since */
-    sleep_ms(300);
+    time_passes(300);
     assert_true(fx_probe(f)->ok); /* its first sample, not a delta against the old one */
-    sleep_ms(300);
+    time_passes(300);
     assert_false(fx_probe(f)->ok);
 }
 
@@ -315,7 +321,7 @@ static void resource_host_cpu_needs_two_samples(void **state)
     fx_child(f, CHILD_SPIN);
     f->rp.host_cpu = "0.01%";
     assert_true(fx_probe(f)->ok);
-    sleep_ms(300);
+    time_passes(300);
     const struct observation *o = fx_probe(f);
     assert_false(o->ok);
     assert_true(o->host_wide);

@@ -25,6 +25,7 @@
 
 #include "lib/spawn.h"
 #include "seccomp.h"
+#include "loopwait.h"
 
 /* Run argv with its output in a pipe; return its exit code and put what
  * it wrote (stdout and stderr) into out. */
@@ -45,7 +46,7 @@ static int run(char *const argv[], char *const envp[], const char *cwd, char *ou
     close(p[0]);
     /* The pidfd is the exit watch: readable once the child is gone. */
     struct pollfd pf = {.fd = pidfd, .events = POLLIN};
-    assert_int_equal(poll(&pf, 1, 5000), 1);
+    assert_int_equal(poll(&pf, 1, LOOPWAIT_MS), 1);
     siginfo_t si = {0};
     assert_int_equal(waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED), 0);
     assert_int_equal(si.si_pid, pid);
@@ -82,6 +83,16 @@ static void test_environment_and_cwd(void **state)
     assert_string_equal(greet, "hello");
     assert_string_equal(dir, "/tmp");
     assert_in_range(lines, 1, 4);
+}
+
+/* The first line of a /proc/PID/stat file into buf; false if unreadable. */
+static bool proc_stat_line(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    bool ok = f && fgets(buf, (int)len, f);
+    if (f)
+        fclose(f);
+    return ok;
 }
 
 static void on_signal(int sig) { (void)sig; }
@@ -261,7 +272,7 @@ static void test_stdio_without_out_fd_and_no_fd_leak(void **state)
     char pipe_name[64] = "";
     assert_true(readlink(mine, pipe_name, sizeof pipe_name - 1) > 0);
 
-    char *argv[] = {"sleep", "5", NULL};
+    char *argv[] = {"sleep", "60", NULL}; /* asleep for longer than the wait; killed below */
     struct spawn_opts o = {.argv = argv, .out_fd = -1};
     pid_t pid = 0;
     int pidfd = -1;
@@ -270,16 +281,7 @@ static void test_stdio_without_out_fd_and_no_fd_leak(void **state)
      * close-on-exec fds a little later. Asleep in sleep(1), it is done. */
     char stat[64], buf[256] = "";
     snprintf(stat, sizeof stat, "/proc/%d/stat", (int)pid);
-    for (int i = 0; i < 2000; i++) {
-        FILE *f = fopen(stat, "r");
-        assert_non_null(f);
-        assert_non_null(fgets(buf, sizeof buf, f));
-        fclose(f);
-        if (strstr(buf, "(sleep) S"))
-            break;
-        usleep(1000);
-    }
-    assert_non_null(strstr(buf, "(sleep) S"));
+    poll_until(proc_stat_line(stat, buf, sizeof buf) && strstr(buf, "(sleep) S"));
     char dir[64];
     snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
     DIR *d = opendir(dir);
