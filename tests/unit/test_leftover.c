@@ -216,7 +216,7 @@ static void leftover_stops_all_at_once_and_kills_after_each_grace(void **state)
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     st = reap(slow);
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-    assert_false(procfs_alive((pid_t)member)); /* its group went with it */
+    assert_true(procfs_dies((pid_t)member)); /* its group went with it */
     assert_true(procfs_alive(other));          /* never signalled */
     kill(other, SIGKILL);
     reap(other);
@@ -235,7 +235,7 @@ static void leftover_sweeps_the_group_of_a_leader_that_stopped(void **state)
     assert_int_equal(f->counts.n[LEFTOVER_STOPPED], 1);
     int st = reap(leader);
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
-    assert_false(procfs_alive((pid_t)member));
+    assert_true(procfs_dies((pid_t)member));
 }
 
 /* Nothing to stop: done still comes from the loop, and the loop ends. */
