@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The README's second command: install what is missing, build (plain and
-# with ASan+UBSan), then run every test: cmocka unit tests through ctest
+# The README's second command: install what is missing, lint, build (plain
+# and with ASan+UBSan, each layer link-checked), then run every test: cmocka unit tests through ctest
 # and the end-to-end pytest suite against the sanitized binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
+# The code's shape first: no upward include (layers), clang-format, clang-tidy.
+scripts/lint.sh layers format tidy
 scripts/build.sh build
 scripts/build.sh build-asan -DRECOVERD_SANITIZE=ON
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}

@@ -110,7 +110,8 @@ static void analyzer__opened(struct faults *f, struct fault_slot *fs, const char
 static bool analyzer__reopen(struct faults *f, struct fault_slot *fs, const char *desc)
 {
     uint64_t now = clock_mono_us() / 1000;
-    if (!fs->fault.id || !fs->verified_mono_ms || now - fs->verified_mono_ms >= f->cfg->flap_window_ms)
+    if (!fs->fault.id || !fs->verified_mono_ms ||
+        now - fs->verified_mono_ms >= f->cfg->flap_window_ms)
         return false;
     fs->verified_mono_ms = 0;
     fs->fault.resolved_ms = 0;
@@ -123,8 +124,8 @@ static bool analyzer__reopen(struct faults *f, struct fault_slot *fs, const char
 
 /* Open a fault in slot unless one is open there already. ctx is taken. */
 static enum fault_open analyzer__open(struct faults *f, size_t slot, const char *source,
-                                      enum fault_type type, enum severity sev,
-                                      enum impact impact, const char *desc, json_t *ctx)
+                                      enum fault_type type, enum severity sev, enum impact impact,
+                                      const char *desc, json_t *ctx)
 {
     struct fault_slot *fs = &f->slots[slot];
     if (fs->open) {
@@ -154,10 +155,11 @@ static enum fault_open analyzer__open(struct faults *f, size_t slot, const char 
     fs->root = root ? root->id : 0;
     if (root) {
         size_t len = strlen(t->description);
-        snprintf(t->description + len, sizeof t->description - len,
-                 " (symptom of %s fault %lld)", root->service, (long long)root->id);
-        json_object_set_new(ctx, "root_cause", json_pack("{s:s, s:I}", "service", root->service,
-                                                          "fault", (json_int_t)root->id));
+        snprintf(t->description + len, sizeof t->description - len, " (symptom of %s fault %lld)",
+                 root->service, (long long)root->id);
+        json_object_set_new(ctx, "root_cause",
+                            json_pack("{s:s, s:I}", "service", root->service, "fault",
+                                      (json_int_t)root->id));
     } else if (slot != SLOT_SUPERVISOR(f) && f->advisor.analyse) {
         f->advisor.analyse(f->advisor.ctx, t, ctx);
     }
@@ -184,8 +186,8 @@ enum fault_open analyzer_check_failing(struct faults *f, size_t i, const struct 
                             (double)o->latency_us / 1000.0, "consecutive_failures", c->fails,
                             "reason", o->reason);
     enum impact impact = c->cfg->impact >= 0 ? (enum impact)c->cfg->impact
-                         : o->host_wide           ? IMPACT_SYSTEM
-                                                  : IMPACT_SERVICE;
+                         : o->host_wide      ? IMPACT_SYSTEM
+                                             : IMPACT_SERVICE;
     return analyzer__open(f, SLOT_CHECK(i), c->cfg->name, type, sev, impact, desc, ctx);
 }
 
@@ -194,19 +196,19 @@ enum fault_open analyzer_process_exited(struct faults *f, int64_t code, int term
 {
     char desc[256];
     if (!f->cfg->command)
-        snprintf(desc, sizeof desc, "process (from %.200s) is gone after %llu ms",
-                 f->cfg->pidfile, (unsigned long long)uptime_ms);
+        snprintf(desc, sizeof desc, "process (from %.200s) is gone after %llu ms", f->cfg->pidfile,
+                 (unsigned long long)uptime_ms);
     else if (term_signal)
         snprintf(desc, sizeof desc, "process killed by signal %d (SIG%s) after %llu ms",
                  term_signal, sigabbrev_np(term_signal) ? sigabbrev_np(term_signal) : "?",
                  (unsigned long long)uptime_ms);
     else
-        snprintf(desc, sizeof desc, "process exited with code %lld after %llu ms",
-                 (long long)code, (unsigned long long)uptime_ms);
-    json_t *ctx = json_pack("{s:I, s:i, s:I}", "exit_code", (json_int_t)code, "signal",
-                            term_signal, "uptime_ms", (json_int_t)uptime_ms);
-    return analyzer__open(f, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH,
-                          IMPACT_SERVICE, desc, ctx);
+        snprintf(desc, sizeof desc, "process exited with code %lld after %llu ms", (long long)code,
+                 (unsigned long long)uptime_ms);
+    json_t *ctx = json_pack("{s:I, s:i, s:I}", "exit_code", (json_int_t)code, "signal", term_signal,
+                            "uptime_ms", (json_int_t)uptime_ms);
+    return analyzer__open(f, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE,
+                          desc, ctx);
 }
 
 enum fault_open analyzer_spawn_failed(struct faults *f, int err)
@@ -215,8 +217,8 @@ enum fault_open analyzer_spawn_failed(struct faults *f, int err)
     snprintf(desc, sizeof desc, "cannot start %.160s: %s", f->cfg->command[0], strerror(-err));
     json_t *ctx = json_pack("{s:s, s:s}", "command", f->cfg->command[0], "error",
                             strerrorname_np(-err) ? strerrorname_np(-err) : "?");
-    return analyzer__open(f, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH,
-                          IMPACT_SERVICE, desc, ctx);
+    return analyzer__open(f, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE,
+                          desc, ctx);
 }
 
 enum fault_open analyzer_external_missing(struct faults *f, int err)
@@ -228,8 +230,8 @@ enum fault_open analyzer_external_missing(struct faults *f, int err)
                               : strerror(-err));
     json_t *ctx = json_pack("{s:s, s:s}", "pidfile", f->cfg->pidfile, "error",
                             strerrorname_np(-err) ? strerrorname_np(-err) : "?");
-    return analyzer__open(f, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH,
-                          IMPACT_SERVICE, desc, ctx);
+    return analyzer__open(f, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE,
+                          desc, ctx);
 }
 
 void analyzer_gave_up(struct faults *f, const char *description)
@@ -247,8 +249,10 @@ static void analyzer__resolve(struct faults *f, struct fault_slot *fs, const cha
     fs->fault.resolved_ms = clock_wall_ms();
     state_fault_count(f->state, -1, fs->fault.severity >= SEVERITY_CRITICAL);
     journal_fault_resolve(f->an->journal, &fs->fault);
-    log_event(LOG_INFO, f->service, "fault-resolved", "fault=%lld source=%s duration_ms=%llu "
-              "why=\"%s\"", (long long)fs->fault.id, fs->fault.check,
+    log_event(LOG_INFO, f->service, "fault-resolved",
+              "fault=%lld source=%s duration_ms=%llu "
+              "why=\"%s\"",
+              (long long)fs->fault.id, fs->fault.check,
               (unsigned long long)(fs->fault.resolved_ms - fs->fault.opened_ms), why);
     alert_fault_resolved(f->an->alerter, &fs->fault);
 }

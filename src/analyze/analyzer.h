@@ -22,9 +22,9 @@ struct svc_state;
 
 /* Shared by every service. */
 struct analysis {
-    struct journal *journal;    /* borrowed */
-    struct alerter *alerter;    /* borrowed */
-    const struct config *cfg;   /* the running configuration (rules); the root updates it */
+    struct journal *journal;  /* borrowed */
+    struct alerter *alerter;  /* borrowed */
+    const struct config *cfg; /* the running configuration (rules); the root updates it */
 };
 
 /* One open fault per source: slot 0 is the process itself, slot i+1 is
@@ -56,11 +56,11 @@ struct faults {
     const struct check_set *checks; /* the service's checks (names, kinds); borrowed */
     struct fault_slot *slots;       /* n_slots = checks + 2; owned */
     size_t n_slots;
-    struct faults **deps;           /* resolved dependencies (n_deps), set by the root; owned array */
+    struct faults **deps; /* resolved dependencies (n_deps), set by the root; owned array */
     size_t n_deps;
-    struct fault_advisor advisor;   /* may be unset */
-    uint64_t history_ms;            /* sum of its resolved faults' durations (journal + since) */
-    uint64_t history_n;             /* how many: the estimate is history_ms / history_n */
+    struct fault_advisor advisor; /* may be unset */
+    uint64_t history_ms;          /* sum of its resolved faults' durations (journal + since) */
+    uint64_t history_n;           /* how many: the estimate is history_ms / history_n */
 };
 
 /* How an open went. */

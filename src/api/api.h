@@ -12,8 +12,7 @@ struct api;
 
 /* Listen on addr and serve from b (borrowed: must outlive the api). NULL with a message in err. */
 struct api *api_new(uv_loop_t *loop, const struct api_backend *b,
-                    const struct sockaddr_storage *addr,
-                    char *err, size_t errlen);
+                    const struct sockaddr_storage *addr, char *err, size_t errlen);
 /* Stop serving and close the loop handles; memory is released from the
  * close callbacks, so run the loop afterwards. NULL-safe. */
 void api_free(struct api *a);

@@ -17,13 +17,13 @@ struct request__span {
 /* What a pass over a complete head found. */
 struct request__head {
     struct request__span method, target, auth, ctype;
-    size_t length;      /* Content-Length, bytes; REQUEST_BODY_MAX + 1: larger */
-    bool has_length;    /* a Content-Length header was seen */
-    bool has_te;        /* a Transfer-Encoding header was seen */
-    bool http10;        /* HTTP/1.0 rather than HTTP/1.1 */
-    bool conn_close;    /* "Connection: close" */
-    bool conn_keep;     /* "Connection: keep-alive" (matters for HTTP/1.0) */
-    bool expect;        /* "Expect: 100-continue" */
+    size_t length;   /* Content-Length, bytes; REQUEST_BODY_MAX + 1: larger */
+    bool has_length; /* a Content-Length header was seen */
+    bool has_te;     /* a Transfer-Encoding header was seen */
+    bool http10;     /* HTTP/1.0 rather than HTTP/1.1 */
+    bool conn_close; /* "Connection: close" */
+    bool conn_keep;  /* "Connection: keep-alive" (matters for HTTP/1.0) */
+    bool expect;     /* "Expect: 100-continue" */
 };
 
 static int request__fail(struct request *rq, int status, const char *why)
@@ -78,8 +78,7 @@ static size_t request__head_len(char *p, size_t len)
 
 /* "METHOD SP target SP HTTP/1.x"; the method's support is checked later so
  * that a well-formed unknown method gets 501 rather than 400. */
-static int request__request_line(struct request *rq, struct request__head *h, char *line,
-                                 size_t n)
+static int request__request_line(struct request *rq, struct request__head *h, char *line, size_t n)
 {
     char *end = line + n;
     char *sp1 = memchr(line, ' ', n);
@@ -140,8 +139,7 @@ static void request__connection(struct request__head *h, struct request__span v)
 }
 
 /* A header that must appear at most once; a second one is ambiguous. */
-static int request__single(struct request *rq, struct request__span *slot,
-                           struct request__span v)
+static int request__single(struct request *rq, struct request__span *slot, struct request__span v)
 {
     if (slot->p)
         return request__fail(rq, 400, "repeated header");

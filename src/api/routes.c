@@ -25,7 +25,7 @@ struct route {
     const char *pattern; /* "/v1/faults/{}": {} matches one non-empty segment */
     const char *params;  /* query keys accepted, "a,b" */
     routes__fn *fn;
-    bool mutating;       /* needs "Authorization: Bearer <token>" */
+    bool mutating; /* needs "Authorization: Bearer <token>" */
 };
 
 static unsigned routes__status(const struct route_request *, const char *, json_t **);
@@ -62,8 +62,8 @@ static const struct route routes__table[] = {
 
 /* {"error": msg}. Bytes outside printable ASCII become '?': the message
  * may quote a decoded path, which need not be valid UTF-8 for jansson. */
-__attribute__((format(printf, 3, 4)))
-static unsigned routes__error(json_t **body, unsigned status, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static unsigned routes__error(json_t **body, unsigned status,
+                                                                    const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -217,8 +217,7 @@ static unsigned routes__actions(const struct route_request *req, const char *arg
     return routes__view(journal_actions_json(j, fault_id, limit), "actions query", body);
 }
 
-static unsigned routes__transitions(const struct route_request *req, const char *arg,
-                                    json_t **body)
+static unsigned routes__transitions(const struct route_request *req, const char *arg, json_t **body)
 {
     unsigned status = 0;
     size_t limit;
@@ -384,7 +383,8 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
         if (j)
             journal_flush(j);
         if (r->mutating && !token_authorizes(req->b->token, req->authorization)) {
-            out->status = routes__error(&out->body, 401, "missing or wrong token (expected "
+            out->status = routes__error(&out->body, 401,
+                                        "missing or wrong token (expected "
                                         "Authorization: Bearer <the token in state_dir/token>)");
             return;
         }

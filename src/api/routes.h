@@ -16,10 +16,10 @@ enum api_control { API_HOLD, API_RELEASE, API_RESTART };
 /* What the API answers from, handed over by the composition root: the
  * journal for history, the live views and the operator's controls. */
 struct api_backend {
-    struct journal *journal;  /* borrowed */
-    const char *token;        /* the mutating calls' bearer token; borrowed */
-    json_t *(*status)(void *ctx);                   /* new reference */
-    json_t *(*services)(void *ctx);                 /* new reference */
+    struct journal *journal;        /* borrowed */
+    const char *token;              /* the mutating calls' bearer token; borrowed */
+    json_t *(*status)(void *ctx);   /* new reference */
+    json_t *(*services)(void *ctx); /* new reference */
     json_t *(*service)(void *ctx, const char *name); /* NULL: no such service */
     /* 0, or -ENOENT (no such service), -EBUSY, -EINVAL with words in err. */
     int (*control)(void *ctx, const char *name, enum api_control op, char *err, size_t len);
@@ -40,16 +40,16 @@ struct route_query {
 };
 
 struct route_request {
-    const struct api_backend *b;                 /* state to answer from */
-    const char *method;                          /* "GET", "POST", ... */
-    const char *path;                            /* decoded path, without the query */
-    struct route_query query[ROUTES_MAX_QUERY];  /* in request order */
-    size_t n_query;                              /* entries used in query */
-    bool query_overflow;                         /* more than ROUTES_MAX_QUERY were sent */
-    const char *authorization;                   /* Authorization header; NULL if absent */
-    const char *content_type;                    /* Content-Type header; NULL if absent */
-    const char *body;                            /* request body, NOT NUL-terminated */
-    size_t body_len;                             /* bytes in body (0: none sent) */
+    const struct api_backend *b;                /* state to answer from */
+    const char *method;                         /* "GET", "POST", ... */
+    const char *path;                           /* decoded path, without the query */
+    struct route_query query[ROUTES_MAX_QUERY]; /* in request order */
+    size_t n_query;                             /* entries used in query */
+    bool query_overflow;                        /* more than ROUTES_MAX_QUERY were sent */
+    const char *authorization;                  /* Authorization header; NULL if absent */
+    const char *content_type;                   /* Content-Type header; NULL if absent */
+    const char *body;                           /* request body, NOT NUL-terminated */
+    size_t body_len;                            /* bytes in body (0: none sent) */
 };
 
 struct route_reply {

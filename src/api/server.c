@@ -18,26 +18,26 @@
 #include "api/routes.h"
 #include "lib/log.h"
 
-#define API__CONN_MAX 256       /* connections served at once; more are accepted and closed */
-#define API__IDLE_MS 10000      /* ms without a byte either way before a connection is closed */
-#define API__LINGER_MS 2000     /* ms a finished connection waits for the client's FIN */
-#define API__BACKLOG 128        /* listen(2) queue */
-#define API__READ_CHUNK 4096    /* bytes of room the read buffer grows by */
+#define API__CONN_MAX 256    /* connections served at once; more are accepted and closed */
+#define API__IDLE_MS 10000   /* ms without a byte either way before a connection is closed */
+#define API__LINGER_MS 2000  /* ms a finished connection waits for the client's FIN */
+#define API__BACKLOG 128     /* listen(2) queue */
+#define API__READ_CHUNK 4096 /* bytes of room the read buffer grows by */
 #define API__BUF_MAX (REQUEST_HEAD_MAX + REQUEST_BODY_MAX + API__READ_CHUNK) /* bytes */
 #define API__OUT_MAX (64 * 1024) /* bytes of answers in flight past which reading pauses */
-#define API__REPLY_HEAD 512     /* bytes for a status line and headers */
+#define API__REPLY_HEAD 512      /* bytes for a status line and headers */
 
 struct api {
-    uv_loop_t *loop;       /* borrowed */
+    uv_loop_t *loop;             /* borrowed */
     const struct api_backend *b; /* borrowed: the state the routes answer from */
-    uv_tcp_t listener;     /* listener.data: this api */
-    uv_timer_t sweep;      /* repeats while connections exist: idle and linger limits */
-    struct conn *conns;    /* open connections (closing ones until their close callback) */
-    unsigned n_conns;      /* entries in conns */
-    unsigned handles;      /* our handles not yet through their close callback */
-    bool freed;            /* api_free was called: the last close callback frees */
-    uint64_t idle_ms;      /* ms, API__IDLE_MS unless a test sets it */
-    char scratch[4096];    /* where bytes after a connection's last request are read, unused */
+    uv_tcp_t listener;           /* listener.data: this api */
+    uv_timer_t sweep;            /* repeats while connections exist: idle and linger limits */
+    struct conn *conns;          /* open connections (closing ones until their close callback) */
+    unsigned n_conns;            /* entries in conns */
+    unsigned handles;            /* our handles not yet through their close callback */
+    bool freed;                  /* api_free was called: the last close callback frees */
+    uint64_t idle_ms;            /* ms, API__IDLE_MS unless a test sets it */
+    char scratch[4096]; /* where bytes after a connection's last request are read, unused */
     char addr[INET6_ADDRSTRLEN + 8]; /* bound "127.0.0.1:7411", for messages */
 };
 
@@ -46,20 +46,20 @@ struct api {
  * more. Input stops while more than API__OUT_MAX bytes of answers are in
  * flight, so a client that never reads costs at most that. */
 struct conn {
-    uv_tcp_t tcp;              /* tcp.data: this conn */
-    struct api *api;           /* owner */
-    struct conn *prev, *next;  /* in api->conns */
-    char *buf;                 /* received, not yet answered; NULL when empty */
-    size_t len;                /* bytes in buf */
-    size_t cap;                /* bytes allocated at buf */
-    size_t need;               /* bytes of the request at buf once its head is in; 0: unknown */
-    size_t out;                /* bytes of answers written, not yet through their callback */
-    uint64_t active_ms;        /* uv_now, ms: last request byte read or answer written */
-    bool reading;              /* uv_read_start in force */
-    bool continued;            /* "100 Continue" sent for the request at buf */
-    bool eof;                  /* the client sent its FIN */
-    bool finishing;            /* last answer queued: no more requests, then FIN and close */
-    bool shut;                 /* our FIN is sent or on its way */
+    uv_tcp_t tcp;             /* tcp.data: this conn */
+    struct api *api;          /* owner */
+    struct conn *prev, *next; /* in api->conns */
+    char *buf;                /* received, not yet answered; NULL when empty */
+    size_t len;               /* bytes in buf */
+    size_t cap;               /* bytes allocated at buf */
+    size_t need;              /* bytes of the request at buf once its head is in; 0: unknown */
+    size_t out;               /* bytes of answers written, not yet through their callback */
+    uint64_t active_ms;       /* uv_now, ms: last request byte read or answer written */
+    bool reading;             /* uv_read_start in force */
+    bool continued;           /* "100 Continue" sent for the request at buf */
+    bool eof;                 /* the client sent its FIN */
+    bool finishing;           /* last answer queued: no more requests, then FIN and close */
+    bool shut;                /* our FIN is sent or on its way */
 };
 
 struct reply {
@@ -128,7 +128,10 @@ static void api__handle_closed(struct api *a)
         free(a);
 }
 
-static void api__close_cb(uv_handle_t *h) { api__handle_closed(h->data); }
+static void api__close_cb(uv_handle_t *h)
+{
+    api__handle_closed(h->data);
+}
 
 static const char *api__reason(unsigned status)
 {
@@ -136,14 +139,26 @@ static const char *api__reason(unsigned status)
         unsigned status;
         const char *text;
     } reasons[] = {
-        {100, "Continue"}, {200, "OK"}, {201, "Created"}, {202, "Accepted"},
-        {400, "Bad Request"}, {401, "Unauthorized"},
-        {403, "Forbidden"}, {404, "Not Found"}, {405, "Method Not Allowed"},
-        {409, "Conflict"}, {411, "Length Required"}, {413, "Content Too Large"},
-        {415, "Unsupported Media Type"}, {422, "Unprocessable Content"},
-        {429, "Too Many Requests"}, {431, "Request Header Fields Too Large"},
-        {500, "Internal Server Error"}, {501, "Not Implemented"},
-        {503, "Service Unavailable"}, {505, "HTTP Version Not Supported"},
+        {100, "Continue"},
+        {200, "OK"},
+        {201, "Created"},
+        {202, "Accepted"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {409, "Conflict"},
+        {411, "Length Required"},
+        {413, "Content Too Large"},
+        {415, "Unsupported Media Type"},
+        {422, "Unprocessable Content"},
+        {429, "Too Many Requests"},
+        {431, "Request Header Fields Too Large"},
+        {500, "Internal Server Error"},
+        {501, "Not Implemented"},
+        {503, "Service Unavailable"},
+        {505, "HTTP Version Not Supported"},
     };
     for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
         if (reasons[i].status == status)
@@ -198,8 +213,7 @@ static void conn__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     /* A request in progress never exceeds head + body maximum, and complete
      * ones are answered before reading on, so API__BUF_MAX leaves room. */
     if (c->cap - c->len < API__READ_CHUNK && c->cap < API__BUF_MAX) {
-        size_t cap = c->cap * 2 > c->len + API__READ_CHUNK ? c->cap * 2
-                                                           : c->len + API__READ_CHUNK;
+        size_t cap = c->cap * 2 > c->len + API__READ_CHUNK ? c->cap * 2 : c->len + API__READ_CHUNK;
         cap = cap < API__BUF_MAX ? cap : API__BUF_MAX;
         char *p = realloc(c->buf, cap);
         if (p) {
@@ -265,7 +279,7 @@ static void conn__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         return;
     }
     if (c->finishing)
-        return; /* after the last request: read only to see the FIN */
+        return;                  /* after the last request: read only to see the FIN */
     if (n == 0 && c->len == 0) { /* nothing came: keep no buffer for an idle connection */
         free(c->buf);
         c->buf = NULL;
@@ -438,8 +452,8 @@ static void conn__process(struct conn *c)
     size_t used = 0;
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
-    while (!c->finishing && c->out <= API__OUT_MAX && used < c->len &&
-           c->len - used >= c->need && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+    while (!c->finishing && c->out <= API__OUT_MAX && used < c->len && c->len - used >= c->need &&
+           !uv_is_closing((uv_handle_t *)&c->tcp)) {
         struct request rq;
         int r = request_parse(&rq, c->buf + used, c->len - used);
         if (r < 0) {
@@ -540,8 +554,8 @@ static void api__accept_cb(uv_stream_t *server, int status)
     conn__reading(c, true);
 }
 
-struct api *api_new(uv_loop_t *loop, const struct api_backend *b, const struct sockaddr_storage *addr,
-                    char *err, size_t errlen)
+struct api *api_new(uv_loop_t *loop, const struct api_backend *b,
+                    const struct sockaddr_storage *addr, char *err, size_t errlen)
 {
     struct api *a = calloc(1, sizeof *a);
     struct sockaddr_storage bound = {0}; /* api__listen fills it when it returns 0 */

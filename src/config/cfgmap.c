@@ -412,8 +412,7 @@ static int cfg__env_entry(const struct cfg_field *f, struct fy_node_pair *pair, 
     return 0;
 }
 
-static int cfg__read_env(const struct cfg_field *f, struct fy_node *v, void *p,
-                         struct cfg_err *err)
+static int cfg__read_env(const struct cfg_field *f, struct fy_node *v, void *p, struct cfg_err *err)
 {
     struct fy_node *map = cfg__deref(v);
     struct fy_node_pair *pair;
@@ -533,9 +532,18 @@ static int cfg__read_enum(struct fy_node *v, void *p, struct cfg_err *err, const
     return -EINVAL;
 }
 
-static const char *cfg__severity_name(int i) { return severity_name((enum severity)i); }
-static const char *cfg__fault_type_name(int i) { return fault_type_name((enum fault_type)i); }
-static const char *cfg__impact_name(int i) { return impact_name((enum impact)i); }
+static const char *cfg__severity_name(int i)
+{
+    return severity_name((enum severity)i);
+}
+static const char *cfg__fault_type_name(int i)
+{
+    return fault_type_name((enum fault_type)i);
+}
+static const char *cfg__impact_name(int i)
+{
+    return impact_name((enum impact)i);
+}
 
 static int cfg__read_severity(const struct cfg_field *f, struct fy_node *v, void *p,
                               struct cfg_err *err)
@@ -559,8 +567,7 @@ static int cfg__read_impact(const struct cfg_field *f, struct fy_node *v, void *
 
 /* A CFG_MAP without a sub table only reserves its key: the caller reads that
  * value itself (config.c does so for services, checks and log_max). */
-static int cfg__read_map(const struct cfg_field *f, struct fy_node *v, void *p,
-                         struct cfg_err *err)
+static int cfg__read_map(const struct cfg_field *f, struct fy_node *v, void *p, struct cfg_err *err)
 {
     return f->sub ? cfg_map(v, f->sub, p, err) : 0;
 }

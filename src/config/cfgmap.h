@@ -26,20 +26,21 @@ enum cfg_type {
     CFG_PAIRS,    /* char **, NULL-terminated "key=value" from a mapping whose keys are any
                    * non-empty text without '=' (e.g. mount points) */
     CFG_ADDRESS,  /* struct sockaddr_storage from "ip:port" / "[ip6]:port" / "localhost:port" */
-    CFG_SIGNAL,   /* int signal number from "TERM", "SIGTERM", "INT", "HUP", "KILL", "QUIT", "USR1", "USR2" */
+    CFG_SIGNAL,   /* int signal number from "TERM", "SIGTERM", "INT", "HUP", "KILL", "QUIT", "USR1",
+                     "USR2" */
     CFG_SEVERITY, /* int (enum severity) from its name */
     CFG_FAULT_TYPE, /* int (enum fault_type) from its name */
-    CFG_IMPACT,   /* int (enum impact) from its name */
-    CFG_MAP,      /* nested mapping described by .sub at .offset; with .sub NULL the key is
-                   * only reserved and the caller reads the value itself */
+    CFG_IMPACT,     /* int (enum impact) from its name */
+    CFG_MAP,        /* nested mapping described by .sub at .offset; with .sub NULL the key is
+                     * only reserved and the caller reads the value itself */
 };
 
 struct cfg_field {
-    const char *key;              /* YAML key */
-    enum cfg_type type;           /* how to read the value */
-    size_t offset;                /* offsetof() into the target struct */
-    int required;                 /* 1: missing key is an error */
-    const struct cfg_field *sub;  /* CFG_MAP: the nested table, NULL-key terminated */
+    const char *key;             /* YAML key */
+    enum cfg_type type;          /* how to read the value */
+    size_t offset;               /* offsetof() into the target struct */
+    int required;                /* 1: missing key is an error */
+    const struct cfg_field *sub; /* CFG_MAP: the nested table, NULL-key terminated */
 };
 
 /* Fill `out` from the mapping `map` according to `fields` (terminated by a

@@ -60,7 +60,6 @@ static const struct cfg_field config__repair_fields[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-
 /* restart.backoff lives flat in struct restart_cfg: same base, offset 0. */
 static const struct cfg_field config__backoff_fields[] = {
     {"initial", CFG_DURATION, offsetof(struct restart_cfg, backoff_initial_ms), 0, NULL},
@@ -291,9 +290,16 @@ static int config__check_body(const struct cfg_kind *ops, struct fy_node *item,
 
     if (!(c = calloc(1, off + ops->params_size + 1)))
         return -ENOMEM;
-    *c = (struct check_cfg){.interval_ms = 1000, .timeout_ms = 1000, .fall = 3, .rise = 2,
-                            .severity = -1, .type = -1, .impact = -1, .ops = ops->ops,
-                            .kind = ops->name, .fields = ops->fields,
+    *c = (struct check_cfg){.interval_ms = 1000,
+                            .timeout_ms = 1000,
+                            .fall = 3,
+                            .rise = 2,
+                            .severity = -1,
+                            .type = -1,
+                            .impact = -1,
+                            .ops = ops->ops,
+                            .kind = ops->name,
+                            .fields = ops->fields,
                             .line = config__line(item)};
     if (ops->params_init)
         ops->params_init((char *)c + off);
@@ -344,8 +350,8 @@ static int config__check(const struct config *cf, struct fy_node *item, struct c
     }
     if (cf->reg->check_kind(kind, &ops, &why) < 0) {
         /* why: e.g. the kind's plug-in is missing */
-        cfg_err_at(err, fy_node_pair_key(p), "unknown check kind '%s'%s%s%s", kind,
-                   why ? " (" : "", why ? why : "", why ? ")" : "");
+        cfg_err_at(err, fy_node_pair_key(p), "unknown check kind '%s'%s%s%s", kind, why ? " (" : "",
+                   why ? why : "", why ? ")" : "");
         goto fail;
     }
     r = config__check_body(&ops, item, config__deref(fy_node_pair_value(p)), out, err);
@@ -427,8 +433,7 @@ static int config__size_parse(const char *s, uint64_t *out)
     static const struct {
         const char *suffix;
         unsigned shift;
-    } units[] = {{"", 0},   {"K", 10}, {"KiB", 10}, {"M", 20},
-                 {"MiB", 20}, {"G", 30}, {"GiB", 30}};
+    } units[] = {{"", 0}, {"K", 10}, {"KiB", 10}, {"M", 20}, {"MiB", 20}, {"G", 30}, {"GiB", 30}};
     uint64_t n = 0;
     const char *p = s;
 
@@ -547,8 +552,10 @@ static int config__chain(struct config *c, struct fy_node *list, int *chain, uns
         char *name = config__text(item);
         int st = name ? strategy_parse(name) : -1;
         if (st < 0) {
-            cfg_err_at(err, item, "unknown strategy '%s' (expected restart, failover, rollback, "
-                                  "repair or replace)", name ? name : "");
+            cfg_err_at(err, item,
+                       "unknown strategy '%s' (expected restart, failover, rollback, "
+                       "repair or replace)",
+                       name ? name : "");
             free(name);
             return -EINVAL;
         }
@@ -577,8 +584,9 @@ static int config__kind_check(const struct service_cfg *s, struct fy_node *body,
                               struct cfg_err *err)
 {
     if (!s->command && !s->pidfile && s->n_checks == 0) {
-        cfg_err_at(err, body, "missing required key 'command' (or 'pidfile' for an external "
-                              "service, or 'checks' for one that is only watched)");
+        cfg_err_at(err, body,
+                   "missing required key 'command' (or 'pidfile' for an external "
+                   "service, or 'checks' for one that is only watched)");
         return -EINVAL;
     }
     if (s->command && s->pidfile) {
@@ -591,7 +599,8 @@ static int config__kind_check(const struct service_cfg *s, struct fy_node *body,
         const char *key = s->start_cmd ? "start" : s->restart_cmd ? "restart" : "stop";
         cfg_err_at(err, config__lookup(body, key),
                    "'%s' as a program is for external services (with 'pidfile'); a supervised "
-                   "service takes 'restart'/'stop' policy mappings", key);
+                   "service takes 'restart'/'stop' policy mappings",
+                   key);
         return -EINVAL;
     }
     return 0;
@@ -619,8 +628,10 @@ static int config__service(struct config *c, struct fy_node *key, struct fy_node
     int r;
 
     if (!name || !config__name_ok(name)) {
-        cfg_err_at(err, key, "invalid service name '%s' (expected 1-%d characters of "
-                             "A-Z a-z 0-9 _ . -)", name ? name : "", CONFIG__NAME_MAX);
+        cfg_err_at(err, key,
+                   "invalid service name '%s' (expected 1-%d characters of "
+                   "A-Z a-z 0-9 _ . -)",
+                   name ? name : "", CONFIG__NAME_MAX);
         free(name);
         return -EINVAL;
     }
@@ -632,7 +643,10 @@ static int config__service(struct config *c, struct fy_node *key, struct fy_node
     s = &c->services[c->n_services++];
     *s = (struct service_cfg){
         .name = name,
-        .restart = {.max = 5, .window_ms = 60000, .stable_ms = 1000, .backoff_initial_ms = 100,
+        .restart = {.max = 5,
+                    .window_ms = 60000,
+                    .stable_ms = 1000,
+                    .backoff_initial_ms = 100,
                     .backoff_max_ms = 10000},
         .stop = {.signal = SIGTERM, .grace_ms = 5000},
         .log_max_bytes = 10u << 20,
@@ -651,8 +665,8 @@ static int config__service(struct config *c, struct fy_node *key, struct fy_node
         return r;
     if ((r = config__polymorphic(s, body, "restart", config__restart_map_table,
                                  config__restart_argv_table, err)) < 0 ||
-        (r = config__polymorphic(s, body, "stop", config__stop_map_table,
-                                 config__stop_argv_table, err)) < 0)
+        (r = config__polymorphic(s, body, "stop", config__stop_map_table, config__stop_argv_table,
+                                 err)) < 0)
         return r;
     if ((v = config__lookup(body, "recovery")) &&
         (r = config__chain(c, v, s->chain, &s->n_chain, err)) < 0)
@@ -835,8 +849,10 @@ static int config__rules(struct config *c, struct fy_node *map, struct cfg_err *
         char *name = config__text(fy_node_pair_key(p));
         int t = name ? fault_type_parse(name) : -1;
         if (t < 0) {
-            cfg_err_at(err, fy_node_pair_key(p), "unknown fault type '%s' (expected hardware, "
-                       "software, network, configuration or resource)", name ? name : "");
+            cfg_err_at(err, fy_node_pair_key(p),
+                       "unknown fault type '%s' (expected hardware, "
+                       "software, network, configuration or resource)",
+                       name ? name : "");
             free(name);
             return -EINVAL;
         }
@@ -851,8 +867,10 @@ static int config__rules(struct config *c, struct fy_node *map, struct cfg_err *
         if (r < 0 && c->n_rules[t] == 0 && strstr(none.msg, "no usable strategy")) {
             memcpy(c->rules[t], keep, sizeof keep);
             c->n_rules[t] = n_keep;
-            config__warn(c, fy_node_pair_value(p), "no strategy of this rule is implemented "
-                         "yet: the default chain for %s faults applies", fault_type_name(t));
+            config__warn(c, fy_node_pair_value(p),
+                         "no strategy of this rule is implemented "
+                         "yet: the default chain for %s faults applies",
+                         fault_type_name(t));
             continue;
         }
         if (r < 0) {
@@ -883,8 +901,10 @@ static int config__alerts(struct config *c, struct fy_node *v, struct cfg_err *e
         return -ENOMEM;
     while ((item = fy_node_sequence_iterate(list, &it))) {
         struct webhook_cfg *w = &c->alerts.webhooks[c->alerts.n_webhooks++];
-        *w = (struct webhook_cfg){.min_severity = SEVERITY_HIGH, .repeat_ms = 3600000,
-                                  .timeout_ms = 5000, .retries = 5};
+        *w = (struct webhook_cfg){.min_severity = SEVERITY_HIGH,
+                                  .repeat_ms = 3600000,
+                                  .timeout_ms = 5000,
+                                  .retries = 5};
         if ((r = cfg_map(item, config__webhook_fields, w, err)) < 0)
             return r;
         /* The alerter's own parser: a url it cannot use is an error here,
@@ -892,8 +912,8 @@ static int config__alerts(struct config *c, struct fy_node *v, struct cfg_err *e
         struct url u;
         char why[128];
         if (url_parse(w->url, &u, why, sizeof why) < 0) {
-            cfg_err_at(err, config__lookup(config__deref(item), "url"),
-                       "invalid webhook url: %s", why);
+            cfg_err_at(err, config__lookup(config__deref(item), "url"), "invalid webhook url: %s",
+                       why);
             return -EINVAL;
         }
     }
@@ -917,8 +937,10 @@ static int config__deps_visit(const struct config *c, size_t i, unsigned char *c
         }
         size_t k = (size_t)(dep - c->services);
         if (k == i || colour[k] == 1) {
-            cfg_err_at(err, at, "dependency cycle: '%s' depends on '%s', which depends back on "
-                                "'%s'", s->name, *d, s->name);
+            cfg_err_at(err, at,
+                       "dependency cycle: '%s' depends on '%s', which depends back on "
+                       "'%s'",
+                       s->name, *d, s->name);
             return -EINVAL;
         }
         if (colour[k] == 0 && config__deps_visit(c, k, colour, services, err) < 0)
@@ -1117,8 +1139,8 @@ bool config_check_equal(const struct check_cfg *a, const struct check_cfg *b)
 {
     return a->ops == b->ops && config__eq_str(a->name, b->name) &&
            a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
-           a->fall == b->fall && a->rise == b->rise &&
-           a->severity == b->severity && a->type == b->type && a->impact == b->impact &&
+           a->fall == b->fall && a->rise == b->rise && a->severity == b->severity &&
+           a->type == b->type && a->impact == b->impact &&
            config__eq_fields(a->fields, a->params, b->params);
 }
 

@@ -17,11 +17,11 @@
 #include "ctl/table.h"
 
 #define CTL_DEFAULT_API "127.0.0.1:7411"
-#define CTL_TIMEOUT_MS 5000L         /* whole request, connect included */
-#define CTL_MAX_ANSWER (64u << 20)   /* bytes of an answer we are willing to hold */
+#define CTL_TIMEOUT_MS 5000L            /* whole request, connect included */
+#define CTL_MAX_ANSWER (64u << 20)      /* bytes of an answer we are willing to hold */
 #define CTL_DEFAULT_TOKEN "./var/token" /* state_dir/token with the default state_dir */
-#define CTL_TOKEN_MAX 1024           /* bytes of a token file we read */
-#define CTL_MAX_ARGS 2               /* positional arguments of a command */
+#define CTL_TOKEN_MAX 1024              /* bytes of a token file we read */
+#define CTL_MAX_ARGS 2                  /* positional arguments of a command */
 
 /* Exit codes (documented in --help). */
 enum { CTL_OK = 0, CTL_API_ERROR = 1, CTL_USAGE = 2, CTL_UNREACHABLE = 3 };
@@ -30,23 +30,23 @@ enum { CTL_OK = 0, CTL_API_ERROR = 1, CTL_USAGE = 2, CTL_UNREACHABLE = 3 };
 enum { OPT_ACTIVE = 1, OPT_FAULT = 2, OPT_SERVICE = 4, OPT_LIMIT = 8 };
 
 struct ctl {
-    const char *api;      /* HOST:PORT of the API */
-    bool json;            /* print the API's JSON instead of tables */
-    unsigned given;       /* OPT_* given on the command line */
-    const char *fault;    /* --fault ID */
-    const char *service;  /* --service NAME */
-    const char *limit;    /* --limit N */
+    const char *api;        /* HOST:PORT of the API */
+    bool json;              /* print the API's JSON instead of tables */
+    unsigned given;         /* OPT_* given on the command line */
+    const char *fault;      /* --fault ID */
+    const char *service;    /* --service NAME */
+    const char *limit;      /* --limit N */
     const char *token_file; /* --token-file PATH, else $RECOVERD_TOKEN_FILE, else the default */
-    char token[CTL_TOKEN_MAX + 1]; /* its content without the trailing newline */
+    char token[CTL_TOKEN_MAX + 1];  /* its content without the trailing newline */
     const char *args[CTL_MAX_ARGS]; /* the command's positional arguments */
-    CURL *curl;           /* one handle: status then services reuse the connection */
+    CURL *curl;                     /* one handle: status then services reuse the connection */
 };
 
 struct ctl_cmd {
     const char *name;
-    const char *args;     /* positional argument names ("ID STRATEGY"), or NULL */
-    unsigned opts;        /* OPT_* accepted */
-    bool post;            /* a mutating call: POST with the token */
+    const char *args; /* positional argument names ("ID STRATEGY"), or NULL */
+    unsigned opts;    /* OPT_* accepted */
+    bool post;        /* a mutating call: POST with the token */
     int (*path)(struct ctl *c, const char *arg, char *buf, size_t len);
     int (*print)(struct ctl *c, const json_t *v);
     const char *help;
@@ -55,8 +55,8 @@ struct ctl_cmd {
 /* ---- talking to the API ---------------------------------------------------------------- */
 
 struct ctl_buf {
-    char *p;   /* malloc'd, NUL-terminated */
-    size_t n;  /* bytes, without the NUL */
+    char *p;  /* malloc'd, NUL-terminated */
+    size_t n; /* bytes, without the NUL */
 };
 
 static size_t ctl__write_cb(char *data, size_t size, size_t n, void *arg)
@@ -89,11 +89,12 @@ static int ctl__api_error(const struct ctl *c, long status, const json_t *v)
     const char *msg = json_string_value(json_object_get(v, "error"));
     if (c->json)
         ctl__print_json(v);
-    fprintf(stderr, "recoverctl: %s (HTTP %ld)\n", msg ? msg : "the API answered an error",
-            status);
+    fprintf(stderr, "recoverctl: %s (HTTP %ld)\n", msg ? msg : "the API answered an error", status);
     if (status == 401)
-        fprintf(stderr, "  (the token was read from %s; recoverd keeps it in "
-                        "<state_dir>/token)\n", c->token_file);
+        fprintf(stderr,
+                "  (the token was read from %s; recoverd keeps it in "
+                "<state_dir>/token)\n",
+                c->token_file);
     return CTL_API_ERROR;
 }
 
@@ -112,8 +113,7 @@ static struct curl_slist *ctl__post_headers(const struct ctl *c)
 
 /* GET path, or POST body (NULL: empty) with the token, into *out (a new
  * reference). CTL_OK, or the exit code after printing why. */
-static int ctl_request(struct ctl *c, const char *path, const char *body, bool post,
-                       json_t **out)
+static int ctl_request(struct ctl *c, const char *path, const char *body, bool post, json_t **out)
 {
     char url[2048], errbuf[CURL_ERROR_SIZE] = "";
     struct ctl_buf b = {0};
@@ -142,8 +142,9 @@ static int ctl_request(struct ctl *c, const char *path, const char *body, bool p
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(headers);
     if (cr != CURLE_OK) {
-        fprintf(stderr, "recoverctl: cannot reach the API at %s: %s\n"
-                        "  (is recoverd running? the address comes from --api or RECOVERD_API)\n",
+        fprintf(stderr,
+                "recoverctl: cannot reach the API at %s: %s\n"
+                "  (is recoverd running? the address comes from --api or RECOVERD_API)\n",
                 c->api, errbuf[0] ? errbuf : curl_easy_strerror(cr));
         free(b.p);
         return CTL_UNREACHABLE;
@@ -152,8 +153,8 @@ static int ctl_request(struct ctl *c, const char *path, const char *body, bool p
     json_error_t e;
     json_t *v = b.p ? json_loads(b.p, 0, &e) : NULL;
     if (!json_is_object(v) && !json_is_array(v))
-        fprintf(stderr, "recoverctl: %s answered HTTP %ld without JSON: %.100s\n", c->api,
-                status, b.p ? b.p : "(empty)");
+        fprintf(stderr, "recoverctl: %s answered HTTP %ld without JSON: %.100s\n", c->api, status,
+                b.p ? b.p : "(empty)");
     else if (status < 200 || status > 299)
         r = ctl__api_error(c, status, v);
     else
@@ -309,7 +310,8 @@ static char *ctl__join(const json_t *a, char *buf, size_t len)
     size_t i, n = 0;
     const json_t *v;
     buf[0] = '\0';
-    json_array_foreach(a, i, v) {
+    json_array_foreach(a, i, v)
+    {
         char cell[CELL];
         if (json_is_integer(v))
             snprintf(cell, sizeof cell, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
@@ -343,7 +345,8 @@ static char *ctl__checks(const json_t *svc, char *buf, size_t len)
     size_t i, ok = 0, n;
     const json_t *ch;
     char failing[CELL] = "";
-    json_array_foreach(checks, i, ch) {
+    json_array_foreach(checks, i, ch)
+    {
         ok += json_is_true(json_object_get(ch, "ok"));
         const char *name = json_string_value(json_object_get(ch, "name"));
         n = strlen(failing);
@@ -365,13 +368,14 @@ static int ctl_print_services(struct ctl *c, const json_t *v)
     const json_t *s;
     char name[CELL], state[CELL], pid[CELL], restarts[CELL], last[CELL], checks[CELL];
     table_init(&t, "NAME", "STATE", "PID", "RESTARTS", "LAST-EXIT", "CHECKS", NULL);
-    json_array_foreach(v, i, s) {
+    json_array_foreach(v, i, s)
+    {
         table_cell(s, "state", state, CELL);
         if (json_is_true(json_object_get(s, "held"))) /* an operator's pause shows at a glance */
             strncat(state, ",held", CELL - strlen(state) - 1);
-        table_add(&t, table_cell(s, "name", name, CELL), state,
-                  table_cell(s, "pid", pid, CELL), table_cell(s, "restarts", restarts, CELL),
-                  ctl__last_exit(s, last, CELL), ctl__checks(s, checks, CELL));
+        table_add(&t, table_cell(s, "name", name, CELL), state, table_cell(s, "pid", pid, CELL),
+                  table_cell(s, "restarts", restarts, CELL), ctl__last_exit(s, last, CELL),
+                  ctl__checks(s, checks, CELL));
     }
     table_print(&t, stdout);
     table_close(&t);
@@ -419,7 +423,8 @@ static void ctl__checks_table(const json_t *checks)
     const json_t *ch;
     char name[CELL], kind[CELL], fail[CELL], lat[CELL], at[CELL], why[CELL];
     table_init(&t, "CHECK", "KIND", "OK", "FAILING", "LATENCY", "AT", "REASON", NULL);
-    json_array_foreach(checks, i, ch) {
+    json_array_foreach(checks, i, ch)
+    {
         const json_t *ok = json_object_get(ch, "ok");
         const json_t *ms = json_object_get(ch, "latency_ms");
         if (json_is_number(ms))
@@ -469,8 +474,7 @@ static void ctl__faults_table(const json_t *v)
         table_add(&t, table_cell(f, "id", id, CELL), table_cell(f, "service", svc, CELL),
                   table_cell(f, "check", chk, CELL), table_cell(f, "type", type, CELL),
                   table_cell(f, "severity", sev, CELL), table_time(f, "opened_at", op, CELL),
-                  table_time(f, "resolved_at", res, CELL),
-                  table_cell(f, "description", d, CELL));
+                  table_time(f, "resolved_at", res, CELL), table_cell(f, "description", d, CELL));
     table_print(&t, stdout);
     table_close(&t);
 }
@@ -487,8 +491,8 @@ static void ctl__actions_table(const json_t *v)
     size_t i;
     const json_t *a;
     char id[CELL], fault[CELL], svc[CELL], strat[CELL], st[CELL], beg[CELL], end[CELL], res[CELL];
-    table_init(&t, "ID", "FAULT", "SERVICE", "STRATEGY", "STATUS", "STARTED", "FINISHED",
-               "RESULT", NULL);
+    table_init(&t, "ID", "FAULT", "SERVICE", "STRATEGY", "STATUS", "STARTED", "FINISHED", "RESULT",
+               NULL);
     json_array_foreach(v, i, a)
         table_add(&t, table_cell(a, "id", id, CELL), table_cell(a, "fault_id", fault, CELL),
                   table_cell(a, "service", svc, CELL), table_cell(a, "strategy", strat, CELL),
@@ -506,8 +510,8 @@ static int ctl_print_actions(struct ctl *c, const json_t *v)
 
 static int ctl_print_fault(struct ctl *c, const json_t *v)
 {
-    static const char *const keys[] = {"id", "service", "check", "type", "severity", "impact",
-                                       "description"};
+    static const char *const keys[] = {"id",       "service", "check",      "type",
+                                       "severity", "impact",  "description"};
     char a[CELL];
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         ctl__kv(keys[i], table_cell(v, keys[i], a, CELL));
@@ -532,7 +536,8 @@ static char *ctl__counts(const json_t *o, char *buf, size_t len)
     const json_t *v;
     size_t n = 0;
     buf[0] = '\0';
-    json_object_foreach((json_t *)o, k, v) {
+    json_object_foreach((json_t *)o, k, v)
+    {
         int w = snprintf(buf + n, len - n, "%s%s %" JSON_INTEGER_FORMAT, n ? ", " : "", k,
                          json_integer_value(v));
         n += w > 0 && (size_t)w < len - n ? (size_t)w : 0;
@@ -559,7 +564,8 @@ static int ctl_print_transitions(struct ctl *c, const json_t *v)
     const json_t *x;
     char at[CELL], svc[CELL], from[CELL], to[CELL], cause[CELL];
     table_init(&t, "AT", "SERVICE", "FROM", "TO", "CAUSE", NULL);
-    json_array_foreach(v, i, x) {
+    json_array_foreach(v, i, x)
+    {
         bool system = json_is_null(json_object_get(x, "service"));
         table_add(&t, table_time(x, "at", at, CELL),
                   system ? "(system)" : table_cell(x, "service", svc, CELL),
@@ -727,8 +733,7 @@ static void ctl_usage(FILE *out)
             CTL_DEFAULT_API, CTL_DEFAULT_TOKEN);
 }
 
-__attribute__((format(printf, 1, 2)))
-static int ctl__usage_error(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static int ctl__usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -758,8 +763,10 @@ static bool ctl__address_valid(const char *a)
 
 static const char *ctl__opt_name(unsigned opt)
 {
-    return opt == OPT_ACTIVE ? "--active" : opt == OPT_FAULT ? "--fault"
-         : opt == OPT_SERVICE ? "--service" : "--limit";
+    return opt == OPT_ACTIVE    ? "--active"
+           : opt == OPT_FAULT   ? "--fault"
+           : opt == OPT_SERVICE ? "--service"
+                                : "--limit";
 }
 
 /* Parses argv into c; *cmd and c->args are set on success. CTL_OK, or the
@@ -767,11 +774,15 @@ static const char *ctl__opt_name(unsigned opt)
 static int ctl_parse(int argc, char **argv, struct ctl *c, const struct ctl_cmd **cmd)
 {
     static const struct option longs[] = {
-        {"api", required_argument, NULL, 'a'},    {"json", no_argument, NULL, 'j'},
-        {"active", no_argument, NULL, 'A'},       {"fault", required_argument, NULL, 'f'},
-        {"service", required_argument, NULL, 's'}, {"limit", required_argument, NULL, 'l'},
+        {"api", required_argument, NULL, 'a'},
+        {"json", no_argument, NULL, 'j'},
+        {"active", no_argument, NULL, 'A'},
+        {"fault", required_argument, NULL, 'f'},
+        {"service", required_argument, NULL, 's'},
+        {"limit", required_argument, NULL, 'l'},
         {"token-file", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int o;
     opterr = 1;
@@ -780,9 +791,18 @@ static int ctl_parse(int argc, char **argv, struct ctl *c, const struct ctl_cmd 
         case 'a': c->api = optarg; break;
         case 'j': c->json = true; break;
         case 'A': c->given |= OPT_ACTIVE; break;
-        case 'f': c->given |= OPT_FAULT; c->fault = optarg; break;
-        case 's': c->given |= OPT_SERVICE; c->service = optarg; break;
-        case 'l': c->given |= OPT_LIMIT; c->limit = optarg; break;
+        case 'f':
+            c->given |= OPT_FAULT;
+            c->fault = optarg;
+            break;
+        case 's':
+            c->given |= OPT_SERVICE;
+            c->service = optarg;
+            break;
+        case 'l':
+            c->given |= OPT_LIMIT;
+            c->limit = optarg;
+            break;
         case 't': c->token_file = optarg; break;
         case 'h': ctl_usage(stdout); return -1;
         default: fprintf(stderr, "Try 'recoverctl --help'.\n"); return CTL_USAGE;
@@ -846,9 +866,11 @@ static int ctl_token_read(struct ctl *c)
     if (fd >= 0)
         close(fd);
     if (n < 0) {
-        fprintf(stderr, "recoverctl: cannot read the token file %s: %s\n"
-                        "  (give --token-file PATH or set RECOVERD_TOKEN_FILE; recoverd writes "
-                        "the token to <state_dir>/token)\n", path, strerror(err));
+        fprintf(stderr,
+                "recoverctl: cannot read the token file %s: %s\n"
+                "  (give --token-file PATH or set RECOVERD_TOKEN_FILE; recoverd writes "
+                "the token to <state_dir>/token)\n",
+                path, strerror(err));
         return CTL_USAGE;
     }
     c->token[n] = '\0';

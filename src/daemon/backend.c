@@ -75,8 +75,7 @@ static json_t *backend__service(void *ctx, const char *name)
     return s ? service_view(s) : NULL;
 }
 
-static int backend__control(void *ctx, const char *name, enum api_control op, char *err,
-                            size_t len)
+static int backend__control(void *ctx, const char *name, enum api_control op, char *err, size_t len)
 {
     struct service *s = daemon_service(ctx, name);
     if (!s) {
@@ -99,8 +98,10 @@ static int backend__recover(void *ctx, int64_t fault_id, const char *strategy, c
     struct daemon *d = ctx;
     int st = strategy_parse(strategy);
     if (st < 0) {
-        snprintf(err, len, "unknown strategy '%s' (expected restart, failover, rollback, "
-                           "repair or replace)", strategy);
+        snprintf(err, len,
+                 "unknown strategy '%s' (expected restart, failover, rollback, "
+                 "repair or replace)",
+                 strategy);
         return -EINVAL;
     }
     for (size_t i = 0; i < d->n_services; i++) {

@@ -16,8 +16,8 @@
 #include "daemon/service.h"
 #include "detect/detector.h"
 #include "lib/clock.h"
-#include "lib/spawn.h"
 #include "lib/log.h"
+#include "lib/spawn.h"
 #include "lib/token.h"
 #include "monitor/alert.h"
 #include "recover/leftover.h"
@@ -65,7 +65,9 @@ static void daemon__leftover_add(const char *service, pid_t pid, uint64_t ticks,
         return; /* out of memory: that one is not stopped, and it is logged below */
     }
     l->v = v;
-    l->v[l->n++] = (struct leftover){.service = name, .pid = pid, .start_ticks = ticks,
+    l->v[l->n++] = (struct leftover){.service = name,
+                                     .pid = pid,
+                                     .start_ticks = ticks,
                                      .signal = sc ? sc->stop.signal : SIGTERM,
                                      .grace_ms = sc ? sc->stop.grace_ms : 5000};
 }
@@ -240,7 +242,8 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     int aborted = journal_actions_abort_unfinished(d->journal, "aborted: recoverd restarted",
                                                    clock_wall_ms());
     if (aborted > 0)
-        log_event(LOG_WARN, NULL, "actions-aborted", "count=%d why=\"recoverd restarted\"", aborted);
+        log_event(LOG_WARN, NULL, "actions-aborted", "count=%d why=\"recoverd restarted\"",
+                  aborted);
     /* Before any spawn: a killed predecessor may have left services running. */
     if ((r = daemon__stop_leftovers(d)) < 0) {
         log_event(LOG_ERROR, NULL, "leftovers-failed", "error=\"%s\"", strerror(-r));
@@ -256,7 +259,8 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     if (!(d->alerter = alerter_new(loop, &cfg->alerts)))
         return -ENOMEM;
     d->analysis = (struct analysis){.journal = d->journal, .alerter = d->alerter};
-    d->executor = (struct executor){.journal = d->journal, .alerter = d->alerter,
+    d->executor = (struct executor){.journal = d->journal,
+                                    .alerter = d->alerter,
                                     .max_starting = DAEMON__MAX_STARTING};
     daemon__apply(d, cfg);
     if ((r = daemon__create_services(d)) < 0) {
@@ -454,7 +458,7 @@ static void daemon__reload_one(struct daemon *d, struct service *s, const struct
     bool held = s->rec.held;
     daemon__retire(d, s, reason);
     if (fresh && daemon__add(d, fresh) == 0) {
-        fresh->replaces = s; /* its log and process must be gone first */
+        fresh->replaces = s;    /* its log and process must be gone first */
         fresh->rec.held = held; /* an operator's hold outlives a reload */
     } else {
         service_free(fresh);

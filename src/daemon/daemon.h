@@ -25,31 +25,31 @@ struct service;
 extern const struct cfg_registry daemon_registry;
 
 struct daemon {
-    uv_loop_t *loop;               /* the one loop */
-    struct config *cfg;            /* running configuration; owned */
-    char *config_path;             /* NULL: the bundled demo configuration */
-    struct journal *journal;       /* owned */
-    struct api *api;               /* owned */
-    struct api_backend backend;    /* what the API answers from */
-    struct service **services;     /* n_services, config order; owned */
+    uv_loop_t *loop;            /* the one loop */
+    struct config *cfg;         /* running configuration; owned */
+    char *config_path;          /* NULL: the bundled demo configuration */
+    struct journal *journal;    /* owned */
+    struct api *api;            /* owned */
+    struct api_backend backend; /* what the API answers from */
+    struct service **services;  /* n_services, config order; owned */
     size_t n_services;
-    struct monitor monitor;        /* the system's state */
-    struct analysis analysis;      /* what the analyzer shares */
-    struct executor executor;      /* slots and queue of the recoveries */
-    uv_prepare_t flush;            /* commits the journal's batch before the loop waits */
-    uv_signal_t sig_term;          /* graceful stop */
-    uv_signal_t sig_int;           /* graceful stop */
-    uv_signal_t sig_hup;           /* reload */
-    uint64_t started_ms;           /* wall ms */
-    bool stopping;                 /* shutdown in progress */
-    char token[65];                /* the API token (state_dir/token) */
-    struct alerter *alerter;       /* webhooks; owned */
-    bool closed;                   /* every daemon handle closed; the loop is ending */
-    bool detectors_up;             /* detector_init_all succeeded */
-    bool monitor_up;               /* monitor_init succeeded */
-    bool leftovers_pending;        /* a predecessor's processes are being stopped */
+    struct monitor monitor;              /* the system's state */
+    struct analysis analysis;            /* what the analyzer shares */
+    struct executor executor;            /* slots and queue of the recoveries */
+    uv_prepare_t flush;                  /* commits the journal's batch before the loop waits */
+    uv_signal_t sig_term;                /* graceful stop */
+    uv_signal_t sig_int;                 /* graceful stop */
+    uv_signal_t sig_hup;                 /* reload */
+    uint64_t started_ms;                 /* wall ms */
+    bool stopping;                       /* shutdown in progress */
+    char token[65];                      /* the API token (state_dir/token) */
+    struct alerter *alerter;             /* webhooks; owned */
+    bool closed;                         /* every daemon handle closed; the loop is ending */
+    bool detectors_up;                   /* detector_init_all succeeded */
+    bool monitor_up;                     /* monitor_init succeeded */
+    bool leftovers_pending;              /* a predecessor's processes are being stopped */
     struct daemon__leftovers *leftovers; /* gathering them (daemon_start only) */
-    struct config **old_cfg_list;  /* configs replaced by reloads, kept while referenced */
+    struct config **old_cfg_list;        /* configs replaced by reloads, kept while referenced */
     size_t n_old_cfg;
 };
 

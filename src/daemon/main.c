@@ -79,10 +79,12 @@ static struct config *main__load(const char *path)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
-        {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check-config", no_argument, NULL, 't'},
+                                         {"log-level", required_argument, NULL, 'l'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *path = NULL;
     int check_only = 0, o, lvl;
     while ((o = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
@@ -91,8 +93,10 @@ int main(int argc, char **argv)
         case 't': check_only = 1; break;
         case 'l':
             if ((lvl = log_level_parse(optarg)) < 0) {
-                fprintf(stderr, "recoverd: unknown log level '%s' (expected debug, info, warn "
-                                "or error)\n", optarg);
+                fprintf(stderr,
+                        "recoverd: unknown log level '%s' (expected debug, info, warn "
+                        "or error)\n",
+                        optarg);
                 return 2;
             }
             log_set_level(lvl);
@@ -111,8 +115,7 @@ int main(int argc, char **argv)
     if (!cfg)
         return 2;
     if (check_only) {
-        printf("%s: configuration valid (%zu services)\n", path ? path : "<demo>",
-               cfg->n_services);
+        printf("%s: configuration valid (%zu services)\n", path ? path : "<demo>", cfg->n_services);
         config_free(cfg);
         return 0;
     }

@@ -16,19 +16,19 @@ struct daemon;
 struct service_cfg;
 
 struct service {
-    struct daemon *d;               /* owner */
-    const struct service_cfg *cfg;  /* borrowed from the running config */
-    char name[64];                  /* == cfg->name (at most 63: config), kept across reloads */
-    struct svc_state st;            /* monitor: its state machine */
-    struct check_set checks;        /* detect: its checks */
-    struct faults faults;           /* analyze: its open faults */
-    struct supervisor sup;          /* recover: its process */
-    struct recovery rec;            /* recover: its recovery */
-    bool start_waiting;             /* its start waits for its dependencies to be ready */
-    bool retired;                   /* removed by a reload; freed once its process is gone */
-    bool started;                   /* service_start ran (a replacement waits before it) */
-    struct service *replaces;       /* an older instance whose process must be gone first */
-    struct service **dependents;    /* services that depend on it (n_dependents); owned array */
+    struct daemon *d;              /* owner */
+    const struct service_cfg *cfg; /* borrowed from the running config */
+    char name[64];                 /* == cfg->name (at most 63: config), kept across reloads */
+    struct svc_state st;           /* monitor: its state machine */
+    struct check_set checks;       /* detect: its checks */
+    struct faults faults;          /* analyze: its open faults */
+    struct supervisor sup;         /* recover: its process */
+    struct recovery rec;           /* recover: its recovery */
+    bool start_waiting;            /* its start waits for its dependencies to be ready */
+    bool retired;                  /* removed by a reload; freed once its process is gone */
+    bool started;                  /* service_start ran (a replacement waits before it) */
+    struct service *replaces;      /* an older instance whose process must be gone first */
+    struct service **dependents;   /* services that depend on it (n_dependents); owned array */
     size_t n_dependents;
 };
 

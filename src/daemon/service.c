@@ -267,9 +267,9 @@ static json_t *service__check_view(const struct check *c)
     json_object_set_new(j, "ok", fresh ? json_boolean(c->last.ok) : json_null());
     json_object_set_new(j, "reason", c->has_result ? json_string(c->last.reason) : json_null());
     json_object_set_new(j, "at", service__time(c->has_result ? c->last_ms : 0));
-    json_object_set_new(j, "latency_ms", c->has_result
-                                             ? json_real((double)c->last.latency_us / 1000.0)
-                                             : json_null());
+    json_object_set_new(j, "latency_ms",
+                        c->has_result ? json_real((double)c->last.latency_us / 1000.0)
+                                      : json_null());
     json_object_set_new(j, "probes", json_integer((json_int_t)c->probes));
     return j;
 }
@@ -278,15 +278,16 @@ json_t *service_view(const struct service *s)
 {
     const struct supervisor *sp = &s->sup;
     const char *process = sup_state_name(sp->state);
-    if (sp->state == SUP_DOWN && s->rec.state == REC_PENDING && s->rec.action.strategy ==
-                                                                     STRATEGY_RESTART)
+    if (sp->state == SUP_DOWN && s->rec.state == REC_PENDING &&
+        s->rec.action.strategy == STRATEGY_RESTART)
         process = "waiting";
     json_t *j = json_pack("{s:s, s:s, s:s}", "name", s->name, "state", state_name(s->st.state),
                           "process", process);
     recovery_view(&s->rec, j);
-    json_object_set_new(j, "kind", json_string(s->cfg->command   ? "supervised"
-                                               : s->cfg->pidfile ? "external"
-                                                                 : "watched"));
+    json_object_set_new(j, "kind",
+                        json_string(s->cfg->command   ? "supervised"
+                                    : s->cfg->pidfile ? "external"
+                                                      : "watched"));
     json_t *deps = json_array();
     for (char **dep = s->cfg->depends_on; dep && *dep; dep++)
         json_array_append_new(deps, json_string(*dep));
@@ -300,9 +301,9 @@ json_t *service_view(const struct service *s)
     if (sp->has_exit) {
         json_t *e = json_pack("{s:I, s:o}", "code", (json_int_t)sp->last.code, "at",
                               service__time(sp->last_exit_ms));
-        json_object_set_new(e, "signal", sp->last.signal
-                                             ? json_string(sigabbrev_np(sp->last.signal))
-                                             : json_null());
+        json_object_set_new(e, "signal",
+                            sp->last.signal ? json_string(sigabbrev_np(sp->last.signal))
+                                            : json_null());
         json_object_set_new(j, "last_exit", e);
     } else {
         json_object_set_new(j, "last_exit", json_null());

@@ -16,13 +16,13 @@
 #define FLOOD_CHUNK 65536  /* bytes per write() of --flood */
 
 struct demo_opts {
-    const char *host;      /* listen address; default 127.0.0.1 */
-    long port;             /* TCP port; required */
-    long exit_after_ms;    /* ms after start to exit with 3; -1: never */
-    bool fail_start;       /* exit 1 before listening */
-    long print_lines;      /* lines written to stdout at start */
-    bool flood;            /* write to stdout forever from a thread */
-    long alloc_mb;         /* MiB allocated and touched at start */
+    const char *host;   /* listen address; default 127.0.0.1 */
+    long port;          /* TCP port; required */
+    long exit_after_ms; /* ms after start to exit with 3; -1: never */
+    bool fail_start;    /* exit 1 before listening */
+    long print_lines;   /* lines written to stdout at start */
+    bool flood;         /* write to stdout forever from a thread */
+    long alloc_mb;      /* MiB allocated and touched at start */
 };
 
 struct conn {
@@ -47,16 +47,15 @@ struct request {
     size_t body_len; /* Content-Length, bytes */
 };
 
-static bool demo_failing;   /* set by /fail, cleared by /recover: /health answers 500 */
-static void *demo_ballast;  /* --alloc memory, kept reachable for the process lifetime */
+static bool demo_failing;  /* set by /fail, cleared by /recover: /health answers 500 */
+static void *demo_ballast; /* --alloc memory, kept reachable for the process lifetime */
 
-static const char demo_index[] =
-    "recoverd-demo endpoints:\n"
-    "  GET /health   200 ok, or 500 after /fail\n"
-    "  GET /fail     make /health answer 500\n"
-    "  GET /recover  undo /fail\n"
-    "  GET /crash    abort()\n"
-    "  GET /hang     stop answering, stay alive\n";
+static const char demo_index[] = "recoverd-demo endpoints:\n"
+                                 "  GET /health   200 ok, or 500 after /fail\n"
+                                 "  GET /fail     make /health answer 500\n"
+                                 "  GET /recover  undo /fail\n"
+                                 "  GET /crash    abort()\n"
+                                 "  GET /hang     stop answering, stay alive\n";
 
 static __attribute__((noreturn)) void demo__hang(void)
 {
@@ -106,8 +105,8 @@ static const struct route {
     const char *path;
     int (*answer)(const char **body);
 } demo_routes[] = {
-    {"/health", route__health}, {"/fail", route__fail},   {"/recover", route__recover},
-    {"/crash", route__crash},   {"/hang", route__hang},   {"/", route__index},
+    {"/health", route__health}, {"/fail", route__fail}, {"/recover", route__recover},
+    {"/crash", route__crash},   {"/hang", route__hang}, {"/", route__index},
 };
 
 static const char *status__text(int status)

@@ -14,15 +14,15 @@ struct check_cfg;
 struct detector_ops;
 
 struct observation {
-    bool ok;                 /* the probe passed */
-    enum fault_type type;    /* classification when !ok */
-    enum severity severity;  /* classification when !ok */
-    bool host_wide;          /* the condition is the host's (CPU, memory, disk): impact system */
-    bool inconclusive;       /* neither a pass nor a failure (e.g. over a limit, not for `for:`
-                              * yet): ends a passing streak, adds nothing to a failing one */
-    int code;                /* HTTP status, exit code... ; -1 when none */
-    uint64_t latency_us;     /* probe start -> result */
-    char reason[200];        /* human words: "HTTP 500", "timeout after 100 ms", "connection refused" */
+    bool ok;                /* the probe passed */
+    enum fault_type type;   /* classification when !ok */
+    enum severity severity; /* classification when !ok */
+    bool host_wide;         /* the condition is the host's (CPU, memory, disk): impact system */
+    bool inconclusive;      /* neither a pass nor a failure (e.g. over a limit, not for `for:`
+                             * yet): ends a passing streak, adds nothing to a failing one */
+    int code;               /* HTTP status, exit code... ; -1 when none */
+    uint64_t latency_us;    /* probe start -> result */
+    char reason[200]; /* human words: "HTTP 500", "timeout after 100 ms", "connection refused" */
 };
 
 /* What a set of checks tells whoever owns it (the service, through the
@@ -39,17 +39,17 @@ struct check_sink {
 
 /* The checks of one service. */
 struct check_set {
-    uv_loop_t *loop;                /* borrowed */
-    const char *service;            /* its name, for logs; borrowed */
-    struct check *checks;           /* n entries; owned */
+    uv_loop_t *loop;      /* borrowed */
+    const char *service;  /* its name, for logs; borrowed */
+    struct check *checks; /* n entries; owned */
     size_t n;
-    struct check_sink sink;         /* set by the owner before check_set_init */
-    pid_t pid;                      /* the service's process (resource checks); 0: none */
-    bool probing;                   /* re-arm after each probe (a process runs, or watched only) */
-    bool verifying;                 /* a start or recovery is being verified: probe fast */
-    uint64_t start_until_us;        /* monotonic; failures before it and before a first pass
-                                     * do not count (the process is starting) */
-    int handles_open;               /* timers not closed yet */
+    struct check_sink sink;  /* set by the owner before check_set_init */
+    pid_t pid;               /* the service's process (resource checks); 0: none */
+    bool probing;            /* re-arm after each probe (a process runs, or watched only) */
+    bool verifying;          /* a start or recovery is being verified: probe fast */
+    uint64_t start_until_us; /* monotonic; failures before it and before a first pass
+                              * do not count (the process is starting) */
+    int handles_open;        /* timers not closed yet */
 };
 
 struct check {

@@ -69,7 +69,10 @@ int check_set_init(struct check_set *set, const struct check_cfg *cfgs, size_t n
     return r;
 }
 
-size_t check_index(const struct check *c) { return (size_t)(c - c->set->checks); }
+size_t check_index(const struct check *c)
+{
+    return (size_t)(c - c->set->checks);
+}
 
 static void check__schedule(struct check *c, uint64_t delay_ms)
 {
@@ -83,7 +86,9 @@ static void check__probe(struct check *c)
     int r = c->ops->start(c);
     if (r < 0) {
         /* Could not even begin (no fds, no memory): that is a failed probe. */
-        struct observation o = {.ok = false, .type = FAULT_RESOURCE, .severity = SEVERITY_MEDIUM,
+        struct observation o = {.ok = false,
+                                .type = FAULT_RESOURCE,
+                                .severity = SEVERITY_MEDIUM,
                                 .code = -1};
         snprintf(o.reason, sizeof o.reason, "cannot start probe: %s", strerror(-r));
         check_report(c, &o);

@@ -10,10 +10,10 @@
 #include <string.h>
 
 #include "config/config-t.h"
-#include "lib/program.h"
-#include "lib/text.h"
 #include "detect/check-t.h"
 #include "detect/kinds.h"
+#include "lib/program.h"
+#include "lib/text.h"
 
 enum {
     COMMAND__OK = 0,

@@ -77,8 +77,11 @@ int detector_cfg_kind(const char *name, struct cfg_kind *out, const char **why)
         *why = detector_find_error();
         return -ENOENT;
     }
-    *out = (struct cfg_kind){.ops = ops, .name = ops->name, .fields = ops->fields,
-                             .params_size = ops->params_size, .params_init = ops->params_init,
+    *out = (struct cfg_kind){.ops = ops,
+                             .name = ops->name,
+                             .fields = ops->fields,
+                             .params_size = ops->params_size,
+                             .params_init = ops->params_init,
                              .validate = ops->validate};
     *why = NULL;
     return 0;

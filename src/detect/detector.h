@@ -12,20 +12,20 @@
 #include "lib/lookup.h"
 
 struct detector_ops {
-    const char *name;                /* the YAML key: "http", "tcp" */
-    const struct cfg_field *fields;  /* the kind's own keys (NULL-key terminated) */
-    size_t params_size;              /* bytes of the params struct fields fill */
+    const char *name;                  /* the YAML key: "http", "tcp" */
+    const struct cfg_field *fields;    /* the kind's own keys (NULL-key terminated) */
+    size_t params_size;                /* bytes of the params struct fields fill */
     void (*params_init)(void *params); /* preset defaults before mapping; may be NULL */
     /* Check the mapped params as a whole (e.g. URL scheme); 0 or -EINVAL
      * with a message in why. May be NULL. */
     int (*validate)(const void *params, char *why, size_t len);
-    int (*init)(uv_loop_t *loop);    /* once, before any start(); may be NULL */
-    void (*shutdown)(void);          /* once, at exit, after every check is released; may be NULL */
+    int (*init)(uv_loop_t *loop); /* once, before any start(); may be NULL */
+    void (*shutdown)(void);       /* once, at exit, after every check is released; may be NULL */
     /* Begin one probe. Later, exactly once, call check_report() (from a loop
      * callback, never from inside start) unless cancel() runs first. 0 or -errno. */
     int (*start)(struct check *c);
-    void (*cancel)(struct check *c); /* stop the probe in flight without reporting */
-    void (*release)(struct check *c);/* free c->priv; the check is going away */
+    void (*cancel)(struct check *c);  /* stop the probe in flight without reporting */
+    void (*release)(struct check *c); /* free c->priv; the check is going away */
 };
 
 /* What the executable lends a detector plug-in. The plug-in calls back
@@ -35,8 +35,8 @@ struct detector_ops {
 struct detector_host {
     void (*report)(struct check *c, struct observation *obs); /* check_report */
     int (*lookup_start)(uv_loop_t *loop, const char *host, lookup_cb cb, void *arg,
-                        struct lookup **out);                  /* lib/lookup.h */
-    void (*lookup_cancel)(struct lookup *l);                   /* lib/lookup.h */
+                        struct lookup **out); /* lib/lookup.h */
+    void (*lookup_cancel)(struct lookup *l);  /* lib/lookup.h */
 };
 
 /* The executable's table: check_report and lib/lookup. */

@@ -120,8 +120,8 @@ static void http__failure(const struct check *c, const struct http_result *res,
     } else if (url_parse(hp->url, &u, why, sizeof why) < 0) { /* parsed once already */
         http__obs(obs, FAULT_CONFIGURATION, SEVERITY_HIGH, -1, "%s", why);
     } else if (res->stage == HTTP_CLIENT_RESOLVE) {
-        http__obs(obs, FAULT_NETWORK, SEVERITY_HIGH, -1, "Could not resolve host: %s (%s)",
-                  u.host, uv_strerror(res->err));
+        http__obs(obs, FAULT_NETWORK, SEVERITY_HIGH, -1, "Could not resolve host: %s (%s)", u.host,
+                  uv_strerror(res->err));
     } else if (res->stage == HTTP_CLIENT_CONNECT) {
         http__obs(obs, FAULT_NETWORK, SEVERITY_HIGH, -1, "Failed to connect to %s port %u (%s)",
                   u.host, u.port, strerror(-res->err));
@@ -174,8 +174,8 @@ static void http__tls_missing_cb(uv_timer_t *t)
 {
     struct http__tls_missing *u = t->data;
     struct observation obs;
-    http__obs(&obs, FAULT_CONFIGURATION, SEVERITY_HIGH, -1, "https checks need " PLUGIN_FILE_FMT
-              ": %s", HTTPS_PLUGIN, http__g.tls_err);
+    http__obs(&obs, FAULT_CONFIGURATION, SEVERITY_HIGH, -1,
+              "https checks need " PLUGIN_FILE_FMT ": %s", HTTPS_PLUGIN, http__g.tls_err);
     check_report(u->c, &obs);
 }
 

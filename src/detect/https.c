@@ -110,21 +110,16 @@ static int https__post_status(struct https_post *p, CURLcode res)
     case CURLE_OK:
         curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
         return status > 0 ? (int)status : -EPROTO;
-    case CURLE_OPERATION_TIMEDOUT:
-        return -ETIMEDOUT;
+    case CURLE_OPERATION_TIMEDOUT: return -ETIMEDOUT;
     case CURLE_COULDNT_CONNECT:
         curl_easy_getinfo(p->easy, CURLINFO_OS_ERRNO, &os_errno);
         return os_errno > 0 ? -(int)os_errno : -ECONNREFUSED;
-    case CURLE_COULDNT_RESOLVE_HOST:
-        return -EHOSTUNREACH;
-    case CURLE_OUT_OF_MEMORY:
-        return -ENOMEM;
+    case CURLE_COULDNT_RESOLVE_HOST: return -EHOSTUNREACH;
+    case CURLE_OUT_OF_MEMORY: return -ENOMEM;
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-        return -ECONNRESET;
-    default:
-        return -EPROTO; /* TLS handshake, certificate, malformed answer */
+    case CURLE_GOT_NOTHING: return -ECONNRESET;
+    default: return -EPROTO; /* TLS handshake, certificate, malformed answer */
     }
 }
 

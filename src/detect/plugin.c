@@ -42,8 +42,7 @@ static const struct detector_ops *detector_plugin__load(const char *kind,
     return ops;
 }
 
-const struct detector_ops *detector_plugin_find(const char *kind,
-                                                const struct detector_host *host)
+const struct detector_ops *detector_plugin_find(const char *kind, const struct detector_host *host)
 {
     const struct detector_ops *ops;
     int r;

@@ -15,8 +15,7 @@
 /* The kind from "recoverd-<kind>.so" (lib/plugin.h), its entry point handed
  * host; loaded once and kept. NULL with detector_find_error() set when there
  * is no such plug-in or it is broken (not set when kind cannot be a name). */
-const struct detector_ops *detector_plugin_find(const char *kind,
-                                                const struct detector_host *host);
+const struct detector_ops *detector_plugin_find(const char *kind, const struct detector_host *host);
 /* init every plug-in kind loaded so far; those loaded later init at once,
  * until detector_plugin_shutdown_all. 0 or the first failure (the others
  * are undone). */

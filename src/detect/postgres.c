@@ -220,8 +220,7 @@ static int pg__validate(const void *params, char *why, size_t len)
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         const char *v = pg__opt(opts, keys[i]);
         if (v && strchr(v, ',')) {
-            snprintf(why, len, "dsn: one %s per check (a list of them is not supported)",
-                     keys[i]);
+            snprintf(why, len, "dsn: one %s per check (a list of them is not supported)", keys[i]);
             goto fail;
         }
     }
@@ -552,8 +551,7 @@ static void pg__result_take(struct pg__check *pg, const PGresult *res)
     pg->has_result = true;
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
         pg__obs(&pg->result, true, FAULT_SOFTWARE);
-        snprintf(pg->result.reason, sizeof pg->result.reason, "query ok (%d rows)",
-                 PQntuples(res));
+        snprintf(pg->result.reason, sizeof pg->result.reason, "query ok (%d rows)", PQntuples(res));
         return;
     }
     state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -632,12 +630,9 @@ static void pg__poll_cb(uv_poll_t *h, int status, int events)
     if (status < 0)
         events = UV_READABLE | UV_WRITABLE;
     switch (pg->phase) {
-    case PG__CONNECTING:
-        return pg__connect_step(pg);
-    case PG__QUERYING:
-        return pg__query_step(pg, events);
-    default:
-        return pg__idle_step(pg);
+    case PG__CONNECTING: return pg__connect_step(pg);
+    case PG__QUERYING: return pg__query_step(pg, events);
+    default: return pg__idle_step(pg);
     }
 }
 

@@ -13,11 +13,11 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "lib/clock.h"
 #include "config/config-t.h"
 #include "detect/check-t.h"
-#include "lib/cgroup.h"
 #include "detect/kinds.h"
+#include "lib/cgroup.h"
+#include "lib/clock.h"
 
 #define RESOURCE__DISKS_MAX 8
 #define RESOURCE__LIMITS_MAX (5 + RESOURCE__DISKS_MAX)
@@ -37,14 +37,14 @@ struct resource__limit {
 /* A check's samples between probes (c->priv). Lives as long as the check,
  * because persistence and CPU deltas span probes. */
 struct resource__state {
-    uv_timer_t timer;        /* the 0 ms report of a probe; data = this */
-    struct check *c;         /* owner; NULL once released (the close is pending) */
-    bool pending;            /* the timer is armed for a probe not yet reported */
-    pid_t pid;               /* the process proc_* and the service breaches belong to; 0: none */
-    uint64_t proc_ticks;     /* its utime + stime at proc_us, clock ticks */
-    uint64_t proc_us;        /* monotonic us of that sample; 0: none yet */
-    uint64_t host_busy;      /* /proc/stat non-idle jiffies at the previous probe */
-    uint64_t host_total;     /* /proc/stat all jiffies then; 0: no sample yet */
+    uv_timer_t timer;    /* the 0 ms report of a probe; data = this */
+    struct check *c;     /* owner; NULL once released (the close is pending) */
+    bool pending;        /* the timer is armed for a probe not yet reported */
+    pid_t pid;           /* the process proc_* and the service breaches belong to; 0: none */
+    uint64_t proc_ticks; /* its utime + stime at proc_us, clock ticks */
+    uint64_t proc_us;    /* monotonic us of that sample; 0: none yet */
+    uint64_t host_busy;  /* /proc/stat non-idle jiffies at the previous probe */
+    uint64_t host_total; /* /proc/stat all jiffies then; 0: no sample yet */
     uint64_t since_us[RESOURCE__LIMITS_MAX]; /* monotonic us each limit began breaching; 0: not */
     uint64_t over_us[RESOURCE__LIMITS_MAX];  /* monotonic us each was last seen over; 0: never */
 };
@@ -56,11 +56,11 @@ typedef int (*resource__measure_fn)(struct resource__state *st, const struct res
                                     uint64_t now_us, double *v);
 
 struct resource__kind {
-    const char *key;             /* YAML key, and the metric's word in reasons */
-    size_t offset;               /* its char * in struct resource_params; disk: unused */
-    bool host;                   /* a host metric: host_wide, measured without a process */
-    enum severity severity;      /* of a failing probe */
-    const char *expected;        /* for the validate message */
+    const char *key;        /* YAML key, and the metric's word in reasons */
+    size_t offset;          /* its char * in struct resource_params; disk: unused */
+    bool host;              /* a host metric: host_wide, measured without a process */
+    enum severity severity; /* of a failing probe */
+    const char *expected;   /* for the validate message */
     resource__parse_fn parse;
     resource__format_fn format;
     resource__measure_fn measure;
@@ -96,11 +96,10 @@ int resource_size_parse(const char *s, double *bytes)
         const char *unit;
         double mult;
     } units[] = {
-        {"", 1.0},           {"B", 1.0},           {"K", 0x1p10},        {"k", 0x1p10},
-        {"Ki", 0x1p10},      {"KiB", 0x1p10},      {"KB", 1e3},          {"kB", 1e3},
-        {"M", 0x1p20},       {"Mi", 0x1p20},       {"MiB", 0x1p20},      {"MB", 1e6},
-        {"G", 0x1p30},       {"Gi", 0x1p30},       {"GiB", 0x1p30},      {"GB", 1e9},
-        {"T", 0x1p40},       {"Ti", 0x1p40},       {"TiB", 0x1p40},      {"TB", 1e12},
+        {"", 1.0},       {"B", 1.0},    {"K", 0x1p10},  {"k", 0x1p10},   {"Ki", 0x1p10},
+        {"KiB", 0x1p10}, {"KB", 1e3},   {"kB", 1e3},    {"M", 0x1p20},   {"Mi", 0x1p20},
+        {"MiB", 0x1p20}, {"MB", 1e6},   {"G", 0x1p30},  {"Gi", 0x1p30},  {"GiB", 0x1p30},
+        {"GB", 1e9},     {"T", 0x1p40}, {"Ti", 0x1p40}, {"TiB", 0x1p40}, {"TB", 1e12},
     };
     const char *unit;
     double n;
@@ -318,8 +317,8 @@ static int resource__measure_fds(struct resource__state *st, const struct resour
 }
 
 /* The share of all CPUs busy since the previous probe (/proc/stat's first line). */
-static int resource__measure_host_cpu(struct resource__state *st,
-                                      const struct resource__limit *l, uint64_t now_us, double *v)
+static int resource__measure_host_cpu(struct resource__state *st, const struct resource__limit *l,
+                                      uint64_t now_us, double *v)
 {
     unsigned long long f[8];
     uint64_t busy, total, prev_busy = st->host_busy, prev_total = st->host_total;
@@ -384,8 +383,8 @@ static const struct resource__kind resource__kinds[RES__N] = {
                  resource_size_parse, resource__format_size, resource__measure_rss},
     [RES_CPU] = {"cpu", RES_OFF(cpu), false, SEVERITY_MEDIUM, "a percentage of one CPU like 90%",
                  resource__percent, resource__format_percent, resource__measure_cpu},
-    [RES_FDS] = {"fds", RES_OFF(fds), false, SEVERITY_MEDIUM, "a positive count",
-                 resource__count, resource__format_count, resource__measure_fds},
+    [RES_FDS] = {"fds", RES_OFF(fds), false, SEVERITY_MEDIUM, "a positive count", resource__count,
+                 resource__format_count, resource__measure_fds},
 };
 
 /* ---- thresholds ---- */
@@ -407,8 +406,8 @@ static int resource__disk_limit(const char *s, struct resource__limit *out, char
 /* Every threshold of p into out (RESOURCE__LIMITS_MAX slots), in
  * enum resource__metric order, which since_us indexes: the same params
  * always give the same order. */
-static int resource__limits(const struct resource_params *p, struct resource__limit *out,
-                            size_t *n, char *why, size_t len)
+static int resource__limits(const struct resource_params *p, struct resource__limit *out, size_t *n,
+                            char *why, size_t len)
 {
     *n = 0;
     for (int m = 0; m < RES__N; m++) {
@@ -472,8 +471,8 @@ static void resource__summary(const struct resource__limit *lim, const double *v
             used += (size_t)snprintf(buf + used, len - used, "%sdisk %.*s %s", used ? ", " : "",
                                      lim[i].mount_len, lim[i].mount, v);
         else
-            used += (size_t)snprintf(buf + used, len - used, "%s%s %s", used ? ", " : "",
-                                     k->key, v);
+            used += (size_t)snprintf(buf + used, len - used, "%s%s %s", used ? ", " : "", k->key,
+                                     v);
     }
     if (!used)
         snprintf(buf, len, "nothing measured yet");
@@ -495,8 +494,8 @@ static void resource__follow(struct resource__state *st, pid_t pid,
 /* The reason of a probe that fails on lim[failed] (n_failed limits held
  * long enough), or that passes while lim[waiting] breaches, not yet for long. */
 static void resource__explain(const struct resource__state *st, const struct resource__limit *lim,
-                              const double *val, int i, int n_failed, uint64_t held,
-                              uint64_t now, struct observation *obs)
+                              const double *val, int i, int n_failed, uint64_t held, uint64_t now,
+                              struct observation *obs)
 {
     char *buf = obs->reason, dur[32], of[32];
     size_t len = sizeof obs->reason;
@@ -524,8 +523,10 @@ static void resource__observe(struct resource__state *st, const struct check *c,
     size_t n;
     int failed = -1, waiting = -1, settling = -1, n_failed = 0;
 
-    *obs = (struct observation){.ok = true, .type = FAULT_RESOURCE,
-                                .severity = SEVERITY_MEDIUM, .code = -1};
+    *obs = (struct observation){.ok = true,
+                                .type = FAULT_RESOURCE,
+                                .severity = SEVERITY_MEDIUM,
+                                .code = -1};
     if (resource__limits(p, lim, &n, obs->reason, sizeof obs->reason) < 0) {
         obs->ok = false; /* validate should have refused these params */
         return;

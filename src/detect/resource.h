@@ -12,11 +12,11 @@
  * least one threshold is required. A metric breaches when it is strictly
  * above its threshold. */
 struct resource_params {
-    char *rss;       /* service: resident memory, a size ("200MiB", "1G", bytes); NULL: none */
-    char *cpu;       /* service: % of one CPU, "90%" or 90 ("250%": 2.5 CPUs); NULL: none */
-    char *fds;       /* service: open file descriptors, a count; NULL: none */
-    char *host_cpu;  /* host: % of all CPUs busy, (0, 100]; NULL: none */
-    char *memory;    /* host: % of memory in use, 1 - MemAvailable/MemTotal, (0, 100]; NULL: none */
+    char *rss;      /* service: resident memory, a size ("200MiB", "1G", bytes); NULL: none */
+    char *cpu;      /* service: % of one CPU, "90%" or 90 ("250%": 2.5 CPUs); NULL: none */
+    char *fds;      /* service: open file descriptors, a count; NULL: none */
+    char *host_cpu; /* host: % of all CPUs busy, (0, 100]; NULL: none */
+    char *memory;   /* host: % of memory in use, 1 - MemAvailable/MemTotal, (0, 100]; NULL: none */
     /* host: % of blocks used per mount, like df, as "MOUNT=PERCENT" strings,
      * at most 8; NULL: none. YAML: a list ["/=90%"] (CFG_ARGV) until cfgmap
      * reads mappings with any keys, then { "/": 90% }. */

@@ -13,12 +13,12 @@
 /* One per probe, on the heap: its handles close asynchronously, and the next
  * probe may start before they have finished closing. */
 struct tcp__attempt {
-    struct check *c;     /* owner while in flight; NULL once finished or cancelled */
-    uv_tcp_t tcp;        /* data = this */
-    uv_timer_t timer;    /* the probe's timeout; data = this */
-    uv_connect_t req;    /* data = this */
-    int open;            /* handles not yet closed; freed at 0 */
-    int err;             /* connect refused at once (e.g. UV_ENETUNREACH); reported by the timer */
+    struct check *c;  /* owner while in flight; NULL once finished or cancelled */
+    uv_tcp_t tcp;     /* data = this */
+    uv_timer_t timer; /* the probe's timeout; data = this */
+    uv_connect_t req; /* data = this */
+    int open;         /* handles not yet closed; freed at 0 */
+    int err;          /* connect refused at once (e.g. UV_ENETUNREACH); reported by the timer */
 };
 
 static uv_loop_t *tcp__loop; /* the daemon's loop; borrowed */

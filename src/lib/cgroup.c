@@ -13,9 +13,9 @@
 /* The cgroup2 mount, found once: mounts do not move under a running daemon,
  * and mountinfo is hundreds of lines on a container host. */
 static struct {
-    int state;              /* 0: not looked yet, 1: found, -errno: none */
-    char dir[PATH_MAX];     /* the mount point, e.g. /sys/fs/cgroup/unified */
-    char root[PATH_MAX];    /* the cgroup path the mount shows at dir, usually "/" */
+    int state;           /* 0: not looked yet, 1: found, -errno: none */
+    char dir[PATH_MAX];  /* the mount point, e.g. /sys/fs/cgroup/unified */
+    char root[PATH_MAX]; /* the cgroup path the mount shows at dir, usually "/" */
 } cgroup__mnt;
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. In place. */

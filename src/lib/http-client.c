@@ -333,7 +333,8 @@ static size_t http_client__request(char *tail, size_t cap, const struct url *u,
                      rq->headers ? rq->headers : "");
     if (rq->body)
         n += snprintf(tail + n, cap - (size_t)n, "Content-Length: %zu\r\n", rq->body_len);
-    n += snprintf(tail + n, cap - (size_t)n, "%s\r\n", rq->head_only ? "Connection: close\r\n" : "");
+    n += snprintf(tail + n, cap - (size_t)n, "%s\r\n",
+                  rq->head_only ? "Connection: close\r\n" : "");
     if (rq->body)
         memcpy(tail + n, rq->body, rq->body_len);
     return (size_t)n + (rq->body ? rq->body_len : 0);

@@ -130,7 +130,7 @@ static int http_response__header(struct http_response *r, bool interpret)
     if (n == 0 || name[n] != ':') {
         size_t sp = n ? strspn(name + n, " \t") : 0;
         return http_response__bad(r, sp && name[n + sp] == ':' ? HTTP_RESPONSE_E_HEADER_SPACE
-                                                                : HTTP_RESPONSE_E_HEADER);
+                                                               : HTTP_RESPONSE_E_HEADER);
     }
     name[n] = '\0';
     v = name + n + 1;
@@ -219,25 +219,20 @@ static int http_response__line(struct http_response *r)
 {
     bool empty = r->line_len == 0, fold = r->line[0] == ' ' || r->line[0] == '\t';
     switch (r->phase) {
-    case HTTP_RESPONSE_STATUS:
-        return http_response__status_line(r);
+    case HTTP_RESPONSE_STATUS: return http_response__status_line(r);
     case HTTP_RESPONSE_HEADER:
         if (empty)
             return http_response__head_end(r);
         if (fold)
             return r->framing ? http_response__bad(r, HTTP_RESPONSE_E_FOLD) : 0;
         return http_response__header(r, true);
-    case HTTP_RESPONSE_CHUNK_SIZE:
-        return http_response__chunk_size(r);
-    case HTTP_RESPONSE_CHUNK_END:
-        r->phase = HTTP_RESPONSE_CHUNK_SIZE;
-        return 0;
+    case HTTP_RESPONSE_CHUNK_SIZE: return http_response__chunk_size(r);
+    case HTTP_RESPONSE_CHUNK_END: r->phase = HTTP_RESPONSE_CHUNK_SIZE; return 0;
     case HTTP_RESPONSE_TRAILER:
         if (empty)
             r->phase = HTTP_RESPONSE_DONE;
         return empty || fold ? 0 : http_response__header(r, false);
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -265,7 +260,8 @@ static int http_response__byte(struct http_response *r, unsigned char ch)
     }
     if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
         return http_response__bad(r, HTTP_RESPONSE_E_CONTROL);
-    if (ph == HTTP_RESPONSE_STATUS && r->line_len < 7 && ch != (unsigned char)"HTTP/1."[r->line_len])
+    if (ph == HTTP_RESPONSE_STATUS && r->line_len < 7 &&
+        ch != (unsigned char)"HTTP/1."[r->line_len])
         return http_response__bad(r, HTTP_RESPONSE_E_STATUS_LINE);
     if (ph == HTTP_RESPONSE_CHUNK_END)
         return http_response__bad(r, HTTP_RESPONSE_E_CHUNK_END);
@@ -280,8 +276,7 @@ static int http_response__byte(struct http_response *r, unsigned char ch)
 
 /* Line-shaped phases: take the bytes up to the next LF into r->line (*took
  * of them), and act on the line once it is whole (CR dropped). */
-static int http_response__line_step(struct http_response *r, const char *d, size_t n,
-                                    size_t *took)
+static int http_response__line_step(struct http_response *r, const char *d, size_t n, size_t *took)
 {
     int rc = 0;
     size_t i;
@@ -355,6 +350,6 @@ bool http_response_reusable(const struct http_response *r)
 {
     bool delimited = r->status == 204 || r->status == 304 || r->chunked ||
                      (r->have_len && !r->encoded);
-    return r->phase == HTTP_RESPONSE_DONE && !r->error && !r->head_only && delimited &&
-           !r->close && (!r->http10 || r->keep_alive);
+    return r->phase == HTTP_RESPONSE_DONE && !r->error && !r->head_only && delimited && !r->close &&
+           (!r->http10 || r->keep_alive);
 }

@@ -9,9 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HTTP_RESPONSE_HEAD_MAX 16384 /* bytes of head: status lines and headers of the final
-                                        and interim answers together; trailers again */
-#define HTTP_RESPONSE_LINE_MAX 512   /* bytes of a head line kept; the rest is checked, not kept */
+#define HTTP_RESPONSE_HEAD_MAX                                                                     \
+    16384                          /* bytes of head: status lines and headers of the final         \
+                                      and interim answers together; trailers again */
+#define HTTP_RESPONSE_LINE_MAX 512 /* bytes of a head line kept; the rest is checked, not kept */
 #define HTTP_RESPONSE_LENGTH_DIGITS 18 /* digits of a Content-Length (< 10^18 bytes) */
 #define HTTP_RESPONSE_CHUNK_DIGITS 15  /* hex digits of a chunk size (< 2^60 bytes) */
 
@@ -58,31 +59,31 @@ enum http_response_phase {
 /* One response being read. status, error and body_len are for the caller
  * to read; the rest is the parser's. */
 struct http_response {
-    int status;                     /* 100..599 of the answer being read; 0 before its line */
-    enum http_response_error error; /* what was malformed; NONE while all is well */
-    size_t body_len;                /* bytes of the body kept at keep */
-    uint64_t got;                   /* bytes consumed, interim answers included */
-    char *keep;                     /* the caller's buffer for the head of the body; borrowed */
-    size_t keep_cap;                /* bytes at keep; 0: nothing kept */
-    bool head_only;                 /* done at the end of the final head: the body is not read */
-    enum http_response_phase phase; /* where the next byte belongs */
-    bool http10;                    /* HTTP/1.0: the connection closes unless keep-alive */
-    bool close;                     /* Connection: close */
-    bool keep_alive;                /* Connection: keep-alive */
-    bool chunked;                   /* Transfer-Encoding ends in chunked */
-    bool encoded;                   /* Transfer-Encoding seen */
-    bool have_len;                  /* Content-Length seen (value in left) */
-    bool framing;                   /* the last header was Content-Length or Transfer-Encoding */
-    bool cr;                        /* the line so far ends in CR: only LF may follow */
-    uint64_t left;                  /* bytes still due: of the body or of the chunk */
-    size_t head;                    /* bytes of head (or trailer) lines so far */
-    size_t line_len;                /* bytes in line */
-    bool line_long;                 /* the current line did not fit and was cut */
+    int status;                        /* 100..599 of the answer being read; 0 before its line */
+    enum http_response_error error;    /* what was malformed; NONE while all is well */
+    size_t body_len;                   /* bytes of the body kept at keep */
+    uint64_t got;                      /* bytes consumed, interim answers included */
+    char *keep;                        /* the caller's buffer for the head of the body; borrowed */
+    size_t keep_cap;                   /* bytes at keep; 0: nothing kept */
+    bool head_only;                    /* done at the end of the final head: the body is not read */
+    enum http_response_phase phase;    /* where the next byte belongs */
+    bool http10;                       /* HTTP/1.0: the connection closes unless keep-alive */
+    bool close;                        /* Connection: close */
+    bool keep_alive;                   /* Connection: keep-alive */
+    bool chunked;                      /* Transfer-Encoding ends in chunked */
+    bool encoded;                      /* Transfer-Encoding seen */
+    bool have_len;                     /* Content-Length seen (value in left) */
+    bool framing;                      /* the last header was Content-Length or Transfer-Encoding */
+    bool cr;                           /* the line so far ends in CR: only LF may follow */
+    uint64_t left;                     /* bytes still due: of the body or of the chunk */
+    size_t head;                       /* bytes of head (or trailer) lines so far */
+    size_t line_len;                   /* bytes in line */
+    bool line_long;                    /* the current line did not fit and was cut */
     char line[HTTP_RESPONSE_LINE_MAX]; /* the head line being assembled, NUL-terminated */
 };
 
 /* What http_response_feed says. */
-#define HTTP_RESPONSE_MORE 0 /* every byte taken; the response goes on */
+#define HTTP_RESPONSE_MORE 0     /* every byte taken; the response goes on */
 #define HTTP_RESPONSE_COMPLETE 1 /* complete after *used bytes; the rest is another's */
 
 /* Start reading a response. keep (keep_cap bytes, may be NULL with 0)

@@ -17,7 +17,10 @@ static const char *const log__names[] = {
 #undef X
 };
 
-void log_set_level(enum log_level lvl) { log__level = lvl; }
+void log_set_level(enum log_level lvl)
+{
+    log__level = lvl;
+}
 
 int log_level_parse(const char *name)
 {
@@ -27,13 +30,15 @@ int log_level_parse(const char *name)
     return -1;
 }
 
-int log_enabled(enum log_level lvl) { return lvl >= log__level; }
+int log_enabled(enum log_level lvl)
+{
+    return lvl >= log__level;
+}
 
 /* The line with its newline into buf, as much as fits in size (NUL
  * terminated if size > 0); returns the line's whole length. */
-static size_t log__format(char *buf, size_t size, const char *stamp, long ms,
-                          enum log_level lvl, const char *service, const char *event,
-                          const char *fmt, va_list ap)
+static size_t log__format(char *buf, size_t size, const char *stamp, long ms, enum log_level lvl,
+                          const char *service, const char *event, const char *fmt, va_list ap)
 {
     int k = snprintf(buf, size, "%s.%03ldZ %-5s %s %s%s", stamp, ms, log__names[lvl],
                      service ? service : "-", event, fmt ? " " : "");
@@ -66,8 +71,8 @@ void log_event(enum log_level lvl, const char *service, const char *event, const
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
     va_list ap;
     va_start(ap, fmt);
-    size_t n = log__format(small, sizeof small, stamp, (long)tv.tv_usec / 1000, lvl, service,
-                           event, fmt, ap);
+    size_t n = log__format(small, sizeof small, stamp, (long)tv.tv_usec / 1000, lvl, service, event,
+                           fmt, ap);
     va_end(ap);
     if (n >= sizeof small) {
         if ((line = malloc(n + 1))) {

@@ -3,7 +3,11 @@
 #ifndef RECOVERD_LIB_LOG_H
 #define RECOVERD_LIB_LOG_H
 
-#define LOG_LEVEL_MAP(X) X(DEBUG, "debug") X(INFO, "info") X(WARN, "warn") X(ERROR, "error")
+#define LOG_LEVEL_MAP(X)                                                                           \
+    X(DEBUG, "debug")                                                                              \
+    X(INFO, "info")                                                                                \
+    X(WARN, "warn")                                                                                \
+    X(ERROR, "error")
 
 enum log_level {
 #define X(e, s) LOG_##e,

@@ -3,28 +3,45 @@
 #ifndef RECOVERD_LIB_MODEL_T_H
 #define RECOVERD_LIB_MODEL_T_H
 
-#define STATE_MAP(X)                                                       \
-    X(NORMAL, "normal") X(DEGRADED, "degraded") X(FAILED, "failed")        \
-    X(RECOVERING, "recovering") X(RECOVERED, "recovered")
+#define STATE_MAP(X)                                                                               \
+    X(NORMAL, "normal")                                                                            \
+    X(DEGRADED, "degraded")                                                                        \
+    X(FAILED, "failed")                                                                            \
+    X(RECOVERING, "recovering")                                                                    \
+    X(RECOVERED, "recovered")
 
-#define FAULT_TYPE_MAP(X)                                                  \
-    X(HARDWARE, "hardware") X(SOFTWARE, "software") X(NETWORK, "network")  \
-    X(CONFIGURATION, "configuration") X(RESOURCE, "resource")
+#define FAULT_TYPE_MAP(X)                                                                          \
+    X(HARDWARE, "hardware")                                                                        \
+    X(SOFTWARE, "software")                                                                        \
+    X(NETWORK, "network")                                                                          \
+    X(CONFIGURATION, "configuration")                                                              \
+    X(RESOURCE, "resource")
 
-#define SEVERITY_MAP(X)                                                    \
-    X(LOW, "low") X(MEDIUM, "medium") X(HIGH, "high") X(CRITICAL, "critical")
+#define SEVERITY_MAP(X)                                                                            \
+    X(LOW, "low")                                                                                  \
+    X(MEDIUM, "medium")                                                                            \
+    X(HIGH, "high")                                                                                \
+    X(CRITICAL, "critical")
 
-#define IMPACT_MAP(X)                                                      \
-    X(LOCAL, "local") X(SERVICE, "service") X(SYSTEM, "system")            \
+#define IMPACT_MAP(X)                                                                              \
+    X(LOCAL, "local")                                                                              \
+    X(SERVICE, "service")                                                                          \
+    X(SYSTEM, "system")                                                                            \
     X(GLOBAL, "global")
 
-#define ACTION_STATUS_MAP(X)                                               \
-    X(PENDING, "pending") X(EXECUTING, "executing")                        \
-    X(COMPLETED, "completed") X(FAILED, "failed") X(ABORTED, "aborted")
+#define ACTION_STATUS_MAP(X)                                                                       \
+    X(PENDING, "pending")                                                                          \
+    X(EXECUTING, "executing")                                                                      \
+    X(COMPLETED, "completed")                                                                      \
+    X(FAILED, "failed")                                                                            \
+    X(ABORTED, "aborted")
 
-#define STRATEGY_MAP(X)                                                    \
-    X(RESTART, "restart") X(FAILOVER, "failover") X(ROLLBACK, "rollback")  \
-    X(REPAIR, "repair") X(REPLACE, "replace")
+#define STRATEGY_MAP(X)                                                                            \
+    X(RESTART, "restart")                                                                          \
+    X(FAILOVER, "failover")                                                                        \
+    X(ROLLBACK, "rollback")                                                                        \
+    X(REPAIR, "repair")                                                                            \
+    X(REPLACE, "replace")
 
 enum state {
 #define X(e, s) STATE_##e,

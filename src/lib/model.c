@@ -11,16 +11,15 @@ static int model__find(const char *const *names, int n, const char *name)
     return -1;
 }
 
-#define MODEL_NAMES(type, prefix, MAP, COUNT)                              \
-    static const char *const type##__names[] = {                           \
-        MAP(MODEL__STR)};                                                  \
-    const char *type##_name(enum type v)                                   \
-    {                                                                      \
-        return (unsigned)v < (COUNT) ? type##__names[v] : "unknown";       \
-    }                                                                      \
-    int type##_parse(const char *name)                                     \
-    {                                                                      \
-        return model__find(type##__names, (COUNT), name);                  \
+#define MODEL_NAMES(type, prefix, MAP, COUNT)                                                      \
+    static const char *const type##__names[] = {MAP(MODEL__STR)};                                  \
+    const char *type##_name(enum type v)                                                           \
+    {                                                                                              \
+        return (unsigned)v < (COUNT) ? type##__names[v] : "unknown";                               \
+    }                                                                                              \
+    int type##_parse(const char *name)                                                             \
+    {                                                                                              \
+        return model__find(type##__names, (COUNT), name);                                          \
     }
 #define MODEL__STR(e, s) s,
 

@@ -9,20 +9,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#define PLUGIN__KEEP 16     /* entry points remembered; more are looked up each time */
+#define PLUGIN__KEEP 16       /* entry points remembered; more are looked up each time */
 #define PLUGIN__SYMBOL_MAX 64 /* bytes of an entry point's name remembered */
 
 /* One entry point found. */
 struct plugin__entry {
-    char name[PLUGIN_NAME_MAX + 1];     /* the plug-in's */
+    char name[PLUGIN_NAME_MAX + 1];  /* the plug-in's */
     char symbol[PLUGIN__SYMBOL_MAX]; /* the entry point's */
     void *addr;                      /* in the library, which is never closed */
 };
 
 static struct {
     struct plugin__entry found[PLUGIN__KEEP]; /* in load order */
-    size_t n;                                  /* entries used */
-    const char *dir;                           /* override for tests; NULL: next to the executable */
+    size_t n;                                 /* entries used */
+    const char *dir;                          /* override for tests; NULL: next to the executable */
 } plugin__g;
 
 bool plugin_name_ok(const char *name)

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define PLUGIN_NAME_MAX 32              /* bytes of a plug-in name */
+#define PLUGIN_NAME_MAX 32               /* bytes of a plug-in name */
 #define PLUGIN_FILE_FMT "recoverd-%s.so" /* the file of plug-in %s */
 
 /* The name goes into a file name: lower-case letters, digits and '_' only,

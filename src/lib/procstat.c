@@ -24,8 +24,9 @@ uint64_t procstat_start_ticks(pid_t pid)
         return 0;
     unsigned long long ticks = 0;
     /* After ')': state(3) ... starttime is field 22, the 20th after state. */
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
-                      "%*d %llu",
+    if (sscanf(p + 2,
+               "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
+               "%*d %llu",
                &ticks) != 1)
         return 0;
     return ticks;

@@ -18,25 +18,25 @@
 #define PROGRAM__LINGER_MS 100
 
 struct program {
-    uv_loop_t *loop;        /* borrowed */
-    program_done_cb cb;     /* NULL once cancelled */
-    void *arg;              /* for cb */
-    pid_t pid;              /* leader and process group id; 0 when spawn failed */
-    int pidfd;              /* readable once the leader exited; -1 when none */
-    uv_pipe_t out;          /* read end of the output pipe; data = this */
-    uv_poll_t exit_watch;   /* on pidfd; data = this */
-    uv_timer_t timer;       /* timeout, then linger after exit, or the spawn-error report */
-    int open;               /* handles initialised and not yet closed; freed at 0 */
-    bool has_out;           /* out was initialised */
-    bool has_watch;         /* exit_watch was initialised */
-    bool exited;            /* the leader's exit was seen (it stays a zombie until finish) */
-    bool eof;               /* the output reached EOF (or a read error ended it) */
-    bool finished;          /* handles are closing; nothing more happens */
-    bool keep_group;        /* a clean exit leaves what it started alone (start programs) */
-    uint64_t started_us;    /* clock_mono_us at program_run */
-    struct program_result r;/* built up as events arrive */
-    char *buf;              /* max + 1 bytes: the kept output and its NUL */
-    size_t max;             /* output bytes kept */
+    uv_loop_t *loop;         /* borrowed */
+    program_done_cb cb;      /* NULL once cancelled */
+    void *arg;               /* for cb */
+    pid_t pid;               /* leader and process group id; 0 when spawn failed */
+    int pidfd;               /* readable once the leader exited; -1 when none */
+    uv_pipe_t out;           /* read end of the output pipe; data = this */
+    uv_poll_t exit_watch;    /* on pidfd; data = this */
+    uv_timer_t timer;        /* timeout, then linger after exit, or the spawn-error report */
+    int open;                /* handles initialised and not yet closed; freed at 0 */
+    bool has_out;            /* out was initialised */
+    bool has_watch;          /* exit_watch was initialised */
+    bool exited;             /* the leader's exit was seen (it stays a zombie until finish) */
+    bool eof;                /* the output reached EOF (or a read error ended it) */
+    bool finished;           /* handles are closing; nothing more happens */
+    bool keep_group;         /* a clean exit leaves what it started alone (start programs) */
+    uint64_t started_us;     /* clock_mono_us at program_run */
+    struct program_result r; /* built up as events arrive */
+    char *buf;               /* max + 1 bytes: the kept output and its NUL */
+    size_t max;              /* output bytes kept */
 };
 
 /* Where output beyond max is read and dropped. One for all programs: its
@@ -117,8 +117,8 @@ static void program__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     struct program *p = h->data;
     size_t room = p->max - p->r.output_len;
     if (room > 0)
-        *b = uv_buf_init(p->buf + p->r.output_len, room < suggested ? (unsigned)room
-                                                                    : (unsigned)suggested);
+        *b = uv_buf_init(p->buf + p->r.output_len,
+                         room < suggested ? (unsigned)room : (unsigned)suggested);
     else
         *b = uv_buf_init(program__sink, sizeof program__sink);
 }

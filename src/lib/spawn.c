@@ -54,11 +54,11 @@ struct spawn__job {
 /* What every child sets back before exec. Written by the loop thread
  * between spawns, read by the child while the parent is suspended. */
 static struct {
-    bool recorded;          /* spawn_init has run */
-    int n_sigs;             /* entries in sigs */
-    int sigs[_NSIG];        /* signals not SIG_DFL in recoverd: caught or ignored */
-    bool have_nofile;       /* nofile was read */
-    struct rlimit nofile;   /* RLIMIT_NOFILE as recoverd was started */
+    bool recorded;        /* spawn_init has run */
+    int n_sigs;           /* entries in sigs */
+    int sigs[_NSIG];      /* signals not SIG_DFL in recoverd: caught or ignored */
+    bool have_nofile;     /* nofile was read */
+    struct rlimit nofile; /* RLIMIT_NOFILE as recoverd was started */
 } spawn__g;
 
 /* Before main, so before anything raises the fd limit (detect/http.c

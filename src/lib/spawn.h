@@ -9,10 +9,10 @@
 #include <sys/types.h>
 
 struct spawn_opts {
-    char *const *argv;  /* NULL-terminated; argv[0] without '/' is looked up in PATH */
-    char *const *envp;  /* NULL: recoverd's environment */
-    const char *cwd;    /* NULL: recoverd's working directory */
-    int out_fd;         /* becomes the child's stdout and stderr; -1: /dev/null */
+    char *const *argv; /* NULL-terminated; argv[0] without '/' is looked up in PATH */
+    char *const *envp; /* NULL: recoverd's environment */
+    const char *cwd;   /* NULL: recoverd's working directory */
+    int out_fd;        /* becomes the child's stdout and stderr; -1: /dev/null */
 };
 
 /* Record which signals recoverd catches or ignores (every disposition not

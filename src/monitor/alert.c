@@ -42,30 +42,30 @@ struct alert__open {
 /* One webhook. On the heap, each: its timer must not move, and a reload
  * hands it over to the new list as it is. */
 struct alert__hook {
-    struct alerter *a;               /* owner; borrowed */
-    const struct webhook_cfg *cfg;   /* borrowed from the alerter's config */
-    size_t index;                    /* in the config's list, for logs */
-    char where[URL_REDACTED_MAX];    /* scheme://host:port: what logs may say of the url */
-    bool usable;                     /* the url parses: messages are queued */
-    uv_timer_t retry;                /* backoff before the next attempt; data = this */
-    struct post *post;               /* the attempt in flight; NULL: none */
-    unsigned failures;               /* failed attempts of the head message */
-    struct alert__msg *head;         /* the message being delivered; NULL: idle */
-    struct alert__msg **tail;        /* where the next message goes */
-    size_t n_queued;                 /* messages in the queue, head included */
-    struct alert__open *open;        /* alerts not yet resolved */
+    struct alerter *a;             /* owner; borrowed */
+    const struct webhook_cfg *cfg; /* borrowed from the alerter's config */
+    size_t index;                  /* in the config's list, for logs */
+    char where[URL_REDACTED_MAX];  /* scheme://host:port: what logs may say of the url */
+    bool usable;                   /* the url parses: messages are queued */
+    uv_timer_t retry;              /* backoff before the next attempt; data = this */
+    struct post *post;             /* the attempt in flight; NULL: none */
+    unsigned failures;             /* failed attempts of the head message */
+    struct alert__msg *head;       /* the message being delivered; NULL: idle */
+    struct alert__msg **tail;      /* where the next message goes */
+    size_t n_queued;               /* messages in the queue, head included */
+    struct alert__open *open;      /* alerts not yet resolved */
 };
 
 struct alerter {
-    uv_loop_t *loop;                /* borrowed */
-    const struct alerts_cfg *cfg;   /* borrowed */
-    uv_timer_t repeat;              /* the next repeat due; data = this; its close frees */
-    struct alert__hook **hooks;     /* n_hooks, in config order */
+    uv_loop_t *loop;              /* borrowed */
+    const struct alerts_cfg *cfg; /* borrowed */
+    uv_timer_t repeat;            /* the next repeat due; data = this; its close frees */
+    struct alert__hook **hooks;   /* n_hooks, in config order */
     size_t n_hooks;
-    int64_t *symptoms;              /* ids of symptom faults not yet resolved */
-    size_t n_symptoms;              /* entries used */
-    size_t cap_symptoms;            /* entries allocated */
-    char host[256];                 /* gethostname(), in every message */
+    int64_t *symptoms;   /* ids of symptom faults not yet resolved */
+    size_t n_symptoms;   /* entries used */
+    size_t cap_symptoms; /* entries allocated */
+    char host[256];      /* gethostname(), in every message */
 };
 
 static void alert__deliver(struct alert__hook *h);
@@ -134,11 +134,10 @@ static json_t *alert__fault_json(const struct fault *f)
     if (!f)
         return json_null();
     return json_pack("{sI ss ss ss ss ss ss so so so}", "id", (json_int_t)f->id, "service",
-                     f->service, "check", f->check, "type", fault_type_name(f->type),
-                     "severity", severity_name(f->severity), "impact", impact_name(f->impact),
-                     "description", f->description, "context", alert__object(f->context),
-                     "opened_at", alert__time(f->opened_ms), "resolved_at",
-                     alert__time(f->resolved_ms));
+                     f->service, "check", f->check, "type", fault_type_name(f->type), "severity",
+                     severity_name(f->severity), "impact", impact_name(f->impact), "description",
+                     f->description, "context", alert__object(f->context), "opened_at",
+                     alert__time(f->opened_ms), "resolved_at", alert__time(f->resolved_ms));
 }
 
 static json_t *alert__action_json(const struct action *x)
@@ -147,10 +146,9 @@ static json_t *alert__action_json(const struct action *x)
         return json_null();
     return json_pack("{sI sI ss ss so ss so so so}", "id", (json_int_t)x->id, "fault_id",
                      (json_int_t)x->fault_id, "strategy", strategy_name(x->strategy), "status",
-                     action_status_name(x->status), "params", alert__object(x->params),
-                     "result", x->result, "created_at", alert__time(x->created_ms),
-                     "started_at", alert__time(x->started_ms), "finished_at",
-                     alert__time(x->finished_ms));
+                     action_status_name(x->status), "params", alert__object(x->params), "result",
+                     x->result, "created_at", alert__time(x->created_ms), "started_at",
+                     alert__time(x->started_ms), "finished_at", alert__time(x->finished_ms));
 }
 
 /* What an event carries besides the fault. */
@@ -172,10 +170,10 @@ static struct alert__msg *alert__msg_new(const struct alerter *a, const struct a
     for (size_t i = 0; o && sym && i < o->n_symptoms; i++)
         json_array_append_new(sym, json_integer(o->symptoms[i]));
     /* s?: null when NULL; s*: left out when NULL. */
-    doc = json_pack("{ss ss so so ss? so ss* s{ss} ss}", "event", ev->name, "service",
-                    ev->service, "fault", alert__fault_json(ev->f), "action",
-                    alert__action_json(ev->x), "next_strategy", ev->next_strategy, "symptoms",
-                    sym, "reason", ev->why, "recoverd", "host", a->host, "sent_at",
+    doc = json_pack("{ss ss so so ss? so ss* s{ss} ss}", "event", ev->name, "service", ev->service,
+                    "fault", alert__fault_json(ev->f), "action", alert__action_json(ev->x),
+                    "next_strategy", ev->next_strategy, "symptoms", sym, "reason", ev->why,
+                    "recoverd", "host", a->host, "sent_at",
                     clock_iso8601(clock_wall_ms(), now, sizeof now));
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     size_t len = text ? strlen(text) : 0;
@@ -272,8 +270,8 @@ static void alert__enqueue(struct alert__hook *h, struct alert__msg *m)
         /* The head is being delivered: the oldest waiting one goes. */
         struct alert__msg *old = h->head->next;
         log_event(LOG_WARN, old->service[0] ? old->service : NULL, "alert-dropped",
-                  "webhook=%zu url=\"%s\" alert=%s fault=%lld error=\"queue full (%d)\"",
-                  h->index, h->where, old->event, (long long)old->fault_id, ALERT_QUEUE_MAX);
+                  "webhook=%zu url=\"%s\" alert=%s fault=%lld error=\"queue full (%d)\"", h->index,
+                  h->where, old->event, (long long)old->fault_id, ALERT_QUEUE_MAX);
         h->head->next = old->next;
         if (h->tail == &old->next)
             h->tail = &h->head->next;
@@ -373,7 +371,10 @@ void alert_fault_opened(struct alerter *a, const struct fault *f)
 void alert_fault_escalated(struct alerter *a, const struct fault *f, const struct action *failed,
                            const char *next_strategy)
 {
-    struct alert__event ev = {.name = "escalated", .service = f->service, .f = f, .x = failed,
+    struct alert__event ev = {.name = "escalated",
+                              .service = f->service,
+                              .f = f,
+                              .x = failed,
                               .next_strategy = next_strategy};
     alert__update(a, &ev);
 }

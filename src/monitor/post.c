@@ -87,8 +87,8 @@ static int post__status(const struct http_result *res)
     if (res->err == UV_ETIMEDOUT)
         return -ETIMEDOUT;
     if (res->err == UV_EPROTO)
-        return res->status == 0 && (res->bad == HTTP_RESPONSE_E_EMPTY ||
-                                    res->bad == HTTP_RESPONSE_E_TRUNCATED)
+        return res->status == 0 &&
+                       (res->bad == HTTP_RESPONSE_E_EMPTY || res->bad == HTTP_RESPONSE_E_TRUNCATED)
                    ? -ECONNRESET
                    : -EPROTO;
     if (res->stage == HTTP_CLIENT_RESOLVE && res->err != UV_ENOMEM)
@@ -134,8 +134,9 @@ static int post__tls_start(struct post *p, uv_loop_t *loop, const char *url, con
                            size_t len, uint64_t timeout_ms)
 {
     int r = post__tls_find();
-    return r < 0 ? r : post__tls.ops->post(loop, url, body, len, timeout_ms, post__tls_done, p,
-                                           &p->tls);
+    return r < 0
+               ? r
+               : post__tls.ops->post(loop, url, body, len, timeout_ms, post__tls_done, p, &p->tls);
 }
 
 struct post *post_start(uv_loop_t *loop, const char *url, const char *body, size_t len,

@@ -38,8 +38,8 @@ void post_cancel(struct post *p);
 struct https_post;
 typedef void (*https_post_cb)(int status, void *arg);
 struct https_poster {
-    int (*post)(uv_loop_t *loop, const char *url, const char *body, size_t len,
-                uint64_t timeout_ms, https_post_cb done, void *arg, struct https_post **out);
+    int (*post)(uv_loop_t *loop, const char *url, const char *body, size_t len, uint64_t timeout_ms,
+                https_post_cb done, void *arg, struct https_post **out);
     void (*cancel)(struct https_post *p); /* never after done */
 };
 #define HTTPS_POSTER_ENTRY "recoverd_https_poster"

@@ -21,10 +21,8 @@
  * (fault-opened, recovery-started, recovery-succeeded, recovery-failed,
  * gave-up, faults-cleared, quiet). */
 static const enum state state__table[STATE__COUNT][EV__COUNT] = {
-    [STATE_NORMAL] = {D, R, V, R, F, N, N},
-    [STATE_DEGRADED] = {D, R, V, R, F, V, D},
-    [STATE_FAILED] = {F, R, V, F, F, V, F},
-    [STATE_RECOVERING] = {R, R, V, R, F, V, R},
+    [STATE_NORMAL] = {D, R, V, R, F, N, N},    [STATE_DEGRADED] = {D, R, V, R, F, V, D},
+    [STATE_FAILED] = {F, R, V, F, F, V, F},    [STATE_RECOVERING] = {R, R, V, R, F, V, R},
     [STATE_RECOVERED] = {D, R, V, R, F, V, N},
 };
 
@@ -52,7 +50,10 @@ enum state state_next(enum state from, enum state_event ev)
     return state__table[from][ev];
 }
 
-static void state__quiet_cb(uv_timer_t *t) { state_quiet_tick(t->data); }
+static void state__quiet_cb(uv_timer_t *t)
+{
+    state_quiet_tick(t->data);
+}
 
 int monitor_init(struct monitor *m, uv_loop_t *loop, struct journal *j, uint64_t quiet_ms)
 {

@@ -14,10 +14,14 @@
 
 struct journal;
 
-#define STATE_EVENT_MAP(X)                                                 \
-    X(FAULT_OPENED, "fault-opened") X(RECOVERY_STARTED, "recovery-started") \
-    X(RECOVERY_SUCCEEDED, "recovery-succeeded") X(RECOVERY_FAILED, "recovery-failed") \
-    X(GAVE_UP, "gave-up") X(FAULTS_CLEARED, "faults-cleared") X(QUIET, "quiet")
+#define STATE_EVENT_MAP(X)                                                                         \
+    X(FAULT_OPENED, "fault-opened")                                                                \
+    X(RECOVERY_STARTED, "recovery-started")                                                        \
+    X(RECOVERY_SUCCEEDED, "recovery-succeeded")                                                    \
+    X(RECOVERY_FAILED, "recovery-failed")                                                          \
+    X(GAVE_UP, "gave-up")                                                                          \
+    X(FAULTS_CLEARED, "faults-cleared")                                                            \
+    X(QUIET, "quiet")
 
 enum state_event {
 #define X(e, s) EV_##e,
@@ -28,27 +32,27 @@ enum state_event {
 
 /* The system: every service's state part registers here. */
 struct monitor {
-    struct journal *journal;           /* borrowed */
-    uv_timer_t quiet_timer;            /* recovered -> normal; data = this */
-    uint64_t quiet_ms;                 /* the quiet period */
-    enum state state;                  /* the system's state */
-    uint64_t state_ms;                 /* CLOCK_REALTIME ms of its last transition */
-    struct svc_state **list;           /* n registered parts (order irrelevant) */
+    struct journal *journal; /* borrowed */
+    uv_timer_t quiet_timer;  /* recovered -> normal; data = this */
+    uint64_t quiet_ms;       /* the quiet period */
+    enum state state;        /* the system's state */
+    uint64_t state_ms;       /* CLOCK_REALTIME ms of its last transition */
+    struct svc_state **list; /* n registered parts (order irrelevant) */
     size_t n, cap;
-    unsigned by_state[STATE__COUNT];   /* registered services in each state */
-    unsigned open_faults;              /* open faults of registered services */
-    unsigned critical_faults;          /* of which critical */
+    unsigned by_state[STATE__COUNT]; /* registered services in each state */
+    unsigned open_faults;            /* open faults of registered services */
+    unsigned critical_faults;        /* of which critical */
 };
 
 /* One service's place in the machine. */
 struct svc_state {
-    struct monitor *m;     /* the system; borrowed */
-    const char *name;      /* the service's; borrowed */
-    enum state state;      /* as journaled */
-    uint64_t state_ms;     /* CLOCK_REALTIME ms of the last transition */
-    unsigned open_faults;  /* its open faults (kept by the analyzer) */
-    unsigned critical;     /* of which critical */
-    size_t index;          /* in m->list; SIZE_MAX when not registered */
+    struct monitor *m;    /* the system; borrowed */
+    const char *name;     /* the service's; borrowed */
+    enum state state;     /* as journaled */
+    uint64_t state_ms;    /* CLOCK_REALTIME ms of the last transition */
+    unsigned open_faults; /* its open faults (kept by the analyzer) */
+    unsigned critical;    /* of which critical */
+    size_t index;         /* in m->list; SIZE_MAX when not registered */
 };
 
 const char *state_event_name(enum state_event ev);

@@ -55,7 +55,10 @@ const char *recovery_event_name(enum recovery_event e)
     return (unsigned)e < REC_EV__COUNT ? rec__event_names[e] : "unknown";
 }
 
-static void rec__timer_cb(uv_timer_t *t) { recovery_event(t->data, REC_EV_TIMER); }
+static void rec__timer_cb(uv_timer_t *t)
+{
+    recovery_event(t->data, REC_EV_TIMER);
+}
 
 static void rec__closed_cb(uv_handle_t *h)
 {
@@ -193,8 +196,8 @@ static void rec__verify_begin(struct recovery *r)
         cs->pid = r->sup->pid;
         uint64_t since = clock_mono_us() - r->sup->spawned_us;
         uint64_t period = r->cfg->start_period_ms * 1000;
-        cs->start_until_us = rec__has_process(r) && since < period
-                                 ? r->sup->spawned_us + period : 0;
+        cs->start_until_us = rec__has_process(r) && since < period ? r->sup->spawned_us + period
+                                                                   : 0;
         check_set_start(cs, REC__FIRST_PROBE_MS);
     }
     uint64_t window = cs->n ? r->cfg->verify_ms : r->cfg->restart.stable_ms;
@@ -208,8 +211,10 @@ static void rec__verified(struct recovery *r)
     char result[256];
     bool had_action = r->has_action;
     if (rec__has_process(r))
-        snprintf(result, sizeof result, "verified: pid %d running, %zu check(s) passing %llu ms "
-                 "after %s", (int)r->sup->pid, r->checks->n,
+        snprintf(result, sizeof result,
+                 "verified: pid %d running, %zu check(s) passing %llu ms "
+                 "after %s",
+                 (int)r->sup->pid, r->checks->n,
                  (unsigned long long)((clock_mono_us() - r->sup->spawned_us) / 1000),
                  r->cfg->command ? "spawn" : "it appeared");
     else
@@ -251,8 +256,7 @@ static void rec__step(struct recovery *r);
 static void rec__give_up(struct recovery *r, const char *why)
 {
     char desc[256];
-    snprintf(desc, sizeof desc, "%.180s; automatic recovery stopped until an operator acts",
-             why);
+    snprintf(desc, sizeof desc, "%.180s; automatic recovery stopped until an operator acts", why);
     rec__set(r, REC_GAVE_UP);
     rec__ready(r); /* its dependents start anyway: their faults will be its symptoms */
     analyzer_gave_up(r->faults, desc);
@@ -276,8 +280,8 @@ static void rec__fail(struct recovery *r, const char *result, bool retry)
         alert_fault_escalated(r->ex->alerter, f, &r->action, strategy_name(r->plan[r->step]));
     if (r->step >= r->n_plan) {
         char why[256];
-        snprintf(why, sizeof why, "recovery chain exhausted: %s failed: %.180s",
-                 strategy_name(st), result);
+        snprintf(why, sizeof why, "recovery chain exhausted: %s failed: %.180s", strategy_name(st),
+                 result);
         rec__give_up(r, why);
         return;
     }
@@ -288,9 +292,9 @@ static void rec__enqueue(struct recovery *r)
 {
     struct recovery **p = &r->ex->queue;
     /* First attempts go ahead of repeat offenders, then oldest first. */
-    while (*p && ((*p)->attempts < r->attempts ||
-                  ((*p)->attempts == r->attempts &&
-                   (*p)->action.created_ms <= r->action.created_ms)))
+    while (*p &&
+           ((*p)->attempts < r->attempts ||
+            ((*p)->attempts == r->attempts && (*p)->action.created_ms <= r->action.created_ms)))
         p = &(*p)->next;
     r->next = *p;
     *p = r;
@@ -418,8 +422,7 @@ static bool rec__open_unpassed(struct recovery *r, const char *why)
             continue;
         struct observation o = c->last;
         if (!c->has_result || c->last.ok)
-            o = (struct observation){.type = FAULT_SOFTWARE, .severity = SEVERITY_HIGH,
-                                     .code = -1};
+            o = (struct observation){.type = FAULT_SOFTWARE, .severity = SEVERITY_HIGH, .code = -1};
         char reason[sizeof o.reason];
         text_format(reason, sizeof reason, "%s (%s)",
                     c->has_result && !c->last.ok ? c->last.reason : "not passing", why);
@@ -431,8 +434,7 @@ static bool rec__open_unpassed(struct recovery *r, const char *why)
 
 static bool rec__exit_fault(struct recovery *r, const struct sup_exit *e)
 {
-    return analyzer_process_exited(r->faults, e->code, e->signal, e->uptime_ms) ==
-           FAULT_REOPENED;
+    return analyzer_process_exited(r->faults, e->code, e->signal, e->uptime_ms) == FAULT_REOPENED;
 }
 
 static void rec__exit_text(const struct sup_exit *e, bool verifying, char *buf, size_t len)
@@ -447,7 +449,9 @@ static void rec__exit_text(const struct sup_exit *e, bool verifying, char *buf, 
 
 typedef void (*rec_action)(struct recovery *r);
 
-static void rec__nothing(struct recovery *r) {}
+static void rec__nothing(struct recovery *r)
+{
+}
 
 /* IDLE + start: spawn (supervised) or find (external) the process and
  * verify like a recovery, so faults a previous recoverd left open resolve
@@ -460,8 +464,9 @@ static void rec__start(struct recovery *r)
     else if (r->cfg->command)
         err = supervisor_event(r->sup, SUP_EV_SPAWN, STOP_NONE);
     if (err < 0) {
-        bool reopened = r->cfg->pidfile ? analyzer_external_missing(r->faults, err) == FAULT_REOPENED
-                                        : analyzer_spawn_failed(r->faults, err) == FAULT_REOPENED;
+        bool reopened = r->cfg->pidfile
+                            ? analyzer_external_missing(r->faults, err) == FAULT_REOPENED
+                            : analyzer_spawn_failed(r->faults, err) == FAULT_REOPENED;
         rec__plan_start(r, reopened); /* its dependents wait for this first recovery */
         return;
     }
@@ -475,8 +480,8 @@ static void rec__idle_failing(struct recovery *r)
     if (r->faults->n_deps && !analyzer_root_cause(r->faults)) {
         rec__set(r, REC_CORRELATING);
         uv_timer_start(&r->timer, rec__timer_cb, REC__CORRELATE_MS, 0);
-        log_event(LOG_DEBUG, r->service, "correlating", "check=%s wait_ms=%d",
-                  r->check->cfg->name, REC__CORRELATE_MS);
+        log_event(LOG_DEBUG, r->service, "correlating", "check=%s wait_ms=%d", r->check->cfg->name,
+                  REC__CORRELATE_MS);
         return;
     }
     enum fault_open o = rec__check_fault(r, r->check, r->obs);
@@ -499,14 +504,17 @@ static void rec__correlated(struct recovery *r)
 }
 
 /* Any state but IDLE/CORRELATING/VERIFYING + check failing: record it. */
-static void rec__record_failing(struct recovery *r) { rec__check_fault(r, r->check, r->obs); }
+static void rec__record_failing(struct recovery *r)
+{
+    rec__check_fault(r, r->check, r->obs);
+}
 
 /* IDLE + check reported: faults whose checks all pass again resolve, held
  * or not; with nothing to act on that is how a watched service recovers. */
 static void rec__idle_reported(struct recovery *r)
 {
-    if (!analyzer_trigger(r->faults) || !rec__process_ok(r) ||
-        !check_set_all_passing(r->checks) || r->checks->n == 0)
+    if (!analyzer_trigger(r->faults) || !rec__process_ok(r) || !check_set_all_passing(r->checks) ||
+        r->checks->n == 0)
         return;
     int resolved = analyzer_resolve_all(r->faults, "checks passing again", false);
     if (resolved > 0) {
@@ -669,7 +677,10 @@ static void rec__verifying_exited(struct recovery *r)
 }
 
 /* PENDING + timer: the delay (backoff) is over: wait for a slot. */
-static void rec__delay_over(struct recovery *r) { rec__enqueue(r); }
+static void rec__delay_over(struct recovery *r)
+{
+    rec__enqueue(r);
+}
 
 /* PENDING + slot: run. */
 static void rec__run(struct recovery *r)
@@ -683,9 +694,9 @@ static void rec__run(struct recovery *r)
     a->status = ACTION_EXECUTING;
     a->started_ms = clock_wall_ms();
     journal_action_update(ex->journal, a);
-    log_event(LOG_INFO, r->service, "action-started", "action=%lld fault=%lld strategy=%s step=%u/%u",
-              (long long)a->id, (long long)a->fault_id, strategy_name(a->strategy), r->step + 1,
-              r->n_plan);
+    log_event(LOG_INFO, r->service, "action-started",
+              "action=%lld fault=%lld strategy=%s step=%u/%u", (long long)a->id,
+              (long long)a->fault_id, strategy_name(a->strategy), r->step + 1, r->n_plan);
     char cause[96];
     snprintf(cause, sizeof cause, "action %lld: %s", (long long)a->id, strategy_name(a->strategy));
     state_service_event(r->st, EV_RECOVERY_STARTED, cause);
@@ -801,7 +812,10 @@ static void rec__dep_recovered(struct recovery *r)
     }
 }
 
-static void rec__dep_recovered_flag(struct recovery *r) { analyzer_clear_symptoms(r->faults); }
+static void rec__dep_recovered_flag(struct recovery *r)
+{
+    analyzer_clear_symptoms(r->faults);
+}
 
 /* ABORT: whatever runs ends here. */
 static void rec__abort(struct recovery *r)
@@ -822,18 +836,18 @@ static const rec_action rec__table[REC__COUNT][REC_EV__COUNT] = {
      * operator, dependency-recovered, abort */
     [REC_IDLE] = {rec__start, rec__idle_failing, rec__idle_reported, rec__idle_exited, I, I, I,
                   rec__hold, rec__release, rec__operate, rec__dep_recovered, rec__abort},
-    [REC_CORRELATING] = {I, I, rec__correlating_reported, rec__correlating_exited,
-                         rec__correlated, I, I, rec__hold, rec__release_flag, I,
-                         rec__dep_recovered_flag, rec__abort},
+    [REC_CORRELATING] = {I, I, rec__correlating_reported, rec__correlating_exited, rec__correlated,
+                         I, I, rec__hold, rec__release_flag, I, rec__dep_recovered_flag,
+                         rec__abort},
     [REC_PENDING] = {I, rec__record_failing, rec__pending_reported, rec__record_exited,
                      rec__delay_over, rec__run, I, rec__hold_pending, rec__release_flag, I,
                      rec__dep_recovered_flag, rec__abort},
     [REC_EXECUTING] = {I, rec__record_failing, I, rec__executing_exited, rec__action_timeout, I,
                        rec__executed, rec__hold, rec__release_flag, I, rec__dep_recovered_flag,
                        rec__abort},
-    [REC_VERIFYING] = {I, rec__verifying_failing, rec__verifying_reported,
-                       rec__verifying_exited, rec__verify_timeout, I, I, rec__hold,
-                       rec__release_flag, rec__operate, rec__dep_recovered_flag, rec__abort},
+    [REC_VERIFYING] = {I, rec__verifying_failing, rec__verifying_reported, rec__verifying_exited,
+                       rec__verify_timeout, I, I, rec__hold, rec__release_flag, rec__operate,
+                       rec__dep_recovered_flag, rec__abort},
     [REC_GAVE_UP] = {I, rec__record_failing, I, rec__record_exited, I, I, I, rec__hold,
                      rec__release, rec__operate, rec__dep_recovered_flag, rec__abort},
 };
@@ -891,8 +905,7 @@ int recovery_release(struct recovery *r)
     return 0;
 }
 
-int recovery_operate(struct recovery *r, int64_t fault_id, enum strategy st, char *err,
-                     size_t len)
+int recovery_operate(struct recovery *r, int64_t fault_id, enum strategy st, char *err, size_t len)
 {
     if (fault_id) {
         bool found = false;
@@ -908,8 +921,8 @@ int recovery_operate(struct recovery *r, int64_t fault_id, enum strategy st, cha
         snprintf(err, len, "%s is not usable for %s: %s", strategy_name(st), r->service, no.why);
         return -EINVAL;
     }
-    if (r->has_action || (r->state != REC_IDLE && r->state != REC_GAVE_UP &&
-                          r->state != REC_VERIFYING)) {
+    if (r->has_action ||
+        (r->state != REC_IDLE && r->state != REC_GAVE_UP && r->state != REC_VERIFYING)) {
         snprintf(err, len, "a recovery of %s is in progress (action %lld)", r->service,
                  (long long)r->action.id);
         return -EBUSY;
@@ -952,9 +965,9 @@ void recovery_view(const struct recovery *r, json_t *j)
     json_object_set_new(j, "recovery", json_string(recovery_state_name(r->state)));
     json_object_set_new(j, "held", json_boolean(r->held));
     json_object_set_new(j, "given_up", json_boolean(r->state == REC_GAVE_UP));
-    json_object_set_new(j, "recovering", json_boolean(r->state == REC_PENDING ||
-                                                      r->state == REC_EXECUTING ||
-                                                      (r->state == REC_VERIFYING && r->has_action)));
+    json_object_set_new(j, "recovering",
+                        json_boolean(r->state == REC_PENDING || r->state == REC_EXECUTING ||
+                                     (r->state == REC_VERIFYING && r->has_action)));
     for (int st = 0; st < STRATEGY__COUNT; st++) {
         const struct strategy_ops *ops = strategy_find(st);
         if (ops && ops->view)

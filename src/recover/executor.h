@@ -29,9 +29,13 @@ struct sup_exit;
 struct supervisor;
 struct svc_state;
 
-#define RECOVERY_STATE_MAP(X)                                              \
-    X(IDLE, "idle") X(CORRELATING, "correlating") X(PENDING, "pending")     \
-    X(EXECUTING, "executing") X(VERIFYING, "verifying") X(GAVE_UP, "gave-up")
+#define RECOVERY_STATE_MAP(X)                                                                      \
+    X(IDLE, "idle")                                                                                \
+    X(CORRELATING, "correlating")                                                                  \
+    X(PENDING, "pending")                                                                          \
+    X(EXECUTING, "executing")                                                                      \
+    X(VERIFYING, "verifying")                                                                      \
+    X(GAVE_UP, "gave-up")
 enum recovery_state {
 #define X(e, s) REC_##e,
     RECOVERY_STATE_MAP(X)
@@ -39,11 +43,19 @@ enum recovery_state {
         REC__COUNT
 };
 
-#define RECOVERY_EVENT_MAP(X)                                                        \
-    X(START, "start") X(CHECK_FAILING, "check-failing") X(CHECK_REPORTED, "check-reported") \
-    X(EXITED, "exited") X(TIMER, "timer") X(SLOT, "slot") X(EXECUTED, "executed")           \
-    X(HOLD, "hold") X(RELEASE, "release") X(OPERATOR, "operator")                          \
-    X(DEP_RECOVERED, "dependency-recovered") X(ABORT, "abort")
+#define RECOVERY_EVENT_MAP(X)                                                                      \
+    X(START, "start")                                                                              \
+    X(CHECK_FAILING, "check-failing")                                                              \
+    X(CHECK_REPORTED, "check-reported")                                                            \
+    X(EXITED, "exited")                                                                            \
+    X(TIMER, "timer")                                                                              \
+    X(SLOT, "slot")                                                                                \
+    X(EXECUTED, "executed")                                                                        \
+    X(HOLD, "hold")                                                                                \
+    X(RELEASE, "release")                                                                          \
+    X(OPERATOR, "operator")                                                                        \
+    X(DEP_RECOVERED, "dependency-recovered")                                                       \
+    X(ABORT, "abort")
 enum recovery_event {
 #define X(e, s) REC_EV_##e,
     RECOVERY_EVENT_MAP(X)
@@ -60,15 +72,15 @@ enum exec_outcome {
 
 /* Shared by every service: the slots and the queue. */
 struct executor {
-    struct journal *journal;       /* borrowed */
-    struct alerter *alerter;       /* borrowed */
-    unsigned max_executing;        /* max_concurrent_recoveries: actions stopping, spawning, running */
-    unsigned executing;            /* actions holding a slot now */
-    unsigned max_starting;         /* processes started by recoveries and not verified yet */
-    unsigned starting;             /* now */
-    uint64_t action_timeout_ms;    /* an action executing longer fails */
-    struct recovery *queue;        /* due actions waiting for a slot: first attempts first */
-    bool stopping;                 /* recoverd is stopping: no automatic recovery */
+    struct journal *journal;    /* borrowed */
+    struct alerter *alerter;    /* borrowed */
+    unsigned max_executing;     /* max_concurrent_recoveries: actions stopping, spawning, running */
+    unsigned executing;         /* actions holding a slot now */
+    unsigned max_starting;      /* processes started by recoveries and not verified yet */
+    unsigned starting;          /* now */
+    uint64_t action_timeout_ms; /* an action executing longer fails */
+    struct recovery *queue;     /* due actions waiting for a slot: first attempts first */
+    bool stopping;              /* recoverd is stopping: no automatic recovery */
 };
 
 /* What a recovery tells its owner (the composition root). */
@@ -80,40 +92,40 @@ struct recovery_sink {
 };
 
 struct recovery {
-    struct executor *ex;            /* shared; borrowed */
-    uv_loop_t *loop;                /* borrowed */
-    const char *service;            /* its name; borrowed */
-    const struct service_cfg *cfg;  /* borrowed */
-    struct supervisor *sup;         /* the service's process; borrowed */
-    struct check_set *checks;       /* its checks; borrowed */
-    struct faults *faults;          /* its faults; borrowed */
-    struct svc_state *st;           /* its state; borrowed */
-    struct recovery_sink sink;      /* set by the owner */
-    enum recovery_state state;      /* written only by the table */
-    bool held;                      /* maintenance: detection goes on, recovery pauses */
-    bool ready;                     /* verified (or given its chance) once */
-    bool has_action;                /* `action` is pending or executing */
-    struct action action;           /* the recovery in progress, or the last one */
-    int plan[STRATEGY__COUNT];      /* its strategies (enum strategy), in order */
-    unsigned n_plan;                /* entries of plan */
-    unsigned step;                  /* the plan entry being tried */
-    unsigned attempts;              /* actions run for this plan (queue order) */
-    bool queued;                    /* on ex->queue */
-    bool holds_slot;                /* its executing action counts in ex->executing */
-    bool starting;                  /* counts in ex->starting (a spawn being verified) */
-    struct recovery *next;          /* ex->queue link */
-    uv_timer_t timer;               /* the state's one deadline: correlation, delay, action, verification */
-    int64_t flap_fault;             /* the fault the last plan was for */
-    unsigned flap_step;             /* and the step it had reached */
-    void *priv[STRATEGY__COUNT];    /* each strategy's per-service state; owned */
-    int handles_open;               /* loop handles not closed yet */
+    struct executor *ex;           /* shared; borrowed */
+    uv_loop_t *loop;               /* borrowed */
+    const char *service;           /* its name; borrowed */
+    const struct service_cfg *cfg; /* borrowed */
+    struct supervisor *sup;        /* the service's process; borrowed */
+    struct check_set *checks;      /* its checks; borrowed */
+    struct faults *faults;         /* its faults; borrowed */
+    struct svc_state *st;          /* its state; borrowed */
+    struct recovery_sink sink;     /* set by the owner */
+    enum recovery_state state;     /* written only by the table */
+    bool held;                     /* maintenance: detection goes on, recovery pauses */
+    bool ready;                    /* verified (or given its chance) once */
+    bool has_action;               /* `action` is pending or executing */
+    struct action action;          /* the recovery in progress, or the last one */
+    int plan[STRATEGY__COUNT];     /* its strategies (enum strategy), in order */
+    unsigned n_plan;               /* entries of plan */
+    unsigned step;                 /* the plan entry being tried */
+    unsigned attempts;             /* actions run for this plan (queue order) */
+    bool queued;                   /* on ex->queue */
+    bool holds_slot;               /* its executing action counts in ex->executing */
+    bool starting;                 /* counts in ex->starting (a spawn being verified) */
+    struct recovery *next;         /* ex->queue link */
+    uv_timer_t timer;   /* the state's one deadline: correlation, delay, action, verification */
+    int64_t flap_fault; /* the fault the last plan was for */
+    unsigned flap_step; /* and the step it had reached */
+    void *priv[STRATEGY__COUNT]; /* each strategy's per-service state; owned */
+    int handles_open;            /* loop handles not closed yet */
     /* The event being handled (table arguments). */
-    const struct observation *obs;  /* CHECK_FAILING */
-    struct check *check;            /* CHECK_FAILING, CHECK_REPORTED */
-    const struct sup_exit *exit;    /* EXITED */
-    enum exec_outcome outcome;      /* EXECUTED */
-    const char *result;             /* EXECUTED, ABORT, OPERATOR */
-    int op_strategy;                /* OPERATOR: the strategy asked for */
+    const struct observation *obs; /* CHECK_FAILING */
+    struct check *check;           /* CHECK_FAILING, CHECK_REPORTED */
+    const struct sup_exit *exit;   /* EXITED */
+    enum exec_outcome outcome;     /* EXECUTED */
+    const char *result;            /* EXECUTED, ABORT, OPERATOR */
+    int op_strategy;               /* OPERATOR: the strategy asked for */
 };
 
 const char *recovery_state_name(enum recovery_state s);
@@ -139,8 +151,7 @@ void recovery_abort(struct recovery *r, const char *why);
  * (strategy not usable: why in err), -ENOENT (no such open fault). */
 int recovery_hold(struct recovery *r);
 int recovery_release(struct recovery *r);
-int recovery_operate(struct recovery *r, int64_t fault_id, enum strategy st, char *err,
-                     size_t len);
+int recovery_operate(struct recovery *r, int64_t fault_id, enum strategy st, char *err, size_t len);
 
 /* The analysis a fault's context gets (fault_advisor.analyse). */
 void recovery_analyse(void *r, const struct fault *f, json_t *context);

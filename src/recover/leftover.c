@@ -37,8 +37,8 @@ enum leftover__state {
 struct leftover__set;
 
 struct leftover__entry {
-    struct leftover l;         /* the caller's entry; l.service is a heap copy */
-    struct leftover__set *set; /* owner */
+    struct leftover l;          /* the caller's entry; l.service is a heap copy */
+    struct leftover__set *set;  /* owner */
     enum leftover__state state; /* see the table above */
     enum leftover_fate fate;    /* when FOUND: what to report */
     int pidfd;                  /* watched by poll; -1: watched through /proc */

@@ -14,15 +14,15 @@
 #define LEFTOVER_KILL_WAIT_MS 5000
 
 #define LEFTOVER_FATE_MAP(X)                                                                       \
-    X(ABSENT, "absent")   /* not running, or its pid is another process now: untouched */       \
-    X(STOPPED, "stopped") /* gone within its grace after the stop signal */                      \
-    X(KILLED, "killed")   /* SIGKILLed when its grace ran out, then gone */                      \
+    X(ABSENT, "absent")   /* not running, or its pid is another process now: untouched */          \
+    X(STOPPED, "stopped") /* gone within its grace after the stop signal */                        \
+    X(KILLED, "killed")   /* SIGKILLed when its grace ran out, then gone */                        \
     X(STUCK, "stuck")     /* still there LEFTOVER_KILL_WAIT_MS after SIGKILL */
 enum leftover_fate {
 #define X(e, s) LEFTOVER_##e,
     LEFTOVER_FATE_MAP(X)
 #undef X
-    LEFTOVER_FATES /* how many */
+        LEFTOVER_FATES /* how many */
 };
 
 /* "absent", "stopped", ... */

@@ -7,17 +7,17 @@
 #include <uv.h>
 
 struct output {
-    uv_pipe_t pipe;         /* read end; data = this output */
-    uv_timer_t resume;      /* rate cap: resume reading after a pause */
-    int write_fd;           /* write end given to every spawn of the service; -1 when closed */
-    int log_fd;             /* the open log file; -1 when none */
-    char *path;             /* state_dir/logs/<name>.log */
-    uint64_t size;          /* bytes in the current log file */
-    uint64_t max_bytes;     /* rotate past this */
-    uint64_t window_us;     /* start of the current rate window, monotonic */
-    uint64_t window_bytes;  /* bytes read in that window */
-    bool reading;           /* uv_read_start is in effect */
-    int closing;            /* handles still to close */
+    uv_pipe_t pipe;        /* read end; data = this output */
+    uv_timer_t resume;     /* rate cap: resume reading after a pause */
+    int write_fd;          /* write end given to every spawn of the service; -1 when closed */
+    int log_fd;            /* the open log file; -1 when none */
+    char *path;            /* state_dir/logs/<name>.log */
+    uint64_t size;         /* bytes in the current log file */
+    uint64_t max_bytes;    /* rotate past this */
+    uint64_t window_us;    /* start of the current rate window, monotonic */
+    uint64_t window_bytes; /* bytes read in that window */
+    bool reading;          /* uv_read_start is in effect */
+    int closing;           /* handles still to close */
     void (*closed_cb)(struct output *o); /* called once both handles are closed */
 };
 

@@ -95,8 +95,8 @@ static void output__resume_cb(uv_timer_t *t)
     struct output *o = t->data;
     o->window_us = clock_mono_us();
     o->window_bytes = 0;
-    if (!o->reading && uv_read_start((uv_stream_t *)&o->pipe, output__alloc_cb,
-                                     output__read_cb) == 0)
+    if (!o->reading &&
+        uv_read_start((uv_stream_t *)&o->pipe, output__alloc_cb, output__read_cb) == 0)
         o->reading = true;
 }
 

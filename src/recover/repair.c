@@ -64,10 +64,10 @@ static void repair__done(const struct program_result *res, void *arg)
 static void repair__run(struct recovery *r)
 {
     const struct repair_cfg *rc = &r->cfg->repair;
-    action_set_params(&r->action, json_pack("{s:s, s:I}", "program", rc->command[0],
-                                            "timeout_ms", (json_int_t)rc->timeout_ms));
-    struct program *p = program_run(r->loop, rc->command, r->sup->envp, r->cfg->cwd,
-                                    rc->timeout_ms, REPAIR__OUTPUT_MAX, repair__done, r);
+    action_set_params(&r->action, json_pack("{s:s, s:I}", "program", rc->command[0], "timeout_ms",
+                                            (json_int_t)rc->timeout_ms));
+    struct program *p = program_run(r->loop, rc->command, r->sup->envp, r->cfg->cwd, rc->timeout_ms,
+                                    REPAIR__OUTPUT_MAX, repair__done, r);
     repair__st(r)->program = p;
     if (!p)
         recovery_executed(r, EXEC_FAILED, "repair program: out of memory");

@@ -83,14 +83,14 @@ void restart_policy_free(struct restart_policy *p)
 #define RESTART__PIDFILE_POLL_MS 50
 
 struct restart__state {
-    struct restart_policy policy;  /* limit and backoff */
-    unsigned restarts;             /* since recoverd started (shown by the API) */
-    uint64_t delay_ms;             /* the delay of the action being run */
-    bool prespawned;               /* act_first spawned already: run() reports it */
-    struct program *program;       /* external: a program in flight */
-    int program_step;              /* external stop+start: 0 stop running, 1 start running */
-    uv_timer_t *pidfile_wait;      /* external: polling the pidfile; freed in its close cb */
-    uint64_t waiting_since_us;     /* monotonic start of that wait */
+    struct restart_policy policy; /* limit and backoff */
+    unsigned restarts;            /* since recoverd started (shown by the API) */
+    uint64_t delay_ms;            /* the delay of the action being run */
+    bool prespawned;              /* act_first spawned already: run() reports it */
+    struct program *program;      /* external: a program in flight */
+    int program_step;             /* external stop+start: 0 stop running, 1 start running */
+    uv_timer_t *pidfile_wait;     /* external: polling the pidfile; freed in its close cb */
+    uint64_t waiting_since_us;    /* monotonic start of that wait */
 };
 
 static struct restart__state *restart__st(const struct recovery *r)
@@ -98,15 +98,18 @@ static struct restart__state *restart__st(const struct recovery *r)
     return r->priv[STRATEGY_RESTART];
 }
 
-static uint64_t restart__now(void) { return clock_mono_us() / 1000; }
+static uint64_t restart__now(void)
+{
+    return clock_mono_us() / 1000;
+}
 
 static struct strategy_no restart__applicable(const struct recovery *r)
 {
     static char why[96];
     const struct service_cfg *c = r->cfg;
     if (!c->command && !(c->pidfile && (c->restart_cmd || c->start_cmd)))
-        return (struct strategy_no){
-            "not configured (no command, and no restart or start program)", true};
+        return (struct strategy_no){"not configured (no command, and no restart or start program)",
+                                    true};
     struct restart__state *st = restart__st(r);
     uint64_t now = restart__now();
     unsigned recent = 0;
@@ -114,8 +117,8 @@ static struct strategy_no restart__applicable(const struct recovery *r)
         recent += now - st->policy.log[i] < c->restart.window_ms;
     if (recent < c->restart.max)
         return (struct strategy_no){NULL, false};
-    snprintf(why, sizeof why, "restart limit reached (%u restarts within %llu ms)",
-             c->restart.max, (unsigned long long)c->restart.window_ms);
+    snprintf(why, sizeof why, "restart limit reached (%u restarts within %llu ms)", c->restart.max,
+             (unsigned long long)c->restart.window_ms);
     return (struct strategy_no){why, false};
 }
 
@@ -128,8 +131,9 @@ static uint64_t restart__delay(struct recovery *r)
     bool running = sp->state != SUP_DOWN;
     if (st->prespawned || !r->cfg->command)
         return st->delay_ms = 0;
-    uint64_t uptime = running ? (clock_mono_us() - sp->spawned_us) / 1000
-                      : sp->has_exit ? sp->last.uptime_ms : 0;
+    uint64_t uptime = running        ? (clock_mono_us() - sp->spawned_us) / 1000
+                      : sp->has_exit ? sp->last.uptime_ms
+                                     : 0;
     if (running && r->attempts == 0)
         uptime = r->cfg->restart.stable_ms; /* counts as stable: no wait */
     return st->delay_ms = restart_delay(&st->policy, &r->cfg->restart, uptime);
@@ -155,7 +159,10 @@ static void restart__spawn(struct recovery *r)
 
 static void restart__unexpect(struct recovery *r);
 
-static void restart__wait_closed_cb(uv_handle_t *h) { free(h); }
+static void restart__wait_closed_cb(uv_handle_t *h)
+{
+    free(h);
+}
 
 static void restart__wait_end(struct restart__state *st)
 {
@@ -211,9 +218,9 @@ static void restart__pidfile_wait(struct recovery *r)
 static const char *restart__program_name(const struct recovery *r)
 {
     const struct service_cfg *c = r->cfg;
-    return c->restart_cmd ? "restart"
+    return c->restart_cmd                                       ? "restart"
            : (restart__st(r)->program_step == 0 && c->stop_cmd) ? "stop"
-                                                                 : "start";
+                                                                : "start";
 }
 
 static void restart__program(struct recovery *r, char **argv);
@@ -232,8 +239,9 @@ static void restart__program_done(const struct program_result *res, void *arg)
         else
             snprintf(result, sizeof result, "%s program %s (exit %d): %.*s",
                      restart__program_name(r), res->timed_out ? "timed out" : "failed",
-                     res->exit_code, (int)strcspn(res->output, "\n") > 160
-                                         ? 160 : (int)strcspn(res->output, "\n"), res->output);
+                     res->exit_code,
+                     (int)strcspn(res->output, "\n") > 160 ? 160 : (int)strcspn(res->output, "\n"),
+                     res->output);
         restart__unexpect(r);
         recovery_executed(r, EXEC_FAILED, result);
         return;
@@ -249,9 +257,8 @@ static void restart__program_done(const struct program_result *res, void *arg)
 static void restart__program(struct recovery *r, char **argv)
 {
     struct restart__state *st = restart__st(r);
-    st->program = program_run(r->loop, argv, r->sup->envp, r->cfg->cwd,
-                              r->ex->action_timeout_ms, RESTART__OUTPUT_MAX,
-                              restart__program_done, r);
+    st->program = program_run(r->loop, argv, r->sup->envp, r->cfg->cwd, r->ex->action_timeout_ms,
+                              RESTART__OUTPUT_MAX, restart__program_done, r);
     if (!st->program) {
         recovery_executed(r, EXEC_FAILED, "restart program: out of memory");
         return;
@@ -266,12 +273,11 @@ static void restart__external(struct recovery *r)
     const struct service_cfg *c = r->cfg;
     restart__st(r)->program_step = 0;
     supervisor_event(r->sup, SUP_EV_STOP, STOP_RESTART);
-    action_set_params(&r->action,
-                      json_pack("{s:s}", "program", c->restart_cmd ? "restart"
-                                                    : c->stop_cmd  ? "stop+start"
-                                                                   : "start"));
-    restart__program(r, c->restart_cmd ? c->restart_cmd : c->stop_cmd ? c->stop_cmd
-                                                                        : c->start_cmd);
+    action_set_params(&r->action, json_pack("{s:s}", "program",
+                                            c->restart_cmd ? "restart"
+                                            : c->stop_cmd  ? "stop+start"
+                                                           : "start"));
+    restart__program(r, c->restart_cmd ? c->restart_cmd : c->stop_cmd ? c->stop_cmd : c->start_cmd);
 }
 
 static void restart__run(struct recovery *r)
@@ -293,9 +299,8 @@ static void restart__run(struct recovery *r)
         return;
     }
     bool running = r->sup->state != SUP_DOWN;
-    action_set_params(&r->action, json_pack("{s:I, s:i, s:b}", "delay_ms",
-                                            (json_int_t)st->delay_ms, "attempt",
-                                            (int)st->policy.len, "stop", running));
+    action_set_params(&r->action, json_pack("{s:I, s:i, s:b}", "delay_ms", (json_int_t)st->delay_ms,
+                                            "attempt", (int)st->policy.len, "stop", running));
     if (st->prespawned) { /* act_first spawned it already */
         st->prespawned = false;
         snprintf(result, sizeof result, "spawned pid %d", (int)r->sup->pid);
@@ -348,7 +353,10 @@ static void restart__cancel(struct recovery *r)
     restart__unexpect(r);
 }
 
-static void restart__reset(struct recovery *r) { restart_policy_reset(&restart__st(r)->policy); }
+static void restart__reset(struct recovery *r)
+{
+    restart_policy_reset(&restart__st(r)->policy);
+}
 
 static void restart__view(const struct recovery *r, json_t *j)
 {

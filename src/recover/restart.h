@@ -10,10 +10,10 @@
 struct restart_cfg;
 
 struct restart_policy {
-    uint64_t *log;        /* monotonic ms of recent restarts, oldest first; owned */
-    unsigned len;         /* entries used */
-    unsigned cap;         /* entries allocated (grows to the limit + 1) */
-    uint64_t backoff_ms;  /* the next delay for a quick death; 0: the initial one */
+    uint64_t *log;       /* monotonic ms of recent restarts, oldest first; owned */
+    unsigned len;        /* entries used */
+    unsigned cap;        /* entries allocated (grows to the limit + 1) */
+    uint64_t backoff_ms; /* the next delay for a quick death; 0: the initial one */
 };
 
 /* Fewer than rc->max restarts within rc->window before now_ms (monotonic
@@ -24,8 +24,7 @@ int restart_record(struct restart_policy *p, const struct restart_cfg *rc, uint6
 /* The delay before the next spawn: 0 when the process lived at least
  * rc->stable (and the backoff resets), else the current backoff with
  * +-20% jitter, doubling the backoff up to rc->backoff.max. */
-uint64_t restart_delay(struct restart_policy *p, const struct restart_cfg *rc,
-                       uint64_t uptime_ms);
+uint64_t restart_delay(struct restart_policy *p, const struct restart_cfg *rc, uint64_t uptime_ms);
 /* Forget the restarts and the backoff (an operator acted). */
 void restart_policy_reset(struct restart_policy *p);
 void restart_policy_free(struct restart_policy *p);

@@ -15,7 +15,10 @@ const struct strategy_ops *strategy_find(enum strategy id)
     return (unsigned)id < STRATEGY__COUNT ? strategy__table[id] : NULL;
 }
 
-bool strategy_exists(int id) { return strategy_find((enum strategy)id) != NULL; }
+bool strategy_exists(int id)
+{
+    return strategy_find((enum strategy)id) != NULL;
+}
 
 struct strategy_no strategy_applicable(const struct recovery *r, enum strategy id)
 {

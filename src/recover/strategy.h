@@ -17,15 +17,15 @@ struct sup_exit;
 
 /* Why a strategy cannot act on a service. */
 struct strategy_no {
-    const char *why;  /* human words; NULL: it can act */
-    bool permanent;   /* by configuration (nothing to restart), not a passing limit */
+    const char *why; /* human words; NULL: it can act */
+    bool permanent;  /* by configuration (nothing to restart), not a passing limit */
 };
 
 struct strategy_ops {
     enum strategy id;
-    const char *risk;      /* "low", "medium", "high": shown in a fault's analysis */
-    bool starts_process;   /* its action (re)starts the service's process */
-    size_t state_size;     /* per-service private state (r->priv[id]), zeroed; 0: none */
+    const char *risk;    /* "low", "medium", "high": shown in a fault's analysis */
+    bool starts_process; /* its action (re)starts the service's process */
+    size_t state_size;   /* per-service private state (r->priv[id]), zeroed; 0: none */
     /* Can it act on r's service now? */
     struct strategy_no (*applicable)(const struct recovery *r);
     /* Wait this long before running (backoff); NULL: at once. */

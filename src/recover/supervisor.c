@@ -48,7 +48,10 @@ static void sup__closed(struct supervisor *sp)
         sp->sink.closed(sp->sink.ctx);
 }
 
-static void sup__handle_closed_cb(uv_handle_t *h) { sup__closed(h->data); }
+static void sup__handle_closed_cb(uv_handle_t *h)
+{
+    sup__closed(h->data);
+}
 
 static void sup__watch_closed_cb(uv_handle_t *h)
 {
@@ -131,9 +134,15 @@ static int sup__watch(struct supervisor *sp, pid_t pid, int pidfd)
 
 typedef int (*sup_action)(struct supervisor *sp, enum stop_reason reason);
 
-static int sup__ignore(struct supervisor *sp, enum stop_reason reason) { return 0; }
+static int sup__ignore(struct supervisor *sp, enum stop_reason reason)
+{
+    return 0;
+}
 
-static int sup__busy(struct supervisor *sp, enum stop_reason reason) { return -EALREADY; }
+static int sup__busy(struct supervisor *sp, enum stop_reason reason)
+{
+    return -EALREADY;
+}
 
 /* DOWN + spawn: start cfg->command. */
 static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
@@ -142,7 +151,9 @@ static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
     int pidfd = -1;
     if (!sp->cfg->command)
         return -ENOEXEC;
-    struct spawn_opts o = {.argv = sp->cfg->command, .envp = sp->envp, .cwd = sp->cfg->cwd,
+    struct spawn_opts o = {.argv = sp->cfg->command,
+                           .envp = sp->envp,
+                           .cwd = sp->cfg->cwd,
                            .out_fd = sp->output.write_fd};
     int r = spawn_start(&o, &pid, &pidfd);
     if (r < 0) {
@@ -187,8 +198,7 @@ static int sup__watch_pidfile(struct supervisor *sp, enum stop_reason reason)
         return -ESRCH; /* gone, or a zombie nobody reaped */
     int r = sup__watch(sp, (pid_t)pid, spawn_pidfd((pid_t)pid));
     if (r == 0)
-        log_event(LOG_INFO, sp->service, "watching", "pid=%ld pidfile=%s", pid,
-                  sp->cfg->pidfile);
+        log_event(LOG_INFO, sp->service, "watching", "pid=%ld pidfile=%s", pid, sp->cfg->pidfile);
     return r;
 }
 
@@ -255,7 +265,9 @@ static int sup__kill(struct supervisor *sp, enum stop_reason reason)
 static int sup__exited(struct supervisor *sp, enum stop_reason reason)
 {
     pid_t pid = sp->pid;
-    struct sup_exit e = {.pid = pid, .code = -1, .why = sp->stop_reason,
+    struct sup_exit e = {.pid = pid,
+                         .code = -1,
+                         .why = sp->stop_reason,
                          .uptime_ms = (clock_mono_us() - sp->spawned_us) / 1000};
     if (sp->cfg->command) {
         siginfo_t info = {0};
@@ -298,8 +310,9 @@ static int sup__exited(struct supervisor *sp, enum stop_reason reason)
 
 /* state x event. */
 static const sup_action sup__table[SUP__COUNT][SUP_EV__COUNT] = {
-    /*              spawn        watch               stop         release       exited       grace */
-    [SUP_DOWN] = {sup__spawn, sup__watch_pidfile, sup__ignore, sup__ignore, sup__ignore, sup__ignore},
+    /* columns: spawn, watch, stop, release, exited, grace-expired */
+    [SUP_DOWN] = {sup__spawn, sup__watch_pidfile, sup__ignore, sup__ignore, sup__ignore,
+                  sup__ignore},
     [SUP_RUNNING] = {sup__busy, sup__busy, sup__stop, sup__release, sup__exited, sup__ignore},
     [SUP_STOPPING] = {sup__busy, sup__busy, sup__restop, sup__release, sup__exited, sup__kill},
 };
@@ -319,4 +332,7 @@ static void sup__exit_cb(uv_poll_t *w, int status, int events)
     supervisor_event(w->data, SUP_EV_EXITED, STOP_NONE);
 }
 
-static void sup__grace_cb(uv_timer_t *t) { supervisor_event(t->data, SUP_EV_GRACE, STOP_NONE); }
+static void sup__grace_cb(uv_timer_t *t)
+{
+    supervisor_event(t->data, SUP_EV_GRACE, STOP_NONE);
+}

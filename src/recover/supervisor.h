@@ -16,7 +16,10 @@
 struct journal;
 struct service_cfg;
 
-#define SUP_STATE_MAP(X) X(DOWN, "down") X(RUNNING, "running") X(STOPPING, "stopping")
+#define SUP_STATE_MAP(X)                                                                           \
+    X(DOWN, "down")                                                                                \
+    X(RUNNING, "running")                                                                          \
+    X(STOPPING, "stopping")
 enum sup_state {
 #define X(e, s) SUP_##e,
     SUP_STATE_MAP(X)
@@ -24,9 +27,13 @@ enum sup_state {
         SUP__COUNT
 };
 
-#define SUP_EVENT_MAP(X)                                                   \
-    X(SPAWN, "spawn") X(WATCH, "watch") X(STOP, "stop") X(RELEASE, "release") \
-    X(EXITED, "exited") X(GRACE, "grace-expired")
+#define SUP_EVENT_MAP(X)                                                                           \
+    X(SPAWN, "spawn")                                                                              \
+    X(WATCH, "watch")                                                                              \
+    X(STOP, "stop")                                                                                \
+    X(RELEASE, "release")                                                                          \
+    X(EXITED, "exited")                                                                            \
+    X(GRACE, "grace-expired")
 enum sup_event {
 #define X(e, s) SUP_EV_##e,
     SUP_EVENT_MAP(X)
@@ -57,25 +64,25 @@ struct sup_sink {
 };
 
 struct supervisor {
-    uv_loop_t *loop;                /* borrowed */
-    const char *service;            /* its name; borrowed */
-    const struct service_cfg *cfg;  /* borrowed; command/pidfile/cwd/stop */
-    struct journal *journal;        /* child records; borrowed */
-    char **envp;                    /* spawn environment (environ + cfg->env); NULL: inherit */
-    struct sup_sink sink;           /* set before supervisor_init */
-    enum sup_state state;           /* written only by supervisor.c */
-    enum stop_reason stop_reason;   /* meaningful while SUP_STOPPING */
-    uv_poll_t *exit_watch;          /* readable pidfd of the process; freed in its close cb */
-    pid_t pid;                      /* 0 when down */
-    uint64_t spawned_us;            /* monotonic time of the last spawn or watch */
-    uint64_t spawned_ms;            /* wall time of the same */
-    bool has_exit;                  /* last_* are meaningful */
-    struct sup_exit last;           /* the last exit */
-    uint64_t last_exit_ms;          /* wall time of that exit */
-    uv_timer_t grace;               /* stop grace period */
-    struct output output;           /* stdout+stderr -> state_dir/logs/<name>.log */
-    int handles_open;               /* loop handles not closed yet (output counts as one) */
-    int result;                     /* of the last SPAWN/WATCH: 0 or -errno */
+    uv_loop_t *loop;               /* borrowed */
+    const char *service;           /* its name; borrowed */
+    const struct service_cfg *cfg; /* borrowed; command/pidfile/cwd/stop */
+    struct journal *journal;       /* child records; borrowed */
+    char **envp;                   /* spawn environment (environ + cfg->env); NULL: inherit */
+    struct sup_sink sink;          /* set before supervisor_init */
+    enum sup_state state;          /* written only by supervisor.c */
+    enum stop_reason stop_reason;  /* meaningful while SUP_STOPPING */
+    uv_poll_t *exit_watch;         /* readable pidfd of the process; freed in its close cb */
+    pid_t pid;                     /* 0 when down */
+    uint64_t spawned_us;           /* monotonic time of the last spawn or watch */
+    uint64_t spawned_ms;           /* wall time of the same */
+    bool has_exit;                 /* last_* are meaningful */
+    struct sup_exit last;          /* the last exit */
+    uint64_t last_exit_ms;         /* wall time of that exit */
+    uv_timer_t grace;              /* stop grace period */
+    struct output output;          /* stdout+stderr -> state_dir/logs/<name>.log */
+    int handles_open;              /* loop handles not closed yet (output counts as one) */
+    int result;                    /* of the last SPAWN/WATCH: 0 or -errno */
 };
 
 const char *sup_state_name(enum sup_state s);

@@ -74,11 +74,11 @@ static const char *const journal__migrations[] = {
 
 /* Column lists shared by the statements that build one view, so a row reader
  * and every query feeding it agree on column positions. */
-#define FAULT_COLS                                                                       \
-    "id, service, check_name, type, severity, impact, description, context, opened_ms, " \
+#define FAULT_COLS                                                                                 \
+    "id, service, check_name, type, severity, impact, description, context, opened_ms, "           \
     "resolved_ms"
-#define ACTION_COLS                                                                     \
-    "id, fault_id, service, strategy, status, params, result, created_ms, started_ms, " \
+#define ACTION_COLS                                                                                \
+    "id, fault_id, service, strategy, status, params, result, created_ms, started_ms, "            \
     "finished_ms"
 
 enum journal_stmt {
@@ -152,19 +152,19 @@ struct journal__sqls {
 };
 
 struct journal {
-    sqlite3 *db;                       /* one connection, used from the loop thread only */
-    sqlite3_stmt *stmt[STMT__COUNT];   /* prepared at open, finalized at free */
-    bool batching;                     /* writes gather in one transaction until journal_flush */
-    bool in_txn;                       /* that transaction is open */
-    int64_t next_fault_id;             /* ids handed out: max(id) + 1 at open */
+    sqlite3 *db;                     /* one connection, used from the loop thread only */
+    sqlite3_stmt *stmt[STMT__COUNT]; /* prepared at open, finalized at free */
+    bool batching;                   /* writes gather in one transaction until journal_flush */
+    bool in_txn;                     /* that transaction is open */
+    int64_t next_fault_id;           /* ids handed out: max(id) + 1 at open */
     int64_t next_action_id;
-    struct journal__sqls redo;         /* the open transaction's writes, if its commit fails */
-    struct journal__sqls pending;      /* refused writes, oldest first; written before newer */
-    size_t pending_bytes;              /* SQL text held in pending */
-    uint64_t retry_ms;                 /* monotonic ms: no new attempt before */
-    uint64_t behind_ms;                /* monotonic ms when pending became non-empty */
-    uint64_t dropped;                  /* writes dropped past JOURNAL_PENDING_MAX */
-    char error[128];                   /* why the disk refused, while pending */
+    struct journal__sqls redo;    /* the open transaction's writes, if its commit fails */
+    struct journal__sqls pending; /* refused writes, oldest first; written before newer */
+    size_t pending_bytes;         /* SQL text held in pending */
+    uint64_t retry_ms;            /* monotonic ms: no new attempt before */
+    uint64_t behind_ms;           /* monotonic ms when pending became non-empty */
+    uint64_t dropped;             /* writes dropped past JOURNAL_PENDING_MAX */
+    char error[128];              /* why the disk refused, while pending */
 };
 
 /* ---- small helpers ---- */
@@ -226,10 +226,8 @@ static bool journal__transient(int rc)
     case SQLITE_NOMEM:
     case SQLITE_CANTOPEN:
     case SQLITE_READONLY:
-    case SQLITE_PROTOCOL:
-        return true;
-    default:
-        return false;
+    case SQLITE_PROTOCOL: return true;
+    default: return false;
     }
 }
 
@@ -287,8 +285,8 @@ static void journal__fall_behind(struct journal *j, const char *op)
         j->behind_ms = journal__now_ms();
         snprintf(j->error, sizeof j->error, "%s", why);
         log_event(LOG_ERROR, NULL, "journal-behind",
-                  "op=%s msg=\"%s\" action=\"keeping writes, retrying every %d ms\"", op,
-                  j->error, JOURNAL_RETRY_MS);
+                  "op=%s msg=\"%s\" action=\"keeping writes, retrying every %d ms\"", op, j->error,
+                  JOURNAL_RETRY_MS);
     }
 }
 
@@ -563,10 +561,9 @@ struct journal *journal_open(const char *path, char *err, size_t errlen)
     if (journal__configure(j->db, err, errlen) < 0 || journal__migrate(j->db, err, errlen) < 0)
         goto fail;
     for (int i = 0; i < STMT__COUNT; i++) {
-        if (sqlite3_prepare_v3(j->db, journal__sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                               &j->stmt[i], NULL) != SQLITE_OK) {
-            snprintf(err, errlen, "preparing journal statement %d: %s", i,
-                     sqlite3_errmsg(j->db));
+        if (sqlite3_prepare_v3(j->db, journal__sql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->stmt[i],
+                               NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "preparing journal statement %d: %s", i, sqlite3_errmsg(j->db));
             goto fail;
         }
     }
@@ -621,8 +618,7 @@ void journal_free(struct journal *j)
         journal_flush(j);
     }
     if (j->pending.n)
-        log_event(LOG_ERROR, NULL, "journal-lost", "writes=%zu msg=\"%s\"", j->pending.n,
-                  j->error);
+        log_event(LOG_ERROR, NULL, "journal-lost", "writes=%zu msg=\"%s\"", j->pending.n, j->error);
     journal__sqls_clear(&j->pending);
     journal__sqls_clear(&j->redo);
     free(j->pending.v);
@@ -836,46 +832,32 @@ fail:
 /* Columns of FAULT_COLS as the API's fault object, without "actions". */
 static json_t *journal__fault_json(sqlite3_stmt *s)
 {
-    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-                     "id", (json_int_t)sqlite3_column_int64(s, 0),
-                     "service", journal__str(s, 1),
-                     "check", journal__str(s, 2),
-                     "type", journal__str(s, 3),
-                     "severity", journal__str(s, 4),
-                     "impact", journal__str(s, 5),
-                     "description", journal__str(s, 6),
-                     "context", journal__object(journal__text(s, 7)),
-                     "opened_at", journal__time(s, 8),
-                     "resolved_at", journal__time(s, 9),
-                     "duration_ms", journal__duration(s, 8, 9));
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
+                     (json_int_t)sqlite3_column_int64(s, 0), "service", journal__str(s, 1), "check",
+                     journal__str(s, 2), "type", journal__str(s, 3), "severity", journal__str(s, 4),
+                     "impact", journal__str(s, 5), "description", journal__str(s, 6), "context",
+                     journal__object(journal__text(s, 7)), "opened_at", journal__time(s, 8),
+                     "resolved_at", journal__time(s, 9), "duration_ms", journal__duration(s, 8, 9));
 }
 
 /* Columns of ACTION_COLS as the API's action object. */
 static json_t *journal__action_json(sqlite3_stmt *s)
 {
-    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-                     "id", (json_int_t)sqlite3_column_int64(s, 0),
-                     "fault_id", journal__int_or_null(s, 1),
-                     "service", journal__str(s, 2),
-                     "strategy", journal__str(s, 3),
-                     "status", journal__str(s, 4),
-                     "params", journal__object(journal__text(s, 5)),
-                     "result", journal__str(s, 6),
-                     "created_at", journal__time(s, 7),
-                     "started_at", journal__time(s, 8),
-                     "finished_at", journal__time(s, 9),
-                     "duration_ms", journal__duration(s, 8, 9));
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
+                     (json_int_t)sqlite3_column_int64(s, 0), "fault_id", journal__int_or_null(s, 1),
+                     "service", journal__str(s, 2), "strategy", journal__str(s, 3), "status",
+                     journal__str(s, 4), "params", journal__object(journal__text(s, 5)), "result",
+                     journal__str(s, 6), "created_at", journal__time(s, 7), "started_at",
+                     journal__time(s, 8), "finished_at", journal__time(s, 9), "duration_ms",
+                     journal__duration(s, 8, 9));
 }
 
 static json_t *journal__transition_json(sqlite3_stmt *s)
 {
-    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}",
-                     "id", (json_int_t)sqlite3_column_int64(s, 0),
-                     "at", journal__time(s, 1),
-                     "service", journal__str_or_null(s, 2),
-                     "from", journal__str(s, 3),
-                     "to", journal__str(s, 4),
-                     "cause", journal__str_or_null(s, 5));
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t)sqlite3_column_int64(s, 0),
+                     "at", journal__time(s, 1), "service", journal__str_or_null(s, 2), "from",
+                     journal__str(s, 3), "to", journal__str(s, 4), "cause",
+                     journal__str_or_null(s, 5));
 }
 
 /* "3,5,9" (group_concat) as [3,5,9]; NULL column as []. */
@@ -900,8 +882,8 @@ static json_t *journal__fault_list_json(sqlite3_stmt *s)
 }
 
 /* Step a bound list statement into a JSON array of its rows. */
-static json_t *journal__list(struct journal *j, sqlite3_stmt *s,
-                             json_t *(*row)(sqlite3_stmt *s), const char *op)
+static json_t *journal__list(struct journal *j, sqlite3_stmt *s, json_t *(*row)(sqlite3_stmt *s),
+                             const char *op)
 {
     json_t *a = json_array();
     int rc = SQLITE_DONE;
@@ -1007,19 +989,16 @@ json_t *journal_faults_summary_json(struct journal *j)
     int64_t active, resolved, actions;
     if (journal_counts(j, &active, &resolved, &actions) < 0)
         return NULL;
-    json_t *o = json_pack("{s:I, s:I, s:I, s:o, s:o, s:o}",
-                          "total", (json_int_t)active + resolved,
-                          "active", (json_int_t)active,
-                          "resolved", (json_int_t)resolved,
-                          "by_type", journal__zeros(journal__type_names, FAULT_TYPE__COUNT),
-                          "by_severity", journal__zeros(journal__severity_names, SEVERITY__COUNT),
-                          "by_impact", journal__zeros(journal__impact_names, IMPACT__COUNT));
+    json_t *o = json_pack("{s:I, s:I, s:I, s:o, s:o, s:o}", "total", (json_int_t)active + resolved,
+                          "active", (json_int_t)active, "resolved", (json_int_t)resolved, "by_type",
+                          journal__zeros(journal__type_names, FAULT_TYPE__COUNT), "by_severity",
+                          journal__zeros(journal__severity_names, SEVERITY__COUNT), "by_impact",
+                          journal__zeros(journal__impact_names, IMPACT__COUNT));
     sqlite3_stmt *s = journal__stmt(j, STMT_SUMMARY);
     int rc = SQLITE_DONE;
     while (o && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         json_t *group = json_object_get(o, journal__text(s, 0));
-        json_object_set_new(group, journal__text(s, 1),
-                            json_integer(sqlite3_column_int64(s, 2)));
+        json_object_set_new(group, journal__text(s, 1), json_integer(sqlite3_column_int64(s, 2)));
     }
     if (!o || rc != SQLITE_DONE) {
         journal__fail(j, "faults-summary");
@@ -1053,8 +1032,7 @@ int journal_recovery_history(struct journal *j, const char *service, uint64_t *t
 /* Run sql (no parameters): column 0 of each row names an object of out
  * (created if absent) and columns 1.. become its keys `names`; a NULL
  * column becomes null. */
-static int journal__each(struct journal *j, const char *sql, const char *const *names,
-                         json_t *out)
+static int journal__each(struct journal *j, const char *sql, const char *const *names, json_t *out)
 {
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(j->db, sql, -1, &s, NULL) != SQLITE_OK)
@@ -1068,9 +1046,10 @@ static int journal__each(struct journal *j, const char *sql, const char *const *
             json_object_set_new(out, key ? key : "", o);
         }
         for (int i = 0; names[i]; i++)
-            json_object_set_new(o, names[i], sqlite3_column_type(s, i + 1) == SQLITE_NULL
-                                                 ? json_null()
-                                                 : json_integer(sqlite3_column_int64(s, i + 1)));
+            json_object_set_new(o, names[i],
+                                sqlite3_column_type(s, i + 1) == SQLITE_NULL
+                                    ? json_null()
+                                    : json_integer(sqlite3_column_int64(s, i + 1)));
     }
     sqlite3_finalize(s);
     return rc == SQLITE_DONE ? 0 : journal__fail(j, "metrics");
@@ -1081,12 +1060,12 @@ static const char *const journal__rto_names[] = {"faults", "resolved", "mean_rec
 static const char *const journal__recovery_names[] = {"recoveries", "successful", "failed",
                                                       "aborted", NULL};
 
-#define JOURNAL__RTO_COLS                                                                \
-    "COUNT(*), COUNT(resolved_ms), CAST(AVG(resolved_ms - opened_ms) AS INTEGER), "      \
+#define JOURNAL__RTO_COLS                                                                          \
+    "COUNT(*), COUNT(resolved_ms), CAST(AVG(resolved_ms - opened_ms) AS INTEGER), "                \
     "MAX(resolved_ms - opened_ms) FROM faults WHERE check_name != 'supervisor'"
-#define JOURNAL__RECOVERY_COLS                                                           \
-    "COUNT(*), TOTAL(status = 'completed'), TOTAL(status = 'failed'), "          \
-    "TOTAL(status = 'aborted') "                                                   \
+#define JOURNAL__RECOVERY_COLS                                                                     \
+    "COUNT(*), TOTAL(status = 'completed'), TOTAL(status = 'failed'), "                            \
+    "TOTAL(status = 'aborted') "                                                                   \
     "FROM actions WHERE status IN ('completed', 'failed', 'aborted')"
 
 json_t *journal_metrics_json(struct journal *j)

@@ -72,7 +72,8 @@ json_t *journal_fault_json(struct journal *j, int64_t id); /* NULL: no such faul
  * every enum name appears with 0 when absent. */
 json_t *journal_faults_summary_json(struct journal *j);
 json_t *journal_actions_json(struct journal *j, int64_t fault_id /* 0: all */, size_t limit);
-json_t *journal_transitions_json(struct journal *j, const char *service /* NULL: all */, size_t limit);
+json_t *journal_transitions_json(struct journal *j, const char *service /* NULL: all */,
+                                 size_t limit);
 /* The total time from opened to resolved of service's resolved faults (its
  * observed recovery time) and how many there were. 0 or -EIO. */
 int journal_recovery_history(struct journal *j, const char *service, uint64_t *total_ms,

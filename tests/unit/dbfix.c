@@ -22,8 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cmocka.h>
 #include <libfyaml.h>
+#include <cmocka.h>
 
 #include "config/cfgmap.h"
 #include "config/config-t.h"
@@ -32,10 +32,10 @@
 
 /* ---- the fake of detect/check.c ---- */
 
-static struct observation dbfix__got;    /* the latest report */
-static int dbfix__n_got;                 /* reports so far */
+static struct observation dbfix__got;     /* the latest report */
+static int dbfix__n_got;                  /* reports so far */
 static struct loopwait_mark *dbfix__mark; /* of the probe in dbfix_probe; NULL: none */
-static bool dbfix__got_late;             /* the mark had fired at the latest report */
+static bool dbfix__got_late;              /* the mark had fired at the latest report */
 
 void check_report(struct check *c, struct observation *obs)
 {
@@ -143,7 +143,8 @@ int dbfix_wait_log(const char *path, const char *words, int ms)
 
 static int dbfix__connect(int port)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -282,9 +283,9 @@ int dbfix_talk(int port, const char *send, const char *until, char *out, size_t 
 /* ---- checks and probes ---- */
 
 struct dbfix__check {
-    struct check c;            /* what the detector sees */
-    struct check_cfg cfg;      /* c.cfg */
-    struct fy_document *doc;   /* the YAML the params came from */
+    struct check c;          /* what the detector sees */
+    struct check_cfg cfg;    /* c.cfg */
+    struct fy_document *doc; /* the YAML the params came from */
 };
 
 /* Map yaml onto fresh params of kind; 0 or -EINVAL with why. */

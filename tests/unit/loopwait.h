@@ -144,7 +144,7 @@ static inline void loopwait_nap(uint64_t ms)
  * child's exit): no loop involved. Fails the test past ms. */
 #define poll_until_ms(cond, ms)                                                                    \
     do {                                                                                           \
-        uint64_t pu_until__ = uv_hrtime() + (uint64_t)(ms) * 1000000;                              \
+        uint64_t pu_until__ = uv_hrtime() + (uint64_t)(ms)*1000000;                                \
         while (!(cond) && uv_hrtime() < pu_until__)                                                \
             loopwait_nap(2);                                                                       \
         if (!(cond))                                                                               \

@@ -20,13 +20,11 @@ void mutate(struct mutator *m, char *buf, size_t *len, size_t cap, const char *a
 {
     unsigned edits = 1 + mutate_next(m) % 4;
     size_t n_alpha = strlen(alphabet) + 1; /* the NUL byte too */
-    for (unsigned e = 0; e < edits && *len > 0; e++) {
+    for (unsigned e = 0; e<edits && * len> 0; e++) {
         size_t pos = mutate_next(m) % *len;
         size_t span = 1 + mutate_next(m) % 40;
         switch (mutate_next(m) % 5) {
-        case 0:
-            buf[pos] ^= (char)(1u << (mutate_next(m) % 8));
-            break;
+        case 0: buf[pos] ^= (char)(1u << (mutate_next(m) % 8)); break;
         case 1:
             if (*len + 1 > cap)
                 break;
@@ -52,14 +50,12 @@ void mutate(struct mutator *m, char *buf, size_t *len, size_t cap, const char *a
             *len += span;
             break;
         }
-        default:
-            *len = pos;
+        default: *len = pos;
         }
     }
 }
 
-char *mutate_copy(struct mutator *m, const char *base, size_t n, const char *alphabet,
-                  size_t *len)
+char *mutate_copy(struct mutator *m, const char *base, size_t n, const char *alphabet, size_t *len)
 {
     size_t cap = 2 * n + 1;
     char *work = malloc(cap);

@@ -19,7 +19,6 @@ void mutate(struct mutator *m, char *buf, size_t *len, size_t cap, const char *a
 /* A mutated copy of base[0..n) in a heap buffer of exactly its size *len
  * (one byte at least), so that ASan catches a read past its end. NULL
  * when out of memory; the caller frees it. */
-char *mutate_copy(struct mutator *m, const char *base, size_t n, const char *alphabet,
-                  size_t *len);
+char *mutate_copy(struct mutator *m, const char *base, size_t n, const char *alphabet, size_t *len);
 
 #endif

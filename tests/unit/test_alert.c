@@ -1,10 +1,10 @@
 /* Webhook alerts against a real HTTP receiver in the same loop: one alert
  * per fault plus its resolution, repeats, symptoms, retries, secrets. */
-#include <errno.h>
-#include <limits.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,25 +28,25 @@
 struct rx;
 
 struct rx_conn {
-    uv_tcp_t tcp;      /* data = this; freed in its close callback */
-    uv_write_t write;  /* data = this */
-    struct rx *rx;     /* owner */
-    size_t len;        /* bytes in buf */
-    bool closing;      /* uv_close called */
-    char buf[16384];   /* the request so far */
+    uv_tcp_t tcp;     /* data = this; freed in its close callback */
+    uv_write_t write; /* data = this */
+    struct rx *rx;    /* owner */
+    size_t len;       /* bytes in buf */
+    bool closing;     /* uv_close called */
+    char buf[16384];  /* the request so far */
 };
 
 struct rx {
     uv_loop_t *loop;
-    uv_tcp_t server;             /* data = this */
-    int port;                    /* where it listens (or will) */
-    bool listening;              /* server initialised */
-    int fail_first;              /* answer 500 to this many requests first */
-    bool hang;                   /* never answer */
-    int requests;                /* complete requests received */
-    int n;                       /* bodies of 2xx-answered requests */
-    char *bodies[RX_MAX];        /* those bodies, in arrival order */
-    uint64_t at[RX_MAX];         /* uv_now when each arrived: the alerter's clock */
+    uv_tcp_t server;               /* data = this */
+    int port;                      /* where it listens (or will) */
+    bool listening;                /* server initialised */
+    int fail_first;                /* answer 500 to this many requests first */
+    bool hang;                     /* never answer */
+    int requests;                  /* complete requests received */
+    int n;                         /* bodies of 2xx-answered requests */
+    char *bodies[RX_MAX];          /* those bodies, in arrival order */
+    uint64_t at[RX_MAX];           /* uv_now when each arrived: the alerter's clock */
     struct rx_conn *conns[RX_MAX]; /* every connection accepted */
     int n_conns;
 };
@@ -175,12 +175,12 @@ static void rx_close(struct rx *rx)
 struct fx {
     uv_loop_t loop;
     struct rx rx;
-    struct webhook_cfg hook;  /* the one webhook */
-    struct alerts_cfg cfg;    /* {&hook, 1} */
-    char url[256];            /* hook.url */
+    struct webhook_cfg hook; /* the one webhook */
+    struct alerts_cfg cfg;   /* {&hook, 1} */
+    char url[256];           /* hook.url */
     struct alerter *a;
-    int saved_stderr;         /* while the log is captured; -1: not */
-    char log_path[64];        /* the captured log */
+    int saved_stderr;  /* while the log is captured; -1: not */
+    char log_path[64]; /* the captured log */
 };
 
 static int fx_setup(void **state)
@@ -191,8 +191,11 @@ static int fx_setup(void **state)
     f->rx.loop = &f->loop;
     f->rx.port = port_free(&f->loop);
     snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/hook", f->rx.port);
-    f->hook = (struct webhook_cfg){.url = f->url, .min_severity = SEVERITY_HIGH, .repeat_ms = 0,
-                                   .timeout_ms = 1000, .retries = 5};
+    f->hook = (struct webhook_cfg){.url = f->url,
+                                   .min_severity = SEVERITY_HIGH,
+                                   .repeat_ms = 0,
+                                   .timeout_ms = 1000,
+                                   .retries = 5};
     f->cfg = (struct alerts_cfg){.webhooks = &f->hook, .n_webhooks = 1};
     f->saved_stderr = -1;
     *state = f;
@@ -281,7 +284,10 @@ static void fx_wait_log(struct fx *f, const char *words)
 
 static struct fault fx_fault(int64_t id, const char *service, enum severity sev)
 {
-    struct fault x = {.id = id, .type = FAULT_SOFTWARE, .severity = sev, .impact = IMPACT_SERVICE,
+    struct fault x = {.id = id,
+                      .type = FAULT_SOFTWARE,
+                      .severity = sev,
+                      .impact = IMPACT_SERVICE,
                       .opened_ms = clock_wall_ms()};
     snprintf(x.service, sizeof x.service, "%s", service);
     snprintf(x.check, sizeof x.check, "http");
@@ -439,8 +445,11 @@ static void alert_escalated_and_failed_update_the_same_alert(void **state)
     struct fx *f = *state;
     fx_start(f, true);
     struct fault x = fx_fault(30, "web", SEVERITY_HIGH);
-    struct action act = {.id = 5, .fault_id = 30, .strategy = STRATEGY_RESTART,
-                         .status = ACTION_FAILED, .created_ms = clock_wall_ms()};
+    struct action act = {.id = 5,
+                         .fault_id = 30,
+                         .strategy = STRATEGY_RESTART,
+                         .status = ACTION_FAILED,
+                         .created_ms = clock_wall_ms()};
     snprintf(act.service, sizeof act.service, "web");
     act.params = (char *)"{\"delay_ms\":400}";
     snprintf(act.result, sizeof act.result, "checks still failing");

@@ -66,8 +66,12 @@ static void part_init(struct fixture *fx, struct part *p, const char *name)
     snprintf(p->name, sizeof p->name, "%s", name);
     static const char *const names[N_CHECKS] = {"http", "tcp"};
     for (int i = 0; i < N_CHECKS; i++) {
-        p->ccfg[i] = (struct check_cfg){.name = (char *)names[i], .kind = names[i],
-                                        .fall = 3, .rise = 1, .severity = -1, .type = -1,
+        p->ccfg[i] = (struct check_cfg){.name = (char *)names[i],
+                                        .kind = names[i],
+                                        .fall = 3,
+                                        .rise = 1,
+                                        .severity = -1,
+                                        .type = -1,
                                         .impact = -1};
         p->c[i].cfg = &p->ccfg[i];
         p->c[i].set = &p->checks;
@@ -76,10 +80,15 @@ static void part_init(struct fixture *fx, struct part *p, const char *name)
     p->checks.checks = p->c;
     p->checks.n = N_CHECKS;
     p->checks.service = p->name;
-    p->cfg = (struct service_cfg){.name = p->name, .checks = p->ccfg, .n_checks = N_CHECKS,
+    p->cfg = (struct service_cfg){.name = p->name,
+                                  .checks = p->ccfg,
+                                  .n_checks = N_CHECKS,
                                   .flap_window_ms = 60000,
                                   .restart = {.max = 5, .window_ms = 60000}};
-    p->f = (struct faults){.an = &fx->an, .service = p->name, .cfg = &p->cfg, .state = &p->st,
+    p->f = (struct faults){.an = &fx->an,
+                           .service = p->name,
+                           .cfg = &p->cfg,
+                           .state = &p->st,
                            .checks = &p->checks,
                            .advisor = {advise, p}};
     p->st.index = SIZE_MAX;
@@ -145,8 +154,11 @@ static int fixture_teardown(void **state)
 
 static struct observation obs_make(bool host_wide, const char *reason)
 {
-    struct observation o = {.type = FAULT_NETWORK, .severity = SEVERITY_MEDIUM,
-                            .host_wide = host_wide, .code = 503, .latency_us = 1500};
+    struct observation o = {.type = FAULT_NETWORK,
+                            .severity = SEVERITY_MEDIUM,
+                            .host_wide = host_wide,
+                            .code = 503,
+                            .latency_us = 1500};
     snprintf(o.reason, sizeof o.reason, "%s", reason);
     return o;
 }
@@ -466,9 +478,9 @@ static void open_faults_are_adopted_from_the_journal(void **state)
     struct part *w = &fx->web;
     struct observation o = obs_make(false, "before the restart");
     w->cfg.command = (char *[]){"/usr/bin/web", NULL};
-    analyzer_check_failing(&w->f, 1, &o);            /* tcp, open */
-    analyzer_process_exited(&w->f, 2, 0, 100);       /* process, open */
-    analyzer_check_failing(&w->f, 0, &o);            /* http, resolved below */
+    analyzer_check_failing(&w->f, 1, &o);      /* tcp, open */
+    analyzer_process_exited(&w->f, 2, 0, 100); /* process, open */
+    analyzer_check_failing(&w->f, 0, &o);      /* http, resolved below */
     int64_t tcp = w->f.slots[SLOT_CHECK(1)].fault.id;
     int64_t proc = w->f.slots[SLOT_PROCESS].fault.id;
     struct fault_slot *http = &w->f.slots[SLOT_CHECK(0)];
@@ -483,8 +495,11 @@ static void open_faults_are_adopted_from_the_journal(void **state)
     memset(&w->st, 0, sizeof w->st);
     w->st.index = SIZE_MAX;
     assert_int_equal(state_register(&fx->m, &w->st, w->name), 0);
-    w->f = (struct faults){.an = &fx->an, .service = w->name, .cfg = &w->cfg,
-                           .state = &w->st, .checks = &w->checks};
+    w->f = (struct faults){.an = &fx->an,
+                           .service = w->name,
+                           .cfg = &w->cfg,
+                           .state = &w->st,
+                           .checks = &w->checks};
     assert_int_equal(faults_init(&w->f, N_CHECKS), 0);
     analyzer_adopt_open_faults(&w->f);
     assert_true(w->f.slots[SLOT_CHECK(1)].open);

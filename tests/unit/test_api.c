@@ -34,14 +34,14 @@
 #define FAKE_TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 static struct fake {
-    bool status_fails;         /* status returns NULL */
-    bool services_fails;       /* services returns NULL */
-    int controls_called;      /* control/recover calls that got past the token check */
-    char last_name[64];        /* control: the service named */
-    enum api_control last_op;  /* control: the operation */
-    int64_t last_fault;        /* recover: the fault id */
-    char last_strategy[32];    /* recover: the strategy name */
-    int forced;                /* nonzero: control/recover return this with "forced error" */
+    bool status_fails;           /* status returns NULL */
+    bool services_fails;         /* services returns NULL */
+    int controls_called;         /* control/recover calls that got past the token check */
+    char last_name[64];          /* control: the service named */
+    enum api_control last_op;    /* control: the operation */
+    int64_t last_fault;          /* recover: the fault id */
+    char last_strategy[32];      /* recover: the strategy name */
+    int forced;                  /* nonzero: control/recover return this with "forced error" */
     const char *recover_service; /* the service recover names; NULL: "web" */
 } fake;
 
@@ -68,8 +68,7 @@ static json_t *fake_service(void *ctx, const char *name)
     return json_pack("{s:s, s:s, s:n}", "name", "web", "state", "normal", "pid");
 }
 
-static int fake_control(void *ctx, const char *name, enum api_control op, char *err,
-                        size_t errlen)
+static int fake_control(void *ctx, const char *name, enum api_control op, char *err, size_t errlen)
 {
     struct fake *f = ctx;
     f->controls_called++;
@@ -108,8 +107,10 @@ static int64_t fault_ids[3]; /* web/http (open), db/tcp (resolved), web/process 
 
 static int64_t fault_add(const char *service, const char *check, uint64_t resolved_ms)
 {
-    struct fault f = {.type = FAULT_SOFTWARE, .severity = SEVERITY_HIGH,
-                      .impact = IMPACT_SERVICE, .opened_ms = 1700000000000};
+    struct fault f = {.type = FAULT_SOFTWARE,
+                      .severity = SEVERITY_HIGH,
+                      .impact = IMPACT_SERVICE,
+                      .opened_ms = 1700000000000};
     snprintf(f.service, sizeof f.service, "%s", service);
     snprintf(f.check, sizeof f.check, "%s", check);
     snprintf(f.description, sizeof f.description, "%s %s failed", service, check);
@@ -123,8 +124,10 @@ static int64_t fault_add(const char *service, const char *check, uint64_t resolv
 
 static void action_add(int64_t fault_id, const char *service)
 {
-    struct action a = {.fault_id = fault_id, .strategy = STRATEGY_RESTART,
-                       .status = ACTION_COMPLETED, .created_ms = 1700000000100};
+    struct action a = {.fault_id = fault_id,
+                       .strategy = STRATEGY_RESTART,
+                       .status = ACTION_COMPLETED,
+                       .created_ms = 1700000000100};
     snprintf(a.service, sizeof a.service, "%s", service);
     a.params = (char *)"{}";
     assert_int_equal(journal_action_insert(journal, &a), 0);
@@ -150,10 +153,14 @@ static int setup(void **state)
     journal_transition(journal, "web", STATE_NORMAL, STATE_DEGRADED, "check", 1700000000000);
     journal_transition(journal, NULL, STATE_NORMAL, STATE_DEGRADED, "fault", 1700000000000);
     memset(&fake, 0, sizeof fake);
-    backend = (struct api_backend){.journal = journal, .token = FAKE_TOKEN,
-                                   .status = fake_status, .services = fake_services,
-                                   .service = fake_service, .control = fake_control,
-                                   .recover = fake_recover, .ctx = &fake};
+    backend = (struct api_backend){.journal = journal,
+                                   .token = FAKE_TOKEN,
+                                   .status = fake_status,
+                                   .services = fake_services,
+                                   .service = fake_service,
+                                   .control = fake_control,
+                                   .recover = fake_recover,
+                                   .ctx = &fake};
     return 0;
 }
 
@@ -173,30 +180,30 @@ static int teardown(void **state)
 /* ---- the client thread ----------------------------------------------------------------- */
 
 struct http_req {
-    const char *method;   /* NULL: GET */
-    const char *path;     /* with the query */
-    const char *body;     /* sent with the request when not NULL */
-    const char *auth;     /* Authorization header when not NULL */
-    long status;          /* answer: HTTP status, 0 when the request failed */
-    CURLcode curl_err;    /* answer: CURLE_OK unless the transfer failed */
-    char allow[64];       /* answer: Allow header */
-    char content_type[64];/* answer: Content-Type header */
-    char body_in[4096];   /* answer: body */
-    size_t body_len;      /* bytes in body_in */
-    long connects;        /* answer: new connections made (0: kept alive) */
+    const char *method;    /* NULL: GET */
+    const char *path;      /* with the query */
+    const char *body;      /* sent with the request when not NULL */
+    const char *auth;      /* Authorization header when not NULL */
+    long status;           /* answer: HTTP status, 0 when the request failed */
+    CURLcode curl_err;     /* answer: CURLE_OK unless the transfer failed */
+    char allow[64];        /* answer: Allow header */
+    char content_type[64]; /* answer: Content-Type header */
+    char body_in[4096];    /* answer: body */
+    size_t body_len;       /* bytes in body_in */
+    long connects;         /* answer: new connections made (0: kept alive) */
 };
 
 struct run {
     struct http_req *reqs; /* done in order on one connection (keep-alive) */
     size_t n;
-    unsigned port;         /* the API's */
-    bool hold_socket;      /* leave an idle raw connection open at the end */
-    int held_fd;           /* that connection, closed by the test */
+    unsigned port;                /* the API's */
+    bool hold_socket;             /* leave an idle raw connection open at the end */
+    int held_fd;                  /* that connection, closed by the test */
     void (*client)(struct run *); /* run in the client thread instead of reqs */
-    void *ctx;             /* the client's results, checked by the test afterwards */
-    uint64_t idle_ms;      /* api_set_idle_timeout; 0: the default */
+    void *ctx;                    /* the client's results, checked by the test afterwards */
+    uint64_t idle_ms;             /* api_set_idle_timeout; 0: the default */
     struct api *api;
-    uv_async_t done;       /* the client is finished: stop the API */
+    uv_async_t done; /* the client is finished: stop the API */
 };
 
 static size_t body_cb(char *p, size_t size, size_t n, void *arg)
@@ -282,7 +289,7 @@ static void *client_main(void *arg)
         run->held_fd = socket(AF_INET, SOCK_STREAM, 0);
         if (connect(run->held_fd, (struct sockaddr *)&sa, sizeof sa) == 0)
             (void)!write(run->held_fd, "GET /v1/sta", 11); /* half a request */
-        usleep(100 * 1000); /* let the server accept it */
+        usleep(100 * 1000);                                /* let the server accept it */
     }
     uv_async_send(&run->done);
     return NULL;
@@ -388,10 +395,9 @@ static const char *answer_error(const struct http_req *r, long status)
 static void every_route_answers_200_with_json(void **state)
 {
     struct http_req r[] = {
-        {.path = "/v1/status"},        {.path = "/v1/services"},
-        {.path = "/v1/services/web"},  {.path = "/v1/faults"},
-        {.path = "/v1/faults/summary"}, {.path = "/v1/faults/1"},
-        {.path = "/v1/actions"},       {.path = "/v1/transitions"},
+        {.path = "/v1/status"},  {.path = "/v1/services"},       {.path = "/v1/services/web"},
+        {.path = "/v1/faults"},  {.path = "/v1/faults/summary"}, {.path = "/v1/faults/1"},
+        {.path = "/v1/actions"}, {.path = "/v1/transitions"},
     };
     serve(r, sizeof r / sizeof *r);
     for (size_t i = 0; i < sizeof r / sizeof *r; i++)
@@ -400,8 +406,11 @@ static void every_route_answers_200_with_json(void **state)
 
 static void connection_is_kept_alive_across_requests(void **state)
 {
-    struct http_req r[] = {{.path = "/v1/status"}, {.path = "/v1/services"}, {.path = "/nope"},
-                           {.path = "/v1/faults?limit=x"}, {.path = "/v1/status"}};
+    struct http_req r[] = {{.path = "/v1/status"},
+                           {.path = "/v1/services"},
+                           {.path = "/nope"},
+                           {.path = "/v1/faults?limit=x"},
+                           {.path = "/v1/status"}};
     serve(r, 5);
     assert_int_equal(r[0].connects, 1);
     for (size_t i = 1; i < 5; i++)
@@ -450,16 +459,26 @@ static void mutating_calls_need_the_token(void **state)
     struct http_req r[] = {
         {.method = "POST", .path = "/v1/services/web/hold", .body = ""},
         {.method = "POST", .path = "/v1/services/web/hold", .body = "", .auth = "Bearer nope"},
-        {.method = "POST", .path = "/v1/services/web/hold", .body = "",
+        {.method = "POST",
+         .path = "/v1/services/web/hold",
+         .body = "",
          .auth = "Bearer " FAKE_TOKEN "0"},
         {.method = "POST", .path = "/v1/services/web/hold", .body = "", .auth = FAKE_TOKEN},
-        {.method = "POST", .path = "/v1/services/web/hold", .body = "",
+        {.method = "POST",
+         .path = "/v1/services/web/hold",
+         .body = "",
          .auth = "Bearer " FAKE_TOKEN},
-        {.method = "POST", .path = "/v1/services/web/restart", .body = "",
+        {.method = "POST",
+         .path = "/v1/services/web/restart",
+         .body = "",
          .auth = "Bearer " FAKE_TOKEN},
-        {.method = "POST", .path = "/v1/faults/7/recover", .body = "{}",
+        {.method = "POST",
+         .path = "/v1/faults/7/recover",
+         .body = "{}",
          .auth = "Bearer " FAKE_TOKEN},
-        {.method = "POST", .path = "/v1/faults/7/recover", .body = "{\"strategy\":\"restart\"}",
+        {.method = "POST",
+         .path = "/v1/faults/7/recover",
+         .body = "{\"strategy\":\"restart\"}",
          .auth = "Bearer " FAKE_TOKEN},
     };
     serve(r, 8);
@@ -504,8 +523,10 @@ static void head_answers_like_get_without_body(void **state)
 
 static void fault_id_not_a_positive_integer_is_400(void **state)
 {
-    struct http_req r[] = {{.path = "/v1/faults/abc"}, {.path = "/v1/faults/0"},
-                           {.path = "/v1/faults/-3"}, {.path = "/v1/faults/12x"}};
+    struct http_req r[] = {{.path = "/v1/faults/abc"},
+                           {.path = "/v1/faults/0"},
+                           {.path = "/v1/faults/-3"},
+                           {.path = "/v1/faults/12x"}};
     serve(r, 4);
     for (size_t i = 0; i < 4; i++)
         assert_non_null(strstr(answer_error(&r[i], 400), "positive integer"));
@@ -553,8 +574,10 @@ static size_t answer_count(const struct http_req *r)
 
 static void faults_filter_by_active_and_limit(void **state)
 {
-    struct http_req r[] = {{.path = "/v1/faults"}, {.path = "/v1/faults?active=1"},
-                           {.path = "/v1/faults?active=0"}, {.path = "/v1/faults?active"},
+    struct http_req r[] = {{.path = "/v1/faults"},
+                           {.path = "/v1/faults?active=1"},
+                           {.path = "/v1/faults?active=0"},
+                           {.path = "/v1/faults?active"},
                            {.path = "/v1/faults?active=true&limit=1"}};
     serve(r, 5);
     assert_int_equal(answer_count(&r[0]), 3);
@@ -564,17 +587,19 @@ static void faults_filter_by_active_and_limit(void **state)
     json_t *v = answer(&r[4], 200);
     assert_int_equal(json_array_size(v), 1);
     /* newest first: the open web/process fault */
-    assert_int_equal(json_integer_value(json_object_get(json_array_get(v, 0), "id")),
-                     fault_ids[2]);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(v, 0), "id")), fault_ids[2]);
     json_decref(v);
 }
 
 static void limit_not_a_number_is_400(void **state)
 {
-    struct http_req r[] = {{.path = "/v1/faults?limit=abc"}, {.path = "/v1/actions?limit=0"},
+    struct http_req r[] = {{.path = "/v1/faults?limit=abc"},
+                           {.path = "/v1/actions?limit=0"},
                            {.path = "/v1/transitions?limit=99999999999999999999"},
-                           {.path = "/v1/faults?limit="}, {.path = "/v1/faults?active=maybe"},
-                           {.path = "/v1/actions?fault=x"}, {.path = "/v1/transitions?service="}};
+                           {.path = "/v1/faults?limit="},
+                           {.path = "/v1/faults?active=maybe"},
+                           {.path = "/v1/actions?fault=x"},
+                           {.path = "/v1/transitions?service="}};
     size_t n = sizeof r / sizeof *r;
     serve(r, n);
     assert_non_null(strstr(answer_error(&r[0], 400), "'abc'"));
@@ -738,7 +763,10 @@ static size_t raw_send(int fd, const char *p, size_t n)
     return done;
 }
 
-static void raw_send_str(int fd, const char *s) { raw_send(fd, s, strlen(s)); }
+static void raw_send_str(int fd, const char *s)
+{
+    raw_send(fd, s, strlen(s));
+}
 
 /* One complete answer at buf (not for HEAD): its bytes, or 0 while incomplete. */
 static size_t answer_parse(const char *buf, size_t len, struct answer *a)
@@ -753,8 +781,7 @@ static size_t answer_parse(const char *buf, size_t len, struct answer *a)
     while (line < end + 2) {
         const char *eol = memchr(line, '\r', (size_t)(end + 2 - line));
         header_copy(line, (size_t)(eol - line), "Content-Length:", cl, sizeof cl);
-        header_copy(line, (size_t)(eol - line), "Connection:", a->connection,
-                    sizeof a->connection);
+        header_copy(line, (size_t)(eol - line), "Connection:", a->connection, sizeof a->connection);
         header_copy(line, (size_t)(eol - line), "Allow:", a->allow, sizeof a->allow);
         line = eol + 2;
     }
@@ -1064,11 +1091,11 @@ static void post_body_is_read_after_100_continue(void **state)
 }
 
 struct idle {
-    uint64_t silent_ms;  /* until the silent connection was closed */
-    bool silent_closed;  /* it was closed (not data, not a timeout) */
-    bool half_closed;    /* the one with half a request too */
-    int busy_got;        /* answers on the connection that kept asking */
-    bool busy_closed;    /* that one was closed once it stopped asking */
+    uint64_t silent_ms; /* until the silent connection was closed */
+    bool silent_closed; /* it was closed (not data, not a timeout) */
+    bool half_closed;   /* the one with half a request too */
+    int busy_got;       /* answers on the connection that kept asking */
+    bool busy_closed;   /* that one was closed once it stopped asking */
 };
 
 static void idle_client(struct run *run)
@@ -1268,8 +1295,11 @@ struct dispatched {
 static struct dispatched dispatch(const char *method, const char *path, const char *auth,
                                   const char *body, ...)
 {
-    struct route_request rq = {.b = &backend, .method = method, .path = path,
-                               .authorization = auth, .body = body,
+    struct route_request rq = {.b = &backend,
+                               .method = method,
+                               .path = path,
+                               .authorization = auth,
+                               .body = body,
                                .body_len = body ? strlen(body) : 0};
     va_list ap;
     va_start(ap, body);
@@ -1293,16 +1323,17 @@ static struct dispatched dispatch(const char *method, const char *path, const ch
 
 static void dispatch_every_get_route_answers_200(void **state)
 {
-    static const char *const paths[] = {"/v1/status", "/v1/services", "/v1/services/web",
-                                        "/v1/faults", "/v1/faults/summary", "/v1/faults/1",
-                                        "/v1/actions", "/v1/transitions", "/v1/metrics"};
+    static const char *const paths[] = {"/v1/status",  "/v1/services",       "/v1/services/web",
+                                        "/v1/faults",  "/v1/faults/summary", "/v1/faults/1",
+                                        "/v1/actions", "/v1/transitions",    "/v1/metrics"};
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
         struct dispatched d = dispatch("GET", paths[i], NULL, NULL, NULL);
         if (d.status != 200)
             fail_msg("GET %s: %u %s", paths[i], d.status, d.error);
         assert_string_equal(d.error, "");
         json_decref(d.body);
-        d = dispatch("HEAD", paths[i], NULL, NULL, NULL); /* HEAD is GET (the server drops the body) */
+        d = dispatch("HEAD", paths[i], NULL, NULL,
+                     NULL); /* HEAD is GET (the server drops the body) */
         assert_int_equal(d.status, 200);
         json_decref(d.body);
     }
@@ -1315,13 +1346,19 @@ static void dispatch_every_mutating_route_needs_the_token(void **state)
 {
     static const char *const paths[] = {"/v1/faults/7/recover", "/v1/services/web/hold",
                                         "/v1/services/web/release", "/v1/services/web/restart"};
-    static const char *const auths[] = {NULL, "", "Bearer", "Bearer ", "Bearer x",
-                                        "bearer " FAKE_TOKEN, FAKE_TOKEN,
-                                        "Bearer " FAKE_TOKEN "0", "Basic " FAKE_TOKEN};
+    static const char *const auths[] = {NULL,
+                                        "",
+                                        "Bearer",
+                                        "Bearer ",
+                                        "Bearer x",
+                                        "bearer " FAKE_TOKEN,
+                                        FAKE_TOKEN,
+                                        "Bearer " FAKE_TOKEN "0",
+                                        "Basic " FAKE_TOKEN};
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
         for (size_t k = 0; k < sizeof auths / sizeof *auths; k++) {
-            struct dispatched d = dispatch("POST", paths[i], auths[k],
-                                           "{\"strategy\":\"restart\"}", NULL);
+            struct dispatched d = dispatch("POST", paths[i], auths[k], "{\"strategy\":\"restart\"}",
+                                           NULL);
             if (d.status != 401)
                 fail_msg("POST %s with \"%s\": %u", paths[i], auths[k] ? auths[k] : "(none)",
                          d.status);
@@ -1380,8 +1417,7 @@ static void dispatch_maps_backend_errors_to_statuses(void **state)
         assert_int_equal(d.status, cases[i].status);
         assert_string_equal(d.error, cases[i].error);
         json_decref(d.body);
-        d = dispatch("POST", "/v1/faults/3/recover", BEARER, "{\"strategy\":\"repair\"}",
-                     NULL);
+        d = dispatch("POST", "/v1/faults/3/recover", BEARER, "{\"strategy\":\"repair\"}", NULL);
         assert_int_equal(d.status, cases[i].status);
         assert_string_equal(d.error, cases[i].error);
         json_decref(d.body);
@@ -1411,8 +1447,8 @@ static void dispatch_recover_reaches_the_backend(void **state)
 /* A body that is not {"strategy": "<name>"} is a 400 before the backend. */
 static void dispatch_recover_needs_a_strategy(void **state)
 {
-    static const char *const bodies[] = {NULL, "", "{}", "not json", "[\"restart\"]",
-                                         "{\"strategy\": 3}", "{\"strategy\": null}"};
+    static const char *const bodies[] = {
+        NULL, "", "{}", "not json", "[\"restart\"]", "{\"strategy\": 3}", "{\"strategy\": null}"};
     for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
         struct dispatched d = dispatch("POST", "/v1/faults/7/recover", BEARER, bodies[i], NULL);
         assert_int_equal(d.status, 400);
@@ -1465,7 +1501,9 @@ static void dispatch_query_errors_are_400(void **state)
     assert_int_equal(d.status, 400);
     json_decref(d.body);
     /* More arguments than a request may carry. */
-    struct route_request rq = {.b = &backend, .method = "GET", .path = "/v1/status",
+    struct route_request rq = {.b = &backend,
+                               .method = "GET",
+                               .path = "/v1/status",
                                .query_overflow = true};
     struct route_reply rep;
     routes_dispatch(&rq, &rep);
@@ -1489,8 +1527,8 @@ static void dispatch_failing_views_are_500(void **state)
     json_decref(d.body);
     /* Without a journal, every history route is a 500, the live views are not. */
     backend.journal = NULL;
-    static const char *const paths[] = {"/v1/faults", "/v1/faults/summary", "/v1/faults/1",
-                                        "/v1/actions", "/v1/transitions", "/v1/metrics"};
+    static const char *const paths[] = {"/v1/faults",  "/v1/faults/summary", "/v1/faults/1",
+                                        "/v1/actions", "/v1/transitions",    "/v1/metrics"};
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
         d = dispatch("GET", paths[i], NULL, NULL, NULL);
         assert_int_equal(d.status, 500);

@@ -13,8 +13,8 @@
 #include <netinet/in.h>
 #include <signal.h>
 
-#include <cmocka.h>
 #include <libfyaml.h>
+#include <cmocka.h>
 
 #include "config/cfgmap.h"
 #include "lib/model-t.h"
@@ -25,16 +25,16 @@ struct inner {
 };
 
 struct sample {
-    char *text;                    /* string */
-    uint64_t delay_ms;             /* ms */
-    unsigned count;                /* count */
-    bool flag;                     /* bool */
-    char **argv;                   /* NULL-terminated */
-    char **env;                    /* "K=v", NULL-terminated */
-    struct sockaddr_storage addr;  /* address */
-    int sig;                       /* signal number */
-    int sev;                       /* enum severity, -1 unset */
-    struct inner in;               /* nested */
+    char *text;                   /* string */
+    uint64_t delay_ms;            /* ms */
+    unsigned count;               /* count */
+    bool flag;                    /* bool */
+    char **argv;                  /* NULL-terminated */
+    char **env;                   /* "K=v", NULL-terminated */
+    struct sockaddr_storage addr; /* address */
+    int sig;                      /* signal number */
+    int sev;                      /* enum severity, -1 unset */
+    struct inner in;              /* nested */
 };
 
 static const struct cfg_field inner_fields[] = {
@@ -188,7 +188,7 @@ static void cfg_map_accepts_every_signal_name_with_or_without_sig(void **state)
         int sig;
     } cases[] = {
         {"sig: TERM\n", SIGTERM}, {"sig: SIGINT\n", SIGINT}, {"sig: HUP\n", SIGHUP},
-        {"sig: KILL\n", SIGKILL}, {"sig: QUIT\n", SIGQUIT}, {"sig: USR1\n", SIGUSR1},
+        {"sig: KILL\n", SIGKILL}, {"sig: QUIT\n", SIGQUIT},  {"sig: USR1\n", SIGUSR1},
         {"sig: USR2\n", SIGUSR2},
     };
     struct sample s = {.sev = -1};
@@ -206,7 +206,8 @@ static void cfg_map_resolves_aliases(void **state)
     struct cfg_err err;
 
     assert_int_equal(map_yaml("text: &t shared\ninner: &i {tries: 2}\nreserved: [*t]\n",
-                              sample_fields, &s, &err), 0);
+                              sample_fields, &s, &err),
+                     0);
     cfg_fields_free(sample_fields, &s);
     s = (struct sample){.sev = -1};
     assert_int_equal(map_yaml("argv: &a [x]\nreserved: *a\ntext: *a\n", sample_fields, &s, &err),
@@ -351,8 +352,16 @@ static void duration_parse_reads_each_unit(void **state)
 
 static void duration_parse_rejects_junk_and_overflow(void **state)
 {
-    static const char *const bad[] = {"", "ms", "5", "1.5s", "-1s", "1 s", "1sec", "1S",
-                                      "18446744073709551615s", "99999999999999999999ms",
+    static const char *const bad[] = {"",
+                                      "ms",
+                                      "5",
+                                      "1.5s",
+                                      "-1s",
+                                      "1 s",
+                                      "1sec",
+                                      "1S",
+                                      "18446744073709551615s",
+                                      "99999999999999999999ms",
                                       "5124095576030432h"};
     uint64_t ms = 7;
 

@@ -69,14 +69,19 @@ static const struct detector_ops fake_ops = {
 static void async_report_cb(uv_timer_t *t)
 {
     struct check *c = t->data;
-    struct observation o = {.ok = seen.async_ok, .type = FAULT_NETWORK,
-                            .severity = SEVERITY_HIGH, .code = seen.async_ok ? 200 : -1};
+    struct observation o = {.ok = seen.async_ok,
+                            .type = FAULT_NETWORK,
+                            .severity = SEVERITY_HIGH,
+                            .code = seen.async_ok ? 200 : -1};
     snprintf(o.reason, sizeof o.reason, "%s", seen.async_ok ? "" : "refused");
     seen.async_reports++;
     check_report(c, &o);
 }
 
-static void async_closed_cb(uv_handle_t *h) { free(h); }
+static void async_closed_cb(uv_handle_t *h)
+{
+    free(h);
+}
 
 static int async_start(struct check *c)
 {
@@ -140,20 +145,27 @@ static void sink_closed(void *ctx)
 }
 
 struct fixture {
-    uv_loop_t loop;                    /* the test's own */
-    struct check_cfg ccfg[N_CHECKS];   /* fall 3, rise 2 */
-    struct check_cfg ncfg[N_CHECKS];   /* a reload's, for replace */
-    struct check_set set;              /* under test */
-    uv_timer_t guard;                  /* run_until's deadline */
+    uv_loop_t loop;                  /* the test's own */
+    struct check_cfg ccfg[N_CHECKS]; /* fall 3, rise 2 */
+    struct check_cfg ncfg[N_CHECKS]; /* a reload's, for replace */
+    struct check_set set;            /* under test */
+    uv_timer_t guard;                /* run_until's deadline */
     bool expired;
-    uint64_t deadline_us;          /* run_until's, monotonic */
+    uint64_t deadline_us; /* run_until's, monotonic */
 };
 
 static struct check_cfg cfg_make(const char *name, const struct detector_ops *ops)
 {
-    return (struct check_cfg){.name = (char *)name, .kind = ops->name, .ops = ops,
-                              .interval_ms = 1000, .timeout_ms = 1000, .fall = 3, .rise = 2,
-                              .severity = -1, .type = -1, .impact = -1};
+    return (struct check_cfg){.name = (char *)name,
+                              .kind = ops->name,
+                              .ops = ops,
+                              .interval_ms = 1000,
+                              .timeout_ms = 1000,
+                              .fall = 3,
+                              .rise = 2,
+                              .severity = -1,
+                              .type = -1,
+                              .impact = -1};
 }
 
 static int fixture_setup(void **state)
@@ -230,7 +242,9 @@ static void report(struct fixture *fx, size_t i, struct observation o)
 
 static void probe(struct fixture *fx, size_t i, bool ok, const char *reason)
 {
-    struct observation o = {.ok = ok, .type = FAULT_SOFTWARE, .severity = SEVERITY_HIGH,
+    struct observation o = {.ok = ok,
+                            .type = FAULT_SOFTWARE,
+                            .severity = SEVERITY_HIGH,
                             .code = ok ? 200 : 500};
     snprintf(o.reason, sizeof o.reason, "%s", reason ? reason : "");
     report(fx, i, o);
@@ -570,7 +584,10 @@ static void check_report_computes_latency_from_start(void **state)
 
 /* ---- through the loop ---- */
 
-static bool both_started(struct fixture *fx) { return seen.starts >= N_CHECKS; }
+static bool both_started(struct fixture *fx)
+{
+    return seen.starts >= N_CHECKS;
+}
 
 /* The timer starts a probe via ops->start. */
 static void check_set_start_probes_through_the_detector(void **state)
@@ -589,7 +606,10 @@ static void check_set_start_probes_through_the_detector(void **state)
     assert_int_equal(seen.cancels, N_CHECKS);
 }
 
-static bool check0_failing(struct fixture *fx) { return fx->set.checks[0].failing; }
+static bool check0_failing(struct fixture *fx)
+{
+    return fx->set.checks[0].failing;
+}
 
 /* A detector that cannot even start counts as a failed probe. */
 static void check_start_failure_is_a_failed_probe(void **state)
@@ -674,9 +694,15 @@ static void check_short_interval_is_not_slowed_down(void **state)
     check_set_stop(&fx->set);
 }
 
-static bool async_failing(struct fixture *fx) { return fx->set.checks[0].failing; }
+static bool async_failing(struct fixture *fx)
+{
+    return fx->set.checks[0].failing;
+}
 
-static bool async_passing(struct fixture *fx) { return check_set_all_passing(&fx->set); }
+static bool async_passing(struct fixture *fx)
+{
+    return check_set_all_passing(&fx->set);
+}
 
 /* A detector reporting from the loop: probes repeat by themselves, the
  * failing crossing comes once, and rise passes clear it. */

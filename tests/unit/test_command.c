@@ -15,8 +15,8 @@
 #include <cmocka.h>
 
 #include "config/config.h"
-#include "detect/detector.h"
 #include "detect/command.h"
+#include "detect/detector.h"
 #include "detect/kinds.h"
 #include "loopwait.h"
 #include "procfs.h"
@@ -29,7 +29,10 @@
 
 /* The real check kinds; every strategy counts as implemented (this test
  * reads checks, not chains), and nothing of recover/ is linked. */
-static bool test_strategy_exists(int st) { return st >= 0; }
+static bool test_strategy_exists(int st)
+{
+    return st >= 0;
+}
 static const struct cfg_registry test_registry = {detector_cfg_kind, test_strategy_exists};
 
 static struct observation got[GOT_MAX]; /* reports in arrival order */
@@ -51,7 +54,7 @@ struct fx {
     struct check c;
     struct check_cfg cfg;
     struct command_params cp;
-    char *argv[16];   /* what cp.argv points to */
+    char *argv[16]; /* what cp.argv points to */
 };
 
 static int fx_setup(void **state)

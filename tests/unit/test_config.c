@@ -18,10 +18,10 @@
 #include <cmocka.h>
 
 #include "config/config.h"
-#include "lib/model-t.h"
 #include "detect/detector.h"
 #include "detect/http.h"
 #include "detect/tcp.h"
+#include "lib/model-t.h"
 #include "mutate.h"
 
 #ifndef RECOVERD_SOURCE_DIR
@@ -31,11 +31,11 @@
 /* ---- fake check kinds: the real ones live in detect/, linked by the daemon ---- */
 
 struct fake_params {
-    char *url;                        /* required */
-    struct sockaddr_storage address;  /* optional */
-    unsigned n;                       /* default 9 */
-    char *mode;                       /* heap default "auto" from params_init */
-    char **args;                      /* optional argv */
+    char *url;                       /* required */
+    struct sockaddr_storage address; /* optional */
+    unsigned n;                      /* default 9 */
+    char *mode;                      /* heap default "auto" from params_init */
+    char **args;                     /* optional argv */
 };
 
 static const struct cfg_field fake_fields[] = {
@@ -112,8 +112,12 @@ static int fake_check_kind(const char *name, struct cfg_kind *out, const char **
     *why = NULL;
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         if (!strcmp(all[i]->name, name)) {
-            *out = (struct cfg_kind){all[i], all[i]->name, all[i]->fields, all[i]->params_size,
-                                     all[i]->params_init, all[i]->validate};
+            *out = (struct cfg_kind){all[i],
+                                     all[i]->name,
+                                     all[i]->fields,
+                                     all[i]->params_size,
+                                     all[i]->params_init,
+                                     all[i]->validate};
             return 0;
         }
     return -ENOENT;
@@ -145,8 +149,8 @@ static void expect_error(const char *yaml, int line, int col, const char *want)
     assert_null(c);
     assert_string_equal(err.file, "t.yaml");
     if (!strstr(err.msg, want) || err.line != line || err.col != col)
-        fail_msg("got %d:%d '%s', want %d:%d '%s' for:\n%s", err.line, err.col, err.msg, line,
-                 col, want, yaml);
+        fail_msg("got %d:%d '%s', want %d:%d '%s' for:\n%s", err.line, err.col, err.msg, line, col,
+                 want, yaml);
 }
 
 #define SVC "services:\n  web:\n    command: [./x]\n" /* lines 1-3 */
@@ -241,7 +245,8 @@ static void restart_keys_override_only_what_they_name(void **state)
 static void config_load_maps_every_field_of_the_valid_example(void **state)
 {
     struct cfg_err err;
-    struct config *c = config_load(RECOVERD_SOURCE_DIR "/tests/configs/valid.yaml", &fake_registry, &err);
+    struct config *c = config_load(RECOVERD_SOURCE_DIR "/tests/configs/valid.yaml", &fake_registry,
+                                   &err);
     const struct service_cfg *s, *db;
     const struct http_params *hp;
     const struct tcp_params *tp;
@@ -384,9 +389,8 @@ static void log_max_accepts_bytes_and_binary_suffixes(void **state)
     static const struct {
         const char *v;
         uint64_t bytes;
-    } ok[] = {{"65536", 65536},     {"512K", 512 << 10}, {"512KiB", 512 << 10},
-              {"10M", 10 << 20},    {"10MiB", 10 << 20}, {"2G", 2ull << 30},
-              {"3GiB", 3ull << 30}};
+    } ok[] = {{"65536", 65536},    {"512K", 512 << 10}, {"512KiB", 512 << 10}, {"10M", 10 << 20},
+              {"10MiB", 10 << 20}, {"2G", 2ull << 30},  {"3GiB", 3ull << 30}};
     char yaml[256];
     struct cfg_err err;
     struct config *c;
@@ -402,8 +406,9 @@ static void log_max_accepts_bytes_and_binary_suffixes(void **state)
 
 static void log_max_rejects_other_sizes(void **state)
 {
-    static const char *const bad[] = {"10MB", "0", "-1", "1.5M", "10 M", "k", "[1]",
-                                      "99999999999999999999", "17179869184G"};
+    static const char *const bad[] = {"10MB",        "0", "-1",  "1.5M",
+                                      "10 M",        "k", "[1]", "99999999999999999999",
+                                      "17179869184G"};
     char yaml[256];
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -463,7 +468,8 @@ static void root_must_be_a_mapping(void **state)
 static void unknown_top_level_key_is_rejected(void **state)
 {
     expect_error(SVC "statedir: x\n", 4, 1,
-                 "unknown key 'statedir' (expected one of: state_dir, api, quiet, max_concurrent_recoveries, action_timeout, rules, alerts, services)");
+                 "unknown key 'statedir' (expected one of: state_dir, api, quiet, "
+                 "max_concurrent_recoveries, action_timeout, rules, alerts, services)");
 }
 
 static void missing_services_is_reported_at_the_root(void **state)
@@ -668,9 +674,9 @@ static void config_load_reports_a_missing_file(void **state)
     assert_null(config_load("/nonexistent/recoverd.yaml", &fake_registry, &err));
     assert_string_equal(err.file, "/nonexistent/recoverd.yaml");
     assert_int_equal(err.line, 0);
-    assert_string_equal(
-        cfg_err_format(&err, buf, sizeof(buf)),
-        "/nonexistent/recoverd.yaml: error: cannot open: No such file or directory");
+    assert_string_equal(cfg_err_format(&err, buf, sizeof(buf)),
+                        "/nonexistent/recoverd.yaml: error: cannot open: No such file or "
+                        "directory");
 }
 
 /* Every tests/configs/bad/X.yaml starts "# expect: LINE:COL TEXT"; the loader

@@ -50,7 +50,10 @@ static void file_report_cb(uv_timer_t *t)
     check_report(c, &o);
 }
 
-static void file_timer_closed(uv_handle_t *h) { free(h); }
+static void file_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
 
 static int file_start(struct check *c)
 {
@@ -94,9 +97,9 @@ struct fixture;
 struct svc {
     struct fixture *fx;
     char name[16];
-    char ok_path[128];           /* the check passes while it exists */
-    char script[512];            /* the command's sh -c argument */
-    char repair_script[512];     /* the repair program's */
+    char ok_path[128];       /* the check passes while it exists */
+    char script[512];        /* the command's sh -c argument */
+    char repair_script[512]; /* the repair program's */
     char *cmd[4];
     char *repair[4];
     struct service_cfg cfg;
@@ -106,26 +109,26 @@ struct svc {
     struct faults faults;
     struct supervisor sup;
     struct recovery rec;
-    int ready;                   /* recovery sink calls */
+    int ready; /* recovery sink calls */
     int recovered;
-    bool up;                     /* parts initialised */
-    struct svc *dependent;       /* depends on this one (told when it recovers) */
+    bool up;               /* parts initialised */
+    struct svc *dependent; /* depends on this one (told when it recovers) */
 };
 
 struct fixture {
     char dir[64];
     uv_loop_t loop;
     struct journal *journal;
-    struct config config;        /* the rules */
+    struct config config; /* the rules */
     struct monitor m;
     struct analysis an;
     struct executor ex;
     struct svc *svc[MAX_SVC];
     size_t n;
-    pid_t forked;                /* a process the test forked (an external service) */
-    uv_timer_t guard;            /* WAIT_UNTIL's tick: the loop never sleeps long */
-    bool expired;                /* the deadline passed */
-    uint64_t deadline_us;        /* WAIT_UNTIL's, monotonic */
+    pid_t forked;         /* a process the test forked (an external service) */
+    uv_timer_t guard;     /* WAIT_UNTIL's tick: the loop never sleeps long */
+    bool expired;         /* the deadline passed */
+    uint64_t deadline_us; /* WAIT_UNTIL's, monotonic */
 };
 
 static void sink_failing(void *ctx, struct check *c, const struct observation *o)
@@ -160,7 +163,10 @@ static void sink_recovered(void *ctx)
         recovery_event(&s->dependent->rec, REC_EV_DEP_RECOVERED); /* as service.c does */
 }
 
-static void sink_closed(void *ctx) { (void)ctx; }
+static void sink_closed(void *ctx)
+{
+    (void)ctx;
+}
 
 /* A tick every few ms: uv_run(UV_RUN_ONCE) runs due timers and then still
  * sleeps until the next event, so a condition made true by a timer would
@@ -173,17 +179,17 @@ static void guard_cb(uv_timer_t *t)
 }
 
 /* Run the loop until cond holds (checked after each loop turn). */
-#define WAIT_UNTIL(fx, cond)                                                          \
-    do {                                                                              \
-        (fx)->expired = false;                                                        \
-        (fx)->deadline_us = clock_mono_us() + DEADLINE_MS * 1000ull;                  \
-        uv_update_time(&(fx)->loop);                                                  \
-        uv_timer_start(&(fx)->guard, guard_cb, 5, 5);                                 \
-        while (!(cond) && !(fx)->expired)                                             \
-            uv_run(&(fx)->loop, UV_RUN_ONCE);                                         \
-        uv_timer_stop(&(fx)->guard);                                                  \
-        if (!(cond))                                                                  \
-            fail_msg("line %d: no \"%s\" within %d ms", __LINE__, #cond, DEADLINE_MS); \
+#define WAIT_UNTIL(fx, cond)                                                                       \
+    do {                                                                                           \
+        (fx)->expired = false;                                                                     \
+        (fx)->deadline_us = clock_mono_us() + DEADLINE_MS * 1000ull;                               \
+        uv_update_time(&(fx)->loop);                                                               \
+        uv_timer_start(&(fx)->guard, guard_cb, 5, 5);                                              \
+        while (!(cond) && !(fx)->expired)                                                          \
+            uv_run(&(fx)->loop, UV_RUN_ONCE);                                                      \
+        uv_timer_stop(&(fx)->guard);                                                               \
+        if (!(cond))                                                                               \
+            fail_msg("line %d: no \"%s\" within %d ms", __LINE__, #cond, DEADLINE_MS);             \
     } while (0)
 
 static int fixture_setup(void **state)
@@ -206,7 +212,9 @@ static int fixture_setup(void **state)
     }
     assert_int_equal(monitor_init(&fx->m, &fx->loop, fx->journal, 100), 0);
     fx->an = (struct analysis){.journal = fx->journal, .cfg = &fx->config};
-    fx->ex = (struct executor){.journal = fx->journal, .max_executing = 3, .max_starting = 64,
+    fx->ex = (struct executor){.journal = fx->journal,
+                               .max_executing = 3,
+                               .max_starting = 64,
                                .action_timeout_ms = 10000};
     *state = fx;
     return 0;
@@ -223,18 +231,32 @@ static struct svc *svc_new(struct fixture *fx, const char *name)
     s->fx = fx;
     snprintf(s->name, sizeof s->name, "%s", name);
     snprintf(s->ok_path, sizeof s->ok_path, "%s/ok_%s", fx->dir, name);
-    s->ccfg = (struct check_cfg){.name = "file", .kind = "file", .ops = &file_ops,
-                                 .params = s->ok_path, .interval_ms = 20, .timeout_ms = 1000,
-                                 .fall = 2, .rise = 1, .severity = -1, .type = -1,
+    s->ccfg = (struct check_cfg){.name = "file",
+                                 .kind = "file",
+                                 .ops = &file_ops,
+                                 .params = s->ok_path,
+                                 .interval_ms = 20,
+                                 .timeout_ms = 1000,
+                                 .fall = 2,
+                                 .rise = 1,
+                                 .severity = -1,
+                                 .type = -1,
                                  .impact = -1};
-    s->cfg = (struct service_cfg){
-        .name = s->name, .cwd = fx->dir, .checks = &s->ccfg, .n_checks = 1,
-        .verify_ms = 5000, .start_period_ms = 5000, .flap_window_ms = 0,
-        .restart = {.max = 5, .window_ms = 60000, .stable_ms = 200, .backoff_initial_ms = 10,
-                    .backoff_max_ms = 100},
-        .stop = {.signal = SIGTERM, .grace_ms = 2000},
-        .repair = {.timeout_ms = 10000},
-        .log_max_bytes = 1 << 20};
+    s->cfg = (struct service_cfg){.name = s->name,
+                                  .cwd = fx->dir,
+                                  .checks = &s->ccfg,
+                                  .n_checks = 1,
+                                  .verify_ms = 5000,
+                                  .start_period_ms = 5000,
+                                  .flap_window_ms = 0,
+                                  .restart = {.max = 5,
+                                              .window_ms = 60000,
+                                              .stable_ms = 200,
+                                              .backoff_initial_ms = 10,
+                                              .backoff_max_ms = 100},
+                                  .stop = {.signal = SIGTERM, .grace_ms = 2000},
+                                  .repair = {.timeout_ms = 10000},
+                                  .log_max_bytes = 1 << 20};
     return s;
 }
 
@@ -268,7 +290,10 @@ static void svc_chain(struct svc *s, int n, ...)
     s->cfg.n_chain = (unsigned)n;
 }
 
-static void svc_no_checks(struct svc *s) { s->cfg.n_checks = 0; }
+static void svc_no_checks(struct svc *s)
+{
+    s->cfg.n_checks = 0;
+}
 
 /* Initialise every part and wire them (daemon/service.c's service_new). */
 static void svc_init(struct svc *s)
@@ -492,11 +517,20 @@ static bool idle_without_action(struct svc *s)
 static void recovery_names_spell_states_and_events(void **state)
 {
     (void)state;
-    static const char *const states[] = {"idle", "correlating", "pending", "executing",
-                                         "verifying", "gave-up"};
-    static const char *const events[] = {"start", "check-failing", "check-reported", "exited",
-                                         "timer", "slot", "executed", "hold", "release",
-                                         "operator", "dependency-recovered", "abort"};
+    static const char *const states[] = {"idle",      "correlating", "pending",
+                                         "executing", "verifying",   "gave-up"};
+    static const char *const events[] = {"start",
+                                         "check-failing",
+                                         "check-reported",
+                                         "exited",
+                                         "timer",
+                                         "slot",
+                                         "executed",
+                                         "hold",
+                                         "release",
+                                         "operator",
+                                         "dependency-recovered",
+                                         "abort"};
     for (int s = 0; s < REC__COUNT; s++)
         assert_string_equal(recovery_state_name((enum recovery_state)s), states[s]);
     for (int e = 0; e < REC_EV__COUNT; e++)
@@ -584,8 +618,7 @@ static void failed_strategy_escalates_to_the_next(void **state)
     pid_t first = s->sup.pid;
     unlink(s->ok_path);
     WAIT_UNTIL(fx, n_actions(s) == 2 && idle_without_action(s));
-    assert_action(s, 0, "repair", "failed",
-                  "repair program exited with code 1");
+    assert_action(s, 0, "repair", "failed", "repair program exited with code 1");
     json_t *acts = actions_of(s);
     assert_non_null(strstr(json_string_value(json_object_get(json_array_get(acts, 0), "result")),
                            "cannot repair"));
@@ -1041,8 +1074,7 @@ static void operator_restart_runs_and_is_verified(void **state)
     assert_non_null(strstr(err, "not implemented"));
     assert_int_equal(recovery_operate(&s->rec, 0, STRATEGY_REPAIR, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "not configured"));
-    assert_int_equal(recovery_operate(&s->rec, 12345, STRATEGY_RESTART, err, sizeof err),
-                     -ENOENT);
+    assert_int_equal(recovery_operate(&s->rec, 12345, STRATEGY_RESTART, err, sizeof err), -ENOENT);
     assert_non_null(strstr(err, "fault 12345 is not open"));
     assert_int_equal(n_actions(s), 0);
     /* A restart: stop, spawn, verify. */
@@ -1151,8 +1183,8 @@ static void dependent_fault_is_a_symptom_until_the_root_recovers(void **state)
     touch_in(fx, "go_db");
     WAIT_UNTIL(fx, n_actions(db) == 1 && idle_without_action(db));
     assert_action(db, 0, "repair", "completed", "verified");
-    WAIT_UNTIL(fx, n_actions(web) == 1 && idle_without_action(web) &&
-                       !analyzer_has_open(&web->faults));
+    WAIT_UNTIL(fx,
+               n_actions(web) == 1 && idle_without_action(web) && !analyzer_has_open(&web->faults));
     assert_action(web, 0, "repair", "completed", "verified");
 }
 

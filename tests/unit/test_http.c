@@ -2,8 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -15,12 +15,12 @@
 
 #include <cmocka.h>
 
-#include "lib/clock.h"
 #include "config/config-t.h"
 #include "detect/http.h"
 #include "detect/kinds.h"
-#include "lib/plugin.h"
 #include "httpsrv.h"
+#include "lib/clock.h"
+#include "lib/plugin.h"
 
 /* ---- the fake of detect/check.c ---- */
 
@@ -146,7 +146,7 @@ struct probe_check {
 
 struct fx {
     uv_loop_t loop;
-    uv_timer_t guard;              /* wakes uv_run so waits can give up */
+    uv_timer_t guard; /* wakes uv_run so waits can give up */
     struct srv srv;
     struct probe_check pc[NCHECK];
 };
@@ -587,8 +587,9 @@ static void http_validate_refuses_userinfo_fragment_and_bad_ports(void **state)
         assert_int_equal(http_detector.validate(&hp, why, sizeof why), -EINVAL);
         assert_string_equal(why, bad[i].why);
     }
-    const char *good[] = {"http://[::1]:8080/x?y=1", "http://localhost/", "https://example.org",
-                          "http://10.0.0.1:65535", "http://a-b.example_c.org?q", NULL};
+    const char *good[] = {"http://[::1]:8080/x?y=1",    "http://localhost/",
+                          "https://example.org",        "http://10.0.0.1:65535",
+                          "http://a-b.example_c.org?q", NULL};
     for (int i = 0; good[i]; i++) {
         hp.url = (char *)good[i];
         assert_int_equal(http_detector.validate(&hp, why, sizeof why), 0);
@@ -639,7 +640,8 @@ static pid_t tls_server_start(int *port)
     }
     /* Ready when it accepts. */
     for (int i = 0; i < 500; i++) {
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)*port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
         ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "lib/clock.h"
 #include "httpsrv.h"
+#include "lib/clock.h"
 #include "lib/http-client.h"
 
 /* ---- the canned server's answers (httpsrv.h): the path picks one ---- */

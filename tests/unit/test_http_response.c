@@ -262,7 +262,8 @@ static char *big_head(size_t bytes)
 
 static void headers_up_to_16k_are_accepted_over_are_refused(void **state)
 {
-    char *ok = big_head(HTTP_RESPONSE_HEAD_MAX - 200), *over = big_head(HTTP_RESPONSE_HEAD_MAX + 300);
+    char *ok = big_head(HTTP_RESPONSE_HEAD_MAX - 200),
+         *over = big_head(HTTP_RESPONSE_HEAD_MAX + 300);
     assert_complete(parse(ok), 200, "ok");
     assert_int_equal(parse(over).error, HTTP_RESPONSE_E_HEAD_SIZE);
     free(ok);
@@ -346,7 +347,8 @@ static const struct {
     {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
      HTTP_RESPONSE_E_TRANSFER_ENCODING},
     {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gz(ip)\r\n\r\n", HTTP_RESPONSE_E_TRANSFER_ENCODING},
-    {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: "
+     "chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
      HTTP_RESPONSE_E_LENGTH_AND_ENCODING},
     {"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
      HTTP_RESPONSE_E_ENCODING_HTTP10},
@@ -439,8 +441,7 @@ static void every_error_has_its_own_words(void **state)
             assert_string_not_equal(http_response_error_str(all[i]),
                                     http_response_error_str(all[j]));
     }
-    assert_string_equal(http_response_error_str(HTTP_RESPONSE_E_HEAD_SIZE),
-                        "headers over 16 KiB");
+    assert_string_equal(http_response_error_str(HTTP_RESPONSE_E_HEAD_SIZE), "headers over 16 KiB");
     assert_string_equal(http_response_error_str((enum http_response_error)n), "?");
 }
 
@@ -460,8 +461,7 @@ static void mutated_answers_parse_or_are_refused_alike(void **state)
     mutate_seed(&m, 5077);
     for (int i = 0; i < 20000; i++) {
         size_t len;
-        char *buf = mutate_copy(&m, base, sizeof base - 1, " :;\r\n\t0123456789abcdefHTP/.,",
-                                &len);
+        char *buf = mutate_copy(&m, base, sizeof base - 1, " :;\r\n\t0123456789abcdefHTP/.,", &len);
         assert_non_null(buf);
         struct verdict whole = parse_in_steps(buf, len, 0, true, false);
         struct verdict bytes = parse_in_steps(buf, len, 1, true, false);

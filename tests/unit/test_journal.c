@@ -75,8 +75,10 @@ static struct fault make_fault(const char *service, enum fault_type type, enum s
 
 static struct action make_action(int64_t fault_id, const char *service, uint64_t created_ms)
 {
-    struct action a = {.fault_id = fault_id, .strategy = STRATEGY_RESTART,
-                       .status = ACTION_PENDING, .created_ms = created_ms};
+    struct action a = {.fault_id = fault_id,
+                       .strategy = STRATEGY_RESTART,
+                       .status = ACTION_PENDING,
+                       .created_ms = created_ms};
     snprintf(a.service, sizeof a.service, "%s", service);
     a.params = (char *)"{\"delay_ms\":400}";
     return a;
@@ -376,8 +378,7 @@ static void journal_action_insert_update_round_trips_all_fields(void **state)
     assert_json_str(o, "strategy", "restart");
     assert_json_str(o, "status", "completed");
     assert_json_str(o, "result", "restarted; checks pass");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "params"),
-                                                        "delay_ms")),
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "params"), "delay_ms")),
                      400);
     assert_json_str(o, "created_at", "2025-11-25T11:39:28.223Z");
     assert_json_str(o, "started_at", "2025-11-25T11:39:28.323Z");
@@ -438,11 +439,11 @@ static void journal_abort_unfinished_leaves_finished_actions_alone(void **state)
 }
 
 struct seen {
-    int n;              /* calls so far */
+    int n; /* calls so far */
     char service[4][64];
     pid_t pid[4];
     uint64_t ticks[4];
-    struct journal *j;  /* set: clear each child from inside the callback */
+    struct journal *j; /* set: clear each child from inside the callback */
 };
 
 static void on_child(const char *service, pid_t pid, uint64_t start_ticks, void *arg)
@@ -598,8 +599,8 @@ static void journal_lists_honour_limit_newest_first(void **state)
         ids[i] = f.id;
         struct action a = make_action(f.id, "web", T0 + (uint64_t)i);
         assert_int_equal(journal_action_insert(j, &a), 0);
-        assert_int_equal(journal_transition(j, i % 2 ? "web" : "db", STATE_NORMAL,
-                                            STATE_DEGRADED, "x", T0 + (uint64_t)i),
+        assert_int_equal(journal_transition(j, i % 2 ? "web" : "db", STATE_NORMAL, STATE_DEGRADED,
+                                            "x", T0 + (uint64_t)i),
                          0);
     }
     json_t *l = journal_faults_json(j, false, 3);
@@ -611,8 +612,7 @@ static void journal_lists_honour_limit_newest_first(void **state)
 
     l = journal_actions_json(j, 0, 2);
     assert_int_equal(json_array_size(l), 2);
-    assert_int_equal(json_integer_value(json_object_get(json_array_get(l, 0), "fault_id")),
-                     ids[4]);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(l, 0), "fault_id")), ids[4]);
     json_decref(l);
 
     l = journal_transitions_json(j, "web", 0);

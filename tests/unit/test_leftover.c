@@ -164,8 +164,11 @@ static int reap(pid_t pid)
     return st;
 }
 
-#define LEFTOVER(name, p, ticks, grace) \
-    {.service = (name), .pid = (p), .start_ticks = (ticks), .signal = SIGTERM, .grace_ms = (grace)}
+#define LEFTOVER(name, p, ticks, grace)                                                            \
+    {                                                                                              \
+        .service = (name), .pid = (p), .start_ticks = (ticks), .signal = SIGTERM,                  \
+        .grace_ms = (grace)                                                                        \
+    }
 
 /* Five recorded services: two ignore SIGTERM (one with a second process
  * in its group), one stops on it, one pid is now another process, one is
@@ -217,7 +220,7 @@ static void leftover_stops_all_at_once_and_kills_after_each_grace(void **state)
     st = reap(slow);
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     assert_true(procfs_dies((pid_t)member)); /* its group went with it */
-    assert_true(procfs_alive(other));          /* never signalled */
+    assert_true(procfs_alive(other));        /* never signalled */
     kill(other, SIGKILL);
     reap(other);
 }

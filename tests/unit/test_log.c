@@ -33,7 +33,10 @@ static char *caught(void (*fn)(const char *), const char *arg)
     return text;
 }
 
-static void log_value(const char *v) { log_event(LOG_WARN, "web", "probe", "why=\"%s\"", v); }
+static void log_value(const char *v)
+{
+    log_event(LOG_WARN, "web", "probe", "why=\"%s\"", v);
+}
 
 static void log_line_has_its_fields(void **state)
 {

@@ -9,8 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,12 +27,12 @@
 #define SLAB 65536u /* output.c reads at most this much at once */
 
 struct fixture {
-    char dir[64];     /* mkdtemp directory */
-    char path[128];   /* dir/svc.log */
-    char path1[136];  /* dir/svc.log.1 */
-    uv_loop_t loop;   /* the test's own */
-    struct output o;  /* under test */
-    int closed;       /* closed_cb calls */
+    char dir[64];    /* mkdtemp directory */
+    char path[128];  /* dir/svc.log */
+    char path1[136]; /* dir/svc.log.1 */
+    uv_loop_t loop;  /* the test's own */
+    struct output o; /* under test */
+    int closed;      /* closed_cb calls */
 };
 
 static int fixture_setup(void **state)
@@ -198,9 +198,9 @@ static void output_rotates_at_max_bytes(void **state)
 
 /* The rate test: a thread writes as fast as the pipe takes it. */
 struct flood {
-    int fd;                 /* non-blocking write end */
-    atomic_bool stop;       /* set by the loop */
-    uint64_t written;       /* bytes the thread got into the pipe */
+    int fd;           /* non-blocking write end */
+    atomic_bool stop; /* set by the loop */
+    uint64_t written; /* bytes the thread got into the pipe */
 };
 
 static void *flood_main(void *arg)
@@ -226,9 +226,9 @@ struct rate_run {
     struct fixture *fx;
     struct flood fl;
     pthread_t thread;
-    uv_timer_t tick;          /* every 10 ms: the loop is alive */
-    uint64_t last_tick_us;    /* monotonic */
-    uint64_t max_gap_us;      /* the longest time between two ticks: a figure, not a verdict */
+    uv_timer_t tick;       /* every 10 ms: the loop is alive */
+    uint64_t last_tick_us; /* monotonic */
+    uint64_t max_gap_us;   /* the longest time between two ticks: a figure, not a verdict */
     unsigned ticks;
     unsigned ticks_paused;    /* ticks that ran while reading was capped */
     uint64_t opened_us;       /* monotonic time of output_open */
@@ -399,7 +399,10 @@ static void output_rate_window_restarts_each_second(void **state)
     close_and_drain(fx);
 }
 
-static void free_cb(struct output *o) { free(o); }
+static void free_cb(struct output *o)
+{
+    free(o);
+}
 
 /* The owner may free the output in the callback (service.c frees the
  * service): no handle may be touched after it. ASan checks. */
@@ -428,7 +431,7 @@ static void output_rotation_failure_does_not_spin(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        alarm(60); /* a backstop if the parent's kill never comes */
+        alarm(60);                              /* a backstop if the parent's kill never comes */
         if (!freopen("/dev/null", "w", stderr)) /* the spin logs without end */
             _exit(3);
         if (output_open(&fx->o, &fx->loop, fx->path, 100) < 0)

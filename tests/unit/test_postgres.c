@@ -27,10 +27,12 @@
 #define PG_PASSWORD "Sekr1t-pg" /* the role's real password */
 #define PG_WRONG "Wr0ngPw-zz"   /* a password the server rejects */
 
-
 /* The real check kinds; every strategy counts as implemented (this test
  * reads checks, not chains), and nothing of recover/ is linked. */
-static bool test_strategy_exists(int st) { return st >= 0; }
+static bool test_strategy_exists(int st)
+{
+    return st >= 0;
+}
 static const struct cfg_registry test_registry = {detector_cfg_kind, test_strategy_exists};
 
 static struct {
@@ -51,9 +53,20 @@ static int pg_start(void)
     char port[16], log[160];
     snprintf(port, sizeof port, "%d", pg.port);
     snprintf(log, sizeof log, "%s/postgres-%d.log", pg.dir, ++pg.starts);
-    const char *argv[] = {PG_BIN "/postgres", "-D", pg.data, "-k", pg.dir, "-p", port,
-                          "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                          "-c", "max_connections=20", NULL};
+    const char *argv[] = {PG_BIN "/postgres",
+                          "-D",
+                          pg.data,
+                          "-k",
+                          pg.dir,
+                          "-p",
+                          port,
+                          "-c",
+                          "listen_addresses=127.0.0.1",
+                          "-c",
+                          "fsync=off",
+                          "-c",
+                          "max_connections=20",
+                          NULL};
     pg.pid = dbfix_spawn(argv, log, true);
     if (dbfix_wait_log(log, "ready to accept connections", 20000) < 0) {
         fprintf(stderr, "# postgres did not start; see %s\n", log);
@@ -84,8 +97,8 @@ static int group_setup(void **state)
     snprintf(log, sizeof log, "%s/initdb.log", pg.dir);
     dbfix_write(pg.pwfile, PG_PASSWORD "\n", true);
     dbfix_write(pg.badfile, PG_WRONG "\n", false);
-    const char *initdb[] = {PG_BIN "/initdb", "-D", pg.data, "-U", "recoverd", "--auth=md5",
-                            "--pwfile", pg.pwfile, "-E", "UTF8", "--no-sync", NULL};
+    const char *initdb[] = {PG_BIN "/initdb", "-D",      pg.data, "-U",   "recoverd",  "--auth=md5",
+                            "--pwfile",       pg.pwfile, "-E",    "UTF8", "--no-sync", NULL};
     if (dbfix_run(initdb, log, true, 60000) != 0) {
         fprintf(stderr, "# initdb failed; see %s\n", log);
         return -1;
@@ -129,8 +142,8 @@ static struct check *pg_check(const char *extra, const char *more, uint64_t time
 {
     char yaml[1024];
     snprintf(yaml, sizeof yaml,
-             "{dsn: 'host=127.0.0.1 port=%d dbname=postgres user=recoverd %s'%s%s}", pg.port,
-             extra, more && *more ? ", " : "", more ? more : "");
+             "{dsn: 'host=127.0.0.1 port=%d dbname=postgres user=recoverd %s'%s%s}", pg.port, extra,
+             more && *more ? ", " : "", more ? more : "");
     return dbfix_check_new("postgres", yaml, timeout_ms);
 }
 
@@ -297,21 +310,25 @@ static void validate_hides_dsn_pieces_in_parse_errors(void **state)
 {
     char why[256];
     assert_int_equal(dbfix_validate("postgres", "{dsn: 'host=h password Sup3rS3cret'}", why,
-                                    sizeof why), -EINVAL);
+                                    sizeof why),
+                     -EINVAL);
     assert_null(strstr(why, "Sup3rS3cret"));
     assert_non_null(strstr(why, "dsn: missing \"=\""));
     /* The key of a bad option is named: it is not a secret. */
     assert_int_equal(dbfix_validate("postgres", "{dsn: 'hots=h password=Sup3rS3cret'}", why,
-                                    sizeof why), -EINVAL);
+                                    sizeof why),
+                     -EINVAL);
     assert_non_null(strstr(why, "\"hots\""));
     assert_null(strstr(why, "Sup3rS3cret"));
     /* URI errors quote the whole URI, or the bad piece: password included. */
-    assert_int_equal(dbfix_validate("postgres", "{dsn: 'postgresql://u:Sup3rS3cret@[::1/db'}",
-                                    why, sizeof why), -EINVAL);
+    assert_int_equal(dbfix_validate("postgres", "{dsn: 'postgresql://u:Sup3rS3cret@[::1/db'}", why,
+                                    sizeof why),
+                     -EINVAL);
     assert_null(strstr(why, "Sup3rS3cret"));
     assert_non_null(strstr(why, "IPv6 host address"));
-    assert_int_equal(dbfix_validate("postgres", "{dsn: 'postgresql://u:Sup%zzS3cret@h/db'}",
-                                    why, sizeof why), -EINVAL);
+    assert_int_equal(dbfix_validate("postgres", "{dsn: 'postgresql://u:Sup%zzS3cret@h/db'}", why,
+                                    sizeof why),
+                     -EINVAL);
     assert_null(strstr(why, "S3cret"));
     assert_non_null(strstr(why, "invalid percent-encoded token"));
 }
@@ -321,11 +338,12 @@ static void validate_wants_one_host_and_a_query(void **state)
     char why[256];
     assert_int_equal(dbfix_validate("postgres", "{dsn: 'host=a,b'}", why, sizeof why), -EINVAL);
     assert_non_null(strstr(why, "one host"));
-    assert_int_equal(dbfix_validate("postgres", "{dsn: 'host=a', query: ' ; '}", why,
-                                    sizeof why), -EINVAL);
+    assert_int_equal(dbfix_validate("postgres", "{dsn: 'host=a', query: ' ; '}", why, sizeof why),
+                     -EINVAL);
     assert_non_null(strstr(why, "query"));
-    assert_int_equal(dbfix_validate("postgres", "{dsn: 'postgresql://u:p@db.example:5433/x'}",
-                                    why, sizeof why), 0);
+    assert_int_equal(dbfix_validate("postgres", "{dsn: 'postgresql://u:p@db.example:5433/x'}", why,
+                                    sizeof why),
+                     0);
     assert_int_equal(dbfix_validate("postgres", "{}", why, sizeof why), -EINVAL);
 }
 
@@ -400,8 +418,8 @@ static void unknown_database_is_configuration(void **state)
 {
     NEED_SERVER();
     char yaml[256];
-    snprintf(yaml, sizeof yaml,
-             "{dsn: 'postgresql://recoverd:%s@127.0.0.1:%d/nosuchdb'}", PG_PASSWORD, pg.port);
+    snprintf(yaml, sizeof yaml, "{dsn: 'postgresql://recoverd:%s@127.0.0.1:%d/nosuchdb'}",
+             PG_PASSWORD, pg.port);
     struct check *c = dbfix_check_new("postgres", yaml, 2000);
     struct observation o = assert_config_failure(*state, c, PG_PASSWORD);
     assert_non_null(strstr(o.reason, "\"nosuchdb\" does not exist"));
@@ -436,13 +454,12 @@ static void host_name_is_resolved_off_the_loop(void **state)
     /* localhost may resolve to ::1 first, where nobody listens: every
      * address is handed to libpq, which tries them in turn. */
     snprintf(yaml, sizeof yaml,
-             "{dsn: 'host=localhost port=%d dbname=postgres user=recoverd password=%s'}",
-             pg.port, PG_PASSWORD);
+             "{dsn: 'host=localhost port=%d dbname=postgres user=recoverd password=%s'}", pg.port,
+             PG_PASSWORD);
     struct check *c = dbfix_check_new("postgres", yaml, 2000);
     probe_ok(*state, c);
     dbfix_check_free(c);
-    snprintf(yaml, sizeof yaml, "{dsn: 'host=nosuchhost.invalid port=%d user=recoverd'}",
-             pg.port);
+    snprintf(yaml, sizeof yaml, "{dsn: 'host=nosuchhost.invalid port=%d user=recoverd'}", pg.port);
     c = dbfix_check_new("postgres", yaml, 3000);
     struct observation o;
     dbfix_probe(*state, c, 0, &o, NULL);

@@ -26,11 +26,11 @@
 
 struct fx {
     uv_loop_t loop;
-    int calls;             /* cb invocations */
-    bool in_run;           /* inside program_run: cb must not come from there */
-    bool cb_during_run;    /* it did */
+    int calls;               /* cb invocations */
+    bool in_run;             /* inside program_run: cb must not come from there */
+    bool cb_during_run;      /* it did */
     struct program_result r; /* copy of the last result */
-    char out[1 << 16];     /* copy of its output */
+    char out[1 << 16];       /* copy of its output */
 };
 
 static void done_cb(const struct program_result *r, void *arg)
@@ -215,8 +215,7 @@ static void program_output_flood_is_truncated_and_bounded(void **state)
     /* The loop kept turning, and running other timers, while the pipe was
      * drained (how promptly is a figure for a benchmark, not a verdict). */
     print_message("flood: %u ticks of 5 ms, longest gap %llu ms, over %llu ms\n", ticks,
-                  (unsigned long long)tick_max_gap_us / 1000,
-                  (unsigned long long)f->r.duration_ms);
+                  (unsigned long long)tick_max_gap_us / 1000, (unsigned long long)f->r.duration_ms);
     assert_true(ticks >= 2);
 }
 
@@ -258,8 +257,8 @@ static void program_cancel_in_flight_calls_nothing(void **state)
     snprintf(path, sizeof path, "/tmp/test_program.%d.pid", (int)getpid());
     unlink(path);
     char script[256];
-    snprintf(script, sizeof script, "echo $$ > %s.tmp && mv %s.tmp %s; exec sleep 1000", path,
-             path, path);
+    snprintf(script, sizeof script, "echo $$ > %s.tmp && mv %s.tmp %s; exec sleep 1000", path, path,
+             path);
     char *argv[] = {"/bin/sh", "-c", script, NULL};
     struct program *p = fx_start(f, argv, 10000, 4096);
     FILE *fp = NULL;

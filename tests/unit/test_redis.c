@@ -23,12 +23,12 @@
 #define RD_WRONG "Wr0ngPw-rd"   /* a password the server rejects */
 
 static struct {
-    bool up;           /* the server runs: tests that need it run */
-    char dir[64];      /* temporary directory */
-    char log[128];     /* the server's output */
-    char pwfile[128];  /* the real password, for password_file */
-    int port;          /* 127.0.0.1 port */
-    pid_t pid;         /* redis-server; 0 while stopped */
+    bool up;          /* the server runs: tests that need it run */
+    char dir[64];     /* temporary directory */
+    char log[128];    /* the server's output */
+    char pwfile[128]; /* the real password, for password_file */
+    int port;         /* 127.0.0.1 port */
+    pid_t pid;        /* redis-server; 0 while stopped */
 } rd;
 
 /* ---- the server ---- */
@@ -37,9 +37,15 @@ static int rd_start(void)
 {
     char port[16];
     snprintf(port, sizeof port, "%d", rd.port);
-    const char *argv[] = {REDIS_BIN, "--port", port, "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--requirepass", RD_PASSWORD, "--daemonize", "no",
-                          "--dir", rd.dir, "--busy-reply-threshold", "50", NULL};
+    const char *argv[] = {REDIS_BIN,   "--port",
+                          port,        "--bind",
+                          "127.0.0.1", "--save",
+                          "",          "--appendonly",
+                          "no",        "--requirepass",
+                          RD_PASSWORD, "--daemonize",
+                          "no",        "--dir",
+                          rd.dir,      "--busy-reply-threshold",
+                          "50",        NULL};
     rd.pid = dbfix_spawn(argv, rd.log, false);
     if (dbfix_wait_port(rd.port, 10000) < 0) {
         fprintf(stderr, "# redis-server did not start; see %s\n", rd.log);
@@ -164,8 +170,11 @@ static void plugin_loads_hiredis_only_when_a_check_names_redis(void **state)
 static void validate_wants_an_address_and_one_password(void **state)
 {
     char why[256];
-    assert_int_equal(dbfix_validate("redis", "{address: '127.0.0.1:1', password: a, "
-                                    "password_file: /x}", why, sizeof why), -EINVAL);
+    assert_int_equal(dbfix_validate("redis",
+                                    "{address: '127.0.0.1:1', password: a, "
+                                    "password_file: /x}",
+                                    why, sizeof why),
+                     -EINVAL);
     assert_non_null(strstr(why, "one of them"));
     assert_int_equal(dbfix_validate("redis", "{password: a}", why, sizeof why), -EINVAL);
     assert_int_equal(dbfix_validate("redis", "{address: '127.0.0.1:1', db: 3}", why, sizeof why),

@@ -92,8 +92,8 @@ static void path_and_query_are_percent_decoded(void **state)
     char buf[256];
     struct request rq;
     assert_true(parse(&rq, buf, sizeof buf,
-                      "GET /v1/services/my%20db+x%zz?service=my+db%21&bare&e=&=v HTTP/1.1\r\n\r\n")
-                > 0);
+                      "GET /v1/services/my%20db+x%zz?service=my+db%21&bare&e=&=v "
+                      "HTTP/1.1\r\n\r\n") > 0);
     assert_string_equal(rq.route.path, "/v1/services/my db+x%zz"); /* '+' is a space in queries */
     assert_int_equal(rq.route.n_query, 4);
     assert_string_equal(rq.route.query[0].value, "my db!");
@@ -187,7 +187,7 @@ static void malformed_requests_are_refused_with_their_status(void **state)
         {"POST /x HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 413},
         {"BREW /pot HTTP/1.1\r\n\r\n", 501},
         {"\x16\x03\x01\x02\x00\x01", 400}, /* a TLS hello: refused before any line ends */
-        {"GET /x HTTP/1.1\r\nHost: x", 0},  /* only incomplete */
+        {"GET /x HTTP/1.1\r\nHost: x", 0}, /* only incomplete */
     };
     char buf[256];
     struct request rq;
@@ -207,8 +207,7 @@ static void body_of_exactly_the_maximum_is_accepted(void **state)
     int n = snprintf(buf, sizeof buf, "POST /x HTTP/1.1\r\nContent-Length: %d\r\n\r\n",
                      REQUEST_BODY_MAX);
     memset(buf + n, 'b', REQUEST_BODY_MAX);
-    assert_int_equal(request_parse(&rq, buf, (size_t)n + REQUEST_BODY_MAX),
-                     n + REQUEST_BODY_MAX);
+    assert_int_equal(request_parse(&rq, buf, (size_t)n + REQUEST_BODY_MAX), n + REQUEST_BODY_MAX);
     assert_int_equal(rq.route.body_len, REQUEST_BODY_MAX);
 }
 
@@ -257,8 +256,8 @@ static void mutated_requests_parse_or_are_refused(void **state)
                 break;
             }
             if (r < 0) {
-                if (!rq.error || (r != -400 && r != -411 && r != -413 && r != -431 &&
-                                  r != -501 && r != -505))
+                if (!rq.error ||
+                    (r != -400 && r != -411 && r != -413 && r != -431 && r != -501 && r != -505))
                     fail_msg("iteration %d: refused with %d, error %s", i, -r,
                              rq.error ? rq.error : "(none)");
                 refused++;

@@ -17,12 +17,12 @@
 
 #include <cmocka.h>
 
-#include "lib/clock.h"
 #include "config/config-t.h"
 #include "detect/check-t.h"
-#include "lib/cgroup.h"
 #include "detect/kinds.h"
 #include "detect/resource.h"
+#include "lib/cgroup.h"
+#include "lib/clock.h"
 #include "loopwait.h"
 
 /* ---- the fake of detect/check.c ---- */
@@ -46,13 +46,13 @@ void check_report(struct check *c, struct observation *obs)
 
 struct fx {
     uv_loop_t loop;
-    struct check_set set;         /* only pid is read */
+    struct check_set set; /* only pid is read */
     struct check c;
     struct check_cfg cfg;
-    struct resource_params rp;    /* strings borrowed from the test */
-    char *disk[3];                /* rp.disk */
-    pid_t child[2];               /* children to kill at the end; 0: none */
-    int n_child;                  /* used slots of child */
+    struct resource_params rp; /* strings borrowed from the test */
+    char *disk[3];             /* rp.disk */
+    pid_t child[2];            /* children to kill at the end; 0: none */
+    int n_child;               /* used slots of child */
 };
 
 static int fx_setup(void **state)
@@ -209,9 +209,9 @@ static void resource_breach_that_ends_restarts_the_for_clock(void **state)
     f->rp.rss = "32MiB";
     f->rp.for_ms = 200;
     assert_true(fx_probe(f)->inconclusive);
-    f->rp.rss = "64GiB"; /* the same limit slot stops breaching */
+    f->rp.rss = "64GiB";                    /* the same limit slot stops breaching */
     assert_true(fx_probe(f)->inconclusive); /* under again, settling for `for` */
-    time_passes(250);    /* longer than for: a clock not restarted would fail below */
+    time_passes(250); /* longer than for: a clock not restarted would fail below */
     const struct observation *o = fx_probe(f);
     assert_true(o->ok && !o->inconclusive); /* under for longer than `for`: a pass */
     f->rp.rss = "32MiB";

@@ -18,8 +18,11 @@
 static struct restart_cfg cfg_make(unsigned max, uint64_t window_ms, uint64_t stable_ms,
                                    uint64_t initial_ms, uint64_t cap_ms)
 {
-    return (struct restart_cfg){.max = max, .window_ms = window_ms, .stable_ms = stable_ms,
-                                .backoff_initial_ms = initial_ms, .backoff_max_ms = cap_ms};
+    return (struct restart_cfg){.max = max,
+                                .window_ms = window_ms,
+                                .stable_ms = stable_ms,
+                                .backoff_initial_ms = initial_ms,
+                                .backoff_max_ms = cap_ms};
 }
 
 /* v is within +-20% of nominal. */

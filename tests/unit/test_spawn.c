@@ -24,8 +24,8 @@
 #include <cmocka.h>
 
 #include "lib/spawn.h"
-#include "seccomp.h"
 #include "loopwait.h"
+#include "seccomp.h"
 
 /* Run argv with its output in a pipe; return its exit code and put what
  * it wrote (stdout and stderr) into out. */
@@ -95,7 +95,10 @@ static bool proc_stat_line(const char *path, char *buf, size_t len)
     return ok;
 }
 
-static void on_signal(int sig) { (void)sig; }
+static void on_signal(int sig)
+{
+    (void)sig;
+}
 
 /* The "SigXxx:" mask of /proc/<pid>/status text. */
 static unsigned long long status_mask(const char *status, const char *key)
@@ -125,7 +128,8 @@ static void test_session_and_signals_are_reset(void **state)
     char out[512];
     char *argv[] = {"/bin/sh", "-c",
                     "grep -E '^Sig(Blk|Ign)' /proc/$$/status; "
-                    "echo sid=$(cut -d' ' -f6 /proc/$$/stat) pid=$$ pgrp=$(cut -d' ' -f5 /proc/$$/stat)",
+                    "echo sid=$(cut -d' ' -f6 /proc/$$/stat) pid=$$ pgrp=$(cut -d' ' -f5 "
+                    "/proc/$$/stat)",
                     NULL};
     assert_int_equal(run(argv, NULL, NULL, out, sizeof out), 0);
     signal(SIGPIPE, prev_pipe);
@@ -157,7 +161,7 @@ static void test_session_and_signals_are_reset(void **state)
  * /proc/<child>/status while it waits, then lets the execve go on. */
 
 struct window {
-    int listener;     /* seccomp notification fd */
+    int listener;      /* seccomp notification fd */
     char status[4096]; /* /proc/<child>/status as execve waited */
 };
 

@@ -31,10 +31,8 @@
  * recovery-failed, gave-up, faults-cleared, quiet). */
 static const enum state expected[STATE__COUNT][EV__COUNT] = {
     /*                 opened started succeeded failed gave-up cleared quiet */
-    [STATE_NORMAL] = {D, R, V, R, F, N, N},
-    [STATE_DEGRADED] = {D, R, V, R, F, V, D},
-    [STATE_FAILED] = {F, R, V, F, F, V, F},
-    [STATE_RECOVERING] = {R, R, V, R, F, V, R},
+    [STATE_NORMAL] = {D, R, V, R, F, N, N},    [STATE_DEGRADED] = {D, R, V, R, F, V, D},
+    [STATE_FAILED] = {F, R, V, F, F, V, F},    [STATE_RECOVERING] = {R, R, V, R, F, V, R},
     [STATE_RECOVERED] = {D, R, V, R, F, V, N},
 };
 
@@ -46,15 +44,15 @@ static const enum state expected[STATE__COUNT][EV__COUNT] = {
 static const char *const names[MAX_SVC] = {"web", "db", "cache"};
 
 struct fixture {
-    char dir[64];                  /* mkdtemp directory */
-    char path[128];                /* dir/journal.db */
-    uv_loop_t loop;                /* the test's own loop */
-    struct journal *journal;       /* real */
-    struct monitor m;              /* the system */
-    struct svc_state st[MAX_SVC];  /* web and db registered; cache when a test wants it */
-    uv_timer_t guard;              /* run_until's tick: the loop never sleeps long */
-    bool expired;                  /* the deadline passed */
-    uint64_t deadline_us;          /* run_until's, monotonic */
+    char dir[64];                 /* mkdtemp directory */
+    char path[128];               /* dir/journal.db */
+    uv_loop_t loop;               /* the test's own loop */
+    struct journal *journal;      /* real */
+    struct monitor m;             /* the system */
+    struct svc_state st[MAX_SVC]; /* web and db registered; cache when a test wants it */
+    uv_timer_t guard;             /* run_until's tick: the loop never sleeps long */
+    bool expired;                 /* the deadline passed */
+    uint64_t deadline_us;         /* run_until's, monotonic */
 };
 
 static int fixture_setup(void **state)
@@ -144,9 +142,8 @@ static json_t *transitions(struct fixture *fx, const char *service)
     json_t *sys = json_array();
     size_t i;
     json_t *row;
-    json_array_foreach(all, i, row)
-        if (json_is_null(json_object_get(row, "service")))
-            json_array_append(sys, row);
+    json_array_foreach(all, i, row) if (json_is_null(json_object_get(row, "service")))
+        json_array_append(sys, row);
     json_decref(all);
     return sys;
 }
@@ -199,8 +196,8 @@ static void state_next_covers_every_cell(void **state)
         for (int ev = 0; ev < EV__COUNT; ev++) {
             enum state got = state_next((enum state)from, (enum state_event)ev);
             if (got != expected[from][ev])
-                fail_msg("%s --%s--> %s, expected %s", state_name(from),
-                         state_event_name(ev), state_name(got), state_name(expected[from][ev]));
+                fail_msg("%s --%s--> %s, expected %s", state_name(from), state_event_name(ev),
+                         state_name(got), state_name(expected[from][ev]));
         }
 }
 
@@ -209,7 +206,7 @@ static void state_next_out_of_range_keeps_state(void **state)
     (void)state;
     for (int from = 0; from < STATE__COUNT; from++) {
         assert_int_equal(state_next((enum state)from, EV__COUNT), from);
-        assert_int_equal(state_next((enum state)from, (enum state_event)-1), from);
+        assert_int_equal(state_next((enum state)from, (enum state_event) - 1), from);
     }
     assert_int_equal(state_next(STATE__COUNT, EV_GAVE_UP), STATE__COUNT);
 }
@@ -229,7 +226,7 @@ static void state_event_name_spells_each_event(void **state)
     for (int ev = 0; ev < EV__COUNT; ev++)
         assert_string_equal(state_event_name((enum state_event)ev), ev_names[ev]);
     assert_string_equal(state_event_name(EV__COUNT), "unknown");
-    assert_string_equal(state_event_name((enum state_event)-1), "unknown");
+    assert_string_equal(state_event_name((enum state_event) - 1), "unknown");
 }
 
 /* Every cell through state_service_event: the service lands where the
@@ -375,7 +372,10 @@ static void state_system_degraded_while_noncritical_fault_open(void **state)
     assert_int_equal(fx->m.state, STATE_DEGRADED);
 }
 
-static bool system_normal(struct fixture *fx) { return fx->m.state == STATE_NORMAL; }
+static bool system_normal(struct fixture *fx)
+{
+    return fx->m.state == STATE_NORMAL;
+}
 
 static void state_system_recovered_after_faults_close(void **state)
 {
@@ -548,7 +548,10 @@ static void state_quiet_tick_moves_only_due_services(void **state)
     uv_timer_stop(&fx->m.quiet_timer);
 }
 
-static bool web_normal(struct fixture *fx) { return fx->st[0].state == STATE_NORMAL; }
+static bool web_normal(struct fixture *fx)
+{
+    return fx->st[0].state == STATE_NORMAL;
+}
 
 /* A service recovering on its own (the system never left normal) still gets
  * its quiet period. */

@@ -37,24 +37,24 @@
 #define CHILD_LIFE_S 20
 
 struct fixture {
-    char dir[64];              /* mkdtemp directory, also the service's cwd */
-    char log[128];             /* dir/svc.log */
-    char jpath[128];           /* dir/journal.db */
-    char pidfile[128];         /* dir/svc.pid */
-    char script[512];          /* sh -c's argument */
-    char *argv[4];             /* the command */
-    uv_loop_t loop;            /* the test's own */
-    struct journal *journal;   /* real */
-    struct service_cfg cfg;    /* command or pidfile, stop, cwd */
-    struct supervisor sp;      /* under test */
-    int exits;                 /* sink.exited calls */
-    struct sup_exit exit;      /* the last one */
+    char dir[64];                 /* mkdtemp directory, also the service's cwd */
+    char log[128];                /* dir/svc.log */
+    char jpath[128];              /* dir/journal.db */
+    char pidfile[128];            /* dir/svc.pid */
+    char script[512];             /* sh -c's argument */
+    char *argv[4];                /* the command */
+    uv_loop_t loop;               /* the test's own */
+    struct journal *journal;      /* real */
+    struct service_cfg cfg;       /* command or pidfile, stop, cwd */
+    struct supervisor sp;         /* under test */
+    int exits;                    /* sink.exited calls */
+    struct sup_exit exit;         /* the last one */
     enum sup_state state_at_exit; /* sp.state when the sink heard it */
-    int closed;                /* sink.closed calls */
-    uv_timer_t guard;          /* run_until's deadline */
+    int closed;                   /* sink.closed calls */
+    uv_timer_t guard;             /* run_until's deadline */
     bool expired;
-    uint64_t deadline_us;          /* run_until's, monotonic */
-    pid_t forked[8];           /* processes the test forked itself */
+    uint64_t deadline_us; /* run_until's, monotonic */
+    pid_t forked[8];      /* processes the test forked itself */
     int n_forked;
 };
 
@@ -135,7 +135,10 @@ static bool run_until(struct fixture *fx, bool (*done)(struct fixture *))
     return done(fx);
 }
 
-static bool is_down(struct fixture *fx) { return fx->sp.state == SUP_DOWN; }
+static bool is_down(struct fixture *fx)
+{
+    return fx->sp.state == SUP_DOWN;
+}
 
 /* Whatever a test left running goes (SIGKILL to its group, the exit seen
  * through the loop), then every handle closes and the loop ends empty. */
@@ -190,7 +193,10 @@ static void command_sleep(struct fixture *fx)
     fx->cfg.command = fx->argv;
 }
 
-static bool exited(struct fixture *fx) { return fx->exits > 0; }
+static bool exited(struct fixture *fx)
+{
+    return fx->exits > 0;
+}
 
 static void spawn_ok(struct fixture *fx)
 {
@@ -303,15 +309,15 @@ static void sup_names_spell_states_and_events(void **state)
 {
     (void)state;
     static const char *const states[] = {"down", "running", "stopping"};
-    static const char *const events[] = {"spawn", "watch", "stop", "release", "exited",
-                                         "grace-expired"};
+    static const char *const events[] = {"spawn",   "watch",  "stop",
+                                         "release", "exited", "grace-expired"};
     for (int s = 0; s < SUP__COUNT; s++)
         assert_string_equal(sup_state_name((enum sup_state)s), states[s]);
     for (int e = 0; e < SUP_EV__COUNT; e++)
         assert_string_equal(sup_event_name((enum sup_event)e), events[e]);
     assert_string_equal(sup_state_name(SUP__COUNT), "unknown");
     assert_string_equal(sup_event_name(SUP_EV__COUNT), "unknown");
-    assert_string_equal(sup_event_name((enum sup_event)-1), "unknown");
+    assert_string_equal(sup_event_name((enum sup_event) - 1), "unknown");
 }
 
 /* ---- DOWN ---- */
@@ -418,8 +424,7 @@ static void down_ignores_stop_release_exited_and_grace(void **state)
 {
     struct fixture *fx = *state;
     command_sleep(fx);
-    static const enum sup_event evs[] = {SUP_EV_STOP, SUP_EV_RELEASE, SUP_EV_EXITED,
-                                         SUP_EV_GRACE};
+    static const enum sup_event evs[] = {SUP_EV_STOP, SUP_EV_RELEASE, SUP_EV_EXITED, SUP_EV_GRACE};
     for (size_t i = 0; i < sizeof evs / sizeof *evs; i++) {
         assert_int_equal(supervisor_event(&fx->sp, evs[i], STOP_SHUTDOWN), 0);
         assert_int_equal(fx->sp.state, SUP_DOWN);
@@ -434,7 +439,7 @@ static void unknown_event_is_einval(void **state)
 {
     struct fixture *fx = *state;
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV__COUNT, STOP_NONE), -EINVAL);
-    assert_int_equal(supervisor_event(&fx->sp, (enum sup_event)-1, STOP_NONE), -EINVAL);
+    assert_int_equal(supervisor_event(&fx->sp, (enum sup_event) - 1, STOP_NONE), -EINVAL);
     assert_int_equal(fx->sp.state, SUP_DOWN);
 }
 
@@ -449,8 +454,7 @@ static void down_watch_refuses_what_is_not_a_live_pid(void **state)
     /* Configured, absent. */
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), -ENOENT);
     assert_int_equal(fx->sp.result, -ENOENT);
-    static const char *const bad[] = {"", "abc\n", "12x\n", "1\n", "0", "-5\n",
-                                      "99999999999\n"};
+    static const char *const bad[] = {"", "abc\n", "12x\n", "1\n", "0", "-5\n", "99999999999\n"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         write_pidfile(fx, bad[i]);
         int r = supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE);
@@ -807,7 +811,9 @@ static void spawn_uses_env_cwd_and_output_log(void **state)
 static void init_with_unopenable_log_fails_cleanly(void **state)
 {
     struct fixture *fx = *state;
-    struct supervisor other = {.loop = &fx->loop, .service = "other", .cfg = &fx->cfg,
+    struct supervisor other = {.loop = &fx->loop,
+                               .service = "other",
+                               .cfg = &fx->cfg,
                                .journal = fx->journal,
                                .sink = {sink_exited, sink_closed, fx}};
     char path[192];
@@ -1039,7 +1045,8 @@ static struct leftover_run daemon_with_leftover(const char *service, pid_t pid, 
     journal_free(j);
     snprintf(yaml, sizeof yaml,
              "state_dir: %s\napi: { listen: \"127.0.0.1:0\" }\nservices:\n"
-             "  web:\n    command: [sleep, \"100\"]\n    stop: { grace: %s }\n", dir, grace);
+             "  web:\n    command: [sleep, \"100\"]\n    stop: { grace: %s }\n",
+             dir, grace);
     struct cfg_err cerr;
     struct config *cfg = config_load_string("t.yaml", yaml, strlen(yaml), &daemon_registry, &cerr);
     if (!cfg)

@@ -22,7 +22,7 @@
 #define GOT_MAX 64
 static struct observation got[GOT_MAX]; /* reports in arrival order */
 static struct check *got_check[GOT_MAX];
-static bool got_after_mark[GOT_MAX];         /* mark (below) had fired at the report */
+static bool got_after_mark[GOT_MAX]; /* mark (below) had fired at the report */
 static int n_got;
 static void (*report_hook)(struct check *c); /* run inside check_report */
 static struct loopwait_mark *mark;           /* a point in loop time to order reports by */
@@ -41,9 +41,9 @@ void check_report(struct check *c, struct observation *obs)
 
 struct fx {
     uv_loop_t loop;
-    uv_tcp_t listener;    /* accepts and closes at once */
-    int port;             /* the listener's 127.0.0.1 port */
-    int accepted;         /* connections the listener saw */
+    uv_tcp_t listener; /* accepts and closes at once */
+    int port;          /* the listener's 127.0.0.1 port */
+    int accepted;      /* connections the listener saw */
     struct check c;
     struct check_cfg cfg;
     struct tcp_params tp;
@@ -261,7 +261,7 @@ static void tcp_silent_peer_times_out_network_high(void **state)
     assert_int_equal(o.type, FAULT_NETWORK);
     assert_int_equal(o.severity, SEVERITY_HIGH);
     assert_string_equal(o.reason, "timeout after 150 ms");
-    assert_true(took_ms >= 150);    /* not before the timeout */
+    assert_true(took_ms >= 150);     /* not before the timeout */
     assert_false(got_after_mark[0]); /* nor long after it */
 }
 
