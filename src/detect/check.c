@@ -69,6 +69,17 @@ int check_set_init(struct check_set *set, const struct check_cfg *cfgs, size_t n
     return r;
 }
 
+uint64_t check_set_settle_ms(const struct check_set *set)
+{
+    uint64_t most = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        const struct check *c = &set->checks[i];
+        uint64_t ms = c->ops->settle_ms ? c->ops->settle_ms(c->cfg->params) : 0;
+        most = ms > most ? ms : most;
+    }
+    return most;
+}
+
 size_t check_index(const struct check *c)
 {
     return (size_t)(c - c->set->checks);
@@ -206,6 +217,13 @@ void check_set_reset_streaks(struct check_set *set)
         c->fails = c->oks = 0;
         c->passed = false;
     }
+}
+
+void check_set_rejudge(struct check_set *set)
+{
+    check_set_reset_streaks(set);
+    for (size_t i = 0; i < set->n; i++)
+        set->checks[i].failing = false;
 }
 
 bool check_set_all_passing(const struct check_set *set)

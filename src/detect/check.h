@@ -28,8 +28,14 @@ int check_set_replace(struct check_set *set, const struct check_cfg *cfgs, size_
 void check_set_rebind(struct check_set *set, const struct check_cfg *cfgs);
 /* Forget the streaks (not the failing state): probes from now count anew. */
 void check_set_reset_streaks(struct check_set *set);
+/* Forget the streaks and the failing state: the checks are judged afresh
+ * (a re-check after a release or a dependency's recovery). */
+void check_set_rejudge(struct check_set *set);
 /* Every check has passed rise times in a row since the last reset. */
 bool check_set_all_passing(const struct check_set *set);
+/* The longest time one of the checks may need before it can pass (its
+ * detector's settle_ms), in ms. */
+uint64_t check_set_settle_ms(const struct check_set *set);
 /* Index of c in its set. */
 size_t check_index(const struct check *c);
 

@@ -26,6 +26,10 @@ struct detector_ops {
     int (*start)(struct check *c);
     void (*cancel)(struct check *c);  /* stop the probe in flight without reporting */
     void (*release)(struct check *c); /* free c->priv; the check is going away */
+    /* How long a healthy service may take before this check can pass (a
+     * resource check's `for:`): a verification waits that much longer. May
+     * be NULL: 0. */
+    uint64_t (*settle_ms)(const void *params);
 };
 
 /* What the executable lends a detector plug-in. The plug-in calls back

@@ -46,7 +46,7 @@ struct resource__state {
     uint64_t host_busy;  /* /proc/stat non-idle jiffies at the previous probe */
     uint64_t host_total; /* /proc/stat all jiffies then; 0: no sample yet */
     uint64_t since_us[RESOURCE__LIMITS_MAX]; /* monotonic us each limit began breaching; 0: not */
-    uint64_t over_us[RESOURCE__LIMITS_MAX];  /* monotonic us each was last seen over; 0: never */
+    uint64_t under_us[RESOURCE__LIMITS_MAX]; /* monotonic us each has been under since; 0: not */
 };
 
 typedef int (*resource__parse_fn)(const char *s, double *v);
@@ -488,7 +488,7 @@ static void resource__follow(struct resource__state *st, pid_t pid,
     st->proc_us = 0;
     for (size_t i = 0; i < n; i++)
         if (!resource__kinds[lim[i].m].host)
-            st->since_us[i] = st->over_us[i] = 0;
+            st->since_us[i] = st->under_us[i] = 0;
 }
 
 /* The reason of a probe that fails on lim[failed] (n_failed limits held
@@ -535,13 +535,17 @@ static void resource__observe(struct resource__state *st, const struct check *c,
     for (size_t i = 0; i < n; i++) {
         host |= resource__kinds[lim[i].m].host;
         have[i] = resource__kinds[lim[i].m].measure(st, &lim[i], now, &val[i]) == 1;
-        if (!have[i] || val[i] <= lim[i].max) {
+        if (!have[i]) /* nothing to measure yet (a first CPU sample): no verdict */
+            continue;
+        if (val[i] <= lim[i].max) {
             st->since_us[i] = 0;
-            if (st->over_us[i] && now - st->over_us[i] < held && settling < 0)
+            if (!st->under_us[i])
+                st->under_us[i] = now;
+            if (now - st->under_us[i] < held && settling < 0)
                 settling = (int)i;
             continue;
         }
-        st->over_us[i] = now;
+        st->under_us[i] = 0;
         if (!st->since_us[i])
             st->since_us[i] = now;
         if (now - st->since_us[i] < held) {
@@ -563,11 +567,15 @@ static void resource__observe(struct resource__state *st, const struct check *c,
         obs->inconclusive = true;
         resource__explain(st, lim, val, waiting, 0, held, now, obs);
     } else if (settling >= 0) {
-        /* Back under, but a pass counts only after `for` under the limit. */
+        /* Under, but a pass counts only after `for` under the limit: a
+         * process just started has not opened its files yet. */
         obs->ok = false;
         obs->inconclusive = true;
-        snprintf(obs->reason, sizeof obs->reason, "back under its %s limit, settling",
-                 resource__kinds[lim[settling].m].key);
+        char dur[32], of[32];
+        resource__format_us(now - st->under_us[settling], dur, sizeof dur);
+        resource__format_us(held, of, sizeof of);
+        snprintf(obs->reason, sizeof obs->reason, "under its %s limit for %s of %s",
+                 resource__kinds[lim[settling].m].key, dur, of);
     } else if (!st->pid && !host) {
         snprintf(obs->reason, sizeof obs->reason, "not running: nothing to measure");
     } else {
@@ -596,6 +604,11 @@ static const struct cfg_field resource__fields[] = {
     {"for", CFG_DURATION, RES_OFF(for_ms), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
+
+static uint64_t resource__settle_ms(const void *params)
+{
+    return ((const struct resource_params *)params)->for_ms;
+}
 
 static int resource__validate(const void *params, char *why, size_t len)
 {
@@ -673,4 +686,5 @@ const struct detector_ops resource_detector = {
     .start = resource__start,
     .cancel = resource__cancel,
     .release = resource__release,
+    .settle_ms = resource__settle_ms,
 };

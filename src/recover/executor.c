@@ -200,7 +200,10 @@ static void rec__verify_begin(struct recovery *r)
                                                                    : 0;
         check_set_start(cs, REC__FIRST_PROBE_MS);
     }
-    uint64_t window = cs->n ? r->cfg->verify_ms : r->cfg->restart.stable_ms;
+    /* A check that needs time under its limit before it passes (resource
+     * `for:`) gets that time on top of `verify`. */
+    uint64_t window = cs->n ? r->cfg->verify_ms + check_set_settle_ms(cs)
+                            : r->cfg->restart.stable_ms;
     if (cs->n == 0 && !rec__has_process(r))
         window = 0;
     uv_timer_start(&r->timer, rec__timer_cb, window, 0);
@@ -765,15 +768,15 @@ static void rec__recheck(struct recovery *r)
         rec__set(r, REC_IDLE);
         return;
     }
-    bool failing = false;
-    for (size_t i = 0; i < r->checks->n; i++)
-        failing |= r->checks->checks[i].failing;
-    if (!rec__process_ok(r) || failing) {
+    if (!rec__process_ok(r)) {
         rec__set(r, REC_IDLE);
-        rec__plan_start(r, false); /* it cannot pass while down, nor a check still failing */
+        rec__plan_start(r, false); /* it cannot pass while down */
         return;
     }
     log_event(LOG_INFO, r->service, "recheck", NULL);
+    /* Judged afresh: a check still failing must fail `fall` times again
+     * (then the plan runs), one that passes `rise` times resolves. */
+    check_set_rejudge(r->checks);
     rec__verify_begin(r);
 }
 

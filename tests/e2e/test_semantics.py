@@ -398,7 +398,8 @@ def test_hardware_fault_default_chain_is_restart(recoverd, tmp_path):
     rd = recoverd({"services": {"box": svc}})
     wait_running(rd, "box", min_uptime_ms=300)
     marker.unlink()
-    fault = open_fault(rd, "box")
+    # The restart may resolve the fault before a poll sees it open.
+    fault = rd.wait_for(lambda: (f := faults_of(rd, "box")) and f[0], what="box's fault")
     assert fault["type"] == "hardware"
     rd.wait_for(lambda: _resolved(rd, fault["id"]) or rd.service("box")["state"] == "failed",
                 what="box's hardware fault resolved (or box failed)")

@@ -679,8 +679,9 @@ static void exhausted_chain_gives_up_until_released(void **state)
     assert_int_equal(fx->m.critical_faults, 0);
 }
 
-/* Released while the check still fails: the plan runs again at once (no
- * re-check first: changed on purpose in e18934f), and gives up again. */
+/* Released while the check still fails: re-checked first (the check is
+ * judged afresh: it fails `fall` times again), then the plan runs again,
+ * and gives up again. */
 static void release_while_still_failing_runs_the_plan_again(void **state)
 {
     struct fixture *fx = *state;
@@ -694,8 +695,8 @@ static void release_while_still_failing_runs_the_plan_again(void **state)
     WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
     assert_true(s->checks.checks[0].failing);
     assert_int_equal(recovery_release(&s->rec), 0);
-    assert_true(s->rec.has_action);
-    assert_int_not_equal(s->rec.state, REC_VERIFYING);
+    assert_int_equal(s->rec.state, REC_VERIFYING);
+    assert_false(s->rec.has_action);
     WAIT_UNTIL(fx, n_actions(s) == 2 && s->rec.state == REC_GAVE_UP);
     assert_action(s, 1, "repair", "failed", "repair program exited with code 2");
 }
@@ -785,8 +786,7 @@ static void hold_pauses_recovery_and_release_resumes_it(void **state)
     assert_int_equal(s->st.state, STATE_DEGRADED);
     assert_int_equal(recovery_release(&s->rec), 0);
     assert_false(s->rec.held);
-    assert_true(s->rec.has_action);
-    assert_int_not_equal(s->rec.state, REC_VERIFYING);
+    assert_int_equal(s->rec.state, REC_VERIFYING); /* re-checked before anything is done */
     WAIT_UNTIL(fx, n_actions(s) == 1 && idle_without_action(s));
     assert_action(s, 0, "repair", "completed", "verified");
     assert_false(analyzer_has_open(&s->faults));
