@@ -300,7 +300,8 @@ def test_fault_back_within_flap_window_is_reopened_and_resumes_its_chain(recover
     rd = recoverd({"services": {"app": svc}})
     wait_running(rd, "app", min_uptime_ms=300)
     marker.unlink()
-    fault = open_fault(rd, "app")
+    # The restart may resolve the fault before a poll sees it open.
+    fault = rd.wait_for(lambda: (f := faults_of(rd, "app")) and f[0], what="app's fault")
     rd.wait_for(lambda: _resolved(rd, fault["id"]), what="the first fault resolved by a restart")
     assert [(a["strategy"], a["status"]) for a in actions_of(rd, "app")] == \
         [("restart", "completed")]
