@@ -248,6 +248,44 @@ static void crash(struct svc *s)
     kill(s->sup.pid, SIGKILL);
 }
 
+/* web in state st with a symptom: db fails first, web's check fault is
+ * db's symptom; an operator recovers web anyway (repair), which brings it
+ * to st. Then DEP_RECOVERED (fired as db's sink would): the symptom is
+ * web's own fault now, and nothing else happens. */
+static void dep_recovered_flag_cell(struct fixture *fx, enum recovery_state st)
+{
+    struct svc *db = cell_svc(fx, "db"), *web = cell_svc(fx, "web");
+    char err[256] = "";
+    svc_init(db);
+    svc_init(web);
+    svc_depends(web, db);
+    recovery_event(&db->rec, REC_EV_START);
+    recovery_event(&web->rec, REC_EV_START);
+    WAIT_UNTIL(fx, db->ready && web->ready);
+    if (st == REC_PENDING)
+        fx->ex.max_executing = 0;
+    unlink(db->ok_path);
+    WAIT_UNTIL(fx, analyzer_has_open(&db->faults));
+    unlink(web->ok_path);
+    WAIT_UNTIL(fx, web->faults.slots[SLOT_CHECK(0)].open);
+    assert_int_not_equal(web->faults.slots[SLOT_CHECK(0)].root, 0);
+    assert_int_equal(web->rec.state, REC_IDLE);
+    if (st == REC_GAVE_UP)
+        touch_named(web, "fail");
+    if (st == REC_VERIFYING)
+        web->ccfg.fall = 1000000;
+    if (st == REC_GAVE_UP || st == REC_VERIFYING)
+        touch_named(web, "go");
+    assert_int_equal(recovery_operate(&web->rec, 0, STRATEGY_REPAIR, err, sizeof err), 0);
+    WAIT_UNTIL(fx, web->rec.state == st);
+    assert_int_not_equal(web->faults.slots[SLOT_CHECK(0)].root, 0);
+    struct snap before = snap_of(web);
+    fire(web, REC_EV_DEP_RECOVERED);
+    assert_int_equal(web->faults.slots[SLOT_CHECK(0)].root, 0);
+    assert_true(web->faults.slots[SLOT_CHECK(0)].open);
+    assert_unchanged(web, &before);
+}
+
 #define FX_OF(state) struct fixture *fx = *(state)
 #define NOTHING(name, st, ev)                                                                      \
     static void name(void **state)                                                                 \
@@ -469,8 +507,36 @@ static void correlating_abort(void **state)
 /* ---- PENDING ---- */
 
 NOTHING(pending_start, REC_PENDING, REC_EV_START)
-/* check-failing: recorded (its fault is open already: nothing new). */
-NOTHING(pending_check_failing, REC_PENDING, REC_EV_CHECK_FAILING)
+/* The repair planned for a crash (the check's fault not open), in state
+ * st; then the check's failure is reported (fired directly: the checks
+ * stop while the process is down). */
+static struct svc *crash_then_fail_check(struct fixture *fx, enum recovery_state st)
+{
+    struct svc *s = enter_idle(fx);
+    if (st == REC_PENDING)
+        fx->ex.max_executing = 0;
+    if (st == REC_GAVE_UP) {
+        touch_named(s, "fail");
+        touch_named(s, "go");
+    }
+    crash(s);
+    WAIT_UNTIL(fx, s->rec.state == st);
+    assert_true(process_fault_open(s));
+    assert_false(s->faults.slots[SLOT_CHECK(0)].open);
+    fire(s, REC_EV_CHECK_FAILING); /* its checks stop while the process is down */
+    assert_true(s->faults.slots[SLOT_CHECK(0)].open);
+    assert_int_equal(s->rec.state, st);
+    assert_int_equal(n_actions(s), 1);
+    return s;
+}
+
+/* check-failing: its fault is recorded; the pending action stays. */
+static void pending_check_failing(void **state)
+{
+    struct svc *s = crash_then_fail_check(*state, REC_PENDING);
+    assert_true(pending_queued(s));
+    assert_action(s, 0, "repair", "pending", NULL);
+}
 
 /* check-reported, passing again before it ran: aborted, fault resolved. */
 static void pending_check_reported(void **state)
@@ -577,7 +643,11 @@ static void pending_operator(void **state)
     operator_refused_cell(*state, REC_PENDING);
 }
 
-NOTHING(pending_dep_recovered, REC_PENDING, REC_EV_DEP_RECOVERED)
+/* dependency-recovered: its symptoms are its own faults; nothing else. */
+static void pending_dep_recovered(void **state)
+{
+    dep_recovered_flag_cell(*state, REC_PENDING);
+}
 
 /* abort: the action is aborted, idle, off the queue. */
 static void pending_abort(void **state)
@@ -594,7 +664,12 @@ static void pending_abort(void **state)
 /* ---- EXECUTING ---- */
 
 NOTHING(executing_start, REC_EXECUTING, REC_EV_START)
-NOTHING(executing_check_failing, REC_EXECUTING, REC_EV_CHECK_FAILING)
+/* check-failing: its fault is recorded; the action goes on. */
+static void executing_check_failing(void **state)
+{
+    struct svc *s = crash_then_fail_check(*state, REC_EXECUTING);
+    assert_action(s, 0, "repair", "executing", NULL);
+}
 
 /* check-reported: the check passes again meanwhile; the action goes on. */
 static void executing_check_reported(void **state)
@@ -673,7 +748,11 @@ static void executing_operator(void **state)
     operator_refused_cell(*state, REC_EXECUTING);
 }
 
-NOTHING(executing_dep_recovered, REC_EXECUTING, REC_EV_DEP_RECOVERED)
+/* dependency-recovered: its symptoms are its own faults; nothing else. */
+static void executing_dep_recovered(void **state)
+{
+    dep_recovered_flag_cell(*state, REC_EXECUTING);
+}
 
 /* abort: the action is aborted, its slot freed. */
 static void executing_abort(void **state)
@@ -778,7 +857,11 @@ static void verifying_operator(void **state)
     assert_action(s, 0, "repair", "executing", NULL);
 }
 
-NOTHING(verifying_dep_recovered, REC_VERIFYING, REC_EV_DEP_RECOVERED)
+/* dependency-recovered: its symptoms are its own faults; nothing else. */
+static void verifying_dep_recovered(void **state)
+{
+    dep_recovered_flag_cell(*state, REC_VERIFYING);
+}
 
 /* abort: the action is aborted, the verification ends. */
 static void verifying_abort(void **state)
@@ -794,7 +877,12 @@ static void verifying_abort(void **state)
 /* ---- GAVE_UP ---- */
 
 NOTHING(gave_up_start, REC_GAVE_UP, REC_EV_START)
-NOTHING(gave_up_check_failing, REC_GAVE_UP, REC_EV_CHECK_FAILING)
+/* check-failing: its fault is recorded; still gave up. */
+static void gave_up_check_failing(void **state)
+{
+    struct svc *s = crash_then_fail_check(*state, REC_GAVE_UP);
+    assert_action(s, 0, "repair", "failed", NULL);
+}
 
 /* check-reported, passing again: still gave up (an operator must act). */
 static void gave_up_check_reported(void **state)
@@ -858,7 +946,11 @@ static void gave_up_operator(void **state)
     assert_action(s, 1, "repair", "executing", NULL);
 }
 
-NOTHING(gave_up_dep_recovered, REC_GAVE_UP, REC_EV_DEP_RECOVERED)
+/* dependency-recovered: its symptoms are its own faults; nothing else. */
+static void gave_up_dep_recovered(void **state)
+{
+    dep_recovered_flag_cell(*state, REC_GAVE_UP);
+}
 
 /* abort with no action: idle (recoverd is stopping). */
 static void gave_up_abort(void **state)
