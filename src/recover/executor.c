@@ -466,6 +466,10 @@ static void rec__start(struct recovery *r)
         err = supervisor_event(r->sup, SUP_EV_WATCH, STOP_NONE);
     else if (r->cfg->command)
         err = supervisor_event(r->sup, SUP_EV_SPAWN, STOP_NONE);
+    if (err == -EALREADY) { /* already up (started once before): only verify it */
+        rec__verify_begin(r);
+        return;
+    }
     if (err < 0) {
         bool reopened = r->cfg->pidfile
                             ? analyzer_external_missing(r->faults, err) == FAULT_REOPENED
@@ -717,6 +721,12 @@ static void rec__executed(struct recovery *r)
     snprintf(r->action.result, sizeof r->action.result, "%s", r->result);
     journal_action_update(r->ex->journal, &r->action); /* the params the strategy set */
     rec__release_slot(r);
+    if (rec__has_process(r) && !rec__process_ok(r)) {
+        /* It died while the strategy ran (a repair): it cannot pass a
+         * verification while down, so do not wait `verify` for it. */
+        rec__fail(r, "process not running after the action", rec__ops(r)->starts_process);
+        return;
+    }
     if (rec__ops(r)->starts_process && !r->starting) {
         r->starting = true;
         r->ex->starting++;
