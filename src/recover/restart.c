@@ -327,7 +327,9 @@ static void restart__process_exited(struct recovery *r, const struct sup_exit *e
 static bool restart__act_first(struct recovery *r, const struct sup_exit *e)
 {
     struct restart__state *st = restart__st(r);
+    /* The start cap holds here too: a storm of deaths is paced by the queue. */
     if (!r->cfg->command || e->uptime_ms < r->cfg->restart.stable_ms ||
+        r->ex->starting >= r->ex->max_starting ||
         !restart_allowed(&st->policy, &r->cfg->restart, restart__now()))
         return false;
     st->prespawned = supervisor_event(r->sup, SUP_EV_SPAWN, STOP_NONE) == 0;
