@@ -421,6 +421,14 @@ void daemon_service_gone(struct daemon *d, struct service *s)
     daemon_stop_progress(d);
 }
 
+/* A service made but not kept (out of memory): it owns loop handles, so it
+ * is closed and freed from its last close callback, never right away. */
+static void daemon__discard(struct service *s)
+{
+    s->retired = true;
+    service_close(s);
+}
+
 /* Retire s: stop its process for good; it is freed once everything closed. */
 static void daemon__retire(struct daemon *d, struct service *s, const char *why)
 {
@@ -460,8 +468,8 @@ static void daemon__reload_one(struct daemon *d, struct service *s, const struct
     if (fresh && daemon__add(d, fresh) == 0) {
         fresh->replaces = s;    /* its log and process must be gone first */
         fresh->rec.held = held; /* an operator's hold outlives a reload */
-    } else {
-        service_free(fresh);
+    } else if (fresh) {
+        daemon__discard(fresh);
     }
 }
 
@@ -505,7 +513,7 @@ int daemon_reload(struct daemon *d)
         if (!known) {
             struct service *fresh = service_new(d, &next->services[i]);
             if (fresh && daemon__add(d, fresh) < 0)
-                service_free(fresh);
+                daemon__discard(fresh);
         }
     }
     d->cfg = next;

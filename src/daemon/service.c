@@ -220,7 +220,7 @@ int service_reconfigure(struct service *s, const struct service_cfg *cfg, const 
     }
     /* No fault is open (recovery_busy): nothing in the slots to carry. */
     if (faults_reslot(&s->faults, cfg->n_checks) < 0) {
-        *why = "out of memory"; /* the checks are new already: keep going with them */
+        /* the checks are new already: keep going with them */
         log_event(LOG_ERROR, s->name, "reconfigure-failed", "error=\"out of memory\"");
     }
     s->cfg = s->faults.cfg = s->sup.cfg = s->rec.cfg = cfg;

@@ -11,6 +11,17 @@ const char *impact_name(enum impact i);
 const char *action_status_name(enum action_status s);
 const char *strategy_name(enum strategy s);
 
+/* Define `const char *fn(enum type v)`: the word of v in MAP (an X-macro
+ * list of (e, "word")), "unknown" outside it. One spelling per value for
+ * every enum that has a table (state events, supervision, recovery). */
+#define MODEL_NAME_OF(fn, type, MAP, COUNT)                                                        \
+    const char *fn(enum type v)                                                                    \
+    {                                                                                              \
+        static const char *const names[] = {MAP(MODEL_NAME__WORD)};                                \
+        return (unsigned)v < (COUNT) ? names[v] : "unknown";                                       \
+    }
+#define MODEL_NAME__WORD(e, s) s,
+
 /* Parse a name; return the enum value, or -1 when the name is unknown. */
 int state_parse(const char *name);
 int fault_type_parse(const char *name);

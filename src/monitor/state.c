@@ -32,16 +32,7 @@ static const enum state state__table[STATE__COUNT][EV__COUNT] = {
 #undef R
 #undef V
 
-static const char *const state__event_names[] = {
-#define X(e, s) s,
-    STATE_EVENT_MAP(X)
-#undef X
-};
-
-const char *state_event_name(enum state_event ev)
-{
-    return (unsigned)ev < EV__COUNT ? state__event_names[ev] : "unknown";
-}
+MODEL_NAME_OF(state_event_name, state_event, STATE_EVENT_MAP, EV__COUNT)
 
 enum state state_next(enum state from, enum state_event ev)
 {

@@ -34,26 +34,8 @@
  * recovered on its own. */
 #define REC__CORRELATE_MS 1000
 
-static const char *const rec__state_names[] = {
-#define X(e, s) s,
-    RECOVERY_STATE_MAP(X)
-#undef X
-};
-static const char *const rec__event_names[] = {
-#define X(e, s) s,
-    RECOVERY_EVENT_MAP(X)
-#undef X
-};
-
-const char *recovery_state_name(enum recovery_state s)
-{
-    return (unsigned)s < REC__COUNT ? rec__state_names[s] : "unknown";
-}
-
-const char *recovery_event_name(enum recovery_event e)
-{
-    return (unsigned)e < REC_EV__COUNT ? rec__event_names[e] : "unknown";
-}
+MODEL_NAME_OF(recovery_state_name, recovery_state, RECOVERY_STATE_MAP, REC__COUNT)
+MODEL_NAME_OF(recovery_event_name, recovery_event, RECOVERY_EVENT_MAP, REC_EV__COUNT)
 
 static void rec__timer_cb(uv_timer_t *t)
 {
@@ -615,7 +597,6 @@ static void rec__idle_exited(struct recovery *r)
     rec__down(r);
     if (e->why != STOP_NONE)
         return; /* asked for (shutdown) */
-    bool acted = false;
     const struct fault *root = analyzer_root_cause(r->faults);
     if (rec__automatic(r) && !root) {
         int plan[STRATEGY__COUNT];
@@ -624,14 +605,14 @@ static void rec__idle_exited(struct recovery *r)
         for (unsigned i = 0; i < n; i++) {
             if (strategy_applicable(r, plan[i]).why)
                 continue;
+            /* Its run() later finds the work done. */
             const struct strategy_ops *ops = strategy_find(plan[i]);
-            acted = ops->act_first && ops->act_first(r, e);
+            if (ops->act_first)
+                ops->act_first(r, e);
             break;
         }
     }
-    bool reopened = rec__exit_fault(r, e);
-    (void)acted; /* the strategy's run() finds its work done */
-    rec__plan_start(r, reopened);
+    rec__plan_start(r, rec__exit_fault(r, e));
 }
 
 /* CORRELATING + exited: the process fault needs no correlation; the checks

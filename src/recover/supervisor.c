@@ -15,31 +15,14 @@
 #include "config/config-t.h"
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/model.h"
 #include "lib/procstat.h"
 #include "lib/spawn.h"
 #include "recover/output.h"
 #include "store/journal.h"
 
-static const char *const sup__state_names[] = {
-#define X(e, s) s,
-    SUP_STATE_MAP(X)
-#undef X
-};
-static const char *const sup__event_names[] = {
-#define X(e, s) s,
-    SUP_EVENT_MAP(X)
-#undef X
-};
-
-const char *sup_state_name(enum sup_state s)
-{
-    return (unsigned)s < SUP__COUNT ? sup__state_names[s] : "unknown";
-}
-
-const char *sup_event_name(enum sup_event e)
-{
-    return (unsigned)e < SUP_EV__COUNT ? sup__event_names[e] : "unknown";
-}
+MODEL_NAME_OF(sup_state_name, sup_state, SUP_STATE_MAP, SUP__COUNT)
+MODEL_NAME_OF(sup_event_name, sup_event, SUP_EVENT_MAP, SUP_EV__COUNT)
 
 static void sup__closed(struct supervisor *sp)
 {
