@@ -234,12 +234,10 @@ enum fault_open analyzer_external_missing(struct faults *f, int err)
                           desc, ctx);
 }
 
-void analyzer_gave_up(struct faults *f, const char *description)
+void analyzer_gave_up(struct faults *f, const char *description, json_t *context)
 {
-    json_t *ctx = json_pack("{s:i, s:I}", "restart_max", (int)f->cfg->restart.max, "window_ms",
-                            (json_int_t)f->cfg->restart.window_ms);
     analyzer__open(f, SLOT_SUPERVISOR(f), "supervisor", FAULT_SOFTWARE, SEVERITY_CRITICAL,
-                   IMPACT_SERVICE, description, ctx);
+                   IMPACT_SERVICE, description, context ? context : json_object());
 }
 
 static void analyzer__resolve(struct faults *f, struct fault_slot *fs, const char *why)

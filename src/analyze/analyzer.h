@@ -85,8 +85,9 @@ enum fault_open analyzer_process_exited(struct faults *f, int64_t code, int term
 enum fault_open analyzer_spawn_failed(struct faults *f, int err);
 /* An external service's pidfile names no live process (err: -errno). */
 enum fault_open analyzer_external_missing(struct faults *f, int err);
-/* The recovery chain is exhausted: a critical fault that stays open. */
-void analyzer_gave_up(struct faults *f, const char *description);
+/* The recovery chain is exhausted: a critical fault that stays open.
+ * context: the limits that ended it (taken; NULL: none). */
+void analyzer_gave_up(struct faults *f, const char *description, json_t *context);
 
 /* The strategy chain for fault t of f: the service's own `recovery` list,
  * else the rules for t's type (t NULL: software). Fills plan, returns its length. */

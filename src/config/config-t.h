@@ -11,6 +11,7 @@
 
 struct detector_ops;
 struct cfg_field;
+struct service_cfg;
 
 /* What the loader needs of a check kind: its keys. The kinds live above
  * config/ (detect/, plug-ins); the composition root hands them over in a
@@ -25,13 +26,29 @@ struct cfg_kind {
     int (*validate)(const void *params, char *why, size_t len);
 };
 
+/* What the loader needs of a strategy: the key it owns under a service and
+ * its params. The strategies live above config/ (recover/); the composition
+ * root hands them over in a struct cfg_registry. */
+struct cfg_strategy {
+    const char *key;                   /* its YAML key under a service: "repair"; NULL: none */
+    const struct cfg_field *fields;    /* the keys of its mapping (NULL-key terminated) */
+    size_t params_size;                /* bytes of the params struct fields fill; 0: none */
+    void (*params_init)(void *params); /* preset defaults; may be NULL */
+    /* The params as a whole, within their service (svc is read completely);
+     * 0, or -EINVAL with words in why and, in *at, the key of its mapping
+     * to point at (left NULL: the mapping). May be NULL. */
+    int (*validate)(const void *params, const struct service_cfg *svc, char *why, size_t len,
+                    const char **at);
+};
+
 /* The kinds and strategies a configuration may name. */
 struct cfg_registry {
     /* 0 with *out filled, or -ENOENT with *why (NULL or e.g. "plugin
      * recoverd-x.so not found"). */
     int (*check_kind)(const char *name, struct cfg_kind *out, const char **why);
-    /* The strategy (enum strategy) is implemented: a chain may keep it. */
-    bool (*strategy_exists)(int strategy);
+    /* 0 with *out filled: the strategy (enum strategy) is implemented and a
+     * chain may keep it; -ENOENT: not (yet). */
+    int (*strategy_kind)(int strategy, struct cfg_strategy *out);
 };
 
 struct check_cfg {
@@ -51,22 +68,9 @@ struct check_cfg {
     int line;                       /* position in the config file, for messages */
 };
 
-struct restart_cfg {
-    unsigned max;                /* restarts allowed within window; default 5 */
-    uint64_t window_ms;          /* default 60000 */
-    uint64_t stable_ms;          /* uptime after which a death restarts at once; default 1000 */
-    uint64_t backoff_initial_ms; /* default 100 */
-    uint64_t backoff_max_ms;     /* default 10000 */
-};
-
 struct stop_cfg {
     int signal;        /* default SIGTERM */
     uint64_t grace_ms; /* before SIGKILL; default 5000 */
-};
-
-struct repair_cfg {
-    char **command;      /* argv of the repair program; NULL: no repair strategy */
-    uint64_t timeout_ms; /* the program is killed (whole group) after this; default 60 s */
 };
 
 /* A service is supervised (command: recoverd starts it), external (pidfile:
@@ -80,7 +84,6 @@ struct service_cfg {
     char **stop_cmd;            /* external: argv that stops it; may be NULL */
     char **restart_cmd;         /* external: argv that restarts it; NULL: stop then start */
     char **depends_on;          /* names of services this one needs; may be NULL */
-    struct repair_cfg repair;   /* the repair strategy */
     int chain[STRATEGY__COUNT]; /* recovery: [...] overrides the rules for this service */
     unsigned n_chain;           /* 0: use the rules */
     uint64_t verify_ms;         /* a recovery must verify (checks pass) within this; default 30 s */
@@ -90,8 +93,11 @@ struct service_cfg {
     char **env; /* "KEY=value", NULL-terminated, added to recoverd's env; may be NULL */
     struct check_cfg *checks; /* n_checks entries */
     size_t n_checks;
-    struct restart_cfg restart;
-    struct stop_cfg stop;
+    struct stop_cfg stop; /* how the supervisor stops its process */
+    /* Each implemented strategy's params (read with config_strategy): its
+     * mapping under the service, defaults where the key is absent. */
+    void *strategy[STRATEGY__COUNT];                          /* owned */
+    const struct cfg_field *strategy_fields[STRATEGY__COUNT]; /* their keys: to free, compare */
     uint64_t log_max_bytes; /* per-service output log rotated past this; default 10 MiB */
     int line;               /* position in the config file */
 };
@@ -111,6 +117,7 @@ struct alerts_cfg {
 
 struct config {
     unsigned max_concurrent;                       /* max_concurrent_recoveries; default 3 */
+    unsigned max_starting;                         /* unverified starts at once; default 64 */
     uint64_t action_timeout_ms;                    /* per action; default 60 s */
     int rules[FAULT_TYPE__COUNT][STRATEGY__COUNT]; /* fault type -> strategy chain (enum strategy)
                                                     */

@@ -33,6 +33,7 @@ static const struct cfg_field config__fields[] = {
     {"api", CFG_MAP, 0, 0, config__api_fields},
     {"quiet", CFG_DURATION, offsetof(struct config, quiet_ms), 0, NULL},
     {"max_concurrent_recoveries", CFG_UINT, offsetof(struct config, max_concurrent), 0, NULL},
+    {"max_starting", CFG_UINT, offsetof(struct config, max_starting), 0, NULL},
     {"action_timeout", CFG_DURATION, offsetof(struct config, action_timeout_ms), 0, NULL},
     {"rules", CFG_MAP, 0, 0, NULL},
     {"alerts", CFG_MAP, 0, 0, NULL},
@@ -54,54 +55,28 @@ static const struct cfg_field config__alerts_fields[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-static const struct cfg_field config__repair_fields[] = {
-    {"command", CFG_ARGV, offsetof(struct repair_cfg, command), 1, NULL},
-    {"timeout", CFG_DURATION, offsetof(struct repair_cfg, timeout_ms), 0, NULL},
-    {NULL, 0, 0, 0, NULL},
-};
-
-/* restart.backoff lives flat in struct restart_cfg: same base, offset 0. */
-static const struct cfg_field config__backoff_fields[] = {
-    {"initial", CFG_DURATION, offsetof(struct restart_cfg, backoff_initial_ms), 0, NULL},
-    {"max", CFG_DURATION, offsetof(struct restart_cfg, backoff_max_ms), 0, NULL},
-    {NULL, 0, 0, 0, NULL},
-};
-
-static const struct cfg_field config__restart_fields[] = {
-    {"max", CFG_UINT, offsetof(struct restart_cfg, max), 0, NULL},
-    {"window", CFG_DURATION, offsetof(struct restart_cfg, window_ms), 0, NULL},
-    {"stable", CFG_DURATION, offsetof(struct restart_cfg, stable_ms), 0, NULL},
-    {"backoff", CFG_MAP, 0, 0, config__backoff_fields},
-    {NULL, 0, 0, 0, NULL},
-};
-
 static const struct cfg_field config__stop_fields[] = {
     {"signal", CFG_SIGNAL, offsetof(struct stop_cfg, signal), 0, NULL},
     {"grace", CFG_DURATION, offsetof(struct stop_cfg, grace_ms), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
-/* "restart" and "stop" are a policy mapping for a supervised service and a
- * program (argv) for an external one: read by config__polymorphic. */
-static const struct cfg_field config__restart_argv_table[] = {
+/* "restart" and "stop" are a program (argv) for an external service and a
+ * mapping otherwise: the restart strategy's params, the supervisor's stop
+ * policy. A list is read here (config__programs); a mapping by its owner. */
+static const struct cfg_field config__program_fields[] = {
     {"restart", CFG_ARGV, offsetof(struct service_cfg, restart_cmd), 0, NULL},
-    {NULL, 0, 0, 0, NULL},
-};
-static const struct cfg_field config__stop_argv_table[] = {
     {"stop", CFG_ARGV, offsetof(struct service_cfg, stop_cmd), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
-static const struct cfg_field config__restart_map_table[] = {
-    {"restart", CFG_MAP, offsetof(struct service_cfg, restart), 0, config__restart_fields},
-    {NULL, 0, 0, 0, NULL},
-};
-static const struct cfg_field config__stop_map_table[] = {
+static const struct cfg_field config__stop_table[] = {
     {"stop", CFG_MAP, offsetof(struct service_cfg, stop), 0, config__stop_fields},
     {NULL, 0, 0, 0, NULL},
 };
 
 /* checks and log_max are read by config__service itself: a check's keys
- * depend on its kind, and a byte size needs 64 bits and unit suffixes. */
+ * depend on its kind, and a byte size needs 64 bits and unit suffixes.
+ * The strategies' keys ("repair"...) follow these (config__service_table). */
 static const struct cfg_field config__service_fields[] = {
     {"command", CFG_ARGV, offsetof(struct service_cfg, command), 0, NULL},
     {"pidfile", CFG_STRING, offsetof(struct service_cfg, pidfile), 0, NULL},
@@ -112,7 +87,6 @@ static const struct cfg_field config__service_fields[] = {
     {"verify", CFG_DURATION, offsetof(struct service_cfg, verify_ms), 0, NULL},
     {"start_period", CFG_DURATION, offsetof(struct service_cfg, start_period_ms), 0, NULL},
     {"flap_window", CFG_DURATION, offsetof(struct service_cfg, flap_window_ms), 0, NULL},
-    {"repair", CFG_MAP, offsetof(struct service_cfg, repair), 0, config__repair_fields},
     {"recovery", CFG_MAP, 0, 0, NULL},
     {"log_max", CFG_MAP, 0, 0, NULL},
     {"checks", CFG_MAP, 0, 0, NULL},
@@ -199,8 +173,11 @@ static void config__check_free(struct check_cfg *c)
 static void config__service_free(struct service_cfg *s)
 {
     cfg_fields_free(config__service_fields, s);
-    cfg_fields_free(config__restart_argv_table, s);
-    cfg_fields_free(config__stop_argv_table, s);
+    cfg_fields_free(config__program_fields, s);
+    for (int st = 0; st < STRATEGY__COUNT; st++) {
+        cfg_fields_free(s->strategy_fields[st], s->strategy[st]);
+        free(s->strategy[st]);
+    }
     for (size_t i = 0; i < s->n_checks; i++)
         config__check_free(&s->checks[i]);
     free(s->checks);
@@ -231,6 +208,18 @@ const struct service_cfg *config_service(const struct config *c, const char *nam
         if (!strcmp(c->services[i].name, name))
             return &c->services[i];
     return NULL;
+}
+
+const void *config_strategy(const struct service_cfg *s, int strategy)
+{
+    return s && (unsigned)strategy < STRATEGY__COUNT ? s->strategy[strategy] : NULL;
+}
+
+/* The registry knows strategy st; out may be NULL. */
+static bool config__strategy_kind(const struct config *c, int st, struct cfg_strategy *out)
+{
+    struct cfg_strategy scratch;
+    return c->reg->strategy_kind(st, out ? out : &scratch) == 0;
 }
 
 /* ---- checks ---- */
@@ -471,38 +460,76 @@ static int config__log_max(struct service_cfg *s, struct fy_node *v, struct cfg_
     return -EINVAL;
 }
 
-static int config__restart_check(const struct service_cfg *s, struct fy_node *svc,
-                                 struct cfg_err *err)
+/* restart: [argv] / stop: [argv]: an external service's programs. */
+static int config__programs(struct service_cfg *s, struct fy_node *body, struct cfg_err *err)
 {
-    struct fy_node *restart = config__lookup(svc, "restart");
+    struct fy_node *v;
+    int r;
+    for (const struct cfg_field *f = config__program_fields; f->key; f++)
+        if ((v = config__lookup(body, f->key)) && fy_node_is_sequence(v) &&
+            (r = cfg_read(v, f, s, err)) < 0)
+            return r;
+    return 0;
+}
 
-    if (s->restart.window_ms == 0) {
-        cfg_err_at(err, config__lookup(restart, "window"), "window must be greater than 0");
-        return -EINVAL;
-    }
-    if (s->restart.backoff_initial_ms > s->restart.backoff_max_ms) {
-        cfg_err_at(err, config__lookup(restart, "backoff"),
-                   "backoff initial (%llu ms) must not exceed max (%llu ms)",
-                   (unsigned long long)s->restart.backoff_initial_ms,
-                   (unsigned long long)s->restart.backoff_max_ms);
-        return -EINVAL;
+static bool config__is_program(struct fy_node *v, const char *key)
+{
+    for (const struct cfg_field *f = config__program_fields; f->key; f++)
+        if (!strcmp(f->key, key))
+            return fy_node_is_sequence(v);
+    return false;
+}
+
+/* stop: {signal, grace}, the supervisor's; a list is a program. */
+static int config__stop(struct service_cfg *s, struct fy_node *body, struct cfg_err *err)
+{
+    struct fy_node *v = config__lookup(body, "stop");
+    return v && !config__is_program(v, "stop") ? cfg_read(v, config__stop_table, s, err) : 0;
+}
+
+/* Every implemented strategy gets its params, with its defaults, and its
+ * mapping read over them when the service has its key. */
+static int config__strategies(const struct config *c, struct service_cfg *s, struct fy_node *body,
+                              struct cfg_err *err)
+{
+    struct cfg_strategy k;
+    struct fy_node *v;
+    int r;
+    for (int st = 0; st < STRATEGY__COUNT; st++) {
+        if (!config__strategy_kind(c, st, &k) || k.params_size == 0)
+            continue;
+        if (!(s->strategy[st] = calloc(1, k.params_size)))
+            return -ENOMEM;
+        s->strategy_fields[st] = k.fields;
+        if (k.params_init)
+            k.params_init(s->strategy[st]);
+        if (k.key && k.fields && (v = config__lookup(body, k.key)) &&
+            !config__is_program(v, k.key) && (r = cfg_map(v, k.fields, s->strategy[st], err)) < 0)
+            return r;
     }
     return 0;
 }
 
-/* A key that is a policy mapping for supervised services and a program
- * (argv) for external ones. */
-static int config__polymorphic(struct service_cfg *s, struct fy_node *body, const char *key,
-                               const struct cfg_field *map_table,
-                               const struct cfg_field *argv_table, struct cfg_err *err)
+/* A strategy's params as a whole, once the service is read; an error
+ * points at the key the strategy names, else at its mapping. */
+static int config__strategies_check(const struct config *c, const struct service_cfg *s,
+                                    struct fy_node *key, struct fy_node *body, struct cfg_err *err)
 {
-    struct fy_node *v = config__lookup(body, key);
-    if (!v)
-        return 0;
-    v = config__deref(v);
-    if (fy_node_is_sequence(v))
-        return cfg_read(v, &argv_table[0], s, err);
-    return cfg_read(v, &map_table[0], s, err);
+    struct cfg_strategy k;
+    for (int st = 0; st < STRATEGY__COUNT; st++) {
+        char why[256] = "";
+        const char *at = NULL;
+        if (!s->strategy[st] || !config__strategy_kind(c, st, &k) || !k.validate ||
+            k.validate(s->strategy[st], s, why, sizeof why, &at) == 0)
+            continue;
+        struct fy_node *map = k.key ? config__lookup(body, k.key) : NULL;
+        struct fy_node *n = at && map ? config__lookup(map, at) : NULL;
+        if (!why[0])
+            snprintf(why, sizeof why, "invalid %s settings", strategy_name(st));
+        cfg_err_at(err, n ? n : map ? map : key, "%s", why);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 static const char *config__strategies_known(const struct config *c);
@@ -564,7 +591,7 @@ static int config__chain(struct config *c, struct fy_node *list, int *chain, uns
             cfg_err_at(err, item, "strategy '%s' listed twice", strategy_name(st));
             return -EINVAL;
         }
-        if (!c->reg->strategy_exists(st)) {
+        if (!config__strategy_kind(c, st, NULL)) {
             config__warn(c, item, "strategy '%s' is not implemented yet: dropped from this chain",
                          strategy_name(st));
             continue;
@@ -619,8 +646,33 @@ static bool config__name_ok(const char *s)
     return true;
 }
 
-static int config__service(struct config *c, struct fy_node *key, struct fy_node *body,
-                           struct cfg_err *err)
+/* The keys of a service: config__service_fields, then each strategy's own
+ * (reserved: config__strategies reads them), so one cfg_map sees them all
+ * and an unknown key is still an error. Free with free(). */
+static struct cfg_field *config__service_table(const struct config *c)
+{
+    size_t n = 0;
+    struct cfg_strategy k;
+    struct cfg_field *t;
+    while (config__service_fields[n].key)
+        n++;
+    if (!(t = calloc(n + STRATEGY__COUNT + 1, sizeof *t)))
+        return NULL;
+    memcpy(t, config__service_fields, n * sizeof *t);
+    for (int st = 0; st < STRATEGY__COUNT; st++) {
+        bool taken = false;
+        if (!config__strategy_kind(c, st, &k) || !k.key)
+            continue;
+        for (size_t i = 0; i < n && !taken; i++)
+            taken = !strcmp(t[i].key, k.key); /* restart: also an external program */
+        if (!taken)
+            t[n++] = (struct cfg_field){k.key, CFG_MAP, 0, 0, NULL};
+    }
+    return t;
+}
+
+static int config__service(struct config *c, const struct cfg_field *table, struct fy_node *key,
+                           struct fy_node *body, struct cfg_err *err)
 {
     struct service_cfg *s;
     struct fy_node *v;
@@ -643,44 +695,37 @@ static int config__service(struct config *c, struct fy_node *key, struct fy_node
     s = &c->services[c->n_services++];
     *s = (struct service_cfg){
         .name = name,
-        .restart = {.max = 5,
-                    .window_ms = 60000,
-                    .stable_ms = 1000,
-                    .backoff_initial_ms = 100,
-                    .backoff_max_ms = 10000},
         .stop = {.signal = SIGTERM, .grace_ms = 5000},
         .log_max_bytes = 10u << 20,
         .verify_ms = 30000,
         .start_period_ms = 1000,
         .flap_window_ms = 60000,
-        .repair = {.timeout_ms = 60000},
         .line = config__line(key),
     };
     body = config__deref(body);
-    if ((r = cfg_map(body, config__service_fields, s, err)) < 0)
+    if ((r = cfg_map(body, table, s, err)) < 0)
         return r;
     if ((v = config__lookup(body, "log_max")) && (r = config__log_max(s, v, err)) < 0)
         return r;
     if ((v = config__lookup(body, "checks")) && (r = config__checks(c, s, v, err)) < 0)
         return r;
-    if ((r = config__polymorphic(s, body, "restart", config__restart_map_table,
-                                 config__restart_argv_table, err)) < 0 ||
-        (r = config__polymorphic(s, body, "stop", config__stop_map_table, config__stop_argv_table,
-                                 err)) < 0)
+    if ((r = config__programs(s, body, err)) < 0 || (r = config__strategies(c, s, body, err)) < 0 ||
+        (r = config__stop(s, body, err)) < 0)
         return r;
     if ((v = config__lookup(body, "recovery")) &&
         (r = config__chain(c, v, s->chain, &s->n_chain, err)) < 0)
         return r;
     if ((r = config__kind_check(s, body, err)) < 0)
         return r;
-    return config__restart_check(s, body, err);
+    return config__strategies_check(c, s, key, body, err);
 }
 
 static int config__services(struct config *c, struct fy_node *map, struct cfg_err *err)
 {
     struct fy_node_pair *p;
+    struct cfg_field *table = NULL;
     void *it = NULL;
-    int r;
+    int r = 0;
 
     if (!fy_node_is_mapping(map)) {
         cfg_err_at(err, map, "expected a mapping of service names to services");
@@ -690,12 +735,14 @@ static int config__services(struct config *c, struct fy_node *map, struct cfg_er
         cfg_err_at(err, map, "no services defined (expected at least one under 'services')");
         return -EINVAL;
     }
-    if (!(c->services = calloc((size_t)fy_node_mapping_item_count(map), sizeof(*c->services))))
+    if (!(c->services = calloc((size_t)fy_node_mapping_item_count(map), sizeof(*c->services))) ||
+        !(table = config__service_table(c)))
         return -ENOMEM;
     while ((p = fy_node_mapping_iterate(map, &it)))
-        if ((r = config__service(c, fy_node_pair_key(p), fy_node_pair_value(p), err)) < 0)
-            return r;
-    return 0;
+        if ((r = config__service(c, table, fy_node_pair_key(p), fy_node_pair_value(p), err)) < 0)
+            break;
+    free(table);
+    return r;
 }
 
 /* ---- documents ---- */
@@ -815,7 +862,7 @@ static void config__rules_default(struct config *c)
     for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++) {
         unsigned n = 0;
         for (unsigned k = 0; k < defaults[i].n; k++)
-            if (c->reg->strategy_exists(defaults[i].chain[k]))
+            if (config__strategy_kind(c, defaults[i].chain[k], NULL))
                 c->rules[defaults[i].type][n++] = defaults[i].chain[k];
         c->n_rules[defaults[i].type] = n;
     }
@@ -828,7 +875,7 @@ static const char *config__strategies_known(const struct config *c)
     size_t len = 0;
     buf[0] = '\0';
     for (int st = 0; st < STRATEGY__COUNT; st++)
-        if (c->reg->strategy_exists(st))
+        if (config__strategy_kind(c, st, NULL))
             len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", len ? ", " : "",
                                     strategy_name(st));
     return buf;
@@ -977,6 +1024,10 @@ static int config__build(struct config *c, struct fy_document *doc, struct cfg_e
                    "max_concurrent_recoveries must be at least 1");
         return -EINVAL;
     }
+    if (c->max_starting == 0) {
+        cfg_err_at(err, config__lookup(root, "max_starting"), "max_starting must be at least 1");
+        return -EINVAL;
+    }
     if ((v = config__lookup(root, "rules")) && (r = config__rules(c, v, err)) < 0)
         return r;
     if ((v = config__lookup(root, "alerts")) && (r = config__alerts(c, v, err)) < 0)
@@ -1016,6 +1067,7 @@ struct config *config_load_string(const char *name, const char *yaml, size_t len
         goto fail;
     c->quiet_ms = 10000;
     c->max_concurrent = 3;
+    c->max_starting = 64;
     c->action_timeout_ms = 60000;
     c->reg = reg;
     config__rules_default(c);
@@ -1144,13 +1196,26 @@ bool config_check_equal(const struct check_cfg *a, const struct check_cfg *b)
            config__eq_fields(a->fields, a->params, b->params);
 }
 
+/* Every strategy's params equal, as its own table reads them. */
+static bool config__eq_strategies(const struct service_cfg *a, const struct service_cfg *b)
+{
+    for (int st = 0; st < STRATEGY__COUNT; st++) {
+        const char *pa = a->strategy[st], *pb = b->strategy[st];
+        if (!pa && !pb)
+            continue;
+        if (!pa || !pb || a->strategy_fields[st] != b->strategy_fields[st] ||
+            !config__eq_fields(a->strategy_fields[st], pa, pb))
+            return false;
+    }
+    return true;
+}
+
 bool config_service_equal(const struct service_cfg *a, const struct service_cfg *b)
 {
-    if (!config__eq_fields(config__service_fields, (const char *)a, (const char *)b) ||
-        !config__eq_fields(config__restart_map_table, (const char *)a, (const char *)b) ||
-        !config__eq_fields(config__stop_map_table, (const char *)a, (const char *)b) ||
-        !config__eq_fields(config__restart_argv_table, (const char *)a, (const char *)b) ||
-        !config__eq_fields(config__stop_argv_table, (const char *)a, (const char *)b) ||
+    if (!config__eq_strategies(a, b) ||
+        !config__eq_fields(config__service_fields, (const char *)a, (const char *)b) ||
+        !config__eq_fields(config__stop_table, (const char *)a, (const char *)b) ||
+        !config__eq_fields(config__program_fields, (const char *)a, (const char *)b) ||
         a->log_max_bytes != b->log_max_bytes || a->n_chain != b->n_chain ||
         memcmp(a->chain, b->chain, a->n_chain * sizeof *a->chain) != 0 ||
         a->n_checks != b->n_checks)

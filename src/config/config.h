@@ -27,4 +27,10 @@ bool config_check_equal(const struct check_cfg *a, const struct check_cfg *b);
 
 const struct service_cfg *config_service(const struct config *c, const char *name);
 
+/* The params of strategy (enum strategy) for service s, as its cfg_strategy
+ * describes them: never NULL for an implemented strategy of a loaded
+ * configuration (defaults when its key is absent), NULL otherwise.
+ * Borrowed from s. The one way a strategy reads its configuration. */
+const void *config_strategy(const struct service_cfg *s, int strategy);
+
 #endif

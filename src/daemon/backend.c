@@ -44,6 +44,7 @@ static json_t *backend__status(void *ctx)
     json_object_set_new(j, "executing", json_integer(d->executor.executing));
     json_object_set_new(j, "starting", json_integer(d->executor.starting));
     json_object_set_new(j, "max_concurrent_recoveries", json_integer(d->executor.max_executing));
+    json_object_set_new(j, "max_starting", json_integer(d->executor.max_starting));
     json_t *states = json_object();
     for (int st = 0; st < STATE__COUNT; st++)
         json_object_set_new(states, state_name(st), json_integer(d->monitor.by_state[st]));

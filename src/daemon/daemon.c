@@ -24,9 +24,6 @@
 #include "recover/supervisor.h"
 #include "store/journal.h"
 
-/* Processes started by recoverd and not yet verified, across services. */
-#define DAEMON__MAX_STARTING 64
-
 static int daemon__mkdirs(const char *path)
 {
     char buf[4096];
@@ -194,6 +191,7 @@ static void daemon__apply(struct daemon *d, const struct config *cfg)
 {
     d->analysis.cfg = cfg;
     d->executor.max_executing = cfg->max_concurrent;
+    d->executor.max_starting = cfg->max_starting;
     d->executor.action_timeout_ms = cfg->action_timeout_ms;
     d->monitor.quiet_ms = cfg->quiet_ms;
 }
@@ -259,9 +257,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     if (!(d->alerter = alerter_new(loop, &cfg->alerts)))
         return -ENOMEM;
     d->analysis = (struct analysis){.journal = d->journal, .alerter = d->alerter};
-    d->executor = (struct executor){.journal = d->journal,
-                                    .alerter = d->alerter,
-                                    .max_starting = DAEMON__MAX_STARTING};
+    d->executor = (struct executor){.journal = d->journal, .alerter = d->alerter};
     daemon__apply(d, cfg);
     if ((r = daemon__create_services(d)) < 0) {
         log_event(LOG_ERROR, NULL, "start-failed", "error=\"cannot create services\"");

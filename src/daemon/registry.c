@@ -7,5 +7,5 @@
 
 const struct cfg_registry daemon_registry = {
     .check_kind = detector_cfg_kind,
-    .strategy_exists = strategy_exists,
+    .strategy_kind = strategy_cfg_kind,
 };

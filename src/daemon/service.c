@@ -15,6 +15,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/model.h"
+#include "recover/strategy.h"
 
 extern char **environ;
 
@@ -278,9 +279,9 @@ json_t *service_view(const struct service *s)
 {
     const struct supervisor *sp = &s->sup;
     const char *process = sup_state_name(sp->state);
-    if (sp->state == SUP_DOWN && s->rec.state == REC_PENDING &&
-        s->rec.action.strategy == STRATEGY_RESTART)
-        process = "waiting";
+    const struct strategy_ops *ops = strategy_find(s->rec.action.strategy);
+    if (sp->state == SUP_DOWN && s->rec.state == REC_PENDING && ops && ops->starts_process)
+        process = "waiting"; /* for the start a pending action will make */
     json_t *j = json_pack("{s:s, s:s, s:s}", "name", s->name, "state", state_name(s->st.state),
                           "process", process);
     recovery_view(&s->rec, j);

@@ -2,7 +2,7 @@
  * driven by one state x event table per service. An action is completed
  * only when verification passes: the process runs (if recoverd runs it)
  * and every check has passed `rise` times since the action ran (without
- * checks: the process stayed up for restart.stable). A failed action
+ * checks: the process stayed up for its strategies' `stable`). A failed action
  * escalates to the next strategy of the plan; a plan run out leaves the
  * service failed until an operator acts. */
 #include "recover/executor.h"
@@ -184,8 +184,7 @@ static void rec__verify_begin(struct recovery *r)
     }
     /* A check that needs time under its limit before it passes (resource
      * `for:`) gets that time on top of `verify`. */
-    uint64_t window = cs->n ? r->cfg->verify_ms + check_set_settle_ms(cs)
-                            : r->cfg->restart.stable_ms;
+    uint64_t window = cs->n ? r->cfg->verify_ms + check_set_settle_ms(cs) : strategy_stable_ms(r);
     if (cs->n == 0 && !rec__has_process(r))
         window = 0;
     uv_timer_start(&r->timer, rec__timer_cb, window, 0);
@@ -228,7 +227,7 @@ static bool rec__passing(struct recovery *r)
     if (!rec__process_ok(r) || !check_set_all_passing(r->checks))
         return false;
     if (r->checks->n == 0)
-        return false; /* no checks: only time (restart.stable) verifies */
+        return false; /* no checks: only time (strategy_stable_ms) verifies */
     const struct strategy_ops *ops = r->has_action ? rec__ops(r) : NULL;
     return !ops || !ops->verified || ops->verified(r);
 }
@@ -244,7 +243,7 @@ static void rec__give_up(struct recovery *r, const char *why)
     snprintf(desc, sizeof desc, "%.180s; automatic recovery stopped until an operator acts", why);
     rec__set(r, REC_GAVE_UP);
     rec__ready(r); /* its dependents start anyway: their faults will be its symptoms */
-    analyzer_gave_up(r->faults, desc);
+    analyzer_gave_up(r->faults, desc, strategy_limits(r));
     state_service_event(r->st, EV_GAVE_UP, desc);
     alert_service_failed(r->ex->alerter, r->service,
                          &r->faults->slots[SLOT_SUPERVISOR(r->faults)].fault, desc);
@@ -701,16 +700,18 @@ static void rec__executed(struct recovery *r)
     }
     snprintf(r->action.result, sizeof r->action.result, "%s", r->result);
     journal_action_update(r->ex->journal, &r->action); /* the params the strategy set */
+    /* Counted before the slot goes: releasing it runs queued actions at
+     * once, and a start among them must see this one under max_starting. */
+    if (rec__ops(r)->starts_process && !r->starting) {
+        r->starting = true;
+        r->ex->starting++;
+    }
     rec__release_slot(r);
     if (rec__has_process(r) && !rec__process_ok(r)) {
         /* It died while the strategy ran (a repair): it cannot pass a
          * verification while down, so do not wait `verify` for it. */
         rec__fail(r, "process not running after the action", rec__ops(r)->starts_process);
         return;
-    }
-    if (rec__ops(r)->starts_process && !r->starting) {
-        r->starting = true;
-        r->ex->starting++;
     }
     rec__verify_begin(r); /* verification holds no slot; `starting` ends with it */
 }

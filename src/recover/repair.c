@@ -2,11 +2,12 @@
  * timeout, output captured into the action's result). Exit 0 means the
  * repair ran; the executor then verifies that the checks pass again. */
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/config-t.h"
+#include "config/config.h"
 #include "lib/fault.h"
 #include "lib/log.h"
 #include "lib/program.h"
@@ -15,6 +16,28 @@
 #include "recover/supervisor.h"
 
 #define REPAIR__OUTPUT_MAX 4096
+
+/* repair: { command, timeout } of a service. */
+struct repair_cfg {
+    char **command;      /* argv of the repair program; NULL: no repair strategy */
+    uint64_t timeout_ms; /* the program is killed (whole group) after this; default 60 s */
+};
+
+static const struct cfg_field repair__fields[] = {
+    {"command", CFG_ARGV, offsetof(struct repair_cfg, command), 1, NULL},
+    {"timeout", CFG_DURATION, offsetof(struct repair_cfg, timeout_ms), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static void repair__params_init(void *params)
+{
+    ((struct repair_cfg *)params)->timeout_ms = 60000;
+}
+
+static const struct repair_cfg *repair__cfg(const struct recovery *r)
+{
+    return config_strategy(r->cfg, STRATEGY_REPAIR);
+}
 
 struct repair__state {
     struct program *program; /* in flight */
@@ -27,7 +50,7 @@ static struct repair__state *repair__st(const struct recovery *r)
 
 static struct strategy_no repair__applicable(const struct recovery *r)
 {
-    return (struct strategy_no){r->cfg->repair.command ? NULL : "not configured", true};
+    return (struct strategy_no){repair__cfg(r)->command ? NULL : "not configured", true};
 }
 
 /* The first line of the output, for the one-line result. */
@@ -63,7 +86,7 @@ static void repair__done(const struct program_result *res, void *arg)
 
 static void repair__run(struct recovery *r)
 {
-    const struct repair_cfg *rc = &r->cfg->repair;
+    const struct repair_cfg *rc = repair__cfg(r);
     action_set_params(&r->action, json_pack("{s:s, s:I}", "program", rc->command[0], "timeout_ms",
                                             (json_int_t)rc->timeout_ms));
     struct program *p = program_run(r->loop, rc->command, r->sup->envp, r->cfg->cwd, rc->timeout_ms,
@@ -83,6 +106,10 @@ const struct strategy_ops repair_strategy = {
     .id = STRATEGY_REPAIR,
     .risk = "medium",
     .state_size = sizeof(struct repair__state),
+    .key = "repair",
+    .fields = repair__fields,
+    .params_size = sizeof(struct repair_cfg),
+    .params_init = repair__params_init,
     .applicable = repair__applicable,
     .run = repair__run,
     .cancel = repair__cancel,

@@ -7,12 +7,13 @@
 #include "recover/restart.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "analyze/analyzer.h"
-#include "config/config-t.h"
+#include "config/config.h"
 #include "lib/backoff.h"
 #include "lib/clock.h"
 #include "lib/fault.h"
@@ -77,6 +78,56 @@ void restart_policy_free(struct restart_policy *p)
     memset(p, 0, sizeof *p);
 }
 
+/* ---- its configuration ---- */
+
+/* backoff: lives flat in struct restart_cfg: same base, offset 0. */
+static const struct cfg_field restart__backoff_fields[] = {
+    {"initial", CFG_DURATION, offsetof(struct restart_cfg, backoff_initial_ms), 0, NULL},
+    {"max", CFG_DURATION, offsetof(struct restart_cfg, backoff_max_ms), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static const struct cfg_field restart__fields[] = {
+    {"max", CFG_UINT, offsetof(struct restart_cfg, max), 0, NULL},
+    {"window", CFG_DURATION, offsetof(struct restart_cfg, window_ms), 0, NULL},
+    {"stable", CFG_DURATION, offsetof(struct restart_cfg, stable_ms), 0, NULL},
+    {"backoff", CFG_MAP, 0, 0, restart__backoff_fields},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static void restart__params_init(void *params)
+{
+    *(struct restart_cfg *)params = (struct restart_cfg){.max = 5,
+                                                         .window_ms = 60000,
+                                                         .stable_ms = 1000,
+                                                         .backoff_initial_ms = 100,
+                                                         .backoff_max_ms = 10000};
+}
+
+static int restart__validate(const void *params, const struct service_cfg *svc, char *why,
+                             size_t len, const char **at)
+{
+    const struct restart_cfg *rc = params;
+    if (rc->window_ms == 0) {
+        *at = "window";
+        snprintf(why, len, "window must be greater than 0");
+        return -EINVAL;
+    }
+    if (rc->backoff_initial_ms > rc->backoff_max_ms) {
+        *at = "backoff";
+        snprintf(why, len, "backoff initial (%llu ms) must not exceed max (%llu ms)",
+                 (unsigned long long)rc->backoff_initial_ms,
+                 (unsigned long long)rc->backoff_max_ms);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static const struct restart_cfg *restart__cfg(const struct recovery *r)
+{
+    return config_strategy(r->cfg, STRATEGY_RESTART);
+}
+
 /* ---- the strategy ---- */
 
 #define RESTART__OUTPUT_MAX 2048
@@ -111,14 +162,15 @@ static struct strategy_no restart__applicable(const struct recovery *r)
         return (struct strategy_no){"not configured (no command, and no restart or start program)",
                                     true};
     struct restart__state *st = restart__st(r);
+    const struct restart_cfg *rc = restart__cfg(r);
     uint64_t now = restart__now();
     unsigned recent = 0;
     for (unsigned i = 0; i < st->policy.len; i++)
-        recent += now - st->policy.log[i] < c->restart.window_ms;
-    if (recent < c->restart.max)
+        recent += now - st->policy.log[i] < rc->window_ms;
+    if (recent < rc->max)
         return (struct strategy_no){NULL, false};
-    snprintf(why, sizeof why, "restart limit reached (%u restarts within %llu ms)", c->restart.max,
-             (unsigned long long)c->restart.window_ms);
+    snprintf(why, sizeof why, "restart limit reached (%u restarts within %llu ms)", rc->max,
+             (unsigned long long)rc->window_ms);
     return (struct strategy_no){why, false};
 }
 
@@ -135,8 +187,8 @@ static uint64_t restart__delay(struct recovery *r)
                       : sp->has_exit ? sp->last.uptime_ms
                                      : 0;
     if (running && r->attempts == 0)
-        uptime = r->cfg->restart.stable_ms; /* counts as stable: no wait */
-    return st->delay_ms = restart_delay(&st->policy, &r->cfg->restart, uptime);
+        uptime = restart__cfg(r)->stable_ms; /* counts as stable: no wait */
+    return st->delay_ms = restart_delay(&st->policy, restart__cfg(r), uptime);
 }
 
 static void restart__spawn(struct recovery *r)
@@ -283,7 +335,7 @@ static void restart__external(struct recovery *r)
 static void restart__run(struct recovery *r)
 {
     struct restart__state *st = restart__st(r);
-    const struct restart_cfg *rc = &r->cfg->restart;
+    const struct restart_cfg *rc = restart__cfg(r);
     uint64_t now = restart__now();
     char result[256];
     if (!restart_allowed(&st->policy, rc, now)) {
@@ -328,13 +380,13 @@ static bool restart__act_first(struct recovery *r, const struct sup_exit *e)
 {
     struct restart__state *st = restart__st(r);
     /* The start cap holds here too: a storm of deaths is paced by the queue. */
-    if (!r->cfg->command || e->uptime_ms < r->cfg->restart.stable_ms ||
-        r->ex->starting >= r->ex->max_starting ||
-        !restart_allowed(&st->policy, &r->cfg->restart, restart__now()))
+    const struct restart_cfg *rc = restart__cfg(r);
+    if (!r->cfg->command || e->uptime_ms < rc->stable_ms ||
+        r->ex->starting >= r->ex->max_starting || !restart_allowed(&st->policy, rc, restart__now()))
         return false;
     st->prespawned = supervisor_event(r->sup, SUP_EV_SPAWN, STOP_NONE) == 0;
     if (st->prespawned)
-        restart_delay(&st->policy, &r->cfg->restart, e->uptime_ms); /* resets the backoff */
+        restart_delay(&st->policy, rc, e->uptime_ms); /* resets the backoff */
     return st->prespawned;
 }
 
@@ -360,6 +412,20 @@ static void restart__reset(struct recovery *r)
     restart_policy_reset(&restart__st(r)->policy);
 }
 
+/* With no checks, a start is verified by running this long. */
+static uint64_t restart__stable_ms(const struct recovery *r)
+{
+    return restart__cfg(r)->stable_ms;
+}
+
+/* Its intensity limit: what ends a crash loop. */
+static void restart__limits(const struct recovery *r, json_t *context)
+{
+    const struct restart_cfg *rc = restart__cfg(r);
+    json_object_set_new(context, "restart_max", json_integer(rc->max));
+    json_object_set_new(context, "window_ms", json_integer((json_int_t)rc->window_ms));
+}
+
 static void restart__view(const struct recovery *r, json_t *j)
 {
     json_object_set_new(j, "restarts", json_integer(restart__st(r)->restarts));
@@ -377,6 +443,11 @@ const struct strategy_ops restart_strategy = {
     .risk = "low",
     .starts_process = true,
     .state_size = sizeof(struct restart__state),
+    .key = "restart",
+    .fields = restart__fields,
+    .params_size = sizeof(struct restart_cfg),
+    .params_init = restart__params_init,
+    .validate = restart__validate,
     .applicable = restart__applicable,
     .delay = restart__delay,
     .run = restart__run,
@@ -384,6 +455,8 @@ const struct strategy_ops restart_strategy = {
     .process_exited = restart__process_exited,
     .act_first = restart__act_first,
     .reset = restart__reset,
+    .stable_ms = restart__stable_ms,
+    .limits = restart__limits,
     .view = restart__view,
     .release = restart__release,
 };

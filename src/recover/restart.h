@@ -1,13 +1,22 @@
 /* The restart strategy's policy: intensity limit within a window and
- * exponential backoff with jitter for processes that die young. Pure
- * bookkeeping, no I/O, so it is tested on its own. */
+ * exponential backoff with jitter for processes that die young. Its
+ * configuration (restart: under a service) and pure bookkeeping, no I/O,
+ * so it is tested on its own. */
 #ifndef RECOVERD_RECOVER_RESTART_H
 #define RECOVERD_RECOVER_RESTART_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-struct restart_cfg;
+/* restart: { max, window, stable, backoff: { initial, max } } of a
+ * service: config_strategy(cfg, STRATEGY_RESTART). */
+struct restart_cfg {
+    unsigned max;                /* restarts allowed within window; default 5 */
+    uint64_t window_ms;          /* default 60000, > 0 */
+    uint64_t stable_ms;          /* uptime after which a death restarts at once; default 1000 */
+    uint64_t backoff_initial_ms; /* default 100, <= backoff_max_ms */
+    uint64_t backoff_max_ms;     /* default 10000 */
+};
 
 struct restart_policy {
     uint64_t *log;       /* monotonic ms of recent restarts, oldest first; owned */

@@ -1,6 +1,8 @@
 /* What every recovery strategy provides. The executor owns the action's
  * life (journal, slots, deadline, verification, escalation); a strategy
- * carries out its own step and reports with recovery_executed(). A new
+ * carries out its own step and reports with recovery_executed(). Its
+ * configuration is its own too: the key it owns under a service, that
+ * mapping's fields, defaults and validation, like a check kind's. A new
  * strategy is one file and one line of strategy.c's table. */
 #ifndef RECOVERD_RECOVER_STRATEGY_H
 #define RECOVERD_RECOVER_STRATEGY_H
@@ -10,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/cfgmap.h"
+#include "config/config-t.h"
 #include "lib/model-t.h"
 
 struct recovery;
@@ -26,6 +30,16 @@ struct strategy_ops {
     const char *risk;    /* "low", "medium", "high": shown in a fault's analysis */
     bool starts_process; /* its action (re)starts the service's process */
     size_t state_size;   /* per-service private state (r->priv[id]), zeroed; 0: none */
+    /* Its configuration, read by config/ through struct cfg_strategy and
+     * found again with config_strategy(r->cfg, id). */
+    const char *key;                   /* its YAML key under a service: "repair"; NULL: none */
+    const struct cfg_field *fields;    /* that mapping's keys (NULL-key terminated) */
+    size_t params_size;                /* bytes of its params, allocated per service; 0: none */
+    void (*params_init)(void *params); /* defaults, also when the key is absent; may be NULL */
+    /* The params as a whole within their service: 0, or -EINVAL with words
+     * in why and the key to point at in *at. May be NULL. */
+    int (*validate)(const void *params, const struct service_cfg *svc, char *why, size_t len,
+                    const char **at);
     /* Can it act on r's service now? */
     struct strategy_no (*applicable)(const struct recovery *r);
     /* Wait this long before running (backoff); NULL: at once. */
@@ -46,6 +60,12 @@ struct strategy_ops {
     bool (*verified)(struct recovery *r);
     /* An operator acted: forget limits and backoff. NULL: nothing. */
     void (*reset)(struct recovery *r);
+    /* Without checks, how long a started process must stay up to count as
+     * verified (restart's `stable`). NULL: no say. */
+    uint64_t (*stable_ms)(const struct recovery *r);
+    /* Add the limits that can end a recovery to the context of the fault
+     * that says it gave up. NULL: none. */
+    void (*limits)(const struct recovery *r, json_t *context);
     /* Add the strategy's figures to the service's view. NULL: none. */
     void (*view)(const struct recovery *r, json_t *service);
     /* Release what the per-service state holds. NULL: nothing. */
@@ -54,9 +74,15 @@ struct strategy_ops {
 
 /* The ops of id, or NULL for a strategy recoverd does not implement yet. */
 const struct strategy_ops *strategy_find(enum strategy id);
-/* Implemented (for the config registry). */
-bool strategy_exists(int id);
+/* The config loader's view of strategy id (struct cfg_registry.strategy_kind):
+ * 0 with *out filled, or -ENOENT when it is not implemented. */
+int strategy_cfg_kind(int id, struct cfg_strategy *out);
 /* Why r's service cannot use id ("not implemented", "not configured"...). */
 struct strategy_no strategy_applicable(const struct recovery *r, enum strategy id);
+/* Without checks, how long r's started process must stay up to count as
+ * verified: the longest any strategy asks (0: at once). */
+uint64_t strategy_stable_ms(const struct recovery *r);
+/* Every strategy's limits, for a gave-up fault's context (a new object). */
+json_t *strategy_limits(const struct recovery *r);
 
 #endif

@@ -251,6 +251,31 @@ def test_max_concurrent_recoveries_queues_actions(recoverd, tmp_path):
         assert after - before >= 800  # each program runs 1 s
 
 
+def test_max_starting_lets_one_unverified_start_at_a_time(recoverd):
+    """max_starting: 1 and three services killed together: each restart
+    spawns only after the one before it is verified (no checks: its process
+    stayed up for `stable`); the others wait, queued."""
+    names = ["s1", "s2", "s3"]
+    svc = {"command": ["/bin/sh", "-c", "exec sleep 600"], "restart": {"stable": "2s"}}
+    rd = recoverd({"max_starting": 1, "services": {n: dict(svc) for n in names}})
+    assert rd.api("/v1/status")["max_starting"] == 1
+    # Past `stable`: a death is restarted at once, no backoff to space them out.
+    pids = [wait_running(rd, n, min_uptime_ms=2000)["pid"] for n in names]
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+
+    rd.wait_for(lambda: len(acts := actions_of(rd)) == 3 and
+                all(a["status"] == "completed" for a in acts),
+                timeout=30, what="three restarts verified")
+    rows = rd.journal("SELECT service, strategy, started_ms, finished_ms FROM actions "
+                      "ORDER BY started_ms, id")
+    assert sorted(r["service"] for r in rows) == names
+    assert {r["strategy"] for r in rows} == {"restart"}
+    for before, after in zip(rows, rows[1:]):
+        assert after["started_ms"] >= before["finished_ms"], rows  # never two unverified
+    assert sum(1 for n in names if log_events_of(rd, n, "action-queued")) == 2
+
+
 def test_action_timeout_kills_the_repair(recoverd, tmp_path):
     marker, pidfile = tmp_path / "healthy", tmp_path / "repair.pid"
     marker.touch()

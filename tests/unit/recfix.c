@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "detect/detector.h"
 #include "lib/model.h"
 #include "recover/strategy.h"
@@ -145,6 +146,42 @@ int fixture_setup(void **state)
     return 0;
 }
 
+/* The strategies' params of s, from the real loader: repair's struct is
+ * repair.c's own, and a strategy finds what a loaded configuration gives
+ * it. With repair_script, the repair program is sh -c repair_script. The
+ * restart params keep what the test tuned so far. */
+static void svc_strategies(struct svc *s, const char *repair_script)
+{
+    static const struct cfg_registry reg = {detector_cfg_kind, strategy_cfg_kind};
+    char quoted[2 * sizeof s->repair_script] = "", *yaml = NULL;
+    struct cfg_err err;
+    size_t n = 0;
+    for (const char *p = repair_script; p && *p && n + 2 < sizeof quoted; p++) {
+        quoted[n++] = *p;
+        if (*p == '\'')
+            quoted[n++] = '\''; /* YAML single quotes: '' is one quote */
+    }
+    quoted[n] = '\0';
+    assert_true(asprintf(&yaml,
+                         "services:\n  x:\n    command: [x]\n"
+                         "    restart: {max: 5, window: 60s, stable: 200ms,\n"
+                         "              backoff: {initial: 10ms, max: 100ms}}\n%s%s%s",
+                         repair_script ? "    repair: {command: [/bin/sh, -c, '" : "", quoted,
+                         repair_script ? "'], timeout: 10s}\n" : "") > 0);
+    struct config *c = config_load_string("recfix.yaml", yaml, strlen(yaml), &reg, &err);
+    free(yaml);
+    if (!c)
+        fail_msg("recfix.yaml:%d:%d: %s", err.line, err.col, err.msg);
+    struct service_cfg *sc = &c->services[0];
+    if (s->restart)
+        *(struct restart_cfg *)sc->strategy[STRATEGY_RESTART] = *s->restart;
+    config_free(s->conf);
+    s->conf = c;
+    memcpy(s->cfg.strategy, sc->strategy, sizeof s->cfg.strategy);
+    memcpy(s->cfg.strategy_fields, sc->strategy_fields, sizeof s->cfg.strategy_fields);
+    s->restart = sc->strategy[STRATEGY_RESTART];
+}
+
 /* A service named name: watched only (no command) with one file check,
  * no recovery chain of its own (the rules: restart). Tests set the rest. */
 struct svc *svc_new(struct fixture *fx, const char *name)
@@ -174,14 +211,9 @@ struct svc *svc_new(struct fixture *fx, const char *name)
                                   .verify_ms = 5000,
                                   .start_period_ms = 5000,
                                   .flap_window_ms = 0,
-                                  .restart = {.max = 5,
-                                              .window_ms = 60000,
-                                              .stable_ms = 200,
-                                              .backoff_initial_ms = 10,
-                                              .backoff_max_ms = 100},
                                   .stop = {.signal = SIGTERM, .grace_ms = 2000},
-                                  .repair = {.timeout_ms = 10000},
                                   .log_max_bytes = 1 << 20};
+    svc_strategies(s, NULL);
     return s;
 }
 
@@ -199,10 +231,7 @@ void svc_command(struct svc *s, const char *script)
 void svc_repair(struct svc *s, const char *script)
 {
     snprintf(s->repair_script, sizeof s->repair_script, "%s", script);
-    s->repair[0] = "/bin/sh";
-    s->repair[1] = "-c";
-    s->repair[2] = s->repair_script;
-    s->cfg.repair.command = s->repair;
+    svc_strategies(s, s->repair_script);
 }
 
 void svc_chain(struct svc *s, int n, ...)
@@ -334,6 +363,7 @@ int fixture_teardown(void **state)
         struct svc *s = fx->svc[i];
         handles += s->checks.handles_open + s->sup.handles_open + s->rec.handles_open;
         faults_close(&s->faults);
+        config_free(s->conf);
         free(s);
     }
     int closed = uv_loop_close(&fx->loop);

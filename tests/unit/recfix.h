@@ -24,6 +24,7 @@
 #include "lib/clock.h"
 #include "monitor/state.h"
 #include "recover/executor.h"
+#include "recover/restart.h"
 #include "recover/supervisor.h"
 
 #define DEADLINE_MS 15000
@@ -38,8 +39,9 @@ struct svc {
     char script[512];        /* the command's sh -c argument */
     char repair_script[512]; /* the repair program's */
     char *cmd[4];
-    char *repair[4];
     struct service_cfg cfg;
+    struct config *conf;         /* owns cfg's strategy params, loaded as recoverd loads them */
+    struct restart_cfg *restart; /* cfg's restart params, for tests to tune; in conf */
     struct check_cfg ccfg;
     struct svc_state st;
     struct check_set checks;

@@ -83,8 +83,7 @@ static void part_init(struct fixture *fx, struct part *p, const char *name)
     p->cfg = (struct service_cfg){.name = p->name,
                                   .checks = p->ccfg,
                                   .n_checks = N_CHECKS,
-                                  .flap_window_ms = 60000,
-                                  .restart = {.max = 5, .window_ms = 60000}};
+                                  .flap_window_ms = 60000};
     p->f = (struct faults){.an = &fx->an,
                            .service = p->name,
                            .cfg = &p->cfg,
@@ -296,7 +295,7 @@ static void gave_up_is_a_critical_fault_of_its_own(void **state)
     struct part *w = &fx->web;
     struct observation o = obs_make(false, "down");
     analyzer_check_failing(&w->f, 0, &o);
-    analyzer_gave_up(&w->f, "recovery chain exhausted");
+    analyzer_gave_up(&w->f, "recovery chain exhausted", NULL);
     struct fault_slot *sup = &w->f.slots[SLOT_SUPERVISOR(&w->f)];
     assert_true(sup->open);
     assert_string_equal(sup->fault.check, "supervisor");
@@ -487,7 +486,7 @@ static void open_faults_are_adopted_from_the_journal(void **state)
     http->open = false;
     http->fault.resolved_ms = http->fault.opened_ms + 500;
     journal_fault_resolve(fx->journal, &http->fault);
-    analyzer_gave_up(&w->f, "exhausted");
+    analyzer_gave_up(&w->f, "exhausted", NULL);
     int64_t sup = w->f.slots[SLOT_SUPERVISOR(&w->f)].fault.id;
     /* A new recoverd: fresh parts over the same journal. */
     state_unregister(&w->st);

@@ -27,13 +27,15 @@
 
 #define GOT_MAX 16
 
-/* The real check kinds; every strategy counts as implemented (this test
- * reads checks, not chains), and nothing of recover/ is linked. */
-static bool test_strategy_exists(int st)
+/* The real check kinds; every strategy counts as implemented, without
+ * params (this test reads checks, not chains), and nothing of recover/ is
+ * linked. */
+static int test_strategy_kind(int st, struct cfg_strategy *out)
 {
-    return st >= 0;
+    *out = (struct cfg_strategy){0};
+    return st >= 0 ? 0 : -ENOENT;
 }
-static const struct cfg_registry test_registry = {detector_cfg_kind, test_strategy_exists};
+static const struct cfg_registry test_registry = {detector_cfg_kind, test_strategy_kind};
 
 static struct observation got[GOT_MAX]; /* reports in arrival order */
 static int n_got;

@@ -23,6 +23,8 @@
 #include "detect/tcp.h"
 #include "lib/model-t.h"
 #include "mutate.h"
+#include "recover/restart.h"
+#include "recover/strategy.h"
 
 #ifndef RECOVERD_SOURCE_DIR
 #error "tests/unit/config.cmake defines RECOVERD_SOURCE_DIR"
@@ -123,15 +125,18 @@ static int fake_check_kind(const char *name, struct cfg_kind *out, const char **
     return -ENOENT;
 }
 
-/* As this build: restart and repair exist, the others not yet. */
-static bool fake_strategy_exists(int st)
-{
-    return st == STRATEGY_RESTART || st == STRATEGY_REPAIR;
-}
-
-static const struct cfg_registry fake_registry = {fake_check_kind, fake_strategy_exists};
+/* The strategies are the real ones (recover/strategy.c): restart and
+ * repair, with their own keys; the others not yet. */
+static const struct cfg_registry fake_registry = {fake_check_kind, strategy_cfg_kind};
 
 /* ---- helpers ---- */
+
+static const struct restart_cfg *restart_of(const struct service_cfg *s)
+{
+    const struct restart_cfg *rc = config_strategy(s, STRATEGY_RESTART);
+    assert_non_null(rc);
+    return rc;
+}
 
 static struct config *load(const char *yaml, struct cfg_err *err)
 {
@@ -188,11 +193,11 @@ static void config_defaults_apply_when_keys_are_absent(void **state)
     assert_null(s->cwd);
     assert_null(s->env);
     assert_int_equal(s->n_checks, 0);
-    assert_int_equal(s->restart.max, 5);
-    assert_int_equal(s->restart.window_ms, 60000);
-    assert_int_equal(s->restart.stable_ms, 1000);
-    assert_int_equal(s->restart.backoff_initial_ms, 100);
-    assert_int_equal(s->restart.backoff_max_ms, 10000);
+    assert_int_equal(restart_of(s)->max, 5);
+    assert_int_equal(restart_of(s)->window_ms, 60000);
+    assert_int_equal(restart_of(s)->stable_ms, 1000);
+    assert_int_equal(restart_of(s)->backoff_initial_ms, 100);
+    assert_int_equal(restart_of(s)->backoff_max_ms, 10000);
     assert_int_equal(s->stop.signal, SIGTERM);
     assert_int_equal(s->stop.grace_ms, 5000);
     assert_int_equal(s->log_max_bytes, 10 * 1024 * 1024);
@@ -232,9 +237,9 @@ static void restart_keys_override_only_what_they_name(void **state)
                             &err);
 
     assert_non_null(c);
-    assert_int_equal(c->services[0].restart.max, 5);
-    assert_int_equal(c->services[0].restart.backoff_initial_ms, 100);
-    assert_int_equal(c->services[0].restart.backoff_max_ms, 60000);
+    assert_int_equal(restart_of(&c->services[0])->max, 5);
+    assert_int_equal(restart_of(&c->services[0])->backoff_initial_ms, 100);
+    assert_int_equal(restart_of(&c->services[0])->backoff_max_ms, 60000);
     assert_int_equal(c->services[0].stop.signal, SIGTERM);
     assert_int_equal(c->services[0].stop.grace_ms, 0);
     config_free(c);
@@ -275,11 +280,11 @@ static void config_load_maps_every_field_of_the_valid_example(void **state)
     assert_string_equal(s->env[1], "EMPTY=");
     assert_null(s->env[2]);
     assert_int_equal(s->log_max_bytes, 2 * 1024 * 1024);
-    assert_int_equal(s->restart.max, 3);
-    assert_int_equal(s->restart.window_ms, 120000);
-    assert_int_equal(s->restart.stable_ms, 5000);
-    assert_int_equal(s->restart.backoff_initial_ms, 250);
-    assert_int_equal(s->restart.backoff_max_ms, 20000);
+    assert_int_equal(restart_of(s)->max, 3);
+    assert_int_equal(restart_of(s)->window_ms, 120000);
+    assert_int_equal(restart_of(s)->stable_ms, 5000);
+    assert_int_equal(restart_of(s)->backoff_initial_ms, 250);
+    assert_int_equal(restart_of(s)->backoff_max_ms, 20000);
     assert_int_equal(s->stop.signal, SIGINT);
     assert_int_equal(s->stop.grace_ms, 2000);
 
@@ -469,7 +474,8 @@ static void unknown_top_level_key_is_rejected(void **state)
 {
     expect_error(SVC "statedir: x\n", 4, 1,
                  "unknown key 'statedir' (expected one of: state_dir, api, quiet, "
-                 "max_concurrent_recoveries, action_timeout, rules, alerts, services)");
+                 "max_concurrent_recoveries, max_starting, action_timeout, rules, alerts, "
+                 "services)");
 }
 
 static void missing_services_is_reported_at_the_root(void **state)
@@ -566,6 +572,133 @@ static void restart_values_are_checked(void **state)
                  "backoff initial (20000 ms) must not exceed max (10000 ms)");
     expect_error(SVC "    restart: { backoff: { first: 1s } }\n", 4, 27, "unknown key 'first'");
     expect_error(SVC "    restart: { window: forever }\n", 4, 24, "expected a duration");
+}
+
+/* ---- a strategy's own keys (recover/restart.c, recover/repair.c) ---- */
+
+/* A param of strategy st read through the strategy's own field table:
+ * repair's struct is private to repair.c. */
+static const void *param_at(const struct service_cfg *s, int st, const char *key)
+{
+    struct cfg_strategy k;
+    assert_int_equal(strategy_cfg_kind(st, &k), 0);
+    assert_non_null(config_strategy(s, st));
+    for (const struct cfg_field *f = k.fields; f && f->key; f++)
+        if (!strcmp(f->key, key))
+            return (const char *)config_strategy(s, st) + f->offset;
+    fail_msg("strategy %d has no key '%s'", st, key);
+    return NULL;
+}
+
+static char *const *repair_command(const struct service_cfg *s)
+{
+    return *(char **const *)param_at(s, STRATEGY_REPAIR, "command");
+}
+
+static void strategy_params_get_defaults_when_their_key_is_absent(void **state)
+{
+    struct cfg_err err;
+    struct config *c = load(SVC, &err);
+    assert_non_null(c);
+    const struct service_cfg *s = &c->services[0];
+    assert_null(repair_command(s)); /* repair: absent: not configured */
+    assert_int_equal(*(const uint64_t *)param_at(s, STRATEGY_REPAIR, "timeout"), 60000);
+    assert_int_equal(restart_of(s)->max, 5);
+    assert_null(config_strategy(s, STRATEGY_FAILOVER)); /* not implemented: no params */
+    config_free(c);
+}
+
+static void repair_keys_fill_its_params(void **state)
+{
+    struct cfg_err err;
+    struct config *c = load(SVC "    repair: { command: [/bin/clean, -v], timeout: 30s }\n", &err);
+    assert_non_null(c);
+    char *const *cmd = repair_command(&c->services[0]);
+    assert_string_equal(cmd[0], "/bin/clean");
+    assert_string_equal(cmd[1], "-v");
+    assert_null(cmd[2]);
+    assert_int_equal(*(const uint64_t *)param_at(&c->services[0], STRATEGY_REPAIR, "timeout"),
+                     30000);
+    config_free(c);
+}
+
+static void strategy_param_errors_point_at_the_value(void **state)
+{
+    expect_error(SVC "    repair: { command: [a], timeout: forever }\n", 4, 38,
+                 "expected a duration");
+    expect_error(SVC "    repair: { timeout: 1s }\n", 4, 13, "missing required key 'command'");
+    expect_error(SVC "    repair: [a]\n", 4, 13, "expected a mapping, got a list");
+    expect_error(SVC "    restart:\n      max: 2\n      window: 0\n", 6, 15,
+                 "window must be greater than 0");
+}
+
+static void unknown_key_inside_a_strategy_is_rejected(void **state)
+{
+    expect_error(SVC "    repair: { command: [a], retries: 3 }\n", 4, 29,
+                 "unknown key 'retries' (expected one of: command, timeout)");
+    expect_error(SVC "    restart: { tries: 3 }\n", 4, 16,
+                 "unknown key 'tries' (expected one of: max, window, stable, backoff)");
+}
+
+static void external_restart_program_is_still_read_as_argv(void **state)
+{
+    struct cfg_err err;
+    struct config *c = load("services:\n  db:\n    pidfile: /run/db.pid\n"
+                            "    restart: [/usr/bin/pg_ctl, restart]\n    stop: [/bin/stop]\n",
+                            &err);
+    assert_non_null(c);
+    const struct service_cfg *s = &c->services[0];
+    assert_string_equal(s->restart_cmd[0], "/usr/bin/pg_ctl");
+    assert_string_equal(s->restart_cmd[1], "restart");
+    assert_null(s->restart_cmd[2]);
+    assert_string_equal(s->stop_cmd[0], "/bin/stop");
+    assert_int_equal(restart_of(s)->max, 5); /* the policy keeps its defaults */
+    assert_int_equal(s->stop.grace_ms, 5000);
+    config_free(c);
+    /* An external service may also take the policy, as a mapping. */
+    c = load("services:\n  db:\n    pidfile: /run/db.pid\n    start: [/bin/start]\n"
+             "    restart: { max: 2 }\n",
+             &err);
+    assert_non_null(c);
+    assert_null(c->services[0].restart_cmd);
+    assert_int_equal(restart_of(&c->services[0])->max, 2);
+    config_free(c);
+    expect_error(SVC "    restart: [x]\n", 4, 14,
+                 "'restart' as a program is for external services");
+}
+
+static void service_equality_compares_strategy_params(void **state)
+{
+    struct cfg_err err;
+    struct config *a = load(SVC "    repair: { command: [r], timeout: 1s }\n", &err);
+    struct config *b = load(SVC "    repair: { command: [r], timeout: 1s }\n", &err);
+    struct config *slower = load(SVC "    repair: { command: [r], timeout: 2s }\n", &err);
+    struct config *policy = load(SVC "    repair: { command: [r], timeout: 1s }\n"
+                                     "    restart: { max: 4 }\n",
+                                 &err);
+    assert_true(a && b && slower && policy);
+    assert_true(config_service_equal(&a->services[0], &b->services[0]));
+    assert_false(config_service_equal(&a->services[0], &slower->services[0]));
+    assert_false(config_service_equal(&a->services[0], &policy->services[0]));
+    assert_true(config_process_equal(&a->services[0], &policy->services[0]));
+    config_free(a);
+    config_free(b);
+    config_free(slower);
+    config_free(policy);
+}
+
+static void max_starting_defaults_to_64_and_must_be_at_least_1(void **state)
+{
+    struct cfg_err err;
+    struct config *c = load(SVC, &err);
+    assert_non_null(c);
+    assert_int_equal(c->max_starting, 64);
+    config_free(c);
+    c = load("max_starting: 1\n" SVC, &err);
+    assert_non_null(c);
+    assert_int_equal(c->max_starting, 1);
+    config_free(c);
+    expect_error("max_starting: 0\n" SVC, 1, 15, "max_starting must be at least 1");
 }
 
 static void stop_signal_must_be_known(void **state)
@@ -798,7 +931,7 @@ static void config_default_chains_name_only_implemented_strategies(void **state)
     for (int t = 0; t < FAULT_TYPE__COUNT; t++) {
         assert_true(c->n_rules[t] >= 1);
         for (unsigned i = 0; i < c->n_rules[t]; i++)
-            assert_true(fake_strategy_exists(c->rules[t][i]));
+            assert_non_null(strategy_find(c->rules[t][i]));
     }
     assert_int_equal(c->rules[FAULT_HARDWARE][0], STRATEGY_RESTART);
     config_free(c);
@@ -840,6 +973,13 @@ int main(void)
         cmocka_unit_test(command_must_be_a_list_of_strings),
         cmocka_unit_test(env_must_be_names_and_strings),
         cmocka_unit_test(restart_values_are_checked),
+        cmocka_unit_test(strategy_params_get_defaults_when_their_key_is_absent),
+        cmocka_unit_test(repair_keys_fill_its_params),
+        cmocka_unit_test(strategy_param_errors_point_at_the_value),
+        cmocka_unit_test(unknown_key_inside_a_strategy_is_rejected),
+        cmocka_unit_test(external_restart_program_is_still_read_as_argv),
+        cmocka_unit_test(service_equality_compares_strategy_params),
+        cmocka_unit_test(max_starting_defaults_to_64_and_must_be_at_least_1),
         cmocka_unit_test(stop_signal_must_be_known),
         cmocka_unit_test(checks_must_be_a_list),
         cmocka_unit_test(a_check_is_a_one_key_mapping),

@@ -501,7 +501,7 @@ static void crash_after_stable_is_restarted_and_verified(void **state)
     struct svc *s = svc_new(fx, "web");
     svc_command(s, "exec sleep 100");
     svc_no_checks(s);
-    s->cfg.restart.stable_ms = 100;
+    s->restart->stable_ms = 100;
     svc_start(s);
     pid_t first = s->sup.pid;
     /* Past stable (the start's own verification needed that long). */
@@ -527,8 +527,8 @@ static void crash_loop_reaches_the_restart_limit_and_gives_up(void **state)
     struct svc *s = svc_new(fx, "web");
     svc_command(s, "exit 1");
     svc_no_checks(s);
-    s->cfg.restart.max = 2;
-    s->cfg.restart.stable_ms = 5000;
+    s->restart->max = 2;
+    s->restart->stable_ms = 5000;
     svc_init(s);
     recovery_event(&s->rec, REC_EV_START);
     WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
@@ -553,7 +553,7 @@ static void missing_binary_gives_up_after_the_restart_limit(void **state)
     s->cmd[1] = NULL;
     s->cfg.command = s->cmd;
     svc_no_checks(s);
-    s->cfg.restart.max = 2;
+    s->restart->max = 2;
     svc_init(s);
     recovery_event(&s->rec, REC_EV_START);
     WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
@@ -750,7 +750,7 @@ static void queued_restart_runs_once_a_start_is_verified(void **state)
     for (int i = 0; i < 2; i++) {
         svc_command(all[i], "exec sleep 100");
         svc_no_checks(all[i]);
-        all[i]->cfg.restart.stable_ms = 300;
+        all[i]->restart->stable_ms = 300;
         svc_start(all[i]);
     }
     kill(a->sup.pid, SIGKILL);

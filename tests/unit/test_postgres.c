@@ -27,13 +27,15 @@
 #define PG_PASSWORD "Sekr1t-pg" /* the role's real password */
 #define PG_WRONG "Wr0ngPw-zz"   /* a password the server rejects */
 
-/* The real check kinds; every strategy counts as implemented (this test
- * reads checks, not chains), and nothing of recover/ is linked. */
-static bool test_strategy_exists(int st)
+/* The real check kinds; every strategy counts as implemented, without
+ * params (this test reads checks, not chains), and nothing of recover/ is
+ * linked. */
+static int test_strategy_kind(int st, struct cfg_strategy *out)
 {
-    return st >= 0;
+    *out = (struct cfg_strategy){0};
+    return st >= 0 ? 0 : -ENOENT;
 }
-static const struct cfg_registry test_registry = {detector_cfg_kind, test_strategy_exists};
+static const struct cfg_registry test_registry = {detector_cfg_kind, test_strategy_kind};
 
 static struct {
     bool up;           /* the server runs: tests that need it run */

@@ -570,9 +570,9 @@ static void pending_timer(void **state)
     FX_OF(state);
     struct svc *s = cell_svc(fx, "web");
     svc_chain(s, 1, STRATEGY_RESTART);
-    s->cfg.restart.stable_ms = LONG_MS;
-    s->cfg.restart.backoff_initial_ms = LONG_MS;
-    s->cfg.restart.backoff_max_ms = LONG_MS;
+    s->restart->stable_ms = LONG_MS;
+    s->restart->backoff_initial_ms = LONG_MS;
+    s->restart->backoff_max_ms = LONG_MS;
     s->cfg.verify_ms = 5000;
     svc_start(s);
     crash(s);
