@@ -154,18 +154,22 @@ static const char *const journal__sql[STMT__COUNT] = {
      * they were written in): a bounded read whatever the table's size, and
      * no index on time needed. Open faults are skipped, not counted: there
      * are at most a few per service. A fault goes with its actions, and
-     * not while one of them is unfinished. */
+     * not while one of them is unfinished. The newest fault and the newest
+     * action stay whatever their age: ids continue from them at the next
+     * open, and a fault id must never name two faults. */
     [STMT_PRUNE_FAULT_IDS] = "SELECT json_group_array(id) FROM "
                              "(SELECT id, resolved_ms FROM faults WHERE resolved_ms IS NOT NULL "
-                             "ORDER BY id LIMIT ?2) f WHERE resolved_ms < ?1 AND NOT EXISTS "
+                             "ORDER BY id LIMIT ?2) f WHERE resolved_ms < ?1 "
+                             "AND id < (SELECT max(id) FROM faults) AND NOT EXISTS "
                              "(SELECT 1 FROM actions a WHERE a.fault_id = f.id AND "
-                             "a.status IN (?3, ?4))",
+                             "(a.status IN (?3, ?4) OR a.id = (SELECT max(id) FROM actions)))",
     [STMT_PRUNE_FAULT_ACTIONS] = "DELETE FROM actions WHERE fault_id IN "
                                  "(SELECT value FROM json_each(?1))",
     [STMT_PRUNE_FAULTS] = "DELETE FROM faults WHERE id IN (SELECT value FROM json_each(?1))",
     [STMT_PRUNE_ACTIONS] = "DELETE FROM actions WHERE id IN (SELECT id FROM actions "
                            "WHERE fault_id IS NULL ORDER BY id LIMIT ?2) "
-                           "AND status NOT IN (?3, ?4) AND coalesce(finished_ms, created_ms) < ?1",
+                           "AND status NOT IN (?3, ?4) AND coalesce(finished_ms, created_ms) < ?1 "
+                           "AND id < (SELECT max(id) FROM actions)",
     [STMT_PRUNE_TRANSITIONS] = "DELETE FROM transitions WHERE id IN "
                                "(SELECT id FROM transitions ORDER BY id LIMIT ?2) AND at_ms < ?1",
 };

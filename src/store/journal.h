@@ -43,8 +43,9 @@ void journal_set_retention(struct journal *j, const struct journal_retention *r)
 /* One small batch of pruning: at most max_rows faults (with their actions),
  * max_rows other actions and max_rows transitions, in one transaction (the
  * batch's, when batching). An open fault, an action of one and an
- * unfinished action are never pruned. Returns the rows deleted (more may
- * wait: call again soon), 0 when nothing is due, or -EIO. */
+ * unfinished action are never pruned, nor the newest fault and action
+ * (their ids carry the sequence). Returns the rows deleted (more may wait:
+ * call again soon), 0 when nothing is due, or -EIO. */
 int journal_prune(struct journal *j, uint64_t now_ms, unsigned max_rows);
 /* Bytes of the pages in use (page_count - freelist_count) and of the whole
  * database file (page_count), times page_size. 0 or -EIO. */

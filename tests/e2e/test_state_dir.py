@@ -2,8 +2,12 @@
 is not trusted blindly (owner, mode, symbolic links, the token file)."""
 
 import os
+import signal
+import sqlite3
 import stat
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +146,119 @@ def test_a_state_dir_of_another_user_is_refused(recoverd):
     rd = _prepared(recoverd)
     os.chown(rd.state_dir, 65534, -1)
     _refused(rd, "owned by uid 65534")
+
+
+# ---- a damaged journal ----
+
+JUNK = bytes((i * 131 + 7) % 256 for i in range(8192))
+
+
+def _assert_replaced(rd, words, content=None):
+    """rd started on a damaged journal: moved aside (status and log say
+    where and why), and supervision goes on with a fresh journal."""
+    replaced = rd.api("/v1/status")["journal"]["replaced"]
+    moved = Path(replaced["moved_to"])
+    assert moved.parent == rd.state_dir and moved.name.startswith("journal.db.corrupt-"), moved
+    assert words in replaced["why"], replaced
+    if content is not None:
+        assert moved.read_bytes() == content
+    assert "journal-corrupt" in rd.log_text(since_start=True)
+    web = wait_running(rd, "web", min_uptime_ms=200)
+    os.kill(web["pid"], signal.SIGKILL)
+    wait_running(rd, "web", not_pid=web["pid"])
+    faults = rd.api("/v1/faults")
+    assert [f["id"] for f in faults] == [1] and "signal 9" in faults[0]["description"]
+
+
+def test_a_garbage_journal_is_moved_aside_and_supervision_goes_on(recoverd):
+    rd = _prepared(recoverd)
+    journal = rd.state_dir / "journal.db"
+    journal.write_bytes(JUNK)
+    os.chmod(journal, 0o600)
+    rd.start()
+    _assert_replaced(rd, "not a database", JUNK)
+
+
+def test_a_truncated_journal_is_moved_aside_and_supervision_goes_on(recoverd):
+    rd = recoverd({"services": {"web": demo_service(free_port())}})
+    web = wait_running(rd, "web", min_uptime_ms=200)
+    os.kill(web["pid"], signal.SIGKILL)
+    wait_running(rd, "web", not_pid=web["pid"])
+    rd.stop()
+    journal = rd.state_dir / "journal.db"
+    assert not (rd.state_dir / "journal.db-wal").exists()  # checkpointed at the stop
+    size = journal.stat().st_size
+    os.truncate(journal, size // 2)
+    rd.start()
+    _assert_replaced(rd, "malformed")
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """Make a directory read-only with a bind mount (even root cannot write)."""
+    mounted = []
+
+    def make(path):
+        r = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot bind-mount here: {r.stderr.strip()}")
+        mounted.append(path)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True)
+    yield make
+    for path in mounted:
+        subprocess.run(["umount", str(path)], check=False)
+
+
+def test_a_damaged_journal_in_an_unwritable_state_dir_still_exits_1(recoverd, read_only):
+    rd = _prepared(recoverd)
+    journal = rd.state_dir / "journal.db"
+    journal.write_bytes(JUNK)
+    os.chmod(journal, 0o600)
+    (rd.state_dir / "lock").touch(mode=0o600)
+    (rd.state_dir / "token").write_text("ab" * 32 + "\n")
+    os.chmod(rd.state_dir / "token", 0o600)
+    read_only(rd.state_dir)
+    _refused(rd, "Read-only file system")
+    assert journal.read_bytes() == JUNK
+
+
+# ---- a bounded journal ----
+
+def test_history_older_than_max_age_is_pruned_while_recoverd_runs(recoverd):
+    """Two faults, made 40 days old in the journal; with max_age 30d the
+    running recoverd prunes the older one with its action, and the old
+    transitions (a timer, in batches); the newest fault stays (the ids go on
+    from it), and so does what is recent."""
+    rd = recoverd({"services": {"web": demo_service(free_port())},
+                   "journal": {"max_age": "30d", "max_size": "64MiB"}})
+    for _ in range(2):
+        web = wait_running(rd, "web", min_uptime_ms=200)
+        os.kill(web["pid"], signal.SIGKILL)
+        wait_running(rd, "web", not_pid=web["pid"])
+    rd.wait_for(lambda: len(rd.journal("SELECT id FROM faults WHERE resolved_ms IS NOT NULL"))
+                == 2, what="two resolved faults")
+    rd.stop()
+    shift = 40 * 86400 * 1000
+    con = sqlite3.connect(rd.state_dir / "journal.db")
+    with con:
+        con.execute("UPDATE faults SET opened_ms = opened_ms - ?, resolved_ms = resolved_ms - ?",
+                    (shift, shift))
+        con.execute("UPDATE actions SET created_ms = created_ms - ?, "
+                    "started_ms = started_ms - ?, finished_ms = finished_ms - ?",
+                    (shift, shift, shift))
+        con.execute("UPDATE transitions SET at_ms = at_ms - ?", (shift,))
+    con.close()
+
+    rd.start()
+    # The newest fault and its action stay whatever their age: ids go on from them.
+    rd.wait_for(lambda: rd.journal("SELECT group_concat(id) AS ids FROM faults")[0]["ids"] == "2",
+                what="the older fault pruned")
+    assert rd.journal("SELECT group_concat(fault_id) AS f FROM actions")[0]["f"] == "2"
+    day_ago = int(time.time() * 1000) - 86400 * 1000
+    rd.wait_for(lambda: rd.journal("SELECT count(*) AS n FROM transitions WHERE at_ms < ?",
+                                   (day_ago,))[0]["n"] == 0, what="the old transitions pruned")
+    web = wait_running(rd, "web", min_uptime_ms=200)  # supervision as before
+    os.kill(web["pid"], signal.SIGKILL)
+    wait_running(rd, "web", not_pid=web["pid"])
+    assert [f["id"] for f in rd.api("/v1/faults")] == [3, 2]
