@@ -837,8 +837,7 @@ static void journal_prune_by_age_keeps_open_faults_and_unfinished_actions(void *
     snprintf(sql, sizeof sql, "SELECT count(*) FROM faults WHERE id IN (%lld, %lld, %lld)",
              (long long)open_old, (long long)busy, (long long)recent);
     assert_int_equal(count_of(fx, sql), 3);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM actions WHERE fault_id = %lld",
-             (long long)old);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM actions WHERE fault_id = %lld", (long long)old);
     assert_int_equal(count_of(fx, sql), 0);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM actions WHERE fault_id IN (%lld, %lld, %lld)",
              (long long)open_old, (long long)busy, (long long)recent);
@@ -886,8 +885,7 @@ static void journal_prune_by_size_holds_the_file_under_the_cap(void **state)
         assert_int_equal(journal_size(j, &used, &file), 0);
         if (used > cap - cap / 16 || file > cap)
             fail_msg("round %d: %llu bytes in use, file %llu, cap %llu", round,
-                     (unsigned long long)used, (unsigned long long)file,
-                     (unsigned long long)cap);
+                     (unsigned long long)used, (unsigned long long)file, (unsigned long long)cap);
     }
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM faults WHERE id IN (%lld, %lld, %lld)",
