@@ -237,7 +237,7 @@ int duration_parse(const char *s, uint64_t *ms)
     static const struct {
         const char *unit;
         uint64_t ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     uint64_t n = 0;
     const char *p = s;
 
@@ -607,6 +607,8 @@ static const struct {
     [CFG_FAULT_TYPE] = {cfg__read_fault_type, NULL},
     [CFG_IMPACT] = {cfg__read_impact, NULL},
     [CFG_MAP] = {cfg__read_map, cfg__free_map},
+    [CFG_PATH] = {cfg__read_string, cfg__free_string},
+    [CFG_COMMAND] = {cfg__read_argv, cfg__free_strv},
 };
 
 /* ---- mappings ---- */

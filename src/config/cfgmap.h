@@ -33,6 +33,10 @@ enum cfg_type {
     CFG_IMPACT,     /* int (enum impact) from its name */
     CFG_MAP,        /* nested mapping described by .sub at .offset; with .sub NULL the key is
                      * only reserved and the caller reads the value itself */
+    CFG_PATH,       /* char *, like CFG_STRING; config_load makes a relative one absolute
+                     * against the configuration file's directory */
+    CFG_COMMAND,    /* char **, like CFG_ARGV; a relative program path (argv[0] with a '/')
+                     * is made absolute like a CFG_PATH (see config.h) */
 };
 
 struct cfg_field {
@@ -65,7 +69,7 @@ void cfg_err_at(struct cfg_err *err, struct fy_node *node, const char *fmt, ...)
 /* "file:line:col: error: msg" into buf. */
 const char *cfg_err_format(const struct cfg_err *err, char *buf, size_t len);
 
-/* Parse a duration ("100ms", "2s", "1m", "0"); 0 on success, -EINVAL. */
+/* Parse a duration ("100ms", "2s", "1m", "1h", "30d", "0"); 0 on success, -EINVAL. */
 int duration_parse(const char *s, uint64_t *ms);
 
 #endif

@@ -89,7 +89,7 @@ struct service_cfg {
     uint64_t verify_ms;         /* a recovery must verify (checks pass) within this; default 30 s */
     uint64_t start_period_ms;   /* after a spawn, failures before a first pass do not count; 1 s */
     uint64_t flap_window_ms; /* a fault back this soon after its verification is reopened; 60 s */
-    char *cwd;               /* NULL: recoverd's working directory */
+    char *cwd;               /* absolute (config_load); NULL: recoverd's working directory */
     char **env; /* "KEY=value", NULL-terminated, added to recoverd's env; may be NULL */
     struct check_cfg *checks; /* n_checks entries */
     size_t n_checks;
@@ -115,6 +115,11 @@ struct alerts_cfg {
     size_t n_webhooks;
 };
 
+struct journal_cfg {
+    uint64_t max_age_ms; /* journal.max_age: older history is pruned; default 30 days, > 0 */
+    uint64_t max_bytes;  /* journal.max_size: its pages in use stay under this; default 256 MiB */
+};
+
 struct config {
     unsigned max_concurrent;                       /* max_concurrent_recoveries; default 3 */
     unsigned max_starting;                         /* unverified starts at once; default 64 */
@@ -123,12 +128,13 @@ struct config {
                                                     */
     unsigned n_rules[FAULT_TYPE__COUNT];           /* length of each chain */
     char *path;                  /* file it was read from ("<demo>" for the bundled one) */
-    char *state_dir;             /* default "./var" */
+    char *state_dir;             /* absolute (config_load); default statedir_default() */
     struct sockaddr_storage api; /* api.listen; default 127.0.0.1:7411 */
     uint64_t quiet_ms; /* recovered -> normal after this long without faults; default 10000 */
     struct service_cfg *services; /* n_services entries, in file order */
     size_t n_services;
     struct alerts_cfg alerts;       /* alerts: { webhooks: [...] } */
+    struct journal_cfg journal;     /* journal: { max_age, max_size } */
     const struct cfg_registry *reg; /* the kinds it was loaded with; borrowed */
     char **warnings;                /* "file:line:col: warning: ..." (NULL-terminated); owned */
     size_t n_warnings;

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <libgen.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdalign.h>
@@ -13,10 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <libfyaml.h>
 
 #include "lib/model.h"
+#include "lib/statedir.h"
 #include "lib/url.h"
 
 #define CONFIG__FILE_MAX (4u << 20) /* bytes; a config file larger than this is a mistake */
@@ -27,9 +30,16 @@ static const struct cfg_field config__api_fields[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+/* max_size is read by config__journal (a byte size). */
+static const struct cfg_field config__journal_fields[] = {
+    {"max_age", CFG_DURATION, offsetof(struct journal_cfg, max_age_ms), 0, NULL},
+    {"max_size", CFG_MAP, 0, 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
 /* "services" has no sub table: config__services reads it (names are keys). */
 static const struct cfg_field config__fields[] = {
-    {"state_dir", CFG_STRING, offsetof(struct config, state_dir), 0, NULL},
+    {"state_dir", CFG_PATH, offsetof(struct config, state_dir), 0, NULL},
     {"api", CFG_MAP, 0, 0, config__api_fields},
     {"quiet", CFG_DURATION, offsetof(struct config, quiet_ms), 0, NULL},
     {"max_concurrent_recoveries", CFG_UINT, offsetof(struct config, max_concurrent), 0, NULL},
@@ -38,6 +48,7 @@ static const struct cfg_field config__fields[] = {
     {"rules", CFG_MAP, 0, 0, NULL},
     {"alerts", CFG_MAP, 0, 0, NULL},
     {"services", CFG_MAP, 0, 1, NULL},
+    {"journal", CFG_MAP, offsetof(struct config, journal), 0, config__journal_fields},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -65,8 +76,8 @@ static const struct cfg_field config__stop_fields[] = {
  * mapping otherwise: the restart strategy's params, the supervisor's stop
  * policy. A list is read here (config__programs); a mapping by its owner. */
 static const struct cfg_field config__program_fields[] = {
-    {"restart", CFG_ARGV, offsetof(struct service_cfg, restart_cmd), 0, NULL},
-    {"stop", CFG_ARGV, offsetof(struct service_cfg, stop_cmd), 0, NULL},
+    {"restart", CFG_COMMAND, offsetof(struct service_cfg, restart_cmd), 0, NULL},
+    {"stop", CFG_COMMAND, offsetof(struct service_cfg, stop_cmd), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 static const struct cfg_field config__stop_table[] = {
@@ -78,10 +89,10 @@ static const struct cfg_field config__stop_table[] = {
  * depend on its kind, and a byte size needs 64 bits and unit suffixes.
  * The strategies' keys ("repair"...) follow these (config__service_table). */
 static const struct cfg_field config__service_fields[] = {
-    {"command", CFG_ARGV, offsetof(struct service_cfg, command), 0, NULL},
-    {"pidfile", CFG_STRING, offsetof(struct service_cfg, pidfile), 0, NULL},
-    {"start", CFG_ARGV, offsetof(struct service_cfg, start_cmd), 0, NULL},
-    {"cwd", CFG_STRING, offsetof(struct service_cfg, cwd), 0, NULL},
+    {"command", CFG_COMMAND, offsetof(struct service_cfg, command), 0, NULL},
+    {"pidfile", CFG_PATH, offsetof(struct service_cfg, pidfile), 0, NULL},
+    {"start", CFG_COMMAND, offsetof(struct service_cfg, start_cmd), 0, NULL},
+    {"cwd", CFG_PATH, offsetof(struct service_cfg, cwd), 0, NULL},
     {"env", CFG_ENV, offsetof(struct service_cfg, env), 0, NULL},
     {"depends_on", CFG_ARGV, offsetof(struct service_cfg, depends_on), 0, NULL},
     {"verify", CFG_DURATION, offsetof(struct service_cfg, verify_ms), 0, NULL},
@@ -442,7 +453,8 @@ static int config__size_parse(const char *s, uint64_t *out)
     return -EINVAL;
 }
 
-static int config__log_max(struct service_cfg *s, struct fy_node *v, struct cfg_err *err)
+/* A byte size at v into *out (> 0). */
+static int config__bytes(struct fy_node *v, uint64_t *out, struct cfg_err *err)
 {
     char buf[64];
     size_t len = 0;
@@ -453,11 +465,16 @@ static int config__log_max(struct service_cfg *s, struct fy_node *v, struct cfg_
     if (t && len < sizeof(buf)) {
         memcpy(buf, t, len);
         buf[len] = '\0';
-        if (config__size_parse(buf, &s->log_max_bytes) == 0)
+        if (config__size_parse(buf, out) == 0)
             return 0;
     }
     cfg_err_at(err, v, "expected a size like 10MiB, 512KiB or 65536 (bytes, greater than 0)");
     return -EINVAL;
+}
+
+static int config__log_max(struct service_cfg *s, struct fy_node *v, struct cfg_err *err)
+{
+    return config__bytes(v, &s->log_max_bytes, err);
 }
 
 /* restart: [argv] / stop: [argv]: an external service's programs. */
@@ -1008,6 +1025,21 @@ static int config__deps(const struct config *c, struct fy_node *services, struct
     return r;
 }
 
+/* journal: { max_age, max_size }, both greater than 0. */
+static int config__journal(struct config *c, struct fy_node *root, struct cfg_err *err)
+{
+    struct fy_node *j = config__lookup(root, "journal"), *v;
+
+    if (j && (v = config__lookup(j, "max_size")) &&
+        config__bytes(v, &c->journal.max_bytes, err) < 0)
+        return -EINVAL;
+    if (c->journal.max_age_ms == 0) {
+        cfg_err_at(err, config__lookup(j, "max_age"), "max_age must be greater than 0");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int config__build(struct config *c, struct fy_document *doc, struct cfg_err *err)
 {
     struct fy_node *root = fy_document_root(doc), *v;
@@ -1015,10 +1047,12 @@ static int config__build(struct config *c, struct fy_document *doc, struct cfg_e
 
     if (!root || fy_node_is_null(root))
         return config__empty(err);
-    if ((r = cfg_map(root, config__fields, c, err)) < 0)
+    if ((r = cfg_map(root, config__fields, c, err)) < 0 || (r = config__journal(c, root, err)) < 0)
         return r;
-    if (!c->state_dir && !(c->state_dir = strdup("./var")))
-        return -ENOMEM;
+    if (!c->state_dir && !(c->state_dir = statedir_default())) {
+        cfg_err_at(err, root, "no state_dir, and no home directory for the default one");
+        return -EINVAL;
+    }
     if (c->max_concurrent == 0) {
         cfg_err_at(err, config__lookup(root, "max_concurrent_recoveries"),
                    "max_concurrent_recoveries must be at least 1");
@@ -1069,6 +1103,7 @@ struct config *config_load_string(const char *name, const char *yaml, size_t len
     c->max_concurrent = 3;
     c->max_starting = 64;
     c->action_timeout_ms = 60000;
+    c->journal = (struct journal_cfg){.max_age_ms = 30 * 86400000ULL, .max_bytes = 256u << 20};
     c->reg = reg;
     config__rules_default(c);
     config__api_default(&c->api);
@@ -1124,12 +1159,95 @@ fail:
     return NULL;
 }
 
+/* ---- paths ---- */
+
+/* A relative *p becomes base/p ("./" prefixes dropped, "." is base). */
+static int config__absolute(char **p, const char *base)
+{
+    const char *rel = *p;
+    char *abs = NULL;
+
+    if (!rel || rel[0] == '/')
+        return 0;
+    while (rel[0] == '.' && rel[1] == '/')
+        rel += strspn(rel + 1, "/") + 1;
+    if (!*rel || !strcmp(rel, "."))
+        abs = strdup(base);
+    else if (asprintf(&abs, "%s/%s", base, rel) < 0)
+        abs = NULL;
+    if (!abs)
+        return -ENOMEM;
+    free(*p);
+    *p = abs;
+    return 0;
+}
+
+/* Every CFG_PATH of obj against dir, every CFG_COMMAND's program against
+ * prog (a bare name is left for PATH to find). */
+static int config__paths_of(const struct cfg_field *f, char *obj, const char *dir, const char *prog)
+{
+    int r = 0;
+
+    for (; r == 0 && f && f->key; f++) {
+        void *p = obj + f->offset;
+        char **argv = f->type == CFG_COMMAND ? *(char ***)p : NULL;
+        if (f->type == CFG_PATH)
+            r = config__absolute(p, dir);
+        else if (argv && argv[0] && strchr(argv[0], '/'))
+            r = config__absolute(&argv[0], prog);
+        else if (f->type == CFG_MAP && f->sub)
+            r = config__paths_of(f->sub, p, dir, prog);
+    }
+    return r;
+}
+
+/* A relative path in a configuration file means one beside it, never one
+ * in the working directory of whoever started recoverd. A program (a
+ * relative argv[0] with a '/') is where the service's cwd would find it. */
+static int config__paths(struct config *c, const char *dir)
+{
+    int r = config__paths_of(config__fields, (char *)c, dir, dir);
+
+    for (size_t i = 0; r == 0 && i < c->n_services; i++) {
+        struct service_cfg *s = &c->services[i];
+        if ((r = config__absolute(&s->cwd, dir)) < 0)
+            break;
+        const char *prog = s->cwd ? s->cwd : dir;
+        if ((r = config__paths_of(config__service_fields, (char *)s, dir, prog)) < 0 ||
+            (r = config__paths_of(config__program_fields, (char *)s, dir, prog)) < 0)
+            break;
+        for (int st = 0; r == 0 && st < STRATEGY__COUNT; st++)
+            if (s->strategy[st])
+                r = config__paths_of(s->strategy_fields[st], s->strategy[st], dir, prog);
+        for (size_t k = 0; r == 0 && k < s->n_checks; k++)
+            r = config__paths_of(s->checks[k].fields, s->checks[k].params, dir, prog);
+    }
+    return r;
+}
+
+/* The absolute directory of path, as named (a symbolic link to the file is
+ * not followed: its directory is where the operator put it). */
+static char *config__dir_of(const char *path)
+{
+    char *copy = strdup(path), *abs = NULL, *cwd = NULL;
+    const char *dir = copy ? dirname(copy) : NULL;
+
+    if (dir && dir[0] == '/')
+        abs = strdup(dir);
+    else if (dir && (cwd = getcwd(NULL, 0)))
+        abs = strcmp(dir, ".") == 0 ? strdup(cwd)
+                                    : (asprintf(&abs, "%s/%s", cwd, dir) < 0 ? NULL : abs);
+    free(cwd);
+    free(copy);
+    return abs;
+}
+
 struct config *config_load(const char *path, const struct cfg_registry *reg, struct cfg_err *err)
 {
     struct cfg_err scratch;
     struct config *c;
     size_t len = 0;
-    char *yaml;
+    char *yaml, *dir = NULL;
 
     if (!err)
         err = &scratch;
@@ -1139,6 +1257,13 @@ struct config *config_load(const char *path, const struct cfg_registry *reg, str
         return NULL;
     c = config_load_string(path, yaml, len, reg, err);
     free(yaml);
+    if (c && (!(dir = config__dir_of(path)) || config__paths(c, dir) < 0)) {
+        snprintf(err->msg, sizeof(err->msg), "resolving relative paths: %s",
+                 dir ? strerror(ENOMEM) : strerror(errno));
+        config_free(c);
+        c = NULL;
+    }
+    free(dir);
     return c;
 }
 
@@ -1166,8 +1291,10 @@ static bool config__eq_fields(const struct cfg_field *f, const char *a, const ch
         const void *pa = a + f->offset, *pb = b + f->offset;
         bool eq;
         switch (f->type) {
-        case CFG_STRING: eq = config__eq_str(*(char *const *)pa, *(char *const *)pb); break;
+        case CFG_STRING:
+        case CFG_PATH: eq = config__eq_str(*(char *const *)pa, *(char *const *)pb); break;
         case CFG_ARGV:
+        case CFG_COMMAND:
         case CFG_ENV:
         case CFG_PAIRS: eq = config__eq_strv(*(char **const *)pa, *(char **const *)pb); break;
         case CFG_DURATION: eq = *(const uint64_t *)pa == *(const uint64_t *)pb; break;

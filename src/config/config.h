@@ -9,10 +9,15 @@
 
 /* Parse the file at path; reg (borrowed, must outlive the config) names
  * the check kinds and strategies there are. Warnings (a strategy dropped
- * from a chain...) are in c->warnings. Returns a new config (free with config_free), or
- * NULL with err filled (file:line:col and what was expected). */
+ * from a chain...) are in c->warnings. Relative paths (every CFG_PATH:
+ * state_dir, pidfile, cwd, password_file) become absolute against the
+ * file's directory; so does a program given by a relative path (argv[0]
+ * with a '/'), against the service's cwd when it has one. Returns a new
+ * config (free with config_free), or NULL with err filled (file:line:col
+ * and what was expected). */
 struct config *config_load(const char *path, const struct cfg_registry *reg, struct cfg_err *err);
-/* Same from a string in memory; `name` is used as the file in messages. */
+/* Same from a string in memory; `name` is used as the file in messages.
+ * The text has no directory: its relative paths stay as written. */
 struct config *config_load_string(const char *name, const char *yaml, size_t len,
                                   const struct cfg_registry *reg, struct cfg_err *err);
 void config_free(struct config *c);

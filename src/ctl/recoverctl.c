@@ -15,13 +15,16 @@
 #include <unistd.h>
 
 #include "ctl/table.h"
+#include "lib/statedir.h"
 
 #define CTL_DEFAULT_API "127.0.0.1:7411"
-#define CTL_TIMEOUT_MS 5000L            /* whole request, connect included */
-#define CTL_MAX_ANSWER (64u << 20)      /* bytes of an answer we are willing to hold */
-#define CTL_DEFAULT_TOKEN "./var/token" /* state_dir/token with the default state_dir */
-#define CTL_TOKEN_MAX 1024              /* bytes of a token file we read */
-#define CTL_MAX_ARGS 2                  /* positional arguments of a command */
+#define CTL_TOKEN_DEFAULT_HELP                                                                     \
+    "/var/lib/recoverd/token for root, else\n"                                                     \
+    "                       $XDG_STATE_HOME/recoverd/token or ~/.local/state/recoverd/token"
+#define CTL_TIMEOUT_MS 5000L       /* whole request, connect included */
+#define CTL_MAX_ANSWER (64u << 20) /* bytes of an answer we are willing to hold */
+#define CTL_TOKEN_MAX 1024         /* bytes of a token file we read */
+#define CTL_MAX_ARGS 2             /* positional arguments of a command */
 
 /* Exit codes (documented in --help). */
 enum { CTL_OK = 0, CTL_API_ERROR = 1, CTL_USAGE = 2, CTL_UNREACHABLE = 3 };
@@ -30,14 +33,15 @@ enum { CTL_OK = 0, CTL_API_ERROR = 1, CTL_USAGE = 2, CTL_UNREACHABLE = 3 };
 enum { OPT_ACTIVE = 1, OPT_FAULT = 2, OPT_SERVICE = 4, OPT_LIMIT = 8 };
 
 struct ctl {
-    const char *api;        /* HOST:PORT of the API */
-    bool json;              /* print the API's JSON instead of tables */
-    unsigned given;         /* OPT_* given on the command line */
-    const char *fault;      /* --fault ID */
-    const char *service;    /* --service NAME */
-    const char *limit;      /* --limit N */
-    const char *token_file; /* --token-file PATH, else $RECOVERD_TOKEN_FILE, else the default */
-    char token[CTL_TOKEN_MAX + 1];  /* its content without the trailing newline */
+    const char *api;               /* HOST:PORT of the API */
+    bool json;                     /* print the API's JSON instead of tables */
+    unsigned given;                /* OPT_* given on the command line */
+    const char *fault;             /* --fault ID */
+    const char *service;           /* --service NAME */
+    const char *limit;             /* --limit N */
+    const char *token_file;        /* --token-file PATH, else $RECOVERD_TOKEN_FILE, else the default
+                                    * state_dir's (recoverd's own default); NULL: none known */
+    char token[CTL_TOKEN_MAX + 1]; /* its content without the trailing newline */
     const char *args[CTL_MAX_ARGS]; /* the command's positional arguments */
     CURL *curl;                     /* one handle: status then services reuse the connection */
 };
@@ -721,7 +725,8 @@ static void ctl_usage(FILE *out)
             "  --api HOST:PORT      the API to ask (default $RECOVERD_API, else %s)\n"
             "  --json               print the API's JSON answer instead of tables\n"
             "  --token-file PATH    recover, hold, release, restart: the API token (default\n"
-            "                       $RECOVERD_TOKEN_FILE, else %s, i.e. <state_dir>/token)\n"
+            "                       $RECOVERD_TOKEN_FILE, else the token of recoverd's default\n"
+            "                       state_dir: %s)\n"
             "  --active             faults: only the open ones\n"
             "  --fault ID           actions: only those of fault ID\n"
             "  --service NAME       transitions: only those of service NAME\n"
@@ -730,7 +735,7 @@ static void ctl_usage(FILE *out)
             "\nExit status: 0 ok, 1 the API answered an error (e.g. 401 wrong token, 404,\n"
             "409 a recovery is in progress), 2 usage error or unreadable token file,\n"
             "3 the API cannot be reached.\n",
-            CTL_DEFAULT_API, CTL_DEFAULT_TOKEN);
+            CTL_DEFAULT_API, CTL_TOKEN_DEFAULT_HELP);
 }
 
 __attribute__((format(printf, 1, 2))) static int ctl__usage_error(const char *fmt, ...)
@@ -855,11 +860,26 @@ static int ctl_validate(const struct ctl *c, const struct ctl_cmd *cmd)
     return CTL_OK;
 }
 
+/* recoverd's default state_dir's token: the same place, found the same
+ * way (lib/statedir.c), never the caller's working directory. */
+static const char *ctl__default_token(char *buf, size_t len)
+{
+    char *dir = statedir_default();
+    int n = dir ? snprintf(buf, len, "%s/token", dir) : -1;
+    free(dir);
+    return n > 0 && (size_t)n < len ? buf : NULL; /* a cut path would name another file */
+}
+
 /* The token of a mutating call, from the file. CTL_OK, or CTL_USAGE after
  * saying why: without a token there is nothing to send. */
 static int ctl_token_read(struct ctl *c)
 {
     const char *path = c->token_file;
+    if (!path) {
+        fprintf(stderr, "recoverctl: no token file known: give --token-file PATH or set "
+                        "RECOVERD_TOKEN_FILE (recoverd writes it to <state_dir>/token)\n");
+        return CTL_USAGE;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     ssize_t n = fd >= 0 ? read(fd, c->token, CTL_TOKEN_MAX) : -1;
     int err = errno;
@@ -921,10 +941,11 @@ int main(int argc, char **argv)
 {
     struct ctl c = {.api = getenv("RECOVERD_API"), .token_file = getenv("RECOVERD_TOKEN_FILE")};
     const struct ctl_cmd *cmd = NULL;
+    char default_token[4096];
     if (!c.api || !*c.api)
         c.api = CTL_DEFAULT_API;
     if (!c.token_file || !*c.token_file)
-        c.token_file = CTL_DEFAULT_TOKEN;
+        c.token_file = ctl__default_token(default_token, sizeof default_token);
     int r = ctl_parse(argc, argv, &c, &cmd);
     if (r < 0)
         return CTL_OK;

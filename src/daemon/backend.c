@@ -54,9 +54,17 @@ static json_t *backend__status(void *ctx)
      * above are what is on disk. */
     const char *why = NULL;
     size_t waiting = journal_pending(d->journal, &why);
-    json_object_set_new(j, "journal",
-                        json_pack("{s:s, s:I, s:s*}", "state", waiting ? "behind" : "ok",
-                                  "waiting_writes", (json_int_t)waiting, "error", why));
+    json_t *journal = json_pack("{s:s, s:I, s:s*}", "state", waiting ? "behind" : "ok",
+                                "waiting_writes", (json_int_t)waiting, "error", why);
+    /* A damaged journal replaced at start: its history is in moved_to. */
+    uint64_t moved_ms = 0;
+    const char *moved_why = NULL,
+               *moved_to = journal_moved_aside(d->journal, &moved_why, &moved_ms);
+    if (journal && moved_to)
+        json_object_set_new(journal, "replaced",
+                            json_pack("{s:o, s:s, s:s}", "at", backend__time(moved_ms), "moved_to",
+                                      moved_to, "why", moved_why));
+    json_object_set_new(j, "journal", journal);
     return j;
 }
 

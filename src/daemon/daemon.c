@@ -1,5 +1,5 @@
-/* The daemon's life: start (journal, leftovers, services, API), reload on
- * SIGHUP, graceful stop on SIGTERM/SIGINT. */
+/* The daemon's life: start (state_dir lock, journal, leftovers, services,
+ * API), reload on SIGHUP, graceful stop on SIGTERM/SIGINT. */
 #include "daemon/daemon.h"
 
 #include <errno.h>
@@ -18,29 +18,20 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/spawn.h"
+#include "lib/statedir.h"
 #include "lib/token.h"
 #include "monitor/alert.h"
 #include "recover/leftover.h"
 #include "recover/supervisor.h"
 #include "store/journal.h"
 
-static int daemon__mkdirs(const char *path)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return -ENAMETOOLONG;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
+/* Journal pruning: rows per table per batch (a few ms of work), the pause
+ * between batches while more is due, the period otherwise; and what is
+ * never pruned for size, however full (a flap_window at least). */
+#define DAEMON__PRUNE_ROWS 200
+#define DAEMON__PRUNE_AGAIN_MS 20
+#define DAEMON__PRUNE_EVERY_MS 1000
+#define DAEMON__KEEP_MIN_MS 60000
 
 /* What a killed predecessor left running, gathered from the journal. */
 struct daemon__leftovers {
@@ -112,6 +103,32 @@ static void daemon__flush_cb(uv_prepare_t *p)
 {
     struct daemon *d = p->data;
     journal_flush(d->journal);
+}
+
+/* The journal's retention from a config: nothing younger than the longest
+ * flap_window is pruned for size, since such a fault may still reopen. */
+static void daemon__retention(struct daemon *d, const struct config *c)
+{
+    struct journal_retention keep = {.max_age_ms = c->journal.max_age_ms,
+                                     .max_bytes = c->journal.max_bytes,
+                                     .keep_ms = DAEMON__KEEP_MIN_MS};
+    for (size_t i = 0; i < c->n_services; i++)
+        if (c->services[i].flap_window_ms > keep.keep_ms)
+            keep.keep_ms = c->services[i].flap_window_ms;
+    journal_set_retention(d->journal, &keep);
+}
+
+/* Pruning off the hot path: a small batch per timer tick, the next one
+ * soon while there is more to do, else after a second (enough to see the
+ * size cap approach: the prune starts below the cap, see journal.c). */
+static void daemon__prune_cb(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    int n = journal_prune(d->journal, clock_wall_ms(), DAEMON__PRUNE_ROWS);
+    if (n > 0)
+        log_event(LOG_DEBUG, NULL, "journal-pruned-batch", "rows=%d", n);
+    uv_update_time(d->loop);
+    uv_timer_start(t, daemon__prune_cb, n > 0 ? DAEMON__PRUNE_AGAIN_MS : DAEMON__PRUNE_EVERY_MS, 0);
 }
 
 static void daemon__signal_cb(uv_signal_t *h, int signum)
@@ -201,6 +218,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     char err[512], path[4096];
     int r;
     memset(d, 0, sizeof *d);
+    d->state = (struct statedir){.fd = -1, .lock_fd = -1};
     d->loop = loop;
     d->cfg = cfg;
     d->config_path = config_path ? strdup(config_path) : NULL;
@@ -209,6 +227,8 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
      * close them and the loop ends cleanly. */
     uv_prepare_init(loop, &d->flush);
     d->flush.data = d;
+    uv_timer_init(loop, &d->prune);
+    d->prune.data = d;
     uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup};
     int signums[] = {SIGTERM, SIGINT, SIGHUP};
     for (int i = 0; i < 3; i++) {
@@ -219,21 +239,25 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     signal(SIGPIPE, SIG_IGN);
     spawn_init(); /* after every disposition recoverd sets: its children get them back */
     daemon__warnings(cfg);
-    snprintf(path, sizeof path, "%s/logs", cfg->state_dir);
-    if ((r = daemon__mkdirs(path)) < 0) {
-        log_event(LOG_ERROR, NULL, "state-dir-failed", "path=%s error=\"%s\"", path, strerror(-r));
+    /* The lock first: a second recoverd must stop here, before it reads
+     * the journal's children as leftovers and stops another's services. */
+    if ((r = statedir_open(&d->state, cfg->state_dir, err, sizeof err)) < 0 ||
+        (r = statedir_subdir(&d->state, "logs", err, sizeof err)) < 0) {
+        log_event(LOG_ERROR, NULL, r == -EBUSY ? "already-running" : "state-dir-refused",
+                  "error=\"%s\"", err);
         return r;
     }
-    if ((r = token_load(cfg->state_dir, d->token)) < 0) {
-        log_event(LOG_ERROR, NULL, "token-failed", "path=%s/token error=\"%s\"", cfg->state_dir,
-                  strerror(-r));
+    if ((r = token_load(d->state.path, d->token, err, sizeof err)) < 0) {
+        log_event(LOG_ERROR, NULL, "token-refused", "path=%s/token error=\"%s\"", d->state.path,
+                  err);
         return r;
     }
-    snprintf(path, sizeof path, "%s/journal.db", cfg->state_dir);
+    snprintf(path, sizeof path, "%s/journal.db", d->state.path);
     if (!(d->journal = journal_open(path, err, sizeof err))) {
         log_event(LOG_ERROR, NULL, "journal-failed", "path=%s error=\"%s\"", path, err);
         return -EIO;
     }
+    daemon__retention(d, cfg);
     if ((r = monitor_init(&d->monitor, loop, d->journal, cfg->quiet_ms)) < 0)
         return r;
     d->monitor_up = true;
@@ -249,6 +273,8 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     }
     journal_set_batching(d->journal, true);
     uv_prepare_start(&d->flush, daemon__flush_cb);
+    uv_update_time(loop);
+    uv_timer_start(&d->prune, daemon__prune_cb, DAEMON__PRUNE_EVERY_MS, 0);
     if ((r = detector_init_all(loop)) < 0) {
         log_event(LOG_ERROR, NULL, "detector-init-failed", "error=\"%s\"", strerror(-r));
         return r;
@@ -270,7 +296,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         return -EADDRINUSE;
     }
     log_event(LOG_INFO, NULL, "started", "config=%s services=%zu state_dir=%s",
-              config_path ? config_path : "<demo>", d->n_services, cfg->state_dir);
+              config_path ? config_path : "<demo>", d->n_services, d->state.path);
     return 0; /* the services start once the leftovers are gone */
 }
 
@@ -327,6 +353,7 @@ static void daemon__close_all(struct daemon *d)
         monitor_close(&d->monitor);
     d->monitor_up = false;
     uv_close((uv_handle_t *)&d->flush, NULL);
+    uv_close((uv_handle_t *)&d->prune, NULL);
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->sig_hup, NULL);
@@ -512,6 +539,11 @@ int daemon_reload(struct daemon *d)
                 daemon__discard(fresh);
         }
     }
+    if (strcmp(old->state_dir, next->state_dir) != 0)
+        log_event(LOG_WARN, NULL, "state-dir-unchanged",
+                  "running=%s configured=%s why=\"a new state_dir takes effect at a restart\"",
+                  d->state.path, next->state_dir);
+    daemon__retention(d, next);
     d->cfg = next;
     daemon__link(d);
     alerter_reconfigure(d->alerter, &next->alerts);
@@ -537,4 +569,5 @@ void daemon_free(struct daemon *d)
     free(d->old_cfg_list);
     config_free(d->cfg);
     free(d->config_path);
+    statedir_close(&d->state); /* last: the lock outlives every service */
 }

@@ -13,6 +13,7 @@
 #include "analyze/analyzer.h"
 #include "api/routes.h"
 #include "config/config-t.h"
+#include "lib/statedir.h"
 #include "monitor/state.h"
 #include "recover/executor.h"
 
@@ -37,12 +38,14 @@ struct daemon {
     struct analysis analysis;            /* what the analyzer shares */
     struct executor executor;            /* slots and queue of the recoveries */
     uv_prepare_t flush;                  /* commits the journal's batch before the loop waits */
+    uv_timer_t prune;                    /* the journal's retention, a batch a tick */
+    struct statedir state;               /* checked and locked for the daemon's life */
     uv_signal_t sig_term;                /* graceful stop */
     uv_signal_t sig_int;                 /* graceful stop */
     uv_signal_t sig_hup;                 /* reload */
     uint64_t started_ms;                 /* wall ms */
     bool stopping;                       /* shutdown in progress */
-    char token[65];                      /* the API token (state_dir/token) */
+    char token[65];                      /* the API token (state.path/token) */
     struct alerter *alerter;             /* webhooks; owned */
     bool closed;                         /* every daemon handle closed; the loop is ending */
     bool detectors_up;                   /* detector_init_all succeeded */

@@ -17,7 +17,8 @@
 #define RECOVERD_VERSION "0.1.0"
 
 /* The bundled demo: one demo service with an http and a tcp check. The
- * demo binary is found next to recoverd itself. */
+ * demo binary is found next to recoverd itself; the state_dir is the
+ * default one, where recoverctl looks for the token. */
 static char *main__demo_yaml(void)
 {
     char exe[PATH_MAX], *yaml = NULL;
@@ -29,7 +30,6 @@ static char *main__demo_yaml(void)
     if (slash)
         *slash = '\0';
     if (asprintf(&yaml,
-                 "state_dir: ./var\n"
                  "api: { listen: 127.0.0.1:7411 }\n"
                  "services:\n"
                  "  web:\n"

@@ -143,7 +143,7 @@ struct service *service_new(struct daemon *d, const struct service_cfg *cfg)
     s->sup.envp = service__envp(cfg);
     if ((cfg->env && !s->sup.envp) || faults_init(&s->faults, cfg->n_checks) < 0)
         goto fail;
-    snprintf(path, sizeof path, "%s/logs/%s.log", d->cfg->state_dir, cfg->name);
+    snprintf(path, sizeof path, "%s/logs/%s.log", d->state.path, cfg->name);
     int r = supervisor_init(&s->sup, path);
     if (r < 0) {
         log_event(LOG_ERROR, s->name, "log-open-failed", "path=%s error=\"%s\"", path,

@@ -25,7 +25,7 @@ enum {
 static uv_loop_t *command__loop; /* the daemon's loop; borrowed */
 
 static const struct cfg_field command__fields[] = {
-    {"argv", CFG_ARGV, offsetof(struct command_params, argv), 1, NULL},
+    {"argv", CFG_COMMAND, offsetof(struct command_params, argv), 1, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -139,7 +139,7 @@ const struct detector_ops command_detector = {
     .fields = command__fields,
     .params_size = sizeof(struct command_params),
     .params_init = NULL,
-    .validate = NULL, /* CFG_ARGV already demands a non-empty list of strings */
+    .validate = NULL, /* CFG_COMMAND already demands a non-empty list of strings */
     .init = command__init,
     .shutdown = command__shutdown,
     .start = command__start,

@@ -9,8 +9,12 @@
 #define TOKEN_LEN 64 /* hex characters */
 
 /* Read state_dir/token, creating it (64 hex characters from getrandom)
- * when absent. out has TOKEN_LEN + 1 bytes. 0 or -errno. */
-int token_load(const char *state_dir, char *out);
+ * when absent. An existing file is refused when it is a symbolic link, not
+ * a regular file of recoverd's user, writable by group or others, readable
+ * by others, or anything but 64 hex digits and a newline. out has
+ * TOKEN_LEN + 1 bytes. 0, or -errno with the reason in why (words that
+ * follow the file's path). */
+int token_load(const char *state_dir, char *out, char *why, size_t len);
 /* "Bearer <token>" matches, in time independent of where it differs. */
 bool token_authorizes(const char *token, const char *authorization);
 

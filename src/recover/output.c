@@ -11,14 +11,22 @@
 
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/statedir.h"
 
+/* Never through a link or into another's file planted in logs/: the
+ * service's output would land wherever it points (as root, anywhere). */
 static int output__reopen(struct output *o)
 {
+    char why[160];
     if (o->log_fd >= 0)
         close(o->log_fd);
-    o->log_fd = open(o->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (o->log_fd < 0)
-        return -errno;
+    o->log_fd = statedir_file_open(o->path, O_WRONLY | O_CREAT | O_APPEND, 0640, why, sizeof why);
+    if (o->log_fd < 0) {
+        int r = o->log_fd;
+        log_event(LOG_ERROR, NULL, "log-open-failed", "path=%s error=\"%s\"", o->path, why);
+        o->log_fd = -1;
+        return r;
+    }
     off_t end = lseek(o->log_fd, 0, SEEK_END);
     o->size = end > 0 ? (uint64_t)end : 0;
     return 0;
@@ -38,9 +46,7 @@ static void output__rotate(struct output *o)
         o->log_fd = -1;
         return;
     }
-    if (output__reopen(o) < 0)
-        log_event(LOG_WARN, NULL, "log-open-failed", "path=%s error=\"%s\"", o->path,
-                  strerror(errno));
+    output__reopen(o); /* logs why it could not */
 }
 
 static void output__write(struct output *o, const char *buf, size_t len)

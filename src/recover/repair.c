@@ -24,7 +24,7 @@ struct repair_cfg {
 };
 
 static const struct cfg_field repair__fields[] = {
-    {"command", CFG_ARGV, offsetof(struct repair_cfg, command), 1, NULL},
+    {"command", CFG_COMMAND, offsetof(struct repair_cfg, command), 1, NULL},
     {"timeout", CFG_DURATION, offsetof(struct repair_cfg, timeout_ms), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };

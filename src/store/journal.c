@@ -12,11 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/model.h"
+#include "lib/statedir.h"
 
 #define JOURNAL_DEFAULT_LIMIT 1000
 /* A writer waits this long for a lock held by another connection (e.g. the
@@ -99,6 +101,11 @@ enum journal_stmt {
     STMT_TRANSITIONS_LIST,
     STMT_SUMMARY,
     STMT_COUNTS,
+    STMT_PRUNE_FAULT_IDS,
+    STMT_PRUNE_FAULT_ACTIONS,
+    STMT_PRUNE_FAULTS,
+    STMT_PRUNE_ACTIONS,
+    STMT_PRUNE_TRANSITIONS,
     STMT__COUNT
 };
 
@@ -143,6 +150,28 @@ static const char *const journal__sql[STMT__COUNT] = {
     [STMT_COUNTS] = "SELECT (SELECT count(*) FROM faults WHERE resolved_ms IS NULL), "
                     "(SELECT count(*) FROM faults WHERE resolved_ms IS NOT NULL), "
                     "(SELECT count(*) FROM actions)",
+    /* Pruning looks only at the oldest ?2 rows of a table (by id, the order
+     * they were written in): a bounded read whatever the table's size, and
+     * no index on time needed. Open faults are skipped, not counted: there
+     * are at most a few per service. A fault goes with its actions, and
+     * not while one of them is unfinished. The newest fault and the newest
+     * action stay whatever their age: ids continue from them at the next
+     * open, and a fault id must never name two faults. */
+    [STMT_PRUNE_FAULT_IDS] = "SELECT json_group_array(id) FROM "
+                             "(SELECT id, resolved_ms FROM faults WHERE resolved_ms IS NOT NULL "
+                             "ORDER BY id LIMIT ?2) f WHERE resolved_ms < ?1 "
+                             "AND id < (SELECT max(id) FROM faults) AND NOT EXISTS "
+                             "(SELECT 1 FROM actions a WHERE a.fault_id = f.id AND "
+                             "(a.status IN (?3, ?4) OR a.id = (SELECT max(id) FROM actions)))",
+    [STMT_PRUNE_FAULT_ACTIONS] = "DELETE FROM actions WHERE fault_id IN "
+                                 "(SELECT value FROM json_each(?1))",
+    [STMT_PRUNE_FAULTS] = "DELETE FROM faults WHERE id IN (SELECT value FROM json_each(?1))",
+    [STMT_PRUNE_ACTIONS] = "DELETE FROM actions WHERE id IN (SELECT id FROM actions "
+                           "WHERE fault_id IS NULL ORDER BY id LIMIT ?2) "
+                           "AND status NOT IN (?3, ?4) AND coalesce(finished_ms, created_ms) < ?1 "
+                           "AND id < (SELECT max(id) FROM actions)",
+    [STMT_PRUNE_TRANSITIONS] = "DELETE FROM transitions WHERE id IN "
+                               "(SELECT id FROM transitions ORDER BY id LIMIT ?2) AND at_ms < ?1",
 };
 
 /* SQL texts with their values inlined (sqlite3_expanded_sql). */
@@ -158,13 +187,18 @@ struct journal {
     bool in_txn;                     /* that transaction is open */
     int64_t next_fault_id;           /* ids handed out: max(id) + 1 at open */
     int64_t next_action_id;
-    struct journal__sqls redo;    /* the open transaction's writes, if its commit fails */
-    struct journal__sqls pending; /* refused writes, oldest first; written before newer */
-    size_t pending_bytes;         /* SQL text held in pending */
-    uint64_t retry_ms;            /* monotonic ms: no new attempt before */
-    uint64_t behind_ms;           /* monotonic ms when pending became non-empty */
-    uint64_t dropped;             /* writes dropped past JOURNAL_PENDING_MAX */
-    char error[128];              /* why the disk refused, while pending */
+    struct journal__sqls redo;     /* the open transaction's writes, if its commit fails */
+    struct journal__sqls pending;  /* refused writes, oldest first; written before newer */
+    size_t pending_bytes;          /* SQL text held in pending */
+    uint64_t retry_ms;             /* monotonic ms: no new attempt before */
+    uint64_t behind_ms;            /* monotonic ms when pending became non-empty */
+    uint64_t dropped;              /* writes dropped past JOURNAL_PENDING_MAX */
+    char error[128];               /* why the disk refused, while pending */
+    uint64_t moved_ms;             /* wall ms a damaged journal was moved aside at open; 0: not */
+    char moved_to[4200];           /* where it went */
+    char moved_why[256];           /* what SQLite said of it */
+    struct journal_retention keep; /* what journal_prune keeps */
+    bool shrinking;                /* over the size cap's high mark, not yet under its low one */
 };
 
 /* ---- small helpers ---- */
@@ -529,18 +563,122 @@ static int journal__configure(sqlite3 *db, char *err, size_t errlen)
 }
 
 /* Create the file 0600 ourselves (SQLite would use 0644): it holds
- * operational detail. SQLite gives -wal and -shm the main file's mode. */
+ * operational detail. SQLite gives -wal and -shm the main file's mode. A
+ * link planted in its place is refused, never followed or chmod'ed. */
 static int journal__create_private(const char *path, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 || fchmod(fd, 0600) < 0) {
-        int e = errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(e));
-        if (fd >= 0)
-            close(fd);
-        return -e;
+    char why[160];
+    int fd = statedir_file_open(path, O_RDWR | O_CREAT, 0600, why, sizeof why);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s %s", path, why);
+        return fd;
     }
+    int r = fchmod(fd, 0600) < 0 ? -errno : 0;
+    if (r < 0)
+        snprintf(err, errlen, "%s: %s", path, strerror(-r));
     close(fd);
+    return r;
+}
+
+/* What SQLite says of a damaged file, as opposed to an unwritable one. */
+static bool journal__damaged(sqlite3 *db)
+{
+    int rc = sqlite3_errcode(db) & 0xff;
+    return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB;
+}
+
+/* PRAGMA quick_check: every page and record readable, O(size); a damaged
+ * journal would otherwise fail its first write much later, mid-recovery. */
+static int journal__quick_check(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *s = NULL;
+    int r = -EIO;
+    if (sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+        const char *verdict = journal__text(s, 0);
+        r = strcmp(verdict, "ok") == 0 ? 0 : -EBADMSG;
+        if (r < 0)
+            snprintf(err, errlen, "quick_check: %s", verdict);
+    } else {
+        snprintf(err, errlen, "quick_check: %s", sqlite3_errmsg(db));
+        r = journal__damaged(db) ? -EBADMSG : -EIO;
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+/* Open the file at path as j's connection with its statements. -EBADMSG
+ * when SQLite finds it damaged (not a database, malformed), -EIO else. */
+static int journal__open_db(struct journal *j, const char *path, char *err, size_t errlen)
+{
+    int r;
+    if ((r = journal__create_private(path, err, errlen)) < 0)
+        return r;
+    /* NOFOLLOW: SQLite refuses a symbolic link anywhere in the path (it
+     * would otherwise resolve one and open its target); it opens the
+     * -wal, -shm and -journal files with O_NOFOLLOW itself. */
+    if (sqlite3_open_v2(path, &j->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, j->db ? sqlite3_errmsg(j->db) : "out of memory");
+        return -EIO;
+    }
+    if ((r = journal__configure(j->db, err, errlen)) < 0 ||
+        (r = journal__migrate(j->db, err, errlen)) < 0 ||
+        (r = journal__quick_check(j->db, err, errlen)) < 0)
+        return r == -EIO && journal__damaged(j->db) ? -EBADMSG : r;
+    for (int i = 0; i < STMT__COUNT; i++) {
+        if (sqlite3_prepare_v3(j->db, journal__sql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->stmt[i],
+                               NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "preparing journal statement %d: %s", i, sqlite3_errmsg(j->db));
+            return journal__damaged(j->db) ? -EBADMSG : -EIO;
+        }
+    }
+    if (journal__next_id(j->db, "SELECT coalesce(max(id), 0) + 1 FROM faults", &j->next_fault_id) <
+            0 ||
+        journal__next_id(j->db, "SELECT coalesce(max(id), 0) + 1 FROM actions",
+                         &j->next_action_id) < 0) {
+        snprintf(err, errlen, "reading the journal: %s", sqlite3_errmsg(j->db));
+        return journal__damaged(j->db) ? -EBADMSG : -EIO;
+    }
+    return 0;
+}
+
+static void journal__close_db(struct journal *j)
+{
+    for (int i = 0; i < STMT__COUNT; i++) {
+        sqlite3_finalize(j->stmt[i]);
+        j->stmt[i] = NULL;
+    }
+    sqlite3_close(j->db); /* NULL-safe; the last connection checkpoints the WAL */
+    j->db = NULL;
+}
+
+/* Move path and its -journal, -wal and -shm to path.corrupt-<time>[-...],
+ * the main file last: a WAL or rollback journal left beside a fresh
+ * database would be replayed into it.
+ * Never over an earlier copy (RENAME_NOREPLACE). 0 or -errno. */
+static int journal__move_aside(struct journal *j, const char *path, char *err, size_t errlen)
+{
+    static const char *const suffixes[] = {"-journal", "-wal", "-shm", ""};
+    char stamp[32], from[4200], to[4300];
+    struct tm tm;
+    uint64_t now = clock_wall_ms();
+    time_t secs = (time_t)(now / 1000);
+    gmtime_r(&secs, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tm);
+    snprintf(j->moved_to, sizeof j->moved_to, "%s.corrupt-%s.%03uZ", path, stamp,
+             (unsigned)(now % 1000));
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        snprintf(from, sizeof from, "%s%s", path, suffixes[i]);
+        snprintf(to, sizeof to, "%s%s", j->moved_to, suffixes[i]);
+        if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0 && errno != ENOENT) {
+            int e = errno;
+            snprintf(err, errlen, "moving the damaged journal %s aside: %s", from, strerror(e));
+            return -e;
+        }
+    }
+    j->moved_ms = now;
     return 0;
 }
 
@@ -551,33 +689,34 @@ struct journal *journal_open(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (journal__create_private(path, err, errlen) < 0)
-        goto fail;
-    if (sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", path, j->db ? sqlite3_errmsg(j->db) : "out of memory");
-        goto fail;
-    }
-    if (journal__configure(j->db, err, errlen) < 0 || journal__migrate(j->db, err, errlen) < 0)
-        goto fail;
-    for (int i = 0; i < STMT__COUNT; i++) {
-        if (sqlite3_prepare_v3(j->db, journal__sql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->stmt[i],
-                               NULL) != SQLITE_OK) {
-            snprintf(err, errlen, "preparing journal statement %d: %s", i, sqlite3_errmsg(j->db));
+    int r = journal__open_db(j, path, err, errlen);
+    if (r == -EBADMSG) {
+        /* History is worth less than supervision: keep the damaged file for
+         * whoever investigates, and go on with a fresh journal. */
+        snprintf(j->moved_why, sizeof j->moved_why, "%s", err);
+        journal__close_db(j);
+        if (journal__move_aside(j, path, err, errlen) < 0)
             goto fail;
-        }
+        log_event(LOG_ERROR, NULL, "journal-corrupt",
+                  "path=%s moved_to=%s error=\"%s\" action=\"starting a fresh journal\"", path,
+                  j->moved_to, j->moved_why);
+        r = journal__open_db(j, path, err, errlen);
     }
-    if (journal__next_id(j->db, "SELECT coalesce(max(id), 0) + 1 FROM faults", &j->next_fault_id) <
-            0 ||
-        journal__next_id(j->db, "SELECT coalesce(max(id), 0) + 1 FROM actions",
-                         &j->next_action_id) < 0) {
-        snprintf(err, errlen, "reading the journal: %s", sqlite3_errmsg(j->db));
+    if (r < 0)
         goto fail;
-    }
     return j;
 fail:
     journal_free(j);
     return NULL;
+}
+
+const char *journal_moved_aside(const struct journal *j, const char **why, uint64_t *at_ms)
+{
+    if (!j->moved_ms)
+        return NULL;
+    *why = j->moved_why;
+    *at_ms = j->moved_ms;
+    return j->moved_to;
 }
 
 void journal_set_batching(struct journal *j, bool on)
@@ -623,10 +762,138 @@ void journal_free(struct journal *j)
     journal__sqls_clear(&j->redo);
     free(j->pending.v);
     free(j->redo.v);
-    for (int i = 0; i < STMT__COUNT; i++)
-        sqlite3_finalize(j->stmt[i]);
-    sqlite3_close(j->db); /* NULL-safe; the last connection checkpoints the WAL */
+    journal__close_db(j);
     free(j);
+}
+
+/* ---- retention ---- */
+
+/* Pruning for size starts above the high mark and goes on down to the low
+ * one: each episode frees a few percent at once rather than a few rows at
+ * every write. The margin under the cap absorbs what is written between
+ * two checks. */
+#define JOURNAL__HIGH(cap) ((cap) - (cap) / 16)
+#define JOURNAL__LOW(cap) ((cap) - (cap) / 8)
+/* The WAL is cut back to this after a checkpoint (it would otherwise stay
+ * at its largest size): the journal's files are journal.db, bounded by
+ * max_bytes, plus at most about this much. */
+#define JOURNAL__WAL_LIMIT "4194304"
+
+void journal_set_retention(struct journal *j, const struct journal_retention *r)
+{
+    j->keep = *r;
+    sqlite3_exec(j->db, "PRAGMA journal_size_limit = " JOURNAL__WAL_LIMIT, NULL, NULL, NULL);
+}
+
+static int journal__pragma_i64(sqlite3 *db, const char *sql, int64_t *out)
+{
+    return journal__next_id(db, sql, out); /* one integer of one row */
+}
+
+int journal_size(struct journal *j, uint64_t *used, uint64_t *file)
+{
+    int64_t pages, free_pages, page_size;
+    if (journal__pragma_i64(j->db, "PRAGMA page_count", &pages) < 0 ||
+        journal__pragma_i64(j->db, "PRAGMA freelist_count", &free_pages) < 0 ||
+        journal__pragma_i64(j->db, "PRAGMA page_size", &page_size) < 0)
+        return journal__fail(j, "size");
+    *used = (uint64_t)(pages - free_pages) * (uint64_t)page_size;
+    *file = (uint64_t)pages * (uint64_t)page_size;
+    return 0;
+}
+
+/* Run a bound prune statement; the rows it deleted, or -EIO. */
+static int journal__prune_exec(struct journal *j, sqlite3_stmt *s, const char *op)
+{
+    if (journal__exec(j, s, op) < 0)
+        return -EIO;
+    return j->pending.n ? 0 : sqlite3_changes(j->db); /* kept for later: not done yet */
+}
+
+static void journal__bind_unfinished(sqlite3_stmt *s)
+{
+    journal__bind_text(s, 3, action_status_name(ACTION_PENDING));
+    journal__bind_text(s, 4, action_status_name(ACTION_EXECUTING));
+}
+
+/* The oldest prunable faults older than cut, as a JSON array of ids. */
+static char *journal__prune_fault_ids(struct journal *j, uint64_t cut, unsigned max_rows)
+{
+    sqlite3_stmt *s = journal__stmt(j, STMT_PRUNE_FAULT_IDS);
+    sqlite3_bind_int64(s, 1, (int64_t)cut);
+    sqlite3_bind_int64(s, 2, max_rows);
+    journal__bind_unfinished(s);
+    char *ids = sqlite3_step(s) == SQLITE_ROW ? strdup(journal__text(s, 0)) : NULL;
+    if (!ids)
+        journal__fail(j, "prune");
+    sqlite3_reset(s);
+    return ids;
+}
+
+/* Whether this batch prunes for size, with the hysteresis of the marks. */
+static bool journal__over_cap(struct journal *j)
+{
+    uint64_t used, file, cap = j->keep.max_bytes;
+    if (!cap || journal_size(j, &used, &file) < 0)
+        return false;
+    bool was = j->shrinking;
+    j->shrinking = used > (was ? JOURNAL__LOW(cap) : JOURNAL__HIGH(cap));
+    if (j->shrinking != was)
+        log_event(LOG_INFO, NULL, j->shrinking ? "journal-pruning" : "journal-pruned",
+                  "reason=size used_bytes=%llu max_bytes=%llu", (unsigned long long)used,
+                  (unsigned long long)cap);
+    return j->shrinking;
+}
+
+int journal_prune(struct journal *j, uint64_t now_ms, unsigned max_rows)
+{
+    /* Behind: the disk refuses writes, and deletes would only queue up. */
+    if (j->pending.n || max_rows == 0)
+        return 0;
+    /* Rows older than now - span go: keep_ms for size, else max_age (never
+     * less than keep_ms). */
+    uint64_t age = j->keep.max_age_ms, keep = j->keep.keep_ms, span;
+    if (journal__over_cap(j))
+        span = keep;
+    else if (age)
+        span = age > keep ? age : keep;
+    else
+        return 0;
+    if (now_ms <= span)
+        return 0;
+    uint64_t cut = now_ms - span;
+    char *ids = journal__prune_fault_ids(j, cut, max_rows);
+    if (!ids)
+        return -EIO;
+    int total = 0, n;
+    sqlite3_stmt *s = journal__stmt(j, STMT_PRUNE_FAULT_ACTIONS);
+    journal__bind_text(s, 1, ids);
+    if ((n = journal__prune_exec(j, s, "prune")) < 0)
+        goto fail;
+    total += n;
+    s = journal__stmt(j, STMT_PRUNE_FAULTS);
+    journal__bind_text(s, 1, ids);
+    if ((n = journal__prune_exec(j, s, "prune")) < 0)
+        goto fail;
+    total += n;
+    s = journal__stmt(j, STMT_PRUNE_ACTIONS);
+    sqlite3_bind_int64(s, 1, (int64_t)cut);
+    sqlite3_bind_int64(s, 2, max_rows);
+    journal__bind_unfinished(s);
+    if ((n = journal__prune_exec(j, s, "prune")) < 0)
+        goto fail;
+    total += n;
+    s = journal__stmt(j, STMT_PRUNE_TRANSITIONS);
+    sqlite3_bind_int64(s, 1, (int64_t)cut);
+    sqlite3_bind_int64(s, 2, max_rows);
+    if ((n = journal__prune_exec(j, s, "prune")) < 0)
+        goto fail;
+    total += n;
+    free(ids);
+    return total;
+fail:
+    free(ids);
+    return -EIO;
 }
 
 /* ---- faults ---- */

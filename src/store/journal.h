@@ -17,10 +17,39 @@
 
 struct journal;
 
-/* Open (creating the schema if needed) the journal at path. NULL with a
- * message in err on failure. */
+/* Open (creating the schema if needed) the journal at path, refusing a
+ * symbolic link anywhere in path. A file SQLite finds damaged (not a
+ * database, malformed, failing PRAGMA quick_check) is moved aside to
+ * path.corrupt-<UTC time> (its -wal and -shm alike) and a fresh journal
+ * started: see journal_moved_aside. NULL with a message in err on failure
+ * (an unwritable directory, a newer schema). */
 struct journal *journal_open(const char *path, char *err, size_t errlen);
 void journal_free(struct journal *j); /* NULL-safe; commits a pending batch */
+/* Where a damaged journal was moved at open, with what SQLite said of it
+ * and when (wall ms); NULL when it was not. */
+const char *journal_moved_aside(const struct journal *j, const char **why, uint64_t *at_ms);
+
+/* What journal_prune keeps. The file never shrinks (no VACUUM): pruned
+ * pages go to SQLite's freelist and are reused, so holding the pages in
+ * use under max_bytes holds the file there too. */
+struct journal_retention {
+    uint64_t max_age_ms; /* resolved faults (with their actions), finished actions and
+                          * transitions older than this go; 0: no age limit */
+    uint64_t max_bytes;  /* pages in use above this: the oldest go first; 0: no cap */
+    uint64_t keep_ms;    /* nothing younger than this goes for size: a fault may still
+                          * reopen (flap_window) */
+};
+void journal_set_retention(struct journal *j, const struct journal_retention *r);
+/* One small batch of pruning: at most max_rows faults (with their actions),
+ * max_rows other actions and max_rows transitions, in one transaction (the
+ * batch's, when batching). An open fault, an action of one and an
+ * unfinished action are never pruned, nor the newest fault and action
+ * (their ids carry the sequence). Returns the rows deleted (more may wait:
+ * call again soon), 0 when nothing is due, or -EIO. */
+int journal_prune(struct journal *j, uint64_t now_ms, unsigned max_rows);
+/* Bytes of the pages in use (page_count - freelist_count) and of the whole
+ * database file (page_count), times page_size. 0 or -EIO. */
+int journal_size(struct journal *j, uint64_t *used, uint64_t *file);
 
 /* With batching on, writes gather in one transaction that journal_flush
  * commits: the daemon flushes once per loop turn, before the loop waits

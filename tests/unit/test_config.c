@@ -22,6 +22,7 @@
 #include "detect/http.h"
 #include "detect/tcp.h"
 #include "lib/model-t.h"
+#include "lib/statedir.h"
 #include "mutate.h"
 #include "recover/restart.h"
 #include "recover/strategy.h"
@@ -38,6 +39,8 @@ struct fake_params {
     unsigned n;                      /* default 9 */
     char *mode;                      /* heap default "auto" from params_init */
     char **args;                     /* optional argv */
+    char *file;                      /* optional path */
+    char **prog;                     /* optional program argv */
 };
 
 static const struct cfg_field fake_fields[] = {
@@ -46,6 +49,8 @@ static const struct cfg_field fake_fields[] = {
     {"n", CFG_UINT, offsetof(struct fake_params, n), 0, NULL},
     {"mode", CFG_STRING, offsetof(struct fake_params, mode), 0, NULL},
     {"args", CFG_ARGV, offsetof(struct fake_params, args), 0, NULL},
+    {"file", CFG_PATH, offsetof(struct fake_params, file), 0, NULL},
+    {"prog", CFG_COMMAND, offsetof(struct fake_params, prog), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -180,7 +185,9 @@ static void config_defaults_apply_when_keys_are_absent(void **state)
 
     assert_non_null(c);
     assert_string_equal(c->path, "t.yaml");
-    assert_string_equal(c->state_dir, "./var");
+    char *state_dir = statedir_default();
+    assert_string_equal(c->state_dir, state_dir);
+    free(state_dir);
     assert_int_equal(addr4(&c->api, &port), INADDR_LOOPBACK);
     assert_int_equal(port, 7411);
     assert_int_equal(c->quiet_ms, 10000);
@@ -271,7 +278,7 @@ static void config_load_maps_every_field_of_the_valid_example(void **state)
     s = config_service(c, "web");
     assert_ptr_equal(s, &c->services[0]);
     assert_int_equal(s->line, 6);
-    assert_string_equal(s->command[0], "./build/recoverd-demo");
+    assert_string_equal(s->command[0], "/tmp/build/recoverd-demo"); /* where cwd /tmp finds it */
     assert_string_equal(s->command[1], "--port");
     assert_string_equal(s->command[2], "18080");
     assert_null(s->command[3]);
@@ -475,7 +482,7 @@ static void unknown_top_level_key_is_rejected(void **state)
     expect_error(SVC "statedir: x\n", 4, 1,
                  "unknown key 'statedir' (expected one of: state_dir, api, quiet, "
                  "max_concurrent_recoveries, max_starting, action_timeout, rules, alerts, "
-                 "services)");
+                 "services, journal)");
 }
 
 static void missing_services_is_reported_at_the_root(void **state)
@@ -746,7 +753,7 @@ static void check_rejects_a_key_of_neither_table(void **state)
 {
     expect_error(SVC "    checks:\n      - fake: { url: u, port: 1 }\n", 5, 25,
                  "unknown key 'port' (expected one of: name, interval, timeout, fall, rise, "
-                 "severity, type, impact, url, address, n, mode, args)");
+                 "severity, type, impact, url, address, n, mode, args, file, prog)");
 }
 
 static void check_kind_keys_are_typed(void **state)
@@ -943,6 +950,98 @@ static void config_check_names_follow_the_service_name_rule(void **state)
                  "invalid check name");
 }
 
+/* ---- paths ---- */
+
+static const char path_yaml[] =
+    "state_dir: var\n"
+    "services:\n"
+    "  a:\n"
+    "    command: [./bin/a, ./an-argument]\n"
+    "    checks:\n"
+    "      - fake: { url: x, file: secret, prog: [./check.sh, ./arg] }\n"
+    "  b:\n"
+    "    cwd: work\n"
+    "    command: [bin/b]\n"
+    "    repair: { command: [../fix] }\n"
+    "  c:\n"
+    "    pidfile: ./run/c.pid\n"
+    "    start: [/usr/bin/true]\n"
+    "    stop: [kill-it]\n";
+
+/* What path_yaml in dir must read as. */
+static void assert_paths_under(const struct config *c, const char *dir)
+{
+    char want[512];
+#define WANT(rel) (snprintf(want, sizeof want, "%s/%s", dir, rel), want)
+    assert_string_equal(c->state_dir, WANT("var"));
+    const struct service_cfg *a = config_service(c, "a"), *b = config_service(c, "b"),
+                             *cs = config_service(c, "c");
+    assert_string_equal(a->command[0], WANT("bin/a"));
+    assert_string_equal(a->command[1], "./an-argument"); /* arguments are the program's business */
+    assert_null(a->cwd);
+    const struct fake_params *fp = a->checks[0].params;
+    assert_string_equal(fp->file, WANT("secret"));
+    assert_string_equal(fp->prog[0], WANT("check.sh"));
+    assert_string_equal(fp->prog[1], "./arg");
+    assert_string_equal(b->cwd, WANT("work"));
+    assert_string_equal(b->command[0], WANT("work/bin/b")); /* programs: from the service's cwd */
+    assert_string_equal(b->repair.command[0], WANT("work/../fix"));
+    assert_string_equal(cs->pidfile, WANT("run/c.pid"));
+    assert_string_equal(cs->start_cmd[0], "/usr/bin/true");
+    assert_string_equal(cs->stop_cmd[0], "kill-it"); /* a bare name is for PATH */
+#undef WANT
+}
+
+static void config_relative_paths_resolve_against_the_file_directory(void **state)
+{
+    char dir[64] = "/tmp/test_config.XXXXXX", file[128], cwd[4096];
+    struct cfg_err err;
+    assert_non_null(mkdtemp(dir));
+    snprintf(file, sizeof file, "%s/r.yaml", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs(path_yaml, f);
+    fclose(f);
+    assert_non_null(getcwd(cwd, sizeof cwd));
+
+    assert_int_equal(chdir("/"), 0); /* whoever starts recoverd, wherever */
+    struct config *c = config_load(file, &fake_registry, &err);
+    assert_non_null(c);
+    assert_paths_under(c, dir);
+    config_free(c);
+
+    assert_int_equal(chdir(dir), 0); /* a relative name of the file itself */
+    c = config_load("r.yaml", &fake_registry, &err);
+    assert_int_equal(chdir(cwd), 0);
+    assert_non_null(c);
+    assert_paths_under(c, dir);
+    config_free(c);
+
+    c = load(path_yaml, &err); /* text without a file: left as written */
+    assert_non_null(c);
+    assert_string_equal(c->state_dir, "var");
+    config_free(c);
+    unlink(file);
+    rmdir(dir);
+}
+
+static void config_journal_retention_reads_days_and_sizes(void **state)
+{
+    struct cfg_err err;
+    struct config *c = load(SVC, &err);
+    assert_non_null(c);
+    assert_true(c->journal.max_age_ms == 30 * 86400000ULL);
+    assert_true(c->journal.max_bytes == 256u << 20);
+    config_free(c);
+    c = load("journal: { max_age: 7d, max_size: 64MiB }\n" SVC, &err);
+    assert_non_null(c);
+    assert_true(c->journal.max_age_ms == 7 * 86400000ULL);
+    assert_true(c->journal.max_bytes == 64u << 20);
+    config_free(c);
+    expect_error("journal: { max_size: 0 }\n" SVC, 1, 22, "expected a size like");
+    expect_error("journal: { max_age: 0 }\n" SVC, 1, 21, "max_age must be greater than 0");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -999,6 +1098,8 @@ int main(void)
         cmocka_unit_test(config_check_names_follow_the_service_name_rule),
         cmocka_unit_test(every_bad_sample_fails_where_its_header_says),
         cmocka_unit_test(config_free_accepts_null),
+        cmocka_unit_test(config_relative_paths_resolve_against_the_file_directory),
+        cmocka_unit_test(config_journal_retention_reads_days_and_sizes),
         cmocka_unit_test(mutated_configs_load_or_fail_cleanly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,7 +6,9 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -39,15 +41,20 @@ static int fixture_setup(void **state)
     return 0;
 }
 
+/* Everything in the directory goes: journals moved aside, baits, links. */
 static int fixture_teardown(void **state)
 {
     struct fixture *fx = *state;
-    char p[160];
-    static const char *const suffixes[] = {"", "-wal", "-shm"};
-    for (unsigned i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", fx->path, suffixes[i]);
-        unlink(p);
-    }
+    char p[400];
+    DIR *dir = opendir(fx->dir);
+    const struct dirent *e;
+    while (dir && (e = readdir(dir)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            snprintf(p, sizeof p, "%s/%s", fx->dir, e->d_name);
+            unlink(p);
+        }
+    if (dir)
+        closedir(dir);
     rmdir(fx->dir);
     free(fx);
     return 0;
@@ -678,6 +685,241 @@ static void journal_refused_writes_wait_and_are_written_in_order(void **state)
     journal_free(j);
 }
 
+/* ---- damaged journals, planted links ---- */
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+/* The journal opened at fx->path after it was damaged: moved aside with
+ * its words, a fresh one in its place that takes writes. The moved path. */
+static char *assert_replaced(const struct fixture *fx, const char *words)
+{
+    struct journal *j = open_ok(fx);
+    const char *why = NULL;
+    uint64_t at = 0;
+    const char *moved = journal_moved_aside(j, &why, &at);
+    assert_non_null(moved);
+    assert_true(strncmp(moved, fx->path, strlen(fx->path)) == 0);
+    assert_non_null(strstr(moved, ".corrupt-"));
+    assert_non_null(strstr(why, words));
+    assert_true(at > T0);
+    int64_t active = -1, resolved = -1, actions = -1;
+    assert_int_equal(journal_counts(j, &active, &resolved, &actions), 0);
+    assert_true(active == 0 && resolved == 0 && actions == 0);
+    struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    assert_int_equal(f.id, 1);
+    char *copy = strdup(moved);
+    journal_free(j);
+    return copy;
+}
+
+static void journal_open_moves_a_garbage_file_aside(void **state)
+{
+    struct fixture *fx = *state;
+    unsigned char junk[8192];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (unsigned char)(i * 131 + 7);
+    write_file(fx->path, junk, sizeof junk);
+    char *moved = assert_replaced(fx, "not a database");
+    struct stat st;
+    assert_int_equal(stat(moved, &st), 0);
+    assert_int_equal(st.st_size, sizeof junk); /* kept as it was, for whoever investigates */
+    free(moved);
+}
+
+static void journal_open_moves_a_truncated_file_aside(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    for (int i = 0; i < 2000; i++) {
+        struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0 + i);
+        assert_int_equal(journal_fault_open(j, &f), 0);
+    }
+    journal_free(j); /* the last connection checkpoints: everything is in the main file */
+    struct stat st;
+    assert_int_equal(stat(fx->path, &st), 0);
+    assert_true(st.st_size > 64 * 1024);
+    assert_int_equal(truncate(fx->path, st.st_size / 2), 0);
+    free(assert_replaced(fx, "malformed"));
+}
+
+static void journal_open_refuses_a_symlink_and_leaves_its_target_alone(void **state)
+{
+    struct fixture *fx = *state;
+    char bait[128], err[512] = "";
+    struct stat st;
+    snprintf(bait, sizeof bait, "%s/bait", fx->dir);
+    write_file(bait, "x", 1);
+    assert_int_equal(chmod(bait, 0644), 0);
+    assert_int_equal(symlink(bait, fx->path), 0);
+    assert_null(journal_open(fx->path, err, sizeof err));
+    assert_non_null(strstr(err, "symbolic link"));
+    assert_int_equal(stat(bait, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    assert_int_equal(st.st_size, 1);
+}
+
+/* ---- retention ---- */
+
+#define DAY_MS 86400000ULL
+#define NOW (T0 + 40 * DAY_MS)
+
+static int64_t count_of(const struct fixture *fx, const char *sql)
+{
+    return sql_int(fx->path, sql);
+}
+
+/* A fault opened at `at`, resolved at `resolved` (0: open), with one action
+ * in `status` finished (if finished) at `resolved`. Its id. */
+static int64_t add_fault(struct journal *j, uint64_t at, uint64_t resolved,
+                         enum action_status status)
+{
+    struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, at);
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    struct action a = make_action(f.id, "web", at + 1);
+    assert_int_equal(journal_action_insert(j, &a), 0);
+    a.status = status;
+    a.started_ms = at + 2;
+    a.finished_ms = status == ACTION_PENDING || status == ACTION_EXECUTING ? 0 : resolved;
+    assert_int_equal(journal_action_update(j, &a), 0);
+    if (resolved) {
+        f.resolved_ms = resolved;
+        assert_int_equal(journal_fault_resolve(j, &f), 0);
+    }
+    return f.id;
+}
+
+static int prune_all(struct journal *j, uint64_t now, unsigned rows)
+{
+    int total = 0, n;
+    while ((n = journal_prune(j, now, rows)) > 0)
+        total += n;
+    assert_int_equal(n, 0);
+    return total;
+}
+
+static void journal_prune_by_age_keeps_open_faults_and_unfinished_actions(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    int64_t old = add_fault(j, T0, T0 + 1000, ACTION_COMPLETED);
+    int64_t open_old = add_fault(j, T0, 0, ACTION_FAILED);
+    int64_t busy = add_fault(j, T0, T0 + 1000, ACTION_EXECUTING);
+    for (int i = 0; i < 250; i++) /* more than one batch */
+        add_fault(j, T0 + 10 + (uint64_t)i, T0 + 2000, ACTION_COMPLETED);
+    int64_t recent = add_fault(j, NOW - DAY_MS, NOW - DAY_MS + 1000, ACTION_COMPLETED);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(journal_transition(j, "web", STATE_NORMAL, STATE_FAILED, "old", T0), 0);
+    assert_int_equal(journal_transition(j, "web", STATE_FAILED, STATE_NORMAL, "new", NOW - 5), 0);
+    struct action lone = make_action(0, "web", T0), pending = make_action(0, "web", T0);
+    assert_int_equal(journal_action_insert(j, &lone), 0);
+    assert_int_equal(journal_action_insert(j, &pending), 0);
+    lone.status = ACTION_COMPLETED;
+    lone.finished_ms = T0 + 5;
+    assert_int_equal(journal_action_update(j, &lone), 0);
+
+    struct journal_retention keep = {.max_age_ms = 30 * DAY_MS, .keep_ms = 60000};
+    journal_set_retention(j, &keep);
+    /* One small batch: of the 100 oldest resolved faults, busy is not due
+     * (99 go, with their actions), the lone finished action (pending, the
+     * newest action, stays) and the 5 old transitions. */
+    assert_int_equal(journal_prune(j, NOW, 100), 99 + 99 + 1 + 5);
+    prune_all(j, NOW, 100);
+
+    char sql[160];
+    assert_int_equal(count_of(fx, "SELECT count(*) FROM faults"), 3);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM faults WHERE id IN (%lld, %lld, %lld)",
+             (long long)open_old, (long long)busy, (long long)recent);
+    assert_int_equal(count_of(fx, sql), 3);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM actions WHERE fault_id = %lld", (long long)old);
+    assert_int_equal(count_of(fx, sql), 0);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM actions WHERE fault_id IN (%lld, %lld, %lld)",
+             (long long)open_old, (long long)busy, (long long)recent);
+    assert_int_equal(count_of(fx, sql), 3);
+    assert_int_equal(count_of(fx, "SELECT count(*) FROM actions WHERE fault_id IS NULL"), 1);
+    assert_int_equal(count_of(fx, "SELECT count(*) FROM actions WHERE fault_id IS NULL AND "
+                                  "status = 'pending'"),
+                     1);
+    assert_int_equal(count_of(fx, "SELECT count(*) FROM transitions"), 1);
+    assert_int_equal(count_of(fx, "SELECT count(*) FROM transitions WHERE cause = 'new'"), 1);
+    assert_int_equal(journal_prune(j, NOW, 100), 0); /* nothing more is due */
+    journal_free(j);
+}
+
+/* Enough history to pass the cap three times over (a fault with its action
+ * and a transition takes about 250 bytes), written in rounds of about
+ * a twentieth of the cap with a prune after each (the daemon prunes every
+ * second), batched as the daemon batches: the file never grows past the
+ * cap, the open fault and the recently resolved one stay, the newest
+ * history is there. */
+static void journal_prune_by_size_holds_the_file_under_the_cap(void **state)
+{
+    struct fixture *fx = *state;
+    const uint64_t cap = 512u << 10;
+    struct journal *j = open_ok(fx);
+    struct journal_retention keep = {.max_bytes = cap, .keep_ms = 60000};
+    journal_set_retention(j, &keep);
+    journal_set_batching(j, true);
+    int64_t open_old = add_fault(j, T0, 0, ACTION_FAILED);
+    int64_t just_resolved = add_fault(j, T0, NOW - 10000, ACTION_COMPLETED);
+    uint64_t used = 0, file = 0, at = T0;
+    int64_t last = 0;
+    for (int round = 0; round < 60; round++) {
+        assert_int_equal(journal_size(j, &used, &file), 0);
+        for (uint64_t written = used; written < used + cap / 20; written += 250) {
+            last = add_fault(j, at, at + 500, ACTION_COMPLETED);
+            assert_int_equal(journal_transition(j, "web", STATE_NORMAL, STATE_FAILED,
+                                                "a cause of some length, as they are", at),
+                             0);
+            at += 1000;
+        }
+        assert_int_equal(journal_flush(j), 0);
+        prune_all(j, NOW, 200);
+        assert_int_equal(journal_flush(j), 0);
+        assert_int_equal(journal_size(j, &used, &file), 0);
+        if (used > cap - cap / 16 || file > cap)
+            fail_msg("round %d: %llu bytes in use, file %llu, cap %llu", round,
+                     (unsigned long long)used, (unsigned long long)file, (unsigned long long)cap);
+    }
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM faults WHERE id IN (%lld, %lld, %lld)",
+             (long long)open_old, (long long)just_resolved, (long long)last);
+    assert_int_equal(count_of(fx, sql), 3);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM faults WHERE id = %lld",
+             (long long)just_resolved + 1);
+    assert_int_equal(count_of(fx, sql), 0); /* the oldest history went */
+    assert_true(count_of(fx, "SELECT count(*) FROM faults") < last / 2);
+    struct stat st;
+    assert_int_equal(stat(fx->path, &st), 0);
+    assert_true((uint64_t)st.st_size <= cap);
+    journal_free(j);
+}
+
+/* A quiet month prunes everything but the newest fault and action: a
+ * restart continues their ids, never hands one out twice. */
+static void journal_prune_keeps_the_newest_fault_and_action_for_their_ids(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    for (int i = 0; i < 3; i++)
+        add_fault(j, T0 + (uint64_t)i, T0 + 100, ACTION_COMPLETED);
+    struct journal_retention keep = {.max_age_ms = 30 * DAY_MS, .keep_ms = 60000};
+    journal_set_retention(j, &keep);
+    prune_all(j, NOW, 100);
+    journal_free(j);
+    assert_int_equal(count_of(fx, "SELECT group_concat(id) FROM faults"), 3);
+    assert_int_equal(count_of(fx, "SELECT group_concat(id) FROM actions"), 3);
+    j = open_ok(fx);
+    assert_int_equal(add_fault(j, NOW, 0, ACTION_PENDING), 4);
+    journal_free(j);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -705,6 +947,12 @@ int main(void)
         T(journal_invalid_utf8_text_still_reads),
         T(journal_lists_honour_limit_newest_first),
         T(journal_refused_writes_wait_and_are_written_in_order),
+        T(journal_open_moves_a_garbage_file_aside),
+        T(journal_open_moves_a_truncated_file_aside),
+        T(journal_open_refuses_a_symlink_and_leaves_its_target_alone),
+        T(journal_prune_by_age_keeps_open_faults_and_unfinished_actions),
+        T(journal_prune_by_size_holds_the_file_under_the_cap),
+        T(journal_prune_keeps_the_newest_fault_and_action_for_their_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
