@@ -985,7 +985,7 @@ static void assert_paths_under(const struct config *c, const char *dir)
     assert_string_equal(fp->prog[1], "./arg");
     assert_string_equal(b->cwd, WANT("work"));
     assert_string_equal(b->command[0], WANT("work/bin/b")); /* programs: from the service's cwd */
-    assert_string_equal(b->repair.command[0], WANT("work/../fix"));
+    assert_string_equal(repair_command(b)[0], WANT("work/../fix"));
     assert_string_equal(cs->pidfile, WANT("run/c.pid"));
     assert_string_equal(cs->start_cmd[0], "/usr/bin/true");
     assert_string_equal(cs->stop_cmd[0], "kill-it"); /* a bare name is for PATH */
