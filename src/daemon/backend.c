@@ -11,6 +11,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/model.h"
+#include "monitor/alert.h"
 #include "recover/strategy.h"
 #include "store/journal.h"
 
@@ -56,6 +57,7 @@ static json_t *backend__status(void *ctx)
     json_object_set_new(j, "journal",
                         json_pack("{s:s, s:I, s:s*}", "state", waiting ? "behind" : "ok",
                                   "waiting_writes", (json_int_t)waiting, "error", why));
+    json_object_set_new(j, "alerts", alerter_status_json(d->alerter));
     return j;
 }
 

@@ -286,3 +286,49 @@ def test_undelivered_alerts_survive_a_restart_of_recoverd(recoverd, receiver, tm
     assert msgs[0]["id"] != msgs[1]["id"]
     rd.wait_for(lambda: rd.api("/v1/status")["alerts"]["pending"] == 0, what="queue empty")
     assert rd.journal("SELECT count(*) AS n FROM alert_queue") == [{"n": 0}]
+
+
+def test_failed_alert_is_resolved_by_a_restart(recoverd, receiver, tmp_path):
+    # A service recoverd gave up on gets a "failed" alert; restarting
+    # recoverd is a fresh start that resolves it, and the receiver hears so.
+    hook = receiver()
+    marker = tmp_path / "healthy"
+    marker.touch()
+    svc = demo_service(free_port(), checks=[marker_check(marker)], recovery=["restart"],
+                       verify="1s")
+    rd = recoverd({"alerts": _alerts(hook, min_severity="critical"), "services": {"app": svc}})
+    wait_running(rd, "app", min_uptime_ms=300)
+    marker.unlink()
+    rd.wait_for(lambda: rd.service("app")["state"] == "failed", timeout=10, what="app failed")
+    gave_up = next(f for f in faults_of(rd, "app") if f["check"] == "supervisor")
+    rd.wait_for(lambda: ("failed", gave_up["id"]) in hook.events(), what="the failed alert")
+    rd.wait_for(lambda: rd.api("/v1/status")["alerts"]["pending"] == 0, what="it was answered")
+    rd.stop()
+
+    marker.touch()
+    rd.start()
+    rd.wait_for(lambda: ("resolved", gave_up["id"]) in hook.events(), what="its resolution")
+    _quiet(hook)
+    assert hook.events(gave_up["id"]) == [("failed", gave_up["id"]), ("resolved", gave_up["id"])]
+
+
+def test_journal_of_the_previous_version_gains_the_alert_queue(recoverd, receiver):
+    # Today's main wrote schema 1 (fixtures/journal-v1.sql): adopted, its
+    # history kept, and alerts queue in it from then on.
+    from test_upgrade import _gone_process, _start_v1
+    hook = receiver()
+    rd = _start_v1(recoverd, _gone_process())
+    rd.write_config(dict(rd.config, alerts=_alerts(hook)))
+    rd.signal(signal.SIGHUP)
+    rd.wait_for(lambda: rd.api("/v1/status")["alerts"]["webhooks"], what="the webhook loaded")
+    assert rd.journal("PRAGMA user_version")[0]["user_version"] >= 2
+    rd.wait_for(lambda: rd.api("/v1/faults/3")["resolved_at"], what="v1 fault 3 resolved")
+    worker = wait_running(rd, "worker")
+    os.kill(worker["pid"], signal.SIGKILL)
+    fault = rd.wait_for(lambda: [f for f in faults_of(rd, "worker") if f["id"] > 3 and
+                                 f["resolved_at"]], what="a new fault of worker resolved")[0]
+    rd.wait_for(lambda: ("resolved", fault["id"]) in hook.events(), what="its alerts delivered")
+    assert hook.events() == [("opened", fault["id"]), ("resolved", fault["id"])]
+    rd.wait_for(lambda: rd.journal("SELECT count(*) AS n FROM alert_queue") == [{"n": 0}],
+                what="the queue emptied")
+    assert " journal-error " not in rd.log_text()
