@@ -133,17 +133,23 @@ def test_one_alert_per_fault_plus_resolution(recoverd, receiver, tmp_path):
     assert all(m["recoverd"]["host"] for m in (opened, resolved))
 
 
-def test_min_severity_filters(recoverd, receiver, tmp_path):
-    hook = receiver()
-    marker = tmp_path / "healthy"
+def _give_up(recoverd, hook, marker):
+    """recoverd with app, whose check fails for good once marker is gone
+    (a restart does not bring it back): app ends failed. Alerts from
+    critical up."""
     marker.touch()
     svc = demo_service(free_port(), checks=[marker_check(marker)], recovery=["restart"],
                        verify="1s")
     rd = recoverd({"alerts": _alerts(hook, min_severity="critical"), "services": {"app": svc}})
     wait_running(rd, "app", min_uptime_ms=300)
     marker.unlink()
-
     rd.wait_for(lambda: rd.service("app")["state"] == "failed", timeout=10, what="app failed")
+    return rd
+
+
+def test_min_severity_filters(recoverd, receiver, tmp_path):
+    hook = receiver()
+    rd = _give_up(recoverd, hook, tmp_path / "healthy")
     faults = {f["check"]: f for f in faults_of(rd, "app")}
     assert faults["command"]["severity"] == "high"
     rd.wait_for(lambda: hook.delivered(), what="the give-up alert")
@@ -293,13 +299,7 @@ def test_failed_alert_is_resolved_by_a_restart(recoverd, receiver, tmp_path):
     # recoverd is a fresh start that resolves it, and the receiver hears so.
     hook = receiver()
     marker = tmp_path / "healthy"
-    marker.touch()
-    svc = demo_service(free_port(), checks=[marker_check(marker)], recovery=["restart"],
-                       verify="1s")
-    rd = recoverd({"alerts": _alerts(hook, min_severity="critical"), "services": {"app": svc}})
-    wait_running(rd, "app", min_uptime_ms=300)
-    marker.unlink()
-    rd.wait_for(lambda: rd.service("app")["state"] == "failed", timeout=10, what="app failed")
+    rd = _give_up(recoverd, hook, marker)
     gave_up = next(f for f in faults_of(rd, "app") if f["check"] == "supervisor")
     rd.wait_for(lambda: ("failed", gave_up["id"]) in hook.events(), what="the failed alert")
     rd.wait_for(lambda: rd.api("/v1/status")["alerts"]["pending"] == 0, what="it was answered")

@@ -312,6 +312,17 @@ static void fx_wait_sent(struct fx *f)
     loopwait_until(&f->loop, fx_status(f, "pending") == 0);
 }
 
+static void fx_settle(struct fx *f, uint64_t ms);
+
+/* Run the loop until the receiver holds n bodies, then a while longer:
+ * n and no more. */
+static void fx_wait_exactly(struct fx *f, int n)
+{
+    fx_wait(f, n);
+    fx_settle(f, 300);
+    assert_int_equal(f->rx.n, n);
+}
+
 /* Run the loop for ms: time for a message that must not come to show up
  * (one already queued goes out at once, behind those before it). */
 static void fx_settle(struct fx *f, uint64_t ms)
@@ -680,9 +691,7 @@ static void alert_receiver_down_keeps_every_alert_in_order(void **state)
     assert_int_equal(fx_status(f, "pending"), 5);
     assert_int_equal(fx_sql(f, "SELECT count(*) FROM alert_queue"), 5);
     rx_listen(&f->rx);
-    fx_wait(f, 5);
-    fx_settle(f, 200);
-    assert_int_equal(f->rx.n, 5);
+    fx_wait_exactly(f, 5);
     assert_event(f, 0, "opened", 1);
     assert_event(f, 1, "opened", 2);
     assert_event(f, 2, "escalated", 1);
@@ -711,9 +720,7 @@ static void alert_restart_reloads_the_queue_from_the_journal(void **state)
     x = fx_resolve(x);
     alert_fault_resolved(f->a, &x); /* known from the journal: resolved goes out */
     rx_listen(&f->rx);
-    fx_wait(f, 4);
-    fx_settle(f, 300);
-    assert_int_equal(f->rx.n, 4);
+    fx_wait_exactly(f, 4);
     assert_int_equal(f->rx.requests, 4); /* once each */
     assert_event(f, 0, "opened", x.id);
     assert_event(f, 1, "escalated", x.id);
@@ -848,9 +855,7 @@ static void alert_bound_drops_whole_faults_oldest_first(void **state)
     assert_int_equal(fx_status(f, "dropped"), 2);
     assert_int_equal(fx_sql(f, "SELECT count(*) FROM alert_queue WHERE fault_id IN (2, 3)"), 0);
     f->rx.hang = false;
-    fx_wait(f, 4);
-    fx_settle(f, 300);
-    assert_int_equal(f->rx.n, 4); /* in the order they were queued */
+    fx_wait_exactly(f, 4); /* in the order they were queued */
     assert_event(f, 0, "opened", 1);
     assert_event(f, 1, "opened", 4);
     assert_event(f, 2, "resolved", 1);
@@ -884,9 +889,7 @@ static void alert_bound_keeps_a_fault_whose_opened_was_delivered(void **state)
     assert_true(fx_logged(f, "fault=4 alerts=1"));
     assert_false(fx_logged(f, "fault=1 alerts="));
     f->rx.hang = false;
-    fx_wait(f, 4);
-    fx_settle(f, 300);
-    assert_int_equal(f->rx.n, 4);
+    fx_wait_exactly(f, 4);
     assert_event(f, 0, "opened", 1);
     assert_event(f, 1, "opened", 2);
     assert_event(f, 2, "escalated", 1);
@@ -920,9 +923,7 @@ static void alert_bound_after_restart_keeps_a_started_fault(void **state)
     alert_fault_resolved(f->a, &x); /* 4 waiting: 3 goes */
     assert_true(fx_logged(f, "fault=3 alerts=1"));
     rx_listen(&f->rx);
-    fx_wait(f, 3);
-    fx_settle(f, 300);
-    assert_int_equal(f->rx.n, 3);
+    fx_wait_exactly(f, 3);
     assert_event(f, 0, "escalated", 1);
     assert_event(f, 1, "opened", 4);
     assert_event(f, 2, "resolved", 1);
@@ -959,9 +960,7 @@ static void alert_reconfigure_keeps_open_alerts_of_unchanged_webhooks(void **sta
     alert_fault_opened(f->a, &x); /* still the same alert */
     x = fx_resolve(x);
     alert_fault_resolved(f->a, &x);
-    fx_wait(f, 2);
-    fx_settle(f, 200);
-    assert_int_equal(f->rx.n, 2);
+    fx_wait_exactly(f, 2);
     assert_event(f, 1, "resolved", 50);
     /* A reload without webhooks drops them. */
     struct alerts_cfg none = {0};
