@@ -290,6 +290,7 @@ void analyzer_adopt_open_faults(struct faults *f)
             /* A new recoverd is a fresh start: the operator restarted it. */
             open[k].resolved_ms = clock_wall_ms();
             journal_fault_resolve(f->an->journal, &open[k]);
+            alert_fault_resolved(f->an->alerter, &open[k]); /* its "failed" alert ends */
             fault_release(&open[k]);
             continue;
         }

@@ -103,11 +103,14 @@ struct service_cfg {
 };
 
 struct webhook_cfg {
-    char *url;           /* http:// or https:// endpoint receiving JSON POSTs */
-    int min_severity;    /* enum severity; alerts below it are not sent; default high */
-    uint64_t repeat_ms;  /* re-send an unresolved fault's alert after this; 0: never; default 1h */
-    uint64_t timeout_ms; /* per delivery attempt; default 5000 */
-    unsigned retries;    /* attempts after the first, with exponential backoff; default 5 */
+    char *url;            /* http:// or https:// endpoint receiving JSON POSTs */
+    int min_severity;     /* enum severity; alerts below it are not sent; default high */
+    uint64_t repeat_ms;   /* re-send an unresolved fault's alert after this; 0: never; default 1h */
+    uint64_t timeout_ms;  /* per delivery attempt; default 5000 */
+    unsigned retries;     /* failed attempts in a row before the webhook is reported failing
+                           * (delivery goes on); default 5 */
+    unsigned max_pending; /* messages waiting, at most; past it whole faults are dropped,
+                           * oldest first; default 1000 */
 };
 
 struct alerts_cfg {

@@ -58,6 +58,7 @@ static const struct cfg_field config__webhook_fields[] = {
     {"repeat_interval", CFG_DURATION, offsetof(struct webhook_cfg, repeat_ms), 0, NULL},
     {"timeout", CFG_DURATION, offsetof(struct webhook_cfg, timeout_ms), 0, NULL},
     {"retries", CFG_UINT, offsetof(struct webhook_cfg, retries), 0, NULL},
+    {"max_pending", CFG_UINT, offsetof(struct webhook_cfg, max_pending), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -945,6 +946,25 @@ static int config__rules(struct config *c, struct fy_node *map, struct cfg_err *
     return 0;
 }
 
+/* What the alerter needs of a webhook, checked here: an error at load, not
+ * an alert lost later. */
+static int config__webhook_check(struct fy_node *item, const struct webhook_cfg *w,
+                                 struct cfg_err *err)
+{
+    struct url u;
+    char why[128];
+    if (url_parse(w->url, &u, why, sizeof why) < 0) { /* the alerter's own parser */
+        cfg_err_at(err, config__lookup(config__deref(item), "url"), "invalid webhook url: %s", why);
+        return -EINVAL;
+    }
+    if (w->max_pending == 0) {
+        cfg_err_at(err, config__lookup(config__deref(item), "max_pending"),
+                   "max_pending must be at least 1");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int config__alerts(struct config *c, struct fy_node *v, struct cfg_err *err)
 {
     struct fy_node *list, *item;
@@ -968,18 +988,11 @@ static int config__alerts(struct config *c, struct fy_node *v, struct cfg_err *e
         *w = (struct webhook_cfg){.min_severity = SEVERITY_HIGH,
                                   .repeat_ms = 3600000,
                                   .timeout_ms = 5000,
-                                  .retries = 5};
-        if ((r = cfg_map(item, config__webhook_fields, w, err)) < 0)
+                                  .retries = 5,
+                                  .max_pending = 1000};
+        if ((r = cfg_map(item, config__webhook_fields, w, err)) < 0 ||
+            (r = config__webhook_check(item, w, err)) < 0)
             return r;
-        /* The alerter's own parser: a url it cannot use is an error here,
-         * not an alert lost later. */
-        struct url u;
-        char why[128];
-        if (url_parse(w->url, &u, why, sizeof why) < 0) {
-            cfg_err_at(err, config__lookup(config__deref(item), "url"), "invalid webhook url: %s",
-                       why);
-            return -EINVAL;
-        }
     }
     return 0;
 }

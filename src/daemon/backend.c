@@ -11,6 +11,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/model.h"
+#include "monitor/alert.h"
 #include "recover/strategy.h"
 #include "store/journal.h"
 
@@ -65,6 +66,7 @@ static json_t *backend__status(void *ctx)
                             json_pack("{s:o, s:s, s:s}", "at", backend__time(moved_ms), "moved_to",
                                       moved_to, "why", moved_why));
     json_object_set_new(j, "journal", journal);
+    json_object_set_new(j, "alerts", alerter_status_json(d->alerter));
     return j;
 }
 

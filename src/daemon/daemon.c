@@ -280,7 +280,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         return r;
     }
     d->detectors_up = true;
-    if (!(d->alerter = alerter_new(loop, &cfg->alerts)))
+    if (!(d->alerter = alerter_new(loop, &cfg->alerts, d->journal)))
         return -ENOMEM;
     d->analysis = (struct analysis){.journal = d->journal, .alerter = d->alerter};
     d->executor = (struct executor){.journal = d->journal, .alerter = d->alerter};

@@ -1,5 +1,5 @@
-/* Webhook alerts: per webhook, the open alerts (one per fault) and an
- * ordered, bounded delivery queue with retries and backoff. */
+/* Webhook alerts: per webhook, the open alerts (one per fault, kept in the
+ * journal too) and a delivery queue (monitor/alert-queue.c). */
 #include "monitor/alert.h"
 
 #include <errno.h>
@@ -9,58 +9,36 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lib/backoff.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/model.h"
-#include "lib/url.h"
-#include "monitor/post.h"
-
-#define ALERT__BACKOFF_MAX_MS 300000 /* the doubling stops at 5 min */
-#define ALERT__TIMEOUT_MS 5000       /* per attempt when the config says 0 */
-
-/* One message waiting for (or in) delivery. */
-struct alert__msg {
-    struct alert__msg *next; /* toward the tail */
-    int64_t fault_id;        /* for logs; 0: none */
-    const char *event;       /* static string, for logs */
-    char service[64];        /* for logs */
-    size_t len;              /* bytes of body */
-    char body[];             /* the JSON document */
-};
+#include "monitor/alert-queue.h"
+#include "store/journal.h"
 
 /* An alert sent and not yet resolved. */
 struct alert__open {
     struct alert__open *next; /* in the hook's list */
-    struct fault f;           /* as last reported: repeats send this */
+    struct fault f;           /* as last reported: repeats send this; owns f.context */
     uint64_t last_ms;         /* uv_now of its last message */
     int64_t *symptoms;        /* fault ids folded into this alert */
     size_t n_symptoms;        /* entries used */
     size_t cap_symptoms;      /* entries allocated */
+    bool gone;                /* its messages were dropped: freed by alert__purge */
 };
 
-/* One webhook. On the heap, each: its timer must not move, and a reload
- * hands it over to the new list as it is. */
+/* One webhook: its open alerts and its queue. */
 struct alert__hook {
     struct alerter *a;             /* owner; borrowed */
     const struct webhook_cfg *cfg; /* borrowed from the alerter's config */
-    size_t index;                  /* in the config's list, for logs */
-    char where[URL_REDACTED_MAX];  /* scheme://host:port: what logs may say of the url */
-    bool usable;                   /* the url parses: messages are queued */
-    uv_timer_t retry;              /* backoff before the next attempt; data = this */
-    struct post *post;             /* the attempt in flight; NULL: none */
-    unsigned failures;             /* failed attempts of the head message */
-    struct alert__msg *head;       /* the message being delivered; NULL: idle */
-    struct alert__msg **tail;      /* where the next message goes */
-    size_t n_queued;               /* messages in the queue, head included */
+    struct alert_queue *q;         /* owned */
     struct alert__open *open;      /* alerts not yet resolved */
 };
 
 struct alerter {
-    uv_loop_t *loop;              /* borrowed */
-    const struct alerts_cfg *cfg; /* borrowed */
-    uv_timer_t repeat;            /* the next repeat due; data = this; its close frees */
-    struct alert__hook **hooks;   /* n_hooks, in config order */
+    uv_loop_t *loop;            /* borrowed */
+    struct journal *j;          /* borrowed */
+    uv_timer_t repeat;          /* the next repeat due; data = this; its close frees */
+    struct alert__hook **hooks; /* n_hooks, in config order */
     size_t n_hooks;
     int64_t *symptoms;   /* ids of symptom faults not yet resolved */
     size_t n_symptoms;   /* entries used */
@@ -68,7 +46,6 @@ struct alerter {
     char host[256];      /* gethostname(), in every message */
 };
 
-static void alert__deliver(struct alert__hook *h);
 static void alert__arm(struct alerter *a);
 
 /* ---- id sets: small arrays; O(n) is fine, n is open faults ---- */
@@ -161,127 +138,26 @@ struct alert__event {
     const char *why;           /* human words; may be NULL */
 };
 
-static struct alert__msg *alert__msg_new(const struct alerter *a, const struct alert__event *ev,
-                                         const struct alert__open *o)
+/* The fault ids folded into o (none for NULL), as a JSON array. */
+static json_t *alert__symptoms_json(const struct alert__open *o)
 {
-    char now[40];
-    struct alert__msg *m = NULL;
-    json_t *sym = json_array(), *doc;
+    json_t *sym = json_array();
     for (size_t i = 0; o && sym && i < o->n_symptoms; i++)
         json_array_append_new(sym, json_integer(o->symptoms[i]));
+    return sym;
+}
+
+static json_t *alert__doc(const struct alerter *a, const struct alert__event *ev,
+                          const struct alert__open *o)
+{
+    char now[40];
+    json_t *sym = alert__symptoms_json(o);
     /* s?: null when NULL; s*: left out when NULL. */
-    doc = json_pack("{ss ss so so ss? so ss* s{ss} ss}", "event", ev->name, "service", ev->service,
-                    "fault", alert__fault_json(ev->f), "action", alert__action_json(ev->x),
-                    "next_strategy", ev->next_strategy, "symptoms", sym, "reason", ev->why,
-                    "recoverd", "host", a->host, "sent_at",
-                    clock_iso8601(clock_wall_ms(), now, sizeof now));
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    size_t len = text ? strlen(text) : 0;
-    if (text && (m = malloc(sizeof *m + len + 1))) {
-        m->next = NULL;
-        m->fault_id = ev->f ? ev->f->id : 0;
-        m->event = ev->name;
-        snprintf(m->service, sizeof m->service, "%s", ev->service);
-        m->len = len;
-        memcpy(m->body, text, len + 1);
-    }
-    free(text);
-    json_decref(doc);
-    return m;
-}
-
-/* ---- delivery ---- */
-
-static void alert__log(enum log_level lvl, const struct alert__hook *h, const struct alert__msg *m,
-                       const char *event, int status)
-{
-    char err[64];
-    if (status > 0)
-        snprintf(err, sizeof err, "HTTP %d", status);
-    else
-        snprintf(err, sizeof err, "%s", strerror(-status));
-    log_event(lvl, m->service[0] ? m->service : NULL, event,
-              "webhook=%zu url=\"%s\" alert=%s fault=%lld attempts=%u error=\"%s\"", h->index,
-              h->where, m->event, (long long)m->fault_id, h->failures + 1, err);
-}
-
-/* The head message is done with (delivered or given up): next one. */
-static void alert__pop(struct alert__hook *h)
-{
-    struct alert__msg *m = h->head;
-    h->head = m->next;
-    if (!h->head)
-        h->tail = &h->head;
-    h->n_queued--;
-    h->failures = 0;
-    free(m);
-}
-
-static void alert__retry_cb(uv_timer_t *t)
-{
-    alert__deliver(t->data);
-}
-
-static void alert__post_cb(int status, void *arg)
-{
-    struct alert__hook *h = arg;
-    h->post = NULL;
-    if (status >= 200 && status <= 299) {
-        alert__pop(h);
-        alert__deliver(h);
-        return;
-    }
-    if (h->failures >= h->cfg->retries) {
-        alert__log(LOG_ERROR, h, h->head, "alert-undelivered", status);
-        alert__pop(h);
-        alert__deliver(h);
-        return;
-    }
-    alert__log(LOG_WARN, h, h->head, "alert-retry", status);
-    uint64_t ms = ALERT_RETRY_MS;
-    for (unsigned i = 0; i < h->failures && ms < ALERT__BACKOFF_MAX_MS; i++)
-        ms *= 2;
-    h->failures++;
-    uv_timer_start(&h->retry, alert__retry_cb,
-                   backoff_jitter(ms < ALERT__BACKOFF_MAX_MS ? ms : ALERT__BACKOFF_MAX_MS), 0);
-}
-
-/* Send the head message unless an attempt or a backoff is under way. One
- * at a time per webhook: the receiver sees the events in order. */
-static void alert__deliver(struct alert__hook *h)
-{
-    struct alert__msg *m = h->head;
-    if (!m || h->post || uv_is_active((uv_handle_t *)&h->retry))
-        return;
-    uint64_t timeout = h->cfg->timeout_ms ? h->cfg->timeout_ms : ALERT__TIMEOUT_MS;
-    h->post = post_start(h->a->loop, h->cfg->url, m->body, m->len, timeout, alert__post_cb, h);
-    if (!h->post) /* out of memory: count it as a failed attempt, later */
-        alert__post_cb(-ENOMEM, h);
-}
-
-static void alert__enqueue(struct alert__hook *h, struct alert__msg *m)
-{
-    if (!m) {
-        log_event(LOG_ERROR, NULL, "alert-dropped", "webhook=%zu error=\"%s\"", h->index,
-                  strerror(ENOMEM));
-        return;
-    }
-    if (h->n_queued >= ALERT_QUEUE_MAX) {
-        /* The head is being delivered: the oldest waiting one goes. */
-        struct alert__msg *old = h->head->next;
-        log_event(LOG_WARN, old->service[0] ? old->service : NULL, "alert-dropped",
-                  "webhook=%zu url=\"%s\" alert=%s fault=%lld error=\"queue full (%d)\"", h->index,
-                  h->where, old->event, (long long)old->fault_id, ALERT_QUEUE_MAX);
-        h->head->next = old->next;
-        if (h->tail == &old->next)
-            h->tail = &h->head->next;
-        h->n_queued--;
-        free(old);
-    }
-    *h->tail = m;
-    h->tail = &m->next;
-    h->n_queued++;
-    alert__deliver(h);
+    return json_pack("{ss ss so so ss? so ss* s{ss} ss}", "event", ev->name, "service", ev->service,
+                     "fault", alert__fault_json(ev->f), "action", alert__action_json(ev->x),
+                     "next_strategy", ev->next_strategy, "symptoms", sym, "reason", ev->why,
+                     "recoverd", "host", a->host, "sent_at",
+                     clock_iso8601(clock_wall_ms(), now, sizeof now));
 }
 
 /* ---- open alerts ---- */
@@ -289,9 +165,19 @@ static void alert__enqueue(struct alert__hook *h, struct alert__msg *m)
 static struct alert__open *alert__find(const struct alert__hook *h, int64_t id)
 {
     struct alert__open *o;
-    for (o = h->open; o && o->f.id != id; o = o->next)
+    for (o = h->open; o && (o->f.id != id || o->gone); o = o->next)
         ;
     return o;
+}
+
+/* Write o to the journal: a restarted recoverd resolves it. */
+static void alert__open_save(const struct alert__hook *h, const struct alert__open *o)
+{
+    json_t *v = alert__symptoms_json(o);
+    char *sym = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    journal_alert_open_set(h->a->j, alert_queue_key(h->q), o->f.id, sym ? sym : "[]");
+    free(sym);
+    json_decref(v);
 }
 
 static struct alert__open *alert__open_new(struct alert__hook *h, const struct fault *f)
@@ -300,9 +186,29 @@ static struct alert__open *alert__open_new(struct alert__hook *h, const struct f
     if (!o)
         return NULL;
     o->f = *f;
+    o->f.context = f->context ? strdup(f->context) : NULL;
     o->next = h->open;
     h->open = o;
     return o;
+}
+
+/* The fault as last reported, context copied. */
+static void alert__open_update(struct alert__open *o, const struct fault *f)
+{
+    char *ctx = f->context ? strdup(f->context) : NULL;
+    free(o->f.context);
+    o->f = *f;
+    o->f.context = ctx;
+}
+
+/* Unlink *pp from its list and free it. */
+static void alert__open_unlink(struct alert__open **pp)
+{
+    struct alert__open *o = *pp;
+    *pp = o->next;
+    free(o->f.context);
+    free(o->symptoms);
+    free(o);
 }
 
 static void alert__open_free(struct alert__hook *h, struct alert__open *o)
@@ -310,32 +216,71 @@ static void alert__open_free(struct alert__hook *h, struct alert__open *o)
     struct alert__open **pp;
     for (pp = &h->open; *pp != o; pp = &(*pp)->next)
         ;
-    *pp = o->next;
-    free(o->symptoms);
-    free(o);
+    alert__open_unlink(pp);
 }
 
-/* Queue ev for h, as a message of alert o (may be NULL). */
-static void alert__send(struct alert__hook *h, struct alert__open *o, const struct alert__event *ev)
+/* Free the alerts whose messages the bound dropped. */
+static void alert__purge(struct alert__hook *h)
 {
-    if (!h->usable)
+    for (struct alert__open **pp = &h->open; *pp;)
+        if ((*pp)->gone)
+            alert__open_unlink(pp);
+        else
+            pp = &(*pp)->next;
+}
+
+/* The queue dropped every waiting message of fault_id: its alert is
+ * forgotten, so nothing of it goes out alone later (a later update opens
+ * a new alert). */
+static void alert__dropped_cb(void *ctx, int64_t fault_id)
+{
+    struct alert__hook *h = ctx;
+    struct alert__open *o = alert__find(h, fault_id);
+    if (!o)
         return;
-    alert__enqueue(h, alert__msg_new(h->a, ev, o));
+    o->gone = true;
+    journal_alert_open_clear(h->a->j, alert_queue_key(h->q), fault_id);
+}
+
+/* Queue ev for h, as a message of alert o (may be NULL); opens: the first
+ * message of o. o may be gone when this returns (the bound): callers look
+ * it up again rather than use it. */
+static void alert__send(struct alert__hook *h, struct alert__open *o, const struct alert__event *ev,
+                        bool opens)
+{
+    json_t *doc = alert__doc(h->a, ev, o);
+    struct alert_queue_item it = {.fault_id = ev->f ? ev->f->id : 0,
+                                  .event = ev->name,
+                                  .opens = opens || !ev->f,
+                                  .service = ev->service};
     if (o) {
         uv_update_time(h->a->loop);
         o->last_ms = uv_now(h->a->loop);
     }
+    if (!doc) {
+        log_event(LOG_ERROR, ev->service, "alert-dropped", "webhook=%s alert=%s error=\"%s\"",
+                  alert_queue_where(h->q), ev->name, strerror(ENOMEM));
+        return;
+    }
+    alert_queue_push(h->q, &it, doc);
+    json_decref(doc);
 }
 
-/* The fault's alert in h: the one open, or a new one if f deserves an alert
- * there; NULL if not (below min_severity, a symptom, OOM). */
-static struct alert__open *alert__for(struct alert__hook *h, const struct fault *f)
+/* The fault's alert in h: the one open, or a new one (*fresh) if f
+ * deserves an alert there; NULL if not (below min_severity, a symptom,
+ * OOM). */
+static struct alert__open *alert__for(struct alert__hook *h, const struct fault *f, bool *fresh)
 {
     struct alert__open *o = alert__find(h, f->id);
+    *fresh = false;
     if (o || (int)f->severity < h->cfg->min_severity ||
         alert__ids_has(h->a->symptoms, h->a->n_symptoms, f->id))
         return o;
-    return alert__open_new(h, f);
+    if ((o = alert__open_new(h, f))) {
+        *fresh = true;
+        alert__open_save(h, o);
+    }
+    return o;
 }
 
 /* An update of f's alert in every webhook where it has (or deserves) one. */
@@ -343,11 +288,12 @@ static void alert__update(struct alerter *a, const struct alert__event *ev)
 {
     for (size_t i = 0; a && i < a->n_hooks; i++) {
         struct alert__hook *h = a->hooks[i];
-        struct alert__open *o = alert__for(h, ev->f);
+        bool fresh;
+        struct alert__open *o = alert__for(h, ev->f, &fresh);
         if (!o)
             continue;
-        o->f = *ev->f;
-        alert__send(h, o, ev);
+        alert__open_update(o, ev->f);
+        alert__send(h, o, ev, fresh);
     }
     if (a)
         alert__arm(a);
@@ -358,11 +304,12 @@ void alert_fault_opened(struct alerter *a, const struct fault *f)
     struct alert__event ev = {.name = "opened", .service = f->service, .f = f};
     for (size_t i = 0; a && i < a->n_hooks; i++) {
         struct alert__hook *h = a->hooks[i];
+        bool fresh;
         if (alert__find(h, f->id))
             continue; /* the same fault again: never a second "opened" */
-        struct alert__open *o = alert__for(h, f);
+        struct alert__open *o = alert__for(h, f, &fresh);
         if (o)
-            alert__send(h, o, &ev);
+            alert__send(h, o, &ev, true);
     }
     if (a)
         alert__arm(a);
@@ -388,22 +335,32 @@ void alert_service_failed(struct alerter *a, const char *service, const struct f
         return;
     }
     for (size_t i = 0; a && i < a->n_hooks; i++)
-        alert__send(a->hooks[i], NULL, &ev);
+        alert__send(a->hooks[i], NULL, &ev, true);
+    if (a)
+        alert__arm(a);
+}
+
+/* "resolved" for o, then it is forgotten (here and in the journal). */
+static void alert__resolve(struct alert__hook *h, struct alert__open *o, const struct fault *f)
+{
+    struct alert__event ev = {.name = "resolved", .service = f->service, .f = f};
+    int64_t id = f->id;
+    alert__open_update(o, f);
+    alert__send(h, o, &ev, false);
+    journal_alert_open_clear(h->a->j, alert_queue_key(h->q), id);
+    if ((o = alert__find(h, id)))
+        alert__open_free(h, o);
 }
 
 void alert_fault_resolved(struct alerter *a, const struct fault *f)
 {
-    struct alert__event ev = {.name = "resolved", .service = f->service, .f = f};
     if (!a || alert__ids_del(a->symptoms, &a->n_symptoms, f->id))
         return; /* a symptom: its root's alert speaks for it */
     for (size_t i = 0; i < a->n_hooks; i++) {
         struct alert__hook *h = a->hooks[i];
         struct alert__open *o = alert__find(h, f->id);
-        if (!o)
-            continue;
-        o->f = *f;
-        alert__send(h, o, &ev);
-        alert__open_free(h, o);
+        if (o)
+            alert__resolve(h, o, f);
     }
     alert__arm(a);
 }
@@ -414,8 +371,8 @@ void alert_fault_symptom(struct alerter *a, const struct fault *symptom, int64_t
         return;
     for (size_t i = 0; i < a->n_hooks; i++) {
         struct alert__open *o = alert__find(a->hooks[i], root_fault_id);
-        if (o)
-            alert__ids_add(&o->symptoms, &o->n_symptoms, &o->cap_symptoms, symptom->id);
+        if (o && alert__ids_add(&o->symptoms, &o->n_symptoms, &o->cap_symptoms, symptom->id) == 0)
+            alert__open_save(a->hooks[i], o);
     }
 }
 
@@ -428,21 +385,27 @@ static void alert__repeat_cb(uv_timer_t *t)
     for (size_t i = 0; i < a->n_hooks; i++) {
         struct alert__hook *h = a->hooks[i];
         for (struct alert__open *o = h->open; h->cfg->repeat_ms && o; o = o->next) {
-            if (now < o->last_ms + h->cfg->repeat_ms)
+            if (o->gone || now < o->last_ms + h->cfg->repeat_ms)
                 continue;
+            if (alert_queue_waiting(h->q, o->f.id)) {
+                o->last_ms = now; /* its last message still waits: a repeat says nothing new */
+                continue;
+            }
             struct alert__event ev = {.name = "repeat", .service = o->f.service, .f = &o->f};
-            alert__send(h, o, &ev);
+            alert__send(h, o, &ev, false);
         }
     }
     alert__arm(a);
 }
 
-/* The timer waits for the earliest repeat due; O(open alerts) per event. */
+/* Free what the bound dropped, then wait for the earliest repeat due;
+ * O(open alerts) per event. */
 static void alert__arm(struct alerter *a)
 {
     uint64_t due = UINT64_MAX, now;
     for (size_t i = 0; i < a->n_hooks; i++) {
-        const struct alert__hook *h = a->hooks[i];
+        struct alert__hook *h = a->hooks[i];
+        alert__purge(h);
         for (const struct alert__open *o = h->open; h->cfg->repeat_ms && o; o = o->next)
             if (o->last_ms + h->cfg->repeat_ms < due)
                 due = o->last_ms + h->cfg->repeat_ms;
@@ -458,47 +421,63 @@ static void alert__arm(struct alerter *a)
 
 /* ---- webhooks ---- */
 
-static void alert__hook_close_cb(uv_handle_t *t)
+/* Drop everything of h in memory; forget: its journal state too. */
+static void alert__hook_close(struct alert__hook *h, bool forget)
 {
-    free(t->data);
-}
-
-/* Drop everything of h; it is freed in its timer's close callback. */
-static void alert__hook_close(struct alert__hook *h)
-{
-    post_cancel(h->post); /* NULL-safe */
-    h->post = NULL;
-    while (h->head)
-        alert__pop(h);
     while (h->open)
         alert__open_free(h, h->open);
-    uv_close((uv_handle_t *)&h->retry, alert__hook_close_cb);
+    if (forget)
+        alert_queue_forget(h->q);
+    else
+        alert_queue_free(h->q);
+    free(h);
 }
 
-static void alert__hook_set(struct alert__hook *h, const struct webhook_cfg *cfg, size_t index)
+/* An open alert as the journal has it: taken up, or resolved now if its
+ * fault was resolved while no alert could go out. */
+static void alert__load_open(void *arg, int64_t fault_id, const struct fault *f,
+                             const char *symptoms)
 {
-    struct url u;
-    char why[128];
-    h->cfg = cfg;
-    h->index = index;
-    url_redact(cfg->url, h->where, sizeof h->where);
-    h->usable = url_parse(cfg->url, &u, why, sizeof why) == 0;
-    if (!h->usable)
-        log_event(LOG_ERROR, NULL, "alert-webhook", "webhook=%zu url=\"%s\" error=\"%s\"", index,
-                  h->where, why);
+    struct alert__hook *h = arg;
+    struct alert__open *o;
+    if (!f || !(o = alert__open_new(h, f))) {
+        journal_alert_open_clear(h->a->j, alert_queue_key(h->q), fault_id);
+        return;
+    }
+    json_t *ids = json_loads(symptoms, 0, NULL);
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        int64_t id = json_integer_value(v);
+        alert__ids_add(&o->symptoms, &o->n_symptoms, &o->cap_symptoms, id);
+        alert__ids_add(&h->a->symptoms, &h->a->n_symptoms, &h->a->cap_symptoms, id);
+    }
+    json_decref(ids);
+    uv_update_time(h->a->loop);
+    o->last_ms = uv_now(h->a->loop);
+    if (f->resolved_ms)
+        alert__resolve(h, o, f);
 }
 
-static struct alert__hook *alert__hook_new(struct alerter *a, const struct webhook_cfg *cfg,
-                                           size_t index)
+/* ordinal: how many webhooks before index i share its url. */
+static struct alert__hook *alert__hook_new(struct alerter *a, const struct alerts_cfg *cfg,
+                                           size_t i)
 {
+    unsigned ordinal = 0;
     struct alert__hook *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
+    for (size_t k = 0; k < i; k++)
+        ordinal += strcmp(cfg->webhooks[k].url, cfg->webhooks[i].url) == 0;
     h->a = a;
-    h->tail = &h->head;
-    uv_timer_init(a->loop, &h->retry); /* cannot fail */
-    h->retry.data = h;
-    alert__hook_set(h, cfg, index);
+    h->cfg = &cfg->webhooks[i];
+    h->q = alert_queue_new(a->loop, a->j, h->cfg, i, ordinal,
+                           (struct alert_queue_sink){.dropped = alert__dropped_cb, .ctx = h});
+    if (!h->q || journal_alert_opens(a->j, alert_queue_key(h->q), alert__load_open, h) < 0) {
+        alert__hook_close(h, false);
+        return NULL;
+    }
     return h;
 }
 
@@ -519,7 +498,7 @@ static int alert__hooks_build(struct alerter *a, const struct alerts_cfg *cfg)
             if (!taken && strcmp(a->hooks[k]->cfg->url, cfg->webhooks[i].url) == 0)
                 from[i] = k + 1;
         }
-        if (!from[i] && !(hooks[i] = alert__hook_new(a, &cfg->webhooks[i], i)))
+        if (!from[i] && !(hooks[i] = alert__hook_new(a, cfg, i)))
             goto fail;
     }
     for (size_t k = 0; k < a->n_hooks; k++) {
@@ -527,26 +506,40 @@ static int alert__hooks_build(struct alerter *a, const struct alerts_cfg *cfg)
         for (size_t i = 0; i < n; i++)
             kept |= from[i] == k + 1;
         if (!kept)
-            alert__hook_close(a->hooks[k]);
+            alert__hook_close(a->hooks[k], true);
     }
-    for (size_t i = 0; i < n; i++)
-        if (from[i]) {
+    for (size_t i = 0; i < n; i++) {
+        if (from[i])
             hooks[i] = a->hooks[from[i] - 1];
-            alert__hook_set(hooks[i], &cfg->webhooks[i], i);
-        }
+        hooks[i]->cfg = &cfg->webhooks[i];
+        alert_queue_set(hooks[i]->q, hooks[i]->cfg, i);
+    }
     free(from);
     free(a->hooks);
     a->hooks = hooks;
     a->n_hooks = n;
-    a->cfg = cfg;
     return 0;
 fail:
     for (size_t i = 0; hooks && i < n; i++)
         if (hooks[i])
-            alert__hook_close(hooks[i]); /* new and empty */
+            alert__hook_close(hooks[i], false); /* new: what it loaded stays in the journal */
     free(hooks);
     free(from);
     return -ENOMEM;
+}
+
+/* A queue in the journal that no configured webhook owns: a webhook
+ * removed (or its url changed) while recoverd was down. */
+static void alert__orphan(void *arg, const char *hook, int64_t waiting)
+{
+    struct alerter *a = arg;
+    for (size_t i = 0; i < a->n_hooks; i++)
+        if (strcmp(alert_queue_key(a->hooks[i]->q), hook) == 0)
+            return;
+    if (waiting > 0)
+        log_event(LOG_WARN, NULL, "alert-dropped",
+                  "alerts=%lld why=\"webhook no longer configured\"", (long long)waiting);
+    journal_alert_forget_hook(a->j, hook);
 }
 
 static void alert__close_cb(uv_handle_t *t)
@@ -557,20 +550,23 @@ static void alert__close_cb(uv_handle_t *t)
     free(a);
 }
 
-struct alerter *alerter_new(uv_loop_t *loop, const struct alerts_cfg *cfg)
+struct alerter *alerter_new(uv_loop_t *loop, const struct alerts_cfg *cfg, struct journal *j)
 {
     struct alerter *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
     a->loop = loop;
+    a->j = j;
     if (gethostname(a->host, sizeof a->host - 1) < 0)
         snprintf(a->host, sizeof a->host, "unknown");
-    if (alert__hooks_build(a, cfg) < 0) {
-        free(a);
-        return NULL;
-    }
     uv_timer_init(loop, &a->repeat); /* cannot fail */
     a->repeat.data = a;
+    if (alert__hooks_build(a, cfg) < 0) {
+        uv_close((uv_handle_t *)&a->repeat, alert__close_cb);
+        return NULL;
+    }
+    journal_alert_hooks(j, alert__orphan, a);
+    alert__arm(a);
     return a;
 }
 
@@ -588,7 +584,21 @@ void alerter_free(struct alerter *a)
     if (!a)
         return;
     for (size_t i = 0; i < a->n_hooks; i++)
-        alert__hook_close(a->hooks[i]);
+        alert__hook_close(a->hooks[i], false);
     a->n_hooks = 0;
     uv_close((uv_handle_t *)&a->repeat, alert__close_cb);
+}
+
+json_t *alerter_status_json(const struct alerter *a)
+{
+    json_t *hooks = json_array();
+    size_t pending = 0;
+    uint64_t dropped = 0;
+    for (size_t i = 0; a && i < a->n_hooks; i++) {
+        pending += alert_queue_pending(a->hooks[i]->q);
+        dropped += alert_queue_dropped(a->hooks[i]->q);
+        json_array_append_new(hooks, alert_queue_status(a->hooks[i]->q));
+    }
+    return json_pack("{s:I, s:I, s:o}", "pending", (json_int_t)pending, "dropped",
+                     (json_int_t)dropped, "webhooks", hooks);
 }

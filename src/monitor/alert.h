@@ -1,38 +1,48 @@
 /* Webhook alerts: one alert per fault, from opened through escalations to
- * its resolution, POSTed as JSON to each configured webhook, in order, with
- * retries. Alert fatigue is a bug: a check failing again is not a new
- * alert, a symptom rides on its root cause's alert, and an open alert is
- * repeated only every repeat_interval. */
+ * its resolution, POSTed as JSON to each configured webhook, in order,
+ * retried until the receiver takes them (monitor/alert-queue.c). Alert
+ * fatigue is a bug: a check failing again is not a new alert, a symptom
+ * rides on its root cause's alert, and an open alert is repeated only
+ * every repeat_interval. The queues and the open alerts live in the
+ * journal: a restart of recoverd loses neither. */
 #ifndef RECOVERD_MONITOR_ALERT_H
 #define RECOVERD_MONITOR_ALERT_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <uv.h>
 
 #include "config/config-t.h"
 #include "lib/fault-t.h"
 
-#define ALERT_QUEUE_MAX 1000 /* messages waiting per webhook; beyond it the oldest is dropped */
-#define ALERT_RETRY_MS 500   /* first backoff after a failed attempt; doubles, with jitter */
-
 struct alerter;
+struct journal;
 
 /* Alerts are keyed by struct fault's id: pass faults once journaled (id
  * != 0). Every call is cheap: messages are queued, never sent inline. */
 
-/* cfg is borrowed: it must outlive the alerter or be replaced with
- * alerter_reconfigure. NULL on OOM. A webhook whose url does not parse is
- * logged once and gets nothing. */
-struct alerter *alerter_new(uv_loop_t *loop, const struct alerts_cfg *cfg);
+/* cfg and j are borrowed: cfg must outlive the alerter or be replaced
+ * with alerter_reconfigure. What j holds from an earlier run is taken up:
+ * waiting messages are sent, open alerts get their resolution; the queues
+ * of webhooks no longer configured are dropped (logged). NULL on OOM or
+ * when j cannot be read. A webhook whose url does not parse is logged once
+ * and gets nothing. */
+struct alerter *alerter_new(uv_loop_t *loop, const struct alerts_cfg *cfg, struct journal *j);
 
 /* After a reload: webhooks whose url is unchanged keep their open alerts,
  * queue and delivery in flight (and take the new settings); the others are
- * dropped (their queue with them) or start empty. */
+ * dropped (their queue with them, logged) or start empty. */
 void alerter_reconfigure(struct alerter *a, const struct alerts_cfg *cfg);
 
 /* Stop retries and deliveries in flight and close every handle; the memory
- * is freed in close callbacks, so run the loop after. NULL-safe. */
+ * is freed in close callbacks, so run the loop after. What waits stays in
+ * the journal. NULL-safe. */
 void alerter_free(struct alerter *a);
+
+/* For /v1/status: {"pending": N, "dropped": N, "webhooks": [{"webhook",
+ * "url" (scheme://host:port), "pending", "delivered", "dropped" (by the
+ * bound, since start), "failing", "attempts", "error"}]}. */
+json_t *alerter_status_json(const struct alerter *a);
 
 /* A fault opened: "opened", once per fault id and webhook, if f->severity
  * >= the webhook's min_severity. A known symptom's id is ignored. */

@@ -71,6 +71,22 @@ static const char *const journal__migrations[] = {
     "  service TEXT PRIMARY KEY,"
     "  pid INTEGER NOT NULL,"
     "  start_ticks INTEGER NOT NULL);",
+    /* 2: webhook messages wait here until delivered; AUTOINCREMENT keeps
+     * the highest seq ever used, so a message id is never handed out twice. */
+    "CREATE TABLE alert_queue ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  hook TEXT NOT NULL,"        /* the webhook's key: scheme://host:port#hash */
+    "  fault_id INTEGER NOT NULL," /* 0: no fault */
+    "  event TEXT NOT NULL,"
+    "  opens INTEGER NOT NULL," /* 1: the first message of the fault's alert */
+    "  service TEXT NOT NULL,"
+    "  body TEXT NOT NULL);" /* the JSON document, as it is sent */
+    "CREATE INDEX alert_queue_by_hook ON alert_queue(hook, seq);"
+    "CREATE TABLE alert_open ("
+    "  hook TEXT NOT NULL,"
+    "  fault_id INTEGER NOT NULL,"
+    "  symptoms TEXT NOT NULL," /* JSON array of fault ids */
+    "  PRIMARY KEY (hook, fault_id));",
 };
 #define JOURNAL_SCHEMA_VERSION (int)(sizeof journal__migrations / sizeof *journal__migrations)
 
@@ -174,6 +190,51 @@ static const char *const journal__sql[STMT__COUNT] = {
                                "(SELECT id FROM transitions ORDER BY id LIMIT ?2) AND at_ms < ?1",
 };
 
+/* The alert queue's statements: prepared on first use, so a journal that
+ * never alerts pays nothing. */
+enum journal_alert_stmt {
+    ASTMT_SEQ_MAX,
+    ASTMT_PUSH,
+    ASTMT_DELETE,
+    ASTMT_DELETE_FAULT,
+    ASTMT_READ,
+    ASTMT_GROUPS,
+    ASTMT_OPEN_SET,
+    ASTMT_OPEN_CLEAR,
+    ASTMT_OPENS,
+    ASTMT_HOOKS,
+    ASTMT_FORGET_QUEUE,
+    ASTMT_FORGET_OPEN,
+    ASTMT__COUNT
+};
+
+static const char *const journal__alert_sql[ASTMT__COUNT] = {
+    [ASTMT_SEQ_MAX] = "SELECT max(coalesce((SELECT seq FROM sqlite_sequence "
+                      "WHERE name = 'alert_queue'), 0), coalesce(max(seq), 0)) FROM alert_queue",
+    [ASTMT_PUSH] = "INSERT INTO alert_queue (seq, hook, fault_id, event, opens, service, body) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ASTMT_DELETE] = "DELETE FROM alert_queue WHERE hook = ?1 AND seq = ?2",
+    [ASTMT_DELETE_FAULT] = "DELETE FROM alert_queue WHERE hook = ?1 AND fault_id = ?2",
+    [ASTMT_READ] = "SELECT seq, fault_id, opens, event, service, body FROM alert_queue "
+                   "WHERE hook = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    /* One min() aggregate: SQLite takes the bare column opens from the row
+     * holding it, the oldest of the group. */
+    [ASTMT_GROUPS] = "SELECT fault_id, min(seq), count(*), opens FROM alert_queue WHERE hook = ?1 "
+                     "GROUP BY CASE WHEN fault_id = 0 THEN -seq ELSE fault_id END ORDER BY 2",
+    [ASTMT_OPEN_SET] = "INSERT OR REPLACE INTO alert_open (hook, fault_id, symptoms) "
+                       "VALUES (?1, ?2, ?3)",
+    [ASTMT_OPEN_CLEAR] = "DELETE FROM alert_open WHERE hook = ?1 AND fault_id = ?2",
+    [ASTMT_OPENS] = "SELECT o.fault_id, o.symptoms, f.id, f.service, f.check_name, f.type, "
+                    "f.severity, f.impact, f.description, f.context, f.opened_ms, f.resolved_ms "
+                    "FROM alert_open o LEFT JOIN faults f ON f.id = o.fault_id "
+                    "WHERE o.hook = ?1 ORDER BY o.fault_id",
+    [ASTMT_HOOKS] = "SELECT hook, sum(n) FROM (SELECT hook, count(*) AS n FROM alert_queue "
+                    "GROUP BY hook UNION ALL SELECT hook, 0 FROM alert_open) GROUP BY hook "
+                    "ORDER BY hook",
+    [ASTMT_FORGET_QUEUE] = "DELETE FROM alert_queue WHERE hook = ?1",
+    [ASTMT_FORGET_OPEN] = "DELETE FROM alert_open WHERE hook = ?1",
+};
+
 /* SQL texts with their values inlined (sqlite3_expanded_sql). */
 struct journal__sqls {
     char **v;
@@ -199,6 +260,8 @@ struct journal {
     char moved_why[256];           /* what SQLite said of it */
     struct journal_retention keep; /* what journal_prune keeps */
     bool shrinking;                /* over the size cap's high mark, not yet under its low one */
+    sqlite3_stmt *alert_stmt[ASTMT__COUNT]; /* the alert queue's; NULL until first used */
+    int64_t next_alert_seq;                 /* 0 until first used: the highest ever + 1 */
 };
 
 /* ---- small helpers ---- */
@@ -650,6 +713,10 @@ static void journal__close_db(struct journal *j)
         sqlite3_finalize(j->stmt[i]);
         j->stmt[i] = NULL;
     }
+    for (int i = 0; i < ASTMT__COUNT; i++) {
+        sqlite3_finalize(j->alert_stmt[i]);
+        j->alert_stmt[i] = NULL;
+    }
     sqlite3_close(j->db); /* NULL-safe; the last connection checkpoints the WAL */
     j->db = NULL;
 }
@@ -925,20 +992,25 @@ int journal_fault_resolve(struct journal *j, const struct fault *f)
     return journal__exec(j, s, "fault-resolve");
 }
 
-/* Columns of FAULT_COLS into a struct fault. */
-static void journal__fault_read(sqlite3_stmt *s, struct fault *f)
+/* Columns of FAULT_COLS, from column at on, into a struct fault. */
+static void journal__fault_read_at(sqlite3_stmt *s, int at, struct fault *f)
 {
     memset(f, 0, sizeof *f);
-    f->id = sqlite3_column_int64(s, 0);
-    journal__copy(f->service, sizeof f->service, journal__text(s, 1));
-    journal__copy(f->check, sizeof f->check, journal__text(s, 2));
-    f->type = (enum fault_type)journal__enum(fault_type_parse, s, 3);
-    f->severity = (enum severity)journal__enum(severity_parse, s, 4);
-    f->impact = (enum impact)journal__enum(impact_parse, s, 5);
-    journal__copy(f->description, sizeof f->description, journal__text(s, 6));
-    f->context = strdup(journal__text(s, 7));
-    f->opened_ms = (uint64_t)sqlite3_column_int64(s, 8);
-    f->resolved_ms = (uint64_t)sqlite3_column_int64(s, 9); /* NULL reads as 0 */
+    f->id = sqlite3_column_int64(s, at);
+    journal__copy(f->service, sizeof f->service, journal__text(s, at + 1));
+    journal__copy(f->check, sizeof f->check, journal__text(s, at + 2));
+    f->type = (enum fault_type)journal__enum(fault_type_parse, s, at + 3);
+    f->severity = (enum severity)journal__enum(severity_parse, s, at + 4);
+    f->impact = (enum impact)journal__enum(impact_parse, s, at + 5);
+    journal__copy(f->description, sizeof f->description, journal__text(s, at + 6));
+    f->context = strdup(journal__text(s, at + 7));
+    f->opened_ms = (uint64_t)sqlite3_column_int64(s, at + 8);
+    f->resolved_ms = (uint64_t)sqlite3_column_int64(s, at + 9); /* NULL reads as 0 */
+}
+
+static void journal__fault_read(sqlite3_stmt *s, struct fault *f)
+{
+    journal__fault_read_at(s, 0, f);
 }
 
 int journal_faults_open_for(struct journal *j, const char *service, struct fault **out)
@@ -1092,6 +1164,270 @@ fail:
         free(v[i].service);
     free(v);
     return r;
+}
+
+/* ---- the alert queue ---- */
+
+/* The statement for id, prepared on first use, reset and unbound; NULL
+ * (logged) if it cannot be prepared. */
+static sqlite3_stmt *journal__alert_stmt(struct journal *j, enum journal_alert_stmt id)
+{
+    if (!j->alert_stmt[id] &&
+        sqlite3_prepare_v3(j->db, journal__alert_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                           &j->alert_stmt[id], NULL) != SQLITE_OK) {
+        journal__fail(j, "alert-prepare");
+        return NULL;
+    }
+    sqlite3_reset(j->alert_stmt[id]);
+    sqlite3_clear_bindings(j->alert_stmt[id]);
+    return j->alert_stmt[id];
+}
+
+/* A write of the alert queue: (hook, id) bound as ?1, ?2. */
+static int journal__alert_write(struct journal *j, enum journal_alert_stmt id, const char *hook,
+                                int64_t key, const char *op)
+{
+    sqlite3_stmt *s = journal__alert_stmt(j, id);
+    if (!s)
+        return -EIO;
+    journal__bind_text(s, 1, hook);
+    sqlite3_bind_int64(s, 2, key);
+    return journal__exec(j, s, op);
+}
+
+void journal_alert_release(struct journal_alert *m)
+{
+    if (!m)
+        return;
+    free(m->body);
+    m->body = NULL;
+}
+
+int64_t journal_alert_seq_next(struct journal *j)
+{
+    if (!j->next_alert_seq) {
+        sqlite3_stmt *s = journal__alert_stmt(j, ASTMT_SEQ_MAX);
+        if (!s)
+            return 0;
+        if (sqlite3_step(s) == SQLITE_ROW)
+            j->next_alert_seq = sqlite3_column_int64(s, 0) + 1;
+        else
+            journal__fail(j, "alert-seq");
+        sqlite3_reset(s);
+        if (!j->next_alert_seq)
+            return 0;
+    }
+    return j->next_alert_seq++;
+}
+
+int journal_alert_push(struct journal *j, const char *hook, const struct journal_alert *m)
+{
+    sqlite3_stmt *s = journal__alert_stmt(j, ASTMT_PUSH);
+    if (!s)
+        return -EIO;
+    sqlite3_bind_int64(s, 1, m->seq);
+    journal__bind_text(s, 2, hook);
+    sqlite3_bind_int64(s, 3, m->fault_id);
+    journal__bind_text(s, 4, m->event);
+    sqlite3_bind_int(s, 5, m->opens);
+    journal__bind_text(s, 6, m->service);
+    journal__bind_text(s, 7, m->body);
+    return journal__exec(j, s, "alert-push");
+}
+
+int journal_alert_delete(struct journal *j, const char *hook, int64_t seq)
+{
+    return journal__alert_write(j, ASTMT_DELETE, hook, seq, "alert-delete");
+}
+
+int journal_alert_delete_fault(struct journal *j, const char *hook, int64_t fault_id)
+{
+    return journal__alert_write(j, ASTMT_DELETE_FAULT, hook, fault_id, "alert-delete-fault");
+}
+
+int journal_alert_read(struct journal *j, const char *hook, int64_t after,
+                       struct journal_alert *out, int max)
+{
+    sqlite3_stmt *s = journal__alert_stmt(j, ASTMT_READ);
+    int n = 0, rc = SQLITE_ERROR;
+    if (!s)
+        return -EIO;
+    journal__bind_text(s, 1, hook);
+    sqlite3_bind_int64(s, 2, after);
+    sqlite3_bind_int(s, 3, max);
+    while (n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct journal_alert *m = &out[n];
+        memset(m, 0, sizeof *m);
+        m->seq = sqlite3_column_int64(s, 0);
+        m->fault_id = sqlite3_column_int64(s, 1);
+        m->opens = sqlite3_column_int(s, 2) != 0;
+        journal__copy(m->event, sizeof m->event, journal__text(s, 3));
+        journal__copy(m->service, sizeof m->service, journal__text(s, 4));
+        if (!(m->body = strdup(journal__text(s, 5))))
+            break;
+        n++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        journal__fail(j, "alert-read");
+        n = -EIO;
+    }
+    sqlite3_reset(s);
+    return n;
+}
+
+int journal_alert_groups(struct journal *j, const char *hook, struct journal_alert_group **out)
+{
+    sqlite3_stmt *s = journal__alert_stmt(j, ASTMT_GROUPS);
+    struct journal_alert_group *v = NULL;
+    int n = 0, cap = 0, rc = SQLITE_ERROR;
+    *out = NULL;
+    if (!s)
+        return -EIO;
+    journal__bind_text(s, 1, hook);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct journal_alert_group *nv = realloc(v, (size_t)cap * sizeof *v);
+            if (!nv)
+                break;
+            v = nv;
+        }
+        v[n++] = (struct journal_alert_group){.fault_id = sqlite3_column_int64(s, 0),
+                                              .first_seq = sqlite3_column_int64(s, 1),
+                                              .count = sqlite3_column_int64(s, 2),
+                                              .first_opens = sqlite3_column_int(s, 3) != 0};
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        journal__fail(j, "alert-groups");
+        free(v);
+        return -EIO;
+    }
+    *out = v;
+    return n;
+}
+
+int journal_alert_open_set(struct journal *j, const char *hook, int64_t fault_id,
+                           const char *symptoms)
+{
+    sqlite3_stmt *s = journal__alert_stmt(j, ASTMT_OPEN_SET);
+    if (!s)
+        return -EIO;
+    journal__bind_text(s, 1, hook);
+    sqlite3_bind_int64(s, 2, fault_id);
+    journal__bind_text(s, 3, symptoms ? symptoms : "[]");
+    return journal__exec(j, s, "alert-open-set");
+}
+
+int journal_alert_open_clear(struct journal *j, const char *hook, int64_t fault_id)
+{
+    return journal__alert_write(j, ASTMT_OPEN_CLEAR, hook, fault_id, "alert-open-clear");
+}
+
+/* One row of ASTMT_OPENS, read before the callbacks run. */
+struct journal__alert_open {
+    int64_t fault_id; /* as recorded */
+    bool known;       /* the faults table still has it */
+    struct fault f;   /* when known; owns its context */
+    char *symptoms;   /* JSON array text; heap */
+};
+
+int journal_alert_opens(struct journal *j, const char *hook,
+                        void (*fn)(void *arg, int64_t fault_id, const struct fault *f,
+                                   const char *symptoms),
+                        void *arg)
+{
+    sqlite3_stmt *s = journal__alert_stmt(j, ASTMT_OPENS);
+    struct journal__alert_open *v = NULL;
+    int n = 0, cap = 0, rc = SQLITE_ERROR, r = -EIO;
+    if (!s)
+        return -EIO;
+    journal__bind_text(s, 1, hook);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            struct journal__alert_open *nv = realloc(v, (size_t)cap * sizeof *v);
+            if (!nv)
+                break;
+            v = nv;
+        }
+        struct journal__alert_open *o = &v[n++];
+        memset(o, 0, sizeof *o);
+        o->fault_id = sqlite3_column_int64(s, 0);
+        o->symptoms = strdup(journal__text(s, 1));
+        if ((o->known = sqlite3_column_type(s, 2) != SQLITE_NULL))
+            journal__fault_read_at(s, 2, &o->f);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        journal__fail(j, "alert-opens");
+        goto out;
+    }
+    for (int i = 0; i < n; i++)
+        fn(arg, v[i].fault_id, v[i].known ? &v[i].f : NULL, v[i].symptoms ? v[i].symptoms : "[]");
+    r = 0;
+out:
+    for (int i = 0; i < n; i++) {
+        free(v[i].f.context);
+        free(v[i].symptoms);
+    }
+    free(v);
+    return r;
+}
+
+int journal_alert_hooks(struct journal *j, void (*fn)(void *arg, const char *hook, int64_t waiting),
+                        void *arg)
+{
+    sqlite3_stmt *s = journal__alert_stmt(j, ASTMT_HOOKS);
+    char **hooks = NULL;
+    int64_t *waiting = NULL;
+    int n = 0, cap = 0, rc = SQLITE_ERROR, r = -EIO;
+    if (!s)
+        return -EIO;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4;
+            char **nh = realloc(hooks, (size_t)cap * sizeof *nh);
+            if (nh)
+                hooks = nh;
+            int64_t *nw = realloc(waiting, (size_t)cap * sizeof *nw);
+            if (nw)
+                waiting = nw;
+            if (!nh || !nw)
+                break;
+        }
+        waiting[n] = sqlite3_column_int64(s, 1);
+        if (!(hooks[n] = strdup(journal__text(s, 0))))
+            break;
+        n++;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        journal__fail(j, "alert-hooks");
+        goto out;
+    }
+    for (int i = 0; i < n; i++)
+        fn(arg, hooks[i], waiting[i]);
+    r = 0;
+out:
+    for (int i = 0; i < n; i++)
+        free(hooks[i]);
+    free(hooks);
+    free(waiting);
+    return r;
+}
+
+int journal_alert_forget_hook(struct journal *j, const char *hook)
+{
+    sqlite3_stmt *s = journal__alert_stmt(j, ASTMT_FORGET_QUEUE);
+    if (!s)
+        return -EIO;
+    journal__bind_text(s, 1, hook);
+    int r = journal__exec(j, s, "alert-forget");
+    if (!(s = journal__alert_stmt(j, ASTMT_FORGET_OPEN)))
+        return -EIO;
+    journal__bind_text(s, 1, hook);
+    return journal__exec(j, s, "alert-forget") < 0 ? -EIO : r;
 }
 
 /* ---- JSON views ---- */

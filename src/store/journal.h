@@ -93,6 +93,67 @@ int journal_children(struct journal *j,
                      void (*fn)(const char *service, pid_t pid, uint64_t start_ticks, void *arg),
                      void *arg);
 
+/* The alert queue: webhook messages waiting for delivery, per webhook, in
+ * seq order, so that a receiver that is down, or a restart of recoverd,
+ * loses none. hook is the webhook's key (it must hold no secret: it is
+ * written as given). A queue survives until its messages are delivered or
+ * dropped by the alerter: the journal's own pruning leaves it alone. */
+struct journal_alert {
+    int64_t seq;      /* order within the webhook; never reused in one journal */
+    int64_t fault_id; /* 0: a message about a service, with no fault */
+    bool opens;       /* the first message of its fault's alert in this webhook */
+    char event[16];   /* "opened", "escalated", ... */
+    char service[64]; /* for logs */
+    char *body;       /* the JSON document; owned (journal_alert_release) */
+};
+void journal_alert_release(struct journal_alert *m); /* frees body; NULL-safe */
+
+/* Hand out the next seq (the first call reads the highest ever used). 0 on
+ * a read error. */
+int64_t journal_alert_seq_next(struct journal *j);
+/* Queue m (m->seq from journal_alert_seq_next) for hook. */
+int journal_alert_push(struct journal *j, const char *hook, const struct journal_alert *m);
+/* A message delivered: it leaves the queue. */
+int journal_alert_delete(struct journal *j, const char *hook, int64_t seq);
+/* Every message of one fault (fault_id != 0) leaves hook's queue. */
+int journal_alert_delete_fault(struct journal *j, const char *hook, int64_t fault_id);
+/* Up to max messages of hook with seq > after, oldest first, into out
+ * (release each). The count, or -EIO. Reads what is on disk (and in the
+ * open batch): a write that waits for the disk is not seen yet. */
+int journal_alert_read(struct journal *j, const char *hook, int64_t after,
+                       struct journal_alert *out, int max);
+
+/* What waits for hook, by fault (a message with no fault is a group of
+ * its own), oldest group first: for the alerter's bound after a restart. */
+struct journal_alert_group {
+    int64_t fault_id;  /* 0: one message with no fault */
+    int64_t first_seq; /* the seq of its oldest waiting message */
+    int64_t count;     /* messages waiting */
+    bool first_opens;  /* that oldest message opens the fault's alert */
+};
+/* The count (*out is the caller's to free()), or -EIO. */
+int journal_alert_groups(struct journal *j, const char *hook, struct journal_alert_group **out);
+
+/* The fault alerts open in hook (opened, not yet resolved), so that a
+ * restarted recoverd still sends their resolution. symptoms: JSON array
+ * text of the fault ids folded into the alert. */
+int journal_alert_open_set(struct journal *j, const char *hook, int64_t fault_id,
+                           const char *symptoms);
+int journal_alert_open_clear(struct journal *j, const char *hook, int64_t fault_id);
+/* Calls fn for each open alert of hook, oldest fault first, with the
+ * fault as journaled (NULL when the journal has no such fault any more).
+ * The rows are read before fn runs: fn may write. 0 or -EIO. */
+int journal_alert_opens(struct journal *j, const char *hook,
+                        void (*fn)(void *arg, int64_t fault_id, const struct fault *f,
+                                   const char *symptoms),
+                        void *arg);
+/* Calls fn for every hook with queued messages or open alerts, with the
+ * number of messages waiting. 0 or -EIO. */
+int journal_alert_hooks(struct journal *j, void (*fn)(void *arg, const char *hook, int64_t waiting),
+                        void *arg);
+/* A webhook no longer configured: its queue and open alerts go. */
+int journal_alert_forget_hook(struct journal *j, const char *hook);
+
 /* Views for the API (new references; NULL on error). Timestamps are ISO
  * 8601 strings (clock_iso8601), null while unset. */
 json_t *journal_faults_json(struct journal *j, bool active_only, size_t limit);

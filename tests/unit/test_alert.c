@@ -1,11 +1,15 @@
-/* Webhook alerts against a real HTTP receiver in the same loop: one alert
- * per fault plus its resolution, repeats, symptoms, retries, secrets. */
+/* Webhook alerts against a real HTTP receiver in the same loop and a real
+ * journal in a temporary directory: one alert per fault plus its
+ * resolution, repeats, symptoms, retries that never give up, the bound
+ * (whole faults dropped, oldest first), a restart that reloads the queue
+ * from the journal, secrets. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <setjmp.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -20,6 +24,7 @@
 #include "lib/url.h"
 #include "loopwait.h"
 #include "monitor/alert.h"
+#include "store/journal.h"
 
 #define RX_MAX 2048 /* requests a receiver records */
 
@@ -179,9 +184,20 @@ struct fx {
     struct alerts_cfg cfg;   /* {&hook, 1} */
     char url[256];           /* hook.url */
     struct alerter *a;
+    struct journal *j; /* dir/journal.db */
+    char dir[64];      /* mkdtemp directory */
+    char db_path[96];  /* the journal in it */
     int saved_stderr;  /* while the log is captured; -1: not */
     char log_path[64]; /* the captured log */
 };
+
+static void fx_journal_open(struct fx *f)
+{
+    char err[256];
+    f->j = journal_open(f->db_path, err, sizeof err);
+    if (!f->j)
+        fail_msg("journal_open: %s", err);
+}
 
 static int fx_setup(void **state)
 {
@@ -195,11 +211,23 @@ static int fx_setup(void **state)
                                    .min_severity = SEVERITY_HIGH,
                                    .repeat_ms = 0,
                                    .timeout_ms = 1000,
-                                   .retries = 5};
+                                   .retries = 5,
+                                   .max_pending = 1000};
     f->cfg = (struct alerts_cfg){.webhooks = &f->hook, .n_webhooks = 1};
     f->saved_stderr = -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_alert_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->db_path, sizeof f->db_path, "%s/journal.db", f->dir);
+    fx_journal_open(f);
     *state = f;
     return 0;
+}
+
+static void fx_rm(const char *dir, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
 }
 
 static int fx_teardown(void **state)
@@ -214,6 +242,11 @@ static int fx_teardown(void **state)
     rx_close(&f->rx);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
+    journal_free(f->j);
+    fx_rm(f->dir, "journal.db");
+    fx_rm(f->dir, "journal.db-wal");
+    fx_rm(f->dir, "journal.db-shm");
+    rmdir(f->dir);
     free(f);
     return 0;
 }
@@ -222,14 +255,72 @@ static void fx_start(struct fx *f, bool listen)
 {
     if (listen)
         rx_listen(&f->rx);
-    f->a = alerter_new(&f->loop, &f->cfg);
+    f->a = alerter_new(&f->loop, &f->cfg, f->j);
     assert_non_null(f->a);
+}
+
+/* recoverd stops and starts again: the alerter and the journal are closed
+ * (what was queued is on disk, nowhere else), then opened anew. */
+static void fx_restart(struct fx *f)
+{
+    alerter_free(f->a);
+    f->a = NULL;
+    for (int i = 0; i < 4; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT); /* close callbacks */
+    journal_free(f->j);
+    fx_journal_open(f);
+    f->a = alerter_new(&f->loop, &f->cfg, f->j);
+    assert_non_null(f->a);
+}
+
+/* An integer from the journal, through a connection of its own. */
+static int64_t fx_sql(struct fx *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open_v2(f->db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+/* One figure of the alerter's status (top level). */
+static int64_t fx_status(struct fx *f, const char *key)
+{
+    json_t *st = alerter_status_json(f->a);
+    assert_non_null(st);
+    int64_t v = json_integer_value(json_object_get(st, key));
+    json_decref(st);
+    return v;
 }
 
 /* Run the loop until the receiver holds at least n bodies. */
 static void fx_wait(struct fx *f, int n)
 {
     loopwait_until(&f->loop, f->rx.n >= n);
+}
+
+static int64_t fx_status(struct fx *f, const char *key);
+
+/* Run the loop until the alerter has had every answer: the receiver
+ * records a body before its answer reaches the alerter. */
+static void fx_wait_sent(struct fx *f)
+{
+    loopwait_until(&f->loop, fx_status(f, "pending") == 0);
+}
+
+static void fx_settle(struct fx *f, uint64_t ms);
+
+/* Run the loop until the receiver holds n bodies, then a while longer:
+ * n and no more. */
+static void fx_wait_exactly(struct fx *f, int n)
+{
+    fx_wait(f, n);
+    fx_settle(f, 300);
+    assert_int_equal(f->rx.n, n);
 }
 
 /* Run the loop for ms: time for a message that must not come to show up
@@ -293,6 +384,15 @@ static struct fault fx_fault(int64_t id, const char *service, enum severity sev)
     snprintf(x.check, sizeof x.check, "http");
     snprintf(x.description, sizeof x.description, "HTTP 500");
     x.context = (char *)"{\"status\":500}"; /* a literal: never freed */
+    return x;
+}
+
+/* A fault as recoverd alerts one: journaled first (the id is the
+ * journal's), so that a restart finds it. */
+static struct fault fx_jfault(struct fx *f, const char *service)
+{
+    struct fault x = fx_fault(0, service, SEVERITY_HIGH);
+    assert_int_equal(journal_fault_open(f->j, &x), 0);
     return x;
 }
 
@@ -525,7 +625,9 @@ static void alert_http_500_is_retried_with_the_same_message(void **state)
     assert_true(f->rx.at[0] - t0 >= 400 + 800);
 }
 
-static void alert_never_delivered_is_logged_and_dropped(void **state)
+/* retries no longer gives up: past it the webhook is reported failing,
+ * and the message is still delivered once the receiver is back. */
+static void alert_past_retries_is_reported_and_still_delivered(void **state)
 {
     struct fx *f = *state;
     f->hook.retries = 2;
@@ -535,16 +637,138 @@ static void alert_never_delivered_is_logged_and_dropped(void **state)
     alert_fault_opened(f->a, &x);
     fx_wait_log(f, "alert-undelivered"); /* 1 + 2 attempts: about 1.5 s of backoff */
     char *log = fx_log(f);
-    assert_non_null(strstr(log, "alert-undelivered"));
     assert_non_null(strstr(log, "attempts=3"));
     free(log);
-    /* The queue moved on: the next message is delivered once up. */
+    json_t *st = alerter_status_json(f->a), *w = json_array_get(json_object_get(st, "webhooks"), 0);
+    assert_true(json_is_true(json_object_get(w, "failing")));
+    assert_int_equal(json_integer_value(json_object_get(w, "pending")), 1);
+    assert_string_equal(json_string_value(json_object_get(w, "error")), "Connection refused");
+    json_decref(st);
     rx_listen(&f->rx);
     x = fx_resolve(x);
     alert_fault_resolved(f->a, &x);
+    fx_wait(f, 2);
+    assert_event(f, 0, "opened", 42);
+    assert_event(f, 1, "resolved", 42);
+    fx_wait_log(f, "alert-delivered");
+    fx_wait_sent(f);
+    assert_int_equal(fx_sql(f, "SELECT count(*) FROM alert_queue"), 0);
+}
+
+/* The body's "id" of message i. */
+static const char *fx_id(struct fx *f, int i, char *buf, size_t len)
+{
+    json_t *m = fx_msg(f, i);
+    const char *id = json_string_value(json_object_get(m, "id"));
+    assert_non_null(id);
+    snprintf(buf, len, "%s", id);
+    json_decref(m);
+    return buf;
+}
+
+/* The seq part of message i's id: the order of the queue. */
+static long long fx_seq(struct fx *f, int i)
+{
+    char id[64];
+    return strtoll(fx_id(f, i, id, sizeof id), NULL, 10);
+}
+
+static void alert_receiver_down_keeps_every_alert_in_order(void **state)
+{
+    struct fx *f = *state;
+    f->hook.retries = 0;
+    fx_log_capture(f);
+    fx_start(f, false);
+    struct fault x = fx_fault(1, "web", SEVERITY_HIGH), y = fx_fault(2, "db", SEVERITY_CRITICAL);
+    alert_fault_opened(f->a, &x);
+    alert_fault_opened(f->a, &y);
+    alert_fault_escalated(f->a, &x, NULL, "repair");
+    x = fx_resolve(x);
+    alert_fault_resolved(f->a, &x);
+    y = fx_resolve(y);
+    alert_fault_resolved(f->a, &y);
+    fx_wait_log(f, "alert-undelivered");
+    assert_int_equal(fx_status(f, "pending"), 5);
+    assert_int_equal(fx_sql(f, "SELECT count(*) FROM alert_queue"), 5);
+    rx_listen(&f->rx);
+    fx_wait_exactly(f, 5);
+    assert_event(f, 0, "opened", 1);
+    assert_event(f, 1, "opened", 2);
+    assert_event(f, 2, "escalated", 1);
+    assert_event(f, 3, "resolved", 1);
+    assert_event(f, 4, "resolved", 2);
+    for (int i = 1; i < 5; i++)
+        assert_true(fx_seq(f, i) > fx_seq(f, i - 1));
+    assert_int_equal(fx_status(f, "dropped"), 0);
+}
+
+/* Stopped with alerts waiting and a fault open: the next run sends what
+ * waited, in order, and the fault's resolution, each once. */
+static void alert_restart_reloads_the_queue_from_the_journal(void **state)
+{
+    struct fx *f = *state;
+    fx_log_capture(f);
+    fx_start(f, false);
+    struct fault x = fx_jfault(f, "web"), y = fx_jfault(f, "db");
+    alert_fault_opened(f->a, &x);
+    alert_fault_escalated(f->a, &x, NULL, "repair");
+    alert_fault_opened(f->a, &y);
+    alert_fault_symptom(f->a, &(struct fault){.id = 55}, x.id);
+    fx_wait_log(f, "alert-retry");
+    fx_restart(f);
+    assert_int_equal(fx_status(f, "pending"), 3);
+    x = fx_resolve(x);
+    alert_fault_resolved(f->a, &x); /* known from the journal: resolved goes out */
+    rx_listen(&f->rx);
+    fx_wait_exactly(f, 4);
+    assert_int_equal(f->rx.requests, 4); /* once each */
+    assert_event(f, 0, "opened", x.id);
+    assert_event(f, 1, "escalated", x.id);
+    assert_event(f, 2, "opened", y.id);
+    assert_event(f, 3, "resolved", x.id);
+    json_t *m = fx_msg(f, 3), *sym = json_object_get(m, "symptoms");
+    assert_int_equal(json_array_size(sym), 1); /* the symptom survived the restart too */
+    assert_int_equal(json_integer_value(json_array_get(sym, 0)), 55);
+    json_decref(m);
+    char a[64], b[64];
+    for (int i = 1; i < 4; i++)
+        assert_string_not_equal(fx_id(f, i, a, sizeof a), fx_id(f, i - 1, b, sizeof b));
+    assert_int_equal(fx_sql(f, "SELECT count(*) FROM alert_queue"), 0);
+    assert_int_equal(fx_sql(f, "SELECT count(*) FROM alert_open"), 1); /* y, still open */
+}
+
+/* A fault resolved while recoverd could not alert (stopped in between):
+ * its open alert is resolved at the next start. */
+static void alert_restart_resolves_an_alert_whose_fault_was_resolved(void **state)
+{
+    struct fx *f = *state;
+    fx_start(f, true);
+    struct fault x = fx_jfault(f, "web");
+    alert_fault_opened(f->a, &x);
     fx_wait(f, 1);
-    assert_int_equal(f->rx.n, 1);
-    assert_event(f, 0, "resolved", 42);
+    fx_wait_sent(f);
+    x.resolved_ms = clock_wall_ms();
+    assert_int_equal(journal_fault_resolve(f->j, &x), 0);
+    fx_restart(f);
+    fx_wait(f, 2);
+    assert_event(f, 0, "opened", x.id);
+    assert_event(f, 1, "resolved", x.id);
+    assert_int_equal(fx_sql(f, "SELECT count(*) FROM alert_open"), 0);
+}
+
+static void alert_removed_webhook_queue_is_dropped_at_start(void **state)
+{
+    struct fx *f = *state;
+    fx_log_capture(f);
+    fx_start(f, false);
+    struct fault x = fx_fault(6, "web", SEVERITY_HIGH);
+    alert_fault_opened(f->a, &x);
+    fx_wait_log(f, "alert-retry");
+    f->cfg.n_webhooks = 0;
+    fx_restart(f);
+    assert_true(fx_logged(f, "alerts=1 why=\"webhook no longer configured\""));
+    assert_int_equal(fx_sql(f, "SELECT count(*) FROM alert_queue"), 0);
+    assert_int_equal(fx_sql(f, "SELECT count(*) FROM alert_open"), 0);
 }
 
 static void alert_log_never_contains_url_secret(void **state)
@@ -602,25 +826,125 @@ static void alerter_free_during_backoff_leaves_loop_empty(void **state)
     /* teardown frees the alerter and asserts the loop closes empty */
 }
 
-static void alert_queue_is_bounded_dropping_the_oldest(void **state)
+/* Over max_pending, the oldest fault not started at the receiver goes,
+ * all its messages at once; the one on the wire is kept. A fault dropped
+ * is forgotten: its resolution does not go out alone later. */
+static void alert_bound_drops_whole_faults_oldest_first(void **state)
 {
     struct fx *f = *state;
-    f->rx.hang = true;
-    f->hook.timeout_ms = 60000;
+    f->rx.hang = true; /* the first POST stays on the wire */
+    f->hook.timeout_ms = 1000;
+    f->hook.max_pending = 4;
     fx_log_capture(f);
     fx_start(f, true);
-    for (int64_t id = 1; id <= ALERT_QUEUE_MAX + 5; id++) {
-        struct fault x = fx_fault(id, "web", SEVERITY_HIGH);
-        alert_fault_opened(f->a, &x);
+    struct fault x[6];
+    for (int i = 1; i <= 4; i++) {
+        x[i] = fx_fault(i, "web", SEVERITY_HIGH);
+        alert_fault_opened(f->a, &x[i]);
     }
-    char *log = fx_log(f);
-    int drops = 0;
-    for (char *p = log; (p = strstr(p, "alert-dropped")); p++)
-        drops++;
-    assert_int_equal(drops, 5);
-    assert_non_null(strstr(log, "fault=2 ")); /* the oldest waiting, not the one in flight */
-    assert_null(strstr(log, "fault=1 "));
-    free(log);
+    x[1] = fx_resolve(x[1]);
+    alert_fault_resolved(f->a, &x[1]); /* 5 waiting: fault 2 goes, not 1 (on the wire) */
+    assert_true(fx_logged(f, "fault=2 alerts=1 why=\"more than 4 waiting\""));
+    assert_int_equal(fx_status(f, "pending"), 4);
+    assert_int_equal(fx_status(f, "dropped"), 1);
+    x[2] = fx_resolve(x[2]);
+    alert_fault_resolved(f->a, &x[2]); /* forgotten: nothing queued */
+    assert_int_equal(fx_status(f, "pending"), 4);
+    x[5] = fx_fault(5, "web", SEVERITY_HIGH);
+    alert_fault_opened(f->a, &x[5]); /* fault 3 goes */
+    assert_int_equal(fx_status(f, "dropped"), 2);
+    assert_int_equal(fx_sql(f, "SELECT count(*) FROM alert_queue WHERE fault_id IN (2, 3)"), 0);
+    f->rx.hang = false;
+    fx_wait_exactly(f, 4); /* in the order they were queued */
+    assert_event(f, 0, "opened", 1);
+    assert_event(f, 1, "opened", 4);
+    assert_event(f, 2, "resolved", 1);
+    assert_event(f, 3, "opened", 5);
+}
+
+/* A fault whose "opened" the receiver has keeps its later messages (its
+ * "resolved" will come): faults the receiver never heard of go first, even
+ * younger ones. */
+static void alert_bound_keeps_a_fault_whose_opened_was_delivered(void **state)
+{
+    struct fx *f = *state;
+    f->hook.timeout_ms = 1000;
+    f->hook.max_pending = 3;
+    fx_log_capture(f);
+    fx_start(f, true);
+    struct fault x = fx_fault(1, "web", SEVERITY_HIGH);
+    alert_fault_opened(f->a, &x);
+    fx_wait(f, 1);
+    fx_wait_sent(f);
+    f->rx.hang = true;
+    struct fault y[5];
+    for (int i = 2; i <= 4; i++) {
+        y[i] = fx_fault(i, "web", SEVERITY_HIGH);
+        alert_fault_opened(f->a, &y[i]); /* 2 on the wire, 3 and 4 waiting */
+    }
+    alert_fault_escalated(f->a, &x, NULL, "repair"); /* 4 waiting: 3 goes */
+    x = fx_resolve(x);
+    alert_fault_resolved(f->a, &x); /* 4 waiting: 4 goes */
+    assert_true(fx_logged(f, "fault=3 alerts=1"));
+    assert_true(fx_logged(f, "fault=4 alerts=1"));
+    assert_false(fx_logged(f, "fault=1 alerts="));
+    f->rx.hang = false;
+    fx_wait_exactly(f, 4);
+    assert_event(f, 0, "opened", 1);
+    assert_event(f, 1, "opened", 2);
+    assert_event(f, 2, "escalated", 1);
+    assert_event(f, 3, "resolved", 1);
+}
+
+/* The same rule after a restart: what the receiver started on is read back
+ * from the journal. */
+static void alert_bound_after_restart_keeps_a_started_fault(void **state)
+{
+    struct fx *f = *state;
+    f->hook.max_pending = 3;
+    fx_log_capture(f);
+    fx_start(f, true);
+    struct fault x = fx_jfault(f, "web"); /* faults 1 to 4, in order */
+    alert_fault_opened(f->a, &x);
+    fx_wait(f, 1);
+    fx_wait_sent(f);
+    rx_close(&f->rx); /* down */
+    alert_fault_escalated(f->a, &x, NULL, "repair");
+    struct fault y = fx_jfault(f, "web"), z = fx_jfault(f, "web");
+    alert_fault_opened(f->a, &y);
+    alert_fault_opened(f->a, &z);
+    fx_restart(f);
+    assert_int_equal(fx_status(f, "pending"), 3);
+    struct fault w = fx_jfault(f, "web");
+    assert_int_equal(w.id, 4);
+    alert_fault_opened(f->a, &w); /* 4 waiting: 2 goes (1 is started) */
+    assert_true(fx_logged(f, "fault=2 alerts=1"));
+    x = fx_resolve(x);
+    alert_fault_resolved(f->a, &x); /* 4 waiting: 3 goes */
+    assert_true(fx_logged(f, "fault=3 alerts=1"));
+    rx_listen(&f->rx);
+    fx_wait_exactly(f, 3);
+    assert_event(f, 0, "escalated", 1);
+    assert_event(f, 1, "opened", 4);
+    assert_event(f, 2, "resolved", 1);
+}
+
+/* While a fault's message waits, its repeats are not queued on top. */
+static void alert_repeat_waits_for_the_fault_s_last_message(void **state)
+{
+    struct fx *f = *state;
+    f->hook.repeat_ms = 100;
+    fx_log_capture(f);
+    fx_start(f, false);
+    struct fault x = fx_fault(9, "web", SEVERITY_HIGH);
+    alert_fault_opened(f->a, &x);
+    fx_wait_log(f, "alert-retry");
+    fx_settle(f, 500); /* five repeat intervals */
+    assert_int_equal(fx_status(f, "pending"), 1);
+    rx_listen(&f->rx);
+    fx_wait(f, 2);
+    assert_event(f, 0, "opened", 9);
+    assert_event(f, 1, "repeat", 9);
 }
 
 static void alert_reconfigure_keeps_open_alerts_of_unchanged_webhooks(void **state)
@@ -636,9 +960,7 @@ static void alert_reconfigure_keeps_open_alerts_of_unchanged_webhooks(void **sta
     alert_fault_opened(f->a, &x); /* still the same alert */
     x = fx_resolve(x);
     alert_fault_resolved(f->a, &x);
-    fx_wait(f, 2);
-    fx_settle(f, 200);
-    assert_int_equal(f->rx.n, 2);
+    fx_wait_exactly(f, 2);
     assert_event(f, 1, "resolved", 50);
     /* A reload without webhooks drops them. */
     struct alerts_cfg none = {0};
@@ -746,11 +1068,18 @@ int main(void)
         T(alert_messages_of_many_faults_arrive_in_order),
         T(alert_receiver_down_then_up_is_retried_and_delivered),
         T(alert_http_500_is_retried_with_the_same_message),
-        T(alert_never_delivered_is_logged_and_dropped),
+        T(alert_past_retries_is_reported_and_still_delivered),
+        T(alert_receiver_down_keeps_every_alert_in_order),
+        T(alert_restart_reloads_the_queue_from_the_journal),
+        T(alert_restart_resolves_an_alert_whose_fault_was_resolved),
+        T(alert_removed_webhook_queue_is_dropped_at_start),
         T(alert_log_never_contains_url_secret),
         T(alerter_free_with_delivery_in_flight_leaves_loop_empty),
         T(alerter_free_during_backoff_leaves_loop_empty),
-        T(alert_queue_is_bounded_dropping_the_oldest),
+        T(alert_bound_drops_whole_faults_oldest_first),
+        T(alert_bound_keeps_a_fault_whose_opened_was_delivered),
+        T(alert_bound_after_restart_keeps_a_started_fault),
+        T(alert_repeat_waits_for_the_fault_s_last_message),
         T(alert_reconfigure_keeps_open_alerts_of_unchanged_webhooks),
         T(alert_service_failed_without_fault_reaches_every_webhook),
         T(alert_https_webhook_goes_through_the_plugin),

@@ -125,10 +125,11 @@ static void journal_open_creates_schema_private_wal(void **state)
     snprintf(wal, sizeof wal, "%s-wal", fx->path);
     assert_int_equal(stat(wal, &st), 0); /* SQLite copies the main file's mode */
     assert_int_equal(st.st_mode & 0777, 0600);
-    assert_int_equal(sql_int(fx->path, "PRAGMA user_version"), 1);
+    assert_true(sql_int(fx->path, "PRAGMA user_version") >= 2);
     assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
-                                       "AND name IN ('faults','actions','transitions','children')"),
-                     4);
+                                       "AND name IN ('faults','actions','transitions','children',"
+                                       "'alert_queue','alert_open')"),
+                     6);
     assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
                                        "AND name IN ('faults_active','actions_by_fault')"),
                      2);
@@ -920,6 +921,126 @@ static void journal_prune_keeps_the_newest_fault_and_action_for_their_ids(void *
     journal_free(j);
 }
 
+/* ---- the alert queue ---- */
+
+static void push_alert(struct journal *j, const char *hook, int64_t fault_id, const char *event,
+                       bool opens)
+{
+    struct journal_alert m = {.seq = journal_alert_seq_next(j),
+                              .fault_id = fault_id,
+                              .opens = opens,
+                              .body = (char *)"{\"x\":1}"};
+    assert_true(m.seq > 0);
+    snprintf(m.event, sizeof m.event, "%s", event);
+    snprintf(m.service, sizeof m.service, "web");
+    assert_int_equal(journal_alert_push(j, hook, &m), 0);
+}
+
+/* A journal of today's main (schema 1) gains the alert tables, and keeps
+ * its history. */
+static void journal_schema_1_is_migrated_to_the_alert_queue(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    journal_free(j);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE alert_queue; DROP TABLE alert_open; "
+                                  "DELETE FROM sqlite_sequence; PRAGMA user_version = 1",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    j = open_ok(fx);
+    assert_true(sql_int(fx->path, "PRAGMA user_version") >= 2);
+    push_alert(j, "http://h:1#00", f.id, "opened", true);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM alert_queue"), 1);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM faults"), 1);
+    journal_free(j);
+}
+
+/* A message id is never handed out twice, even once every message that
+ * had one was delivered and recoverd restarted. */
+static void journal_alert_seq_is_never_reused(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    push_alert(j, "h", 1, "opened", true);
+    push_alert(j, "h", 1, "resolved", false);
+    assert_int_equal(journal_alert_delete(j, "h", 1), 0);
+    assert_int_equal(journal_alert_delete(j, "h", 2), 0);
+    journal_free(j);
+    j = open_ok(fx);
+    assert_int_equal(journal_alert_seq_next(j), 3);
+    journal_free(j);
+}
+
+/* Reads go in order, per hook, past a seq; groups are per fault (a message
+ * without one is its own), oldest first, with whether they open. */
+static void journal_alert_read_and_groups(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    push_alert(j, "a", 7, "escalated", false); /* 1 */
+    push_alert(j, "b", 7, "opened", true);     /* 2: another hook */
+    push_alert(j, "a", 0, "failed", true);     /* 3 */
+    push_alert(j, "a", 8, "opened", true);     /* 4 */
+    push_alert(j, "a", 7, "resolved", false);  /* 5 */
+    push_alert(j, "a", 0, "failed", true);     /* 6 */
+    struct journal_alert rows[8];
+    assert_int_equal(journal_alert_read(j, "a", 1, rows, 2), 2);
+    assert_int_equal(rows[0].seq, 3);
+    assert_int_equal(rows[1].seq, 4);
+    assert_string_equal(rows[1].event, "opened");
+    assert_true(rows[1].opens);
+    assert_string_equal(rows[1].body, "{\"x\":1}");
+    journal_alert_release(&rows[0]);
+    journal_alert_release(&rows[1]);
+    struct journal_alert_group *g = NULL;
+    assert_int_equal(journal_alert_groups(j, "a", &g), 4);
+    assert_int_equal(g[0].fault_id, 7);
+    assert_int_equal(g[0].count, 2);
+    assert_false(g[0].first_opens);
+    assert_int_equal(g[1].first_seq, 3);
+    assert_int_equal(g[1].fault_id, 0);
+    assert_int_equal(g[2].fault_id, 8);
+    assert_true(g[2].first_opens);
+    assert_int_equal(g[3].first_seq, 6);
+    free(g);
+    assert_int_equal(journal_alert_delete_fault(j, "a", 7), 0);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM alert_queue WHERE fault_id = 7"), 1);
+    assert_int_equal(journal_alert_forget_hook(j, "a"), 0);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM alert_queue"), 1);
+    journal_free(j);
+}
+
+/* While the disk refuses writes, a queued message is kept for later and not
+ * seen by reads yet; once written it is. */
+static void journal_alert_push_waits_for_the_disk_like_any_write(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    journal_set_batching(j, true);
+    push_alert(j, "h", 1, "opened", true);
+    assert_int_equal(journal_flush(j), 0);
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open(fx->path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    push_alert(j, "h", 1, "resolved", false);
+    assert_int_equal(journal_flush(j), -EAGAIN);
+    struct journal_alert rows[4];
+    assert_int_equal(journal_alert_read(j, "h", 1, rows, 4), 0);
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    poll_until(journal_flush(j) != -EAGAIN);
+    assert_int_equal(journal_alert_read(j, "h", 1, rows, 4), 1);
+    assert_string_equal(rows[0].event, "resolved");
+    journal_alert_release(&rows[0]);
+    journal_free(j);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -953,6 +1074,10 @@ int main(void)
         T(journal_prune_by_age_keeps_open_faults_and_unfinished_actions),
         T(journal_prune_by_size_holds_the_file_under_the_cap),
         T(journal_prune_keeps_the_newest_fault_and_action_for_their_ids),
+        T(journal_schema_1_is_migrated_to_the_alert_queue),
+        T(journal_alert_seq_is_never_reused),
+        T(journal_alert_read_and_groups),
+        T(journal_alert_push_waits_for_the_disk_like_any_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
