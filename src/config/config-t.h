@@ -109,16 +109,24 @@ struct alerts_cfg {
     size_t n_webhooks;
 };
 
+/* The API's TCP side; the Unix socket is always state_dir/api.sock. */
+struct api_cfg {
+    struct sockaddr_storage listen; /* api.listen; default 127.0.0.1:7411 */
+    char **hostnames;  /* api.hostnames: what the Host header may name, NULL-terminated;
+                        * NULL: 127.0.0.1, localhost, [::1] (each with or without the port) */
+    bool allow_remote; /* api.allow_remote: a listen address other than loopback is accepted */
+};
+
 struct config {
     unsigned max_concurrent;                       /* max_concurrent_recoveries; default 3 */
     uint64_t action_timeout_ms;                    /* per action; default 60 s */
     int rules[FAULT_TYPE__COUNT][STRATEGY__COUNT]; /* fault type -> strategy chain (enum strategy)
                                                     */
     unsigned n_rules[FAULT_TYPE__COUNT];           /* length of each chain */
-    char *path;                  /* file it was read from ("<demo>" for the bundled one) */
-    char *state_dir;             /* default "./var" */
-    struct sockaddr_storage api; /* api.listen; default 127.0.0.1:7411 */
-    uint64_t quiet_ms; /* recovered -> normal after this long without faults; default 10000 */
+    char *path;         /* file it was read from ("<demo>" for the bundled one) */
+    char *state_dir;    /* default "./var" */
+    struct api_cfg api; /* api: { listen, hostnames, allow_remote } */
+    uint64_t quiet_ms;  /* recovered -> normal after this long without faults; default 10000 */
     struct service_cfg *services; /* n_services entries, in file order */
     size_t n_services;
     struct alerts_cfg alerts;       /* alerts: { webhooks: [...] } */
