@@ -741,24 +741,28 @@ static void api__pause(struct api *a)
     uv_timer_start(&a->pause, api__pause_cb, API__PAUSE_MS, 0);
 }
 
-/* EMFILE: no descriptor for the next client. The reserve is given up to
- * accept the waiting clients one by one, each told 503 and closed, so the
- * listener stops being readable (the loop would spin on it otherwise),
- * then taken back. Without a reserve (something else took the freed
- * slot), the doors rest instead. */
+/* EMFILE: no descriptor for the next client. The reserve is given up:
+ * on TCP to accept the waiting clients one by one, each told 503 and
+ * closed, so the listener stops being readable (the loop would spin on it
+ * otherwise); on the Unix socket to let one operator in and serve them,
+ * since the operators' door must stay open when TCP clients hold every
+ * other descriptor. Then it is taken back; while that fails (the slot is
+ * in use), the doors rest and try again. */
 static void door__out_of_fds(struct door *d, int err)
 {
     struct api *a = d->api;
     int fd, n = 0;
     if (!a->short_of_fds)
         log_event(LOG_WARN, NULL, "api-fds-exhausted",
-                  "door=%s error=\"%s\" what=\"new clients get 503 until descriptors free up\"",
+                  "door=%s error=\"%s\" what=\"TCP clients get 503 until descriptors free up\"",
                   d->name, strerror(err));
     a->short_of_fds = true;
     if (a->reserve >= 0) {
         close(a->reserve);
         a->reserve = -1;
-        while (n++ < API__ACCEPT_BATCH &&
+        if (d->local && (fd = accept4(d->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+            door__admit(d, fd);
+        while (!d->local && n++ < API__ACCEPT_BATCH &&
                (fd = accept4(d->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
             api__turn_away_busy(a, fd);
         a->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
