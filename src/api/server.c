@@ -1000,9 +1000,10 @@ static char **api__strv_dup(char *const *v)
 static int api__open_doors(struct api *a, const struct api_cfg *cfg, const struct api_options *opt,
                            char *err, size_t errlen)
 {
-    struct sockaddr_storage bound = {0}; /* api__tcp_listen fills it when it returns 0 */
+    struct sockaddr_storage bound; /* api__tcp_listen fills it when it returns 0 */
     char name[INET6_ADDRSTRLEN + 8];
     int fd = -1, r;
+    memset(&bound, 0, sizeof bound);
     api__addr_format(&cfg->listen, name, sizeof name);
     if ((r = api__tcp_listen(&cfg->listen, &fd, &bound)) < 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", name, strerror(-r));
