@@ -71,12 +71,15 @@ static void ctl_socket_path(const char *state_dir, char *buf, size_t len)
 
 /* curl takes a socket path of at most 107 bytes, like the kernel: a longer
  * one is reached through its directory, held open for the run, as
- * /proc/self/fd/N/NAME. The path itself when it fits or that fails. */
+ * /proc/self/fd/N/NAME (made once). The path itself when it fits or that
+ * fails. */
 static const char *ctl__socket_short(struct ctl *c, const char *path)
 {
     const char *slash = strrchr(path, '/');
     char dir[4096];
     int fd;
+    if (c->socket_short[0])
+        return c->socket_short;
     if (strlen(path) < sizeof c->socket_short || !slash || slash - path >= (long)sizeof dir)
         return path;
     snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
@@ -84,6 +87,7 @@ static const char *ctl__socket_short(struct ctl *c, const char *path)
         return path;
     if ((size_t)snprintf(c->socket_short, sizeof c->socket_short, "/proc/self/fd/%d/%s", fd,
                          slash + 1) >= sizeof c->socket_short) {
+        c->socket_short[0] = '\0';
         close(fd);
         return path;
     }

@@ -9,6 +9,8 @@ import socket
 import threading
 import time
 
+from helpers import http_exchange
+
 SLOW_HEAD = b"GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "  # never ends
 
 
@@ -92,21 +94,11 @@ class Abuse:
 
     def _kept_alive(self):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
-        s.sendall(b"GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed before answering")
-            data += chunk
-        head, body = data.split(b"\r\n\r\n", 1)
-        length = int([h.split(b":")[1] for h in head.split(b"\r\n")
-                      if h.lower().startswith(b"content-length")][0])
-        while len(body) < length:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed inside the answer")
-            body += chunk
+        try:
+            http_exchange(s, "/v1/status")
+        except OSError:
+            s.close()
+            raise
         s.setblocking(False)
         return s
 
@@ -123,7 +115,7 @@ class Abuse:
                 if s is None:
                     try:
                         socks[i] = self._kept_alive()
-                    except (OSError, ValueError, IndexError):
+                    except (OSError, ValueError):
                         self.refused += 1
             self.stopping.wait(0.2)
         for s in socks:
