@@ -273,20 +273,27 @@ def _start_with_nofile(rd, n):
 
 
 def _flood(port, n):
-    """n connections at once; how each ended after a moment: '503', 'open'
-    (accepted, waiting for a request) or 'closed'."""
+    """n connections at once, and how each ended: '503', 'closed' or 'open'
+    (accepted and waiting for a request, or not taken yet), once a 503 has
+    come and nothing changed for 0.5 s (10 s at most)."""
     socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(n)]
-    time.sleep(0.5)
-    ends = []
+    ends = ["open"] * n
     for s in socks:
         s.setblocking(False)
-        try:
-            data = s.recv(4096)
-            ends.append("503" if data.startswith(b"HTTP/1.1 503") else "closed")
-        except BlockingIOError:
-            ends.append("open")
-        except ConnectionResetError:
-            ends.append("closed")
+    deadline, quiet = time.monotonic() + 10, time.monotonic() + 0.5
+    while time.monotonic() < deadline and ("503" not in ends or time.monotonic() < quiet):
+        for i, s in enumerate(socks):
+            if ends[i] != "open":
+                continue
+            try:
+                data = s.recv(4096)
+                ends[i] = "503" if data.startswith(b"HTTP/1.1 503") else "closed"
+                quiet = time.monotonic() + 0.5
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                ends[i] = "closed"
+        time.sleep(0.02)
     return socks, ends
 
 

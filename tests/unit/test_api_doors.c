@@ -126,7 +126,12 @@ static void full_client(struct run *run)
 static void full_door_evicts_the_oldest_idle_connection_for_a_newcomer(void **state)
 {
     struct full t = {0};
-    struct run run = {.client = full_client, .ctx = &t, .tcp_max = 4};
+    /* Deadlines far off: no connection goes for its own sake here. */
+    struct run run = {.client = full_client,
+                      .ctx = &t,
+                      .tcp_max = 4,
+                      .idle_ms = 60000,
+                      .request_ms = 60000};
     run_serve(&run);
     assert_int_equal(t.newcomer_status, 200);
     assert_true(t.oldest_evicted);
@@ -432,7 +437,11 @@ static void local_door_is_not_crowded_out_by_tcp_clients(void **state)
 {
     struct crowd t = {0};
     snprintf(t.path, sizeof t.path, "%s/api.sock", tmp_dir);
-    struct run run = {.client = crowd_client, .ctx = &t, .socket_path = t.path, .tcp_max = 4};
+    struct run run = {.client = crowd_client,
+                      .ctx = &t,
+                      .socket_path = t.path,
+                      .tcp_max = 4,
+                      .request_ms = 60000};
     run_serve(&run);
     assert_int_equal(t.tcp_open, 4);
     assert_int_equal(t.local, 200);
