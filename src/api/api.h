@@ -1,23 +1,37 @@
-/* The HTTP API: our own HTTP/1.1 server in the libuv loop (no threads). */
+/* The HTTP API: our own HTTP/1.1 server in the libuv loop (no threads),
+ * on TCP and on the operators' Unix socket. */
 #ifndef RECOVERD_API_API_H
 #define RECOVERD_API_API_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 #include <uv.h>
 
 struct api_backend;
+struct api_cfg;
 struct api;
 
-/* Listen on addr and serve from b (borrowed: must outlive the api). NULL with a message in err. */
-struct api *api_new(uv_loop_t *loop, const struct api_backend *b,
-                    const struct sockaddr_storage *addr, char *err, size_t errlen);
-/* Stop serving and close the loop handles; memory is released from the
- * close callbacks, so run the loop afterwards. NULL-safe. */
+/* What the composition root decides beyond the configuration. */
+struct api_options {
+    const char *socket_path; /* the operators' Unix socket (state_dir/api.sock); NULL: none */
+    const char *group;       /* whose members may act through it; NULL: API_GROUP (routes.h) */
+    unsigned tcp_max;        /* TCP connections served at once; 0: 256 */
+    unsigned local_max;      /* Unix-socket connections served at once; 0: 64 */
+};
+
+/* Listen as cfg says (borrowed for the call) and on opt->socket_path, and
+ * serve from b (borrowed: must outlive the api). NULL with a message in err. */
+struct api *api_new(uv_loop_t *loop, const struct api_backend *b, const struct api_cfg *cfg,
+                    const struct api_options *opt, char *err, size_t errlen);
+/* Stop serving, remove the socket and close the loop handles; memory is
+ * released from the close callbacks, so run the loop afterwards. NULL-safe. */
 void api_free(struct api *a);
-/* Close connections idle (no byte read or written) for ms; default 10 s.
- * For tests, which cannot wait that long. */
-void api_set_idle_timeout(struct api *a, uint64_t ms);
+/* For tests, which cannot wait that long: close a kept-alive connection
+ * idle (no byte read or written) for idle_ms (default 10 s), and one whose
+ * request has not arrived whole request_ms after its first byte (default
+ * 5 s; for a connection's first request, after the accept). */
+void api_set_timeouts(struct api *a, uint64_t idle_ms, uint64_t request_ms);
+/* The TCP port listened on (the real one when 0 was asked). */
+unsigned api_port(const struct api *a);
 
 #endif

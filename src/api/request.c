@@ -16,7 +16,7 @@ struct request__span {
 
 /* What a pass over a complete head found. */
 struct request__head {
-    struct request__span method, target, auth, ctype;
+    struct request__span method, target, auth, ctype, host;
     size_t length;   /* Content-Length, bytes; REQUEST_BODY_MAX + 1: larger */
     bool has_length; /* a Content-Length header was seen */
     bool has_te;     /* a Transfer-Encoding header was seen */
@@ -168,6 +168,8 @@ static int request__header(struct request *rq, struct request__head *h, char *li
         return request__single(rq, &h->auth, v);
     if (request__is(name, "content-type"))
         return request__single(rq, &h->ctype, v);
+    if (request__is(name, "host"))
+        return request__single(rq, &h->host, v);
     if (request__is(name, "connection"))
         request__connection(h, v);
     else if (request__is(name, "transfer-encoding"))
@@ -305,6 +307,22 @@ static int request__target(struct request *rq, struct request__span t)
     return 0;
 }
 
+/* The authority the client asked for: that of an absolute target
+ * ("http://host:port/path"), which RFC 9112 3.2.2 puts before the Host
+ * header, else the Host header's. */
+static void request__authority(struct request *rq, const struct request__head *h)
+{
+    struct request__span a = h->host, t = h->target;
+    if (t.p[0] != '/') {
+        char *start = (char *)memmem(t.p, t.n, "://", 3) + 3, *p = start;
+        while (p < t.p + t.n && *p != '/' && *p != '?' && *p != '#')
+            p++;
+        a = (struct request__span){start, (size_t)(p - start)};
+    }
+    rq->host = a.p;
+    rq->host_len = a.n;
+}
+
 /* Every piece is followed by a delimiter of its own (SP, ':', CR or LF)
  * that the NUL may replace. */
 static const char *request__cstr(struct request__span s)
@@ -339,6 +357,7 @@ int request_parse(struct request *rq, char *buf, size_t len)
     rq->expect_continue = h.expect && !h.http10;
     if (len < rq->size)
         return 0;
+    request__authority(rq, &h);
     struct route_request *rt = &rq->route;
     rt->method = request__cstr(h.method);
     rt->authorization = request__cstr(h.auth);

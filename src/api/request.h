@@ -17,6 +17,9 @@ struct request {
     size_t size;                /* bytes of the whole request (head + body); 0: unknown */
     bool keep_alive;            /* the connection may carry another request */
     bool expect_continue;       /* "Expect: 100-continue": the client waits before the body */
+    const char *host;           /* the authority the client asked for (the Host header, or that
+                                 * of an absolute target); NOT NUL-terminated; NULL: absent */
+    size_t host_len;            /* bytes at host */
     const char *error;          /* why, when request_parse returned an error status */
 };
 

@@ -348,6 +348,22 @@ static int routes__check_params(const struct route *r, const struct route_reques
     return 0;
 }
 
+/* A mutating call without the right to act: over TCP the token is the
+ * only way; over the Unix socket the peer's credentials are another. */
+static void routes__unauthorized(const struct route_request *req, struct route_reply *out)
+{
+    if (req->local && !req->authorization)
+        out->status = routes__error(&out->body, 403,
+                                    "uid %ld may only read through this socket: acting needs "
+                                    "root, recoverd's own user, the group '" API_GROUP
+                                    "' or the token (Authorization: Bearer <state_dir/token>)",
+                                    req->peer_uid);
+    else
+        out->status = routes__error(&out->body, 401,
+                                    "missing or wrong token (expected "
+                                    "Authorization: Bearer <the token in state_dir/token>)");
+}
+
 static void routes__allow_add(char *allow, size_t len, const char *method)
 {
     size_t n = strlen(allow);
@@ -382,10 +398,8 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
         struct journal *j = req->b->journal;
         if (j)
             journal_flush(j);
-        if (r->mutating && !token_authorizes(req->b->token, req->authorization)) {
-            out->status = routes__error(&out->body, 401,
-                                        "missing or wrong token (expected "
-                                        "Authorization: Bearer <the token in state_dir/token>)");
+        if (r->mutating && !req->may_act && !token_authorizes(req->b->token, req->authorization)) {
+            routes__unauthorized(req, out);
             return;
         }
         if (routes__check_params(r, req, &out->body, &out->status) == 0)

@@ -11,6 +11,8 @@
 
 struct journal;
 
+#define API_GROUP "recoverd" /* members may act through the Unix socket without the token */
+
 enum api_control { API_HOLD, API_RELEASE, API_RESTART };
 
 /* What the API answers from, handed over by the composition root: the
@@ -47,9 +49,13 @@ struct route_request {
     size_t n_query;                             /* entries used in query */
     bool query_overflow;                        /* more than ROUTES_MAX_QUERY were sent */
     const char *authorization;                  /* Authorization header; NULL if absent */
-    const char *content_type;                   /* Content-Type header; NULL if absent */
-    const char *body;                           /* request body, NOT NUL-terminated */
-    size_t body_len;                            /* bytes in body (0: none sent) */
+    bool may_act;  /* the peer may make mutating calls without the token (a Unix-socket peer
+                    * that is root, recoverd's own user or in the group API_GROUP) */
+    bool local;    /* came through the Unix socket (zero: TCP) */
+    long peer_uid; /* local: the peer's uid, -1 when unknown */
+    const char *content_type; /* Content-Type header; NULL if absent */
+    const char *body;         /* request body, NOT NUL-terminated */
+    size_t body_len;          /* bytes in body (0: none sent) */
 };
 
 struct route_reply {

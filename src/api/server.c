@@ -1,44 +1,86 @@
 /* The API's HTTP/1.1 server on libuv: keep-alive, pipelined requests
- * answered in order, bounded input and output per connection, an idle
- * timeout. Plain HTTP only: the API listens on loopback, and a TLS library
- * loaded for nothing cost 2.4 MB of RSS (libmicrohttpd pulled in GnuTLS). */
+ * answered in order, bounded input and output per connection, a deadline
+ * per request. Two doors, each with its own connections and cap, so the
+ * clients of one never crowd out the other: TCP (the Host header checked,
+ * the token for mutating calls) and the operators' Unix socket (the
+ * peer's credentials decide). Plain HTTP only: the API listens on
+ * loopback, and a TLS library loaded for nothing cost 2.4 MB of RSS
+ * (libmicrohttpd pulled in GnuTLS). */
 #include "api/api.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api/request.h"
 #include "api/routes.h"
+#include "config/config-t.h"
+#include "lib/hostnames.h"
 #include "lib/log.h"
 
-#define API__CONN_MAX 256    /* connections served at once; more are accepted and closed */
-#define API__IDLE_MS 10000   /* ms without a byte either way before a connection is closed */
+#define API__TCP_MAX 256     /* TCP connections served at once */
+#define API__LOCAL_MAX 64    /* Unix-socket connections served at once */
+#define API__IDLE_MS 10000   /* ms a kept-alive connection may wait for its next request */
+#define API__REQUEST_MS 5000 /* ms a request may take to arrive whole, from its first byte */
 #define API__LINGER_MS 2000  /* ms a finished connection waits for the client's FIN */
-#define API__BACKLOG 128     /* listen(2) queue */
+#define API__BACKLOG 1024    /* listen(2) queue: a burst of connects waits, not SYN retries */
+#define API__ACCEPT_BATCH 64 /* accepts per wake-up: a connect flood leaves room for requests */
+#define API__PAUSE_MS 100    /* ms the doors rest when accept fails for want of resources */
 #define API__READ_CHUNK 4096 /* bytes of room the read buffer grows by */
 #define API__BUF_MAX (REQUEST_HEAD_MAX + REQUEST_BODY_MAX + API__READ_CHUNK) /* bytes */
 #define API__OUT_MAX (64 * 1024) /* bytes of answers in flight past which reading pauses */
 #define API__REPLY_HEAD 512      /* bytes for a status line and headers */
+#define API__WHY_MAX 512         /* bytes of a refusal's reason */
+
+/* A way in: its listening socket, which we accept from ourselves (not
+ * uv_listen) so that EMFILE can be answered from our reserve, and the
+ * connections that came through it. */
+struct door {
+    struct api *api;    /* owner */
+    uv_poll_t poll;     /* readiness of fd; poll.data: this door */
+    int fd;             /* listening socket; -1: this door is not open */
+    bool local;         /* the Unix socket: peers are known by their credentials */
+    bool polling;       /* uv_poll_start in force */
+    struct conn *conns; /* open connections (closing ones until their close callback) */
+    unsigned n_conns;   /* entries in conns */
+    unsigned n_live;    /* of them, not closing: what max counts */
+    unsigned max;       /* connections at once */
+    char *name;         /* "127.0.0.1:7411" or the socket's path, for messages; owned */
+    struct stat made;   /* the socket file we made (local), to remove only that one */
+};
 
 struct api {
     uv_loop_t *loop;             /* borrowed */
     const struct api_backend *b; /* borrowed: the state the routes answer from */
-    uv_tcp_t listener;           /* listener.data: this api */
-    uv_timer_t sweep;            /* repeats while connections exist: idle and linger limits */
-    struct conn *conns;          /* open connections (closing ones until their close callback) */
-    unsigned n_conns;            /* entries in conns */
+    struct door tcp;             /* api.listen */
+    struct door local;           /* state_dir/api.sock */
+    uv_timer_t sweep;            /* repeats while connections exist: deadlines and limits */
+    uv_timer_t pause;            /* ends a rest of the doors after accept ran out of resources */
+    unsigned n_conns;            /* connections of both doors */
     unsigned handles;            /* our handles not yet through their close callback */
     bool freed;                  /* api_free was called: the last close callback frees */
+    bool short_of_fds;           /* EMFILE seen and not yet followed by a normal accept */
+    int reserve;                 /* an fd given up to accept one client when none is left;
+                                  * -1: spent and not yet taken back */
+    char **hostnames;            /* the Host allow-list, NULL-terminated; owned */
+    unsigned port;               /* the TCP port bound */
+    uid_t self;                  /* our own euid: a peer with it may act */
+    gid_t group;                 /* the acting group's gid (API_GROUP unless a test says) */
+    bool have_group;             /* that group exists */
     uint64_t idle_ms;            /* ms, API__IDLE_MS unless a test sets it */
+    uint64_t request_ms;         /* ms, API__REQUEST_MS unless a test sets it */
     char scratch[4096]; /* where bytes after a connection's last request are read, unused */
-    char addr[INET6_ADDRSTRLEN + 8]; /* bound "127.0.0.1:7411", for messages */
 };
 
 /* One client connection. Requests are parsed from buf and answered in
@@ -46,15 +88,26 @@ struct api {
  * more. Input stops while more than API__OUT_MAX bytes of answers are in
  * flight, so a client that never reads costs at most that. */
 struct conn {
-    uv_tcp_t tcp;             /* tcp.data: this conn */
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } io;                     /* io.handle.data: this conn; tcp or pipe as door->local says */
+    struct door *door;        /* the way it came in */
     struct api *api;          /* owner */
-    struct conn *prev, *next; /* in api->conns */
+    struct conn *prev, *next; /* in door->conns */
     char *buf;                /* received, not yet answered; NULL when empty */
     size_t len;               /* bytes in buf */
     size_t cap;               /* bytes allocated at buf */
     size_t need;              /* bytes of the request at buf once its head is in; 0: unknown */
     size_t out;               /* bytes of answers written, not yet through their callback */
     uint64_t active_ms;       /* uv_now, ms: last request byte read or answer written */
+    uint64_t request_ms;      /* uv_now, ms: the request being read began (its first byte; the
+                               * accept for the first request): its deadline runs from here */
+    unsigned served;          /* requests answered */
+    long uid;                 /* a local peer's uid; -1 over TCP */
+    bool may_act;             /* a local peer that may act without the token */
     bool reading;             /* uv_read_start in force */
     bool continued;           /* "100 Continue" sent for the request at buf */
     bool eof;                 /* the client sent its FIN */
@@ -87,45 +140,18 @@ static void api__addr_format(const struct sockaddr_storage *ss, char *buf, size_
     }
 }
 
-/* Our own socket rather than uv_tcp_bind: libuv may defer a bind error to
- * uv_listen and does not set V6ONLY unless asked; this way the errno is the
- * bind's, IPv6 binds exactly the address asked, and port 0 learns its port. */
-static int api__listen(const struct sockaddr_storage *addr, int *out,
-                       struct sockaddr_storage *bound)
-{
-    socklen_t len = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                : sizeof(struct sockaddr_in);
-    int one = 1;
-    int fd = -1;
-    int r = -EAFNOSUPPORT;
-    if (addr->ss_family != AF_INET && addr->ss_family != AF_INET6)
-        goto fail;
-    fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
-        goto fail_errno;
-    if (addr->ss_family == AF_INET6 &&
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
-        goto fail_errno;
-    if (bind(fd, (const struct sockaddr *)addr, len) < 0 || listen(fd, API__BACKLOG) < 0)
-        goto fail_errno;
-    len = sizeof *bound;
-    if (getsockname(fd, (struct sockaddr *)bound, &len) < 0)
-        goto fail_errno;
-    *out = fd;
-    return 0;
-fail_errno:
-    r = -errno;
-fail:
-    if (fd >= 0)
-        close(fd);
-    return r;
-}
-
-/* One of our handles went through its close callback. */
+/* One of our handles went through its close callback: the last one after
+ * api_free releases the rest. */
 static void api__handle_closed(struct api *a)
 {
-    if (--a->handles == 0 && a->freed)
-        free(a);
+    if (--a->handles > 0 || !a->freed)
+        return;
+    for (char **n = a->hostnames; n && *n; n++)
+        free(*n);
+    free(a->hostnames);
+    free(a->tcp.name);
+    free(a->local.name);
+    free(a);
 }
 
 static void api__close_cb(uv_handle_t *h)
@@ -152,6 +178,7 @@ static const char *api__reason(unsigned status)
         {411, "Length Required"},
         {413, "Content Too Large"},
         {415, "Unsupported Media Type"},
+        {421, "Misdirected Request"},
         {422, "Unprocessable Content"},
         {429, "Too Many Requests"},
         {431, "Request Header Fields Too Large"},
@@ -186,9 +213,11 @@ static void conn__close_cb(uv_handle_t *h)
 {
     struct conn *c = h->data;
     struct api *a = c->api;
-    *(c->prev ? &c->prev->next : &a->conns) = c->next;
+    struct door *d = c->door;
+    *(c->prev ? &c->prev->next : &d->conns) = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    d->n_conns--;
     if (--a->n_conns == 0 && !a->freed)
         uv_timer_stop(&a->sweep);
     free(c->buf);
@@ -196,11 +225,18 @@ static void conn__close_cb(uv_handle_t *h)
     api__handle_closed(a);
 }
 
+static bool conn__closing(const struct conn *c)
+{
+    return uv_is_closing(&c->io.handle) != 0;
+}
+
 /* Close now, answers still queued included (their callbacks run first). */
 static void conn__close(struct conn *c)
 {
-    if (!uv_is_closing((uv_handle_t *)&c->tcp))
-        uv_close((uv_handle_t *)&c->tcp, conn__close_cb);
+    if (conn__closing(c))
+        return;
+    c->door->n_live--;
+    uv_close(&c->io.handle, conn__close_cb);
 }
 
 static void conn__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -240,7 +276,7 @@ static void conn__shutdown_cb(uv_shutdown_t *req, int status)
 static int conn__shutdown(struct conn *c)
 {
     uv_shutdown_t *req = malloc(sizeof *req);
-    int r = req ? uv_shutdown(req, (uv_stream_t *)&c->tcp, conn__shutdown_cb) : -ENOMEM;
+    int r = req ? uv_shutdown(req, &c->io.stream, conn__shutdown_cb) : -ENOMEM;
     if (r < 0) {
         free(req);
         return r;
@@ -255,7 +291,7 @@ static int conn__shutdown(struct conn *c)
  * flight are within bounds. */
 static void conn__flow(struct conn *c)
 {
-    if (uv_is_closing((uv_handle_t *)&c->tcp))
+    if (conn__closing(c))
         return;
     if ((c->eof || c->finishing) && c->out == 0) {
         if (c->eof || (!c->shut && conn__shutdown(c) < 0)) {
@@ -287,8 +323,10 @@ static void conn__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     }
     if (n == 0)
         return;
-    c->len += (size_t)n;
     c->active_ms = uv_now(c->api->loop);
+    if (c->len == 0 && c->served) /* the first byte of a kept-alive connection's next request */
+        c->request_ms = c->active_ms;
+    c->len += (size_t)n;
     conn__process(c);
 }
 
@@ -296,12 +334,12 @@ static void conn__reading(struct conn *c, bool on)
 {
     if (on == c->reading)
         return;
-    if (on && uv_read_start((uv_stream_t *)&c->tcp, conn__alloc_cb, conn__read_cb) < 0) {
+    if (on && uv_read_start(&c->io.stream, conn__alloc_cb, conn__read_cb) < 0) {
         conn__close(c);
         return;
     }
     if (!on)
-        uv_read_stop((uv_stream_t *)&c->tcp);
+        uv_read_stop(&c->io.stream);
     c->reading = on;
 }
 
@@ -329,7 +367,7 @@ static void conn__write(struct conn *c, struct reply *rp, size_t head_len, char 
     rp->req.data = c;
     rp->body = body;
     rp->len = head_len + body_len;
-    if (uv_write(&rp->req, (uv_stream_t *)&c->tcp, bufs, body ? 2 : 1, reply__write_cb) < 0) {
+    if (uv_write(&rp->req, &c->io.stream, bufs, body ? 2 : 1, reply__write_cb) < 0) {
         free(body);
         free(rp);
         conn__close(c);
@@ -428,11 +466,45 @@ static void conn__log_path(const char *path, char *out, size_t len)
     out[i] = '\0';
 }
 
+/* Over TCP the Host header must name this API (hostnames.h says why);
+ * otherwise the request is refused and false returned. A local peer is no
+ * web page, and curl names no host on a Unix socket. */
+static bool conn__host_checked(struct conn *c, const struct request *rq)
+{
+    struct api *a = c->api;
+    char host[128], names[256] = "", why[API__WHY_MAX];
+    if (c->door->local ||
+        (rq->host && hostnames_allow(a->hostnames, a->port, rq->host, rq->host_len)))
+        return true;
+    if (!rq->host) {
+        conn__refuse(c, 400, "missing Host header");
+        return false;
+    }
+    size_t n = rq->host_len < sizeof host - 1 ? rq->host_len : sizeof host - 1;
+    memcpy(host, rq->host, n);
+    host[n] = '\0';
+    conn__log_path(host, host, sizeof host);
+    for (char **p = a->hostnames; *p; p++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                 p == a->hostnames ? "" : ", ", *p);
+    snprintf(why, sizeof why,
+             "Host '%s' is not a name of this API (allowed: %s; add it to api.hostnames)", host,
+             names);
+    conn__refuse(c, 421, why);
+    return false;
+}
+
 static void conn__answer(struct conn *c, struct request *rq)
 {
     struct route_reply rep;
     uint64_t t0 = uv_hrtime();
+    c->served++;
+    if (!conn__host_checked(c, rq))
+        return;
     rq->route.b = c->api->b;
+    rq->route.may_act = c->may_act;
+    rq->route.local = c->door->local;
+    rq->route.peer_uid = c->uid;
     routes_dispatch(&rq->route, &rep);
     c->finishing = !rq->keep_alive;
     conn__reply(c, rep.status, rep.allow, rep.body, strcmp(rq->route.method, "HEAD") == 0);
@@ -450,10 +522,10 @@ static void conn__answer(struct conn *c, struct request *rq)
 static void conn__process(struct conn *c)
 {
     size_t used = 0;
-    if (uv_is_closing((uv_handle_t *)&c->tcp))
+    if (conn__closing(c))
         return;
     while (!c->finishing && c->out <= API__OUT_MAX && used < c->len && c->len - used >= c->need &&
-           !uv_is_closing((uv_handle_t *)&c->tcp)) {
+           !conn__closing(c)) {
         struct request rq;
         int r = request_parse(&rq, c->buf + used, c->len - used);
         if (r < 0) {
@@ -477,127 +549,534 @@ static void conn__process(struct conn *c)
     } else if (used) {
         memmove(c->buf, c->buf + used, c->len - used);
         c->len -= used;
+        c->request_ms = uv_now(c->api->loop); /* the next one began with the last read */
     }
     conn__flow(c);
 }
 
-/* ---- the listener ----------------------------------------------------------------------- */
+/* ---- deadlines ------------------------------------------------------------------------ */
+
+/* A request is on its way: bytes of it are in, or a fresh connection has
+ * not sent its first one yet. Its deadline runs from request_ms, and more
+ * bytes do not extend it: a client sending a byte every few seconds
+ * cannot hold a connection longer than any other. */
+static bool conn__requesting(const struct conn *c)
+{
+    return !c->finishing && (c->len > 0 || c->served == 0);
+}
+
+/* Kept alive between requests, nothing in either direction: the one kind
+ * of connection given up for a newcomer when the door is full. */
+static bool conn__idle(const struct conn *c)
+{
+    return c->served > 0 && c->len == 0 && c->out == 0 && !c->finishing && !c->shut &&
+           !conn__closing(c);
+}
+
+static void api__sweep_door(struct api *a, struct door *d, uint64_t now)
+{
+    uint64_t linger = a->idle_ms < API__LINGER_MS ? a->idle_ms : API__LINGER_MS;
+    for (struct conn *c = d->conns; c; c = c->next) {
+        /* Once our FIN is out only the client's is awaited, and not for long. */
+        if (c->shut               ? now - c->active_ms >= linger
+            : conn__requesting(c) ? now - c->request_ms >= a->request_ms
+                                  : now - c->active_ms >= a->idle_ms)
+            conn__close(c);
+    }
+}
 
 static void api__sweep_cb(uv_timer_t *t)
 {
     struct api *a = t->data;
     uint64_t now = uv_now(a->loop);
-    uint64_t linger = a->idle_ms < API__LINGER_MS ? a->idle_ms : API__LINGER_MS;
-    /* Once our FIN is out only the client's is awaited, and not for long. */
-    for (struct conn *c = a->conns; c; c = c->next)
-        if (now - c->active_ms >= (c->shut ? linger : a->idle_ms))
-            conn__close(c);
+    api__sweep_door(a, &a->tcp, now);
+    api__sweep_door(a, &a->local, now);
 }
 
 static void api__sweep_start(struct api *a)
 {
-    uint64_t linger = a->idle_ms < API__LINGER_MS ? a->idle_ms : API__LINGER_MS;
-    uint64_t period = linger / 2 > 10 ? linger / 2 : 10;
+    uint64_t shortest = a->idle_ms < API__LINGER_MS ? a->idle_ms : API__LINGER_MS;
+    shortest = a->request_ms < shortest ? a->request_ms : shortest;
+    uint64_t period = shortest / 2 > 10 ? shortest / 2 : 10;
+    uv_update_time(a->loop);
     uv_timer_start(&a->sweep, api__sweep_cb, period, period);
 }
 
-static void api__turn_away_close_cb(uv_handle_t *h)
+/* ---- the doors ------------------------------------------------------------------------ */
+
+static void door__polling(struct door *d, bool on);
+
+/* The oldest idle connection, or NULL. O(n) at n <= the door's cap, and
+ * only when the door is full. */
+static struct conn *door__idle_oldest(struct door *d)
 {
-    struct api *a = h->data;
-    free(h);
-    api__handle_closed(a);
+    struct conn *best = NULL;
+    for (struct conn *c = d->conns; c; c = c->next)
+        if (conn__idle(c) && (!best || c->active_ms < best->active_ms))
+            best = c;
+    return best;
 }
 
-/* Over the limit: accept and close at once, so the client learns now
- * rather than after a timeout in the backlog. */
-static void api__turn_away(struct api *a, uv_stream_t *server)
+/* Is the peer in group, by the supplementary groups the kernel recorded
+ * when it connected (its own, not what NSS says now)? */
+static bool door__peer_in_group(int fd, gid_t group)
 {
-    uv_tcp_t *t = malloc(sizeof *t);
-    if (!t)
-        return;
-    uv_tcp_init(a->loop, t);
-    t->data = a;
-    a->handles++;
-    uv_accept(server, (uv_stream_t *)t);
-    uv_close((uv_handle_t *)t, api__turn_away_close_cb);
-    log_event(LOG_DEBUG, NULL, "api-turned-away", "connections=%u", a->n_conns);
+    gid_t some[64], *g = some;
+    socklen_t len = sizeof some;
+    bool in = false;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) < 0) {
+        if (errno != ERANGE || !(g = malloc(len)))
+            return false;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) < 0)
+            len = 0;
+    }
+    for (size_t i = 0; i < len / sizeof *g; i++)
+        in |= g[i] == group;
+    if (g != some)
+        free(g);
+    return in;
 }
 
-static void api__accept_cb(uv_stream_t *server, int status)
+/* Who is at the other end of a local connection: root, our own user and
+ * API_GROUP's members may act; anyone else may only read. */
+static void conn__peer(struct conn *c, int fd)
 {
-    struct api *a = server->data;
-    struct conn *c;
-    if (status < 0) {
-        log_event(LOG_WARN, NULL, "api-accept-failed", "error=\"%s\"", uv_strerror(status));
+    struct api *a = c->api;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return; /* unknown: treated as a TCP client, the token decides */
+    c->uid = (long)cred.uid;
+    c->may_act = cred.uid == 0 || cred.uid == a->self ||
+                 (a->have_group && (cred.gid == a->group || door__peer_in_group(fd, a->group)));
+}
+
+/* A new client on d, which takes fd. */
+static void door__admit(struct door *d, int fd)
+{
+    struct api *a = d->api;
+    struct conn *c, *idle;
+    if (d->n_live >= d->max) {
+        if (!(idle = door__idle_oldest(d))) {
+            close(fd); /* the client learns now rather than after a timeout in the backlog */
+            log_event(LOG_DEBUG, NULL, "api-turned-away", "door=%s connections=%u", d->name,
+                      d->n_live);
+            return;
+        }
+        log_event(LOG_DEBUG, NULL, "api-evicted-idle", "door=%s connections=%u", d->name,
+                  d->n_live);
+        conn__close(idle);
+    }
+    if (!(c = calloc(1, sizeof *c))) {
+        close(fd);
         return;
     }
-    if (a->n_conns >= API__CONN_MAX || !(c = calloc(1, sizeof *c))) {
-        api__turn_away(a, server);
-        return;
-    }
-    uv_tcp_init(a->loop, &c->tcp);
-    c->tcp.data = c;
+    if (d->local)
+        uv_pipe_init(a->loop, &c->io.pipe, 0);
+    else
+        uv_tcp_init(a->loop, &c->io.tcp);
+    c->io.handle.data = c;
+    c->door = d;
     c->api = a;
-    c->next = a->conns;
+    c->uid = -1;
+    c->next = d->conns;
     if (c->next)
         c->next->prev = c;
-    a->conns = c;
+    d->conns = c;
+    d->n_conns++;
+    d->n_live++;
     a->handles++;
     if (a->n_conns++ == 0)
         api__sweep_start(a);
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+    int r = d->local ? uv_pipe_open(&c->io.pipe, fd) : uv_tcp_open(&c->io.tcp, fd);
+    if (r < 0) {
+        close(fd); /* not the handle's */
         conn__close(c);
         return;
     }
-    uv_tcp_nodelay(&c->tcp, 1); /* one write per answer: Nagle would only delay it */
-    c->active_ms = uv_now(a->loop);
+    if (d->local)
+        conn__peer(c, fd);
+    else
+        uv_tcp_nodelay(&c->io.tcp, 1); /* one write per answer: Nagle would only delay it */
+    c->active_ms = c->request_ms = uv_now(a->loop);
     conn__reading(c, true);
 }
 
-struct api *api_new(uv_loop_t *loop, const struct api_backend *b,
-                    const struct sockaddr_storage *addr, char *err, size_t errlen)
+/* Accepted with the reserve, when no descriptor was left: answered 503 at
+ * once and closed. What the client sent is read first, so that the close
+ * does not reset the connection under the answer. */
+static void api__turn_away_busy(struct api *a, int fd)
+{
+    static const char body[] = "{\"error\":\"recoverd is out of file descriptors; retry\"}\n";
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+                     sizeof body - 1);
+    struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, sizeof body - 1}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+    while (recv(fd, a->scratch, sizeof a->scratch, MSG_DONTWAIT) > 0)
+        ;
+    (void)!sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}
+
+static void api__pause_cb(uv_timer_t *t)
+{
+    struct api *a = t->data;
+    if (a->reserve < 0)
+        a->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    door__polling(&a->tcp, true);
+    door__polling(&a->local, true);
+}
+
+/* Accepting failed for want of resources: the doors rest a moment rather
+ * than wake the loop again at once for the same readable listener. */
+static void api__pause(struct api *a)
+{
+    door__polling(&a->tcp, false);
+    door__polling(&a->local, false);
+    uv_update_time(a->loop);
+    uv_timer_start(&a->pause, api__pause_cb, API__PAUSE_MS, 0);
+}
+
+/* EMFILE: no descriptor for the next client. The reserve is given up:
+ * on TCP to accept the waiting clients one by one, each told 503 and
+ * closed, so the listener stops being readable (the loop would spin on it
+ * otherwise); on the Unix socket to let one operator in and serve them,
+ * since the operators' door must stay open when TCP clients hold every
+ * other descriptor. Then it is taken back; while that fails (the slot is
+ * in use), the doors rest and try again. */
+static void door__out_of_fds(struct door *d, int err)
+{
+    struct api *a = d->api;
+    int fd, n = 0;
+    if (!a->short_of_fds)
+        log_event(LOG_WARN, NULL, "api-fds-exhausted",
+                  "door=%s error=\"%s\" what=\"TCP clients get 503 until descriptors free up\"",
+                  d->name, strerror(err));
+    a->short_of_fds = true;
+    if (a->reserve >= 0) {
+        close(a->reserve);
+        a->reserve = -1;
+        if (d->local && (fd = accept4(d->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+            door__admit(d, fd);
+        while (!d->local && n++ < API__ACCEPT_BATCH &&
+               (fd = accept4(d->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+            api__turn_away_busy(a, fd);
+        a->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    if (a->reserve < 0)
+        api__pause(a);
+}
+
+static void door__poll_cb(uv_poll_t *p, int status, int events)
+{
+    struct door *d = p->data;
+    struct api *a = d->api;
+    for (int i = 0; i < API__ACCEPT_BATCH; i++) {
+        int fd = accept4(d->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            if (a->short_of_fds && a->reserve >= 0) {
+                a->short_of_fds = false;
+                log_event(LOG_INFO, NULL, "api-fds-available", "door=%s", d->name);
+            }
+            door__admit(d, fd);
+        } else if (errno == EMFILE || errno == ENFILE) {
+            door__out_of_fds(d, errno);
+            return;
+        } else if (errno == ENOBUFS || errno == ENOMEM) {
+            log_event(LOG_WARN, NULL, "api-accept-failed", "door=%s error=\"%s\"", d->name,
+                      strerror(errno));
+            api__pause(a);
+            return;
+        } else if (errno != EINTR && errno != ECONNABORTED && errno != EPROTO) {
+            return; /* EAGAIN: none left */
+        }
+    }
+}
+
+static void door__polling(struct door *d, bool on)
+{
+    if (d->fd < 0 || on == d->polling || uv_is_closing((uv_handle_t *)&d->poll))
+        return;
+    if (on)
+        uv_poll_start(&d->poll, UV_READABLE, door__poll_cb);
+    else
+        uv_poll_stop(&d->poll);
+    d->polling = on;
+}
+
+static void door__close_cb(uv_handle_t *h)
+{
+    struct door *d = h->data;
+    close(d->fd);
+    d->fd = -1;
+    api__handle_closed(d->api);
+}
+
+/* Serve fd (a listening socket, now the door's) named name (owned from here on). */
+static int door__open(struct api *a, struct door *d, int fd, char *name)
+{
+    int r = uv_poll_init(a->loop, &d->poll, fd);
+    d->name = name;
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    d->poll.data = d;
+    d->fd = fd;
+    a->handles++;
+    door__polling(d, true);
+    return 0;
+}
+
+/* Stop accepting, close d's connections, remove its socket file if it is
+ * still the one we made. */
+static void door__close(struct door *d)
+{
+    struct stat st;
+    for (struct conn *c = d->conns; c; c = c->next)
+        conn__close(c);
+    if (d->fd < 0)
+        return;
+    if (d->local && lstat(d->name, &st) == 0 && st.st_dev == d->made.st_dev &&
+        st.st_ino == d->made.st_ino)
+        unlink(d->name);
+    uv_close((uv_handle_t *)&d->poll, door__close_cb);
+}
+
+/* ---- listening ------------------------------------------------------------------------ */
+
+/* Our own socket rather than uv_tcp_bind: libuv may defer a bind error to
+ * uv_listen and does not set V6ONLY unless asked; this way the errno is the
+ * bind's, IPv6 binds exactly the address asked, and port 0 learns its port. */
+static int api__tcp_listen(const struct sockaddr_storage *addr, int *out,
+                           struct sockaddr_storage *bound)
+{
+    socklen_t len = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in);
+    int one = 1;
+    int fd = -1;
+    int r = -EAFNOSUPPORT;
+    if (addr->ss_family != AF_INET && addr->ss_family != AF_INET6)
+        goto fail;
+    fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        goto fail_errno;
+    if (addr->ss_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+        goto fail_errno;
+    if (bind(fd, (const struct sockaddr *)addr, len) < 0 || listen(fd, API__BACKLOG) < 0)
+        goto fail_errno;
+    len = sizeof *bound;
+    if (getsockname(fd, (struct sockaddr *)bound, &len) < 0)
+        goto fail_errno;
+    *out = fd;
+    return 0;
+fail_errno:
+    r = -errno;
+fail:
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
+/* path as a socket address. sun_path holds 108 bytes: a longer path is
+ * reached through its directory, opened into *dir (closed by the caller),
+ * as /proc/self/fd/N/NAME. */
+static int api__unix_addr(const char *path, struct sockaddr_un *sun, int *dir)
+{
+    const char *slash = strrchr(path, '/');
+    char *parent = NULL;
+    *sun = (struct sockaddr_un){.sun_family = AF_UNIX};
+    if (strlen(path) < sizeof sun->sun_path) {
+        memcpy(sun->sun_path, path, strlen(path) + 1);
+        return 0;
+    }
+    if (!slash || !(parent = strndup(path, slash == path ? 1 : (size_t)(slash - path))))
+        return slash ? -ENOMEM : -ENAMETOOLONG;
+    *dir = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    free(parent);
+    if (*dir < 0)
+        return -errno;
+    if ((size_t)snprintf(sun->sun_path, sizeof sun->sun_path, "/proc/self/fd/%d/%s", *dir,
+                         slash + 1) >= sizeof sun->sun_path)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+/* Someone answers on the socket at sun (a live recoverd, not a stale file). */
+static bool api__unix_answered(const struct sockaddr_un *sun)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    bool live = fd >= 0 &&
+                (connect(fd, (const struct sockaddr *)sun, sizeof *sun) == 0 || errno == EAGAIN);
+    if (fd >= 0)
+        close(fd);
+    return live;
+}
+
+/* A file at path is removed only when it is a socket of ours that nobody
+ * answers on (left by a killed recoverd); anything else is not ours to
+ * remove. */
+static int api__unix_clear(const struct api *a, const char *path, const struct sockaddr_un *sun)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISSOCK(st.st_mode) || st.st_uid != a->self)
+        return -EEXIST;
+    if (api__unix_answered(sun))
+        return -EADDRINUSE;
+    return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+/* The operators' socket at path, mode 0660, in API_GROUP where that group
+ * exists and we may give it. *made: the file, to remove only that one. */
+static int api__unix_listen(const struct api *a, const char *path, int *out, struct stat *made)
+{
+    struct sockaddr_un sun;
+    int dir = -1, fd = -1, r;
+    if ((r = api__unix_addr(path, &sun, &dir)) < 0 || (r = api__unix_clear(a, path, &sun)) < 0)
+        goto fail;
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+        goto fail_errno;
+    /* Born 0660, never more open for a moment; the umask is the process's,
+     * but nothing else creates files while the API starts. */
+    mode_t mask = umask(0117);
+    r = bind(fd, (const struct sockaddr *)&sun, sizeof sun);
+    umask(mask);
+    if (r < 0 || listen(fd, API__BACKLOG) < 0 || lstat(path, made) < 0)
+        goto fail_errno;
+    if (a->have_group && made->st_gid != a->group &&
+        fchownat(AT_FDCWD, path, (uid_t)-1, a->group, AT_SYMLINK_NOFOLLOW) < 0)
+        log_event(LOG_INFO, NULL, "api-socket-group", "path=%s gid=%u error=\"%s\"", path,
+                  (unsigned)a->group, strerror(errno));
+    if (dir >= 0)
+        close(dir);
+    *out = fd;
+    return 0;
+fail_errno:
+    r = -errno;
+fail:
+    if (fd >= 0)
+        close(fd);
+    if (dir >= 0)
+        close(dir);
+    return r;
+}
+
+/* The group whose members may act through the socket, looked up once at
+ * start (NSS may block: never from the loop's callbacks). */
+static void api__group_lookup(struct api *a, const char *name)
+{
+    struct group gr, *found = NULL;
+    char buf[4096];
+    if (getgrnam_r(name, &gr, buf, sizeof buf, &found) == 0 && found) {
+        a->group = found->gr_gid;
+        a->have_group = true;
+    }
+}
+
+static char **api__strv_dup(char *const *v)
+{
+    size_t n = 0;
+    while (v[n])
+        n++;
+    char **out = calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++) {
+        if (!(out[i] = strdup(v[i]))) {
+            while (i--)
+                free(out[i]);
+            free(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static int api__open_doors(struct api *a, const struct api_cfg *cfg, const struct api_options *opt,
+                           char *err, size_t errlen)
+{
+    struct sockaddr_storage bound; /* api__tcp_listen fills it when it returns 0 */
+    char name[INET6_ADDRSTRLEN + 8];
+    int fd = -1, r;
+    memset(&bound, 0, sizeof bound);
+    api__addr_format(&cfg->listen, name, sizeof name);
+    if ((r = api__tcp_listen(&cfg->listen, &fd, &bound)) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", name, strerror(-r));
+        return r;
+    }
+    api__addr_format(&bound, name, sizeof name);               /* the real port when asked for 0 */
+    a->port = ntohs(((struct sockaddr_in *)&bound)->sin_port); /* same place in sockaddr_in6 */
+    if ((r = door__open(a, &a->tcp, fd, strdup(name))) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", name, uv_strerror(r));
+        return r;
+    }
+    if (!opt->socket_path)
+        return 0;
+    if ((r = api__unix_listen(a, opt->socket_path, &fd, &a->local.made)) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s%s", opt->socket_path, strerror(-r),
+                 r == -EEXIST       ? " (not a socket of ours: left alone)"
+                 : r == -EADDRINUSE ? " (another process answers on it)"
+                                    : "");
+        return r;
+    }
+    if ((r = door__open(a, &a->local, fd, strdup(opt->socket_path))) < 0) {
+        unlink(opt->socket_path);
+        snprintf(err, errlen, "cannot listen on %s: %s", opt->socket_path, uv_strerror(r));
+    }
+    return r;
+}
+
+struct api *api_new(uv_loop_t *loop, const struct api_backend *b, const struct api_cfg *cfg,
+                    const struct api_options *opt, char *err, size_t errlen)
 {
     struct api *a = calloc(1, sizeof *a);
-    struct sockaddr_storage bound = {0}; /* api__listen fills it when it returns 0 */
-    char asked[INET6_ADDRSTRLEN + 8];
-    int fd = -1;
-    int r = -ENOMEM;
-    api__addr_format(addr, asked, sizeof asked);
-    if (!a)
-        goto fail;
-    if ((r = api__listen(addr, &fd, &bound)) < 0)
-        goto fail;
+    if (!a ||
+        !(a->hostnames = api__strv_dup(cfg->hostnames ? cfg->hostnames : hostnames_default))) {
+        snprintf(err, errlen, "out of memory");
+        free(a);
+        return NULL;
+    }
     a->loop = loop;
     a->b = b;
     a->idle_ms = API__IDLE_MS;
-    api__addr_format(&bound, a->addr, sizeof a->addr); /* the real port when asked for 0 */
-    uv_tcp_init(loop, &a->listener);
+    a->request_ms = API__REQUEST_MS;
+    a->self = geteuid();
+    a->tcp = (struct door){.api = a, .fd = -1, .max = opt->tcp_max ? opt->tcp_max : API__TCP_MAX};
+    a->local = (struct door){.api = a,
+                             .fd = -1,
+                             .local = true,
+                             .max = opt->local_max ? opt->local_max : API__LOCAL_MAX};
+    api__group_lookup(a, opt->group ? opt->group : API_GROUP);
     uv_timer_init(loop, &a->sweep);
-    a->listener.data = a->sweep.data = a;
+    uv_timer_init(loop, &a->pause);
+    a->sweep.data = a->pause.data = a;
     a->handles = 2;
-    if ((r = uv_tcp_open(&a->listener, fd)) < 0) {
-        close(fd); /* not the handle's yet */
-        goto fail_handles;
+    a->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (api__open_doors(a, cfg, opt, err, errlen) < 0) {
+        api_free(a); /* memory goes with the handles' close callbacks */
+        return NULL;
     }
-    if ((r = uv_listen((uv_stream_t *)&a->listener, API__BACKLOG, api__accept_cb)) < 0)
-        goto fail_handles;
-    log_event(LOG_INFO, NULL, "api-listening", "addr=%s", a->addr);
+    log_event(LOG_INFO, NULL, "api-listening", "addr=%s socket=%s max=%u+%u", a->tcp.name,
+              a->local.name ? a->local.name : "-", a->tcp.max, a->local.max);
     return a;
-fail_handles:
-    snprintf(err, errlen, "cannot listen on %s: %s", asked, uv_strerror(r));
-    api_free(a); /* memory goes with the handles' close callbacks */
-    return NULL;
-fail:
-    snprintf(err, errlen, "cannot listen on %s: %s", asked, strerror(-r));
-    free(a);
-    return NULL;
 }
 
-void api_set_idle_timeout(struct api *a, uint64_t ms)
+void api_set_timeouts(struct api *a, uint64_t idle_ms, uint64_t request_ms)
 {
-    a->idle_ms = ms;
+    a->idle_ms = idle_ms;
+    a->request_ms = request_ms;
     if (uv_is_active((uv_handle_t *)&a->sweep))
         api__sweep_start(a);
+}
+
+unsigned api_port(const struct api *a)
+{
+    return a->port;
 }
 
 void api_free(struct api *a)
@@ -605,8 +1084,11 @@ void api_free(struct api *a)
     if (!a)
         return;
     a->freed = true;
-    uv_close((uv_handle_t *)&a->listener, api__close_cb);
+    if (a->reserve >= 0)
+        close(a->reserve);
+    a->reserve = -1;
     uv_close((uv_handle_t *)&a->sweep, api__close_cb);
-    for (struct conn *c = a->conns; c; c = c->next)
-        conn__close(c);
+    uv_close((uv_handle_t *)&a->pause, api__close_cb);
+    door__close(&a->tcp);
+    door__close(&a->local);
 }

@@ -123,6 +123,14 @@ struct journal_cfg {
     uint64_t max_bytes;  /* journal.max_size: its pages in use stay under this; default 256 MiB */
 };
 
+/* The API's TCP side; the Unix socket is always state_dir/api.sock. */
+struct api_cfg {
+    struct sockaddr_storage listen; /* api.listen; default 127.0.0.1:7411 */
+    char **hostnames;  /* api.hostnames: what the Host header may name, NULL-terminated;
+                        * NULL: 127.0.0.1, localhost, [::1] (each with or without the port) */
+    bool allow_remote; /* api.allow_remote: a listen address other than loopback is accepted */
+};
+
 struct config {
     unsigned max_concurrent;                       /* max_concurrent_recoveries; default 3 */
     unsigned max_starting;                         /* unverified starts at once; default 64 */
@@ -130,10 +138,10 @@ struct config {
     int rules[FAULT_TYPE__COUNT][STRATEGY__COUNT]; /* fault type -> strategy chain (enum strategy)
                                                     */
     unsigned n_rules[FAULT_TYPE__COUNT];           /* length of each chain */
-    char *path;                  /* file it was read from ("<demo>" for the bundled one) */
-    char *state_dir;             /* absolute (config_load); default statedir_default() */
-    struct sockaddr_storage api; /* api.listen; default 127.0.0.1:7411 */
-    uint64_t quiet_ms; /* recovered -> normal after this long without faults; default 10000 */
+    char *path;         /* file it was read from ("<demo>" for the bundled one) */
+    char *state_dir;    /* absolute (config_load); default statedir_default() */
+    struct api_cfg api; /* api: { listen, hostnames, allow_remote } */
+    uint64_t quiet_ms;  /* recovered -> normal after this long without faults; default 10000 */
     struct service_cfg *services; /* n_services entries, in file order */
     size_t n_services;
     struct alerts_cfg alerts;       /* alerts: { webhooks: [...] } */

@@ -18,6 +18,7 @@
 
 #include <libfyaml.h>
 
+#include "lib/hostnames.h"
 #include "lib/model.h"
 #include "lib/statedir.h"
 #include "lib/url.h"
@@ -26,7 +27,9 @@
 #define CONFIG__NAME_MAX 63         /* characters of a service name */
 
 static const struct cfg_field config__api_fields[] = {
-    {"listen", CFG_ADDRESS, offsetof(struct config, api), 0, NULL},
+    {"listen", CFG_ADDRESS, offsetof(struct api_cfg, listen), 0, NULL},
+    {"hostnames", CFG_ARGV, offsetof(struct api_cfg, hostnames), 0, NULL},
+    {"allow_remote", CFG_BOOL, offsetof(struct api_cfg, allow_remote), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -40,7 +43,7 @@ static const struct cfg_field config__journal_fields[] = {
 /* "services" has no sub table: config__services reads it (names are keys). */
 static const struct cfg_field config__fields[] = {
     {"state_dir", CFG_PATH, offsetof(struct config, state_dir), 0, NULL},
-    {"api", CFG_MAP, 0, 0, config__api_fields},
+    {"api", CFG_MAP, offsetof(struct config, api), 0, config__api_fields},
     {"quiet", CFG_DURATION, offsetof(struct config, quiet_ms), 0, NULL},
     {"max_concurrent_recoveries", CFG_UINT, offsetof(struct config, max_concurrent), 0, NULL},
     {"max_starting", CFG_UINT, offsetof(struct config, max_starting), 0, NULL},
@@ -1053,6 +1056,56 @@ static int config__journal(struct config *c, struct fy_node *root, struct cfg_er
     return 0;
 }
 
+/* 127.0.0.0/8, ::1 or ::ffff:127.x.y.z. */
+static bool config__loopback(const struct sockaddr_storage *ss)
+{
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    return IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+}
+
+/* api.hostnames entries are names or addresses, and api.listen stays on
+ * loopback unless allow_remote says otherwise: the token and every answer
+ * travel in clear (no TLS), so a remote listener is a decision, not a typo. */
+static int config__api(struct config *c, struct fy_node *api, struct cfg_err *err)
+{
+    struct fy_node *listen = config__lookup(api, "listen");
+    char addr[INET6_ADDRSTRLEN] = "?";
+    const struct sockaddr_storage *ss = &c->api.listen;
+    for (size_t i = 0; c->api.hostnames && c->api.hostnames[i]; i++) {
+        if (!hostnames_entry_valid(c->api.hostnames[i])) {
+            cfg_err_at(err, fy_node_sequence_get_by_index(config__lookup(api, "hostnames"), (int)i),
+                       "'%s' is not a host name: expected a name, an IPv4 address or an IPv6 "
+                       "address in brackets, optionally with :port",
+                       c->api.hostnames[i]);
+            return -EINVAL;
+        }
+    }
+    if (config__loopback(ss))
+        return 0;
+    inet_ntop(ss->ss_family,
+              ss->ss_family == AF_INET6
+                  ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+                  : (const void *)&((const struct sockaddr_in *)ss)->sin_addr,
+              addr, sizeof addr);
+    if (!c->api.allow_remote) {
+        cfg_err_at(err, listen,
+                   "api.listen %s is not a loopback address: the API token would cross the "
+                   "network in clear; set api.allow_remote: true to listen there anyway",
+                   addr);
+        return -EINVAL;
+    }
+    config__warn(c, listen,
+                 "the API listens on %s (allow_remote): its token and answers cross the network "
+                 "in clear%s",
+                 addr,
+                 c->api.hostnames ? ""
+                                  : "; remote clients get 421 until their name for this host is "
+                                    "in api.hostnames");
+    return 0;
+}
+
 static int config__build(struct config *c, struct fy_document *doc, struct cfg_err *err)
 {
     struct fy_node *root = fy_document_root(doc), *v;
@@ -1075,6 +1128,8 @@ static int config__build(struct config *c, struct fy_document *doc, struct cfg_e
         cfg_err_at(err, config__lookup(root, "max_starting"), "max_starting must be at least 1");
         return -EINVAL;
     }
+    if ((r = config__api(c, config__lookup(root, "api"), err)) < 0)
+        return r;
     if ((v = config__lookup(root, "rules")) && (r = config__rules(c, v, err)) < 0)
         return r;
     if ((v = config__lookup(root, "alerts")) && (r = config__alerts(c, v, err)) < 0)
@@ -1085,11 +1140,11 @@ static int config__build(struct config *c, struct fy_document *doc, struct cfg_e
     return config__deps(c, config__deref(v), err);
 }
 
-static void config__api_default(struct sockaddr_storage *ss)
+static void config__api_default(struct api_cfg *api)
 {
-    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    struct sockaddr_in *in = (struct sockaddr_in *)&api->listen;
 
-    memset(ss, 0, sizeof(*ss));
+    memset(&api->listen, 0, sizeof(api->listen));
     in->sin_family = AF_INET;
     in->sin_port = htons(7411);
     in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);

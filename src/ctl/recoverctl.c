@@ -21,10 +21,13 @@
 #define CTL_TOKEN_DEFAULT_HELP                                                                     \
     "/var/lib/recoverd/token for root, else\n"                                                     \
     "                       $XDG_STATE_HOME/recoverd/token or ~/.local/state/recoverd/token"
+#define CTL_GROUP "recoverd"       /* may act through the socket without a token (API_GROUP) */
 #define CTL_TIMEOUT_MS 5000L       /* whole request, connect included */
 #define CTL_MAX_ANSWER (64u << 20) /* bytes of an answer we are willing to hold */
 #define CTL_TOKEN_MAX 1024         /* bytes of a token file we read */
 #define CTL_MAX_ARGS 2             /* positional arguments of a command */
+#define CTL_API_MAX 256            /* bytes of a HOST:PORT */
+#define CTL_PATH_MAX 1024          /* bytes of a request's path and query */
 
 /* Exit codes (documented in --help). */
 enum { CTL_OK = 0, CTL_API_ERROR = 1, CTL_USAGE = 2, CTL_UNREACHABLE = 3 };
@@ -33,17 +36,22 @@ enum { CTL_OK = 0, CTL_API_ERROR = 1, CTL_USAGE = 2, CTL_UNREACHABLE = 3 };
 enum { OPT_ACTIVE = 1, OPT_FAULT = 2, OPT_SERVICE = 4, OPT_LIMIT = 8 };
 
 struct ctl {
-    const char *api;               /* HOST:PORT of the API */
-    bool json;                     /* print the API's JSON instead of tables */
-    unsigned given;                /* OPT_* given on the command line */
-    const char *fault;             /* --fault ID */
-    const char *service;           /* --service NAME */
-    const char *limit;             /* --limit N */
-    const char *token_file;        /* --token-file PATH, else $RECOVERD_TOKEN_FILE, else the default
-                                    * state_dir's (recoverd's own default); NULL: none known */
-    char token[CTL_TOKEN_MAX + 1]; /* its content without the trailing newline */
+    const char *socket;     /* the API's Unix socket; NULL: TCP */
+    const char *api;        /* HOST:PORT of the API; NULL: the socket only */
+    bool fallback;          /* the socket is the default one: if nothing answers there, TCP */
+    bool token_given;       /* --token-file or $RECOVERD_TOKEN_FILE: the token is wanted */
+    bool json;              /* print the API's JSON instead of tables */
+    unsigned given;         /* OPT_* given on the command line */
+    const char *fault;      /* --fault ID */
+    const char *service;    /* --service NAME */
+    const char *limit;      /* --limit N */
+    const char *token_file; /* --token-file PATH, else $RECOVERD_TOKEN_FILE, else the default
+                             * state_dir's (recoverd's own default); NULL: none known */
+    char token[CTL_TOKEN_MAX + 1];  /* its content without the trailing newline */
     const char *args[CTL_MAX_ARGS]; /* the command's positional arguments */
     CURL *curl;                     /* one handle: status then services reuse the connection */
+    char socket_buf[4096];          /* the default socket's path */
+    char socket_short[108];         /* what curl is given: the path, or its short form */
 };
 
 struct ctl_cmd {
@@ -57,6 +65,49 @@ struct ctl_cmd {
 };
 
 /* ---- talking to the API ---------------------------------------------------------------- */
+
+/* recoverd's Unix socket in state_dir (daemon/daemon.c makes it there). */
+static void ctl_socket_path(const char *state_dir, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/api.sock", state_dir);
+}
+
+/* curl takes a socket path of at most 107 bytes, like the kernel: a longer
+ * one is reached through its directory, held open for the run, as
+ * /proc/self/fd/N/NAME (made once). The path itself when it fits or that
+ * fails. */
+static const char *ctl__socket_short(struct ctl *c, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    int fd;
+    if (c->socket_short[0])
+        return c->socket_short;
+    if (strlen(path) < sizeof c->socket_short || !slash || slash - path >= (long)sizeof dir)
+        return path;
+    snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if ((fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return path;
+    if ((size_t)snprintf(c->socket_short, sizeof c->socket_short, "/proc/self/fd/%d/%s", fd,
+                         slash + 1) >= sizeof c->socket_short) {
+        c->socket_short[0] = '\0';
+        close(fd);
+        return path;
+    }
+    return c->socket_short; /* fd stays open until exit: the name refers to it */
+}
+
+/* One transfer of the request set up on c->curl, through the socket or TCP. */
+static CURLcode ctl__perform(struct ctl *c, const char *path, char *errbuf)
+{
+    char url[CTL_API_MAX + CTL_PATH_MAX + 16]; /* both bounded: never cut */
+    snprintf(url, sizeof url, "http://%s%s", c->socket ? "localhost" : c->api, path);
+    curl_easy_setopt(c->curl, CURLOPT_URL, url);
+    curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH,
+                     c->socket ? ctl__socket_short(c, c->socket) : NULL);
+    errbuf[0] = '\0';
+    return curl_easy_perform(c->curl);
+}
 
 struct ctl_buf {
     char *p;  /* malloc'd, NUL-terminated */
@@ -107,8 +158,11 @@ static struct curl_slist *ctl__post_headers(const struct ctl *c)
 {
     char auth[CTL_TOKEN_MAX + 32];
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token);
-    struct curl_slist *h = curl_slist_append(NULL, auth);
-    struct curl_slist *h2 = h ? curl_slist_append(h, "Content-Type: application/json") : NULL;
+    /* Over the socket, recoverd may know the caller without a token. */
+    struct curl_slist *h = c->token[0] ? curl_slist_append(NULL, auth) : NULL;
+    struct curl_slist *h2 = h || !c->token[0]
+                                ? curl_slist_append(h, "Content-Type: application/json")
+                                : NULL;
     if (!h2)
         curl_slist_free_all(h);
     memset(auth, 0, sizeof auth); /* libcurl holds its own copy until the list is freed */
@@ -119,16 +173,11 @@ static struct curl_slist *ctl__post_headers(const struct ctl *c)
  * reference). CTL_OK, or the exit code after printing why. */
 static int ctl_request(struct ctl *c, const char *path, const char *body, bool post, json_t **out)
 {
-    char url[2048], errbuf[CURL_ERROR_SIZE] = "";
+    char errbuf[CURL_ERROR_SIZE] = "";
     struct ctl_buf b = {0};
     struct curl_slist *headers = NULL;
     long status = 0;
     int r = CTL_API_ERROR;
-    if (snprintf(url, sizeof url, "http://%s%s", c->api, path) >= (int)sizeof url) {
-        fprintf(stderr, "recoverctl: the request's url is longer than %zu bytes\n", sizeof url);
-        return CTL_USAGE; /* a cut url would ask for something else */
-    }
-    curl_easy_setopt(c->curl, CURLOPT_URL, url);
     curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
     if (post) {
@@ -142,14 +191,24 @@ static int ctl_request(struct ctl *c, const char *path, const char *body, bool p
     } else {
         curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
     }
-    CURLcode cr = curl_easy_perform(c->curl);
+    CURLcode cr = ctl__perform(c, path, errbuf);
+    const char *tried = NULL; /* the default socket, when nothing answered there */
+    if (cr == CURLE_COULDNT_CONNECT && c->socket && c->fallback) {
+        tried = c->socket; /* nothing was sent: asking again over TCP is safe */
+        c->socket = NULL;
+        cr = ctl__perform(c, path, errbuf);
+    }
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(headers);
+    /* For a socket, curl's own words name "localhost port 80": not said. */
     if (cr != CURLE_OK) {
         fprintf(stderr,
                 "recoverctl: cannot reach the API at %s: %s\n"
-                "  (is recoverd running? the address comes from --api or RECOVERD_API)\n",
-                c->api, errbuf[0] ? errbuf : curl_easy_strerror(cr));
+                "  (is recoverd running? %s%s%sthe address comes from --socket, --api, "
+                "RECOVERD_SOCKET or RECOVERD_API)\n",
+                c->socket ? c->socket : c->api,
+                errbuf[0] && !c->socket ? errbuf : curl_easy_strerror(cr),
+                tried ? "nothing answered at " : "", tried ? tried : "", tried ? " either; " : "");
         free(b.p);
         return CTL_UNREACHABLE;
     }
@@ -157,8 +216,8 @@ static int ctl_request(struct ctl *c, const char *path, const char *body, bool p
     json_error_t e;
     json_t *v = b.p ? json_loads(b.p, 0, &e) : NULL;
     if (!json_is_object(v) && !json_is_array(v))
-        fprintf(stderr, "recoverctl: %s answered HTTP %ld without JSON: %.100s\n", c->api, status,
-                b.p ? b.p : "(empty)");
+        fprintf(stderr, "recoverctl: %s answered HTTP %ld without JSON: %.100s\n",
+                c->socket ? c->socket : c->api, status, b.p ? b.p : "(empty)");
     else if (status < 200 || status > 299)
         r = ctl__api_error(c, status, v);
     else
@@ -710,10 +769,10 @@ static int ctl__n_args(const struct ctl_cmd *cmd)
     return n;
 }
 
-static void ctl_usage(FILE *out)
+static void ctl_usage(const struct ctl *c, FILE *out)
 {
-    fprintf(out, "usage: recoverctl [--api HOST:PORT] [--json] [--token-file PATH] COMMAND [ARG...]"
-                 " [OPTIONS]\n\nCommands:\n");
+    fprintf(out, "usage: recoverctl [--socket PATH | --api HOST:PORT] [--json] [--token-file PATH]"
+                 " COMMAND [ARG...] [OPTIONS]\n\nCommands:\n");
     for (size_t i = 0; i < sizeof ctl_cmds / sizeof *ctl_cmds; i++) {
         char head[32];
         snprintf(head, sizeof head, "%s %s", ctl_cmds[i].name,
@@ -722,20 +781,24 @@ static void ctl_usage(FILE *out)
     }
     fprintf(out,
             "\nOptions:\n"
-            "  --api HOST:PORT      the API to ask (default $RECOVERD_API, else %s)\n"
+            "  --socket PATH        ask recoverd through its Unix socket (default\n"
+            "                       $RECOVERD_SOCKET, else %s, i.e. <state_dir>/api.sock;\n"
+            "                       when nothing answers there, TCP at %s)\n"
+            "  --api HOST:PORT      ask over TCP instead (default $RECOVERD_API)\n"
             "  --json               print the API's JSON answer instead of tables\n"
             "  --token-file PATH    recover, hold, release, restart: the API token (default\n"
             "                       $RECOVERD_TOKEN_FILE, else the token of recoverd's default\n"
-            "                       state_dir: %s)\n"
+            "                       state_dir: %s);\n"
+            "                       through the socket, root and the group '%s' need none\n"
             "  --active             faults: only the open ones\n"
             "  --fault ID           actions: only those of fault ID\n"
             "  --service NAME       transitions: only those of service NAME\n"
             "  --limit N            faults, actions, transitions: at most N rows (default 100)\n"
             "  -h, --help           this text\n"
-            "\nExit status: 0 ok, 1 the API answered an error (e.g. 401 wrong token, 404,\n"
-            "409 a recovery is in progress), 2 usage error or unreadable token file,\n"
-            "3 the API cannot be reached.\n",
-            CTL_DEFAULT_API, CTL_TOKEN_DEFAULT_HELP);
+            "\nExit status: 0 ok, 1 the API answered an error (e.g. 401 wrong token, 403 not\n"
+            "allowed to act, 404, 409 a recovery is in progress), 2 usage error or unreadable\n"
+            "token file, 3 the API cannot be reached.\n",
+            c->socket_buf, CTL_DEFAULT_API, CTL_TOKEN_DEFAULT_HELP, CTL_GROUP);
 }
 
 __attribute__((format(printf, 1, 2))) static int ctl__usage_error(const char *fmt, ...)
@@ -779,21 +842,29 @@ static const char *ctl__opt_name(unsigned opt)
 static int ctl_parse(int argc, char **argv, struct ctl *c, const struct ctl_cmd **cmd)
 {
     static const struct option longs[] = {
-        {"api", required_argument, NULL, 'a'},
-        {"json", no_argument, NULL, 'j'},
-        {"active", no_argument, NULL, 'A'},
-        {"fault", required_argument, NULL, 'f'},
-        {"service", required_argument, NULL, 's'},
-        {"limit", required_argument, NULL, 'l'},
-        {"token-file", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"api", required_argument, NULL, 'a'},   {"socket", required_argument, NULL, 'S'},
+        {"json", no_argument, NULL, 'j'},        {"active", no_argument, NULL, 'A'},
+        {"fault", required_argument, NULL, 'f'}, {"service", required_argument, NULL, 's'},
+        {"limit", required_argument, NULL, 'l'}, {"token-file", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     int o;
+    unsigned given = 0; /* 1: --api, 2: --socket */
     opterr = 1;
     while ((o = getopt_long(argc, argv, "hj", longs, NULL)) != -1) {
         switch (o) {
-        case 'a': c->api = optarg; break;
+        case 'a':
+            c->api = optarg;
+            c->socket = NULL;
+            c->fallback = false;
+            given |= 1;
+            break;
+        case 'S':
+            c->socket = optarg;
+            c->api = NULL;
+            c->fallback = false;
+            given |= 2;
+            break;
         case 'j': c->json = true; break;
         case 'A': c->given |= OPT_ACTIVE; break;
         case 'f':
@@ -808,11 +879,16 @@ static int ctl_parse(int argc, char **argv, struct ctl *c, const struct ctl_cmd 
             c->given |= OPT_LIMIT;
             c->limit = optarg;
             break;
-        case 't': c->token_file = optarg; break;
-        case 'h': ctl_usage(stdout); return -1;
+        case 't':
+            c->token_file = optarg;
+            c->token_given = true;
+            break;
+        case 'h': ctl_usage(c, stdout); return -1;
         default: fprintf(stderr, "Try 'recoverctl --help'.\n"); return CTL_USAGE;
         }
     }
+    if (given == 3)
+        return ctl__usage_error("--api and --socket exclude each other");
     if (optind >= argc)
         return ctl__usage_error("a command is needed");
     *cmd = NULL;
@@ -839,8 +915,10 @@ static int ctl_validate(const struct ctl *c, const struct ctl_cmd *cmd)
     for (unsigned opt = 1; opt <= OPT_LIMIT; opt <<= 1)
         if ((c->given & opt) && !(cmd->opts & opt))
             return ctl__usage_error("%s does not apply to %s", ctl__opt_name(opt), cmd->name);
-    if (!ctl__address_valid(c->api))
+    if (c->api && (strlen(c->api) >= CTL_API_MAX || !ctl__address_valid(c->api)))
         return ctl__usage_error("the API address must be HOST:PORT, not '%s'", c->api);
+    if (c->socket && !*c->socket)
+        return ctl__usage_error("--socket wants a path");
     if (c->fault && !ctl__positive(c->fault))
         return ctl__usage_error("--fault wants a positive integer, not '%s'", c->fault);
     if (c->limit && !ctl__positive(c->limit))
@@ -871,8 +949,9 @@ static const char *ctl__default_token(char *buf, size_t len)
 }
 
 /* The token of a mutating call, from the file. CTL_OK, or CTL_USAGE after
- * saying why: without a token there is nothing to send. */
-static int ctl_token_read(struct ctl *c)
+ * saying why when it is required: without it there is nothing to send.
+ * When not required, an unreadable file leaves the token empty. */
+static int ctl_token_read(struct ctl *c, bool required)
 {
     const char *path = c->token_file;
     if (!path) {
@@ -885,6 +964,10 @@ static int ctl_token_read(struct ctl *c)
     int err = errno;
     if (fd >= 0)
         close(fd);
+    if (n < 0 && !required) {
+        c->token[0] = '\0';
+        return CTL_OK;
+    }
     if (n < 0) {
         fprintf(stderr,
                 "recoverctl: cannot read the token file %s: %s\n"
@@ -907,9 +990,25 @@ static int ctl_token_read(struct ctl *c)
     return CTL_OK;
 }
 
+/* Where to ask before the command line speaks: $RECOVERD_SOCKET, else
+ * $RECOVERD_API, else the default socket, then TCP if nothing answers
+ * there (recoverd listens on both). */
+static void ctl_transport_default(struct ctl *c)
+{
+    if (c->socket && *c->socket) {
+        c->api = NULL;
+    } else if (c->api && *c->api) {
+        c->socket = NULL;
+    } else {
+        c->socket = c->socket_buf;
+        c->api = CTL_DEFAULT_API;
+        c->fallback = true;
+    }
+}
+
 static int ctl_run(struct ctl *c, const struct ctl_cmd *cmd)
 {
-    char path[1024], body[512];
+    char path[CTL_PATH_MAX], body[512];
     json_t *v = NULL;
     if (cmd->path(c, c->args[0], path, sizeof path) < 0)
         return ctl__usage_error("the arguments are too long");
@@ -939,12 +1038,17 @@ static int ctl_run(struct ctl *c, const struct ctl_cmd *cmd)
 
 int main(int argc, char **argv)
 {
-    struct ctl c = {.api = getenv("RECOVERD_API"), .token_file = getenv("RECOVERD_TOKEN_FILE")};
+    struct ctl c = {.socket = getenv("RECOVERD_SOCKET"),
+                    .api = getenv("RECOVERD_API"),
+                    .token_file = getenv("RECOVERD_TOKEN_FILE")};
     const struct ctl_cmd *cmd = NULL;
     char default_token[4096];
-    if (!c.api || !*c.api)
-        c.api = CTL_DEFAULT_API;
-    if (!c.token_file || !*c.token_file)
+    char *state_dir = statedir_default();
+    ctl_socket_path(state_dir ? state_dir : "/nonexistent", c.socket_buf, sizeof c.socket_buf);
+    free(state_dir);
+    ctl_transport_default(&c);
+    c.token_given = c.token_file && *c.token_file;
+    if (!c.token_given)
         c.token_file = ctl__default_token(default_token, sizeof default_token);
     int r = ctl_parse(argc, argv, &c, &cmd);
     if (r < 0)
@@ -953,8 +1057,10 @@ int main(int argc, char **argv)
         return r;
     assert(cmd); /* ctl_parse sets it whenever it returns CTL_OK */
     r = ctl_validate(&c, cmd);
+    /* Through the socket recoverd may know the caller: a token is sent
+     * when there is one, and asked for only when named. */
     if (r == CTL_OK && cmd->post)
-        r = ctl_token_read(&c);
+        r = ctl_token_read(&c, !c.socket || c.token_given);
     if (r != CTL_OK)
         return r;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(c.curl = ctl__curl_new())) {

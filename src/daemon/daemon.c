@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "config/config.h"
+#include "daemon/fdbudget.h"
 #include "daemon/service.h"
 #include "detect/detector.h"
 #include "lib/clock.h"
@@ -290,7 +291,14 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         return r;
     }
     daemon_backend_init(d);
-    d->api = api_new(loop, &d->backend, &cfg->api, err, sizeof err);
+    struct fd_budget budget;
+    fd_budget_plan(cfg, &budget);
+    fd_budget_log(&budget);
+    snprintf(path, sizeof path, "%s/api.sock", cfg->state_dir);
+    struct api_options api_opt = {.socket_path = path,
+                                  .tcp_max = budget.api_tcp,
+                                  .local_max = budget.api_local};
+    d->api = api_new(loop, &d->backend, &cfg->api, &api_opt, err, sizeof err);
     if (!d->api) {
         log_event(LOG_ERROR, NULL, "api-failed", "error=\"%s\"", err);
         return -EADDRINUSE;

@@ -3,13 +3,19 @@ views have their documented shape, recoverctl shows what the API says."""
 
 import json
 import os
+import re
+import resource
 import signal
+import socket
+import stat
 import subprocess
 import time
+from unittest import mock
 
 import pytest
 
-from helpers import binary, demo_service, free_port, wait_running
+from abuse import Abuse
+from helpers import asleep_share, binary, demo_service, free_port, wait_running
 
 FAULT_TYPES = {"hardware", "software", "network", "configuration", "resource"}
 SEVERITIES = {"low", "medium", "high", "critical"}
@@ -128,3 +134,193 @@ def test_api_lists_answer_json_while_idle(recoverd, path):
     assert isinstance(doc, (list, dict))
     status, body = rd.request("HEAD", path)
     assert status == 200 and body == b""
+
+
+# ---- the API under abuse: its doors, deadlines, names and descriptors ----
+
+def _ctl_socket(rd, *args, preexec_fn=None):
+    return subprocess.run([binary("recoverctl"), "--socket", str(rd.state_dir / "api.sock"),
+                           *args], capture_output=True, text=True, timeout=20,
+                          preexec_fn=preexec_fn)
+
+
+def _ctl_as_nobody(rd, *args):
+    """recoverctl as uid/gid 65534 with no groups. pytest's tmp dirs are
+    0700: the child reaches the socket through a descriptor of its
+    directory (/proc/self/fd/N/api.sock), the way the state_dir of a real
+    host is reached by whoever may traverse it."""
+    def nobody():
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+
+    fd = os.open(rd.state_dir, os.O_PATH | os.O_DIRECTORY)
+    try:
+        return subprocess.run([binary("recoverctl"), "--socket", f"/proc/self/fd/{fd}/api.sock",
+                               *args], capture_output=True, text=True, timeout=20,
+                              preexec_fn=nobody, pass_fds=(fd,))
+    finally:
+        os.close(fd)
+
+
+def test_recoverctl_answers_through_its_socket_while_tcp_is_abused(recoverd):
+    rd = recoverd({"services": {"web": demo_service(free_port())}})
+    wait_running(rd, "web")
+    with Abuse(rd.api_port, slow=400, idle=100, every=2.0) as abuse:
+        # The slow clients' first deadlines (5 s) have passed: the TCP door
+        # is as crowded as they can make it.
+        rd.wait_for(lambda: abuse.cuts >= 100, timeout=30, what="slow clients cut")
+        for _ in range(5):
+            t0 = time.monotonic()
+            r = _ctl_socket(rd, "status")
+            took = time.monotonic() - t0
+            assert r.returncode == 0, r.stderr
+            assert r.stdout.startswith("name:") and "web" in r.stdout
+            assert took < 5, f"recoverctl status took {took:.1f} s under abuse"
+        r = _ctl_socket(rd, "hold", "web")  # root through the socket: no token needed
+        assert r.returncode == 0, r.stderr
+    assert abuse.evictions > 0  # idle keep-alives made room for newcomers
+    assert rd.service("web")["held"] is True
+    assert "api-listening" in rd.log_text() and "socket=" in rd.log_text()
+
+
+def test_socket_lets_root_act_and_others_only_read(recoverd):
+    rd = recoverd({"services": {"web": demo_service(free_port())}})
+    wait_running(rd, "web")
+    sock = rd.state_dir / "api.sock"
+    st = os.lstat(sock)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o660
+    # What a host would show a user let in (the socket's mode opened for
+    # the test): the credentials decide what they may do.
+    os.chmod(rd.state_dir, 0o751)
+    os.chmod(sock, 0o666)
+    r = _ctl_as_nobody(rd, "status")
+    assert r.returncode == 0, r.stderr
+    r = _ctl_as_nobody(rd, "hold", "web")
+    assert r.returncode == 1 and "HTTP 403" in r.stderr and "may only read" in r.stderr, r
+    assert rd.service("web")["held"] is False
+    r = _ctl_socket(rd, "hold", "web")
+    assert r.returncode == 0 and r.stdout.startswith("web: held"), r
+    r = _ctl_socket(rd, "release", "web")
+    assert r.returncode == 0 and rd.service("web")["held"] is False, r
+
+
+def test_recoverctl_finds_the_socket_in_its_default_state_dir(recoverd, tmp_path):
+    """With neither --socket nor --api, recoverctl asks state_dir/api.sock,
+    and falls back to TCP when nothing answers there."""
+    rd = recoverd({"state_dir": str(tmp_path / "var"),
+                   "services": {"web": demo_service(free_port())}})
+    rd.state_dir = tmp_path / "var"
+    wait_running(rd, "web")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERD_")}
+    r = subprocess.run([binary("recoverctl"), "hold", "web"], capture_output=True, text=True,
+                       timeout=20, cwd=tmp_path, env=env)  # ./var: the default state_dir
+    assert r.returncode == 0, r.stderr
+    assert rd.service("web")["held"] is True
+    r = subprocess.run([binary("recoverctl"), "status"], capture_output=True, text=True,
+                       timeout=20, cwd=tmp_path / "var", env=env)  # no ./var/api.sock here
+    assert r.returncode == 3 and "nothing answered at ./var/api.sock" in r.stderr, r
+    r = subprocess.run([binary("recoverctl"), "--api", f"127.0.0.1:{rd.api_port}", "--socket",
+                        "x", "status"], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 2 and "exclude each other" in r.stderr, r
+
+
+def test_api_refuses_a_host_it_is_not(recoverd):
+    rd = recoverd({"services": {"web": demo_service(free_port())}})
+    for host in ("127.0.0.1", f"localhost:{rd.api_port}", f"[::1]:{rd.api_port}"):
+        assert rd.request("GET", "/v1/status", headers={"Host": host})[0] == 200, host
+    # DNS rebinding: a page of rebind.example whose name now resolves to 127.0.0.1.
+    status, body = rd.request("GET", "/v1/status",
+                              headers={"Host": f"rebind.example:{rd.api_port}"})
+    assert status == 421, body
+    assert "rebind.example" in json.loads(body)["error"]
+    assert "api.hostnames" in json.loads(body)["error"]
+
+    named = recoverd({"api": {"hostnames": ["recoverd.test", "127.0.0.1"]},
+                      "services": {"web": demo_service(free_port())}})
+    assert named.request("GET", "/v1/status",
+                         headers={"Host": f"recoverd.test:{named.api_port}"})[0] == 200
+    assert named.request("GET", "/v1/status", headers={"Host": "localhost"})[0] == 421
+
+
+def test_api_off_loopback_needs_allow_remote(recoverd):
+    web = {"web": demo_service(free_port())}
+    rd = recoverd({"api": {"listen": "0.0.0.0:7411"}, "services": web}, start=False)
+    r = rd.check_config()
+    assert r.returncode == 2, r
+    assert re.search(r"recoverd\.yaml:\d+:\d+: error: api.listen 0.0.0.0 is not a loopback "
+                     r"address: the API token would cross the network in clear; set "
+                     r"api.allow_remote: true", r.stderr), r.stderr
+    rd.write_config({"api": {"listen": "0.0.0.0:7411", "allow_remote": True}, "services": web})
+    r = rd.check_config()
+    assert r.returncode == 0, r
+    assert re.search(r"recoverd\.yaml:\d+:\d+: warning: the API listens on 0.0.0.0 "
+                     r"\(allow_remote\): its token and answers cross the network in clear",
+                     r.stderr), r.stderr
+
+
+def _start_with_nofile(rd, n):
+    """Start rd under RLIMIT_NOFILE n (soft and hard: recoverd raises its
+    soft limit to the hard one), as `prlimit --nofile=n:n` would."""
+    real = subprocess.Popen
+
+    def limited(*args, **kw):
+        kw["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+        return real(*args, **kw)
+
+    with mock.patch.object(subprocess, "Popen", limited):
+        rd.start()
+
+
+def _flood(port, n):
+    """n connections at once, and how each ended: '503', 'closed' or 'open'
+    (accepted and waiting for a request, or not taken yet), once a 503 has
+    come and nothing changed for 0.5 s (10 s at most)."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(n)]
+    ends = ["open"] * n
+    for s in socks:
+        s.setblocking(False)
+    deadline, quiet = time.monotonic() + 10, time.monotonic() + 0.5
+    while time.monotonic() < deadline and ("503" not in ends or time.monotonic() < quiet):
+        for i, s in enumerate(socks):
+            if ends[i] != "open":
+                continue
+            try:
+                data = s.recv(4096)
+                ends[i] = "503" if data.startswith(b"HTTP/1.1 503") else "closed"
+                quiet = time.monotonic() + 0.5
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                ends[i] = "closed"
+        time.sleep(0.02)
+    return socks, ends
+
+
+def test_out_of_descriptors_tcp_gets_503_and_the_socket_still_answers(recoverd):
+    slow = {"max": 50, "window": "60s", "stable": "200ms",
+            "backoff": {"initial": "100ms", "max": "500ms"}}
+    rd = recoverd({"services": {"web": demo_service(free_port(), restart=slow)}}, start=False)
+    _start_with_nofile(rd, 32)
+    old = wait_running(rd, "web")
+    log = rd.log_text()
+    assert re.search(r"fd-budget nofile=32 ", log), log
+    assert "fd-budget-tight" in log  # the start-up log says the configuration may not fit
+    socks, ends = _flood(rd.api_port, 40)
+    try:
+        assert ends.count("503") > 0, ends
+        assert "api-fds-exhausted" in rd.log_text()
+        # The loop waits rather than spins on a listener it cannot accept from.
+        assert asleep_share(rd.pid, seconds=1.0) > 0.5
+        # The operators' door: served on the reserve while TCP holds the rest.
+        r = _ctl_socket(rd, "status")
+        assert r.returncode == 0, r.stderr
+        # The journal needs no new descriptor: a fault is recorded even now.
+        os.kill(old["pid"], signal.SIGKILL)
+        rd.wait_for(lambda: rd.journal("SELECT id FROM faults WHERE service = 'web'"),
+                    what="the fault journaled while descriptors are short")
+    finally:
+        for s in socks:
+            s.close()
+    wait_running(rd, "web", not_pid=old["pid"], timeout=20)
+    assert rd.api("/v1/status")["name"] == "recoverd"

@@ -188,7 +188,7 @@ static void config_defaults_apply_when_keys_are_absent(void **state)
     char *state_dir = statedir_default();
     assert_string_equal(c->state_dir, state_dir);
     free(state_dir);
-    assert_int_equal(addr4(&c->api, &port), INADDR_LOOPBACK);
+    assert_int_equal(addr4(&c->api.listen, &port), INADDR_LOOPBACK);
     assert_int_equal(port, 7411);
     assert_int_equal(c->quiet_ms, 10000);
     assert_int_equal(c->n_services, 1);
@@ -270,7 +270,7 @@ static void config_load_maps_every_field_of_the_valid_example(void **state)
     }
     assert_string_equal(c->path, RECOVERD_SOURCE_DIR "/tests/configs/valid.yaml");
     assert_string_equal(c->state_dir, "/tmp/recoverd-test");
-    assert_int_equal(addr4(&c->api, &port), INADDR_LOOPBACK);
+    assert_int_equal(addr4(&c->api.listen, &port), INADDR_LOOPBACK);
     assert_int_equal(port, 7499);
     assert_int_equal(c->quiet_ms, 30000);
     assert_int_equal(c->n_services, 2);
@@ -500,7 +500,43 @@ static void services_must_be_a_non_empty_mapping(void **state)
 static void api_listen_must_be_an_address(void **state)
 {
     expect_error(SVC "api: { listen: 7411 }\n", 4, 16, "expected an address like 127.0.0.1:8080");
-    expect_error(SVC "api: { port: 1 }\n", 4, 8, "unknown key 'port' (expected one of: listen)");
+    expect_error(SVC "api: { port: 1 }\n", 4, 8,
+                 "unknown key 'port' (expected one of: listen, hostnames, allow_remote)");
+}
+
+/* The token and every answer travel in clear: off loopback only when asked. */
+static void api_listen_off_loopback_needs_allow_remote(void **state)
+{
+    struct cfg_err err;
+    expect_error(SVC "api: { listen: 0.0.0.0:7411 }\n", 4, 16,
+                 "api.listen 0.0.0.0 is not a loopback address: the API token would cross");
+    expect_error(SVC "api: { listen: \"[::]:7411\", allow_remote: false }\n", 4, 16,
+                 "set api.allow_remote: true");
+    struct config *c = load(SVC "api: { listen: 0.0.0.0:7411, allow_remote: true }\n", &err);
+    assert_non_null(c);
+    assert_true(c->api.allow_remote);
+    assert_int_equal(c->n_warnings, 1);
+    assert_non_null(strstr(c->warnings[0], "t.yaml:4:16: warning: the API listens on 0.0.0.0"));
+    assert_non_null(strstr(c->warnings[0], "in clear"));
+    config_free(c);
+    c = load(SVC "api: { listen: \"127.0.0.2:1\" }\n", &err); /* all of 127/8 is loopback */
+    assert_non_null(c);
+    assert_int_equal(c->n_warnings, 0);
+    config_free(c);
+}
+
+static void api_hostnames_must_be_names_or_addresses(void **state)
+{
+    struct cfg_err err;
+    expect_error(SVC "api: { hostnames: [localhost, \"evil/x\"] }\n", 4, 31,
+                 "'evil/x' is not a host name");
+    expect_error(SVC "api: { hostnames: [] }\n", 4, 19, "expected a non-empty list");
+    struct config *c = load(SVC "api: { hostnames: [box.example, \"[::1]:7411\"] }\n", &err);
+    assert_non_null(c);
+    assert_string_equal(c->api.hostnames[0], "box.example");
+    assert_string_equal(c->api.hostnames[1], "[::1]:7411");
+    assert_null(c->api.hostnames[2]);
+    config_free(c);
 }
 
 static void quiet_must_be_a_duration(void **state)
@@ -1063,6 +1099,8 @@ int main(void)
         cmocka_unit_test(missing_services_is_reported_at_the_root),
         cmocka_unit_test(services_must_be_a_non_empty_mapping),
         cmocka_unit_test(api_listen_must_be_an_address),
+        cmocka_unit_test(api_listen_off_loopback_needs_allow_remote),
+        cmocka_unit_test(api_hostnames_must_be_names_or_addresses),
         cmocka_unit_test(quiet_must_be_a_duration),
         cmocka_unit_test(duplicate_service_is_rejected_at_the_second_key),
         cmocka_unit_test(service_names_must_be_short_and_plain),

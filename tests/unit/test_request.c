@@ -117,6 +117,27 @@ static void absolute_target_is_reduced_to_its_path(void **state)
     assert_string_equal(rq.route.path, "/");
 }
 
+/* What the server checks against api.hostnames: the Host header, or the
+ * authority of an absolute target, which RFC 9112 3.2.2 puts first. */
+static void host_is_the_header_or_the_absolute_targets_authority(void **state)
+{
+    char buf[256];
+    struct request rq;
+    assert_true(parse(&rq, buf, sizeof buf, "GET /x HTTP/1.1\r\nHost:  Box:7411 \r\n\r\n") > 0);
+    assert_int_equal(rq.host_len, 8);
+    assert_memory_equal(rq.host, "Box:7411", 8);
+    assert_true(parse(&rq, buf, sizeof buf,
+                      "GET http://evil.example:80/v1/status?x HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      "\r\n") > 0);
+    assert_int_equal(rq.host_len, 15);
+    assert_memory_equal(rq.host, "evil.example:80", 15);
+    assert_true(parse(&rq, buf, sizeof buf, "GET http://h?q HTTP/1.1\r\n\r\n") > 0);
+    assert_int_equal(rq.host_len, 1);
+    assert_memory_equal(rq.host, "h", 1);
+    assert_true(parse(&rq, buf, sizeof buf, "GET /x HTTP/1.1\r\n\r\n") > 0);
+    assert_null(rq.host);
+}
+
 static void too_many_query_arguments_set_overflow(void **state)
 {
     char text[512] = "GET /v1/faults?";
@@ -180,6 +201,7 @@ static void malformed_requests_are_refused_with_their_status(void **state)
         {"GET /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400},
         {"GET /x HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n", 400},
         {"GET /x HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n", 400},
+        {"GET /x HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400},
         {"GET /x%00y HTTP/1.1\r\n\r\n", 400},
         {"GET /x?a=%00 HTTP/1.1\r\n\r\n", 400},
         {"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 411},
@@ -286,6 +308,7 @@ int main(void)
         cmocka_unit_test(incomplete_request_waits_and_leaves_the_buffer_alone),
         cmocka_unit_test(path_and_query_are_percent_decoded),
         cmocka_unit_test(absolute_target_is_reduced_to_its_path),
+        cmocka_unit_test(host_is_the_header_or_the_absolute_targets_authority),
         cmocka_unit_test(too_many_query_arguments_set_overflow),
         cmocka_unit_test(keep_alive_follows_version_and_connection),
         cmocka_unit_test(blank_lines_before_a_request_and_bare_lf_are_accepted),
