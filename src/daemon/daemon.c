@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -543,7 +542,7 @@ int daemon_reload(struct daemon *d)
         }
     }
     if (strcmp(old->state_dir, next->state_dir) != 0)
-        log_event(LOG_WARN, NULL, "state-dir-unchanged",
+        log_event(LOG_WARN, NULL, "state-dir-change-ignored",
                   "running=%s configured=%s why=\"a new state_dir takes effect at a restart\"",
                   d->state.path, next->state_dir);
     daemon__retention(d, next);
