@@ -273,8 +273,10 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     }
     journal_set_batching(d->journal, true);
     uv_prepare_start(&d->flush, daemon__flush_cb);
+    /* The first batch at the first loop turn: a recoverd that keeps being
+     * killed soon after its start still holds the journal's cap. */
     uv_update_time(loop);
-    uv_timer_start(&d->prune, daemon__prune_cb, DAEMON__PRUNE_EVERY_MS, 0);
+    uv_timer_start(&d->prune, daemon__prune_cb, 0, 0);
     if ((r = detector_init_all(loop)) < 0) {
         log_event(LOG_ERROR, NULL, "detector-init-failed", "error=\"%s\"", strerror(-r));
         return r;

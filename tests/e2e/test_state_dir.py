@@ -309,3 +309,40 @@ def test_recoverctl_reads_the_default_state_dirs_token_never_the_working_directo
         assert r.returncode != 0 and "/var/lib/recoverd/token" in r.stderr, r
     finally:
         shutil.rmtree(top)
+
+
+def test_a_journal_over_max_size_is_pruned_under_it_at_start(recoverd):
+    """3 MiB of resolved faults from yesterday (young for max_age) and an
+    open fault of a service no longer configured; max_size 1MiB: right
+    after the start the pages in use fall under the cap, the file does not
+    grow, and the open fault stays."""
+    rd = recoverd({"services": {"web": demo_service(free_port())},
+                   "journal": {"max_size": "1MiB"}})
+    wait_running(rd, "web")
+    rd.stop()
+    db = rd.state_dir / "journal.db"
+    day_ago = int(time.time() * 1000) - 86400 * 1000
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("INSERT INTO faults (id, service, check_name, type, severity, impact, "
+                    "description, context, opened_ms) VALUES (1, 'gone', 'process', "
+                    "'software', 'high', 'service', 'still open', '{}', ?)", (day_ago,))
+        con.executemany("INSERT INTO faults (id, service, check_name, type, severity, impact, "
+                        "description, context, opened_ms, resolved_ms) VALUES "
+                        "(?, 'web', 'http', 'software', 'high', 'service', 'http 500', ?, ?, ?)",
+                        [(i, '{"body":"%s"}' % ("x" * 200), day_ago + i, day_ago + i + 1)
+                         for i in range(2, 12000)])
+    con.close()
+    size_before = db.stat().st_size
+    assert size_before > 3 << 20
+
+    def used():
+        rows = rd.journal("SELECT (SELECT page_count FROM pragma_page_count()) - "
+                          "(SELECT freelist_count FROM pragma_freelist_count()) AS p, "
+                          "(SELECT page_size FROM pragma_page_size()) AS s")
+        return rows[0]["p"] * rows[0]["s"]
+    rd.start()
+    rd.wait_for(lambda: used() <= 1 << 20, what="the pages in use under max_size")
+    assert db.stat().st_size <= size_before  # freed pages are reused, never added
+    assert rd.journal("SELECT resolved_ms FROM faults WHERE id = 1") == [{"resolved_ms": None}]
+    assert "journal-pruning reason=size" in rd.log_text(since_start=True)
