@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -274,8 +273,10 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     }
     journal_set_batching(d->journal, true);
     uv_prepare_start(&d->flush, daemon__flush_cb);
+    /* The first batch at the first loop turn: a recoverd that keeps being
+     * killed soon after its start still holds the journal's cap. */
     uv_update_time(loop);
-    uv_timer_start(&d->prune, daemon__prune_cb, DAEMON__PRUNE_EVERY_MS, 0);
+    uv_timer_start(&d->prune, daemon__prune_cb, 0, 0);
     if ((r = detector_init_all(loop)) < 0) {
         log_event(LOG_ERROR, NULL, "detector-init-failed", "error=\"%s\"", strerror(-r));
         return r;
@@ -548,7 +549,7 @@ int daemon_reload(struct daemon *d)
         }
     }
     if (strcmp(old->state_dir, next->state_dir) != 0)
-        log_event(LOG_WARN, NULL, "state-dir-unchanged",
+        log_event(LOG_WARN, NULL, "state-dir-change-ignored",
                   "running=%s configured=%s why=\"a new state_dir takes effect at a restart\"",
                   d->state.path, next->state_dir);
     daemon__retention(d, next);

@@ -180,8 +180,8 @@ static const char *const journal__sql[STMT__COUNT] = {
                              "(SELECT 1 FROM actions a WHERE a.fault_id = f.id AND "
                              "(a.status IN (?3, ?4) OR a.id = (SELECT max(id) FROM actions)))",
     [STMT_PRUNE_FAULT_ACTIONS] = "DELETE FROM actions WHERE fault_id IN "
-                                 "(SELECT value FROM json_each(?1))",
-    [STMT_PRUNE_FAULTS] = "DELETE FROM faults WHERE id IN (SELECT value FROM json_each(?1))",
+                                 "(SELECT value FROM json_each(?5))",
+    [STMT_PRUNE_FAULTS] = "DELETE FROM faults WHERE id IN (SELECT value FROM json_each(?5))",
     [STMT_PRUNE_ACTIONS] = "DELETE FROM actions WHERE id IN (SELECT id FROM actions "
                            "WHERE fault_id IS NULL ORDER BY id LIMIT ?2) "
                            "AND status NOT IN (?3, ?4) AND coalesce(finished_ms, created_ms) < ?1 "
@@ -558,7 +558,8 @@ fail:
     return r;
 }
 
-static int journal__next_id(sqlite3 *db, const char *sql, int64_t *out)
+/* Column 0 of the first row of sql (no parameters). 0 or -EIO. */
+static int journal__int64(sqlite3 *db, const char *sql, int64_t *out)
 {
     sqlite3_stmt *s = NULL;
     int r = -EIO;
@@ -697,10 +698,10 @@ static int journal__open_db(struct journal *j, const char *path, char *err, size
             return journal__damaged(j->db) ? -EBADMSG : -EIO;
         }
     }
-    if (journal__next_id(j->db, "SELECT coalesce(max(id), 0) + 1 FROM faults", &j->next_fault_id) <
+    if (journal__int64(j->db, "SELECT coalesce(max(id), 0) + 1 FROM faults", &j->next_fault_id) <
             0 ||
-        journal__next_id(j->db, "SELECT coalesce(max(id), 0) + 1 FROM actions",
-                         &j->next_action_id) < 0) {
+        journal__int64(j->db, "SELECT coalesce(max(id), 0) + 1 FROM actions", &j->next_action_id) <
+            0) {
         snprintf(err, errlen, "reading the journal: %s", sqlite3_errmsg(j->db));
         return journal__damaged(j->db) ? -EBADMSG : -EIO;
     }
@@ -852,44 +853,40 @@ void journal_set_retention(struct journal *j, const struct journal_retention *r)
     sqlite3_exec(j->db, "PRAGMA journal_size_limit = " JOURNAL__WAL_LIMIT, NULL, NULL, NULL);
 }
 
-static int journal__pragma_i64(sqlite3 *db, const char *sql, int64_t *out)
-{
-    return journal__next_id(db, sql, out); /* one integer of one row */
-}
-
 int journal_size(struct journal *j, uint64_t *used, uint64_t *file)
 {
     int64_t pages, free_pages, page_size;
-    if (journal__pragma_i64(j->db, "PRAGMA page_count", &pages) < 0 ||
-        journal__pragma_i64(j->db, "PRAGMA freelist_count", &free_pages) < 0 ||
-        journal__pragma_i64(j->db, "PRAGMA page_size", &page_size) < 0)
+    if (journal__int64(j->db, "PRAGMA page_count", &pages) < 0 ||
+        journal__int64(j->db, "PRAGMA freelist_count", &free_pages) < 0 ||
+        journal__int64(j->db, "PRAGMA page_size", &page_size) < 0)
         return journal__fail(j, "size");
     *used = (uint64_t)(pages - free_pages) * (uint64_t)page_size;
     *file = (uint64_t)pages * (uint64_t)page_size;
     return 0;
 }
 
-/* Run a bound prune statement; the rows it deleted, or -EIO. */
-static int journal__prune_exec(struct journal *j, sqlite3_stmt *s, const char *op)
+/* A prune statement, with what it names of: ?1 the cut (wall ms), ?2 the
+ * rows per table, ?3 and ?4 the unfinished statuses, ?5 the fault ids. */
+static sqlite3_stmt *journal__prune_stmt(struct journal *j, enum journal_stmt id, uint64_t cut,
+                                         unsigned max_rows, const char *ids)
 {
-    if (journal__exec(j, s, op) < 0)
-        return -EIO;
-    return j->pending.n ? 0 : sqlite3_changes(j->db); /* kept for later: not done yet */
-}
-
-static void journal__bind_unfinished(sqlite3_stmt *s)
-{
-    journal__bind_text(s, 3, action_status_name(ACTION_PENDING));
-    journal__bind_text(s, 4, action_status_name(ACTION_EXECUTING));
+    sqlite3_stmt *s = journal__stmt(j, id);
+    int n = sqlite3_bind_parameter_count(s);
+    sqlite3_bind_int64(s, 1, (int64_t)cut);
+    sqlite3_bind_int64(s, 2, max_rows);
+    if (n >= 4) {
+        journal__bind_text(s, 3, action_status_name(ACTION_PENDING));
+        journal__bind_text(s, 4, action_status_name(ACTION_EXECUTING));
+    }
+    if (n >= 5)
+        journal__bind_text(s, 5, ids);
+    return s;
 }
 
 /* The oldest prunable faults older than cut, as a JSON array of ids. */
 static char *journal__prune_fault_ids(struct journal *j, uint64_t cut, unsigned max_rows)
 {
-    sqlite3_stmt *s = journal__stmt(j, STMT_PRUNE_FAULT_IDS);
-    sqlite3_bind_int64(s, 1, (int64_t)cut);
-    sqlite3_bind_int64(s, 2, max_rows);
-    journal__bind_unfinished(s);
+    sqlite3_stmt *s = journal__prune_stmt(j, STMT_PRUNE_FAULT_IDS, cut, max_rows, NULL);
     char *ids = sqlite3_step(s) == SQLITE_ROW ? strdup(journal__text(s, 0)) : NULL;
     if (!ids)
         journal__fail(j, "prune");
@@ -932,35 +929,19 @@ int journal_prune(struct journal *j, uint64_t now_ms, unsigned max_rows)
     char *ids = journal__prune_fault_ids(j, cut, max_rows);
     if (!ids)
         return -EIO;
-    int total = 0, n;
-    sqlite3_stmt *s = journal__stmt(j, STMT_PRUNE_FAULT_ACTIONS);
-    journal__bind_text(s, 1, ids);
-    if ((n = journal__prune_exec(j, s, "prune")) < 0)
-        goto fail;
-    total += n;
-    s = journal__stmt(j, STMT_PRUNE_FAULTS);
-    journal__bind_text(s, 1, ids);
-    if ((n = journal__prune_exec(j, s, "prune")) < 0)
-        goto fail;
-    total += n;
-    s = journal__stmt(j, STMT_PRUNE_ACTIONS);
-    sqlite3_bind_int64(s, 1, (int64_t)cut);
-    sqlite3_bind_int64(s, 2, max_rows);
-    journal__bind_unfinished(s);
-    if ((n = journal__prune_exec(j, s, "prune")) < 0)
-        goto fail;
-    total += n;
-    s = journal__stmt(j, STMT_PRUNE_TRANSITIONS);
-    sqlite3_bind_int64(s, 1, (int64_t)cut);
-    sqlite3_bind_int64(s, 2, max_rows);
-    if ((n = journal__prune_exec(j, s, "prune")) < 0)
-        goto fail;
-    total += n;
+    /* The faults' actions before the faults (the foreign key). */
+    static const enum journal_stmt steps[] = {STMT_PRUNE_FAULT_ACTIONS, STMT_PRUNE_FAULTS,
+                                              STMT_PRUNE_ACTIONS, STMT_PRUNE_TRANSITIONS};
+    int total = 0;
+    for (size_t i = 0; i < sizeof steps / sizeof *steps && total >= 0; i++) {
+        sqlite3_stmt *s = journal__prune_stmt(j, steps[i], cut, max_rows, ids);
+        if (journal__exec(j, s, "prune") < 0)
+            total = -EIO;
+        else if (!j->pending.n) /* else kept for later: not done yet */
+            total += sqlite3_changes(j->db);
+    }
     free(ids);
     return total;
-fail:
-    free(ids);
-    return -EIO;
 }
 
 /* ---- faults ---- */

@@ -2,10 +2,12 @@
 is not trusted blindly (owner, mode, symbolic links, the token file)."""
 
 import os
+import shutil
 import signal
 import sqlite3
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -228,8 +230,8 @@ def test_a_damaged_journal_in_an_unwritable_state_dir_still_exits_1(recoverd, re
 def test_history_older_than_max_age_is_pruned_while_recoverd_runs(recoverd):
     """Two faults, made 40 days old in the journal; with max_age 30d the
     running recoverd prunes the older one with its action, and the old
-    transitions (a timer, in batches); the newest fault stays (the ids go on
-    from it), and so does what is recent."""
+    transitions (a timer, in batches); the newest fault stays while it is
+    the newest (the ids go on from it), and what is recent stays."""
     rd = recoverd({"services": {"web": demo_service(free_port())},
                    "journal": {"max_age": "30d", "max_size": "64MiB"}})
     for _ in range(2):
@@ -261,4 +263,86 @@ def test_history_older_than_max_age_is_pruned_while_recoverd_runs(recoverd):
     web = wait_running(rd, "web", min_uptime_ms=200)  # supervision as before
     os.kill(web["pid"], signal.SIGKILL)
     wait_running(rd, "web", not_pid=web["pid"])
-    assert [f["id"] for f in rd.api("/v1/faults")] == [3, 2]
+    # Ids went on (3, not 1); now that 3 is the newest, the old 2 goes too.
+    rd.wait_for(lambda: [f["id"] for f in rd.api("/v1/faults")] == [3],
+                what="only the new fault 3 left")
+
+
+# ---- recoverctl finds the token as recoverd finds its state_dir ----
+
+def _ctl_hold(rd, cwd, env, user=None):
+    argv = [binary("recoverctl"), "--api", f"127.0.0.1:{rd.api_port}", "hold", "web"]
+    if user is not None:
+        argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("RECOVERD_TOKEN_FILE", "XDG_STATE_HOME")}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=10, cwd=cwd,
+                          env=dict(clean, **env))
+
+
+def test_recoverctl_reads_the_default_state_dirs_token_never_the_working_directorys(recoverd):
+    """As another user recoverctl reads $XDG_STATE_HOME/recoverd/token; as
+    root /var/lib/recoverd/token; a token in ./var (the old default) is
+    never read, whatever the working directory."""
+    rd = recoverd({"services": {"web": demo_service(free_port())}})
+    wait_running(rd, "web")
+    token = read_token(rd)
+    top = Path(tempfile.mkdtemp(prefix="recoverctl-"))  # outside pytest's 0700 tree
+    try:
+        os.chmod(top, 0o755)
+        decoy = top / "cwd"
+        (decoy / "var").mkdir(parents=True)
+        (decoy / "var" / "token").write_text(token + "\n")
+        os.chmod(decoy / "var" / "token", 0o644)
+        xdg_token = top / "xdg" / "recoverd" / "token"
+        xdg_token.parent.mkdir(parents=True)
+        xdg_token.write_text(token + "\n")
+        for p in (top / "xdg", xdg_token.parent, xdg_token):
+            os.chown(p, 65534, 65534)
+
+        r = _ctl_hold(rd, decoy, {"XDG_STATE_HOME": str(top / "xdg")}, user=65534)
+        assert r.returncode == 0, r
+        assert rd.service("web")["held"] is True
+        assert _ctl_hold(rd, decoy, {"XDG_STATE_HOME": str(top / "xdg")}).returncode != 0
+
+        r = _ctl_hold(rd, decoy, {})  # root: /var/lib/recoverd/token, not ./var/token
+        assert r.returncode != 0 and "/var/lib/recoverd/token" in r.stderr, r
+    finally:
+        shutil.rmtree(top)
+
+
+def test_a_journal_over_max_size_is_pruned_under_it_at_start(recoverd):
+    """3 MiB of resolved faults from yesterday (young for max_age) and an
+    open fault of a service no longer configured; max_size 1MiB: right
+    after the start the pages in use fall under the cap, the file does not
+    grow, and the open fault stays."""
+    rd = recoverd({"services": {"web": demo_service(free_port())},
+                   "journal": {"max_size": "1MiB"}})
+    wait_running(rd, "web")
+    rd.stop()
+    db = rd.state_dir / "journal.db"
+    day_ago = int(time.time() * 1000) - 86400 * 1000
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("INSERT INTO faults (id, service, check_name, type, severity, impact, "
+                    "description, context, opened_ms) VALUES (1, 'gone', 'process', "
+                    "'software', 'high', 'service', 'still open', '{}', ?)", (day_ago,))
+        con.executemany("INSERT INTO faults (id, service, check_name, type, severity, impact, "
+                        "description, context, opened_ms, resolved_ms) VALUES "
+                        "(?, 'web', 'http', 'software', 'high', 'service', 'http 500', ?, ?, ?)",
+                        [(i, '{"body":"%s"}' % ("x" * 200), day_ago + i, day_ago + i + 1)
+                         for i in range(2, 12000)])
+    con.close()
+    size_before = db.stat().st_size
+    assert size_before > 3 << 20
+
+    def used():
+        rows = rd.journal("SELECT (SELECT page_count FROM pragma_page_count()) - "
+                          "(SELECT freelist_count FROM pragma_freelist_count()) AS p, "
+                          "(SELECT page_size FROM pragma_page_size()) AS s")
+        return rows[0]["p"] * rows[0]["s"]
+    rd.start()
+    rd.wait_for(lambda: used() <= 1 << 20, what="the pages in use under max_size")
+    assert db.stat().st_size <= size_before  # freed pages are reused, never added
+    assert rd.journal("SELECT resolved_ms FROM faults WHERE id = 1") == [{"resolved_ms": None}]
+    assert "journal-pruning reason=size" in rd.log_text(since_start=True)
