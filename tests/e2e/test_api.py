@@ -6,10 +6,13 @@ import os
 import re
 import resource
 import signal
+import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -205,24 +208,39 @@ def test_socket_lets_root_act_and_others_only_read(recoverd):
     assert r.returncode == 0 and rd.service("web")["held"] is False, r
 
 
-def test_recoverctl_finds_the_socket_in_its_default_state_dir(recoverd, tmp_path):
-    """With neither --socket nor --api, recoverctl asks state_dir/api.sock,
-    and falls back to TCP when nothing answers there."""
-    rd = recoverd({"state_dir": str(tmp_path / "var"),
-                   "services": {"web": demo_service(free_port())}})
-    rd.state_dir = tmp_path / "var"
-    wait_running(rd, "web")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERD_")}
-    r = subprocess.run([binary("recoverctl"), "hold", "web"], capture_output=True, text=True,
-                       timeout=20, cwd=tmp_path, env=env)  # ./var: the default state_dir
-    assert r.returncode == 0, r.stderr
-    assert rd.service("web")["held"] is True
-    r = subprocess.run([binary("recoverctl"), "status"], capture_output=True, text=True,
-                       timeout=20, cwd=tmp_path / "var", env=env)  # no ./var/api.sock here
-    assert r.returncode == 3 and "nothing answered at ./var/api.sock" in r.stderr, r
-    r = subprocess.run([binary("recoverctl"), "--api", f"127.0.0.1:{rd.api_port}", "--socket",
-                        "x", "status"], capture_output=True, text=True, timeout=20)
-    assert r.returncode == 2 and "exclude each other" in r.stderr, r
+def test_recoverctl_finds_the_socket_in_its_default_state_dir(recoverd):
+    """With neither --socket nor --api, recoverctl asks the default
+    state_dir's api.sock (for a user: $XDG_STATE_HOME/recoverd), and falls
+    back to TCP when nothing answers there."""
+    top = Path(tempfile.mkdtemp(prefix="recoverctl-sock-"))  # outside pytest's 0700 tree
+    try:
+        os.chmod(top, 0o755)
+        state = top / "xdg" / "recoverd"
+        state.mkdir(parents=True, mode=0o755)
+        rd = recoverd({"state_dir": str(state), "services": {"web": demo_service(free_port())}})
+        wait_running(rd, "web")
+        os.chmod(state / "api.sock", 0o666)  # let a stranger in: it may read, not act
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERD_")}
+        env["XDG_STATE_HOME"] = str(top / "xdg")
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        r = subprocess.run(nobody + [binary("recoverctl"), "status"], capture_output=True,
+                           text=True, timeout=20, cwd=top, env=env)
+        assert r.returncode == 0, r
+        # 403 is the socket's answer to a stranger; TCP would have said 401 (no token).
+        r = subprocess.run(nobody + [binary("recoverctl"), "hold", "web"], capture_output=True,
+                           text=True, timeout=20, cwd=top, env=env)
+        assert r.returncode == 1 and "403" in r.stderr, r
+        assert rd.service("web")["held"] is False
+        env["XDG_STATE_HOME"] = str(top)  # no recoverd/api.sock there
+        r = subprocess.run(nobody + [binary("recoverctl"), "status"], capture_output=True,
+                           text=True, timeout=20, cwd=top, env=env)
+        assert r.returncode == 3 and f"nothing answered at {top}/recoverd/api.sock" in r.stderr, r
+        r = subprocess.run([binary("recoverctl"), "--api", f"127.0.0.1:{rd.api_port}", "--socket",
+                            "x", "status"], capture_output=True, text=True, timeout=20)
+        assert r.returncode == 2 and "exclude each other" in r.stderr, r
+        rd.stop()
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_api_refuses_a_host_it_is_not(recoverd):
