@@ -115,6 +115,16 @@ bool escape_bare_ok(const char *s, size_t n)
     return escape_text(NULL, 0, s, n, ESCAPE_QUOTE) == n; /* escaping only ever adds bytes */
 }
 
+size_t escape_utf8_span(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, k;
+    uint32_t cp;
+    while (i < n && (k = escape__utf8(u + i, n - i, &cp)))
+        i += k;
+    return i;
+}
+
 size_t escape_width(const char *s)
 {
     size_t w = 0;

@@ -23,6 +23,10 @@ size_t escape_text(char *dst, size_t cap, const char *s, size_t n, unsigned flag
  * '=', '"' or anything escape_text would change. */
 bool escape_bare_ok(const char *s, size_t n);
 
+/* Bytes at the start of s[0..n) that are valid UTF-8 (n if all are): the
+ * decoder escape_text uses, for whoever must refuse what is not text. */
+size_t escape_utf8_span(const char *s, size_t n);
+
 /* Columns s (escaped: UTF-8) takes on a terminal, one per character. */
 size_t escape_width(const char *s);
 

@@ -66,6 +66,16 @@ static void escape_bare_ok_only_for_plain_words(void **state)
     assert_false(escape_bare_ok("a\xff", 2));
 }
 
+static void escape_utf8_span_stops_at_the_first_bad_byte(void **state)
+{
+    assert_int_equal(escape_utf8_span("caf\xc3\xa9", 5), 5);
+    assert_int_equal(escape_utf8_span("a\xc3", 2), 1);             /* cut short */
+    assert_int_equal(escape_utf8_span("ab\xc0\xaf", 4), 2);        /* overlong */
+    assert_int_equal(escape_utf8_span("%\xf2xvices", 9), 1);       /* the fuzzer's */
+    assert_int_equal(escape_utf8_span("\xf0\x9f\x98\x80!", 5), 5); /* 4 bytes */
+    assert_int_equal(escape_utf8_span("", 0), 0);
+}
+
 static void escape_width_counts_characters(void **state)
 {
     assert_int_equal(escape_width("caf\xc3\xa9"), 4);
@@ -79,6 +89,7 @@ int main(void)
         cmocka_unit_test(escape_utf8_valid_kept_invalid_and_steering_escaped),
         cmocka_unit_test(escape_cut_never_splits),
         cmocka_unit_test(escape_bare_ok_only_for_plain_words),
+        cmocka_unit_test(escape_utf8_span_stops_at_the_first_bad_byte),
         cmocka_unit_test(escape_width_counts_characters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
