@@ -42,6 +42,7 @@ run_one()
   local t=$1 out=$dir/runs/$1
   mkdir -p "$dir/corpus/$t" "$dir/artifacts/$t" "$dir/runs"
   rm -f "$out".*
+  touch "$out.start" # what this run found is newer (earlier findings stay kept)
   (
     rc=0
     # -timeout: one input running this long (wall clock, on a busy host) is a hang.
@@ -98,8 +99,7 @@ echo "fuzz: $total CPU seconds in all" >&2
 for t in "${failed[@]}"; do
   echo "=== fuzz_$t: what it found (the end of its log) ===" >&2
   grep -v -e '^#[0-9]' -e '^	NEW_FUNC' "$dir/runs/$t.log" | tail -60 >&2
-  for f in "$dir/artifacts/$t"/*; do
-    [ -f "$f" ] || continue
+  find "$dir/artifacts/$t" -type f -newer "$dir/runs/$t.start" | while read -r f; do
     echo "--- reproducer $f ($(wc -c <"$f") bytes); replay: $dir/fuzz/fuzz_$t $f" >&2
     od -A d -c "$f" | head -20 >&2
   done
