@@ -23,7 +23,8 @@ int log_enabled(enum log_level lvl);
  * Every %s and %c value (and service) is escaped (lib/escape.h): a value
  * between the format's own quotes is only escaped, a bare one is quoted
  * as well when it holds a space, '=', '"' or anything escaped. Numbers
- * are printed as printf does; %n and unknown conversions end the line. */
+ * are printed as printf does; %n or an unknown conversion ends the tail
+ * with "(bad format)". */
 void log_event(enum log_level lvl, const char *service, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
