@@ -11,6 +11,7 @@ PACKAGES=(
   monitoring-plugins-basic
   libpq-dev libhiredis-dev postgresql redis-server
   clang-format clang-tidy # scripts/lint.sh; .clang-format and .clang-tidy are for 14
+  clang libclang-rt-14-dev # scripts/fuzz.sh: libFuzzer with ASan and UBSan
 )
 
 missing=()

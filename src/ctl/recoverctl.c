@@ -132,7 +132,9 @@ static size_t ctl__write_cb(char *data, size_t size, size_t n, void *arg)
 
 static void ctl__print_json(const json_t *v)
 {
-    char *s = json_dumps(v, JSON_INDENT(2));
+    /* ASCII only: valid JSON whose every byte is printable, whatever the
+     * strings hold (control characters are \u escapes either way). */
+    char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     if (s)
         puts(s);
     free(s);
@@ -142,9 +144,11 @@ static void ctl__print_json(const json_t *v)
 static int ctl__api_error(const struct ctl *c, long status, const json_t *v)
 {
     const char *msg = json_string_value(json_object_get(v, "error"));
+    char safe[512];
     if (c->json)
         ctl__print_json(v);
-    fprintf(stderr, "recoverctl: %s (HTTP %ld)\n", msg ? msg : "the API answered an error", status);
+    fprintf(stderr, "recoverctl: %s (HTTP %ld)\n",
+            table_safe(msg ? msg : "the API answered an error", safe, sizeof safe), status);
     if (status == 401)
         fprintf(stderr,
                 "  (the token was read from %s; recoverd keeps it in "
@@ -215,9 +219,11 @@ static int ctl_request(struct ctl *c, const char *path, const char *body, bool p
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
     json_error_t e;
     json_t *v = b.p ? json_loads(b.p, 0, &e) : NULL;
+    char safe[128];
     if (!json_is_object(v) && !json_is_array(v))
-        fprintf(stderr, "recoverctl: %s answered HTTP %ld without JSON: %.100s\n",
-                c->socket ? c->socket : c->api, status, b.p ? b.p : "(empty)");
+        fprintf(stderr, "recoverctl: %s answered HTTP %ld without JSON: %s\n",
+                c->socket ? c->socket : c->api, status,
+                table_safe(b.p ? b.p : "(empty)", safe, sizeof safe));
     else if (status < 200 || status > 299)
         r = ctl__api_error(c, status, v);
     else
@@ -362,9 +368,7 @@ static int ctl_path_recover(struct ctl *c, const char *arg, char *buf, size_t le
 
 static void ctl__kv(const char *key, const char *value)
 {
-    char k[64];
-    snprintf(k, sizeof k, "%s:", key);
-    printf("%-18s %s\n", k, value && *value ? value : "-");
+    table_print_kv(stdout, key, value);
 }
 
 /* The strings of a JSON array joined with ", ". */
@@ -645,8 +649,9 @@ static int ctl_print_transitions(struct ctl *c, const json_t *v)
 /* What was done, then the service as the API now shows it. */
 static int ctl__print_control(struct ctl *c, const json_t *v, const char *done)
 {
-    char name[CELL];
-    printf("%s: %s\n\n", table_cell(v, "name", name, CELL), done);
+    char name[CELL], safe[4 * CELL];
+    printf("%s: ", table_safe(table_cell(v, "name", name, CELL), safe, sizeof safe));
+    printf("%s\n\n", table_safe(done, safe, sizeof safe));
     return ctl_print_service(c, v);
 }
 

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/escape.h"
+
 void table_init(struct table *t, ...)
 {
     va_list ap;
@@ -27,6 +29,16 @@ void table_close(struct table *t)
     t->n_rows = t->cap_rows = 0;
 }
 
+/* A malloc'd escaped copy of s, or NULL. */
+static char *table__escaped(const char *s)
+{
+    size_t n = strlen(s), len = escape_text(NULL, 0, s, n, 0) + 1;
+    char *e = malloc(len);
+    if (e)
+        escape_text(e, len, s, n, 0);
+    return e;
+}
+
 int table_add(struct table *t, ...)
 {
     if (t->n_rows == t->cap_rows) {
@@ -42,7 +54,7 @@ int table_add(struct table *t, ...)
     va_start(ap, t);
     for (size_t i = 0; i < t->n_cols; i++) {
         const char *s = va_arg(ap, const char *);
-        row[i] = strdup(s ? s : "-");
+        row[i] = table__escaped(s ? s : "-");
     }
     va_end(ap);
     t->n_rows++;
@@ -57,23 +69,38 @@ static const char *table__at(const struct table *t, size_t row, size_t col)
 
 void table_print(const struct table *t, FILE *out)
 {
-    size_t w[TABLE_MAX_COLS];
+    size_t w[TABLE_MAX_COLS]; /* columns, not bytes: a cell may hold UTF-8 */
     for (size_t c = 0; c < t->n_cols; c++) {
-        w[c] = strlen(t->head[c]);
+        w[c] = escape_width(t->head[c]);
         for (size_t r = 0; r < t->n_rows; r++) {
-            size_t n = strlen(table__at(t, r, c));
+            size_t n = escape_width(table__at(t, r, c));
             w[c] = n > w[c] ? n : w[c];
         }
     }
     for (size_t r = 0; r <= t->n_rows; r++) { /* row 0 is the header */
         for (size_t c = 0; c < t->n_cols; c++) {
             const char *s = r ? table__at(t, r - 1, c) : t->head[c];
+            fputs(s, out);
             if (c + 1 < t->n_cols)
-                fprintf(out, "%-*s  ", (int)w[c], s);
-            else
-                fprintf(out, "%s\n", s);
+                fprintf(out, "%*s", (int)(w[c] - escape_width(s) + 2), "");
         }
+        fputc('\n', out);
     }
+}
+
+void table_print_kv(FILE *out, const char *key, const char *value)
+{
+    char k[64];
+    char *v = table__escaped(value && *value ? value : "-");
+    snprintf(k, sizeof k, "%s:", key); /* key: the program's own words */
+    fprintf(out, "%-18s %s\n", k, v ? v : "?");
+    free(v);
+}
+
+char *table_safe(const char *s, char *buf, size_t len)
+{
+    escape_text(buf, len, s, strlen(s), 0);
+    return buf;
 }
 
 char *table_cell(const json_t *o, const char *key, char *buf, size_t len)

@@ -1,5 +1,8 @@
 /* recoverctl's human output: aligned tables and the cell formats (times,
- * durations, missing values) shared by every command. */
+ * durations, missing values) shared by every command. Text from the API
+ * (check output, server errors) reaches the terminal only through here,
+ * escaped (lib/escape.h): it cannot move the cursor, clear the screen or
+ * add a line. */
 #ifndef RECOVERD_CTL_TABLE_H
 #define RECOVERD_CTL_TABLE_H
 
@@ -20,11 +23,17 @@ struct table {
 /* A table with the given titles (NULL-terminated list). */
 void table_init(struct table *t, ...);
 void table_close(struct table *t);
-/* Append one row of n_cols strings (copied; NULL prints as "-"). 0 or -ENOMEM. */
+/* Append one row of n_cols strings (escaped copies; NULL prints as "-").
+ * 0 or -ENOMEM. */
 int table_add(struct table *t, ...);
 /* Columns padded to their widest cell, two spaces apart; the last column is
  * not padded so long descriptions need no truncation. */
 void table_print(const struct table *t, FILE *out);
+/* "key:" padded, then value escaped (whole, however long; NULL or "" as "-"). */
+void table_print_kv(FILE *out, const char *key, const char *value);
+/* s escaped into buf (len > 0) for one line of a terminal, cut before an
+ * escape or character that does not fit. Returns buf. */
+char *table_safe(const char *s, char *buf, size_t len);
 
 /* Cell text of o[key] into buf: strings as they are, numbers in decimal,
  * true/false as yes/no, null or missing as "-". Returns buf. */

@@ -18,7 +18,7 @@ BAD = sorted((CONFIGS / "bad").glob("*.yaml"))
 
 def _expectation(path):
     """(line, col, text) from the file's first line: `# expect: L:C text`."""
-    first = path.read_text().splitlines()[0]
+    first = path.read_bytes().decode(errors="replace").splitlines()[0]  # some are not UTF-8
     m = re.fullmatch(r"# expect: (\d+):(\d+) (.+)", first)
     assert m, f"{path.name}: first line must be '# expect: L:C text', not {first!r}"
     return int(m.group(1)), int(m.group(2)), m.group(3)
