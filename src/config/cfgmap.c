@@ -606,6 +606,8 @@ static const struct {
     [CFG_SEVERITY] = {cfg__read_severity, NULL},
     [CFG_FAULT_TYPE] = {cfg__read_fault_type, NULL},
     [CFG_IMPACT] = {cfg__read_impact, NULL},
+    [CFG_PROGRAM] = {cfg__read_argv, cfg__free_strv},
+    [CFG_FILE] = {cfg__read_string, cfg__free_string},
     [CFG_MAP] = {cfg__read_map, cfg__free_map},
 };
 

@@ -31,6 +31,10 @@ enum cfg_type {
     CFG_SEVERITY, /* int (enum severity) from its name */
     CFG_FAULT_TYPE, /* int (enum fault_type) from its name */
     CFG_IMPACT,     /* int (enum impact) from its name */
+    CFG_PROGRAM,    /* as CFG_ARGV, for a program recoverd runs: its argv[0] is checked to be
+                     * executable by whoever runs it (daemon/preflight.c) */
+    CFG_FILE,       /* as CFG_STRING, for a file recoverd itself reads (a password file): it is
+                     * checked to be readable */
     CFG_MAP,        /* nested mapping described by .sub at .offset; with .sub NULL the key is
                      * only reserved and the caller reads the value itself */
 };

@@ -6,8 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "lib/model-t.h"
+#include "lib/spawn.h"
 
 struct detector_ops;
 struct cfg_field;
@@ -34,6 +36,43 @@ struct cfg_registry {
     bool (*strategy_exists)(int strategy);
 };
 
+/* A place in the configuration file, for what is found after loading. */
+struct cfg_pos {
+    int line; /* 1-based; 0: unknown */
+    int col;  /* 1-based */
+};
+
+/* user: and group: as written, and the credentials a program runs with.
+ * The loader fills cred's umask, limits and no_new_privs (the service's);
+ * the preflight (daemon/preflight.c) resolves the names into its ids,
+ * off the loop. Until then a cred whose ids are wanted has error -EAGAIN,
+ * so nothing it is for can run as recoverd's user by mistake. */
+struct ident_cfg {
+    char *user;              /* a name or a uid; NULL: the service's (a service: recoverd's) */
+    char *group;             /* a name or a gid; NULL: the user's primary group */
+    struct cfg_pos user_at;  /* where user: is written */
+    struct cfg_pos group_at; /* where group: is written */
+    gid_t *groups;           /* supplementary groups the preflight found; owned */
+    struct spawn_cred cred;  /* what its programs run with; cred.groups borrowed */
+};
+
+enum cfg_need_kind {
+    CFG_NEED_PROGRAM, /* path is a program `as` can execute (a bare name: found in PATH) */
+    CFG_NEED_FILE,    /* path is a regular file recoverd can read */
+    CFG_NEED_DIR,     /* path is a directory `as` can enter */
+};
+
+/* Something a service names that must exist and be usable when it runs,
+ * checked by the preflight against whoever uses it. */
+struct cfg_need {
+    enum cfg_need_kind kind;
+    char *path;                 /* owned */
+    const char *cwd;            /* where a relative path starts; NULL: recoverd's cwd; borrowed */
+    const struct ident_cfg *as; /* who uses it; NULL: recoverd itself; borrowed */
+    char *what;                 /* the key that names it, for messages ("repair.command"); owned */
+    struct cfg_pos at;          /* where it is written */
+};
+
 struct check_cfg {
     char *name;                     /* unique within the service, a name like a service's;
                                      * default: the kind ("http", "tcp", "http2"...) */
@@ -49,6 +88,7 @@ struct check_cfg {
     int type;                       /* enum fault_type override, -1: the detector decides */
     int impact;                     /* enum impact override, -1: the detector decides */
     int line;                       /* position in the config file, for messages */
+    struct ident_cfg ident; /* user:/group: of a check that runs a program; else the service's */
 };
 
 struct restart_cfg {
@@ -65,8 +105,9 @@ struct stop_cfg {
 };
 
 struct repair_cfg {
-    char **command;      /* argv of the repair program; NULL: no repair strategy */
-    uint64_t timeout_ms; /* the program is killed (whole group) after this; default 60 s */
+    char **command;         /* argv of the repair program; NULL: no repair strategy */
+    uint64_t timeout_ms;    /* the program is killed (whole group) after this; default 60 s */
+    struct ident_cfg ident; /* user:/group: override; else the service's */
 };
 
 /* A service is supervised (command: recoverd starts it), external (pidfile:
@@ -94,6 +135,14 @@ struct service_cfg {
     struct stop_cfg stop;
     uint64_t log_max_bytes; /* per-service output log rotated past this; default 10 MiB */
     int line;               /* position in the config file */
+    /* Least privilege: user:, group:, umask:, limits:, no_new_privs:. ident.cred is what the
+     * process and, unless they say otherwise, its programs and checks run with. */
+    struct ident_cfg ident;
+    struct cfg_pos limit_at[SPAWN_LIMITS_MAX]; /* where each of ident.cred.limits is written */
+    struct cfg_need *needs; /* n_needs programs, files, directories it names; owned */
+    size_t n_needs;
+    char *problem; /* the preflight's first problem ("file:line:col: error: ..."), owned; NULL:
+                    * none. Such a service is failed with it and never runs anything */
 };
 
 struct webhook_cfg {
@@ -125,6 +174,7 @@ struct config {
     const struct cfg_registry *reg; /* the kinds it was loaded with; borrowed */
     char **warnings;                /* "file:line:col: warning: ..." (NULL-terminated); owned */
     size_t n_warnings;
+    bool preflighted; /* the preflight ran: creds resolved, problems set */
 };
 
 #endif

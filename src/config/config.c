@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <libfyaml.h>
@@ -55,8 +56,10 @@ static const struct cfg_field config__alerts_fields[] = {
 };
 
 static const struct cfg_field config__repair_fields[] = {
-    {"command", CFG_ARGV, offsetof(struct repair_cfg, command), 1, NULL},
+    {"command", CFG_PROGRAM, offsetof(struct repair_cfg, command), 1, NULL},
     {"timeout", CFG_DURATION, offsetof(struct repair_cfg, timeout_ms), 0, NULL},
+    {"user", CFG_STRING, offsetof(struct repair_cfg, ident.user), 0, NULL},
+    {"group", CFG_STRING, offsetof(struct repair_cfg, ident.group), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -84,11 +87,11 @@ static const struct cfg_field config__stop_fields[] = {
 /* "restart" and "stop" are a policy mapping for a supervised service and a
  * program (argv) for an external one: read by config__polymorphic. */
 static const struct cfg_field config__restart_argv_table[] = {
-    {"restart", CFG_ARGV, offsetof(struct service_cfg, restart_cmd), 0, NULL},
+    {"restart", CFG_PROGRAM, offsetof(struct service_cfg, restart_cmd), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 static const struct cfg_field config__stop_argv_table[] = {
-    {"stop", CFG_ARGV, offsetof(struct service_cfg, stop_cmd), 0, NULL},
+    {"stop", CFG_PROGRAM, offsetof(struct service_cfg, stop_cmd), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 static const struct cfg_field config__restart_map_table[] = {
@@ -103,9 +106,9 @@ static const struct cfg_field config__stop_map_table[] = {
 /* checks and log_max are read by config__service itself: a check's keys
  * depend on its kind, and a byte size needs 64 bits and unit suffixes. */
 static const struct cfg_field config__service_fields[] = {
-    {"command", CFG_ARGV, offsetof(struct service_cfg, command), 0, NULL},
+    {"command", CFG_PROGRAM, offsetof(struct service_cfg, command), 0, NULL},
     {"pidfile", CFG_STRING, offsetof(struct service_cfg, pidfile), 0, NULL},
-    {"start", CFG_ARGV, offsetof(struct service_cfg, start_cmd), 0, NULL},
+    {"start", CFG_PROGRAM, offsetof(struct service_cfg, start_cmd), 0, NULL},
     {"cwd", CFG_STRING, offsetof(struct service_cfg, cwd), 0, NULL},
     {"env", CFG_ENV, offsetof(struct service_cfg, env), 0, NULL},
     {"depends_on", CFG_ARGV, offsetof(struct service_cfg, depends_on), 0, NULL},
@@ -118,6 +121,11 @@ static const struct cfg_field config__service_fields[] = {
     {"checks", CFG_MAP, 0, 0, NULL},
     {"restart", CFG_MAP, 0, 0, NULL},
     {"stop", CFG_MAP, 0, 0, NULL},
+    {"user", CFG_STRING, offsetof(struct service_cfg, ident.user), 0, NULL},
+    {"group", CFG_STRING, offsetof(struct service_cfg, ident.group), 0, NULL},
+    {"umask", CFG_MAP, 0, 0, NULL},
+    {"limits", CFG_MAP, 0, 0, NULL},
+    {"no_new_privs", CFG_BOOL, offsetof(struct service_cfg, ident.cred.no_new_privs), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -132,6 +140,8 @@ static const struct cfg_field config__check_fields[] = {
     {"severity", CFG_SEVERITY, offsetof(struct check_cfg, severity), 0, NULL},
     {"type", CFG_FAULT_TYPE, offsetof(struct check_cfg, type), 0, NULL},
     {"impact", CFG_IMPACT, offsetof(struct check_cfg, impact), 0, NULL},
+    {"user", CFG_STRING, offsetof(struct check_cfg, ident.user), 0, NULL},
+    {"group", CFG_STRING, offsetof(struct check_cfg, ident.group), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -190,7 +200,8 @@ static char *config__text(struct fy_node *n)
 
 static void config__check_free(struct check_cfg *c)
 {
-    free(c->name);
+    cfg_fields_free(config__check_fields, c);
+    free(c->ident.groups);
     if (c->fields && c->params)
         cfg_fields_free(c->fields, c->params);
     free(c->params);
@@ -205,6 +216,14 @@ static void config__service_free(struct service_cfg *s)
         config__check_free(&s->checks[i]);
     free(s->checks);
     free(s->name);
+    free(s->ident.groups);
+    free(s->repair.ident.groups);
+    for (size_t i = 0; i < s->n_needs; i++) {
+        free(s->needs[i].path);
+        free(s->needs[i].what);
+    }
+    free(s->needs);
+    free(s->problem);
 }
 
 void config_free(struct config *c)
@@ -619,6 +638,291 @@ static bool config__name_ok(const char *s)
     return true;
 }
 
+/* ---- least privilege: user, group, umask, limits; what a service names ---- */
+
+static struct cfg_pos config__pos(struct fy_node *n)
+{
+    struct cfg_err e;
+    cfg_err_at(&e, n, "-");
+    return (struct cfg_pos){e.line, e.col};
+}
+
+/* limits: keys, the resource each sets, and whether it counts bytes (then
+ * a binary suffix is allowed: 512MiB). */
+static const struct {
+    const char *key;
+    int resource;
+    bool bytes;
+} config__limits[SPAWN_LIMITS_MAX] = {
+    {"nofile", RLIMIT_NOFILE, false}, {"core", RLIMIT_CORE, true},
+    {"nproc", RLIMIT_NPROC, false},   {"memlock", RLIMIT_MEMLOCK, true},
+    {"as", RLIMIT_AS, true},          {"stack", RLIMIT_STACK, true},
+    {"cpu", RLIMIT_CPU, false},       {"fsize", RLIMIT_FSIZE, true},
+};
+
+/* A limit: "infinity" or "unlimited", or a number (bytes may take K, KiB,
+ * M, MiB, G, GiB, T, TiB). 0 or -EINVAL. */
+static int config__limit_parse(const char *t, bool bytes, uint64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        unsigned shift;
+    } units[] = {{"", 0},   {"K", 10},   {"KiB", 10}, {"M", 20},  {"MiB", 20},
+                 {"G", 30}, {"GiB", 30}, {"T", 40},   {"TiB", 40}};
+    uint64_t n = 0;
+    const char *p = t;
+    if (!strcmp(t, "infinity") || !strcmp(t, "unlimited")) {
+        *out = RLIM_INFINITY;
+        return 0;
+    }
+    if (*p < '0' || *p > '9')
+        return -EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, *p - '0', &n))
+            return -EINVAL;
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+        if (strcmp(p, units[i].suffix) != 0 || (i > 0 && !bytes))
+            continue;
+        if (n > (UINT64_MAX >> units[i].shift) || (n << units[i].shift) >= RLIM_INFINITY)
+            return -EINVAL;
+        *out = n << units[i].shift;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static bool config__limit_set(const struct spawn_cred *c, int resource)
+{
+    for (unsigned i = 0; i < c->n_limits; i++)
+        if (c->limits[i].resource == resource)
+            return true;
+    return false;
+}
+
+static int config__limits_read(struct service_cfg *s, struct fy_node *map, struct cfg_err *err)
+{
+    struct fy_node_pair *p;
+    void *it = NULL;
+    map = config__deref(map);
+    if (!fy_node_is_mapping(map)) {
+        cfg_err_at(err, map, "expected a mapping of limits like { nofile: 4096, core: 0 }");
+        return -EINVAL;
+    }
+    while ((p = fy_node_mapping_iterate(map, &it))) {
+        char *key = config__text(fy_node_pair_key(p));
+        struct fy_node *v = config__deref(fy_node_pair_value(p));
+        char *val = config__text(v);
+        size_t k = 0;
+        while (k < SPAWN_LIMITS_MAX && !(key && !strcmp(key, config__limits[k].key)))
+            k++;
+        struct spawn_cred *c = &s->ident.cred;
+        int r = 0;
+        if (k == SPAWN_LIMITS_MAX) {
+            cfg_err_at(err, fy_node_pair_key(p),
+                       "unknown limit '%s' (expected nofile, core, nproc, memlock, as, stack, "
+                       "cpu or fsize)",
+                       key ? key : "");
+            r = -EINVAL;
+        } else if (config__limit_set(c, config__limits[k].resource)) {
+            cfg_err_at(err, fy_node_pair_key(p), "duplicate limit '%s'", key);
+            r = -EINVAL;
+        } else if (!val || config__limit_parse(val, config__limits[k].bytes,
+                                               &c->limits[c->n_limits].value) < 0) {
+            cfg_err_at(err, v, "expected a number%s, or infinity (unlimited)",
+                       config__limits[k].bytes ? " of bytes like 0, 4096 or 512MiB"
+                       : config__limits[k].resource == RLIMIT_CPU ? " of seconds"
+                                                                  : "");
+            r = -EINVAL;
+        } else {
+            s->limit_at[c->n_limits] = config__pos(v);
+            c->limits[c->n_limits++].resource = config__limits[k].resource;
+        }
+        free(key);
+        free(val);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* umask: octal digits as the umask command takes them ("027", "0027",
+ * "0o27"), at most 0777. */
+static int config__umask_read(struct service_cfg *s, struct fy_node *v, struct cfg_err *err)
+{
+    char *t = config__text(config__deref(v));
+    const char *p = t && !strncmp(t, "0o", 2) ? t + 2 : t;
+    unsigned m = 0;
+    size_t n = 0;
+    for (; p && *p >= '0' && *p <= '7' && n < 4; p++, n++)
+        m = m * 8 + (unsigned)(*p - '0');
+    bool ok = p && n > 0 && !*p && m <= 0777;
+    free(t);
+    if (!ok) {
+        cfg_err_at(err, v, "expected an octal umask like \"027\" (at most 0777)");
+        return -EINVAL;
+    }
+    s->ident.cred.set_umask = true;
+    s->ident.cred.umask = (mode_t)m;
+    return 0;
+}
+
+/* An ident's positions, and a cred that waits for the preflight when it
+ * names anyone. */
+static void config__ident_mark(struct ident_cfg *id, struct fy_node *body)
+{
+    id->user_at = config__pos(config__lookup(body, "user"));
+    id->group_at = config__pos(config__lookup(body, "group"));
+    if (id->user || id->group)
+        id->cred.error = -EAGAIN;
+}
+
+/* A program's ident: its own user/group over the service's umask, limits
+ * and no_new_privs, or the service's cred as it is. */
+static void config__ident_inherit(struct ident_cfg *id, const struct ident_cfg *svc)
+{
+    struct spawn_cred c = svc->cred;
+    if (id->user || id->group) {
+        c.set_ids = false;
+        c.groups = NULL;
+        c.n_groups = 0;
+        c.error = -EAGAIN;
+    }
+    id->cred = c;
+}
+
+/* Record a need; out of memory is an error (a check that is not made
+ * must not pass for one that passed). */
+static int config__need(struct service_cfg *s, enum cfg_need_kind kind, const char *path,
+                        const char *cwd, const struct ident_cfg *as, struct fy_node *at,
+                        const char *what)
+{
+    struct cfg_need *v = realloc(s->needs, (s->n_needs + 1) * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    s->needs = v;
+    struct cfg_need *n = &v[s->n_needs];
+    *n = (struct cfg_need){.kind = kind, .cwd = cwd, .as = as, .at = config__pos(at)};
+    n->path = strdup(path);
+    n->what = strdup(what);
+    if (!n->path || !n->what) {
+        free(n->path);
+        free(n->what);
+        return -ENOMEM;
+    }
+    s->n_needs++;
+    return 0;
+}
+
+/* The node of a program's argv[0] under key (a sequence), else key's. */
+static struct fy_node *config__argv0_node(struct fy_node *body, const char *key)
+{
+    struct fy_node *v = config__deref(config__lookup(body, key));
+    struct fy_node *first = fy_node_is_sequence(v) ? fy_node_sequence_get_by_index(v, 0) : NULL;
+    return first ? first : v;
+}
+
+/* A check's programs (run as its ident, from recoverd's cwd, as
+ * detect/command.c runs them) and files (read by recoverd), from the
+ * field types of its kind. */
+static int config__check_needs(struct service_cfg *s, struct check_cfg *c, struct fy_node *item)
+{
+    struct fy_node *body = config__check_settings(item);
+    int r = 0;
+    for (const struct cfg_field *f = c->fields; r == 0 && f && f->key; f++) {
+        const void *v = (const char *)c->params + f->offset;
+        char what[160];
+        snprintf(what, sizeof what, "check '%.63s' %.63s", c->name, f->key);
+        if (f->type == CFG_PROGRAM && *(char **const *)v)
+            r = config__need(s, CFG_NEED_PROGRAM, (*(char **const *)v)[0], NULL, &c->ident,
+                             config__argv0_node(body, f->key), what);
+        else if (f->type == CFG_FILE && *(char *const *)v)
+            r = config__need(s, CFG_NEED_FILE, *(char *const *)v, NULL, NULL,
+                             config__lookup(body, f->key), what);
+    }
+    return r;
+}
+
+/* Everything the service names that the preflight checks, in file order
+ * within each part. */
+static int config__needs(struct service_cfg *s, struct fy_node *body)
+{
+    static const struct {
+        const char *key;
+        size_t offset;
+    } programs[] = {
+        {"command", offsetof(struct service_cfg, command)},
+        {"start", offsetof(struct service_cfg, start_cmd)},
+        {"stop", offsetof(struct service_cfg, stop_cmd)},
+        {"restart", offsetof(struct service_cfg, restart_cmd)},
+    };
+    int r = 0;
+    if (s->cwd)
+        r = config__need(s, CFG_NEED_DIR, s->cwd, NULL, &s->ident, config__lookup(body, "cwd"),
+                         "cwd");
+    for (size_t i = 0; r == 0 && i < sizeof programs / sizeof *programs; i++) {
+        char **argv = *(char ***)((char *)s + programs[i].offset);
+        if (argv)
+            r = config__need(s, CFG_NEED_PROGRAM, argv[0], s->cwd, &s->ident,
+                             config__argv0_node(body, programs[i].key), programs[i].key);
+    }
+    if (r == 0 && s->repair.command)
+        r = config__need(s, CFG_NEED_PROGRAM, s->repair.command[0], s->cwd, &s->repair.ident,
+                         config__argv0_node(config__deref(config__lookup(body, "repair")),
+                                            "command"),
+                         "repair.command");
+    if (r == 0 && s->pidfile) {
+        /* recoverd reads the pidfile: its directory must be there for it. */
+        char *dir = strdup(s->pidfile), *slash = dir ? strrchr(dir, '/') : NULL;
+        if (!dir)
+            return -ENOMEM;
+        if (slash)
+            slash[slash == dir] = '\0'; /* "/x.pid" keeps "/" */
+        r = config__need(s, CFG_NEED_DIR, slash ? dir : ".", NULL, NULL,
+                         config__lookup(body, "pidfile"), "pidfile directory");
+        free(dir);
+    }
+    return r;
+}
+
+/* user:, group:, umask:, limits:, no_new_privs: (no_new_privs, user and
+ * group came with the service's table), the creds of its repair and
+ * checks, and its needs. */
+static int config__privileges(struct service_cfg *s, struct fy_node *body, struct fy_node *checks,
+                              struct cfg_err *err)
+{
+    struct fy_node *v;
+    int r;
+    if ((v = config__lookup(body, "umask")) && (r = config__umask_read(s, v, err)) < 0)
+        return r;
+    if ((v = config__lookup(body, "limits")) && (r = config__limits_read(s, v, err)) < 0)
+        return r;
+    config__ident_mark(&s->ident, body);
+    struct fy_node *repair = config__deref(config__lookup(body, "repair"));
+    config__ident_mark(&s->repair.ident, repair);
+    config__ident_inherit(&s->repair.ident, &s->ident);
+    void *it = NULL;
+    for (size_t i = 0; i < s->n_checks; i++) {
+        struct check_cfg *c = &s->checks[i];
+        struct fy_node *item = fy_node_sequence_iterate(checks, &it);
+        struct fy_node *settings = config__check_settings(item);
+        bool runs = false;
+        for (const struct cfg_field *f = c->fields; f && f->key; f++)
+            runs |= f->type == CFG_PROGRAM;
+        if (!runs && (c->ident.user || c->ident.group)) {
+            cfg_err_at(err, config__lookup(settings, c->ident.user ? "user" : "group"),
+                       "a %s check runs no program: user and group are for checks that do "
+                       "(command)",
+                       c->kind);
+            return -EINVAL;
+        }
+        config__ident_mark(&c->ident, settings);
+        config__ident_inherit(&c->ident, &s->ident);
+        if ((r = config__check_needs(s, c, item)) < 0)
+            return r;
+    }
+    return config__needs(s, body);
+}
+
 static int config__service(struct config *c, struct fy_node *key, struct fy_node *body,
                            struct cfg_err *err)
 {
@@ -673,7 +977,9 @@ static int config__service(struct config *c, struct fy_node *key, struct fy_node
         return r;
     if ((r = config__kind_check(s, body, err)) < 0)
         return r;
-    return config__restart_check(s, body, err);
+    if ((r = config__restart_check(s, body, err)) < 0)
+        return r;
+    return config__privileges(s, body, config__deref(config__lookup(body, "checks")), err);
 }
 
 static int config__services(struct config *c, struct fy_node *map, struct cfg_err *err)
@@ -1114,8 +1420,10 @@ static bool config__eq_fields(const struct cfg_field *f, const char *a, const ch
         const void *pa = a + f->offset, *pb = b + f->offset;
         bool eq;
         switch (f->type) {
-        case CFG_STRING: eq = config__eq_str(*(char *const *)pa, *(char *const *)pb); break;
+        case CFG_STRING:
+        case CFG_FILE: eq = config__eq_str(*(char *const *)pa, *(char *const *)pb); break;
         case CFG_ARGV:
+        case CFG_PROGRAM:
         case CFG_ENV:
         case CFG_PAIRS: eq = config__eq_strv(*(char **const *)pa, *(char **const *)pb); break;
         case CFG_DURATION: eq = *(const uint64_t *)pa == *(const uint64_t *)pb; break;
@@ -1135,12 +1443,35 @@ static bool config__eq_fields(const struct cfg_field *f, const char *a, const ch
     return true;
 }
 
+/* Same user and group as written and as resolved, same umask, limits and
+ * no_new_privs: a process started with either runs with the same rights. */
+static bool config__ident_equal(const struct ident_cfg *a, const struct ident_cfg *b)
+{
+    const struct spawn_cred *x = &a->cred, *y = &b->cred;
+    if (!config__eq_str(a->user, b->user) || !config__eq_str(a->group, b->group) ||
+        x->error != y->error || x->set_ids != y->set_ids || x->set_umask != y->set_umask ||
+        x->no_new_privs != y->no_new_privs || x->n_limits != y->n_limits ||
+        x->n_groups != y->n_groups)
+        return false;
+    if (x->set_ids && (x->uid != y->uid || x->gid != y->gid ||
+                       (x->n_groups && memcmp(x->groups, y->groups, x->n_groups * sizeof(gid_t)))))
+        return false;
+    if (x->set_umask && x->umask != y->umask)
+        return false;
+    for (unsigned i = 0; i < x->n_limits; i++)
+        if (x->limits[i].resource != y->limits[i].resource ||
+            x->limits[i].value != y->limits[i].value)
+            return false;
+    return true;
+}
+
 bool config_check_equal(const struct check_cfg *a, const struct check_cfg *b)
 {
     return a->ops == b->ops && config__eq_str(a->name, b->name) &&
            a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
            a->fall == b->fall && a->rise == b->rise && a->severity == b->severity &&
            a->type == b->type && a->impact == b->impact &&
+           config__ident_equal(&a->ident, &b->ident) &&
            config__eq_fields(a->fields, a->params, b->params);
 }
 
@@ -1152,6 +1483,9 @@ bool config_service_equal(const struct service_cfg *a, const struct service_cfg 
         !config__eq_fields(config__restart_argv_table, (const char *)a, (const char *)b) ||
         !config__eq_fields(config__stop_argv_table, (const char *)a, (const char *)b) ||
         a->log_max_bytes != b->log_max_bytes || a->n_chain != b->n_chain ||
+        !config__ident_equal(&a->ident, &b->ident) ||
+        !config__ident_equal(&a->repair.ident, &b->repair.ident) ||
+        !config__eq_str(a->problem, b->problem) ||
         memcmp(a->chain, b->chain, a->n_chain * sizeof *a->chain) != 0 ||
         a->n_checks != b->n_checks)
         return false;
@@ -1165,5 +1499,6 @@ bool config_process_equal(const struct service_cfg *a, const struct service_cfg 
 {
     return config__eq_strv(a->command, b->command) && config__eq_str(a->pidfile, b->pidfile) &&
            config__eq_str(a->cwd, b->cwd) && config__eq_strv(a->env, b->env) &&
-           a->log_max_bytes == b->log_max_bytes;
+           a->log_max_bytes == b->log_max_bytes && config__ident_equal(&a->ident, &b->ident) &&
+           config__eq_str(a->problem, b->problem);
 }

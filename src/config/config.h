@@ -20,8 +20,10 @@ void config_free(struct config *c);
 /* Same command, environment, checks and policies: a reload can keep the
  * running process of a service whose configuration did not change. */
 bool config_service_equal(const struct service_cfg *a, const struct service_cfg *b);
-/* Same process: command, pidfile, cwd, environment and output log. Checks,
- * policies and recovery may differ; a reload applies those in place. */
+/* Same process: command, pidfile, cwd, environment, output log, and the
+ * rights it runs with (user and group as written and as resolved, umask,
+ * limits, no_new_privs; the preflight's problem). Checks, policies and
+ * recovery may differ; a reload applies those in place. */
 bool config_process_equal(const struct service_cfg *a, const struct service_cfg *b);
 bool config_check_equal(const struct check_cfg *a, const struct check_cfg *b);
 

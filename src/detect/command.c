@@ -25,7 +25,7 @@ enum {
 static uv_loop_t *command__loop; /* the daemon's loop; borrowed */
 
 static const struct cfg_field command__fields[] = {
-    {"argv", CFG_ARGV, offsetof(struct command_params, argv), 1, NULL},
+    {"argv", CFG_PROGRAM, offsetof(struct command_params, argv), 1, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -123,8 +123,9 @@ static int command__start(struct check *c)
         return -EINVAL;
     if (c->priv)
         return -EBUSY;
-    c->priv = program_run(command__loop, cp->argv, NULL, NULL, c->cfg->timeout_ms,
-                          COMMAND_OUTPUT_MAX, command__done_cb, c);
+    /* As the check's user (its own user:, else its service's). */
+    c->priv = program_run_as(command__loop, cp->argv, NULL, NULL, &c->cfg->ident.cred,
+                             c->cfg->timeout_ms, COMMAND_OUTPUT_MAX, command__done_cb, c);
     return c->priv ? 0 : -ENOMEM;
 }
 
@@ -139,7 +140,7 @@ const struct detector_ops command_detector = {
     .fields = command__fields,
     .params_size = sizeof(struct command_params),
     .params_init = NULL,
-    .validate = NULL, /* CFG_ARGV already demands a non-empty list of strings */
+    .validate = NULL, /* CFG_PROGRAM already demands a non-empty list of strings */
     .init = command__init,
     .shutdown = command__shutdown,
     .start = command__start,

@@ -34,7 +34,7 @@ struct pg__params {
 
 static const struct cfg_field pg__fields[] = {
     {"dsn", CFG_STRING, offsetof(struct pg__params, dsn), 1, NULL},
-    {"password_file", CFG_STRING, offsetof(struct pg__params, password_file), 0, NULL},
+    {"password_file", CFG_FILE, offsetof(struct pg__params, password_file), 0, NULL},
     {"query", CFG_STRING, offsetof(struct pg__params, query), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };

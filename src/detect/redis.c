@@ -35,7 +35,7 @@ struct rd__params {
 static const struct cfg_field rd__fields[] = {
     {"address", CFG_ADDRESS, offsetof(struct rd__params, address), 1, NULL},
     {"password", CFG_STRING, offsetof(struct rd__params, password), 0, NULL},
-    {"password_file", CFG_STRING, offsetof(struct rd__params, password_file), 0, NULL},
+    {"password_file", CFG_FILE, offsetof(struct rd__params, password_file), 0, NULL},
     {"db", CFG_UINT, offsetof(struct rd__params, db), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };

@@ -66,8 +66,9 @@ static void repair__run(struct recovery *r)
     const struct repair_cfg *rc = &r->cfg->repair;
     action_set_params(&r->action, json_pack("{s:s, s:I}", "program", rc->command[0], "timeout_ms",
                                             (json_int_t)rc->timeout_ms));
-    struct program *p = program_run(r->loop, rc->command, r->sup->envp, r->cfg->cwd, rc->timeout_ms,
-                                    REPAIR__OUTPUT_MAX, repair__done, r);
+    struct program *p = program_run_as(r->loop, rc->command, r->sup->envp, r->cfg->cwd,
+                                       &rc->ident.cred, rc->timeout_ms, REPAIR__OUTPUT_MAX,
+                                       repair__done, r);
     repair__st(r)->program = p;
     if (!p)
         recovery_executed(r, EXEC_FAILED, "repair program: out of memory");

@@ -613,7 +613,7 @@ static void check_rejects_a_key_of_neither_table(void **state)
 {
     expect_error(SVC "    checks:\n      - fake: { url: u, port: 1 }\n", 5, 25,
                  "unknown key 'port' (expected one of: name, interval, timeout, fall, rise, "
-                 "severity, type, impact, url, address, n, mode, args)");
+                 "severity, type, impact, user, group, url, address, n, mode, args)");
 }
 
 static void check_kind_keys_are_typed(void **state)
