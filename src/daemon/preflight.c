@@ -27,7 +27,8 @@
 
 /* Who uses a path. */
 struct preflight__who {
-    bool self; /* recoverd itself: ask the kernel */
+    bool unknown; /* its user could not be had (reported): check only that paths exist */
+    bool self;    /* recoverd itself: ask the kernel */
     uid_t uid; /* else these ids */
     gid_t gid;
     const gid_t *groups; /* n_groups supplementary groups; borrowed */
@@ -333,6 +334,8 @@ static const char *preflight__usable(const char *path, enum cfg_need_kind kind,
         text_format(why, len, "'%s' is not a %s", path, is_dir ? "directory" : "regular file");
         return why;
     }
+    if (w->unknown)
+        return NULL;
     if (!preflight__walk(path, w, dir, sizeof dir)) {
         text_format(why, len, "'%s': %s cannot enter directory '%s'", path, w->name, dir);
         return why;
@@ -391,9 +394,10 @@ static void preflight__need(struct preflight__run *run, size_t svc, const struct
 {
     struct preflight__who w;
     char why[1024];
-    if (n->as && n->as->cred.error)
-        return; /* its user is the problem, reported already */
     preflight__who_of(n->as, &w);
+    /* Its user is a problem of its own, reported already: whether the
+     * path exists is still worth knowing now. */
+    w.unknown = n->as && n->as->cred.error;
     const char *bad = n->kind == CFG_NEED_PROGRAM
                           ? preflight__program(n, &w, why, sizeof why)
                           : preflight__usable(n->path, n->kind, &w, why, sizeof why);
