@@ -1453,8 +1453,9 @@ static bool config__ident_equal(const struct ident_cfg *a, const struct ident_cf
         x->no_new_privs != y->no_new_privs || x->n_limits != y->n_limits ||
         x->n_groups != y->n_groups)
         return false;
-    if (x->set_ids && (x->uid != y->uid || x->gid != y->gid ||
-                       (x->n_groups && memcmp(x->groups, y->groups, x->n_groups * sizeof(gid_t)))))
+    if (x->set_ids &&
+        (x->uid != y->uid || x->gid != y->gid ||
+         (x->n_groups && memcmp(x->groups, y->groups, x->n_groups * sizeof(gid_t)) != 0)))
         return false;
     if (x->set_umask && x->umask != y->umask)
         return false;

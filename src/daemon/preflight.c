@@ -29,7 +29,7 @@
 struct preflight__who {
     bool unknown; /* its user could not be had (reported): check only that paths exist */
     bool self;    /* recoverd itself: ask the kernel */
-    uid_t uid; /* else these ids */
+    uid_t uid;    /* else these ids */
     gid_t gid;
     const gid_t *groups; /* n_groups supplementary groups; borrowed */
     size_t n_groups;
