@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import post, read_token
+from helpers import binary, post, read_token
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 
@@ -253,3 +253,27 @@ def test_check_config_names_every_problem_at_its_place(recoverd, tmp_path):
     assert len(lines) == len(want), r.stderr
     for line, w in zip(lines, want):
         assert re.match(path + ":" + w, line), (line, w)
+
+
+def test_without_root_only_its_own_user_is_usable(shared_dir):
+    """recoverd run as nobody (setpriv) may name itself, and nobody else."""
+    cfg = shared_dir / "recoverd.yaml"
+    cfg.write_text("services:\n"
+                   "  mine:\n"
+                   "    command: [/bin/true]\n"
+                   "    user: nobody\n"
+                   "    limits: { core: 0 }\n"
+                   "  other:\n"
+                   "    command: [/bin/true]\n"
+                   "    user: daemon\n"                   # 8:11
+                   "    limits: { nofile: infinity }\n")  # 9:23
+    os.chmod(cfg, 0o644)
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        binary("recoverd"), "--check-config", "-c", str(cfg)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, r
+    lines = r.stderr.splitlines()
+    assert len(lines) == 2, r.stderr
+    assert lines[0] == (f"{cfg}:8:11: error: recoverd runs as uid 65534, not root: it cannot "
+                        "run programs as user 'daemon'")
+    assert lines[1].startswith(f"{cfg}:9:23: error: limits: nofile above"), lines[1]
