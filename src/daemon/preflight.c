@@ -407,15 +407,27 @@ static void preflight__need(struct preflight__run *run, size_t svc, const struct
 
 /* Limits a service asks for that its process could not be given: above
  * the hard limit without root, or an fd limit above fs.nr_open. */
+/* fs.nr_open, the ceiling of any fd limit; 0 when unknown. Read with a
+ * system call into the stack: no stdio buffer per reload. */
+static unsigned long long preflight__nr_open(void)
+{
+    char buf[32];
+    int fd = open("/proc/sys/fs/nr_open", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return strtoull(buf, NULL, 10);
+}
+
 static void preflight__limits(struct preflight__run *run, size_t svc, const struct service_cfg *s)
 {
     unsigned long long nr_open = 0;
-    FILE *f = fopen("/proc/sys/fs/nr_open", "re");
-    if (f) {
-        if (fscanf(f, "%llu", &nr_open) != 1)
-            nr_open = 0;
-        fclose(f);
-    }
+    for (unsigned i = 0; i < s->ident.cred.n_limits; i++)
+        if (s->ident.cred.limits[i].resource == RLIMIT_NOFILE)
+            nr_open = preflight__nr_open();
     for (unsigned i = 0; i < s->ident.cred.n_limits; i++) {
         const struct spawn_limit *l = &s->ident.cred.limits[i];
         struct rlimit now;
