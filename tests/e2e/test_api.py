@@ -205,21 +205,39 @@ def test_socket_lets_root_act_and_others_only_read(recoverd):
     assert r.returncode == 0 and rd.service("web")["held"] is False, r
 
 
-def test_recoverctl_finds_the_socket_in_its_default_state_dir(recoverd, tmp_path):
-    """With neither --socket nor --api, recoverctl asks state_dir/api.sock,
-    and falls back to TCP when nothing answers there."""
-    rd = recoverd({"state_dir": str(tmp_path / "var"),
-                   "services": {"web": demo_service(free_port())}})
-    rd.state_dir = tmp_path / "var"
-    wait_running(rd, "web")
+def _ctl_default(state_dir, *args):
+    """recoverctl without --socket, --api or RECOVERD_*, its default
+    state_dir (lib/statedir.c) being state_dir (None: one where no recoverd
+    runs). For root that is /var/lib/recoverd: in a mount namespace of its
+    own, where an empty tmpfs hides the host's /var/lib, so the host is not
+    touched; for another user $XDG_STATE_HOME/recoverd."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERD_")}
-    r = subprocess.run([binary("recoverctl"), "hold", "web"], capture_output=True, text=True,
-                       timeout=20, cwd=tmp_path, env=env)  # ./var: the default state_dir
+    if os.geteuid() != 0:
+        env["XDG_STATE_HOME"] = str(state_dir.parent) if state_dir else "/nonexistent"
+        argv = [binary("recoverctl"), *args]
+    else:
+        script = ('mount -t tmpfs none /var/lib && mkdir /var/lib/recoverd && '
+                  '{ [ -z "$1" ] || mount --bind "$1" /var/lib/recoverd; } && shift && exec "$@"')
+        argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh",
+                str(state_dir or ""), binary("recoverctl"), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=20, env=env)
+
+
+def test_recoverctl_finds_the_socket_in_its_default_state_dir(recoverd, tmp_path):
+    """With neither --socket nor --api, recoverctl asks api.sock in
+    recoverd's default state_dir, and falls back to TCP when nothing answers
+    there."""
+    state_dir = tmp_path / "state" / "recoverd"
+    rd = recoverd({"state_dir": str(state_dir),
+                   "services": {"web": demo_service(free_port())}})
+    rd.state_dir = state_dir
+    wait_running(rd, "web")
+    r = _ctl_default(state_dir, "hold", "web")
     assert r.returncode == 0, r.stderr
     assert rd.service("web")["held"] is True
-    r = subprocess.run([binary("recoverctl"), "status"], capture_output=True, text=True,
-                       timeout=20, cwd=tmp_path / "var", env=env)  # no ./var/api.sock here
-    assert r.returncode == 3 and "nothing answered at ./var/api.sock" in r.stderr, r
+    r = _ctl_default(None, "status")  # no api.sock there
+    default = "/var/lib/recoverd" if os.geteuid() == 0 else "/nonexistent/recoverd"
+    assert r.returncode == 3 and f"nothing answered at {default}/api.sock" in r.stderr, r
     r = subprocess.run([binary("recoverctl"), "--api", f"127.0.0.1:{rd.api_port}", "--socket",
                         "x", "status"], capture_output=True, text=True, timeout=20)
     assert r.returncode == 2 and "exclude each other" in r.stderr, r
