@@ -240,6 +240,12 @@ void analyzer_gave_up(struct faults *f, const char *description, json_t *context
                    IMPACT_SERVICE, description, context ? context : json_object());
 }
 
+void analyzer_config_failed(struct faults *f, const char *description)
+{
+    analyzer__open(f, SLOT_SUPERVISOR(f), "config", FAULT_CONFIGURATION, SEVERITY_CRITICAL,
+                   IMPACT_SERVICE, description, json_pack("{s:s}", "error", description));
+}
+
 static void analyzer__resolve(struct faults *f, struct fault_slot *fs, const char *why)
 {
     fs->open = false;
@@ -286,8 +292,9 @@ void analyzer_adopt_open_faults(struct faults *f)
     int n = journal_faults_open_for(f->an->journal, f->service, &open);
     for (int k = 0; k < n; k++) {
         size_t slot = SLOT_PROCESS;
-        if (strcmp(open[k].check, "supervisor") == 0) {
-            /* A new recoverd is a fresh start: the operator restarted it. */
+        if (strcmp(open[k].check, "supervisor") == 0 || strcmp(open[k].check, "config") == 0) {
+            /* A new recoverd (or a new configuration of the service) is a
+             * fresh start: the operator restarted it, or changed it. */
             open[k].resolved_ms = clock_wall_ms();
             journal_fault_resolve(f->an->journal, &open[k]);
             alert_fault_resolved(f->an->alerter, &open[k]); /* its "failed" alert ends */

@@ -88,6 +88,10 @@ enum fault_open analyzer_external_missing(struct faults *f, int err);
 /* The recovery chain is exhausted: a critical fault that stays open.
  * context: the limits that ended it (taken; NULL: none). */
 void analyzer_gave_up(struct faults *f, const char *description, json_t *context);
+/* The service cannot run as configured (its user does not exist, its
+ * program is missing): a critical configuration fault that stays open
+ * while this configuration is in force. */
+void analyzer_config_failed(struct faults *f, const char *description);
 
 /* The strategy chain for fault t of f: the service's own `recovery` list,
  * else the rules for t's type (t NULL: software). Fills plan, returns its length. */

@@ -34,9 +34,12 @@ enum cfg_type {
     CFG_MAP,        /* nested mapping described by .sub at .offset; with .sub NULL the key is
                      * only reserved and the caller reads the value itself */
     CFG_PATH,       /* char *, like CFG_STRING; config_load makes a relative one absolute
-                     * against the configuration file's directory */
-    CFG_COMMAND,    /* char **, like CFG_ARGV; a relative program path (argv[0] with a '/')
-                     * is made absolute like a CFG_PATH (see config.h) */
+                     * against the configuration file's directory. In a check's or a
+                     * strategy's params it names a file recoverd reads (a password file):
+                     * the preflight (daemon/preflight.c) checks that it can */
+    CFG_COMMAND,    /* char **, like CFG_ARGV, for a program recoverd runs: a relative program
+                     * path (argv[0] with a '/') is made absolute like a CFG_PATH (see
+                     * config.h), and the preflight checks that whoever runs it can */
 };
 
 struct cfg_field {

@@ -6,12 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "lib/model-t.h"
+#include "lib/spawn.h"
 
 struct detector_ops;
 struct cfg_field;
 struct service_cfg;
+struct ident_cfg;
 
 /* What the loader needs of a check kind: its keys. The kinds live above
  * config/ (detect/, plug-ins); the composition root hands them over in a
@@ -39,6 +42,9 @@ struct cfg_strategy {
      * to point at (left NULL: the mapping). May be NULL. */
     int (*validate)(const void *params, const struct service_cfg *svc, char *why, size_t len,
                     const char **at);
+    /* The user:/group: within params that its programs (its CFG_COMMAND
+     * fields) run as, read by its own fields; NULL: they run as the service. */
+    struct ident_cfg *(*ident)(void *params);
 };
 
 /* The kinds and strategies a configuration may name. */
@@ -49,6 +55,42 @@ struct cfg_registry {
     /* 0 with *out filled: the strategy (enum strategy) is implemented and a
      * chain may keep it; -ENOENT: not (yet). */
     int (*strategy_kind)(int strategy, struct cfg_strategy *out);
+};
+
+/* A place in the configuration file, for what is found after loading. */
+struct cfg_pos {
+    int line; /* 1-based; 0: unknown */
+    int col;  /* 1-based */
+};
+
+/* user: and group: as written, and the credentials a program runs with.
+ * The loader fills cred's umask, limits and no_new_privs (the service's);
+ * the preflight (daemon/preflight.c) resolves the names into its ids,
+ * off the loop. Until then a cred whose ids are wanted has error -EAGAIN,
+ * so nothing it is for can run as recoverd's user by mistake. */
+struct ident_cfg {
+    char *user;              /* a name or a uid; NULL: the service's (a service: recoverd's) */
+    char *group;             /* a name or a gid; NULL: the user's primary group */
+    struct cfg_pos user_at;  /* where user: is written */
+    struct cfg_pos group_at; /* where group: is written */
+    gid_t *groups;           /* supplementary groups the preflight found; owned */
+    struct spawn_cred cred;  /* what its programs run with; cred.groups borrowed */
+};
+
+enum cfg_need_kind {
+    CFG_NEED_PROGRAM, /* path is a program `as` can execute (a bare name: found in PATH) */
+    CFG_NEED_FILE,    /* path is a regular file recoverd can read */
+    CFG_NEED_DIR,     /* path is a directory `as` can enter */
+};
+
+/* Something a service names that must exist and be usable when it runs,
+ * checked by the preflight against whoever uses it. */
+struct cfg_need {
+    enum cfg_need_kind kind;
+    char *path;                 /* absolute (config_load); a bare program name; owned */
+    const struct ident_cfg *as; /* who uses it; NULL: recoverd itself; borrowed */
+    char *what;                 /* the key that names it, for messages ("repair.command"); owned */
+    struct cfg_pos at;          /* where it is written */
 };
 
 struct check_cfg {
@@ -66,6 +108,7 @@ struct check_cfg {
     int type;                       /* enum fault_type override, -1: the detector decides */
     int impact;                     /* enum impact override, -1: the detector decides */
     int line;                       /* position in the config file, for messages */
+    struct ident_cfg ident; /* user:/group: of a check that runs a program; else the service's */
 };
 
 struct stop_cfg {
@@ -98,8 +141,18 @@ struct service_cfg {
      * mapping under the service, defaults where the key is absent. */
     void *strategy[STRATEGY__COUNT];                          /* owned */
     const struct cfg_field *strategy_fields[STRATEGY__COUNT]; /* their keys: to free, compare */
+    /* Who the programs of strategy[st] run as, within it (NULL: the service's ident). */
+    struct ident_cfg *strategy_ident[STRATEGY__COUNT];
     uint64_t log_max_bytes; /* per-service output log rotated past this; default 10 MiB */
     int line;               /* position in the config file */
+    /* Least privilege: user:, group:, umask:, limits:, no_new_privs:. ident.cred is what the
+     * process and, unless they say otherwise, its programs and checks run with. */
+    struct ident_cfg ident;
+    struct cfg_pos limit_at[SPAWN_LIMITS_MAX]; /* where each of ident.cred.limits is written */
+    struct cfg_need *needs; /* n_needs programs, files, directories it names; owned */
+    size_t n_needs;
+    char *problem; /* the preflight's first problem ("file:line:col: error: ..."), owned; NULL:
+                    * none. Such a service is failed with it and never runs anything */
 };
 
 struct webhook_cfg {
@@ -149,6 +202,7 @@ struct config {
     const struct cfg_registry *reg; /* the kinds it was loaded with; borrowed */
     char **warnings;                /* "file:line:col: warning: ..." (NULL-terminated); owned */
     size_t n_warnings;
+    bool preflighted; /* the preflight ran: creds resolved, problems set */
 };
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -108,6 +109,11 @@ static const struct cfg_field config__service_fields[] = {
     {"checks", CFG_MAP, 0, 0, NULL},
     {"restart", CFG_MAP, 0, 0, NULL},
     {"stop", CFG_MAP, 0, 0, NULL},
+    {"user", CFG_STRING, offsetof(struct service_cfg, ident.user), 0, NULL},
+    {"group", CFG_STRING, offsetof(struct service_cfg, ident.group), 0, NULL},
+    {"umask", CFG_MAP, 0, 0, NULL},
+    {"limits", CFG_MAP, 0, 0, NULL},
+    {"no_new_privs", CFG_BOOL, offsetof(struct service_cfg, ident.cred.no_new_privs), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -122,6 +128,8 @@ static const struct cfg_field config__check_fields[] = {
     {"severity", CFG_SEVERITY, offsetof(struct check_cfg, severity), 0, NULL},
     {"type", CFG_FAULT_TYPE, offsetof(struct check_cfg, type), 0, NULL},
     {"impact", CFG_IMPACT, offsetof(struct check_cfg, impact), 0, NULL},
+    {"user", CFG_STRING, offsetof(struct check_cfg, ident.user), 0, NULL},
+    {"group", CFG_STRING, offsetof(struct check_cfg, ident.group), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -180,7 +188,8 @@ static char *config__text(struct fy_node *n)
 
 static void config__check_free(struct check_cfg *c)
 {
-    free(c->name);
+    cfg_fields_free(config__check_fields, c);
+    free(c->ident.groups);
     if (c->fields && c->params)
         cfg_fields_free(c->fields, c->params);
     free(c->params);
@@ -191,6 +200,8 @@ static void config__service_free(struct service_cfg *s)
     cfg_fields_free(config__service_fields, s);
     cfg_fields_free(config__program_fields, s);
     for (int st = 0; st < STRATEGY__COUNT; st++) {
+        if (s->strategy_ident[st])
+            free(s->strategy_ident[st]->groups);
         cfg_fields_free(s->strategy_fields[st], s->strategy[st]);
         free(s->strategy[st]);
     }
@@ -198,6 +209,13 @@ static void config__service_free(struct service_cfg *s)
         config__check_free(&s->checks[i]);
     free(s->checks);
     free(s->name);
+    free(s->ident.groups);
+    for (size_t i = 0; i < s->n_needs; i++) {
+        free(s->needs[i].path);
+        free(s->needs[i].what);
+    }
+    free(s->needs);
+    free(s->problem);
 }
 
 void config_free(struct config *c)
@@ -525,6 +543,7 @@ static int config__strategies(const struct config *c, struct service_cfg *s, str
         s->strategy_fields[st] = k.fields;
         if (k.params_init)
             k.params_init(s->strategy[st]);
+        s->strategy_ident[st] = k.ident ? k.ident(s->strategy[st]) : NULL;
         if (k.key && k.fields && (v = config__lookup(body, k.key)) &&
             !config__is_program(v, k.key) && (r = cfg_map(v, k.fields, s->strategy[st], err)) < 0)
             return r;
@@ -693,8 +712,368 @@ static struct cfg_field *config__service_table(const struct config *c)
     return t;
 }
 
-static int config__service(struct config *c, const struct cfg_field *table, struct fy_node *key,
-                           struct fy_node *body, struct cfg_err *err)
+/* ---- paths ---- */
+
+/* A relative *p becomes base/p ("./" prefixes dropped, "." is base). */
+static int config__absolute(char **p, const char *base)
+{
+    const char *rel = *p;
+    char *abs = NULL;
+
+    if (!rel || rel[0] == '/')
+        return 0;
+    while (rel[0] == '.' && rel[1] == '/')
+        rel += strspn(rel + 1, "/") + 1;
+    if (!*rel || !strcmp(rel, "."))
+        abs = strdup(base);
+    else if (asprintf(&abs, "%s/%s", base, rel) < 0)
+        abs = NULL;
+    if (!abs)
+        return -ENOMEM;
+    free(*p);
+    *p = abs;
+    return 0;
+}
+
+/* Every CFG_PATH of obj against dir, every CFG_COMMAND's program against
+ * prog (a bare name is left for PATH to find). */
+static int config__paths_of(const struct cfg_field *f, char *obj, const char *dir, const char *prog)
+{
+    int r = 0;
+
+    for (; r == 0 && f && f->key; f++) {
+        void *p = obj + f->offset;
+        char **argv = f->type == CFG_COMMAND ? *(char ***)p : NULL;
+        if (f->type == CFG_PATH)
+            r = config__absolute(p, dir);
+        else if (argv && argv[0] && strchr(argv[0], '/'))
+            r = config__absolute(&argv[0], prog);
+        else if (f->type == CFG_MAP && f->sub)
+            r = config__paths_of(f->sub, p, dir, prog);
+    }
+    return r;
+}
+
+/* A relative path in a configuration file means one beside it (dir), never
+ * one in the working directory of whoever started recoverd. A program (a
+ * relative argv[0] with a '/') is where the service's cwd would find it.
+ * Before the needs are taken (config__privileges): the preflight judges
+ * the paths that will be used. */
+static int config__service_paths(struct service_cfg *s, const char *dir)
+{
+    int r = config__absolute(&s->cwd, dir);
+    const char *prog = s->cwd ? s->cwd : dir;
+    if (r < 0 || (r = config__paths_of(config__service_fields, (char *)s, dir, prog)) < 0 ||
+        (r = config__paths_of(config__program_fields, (char *)s, dir, prog)) < 0)
+        return r;
+    for (int st = 0; r == 0 && st < STRATEGY__COUNT; st++)
+        if (s->strategy[st])
+            r = config__paths_of(s->strategy_fields[st], s->strategy[st], dir, prog);
+    for (size_t k = 0; r == 0 && k < s->n_checks; k++)
+        r = config__paths_of(s->checks[k].fields, s->checks[k].params, dir, prog);
+    return r;
+}
+
+/* ---- least privilege: user, group, umask, limits; what a service names ---- */
+
+static struct cfg_pos config__pos(struct fy_node *n)
+{
+    struct cfg_err e;
+    cfg_err_at(&e, n, "-");
+    return (struct cfg_pos){e.line, e.col};
+}
+
+/* limits: keys, the resource each sets, and whether it counts bytes (then
+ * a binary suffix is allowed: 512MiB). */
+static const struct {
+    const char *key;
+    int resource;
+    bool bytes;
+} config__limits[SPAWN_LIMITS_MAX] = {
+    {"nofile", RLIMIT_NOFILE, false}, {"core", RLIMIT_CORE, true},
+    {"nproc", RLIMIT_NPROC, false},   {"memlock", RLIMIT_MEMLOCK, true},
+    {"as", RLIMIT_AS, true},          {"stack", RLIMIT_STACK, true},
+    {"cpu", RLIMIT_CPU, false},       {"fsize", RLIMIT_FSIZE, true},
+};
+
+/* A limit: "infinity" or "unlimited", or a number (bytes may take K, KiB,
+ * M, MiB, G, GiB, T, TiB). 0 or -EINVAL. */
+static int config__limit_parse(const char *t, bool bytes, uint64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        unsigned shift;
+    } units[] = {{"", 0},   {"K", 10},   {"KiB", 10}, {"M", 20},  {"MiB", 20},
+                 {"G", 30}, {"GiB", 30}, {"T", 40},   {"TiB", 40}};
+    uint64_t n = 0;
+    const char *p = t;
+    if (!strcmp(t, "infinity") || !strcmp(t, "unlimited")) {
+        *out = RLIM_INFINITY;
+        return 0;
+    }
+    if (*p < '0' || *p > '9')
+        return -EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, *p - '0', &n))
+            return -EINVAL;
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+        if (strcmp(p, units[i].suffix) != 0 || (i > 0 && !bytes))
+            continue;
+        if (n > (UINT64_MAX >> units[i].shift) || (n << units[i].shift) >= RLIM_INFINITY)
+            return -EINVAL;
+        *out = n << units[i].shift;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static bool config__limit_set(const struct spawn_cred *c, int resource)
+{
+    for (unsigned i = 0; i < c->n_limits; i++)
+        if (c->limits[i].resource == resource)
+            return true;
+    return false;
+}
+
+static int config__limits_read(struct service_cfg *s, struct fy_node *map, struct cfg_err *err)
+{
+    struct fy_node_pair *p;
+    void *it = NULL;
+    map = config__deref(map);
+    if (!fy_node_is_mapping(map)) {
+        cfg_err_at(err, map, "expected a mapping of limits like { nofile: 4096, core: 0 }");
+        return -EINVAL;
+    }
+    while ((p = fy_node_mapping_iterate(map, &it))) {
+        char *key = config__text(fy_node_pair_key(p));
+        struct fy_node *v = config__deref(fy_node_pair_value(p));
+        char *val = config__text(v);
+        size_t k = 0;
+        while (k < SPAWN_LIMITS_MAX && !(key && !strcmp(key, config__limits[k].key)))
+            k++;
+        struct spawn_cred *c = &s->ident.cred;
+        int r = 0;
+        if (k == SPAWN_LIMITS_MAX) {
+            cfg_err_at(err, fy_node_pair_key(p),
+                       "unknown limit '%s' (expected nofile, core, nproc, memlock, as, stack, "
+                       "cpu or fsize)",
+                       key ? key : "");
+            r = -EINVAL;
+        } else if (config__limit_set(c, config__limits[k].resource)) {
+            cfg_err_at(err, fy_node_pair_key(p), "duplicate limit '%s'", key);
+            r = -EINVAL;
+        } else if (!val || config__limit_parse(val, config__limits[k].bytes,
+                                               &c->limits[c->n_limits].value) < 0) {
+            cfg_err_at(err, v, "expected a number%s, or infinity (unlimited)",
+                       config__limits[k].bytes ? " of bytes like 0, 4096 or 512MiB"
+                       : config__limits[k].resource == RLIMIT_CPU ? " of seconds"
+                                                                  : "");
+            r = -EINVAL;
+        } else {
+            s->limit_at[c->n_limits] = config__pos(v);
+            c->limits[c->n_limits++].resource = config__limits[k].resource;
+        }
+        free(key);
+        free(val);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* umask: octal digits as the umask command takes them ("027", "0027",
+ * "0o27"), at most 0777. */
+static int config__umask_read(struct service_cfg *s, struct fy_node *v, struct cfg_err *err)
+{
+    char *t = config__text(config__deref(v));
+    const char *p = t && !strncmp(t, "0o", 2) ? t + 2 : t;
+    unsigned m = 0;
+    size_t n = 0;
+    for (; p && *p >= '0' && *p <= '7' && n < 4; p++, n++)
+        m = m * 8 + (unsigned)(*p - '0');
+    bool ok = p && n > 0 && !*p && m <= 0777;
+    free(t);
+    if (!ok) {
+        cfg_err_at(err, v, "expected an octal umask like \"027\" (at most 0777)");
+        return -EINVAL;
+    }
+    s->ident.cred.set_umask = true;
+    s->ident.cred.umask = (mode_t)m;
+    return 0;
+}
+
+/* An ident's positions, and a cred that waits for the preflight when it
+ * names anyone. */
+static void config__ident_mark(struct ident_cfg *id, struct fy_node *body)
+{
+    id->user_at = config__pos(config__lookup(body, "user"));
+    id->group_at = config__pos(config__lookup(body, "group"));
+    if (id->user || id->group)
+        id->cred.error = -EAGAIN;
+}
+
+/* A program's ident: its own user/group over the service's umask, limits
+ * and no_new_privs, or the service's cred as it is. */
+static void config__ident_inherit(struct ident_cfg *id, const struct ident_cfg *svc)
+{
+    struct spawn_cred c = svc->cred;
+    if (id->user || id->group) {
+        c.set_ids = false;
+        c.groups = NULL;
+        c.n_groups = 0;
+        c.error = -EAGAIN;
+    }
+    id->cred = c;
+}
+
+/* Record a need; out of memory is an error (a check that is not made
+ * must not pass for one that passed). */
+static int config__need(struct service_cfg *s, enum cfg_need_kind kind, const char *path,
+                        const struct ident_cfg *as, struct fy_node *at, const char *what)
+{
+    struct cfg_need *v = realloc(s->needs, (s->n_needs + 1) * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    s->needs = v;
+    struct cfg_need *n = &v[s->n_needs];
+    *n = (struct cfg_need){.kind = kind, .as = as, .at = config__pos(at)};
+    n->path = strdup(path);
+    n->what = strdup(what);
+    if (!n->path || !n->what) {
+        free(n->path);
+        free(n->what);
+        return -ENOMEM;
+    }
+    s->n_needs++;
+    return 0;
+}
+
+/* The node of a program's argv[0] under key (a sequence), else key's. */
+static struct fy_node *config__argv0_node(struct fy_node *body, const char *key)
+{
+    struct fy_node *v = config__deref(config__lookup(body, key));
+    struct fy_node *first = fy_node_is_sequence(v) ? fy_node_sequence_get_by_index(v, 0) : NULL;
+    return first ? first : v;
+}
+
+/* The needs of a kind's or a strategy's params, from their field types:
+ * each CFG_COMMAND a program run as `as`, each CFG_PATH a file recoverd
+ * reads. body: the params' mapping; prefix names them in messages. */
+static int config__params_needs(struct service_cfg *s, const struct cfg_field *fields,
+                                const void *params, const struct ident_cfg *as,
+                                struct fy_node *body, const char *prefix)
+{
+    int r = 0;
+    for (const struct cfg_field *f = fields; r == 0 && f && f->key; f++) {
+        const void *v = (const char *)params + f->offset;
+        char what[160];
+        snprintf(what, sizeof what, "%s%.63s", prefix, f->key);
+        if (f->type == CFG_COMMAND && *(char **const *)v)
+            r = config__need(s, CFG_NEED_PROGRAM, (*(char **const *)v)[0], as,
+                             config__argv0_node(body, f->key), what);
+        else if (f->type == CFG_PATH && *(char *const *)v)
+            r = config__need(s, CFG_NEED_FILE, *(char *const *)v, NULL,
+                             config__lookup(body, f->key), what);
+    }
+    return r;
+}
+
+/* Everything the service names that the preflight checks, in file order
+ * within each part (the checks' come first: config__privileges). */
+static int config__needs(const struct config *c, struct service_cfg *s, struct fy_node *body)
+{
+    static const struct {
+        const char *key;
+        size_t offset;
+    } programs[] = {
+        {"command", offsetof(struct service_cfg, command)},
+        {"start", offsetof(struct service_cfg, start_cmd)},
+        {"stop", offsetof(struct service_cfg, stop_cmd)},
+        {"restart", offsetof(struct service_cfg, restart_cmd)},
+    };
+    int r = 0;
+    if (s->cwd)
+        r = config__need(s, CFG_NEED_DIR, s->cwd, &s->ident, config__lookup(body, "cwd"), "cwd");
+    for (size_t i = 0; r == 0 && i < sizeof programs / sizeof *programs; i++) {
+        char **argv = *(char ***)((char *)s + programs[i].offset);
+        if (argv)
+            r = config__need(s, CFG_NEED_PROGRAM, argv[0], &s->ident,
+                             config__argv0_node(body, programs[i].key), programs[i].key);
+    }
+    for (int st = 0; r == 0 && st < STRATEGY__COUNT; st++) {
+        struct cfg_strategy k;
+        char prefix[80];
+        if (!s->strategy[st] || !config__strategy_kind(c, st, &k) || !k.key)
+            continue;
+        snprintf(prefix, sizeof prefix, "%.63s.", k.key);
+        const struct ident_cfg *as = s->strategy_ident[st] ? s->strategy_ident[st] : &s->ident;
+        r = config__params_needs(s, s->strategy_fields[st], s->strategy[st], as,
+                                 config__deref(config__lookup(body, k.key)), prefix);
+    }
+    if (r == 0 && s->pidfile) {
+        /* recoverd reads the pidfile: its directory must be there for it. */
+        char *dir = strdup(s->pidfile), *slash = dir ? strrchr(dir, '/') : NULL;
+        if (!dir)
+            return -ENOMEM;
+        if (slash)
+            slash[slash == dir] = '\0'; /* "/x.pid" keeps "/" */
+        r = config__need(s, CFG_NEED_DIR, slash ? dir : ".", NULL, config__lookup(body, "pidfile"),
+                         "pidfile directory");
+        free(dir);
+    }
+    return r;
+}
+
+/* user:, group:, umask:, limits:, no_new_privs: (no_new_privs, user and
+ * group came with the service's table), the creds of its strategies'
+ * programs and of its checks, and its needs. */
+static int config__privileges(const struct config *cf, struct service_cfg *s, struct fy_node *body,
+                              struct fy_node *checks, struct cfg_err *err)
+{
+    struct fy_node *v;
+    int r;
+    if ((v = config__lookup(body, "umask")) && (r = config__umask_read(s, v, err)) < 0)
+        return r;
+    if ((v = config__lookup(body, "limits")) && (r = config__limits_read(s, v, err)) < 0)
+        return r;
+    config__ident_mark(&s->ident, body);
+    for (int st = 0; st < STRATEGY__COUNT; st++) {
+        struct cfg_strategy k;
+        if (!s->strategy_ident[st] || !config__strategy_kind(cf, st, &k))
+            continue;
+        config__ident_mark(s->strategy_ident[st],
+                           k.key ? config__deref(config__lookup(body, k.key)) : NULL);
+        config__ident_inherit(s->strategy_ident[st], &s->ident);
+    }
+    void *it = NULL;
+    for (size_t i = 0; i < s->n_checks; i++) {
+        struct check_cfg *c = &s->checks[i];
+        struct fy_node *item = fy_node_sequence_iterate(checks, &it);
+        struct fy_node *settings = config__check_settings(item);
+        bool runs = false;
+        for (const struct cfg_field *f = c->fields; f && f->key; f++)
+            runs |= f->type == CFG_COMMAND;
+        if (!runs && (c->ident.user || c->ident.group)) {
+            cfg_err_at(err, config__lookup(settings, c->ident.user ? "user" : "group"),
+                       "a %s check runs no program: user and group are for checks that do "
+                       "(command)",
+                       c->kind);
+            return -EINVAL;
+        }
+        config__ident_mark(&c->ident, settings);
+        config__ident_inherit(&c->ident, &s->ident);
+        char prefix[80];
+        snprintf(prefix, sizeof prefix, "check '%.63s' ", c->name);
+        /* Its programs run as its ident; from recoverd's cwd, as
+         * detect/command.c runs them, once config_load made them absolute. */
+        if ((r = config__params_needs(s, c->fields, c->params, &c->ident, settings, prefix)) < 0)
+            return r;
+    }
+    return config__needs(cf, s, body);
+}
+
+static int config__service(struct config *c, const struct cfg_field *table, const char *dir,
+                           struct fy_node *key, struct fy_node *body, struct cfg_err *err)
 {
     struct service_cfg *s;
     struct fy_node *v;
@@ -739,10 +1118,15 @@ static int config__service(struct config *c, const struct cfg_field *table, stru
         return r;
     if ((r = config__kind_check(s, body, err)) < 0)
         return r;
-    return config__strategies_check(c, s, key, body, err);
+    if ((r = config__strategies_check(c, s, key, body, err)) < 0)
+        return r;
+    if (dir && (r = config__service_paths(s, dir)) < 0)
+        return r;
+    return config__privileges(c, s, body, config__deref(config__lookup(body, "checks")), err);
 }
 
-static int config__services(struct config *c, struct fy_node *map, struct cfg_err *err)
+static int config__services(struct config *c, struct fy_node *map, const char *dir,
+                            struct cfg_err *err)
 {
     struct fy_node_pair *p;
     struct cfg_field *table = NULL;
@@ -761,7 +1145,8 @@ static int config__services(struct config *c, struct fy_node *map, struct cfg_er
         !(table = config__service_table(c)))
         return -ENOMEM;
     while ((p = fy_node_mapping_iterate(map, &it)))
-        if ((r = config__service(c, table, fy_node_pair_key(p), fy_node_pair_value(p), err)) < 0)
+        if ((r = config__service(c, table, dir, fy_node_pair_key(p), fy_node_pair_value(p), err)) <
+            0)
             break;
     free(table);
     return r;
@@ -1129,7 +1514,10 @@ static int config__api(struct config *c, struct fy_node *api, struct cfg_err *er
     return 0;
 }
 
-static int config__build(struct config *c, struct fy_document *doc, struct cfg_err *err)
+/* dir: the configuration file's directory, against which relative paths
+ * are made absolute; NULL: they stay as written. */
+static int config__build(struct config *c, struct fy_document *doc, const char *dir,
+                         struct cfg_err *err)
 {
     struct fy_node *root = fy_document_root(doc), *v;
     int r;
@@ -1137,6 +1525,8 @@ static int config__build(struct config *c, struct fy_document *doc, struct cfg_e
     if (!root || fy_node_is_null(root))
         return config__empty(err);
     if ((r = cfg_map(root, config__fields, c, err)) < 0 || (r = config__journal(c, root, err)) < 0)
+        return r;
+    if (dir && (r = config__paths_of(config__fields, (char *)c, dir, dir)) < 0)
         return r;
     if (!c->state_dir && !(c->state_dir = statedir_default())) {
         cfg_err_at(err, root, "no state_dir, and no home directory for the default one");
@@ -1158,7 +1548,7 @@ static int config__build(struct config *c, struct fy_document *doc, struct cfg_e
     if ((v = config__lookup(root, "alerts")) && (r = config__alerts(c, v, err)) < 0)
         return r;
     v = config__lookup(root, "services");
-    if ((r = config__services(c, v, err)) < 0)
+    if ((r = config__services(c, v, dir, err)) < 0)
         return r;
     return config__deps(c, config__deref(v), err);
 }
@@ -1173,8 +1563,8 @@ static void config__api_default(struct api_cfg *api)
     in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 }
 
-struct config *config_load_string(const char *name, const char *yaml, size_t len,
-                                  const struct cfg_registry *reg, struct cfg_err *err)
+static struct config *config__load(const char *name, const char *dir, const char *yaml, size_t len,
+                                   const struct cfg_registry *reg, struct cfg_err *err)
 {
     struct cfg_err scratch;
     struct config__yaml y = {0};
@@ -1198,7 +1588,7 @@ struct config *config_load_string(const char *name, const char *yaml, size_t len
     c->reg = reg;
     config__rules_default(c);
     config__api_default(&c->api);
-    if ((r = config__build(c, y.doc, err)) < 0)
+    if ((r = config__build(c, y.doc, dir, err)) < 0)
         goto fail;
     config__yaml_close(&y);
     return c;
@@ -1208,6 +1598,12 @@ fail:
     config_free(c);
     config__yaml_close(&y);
     return NULL;
+}
+
+struct config *config_load_string(const char *name, const char *yaml, size_t len,
+                                  const struct cfg_registry *reg, struct cfg_err *err)
+{
+    return config__load(name, NULL, yaml, len, reg, err);
 }
 
 /* Read the whole file ourselves: open errors get our own words, and
@@ -1250,72 +1646,6 @@ fail:
     return NULL;
 }
 
-/* ---- paths ---- */
-
-/* A relative *p becomes base/p ("./" prefixes dropped, "." is base). */
-static int config__absolute(char **p, const char *base)
-{
-    const char *rel = *p;
-    char *abs = NULL;
-
-    if (!rel || rel[0] == '/')
-        return 0;
-    while (rel[0] == '.' && rel[1] == '/')
-        rel += strspn(rel + 1, "/") + 1;
-    if (!*rel || !strcmp(rel, "."))
-        abs = strdup(base);
-    else if (asprintf(&abs, "%s/%s", base, rel) < 0)
-        abs = NULL;
-    if (!abs)
-        return -ENOMEM;
-    free(*p);
-    *p = abs;
-    return 0;
-}
-
-/* Every CFG_PATH of obj against dir, every CFG_COMMAND's program against
- * prog (a bare name is left for PATH to find). */
-static int config__paths_of(const struct cfg_field *f, char *obj, const char *dir, const char *prog)
-{
-    int r = 0;
-
-    for (; r == 0 && f && f->key; f++) {
-        void *p = obj + f->offset;
-        char **argv = f->type == CFG_COMMAND ? *(char ***)p : NULL;
-        if (f->type == CFG_PATH)
-            r = config__absolute(p, dir);
-        else if (argv && argv[0] && strchr(argv[0], '/'))
-            r = config__absolute(&argv[0], prog);
-        else if (f->type == CFG_MAP && f->sub)
-            r = config__paths_of(f->sub, p, dir, prog);
-    }
-    return r;
-}
-
-/* A relative path in a configuration file means one beside it, never one
- * in the working directory of whoever started recoverd. A program (a
- * relative argv[0] with a '/') is where the service's cwd would find it. */
-static int config__paths(struct config *c, const char *dir)
-{
-    int r = config__paths_of(config__fields, (char *)c, dir, dir);
-
-    for (size_t i = 0; r == 0 && i < c->n_services; i++) {
-        struct service_cfg *s = &c->services[i];
-        if ((r = config__absolute(&s->cwd, dir)) < 0)
-            break;
-        const char *prog = s->cwd ? s->cwd : dir;
-        if ((r = config__paths_of(config__service_fields, (char *)s, dir, prog)) < 0 ||
-            (r = config__paths_of(config__program_fields, (char *)s, dir, prog)) < 0)
-            break;
-        for (int st = 0; r == 0 && st < STRATEGY__COUNT; st++)
-            if (s->strategy[st])
-                r = config__paths_of(s->strategy_fields[st], s->strategy[st], dir, prog);
-        for (size_t k = 0; r == 0 && k < s->n_checks; k++)
-            r = config__paths_of(s->checks[k].fields, s->checks[k].params, dir, prog);
-    }
-    return r;
-}
-
 /* The absolute directory of path, as named (a symbolic link to the file is
  * not followed: its directory is where the operator put it). */
 static char *config__dir_of(const char *path)
@@ -1346,14 +1676,13 @@ struct config *config_load(const char *path, const struct cfg_registry *reg, str
     snprintf(err->file, sizeof(err->file), "%s", path);
     if (!(yaml = config__slurp(path, &len, err)))
         return NULL;
-    c = config_load_string(path, yaml, len, reg, err);
-    free(yaml);
-    if (c && (!(dir = config__dir_of(path)) || config__paths(c, dir) < 0)) {
-        snprintf(err->msg, sizeof(err->msg), "resolving relative paths: %s",
-                 dir ? strerror(ENOMEM) : strerror(errno));
-        config_free(c);
-        c = NULL;
+    if (!(dir = config__dir_of(path))) {
+        snprintf(err->msg, sizeof(err->msg), "resolving relative paths: %s", strerror(errno));
+        free(yaml);
+        return NULL;
     }
+    c = config__load(path, dir, yaml, len, reg, err);
+    free(yaml);
     free(dir);
     return c;
 }
@@ -1405,12 +1734,36 @@ static bool config__eq_fields(const struct cfg_field *f, const char *a, const ch
     return true;
 }
 
+/* Same user and group as written and as resolved, same umask, limits and
+ * no_new_privs: a process started with either runs with the same rights. */
+static bool config__ident_equal(const struct ident_cfg *a, const struct ident_cfg *b)
+{
+    const struct spawn_cred *x = &a->cred, *y = &b->cred;
+    if (!config__eq_str(a->user, b->user) || !config__eq_str(a->group, b->group) ||
+        x->error != y->error || x->set_ids != y->set_ids || x->set_umask != y->set_umask ||
+        x->no_new_privs != y->no_new_privs || x->n_limits != y->n_limits ||
+        x->n_groups != y->n_groups)
+        return false;
+    if (x->set_ids &&
+        (x->uid != y->uid || x->gid != y->gid ||
+         (x->n_groups && memcmp(x->groups, y->groups, x->n_groups * sizeof(gid_t)) != 0)))
+        return false;
+    if (x->set_umask && x->umask != y->umask)
+        return false;
+    for (unsigned i = 0; i < x->n_limits; i++)
+        if (x->limits[i].resource != y->limits[i].resource ||
+            x->limits[i].value != y->limits[i].value)
+            return false;
+    return true;
+}
+
 bool config_check_equal(const struct check_cfg *a, const struct check_cfg *b)
 {
     return a->ops == b->ops && config__eq_str(a->name, b->name) &&
            a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
            a->fall == b->fall && a->rise == b->rise && a->severity == b->severity &&
            a->type == b->type && a->impact == b->impact &&
+           config__ident_equal(&a->ident, &b->ident) &&
            config__eq_fields(a->fields, a->params, b->params);
 }
 
@@ -1424,6 +1777,11 @@ static bool config__eq_strategies(const struct service_cfg *a, const struct serv
         if (!pa || !pb || a->strategy_fields[st] != b->strategy_fields[st] ||
             !config__eq_fields(a->strategy_fields[st], pa, pb))
             return false;
+        /* user and group are fields; what they resolved to is not */
+        if (a->strategy_ident[st] &&
+            (!b->strategy_ident[st] ||
+             !config__ident_equal(a->strategy_ident[st], b->strategy_ident[st])))
+            return false;
     }
     return true;
 }
@@ -1435,6 +1793,7 @@ bool config_service_equal(const struct service_cfg *a, const struct service_cfg 
         !config__eq_fields(config__stop_table, (const char *)a, (const char *)b) ||
         !config__eq_fields(config__program_fields, (const char *)a, (const char *)b) ||
         a->log_max_bytes != b->log_max_bytes || a->n_chain != b->n_chain ||
+        !config__ident_equal(&a->ident, &b->ident) || !config__eq_str(a->problem, b->problem) ||
         memcmp(a->chain, b->chain, a->n_chain * sizeof *a->chain) != 0 ||
         a->n_checks != b->n_checks)
         return false;
@@ -1448,5 +1807,6 @@ bool config_process_equal(const struct service_cfg *a, const struct service_cfg 
 {
     return config__eq_strv(a->command, b->command) && config__eq_str(a->pidfile, b->pidfile) &&
            config__eq_str(a->cwd, b->cwd) && config__eq_strv(a->env, b->env) &&
-           a->log_max_bytes == b->log_max_bytes;
+           a->log_max_bytes == b->log_max_bytes && config__ident_equal(&a->ident, &b->ident) &&
+           config__eq_str(a->problem, b->problem);
 }

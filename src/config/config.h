@@ -12,9 +12,10 @@
  * from a chain...) are in c->warnings. Relative paths (every CFG_PATH:
  * state_dir, pidfile, cwd, password_file) become absolute against the
  * file's directory; so does a program given by a relative path (argv[0]
- * with a '/'), against the service's cwd when it has one. Returns a new
- * config (free with config_free), or NULL with err filled (file:line:col
- * and what was expected). */
+ * with a '/'), against the service's cwd when it has one; the needs the
+ * preflight checks (struct cfg_need) are taken from the resolved paths.
+ * Returns a new config (free with config_free), or NULL with err filled
+ * (file:line:col and what was expected). */
 struct config *config_load(const char *path, const struct cfg_registry *reg, struct cfg_err *err);
 /* Same from a string in memory; `name` is used as the file in messages.
  * The text has no directory: its relative paths stay as written. */
@@ -25,8 +26,10 @@ void config_free(struct config *c);
 /* Same command, environment, checks and policies: a reload can keep the
  * running process of a service whose configuration did not change. */
 bool config_service_equal(const struct service_cfg *a, const struct service_cfg *b);
-/* Same process: command, pidfile, cwd, environment and output log. Checks,
- * policies and recovery may differ; a reload applies those in place. */
+/* Same process: command, pidfile, cwd, environment, output log, and the
+ * rights it runs with (user and group as written and as resolved, umask,
+ * limits, no_new_privs; the preflight's problem). Checks, policies and
+ * recovery may differ; a reload applies those in place. */
 bool config_process_equal(const struct service_cfg *a, const struct service_cfg *b);
 bool config_check_equal(const struct check_cfg *a, const struct check_cfg *b);
 

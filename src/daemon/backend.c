@@ -93,6 +93,11 @@ static int backend__control(void *ctx, const char *name, enum api_control op, ch
         snprintf(err, len, "no such service: %s", name);
         return -ENOENT;
     }
+    if (s->cfg->problem) {
+        /* Nothing of it may run until a reload fixes its configuration. */
+        snprintf(err, len, "service %s cannot run as configured: %s", name, s->cfg->problem);
+        return -EBUSY;
+    }
     static const char *const names[] = {"hold", "release", "restart"};
     log_event(LOG_INFO, s->name, "operator", "op=%s", names[op]);
     switch (op) {
@@ -121,6 +126,11 @@ static int backend__recover(void *ctx, int64_t fault_id, const char *strategy, c
             if (!s->faults.slots[k].open || s->faults.slots[k].fault.id != fault_id)
                 continue;
             snprintf(service, service_len, "%s", s->name);
+            if (s->cfg->problem) {
+                snprintf(err, len, "service %s cannot run as configured: %s", s->name,
+                         s->cfg->problem);
+                return -EBUSY;
+            }
             log_event(LOG_INFO, s->name, "operator", "op=recover fault=%lld strategy=%s",
                       (long long)fault_id, strategy);
             return recovery_operate(&s->rec, fault_id, st, err, len);

@@ -13,6 +13,7 @@
 #include "api/api.h"
 #include "config/config.h"
 #include "daemon/fdbudget.h"
+#include "daemon/preflight.h"
 #include "daemon/service.h"
 #include "detect/detector.h"
 #include "lib/clock.h"
@@ -204,6 +205,16 @@ static void daemon__warnings(const struct config *c)
         log_event(LOG_WARN, NULL, "config-warning", "message=\"%s\"", c->warnings[i]);
 }
 
+/* Each service the preflight refused, with its reason (it is failed once
+ * started: service.c). */
+static void daemon__problems(const struct config *c)
+{
+    for (size_t i = 0; i < c->n_services; i++)
+        if (c->services[i].problem)
+            log_event(LOG_ERROR, c->services[i].name, "config-problem", "error=\"%s\"",
+                      c->services[i].problem);
+}
+
 static void daemon__apply(struct daemon *d, const struct config *cfg)
 {
     d->analysis.cfg = cfg;
@@ -247,6 +258,13 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
                   "error=\"%s\"", err);
         return r;
     }
+    /* Here, not in the thread pool: the loop does not run yet, so nothing
+     * waits while NSS answers. */
+    if ((r = preflight_run(cfg, NULL)) < 0) {
+        log_event(LOG_ERROR, NULL, "preflight-failed", "error=\"%s\"", strerror(-r));
+        return r;
+    }
+    daemon__problems(cfg);
     if ((r = token_load(d->state.path, d->token, err, sizeof err)) < 0) {
         log_event(LOG_ERROR, NULL, "token-refused", "path=%s/token error=\"%s\"", d->state.path,
                   err);
@@ -505,11 +523,53 @@ static void daemon__reload_one(struct daemon *d, struct service *s, const struct
     }
 }
 
+/* A reload between its load and its apply. */
+struct daemon__reload {
+    uv_work_t work;      /* the preflight in the thread pool; data = this */
+    struct daemon *d;    /* owner */
+    struct config *next; /* loaded; owned until applied */
+    int result;          /* the preflight's */
+    bool again;          /* another SIGHUP came meanwhile: reload once more */
+};
+
+static void daemon__reload_apply(struct daemon *d, struct config *next);
+
+/* In a thread-pool thread: only next is touched. */
+static void daemon__reload_work(uv_work_t *w)
+{
+    struct daemon__reload *rl = w->data;
+    rl->result = preflight_run(rl->next, NULL);
+}
+
+static void daemon__reload_done(uv_work_t *w, int status)
+{
+    struct daemon__reload *rl = w->data;
+    struct daemon *d = rl->d;
+    bool again = rl->again;
+    int r = status < 0 ? status : rl->result;
+    d->reload = NULL;
+    if (d->stopping || r < 0) {
+        if (!d->stopping)
+            log_event(LOG_ERROR, NULL, "reload-rejected",
+                      "error=\"preflight: %s\" running=unchanged", strerror(-r));
+        config_free(rl->next);
+    } else {
+        daemon__reload_apply(d, rl->next);
+    }
+    free(rl);
+    if (again && !d->stopping)
+        daemon_reload(d);
+}
+
 int daemon_reload(struct daemon *d)
 {
     struct cfg_err cerr;
     char msg[1024];
     struct config *next = NULL;
+    if (d->reload) {
+        d->reload->again = true; /* the file may have changed after that load */
+        return 0;
+    }
     if (d->config_path) {
         next = config_load(d->config_path, &daemon_registry, &cerr);
     } else {
@@ -521,16 +581,38 @@ int daemon_reload(struct daemon *d)
                   cfg_err_format(&cerr, msg, sizeof msg));
         return -EINVAL;
     }
+    struct daemon__reload *rl = calloc(1, sizeof *rl);
+    int r = rl ? 0 : -ENOMEM;
+    if (rl) {
+        *rl = (struct daemon__reload){.d = d, .next = next};
+        rl->work.data = rl;
+        r = uv_queue_work(d->loop, &rl->work, daemon__reload_work, daemon__reload_done);
+    }
+    if (r < 0) {
+        free(rl);
+        config_free(next);
+        log_event(LOG_ERROR, NULL, "reload-rejected", "error=\"%s\" running=unchanged",
+                  uv_strerror(r));
+        return r;
+    }
+    d->reload = rl;
+    return 0;
+}
+
+/* The preflight has run: the new configuration replaces the running one. */
+static void daemon__reload_apply(struct daemon *d, struct config *next)
+{
     /* Room for the old config first: past this point nothing may fail. */
     struct config **list = realloc(d->old_cfg_list, (d->n_old_cfg + 1) * sizeof *list);
     if (!list) {
         config_free(next);
         log_event(LOG_ERROR, NULL, "reload-rejected", "error=\"%s\" running=unchanged",
                   strerror(ENOMEM));
-        return -ENOMEM;
+        return;
     }
     d->old_cfg_list = list;
     daemon__warnings(next);
+    daemon__problems(next);
     struct config *old = d->cfg;
     size_t n_old = d->n_services;
     /* The analyzer reads rules from the running config: the new one first. */
@@ -564,7 +646,6 @@ int daemon_reload(struct daemon *d)
         daemon__start_services(d);
     log_event(LOG_INFO, NULL, "reloaded", "config=%s services=%zu", d->config_path,
               next->n_services);
-    return 0;
 }
 
 void daemon_free(struct daemon *d)

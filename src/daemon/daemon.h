@@ -21,6 +21,7 @@ struct journal;
 struct api;
 struct alerter;
 struct service;
+struct daemon__reload;
 
 /* The kinds and strategies of this build, for config_load. */
 extern const struct cfg_registry daemon_registry;
@@ -54,6 +55,7 @@ struct daemon {
     struct daemon__leftovers *leftovers; /* gathering them (daemon_start only) */
     struct config **old_cfg_list;        /* configs replaced by reloads, kept while referenced */
     size_t n_old_cfg;
+    struct daemon__reload *reload; /* a reload whose preflight runs in the thread pool; owned */
 };
 
 /* Build the daemon from a loaded config (takes ownership of cfg): opens the
@@ -64,7 +66,9 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
  * then every handle is closed and the loop ends. */
 void daemon_stop(struct daemon *d);
 /* Re-read the configuration; a config that fails validation is logged and
- * the running one stays. 0 or -EINVAL. */
+ * the running one stays. The new one is applied once its preflight (user
+ * names, programs: daemon/preflight.h) has run in libuv's thread pool; a
+ * reload asked for meanwhile follows it. 0 (loaded, or queued) or -errno. */
 int daemon_reload(struct daemon *d);
 /* After a service's process went down during a stop: finish when all are. */
 void daemon_stop_progress(struct daemon *d);

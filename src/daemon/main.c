@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "config/config.h"
 #include "daemon/daemon.h"
+#include "daemon/preflight.h"
 #include "lib/log.h"
 
 #define RECOVERD_VERSION "0.1.0"
@@ -77,6 +79,24 @@ static struct config *main__load(const char *path)
     return cfg;
 }
 
+/* --check-config past the loader: who each service runs as, and what it
+ * names, every problem on its own line. */
+static int main__check(struct config *cfg, const char *path)
+{
+    struct preflight_report rep;
+    int r = preflight_run(cfg, &rep);
+    for (size_t i = 0; i < rep.n; i++)
+        fprintf(stderr, "%s\n", rep.lines[i]);
+    if (r < 0)
+        fprintf(stderr, "recoverd: preflight: %s\n", strerror(-r));
+    else if (rep.n == 0)
+        printf("%s: configuration valid (%zu services)\n", path ? path : "<demo>", cfg->n_services);
+    bool ok = r == 0 && rep.n == 0;
+    preflight_report_free(&rep);
+    config_free(cfg);
+    return ok ? 0 : 2;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -114,11 +134,8 @@ int main(int argc, char **argv)
     struct config *cfg = main__load(path);
     if (!cfg)
         return 2;
-    if (check_only) {
-        printf("%s: configuration valid (%zu services)\n", path ? path : "<demo>", cfg->n_services);
-        config_free(cfg);
-        return 0;
-    }
+    if (check_only)
+        return main__check(cfg, path);
     srandom((unsigned)time(NULL) ^ (unsigned)getpid()); /* backoff jitter only */
     uv_loop_t loop;
     uv_loop_init(&loop);

@@ -15,6 +15,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/model.h"
+#include "monitor/alert.h"
 #include "recover/strategy.h"
 
 extern char **environ;
@@ -166,9 +167,30 @@ fail:
     return NULL;
 }
 
+/* The preflight refused the service (its user does not exist, a program
+ * it names is missing): failed with the reason, a critical configuration
+ * fault, and nothing of it runs, neither its process nor its checks. Its
+ * dependents start anyway (their faults will be its symptoms), as after a
+ * recovery that gave up. */
+static void service__refuse(struct service *s)
+{
+    const char *why = s->cfg->problem;
+    log_event(LOG_ERROR, s->name, "service-refused", "error=\"%s\"", why);
+    analyzer_config_failed(&s->faults, why);
+    state_service_event(&s->st, EV_GAVE_UP, why);
+    alert_service_failed(s->d->alerter, s->name,
+                         &s->faults.slots[SLOT_SUPERVISOR(&s->faults)].fault, why);
+    s->rec.ready = true;
+    daemon_service_ready(s->d, s);
+}
+
 void service_start(struct service *s)
 {
     s->started = true;
+    if (s->cfg->problem) {
+        service__refuse(s);
+        return;
+    }
     if (!daemon_dependencies_ready(s->d, s)) {
         s->start_waiting = true;
         log_event(LOG_INFO, s->name, "start-waiting", "why=\"dependencies not ready\"");
@@ -294,6 +316,9 @@ json_t *service_view(const struct service *s)
         json_array_append_new(deps, json_string(*dep));
     json_object_set_new(j, "depends_on", deps);
     json_object_set_new(j, "pid", sp->pid > 0 ? json_integer(sp->pid) : json_null());
+    /* Why it cannot run as configured (it is failed), or null. */
+    json_object_set_new(j, "config_error",
+                        s->cfg->problem ? json_string(s->cfg->problem) : json_null());
     json_object_set_new(j, "since", service__time(s->st.state_ms));
     bool up = sp->state != SUP_DOWN;
     json_object_set_new(j, "uptime_ms",

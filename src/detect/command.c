@@ -123,8 +123,9 @@ static int command__start(struct check *c)
         return -EINVAL;
     if (c->priv)
         return -EBUSY;
-    c->priv = program_run(command__loop, cp->argv, NULL, NULL, c->cfg->timeout_ms,
-                          COMMAND_OUTPUT_MAX, command__done_cb, c);
+    /* As the check's user (its own user:, else its service's). */
+    c->priv = program_run_as(command__loop, cp->argv, NULL, NULL, &c->cfg->ident.cred,
+                             c->cfg->timeout_ms, COMMAND_OUTPUT_MAX, command__done_cb, c);
     return c->priv ? 0 : -ENOMEM;
 }
 

@@ -38,6 +38,13 @@ struct program *program_run(uv_loop_t *loop, char *const argv[], char *const env
                             const char *cwd, uint64_t timeout_ms, size_t max_output,
                             program_done_cb cb, void *arg);
 
+/* The same, run with cred (NULL: recoverd's own credentials; see struct
+ * spawn_cred): a service's programs run as its user. */
+struct spawn_cred;
+struct program *program_run_as(uv_loop_t *loop, char *const argv[], char *const envp[],
+                               const char *cwd, const struct spawn_cred *cred, uint64_t timeout_ms,
+                               size_t max_output, program_done_cb cb, void *arg);
+
 /* Kill the process group now; cb is not called; the memory is freed once the
  * leader is reaped and the handles have closed. NULL-safe; a no-op when
  * called from inside cb. Must not be called after cb returned (p is gone). */

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -97,6 +98,33 @@ __attribute__((no_sanitize("address"))) static long spawn__dup(int fd, int targe
     return syscall(SYS_dup2, fd, target);
 }
 
+/* The credential steps (see struct spawn_cred), raw system calls only:
+ * once recoverd has threads (libuv's pool), glibc's setuid, setgid and
+ * setgroups wrappers signal every thread to change its ids too and wait
+ * for them (setxid); this child shares recoverd's memory, thread list
+ * included, but not its threads, so it would signal recoverd's threads
+ * and wait on them. The system calls change only this process. -1 with
+ * errno on failure. */
+__attribute__((no_sanitize("address"))) static int spawn__child_cred(const struct spawn_cred *c)
+{
+    for (unsigned i = 0; i < c->n_limits; i++) {
+        struct spawn__rlimit l = {c->limits[i].value, c->limits[i].value};
+        if (syscall(SYS_prlimit64, 0, c->limits[i].resource, &l, NULL) < 0)
+            return -1;
+    }
+    if (c->set_ids) {
+        if (syscall(SYS_setgroups, c->n_groups, c->groups) < 0 ||
+            syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0 ||
+            syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0)
+            return -1;
+    }
+    if (c->set_umask)
+        syscall(SYS_umask, c->umask); /* cannot fail */
+    if (c->no_new_privs && syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -1;
+    return 0;
+}
+
 /* All signals are still blocked here, as they were in the parent at clone.
  * A caught one must be back to default before they are unblocked, or
  * arriving before execve it would run recoverd's handler in the child, on
@@ -122,6 +150,9 @@ __attribute__((no_sanitize("address"))) static int spawn__child(void *arg)
     /* stdout and stderr first: out may be fd 0 if recoverd started without
      * a stdin. */
     if (spawn__dup(out, 1) < 0 || spawn__dup(out, 2) < 0 || spawn__dup(j->null_fd, 0) < 0)
+        goto fail;
+    /* Before chdir: the service's user must be able to enter its cwd. */
+    if (o->cred && spawn__child_cred(o->cred) < 0)
         goto fail;
     if (o->cwd && syscall(SYS_chdir, o->cwd) < 0)
         goto fail;
@@ -205,6 +236,8 @@ static void spawn__nofile(struct spawn__job *j)
 int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd)
 {
     struct spawn__job j = {.o = o, .envp = o->envp ? o->envp : environ};
+    if (o->cred && o->cred->error)
+        return o->cred->error;
     if ((j.null_fd = spawn__null()) < 0)
         return j.null_fd;
     if (!strchr(o->argv[0], '/')) {

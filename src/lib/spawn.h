@@ -6,13 +6,45 @@
 #ifndef RECOVERD_LIB_SPAWN_H
 #define RECOVERD_LIB_SPAWN_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
+#define SPAWN_LIMITS_MAX 8 /* nofile core nproc memlock as stack cpu fsize */
+
+struct spawn_limit {
+    int resource;   /* RLIMIT_* */
+    uint64_t value; /* both soft and hard limit; RLIM_INFINITY: unlimited */
+};
+
+/* Who the child runs as and what it may use. The parent prepares it (user
+ * and group names are resolved there: NSS may block, allocate and lock,
+ * none of which the child may do); the child applies it just before it
+ * changes directory and execs, in this order: limits (raising a hard limit
+ * needs root, so before setuid), setgroups, setgid, setuid, umask,
+ * no_new_privs. All zero: recoverd's own credentials, nothing changed. */
+struct spawn_cred {
+    int error;           /* -errno: the identity is unknown or unusable; spawn_start refuses
+                          * with it, so a program that names a user never runs as another */
+    bool set_ids;        /* switch to uid, gid and groups (needs root) */
+    uid_t uid;           /* real, effective and saved user id */
+    gid_t gid;           /* real, effective and saved group id */
+    const gid_t *groups; /* supplementary groups, n_groups of them (0: none); borrowed */
+    size_t n_groups;     /* entries of groups */
+    bool set_umask;      /* apply umask */
+    mode_t umask;        /* the file mode creation mask */
+    bool no_new_privs;   /* PR_SET_NO_NEW_PRIVS: exec can never grant privileges (setuid bits) */
+    unsigned n_limits;   /* entries of limits */
+    struct spawn_limit limits[SPAWN_LIMITS_MAX]; /* set after recoverd's fd limit is restored */
+};
+
 struct spawn_opts {
-    char *const *argv; /* NULL-terminated; argv[0] without '/' is looked up in PATH */
-    char *const *envp; /* NULL: recoverd's environment */
-    const char *cwd;   /* NULL: recoverd's working directory */
-    int out_fd;        /* becomes the child's stdout and stderr; -1: /dev/null */
+    char *const *argv;             /* NULL-terminated; argv[0] without '/' is looked up in PATH */
+    char *const *envp;             /* NULL: recoverd's environment */
+    const char *cwd;               /* NULL: recoverd's working directory */
+    int out_fd;                    /* becomes the child's stdout and stderr; -1: /dev/null */
+    const struct spawn_cred *cred; /* NULL: recoverd's own credentials */
 };
 
 /* Record which signals recoverd catches or ignores (every disposition not
@@ -25,7 +57,7 @@ struct spawn_opts {
 void spawn_init(void);
 /* Start the program; returns once it has exec'd (or failed to). 0 with
  * *pid and *pidfd (readable once it exits; the caller closes it) set, or
- * -errno (ENOENT, EACCES, ...). */
+ * -errno (ENOENT, EACCES, EPERM from a credential step, o->cred->error...). */
 int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd);
 /* A pidfd for a process we did not start (readable once it exits), or
  * -errno. */

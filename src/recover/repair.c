@@ -17,21 +17,29 @@
 
 #define REPAIR__OUTPUT_MAX 4096
 
-/* repair: { command, timeout } of a service. */
+/* repair: { command, timeout, user, group } of a service. */
 struct repair_cfg {
-    char **command;      /* argv of the repair program; NULL: no repair strategy */
-    uint64_t timeout_ms; /* the program is killed (whole group) after this; default 60 s */
+    char **command;         /* argv of the repair program; NULL: no repair strategy */
+    uint64_t timeout_ms;    /* the program is killed (whole group) after this; default 60 s */
+    struct ident_cfg ident; /* user:/group: override; else the service's (config/ fills cred) */
 };
 
 static const struct cfg_field repair__fields[] = {
     {"command", CFG_COMMAND, offsetof(struct repair_cfg, command), 1, NULL},
     {"timeout", CFG_DURATION, offsetof(struct repair_cfg, timeout_ms), 0, NULL},
+    {"user", CFG_STRING, offsetof(struct repair_cfg, ident.user), 0, NULL},
+    {"group", CFG_STRING, offsetof(struct repair_cfg, ident.group), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
 static void repair__params_init(void *params)
 {
     ((struct repair_cfg *)params)->timeout_ms = 60000;
+}
+
+static struct ident_cfg *repair__ident(void *params)
+{
+    return &((struct repair_cfg *)params)->ident;
 }
 
 static const struct repair_cfg *repair__cfg(const struct recovery *r)
@@ -89,8 +97,9 @@ static void repair__run(struct recovery *r)
     const struct repair_cfg *rc = repair__cfg(r);
     action_set_params(&r->action, json_pack("{s:s, s:I}", "program", rc->command[0], "timeout_ms",
                                             (json_int_t)rc->timeout_ms));
-    struct program *p = program_run(r->loop, rc->command, r->sup->envp, r->cfg->cwd, rc->timeout_ms,
-                                    REPAIR__OUTPUT_MAX, repair__done, r);
+    struct program *p = program_run_as(r->loop, rc->command, r->sup->envp, r->cfg->cwd,
+                                       &rc->ident.cred, rc->timeout_ms, REPAIR__OUTPUT_MAX,
+                                       repair__done, r);
     repair__st(r)->program = p;
     if (!p)
         recovery_executed(r, EXEC_FAILED, "repair program: out of memory");
@@ -110,6 +119,7 @@ const struct strategy_ops repair_strategy = {
     .fields = repair__fields,
     .params_size = sizeof(struct repair_cfg),
     .params_init = repair__params_init,
+    .ident = repair__ident,
     .applicable = repair__applicable,
     .run = repair__run,
     .cancel = repair__cancel,

@@ -309,8 +309,9 @@ static void restart__program_done(const struct program_result *res, void *arg)
 static void restart__program(struct recovery *r, char **argv)
 {
     struct restart__state *st = restart__st(r);
-    st->program = program_run(r->loop, argv, r->sup->envp, r->cfg->cwd, r->ex->action_timeout_ms,
-                              RESTART__OUTPUT_MAX, restart__program_done, r);
+    st->program = program_run_as(r->loop, argv, r->sup->envp, r->cfg->cwd, &r->cfg->ident.cred,
+                                 r->ex->action_timeout_ms, RESTART__OUTPUT_MAX,
+                                 restart__program_done, r);
     if (!st->program) {
         recovery_executed(r, EXEC_FAILED, "restart program: out of memory");
         return;

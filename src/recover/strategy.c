@@ -22,8 +22,8 @@ int strategy_cfg_kind(int id, struct cfg_strategy *out)
     const struct strategy_ops *ops = strategy_find((enum strategy)id);
     if (!ops)
         return -ENOENT;
-    *out = (struct cfg_strategy){ops->key, ops->fields, ops->params_size, ops->params_init,
-                                 ops->validate};
+    *out = (struct cfg_strategy){ops->key,         ops->fields,   ops->params_size,
+                                 ops->params_init, ops->validate, ops->ident};
     return 0;
 }
 

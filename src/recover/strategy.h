@@ -40,6 +40,9 @@ struct strategy_ops {
      * in why and the key to point at in *at. May be NULL. */
     int (*validate)(const void *params, const struct service_cfg *svc, char *why, size_t len,
                     const char **at);
+    /* The user:/group: within params its programs run as (struct
+     * cfg_strategy.ident); NULL: they run as the service. */
+    struct ident_cfg *(*ident)(void *params);
     /* Can it act on r's service now? */
     struct strategy_no (*applicable)(const struct recovery *r);
     /* Wait this long before running (backoff); NULL: at once. */

@@ -137,7 +137,8 @@ static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
     struct spawn_opts o = {.argv = sp->cfg->command,
                            .envp = sp->envp,
                            .cwd = sp->cfg->cwd,
-                           .out_fd = sp->output.write_fd};
+                           .out_fd = sp->output.write_fd,
+                           .cred = &sp->cfg->ident.cred};
     int r = spawn_start(&o, &pid, &pidfd);
     if (r < 0) {
         log_event(LOG_ERROR, sp->service, "spawn-failed", "command=%s error=\"%s\"",

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 
@@ -80,6 +81,24 @@ static const struct detector_ops fake_ops = {
     .validate = fake_validate,
 };
 
+/* A kind that runs a program and reads a file, as command and postgres do. */
+struct prog_params {
+    char **argv;  /* required */
+    char *secret; /* optional */
+};
+
+static const struct cfg_field prog_fields[] = {
+    {"argv", CFG_COMMAND, offsetof(struct prog_params, argv), 1, NULL},
+    {"secret", CFG_PATH, offsetof(struct prog_params, secret), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static const struct detector_ops prog_ops = {
+    .name = "prog",
+    .fields = prog_fields,
+    .params_size = sizeof(struct prog_params),
+};
+
 /* Mirrors of detect/http.c and detect/tcp.c tables, for the sample files. */
 static const struct cfg_field http_fields[] = {
     {"url", CFG_STRING, offsetof(struct http_params, url), 1, NULL},
@@ -114,7 +133,7 @@ static const struct detector_ops tcp_ops = {
 
 static int fake_check_kind(const char *name, struct cfg_kind *out, const char **why)
 {
-    static const struct detector_ops *const all[] = {&fake_ops, &http_ops, &tcp_ops};
+    static const struct detector_ops *const all[] = {&fake_ops, &http_ops, &tcp_ops, &prog_ops};
 
     *why = NULL;
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
@@ -278,8 +297,8 @@ static void config_load_maps_every_field_of_the_valid_example(void **state)
     s = config_service(c, "web");
     assert_ptr_equal(s, &c->services[0]);
     assert_int_equal(s->line, 6);
-    assert_string_equal(s->command[0], "/tmp/build/recoverd-demo"); /* where cwd /tmp finds it */
-    assert_string_equal(s->command[1], "--port");
+    assert_string_equal(s->command[0], "/bin/sleep");
+    assert_string_equal(s->command[1], "--");
     assert_string_equal(s->command[2], "18080");
     assert_null(s->command[3]);
     assert_string_equal(s->cwd, "/tmp");
@@ -329,6 +348,29 @@ static void config_load_maps_every_field_of_the_valid_example(void **state)
     assert_string_equal(db->command[2], "18081");
     assert_null(db->command[3]);
     assert_int_equal(db->n_checks, 0);
+    assert_string_equal(db->ident.user, "nobody");
+    assert_string_equal(db->ident.group, "nogroup");
+    assert_int_equal(db->ident.user_at.line, 28);
+    assert_int_equal(db->ident.user_at.col, 11);
+    assert_true(db->ident.cred.set_umask);
+    assert_int_equal(db->ident.cred.umask, 027);
+    assert_true(db->ident.cred.no_new_privs);
+    /* Not resolved yet: nothing may run with it until the preflight. */
+    assert_int_equal(db->ident.cred.error, -EAGAIN);
+    assert_int_equal(db->ident.cred.n_limits, 4);
+    assert_int_equal(db->ident.cred.limits[0].resource, RLIMIT_NOFILE);
+    assert_int_equal(db->ident.cred.limits[0].value, 4096);
+    assert_int_equal(db->ident.cred.limits[1].resource, RLIMIT_CORE);
+    assert_int_equal(db->ident.cred.limits[1].value, 0);
+    assert_int_equal(db->ident.cred.limits[2].resource, RLIMIT_AS);
+    assert_int_equal(db->ident.cred.limits[2].value, 2ull << 30);
+    assert_int_equal(db->ident.cred.limits[3].resource, RLIMIT_CPU);
+    assert_true(db->ident.cred.limits[3].value == RLIM_INFINITY);
+    assert_int_equal(db->limit_at[3].line, 32);
+    assert_string_equal(db->strategy_ident[STRATEGY_REPAIR]->user, "daemon");
+    assert_int_equal(db->strategy_ident[STRATEGY_REPAIR]->cred.error, -EAGAIN);
+    assert_int_equal(db->strategy_ident[STRATEGY_REPAIR]->cred.umask,
+                     027); /* the service's, with its own user */
     assert_null(config_service(c, "nope"));
     assert_null(config_service(c, NULL));
     config_free(c);
@@ -692,7 +734,7 @@ static void strategy_param_errors_point_at_the_value(void **state)
 static void unknown_key_inside_a_strategy_is_rejected(void **state)
 {
     expect_error(SVC "    repair: { command: [a], retries: 3 }\n", 4, 29,
-                 "unknown key 'retries' (expected one of: command, timeout)");
+                 "unknown key 'retries' (expected one of: command, timeout, user, group)");
     expect_error(SVC "    restart: { tries: 3 }\n", 4, 16,
                  "unknown key 'tries' (expected one of: max, window, stable, backoff)");
 }
@@ -803,7 +845,7 @@ static void check_rejects_a_key_of_neither_table(void **state)
 {
     expect_error(SVC "    checks:\n      - fake: { url: u, port: 1 }\n", 5, 25,
                  "unknown key 'port' (expected one of: name, interval, timeout, fall, rise, "
-                 "severity, type, impact, url, address, n, mode, args, file, prog)");
+                 "severity, type, impact, user, group, url, address, n, mode, args, file, prog)");
 }
 
 static void check_kind_keys_are_typed(void **state)
@@ -1018,6 +1060,16 @@ static const char path_yaml[] =
     "    start: [/usr/bin/true]\n"
     "    stop: [kill-it]\n";
 
+/* The need of s that what names (see struct cfg_need). */
+static const struct cfg_need *need_of(const struct service_cfg *s, const char *what)
+{
+    for (size_t i = 0; i < s->n_needs; i++)
+        if (!strcmp(s->needs[i].what, what))
+            return &s->needs[i];
+    fail_msg("no need '%s'", what);
+    return NULL;
+}
+
 /* What path_yaml in dir must read as. */
 static void assert_paths_under(const struct config *c, const char *dir)
 {
@@ -1039,6 +1091,16 @@ static void assert_paths_under(const struct config *c, const char *dir)
     assert_string_equal(cs->pidfile, WANT("run/c.pid"));
     assert_string_equal(cs->start_cmd[0], "/usr/bin/true");
     assert_string_equal(cs->stop_cmd[0], "kill-it"); /* a bare name is for PATH */
+    /* The preflight checks the paths that will be used, as whoever uses them. */
+    assert_string_equal(need_of(a, "check 'fake' file")->path, WANT("secret"));
+    assert_null(need_of(a, "check 'fake' file")->as); /* recoverd reads it */
+    assert_string_equal(need_of(a, "check 'fake' prog")->path, WANT("check.sh"));
+    assert_string_equal(need_of(b, "cwd")->path, WANT("work"));
+    const struct cfg_need *fix = need_of(b, "repair.command");
+    assert_string_equal(fix->path, WANT("work/../fix"));
+    assert_ptr_equal(fix->as, b->strategy_ident[STRATEGY_REPAIR]);
+    assert_string_equal(need_of(cs, "pidfile directory")->path, WANT("run"));
+    assert_string_equal(need_of(cs, "stop")->path, "kill-it");
 #undef WANT
 }
 
@@ -1090,6 +1152,96 @@ static void config_journal_retention_reads_days_and_sizes(void **state)
     config_free(c);
     expect_error("journal: { max_size: 0 }\n" SVC, 1, 22, "expected a size like");
     expect_error("journal: { max_age: 0 }\n" SVC, 1, 21, "max_age must be greater than 0");
+}
+
+/* ---- least privilege ---- */
+
+/* A check that runs a program takes its own user; the other keys of the
+ * service (umask, limits) come with it, and a check without one takes the
+ * service's cred whole. */
+static void privileges_reach_checks_and_repair(void **state)
+{
+    struct cfg_err err;
+    struct config *c = load(SVC "    user: nobody\n"
+                                "    umask: \"077\"\n"
+                                "    limits: { nproc: 50, fsize: 1MiB }\n"
+                                "    repair: { command: [/bin/true] }\n"
+                                "    checks:\n"
+                                "      - prog: { argv: [/bin/true], user: daemon }\n"
+                                "      - prog: { argv: [/bin/true], secret: /etc/pw }\n",
+                            &err);
+    assert_non_null(c);
+    const struct service_cfg *s = &c->services[0];
+    assert_int_equal(s->ident.cred.n_limits, 2);
+    assert_int_equal(s->ident.cred.limits[1].value, 1u << 20);
+    assert_string_equal(s->checks[0].ident.user, "daemon");
+    assert_int_equal(s->checks[0].ident.cred.umask, 077);
+    assert_int_equal(s->checks[0].ident.cred.n_limits, 2);
+    assert_null(s->checks[1].ident.user);
+    assert_memory_equal(&s->checks[1].ident.cred, &s->ident.cred, sizeof s->ident.cred);
+    assert_memory_equal(&s->strategy_ident[STRATEGY_REPAIR]->cred, &s->ident.cred,
+                        sizeof s->ident.cred);
+    /* What the preflight will check: the service's command, the repair
+     * program and both check programs, each as its user, and the file. */
+    assert_int_equal(s->n_needs, 5);
+    size_t programs = 0;
+    for (size_t i = 0; i < s->n_needs; i++) {
+        const struct cfg_need *n = &s->needs[i];
+        programs += n->kind == CFG_NEED_PROGRAM;
+        if (n->kind == CFG_NEED_FILE) {
+            assert_string_equal(n->path, "/etc/pw");
+            assert_null(n->as); /* recoverd reads it */
+            assert_int_equal(n->at.line, 10);
+        }
+        if (n->as == &s->checks[0].ident) {
+            assert_int_equal(n->at.line, 9);
+            assert_int_equal(n->at.col, 24);
+        }
+    }
+    assert_int_equal(programs, 4);
+    /* repair's program runs as repair's ident, which lives in its params. */
+    assert_ptr_equal(need_of(s, "repair.command")->as, s->strategy_ident[STRATEGY_REPAIR]);
+    assert_ptr_equal(&s->strategy_ident[STRATEGY_REPAIR]->user,
+                     param_at(s, STRATEGY_REPAIR, "user"));
+    config_free(c);
+}
+
+/* Without user or group nothing waits for the preflight. */
+static void privileges_without_a_user_need_no_resolution(void **state)
+{
+    struct cfg_err err;
+    struct config *c = load(SVC "    no_new_privs: true\n", &err);
+    assert_non_null(c);
+    assert_int_equal(c->services[0].ident.cred.error, 0);
+    assert_false(c->services[0].ident.cred.set_ids);
+    assert_true(c->services[0].ident.cred.no_new_privs);
+    config_free(c);
+}
+
+/* Rights are part of the process: a reload that changes them restarts it. */
+static void privileges_changed_make_another_process(void **state)
+{
+    static const char *const variants[] = {
+        "    user: nobody\n",       "    group: nogroup\n",
+        "    umask: \"022\"\n",     "    limits: { nofile: 100 }\n",
+        "    no_new_privs: true\n",
+    };
+    struct cfg_err err;
+    struct config *plain = load(SVC, &err);
+    assert_non_null(plain);
+    for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof yaml, SVC "%s", variants[i]);
+        struct config *c = load(yaml, &err), *again = load(yaml, &err);
+        assert_non_null(c);
+        assert_non_null(again);
+        assert_false(config_process_equal(&plain->services[0], &c->services[0]));
+        assert_false(config_service_equal(&plain->services[0], &c->services[0]));
+        assert_true(config_process_equal(&again->services[0], &c->services[0]));
+        config_free(c);
+        config_free(again);
+    }
+    config_free(plain);
 }
 
 int main(void)
@@ -1154,6 +1306,9 @@ int main(void)
         cmocka_unit_test(config_relative_paths_resolve_against_the_file_directory),
         cmocka_unit_test(config_journal_retention_reads_days_and_sizes),
         cmocka_unit_test(mutated_configs_load_or_fail_cleanly),
+        cmocka_unit_test(privileges_reach_checks_and_repair),
+        cmocka_unit_test(privileges_without_a_user_need_no_resolution),
+        cmocka_unit_test(privileges_changed_make_another_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

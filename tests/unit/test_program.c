@@ -13,6 +13,7 @@
 
 #include "lib/clock.h"
 #include "lib/program.h"
+#include "lib/spawn.h"
 #include "loopwait.h"
 #include "procfs.h"
 
@@ -314,6 +315,35 @@ static void program_env_and_cwd_are_applied(void **state)
     assert_string_equal(f->r.output, "hi there\n/tmp\n");
 }
 
+/* A service's programs run as its user; one whose user could not be
+ * resolved is a spawn error reported from the loop, and runs nothing. */
+static void program_runs_with_the_credentials_given(void **state)
+{
+    struct fx *f = *state;
+    char *argv[] = {"/bin/sh", "-c", "id -u; id -g; umask", NULL};
+    struct spawn_cred c = {.set_ids = geteuid() == 0,
+                           .uid = 65534,
+                           .gid = 65534,
+                           .set_umask = true,
+                           .umask = 077};
+    assert_non_null(program_run_as(&f->loop, argv, NULL, NULL, &c, 5000, 4096, done_cb, f));
+    fx_wait(f);
+    char want[64];
+    snprintf(want, sizeof want, "%u\n%u\n0077\n", geteuid() == 0 ? 65534 : (unsigned)geteuid(),
+             geteuid() == 0 ? 65534 : (unsigned)getegid());
+    assert_string_equal(f->r.output, want);
+
+    struct spawn_cred unknown = {.error = -ENOENT};
+    f->calls = 0;
+    f->in_run = true;
+    assert_non_null(program_run_as(&f->loop, argv, NULL, NULL, &unknown, 5000, 64, done_cb, f));
+    f->in_run = false;
+    fx_wait(f);
+    assert_false(f->cb_during_run);
+    assert_int_equal(f->r.spawn_error, -ENOENT);
+    assert_int_equal(f->r.output_len, 0);
+}
+
 static void program_many_in_parallel_each_report_once(void **state)
 {
     struct fx *f = *state;
@@ -343,6 +373,7 @@ int main(void)
         T(program_cancel_at_once_and_after_spawn_error),
         T(program_cancel_inside_callback_is_noop),
         T(program_env_and_cwd_are_applied),
+        T(program_runs_with_the_credentials_given),
         T(program_many_in_parallel_each_report_once),
 #undef T
     };

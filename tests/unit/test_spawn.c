@@ -27,13 +27,14 @@
 #include "loopwait.h"
 #include "seccomp.h"
 
-/* Run argv with its output in a pipe; return its exit code and put what
- * it wrote (stdout and stderr) into out. */
-static int run(char *const argv[], char *const envp[], const char *cwd, char *out, size_t cap)
+/* Run argv (with cred, NULL: ours) with its output in a pipe; return its
+ * exit code and put what it wrote (stdout and stderr) into out. */
+static int run_as(char *const argv[], char *const envp[], const char *cwd,
+                  const struct spawn_cred *cred, char *out, size_t cap)
 {
     int p[2];
     assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-    struct spawn_opts o = {.argv = argv, .envp = envp, .cwd = cwd, .out_fd = p[1]};
+    struct spawn_opts o = {.argv = argv, .envp = envp, .cwd = cwd, .out_fd = p[1], .cred = cred};
     pid_t pid = 0;
     int pidfd = -1;
     assert_int_equal(spawn_start(&o, &pid, &pidfd), 0);
@@ -52,6 +53,11 @@ static int run(char *const argv[], char *const envp[], const char *cwd, char *ou
     assert_int_equal(si.si_pid, pid);
     close(pidfd);
     return si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+}
+
+static int run(char *const argv[], char *const envp[], const char *cwd, char *out, size_t cap)
+{
+    return run_as(argv, envp, cwd, NULL, out, cap);
 }
 
 static void test_output_goes_to_out_fd_and_stdin_is_empty(void **state)
@@ -315,9 +321,10 @@ static void test_stdio_without_out_fd_and_no_fd_leak(void **state)
 }
 
 /* Exec failures come back from the call, and leave no child behind. */
-static void assert_fails(char *const argv[], const char *cwd, int err)
+static void assert_fails_as(char *const argv[], const char *cwd, const struct spawn_cred *cred,
+                            int err)
 {
-    struct spawn_opts o = {.argv = argv, .cwd = cwd, .out_fd = -1};
+    struct spawn_opts o = {.argv = argv, .cwd = cwd, .out_fd = -1, .cred = cred};
     pid_t pid = -7;
     int pidfd = -7;
     assert_int_equal(spawn_start(&o, &pid, &pidfd), -err);
@@ -325,6 +332,11 @@ static void assert_fails(char *const argv[], const char *cwd, int err)
     assert_int_equal(pidfd, -7);
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
     assert_int_equal(errno, ECHILD);
+}
+
+static void assert_fails(char *const argv[], const char *cwd, int err)
+{
+    assert_fails_as(argv, cwd, NULL, err);
 }
 
 static void test_exec_errors_are_reported(void **state)
@@ -361,6 +373,67 @@ static void test_exec_errors_are_reported(void **state)
     rmdir(dir);
 }
 
+/* ---- credentials ---- */
+
+/* The child runs with the ids, groups, umask, limits and no_new_privs it
+ * was given, as the kernel reports them to the program itself. */
+static void test_credentials_are_applied_before_exec(void **state)
+{
+    if (geteuid() != 0)
+        skip(); /* switching users needs root */
+    static const gid_t groups[] = {65534, 4};
+    struct spawn_cred c = {.set_ids = true,
+                           .uid = 65534,
+                           .gid = 65534,
+                           .groups = groups,
+                           .n_groups = 2,
+                           .set_umask = true,
+                           .umask = 027,
+                           .no_new_privs = true,
+                           .n_limits = 3,
+                           .limits = {{RLIMIT_NOFILE, 77}, {RLIMIT_CORE, 0}, {RLIMIT_CPU, 9}}};
+    char out[1024];
+    char *argv[] = {"/bin/sh", "-c",
+                    "grep -E '^(Uid|Gid|Groups|Umask|NoNewPrivs):' /proc/self/status;"
+                    "ulimit -n; ulimit -Hn; ulimit -c; ulimit -t",
+                    NULL};
+    assert_int_equal(run_as(argv, NULL, NULL, &c, out, sizeof out), 0);
+    assert_non_null(strstr(out, "Umask:\t0027\n"));
+    assert_non_null(strstr(out, "Uid:\t65534\t65534\t65534\t65534\n"));
+    assert_non_null(strstr(out, "Gid:\t65534\t65534\t65534\t65534\n"));
+    assert_non_null(strstr(out, "Groups:\t4 65534 \n"));
+    assert_non_null(strstr(out, "NoNewPrivs:\t1\n"));
+    assert_non_null(strstr(out, "\n77\n77\n0\n9\n"));
+    /* Only the child changed. */
+    assert_int_equal(geteuid(), 0);
+}
+
+/* An identity that could not be resolved refuses to run anything: a
+ * program that names a user never runs as recoverd's instead. */
+static void test_unresolved_credentials_refuse_to_spawn(void **state)
+{
+    struct spawn_cred c = {.error = -EAGAIN};
+    char *argv[] = {"/bin/true", NULL};
+    assert_fails_as(argv, NULL, &c, EAGAIN);
+}
+
+/* A step the kernel refuses fails the spawn with its errno: an fd limit
+ * above fs.nr_open, or a cwd the user may not enter (entered after the
+ * switch, as the user). */
+static void test_credential_failures_are_reported(void **state)
+{
+    char *argv[] = {"/bin/true", NULL};
+    struct spawn_cred big = {.n_limits = 1, .limits = {{RLIMIT_NOFILE, RLIM_INFINITY}}};
+    assert_fails_as(argv, NULL, &big, EPERM);
+    if (geteuid() != 0)
+        return;
+    char dir[] = "/tmp/recoverd-spawn-XXXXXX"; /* 0700, root's */
+    assert_non_null(mkdtemp(dir));
+    struct spawn_cred nobody = {.set_ids = true, .uid = 65534, .gid = 65534};
+    assert_fails_as(argv, dir, &nobody, EACCES);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--window") == 0)
@@ -375,6 +448,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_child_gets_the_fd_limit_we_started_with),
         cmocka_unit_test(test_stdio_without_out_fd_and_no_fd_leak),
         cmocka_unit_test(test_exec_errors_are_reported),
+        cmocka_unit_test(test_credentials_are_applied_before_exec),
+        cmocka_unit_test(test_unresolved_credentials_refuse_to_spawn),
+        cmocka_unit_test(test_credential_failures_are_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
