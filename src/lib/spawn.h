@@ -9,10 +9,11 @@
 #include <sys/types.h>
 
 struct spawn_opts {
-    char *const *argv; /* NULL-terminated; argv[0] without '/' is looked up in PATH */
-    char *const *envp; /* NULL: recoverd's environment */
-    const char *cwd;   /* NULL: recoverd's working directory */
-    int out_fd;        /* becomes the child's stdout and stderr; -1: /dev/null */
+    char *const *argv;  /* NULL-terminated; argv[0] without '/' is looked up in PATH */
+    char *const *envp;  /* NULL: recoverd's environment */
+    const char *cwd;    /* NULL: recoverd's working directory */
+    int out_fd;         /* becomes the child's stdout and stderr; -1: /dev/null */
+    const char *cgroup; /* a cgroup v2 dir the child starts in; NULL: recoverd's */
 };
 
 /* Record which signals recoverd catches or ignores (every disposition not
@@ -25,7 +26,8 @@ struct spawn_opts {
 void spawn_init(void);
 /* Start the program; returns once it has exec'd (or failed to). 0 with
  * *pid and *pidfd (readable once it exits; the caller closes it) set, or
- * -errno (ENOENT, EACCES, ...). */
+ * -errno (ENOENT, EACCES, ...; for o->cgroup, what the kernel said of
+ * placing it there: EBUSY, EOPNOTSUPP, ENOENT...). */
 int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd);
 /* A pidfd for a process we did not start (readable once it exits), or
  * -errno. */
