@@ -64,6 +64,15 @@ struct stop_cfg {
     uint64_t grace_ms; /* before SIGKILL; default 5000 */
 };
 
+/* Limits on a supervised service's own cgroup, where the cgroup v2
+ * controllers exist (a warning at start where they do not). */
+struct cgroup_cfg {
+    uint64_t memory_max;    /* memory.max, bytes; 0: no limit */
+    unsigned pids_max;      /* pids.max, processes; 0: no limit */
+    uint64_t cpu_quota_us;  /* cpu.max quota per period; UINT64_MAX: "max" */
+    uint64_t cpu_period_us; /* cpu.max period; 0: no cpu limit */
+};
+
 struct repair_cfg {
     char **command;      /* argv of the repair program; NULL: no repair strategy */
     uint64_t timeout_ms; /* the program is killed (whole group) after this; default 60 s */
@@ -92,8 +101,9 @@ struct service_cfg {
     size_t n_checks;
     struct restart_cfg restart;
     struct stop_cfg stop;
-    uint64_t log_max_bytes; /* per-service output log rotated past this; default 10 MiB */
-    int line;               /* position in the config file */
+    uint64_t log_max_bytes;   /* per-service output log rotated past this; default 10 MiB */
+    struct cgroup_cfg cgroup; /* limits on its cgroup; all 0: none */
+    int line;                 /* position in the config file */
 };
 
 struct webhook_cfg {
