@@ -22,7 +22,9 @@
  * function on a new stack, hence the few lines of assembly (x86-64). Where
  * clone3 is missing or refused (older kernels, seccomp profiles), and on
  * other architectures, the child writes itself into cgroup.procs before
- * anything else, still before exec. */
+ * anything else, still before exec; so does one asked to (cgroup_late: a
+ * cgroup that went through cgroup.kill SIGKILLs what is born into it, on
+ * Linux 6.14 and later). */
 #include "lib/spawn.h"
 
 #include <errno.h>
@@ -297,7 +299,7 @@ static pid_t spawn__clone(struct spawn__job *j, int *fd)
 {
     char procs[PATH_MAX];
     const char *cg = j->o->cgroup;
-    if (cg && !spawn__g.no_clone3) {
+    if (cg && !spawn__g.no_clone3 && !j->o->cgroup_late) {
         int cgfd = open(cg, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (cgfd < 0)
             return -errno;

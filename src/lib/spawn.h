@@ -6,6 +6,7 @@
 #ifndef RECOVERD_LIB_SPAWN_H
 #define RECOVERD_LIB_SPAWN_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 struct spawn_opts {
@@ -14,6 +15,7 @@ struct spawn_opts {
     const char *cwd;    /* NULL: recoverd's working directory */
     int out_fd;         /* becomes the child's stdout and stderr; -1: /dev/null */
     const char *cgroup; /* a cgroup v2 dir the child starts in; NULL: recoverd's */
+    bool cgroup_late;   /* join it by the child's own write to cgroup.procs, not at birth */
 };
 
 /* Record which signals recoverd catches or ignores (every disposition not

@@ -371,7 +371,8 @@ int enclosure_init(struct enclosure *e, struct containment *box, const char *ser
     e->cgroup = NULL;
     e->mark[0] = '\0';
     e->sweeps = 0;
-    e->waiting = e->closing = e->events_open = e->killed = false;
+    e->waiting = e->closing = e->events_open = false;
+    e->killed = true; /* its past is unknown: made afresh before the first spawn */
     if (!box)
         return 0;
     snprintf(e->mark, sizeof e->mark, CONTAINMENT_MARK "=%s:%s", box->tag, service);
@@ -395,20 +396,24 @@ static void enclosure__limit(struct enclosure *e, unsigned ctl, const char *file
                   file, v, strerror(-r));
 }
 
-const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim, int *err)
+const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim, bool *late,
+                              int *err)
 {
     char v[64];
     *err = 0;
+    *late = false;
     if (!e->cgroup)
         return NULL;
     /* A cgroup that has been through cgroup.kill kills every child born
      * into it by clone3(CLONE_INTO_CGROUP) from then on (Linux 6.14 and
      * later compare the kill count of the parent's cgroup at fork with the
-     * child's: measured here on 6.18). A fresh one has a clean count. */
+     * child's: measured here on 6.18). A fresh one has a clean count; one
+     * that cannot go (a predecessor's processes still in it) is joined by
+     * the child's own write instead, which that check does not see. A
+     * cgroup found at start has an unknown past: renewed as well. */
     if (e->killed && rmdir(e->cgroup) < 0 && errno != ENOENT)
-        log_event(LOG_WARN, e->service, "cgroup-not-renewed", "cgroup=%s error=\"%s\"", e->cgroup,
-                  strerror(errno));
-    e->killed = false;
+        *late = true;
+    e->killed = *late;
     int r = cgroup_mkdir(e->cgroup);
     if (r == -ENOENT && (r = cgroup_mkdir(e->box->root)) == 0) /* someone removed the subtree */
         r = cgroup_mkdir(e->cgroup);

@@ -83,7 +83,7 @@ struct enclosure {
     char mark[96];             /* "RECOVERD_MARK=<tag>:<service>"; "" without a box */
     uv_fs_event_t events;      /* CGROUP: cgroup.events while waited on (from the first wait) */
     unsigned sweeps;           /* SUBREAPER: stops of strays in flight */
-    bool killed;               /* CGROUP: cgroup.kill ran since the cgroup was made */
+    bool killed;               /* CGROUP: cgroup.kill may have run since it was made */
     bool waiting;              /* empty() is owed */
     bool closing;              /* enclosure_close ran */
     bool events_open;          /* events is initialized and not closed yet */
@@ -96,10 +96,13 @@ struct enclosure {
  * the process group is all there is); opens nothing yet. empty, closed and
  * ctx are set by the caller, before or after. 0 or -ENOMEM (nothing kept). */
 int enclosure_init(struct enclosure *e, struct containment *box, const char *service);
-/* Before a spawn: the cgroup the child is to start in (made if missing,
- * lim's limits written where the controllers exist), or NULL for none.
- * NULL with *err set (-errno) when the cgroup cannot be made. */
-const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim, int *err);
+/* Before a spawn: the cgroup the child is to start in (made afresh where
+ * it went through cgroup.kill, lim's limits written where the controllers
+ * exist), or NULL for none; *late: the child must join it by its own write
+ * (spawn_opts.cgroup_late). NULL with *err set (-errno) when the cgroup
+ * cannot be made. */
+const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim, bool *late,
+                              int *err);
 /* A stop: sig to every process of the service outside leader's process
  * group (the caller signals that one), given grace_ms before SIGKILL where
  * the sweep does it (SUBREAPER; in CGROUP the caller's grace ends with

@@ -63,7 +63,8 @@ int supervisor_init(struct supervisor *sp, const char *log_path)
     sp->encl.empty = sup__empty_cb;
     sp->encl.closed = sup__enclosure_closed_cb;
     sp->encl.ctx = sp;
-    int r = enclosure_init(&sp->encl, sp->box, sp->service);
+    /* Only what recoverd starts is contained: an external process is not ours. */
+    int r = enclosure_init(&sp->encl, sp->cfg->command ? sp->box : NULL, sp->service);
     if (r < 0)
         return r;
     if ((r = output_open(&sp->output, sp->loop, log_path, sp->cfg->log_max_bytes)) < 0) {
@@ -151,7 +152,8 @@ static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
     if (!sp->cfg->command)
         return -ENOEXEC;
     int r = 0;
-    const char *cgroup = enclosure_prepare(&sp->encl, &sp->cfg->cgroup, &r);
+    bool late = false;
+    const char *cgroup = enclosure_prepare(&sp->encl, &sp->cfg->cgroup, &late, &r);
     if (r < 0) {
         log_event(LOG_ERROR, sp->service, "spawn-failed", "error=\"cannot make its cgroup: %s\"",
                   strerror(-r));
@@ -161,7 +163,8 @@ static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
                            .envp = sp->envp,
                            .cwd = sp->cfg->cwd,
                            .out_fd = sp->output.write_fd,
-                           .cgroup = cgroup};
+                           .cgroup = cgroup,
+                           .cgroup_late = late};
     r = spawn_start(&o, &pid, &pidfd);
     if (r < 0) {
         log_event(LOG_ERROR, sp->service, "spawn-failed", "command=%s error=\"%s\"",

@@ -108,6 +108,10 @@ static int fixture_setup_mode(void **state, enum containment_mode mode)
         char why[512];
         fx->box_up = containment_init(&fx->box, &fx->loop, mode, fx->dir, why, sizeof why) == 0;
         fx->sp.box = fx->box_up ? &fx->box : NULL;
+        /* Supervised from the start: only what recoverd runs is contained
+         * (the tests set their own command later, in the same argv). */
+        fx->argv[0] = "true";
+        fx->cfg.command = fx->argv;
     }
     assert_int_equal(supervisor_init(&fx->sp, fx->log), 0);
     assert_int_equal(fx->sp.state, SUP_DOWN);
@@ -879,6 +883,41 @@ static void death_takes_what_left_the_group(void **state)
     assert_int_equal(kill(fx->sp.pid, 0), 0);
 }
 
+/* A cgroup a predecessor left, killed once (cgroup.kill) and still holding
+ * a process: it cannot be made afresh, and a child born into it would be
+ * SIGKILLed by the kernel at once; the child joins it by its own write. */
+static void spawn_into_a_killed_busy_cgroup_lives(void **state)
+{
+    struct fixture *fx = *state;
+    need_box(fx);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/svc.service", fx->box.root);
+    assert_int_equal(cgroup_mkdir(dir), 0);
+    assert_int_equal(cgroup_kill(dir), 0);
+    pid_t old = fork_child(fx, false);
+    assert_int_equal(cgroup_attach(dir, old), 0);
+    command_sleep(fx);
+    spawn_ok(fx);
+    char got[PATH_MAX];
+    assert_int_equal(cgroup_of_pid(fx->sp.pid, got, sizeof got), 0);
+    assert_string_equal(got, dir);
+    usleep(100000);
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(fx->exits, 0);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+    /* Stopped, the cgroup empties: the next spawn renews it and is born in it. */
+    kill(old, SIGKILL);
+    waitpid(old, NULL, 0);
+    fx->n_forked = 0;
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
+    assert_true(run_until(fx, exited));
+    spawn_ok(fx);
+    usleep(100000);
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(fx->exits, 1);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+}
+
 /* STOPPING + exited with an escapee ignoring the stop signal: DRAINING
  * until the grace ends, then SIGKILL, then down on the empty event. */
 static void draining_kills_what_ignores_the_stop_after_the_grace(void **state)
@@ -1570,6 +1609,7 @@ int main(void)
         FC(cgroup_child_is_born_in_its_service_cgroup),
         FC(stop_reaches_what_left_the_group),
         FS(stop_reaches_what_left_the_group),
+        FC(spawn_into_a_killed_busy_cgroup_lives),
         FC(death_takes_what_left_the_group),
         FS(death_takes_what_left_the_group),
         FC(draining_kills_what_ignores_the_stop_after_the_grace),
