@@ -247,12 +247,16 @@ struct spawn__clone_args {
  * fn and arg travel in registers the syscall keeps. */
 static long spawn__clone3(struct spawn__clone_args *a, int (*fn)(void *), void *arg)
 {
+    /* Pinned: the child clears rbp (an outermost frame), so neither may
+     * live there, and r12/r13 survive the syscall. */
+    register int (*r_fn)(void *) __asm__("r12") = fn;
+    register void *r_arg __asm__("r13") = arg;
     long ret = SYS_clone3;
     __asm__ volatile("syscall\n\t"
                      "test %%rax, %%rax\n\t"
                      "jnz 1f\n\t"
-                     "xor %%ebp, %%ebp\n\t" /* the child: an outermost frame */
                      "mov %[arg], %%rdi\n\t"
+                     "xor %%ebp, %%ebp\n\t"
                      "call *%[fn]\n\t"
                      "mov %%eax, %%edi\n\t"
                      "mov %[exit], %%eax\n\t"
@@ -260,7 +264,8 @@ static long spawn__clone3(struct spawn__clone_args *a, int (*fn)(void *), void *
                      "hlt\n\t"
                      "1:\n\t"
                      : "+a"(ret)
-                     : "D"(a), "S"(sizeof *a), [fn] "r"(fn), [arg] "r"(arg), [exit] "i"(SYS_exit)
+                     : "D"(a),
+                       "S"(sizeof *a), [fn] "r"(r_fn), [arg] "r"(r_arg), [exit] "i"(SYS_exit)
                      : "rcx", "r11", "memory");
     return ret;
 }

@@ -499,6 +499,10 @@ void enclosure_kill(struct enclosure *e, pid_t leader)
     if (!e->box)
         return;
     if (e->cgroup) {
+        /* Nothing alive in it (the leader's zombie does not count): no kill,
+         * and so no cgroup to make afresh before the next spawn. */
+        if (cgroup_populated(e->cgroup) == 0)
+            return;
         e->killed = true;
         int r = cgroup_kill(e->cgroup);
         if (r < 0 && r != -ENOENT)
