@@ -271,6 +271,7 @@ static int sup__kill(struct supervisor *sp, enum stop_reason reason)
               (int)sp->pid, (unsigned long long)sp->cfg->stop.grace_ms);
     kill(-sp->pid, SIGKILL);
     enclosure_kill(&sp->encl, sp->pid);
+    sp->killed = true;
     return 0;
 }
 
@@ -293,15 +294,15 @@ static int sup__down(struct supervisor *sp)
 }
 
 /* The leader has gone: wait for what it left, or be down now. Stopping,
- * the rest have what remains of the grace; after a death they have had
- * SIGKILL, and a while to go. */
+ * the rest have what remains of the grace; after a death, or once the
+ * grace ran out, they have had SIGKILL, and a while to go. */
 static int sup__drain(struct supervisor *sp, bool died)
 {
     if (!sp->cfg->command || enclosure_wait(&sp->encl) == 0)
         return sup__down(sp);
     sp->state = SUP_DRAINING;
-    sp->killed = died;
-    if (died)
+    sp->killed |= died;
+    if (sp->killed)
         uv_timer_start(&sp->grace, sup__grace_cb, SUP_KILL_WAIT_MS, 0);
     log_event(LOG_INFO, sp->service, "draining", "why=\"processes it started are still running\"");
     return 0;

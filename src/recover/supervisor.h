@@ -93,7 +93,7 @@ struct supervisor {
     uint64_t last_exit_ms;         /* wall time of that exit */
     uv_timer_t grace;              /* stop grace period; draining: the wait after SIGKILL */
     struct enclosure encl;         /* what holds its processes beyond the group */
-    bool killed;                   /* draining: what is left has had SIGKILL */
+    bool killed;                   /* stopping/draining: what is left has had SIGKILL */
     struct output output;          /* stdout+stderr -> state_dir/logs/<name>.log */
     int handles_open;              /* loop handles not closed yet (output counts as one) */
     int result;                    /* of the last SPAWN/WATCH: 0 or -errno */

@@ -692,6 +692,7 @@ static void stopping_grace_event_sends_sigkill(void **state)
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
     assert_int_equal(fx->sp.state, SUP_STOPPING); /* down once the exit is seen */
+    assert_true(fx->sp.killed);                   /* a drain after this waits only the kill wait */
     assert_true(run_until(fx, exited));
     assert_int_equal(fx->exit.signal, SIGKILL);
     assert_int_equal(fx->exit.why, STOP_RESTART);
@@ -935,6 +936,30 @@ static void draining_kills_what_ignores_the_stop_after_the_grace(void **state)
     assert_int_equal(fx->exit.why, STOP_RESTART);
     assert_int_equal(fx->exit.signal, SIGTERM); /* the leader went at once */
     assert_true(waited_ms + 2 >= fx->cfg.stop.grace_ms);
+    int st = escapee_end(esc);
+    if (st != -1)
+        assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
+/* STOPPING + grace expired: SIGKILL reaches what left the group too, and
+ * the exit is reported once both are gone. */
+static void stopping_grace_kills_what_left_the_group_too(void **state)
+{
+    struct fixture *fx = *state;
+    need_box(fx);
+    fx->cfg.stop.grace_ms = 60000;
+    command_sh(fx, "( setsid sh -c 'trap \"\" TERM; echo $$ > escaped.tmp; mv escaped.tmp escaped; "
+                   "exec sleep 100' & ); trap '' TERM; while :; do sleep 0.05; done");
+    spawn_ok(fx);
+    wait_file(fx, "escaped");
+    pid_t esc = escaped_pid(fx);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
+    assert_true(fx->sp.killed);
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->exit.signal, SIGKILL);
+    assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
+    assert_true(procstat_start_ticks(esc) == 0);
     int st = escapee_end(esc);
     if (st != -1)
         assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
@@ -1614,6 +1639,8 @@ int main(void)
         FS(death_takes_what_left_the_group),
         FC(draining_kills_what_ignores_the_stop_after_the_grace),
         FS(draining_kills_what_ignores_the_stop_after_the_grace),
+        FC(stopping_grace_kills_what_left_the_group_too),
+        FS(stopping_grace_kills_what_left_the_group_too),
         FC(draining_refuses_spawn_watch_release_and_ignores_exited),
         FS(draining_refuses_spawn_watch_release_and_ignores_exited),
         FC(draining_stop_changes_the_reported_reason),
