@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/procstat.h"
+
 struct reaper__own {
     pid_t pid;      /* a child spawn_start made */
     uint64_t ticks; /* its start time (/proc/pid/stat field 22) */
@@ -55,31 +57,6 @@ bool reaper_enabled(void)
     return reaper__g.on;
 }
 
-/* Start time of pid in clock ticks, zombies included (procstat's says 0
- * for a zombie, and an own child is often one when it is looked at); 0
- * when there is no such process. */
-static uint64_t reaper__ticks(pid_t pid)
-{
-    char path[32], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* comm may hold ") ": count from the last one */
-    unsigned long long ticks = 0;
-    if (!p || sscanf(p + 1,
-                     " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
-                     "%*d %llu",
-                     &ticks) != 1)
-        return 0;
-    return ticks;
-}
-
 /* The index of pid in own, or where it would go. */
 static size_t reaper__find(pid_t pid)
 {
@@ -105,7 +82,7 @@ void reaper_own(pid_t pid)
 {
     if (!reaper__g.on)
         return;
-    uint64_t ticks = reaper__ticks(pid);
+    uint64_t ticks = procstat_start_ticks_any(pid);
     size_t i = reaper__find(pid);
     if (i < reaper__g.n_own && reaper__g.own[i].pid == pid) {
         reaper__g.own[i].ticks = ticks; /* a stale entry for a reused pid */
@@ -132,7 +109,7 @@ bool reaper_is_own(pid_t pid)
     size_t i = reaper__find(pid);
     if (i >= reaper__g.n_own || reaper__g.own[i].pid != pid)
         return false;
-    if (reaper__ticks(pid) == reaper__g.own[i].ticks)
+    if (procstat_start_ticks_any(pid) == reaper__g.own[i].ticks)
         return true;
     reaper__drop(i); /* reaped by its owner; the pid is someone else's now */
     return false;

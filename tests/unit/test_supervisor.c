@@ -814,6 +814,16 @@ static int escapee_end(pid_t pid)
     return -1;
 }
 
+/* The escapee is gone by the time the exit is reported, and ended by sig
+ * (seen where this test reaped it, not the subreaper mode's own reaper). */
+static void assert_escapee_ended(pid_t esc, int sig)
+{
+    assert_true(procstat_start_ticks(esc) == 0);
+    int st = escapee_end(esc);
+    if (st != -1 && !(WIFSIGNALED(st) && WTERMSIG(st) == sig))
+        fail_msg("the escapee ended with status %#x, not by signal %d", st, sig);
+}
+
 static void need_box(struct fixture *fx)
 {
     if (!fx->box_up)
@@ -849,10 +859,7 @@ static void stop_reaches_what_left_the_group(void **state)
     assert_true(run_until(fx, exited));
     assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
     assert_int_equal(fx->exit.signal, SIGTERM);
-    assert_true(procstat_start_ticks(esc) == 0); /* gone (or a zombie) when reported */
-    int st = escapee_end(esc);
-    if (st != -1)
-        assert_int_equal(st, SIGTERM); /* killed by the stop signal, no KILL */
+    assert_escapee_ended(esc, SIGTERM); /* the stop signal, no SIGKILL needed */
     if (fx->sp.encl.cgroup)
         assert_int_equal(cgroup_populated(fx->sp.encl.cgroup), 0);
 }
@@ -868,10 +875,7 @@ static void death_takes_what_left_the_group(void **state)
     assert_true(run_until(fx, exited));
     assert_int_equal(fx->exit.why, STOP_NONE);
     assert_int_equal(fx->exit.signal, SIGKILL);
-    assert_true(procstat_start_ticks(esc) == 0);
-    int st = escapee_end(esc);
-    if (st != -1)
-        assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_escapee_ended(esc, SIGKILL);
     /* A new process in the same (renewed) cgroup lives: a cgroup that went
      * through cgroup.kill would SIGKILL it at birth. */
     command_sleep(fx);
@@ -936,9 +940,7 @@ static void draining_kills_what_ignores_the_stop_after_the_grace(void **state)
     assert_int_equal(fx->exit.why, STOP_RESTART);
     assert_int_equal(fx->exit.signal, SIGTERM); /* the leader went at once */
     assert_true(waited_ms + 2 >= fx->cfg.stop.grace_ms);
-    int st = escapee_end(esc);
-    if (st != -1)
-        assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_escapee_ended(esc, SIGKILL);
 }
 
 /* STOPPING + grace expired: SIGKILL reaches what left the group too, and
@@ -959,10 +961,7 @@ static void stopping_grace_kills_what_left_the_group_too(void **state)
     assert_true(run_until(fx, exited));
     assert_int_equal(fx->exit.signal, SIGKILL);
     assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
-    assert_true(procstat_start_ticks(esc) == 0);
-    int st = escapee_end(esc);
-    if (st != -1)
-        assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_escapee_ended(esc, SIGKILL);
 }
 
 /* Into DRAINING by hand: the leader goes at SIGTERM, the escapee ignores
@@ -1269,7 +1268,12 @@ static void procstat_start_ticks_of_zombie_is_zero(void **state)
     assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
     assert_int_equal(si.si_pid, pid);
     assert_int_equal(procstat_start_ticks(pid), 0);
+    /* ..._any still names it: a zombie is that process until reaped. */
+    uint64_t t = procstat_start_ticks_any(pid);
+    assert_true(t >= procstat_start_ticks(getpid()));
+    assert_int_equal(t, stat_field22(pid));
     assert_int_equal(waitpid(pid, NULL, 0), pid);
+    assert_int_equal(procstat_start_ticks_any(pid), 0);
 }
 
 /* comm may hold ") " and spaces: the fields are counted after the last ')'. */
