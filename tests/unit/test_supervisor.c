@@ -719,19 +719,26 @@ static void stopping_refuses_spawn_watch_release_and_spurious_exit(void **state)
 
 /* STOPPING + stop: only the reason can change, and a shutdown outranks a
  * restart, never the other way round. */
-static void stopping_stop_again_upgrades_the_reason_only(void **state)
+/* stop, again and again, in state (stopping or draining): a restart, then
+ * a shutdown, which a restart never undoes; the state stays. */
+static void assert_shutdown_outranks_restart(struct fixture *fx, enum sup_state state)
 {
-    struct fixture *fx = *state;
-    fx->cfg.stop.grace_ms = 60000;
-    spawn_term_ignorer(fx);
-    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     assert_int_equal(fx->sp.stop_reason, STOP_RESTART);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
     assert_int_equal(fx->sp.stop_reason, STOP_SHUTDOWN);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     assert_int_equal(fx->sp.stop_reason, STOP_SHUTDOWN);
-    assert_int_equal(fx->sp.state, SUP_STOPPING);
+    assert_int_equal(fx->sp.state, state);
+}
+
+static void stopping_stop_again_upgrades_the_reason_only(void **state)
+{
+    struct fixture *fx = *state;
+    fx->cfg.stop.grace_ms = 60000;
+    spawn_term_ignorer(fx);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
+    assert_shutdown_outranks_restart(fx, SUP_STOPPING);
     kill(-fx->sp.pid, SIGKILL);
     assert_true(run_until(fx, exited));
     assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
@@ -1015,13 +1022,7 @@ static void draining_stop_changes_the_reported_reason(void **state)
     need_box(fx);
     pid_t esc = enter_draining(fx, STOP_NONE);
     assert_int_equal(fx->sp.stop_reason, STOP_NONE);
-    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
-    assert_int_equal(fx->sp.stop_reason, STOP_RESTART);
-    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
-    assert_int_equal(fx->sp.stop_reason, STOP_SHUTDOWN);
-    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
-    assert_int_equal(fx->sp.stop_reason, STOP_SHUTDOWN);
-    assert_int_equal(fx->sp.state, SUP_DRAINING);
+    assert_shutdown_outranks_restart(fx, SUP_DRAINING);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
     assert_true(run_until(fx, exited));
     assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
