@@ -251,7 +251,10 @@ def test_service_environment_carries_its_mark(recoverd, tmp_path):
                                       "env": {"RECOVERD_MARK": "forged"}}}},
                   env={"RECOVERD_MARK": "inherited"})
     pid = rd.wait_for(lambda: rd.service("s")["pid"], what="the service's pid")
-    env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    # The spawn returns once exec is past its point of no return, a moment
+    # before the new image's environment is in place: wait for it.
+    env = rd.wait_for(lambda: Path(f"/proc/{pid}/environ").read_bytes(),
+                      what="the service's environment").split(b"\0")
     marks = [e for e in env if e.startswith(b"RECOVERD_MARK=")]
     # recoverd's own comes first (getenv finds it); the inherited one is gone.
     assert marks[0].startswith(b"RECOVERD_MARK=") and marks[0].endswith(b":s")
