@@ -116,6 +116,15 @@ struct stop_cfg {
     uint64_t grace_ms; /* before SIGKILL; default 5000 */
 };
 
+/* Limits on a supervised service's own cgroup, where the cgroup v2
+ * controllers exist (a warning at start where they do not). */
+struct cgroup_cfg {
+    uint64_t memory_max;    /* memory.max, bytes; 0: no limit */
+    unsigned pids_max;      /* pids.max, processes; 0: no limit */
+    uint64_t cpu_quota_us;  /* cpu.max quota per period; UINT64_MAX: "max" */
+    uint64_t cpu_period_us; /* cpu.max period; 0: no cpu limit */
+};
+
 /* A service is supervised (command: recoverd starts it), external (pidfile:
  * someone else starts it; start/stop/restart programs act on it) or
  * watched only (neither: its checks alone). */
@@ -143,8 +152,9 @@ struct service_cfg {
     const struct cfg_field *strategy_fields[STRATEGY__COUNT]; /* their keys: to free, compare */
     /* Who the programs of strategy[st] run as, within it (NULL: the service's ident). */
     struct ident_cfg *strategy_ident[STRATEGY__COUNT];
-    uint64_t log_max_bytes; /* per-service output log rotated past this; default 10 MiB */
-    int line;               /* position in the config file */
+    uint64_t log_max_bytes;   /* per-service output log rotated past this; default 10 MiB */
+    struct cgroup_cfg cgroup; /* limits on its cgroup; all 0: none */
+    int line;                 /* position in the config file */
     /* Least privilege: user:, group:, umask:, limits:, no_new_privs:. ident.cred is what the
      * process and, unless they say otherwise, its programs and checks run with. */
     struct ident_cfg ident;

@@ -114,6 +114,16 @@ static const struct cfg_field config__service_fields[] = {
     {"umask", CFG_MAP, 0, 0, NULL},
     {"limits", CFG_MAP, 0, 0, NULL},
     {"no_new_privs", CFG_BOOL, offsetof(struct service_cfg, ident.cred.no_new_privs), 0, NULL},
+    {"cgroup", CFG_MAP, 0, 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+/* memory_max (a size) and cpu_max ("QUOTA PERIOD") are read by
+ * config__cgroup itself. */
+static const struct cfg_field config__cgroup_fields[] = {
+    {"memory_max", CFG_MAP, 0, 0, NULL},
+    {"pids_max", CFG_UINT, offsetof(struct cgroup_cfg, pids_max), 0, NULL},
+    {"cpu_max", CFG_MAP, 0, 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -493,6 +503,63 @@ static int config__bytes(struct fy_node *v, uint64_t *out, struct cfg_err *err)
     }
     cfg_err_at(err, v, "expected a size like 10MiB, 512KiB or 65536 (bytes, greater than 0)");
     return -EINVAL;
+}
+
+/* cpu.max as the kernel takes it: "QUOTA PERIOD" in microseconds, QUOTA
+ * "max" for none, PERIOD 100000 when left out; the kernel's bounds. */
+static int config__cpu_max(struct cgroup_cfg *cg, struct fy_node *v, struct cfg_err *err)
+{
+    char buf[64], quota[32] = "", extra[2] = "";
+    unsigned long long q = 0, period = 100000;
+    size_t len = 0;
+    const char *t = fy_node_is_scalar(v) ? fy_node_get_scalar(v, &len) : NULL;
+    if (t && len < sizeof buf) {
+        memcpy(buf, t, len);
+        buf[len] = '\0';
+        int n = sscanf(buf, "%31s %llu %1s", quota, &period, extra);
+        bool is_max = !strcmp(quota, "max");
+        if ((n == 1 || n == 2) && (is_max || sscanf(quota, "%llu%1s", &q, extra) == 1) &&
+            (is_max || (q >= 1000 && q <= 1000000ull * 1000)) && period >= 1000 &&
+            period <= 1000000) {
+            cg->cpu_quota_us = is_max ? UINT64_MAX : q;
+            cg->cpu_period_us = period;
+            return 0;
+        }
+    }
+    cfg_err_at(err, v,
+               "expected cpu_max as \"QUOTA PERIOD\" in microseconds, like \"50000 100000\" (half "
+               "a "
+               "CPU): QUOTA 1000 or more, or max; PERIOD 1000 to 1000000");
+    return -EINVAL;
+}
+
+/* cgroup: { memory_max: 256MiB, pids_max: 100, cpu_max: "50000 100000" } */
+static int config__cgroup(struct service_cfg *s, struct fy_node *v, struct cfg_err *err)
+{
+    struct fy_node *m;
+    int r;
+    if (!s->command) {
+        cfg_err_at(err, v, "'cgroup' limits are for a supervised service (one with 'command')");
+        return -EINVAL;
+    }
+    if ((r = cfg_map(v, config__cgroup_fields, &s->cgroup, err)) < 0)
+        return r;
+    if ((m = config__lookup(v, "pids_max")) && s->cgroup.pids_max == 0) {
+        cfg_err_at(err, m, "pids_max must be greater than 0");
+        return -EINVAL;
+    }
+    if ((m = config__lookup(v, "memory_max"))) {
+        char *t = config__text(m);
+        r = t ? config__size_parse(t, &s->cgroup.memory_max) : -EINVAL;
+        free(t);
+        if (r < 0) {
+            cfg_err_at(err, m, "expected memory_max as a size like 256MiB, 1GiB or 65536 (bytes)");
+            return r;
+        }
+    }
+    if ((m = config__lookup(v, "cpu_max")))
+        return config__cpu_max(&s->cgroup, m, err);
+    return 0;
 }
 
 static int config__log_max(struct service_cfg *s, struct fy_node *v, struct cfg_err *err)
@@ -1109,6 +1176,8 @@ static int config__service(struct config *c, const struct cfg_field *table, cons
     if ((v = config__lookup(body, "log_max")) && (r = config__log_max(s, v, err)) < 0)
         return r;
     if ((v = config__lookup(body, "checks")) && (r = config__checks(c, s, v, err)) < 0)
+        return r;
+    if ((v = config__lookup(body, "cgroup")) && (r = config__cgroup(s, v, err)) < 0)
         return r;
     if ((r = config__programs(s, body, err)) < 0 || (r = config__strategies(c, s, body, err)) < 0 ||
         (r = config__stop(s, body, err)) < 0)
@@ -1786,6 +1855,12 @@ static bool config__eq_strategies(const struct service_cfg *a, const struct serv
     return true;
 }
 
+static bool config__cgroup_equal(const struct cgroup_cfg *a, const struct cgroup_cfg *b)
+{
+    return a->memory_max == b->memory_max && a->pids_max == b->pids_max &&
+           a->cpu_quota_us == b->cpu_quota_us && a->cpu_period_us == b->cpu_period_us;
+}
+
 bool config_service_equal(const struct service_cfg *a, const struct service_cfg *b)
 {
     if (!config__eq_strategies(a, b) ||
@@ -1794,6 +1869,7 @@ bool config_service_equal(const struct service_cfg *a, const struct service_cfg 
         !config__eq_fields(config__program_fields, (const char *)a, (const char *)b) ||
         a->log_max_bytes != b->log_max_bytes || a->n_chain != b->n_chain ||
         !config__ident_equal(&a->ident, &b->ident) || !config__eq_str(a->problem, b->problem) ||
+        !config__cgroup_equal(&a->cgroup, &b->cgroup) ||
         memcmp(a->chain, b->chain, a->n_chain * sizeof *a->chain) != 0 ||
         a->n_checks != b->n_checks)
         return false;
@@ -1808,5 +1884,5 @@ bool config_process_equal(const struct service_cfg *a, const struct service_cfg 
     return config__eq_strv(a->command, b->command) && config__eq_str(a->pidfile, b->pidfile) &&
            config__eq_str(a->cwd, b->cwd) && config__eq_strv(a->env, b->env) &&
            a->log_max_bytes == b->log_max_bytes && config__ident_equal(&a->ident, &b->ident) &&
-           config__eq_str(a->problem, b->problem);
+           config__cgroup_equal(&a->cgroup, &b->cgroup) && config__eq_str(a->problem, b->problem);
 }

@@ -8,6 +8,7 @@
 #include "daemon/daemon.h"
 #include "daemon/service.h"
 #include "detect/detector.h"
+#include "lib/cgroup.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/model.h"
@@ -19,6 +20,24 @@ static json_t *backend__time(uint64_t ms)
 {
     char buf[40];
     return ms ? json_string(clock_iso8601(ms, buf, sizeof buf)) : json_null();
+}
+
+/* Which containment is in force: "cgroup" (with recoverd's subtree and the
+ * controllers its services get) or "subreaper". */
+static void backend__containment(const struct daemon *d, json_t *j)
+{
+    const struct containment *c = &d->containment;
+    bool cg = d->containment_up && c->mode == CONTAINMENT_CGROUP;
+    json_t *ctl = json_array();
+    char names[64], *save = NULL;
+    cgroup_controllers_text(cg ? c->controllers : 0, names, sizeof names);
+    for (char *w = strtok_r(names, " ", &save); w; w = strtok_r(NULL, " ", &save))
+        json_array_append_new(ctl, json_string(w));
+    json_object_set_new(j, "containment",
+                        d->containment_up ? json_string(containment_mode_name(c->mode))
+                                          : json_null());
+    json_object_set_new(j, "cgroup", cg ? json_string(c->root) : json_null());
+    json_object_set_new(j, "cgroup_controllers", ctl);
 }
 
 static json_t *backend__status(void *ctx)
@@ -67,6 +86,7 @@ static json_t *backend__status(void *ctx)
                                       moved_to, "why", moved_why));
     json_object_set_new(j, "journal", journal);
     json_object_set_new(j, "alerts", alerter_status_json(d->alerter));
+    backend__containment(d, j);
     return j;
 }
 

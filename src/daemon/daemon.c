@@ -16,6 +16,7 @@
 #include "daemon/preflight.h"
 #include "daemon/service.h"
 #include "detect/detector.h"
+#include "lib/cgroup.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/spawn.h"
@@ -224,7 +225,41 @@ static void daemon__apply(struct daemon *d, const struct config *cfg)
     d->monitor.quiet_ms = cfg->quiet_ms;
 }
 
-int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const char *config_path)
+/* Limits a service asks for that this host or mode cannot apply. */
+static void daemon__limits_warn(const struct daemon *d, const struct config *c)
+{
+    char buf[512];
+    for (size_t i = 0; i < c->n_services; i++) {
+        const char *why = containment_limits_unmet(&d->containment, &c->services[i].cgroup, buf,
+                                                   sizeof buf);
+        if (why)
+            log_event(LOG_WARN, c->services[i].name, "cgroup-limits-unavailable", "why=\"%s\"",
+                      why);
+    }
+}
+
+static int daemon__containment(struct daemon *d, enum containment_mode want)
+{
+    char err[512], names[64];
+    struct containment *c = &d->containment;
+    int r = containment_init(c, d->loop, want, d->state.path, err, sizeof err);
+    if (r < 0) {
+        log_event(LOG_ERROR, NULL, "containment-failed", "asked=%s error=\"%s\"",
+                  containment_mode_name(want), err);
+        return r;
+    }
+    d->containment_up = true;
+    if (c->mode == CONTAINMENT_CGROUP)
+        log_event(LOG_INFO, NULL, "containment", "mode=cgroup cgroup=%s controllers=\"%s\"",
+                  c->root, cgroup_controllers_text(c->controllers, names, sizeof names));
+    else
+        log_event(LOG_INFO, NULL, "containment", "mode=subreaper why=\"%s\"", c->why ? c->why : "");
+    daemon__limits_warn(d, d->cfg);
+    return 0;
+}
+
+int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const char *config_path,
+                 enum containment_mode containment)
 {
     char err[512], path[4096];
     int r;
@@ -248,7 +283,6 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         uv_signal_start(sigs[i], daemon__signal_cb, signums[i]);
     }
     signal(SIGPIPE, SIG_IGN);
-    spawn_init(); /* after every disposition recoverd sets: its children get them back */
     daemon__warnings(cfg);
     /* The lock first: a second recoverd must stop here, before it reads
      * the journal's children as leftovers and stops another's services. */
@@ -264,6 +298,9 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         log_event(LOG_ERROR, NULL, "preflight-failed", "error=\"%s\"", strerror(-r));
         return r;
     }
+    if ((r = daemon__containment(d, containment)) < 0)
+        return r;
+    spawn_init(); /* after every disposition recoverd sets (SIGCHLD too): children get them back */
     daemon__problems(cfg);
     if ((r = token_load(d->state.path, d->token, err, sizeof err)) < 0) {
         log_event(LOG_ERROR, NULL, "token-refused", "path=%s/token error=\"%s\"", d->state.path,
@@ -387,6 +424,9 @@ static void daemon__close_all(struct daemon *d)
     if (d->detectors_up)
         detector_shutdown_all();
     d->detectors_up = false;
+    if (d->containment_up)
+        containment_close(&d->containment);
+    d->containment_up = false;
     log_event(LOG_INFO, NULL, "stopped", NULL);
 }
 
@@ -398,10 +438,34 @@ static bool daemon__all_down(const struct daemon *d)
     return true;
 }
 
+static void daemon__swept_cb(void *ctx)
+{
+    struct daemon *d = ctx;
+    d->sweeping = false;
+    daemon_stop_progress(d);
+}
+
+/* Once every service is down: what they left that none claimed (an orphan
+ * whose marker was cleared) is stopped too, with the longest grace. */
+static bool daemon__sweep(struct daemon *d)
+{
+    uint64_t grace = 0;
+    if (d->swept || !d->containment_up)
+        return false;
+    d->swept = true;
+    for (size_t i = 0; i < d->cfg->n_services; i++)
+        if (d->cfg->services[i].stop.grace_ms > grace)
+            grace = d->cfg->services[i].stop.grace_ms;
+    d->sweeping = containment_sweep(&d->containment, SIGTERM, grace, daemon__swept_cb, d) == 0;
+    return d->sweeping;
+}
+
 void daemon_stop_progress(struct daemon *d)
 {
-    /* The leftovers' stop holds loop handles of its own until it is done. */
-    if (d->stopping && daemon__all_down(d) && !d->closed && !d->leftovers_pending)
+    /* The leftovers' stop and the sweep hold loop handles of their own
+     * until they are done. */
+    if (d->stopping && daemon__all_down(d) && !d->closed && !d->leftovers_pending && !d->sweeping &&
+        !daemon__sweep(d))
         daemon__close_all(d);
 }
 
@@ -636,6 +700,7 @@ static void daemon__reload_apply(struct daemon *d, struct config *next)
                   d->state.path, next->state_dir);
     daemon__retention(d, next);
     d->cfg = next;
+    daemon__limits_warn(d, next);
     daemon__link(d);
     alerter_reconfigure(d->alerter, &next->alerts);
     d->old_cfg_list[d->n_old_cfg++] = old;

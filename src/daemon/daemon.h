@@ -15,6 +15,7 @@
 #include "config/config-t.h"
 #include "lib/statedir.h"
 #include "monitor/state.h"
+#include "recover/containment.h"
 #include "recover/executor.h"
 
 struct journal;
@@ -55,13 +56,19 @@ struct daemon {
     struct daemon__leftovers *leftovers; /* gathering them (daemon_start only) */
     struct config **old_cfg_list;        /* configs replaced by reloads, kept while referenced */
     size_t n_old_cfg;
-    struct daemon__reload *reload; /* a reload whose preflight runs in the thread pool; owned */
+    struct daemon__reload *reload;  /* a reload whose preflight runs in the thread pool; owned */
+    struct containment containment; /* what holds the services' processes */
+    bool containment_up;            /* containment_init succeeded */
+    bool swept;                     /* the shutdown sweep of strays has run or runs */
+    bool sweeping;                  /* ... and is not over yet */
 };
 
-/* Build the daemon from a loaded config (takes ownership of cfg): opens the
- * journal, the API, cleans up what a killed predecessor left, starts every
- * service. Returns 0 or -errno with a message already logged. */
-int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const char *config_path);
+/* Build the daemon from a loaded config (takes ownership of cfg): sets up
+ * the containment (AUTO: cgroup where possible), opens the journal, the
+ * API, cleans up what a killed predecessor left, starts every service.
+ * Returns 0 or -errno with a message already logged. */
+int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const char *config_path,
+                 enum containment_mode containment);
 /* Begin a graceful stop: every service is stopped (signal, grace, KILL),
  * then every handle is closed and the loop ends. */
 void daemon_stop(struct daemon *d);

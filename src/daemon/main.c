@@ -51,9 +51,13 @@ static char *main__demo_yaml(void)
 static void main__usage(FILE *f)
 {
     fprintf(f, "usage: recoverd [-c FILE] [--check-config] [--log-level debug|info|warn|error]\n"
+               "                [--containment auto|cgroup|subreaper]\n"
                "  -c, --config FILE   configuration (default: the bundled demo)\n"
                "      --check-config  validate the configuration and exit (0 valid, 2 invalid)\n"
                "      --log-level L   log events at L and above to stderr (default info)\n"
+               "      --containment M how services' processes are held: a cgroup each, or\n"
+               "                      recoverd as their subreaper (default auto: a cgroup where\n"
+               "                      possible; also $RECOVERD_CONTAINMENT)\n"
                "  -V, --version       print the version\n");
 }
 
@@ -102,11 +106,12 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"check-config", no_argument, NULL, 't'},
                                          {"log-level", required_argument, NULL, 'l'},
+                                         {"containment", required_argument, NULL, 'm'},
                                          {"version", no_argument, NULL, 'V'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *path = NULL;
-    int check_only = 0, o, lvl;
+    const char *path = NULL, *mode = getenv("RECOVERD_CONTAINMENT");
+    int check_only = 0, o, lvl, containment;
     while ((o = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
         switch (o) {
         case 'c': path = optarg; break;
@@ -121,6 +126,7 @@ int main(int argc, char **argv)
             }
             log_set_level(lvl);
             break;
+        case 'm': mode = optarg; break;
         case 'V': printf("recoverd %s\n", RECOVERD_VERSION); return 0;
         case 'h': main__usage(stdout); return 0;
         default: main__usage(stderr); return 2;
@@ -129,6 +135,11 @@ int main(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "recoverd: unexpected argument '%s'\n", argv[optind]);
         main__usage(stderr);
+        return 2;
+    }
+    if ((containment = containment_mode_parse(mode && *mode ? mode : "auto")) < 0) {
+        fprintf(stderr, "recoverd: unknown containment '%s' (expected auto, cgroup or subreaper)\n",
+                mode);
         return 2;
     }
     struct config *cfg = main__load(path);
@@ -140,7 +151,7 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct daemon d;
-    int r = daemon_start(&d, &loop, cfg, path);
+    int r = daemon_start(&d, &loop, cfg, path, (enum containment_mode)containment);
     if (r < 0) {
         daemon_stop(&d);
         uv_run(&loop, UV_RUN_DEFAULT);

@@ -20,29 +20,35 @@
 
 extern char **environ;
 
-/* environ plus cfg->env; a cfg key replaces an inherited one. The strings
- * are borrowed: free only the array (service_rebind re-points them). */
-static char **service__envp(const struct service_cfg *cfg)
+/* environ plus the containment's mark (mark: "RECOVERD_MARK=...", or "")
+ * plus cfg->env, last; a cfg key replaces an inherited one, and an
+ * inherited mark (recoverd started by a service) goes. The strings are
+ * borrowed: free only the array (service_rebind re-points cfg->env's).
+ * NULL with nothing to add (inherit), or out of memory. */
+static char **service__envp(const struct service_cfg *cfg, const char *mark)
 {
-    if (!cfg->env)
+    static const char mark_key[] = CONTAINMENT_MARK "=";
+    if (!cfg->env && !*mark)
         return NULL;
     size_t n = 0, m = 0;
     while (environ[n])
         n++;
-    while (cfg->env[m])
+    while (cfg->env && cfg->env[m])
         m++;
-    char **envp = calloc(n + m + 1, sizeof *envp);
+    char **envp = calloc(n + m + 2, sizeof *envp);
     if (!envp)
         return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         size_t len = strcspn(environ[i], "=");
-        bool overridden = false;
+        bool overridden = strncmp(environ[i], mark_key, sizeof mark_key - 1) == 0;
         for (size_t j = 0; j < m && !overridden; j++)
             overridden = strncmp(cfg->env[j], environ[i], len) == 0 && cfg->env[j][len] == '=';
         if (!overridden)
             envp[k++] = environ[i];
     }
+    if (*mark)
+        envp[k++] = (char *)mark;
     for (size_t j = 0; j < m; j++)
         envp[k++] = cfg->env[j];
     return envp;
@@ -118,6 +124,7 @@ static void service__wire(struct service *s)
     s->sup.service = s->name;
     s->sup.cfg = cfg;
     s->sup.journal = d->journal;
+    s->sup.box = d->containment_up ? &d->containment : NULL;
     s->sup.sink = (struct sup_sink){service__exited, service__closed, s};
     s->rec.ex = &d->executor;
     s->rec.loop = d->loop;
@@ -141,8 +148,7 @@ struct service *service_new(struct daemon *d, const struct service_cfg *cfg)
     s->cfg = cfg;
     snprintf(s->name, sizeof s->name, "%s", cfg->name);
     service__wire(s);
-    s->sup.envp = service__envp(cfg);
-    if ((cfg->env && !s->sup.envp) || faults_init(&s->faults, cfg->n_checks) < 0)
+    if (faults_init(&s->faults, cfg->n_checks) < 0)
         goto fail;
     snprintf(path, sizeof path, "%s/logs/%s.log", d->state.path, cfg->name);
     int r = supervisor_init(&s->sup, path);
@@ -151,8 +157,11 @@ struct service *service_new(struct daemon *d, const struct service_cfg *cfg)
                   strerror(-r));
         goto fail;
     }
-    /* From here on every part owns loop handles: a failure retires s. */
-    if (recovery_init(&s->rec) < 0 || check_set_init(&s->checks, cfg->checks, cfg->n_checks) < 0 ||
+    /* From here on every part owns loop handles: a failure retires s. The
+     * environment carries the mark supervisor_init made. */
+    s->sup.envp = service__envp(cfg, s->sup.encl.mark);
+    if ((!s->sup.envp && (cfg->env || *s->sup.encl.mark)) || recovery_init(&s->rec) < 0 ||
+        check_set_init(&s->checks, cfg->checks, cfg->n_checks) < 0 ||
         state_register(&d->monitor, &s->st, s->name) < 0) {
         s->retired = true;
         service_close(s);
@@ -162,7 +171,6 @@ struct service *service_new(struct daemon *d, const struct service_cfg *cfg)
     return s;
 fail:
     faults_close(&s->faults);
-    free(s->sup.envp);
     free(s);
     return NULL;
 }
@@ -218,7 +226,7 @@ void service_rebind(struct service *s, const struct service_cfg *cfg)
         size_t n = 0, m = 0;
         while (envp[n])
             n++;
-        while (cfg->env[m])
+        while (cfg->env && cfg->env[m])
             m++;
         for (size_t j = 0; j < m; j++)
             envp[n - m + j] = cfg->env[j];
@@ -236,8 +244,9 @@ int service_reconfigure(struct service *s, const struct service_cfg *cfg, const 
         return -EBUSY;
     }
     *why = "out of memory";
-    char **envp = service__envp(cfg);
-    if ((cfg->env && !envp) || check_set_replace(&s->checks, cfg->checks, cfg->n_checks) < 0) {
+    char **envp = service__envp(cfg, s->sup.encl.mark);
+    if (((cfg->env || *s->sup.encl.mark) && !envp) ||
+        check_set_replace(&s->checks, cfg->checks, cfg->n_checks) < 0) {
         free(envp);
         return -ENOMEM;
     }
@@ -319,6 +328,7 @@ json_t *service_view(const struct service *s)
     /* Why it cannot run as configured (it is failed), or null. */
     json_object_set_new(j, "config_error",
                         s->cfg->problem ? json_string(s->cfg->problem) : json_null());
+    json_object_set_new(j, "cgroup", sp->encl.cgroup ? json_string(sp->encl.cgroup) : json_null());
     json_object_set_new(j, "since", service__time(s->st.state_ms));
     bool up = sp->state != SUP_DOWN;
     json_object_set_new(j, "uptime_ms",

@@ -1,13 +1,19 @@
-/* cgroup v2 reads: where a process's cgroup is, and its single-number files. */
+/* cgroup v2 files: where a process's cgroup is, its single-number files,
+ * making one, moving a process, limits, emptiness, signalling and killing
+ * what it holds. */
 #include "lib/cgroup.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* The cgroup2 mount, found once: mounts do not move under a running daemon,
@@ -185,4 +191,133 @@ int cgroup_read_key(const char *dir, const char *file, const char *key, uint64_t
     free(line);
     fclose(fp);
     return r;
+}
+
+static const char *const cgroup__controller_names[] = {
+#define X(e, s) s,
+    CGROUP_CONTROLLER_MAP(X)
+#undef X
+};
+#define CGROUP__N_CONTROLLERS (sizeof cgroup__controller_names / sizeof *cgroup__controller_names)
+
+int cgroup_read_controllers(const char *dir, const char *file, unsigned *mask)
+{
+    char path[PATH_MAX], buf[512], *save = NULL;
+    ssize_t n;
+    int fd;
+
+    if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path)
+        return -ENAMETOOLONG;
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return -errno;
+    n = read(fd, buf, sizeof buf - 1);
+    int r = n < 0 ? -errno : 0;
+    close(fd);
+    if (r < 0)
+        return r;
+    buf[n] = '\0';
+    *mask = 0;
+    for (char *w = strtok_r(buf, " \n", &save); w; w = strtok_r(NULL, " \n", &save))
+        for (size_t i = 0; i < CGROUP__N_CONTROLLERS; i++)
+            if (!strcmp(w, cgroup__controller_names[i]))
+                *mask |= 1u << i;
+    return 0;
+}
+
+const char *cgroup_controllers_text(unsigned mask, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < CGROUP__N_CONTROLLERS; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        int n = snprintf(buf + used, len - used, "%s%s", used ? " " : "",
+                         cgroup__controller_names[i]);
+        if (n < 0 || (size_t)n >= len - used)
+            break; /* a caller's buffer holds all three names */
+        used += (size_t)n;
+    }
+    return buf;
+}
+
+int cgroup_mkdir(const char *dir)
+{
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int cgroup_write(const char *dir, const char *file, const char *text)
+{
+    char path[PATH_MAX];
+    size_t len = strlen(text);
+    int fd, r = 0;
+
+    if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path)
+        return -ENAMETOOLONG;
+    if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+        return -errno;
+    ssize_t n = write(fd, text, len);
+    if (n < 0)
+        r = -errno;
+    else if ((size_t)n != len)
+        r = -EIO;
+    close(fd);
+    return r;
+}
+
+int cgroup_attach(const char *dir, pid_t pid)
+{
+    char text[16];
+    snprintf(text, sizeof text, "%d", (int)pid);
+    return cgroup_write(dir, "cgroup.procs", text);
+}
+
+int cgroup_populated(const char *dir)
+{
+    uint64_t v = 0;
+    int r = cgroup_read_key(dir, "cgroup.events", "populated", &v);
+    return r < 0 ? r : v != 0;
+}
+
+/* Whether pid's cgroup is dir exactly. */
+static bool cgroup__holds(const char *dir, pid_t pid)
+{
+    char path[PATH_MAX];
+    return cgroup_of_pid(pid, path, sizeof path) == 0 && !strcmp(path, dir);
+}
+
+int cgroup_signal(const char *dir, int sig, pid_t skip_pgid)
+{
+    char path[PATH_MAX], *line = NULL;
+    size_t cap = 0;
+    int count = 0;
+    FILE *fp;
+
+    if (snprintf(path, sizeof path, "%s/cgroup.procs", dir) >= (int)sizeof path)
+        return -ENAMETOOLONG;
+    if (!(fp = fopen(path, "re")))
+        return -errno;
+    while (getline(&line, &cap, fp) > 0) {
+        long pid = strtol(line, NULL, 10);
+        if (pid <= 1 || pid > INT32_MAX)
+            continue;
+        /* The pidfd first: if the process it names is in dir after, the
+         * signal goes to a member and not to a stranger that took its pid. */
+        int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+        if (fd < 0)
+            continue; /* gone */
+        if ((skip_pgid <= 0 || getpgid((pid_t)pid) != skip_pgid) &&
+            cgroup__holds(dir, (pid_t)pid) && syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) == 0)
+            count++;
+        close(fd);
+    }
+    free(line);
+    fclose(fp);
+    return count;
+}
+
+int cgroup_kill(const char *dir)
+{
+    return cgroup_write(dir, "cgroup.kill", "1");
 }

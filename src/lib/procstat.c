@@ -2,11 +2,12 @@
 #include "lib/procstat.h"
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-uint64_t procstat_start_ticks(pid_t pid)
+static uint64_t procstat__ticks(pid_t pid, bool zombies)
 {
     char path[32], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -20,7 +21,7 @@ uint64_t procstat_start_ticks(pid_t pid)
     buf[n] = '\0';
     /* comm may hold spaces and parentheses: fields restart after the last ')'. */
     char *p = strrchr(buf, ')');
-    if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
+    if (!p || p[1] != ' ' || (!zombies && (p[2] == 'Z' || p[2] == 'X')))
         return 0;
     unsigned long long ticks = 0;
     /* After ')': state(3) ... starttime is field 22, the 20th after state. */
@@ -30,4 +31,14 @@ uint64_t procstat_start_ticks(pid_t pid)
                &ticks) != 1)
         return 0;
     return ticks;
+}
+
+uint64_t procstat_start_ticks(pid_t pid)
+{
+    return procstat__ticks(pid, false);
+}
+
+uint64_t procstat_start_ticks_any(pid_t pid)
+{
+    return procstat__ticks(pid, true);
 }

@@ -9,5 +9,7 @@
  * 0 when the process does not exist or is a zombie. With the pid it names
  * one process across pid reuse. */
 uint64_t procstat_start_ticks(pid_t pid);
+/* The same, zombies included (a child not reaped yet is still that one). */
+uint64_t procstat_start_ticks_any(pid_t pid);
 
 #endif

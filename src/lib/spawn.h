@@ -45,6 +45,8 @@ struct spawn_opts {
     const char *cwd;               /* NULL: recoverd's working directory */
     int out_fd;                    /* becomes the child's stdout and stderr; -1: /dev/null */
     const struct spawn_cred *cred; /* NULL: recoverd's own credentials */
+    const char *cgroup;            /* a cgroup v2 dir the child starts in; NULL: recoverd's */
+    bool cgroup_late; /* join it by the child's own write to cgroup.procs, not at birth */
 };
 
 /* Record which signals recoverd catches or ignores (every disposition not
@@ -57,7 +59,9 @@ struct spawn_opts {
 void spawn_init(void);
 /* Start the program; returns once it has exec'd (or failed to). 0 with
  * *pid and *pidfd (readable once it exits; the caller closes it) set, or
- * -errno (ENOENT, EACCES, EPERM from a credential step, o->cred->error...). */
+ * -errno (ENOENT, EACCES, EPERM from a credential step, o->cred->error...;
+ * for o->cgroup, what the kernel said of placing it there: EBUSY,
+ * EOPNOTSUPP, ENOENT...). */
 int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd);
 /* A pidfd for a process we did not start (readable once it exits), or
  * -errno. */

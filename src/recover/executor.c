@@ -557,6 +557,11 @@ static void rec__verifying_failing(struct recovery *r)
 /* VERIFYING + timer: the window ran out. */
 static void rec__verify_timeout(struct recovery *r)
 {
+    /* Its process died and what it started is still going: the exit,
+     * reported once nothing of it is left, decides (a restart is retried),
+     * not a window that ran out meanwhile. */
+    if (r->sup->state == SUP_DRAINING)
+        return;
     if (r->checks->n == 0 && rec__process_ok(r)) {
         rec__verified(r); /* nothing to check: it stayed up */
         return;

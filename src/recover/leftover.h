@@ -1,6 +1,7 @@
-/* Stopping what a killed predecessor left running: every recorded service
- * group signalled at once, watched from the loop (never waited for on it),
- * SIGKILLed when its own grace runs out. */
+/* Stopping processes that are not recoverd's own children: what a killed
+ * predecessor left running, and a service's strays (recover/containment.c).
+ * Every entry's group signalled at once, watched from the loop (never
+ * waited for on it), SIGKILLed when its own grace runs out. */
 #ifndef RECOVERD_RECOVER_LEFTOVER_H
 #define RECOVERD_RECOVER_LEFTOVER_H
 

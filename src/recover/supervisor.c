@@ -1,6 +1,7 @@
 /* Spawning, watching and stopping a service's process, as one table. The
- * child gets its own session (spawn.c), so its process group is its pid
- * and a stop reaches every process it started. */
+ * child gets its own session (spawn.c), so its process group is its pid;
+ * what leaves the group (a double fork under setsid) is reached through
+ * the enclosure (its cgroup, or as a marked orphan of a subreaper). */
 #include "recover/supervisor.h"
 
 #include <errno.h>
@@ -50,12 +51,26 @@ static void sup__output_closed_cb(struct output *o)
 
 static void sup__exit_cb(uv_poll_t *w, int status, int events);
 static void sup__grace_cb(uv_timer_t *t);
+static void sup__empty_cb(void *ctx);
+
+static void sup__enclosure_closed_cb(void *ctx)
+{
+    sup__closed(ctx);
+}
 
 int supervisor_init(struct supervisor *sp, const char *log_path)
 {
-    int r = output_open(&sp->output, sp->loop, log_path, sp->cfg->log_max_bytes);
+    sp->encl.empty = sup__empty_cb;
+    sp->encl.closed = sup__enclosure_closed_cb;
+    sp->encl.ctx = sp;
+    /* Only what recoverd starts is contained: an external process is not ours. */
+    int r = enclosure_init(&sp->encl, sp->cfg->command ? sp->box : NULL, sp->service);
     if (r < 0)
         return r;
+    if ((r = output_open(&sp->output, sp->loop, log_path, sp->cfg->log_max_bytes)) < 0) {
+        enclosure_close(&sp->encl); /* nothing of it is open yet */
+        return r;
+    }
     sp->handles_open = 1; /* the output, as one unit */
     uv_timer_init(sp->loop, &sp->grace);
     sp->grace.data = sp;
@@ -68,6 +83,8 @@ void supervisor_close(struct supervisor *sp)
 {
     uv_close((uv_handle_t *)&sp->grace, sup__handle_closed_cb);
     output_close(&sp->output, sup__output_closed_cb);
+    if (enclosure_close(&sp->encl))
+        sp->handles_open++; /* its closed callback comes later */
 }
 
 void supervisor_set_envp(struct supervisor *sp, char **envp)
@@ -134,12 +151,22 @@ static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
     int pidfd = -1;
     if (!sp->cfg->command)
         return -ENOEXEC;
+    int r = 0;
+    bool late = false;
+    const char *cgroup = enclosure_prepare(&sp->encl, &sp->cfg->cgroup, &late, &r);
+    if (r < 0) {
+        log_event(LOG_ERROR, sp->service, "spawn-failed", "error=\"cannot make its cgroup: %s\"",
+                  strerror(-r));
+        return r;
+    }
     struct spawn_opts o = {.argv = sp->cfg->command,
                            .envp = sp->envp,
                            .cwd = sp->cfg->cwd,
                            .out_fd = sp->output.write_fd,
-                           .cred = &sp->cfg->ident.cred};
-    int r = spawn_start(&o, &pid, &pidfd);
+                           .cred = &sp->cfg->ident.cred,
+                           .cgroup = cgroup,
+                           .cgroup_late = late};
+    r = spawn_start(&o, &pid, &pidfd);
     if (r < 0) {
         log_event(LOG_ERROR, sp->service, "spawn-failed", "command=%s error=\"%s\"",
                   sp->cfg->command[0], strerror(-r));
@@ -211,6 +238,8 @@ static int sup__stop(struct supervisor *sp, enum stop_reason reason)
     /* A stopped (SIGSTOP) process would hold the signal pending until the
      * grace period ran out: wake it so it can act on it now. */
     kill(-sp->pid, SIGCONT);
+    /* What left the group hears it too, and has the same grace. */
+    enclosure_signal(&sp->encl, sp->pid, sp->cfg->stop.signal, sp->cfg->stop.grace_ms);
     uv_timer_start(&sp->grace, sup__grace_cb, sp->cfg->stop.grace_ms, 0);
     return 0;
 }
@@ -236,19 +265,55 @@ static int sup__release(struct supervisor *sp, enum stop_reason reason)
     return 0;
 }
 
-/* STOPPING + grace expired: SIGKILL the group. */
+/* STOPPING + grace expired: SIGKILL the group and what left it. */
 static int sup__kill(struct supervisor *sp, enum stop_reason reason)
 {
     log_event(LOG_WARN, sp->service, "stop-timeout", "pid=%d grace_ms=%llu action=SIGKILL",
               (int)sp->pid, (unsigned long long)sp->cfg->stop.grace_ms);
     kill(-sp->pid, SIGKILL);
+    enclosure_kill(&sp->encl, sp->pid);
+    sp->killed = true;
     return 0;
 }
 
-/* RUNNING/STOPPING + exited: down; the sink hears why. */
+/* Down, and the sink hears the exit (sp->last) with why it came. */
+static int sup__down(struct supervisor *sp)
+{
+    uv_timer_stop(&sp->grace);
+    sp->last.why = sp->stop_reason;
+    sp->state = SUP_DOWN;
+    sp->stop_reason = STOP_NONE;
+    sp->killed = false;
+    bool supervised = sp->cfg->command != NULL;
+    sp->sink.exited(sp->sink.ctx, &sp->last);
+    /* After: a restart may have spawned already (its journal_child_set
+     * replaced the row), and the journal's first write of a loop turn,
+     * which takes the WAL lock, should not delay that spawn. */
+    if (supervised && sp->state != SUP_RUNNING)
+        journal_child_clear(sp->journal, sp->service);
+    return 0;
+}
+
+/* The leader has gone: wait for what it left, or be down now. Stopping,
+ * the rest have what remains of the grace; after a death, or once the
+ * grace ran out, they have had SIGKILL, and a while to go. */
+static int sup__drain(struct supervisor *sp, bool died)
+{
+    if (!sp->cfg->command || enclosure_wait(&sp->encl) == 0)
+        return sup__down(sp);
+    sp->state = SUP_DRAINING;
+    sp->killed |= died;
+    if (sp->killed)
+        uv_timer_start(&sp->grace, sup__grace_cb, SUP_KILL_WAIT_MS, 0);
+    log_event(LOG_INFO, sp->service, "draining", "why=\"processes it started are still running\"");
+    return 0;
+}
+
+/* RUNNING/STOPPING + exited: the leader is gone; down once the rest is. */
 static int sup__exited(struct supervisor *sp, enum stop_reason reason)
 {
     pid_t pid = sp->pid;
+    bool died = sp->state == SUP_RUNNING;
     struct sup_exit e = {.pid = pid,
                          .code = -1,
                          .why = sp->stop_reason,
@@ -260,18 +325,18 @@ static int sup__exited(struct supervisor *sp, enum stop_reason reason)
         /* The leader is gone; anything it left in its group goes with it
          * (so a restarted service never finds its port held by an orphan),
          * and before the reap: until then the zombie leader keeps the group
-         * id from being reused by someone else. */
+         * id from being reused by someone else. After a death, so does what
+         * left the group. */
         kill(-pid, SIGKILL);
+        if (died)
+            enclosure_kill(&sp->encl, pid);
         int wstatus = 0;
         waitpid(pid, &wstatus, 0);
         e.code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 0;
         e.signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
     }
     sup__unwatch(sp);
-    uv_timer_stop(&sp->grace);
     sp->pid = 0;
-    sp->state = SUP_DOWN;
-    sp->stop_reason = STOP_NONE;
     sp->has_exit = true;
     sp->last = e;
     sp->last_exit_ms = clock_wall_ms();
@@ -282,23 +347,55 @@ static int sup__exited(struct supervisor *sp, enum stop_reason reason)
     else
         log_event(lvl, sp->service, "exited", "pid=%d code=%lld uptime_ms=%llu", (int)pid,
                   (long long)e.code, (unsigned long long)e.uptime_ms);
-    bool supervised = sp->cfg->command != NULL;
-    sp->sink.exited(sp->sink.ctx, &sp->last);
-    /* After: a restart may have spawned already (its journal_child_set
-     * replaced the row), and the journal's first write of a loop turn,
-     * which takes the WAL lock, should not delay that spawn. */
-    if (supervised && sp->state != SUP_RUNNING)
-        journal_child_clear(sp->journal, sp->service);
+    return sup__drain(sp, died);
+}
+
+/* DRAINING + stop: what is left is on its way; the reason the exit will be
+ * reported with changes (a shutdown outranks a restart, which outranks a
+ * death: the restart that asked spawns once it is reported). */
+static int sup__drain_stop(struct supervisor *sp, enum stop_reason reason)
+{
+    if (reason == STOP_SHUTDOWN || sp->stop_reason == STOP_NONE)
+        sp->stop_reason = reason;
     return 0;
+}
+
+/* DRAINING + grace expired: SIGKILL what is left; if that was done and it
+ * is still there, it is stuck (uninterruptible): down anyway, said loudly. */
+static int sup__drain_timeout(struct supervisor *sp, enum stop_reason reason)
+{
+    if (!sp->killed) {
+        log_event(LOG_WARN, sp->service, "stop-timeout", "grace_ms=%llu action=SIGKILL",
+                  (unsigned long long)sp->cfg->stop.grace_ms);
+        enclosure_kill(&sp->encl, 0);
+        sp->killed = true;
+        uv_timer_start(&sp->grace, sup__grace_cb, SUP_KILL_WAIT_MS, 0);
+        return 0;
+    }
+    log_event(LOG_ERROR, sp->service, "drain-stuck",
+              "wait_ms=%d why=\"processes it started survive SIGKILL\"", SUP_KILL_WAIT_MS);
+    enclosure_unwait(&sp->encl);
+    return sup__down(sp);
+}
+
+/* DRAINING + empty: nothing of it is left. */
+static int sup__drained(struct supervisor *sp, enum stop_reason reason)
+{
+    log_event(LOG_INFO, sp->service, "drained", NULL);
+    return sup__down(sp);
 }
 
 /* state x event. */
 static const sup_action sup__table[SUP__COUNT][SUP_EV__COUNT] = {
-    /* columns: spawn, watch, stop, release, exited, grace-expired */
+    /* columns: spawn, watch, stop, release, exited, grace-expired, empty */
     [SUP_DOWN] = {sup__spawn, sup__watch_pidfile, sup__ignore, sup__ignore, sup__ignore,
-                  sup__ignore},
-    [SUP_RUNNING] = {sup__busy, sup__busy, sup__stop, sup__release, sup__exited, sup__ignore},
-    [SUP_STOPPING] = {sup__busy, sup__busy, sup__restop, sup__release, sup__exited, sup__kill},
+                  sup__ignore, sup__ignore},
+    [SUP_RUNNING] = {sup__busy, sup__busy, sup__stop, sup__release, sup__exited, sup__ignore,
+                     sup__ignore},
+    [SUP_STOPPING] = {sup__busy, sup__busy, sup__restop, sup__release, sup__exited, sup__kill,
+                      sup__ignore},
+    [SUP_DRAINING] = {sup__busy, sup__busy, sup__drain_stop, sup__release, sup__ignore,
+                      sup__drain_timeout, sup__drained},
 };
 
 int supervisor_event(struct supervisor *sp, enum sup_event ev, enum stop_reason reason)
@@ -319,4 +416,9 @@ static void sup__exit_cb(uv_poll_t *w, int status, int events)
 static void sup__grace_cb(uv_timer_t *t)
 {
     supervisor_event(t->data, SUP_EV_GRACE, STOP_NONE);
+}
+
+static void sup__empty_cb(void *ctx)
+{
+    supervisor_event(ctx, SUP_EV_EMPTY, STOP_NONE);
 }

@@ -1,8 +1,11 @@
 /* The process of a service: for a supervised one, spawned in its own
- * session and stopped with signal + grace + SIGKILL to its group; for an
- * external one, the pid of its pidfile, watched. The exit is a loop event
- * (pidfd), never SIGCHLD or polling. A state x event table; the supervisor
- * is the only writer of the process state. */
+ * session (and its own cgroup, recover/containment.h) and stopped with
+ * signal + grace + SIGKILL to its group and to whatever of it left the
+ * group; it is down once nothing of it is left (draining: the leader has
+ * gone, strays have not yet). For an external one, the pid of its pidfile,
+ * watched. The exit is a loop event (pidfd), never SIGCHLD or polling. A
+ * state x event table; the supervisor is the only writer of the process
+ * state. */
 #ifndef RECOVERD_RECOVER_SUPERVISOR_H
 #define RECOVERD_RECOVER_SUPERVISOR_H
 
@@ -11,15 +14,22 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "recover/containment.h"
 #include "recover/output-t.h"
 
 struct journal;
 struct service_cfg;
 
+/* How long what is left of a service may take to go after SIGKILL before
+ * it is given up as stuck (uninterruptible sleep) and the process counts as
+ * down anyway. */
+#define SUP_KILL_WAIT_MS 5000
+
 #define SUP_STATE_MAP(X)                                                                           \
     X(DOWN, "down")                                                                                \
     X(RUNNING, "running")                                                                          \
-    X(STOPPING, "stopping")
+    X(STOPPING, "stopping")                                                                        \
+    X(DRAINING, "draining")
 enum sup_state {
 #define X(e, s) SUP_##e,
     SUP_STATE_MAP(X)
@@ -33,7 +43,8 @@ enum sup_state {
     X(STOP, "stop")                                                                                \
     X(RELEASE, "release")                                                                          \
     X(EXITED, "exited")                                                                            \
-    X(GRACE, "grace-expired")
+    X(GRACE, "grace-expired")                                                                      \
+    X(EMPTY, "empty")
 enum sup_event {
 #define X(e, s) SUP_EV_##e,
     SUP_EVENT_MAP(X)
@@ -69,6 +80,7 @@ struct supervisor {
     const struct service_cfg *cfg; /* borrowed; command/pidfile/cwd/stop */
     struct journal *journal;       /* child records; borrowed */
     char **envp;                   /* spawn environment (environ + cfg->env); NULL: inherit */
+    struct containment *box;       /* borrowed; NULL: the process group alone */
     struct sup_sink sink;          /* set before supervisor_init */
     enum sup_state state;          /* written only by supervisor.c */
     enum stop_reason stop_reason;  /* meaningful while SUP_STOPPING */
@@ -79,7 +91,9 @@ struct supervisor {
     bool has_exit;                 /* last_* are meaningful */
     struct sup_exit last;          /* the last exit */
     uint64_t last_exit_ms;         /* wall time of that exit */
-    uv_timer_t grace;              /* stop grace period */
+    uv_timer_t grace;              /* stop grace period; draining: the wait after SIGKILL */
+    struct enclosure encl;         /* what holds its processes beyond the group */
+    bool killed;                   /* stopping/draining: what is left has had SIGKILL */
     struct output output;          /* stdout+stderr -> state_dir/logs/<name>.log */
     int handles_open;              /* loop handles not closed yet (output counts as one) */
     int result;                    /* of the last SPAWN/WATCH: 0 or -errno */
@@ -88,8 +102,8 @@ struct supervisor {
 const char *sup_state_name(enum sup_state s);
 const char *sup_event_name(enum sup_event e);
 
-/* Set up (loop, service, cfg, journal, sink set by the caller); opens the
- * output log at log_path. 0 or -errno (nothing left open). */
+/* Set up (loop, service, cfg, journal, box, sink set by the caller); opens
+ * the output log at log_path. 0 or -errno (nothing left open). */
 int supervisor_init(struct supervisor *sp, const char *log_path);
 /* Close every handle (sink.closed per handle); the process must be down. */
 void supervisor_close(struct supervisor *sp);

@@ -291,10 +291,11 @@ class Recoverd:
 
     # -- life cycle --
 
-    def start(self, wait=True, timeout=10.0, extra_args=()):
-        """Start recoverd (again, after stop/kill9, with the same state)."""
+    def start(self, wait=True, timeout=10.0, extra_args=(), prefix=()):
+        """Start recoverd (again, after stop/kill9, with the same state).
+        prefix: a command that execs recoverd in its place (setpriv ... --)."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
-        argv = [binary("recoverd"), "-c", str(self.config_path),
+        argv = [*prefix, binary("recoverd"), "-c", str(self.config_path),
                 "--log-level", self.log_level, *extra_args]
         with open(self.log_path, "ab") as log:
             self.log_offset = log.tell()

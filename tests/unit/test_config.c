@@ -472,6 +472,77 @@ static void log_max_rejects_other_sizes(void **state)
     expect_error(SVC "    log_max:\n", 4, 5, "expected a size");
 }
 
+/* ---- cgroup limits ---- */
+
+static void cgroup_limits_are_read(void **state)
+{
+    struct cfg_err err;
+    struct config *c =
+        load(SVC "    cgroup: { memory_max: 256MiB, pids_max: 100, cpu_max: \"50000 100000\" }\n",
+             &err);
+    assert_non_null(c);
+    const struct cgroup_cfg *cg = &c->services[0].cgroup;
+    assert_int_equal(cg->memory_max, 256u << 20);
+    assert_int_equal(cg->pids_max, 100);
+    assert_int_equal(cg->cpu_quota_us, 50000);
+    assert_int_equal(cg->cpu_period_us, 100000);
+    config_free(c);
+    /* A quota alone has the kernel's default period; "max" is no quota. */
+    c = load(SVC "    cgroup: { cpu_max: \"max\" }\n", &err);
+    assert_non_null(c);
+    assert_true(c->services[0].cgroup.cpu_quota_us == UINT64_MAX);
+    assert_int_equal(c->services[0].cgroup.cpu_period_us, 100000);
+    assert_int_equal(c->services[0].cgroup.memory_max, 0);
+    assert_int_equal(c->services[0].cgroup.pids_max, 0);
+    config_free(c);
+    c = load(SVC "    cgroup: { cpu_max: 20000 }\n", &err);
+    assert_non_null(c);
+    assert_int_equal(c->services[0].cgroup.cpu_quota_us, 20000);
+    config_free(c);
+    /* Absent: no limits at all. */
+    c = load(SVC, &err);
+    assert_non_null(c);
+    assert_int_equal(c->services[0].cgroup.cpu_period_us, 0);
+    assert_int_equal(c->services[0].cgroup.memory_max, 0);
+    config_free(c);
+}
+
+static void cgroup_limits_reject_bad_values_with_their_position(void **state)
+{
+    expect_error(SVC "    cgroup: { memory_max: 10MB }\n", 4, 27, "expected memory_max as a size");
+    expect_error(SVC "    cgroup: { pids_max: 0 }\n", 4, 25, "pids_max must be greater than 0");
+    expect_error(SVC "    cgroup: { pids_max: -3 }\n", 4, 25, "expected a non-negative integer");
+    static const char *const bad[] = {"\"50 100000\"",      "\"50000 100\"", "\"50000 2000000\"",
+                                      "\"50000 100000 1\"", "\"half\"",      "\"5e4 100000\""};
+    char yaml[256];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(yaml, sizeof yaml, SVC "    cgroup: { cpu_max: %s }\n", bad[i]);
+        expect_error(yaml, 4, 24, "expected cpu_max as \"QUOTA PERIOD\"");
+    }
+    expect_error(SVC "    cgroup: { memory: 1G }\n", 4, 15, "unknown key 'memory'");
+    expect_error("services:\n  db:\n    pidfile: /run/db.pid\n    cgroup: { pids_max: 5 }\n", 4, 13,
+                 "'cgroup' limits are for a supervised service");
+}
+
+/* A changed limit is a changed process: the service is restarted. */
+static void cgroup_limits_are_part_of_the_process(void **state)
+{
+    struct cfg_err err;
+    struct config *a = load(SVC "    cgroup: { pids_max: 5 }\n", &err);
+    struct config *b = load(SVC "    cgroup: { pids_max: 6 }\n", &err);
+    struct config *same = load(SVC "    cgroup: { pids_max: 5 }\n", &err);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(same);
+    assert_false(config_process_equal(&a->services[0], &b->services[0]));
+    assert_false(config_service_equal(&a->services[0], &b->services[0]));
+    assert_true(config_process_equal(&a->services[0], &same->services[0]));
+    assert_true(config_service_equal(&a->services[0], &same->services[0]));
+    config_free(a);
+    config_free(b);
+    config_free(same);
+}
+
 /* ---- errors: document and top level ---- */
 
 static void syntax_error_has_libfyaml_position_and_prints_nothing(void **state)
@@ -1257,6 +1328,9 @@ int main(void)
         cmocka_unit_test(duplicate_user_check_names_are_rejected),
         cmocka_unit_test(log_max_accepts_bytes_and_binary_suffixes),
         cmocka_unit_test(log_max_rejects_other_sizes),
+        cmocka_unit_test(cgroup_limits_are_read),
+        cmocka_unit_test(cgroup_limits_reject_bad_values_with_their_position),
+        cmocka_unit_test(cgroup_limits_are_part_of_the_process),
         cmocka_unit_test(syntax_error_has_libfyaml_position_and_prints_nothing),
         cmocka_unit_test(empty_document_is_an_error),
         cmocka_unit_test(bytes_that_are_not_utf8_are_refused_at_their_place),

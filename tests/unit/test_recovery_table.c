@@ -813,6 +813,20 @@ static void verifying_timer(void **state)
     assert_int_equal(s->rec.state, REC_GAVE_UP);
 }
 
+/* timer while the process is draining (it died; what it started is still
+ * going, so its exit is not reported yet): nothing; that report decides. */
+static void verifying_timer_while_draining_waits_for_the_exit(void **state)
+{
+    FX_OF(state);
+    struct svc *s = enter_verifying(fx);
+    enum sup_state was = s->sup.state;
+    s->sup.state = SUP_DRAINING; /* as the supervisor leaves it between the two */
+    fire(s, REC_EV_TIMER);
+    s->sup.state = was;
+    assert_int_equal(s->rec.state, REC_VERIFYING);
+    assert_action(s, 0, "repair", "executing", NULL);
+}
+
 NOTHING(verifying_slot, REC_VERIFYING, REC_EV_SLOT)
 NOTHING(verifying_executed, REC_VERIFYING, REC_EV_EXECUTED)
 
@@ -970,7 +984,13 @@ int main(void)
         FX(p##_slot), FX(p##_executed), FX(p##_hold), FX(p##_release), FX(p##_operator),           \
         FX(p##_dep_recovered), FX(p##_abort)
     const struct CMUnitTest tests[] = {
-        ROW(idle), ROW(correlating), ROW(pending), ROW(executing), ROW(verifying), ROW(gave_up),
+        ROW(idle),
+        ROW(correlating),
+        ROW(pending),
+        ROW(executing),
+        ROW(verifying),
+        ROW(gave_up),
+        FX(verifying_timer_while_draining_waits_for_the_exit),
     };
 #undef ROW
 #undef FX

@@ -23,22 +23,27 @@
 
 #include <cmocka.h>
 
+#include "lib/cgroup.h"
 #include "lib/spawn.h"
 #include "loopwait.h"
 #include "seccomp.h"
 
-/* Run argv (with cred, NULL: ours) with its output in a pipe; return its
- * exit code and put what it wrote (stdout and stderr) into out. */
-static int run_as(char *const argv[], char *const envp[], const char *cwd,
-                  const struct spawn_cred *cred, char *out, size_t cap)
+/* Start o with its output (stdout and stderr) in a pipe, put what it wrote
+ * into out, and wait for it: its exit code (128 + a signal), or
+ * spawn_start's -errno. */
+static int run_opts(struct spawn_opts *o, char *out, size_t cap)
 {
     int p[2];
     assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-    struct spawn_opts o = {.argv = argv, .envp = envp, .cwd = cwd, .out_fd = p[1], .cred = cred};
+    o->out_fd = p[1];
     pid_t pid = 0;
     int pidfd = -1;
-    assert_int_equal(spawn_start(&o, &pid, &pidfd), 0);
+    int started = spawn_start(o, &pid, &pidfd);
     close(p[1]);
+    if (started < 0) {
+        close(p[0]);
+        return started;
+    }
     size_t n = 0;
     ssize_t r;
     while (n + 1 < cap && (r = read(p[0], out + n, cap - 1 - n)) > 0)
@@ -53,6 +58,17 @@ static int run_as(char *const argv[], char *const envp[], const char *cwd,
     assert_int_equal(si.si_pid, pid);
     close(pidfd);
     return si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+}
+
+/* Run argv (with cred, NULL: ours) with its output in a pipe; return its
+ * exit code and put what it wrote (stdout and stderr) into out. */
+static int run_as(char *const argv[], char *const envp[], const char *cwd,
+                  const struct spawn_cred *cred, char *out, size_t cap)
+{
+    struct spawn_opts o = {.argv = argv, .envp = envp, .cwd = cwd, .cred = cred};
+    int code = run_opts(&o, out, cap);
+    assert_true(code >= 0);
+    return code;
 }
 
 static int run(char *const argv[], char *const envp[], const char *cwd, char *out, size_t cap)
@@ -434,10 +450,101 @@ static void test_credential_failures_are_reported(void **state)
     rmdir(dir);
 }
 
+/* ---- placement in a cgroup ---- */
+
+/* A fresh cgroup below this process's own, or skip where there is no
+ * writable cgroup v2 tree. */
+static void cgroup_make(char *dir, size_t len)
+{
+    char own[4096];
+    if (cgroup_of_pid(getpid(), own, sizeof own) < 0)
+        skip();
+    snprintf(dir, len, "%s/test_spawn.%d", own, (int)getpid());
+    if (cgroup_mkdir(dir) < 0)
+        skip();
+}
+
+/* The "0::/path" line the child printed, its path made absolute as
+ * cgroup_of_pid does, compared with dir. */
+static void assert_printed_cgroup(const char *out, const char *dir)
+{
+    char self[4096], rel[4096];
+    const char *line = strstr(out, "0::");
+    assert_non_null(line);
+    snprintf(rel, sizeof rel, "%.*s", (int)strcspn(line + 3, "\n"), line + 3);
+    assert_int_equal(cgroup_of_pid(getpid(), self, sizeof self), 0);
+    /* dir is self + "/test_spawn.PID"; the child's relative path ends so. */
+    const char *tail = strrchr(dir, '/');
+    assert_non_null(tail);
+    assert_true(strlen(rel) >= strlen(tail));
+    assert_string_equal(rel + strlen(rel) - strlen(tail), tail);
+}
+
+/* cat /proc/self/cgroup started in cg: its exit code, or -errno. */
+static int run_in(const char *cg, char *out, size_t cap)
+{
+    char *argv[] = {"/bin/cat", "/proc/self/cgroup", NULL};
+    struct spawn_opts o = {.argv = argv, .cgroup = cg};
+    return run_opts(&o, out, cap);
+}
+
+/* clone3 with CLONE_INTO_CGROUP: the child is there from its first
+ * instruction, and so is what it execs. */
+static void test_child_is_born_in_its_cgroup(void **state)
+{
+    char dir[4200], out[4096];
+    cgroup_make(dir, sizeof dir);
+    int r = run_in(dir, out, sizeof out);
+    rmdir(dir);
+    assert_int_equal(r, 0);
+    assert_printed_cgroup(out, dir);
+}
+
+/* Where clone3 is refused (seccomp answers ENOSYS here, as container
+ * profiles do), the child writes itself into cgroup.procs before exec. */
+static int fallback_main(const char *dir)
+{
+    char out[4096];
+    if (seccomp_on(__NR_clone3, SECCOMP_RET_ERRNO | ENOSYS) < 0)
+        return SECCOMP_SKIP;
+    if (run_in(dir, out, sizeof out) != 0)
+        return 1;
+    fputs(out, stdout);
+    return 0;
+}
+
+static void test_child_is_placed_where_clone3_is_refused(void **state)
+{
+    char dir[4200], self[4096], out[4096];
+    cgroup_make(dir, sizeof dir);
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(n > 0);
+    self[n] = '\0';
+    char *argv[] = {self, "--cgroup-fallback", dir, NULL};
+    int code = run(argv, NULL, NULL, out, sizeof out);
+    rmdir(dir);
+    if (code == SECCOMP_SKIP)
+        skip();
+    assert_int_equal(code, 0);
+    assert_printed_cgroup(out, dir);
+}
+
+/* A cgroup that is not there: the spawn fails with the reason, and no
+ * child is left. */
+static void test_missing_cgroup_fails_the_spawn(void **state)
+{
+    char out[64];
+    assert_int_equal(run_in("/nonexistent/recoverd-cgroup", out, sizeof out), -ENOENT);
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--window") == 0)
         return window_main(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--cgroup-fallback") == 0)
+        return fallback_main(argv[2]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_output_goes_to_out_fd_and_stdin_is_empty),
         cmocka_unit_test(test_bare_name_is_found_in_path),
@@ -451,6 +558,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_credentials_are_applied_before_exec),
         cmocka_unit_test(test_unresolved_credentials_refuse_to_spawn),
         cmocka_unit_test(test_credential_failures_are_reported),
+        cmocka_unit_test(test_child_is_born_in_its_cgroup),
+        cmocka_unit_test(test_child_is_placed_where_clone3_is_refused),
+        cmocka_unit_test(test_missing_cgroup_fails_the_spawn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

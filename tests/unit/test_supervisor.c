@@ -27,8 +27,10 @@
 #include "config/config.h"
 #include "daemon/daemon.h"
 #include "daemon/service-t.h"
+#include "lib/cgroup.h"
 #include "lib/clock.h"
 #include "lib/procstat.h"
+#include "recover/containment.h"
 #include "recover/supervisor.h"
 #include "store/journal.h"
 
@@ -56,6 +58,9 @@ struct fixture {
     uint64_t deadline_us; /* run_until's, monotonic */
     pid_t forked[8];      /* processes the test forked itself */
     int n_forked;
+    struct containment box; /* the containment of the *_cgroup/_subreaper fixtures */
+    bool box_up;            /* box was set up and sp uses it */
+    char *envp[3];          /* the mark and PATH, for a contained service */
 };
 
 static void sink_exited(void *ctx, const struct sup_exit *e)
@@ -72,7 +77,9 @@ static void sink_closed(void *ctx)
     fx->closed++;
 }
 
-static int fixture_setup(void **state)
+/* The fixture, with sp in a containment of mode (0: none). A containment
+ * the host cannot give leaves box_up false: the test skips. */
+static int fixture_setup_mode(void **state, enum containment_mode mode)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
     char err[256] = "";
@@ -97,11 +104,41 @@ static int fixture_setup(void **state)
     fx->sp.cfg = &fx->cfg;
     fx->sp.journal = fx->journal;
     fx->sp.sink = (struct sup_sink){sink_exited, sink_closed, fx};
+    if (mode != CONTAINMENT_AUTO) {
+        char why[512];
+        fx->box_up = containment_init(&fx->box, &fx->loop, mode, fx->dir, why, sizeof why) == 0;
+        fx->sp.box = fx->box_up ? &fx->box : NULL;
+        /* Supervised from the start: only what recoverd runs is contained
+         * (the tests set their own command later, in the same argv). */
+        fx->argv[0] = "true";
+        fx->cfg.command = fx->argv;
+    }
     assert_int_equal(supervisor_init(&fx->sp, fx->log), 0);
     assert_int_equal(fx->sp.state, SUP_DOWN);
     assert_int_equal(fx->sp.handles_open, 2); /* output and grace timer */
+    if (fx->box_up) {
+        /* The service's environment carries its mark, as service.c makes it. */
+        fx->envp[0] = fx->sp.encl.mark;
+        fx->envp[1] = "PATH=/usr/bin:/bin";
+        fx->sp.envp = fx->envp;
+    }
     *state = fx;
     return 0;
+}
+
+static int fixture_setup(void **state)
+{
+    return fixture_setup_mode(state, CONTAINMENT_AUTO);
+}
+
+static int fixture_setup_cgroup(void **state)
+{
+    return fixture_setup_mode(state, CONTAINMENT_CGROUP);
+}
+
+static int fixture_setup_subreaper(void **state)
+{
+    return fixture_setup_mode(state, CONTAINMENT_SUBREAPER);
 }
 
 static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -146,24 +183,30 @@ static int fixture_teardown(void **state)
 {
     struct fixture *fx = *state;
     if (fx->sp.state != SUP_DOWN) {
-        if (fx->cfg.command)
-            kill(-fx->sp.pid, SIGKILL);
-        else
+        if (!fx->cfg.command)
             supervisor_event(&fx->sp, SUP_EV_RELEASE, STOP_NONE);
+        else if (fx->sp.pid > 0) /* never kill(-0): that is the test's own group */
+            kill(-fx->sp.pid, SIGKILL);
         run_until(fx, is_down);
     }
+    /* Draining: SIGKILL what is left, and then give up waiting for it. */
+    for (int i = 0; i < 2 && fx->sp.state == SUP_DRAINING; i++)
+        supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE);
     bool was_down = fx->sp.state == SUP_DOWN;
     for (int i = 0; i < fx->n_forked; i++) {
         kill(fx->forked[i], SIGKILL);
         waitpid(fx->forked[i], NULL, 0);
     }
     supervisor_close(&fx->sp);
+    if (fx->box_up)
+        containment_close(&fx->box);
     uv_close((uv_handle_t *)&fx->guard, NULL);
     int r = uv_run(&fx->loop, UV_RUN_DEFAULT);
     int handles = fx->sp.handles_open;
     int closed = uv_loop_close(&fx->loop);
     journal_free(fx->journal);
-    free(fx->sp.envp);
+    if (fx->sp.envp != fx->envp)
+        free(fx->sp.envp);
     nftw(fx->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
     free(fx);
     assert_true(was_down);
@@ -308,9 +351,9 @@ static int loop_handles(struct fixture *fx)
 static void sup_names_spell_states_and_events(void **state)
 {
     (void)state;
-    static const char *const states[] = {"down", "running", "stopping"};
-    static const char *const events[] = {"spawn",   "watch",  "stop",
-                                         "release", "exited", "grace-expired"};
+    static const char *const states[] = {"down", "running", "stopping", "draining"};
+    static const char *const events[] = {"spawn",  "watch",         "stop", "release",
+                                         "exited", "grace-expired", "empty"};
     for (int s = 0; s < SUP__COUNT; s++)
         assert_string_equal(sup_state_name((enum sup_state)s), states[s]);
     for (int e = 0; e < SUP_EV__COUNT; e++)
@@ -649,6 +692,7 @@ static void stopping_grace_event_sends_sigkill(void **state)
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
     assert_int_equal(fx->sp.state, SUP_STOPPING); /* down once the exit is seen */
+    assert_true(fx->sp.killed);                   /* a drain after this waits only the kill wait */
     assert_true(run_until(fx, exited));
     assert_int_equal(fx->exit.signal, SIGKILL);
     assert_int_equal(fx->exit.why, STOP_RESTART);
@@ -675,22 +719,364 @@ static void stopping_refuses_spawn_watch_release_and_spurious_exit(void **state)
 
 /* STOPPING + stop: only the reason can change, and a shutdown outranks a
  * restart, never the other way round. */
-static void stopping_stop_again_upgrades_the_reason_only(void **state)
+/* stop, again and again, in state (stopping or draining): a restart, then
+ * a shutdown, which a restart never undoes; the state stays. */
+static void assert_shutdown_outranks_restart(struct fixture *fx, enum sup_state state)
 {
-    struct fixture *fx = *state;
-    fx->cfg.stop.grace_ms = 60000;
-    spawn_term_ignorer(fx);
-    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     assert_int_equal(fx->sp.stop_reason, STOP_RESTART);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
     assert_int_equal(fx->sp.stop_reason, STOP_SHUTDOWN);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     assert_int_equal(fx->sp.stop_reason, STOP_SHUTDOWN);
-    assert_int_equal(fx->sp.state, SUP_STOPPING);
+    assert_int_equal(fx->sp.state, state);
+}
+
+static void stopping_stop_again_upgrades_the_reason_only(void **state)
+{
+    struct fixture *fx = *state;
+    fx->cfg.stop.grace_ms = 60000;
+    spawn_term_ignorer(fx);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
+    assert_shutdown_outranks_restart(fx, SUP_STOPPING);
     kill(-fx->sp.pid, SIGKILL);
     assert_true(run_until(fx, exited));
     assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
+}
+
+/* ---- what leaves the group: DRAINING, and the empty event ---- */
+
+/* A service whose shell double-forks a sleep under setsid (its own session
+ * and group: out of the supervisor's kill(-pid)), writes the escapee's pid
+ * to "escaped", then runs sleep itself. With trap_term, the escapee
+ * ignores SIGTERM. */
+static void spawn_escaper(struct fixture *fx, bool trap_term)
+{
+    char script[512];
+    snprintf(script, sizeof script,
+             "( setsid sh -c '%s echo $$ > escaped.tmp; mv escaped.tmp escaped; exec sleep 100' & "
+             "); "
+             "while [ ! -f escaped ]; do sleep 0.01; done; exec sleep 100",
+             trap_term ? "trap \"\" TERM;" : "");
+    command_sh(fx, script);
+    spawn_ok(fx);
+    wait_file(fx, "escaped");
+}
+
+static bool runs_sleep(pid_t pid)
+{
+    char path[64], buf[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    return n >= 6 && !memcmp(buf, "sleep", 6);
+}
+
+/* The escapee's pid, once it runs its sleep (a daemon at work, not one in
+ * the middle of its exec). */
+static pid_t escaped_pid(struct fixture *fx)
+{
+    char path[192];
+    int pid = 0;
+    snprintf(path, sizeof path, "%s/escaped", fx->dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%d", &pid), 1);
+    fclose(f);
+    assert_true(pid > 1);
+    uint64_t deadline = clock_mono_us() + DEADLINE_MS * 1000ull;
+    while (!runs_sleep(pid) && clock_mono_us() < deadline)
+        usleep(1000);
+    assert_true(runs_sleep(pid));
+    return pid;
+}
+
+/* How the escapee ended: its wait status, reaped here (the test process is
+ * a subreaper: the orphan is its child), or -1 if something else (the
+ * subreaper mode's own reaper) reaped it, or it still runs after a while. */
+static int escapee_end(pid_t pid)
+{
+    int st = 0;
+    uint64_t deadline = clock_mono_us() + DEADLINE_MS * 1000ull;
+    pid_t got;
+    while ((got = waitpid(pid, &st, WNOHANG)) == 0 && clock_mono_us() < deadline)
+        usleep(1000);
+    if (got == pid)
+        return st;
+    if (got == 0) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd,
+                 "cat /proc/%d/cgroup; grep -E 'State|PPid|Sig' /proc/%d/status; cat "
+                 "/proc/%d/cmdline | tr '\\0' ' '; echo",
+                 pid, pid, pid);
+        if (system(cmd)) {
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        fail_msg("the escapee %d still runs", pid);
+    }
+    return -1;
+}
+
+/* The escapee is gone by the time the exit is reported, and ended by sig
+ * (seen where this test reaped it, not the subreaper mode's own reaper). */
+static void assert_escapee_ended(pid_t esc, int sig)
+{
+    assert_true(procstat_start_ticks(esc) == 0);
+    int st = escapee_end(esc);
+    if (st != -1 && !(WIFSIGNALED(st) && WTERMSIG(st) == sig))
+        fail_msg("the escapee ended with status %#x, not by signal %d", st, sig);
+}
+
+static void need_box(struct fixture *fx)
+{
+    if (!fx->box_up)
+        skip(); /* this host cannot give that containment (unprivileged, no cgroup v2) */
+}
+
+/* A contained child starts in its service's own cgroup, under recoverd's. */
+static void cgroup_child_is_born_in_its_service_cgroup(void **state)
+{
+    struct fixture *fx = *state;
+    need_box(fx);
+    command_sleep(fx);
+    spawn_ok(fx);
+    char dir[PATH_MAX], want[PATH_MAX];
+    assert_int_equal(cgroup_of_pid(fx->sp.pid, dir, sizeof dir), 0);
+    snprintf(want, sizeof want, "%s/svc.service", fx->box.root);
+    assert_string_equal(dir, want);
+    assert_string_equal(fx->sp.encl.cgroup, want);
+    assert_int_equal(cgroup_populated(want), 1);
+    /* The mark is in its environment. */
+    assert_non_null(strstr(fx->sp.encl.mark, "RECOVERD_MARK="));
+}
+
+/* RUNNING + stop reaches the escapee too; the exit is reported once it is
+ * gone as well, not before. */
+static void stop_reaches_what_left_the_group(void **state)
+{
+    struct fixture *fx = *state;
+    need_box(fx);
+    spawn_escaper(fx, false);
+    pid_t esc = escaped_pid(fx);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
+    assert_int_equal(fx->exit.signal, SIGTERM);
+    assert_escapee_ended(esc, SIGTERM); /* the stop signal, no SIGKILL needed */
+    if (fx->sp.encl.cgroup)
+        assert_int_equal(cgroup_populated(fx->sp.encl.cgroup), 0);
+}
+
+/* RUNNING + exited (a death): what left the group is SIGKILLed with it. */
+static void death_takes_what_left_the_group(void **state)
+{
+    struct fixture *fx = *state;
+    need_box(fx);
+    spawn_escaper(fx, true);
+    pid_t esc = escaped_pid(fx);
+    kill(fx->sp.pid, SIGKILL);
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->exit.why, STOP_NONE);
+    assert_int_equal(fx->exit.signal, SIGKILL);
+    assert_escapee_ended(esc, SIGKILL);
+    /* A new process in the same (renewed) cgroup lives: a cgroup that went
+     * through cgroup.kill would SIGKILL it at birth. */
+    command_sleep(fx);
+    spawn_ok(fx);
+    int before = fx->exits;
+    usleep(100000);
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(fx->exits, before);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+    assert_int_equal(kill(fx->sp.pid, 0), 0);
+}
+
+/* A cgroup a predecessor left, killed once (cgroup.kill) and still holding
+ * a process: it cannot be made afresh, and a child born into it would be
+ * SIGKILLed by the kernel at once; the child joins it by its own write. */
+static void spawn_into_a_killed_busy_cgroup_lives(void **state)
+{
+    struct fixture *fx = *state;
+    need_box(fx);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/svc.service", fx->box.root);
+    assert_int_equal(cgroup_mkdir(dir), 0);
+    assert_int_equal(cgroup_kill(dir), 0);
+    pid_t old = fork_child(fx, false);
+    assert_int_equal(cgroup_attach(dir, old), 0);
+    command_sleep(fx);
+    spawn_ok(fx);
+    char got[PATH_MAX];
+    assert_int_equal(cgroup_of_pid(fx->sp.pid, got, sizeof got), 0);
+    assert_string_equal(got, dir);
+    usleep(100000);
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(fx->exits, 0);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+    /* Stopped, the cgroup empties: the next spawn renews it and is born in it. */
+    kill(old, SIGKILL);
+    waitpid(old, NULL, 0);
+    fx->n_forked = 0;
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
+    assert_true(run_until(fx, exited));
+    spawn_ok(fx);
+    usleep(100000);
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(fx->exits, 1);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+}
+
+/* STOPPING + exited with an escapee ignoring the stop signal: DRAINING
+ * until the grace ends, then SIGKILL, then down on the empty event. */
+static void draining_kills_what_ignores_the_stop_after_the_grace(void **state)
+{
+    struct fixture *fx = *state;
+    need_box(fx);
+    fx->cfg.stop.grace_ms = 300;
+    spawn_escaper(fx, true);
+    pid_t esc = escaped_pid(fx);
+    uv_update_time(&fx->loop);
+    uint64_t t0 = clock_mono_us();
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
+    assert_true(run_until(fx, exited));
+    uint64_t waited_ms = (clock_mono_us() - t0) / 1000;
+    assert_int_equal(fx->exit.why, STOP_RESTART);
+    assert_int_equal(fx->exit.signal, SIGTERM); /* the leader went at once */
+    assert_true(waited_ms + 2 >= fx->cfg.stop.grace_ms);
+    assert_escapee_ended(esc, SIGKILL);
+}
+
+/* STOPPING + grace expired: SIGKILL reaches what left the group too, and
+ * the exit is reported once both are gone. */
+static void stopping_grace_kills_what_left_the_group_too(void **state)
+{
+    struct fixture *fx = *state;
+    need_box(fx);
+    fx->cfg.stop.grace_ms = 60000;
+    command_sh(fx, "( setsid sh -c 'trap \"\" TERM; echo $$ > escaped.tmp; mv escaped.tmp escaped; "
+                   "exec sleep 100' & ); trap '' TERM; while :; do sleep 0.05; done");
+    spawn_ok(fx);
+    wait_file(fx, "escaped");
+    pid_t esc = escaped_pid(fx);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
+    assert_true(fx->sp.killed);
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->exit.signal, SIGKILL);
+    assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
+    assert_escapee_ended(esc, SIGKILL);
+}
+
+/* Into DRAINING by hand: the leader goes at SIGTERM, the escapee ignores
+ * it, and the grace is long. */
+static pid_t enter_draining(struct fixture *fx, enum stop_reason reason)
+{
+    fx->cfg.stop.grace_ms = 60000;
+    spawn_escaper(fx, true);
+    pid_t esc = escaped_pid(fx);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, reason), 0);
+    uint64_t deadline = clock_mono_us() + DEADLINE_MS * 1000ull;
+    while (fx->sp.state == SUP_STOPPING && clock_mono_us() < deadline)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_int_equal(fx->sp.state, SUP_DRAINING);
+    assert_int_equal(fx->sp.pid, 0);
+    assert_null(fx->sp.exit_watch);
+    assert_int_equal(fx->exits, 0); /* not reported while something is left */
+    assert_int_equal(kill(esc, 0), 0);
+    return esc;
+}
+
+/* DRAINING + spawn / watch: busy; + release: -EPERM; + exited: nothing to
+ * see (the leader is reaped). Then grace: SIGKILL, and empty: down. */
+static void draining_refuses_spawn_watch_release_and_ignores_exited(void **state)
+{
+    struct fixture *fx = *state;
+    need_box(fx);
+    pid_t esc = enter_draining(fx, STOP_SHUTDOWN);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_SPAWN, STOP_NONE), -EALREADY);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), -EALREADY);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_RELEASE, STOP_NONE), -EPERM);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_EXITED, STOP_NONE), 0);
+    assert_int_equal(fx->sp.state, SUP_DRAINING);
+    assert_int_equal(kill(esc, 0), 0);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
+    assert_true(fx->sp.killed);
+    assert_int_equal(fx->sp.state, SUP_DRAINING); /* down once it is seen gone */
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->state_at_exit, SUP_DOWN);
+    assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
+    assert_false(fx->sp.killed);
+    escapee_end(esc);
+}
+
+/* DRAINING + stop: a shutdown outranks a restart; a stop asked for after a
+ * death (reason none) is the reason the exit is reported with, so the
+ * restart that asked spawns. */
+static void draining_stop_changes_the_reported_reason(void **state)
+{
+    struct fixture *fx = *state;
+    need_box(fx);
+    pid_t esc = enter_draining(fx, STOP_NONE);
+    assert_int_equal(fx->sp.stop_reason, STOP_NONE);
+    assert_shutdown_outranks_restart(fx, SUP_DRAINING);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
+    assert_true(run_until(fx, exited));
+    assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
+    escapee_end(esc);
+}
+
+/* DRAINING + grace after the SIGKILL (what is left did not go): stuck,
+ * given up on, down and reported all the same. */
+static void draining_gives_up_on_what_survives_sigkill(void **state)
+{
+    struct fixture *fx = *state;
+    need_box(fx);
+    pid_t esc = enter_draining(fx, STOP_SHUTDOWN);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
+    assert_int_equal(fx->sp.state, SUP_DRAINING);
+    /* Before the loop sees it gone: the kill wait "ran out". */
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_int_equal(fx->exits, 1);
+    assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
+    assert_false(fx->sp.encl.waiting);
+    escapee_end(esc);
+    /* The empty event that may still come finds it down: ignored. */
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(fx->exits, 1);
+}
+
+/* empty in DOWN, RUNNING and STOPPING: ignored. */
+static void empty_is_ignored_outside_draining(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_EMPTY, STOP_NONE), 0);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    fx->cfg.stop.grace_ms = 60000;
+    spawn_term_ignorer(fx);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_EMPTY, STOP_NONE), 0);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_EMPTY, STOP_NONE), 0);
+    assert_int_equal(fx->sp.state, SUP_STOPPING);
+    assert_int_equal(fx->exits, 0);
+}
+
+/* Without a containment (the process group alone), an exit is reported at
+ * once: there is nothing to drain. */
+static void without_containment_the_exit_is_reported_at_once(void **state)
+{
+    struct fixture *fx = *state;
+    assert_null(fx->sp.box);
+    command_sh(fx, "exit 0");
+    spawn_ok(fx);
+    assert_true(run_until(fx, exited));
+    assert_null(fx->sp.encl.cgroup);
+    assert_string_equal(fx->sp.encl.mark, "");
 }
 
 /* ---- external services ---- */
@@ -883,7 +1269,12 @@ static void procstat_start_ticks_of_zombie_is_zero(void **state)
     assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
     assert_int_equal(si.si_pid, pid);
     assert_int_equal(procstat_start_ticks(pid), 0);
+    /* ..._any still names it: a zombie is that process until reaped. */
+    uint64_t t = procstat_start_ticks_any(pid);
+    assert_true(t >= procstat_start_ticks(getpid()));
+    assert_int_equal(t, stat_field22(pid));
     assert_int_equal(waitpid(pid, NULL, 0), pid);
+    assert_int_equal(procstat_start_ticks_any(pid), 0);
 }
 
 /* comm may hold ") " and spaces: the fields are counted after the last ')'. */
@@ -1056,7 +1447,17 @@ static struct leftover_run daemon_with_leftover(const char *service, pid_t pid, 
     assert_non_null(d);
     assert_int_equal(uv_loop_init(&loop), 0);
     uint64_t t0 = clock_mono_us();
-    int r = daemon_start(d, &loop, cfg, NULL);
+    /* cgroup: a subreaper mode's reaper would take the test's own forks. */
+    int r = daemon_start(d, &loop, cfg, NULL, CONTAINMENT_CGROUP);
+    if (r == -ENOTSUP) {
+        daemon_stop(d);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        daemon_free(d);
+        free(d);
+        uv_loop_close(&loop);
+        nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+        skip(); /* no cgroup for this test here */
+    }
     /* The leftovers go off the loop's back; web starts once they are gone. */
     while (r == 0 && !(d->n_services == 1 && d->services[0]->sup.pid) &&
            clock_mono_us() - t0 < 20000000) {
@@ -1233,6 +1634,29 @@ int main(void)
         FX(stopping_grace_event_sends_sigkill),
         FX(stopping_refuses_spawn_watch_release_and_spurious_exit),
         FX(stopping_stop_again_upgrades_the_reason_only),
+#define FC(t) cmocka_unit_test_setup_teardown(t, fixture_setup_cgroup, fixture_teardown)
+#define FS(t) cmocka_unit_test_setup_teardown(t, fixture_setup_subreaper, fixture_teardown)
+        FC(cgroup_child_is_born_in_its_service_cgroup),
+        FC(stop_reaches_what_left_the_group),
+        FS(stop_reaches_what_left_the_group),
+        FC(spawn_into_a_killed_busy_cgroup_lives),
+        FC(death_takes_what_left_the_group),
+        FS(death_takes_what_left_the_group),
+        FC(draining_kills_what_ignores_the_stop_after_the_grace),
+        FS(draining_kills_what_ignores_the_stop_after_the_grace),
+        FC(stopping_grace_kills_what_left_the_group_too),
+        FS(stopping_grace_kills_what_left_the_group_too),
+        FC(draining_refuses_spawn_watch_release_and_ignores_exited),
+        FS(draining_refuses_spawn_watch_release_and_ignores_exited),
+        FC(draining_stop_changes_the_reported_reason),
+        FS(draining_stop_changes_the_reported_reason),
+        FC(draining_gives_up_on_what_survives_sigkill),
+        FS(draining_gives_up_on_what_survives_sigkill),
+        FX(empty_is_ignored_outside_draining),
+        FC(empty_is_ignored_outside_draining),
+        FX(without_containment_the_exit_is_reported_at_once),
+#undef FS
+#undef FC
         FX(external_stop_never_signals),
         FX(external_release_stops_watching),
         FX(external_exit_is_reported_without_a_code),

@@ -1,0 +1,588 @@
+/* Containment of a service's processes: see containment.h.
+ *
+ * cgroup mode keeps recoverd's subtree under its own cgroup. The "no
+ * internal processes" rule of cgroup v2: a cgroup that hands controllers to
+ * its children may hold no process itself (the root is exempt). So where
+ * recoverd's cgroup has memory/pids/cpu to give but has not handed them
+ * down, and recoverd sits in it, recoverd moves itself into root/daemon,
+ * a leaf, and enables them; where other processes share its cgroup that
+ * fails, and the services run without limits (warned at start).
+ *
+ * subreaper mode finds a service's strays without a cgroup: orphans become
+ * recoverd's children (PR_SET_CHILD_SUBREAPER), so a service's processes
+ * are the leader's subtree plus the subtrees of the orphans that carry its
+ * marker. A scan reads /proc/<pid>/task/<tid>/children from recoverd down,
+ * O(recoverd's descendants), and /proc/<pid>/environ of each orphan only.
+ * The strays are stopped as a killed predecessor's leftovers are
+ * (recover/leftover.c): signal, pidfd watch, SIGKILL after the grace. */
+#include "recover/containment.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config-t.h"
+#include "lib/cgroup.h"
+#include "lib/log.h"
+#include "lib/model.h"
+#include "lib/procstat.h"
+#include "lib/reaper.h"
+#include "recover/leftover.h"
+
+/* A scan stops collecting past this many processes: a fork bomb is killed
+ * in rounds, each round's sweep followed by a new scan. */
+#define CONTAINMENT__SCAN_MAX 4096
+
+MODEL_NAME_OF(containment_mode_name, containment_mode, CONTAINMENT_MODE_MAP, CONTAINMENT__COUNT)
+
+int containment_mode_parse(const char *name)
+{
+    for (int m = 0; m < CONTAINMENT__COUNT; m++)
+        if (!strcmp(name, containment_mode_name(m)))
+            return m;
+    return -1;
+}
+
+/* ---- setting up ---- */
+
+static void containment__why(struct containment *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void containment__why(struct containment *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    free(c->why);
+    if (vasprintf(&c->why, fmt, ap) < 0)
+        c->why = NULL;
+    va_end(ap);
+}
+
+static void containment__tag(struct containment *c, const char *state_dir)
+{
+    char real[PATH_MAX];
+    const char *p = realpath(state_dir, real) ? real : state_dir;
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 */
+    for (; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+    snprintf(c->tag, sizeof c->tag, "%016" PRIx64, h);
+}
+
+/* Hand the controllers recoverd's cgroup has down to root's children, as
+ * far as the host allows; never fails the mode. */
+static void containment__controllers(struct containment *c, const char *own)
+{
+    unsigned avail = 0, enabled = 0;
+    char self[PATH_MAX];
+    if (cgroup_read_controllers(own, "cgroup.controllers", &avail) < 0 || !avail)
+        return;
+    for (unsigned bit = 1; bit <= CGROUP_CPU; bit <<= 1) {
+        char word[32], name[16];
+        if (!(avail & bit))
+            continue;
+        snprintf(word, sizeof word, "+%s", cgroup_controllers_text(bit, name, sizeof name));
+        int r = cgroup_write(own, "cgroup.subtree_control", word);
+        if (r == -EBUSY && !c->self &&
+            snprintf(self, sizeof self, "%s/daemon", c->root) < (int)sizeof self) {
+            /* recoverd is an internal process of own: into a leaf, then again. */
+            if (cgroup_mkdir(self) == 0 && cgroup_attach(self, 0) == 0 && (c->self = strdup(self)))
+                cgroup_write(own, "cgroup.subtree_control", word);
+        }
+    }
+    if (cgroup_read_controllers(own, "cgroup.subtree_control", &enabled) < 0)
+        return;
+    for (unsigned bit = 1; bit <= CGROUP_CPU; bit <<= 1) {
+        char word[32], name[16];
+        if (enabled & avail & bit) {
+            snprintf(word, sizeof word, "+%s", cgroup_controllers_text(bit, name, sizeof name));
+            cgroup_write(c->root, "cgroup.subtree_control", word);
+        }
+    }
+    if (cgroup_read_controllers(c->root, "cgroup.subtree_control", &enabled) == 0)
+        c->controllers = enabled;
+}
+
+/* 0 with c->root made, or -errno with the reason in c->why. */
+static int containment__cgroup(struct containment *c)
+{
+    char own[PATH_MAX], root[PATH_MAX], kill_file[PATH_MAX];
+    int r = cgroup_of_pid(getpid(), own, sizeof own);
+    if (r < 0) {
+        containment__why(c, "no cgroup v2 hierarchy for recoverd (%s)", strerror(-r));
+        return r;
+    }
+    if (snprintf(root, sizeof root, "%s/recoverd.%s", own, c->tag) >= (int)sizeof root ||
+        snprintf(kill_file, sizeof kill_file, "%s/cgroup.kill", root) >= (int)sizeof kill_file)
+        return -ENAMETOOLONG;
+    if ((r = cgroup_mkdir(root)) < 0) {
+        containment__why(c, "cannot create %s (%s)", root, strerror(-r));
+        return r;
+    }
+    if (access(kill_file, W_OK) < 0) {
+        r = -errno;
+        containment__why(c, "%s is not usable (%s: cgroup.kill needs Linux 5.14)", root,
+                         strerror(errno));
+        rmdir(root);
+        return r;
+    }
+    if (!(c->root = strdup(root)))
+        return -ENOMEM;
+    containment__controllers(c, own);
+    return 0;
+}
+
+static void containment__sigchld_cb(uv_signal_t *h, int signum)
+{
+    int n = reaper_reap();
+    if (n > 0)
+        log_event(LOG_DEBUG, NULL, "orphans-reaped", "count=%d", n);
+}
+
+static int containment__subreaper(struct containment *c, char *err, size_t len)
+{
+    int r = reaper_enable();
+    if (r < 0) {
+        snprintf(err, len, "cannot become a child subreaper: %s", strerror(-r));
+        return r;
+    }
+    uv_signal_init(c->loop, &c->sigchld);
+    c->sigchld.data = c;
+    c->sigchld_up = true;
+    if ((r = uv_signal_start(&c->sigchld, containment__sigchld_cb, SIGCHLD)) < 0) {
+        snprintf(err, len, "cannot watch SIGCHLD: %s", uv_strerror(r));
+        return r;
+    }
+    c->mode = CONTAINMENT_SUBREAPER;
+    return 0;
+}
+
+int containment_init(struct containment *c, uv_loop_t *loop, enum containment_mode want,
+                     const char *state_dir, char *err, size_t len)
+{
+    memset(c, 0, sizeof *c);
+    c->loop = loop;
+    containment__tag(c, state_dir);
+    if (want == CONTAINMENT_SUBREAPER) {
+        containment__why(c, "subreaper mode asked for");
+    } else if (containment__cgroup(c) == 0) {
+        c->mode = CONTAINMENT_CGROUP;
+        return 0;
+    } else if (want == CONTAINMENT_CGROUP) {
+        snprintf(err, len, "cgroup containment is not possible here: %s",
+                 c->why ? c->why : strerror(ENOMEM));
+        containment_close(c);
+        return -ENOTSUP;
+    }
+    int r = containment__subreaper(c, err, len);
+    if (r < 0)
+        containment_close(c);
+    return r;
+}
+
+void containment_close(struct containment *c)
+{
+    if (c->sigchld_up)
+        uv_close((uv_handle_t *)&c->sigchld, NULL);
+    c->sigchld_up = false;
+    /* Gone where empty; the one holding recoverd itself stays (it is in it). */
+    if (c->root)
+        rmdir(c->root);
+    free(c->root);
+    free(c->self);
+    free(c->why);
+    c->root = c->self = c->why = NULL;
+}
+
+const char *containment_limits_unmet(const struct containment *c, const struct cgroup_cfg *lim,
+                                     char *buf, size_t len)
+{
+    unsigned need = (lim->memory_max ? CGROUP_MEMORY : 0) | (lim->pids_max ? CGROUP_PIDS : 0) |
+                    (lim->cpu_period_us ? CGROUP_CPU : 0);
+    unsigned have = c->mode == CONTAINMENT_CGROUP ? c->controllers : 0;
+    char names[64];
+    if (!(need & ~have))
+        return NULL;
+    cgroup_controllers_text(need & ~have, names, sizeof names);
+    if (c->mode != CONTAINMENT_CGROUP)
+        snprintf(buf, len, "cgroup limits not applied (controllers: %s): no cgroup in %s mode",
+                 names, containment_mode_name(c->mode));
+    else
+        snprintf(buf, len, "cgroup limits not applied: no %s controller in %s", names, c->root);
+    return buf;
+}
+
+/* ---- finding strays (subreaper) ---- */
+
+/* Whether the environment file fd holds the entry mark exactly. Read as a
+ * stream: an environment may be large, and this runs on the loop. -1 when
+ * the file was empty. */
+static int containment__marked_fd(int fd, const char *mark)
+{
+    char buf[4096];
+    size_t mlen = strlen(mark), at = 0; /* bytes of the current entry matched so far */
+    bool match = true, any = false;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        any = true;
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] == '\0') {
+                if (match && at == mlen)
+                    return 1;
+                at = 0;
+                match = true;
+            } else if (match && (at >= mlen || buf[i] != mark[at++])) {
+                match = false;
+            }
+        }
+    }
+    return any ? 0 : -1;
+}
+
+/* Whether pid carries mark in its environment. A process in the middle of
+ * an execve shows an empty environment for a moment: looked at again. */
+static bool containment__marked(pid_t pid, const char *mark)
+{
+    char path[64];
+    int r = -1;
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    for (int tries = 0; r < 0 && tries < 3; tries++) {
+        if (tries)
+            sched_yield();
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return false;
+        r = containment__marked_fd(fd, mark);
+        close(fd);
+    }
+    return r > 0;
+}
+
+/* Add what lies below pid to out; with skip_pgid, not the members of that
+ * process group (the caller signals the group itself), though below them. */
+static void containment__below(pid_t pid, pid_t skip_pgid, struct pid_list *out)
+{
+    struct pid_list todo = {0};
+    if (pid_list_add(&todo, pid) < 0)
+        return;
+    for (size_t i = 0; i < todo.n && out->n < CONTAINMENT__SCAN_MAX; i++) {
+        size_t from = todo.n;
+        reaper_children(todo.v[i], &todo);
+        for (size_t k = from; k < todo.n; k++)
+            if (!skip_pgid || getpgid(todo.v[k]) != skip_pgid)
+                pid_list_add(out, todo.v[k]);
+    }
+    free(todo.v);
+}
+
+/* The processes of service mark outside leader's group (mark NULL: every
+ * orphan, marked or not, as at shutdown). */
+static void containment__scan(const char *mark, pid_t leader, struct pid_list *out)
+{
+    struct pid_list kids = {0};
+    reaper_children(getpid(), &kids);
+    for (size_t i = 0; i < kids.n; i++) {
+        pid_t k = kids.v[i];
+        if (k == leader)
+            containment__below(k, leader, out);
+        else if (!reaper_is_own(k) && (!mark || containment__marked(k, mark)) &&
+                 procstat_start_ticks(k) && pid_list_add(out, k) == 0)
+            containment__below(k, 0, out);
+    }
+    free(kids.v);
+}
+
+/* Stop the processes of l together: sig, grace_ms, SIGKILL (leftover.c).
+ * 0 with done(ctx) owed, 1: nothing to stop, -ENOMEM. */
+static int containment__stop(uv_loop_t *loop, const char *who, const struct pid_list *l, int sig,
+                             uint64_t grace_ms, const struct leftover_sink *sink)
+{
+    if (l->n == 0)
+        return 1;
+    struct leftover *v = calloc(l->n, sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        uint64_t ticks = procstat_start_ticks(l->v[i]);
+        if (ticks)
+            v[n++] = (struct leftover){who, l->v[i], ticks, sig, grace_ms};
+    }
+    int r = n ? leftover_stop_all(loop, v, n, sink) : 1;
+    free(v);
+    return r;
+}
+
+static void containment__stray_gone(void *ctx, const struct leftover *l, enum leftover_fate f)
+{
+    if (f != LEFTOVER_ABSENT)
+        log_event(f == LEFTOVER_STUCK ? LOG_ERROR : LOG_INFO, l->service, "stray-stopped",
+                  "pid=%d fate=%s", (int)l->pid, leftover_fate_name(f));
+}
+
+/* ---- the shutdown sweep ---- */
+
+struct containment__sweep {
+    void (*done)(void *ctx);
+    void *ctx;
+};
+
+static void containment__sweep_done(void *ctx, const struct leftover_counts *c)
+{
+    struct containment__sweep sw = *(struct containment__sweep *)ctx;
+    free(ctx);
+    sw.done(sw.ctx);
+}
+
+int containment_sweep(struct containment *c, int sig, uint64_t grace_ms, void (*done)(void *ctx),
+                      void *ctx)
+{
+    struct pid_list l = {0};
+    if (c->mode != CONTAINMENT_SUBREAPER)
+        return 1;
+    containment__scan(NULL, 0, &l);
+    struct containment__sweep *sw = malloc(sizeof *sw);
+    if (!sw) {
+        free(l.v);
+        return 1;
+    }
+    *sw = (struct containment__sweep){done, ctx};
+    struct leftover_sink sink = {containment__stray_gone, containment__sweep_done, sw};
+    int r = containment__stop(c->loop, "-", &l, sig, grace_ms, &sink);
+    free(l.v);
+    if (r != 0)
+        free(sw);
+    return r == 0 ? 0 : 1;
+}
+
+/* ---- one service ---- */
+
+int enclosure_init(struct enclosure *e, struct containment *box, const char *service)
+{
+    char path[PATH_MAX];
+    e->box = box;
+    e->service = service;
+    e->cgroup = NULL;
+    e->mark[0] = '\0';
+    e->sweeps = 0;
+    e->waiting = e->closing = e->events_open = false;
+    e->killed = true; /* its past is unknown: made afresh before the first spawn */
+    if (!box)
+        return 0;
+    snprintf(e->mark, sizeof e->mark, CONTAINMENT_MARK "=%s:%s", box->tag, service);
+    if (box->mode == CONTAINMENT_CGROUP) {
+        if (snprintf(path, sizeof path, "%s/%s.service", box->root, service) >= (int)sizeof path)
+            return -ENAMETOOLONG;
+        if (!(e->cgroup = strdup(path)))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* One limit into its file; a refusal is logged, the spawn goes on. */
+static void enclosure__limit(struct enclosure *e, unsigned ctl, const char *file, const char *v)
+{
+    if (!(e->box->controllers & ctl))
+        return; /* warned at start: containment_limits_unmet */
+    int r = cgroup_write(e->cgroup, file, v);
+    if (r < 0)
+        log_event(LOG_WARN, e->service, "cgroup-limit-failed", "file=%s value=\"%s\" error=\"%s\"",
+                  file, v, strerror(-r));
+}
+
+const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim, bool *late,
+                              int *err)
+{
+    char v[64];
+    *err = 0;
+    *late = false;
+    if (!e->cgroup)
+        return NULL;
+    /* A cgroup that has been through cgroup.kill kills every child born
+     * into it by clone3(CLONE_INTO_CGROUP) from then on (Linux 6.14 and
+     * later compare the kill count of the parent's cgroup at fork with the
+     * child's: measured here on 6.18). A fresh one has a clean count; one
+     * that cannot go (a predecessor's processes still in it) is joined by
+     * the child's own write instead, which that check does not see. A
+     * cgroup found at start has an unknown past: renewed as well. */
+    if (e->killed && rmdir(e->cgroup) < 0 && errno != ENOENT)
+        *late = true;
+    e->killed = *late;
+    int r = cgroup_mkdir(e->cgroup);
+    if (r == -ENOENT && (r = cgroup_mkdir(e->box->root)) == 0) /* someone removed the subtree */
+        r = cgroup_mkdir(e->cgroup);
+    if (r < 0) {
+        *err = r;
+        return NULL;
+    }
+    if (lim->memory_max) {
+        snprintf(v, sizeof v, "%" PRIu64, lim->memory_max);
+        enclosure__limit(e, CGROUP_MEMORY, "memory.max", v);
+    }
+    if (lim->pids_max) {
+        snprintf(v, sizeof v, "%u", lim->pids_max);
+        enclosure__limit(e, CGROUP_PIDS, "pids.max", v);
+    }
+    if (lim->cpu_period_us) {
+        if (lim->cpu_quota_us == UINT64_MAX)
+            snprintf(v, sizeof v, "max %" PRIu64, lim->cpu_period_us);
+        else
+            snprintf(v, sizeof v, "%" PRIu64 " %" PRIu64, lim->cpu_quota_us, lim->cpu_period_us);
+        enclosure__limit(e, CGROUP_CPU, "cpu.max", v);
+    }
+    return e->cgroup;
+}
+
+static void enclosure__closed_check(struct enclosure *e)
+{
+    if (e->closing && !e->events_open && e->sweeps == 0 && e->closed)
+        e->closed(e->ctx);
+}
+
+static void enclosure__rescan(struct enclosure *e);
+
+static void enclosure__sweep_done(void *ctx, const struct leftover_counts *c)
+{
+    struct enclosure *e = ctx;
+    e->sweeps--;
+    if (e->closing) {
+        enclosure__closed_check(e);
+        return;
+    }
+    if (e->waiting && e->sweeps == 0)
+        enclosure__rescan(e);
+}
+
+/* SUBREAPER: stop what a scan finds; 1 when a sweep started, 0 if none. */
+static int enclosure__sweep(struct enclosure *e, pid_t leader, int sig, uint64_t grace_ms)
+{
+    struct pid_list l = {0};
+    containment__scan(e->mark, leader, &l);
+    struct leftover_sink sink = {containment__stray_gone, enclosure__sweep_done, e};
+    int r = containment__stop(e->box->loop, e->service, &l, sig, grace_ms, &sink);
+    free(l.v);
+    if (r == 0)
+        e->sweeps++;
+    return r == 0;
+}
+
+/* SUBREAPER, waiting and no sweep left: empty, or another round. */
+static void enclosure__rescan(struct enclosure *e)
+{
+    if (enclosure__sweep(e, 0, SIGKILL, 0))
+        return;
+    e->waiting = false;
+    if (e->empty)
+        e->empty(e->ctx);
+}
+
+void enclosure_signal(struct enclosure *e, pid_t leader, int sig, uint64_t grace_ms)
+{
+    if (!e->box)
+        return;
+    if (e->cgroup) {
+        cgroup_signal(e->cgroup, sig, leader);
+        cgroup_signal(e->cgroup, SIGCONT, leader); /* a stopped one could not act on it */
+        return;
+    }
+    enclosure__sweep(e, leader, sig, grace_ms);
+}
+
+void enclosure_kill(struct enclosure *e, pid_t leader)
+{
+    if (!e->box)
+        return;
+    if (e->cgroup) {
+        /* Nothing alive in it (the leader's zombie does not count): no kill,
+         * and so no cgroup to make afresh before the next spawn. */
+        if (cgroup_populated(e->cgroup) == 0)
+            return;
+        e->killed = true;
+        int r = cgroup_kill(e->cgroup);
+        if (r < 0 && r != -ENOENT)
+            log_event(LOG_ERROR, e->service, "cgroup-kill-failed", "cgroup=%s error=\"%s\"",
+                      e->cgroup, strerror(-r));
+        return;
+    }
+    enclosure__sweep(e, leader, SIGKILL, 0);
+}
+
+static void enclosure__events_cb(uv_fs_event_t *h, const char *file, int events, int status)
+{
+    struct enclosure *e = h->data;
+    if (!e->waiting || cgroup_populated(e->cgroup) > 0)
+        return;
+    uv_fs_event_stop(h);
+    e->waiting = false;
+    if (e->empty)
+        e->empty(e->ctx);
+}
+
+int enclosure_wait(struct enclosure *e)
+{
+    char file[PATH_MAX];
+    if (!e->box)
+        return 0;
+    if (e->cgroup) {
+        if (!e->events_open) { /* the first wait: most services never need one */
+            uv_fs_event_init(e->box->loop, &e->events);
+            e->events.data = e;
+            e->events_open = true;
+        }
+        /* Watch first, then look: an emptying in between is not missed. */
+        snprintf(file, sizeof file, "%s/cgroup.events", e->cgroup);
+        int r = uv_fs_event_start(&e->events, enclosure__events_cb, file, 0);
+        if (cgroup_populated(e->cgroup) <= 0) { /* empty, or gone */
+            uv_fs_event_stop(&e->events);
+            return 0;
+        }
+        if (r < 0) {
+            log_event(LOG_ERROR, e->service, "cgroup-watch-failed", "file=%s error=\"%s\"", file,
+                      uv_strerror(r));
+            return 0; /* without a watch the wait would never end */
+        }
+        e->waiting = true;
+        return 1;
+    }
+    e->waiting = true;
+    if (e->sweeps > 0 || enclosure__sweep(e, 0, SIGKILL, 0))
+        return 1;
+    e->waiting = false;
+    return 0;
+}
+
+void enclosure_unwait(struct enclosure *e)
+{
+    e->waiting = false;
+    if (e->events_open)
+        uv_fs_event_stop(&e->events);
+}
+
+static void enclosure__events_closed_cb(uv_handle_t *h)
+{
+    struct enclosure *e = h->data;
+    e->events_open = false;
+    enclosure__closed_check(e);
+}
+
+int enclosure_close(struct enclosure *e)
+{
+    if (!e->box || e->closing)
+        return 0;
+    e->closing = true;
+    e->waiting = false;
+    if (e->cgroup && rmdir(e->cgroup) < 0 && errno != ENOENT)
+        log_event(LOG_WARN, e->service, "cgroup-left", "cgroup=%s error=\"%s\"", e->cgroup,
+                  strerror(errno));
+    free(e->cgroup);
+    e->cgroup = NULL;
+    if (e->events_open)
+        uv_close((uv_handle_t *)&e->events, enclosure__events_closed_cb);
+    return e->events_open || e->sweeps > 0;
+}
