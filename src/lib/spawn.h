@@ -21,7 +21,8 @@ struct spawn_limit {
 /* Who the child runs as and what it may use. The parent prepares it (user
  * and group names are resolved there: NSS may block, allocate and lock,
  * none of which the child may do); the child applies it just before it
- * changes directory and execs, in this order: limits (raising a hard limit
+ * changes directory and execs (after joining o->cgroup, which needs the
+ * privilege it may give up), in this order: limits (raising a hard limit
  * needs root, so before setuid), setgroups, setgid, setuid, umask,
  * no_new_privs. All zero: recoverd's own credentials, nothing changed. */
 struct spawn_cred {

@@ -529,6 +529,25 @@ static void test_child_is_placed_where_clone3_is_refused(void **state)
     assert_printed_cgroup(out, dir);
 }
 
+/* A child that joins by its own write (cgroup_late) and runs as nobody
+ * writes cgroup.procs (root's, 0644) while it is still root: placement
+ * comes before the credential step. */
+static void test_child_joins_its_cgroup_before_dropping_root(void **state)
+{
+    if (geteuid() != 0)
+        skip();
+    char dir[4200], out[4096];
+    cgroup_make(dir, sizeof dir);
+    char *argv[] = {"/bin/sh", "-c", "id -u; cat /proc/self/cgroup", NULL};
+    struct spawn_cred nobody = {.set_ids = true, .uid = 65534, .gid = 65534};
+    struct spawn_opts o = {.argv = argv, .cgroup = dir, .cgroup_late = true, .cred = &nobody};
+    int r = run_opts(&o, out, sizeof out);
+    rmdir(dir);
+    assert_int_equal(r, 0);
+    assert_int_equal(strncmp(out, "65534\n", 6), 0);
+    assert_printed_cgroup(out, dir);
+}
+
 /* A cgroup that is not there: the spawn fails with the reason, and no
  * child is left. */
 static void test_missing_cgroup_fails_the_spawn(void **state)
@@ -560,6 +579,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_credential_failures_are_reported),
         cmocka_unit_test(test_child_is_born_in_its_cgroup),
         cmocka_unit_test(test_child_is_placed_where_clone3_is_refused),
+        cmocka_unit_test(test_child_joins_its_cgroup_before_dropping_root),
         cmocka_unit_test(test_missing_cgroup_fails_the_spawn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
