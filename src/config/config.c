@@ -140,9 +140,7 @@ static const struct cfg_field config__check_fields[] = {
 
 static struct fy_node *config__deref(struct fy_node *n)
 {
-    struct fy_node *r;
-
-    return n && fy_node_is_alias(n) && (r = fy_node_resolve_alias(n)) ? r : n;
+    return cfg_deref(n);
 }
 
 /* The value under key in a mapping, or NULL. Keys are unique: cfg_map ran first. */

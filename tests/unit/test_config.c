@@ -466,6 +466,35 @@ static void bytes_that_are_not_utf8_are_refused_at_their_place(void **state)
     config_free(c);
 }
 
+/* An alias with a '/' is a path to libfyaml 0.7.12, parsed with a
+ * diagnostic that prints to stderr, the daemon's log (found by
+ * fuzz/config.c): it stays unresolved, an error at its place, and the
+ * loader writes nothing. */
+static void an_alias_with_a_slash_is_an_error_and_prints_nothing(void **state)
+{
+    static const char *const yamls[] = {"services:\n  a: */*/\n", "\nservices:\n vices:\n */*/",
+                                        "services:\n  a: *a/b\n"};
+    static const int where[][2] = {{2, 6}, {4, 2}, {2, 6}};
+    for (size_t i = 0; i < sizeof yamls / sizeof *yamls; i++) {
+        fflush(stderr);
+        int saved = dup(STDERR_FILENO);
+        FILE *f = tmpfile();
+        assert_non_null(f);
+        dup2(fileno(f), STDERR_FILENO);
+        struct cfg_err err;
+        struct config *c = load(yamls[i], &err);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        long printed = lseek(fileno(f), 0, SEEK_END);
+        fclose(f);
+        config_free(c);
+        assert_null(c);
+        assert_int_equal(printed, 0);
+        assert_int_equal(err.line, where[i][0]);
+        assert_int_equal(err.col, where[i][1]);
+    }
+}
+
 static void a_second_document_is_rejected(void **state)
 {
     expect_error(SVC "---\nservices: { db: { command: [y] } }\n", 4, 1,
@@ -840,6 +869,7 @@ int main(void)
         cmocka_unit_test(syntax_error_has_libfyaml_position_and_prints_nothing),
         cmocka_unit_test(empty_document_is_an_error),
         cmocka_unit_test(bytes_that_are_not_utf8_are_refused_at_their_place),
+        cmocka_unit_test(an_alias_with_a_slash_is_an_error_and_prints_nothing),
         cmocka_unit_test(a_second_document_is_rejected),
         cmocka_unit_test(root_must_be_a_mapping),
         cmocka_unit_test(unknown_top_level_key_is_rejected),
