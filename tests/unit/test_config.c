@@ -453,15 +453,19 @@ static void empty_document_is_an_error(void **state)
 }
 
 /* libfyaml 0.7.12 never returns from a non-UTF-8 byte after a directive's
- * '%' (found by fuzz/config.c); the loader refuses any such byte first. */
-static void bytes_that_are_not_utf8_are_refused_at_their_place(void **state)
+ * '%', and crashes on a tab after an explicit key's value (both found by
+ * fuzz/config.c): the loader refuses any such byte first, at its place. */
+static void bytes_libfyaml_fails_on_are_refused_at_their_place(void **state)
 {
     expect_error("%\xf2\n", 1, 2, "byte 0xf2 is not UTF-8");
     expect_error("%\x80\n", 1, 2, "byte 0x80 is not UTF-8");
     expect_error(SVC "    cwd: \"caf\xc3\xa9\xc0\xaf\"\n", 4, 15, "byte 0xc0 is not UTF-8");
     expect_error(SVC "    cwd: \xed\xa0\x80\n", 4, 10, "byte 0xed is not UTF-8"); /* surrogate */
+    expect_error("? a:\t:", 1, 5, "tab character");
+    expect_error("?  :S:\t:\n", 1, 7, "tab character");
+    expect_error(SVC "    cwd: \"a\tb\"\n", 4, 12, "tab character");
     struct cfg_err err;
-    struct config *c = load(SVC "    cwd: \"caf\xc3\xa9\"\n", &err); /* UTF-8 is fine */
+    struct config *c = load(SVC "    cwd: \"caf\xc3\xa9\\tb\"\n", &err); /* UTF-8, \t: fine */
     assert_non_null(c);
     config_free(c);
 }
@@ -868,7 +872,7 @@ int main(void)
         cmocka_unit_test(log_max_rejects_other_sizes),
         cmocka_unit_test(syntax_error_has_libfyaml_position_and_prints_nothing),
         cmocka_unit_test(empty_document_is_an_error),
-        cmocka_unit_test(bytes_that_are_not_utf8_are_refused_at_their_place),
+        cmocka_unit_test(bytes_libfyaml_fails_on_are_refused_at_their_place),
         cmocka_unit_test(an_alias_with_a_slash_is_an_error_and_prints_nothing),
         cmocka_unit_test(a_second_document_is_rejected),
         cmocka_unit_test(root_must_be_a_mapping),
