@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv); /* optional */
 
 /* A property of the code under test; its failure is a finding. */
 #define FUZZ_CHECK(cond)                                                                           \

@@ -61,6 +61,10 @@ int cfg_map(struct fy_node *map, const struct cfg_field *fields, void *out, stru
  * for keys whose shape the caller decides (a sequence or a mapping). */
 int cfg_read(struct fy_node *v, const struct cfg_field *f, void *out, struct cfg_err *err);
 
+/* The node an alias stands for (v itself when it is no alias, or one that
+ * does not resolve): every reader of a value goes through it. */
+struct fy_node *cfg_deref(struct fy_node *v);
+
 /* Free the heap members (strings, argv, env, nested maps) that `fields`
  * describes in `obj`; leaves obj's other bytes alone. NULL-safe members. */
 void cfg_fields_free(const struct cfg_field *fields, void *obj);

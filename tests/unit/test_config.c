@@ -578,17 +578,50 @@ static void empty_document_is_an_error(void **state)
 }
 
 /* libfyaml 0.7.12 never returns from a non-UTF-8 byte after a directive's
- * '%' (found by fuzz/config.c); the loader refuses any such byte first. */
-static void bytes_that_are_not_utf8_are_refused_at_their_place(void **state)
+ * '%', and crashes on a tab after an explicit key's value (both found by
+ * fuzz/config.c): the loader refuses any such byte first, at its place. */
+static void bytes_libfyaml_fails_on_are_refused_at_their_place(void **state)
 {
     expect_error("%\xf2\n", 1, 2, "byte 0xf2 is not UTF-8");
     expect_error("%\x80\n", 1, 2, "byte 0x80 is not UTF-8");
     expect_error(SVC "    cwd: \"caf\xc3\xa9\xc0\xaf\"\n", 4, 15, "byte 0xc0 is not UTF-8");
     expect_error(SVC "    cwd: \xed\xa0\x80\n", 4, 10, "byte 0xed is not UTF-8"); /* surrogate */
+    expect_error("? a:\t:", 1, 5, "tab character");
+    expect_error("?  :S:\t:\n", 1, 7, "tab character");
+    expect_error(SVC "    cwd: \"a\tb\"\n", 4, 12, "tab character");
     struct cfg_err err;
-    struct config *c = load(SVC "    cwd: \"caf\xc3\xa9\"\n", &err); /* UTF-8 is fine */
+    struct config *c = load(SVC "    cwd: \"caf\xc3\xa9\\tb\"\n", &err); /* UTF-8, \t: fine */
     assert_non_null(c);
     config_free(c);
+}
+
+/* An alias with a '/' is a path to libfyaml 0.7.12, parsed with a
+ * diagnostic that prints to stderr, the daemon's log (found by
+ * fuzz/config.c): it stays unresolved, an error at its place, and the
+ * loader writes nothing. */
+static void an_alias_with_a_slash_is_an_error_and_prints_nothing(void **state)
+{
+    static const char *const yamls[] = {"services:\n  a: */*/\n", "\nservices:\n vices:\n */*/",
+                                        "services:\n  a: *a/b\n"};
+    static const int where[][2] = {{2, 6}, {4, 2}, {2, 6}};
+    for (size_t i = 0; i < sizeof yamls / sizeof *yamls; i++) {
+        fflush(stderr);
+        int saved = dup(STDERR_FILENO);
+        FILE *f = tmpfile();
+        assert_non_null(f);
+        dup2(fileno(f), STDERR_FILENO);
+        struct cfg_err err;
+        struct config *c = load(yamls[i], &err);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        long printed = lseek(fileno(f), 0, SEEK_END);
+        fclose(f);
+        config_free(c);
+        assert_null(c);
+        assert_int_equal(printed, 0);
+        assert_int_equal(err.line, where[i][0]);
+        assert_int_equal(err.col, where[i][1]);
+    }
 }
 
 static void a_second_document_is_rejected(void **state)
@@ -1333,7 +1366,8 @@ int main(void)
         cmocka_unit_test(cgroup_limits_are_part_of_the_process),
         cmocka_unit_test(syntax_error_has_libfyaml_position_and_prints_nothing),
         cmocka_unit_test(empty_document_is_an_error),
-        cmocka_unit_test(bytes_that_are_not_utf8_are_refused_at_their_place),
+        cmocka_unit_test(bytes_libfyaml_fails_on_are_refused_at_their_place),
+        cmocka_unit_test(an_alias_with_a_slash_is_an_error_and_prints_nothing),
         cmocka_unit_test(a_second_document_is_rejected),
         cmocka_unit_test(root_must_be_a_mapping),
         cmocka_unit_test(unknown_top_level_key_is_rejected),
