@@ -19,8 +19,10 @@
 #include "lib/log.h"
 #include "lib/spawn.h"
 #include "lib/token.h"
+#include "lib/uvclock.h"
 #include "monitor/alert.h"
 #include "recover/leftover.h"
+#include "recover/strategy.h"
 #include "recover/supervisor.h"
 #include "store/journal.h"
 
@@ -204,6 +206,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     int r;
     memset(d, 0, sizeof *d);
     d->loop = loop;
+    d->clock = uvclock_src(loop);
     d->cfg = cfg;
     d->config_path = config_path ? strdup(config_path) : NULL;
     d->started_ms = clock_wall_ms();
@@ -261,6 +264,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     d->analysis = (struct analysis){.journal = d->journal, .alerter = d->alerter};
     d->executor = (struct executor){.journal = d->journal,
                                     .alerter = d->alerter,
+                                    .strategies = strategy_table,
                                     .max_starting = DAEMON__MAX_STARTING};
     daemon__apply(d, cfg);
     if ((r = daemon__create_services(d)) < 0) {

@@ -14,6 +14,7 @@
 #include "lib/log.h"
 #include "lib/model.h"
 #include "lib/url.h"
+#include "lib/uvclock.h"
 #include "monitor/post.h"
 
 #define ALERT__BACKOFF_MAX_MS 300000 /* the doubling stops at 5 min */
@@ -242,8 +243,8 @@ static void alert__post_cb(int status, void *arg)
     for (unsigned i = 0; i < h->failures && ms < ALERT__BACKOFF_MAX_MS; i++)
         ms *= 2;
     h->failures++;
-    uv_timer_start(&h->retry, alert__retry_cb,
-                   backoff_jitter(ms < ALERT__BACKOFF_MAX_MS ? ms : ALERT__BACKOFF_MAX_MS), 0);
+    uvclock_arm(&h->retry, alert__retry_cb,
+                backoff_jitter(ms < ALERT__BACKOFF_MAX_MS ? ms : ALERT__BACKOFF_MAX_MS));
 }
 
 /* Send the head message unless an attempt or a backoff is under way. One

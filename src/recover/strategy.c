@@ -5,25 +5,17 @@
 extern const struct strategy_ops restart_strategy;
 extern const struct strategy_ops repair_strategy;
 
-static const struct strategy_ops *const strategy__table[STRATEGY__COUNT] = {
+const struct strategy_ops *const strategy_table[STRATEGY__COUNT] = {
     [STRATEGY_RESTART] = &restart_strategy,
     [STRATEGY_REPAIR] = &repair_strategy,
 };
 
 const struct strategy_ops *strategy_find(enum strategy id)
 {
-    return (unsigned)id < STRATEGY__COUNT ? strategy__table[id] : NULL;
+    return (unsigned)id < STRATEGY__COUNT ? strategy_table[id] : NULL;
 }
 
 bool strategy_exists(int id)
 {
     return strategy_find((enum strategy)id) != NULL;
-}
-
-struct strategy_no strategy_applicable(const struct recovery *r, enum strategy id)
-{
-    const struct strategy_ops *ops = strategy_find(id);
-    if (!ops)
-        return (struct strategy_no){"not implemented", true};
-    return ops->applicable ? ops->applicable(r) : (struct strategy_no){NULL, false};
 }

@@ -52,11 +52,12 @@ struct strategy_ops {
     void (*release)(struct recovery *r);
 };
 
+/* recoverd's strategies by enum strategy, NULL where none is implemented
+ * yet: what the composition root hands the executor (struct executor). */
+extern const struct strategy_ops *const strategy_table[STRATEGY__COUNT];
 /* The ops of id, or NULL for a strategy recoverd does not implement yet. */
 const struct strategy_ops *strategy_find(enum strategy id);
 /* Implemented (for the config registry). */
 bool strategy_exists(int id);
-/* Why r's service cannot use id ("not implemented", "not configured"...). */
-struct strategy_no strategy_applicable(const struct recovery *r, enum strategy id);
 
 #endif

@@ -18,6 +18,7 @@
 #include "lib/model.h"
 #include "lib/procstat.h"
 #include "lib/spawn.h"
+#include "lib/uvclock.h"
 #include "recover/output.h"
 #include "store/journal.h"
 
@@ -210,7 +211,7 @@ static int sup__stop(struct supervisor *sp, enum stop_reason reason)
     /* A stopped (SIGSTOP) process would hold the signal pending until the
      * grace period ran out: wake it so it can act on it now. */
     kill(-sp->pid, SIGCONT);
-    uv_timer_start(&sp->grace, sup__grace_cb, sp->cfg->stop.grace_ms, 0);
+    uvclock_arm(&sp->grace, sup__grace_cb, sp->cfg->stop.grace_ms);
     return 0;
 }
 

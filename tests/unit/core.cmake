@@ -12,3 +12,5 @@ recoverd_unit_test(test_log)
 recoverd_unit_test(test_analyzer)
 # 72 cells, each with real processes: more than the default minute on a loaded host.
 set_tests_properties(test_recovery_table PROPERTIES TIMEOUT 600)
+# lib/clock's injected clock, lib/uvclock, and the tests' fake clock.
+recoverd_unit_test(test_clock tests/unit/fakeclock.c)

@@ -115,8 +115,9 @@ static void loopwait__mark_cb(uv_timer_t *t)
     ((struct loopwait_mark *)t->data)->fired = true;
 }
 
-/* Armed at the loop's cached time, as a timer started now by the code under
- * test would be: do not update the loop's time between the two. */
+/* Armed at the loop's time as it stands: update it (uv_update_time) just
+ * before, as the code under test does before it arms its own deadline
+ * (lib/uvclock.h), so that both count from the same instant. */
 static inline struct loopwait_mark *loopwait_mark_new(uv_loop_t *loop, uint64_t ms)
 {
     struct loopwait_mark *m = calloc(1, sizeof *m);

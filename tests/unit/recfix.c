@@ -13,6 +13,7 @@
 
 #include "detect/detector.h"
 #include "lib/model.h"
+#include "lib/uvclock.h"
 #include "recover/strategy.h"
 #include "store/journal.h"
 
@@ -137,7 +138,9 @@ int fixture_setup(void **state)
     }
     assert_int_equal(monitor_init(&fx->m, &fx->loop, fx->journal, 100), 0);
     fx->an = (struct analysis){.journal = fx->journal, .cfg = &fx->config};
+    fx->clock = uvclock_src(&fx->loop);
     fx->ex = (struct executor){.journal = fx->journal,
+                               .strategies = strategy_table,
                                .max_executing = 3,
                                .max_starting = 64,
                                .action_timeout_ms = 10000};
@@ -241,6 +244,7 @@ void svc_init(struct svc *s)
     s->sup.sink = (struct sup_sink){sink_exited, sink_closed, s};
     s->rec.ex = &fx->ex;
     s->rec.loop = &fx->loop;
+    s->rec.clock = &fx->clock;
     s->rec.service = s->name;
     s->rec.cfg = &s->cfg;
     s->rec.sup = &s->sup;

@@ -60,6 +60,7 @@ struct fixture {
     struct monitor m;
     struct analysis an;
     struct executor ex;
+    struct clock_src clock; /* the recoveries': the loop's (lib/uvclock.h) */
     struct svc *svc[MAX_SVC];
     size_t n;
     pid_t forked;         /* a process the test forked (an external service) */

@@ -71,7 +71,7 @@ static struct svc *enter_correlating(struct fixture *fx)
     WAIT_UNTIL(fx, db->ready && web->ready);
     unlink(web->ok_path);
     WAIT_UNTIL(fx, web->rec.state == REC_CORRELATING);
-    uv_timer_stop(&web->rec.timer);
+    clock_timer_stop(&web->rec.timer);
     assert_false(analyzer_has_open(&web->faults));
     return web;
 }
@@ -578,7 +578,7 @@ static void pending_timer(void **state)
     crash(s);
     WAIT_UNTIL(fx, s->rec.state == REC_PENDING);
     assert_false(s->rec.queued);
-    assert_true(uv_is_active((uv_handle_t *)&s->rec.timer));
+    assert_true(clock_timer_armed(&s->rec.timer));
     fire(s, REC_EV_TIMER);
     assert_int_not_equal(s->rec.state, REC_PENDING);
     assert_int_equal(s->rec.attempts, 1);
