@@ -261,7 +261,8 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     d->detectors_up = true;
     if (!(d->alerter = alerter_new(loop, &cfg->alerts)))
         return -ENOMEM;
-    d->analysis = (struct analysis){.journal = d->journal, .alerter = d->alerter};
+    d->analysis =
+        (struct analysis){.journal = d->journal, .alerter = d->alerter, .clock = &d->clock};
     d->executor = (struct executor){.journal = d->journal,
                                     .alerter = d->alerter,
                                     .strategies = strategy_table,

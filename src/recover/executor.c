@@ -292,6 +292,8 @@ static void rec__fail(struct recovery *r, const char *result, bool retry)
 static void rec__enqueue(struct recovery *r)
 {
     struct recovery **p = &r->ex->queue;
+    if (r->queued)
+        return; /* waiting already, and keeps its place: twice would tie the list in a loop */
     /* First attempts go ahead of repeat offenders, then oldest first. */
     while (*p &&
            ((*p)->attempts < r->attempts ||
@@ -832,7 +834,9 @@ static void rec__abort(struct recovery *r)
 {
     if (r->has_action) {
         const struct strategy_ops *ops = rec__ops(r);
-        if (ops->cancel && r->action.status == ACTION_EXECUTING)
+        /* Only while its run() has not answered: the strategy's contract
+         * (a verifying action's status is still `executing`). */
+        if (ops->cancel && r->state == REC_EXECUTING)
             ops->cancel(r);
         rec__finish(r, ACTION_ABORTED, r->result);
     }
@@ -931,10 +935,16 @@ int recovery_operate(struct recovery *r, int64_t fault_id, enum strategy st, cha
         snprintf(err, len, "%s is not usable for %s: %s", strategy_name(st), r->service, no.why);
         return -EINVAL;
     }
+    if (r->state == REC_CORRELATING) { /* no action yet: there may be none */
+        snprintf(err, len,
+                 "%s is correlating: its failing checks wait a moment for a dependency's fault",
+                 r->service);
+        return -EBUSY;
+    }
     if (r->has_action ||
         (r->state != REC_IDLE && r->state != REC_GAVE_UP && r->state != REC_VERIFYING)) {
-        snprintf(err, len, "a recovery of %s is in progress (action %lld)", r->service,
-                 (long long)r->action.id);
+        snprintf(err, len, "a recovery of %s is in progress (action %lld: %s)", r->service,
+                 (long long)r->action.id, recovery_state_name(r->state));
         return -EBUSY;
     }
     r->op_strategy = st;

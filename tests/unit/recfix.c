@@ -137,7 +137,7 @@ int fixture_setup(void **state)
         fx->config.n_rules[t] = 1;
     }
     assert_int_equal(monitor_init(&fx->m, &fx->loop, fx->journal, 100), 0);
-    fx->an = (struct analysis){.journal = fx->journal, .cfg = &fx->config};
+    fx->an = (struct analysis){.journal = fx->journal, .cfg = &fx->config, .clock = &fx->clock};
     fx->clock = uvclock_src(&fx->loop);
     fx->ex = (struct executor){.journal = fx->journal,
                                .strategies = strategy_table,
@@ -145,6 +145,15 @@ int fixture_setup(void **state)
                                .max_starting = 64,
                                .action_timeout_ms = 10000};
     *state = fx;
+    return 0;
+}
+
+int fixture_setup_fake(void **state)
+{
+    fixture_setup(state);
+    struct fixture *fx = *state;
+    fakeclock_init(&fx->fake, 1000000000); /* not 0: a module may take 0 for "never" */
+    fx->clock = fx->fake.src;
     return 0;
 }
 
@@ -333,6 +342,7 @@ int fixture_teardown(void **state)
     monitor_close(&fx->m);
     uv_close((uv_handle_t *)&fx->guard, NULL);
     int r = uv_run(&fx->loop, UV_RUN_DEFAULT);
+    unsigned fake_open = fx->clock.ctx == &fx->fake ? fakeclock_open(&fx->fake) : 0;
     int handles = 0;
     for (size_t i = 0; i < fx->n; i++) {
         struct svc *s = fx->svc[i];
@@ -351,6 +361,7 @@ int fixture_teardown(void **state)
     assert_true(down);
     assert_int_equal(r, 0);
     assert_int_equal(handles, 0);
+    assert_int_equal(fake_open, 0);
     assert_int_equal(closed, 0);
     return 0;
 }

@@ -21,6 +21,7 @@
 #include "analyze/analyzer.h"
 #include "config/config-t.h"
 #include "detect/check.h"
+#include "fakeclock.h"
 #include "lib/clock.h"
 #include "monitor/state.h"
 #include "recover/executor.h"
@@ -60,7 +61,8 @@ struct fixture {
     struct monitor m;
     struct analysis an;
     struct executor ex;
-    struct clock_src clock; /* the recoveries': the loop's (lib/uvclock.h) */
+    struct clock_src clock; /* the recoveries' and the analysis': the loop's, or fake's */
+    struct fakeclock fake;  /* fixture_setup_fake: the clock; the loop then never runs */
     struct svc *svc[MAX_SVC];
     size_t n;
     pid_t forked;         /* a process the test forked (an external service) */
@@ -84,6 +86,11 @@ struct fixture {
     } while (0)
 
 int fixture_setup(void **state);
+
+/* The same, but the recoveries and the analysis run on a fake clock (the
+ * test moves it: fakeclock_advance(&fx->fake, ms)) and the test drives
+ * everything else by hand; such a test never runs the loop. */
+int fixture_setup_fake(void **state);
 
 /* daemon_stop's order: no more automatic recovery, every service stopped
  * (checks, recovery aborted, process stopped), then every handle closed;
