@@ -108,16 +108,6 @@ static void sink_closed(void *ctx)
     (void)ctx;
 }
 
-/* A tick every few ms: uv_run(UV_RUN_ONCE) runs due timers and then still
- * sleeps until the next event, so a condition made true by a timer would
- * otherwise be seen only when something else happens. */
-void recfix_guard_cb(uv_timer_t *t)
-{
-    struct fixture *fx = t->data;
-    if (clock_mono_us() >= fx->deadline_us)
-        fx->expired = true;
-}
-
 int fixture_setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
@@ -126,8 +116,6 @@ int fixture_setup(void **state)
     snprintf(fx->dir, sizeof fx->dir, "/tmp/recfix.XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
     assert_int_equal(uv_loop_init(&fx->loop), 0);
-    uv_timer_init(&fx->loop, &fx->guard);
-    fx->guard.data = fx;
     snprintf(path, sizeof path, "%s/journal.db", fx->dir);
     fx->journal = journal_open(path, err, sizeof err);
     if (!fx->journal)
@@ -290,7 +278,7 @@ void svc_start(struct svc *s)
 {
     svc_init(s);
     recovery_event(&s->rec, REC_EV_START);
-    WAIT_UNTIL(s->fx, s->ready > 0);
+    loopwait_until(&s->fx->loop, s->ready > 0);
 }
 
 static bool all_down(struct fixture *fx)
@@ -322,11 +310,7 @@ int fixture_teardown(void **state)
         recovery_abort(&s->rec, "aborted: test over");
         supervisor_event(&s->sup, SUP_EV_STOP, STOP_SHUTDOWN);
     }
-    fx->expired = false;
-    fx->deadline_us = clock_mono_us() + DEADLINE_MS * 1000ull;
-    uv_timer_start(&fx->guard, recfix_guard_cb, 5, 5);
-    while (!all_down(fx) && !fx->expired)
-        uv_run(&fx->loop, UV_RUN_ONCE);
+    loopwait_try(&fx->loop, all_down(fx));
     bool down = all_down(fx);
     for (size_t i = 0; i < fx->n; i++) {
         struct svc *s = fx->svc[i];
@@ -340,7 +324,6 @@ int fixture_teardown(void **state)
         supervisor_close(&s->sup);
     }
     monitor_close(&fx->m);
-    uv_close((uv_handle_t *)&fx->guard, NULL);
     int r = uv_run(&fx->loop, UV_RUN_DEFAULT);
     unsigned fake_open = fx->clock.ctx == &fx->fake ? fakeclock_open(&fx->fake) : 0;
     int handles = 0;

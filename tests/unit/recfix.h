@@ -23,11 +23,11 @@
 #include "detect/check.h"
 #include "fakeclock.h"
 #include "lib/clock.h"
+#include "loopwait.h"
 #include "monitor/state.h"
 #include "recover/executor.h"
 #include "recover/supervisor.h"
 
-#define DEADLINE_MS 15000
 #define MAX_SVC 4
 
 struct fixture;
@@ -65,25 +65,8 @@ struct fixture {
     struct fakeclock fake;  /* fixture_setup_fake: the clock; the loop then never runs */
     struct svc *svc[MAX_SVC];
     size_t n;
-    pid_t forked;         /* a process the test forked (an external service) */
-    uv_timer_t guard;     /* WAIT_UNTIL's tick: the loop never sleeps long */
-    bool expired;         /* the deadline passed */
-    uint64_t deadline_us; /* WAIT_UNTIL's, monotonic */
+    pid_t forked; /* a process the test forked (an external service) */
 };
-
-/* Run the loop until cond holds (checked after each loop turn). */
-#define WAIT_UNTIL(fx, cond)                                                                       \
-    do {                                                                                           \
-        (fx)->expired = false;                                                                     \
-        (fx)->deadline_us = clock_mono_us() + DEADLINE_MS * 1000ull;                               \
-        uv_update_time(&(fx)->loop);                                                               \
-        uv_timer_start(&(fx)->guard, recfix_guard_cb, 5, 5);                                       \
-        while (!(cond) && !(fx)->expired)                                                          \
-            uv_run(&(fx)->loop, UV_RUN_ONCE);                                                      \
-        uv_timer_stop(&(fx)->guard);                                                               \
-        if (!(cond))                                                                               \
-            fail_msg("line %d: no \"%s\" within %d ms", __LINE__, #cond, DEADLINE_MS);             \
-    } while (0)
 
 int fixture_setup(void **state);
 
@@ -147,10 +130,5 @@ bool pending_queued(struct svc *s);
 
 /* dependent depends on dep (daemon.c's linking, for two services). */
 void svc_depends(struct svc *dependent, struct svc *dep);
-
-/* A tick every few ms: uv_run(UV_RUN_ONCE) runs due timers and then still
- * sleeps until the next event, so a condition made true by a timer would
- * otherwise be seen only when something else happens. */
-void recfix_guard_cb(uv_timer_t *t);
 
 #endif

@@ -29,10 +29,10 @@
 #include "daemon/service-t.h"
 #include "lib/clock.h"
 #include "lib/procstat.h"
+#include "loopwait.h"
 #include "recover/supervisor.h"
 #include "store/journal.h"
 
-#define DEADLINE_MS 10000
 /* Children the test forks end themselves even if a test fails to. */
 #define CHILD_LIFE_S 20
 
@@ -51,10 +51,7 @@ struct fixture {
     struct sup_exit exit;         /* the last one */
     enum sup_state state_at_exit; /* sp.state when the sink heard it */
     int closed;                   /* sink.closed calls */
-    uv_timer_t guard;             /* run_until's deadline */
-    bool expired;
-    uint64_t deadline_us; /* run_until's, monotonic */
-    pid_t forked[8];      /* processes the test forked itself */
+    pid_t forked[8];              /* processes the test forked itself */
     int n_forked;
 };
 
@@ -83,8 +80,6 @@ static int fixture_setup(void **state)
     snprintf(fx->jpath, sizeof fx->jpath, "%s/journal.db", fx->dir);
     snprintf(fx->pidfile, sizeof fx->pidfile, "%s/svc.pid", fx->dir);
     assert_int_equal(uv_loop_init(&fx->loop), 0);
-    uv_timer_init(&fx->loop, &fx->guard);
-    fx->guard.data = fx;
     fx->journal = journal_open(fx->jpath, err, sizeof err);
     if (!fx->journal)
         fail_msg("journal_open: %s", err);
@@ -113,28 +108,6 @@ static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *
     return 0;
 }
 
-/* A tick every few ms: uv_run(UV_RUN_ONCE) runs due timers and then still
- * sleeps until the next event, so a condition made true by a timer would
- * otherwise be seen only when something else happens. */
-static void guard_cb(uv_timer_t *t)
-{
-    struct fixture *fx = t->data;
-    if (clock_mono_us() >= fx->deadline_us)
-        fx->expired = true;
-}
-
-static bool run_until(struct fixture *fx, bool (*done)(struct fixture *))
-{
-    fx->expired = false;
-    fx->deadline_us = clock_mono_us() + DEADLINE_MS * 1000ull;
-    uv_update_time(&fx->loop);
-    uv_timer_start(&fx->guard, guard_cb, 5, 5);
-    while (!done(fx) && !fx->expired)
-        uv_run(&fx->loop, UV_RUN_ONCE);
-    uv_timer_stop(&fx->guard);
-    return done(fx);
-}
-
 static bool is_down(struct fixture *fx)
 {
     return fx->sp.state == SUP_DOWN;
@@ -150,7 +123,7 @@ static int fixture_teardown(void **state)
             kill(-fx->sp.pid, SIGKILL);
         else
             supervisor_event(&fx->sp, SUP_EV_RELEASE, STOP_NONE);
-        run_until(fx, is_down);
+        loopwait_try(&fx->loop, is_down(fx));
     }
     bool was_down = fx->sp.state == SUP_DOWN;
     for (int i = 0; i < fx->n_forked; i++) {
@@ -158,7 +131,6 @@ static int fixture_teardown(void **state)
         waitpid(fx->forked[i], NULL, 0);
     }
     supervisor_close(&fx->sp);
-    uv_close((uv_handle_t *)&fx->guard, NULL);
     int r = uv_run(&fx->loop, UV_RUN_DEFAULT);
     int handles = fx->sp.handles_open;
     int closed = uv_loop_close(&fx->loop);
@@ -211,12 +183,7 @@ static void wait_file(struct fixture *fx, const char *name)
 {
     char path[192];
     snprintf(path, sizeof path, "%s/%s", fx->dir, name);
-    uint64_t deadline = clock_mono_us() + DEADLINE_MS * 1000ull;
-    while (access(path, F_OK) != 0) {
-        if (clock_mono_us() > deadline)
-            fail_msg("%s never appeared", path);
-        usleep(2000);
-    }
+    poll_until(access(path, F_OK) == 0);
 }
 
 /* The state letter of /proc/pid/stat ('R', 'S', 'T', 'Z'...), 0 if none. */
@@ -338,7 +305,7 @@ static void down_spawn_runs_the_command_and_its_exit_code_is_reported(void **sta
     struct child_row row = child_row(fx);
     assert_int_equal(row.n, 1);
     assert_int_equal(row.pid, pid);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exits, 1);
     assert_int_equal(fx->exit.pid, pid);
     assert_int_equal(fx->exit.code, 3);
@@ -368,7 +335,7 @@ static void killed_process_reports_the_signal_and_spawns_again(void **state)
     spawn_ok(fx);
     pid_t first = fx->sp.pid;
     kill(first, SIGKILL);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.signal, SIGKILL);
     assert_int_equal(fx->exit.code, 0);
     assert_int_equal(fx->exit.why, STOP_NONE);
@@ -541,7 +508,7 @@ static void running_stop_sends_sigterm_and_the_exit_says_why(void **state)
     assert_int_equal(fx->sp.state, SUP_STOPPING);
     assert_int_equal(fx->sp.stop_reason, STOP_RESTART);
     assert_true(uv_is_active((uv_handle_t *)&fx->sp.grace));
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.pid, pid);
     assert_int_equal(fx->exit.signal, SIGTERM);
     assert_int_equal(fx->exit.why, STOP_RESTART);
@@ -559,7 +526,7 @@ static void running_stop_uses_the_configured_signal(void **state)
     fx->cfg.stop.signal = SIGINT;
     spawn_ok(fx);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.signal, SIGINT);
     assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
 }
@@ -573,12 +540,9 @@ static void running_stop_wakes_a_stopped_process(void **state)
     fx->cfg.stop.grace_ms = 60000;
     spawn_ok(fx);
     kill(fx->sp.pid, SIGSTOP);
-    uint64_t deadline = clock_mono_us() + DEADLINE_MS * 1000ull;
-    while (proc_state(fx->sp.pid) != 'T' && clock_mono_us() < deadline)
-        usleep(1000);
-    assert_int_equal(proc_state(fx->sp.pid), 'T');
+    poll_until(proc_state(fx->sp.pid) == 'T');
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.signal, SIGTERM);
 }
 
@@ -588,7 +552,7 @@ static void exit_kills_what_the_leader_left_in_its_group(void **state)
     struct fixture *fx = *state;
     command_sh(fx, "sleep 100 & echo $! > grandchild; exit 0");
     spawn_ok(fx);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.code, 0);
     char path[192];
     snprintf(path, sizeof path, "%s/grandchild", fx->dir);
@@ -599,10 +563,10 @@ static void exit_kills_what_the_leader_left_in_its_group(void **state)
     fclose(f);
     /* As subreaper the orphan is ours to reap: it died of the SIGKILL. */
     int st = 0;
-    uint64_t deadline = clock_mono_us() + DEADLINE_MS * 1000ull;
+    uint64_t until = uv_hrtime() + LOOPWAIT_MS * 1000000ull;
     pid_t got;
-    while ((got = waitpid(g, &st, WNOHANG)) == 0 && clock_mono_us() < deadline)
-        usleep(1000);
+    while ((got = waitpid(g, &st, WNOHANG)) == 0 && uv_hrtime() < until)
+        loopwait_nap(1);
     if (got != g) {
         kill(g, SIGKILL);
         waitpid(g, NULL, 0);
@@ -632,7 +596,7 @@ static void stopping_kills_after_the_grace_period(void **state)
     uint64_t t0 = clock_mono_us();
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
     assert_int_equal(fx->sp.state, SUP_STOPPING);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     uint64_t waited_ms = (clock_mono_us() - t0) / 1000;
     assert_int_equal(fx->exit.signal, SIGKILL); /* TERM did nothing */
     assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
@@ -649,7 +613,7 @@ static void stopping_grace_event_sends_sigkill(void **state)
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
     assert_int_equal(fx->sp.state, SUP_STOPPING); /* down once the exit is seen */
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.signal, SIGKILL);
     assert_int_equal(fx->exit.why, STOP_RESTART);
 }
@@ -689,7 +653,7 @@ static void stopping_stop_again_upgrades_the_reason_only(void **state)
     assert_int_equal(fx->sp.stop_reason, STOP_SHUTDOWN);
     assert_int_equal(fx->sp.state, SUP_STOPPING);
     kill(-fx->sp.pid, SIGKILL);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
 }
 
@@ -719,7 +683,7 @@ static void external_stop_never_signals(void **state)
     assert_int_equal(fx->sp.pid, 0);
     assert_null(fx->sp.exit_watch);
     assert_int_equal(fx->exits, 0);
-    usleep(20000);
+    loopwait_nap(20);                                 /* time for an exit that must not come */
     assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still running */
     uv_run(&fx->loop, UV_RUN_NOWAIT);
     assert_int_equal(fx->sp.handles_open, 2);
@@ -753,7 +717,7 @@ static void external_exit_is_reported_without_a_code(void **state)
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), 0);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     kill(pid, SIGKILL);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.pid, pid);
     assert_int_equal(fx->exit.code, -1);
     assert_int_equal(fx->exit.signal, 0);
@@ -791,9 +755,9 @@ static void spawn_uses_env_cwd_and_output_log(void **state)
     supervisor_set_envp(&fx->sp, envp);
     command_sh(fx, "echo \"hello from $(pwd)\"; echo \"FOO=$FOO\"; echo err line >&2");
     spawn_ok(fx);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.code, 0);
-    assert_true(run_until(fx, log_has_hello));
+    loopwait_until(&fx->loop, log_has_hello(fx));
     char buf[4096] = "", want[128];
     FILE *f = fopen(fx->log, "r");
     assert_non_null(f);
@@ -855,7 +819,7 @@ static void procstat_start_ticks_of_self_is_stable(void **state)
     uint64_t a = procstat_start_ticks(getpid());
     assert_true(a > 0);
     assert_int_equal(a, stat_field22(getpid()));
-    usleep(20000);
+    loopwait_nap(20);
     assert_int_equal(procstat_start_ticks(getpid()), a);
 }
 
@@ -1019,7 +983,7 @@ static int reap(pid_t pid)
 /* Still running (not even a zombie) after a moment. */
 static bool still_running(pid_t pid)
 {
-    usleep(50000);
+    loopwait_nap(50); /* time for an exit that must not come */
     return kill(pid, 0) == 0 && waitpid(pid, NULL, WNOHANG) == 0;
 }
 
@@ -1058,11 +1022,8 @@ static struct leftover_run daemon_with_leftover(const char *service, pid_t pid, 
     uint64_t t0 = clock_mono_us();
     int r = daemon_start(d, &loop, cfg, NULL);
     /* The leftovers go off the loop's back; web starts once they are gone. */
-    while (r == 0 && !(d->n_services == 1 && d->services[0]->sup.pid) &&
-           clock_mono_us() - t0 < 20000000) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        usleep(2000);
-    }
+    if (r == 0)
+        loopwait_try_ms(&loop, d->n_services == 1 && d->services[0]->sup.pid, 20000);
     out.elapsed_ms = (clock_mono_us() - t0) / 1000;
     struct child_row row = {0};
     if (r == 0) {
