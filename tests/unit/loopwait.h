@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 /* How long a wait gives its condition before the test fails, ms: far above
- * what a working build needs on a loaded host, well below ctest's 60 s per
+ * what a working build needs on a loaded host, well below ctest's 300 s per
  * program. A wait that runs out is a failure, never a normal outcome. */
 #define LOOPWAIT_MS 15000
 
