@@ -16,7 +16,7 @@ void uvclock_arm(uv_timer_t *t, uv_timer_cb cb, uint64_t ms)
 static uint64_t uvclock__now_us(void *ctx)
 {
     (void)ctx;
-    return clock_mono_us(); /* the clock the loop's own time is read from */
+    return clock_mono_us(); /* CLOCK_MONOTONIC: the supervisor stamps spawns on it */
 }
 
 static void uvclock__fire_cb(uv_timer_t *h)

@@ -342,6 +342,11 @@ struct check *dbfix_check_new(const char *kind, const char *yaml, uint64_t timeo
     return &k->c;
 }
 
+void dbfix_check_timeout(struct check *c, uint64_t ms)
+{
+    ((struct dbfix__check *)c)->cfg.timeout_ms = ms;
+}
+
 void dbfix_check_free(struct check *c)
 {
     struct dbfix__check *k = (struct dbfix__check *)c;
