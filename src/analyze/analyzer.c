@@ -109,14 +109,14 @@ static void analyzer__opened(struct faults *f, struct fault_slot *fs, const char
  * that resolved its fault: that fault again, with what was seen now. */
 static bool analyzer__reopen(struct faults *f, struct fault_slot *fs, const char *desc)
 {
-    uint64_t now = clock_mono_us() / 1000;
+    uint64_t now = clock_src_now_us(f->an->clock) / 1000;
     if (!fs->fault.id || !fs->verified_mono_ms ||
         now - fs->verified_mono_ms >= f->cfg->flap_window_ms)
         return false;
     fs->verified_mono_ms = 0;
     fs->fault.resolved_ms = 0;
     snprintf(fs->fault.description, sizeof fs->fault.description, "%s", desc);
-    journal_fault_resolve(f->an->journal, &fs->fault); /* resolved_ms NULL again */
+    journal_fault_reopen(f->an->journal, &fs->fault);
     analyzer__opened(f, fs, "fault-reopened");
     alert_fault_opened(f->an->alerter, &fs->fault);
     return true;
@@ -264,7 +264,7 @@ static void analyzer__resolve(struct faults *f, struct fault_slot *fs, const cha
 int analyzer_resolve_all(struct faults *f, const char *why, bool verified)
 {
     int n = 0;
-    uint64_t now = clock_mono_us() / 1000;
+    uint64_t now = clock_src_now_us(f->an->clock) / 1000;
     for (size_t i = 0; i < SLOT_SUPERVISOR(f); i++) {
         struct fault_slot *fs = &f->slots[i];
         if (!fs->open)

@@ -15,6 +15,7 @@
 #include "lib/fault-t.h"
 
 struct alerter;
+struct clock_src;
 struct config;
 struct journal;
 struct service_cfg;
@@ -22,9 +23,10 @@ struct svc_state;
 
 /* Shared by every service. */
 struct analysis {
-    struct journal *journal;  /* borrowed */
-    struct alerter *alerter;  /* borrowed */
-    const struct config *cfg; /* the running configuration (rules); the root updates it */
+    struct journal *journal;       /* borrowed */
+    struct alerter *alerter;       /* borrowed */
+    const struct config *cfg;      /* the running configuration (rules); the root updates it */
+    const struct clock_src *clock; /* the flap window's time (lib/clock.h); borrowed */
 };
 
 /* One open fault per source: slot 0 is the process itself, slot i+1 is
@@ -33,7 +35,7 @@ struct fault_slot {
     bool open;          /* a fault from this source is open */
     int64_t root;       /* a symptom: the open fault of a dependency that caused it; 0: none */
     struct fault fault; /* as journaled (the last one, once resolved) */
-    uint64_t verified_mono_ms; /* monotonic ms it was resolved by a verification; 0: not */
+    uint64_t verified_mono_ms; /* analysis clock, ms: resolved by a verification then; 0: not */
 };
 
 #define SLOT_PROCESS 0

@@ -22,8 +22,10 @@
 #include "lib/spawn.h"
 #include "lib/statedir.h"
 #include "lib/token.h"
+#include "lib/uvclock.h"
 #include "monitor/alert.h"
 #include "recover/leftover.h"
+#include "recover/strategy.h"
 #include "recover/supervisor.h"
 #include "store/journal.h"
 
@@ -266,6 +268,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     memset(d, 0, sizeof *d);
     d->state = (struct statedir){.fd = -1, .lock_fd = -1};
     d->loop = loop;
+    d->clock = uvclock_src(loop);
     d->cfg = cfg;
     d->config_path = config_path ? strdup(config_path) : NULL;
     d->started_ms = clock_wall_ms();
@@ -339,8 +342,10 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     d->detectors_up = true;
     if (!(d->alerter = alerter_new(loop, &cfg->alerts, d->journal)))
         return -ENOMEM;
-    d->analysis = (struct analysis){.journal = d->journal, .alerter = d->alerter};
-    d->executor = (struct executor){.journal = d->journal, .alerter = d->alerter};
+    d->analysis =
+        (struct analysis){.journal = d->journal, .alerter = d->alerter, .clock = &d->clock};
+    d->executor = (struct executor){
+        .journal = d->journal, .alerter = d->alerter, .strategies = strategy_table};
     daemon__apply(d, cfg);
     if ((r = daemon__create_services(d)) < 0) {
         log_event(LOG_ERROR, NULL, "start-failed", "error=\"cannot create services\"");

@@ -13,6 +13,7 @@
 #include "analyze/analyzer.h"
 #include "api/routes.h"
 #include "config/config-t.h"
+#include "lib/clock.h"
 #include "lib/statedir.h"
 #include "monitor/state.h"
 #include "recover/containment.h"
@@ -29,6 +30,7 @@ extern const struct cfg_registry daemon_registry;
 
 struct daemon {
     uv_loop_t *loop;            /* the one loop */
+    struct clock_src clock;     /* the loop's (lib/uvclock.h): the recoveries' time */
     struct config *cfg;         /* running configuration; owned */
     char *config_path;          /* NULL: the bundled demo configuration */
     struct journal *journal;    /* owned */

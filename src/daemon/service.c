@@ -128,6 +128,7 @@ static void service__wire(struct service *s)
     s->sup.sink = (struct sup_sink){service__exited, service__closed, s};
     s->rec.ex = &d->executor;
     s->rec.loop = d->loop;
+    s->rec.clock = &d->clock;
     s->rec.service = s->name;
     s->rec.cfg = cfg;
     s->rec.sup = &s->sup;

@@ -13,6 +13,7 @@
 #include "config/config-t.h"
 #include "detect/http.h"
 #include "lib/text.h"
+#include "lib/uvclock.h"
 #include "monitor/post.h"
 
 /* What CURLOPT_PRIVATE points to: both transfer kinds begin with it. */
@@ -194,7 +195,7 @@ static int https__timer_fn(CURLM *multi, long ms, void *userp)
     if (ms < 0)
         uv_timer_stop(https__g.timer);
     else
-        uv_timer_start(https__g.timer, https__timer_cb, (uint64_t)ms, 0);
+        uvclock_arm(https__g.timer, https__timer_cb, (uint64_t)ms);
     return 0;
 }
 

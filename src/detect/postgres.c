@@ -20,6 +20,7 @@
 #include "detect/detector.h"
 #include "lib/secret.h"
 #include "lib/text.h"
+#include "lib/uvclock.h"
 
 #define PG__QUERY_DEFAULT "SELECT 1"
 #define PG__PASSWORD_MAX 1024 /* bytes of password_file read */
@@ -685,7 +686,7 @@ static int pg__start(struct check *c)
         return -EBUSY;
     pg->busy = true;
     pg->concluded = false;
-    uv_timer_start(&pg->timer, pg__timer_cb, c->cfg->timeout_ms, 0);
+    uvclock_arm(&pg->timer, pg__timer_cb, c->cfg->timeout_ms);
     pg->reused = pg->conn && PQstatus(pg->conn) == CONNECTION_OK &&
                  PQtransactionStatus(pg->conn) == PQTRANS_IDLE;
     if (pg->reused)

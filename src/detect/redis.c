@@ -22,6 +22,7 @@
 #include "detect/detector.h"
 #include "lib/secret.h"
 #include "lib/text.h"
+#include "lib/uvclock.h"
 
 #define RD__PASSWORD_MAX 1024 /* bytes of password_file read */
 
@@ -464,8 +465,8 @@ static int rd__start(struct check *c)
         return -EBUSY;
     rd->busy = true;
     rd->failed = rd->concluded = rd->drop = rd->retry = false;
-    rd->deadline = uv_now(rd__loop) + c->cfg->timeout_ms;
-    uv_timer_start(&rd->timer, rd__timer_cb, c->cfg->timeout_ms, 0);
+    uvclock_arm(&rd->timer, rd__timer_cb, c->cfg->timeout_ms);
+    rd->deadline = uv_now(rd__loop) + c->cfg->timeout_ms; /* the loop's time, just updated */
     rd->reused = rd->ac != NULL;
     if (!rd->reused)
         rd__connect(rd);

@@ -9,6 +9,7 @@
 
 #include "config/config-t.h"
 #include "detect/kinds.h"
+#include "lib/uvclock.h"
 
 /* One per probe, on the heap: its handles close asynchronously, and the next
  * probe may start before they have finished closing. */
@@ -144,7 +145,7 @@ static int tcp__start(struct check *c)
     if (r < 0 && tcp__local_error(r))
         goto fail;
     a->err = r;
-    uv_timer_start(&a->timer, tcp__timer_cb, r < 0 ? 0 : c->cfg->timeout_ms, 0);
+    uvclock_arm(&a->timer, tcp__timer_cb, r < 0 ? 0 : c->cfg->timeout_ms);
     a->c = c;
     c->priv = a;
     return 0;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lib/lookup.h"
+#include "lib/uvclock.h"
 
 /* One TCP connection; on the heap because it closes asynchronously while
  * the client may already open the next one. */
@@ -290,7 +291,7 @@ int http_client_start(struct http_client *cl, uint64_t timeout_ms, http_client_c
     cl->cb = cb;
     cl->arg = arg;
     http_response_init(&cl->resp, cl->body, cl->keep, cl->head_only);
-    uv_timer_start(&cl->timer, http_client__timer_cb, timeout_ms, 0);
+    uvclock_arm(&cl->timer, http_client__timer_cb, timeout_ms);
     if (cl->conn)
         http_client__send(cl); /* the kept connection: one write, then one read */
     else

@@ -11,6 +11,7 @@
 
 #include "lib/clock.h"
 #include "lib/spawn.h"
+#include "lib/uvclock.h"
 
 /* How long the output may stay open after the leader exited: something it
  * left running in the background holds the pipe, and nothing it writes
@@ -109,7 +110,7 @@ static void program__maybe_finish(struct program *p)
         program__finish(p);
         return;
     }
-    uv_timer_start(&p->timer, program__timer_cb, PROGRAM__LINGER_MS, 0);
+    uvclock_arm(&p->timer, program__timer_cb, PROGRAM__LINGER_MS);
 }
 
 static void program__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -261,10 +262,8 @@ struct program *program_run_as(uv_loop_t *loop, char *const argv[], char *const 
     if (r < 0)
         goto fail;
     uv_read_start((uv_stream_t *)&p->out, program__alloc_cb, program__read_cb);
-    /* The loop's cached time may be from before the spawn: count from now. */
-    uv_update_time(loop);
-    if (timeout_ms)
-        uv_timer_start(&p->timer, program__timer_cb, timeout_ms, 0);
+    if (timeout_ms) /* counted from now, after the spawn */
+        uvclock_arm(&p->timer, program__timer_cb, timeout_ms);
     return p;
 fail:
     /* Reported from the loop like any other result, never from in here. */

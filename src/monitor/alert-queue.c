@@ -12,6 +12,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/url.h"
+#include "lib/uvclock.h"
 #include "monitor/post.h"
 #include "store/journal.h"
 
@@ -167,8 +168,7 @@ static void aq__fill(struct alert_queue *q)
     }
     /* Behind the disk, a read error, or only rows of dropped groups: look
      * again in a while. */
-    uv_update_time(q->loop);
-    uv_timer_start(&q->retry, aq__retry_cb, AQ__READ_RETRY_MS, 0);
+    uvclock_arm(&q->retry, aq__retry_cb, AQ__READ_RETRY_MS);
 }
 
 /* ---- delivery ---- */
@@ -236,9 +236,8 @@ static void aq__failed(struct alert_queue *q, int status)
     uint64_t ms = ALERT_RETRY_MS;
     for (unsigned i = 1; i < q->failures && ms < ALERT_RETRY_MAX_MS; i++)
         ms *= 2;
-    uv_update_time(q->loop);
-    uv_timer_start(&q->retry, aq__retry_cb,
-                   backoff_jitter(ms < ALERT_RETRY_MAX_MS ? ms : ALERT_RETRY_MAX_MS), 0);
+    uvclock_arm(&q->retry, aq__retry_cb,
+                backoff_jitter(ms < ALERT_RETRY_MAX_MS ? ms : ALERT_RETRY_MAX_MS));
 }
 
 static void aq__post_cb(int status, void *arg)

@@ -9,6 +9,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/model.h"
+#include "lib/uvclock.h"
 #include "store/journal.h"
 
 #define N STATE_NORMAL
@@ -111,7 +112,7 @@ static void state__arm_quiet(struct monitor *m)
 {
     uv_timer_t *t = &m->quiet_timer;
     if (!uv_is_active((uv_handle_t *)t) || uv_timer_get_due_in(t) > m->quiet_ms)
-        uv_timer_start(t, state__quiet_cb, m->quiet_ms, 0);
+        uvclock_arm(t, state__quiet_cb, m->quiet_ms);
 }
 
 static bool state__registered(const struct svc_state *st)
@@ -205,5 +206,5 @@ void state_quiet_tick(struct monitor *m)
     /* The loop clock is coarse (a tick may fire a few ms early by the wall
      * clock): a due time not reached yet is simply re-armed, never bent. */
     if (next)
-        uv_timer_start(&m->quiet_timer, state__quiet_cb, next, 0);
+        uvclock_arm(&m->quiet_timer, state__quiet_cb, next);
 }

@@ -37,28 +37,69 @@
 MODEL_NAME_OF(recovery_state_name, recovery_state, RECOVERY_STATE_MAP, REC__COUNT)
 MODEL_NAME_OF(recovery_event_name, recovery_event, RECOVERY_EVENT_MAP, REC_EV__COUNT)
 
-static void rec__timer_cb(uv_timer_t *t)
+static void rec__timer_cb(struct clock_timer *t)
 {
     recovery_event(t->data, REC_EV_TIMER);
 }
 
-static void rec__closed_cb(uv_handle_t *h)
+static void rec__closed_cb(struct clock_timer *t)
 {
-    struct recovery *r = h->data;
+    struct recovery *r = t->data;
     r->handles_open--;
     if (r->sink.closed)
         r->sink.closed(r->sink.ctx);
 }
 
+/* The ops of strategy id, or NULL (not implemented, or no such id). */
+static const struct strategy_ops *rec__find(const struct recovery *r, int id)
+{
+    return (unsigned)id < STRATEGY__COUNT ? r->ex->strategies[id] : NULL;
+}
+
+/* Why r's service cannot use strategy id ("not implemented", "not
+ * configured"...); {NULL}: it can. */
+static struct strategy_no rec__applicable(const struct recovery *r, int id)
+{
+    const struct strategy_ops *ops = rec__find(r, id);
+    if (!ops)
+        return (struct strategy_no){"not implemented", true};
+    return ops->applicable ? ops->applicable(r) : (struct strategy_no){NULL, false};
+}
+
+/* Without checks, how long a started process must stay up to count as
+ * verified: the longest any strategy asks (0: at once). */
+static uint64_t rec__stable_ms(const struct recovery *r)
+{
+    uint64_t most = 0, ms;
+    for (int id = 0; id < STRATEGY__COUNT; id++) {
+        const struct strategy_ops *ops = rec__find(r, id);
+        if (ops && ops->stable_ms && (ms = ops->stable_ms(r)) > most)
+            most = ms;
+    }
+    return most;
+}
+
+/* Every strategy's limits, for a gave-up fault's context (a new object). */
+static json_t *rec__limits(const struct recovery *r)
+{
+    json_t *context = json_object();
+    for (int id = 0; id < STRATEGY__COUNT && context; id++) {
+        const struct strategy_ops *ops = rec__find(r, id);
+        if (ops && ops->limits)
+            ops->limits(r, context);
+    }
+    return context;
+}
+
 int recovery_init(struct recovery *r)
 {
     for (int st = 0; st < STRATEGY__COUNT; st++) {
-        const struct strategy_ops *ops = strategy_find(st);
+        const struct strategy_ops *ops = rec__find(r, st);
         if (ops && ops->state_size && !(r->priv[st] = calloc(1, ops->state_size)))
             goto fail;
     }
-    uv_timer_init(r->loop, &r->timer);
-    r->timer.data = r;
+    if (clock_timer_init(&r->timer, r->clock, r) < 0)
+        goto fail;
     r->handles_open = 1;
     r->state = REC_IDLE;
     return 0;
@@ -71,14 +112,14 @@ fail:
 void recovery_close(struct recovery *r)
 {
     for (int st = 0; st < STRATEGY__COUNT; st++) {
-        const struct strategy_ops *ops = strategy_find(st);
+        const struct strategy_ops *ops = rec__find(r, st);
         if (ops && ops->release && r->priv[st])
             ops->release(r);
         free(r->priv[st]);
         r->priv[st] = NULL;
     }
     action_release(&r->action);
-    uv_close((uv_handle_t *)&r->timer, rec__closed_cb);
+    clock_timer_close(&r->timer, rec__closed_cb);
 }
 
 /* ---- helpers ---- */
@@ -100,7 +141,7 @@ static bool rec__automatic(const struct recovery *r)
 
 static const struct strategy_ops *rec__ops(const struct recovery *r)
 {
-    return strategy_find(r->action.strategy);
+    return rec__find(r, r->action.strategy);
 }
 
 static void rec__ready(struct recovery *r)
@@ -119,7 +160,7 @@ static void rec__set(struct recovery *r, enum recovery_state to)
 {
     if (r->state == REC_VERIFYING && to != REC_VERIFYING)
         r->checks->verifying = false;
-    uv_timer_stop(&r->timer);
+    clock_timer_stop(&r->timer);
     r->state = to;
     if (r->starting && to != REC_VERIFYING) {
         /* A start verified (or not): a restart queued on max_starting may go. */
@@ -176,7 +217,7 @@ static void rec__verify_begin(struct recovery *r)
     check_set_reset_streaks(cs);
     if (rec__process_ok(r)) {
         cs->pid = r->sup->pid;
-        uint64_t since = clock_mono_us() - r->sup->spawned_us;
+        uint64_t since = clock_src_now_us(r->clock) - r->sup->spawned_us;
         uint64_t period = r->cfg->start_period_ms * 1000;
         cs->start_until_us = rec__has_process(r) && since < period ? r->sup->spawned_us + period
                                                                    : 0;
@@ -184,10 +225,10 @@ static void rec__verify_begin(struct recovery *r)
     }
     /* A check that needs time under its limit before it passes (resource
      * `for:`) gets that time on top of `verify`. */
-    uint64_t window = cs->n ? r->cfg->verify_ms + check_set_settle_ms(cs) : strategy_stable_ms(r);
+    uint64_t window = cs->n ? r->cfg->verify_ms + check_set_settle_ms(cs) : rec__stable_ms(r);
     if (cs->n == 0 && !rec__has_process(r))
         window = 0;
-    uv_timer_start(&r->timer, rec__timer_cb, window, 0);
+    clock_timer_start(&r->timer, rec__timer_cb, window);
 }
 
 static void rec__verified(struct recovery *r)
@@ -199,7 +240,7 @@ static void rec__verified(struct recovery *r)
                  "verified: pid %d running, %zu check(s) passing %llu ms "
                  "after %s",
                  (int)r->sup->pid, r->checks->n,
-                 (unsigned long long)((clock_mono_us() - r->sup->spawned_us) / 1000),
+                 (unsigned long long)((clock_src_now_us(r->clock) - r->sup->spawned_us) / 1000),
                  r->cfg->command ? "spawn" : "it appeared");
     else
         snprintf(result, sizeof result, "verified: %zu check(s) passing", r->checks->n);
@@ -227,7 +268,7 @@ static bool rec__passing(struct recovery *r)
     if (!rec__process_ok(r) || !check_set_all_passing(r->checks))
         return false;
     if (r->checks->n == 0)
-        return false; /* no checks: only time (strategy_stable_ms) verifies */
+        return false; /* no checks: only time (rec__stable_ms) verifies */
     const struct strategy_ops *ops = r->has_action ? rec__ops(r) : NULL;
     return !ops || !ops->verified || ops->verified(r);
 }
@@ -243,7 +284,7 @@ static void rec__give_up(struct recovery *r, const char *why)
     snprintf(desc, sizeof desc, "%.180s; automatic recovery stopped until an operator acts", why);
     rec__set(r, REC_GAVE_UP);
     rec__ready(r); /* its dependents start anyway: their faults will be its symptoms */
-    analyzer_gave_up(r->faults, desc, strategy_limits(r));
+    analyzer_gave_up(r->faults, desc, rec__limits(r));
     state_service_event(r->st, EV_GAVE_UP, desc);
     alert_service_failed(r->ex->alerter, r->service,
                          &r->faults->slots[SLOT_SUPERVISOR(r->faults)].fault, desc);
@@ -275,6 +316,8 @@ static void rec__fail(struct recovery *r, const char *result, bool retry)
 static void rec__enqueue(struct recovery *r)
 {
     struct recovery **p = &r->ex->queue;
+    if (r->queued)
+        return; /* waiting already, and keeps its place: twice would tie the list in a loop */
     /* First attempts go ahead of repeat offenders, then oldest first. */
     while (*p &&
            ((*p)->attempts < r->attempts ||
@@ -314,7 +357,7 @@ static void rec__step(struct recovery *r)
     char why[256] = "recovery chain exhausted";
     bool permanent = true;
     struct strategy_no no;
-    while (r->step < r->n_plan && (no = strategy_applicable(r, r->plan[r->step])).why) {
+    while (r->step < r->n_plan && (no = rec__applicable(r, r->plan[r->step])).why) {
         size_t n = strlen(why);
         snprintf(why + n, sizeof why - n, "%s %s: %s", n > 24 ? ";" : ":",
                  strategy_name(r->plan[r->step]), no.why);
@@ -350,7 +393,7 @@ static void rec__step(struct recovery *r)
     uint64_t delay = ops->delay ? ops->delay(r) : 0;
     if (delay) {
         /* A backoff wait holds no slot: it waits here, then queues. */
-        uv_timer_start(&r->timer, rec__timer_cb, delay, 0);
+        clock_timer_start(&r->timer, rec__timer_cb, delay);
         return;
     }
     rec__enqueue(r);
@@ -467,7 +510,7 @@ static void rec__idle_failing(struct recovery *r)
 {
     if (r->faults->n_deps && !analyzer_root_cause(r->faults)) {
         rec__set(r, REC_CORRELATING);
-        uv_timer_start(&r->timer, rec__timer_cb, REC__CORRELATE_MS, 0);
+        clock_timer_start(&r->timer, rec__timer_cb, REC__CORRELATE_MS);
         log_event(LOG_DEBUG, r->service, "correlating", "check=%s wait_ms=%d", r->check->cfg->name,
                   REC__CORRELATE_MS);
         return;
@@ -607,10 +650,10 @@ static void rec__idle_exited(struct recovery *r)
         struct fault soft = {.type = FAULT_SOFTWARE};
         unsigned n = analyzer_plan(r->faults, &soft, plan);
         for (unsigned i = 0; i < n; i++) {
-            if (strategy_applicable(r, plan[i]).why)
+            if (rec__applicable(r, plan[i]).why)
                 continue;
             /* Its run() later finds the work done. */
-            const struct strategy_ops *ops = strategy_find(plan[i]);
+            const struct strategy_ops *ops = rec__find(r, plan[i]);
             if (ops->act_first)
                 ops->act_first(r, e);
             break;
@@ -692,7 +735,7 @@ static void rec__run(struct recovery *r)
     char cause[96];
     snprintf(cause, sizeof cause, "action %lld: %s", (long long)a->id, strategy_name(a->strategy));
     state_service_event(r->st, EV_RECOVERY_STARTED, cause);
-    uv_timer_start(&r->timer, rec__timer_cb, ex->action_timeout_ms, 0);
+    clock_timer_start(&r->timer, rec__timer_cb, ex->action_timeout_ms);
     rec__ops(r)->run(r);
 }
 
@@ -751,7 +794,7 @@ static void rec__hold_pending(struct recovery *r)
 static void rec__operator_reset(struct recovery *r, const char *why)
 {
     for (int st = 0; st < STRATEGY__COUNT; st++) {
-        const struct strategy_ops *ops = strategy_find(st);
+        const struct strategy_ops *ops = rec__find(r, st);
         if (ops && ops->reset)
             ops->reset(r);
     }
@@ -822,7 +865,9 @@ static void rec__abort(struct recovery *r)
 {
     if (r->has_action) {
         const struct strategy_ops *ops = rec__ops(r);
-        if (ops->cancel && r->action.status == ACTION_EXECUTING)
+        /* Only while its run() has not answered: the strategy's contract
+         * (a verifying action's status is still `executing`). */
+        if (ops->cancel && r->state == REC_EXECUTING)
             ops->cancel(r);
         rec__finish(r, ACTION_ABORTED, r->result);
     }
@@ -916,15 +961,21 @@ int recovery_operate(struct recovery *r, int64_t fault_id, enum strategy st, cha
             return -ENOENT;
         }
     }
-    struct strategy_no no = strategy_applicable(r, st);
+    struct strategy_no no = rec__applicable(r, st);
     if (no.why) {
         snprintf(err, len, "%s is not usable for %s: %s", strategy_name(st), r->service, no.why);
         return -EINVAL;
     }
+    if (r->state == REC_CORRELATING) { /* no action yet: there may be none */
+        snprintf(err, len,
+                 "%s is correlating: its failing checks wait a moment for a dependency's fault",
+                 r->service);
+        return -EBUSY;
+    }
     if (r->has_action ||
         (r->state != REC_IDLE && r->state != REC_GAVE_UP && r->state != REC_VERIFYING)) {
-        snprintf(err, len, "a recovery of %s is in progress (action %lld)", r->service,
-                 (long long)r->action.id);
+        snprintf(err, len, "a recovery of %s is in progress (action %lld: %s)", r->service,
+                 (long long)r->action.id, recovery_state_name(r->state));
         return -EBUSY;
     }
     r->op_strategy = st;
@@ -941,14 +992,14 @@ void recovery_analyse(void *arg, const struct fault *f, json_t *ctx)
     json_t *recommended = json_array(), *skipped = json_object();
     const char *risk = NULL;
     for (unsigned i = 0; i < n; i++) {
-        struct strategy_no no = strategy_applicable(r, plan[i]);
+        struct strategy_no no = rec__applicable(r, plan[i]);
         if (no.why) {
             json_object_set_new(skipped, strategy_name(plan[i]), json_string(no.why));
             continue;
         }
         json_array_append_new(recommended, json_string(strategy_name(plan[i])));
         if (!risk)
-            risk = strategy_find(plan[i])->risk;
+            risk = rec__find(r, plan[i])->risk;
     }
     json_object_set_new(ctx, "recommended", recommended);
     json_object_set_new(ctx, "skipped", skipped);
@@ -969,7 +1020,7 @@ void recovery_view(const struct recovery *r, json_t *j)
                         json_boolean(r->state == REC_PENDING || r->state == REC_EXECUTING ||
                                      (r->state == REC_VERIFYING && r->has_action)));
     for (int st = 0; st < STRATEGY__COUNT; st++) {
-        const struct strategy_ops *ops = strategy_find(st);
+        const struct strategy_ops *ops = rec__find(r, st);
         if (ops && ops->view)
             ops->view(r, j);
     }

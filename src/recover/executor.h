@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/clock.h"
 #include "lib/fault-t.h"
 #include "lib/model-t.h"
 
@@ -25,6 +26,7 @@ struct faults;
 struct journal;
 struct observation;
 struct service_cfg;
+struct strategy_ops;
 struct sup_exit;
 struct supervisor;
 struct svc_state;
@@ -72,8 +74,11 @@ enum exec_outcome {
 
 /* Shared by every service: the slots and the queue. */
 struct executor {
-    struct journal *journal;    /* borrowed */
-    struct alerter *alerter;    /* borrowed */
+    struct journal *journal; /* borrowed */
+    struct alerter *alerter; /* borrowed */
+    /* The strategies, by enum strategy (NULL: not implemented): recoverd's
+     * strategy_table, a test's fakes. Borrowed. */
+    const struct strategy_ops *const *strategies;
     unsigned max_executing;     /* max_concurrent_recoveries: actions stopping, spawning, running */
     unsigned executing;         /* actions holding a slot now */
     unsigned max_starting;      /* processes started by recoveries and not verified yet */
@@ -93,7 +98,8 @@ struct recovery_sink {
 
 struct recovery {
     struct executor *ex;           /* shared; borrowed */
-    uv_loop_t *loop;               /* borrowed */
+    uv_loop_t *loop;               /* for the strategies' I/O; borrowed */
+    const struct clock_src *clock; /* its time and its timer: the loop's, a test's; borrowed */
     const char *service;           /* its name; borrowed */
     const struct service_cfg *cfg; /* borrowed */
     struct supervisor *sup;        /* the service's process; borrowed */
@@ -114,9 +120,9 @@ struct recovery {
     bool holds_slot;               /* its executing action counts in ex->executing */
     bool starting;                 /* counts in ex->starting (a spawn being verified) */
     struct recovery *next;         /* ex->queue link */
-    uv_timer_t timer;   /* the state's one deadline: correlation, delay, action, verification */
-    int64_t flap_fault; /* the fault the last plan was for */
-    unsigned flap_step; /* and the step it had reached */
+    struct clock_timer timer;    /* the state's one deadline: correlation, delay, action, verify */
+    int64_t flap_fault;          /* the fault the last plan was for */
+    unsigned flap_step;          /* and the step it had reached */
     void *priv[STRATEGY__COUNT]; /* each strategy's per-service state; owned */
     int handles_open;            /* loop handles not closed yet */
     /* The event being handled (table arguments). */

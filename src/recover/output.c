@@ -12,6 +12,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/statedir.h"
+#include "lib/uvclock.h"
 
 /* Never through a link or into another's file planted in logs/: the
  * service's output would land wherever it points (as root, anywhere). */
@@ -92,7 +93,7 @@ static void output__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (o->window_bytes >= OUTPUT_RATE_BYTES) {
         uv_read_stop(s);
         o->reading = false;
-        uv_timer_start(&o->resume, output__resume_cb, (o->window_us + 1000000 - now) / 1000 + 1, 0);
+        uvclock_arm(&o->resume, output__resume_cb, (o->window_us + 1000000 - now) / 1000 + 1);
     }
 }
 

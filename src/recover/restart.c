@@ -19,6 +19,7 @@
 #include "lib/fault.h"
 #include "lib/log.h"
 #include "lib/program.h"
+#include "lib/uvclock.h"
 #include "recover/executor.h"
 #include "recover/strategy.h"
 #include "recover/supervisor.h"
@@ -241,7 +242,7 @@ static void restart__pidfile_cb(uv_timer_t *t)
     }
     uint64_t waited = (clock_mono_us() - st->waiting_since_us) / 1000;
     if (waited < r->cfg->verify_ms) {
-        uv_timer_start(t, restart__pidfile_cb, RESTART__PIDFILE_POLL_MS, 0);
+        uvclock_arm(t, restart__pidfile_cb, RESTART__PIDFILE_POLL_MS);
         return;
     }
     restart__wait_end(st);

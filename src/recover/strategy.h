@@ -75,17 +75,13 @@ struct strategy_ops {
     void (*release)(struct recovery *r);
 };
 
+/* recoverd's strategies by enum strategy, NULL where none is implemented
+ * yet: what the composition root hands the executor (struct executor). */
+extern const struct strategy_ops *const strategy_table[STRATEGY__COUNT];
 /* The ops of id, or NULL for a strategy recoverd does not implement yet. */
 const struct strategy_ops *strategy_find(enum strategy id);
 /* The config loader's view of strategy id (struct cfg_registry.strategy_kind):
  * 0 with *out filled, or -ENOENT when it is not implemented. */
 int strategy_cfg_kind(int id, struct cfg_strategy *out);
-/* Why r's service cannot use id ("not implemented", "not configured"...). */
-struct strategy_no strategy_applicable(const struct recovery *r, enum strategy id);
-/* Without checks, how long r's started process must stay up to count as
- * verified: the longest any strategy asks (0: at once). */
-uint64_t strategy_stable_ms(const struct recovery *r);
-/* Every strategy's limits, for a gave-up fault's context (a new object). */
-json_t *strategy_limits(const struct recovery *r);
 
 #endif

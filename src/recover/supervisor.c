@@ -19,6 +19,7 @@
 #include "lib/model.h"
 #include "lib/procstat.h"
 #include "lib/spawn.h"
+#include "lib/uvclock.h"
 #include "recover/output.h"
 #include "store/journal.h"
 
@@ -240,7 +241,7 @@ static int sup__stop(struct supervisor *sp, enum stop_reason reason)
     kill(-sp->pid, SIGCONT);
     /* What left the group hears it too, and has the same grace. */
     enclosure_signal(&sp->encl, sp->pid, sp->cfg->stop.signal, sp->cfg->stop.grace_ms);
-    uv_timer_start(&sp->grace, sup__grace_cb, sp->cfg->stop.grace_ms, 0);
+    uvclock_arm(&sp->grace, sup__grace_cb, sp->cfg->stop.grace_ms);
     return 0;
 }
 
@@ -304,7 +305,7 @@ static int sup__drain(struct supervisor *sp, bool died)
     sp->state = SUP_DRAINING;
     sp->killed |= died;
     if (sp->killed)
-        uv_timer_start(&sp->grace, sup__grace_cb, SUP_KILL_WAIT_MS, 0);
+        uvclock_arm(&sp->grace, sup__grace_cb, SUP_KILL_WAIT_MS);
     log_event(LOG_INFO, sp->service, "draining", "why=\"processes it started are still running\"");
     return 0;
 }
@@ -369,7 +370,7 @@ static int sup__drain_timeout(struct supervisor *sp, enum stop_reason reason)
                   (unsigned long long)sp->cfg->stop.grace_ms);
         enclosure_kill(&sp->encl, 0);
         sp->killed = true;
-        uv_timer_start(&sp->grace, sup__grace_cb, SUP_KILL_WAIT_MS, 0);
+        uvclock_arm(&sp->grace, sup__grace_cb, SUP_KILL_WAIT_MS);
         return 0;
     }
     log_event(LOG_ERROR, sp->service, "drain-stuck",

@@ -102,6 +102,7 @@ static const char *const journal__migrations[] = {
 enum journal_stmt {
     STMT_FAULT_INSERT,
     STMT_FAULT_RESOLVE,
+    STMT_FAULT_REOPEN,
     STMT_FAULTS_OPEN_FOR,
     STMT_ACTION_INSERT,
     STMT_ACTION_UPDATE,
@@ -132,6 +133,7 @@ static const char *const journal__sql[STMT__COUNT] = {
                           "description, context, opened_ms, resolved_ms, id) "
                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [STMT_FAULT_RESOLVE] = "UPDATE faults SET resolved_ms = ?2 WHERE id = ?1",
+    [STMT_FAULT_REOPEN] = "UPDATE faults SET resolved_ms = NULL, description = ?2 WHERE id = ?1",
     [STMT_FAULTS_OPEN_FOR] = "SELECT " FAULT_COLS " FROM faults "
                              "WHERE service = ?1 AND resolved_ms IS NULL ORDER BY id",
     [STMT_ACTION_INSERT] = "INSERT INTO actions (fault_id, service, strategy, status, params, "
@@ -971,6 +973,14 @@ int journal_fault_resolve(struct journal *j, const struct fault *f)
     sqlite3_bind_int64(s, 1, f->id);
     journal__bind_opt(s, 2, (int64_t)f->resolved_ms);
     return journal__exec(j, s, "fault-resolve");
+}
+
+int journal_fault_reopen(struct journal *j, const struct fault *f)
+{
+    sqlite3_stmt *s = journal__stmt(j, STMT_FAULT_REOPEN);
+    sqlite3_bind_int64(s, 1, f->id);
+    journal__bind_text(s, 2, f->description);
+    return journal__exec(j, s, "fault-reopen");
 }
 
 /* Columns of FAULT_COLS, from column at on, into a struct fault. */

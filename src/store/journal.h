@@ -67,6 +67,9 @@ size_t journal_pending(const struct journal *j, const char **error);
 int journal_fault_open(struct journal *j, struct fault *f);
 /* Record f->resolved_ms for f->id. */
 int journal_fault_resolve(struct journal *j, const struct fault *f);
+/* f->id is open again (a flap): no resolved time, and f->description, what
+ * was seen this time. */
+int journal_fault_reopen(struct journal *j, const struct fault *f);
 /* Faults still open in the journal for service, oldest first; the caller
  * owns each one's context (fault_release) and the array (free()).
  * Returns the count, or -EIO. */

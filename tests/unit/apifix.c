@@ -458,8 +458,13 @@ uint64_t now_ms(void)
 }
 
 /* Send padded pipelined requests without reading any answer, until the
- * server stops taking them for 500 ms (10 s at most). Returns how many
+ * server stops taking them for 500 ms (FLOOD_MS at most). Returns how many
  * went out whole; *stalled: the server did stop. */
+/* The server stops reading only once the kernel's buffers between the two
+ * (autotuned up to megabytes) are full of answers: a few seconds of work
+ * alone, much more on a starved host, where 10 s was seen to run out. */
+#define FLOOD_MS 60000
+
 long raw_flood_unread(int fd, bool *stalled)
 {
     static char req[4200];
@@ -470,7 +475,7 @@ long raw_flood_unread(int fd, bool *stalled)
     long sent = 0;
     uint64_t start = now_ms(), last = start;
     *stalled = false;
-    while (now_ms() - start < 10000) {
+    while (now_ms() - start < FLOOD_MS) {
         ssize_t k = send(fd, req + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (k > 0) {
             off += (size_t)k;

@@ -5,11 +5,15 @@ recoverd_unit_test(test_output)
 recoverd_unit_test(test_check)
 recoverd_unit_test(test_spawn tests/unit/seccomp.c)
 recoverd_unit_test(test_lookup)
-recoverd_unit_test(test_executor tests/unit/recfix.c)
-recoverd_unit_test(test_recovery_table tests/unit/recfix.c)
+recoverd_unit_test(test_executor tests/unit/recfix.c tests/unit/fakeclock.c)
+recoverd_unit_test(test_recovery_table tests/unit/recfix.c tests/unit/fakeclock.c)
+# The executor over fake strategies and a fake clock: no process, no sleep.
+recoverd_unit_test(test_executor_clock tests/unit/recfix.c tests/unit/fakeclock.c)
 recoverd_unit_test(test_text)
 recoverd_unit_test(test_log)
-recoverd_unit_test(test_analyzer)
+recoverd_unit_test(test_analyzer tests/unit/fakeclock.c)
 # 72 cells, each with real processes: more than the default minute on a loaded host.
 set_tests_properties(test_recovery_table PROPERTIES TIMEOUT 600)
 recoverd_unit_test(test_preflight)
+# lib/clock's injected clock, lib/uvclock, and the tests' fake clock.
+recoverd_unit_test(test_clock tests/unit/fakeclock.c)

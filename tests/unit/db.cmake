@@ -5,7 +5,5 @@ foreach(kind postgres redis)
   if(TARGET recoverd-${kind})
     recoverd_unit_test(test_${kind} tests/unit/dbfix.c)
     add_dependencies(test_${kind} recoverd-${kind})
-    # initdb and a server start take a few seconds; the tests freeze servers.
-    set_tests_properties(test_${kind} PROPERTIES TIMEOUT 180)
   endif()
 endforeach()

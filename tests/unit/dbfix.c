@@ -342,6 +342,11 @@ struct check *dbfix_check_new(const char *kind, const char *yaml, uint64_t timeo
     return &k->c;
 }
 
+void dbfix_check_timeout(struct check *c, uint64_t ms)
+{
+    ((struct dbfix__check *)c)->cfg.timeout_ms = ms;
+}
+
 void dbfix_check_free(struct check *c)
 {
     struct dbfix__check *k = (struct dbfix__check *)c;
@@ -360,7 +365,7 @@ bool dbfix_probe(uv_loop_t *loop, struct check *c, uint64_t within_ms, struct ob
                  uint64_t *elapsed_ms)
 {
     int before = dbfix__n_got;
-    uv_update_time(loop); /* the probe's deadline counts from the loop's cached time */
+    uv_update_time(loop); /* the probe's deadline counts from now: the mark's too */
     uint64_t start = uv_now(loop);
     dbfix__mark = within_ms ? loopwait_mark_new(loop, within_ms) : NULL;
     c->in_flight = true;

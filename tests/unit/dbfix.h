@@ -50,6 +50,10 @@ int dbfix_talk(int port, const char *send, const char *until, char *out, size_t 
 /* A check of kind with params from a YAML flow mapping ("{dsn: ...}"), run
  * by the plug-in loaded through detector_find. validate must pass. */
 struct check *dbfix_check_new(const char *kind, const char *yaml, uint64_t timeout_ms);
+/* Set c's timeout (its configuration is the fixture's): a probe that must
+ * pass gets a generous one on a busy host, one that must time out a short
+ * one. */
+void dbfix_check_timeout(struct check *c, uint64_t ms);
 /* Release the check (its handles close on the next loop turns) and free. */
 void dbfix_check_free(struct check *c);
 /* Map the YAML and validate it; 0, or -EINVAL with why filled. */

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 /* How long a wait gives its condition before the test fails, ms: far above
- * what a working build needs on a loaded host, well below ctest's 60 s per
+ * what a working build needs on a loaded host, well below ctest's 300 s per
  * program. A wait that runs out is a failure, never a normal outcome. */
 #define LOOPWAIT_MS 15000
 
@@ -70,15 +70,24 @@ static inline void loopwait_end(struct loopwait *w)
     w->tick = NULL;
 }
 
-/* Turn loop until cond holds; fail the test if it does not within ms.
+/* Turn loop until cond holds or ms have passed, and go on either way: for
+ * a teardown that must clean up whatever happened (look at cond after).
  * cond is evaluated between turns, so callbacks have run in full. */
-#define loopwait_until_ms(loop, cond, ms)                                                          \
+#define loopwait_try_ms(loop, cond, ms)                                                            \
     do {                                                                                           \
         struct loopwait lw__;                                                                      \
         loopwait_begin(&lw__, (loop), (ms));                                                       \
         while (!(cond) && loopwait_turn(&lw__))                                                    \
             ;                                                                                      \
         loopwait_end(&lw__);                                                                       \
+    } while (0)
+
+#define loopwait_try(loop, cond) loopwait_try_ms(loop, cond, LOOPWAIT_MS)
+
+/* Turn loop until cond holds; fail the test if it does not within ms. */
+#define loopwait_until_ms(loop, cond, ms)                                                          \
+    do {                                                                                           \
+        loopwait_try_ms(loop, cond, ms);                                                           \
         if (!(cond))                                                                               \
             fail_msg("%s:%d: no (%s) within %llu ms", __FILE__, __LINE__, #cond,                   \
                      (unsigned long long)(ms));                                                    \
@@ -88,11 +97,14 @@ static inline void loopwait_end(struct loopwait *w)
 
 /* Turn loop for ms whatever happens: only to give something that must NOT
  * happen (a cancelled callback) the chance to show up; never to wait for
- * something that must. A busy host can only make this weaker, not fail. */
+ * something that must. A busy host can only make this weaker, not fail.
+ * At least one turn, however late: handles closed before it are closed
+ * after it (libuv runs close callbacks at the end of every turn). */
 static inline void loopwait_idle(uv_loop_t *loop, uint64_t ms)
 {
     struct loopwait w;
     loopwait_begin(&w, loop, ms);
+    uv_run(loop, UV_RUN_ONCE);
     while (loopwait_turn(&w))
         ;
     loopwait_end(&w);
@@ -115,8 +127,9 @@ static void loopwait__mark_cb(uv_timer_t *t)
     ((struct loopwait_mark *)t->data)->fired = true;
 }
 
-/* Armed at the loop's cached time, as a timer started now by the code under
- * test would be: do not update the loop's time between the two. */
+/* Armed at the loop's time as it stands: update it (uv_update_time) just
+ * before, as the code under test does before it arms its own deadline
+ * (lib/uvclock.h), so that both count from the same instant. */
 static inline struct loopwait_mark *loopwait_mark_new(uv_loop_t *loop, uint64_t ms)
 {
     struct loopwait_mark *m = calloc(1, sizeof *m);

@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "detect/detector.h"
 #include "lib/model.h"
+#include "lib/uvclock.h"
 #include "recover/strategy.h"
 #include "store/journal.h"
 
@@ -108,16 +109,6 @@ static void sink_closed(void *ctx)
     (void)ctx;
 }
 
-/* A tick every few ms: uv_run(UV_RUN_ONCE) runs due timers and then still
- * sleeps until the next event, so a condition made true by a timer would
- * otherwise be seen only when something else happens. */
-void recfix_guard_cb(uv_timer_t *t)
-{
-    struct fixture *fx = t->data;
-    if (clock_mono_us() >= fx->deadline_us)
-        fx->expired = true;
-}
-
 int fixture_setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
@@ -126,8 +117,6 @@ int fixture_setup(void **state)
     snprintf(fx->dir, sizeof fx->dir, "/tmp/recfix.XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
     assert_int_equal(uv_loop_init(&fx->loop), 0);
-    uv_timer_init(&fx->loop, &fx->guard);
-    fx->guard.data = fx;
     snprintf(path, sizeof path, "%s/journal.db", fx->dir);
     fx->journal = journal_open(path, err, sizeof err);
     if (!fx->journal)
@@ -137,8 +126,10 @@ int fixture_setup(void **state)
         fx->config.n_rules[t] = 1;
     }
     assert_int_equal(monitor_init(&fx->m, &fx->loop, fx->journal, 100), 0);
-    fx->an = (struct analysis){.journal = fx->journal, .cfg = &fx->config};
+    fx->an = (struct analysis){.journal = fx->journal, .cfg = &fx->config, .clock = &fx->clock};
+    fx->clock = uvclock_src(&fx->loop);
     fx->ex = (struct executor){.journal = fx->journal,
+                               .strategies = strategy_table,
                                .max_executing = 3,
                                .max_starting = 64,
                                .action_timeout_ms = 10000};
@@ -180,6 +171,15 @@ static void svc_strategies(struct svc *s, const char *repair_script)
     memcpy(s->cfg.strategy, sc->strategy, sizeof s->cfg.strategy);
     memcpy(s->cfg.strategy_fields, sc->strategy_fields, sizeof s->cfg.strategy_fields);
     s->restart = sc->strategy[STRATEGY_RESTART];
+}
+
+int fixture_setup_fake(void **state)
+{
+    fixture_setup(state);
+    struct fixture *fx = *state;
+    fakeclock_init(&fx->fake, 1000000000); /* not 0: a module may take 0 for "never" */
+    fx->clock = fx->fake.src;
+    return 0;
 }
 
 /* A service named name: watched only (no command) with one file check,
@@ -270,6 +270,7 @@ void svc_init(struct svc *s)
     s->sup.sink = (struct sup_sink){sink_exited, sink_closed, s};
     s->rec.ex = &fx->ex;
     s->rec.loop = &fx->loop;
+    s->rec.clock = &fx->clock;
     s->rec.service = s->name;
     s->rec.cfg = &s->cfg;
     s->rec.sup = &s->sup;
@@ -306,7 +307,7 @@ void svc_start(struct svc *s)
 {
     svc_init(s);
     recovery_event(&s->rec, REC_EV_START);
-    WAIT_UNTIL(s->fx, s->ready > 0);
+    loopwait_until(&s->fx->loop, s->ready > 0);
 }
 
 static bool all_down(struct fixture *fx)
@@ -338,11 +339,7 @@ int fixture_teardown(void **state)
         recovery_abort(&s->rec, "aborted: test over");
         supervisor_event(&s->sup, SUP_EV_STOP, STOP_SHUTDOWN);
     }
-    fx->expired = false;
-    fx->deadline_us = clock_mono_us() + DEADLINE_MS * 1000ull;
-    uv_timer_start(&fx->guard, recfix_guard_cb, 5, 5);
-    while (!all_down(fx) && !fx->expired)
-        uv_run(&fx->loop, UV_RUN_ONCE);
+    loopwait_try(&fx->loop, all_down(fx));
     bool down = all_down(fx);
     for (size_t i = 0; i < fx->n; i++) {
         struct svc *s = fx->svc[i];
@@ -356,8 +353,8 @@ int fixture_teardown(void **state)
         supervisor_close(&s->sup);
     }
     monitor_close(&fx->m);
-    uv_close((uv_handle_t *)&fx->guard, NULL);
     int r = uv_run(&fx->loop, UV_RUN_DEFAULT);
+    unsigned fake_open = fx->clock.ctx == &fx->fake ? fakeclock_open(&fx->fake) : 0;
     int handles = 0;
     for (size_t i = 0; i < fx->n; i++) {
         struct svc *s = fx->svc[i];
@@ -377,6 +374,7 @@ int fixture_teardown(void **state)
     assert_true(down);
     assert_int_equal(r, 0);
     assert_int_equal(handles, 0);
+    assert_int_equal(fake_open, 0);
     assert_int_equal(closed, 0);
     return 0;
 }

@@ -21,13 +21,14 @@
 #include "analyze/analyzer.h"
 #include "config/config-t.h"
 #include "detect/check.h"
+#include "fakeclock.h"
 #include "lib/clock.h"
+#include "loopwait.h"
 #include "monitor/state.h"
 #include "recover/executor.h"
 #include "recover/restart.h"
 #include "recover/supervisor.h"
 
-#define DEADLINE_MS 15000
 #define MAX_SVC 4
 
 struct fixture;
@@ -62,29 +63,19 @@ struct fixture {
     struct monitor m;
     struct analysis an;
     struct executor ex;
+    struct clock_src clock; /* the recoveries' and the analysis': the loop's, or fake's */
+    struct fakeclock fake;  /* fixture_setup_fake: the clock; the loop then never runs */
     struct svc *svc[MAX_SVC];
     size_t n;
-    pid_t forked;         /* a process the test forked (an external service) */
-    uv_timer_t guard;     /* WAIT_UNTIL's tick: the loop never sleeps long */
-    bool expired;         /* the deadline passed */
-    uint64_t deadline_us; /* WAIT_UNTIL's, monotonic */
+    pid_t forked; /* a process the test forked (an external service) */
 };
 
-/* Run the loop until cond holds (checked after each loop turn). */
-#define WAIT_UNTIL(fx, cond)                                                                       \
-    do {                                                                                           \
-        (fx)->expired = false;                                                                     \
-        (fx)->deadline_us = clock_mono_us() + DEADLINE_MS * 1000ull;                               \
-        uv_update_time(&(fx)->loop);                                                               \
-        uv_timer_start(&(fx)->guard, recfix_guard_cb, 5, 5);                                       \
-        while (!(cond) && !(fx)->expired)                                                          \
-            uv_run(&(fx)->loop, UV_RUN_ONCE);                                                      \
-        uv_timer_stop(&(fx)->guard);                                                               \
-        if (!(cond))                                                                               \
-            fail_msg("line %d: no \"%s\" within %d ms", __LINE__, #cond, DEADLINE_MS);             \
-    } while (0)
-
 int fixture_setup(void **state);
+
+/* The same, but the recoveries and the analysis run on a fake clock (the
+ * test moves it: fakeclock_advance(&fx->fake, ms)) and the test drives
+ * everything else by hand; such a test never runs the loop. */
+int fixture_setup_fake(void **state);
 
 /* daemon_stop's order: no more automatic recovery, every service stopped
  * (checks, recovery aborted, process stopped), then every handle closed;
@@ -141,10 +132,5 @@ bool pending_queued(struct svc *s);
 
 /* dependent depends on dep (daemon.c's linking, for two services). */
 void svc_depends(struct svc *dependent, struct svc *dep);
-
-/* A tick every few ms: uv_run(UV_RUN_ONCE) runs due timers and then still
- * sleeps until the next event, so a condition made true by a timer would
- * otherwise be seen only when something else happens. */
-void recfix_guard_cb(uv_timer_t *t);
 
 #endif

@@ -23,6 +23,7 @@
 #include "analyze/analyzer.h"
 #include "config/config-t.h"
 #include "detect/check.h"
+#include "fakeclock.h"
 #include "lib/clock.h"
 #include "lib/fault.h"
 #include "lib/model.h"
@@ -51,6 +52,7 @@ struct fixture {
     struct config config;
     struct monitor m;
     struct analysis an;
+    struct fakeclock clock; /* the flap window's: moved by the tests */
     struct part web, db;
 };
 
@@ -119,7 +121,8 @@ static int fixture_setup(void **state)
     fx->config.rules[FAULT_NETWORK][0] = STRATEGY_REPAIR;
     fx->config.n_rules[FAULT_NETWORK] = 1;
     assert_int_equal(monitor_init(&fx->m, &fx->loop, fx->journal, 10000), 0);
-    fx->an = (struct analysis){.journal = fx->journal, .cfg = &fx->config};
+    fakeclock_init(&fx->clock, 1000000000);
+    fx->an = (struct analysis){.journal = fx->journal, .cfg = &fx->config, .clock = &fx->clock.src};
     part_init(fx, &fx->web, "web");
     part_init(fx, &fx->db, "db");
     *state = fx;
@@ -349,6 +352,7 @@ static void failure_within_flap_window_reopens_the_fault(void **state)
     analyzer_check_failing(&w->f, 0, &o);
     int64_t id = w->f.slots[SLOT_CHECK(0)].fault.id;
     assert_int_equal(analyzer_resolve_all(&w->f, "verified", true), 1);
+    fakeclock_advance(&fx->clock, w->cfg.flap_window_ms - 1); /* the window's last ms */
     o = obs_make(false, "second");
     assert_int_equal(analyzer_check_failing(&w->f, 0, &o), FAULT_REOPENED);
     struct fault *f = &w->f.slots[SLOT_CHECK(0)].fault;
@@ -359,6 +363,8 @@ static void failure_within_flap_window_reopens_the_fault(void **state)
     assert_int_equal(w->st.open_faults, 1);
     json_t *j = journal_fault(fx, id);
     assert_true(json_is_null(json_object_get(j, "resolved_at")));
+    assert_string_equal(json_string_value(json_object_get(j, "description")),
+                        "http check failing: second"); /* journaled with the reopening */
     json_decref(j);
     json_t *all = journal_faults_json(fx->journal, false, 100);
     assert_int_equal(json_array_size(all), 1); /* no new row */
@@ -379,7 +385,7 @@ static void failure_outside_flap_window_is_a_new_fault(void **state)
     int64_t second = w->f.slots[SLOT_CHECK(0)].fault.id;
     assert_int_not_equal(second, first);
     analyzer_resolve_all(&w->f, "verified", true);
-    w->cfg.flap_window_ms = 0; /* the window is over at once */
+    fakeclock_advance(&fx->clock, w->cfg.flap_window_ms); /* the window is over */
     assert_int_equal(analyzer_check_failing(&w->f, 0, &o), FAULT_NEW);
     assert_int_not_equal(w->f.slots[SLOT_CHECK(0)].fault.id, second);
 }

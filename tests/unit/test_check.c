@@ -18,9 +18,9 @@
 #include "detect/check.h"
 #include "detect/detector.h"
 #include "lib/clock.h"
+#include "loopwait.h"
 
 #define N_CHECKS 2
-#define DEADLINE_MS 10000
 
 /* What the fakes and the sink saw. Reset by the fixture. */
 static struct {
@@ -149,9 +149,6 @@ struct fixture {
     struct check_cfg ccfg[N_CHECKS]; /* fall 3, rise 2 */
     struct check_cfg ncfg[N_CHECKS]; /* a reload's, for replace */
     struct check_set set;            /* under test */
-    uv_timer_t guard;                /* run_until's deadline */
-    bool expired;
-    uint64_t deadline_us; /* run_until's, monotonic */
 };
 
 static struct check_cfg cfg_make(const char *name, const struct detector_ops *ops)
@@ -174,8 +171,6 @@ static int fixture_setup(void **state)
     assert_non_null(fx);
     memset(&seen, 0, sizeof seen);
     assert_int_equal(uv_loop_init(&fx->loop), 0);
-    uv_timer_init(&fx->loop, &fx->guard);
-    fx->guard.data = fx;
     fx->ccfg[0] = cfg_make("http", &fake_ops);
     fx->ccfg[1] = cfg_make("tcp", &fake_ops);
     fx->set.loop = &fx->loop;
@@ -199,35 +194,12 @@ static int fixture_teardown(void **state)
     check_set_close(&fx->set);
     assert_null(fx->set.checks);
     assert_int_equal(fx->set.n, 0);
-    uv_close((uv_handle_t *)&fx->guard, NULL);
     assert_int_equal(uv_run(&fx->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(fx->set.handles_open, 0);
     assert_int_equal(seen.closed_calls - closed_before, open);
     assert_int_equal(uv_loop_close(&fx->loop), 0);
     free(fx);
     return 0;
-}
-
-/* A tick every few ms: uv_run(UV_RUN_ONCE) runs due timers and then still
- * sleeps until the next event, so a condition made true by a timer would
- * otherwise be seen only when something else happens. */
-static void guard_cb(uv_timer_t *t)
-{
-    struct fixture *fx = t->data;
-    if (clock_mono_us() >= fx->deadline_us)
-        fx->expired = true;
-}
-
-static bool run_until(struct fixture *fx, bool (*done)(struct fixture *))
-{
-    fx->expired = false;
-    fx->deadline_us = clock_mono_us() + DEADLINE_MS * 1000ull;
-    uv_update_time(&fx->loop);
-    uv_timer_start(&fx->guard, guard_cb, 5, 5);
-    while (!done(fx) && !fx->expired)
-        uv_run(&fx->loop, UV_RUN_ONCE);
-    uv_timer_stop(&fx->guard);
-    return done(fx);
 }
 
 /* One probe of check i that ends with obs (the check is put in flight
@@ -595,7 +567,7 @@ static void check_set_start_probes_through_the_detector(void **state)
     struct fixture *fx = *state;
     check_set_start(&fx->set, 0);
     assert_true(fx->set.probing);
-    assert_true(run_until(fx, both_started));
+    loopwait_until(&fx->loop, both_started(fx));
     assert_int_equal(seen.starts, N_CHECKS);
     assert_true(fx->set.checks[0].in_flight);
     assert_true(fx->set.checks[1].in_flight);
@@ -620,7 +592,7 @@ static void check_start_failure_is_a_failed_probe(void **state)
     fx->ccfg[0].interval_ms = 10;
     fx->ccfg[1].fall = 100; /* only check 0 may reach its threshold */
     check_set_start(&fx->set, 0);
-    assert_true(run_until(fx, check0_failing));
+    loopwait_until(&fx->loop, check0_failing(fx));
     assert_int_equal(c->last.type, FAULT_RESOURCE);
     assert_int_equal(seen.failing_calls, 1);
     assert_int_equal(seen.failing_index, 0);
@@ -715,11 +687,11 @@ static void check_probes_repeat_through_the_loop(void **state)
     assert_int_equal(check_set_init(&fx->set, fx->ccfg, 1), 0);
     seen.async_ok = false;
     check_set_start(&fx->set, 0);
-    assert_true(run_until(fx, async_failing));
+    loopwait_until(&fx->loop, async_failing(fx));
     assert_int_equal(seen.failing_calls, 1);
     assert_true(seen.async_reports >= 3);
     seen.async_ok = true;
-    assert_true(run_until(fx, async_passing));
+    loopwait_until(&fx->loop, async_passing(fx));
     assert_false(fx->set.checks[0].failing);
     assert_int_equal(seen.failing_calls, 1);
     /* Stopped with a probe possibly in flight: nothing reports after. */
@@ -813,7 +785,7 @@ static void check_close_with_probes_in_flight_empties_the_loop(void **state)
 {
     struct fixture *fx = *state;
     check_set_start(&fx->set, 0);
-    assert_true(run_until(fx, both_started));
+    loopwait_until(&fx->loop, both_started(fx));
     fx->set.checks[1].in_flight = false; /* one in flight, one armed */
     fx->set.probing = true;
     probe(fx, 1, true, NULL);

@@ -113,7 +113,7 @@ static void repair_that_works_is_verified_and_resolves_the_fault(void **state)
     svc_chain(s, 1, STRATEGY_REPAIR);
     svc_start(s);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, n_actions(s) == 1 && idle_without_action(s));
+    loopwait_until(&fx->loop, n_actions(s) == 1 && idle_without_action(s));
     assert_action(s, 0, "repair", "completed", "verified: 1 check(s) passing");
     json_t *acts = actions_of(s);
     json_t *params = json_object_get(json_array_get(acts, 0), "params");
@@ -124,7 +124,7 @@ static void repair_that_works_is_verified_and_resolves_the_fault(void **state)
     assert_int_equal(s->st.open_faults, 0);
     assert_int_equal(s->recovered, 1);
     assert_int_equal(fx->ex.executing, 0);
-    WAIT_UNTIL(fx, s->st.state == STATE_NORMAL); /* after the quiet period */
+    loopwait_until(&fx->loop, s->st.state == STATE_NORMAL); /* after the quiet period */
     assert_state_path(s, "normal>degraded>recovering>recovered>normal");
 }
 
@@ -142,7 +142,7 @@ static void failed_strategy_escalates_to_the_next(void **state)
     svc_start(s);
     pid_t first = s->sup.pid;
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, n_actions(s) == 2 && idle_without_action(s));
+    loopwait_until(&fx->loop, n_actions(s) == 2 && idle_without_action(s));
     assert_action(s, 0, "repair", "failed", "repair program exited with code 1");
     json_t *acts = actions_of(s);
     assert_non_null(strstr(json_string_value(json_object_get(json_array_get(acts, 0), "result")),
@@ -174,7 +174,7 @@ static void exhausted_chain_gives_up_until_released(void **state)
     s->cfg.verify_ms = 300;
     svc_start(s);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
+    loopwait_until(&fx->loop, s->rec.state == REC_GAVE_UP);
     assert_action(s, 0, "repair", "failed", "repair program exited with code 2");
     assert_int_equal(s->st.state, STATE_FAILED);
     assert_int_equal(fx->m.state, STATE_FAILED);
@@ -186,17 +186,17 @@ static void exhausted_chain_gives_up_until_released(void **state)
     assert_non_null(recovery_busy(&s->rec));
     /* Gave up: nothing more happens on its own while it still fails. */
     uint64_t probes = s->checks.checks[0].probes;
-    WAIT_UNTIL(fx, s->checks.checks[0].probes >= probes + 10);
+    loopwait_until(&fx->loop, s->checks.checks[0].probes >= probes + 10);
     assert_int_equal(s->rec.state, REC_GAVE_UP);
     assert_int_equal(n_actions(s), 1);
     /* Fixed by hand; once the check passes again, released: re-checked
      * (verified, not recovered again), and everything resolves. */
     touch(s->ok_path);
-    WAIT_UNTIL(fx, !s->checks.checks[0].failing);
+    loopwait_until(&fx->loop, !s->checks.checks[0].failing);
     assert_int_equal(s->rec.state, REC_GAVE_UP); /* passing checks alone do not end it */
     assert_int_equal(recovery_release(&s->rec), 0);
     assert_false(s->faults.slots[SLOT_SUPERVISOR(&s->faults)].open);
-    WAIT_UNTIL(fx, s->rec.state == REC_IDLE && !analyzer_has_open(&s->faults));
+    loopwait_until(&fx->loop, s->rec.state == REC_IDLE && !analyzer_has_open(&s->faults));
     assert_int_equal(n_actions(s), 1);
     assert_int_equal(open_faults_in_journal(s), 0);
     assert_int_equal(s->st.state, STATE_RECOVERED);
@@ -217,12 +217,12 @@ static void release_while_still_failing_runs_the_plan_again(void **state)
     s->cfg.verify_ms = 200;
     svc_start(s);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
+    loopwait_until(&fx->loop, s->rec.state == REC_GAVE_UP);
     assert_true(s->checks.checks[0].failing);
     assert_int_equal(recovery_release(&s->rec), 0);
     assert_int_equal(s->rec.state, REC_VERIFYING);
     assert_false(s->rec.has_action);
-    WAIT_UNTIL(fx, n_actions(s) == 2 && s->rec.state == REC_GAVE_UP);
+    loopwait_until(&fx->loop, n_actions(s) == 2 && s->rec.state == REC_GAVE_UP);
     assert_action(s, 1, "repair", "failed", "repair program exited with code 2");
 }
 
@@ -240,7 +240,7 @@ static void repair_not_verified_in_time_fails(void **state)
     s->cfg.verify_ms = 300;
     svc_start(s);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
+    loopwait_until(&fx->loop, s->rec.state == REC_GAVE_UP);
     assert_action(s, 0, "repair", "failed", "not verified within 300 ms: file missing");
     assert_false(s->checks.verifying);
     assert_int_equal(s->st.state, STATE_FAILED);
@@ -259,13 +259,13 @@ static void action_past_its_timeout_fails_and_is_cancelled(void **state)
     fx->ex.action_timeout_ms = 300;
     svc_start(s);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, s->rec.state == REC_EXECUTING && read_pid(fx, "repair.pid") > 0);
+    loopwait_until(&fx->loop, s->rec.state == REC_EXECUTING && read_pid(fx, "repair.pid") > 0);
     pid_t pid = read_pid(fx, "repair.pid");
-    WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
+    loopwait_until(&fx->loop, s->rec.state == REC_GAVE_UP);
     assert_action(s, 0, "repair", "failed", "timed out after 300 ms");
     assert_int_equal(fx->ex.executing, 0);
     /* The program is gone (killed, then reaped by the loop). */
-    WAIT_UNTIL(fx, kill(pid, 0) < 0 && errno == ESRCH);
+    loopwait_until(&fx->loop, kill(pid, 0) < 0 && errno == ESRCH);
 }
 
 /* ---- hold and release ---- */
@@ -289,16 +289,16 @@ static void hold_pauses_recovery_and_release_resumes_it(void **state)
     assert_true(json_is_true(json_object_get(view, "held")));
     json_decref(view);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, analyzer_has_open(&s->faults));
+    loopwait_until(&fx->loop, analyzer_has_open(&s->faults));
     uint64_t probes = s->checks.checks[0].probes;
-    WAIT_UNTIL(fx, s->checks.checks[0].probes >= probes + 10);
+    loopwait_until(&fx->loop, s->checks.checks[0].probes >= probes + 10);
     assert_int_equal(s->rec.state, REC_IDLE);
     assert_int_equal(n_actions(s), 0);
     assert_int_equal(s->st.state, STATE_DEGRADED);
     assert_int_equal(recovery_release(&s->rec), 0);
     assert_false(s->rec.held);
     assert_int_equal(s->rec.state, REC_VERIFYING); /* re-checked before anything is done */
-    WAIT_UNTIL(fx, n_actions(s) == 1 && idle_without_action(s));
+    loopwait_until(&fx->loop, n_actions(s) == 1 && idle_without_action(s));
     assert_action(s, 0, "repair", "completed", "verified");
     assert_false(analyzer_has_open(&s->faults));
 }
@@ -315,9 +315,9 @@ static void held_service_still_resolves_when_checks_pass(void **state)
     svc_start(s);
     recovery_hold(&s->rec);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, analyzer_has_open(&s->faults));
+    loopwait_until(&fx->loop, analyzer_has_open(&s->faults));
     touch(s->ok_path);
-    WAIT_UNTIL(fx, !analyzer_has_open(&s->faults));
+    loopwait_until(&fx->loop, !analyzer_has_open(&s->faults));
     assert_int_equal(n_actions(s), 0);
     assert_true(s->rec.held);
     assert_int_equal(s->st.state, STATE_RECOVERED);
@@ -335,7 +335,7 @@ static void hold_aborts_a_pending_action(void **state)
     svc_start(s);
     fx->ex.max_executing = 0; /* nothing may run */
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, s->rec.state == REC_PENDING && s->rec.queued);
+    loopwait_until(&fx->loop, s->rec.state == REC_PENDING && s->rec.queued);
     assert_ptr_equal(fx->ex.queue, &s->rec);
     recovery_hold(&s->rec);
     assert_int_equal(s->rec.state, REC_IDLE);
@@ -354,11 +354,11 @@ static void hold_lets_an_executing_action_finish(void **state)
     svc_chain(s, 1, STRATEGY_REPAIR);
     svc_start(s);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, s->rec.state == REC_EXECUTING);
+    loopwait_until(&fx->loop, s->rec.state == REC_EXECUTING);
     recovery_hold(&s->rec);
     assert_int_equal(s->rec.state, REC_EXECUTING);
     touch_in(fx, "go");
-    WAIT_UNTIL(fx, idle_without_action(s) && n_actions(s) == 1);
+    loopwait_until(&fx->loop, idle_without_action(s) && n_actions(s) == 1);
     assert_action(s, 0, "repair", "completed", "verified");
     assert_true(s->rec.held);
 }
@@ -374,13 +374,13 @@ static void abort_ends_an_executing_action(void **state)
     svc_chain(s, 1, STRATEGY_REPAIR);
     svc_start(s);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, s->rec.state == REC_EXECUTING && read_pid(fx, "repair.pid") > 0);
+    loopwait_until(&fx->loop, s->rec.state == REC_EXECUTING && read_pid(fx, "repair.pid") > 0);
     pid_t pid = read_pid(fx, "repair.pid");
     recovery_abort(&s->rec, "aborted: by the test");
     assert_int_equal(s->rec.state, REC_IDLE);
     assert_int_equal(fx->ex.executing, 0);
     assert_action(s, 0, "repair", "aborted", "aborted: by the test");
-    WAIT_UNTIL(fx, kill(pid, 0) < 0 && errno == ESRCH);
+    loopwait_until(&fx->loop, kill(pid, 0) < 0 && errno == ESRCH);
 }
 
 /* ---- the queue ---- */
@@ -406,30 +406,30 @@ static void queue_runs_first_attempts_first(void **state)
     }
     /* b's first attempt takes the slot; a's waits. */
     unlink(b->ok_path);
-    WAIT_UNTIL(fx, b->rec.state == REC_EXECUTING);
+    loopwait_until(&fx->loop, b->rec.state == REC_EXECUTING);
     unlink(a->ok_path);
-    WAIT_UNTIL(fx, pending_queued(a));
+    loopwait_until(&fx->loop, pending_queued(a));
     assert_int_equal(fx->ex.executing, 1);
     /* b's first attempt fails: the slot goes to a; b's second attempt waits. */
     touch_in(fx, "go_b");
-    WAIT_UNTIL(fx, a->rec.state == REC_EXECUTING && pending_queued(b));
+    loopwait_until(&fx->loop, a->rec.state == REC_EXECUTING && pending_queued(b));
     assert_int_equal(b->rec.attempts, 1);
     assert_int_equal(fx->ex.executing, 1);
     /* c's first attempt, newer than b's second, goes ahead of it. */
     unlink(c->ok_path);
-    WAIT_UNTIL(fx, pending_queued(c));
+    loopwait_until(&fx->loop, pending_queued(c));
     assert_ptr_equal(fx->ex.queue, &c->rec);
     assert_ptr_equal(c->rec.next, &b->rec);
     assert_null(b->rec.next);
     /* a is done: c runs, b still waits. */
     touch_in(fx, "go_a");
-    WAIT_UNTIL(fx, c->rec.state == REC_EXECUTING);
+    loopwait_until(&fx->loop, c->rec.state == REC_EXECUTING);
     assert_true(pending_queued(b));
     assert_int_equal(fx->ex.executing, 1);
     /* c is done: b's second attempt runs (and fails: go_b is there). */
     touch_in(fx, "go_c");
-    WAIT_UNTIL(fx, b->rec.state == REC_GAVE_UP);
-    WAIT_UNTIL(fx, idle_without_action(a) && idle_without_action(c));
+    loopwait_until(&fx->loop, b->rec.state == REC_GAVE_UP);
+    loopwait_until(&fx->loop, idle_without_action(a) && idle_without_action(c));
     assert_action(a, 0, "repair", "completed", "verified");
     assert_action(c, 0, "repair", "completed", "verified");
     assert_action(b, 0, "repair", "failed", "repair program exited with code 1");
@@ -468,15 +468,16 @@ static void queue_runs_older_actions_first(void **state)
         svc_start(all[i]);
     }
     unlink(a->ok_path);
-    WAIT_UNTIL(fx, a->rec.state == REC_EXECUTING);
+    loopwait_until(&fx->loop, a->rec.state == REC_EXECUTING);
     unlink(c->ok_path);
-    WAIT_UNTIL(fx, pending_queued(c));
+    loopwait_until(&fx->loop, pending_queued(c));
     unlink(b->ok_path);
-    WAIT_UNTIL(fx, pending_queued(b));
+    loopwait_until(&fx->loop, pending_queued(b));
     assert_ptr_equal(fx->ex.queue, &c->rec);
     assert_ptr_equal(c->rec.next, &b->rec);
     touch_in(fx, "go_a");
-    WAIT_UNTIL(fx, idle_without_action(a) && idle_without_action(b) && idle_without_action(c));
+    loopwait_until(&fx->loop,
+                   idle_without_action(a) && idle_without_action(b) && idle_without_action(c));
     json_t *acts = journal_actions_json(fx->journal, 0, 100);
     static const char *const order[] = {"a", "c", "b"};
     size_t n = json_array_size(acts);
@@ -506,7 +507,7 @@ static void crash_after_stable_is_restarted_and_verified(void **state)
     pid_t first = s->sup.pid;
     /* Past stable (the start's own verification needed that long). */
     kill(first, SIGKILL);
-    WAIT_UNTIL(fx, n_actions(s) == 1 && idle_without_action(s));
+    loopwait_until(&fx->loop, n_actions(s) == 1 && idle_without_action(s));
     assert_action(s, 0, "restart", "completed", "verified: pid");
     assert_int_equal(s->sup.state, SUP_RUNNING);
     assert_int_not_equal(s->sup.pid, first);
@@ -531,7 +532,7 @@ static void crash_loop_reaches_the_restart_limit_and_gives_up(void **state)
     s->restart->stable_ms = 5000;
     svc_init(s);
     recovery_event(&s->rec, REC_EV_START);
-    WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
+    loopwait_until(&fx->loop, s->rec.state == REC_GAVE_UP);
     assert_int_equal(n_actions(s), 2);
     for (size_t k = 0; k < 2; k++)
         assert_action(s, k, "restart", "failed", "process exited with code 1");
@@ -556,7 +557,7 @@ static void missing_binary_gives_up_after_the_restart_limit(void **state)
     s->restart->max = 2;
     svc_init(s);
     recovery_event(&s->rec, REC_EV_START);
-    WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
+    loopwait_until(&fx->loop, s->rec.state == REC_GAVE_UP);
     assert_int_equal(n_actions(s), 2);
     for (size_t k = 0; k < 2; k++)
         assert_action(s, k, "restart", "failed",
@@ -588,7 +589,7 @@ static void operator_restart_runs_and_is_verified(void **state)
     assert_int_equal(s->rec.state, REC_EXECUTING);
     assert_int_equal(recovery_operate(&s->rec, 0, STRATEGY_RESTART, err, sizeof err), -EBUSY);
     assert_non_null(strstr(err, "in progress"));
-    WAIT_UNTIL(fx, n_actions(s) == 1 && idle_without_action(s));
+    loopwait_until(&fx->loop, n_actions(s) == 1 && idle_without_action(s));
     assert_action(s, 0, "restart", "completed", "verified: pid");
     assert_int_not_equal(s->sup.pid, first);
     assert_int_equal(s->sup.state, SUP_RUNNING);
@@ -607,10 +608,10 @@ static void operator_recovers_an_open_fault_with_a_chosen_strategy(void **state)
     svc_start(s);
     recovery_hold(&s->rec);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, analyzer_has_open(&s->faults));
+    loopwait_until(&fx->loop, analyzer_has_open(&s->faults));
     int64_t id = analyzer_trigger(&s->faults)->id;
     assert_int_equal(recovery_operate(&s->rec, id, STRATEGY_REPAIR, err, sizeof err), 0);
-    WAIT_UNTIL(fx, n_actions(s) == 1 && idle_without_action(s));
+    loopwait_until(&fx->loop, n_actions(s) == 1 && idle_without_action(s));
     assert_action(s, 0, "repair", "completed", "verified");
     json_t *acts = actions_of(s);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(acts, 0), "fault_id")), id);
@@ -630,12 +631,12 @@ static void watched_service_without_strategy_only_alerts(void **state)
     svc_chain(s, 1, STRATEGY_REPAIR); /* but no repair program */
     svc_start(s);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, analyzer_has_open(&s->faults));
+    loopwait_until(&fx->loop, analyzer_has_open(&s->faults));
     assert_int_equal(s->rec.state, REC_IDLE);
     assert_int_equal(n_actions(s), 0);
     assert_int_equal(s->st.state, STATE_DEGRADED);
     touch(s->ok_path);
-    WAIT_UNTIL(fx, !analyzer_has_open(&s->faults));
+    loopwait_until(&fx->loop, !analyzer_has_open(&s->faults));
     assert_int_equal(n_actions(s), 0);
     assert_int_equal(s->st.state, STATE_RECOVERED);
     assert_state_path(s, "normal>degraded>recovered");
@@ -662,25 +663,25 @@ static void dependent_fault_is_a_symptom_until_the_root_recovers(void **state)
     svc_depends(web, db);
     recovery_event(&db->rec, REC_EV_START);
     recovery_event(&web->rec, REC_EV_START);
-    WAIT_UNTIL(fx, db->ready && web->ready);
+    loopwait_until(&fx->loop, db->ready && web->ready);
     unlink(db->ok_path);
-    WAIT_UNTIL(fx, db->rec.state == REC_EXECUTING);
+    loopwait_until(&fx->loop, db->rec.state == REC_EXECUTING);
     unlink(web->ok_path);
-    WAIT_UNTIL(fx, analyzer_has_open(&web->faults));
+    loopwait_until(&fx->loop, analyzer_has_open(&web->faults));
     struct fault_slot *fs = &web->faults.slots[SLOT_CHECK(0)];
     assert_int_equal(fs->root, db->faults.slots[SLOT_CHECK(0)].fault.id);
     assert_non_null(strstr(fs->fault.description, "(symptom of db fault"));
     assert_null(analyzer_trigger(&web->faults));
     assert_int_equal(web->rec.state, REC_IDLE);
     uint64_t probes = web->checks.checks[0].probes;
-    WAIT_UNTIL(fx, web->checks.checks[0].probes >= probes + 5);
+    loopwait_until(&fx->loop, web->checks.checks[0].probes >= probes + 5);
     assert_int_equal(n_actions(web), 0); /* nothing for a symptom */
     /* db recovers; web, still failing, now recovers on its own. */
     touch_in(fx, "go_db");
-    WAIT_UNTIL(fx, n_actions(db) == 1 && idle_without_action(db));
+    loopwait_until(&fx->loop, n_actions(db) == 1 && idle_without_action(db));
     assert_action(db, 0, "repair", "completed", "verified");
-    WAIT_UNTIL(fx,
-               n_actions(web) == 1 && idle_without_action(web) && !analyzer_has_open(&web->faults));
+    loopwait_until(&fx->loop, n_actions(web) == 1 && idle_without_action(web) &&
+                                  !analyzer_has_open(&web->faults));
     assert_action(web, 0, "repair", "completed", "verified");
 }
 
@@ -699,11 +700,11 @@ static void correlation_without_a_root_cause_recovers_on_its_own(void **state)
     svc_depends(web, db);
     recovery_event(&db->rec, REC_EV_START);
     recovery_event(&web->rec, REC_EV_START);
-    WAIT_UNTIL(fx, db->ready && web->ready);
+    loopwait_until(&fx->loop, db->ready && web->ready);
     unlink(web->ok_path);
-    WAIT_UNTIL(fx, web->rec.state == REC_CORRELATING);
+    loopwait_until(&fx->loop, web->rec.state == REC_CORRELATING);
     assert_false(analyzer_has_open(&web->faults)); /* not yet */
-    WAIT_UNTIL(fx, n_actions(web) == 1 && idle_without_action(web));
+    loopwait_until(&fx->loop, n_actions(web) == 1 && idle_without_action(web));
     assert_action(web, 0, "repair", "completed", "verified");
     assert_int_equal(web->faults.slots[SLOT_CHECK(0)].root, 0);
     assert_int_equal(n_actions(db), 0);
@@ -723,11 +724,11 @@ static void correlation_ends_quietly_when_checks_pass_again(void **state)
     svc_depends(web, db);
     recovery_event(&db->rec, REC_EV_START);
     recovery_event(&web->rec, REC_EV_START);
-    WAIT_UNTIL(fx, db->ready && web->ready);
+    loopwait_until(&fx->loop, db->ready && web->ready);
     unlink(web->ok_path);
-    WAIT_UNTIL(fx, web->rec.state == REC_CORRELATING);
+    loopwait_until(&fx->loop, web->rec.state == REC_CORRELATING);
     touch(web->ok_path);
-    WAIT_UNTIL(fx, web->rec.state == REC_IDLE);
+    loopwait_until(&fx->loop, web->rec.state == REC_IDLE);
     assert_false(analyzer_has_open(&web->faults));
     assert_int_equal(n_actions(web), 0);
     assert_int_equal(web->st.state, STATE_NORMAL);
@@ -754,14 +755,14 @@ static void queued_restart_runs_once_a_start_is_verified(void **state)
         svc_start(all[i]);
     }
     kill(a->sup.pid, SIGKILL);
-    WAIT_UNTIL(fx, a->rec.state == REC_VERIFYING);
+    loopwait_until(&fx->loop, a->rec.state == REC_VERIFYING);
     assert_int_equal(fx->ex.starting, 1);
     kill(b->sup.pid, SIGKILL);
-    WAIT_UNTIL(fx, pending_queued(b));
-    WAIT_UNTIL(fx, idle_without_action(a));
+    loopwait_until(&fx->loop, pending_queued(b));
+    loopwait_until(&fx->loop, idle_without_action(a));
     /* Room again: b's restart runs at once (it holds the start slot now). */
     assert_true(b->rec.state == REC_VERIFYING || idle_without_action(b));
-    WAIT_UNTIL(fx, idle_without_action(b));
+    loopwait_until(&fx->loop, idle_without_action(b));
     assert_action(b, 0, "restart", "completed", "verified");
 }
 
@@ -802,14 +803,14 @@ static void external_crash_after_a_failed_restart_program_is_a_fault(void **stat
     svc_start(s);
     assert_int_equal(s->sup.pid, pid);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, n_actions(s) == 2 && idle_without_action(s));
+    loopwait_until(&fx->loop, n_actions(s) == 2 && idle_without_action(s));
     assert_action(s, 0, "restart", "failed", "restart program failed");
     assert_action(s, 1, "repair", "completed", "verified");
     assert_int_equal(s->sup.state, SUP_RUNNING);
     /* The process crashes: an unexpected exit, a fault. */
     kill(pid, SIGKILL);
-    WAIT_UNTIL(fx, s->sup.state == SUP_DOWN);
-    WAIT_UNTIL(fx, s->faults.slots[SLOT_PROCESS].open);
+    loopwait_until(&fx->loop, s->sup.state == SUP_DOWN);
+    loopwait_until(&fx->loop, s->faults.slots[SLOT_PROCESS].open);
 }
 
 int main(void)

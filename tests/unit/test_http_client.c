@@ -14,6 +14,7 @@
 #include "httpsrv.h"
 #include "lib/clock.h"
 #include "lib/http-client.h"
+#include "loopwait.h"
 
 /* ---- the canned server's answers (httpsrv.h): the path picks one ---- */
 
@@ -65,7 +66,6 @@ struct got {
 
 struct fx {
     uv_loop_t loop;
-    uv_timer_t guard; /* wakes uv_run so that waits can give up */
     struct srv srv;
     struct http_client *cl[NCLIENT];
     struct got got[GOT_MAX];
@@ -77,17 +77,11 @@ struct fx {
 
 static struct fx *fx_now; /* the test's fixture, for the callbacks */
 
-static void guard_cb(uv_timer_t *t)
-{
-}
-
 static int fx_setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    uv_timer_init(&f->loop, &f->guard);
-    uv_timer_start(&f->guard, guard_cb, 20, 20);
     srv_start(&f->loop, &f->srv, answer);
     fx_now = f;
     *state = f;
@@ -101,7 +95,6 @@ static int fx_teardown(void **state)
     for (int i = 0; i < NCLIENT; i++)
         http_client_free(f->cl[i]);
     srv_stop(&f->srv);
-    uv_close((uv_handle_t *)&f->guard, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     free(f);
@@ -146,21 +139,11 @@ static int fx_start(struct fx *f, int i, uint64_t timeout_ms)
     return http_client_start(f->cl[i], timeout_ms, fx_cb, (void *)(intptr_t)i);
 }
 
-/* Run the loop until n results in all, or give up after 5 s. */
+/* Run the loop until n results in all (and not more). */
 static void fx_wait(struct fx *f, int n)
 {
-    uint64_t deadline = clock_mono_us() + 5000000;
-    while (f->n_got < n && clock_mono_us() < deadline)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    loopwait_until(&f->loop, f->n_got >= n);
     assert_int_equal(f->n_got, n);
-}
-
-/* Let the loop run for ms milliseconds. */
-static void fx_spin(struct fx *f, unsigned ms)
-{
-    uint64_t until = clock_mono_us() + ms * 1000ull;
-    while (clock_mono_us() < until)
-        uv_run(&f->loop, UV_RUN_ONCE);
 }
 
 /* One request of client i: the callback comes from the loop, never from
@@ -357,13 +340,11 @@ static void cancel_calls_nothing_and_drops_the_connection(void **state)
     struct fx *f = *state;
     fx_client(f, 0, 0, "/hang", NULL);
     assert_int_equal(fx_start(f, 0, 100), 0);
-    uint64_t deadline = clock_mono_us() + 5000000;
-    while (f->srv.requests < 1 && clock_mono_us() < deadline)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    loopwait_until(&f->loop, f->srv.requests >= 1);
     assert_int_equal(f->srv.requests, 1);
     http_client_cancel(f->cl[0]);
     http_client_cancel(f->cl[0]); /* idle: nothing to do */
-    fx_spin(f, 250);              /* past the cancelled deadline */
+    loopwait_idle(&f->loop, 250); /* past the cancelled deadline */
     assert_int_equal(f->n_got, 0);
     assert_int_equal(fx_request(f, 0, 50)->err, UV_ETIMEDOUT);
     assert_int_equal(f->srv.accepted, 2);
@@ -424,7 +405,7 @@ static void free_while_connecting_or_resolving_calls_nothing(void **state)
     http_client_free(f->cl[1]); /* resolving */
     f->cl[1] = NULL;
     http_client_free(NULL);
-    fx_spin(f, 100);
+    loopwait_idle(&f->loop, 100);
     assert_int_equal(f->n_got, 0);
     /* teardown: the loop ends empty */
 }

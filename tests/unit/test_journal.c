@@ -226,6 +226,37 @@ static void journal_fault_open_assigns_id_and_resolve_sets_resolved_at(void **st
     journal_free(j);
 }
 
+/* A fault back within its flap window: open again under its id, with what
+ * was seen this time, and back among the open faults a restarted recoverd
+ * adopts. */
+static void journal_fault_reopen_clears_resolved_and_records_the_new_description(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    f.resolved_ms = T0 + 2500;
+    assert_int_equal(journal_fault_resolve(j, &f), 0);
+    f.resolved_ms = 0;
+    snprintf(f.description, sizeof f.description, "http check failing: 503 \"again\"");
+    assert_int_equal(journal_fault_reopen(j, &f), 0);
+    json_t *o = journal_fault_json(j, f.id);
+    assert_true(json_is_null(json_object_get(o, "resolved_at")));
+    assert_true(json_is_null(json_object_get(o, "duration_ms")));
+    assert_json_str(o, "description", "http check failing: 503 \"again\"");
+    assert_json_str(o, "opened_at", "2025-11-25T11:39:28.123Z"); /* the same fault */
+    json_decref(o);
+    journal_free(j);
+    j = open_ok(fx);
+    struct fault *open = NULL;
+    assert_int_equal(journal_faults_open_for(j, "web", &open), 1);
+    assert_int_equal(open[0].id, f.id);
+    assert_string_equal(open[0].description, "http check failing: 503 \"again\"");
+    fault_release(&open[0]);
+    free(open);
+    journal_free(j);
+}
+
 static void journal_fault_json_unknown_id_is_null(void **state)
 {
     struct fixture *fx = *state;
@@ -1050,6 +1081,7 @@ int main(void)
         T(journal_open_rejects_newer_schema),
         T(journal_open_fails_with_message_for_missing_directory),
         T(journal_reopen_keeps_history),
+        T(journal_fault_reopen_clears_resolved_and_records_the_new_description),
         T(journal_fault_open_assigns_id_and_resolve_sets_resolved_at),
         T(journal_fault_json_unknown_id_is_null),
         T(journal_faults_open_for_returns_only_open_faults_of_service),

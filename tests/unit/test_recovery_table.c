@@ -68,10 +68,10 @@ static struct svc *enter_correlating(struct fixture *fx)
     svc_depends(web, db);
     recovery_event(&db->rec, REC_EV_START);
     recovery_event(&web->rec, REC_EV_START);
-    WAIT_UNTIL(fx, db->ready && web->ready);
+    loopwait_until(&fx->loop, db->ready && web->ready);
     unlink(web->ok_path);
-    WAIT_UNTIL(fx, web->rec.state == REC_CORRELATING);
-    uv_timer_stop(&web->rec.timer);
+    loopwait_until(&fx->loop, web->rec.state == REC_CORRELATING);
+    clock_timer_stop(&web->rec.timer);
     assert_false(analyzer_has_open(&web->faults));
     return web;
 }
@@ -82,7 +82,7 @@ static struct svc *enter_pending(struct fixture *fx)
     struct svc *s = enter_idle(fx);
     fx->ex.max_executing = 0;
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, pending_queued(s));
+    loopwait_until(&fx->loop, pending_queued(s));
     return s;
 }
 
@@ -91,7 +91,7 @@ static struct svc *enter_executing(struct fixture *fx)
 {
     struct svc *s = enter_idle(fx);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, s->rec.state == REC_EXECUTING);
+    loopwait_until(&fx->loop, s->rec.state == REC_EXECUTING);
     assert_action(s, 0, "repair", "executing", NULL);
     return s;
 }
@@ -103,7 +103,7 @@ static struct svc *enter_verifying(struct fixture *fx)
     struct svc *s = enter_executing(fx);
     s->ccfg.fall = 1000000;
     touch_named(s, "go");
-    WAIT_UNTIL(fx, s->rec.state == REC_VERIFYING);
+    loopwait_until(&fx->loop, s->rec.state == REC_VERIFYING);
     assert_true(s->rec.has_action);
     assert_true(s->checks.verifying);
     return s;
@@ -116,7 +116,7 @@ static struct svc *enter_gave_up(struct fixture *fx)
     touch_named(s, "fail");
     touch_named(s, "go");
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
+    loopwait_until(&fx->loop, s->rec.state == REC_GAVE_UP);
     assert_action(s, 0, "repair", "failed", "repair program exited with code 2");
     assert_true(s->faults.slots[SLOT_SUPERVISOR(&s->faults)].open);
     return s;
@@ -231,7 +231,9 @@ static void operator_refused_cell(struct fixture *fx, enum recovery_state st)
     char err[256] = "";
     struct snap before = snap_of(s);
     assert_int_equal(recovery_operate(&s->rec, 0, STRATEGY_REPAIR, err, sizeof err), -EBUSY);
-    assert_non_null(strstr(err, "in progress"));
+    /* Correlating has no action yet: it says so, not "action 0". */
+    assert_non_null(strstr(err, st == REC_CORRELATING ? "web is correlating" : "in progress"));
+    assert_null(strstr(err, "action 0"));
     fire(s, REC_EV_OPERATOR);
     assert_unchanged(s, &before);
 }
@@ -261,13 +263,13 @@ static void dep_recovered_flag_cell(struct fixture *fx, enum recovery_state st)
     svc_depends(web, db);
     recovery_event(&db->rec, REC_EV_START);
     recovery_event(&web->rec, REC_EV_START);
-    WAIT_UNTIL(fx, db->ready && web->ready);
+    loopwait_until(&fx->loop, db->ready && web->ready);
     if (st == REC_PENDING)
         fx->ex.max_executing = 0;
     unlink(db->ok_path);
-    WAIT_UNTIL(fx, analyzer_has_open(&db->faults));
+    loopwait_until(&fx->loop, analyzer_has_open(&db->faults));
     unlink(web->ok_path);
-    WAIT_UNTIL(fx, web->faults.slots[SLOT_CHECK(0)].open);
+    loopwait_until(&fx->loop, web->faults.slots[SLOT_CHECK(0)].open);
     assert_int_not_equal(web->faults.slots[SLOT_CHECK(0)].root, 0);
     assert_int_equal(web->rec.state, REC_IDLE);
     if (st == REC_GAVE_UP)
@@ -277,7 +279,7 @@ static void dep_recovered_flag_cell(struct fixture *fx, enum recovery_state st)
     if (st == REC_GAVE_UP || st == REC_VERIFYING)
         touch_named(web, "go");
     assert_int_equal(recovery_operate(&web->rec, 0, STRATEGY_REPAIR, err, sizeof err), 0);
-    WAIT_UNTIL(fx, web->rec.state == st);
+    loopwait_until(&fx->loop, web->rec.state == st);
     assert_int_not_equal(web->faults.slots[SLOT_CHECK(0)].root, 0);
     struct snap before = snap_of(web);
     fire(web, REC_EV_DEP_RECOVERED);
@@ -306,7 +308,7 @@ static void idle_start(void **state)
     assert_int_equal(s->rec.state, REC_VERIFYING);
     assert_int_equal(s->sup.state, SUP_RUNNING);
     assert_false(s->rec.has_action);
-    WAIT_UNTIL(fx, s->ready == 1 && s->rec.state == REC_IDLE);
+    loopwait_until(&fx->loop, s->ready == 1 && s->rec.state == REC_IDLE);
     assert_int_equal(n_actions(s), 0);
 }
 
@@ -316,7 +318,7 @@ static void idle_check_failing(void **state)
     FX_OF(state);
     struct svc *s = enter_idle(fx);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, s->rec.state == REC_EXECUTING);
+    loopwait_until(&fx->loop, s->rec.state == REC_EXECUTING);
     assert_true(s->faults.slots[SLOT_CHECK(0)].open);
     assert_action(s, 0, "repair", "executing", NULL);
 }
@@ -328,10 +330,10 @@ static void idle_check_reported(void **state)
     struct svc *s = enter_idle(fx);
     recovery_hold(&s->rec);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, analyzer_has_open(&s->faults));
+    loopwait_until(&fx->loop, analyzer_has_open(&s->faults));
     assert_int_equal(s->rec.state, REC_IDLE);
     touch(s->ok_path);
-    WAIT_UNTIL(fx, !analyzer_has_open(&s->faults));
+    loopwait_until(&fx->loop, !analyzer_has_open(&s->faults));
     assert_int_equal(s->rec.state, REC_IDLE);
     assert_int_equal(s->recovered, 1);
     assert_int_equal(n_actions(s), 0);
@@ -343,7 +345,7 @@ static void idle_exited(void **state)
     FX_OF(state);
     struct svc *s = enter_idle(fx);
     crash(s);
-    WAIT_UNTIL(fx, process_fault_open(s) && s->rec.state == REC_EXECUTING);
+    loopwait_until(&fx->loop, process_fault_open(s) && s->rec.state == REC_EXECUTING);
     assert_action(s, 0, "repair", "executing", NULL);
 }
 
@@ -360,7 +362,7 @@ static void idle_hold(void **state)
     assert_true(s->rec.held);
     assert_int_equal(s->rec.state, REC_IDLE);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, analyzer_has_open(&s->faults));
+    loopwait_until(&fx->loop, analyzer_has_open(&s->faults));
     assert_int_equal(s->rec.state, REC_IDLE);
     assert_int_equal(n_actions(s), 0);
 }
@@ -372,7 +374,7 @@ static void idle_release(void **state)
     struct svc *s = enter_idle(fx);
     recovery_hold(&s->rec);
     unlink(s->ok_path);
-    WAIT_UNTIL(fx, analyzer_has_open(&s->faults));
+    loopwait_until(&fx->loop, analyzer_has_open(&s->faults));
     assert_int_equal(recovery_release(&s->rec), 0);
     assert_false(s->rec.held);
     assert_int_equal(s->rec.state, REC_VERIFYING);
@@ -401,20 +403,20 @@ static void idle_dep_recovered(void **state)
     svc_depends(web, db);
     recovery_event(&db->rec, REC_EV_START);
     recovery_event(&web->rec, REC_EV_START);
-    WAIT_UNTIL(fx, db->ready && web->ready);
+    loopwait_until(&fx->loop, db->ready && web->ready);
     unlink(db->ok_path);
-    WAIT_UNTIL(fx, db->rec.state == REC_EXECUTING);
+    loopwait_until(&fx->loop, db->rec.state == REC_EXECUTING);
     unlink(web->ok_path);
-    WAIT_UNTIL(fx, analyzer_has_open(&web->faults) && web->rec.state == REC_IDLE);
+    loopwait_until(&fx->loop, analyzer_has_open(&web->faults) && web->rec.state == REC_IDLE);
     assert_int_not_equal(web->faults.slots[SLOT_CHECK(0)].root, 0);
     assert_int_equal(n_actions(web), 0);
     touch_named(db, "fix");
     touch_named(db, "go");
-    WAIT_UNTIL(fx, db->recovered == 1);
+    loopwait_until(&fx->loop, db->recovered == 1);
     /* db's sink fired DEP_RECOVERED on web in that same turn. */
-    WAIT_UNTIL(fx, n_actions(web) == 1);
+    loopwait_until(&fx->loop, n_actions(web) == 1);
     assert_int_equal(web->faults.slots[SLOT_CHECK(0)].root, 0);
-    WAIT_UNTIL(fx, web->rec.state == REC_EXECUTING);
+    loopwait_until(&fx->loop, web->rec.state == REC_EXECUTING);
     assert_action(web, 0, "repair", "executing", NULL);
 }
 
@@ -432,7 +434,7 @@ static void correlating_check_reported(void **state)
     FX_OF(state);
     struct svc *s = enter_correlating(fx);
     touch(s->ok_path);
-    WAIT_UNTIL(fx, s->rec.state == REC_IDLE);
+    loopwait_until(&fx->loop, s->rec.state == REC_IDLE);
     assert_false(analyzer_has_open(&s->faults));
     assert_int_equal(n_actions(s), 0);
 }
@@ -443,7 +445,7 @@ static void correlating_exited(void **state)
     FX_OF(state);
     struct svc *s = enter_correlating(fx);
     crash(s);
-    WAIT_UNTIL(fx, process_fault_open(s));
+    loopwait_until(&fx->loop, process_fault_open(s));
     assert_true(s->faults.slots[SLOT_CHECK(0)].open);
     assert_int_equal(s->rec.state, REC_EXECUTING);
     assert_action(s, 0, "repair", "executing", NULL);
@@ -520,7 +522,7 @@ static struct svc *crash_then_fail_check(struct fixture *fx, enum recovery_state
         touch_named(s, "go");
     }
     crash(s);
-    WAIT_UNTIL(fx, s->rec.state == st);
+    loopwait_until(&fx->loop, s->rec.state == st);
     assert_true(process_fault_open(s));
     assert_false(s->faults.slots[SLOT_CHECK(0)].open);
     fire(s, REC_EV_CHECK_FAILING); /* its checks stop while the process is down */
@@ -544,7 +546,7 @@ static void pending_check_reported(void **state)
     FX_OF(state);
     struct svc *s = enter_pending(fx);
     touch(s->ok_path);
-    WAIT_UNTIL(fx, s->rec.state == REC_IDLE);
+    loopwait_until(&fx->loop, s->rec.state == REC_IDLE);
     assert_action(s, 0, "repair", "aborted", "aborted: checks passing again before it ran");
     assert_false(s->rec.queued);
     assert_null(fx->ex.queue);
@@ -557,7 +559,7 @@ static void pending_exited(void **state)
     FX_OF(state);
     struct svc *s = enter_pending(fx);
     crash(s);
-    WAIT_UNTIL(fx, process_fault_open(s));
+    loopwait_until(&fx->loop, process_fault_open(s));
     assert_true(pending_queued(s));
     assert_int_equal(n_actions(s), 1);
 }
@@ -576,13 +578,13 @@ static void pending_timer(void **state)
     s->cfg.verify_ms = 5000;
     svc_start(s);
     crash(s);
-    WAIT_UNTIL(fx, s->rec.state == REC_PENDING);
+    loopwait_until(&fx->loop, s->rec.state == REC_PENDING);
     assert_false(s->rec.queued);
-    assert_true(uv_is_active((uv_handle_t *)&s->rec.timer));
+    assert_true(clock_timer_armed(&s->rec.timer));
     fire(s, REC_EV_TIMER);
     assert_int_not_equal(s->rec.state, REC_PENDING);
     assert_int_equal(s->rec.attempts, 1);
-    WAIT_UNTIL(fx, s->sup.state == SUP_RUNNING);
+    loopwait_until(&fx->loop, s->sup.state == SUP_RUNNING);
     json_t *acts = actions_of(s);
     assert_string_equal(json_string_value(json_object_get(json_array_get(acts, 0), "strategy")),
                         "restart");
@@ -600,12 +602,12 @@ static void pending_slot(void **state)
     svc_start(a);
     svc_start(b);
     unlink(a->ok_path);
-    WAIT_UNTIL(fx, a->rec.state == REC_EXECUTING);
+    loopwait_until(&fx->loop, a->rec.state == REC_EXECUTING);
     unlink(b->ok_path);
-    WAIT_UNTIL(fx, pending_queued(b));
+    loopwait_until(&fx->loop, pending_queued(b));
     touch_named(a, "fix");
     touch_named(a, "go");
-    WAIT_UNTIL(fx, b->rec.state == REC_EXECUTING);
+    loopwait_until(&fx->loop, b->rec.state == REC_EXECUTING);
     assert_false(b->rec.queued);
     assert_null(fx->ex.queue);
     assert_action(b, 0, "repair", "executing", NULL);
@@ -677,9 +679,9 @@ static void executing_check_reported(void **state)
     FX_OF(state);
     struct svc *s = enter_executing(fx);
     touch(s->ok_path);
-    WAIT_UNTIL(fx, !s->checks.checks[0].failing);
+    loopwait_until(&fx->loop, !s->checks.checks[0].failing);
     uint64_t probes = s->checks.checks[0].probes;
-    WAIT_UNTIL(fx, s->checks.checks[0].probes > probes);
+    loopwait_until(&fx->loop, s->checks.checks[0].probes > probes);
     assert_int_equal(s->rec.state, REC_EXECUTING);
     assert_action(s, 0, "repair", "executing", NULL);
 }
@@ -690,7 +692,7 @@ static void executing_exited(void **state)
     FX_OF(state);
     struct svc *s = enter_executing(fx);
     crash(s);
-    WAIT_UNTIL(fx, process_fault_open(s));
+    loopwait_until(&fx->loop, process_fault_open(s));
     assert_int_equal(s->rec.state, REC_EXECUTING);
     assert_action(s, 0, "repair", "executing", NULL);
 }
@@ -715,7 +717,7 @@ static void executing_executed(void **state)
     struct svc *s = enter_executing(fx);
     touch_named(s, "fix");
     touch_named(s, "go");
-    WAIT_UNTIL(fx, idle_without_action(s));
+    loopwait_until(&fx->loop, idle_without_action(s));
     assert_action(s, 0, "repair", "completed", "verified");
     assert_false(analyzer_has_open(&s->faults));
 }
@@ -786,7 +788,7 @@ static void verifying_check_reported(void **state)
     FX_OF(state);
     struct svc *s = enter_verifying(fx);
     touch(s->ok_path);
-    WAIT_UNTIL(fx, idle_without_action(s));
+    loopwait_until(&fx->loop, idle_without_action(s));
     assert_action(s, 0, "repair", "completed", "verified");
     assert_false(analyzer_has_open(&s->faults));
     assert_int_equal(s->recovered, 1);
@@ -798,7 +800,7 @@ static void verifying_exited(void **state)
     FX_OF(state);
     struct svc *s = enter_verifying(fx);
     crash(s);
-    WAIT_UNTIL(fx, s->rec.state == REC_GAVE_UP);
+    loopwait_until(&fx->loop, s->rec.state == REC_GAVE_UP);
     assert_action(s, 0, "repair", "failed", "process killed by signal 9");
     assert_true(process_fault_open(s));
 }
@@ -904,9 +906,9 @@ static void gave_up_check_reported(void **state)
     FX_OF(state);
     struct svc *s = enter_gave_up(fx);
     touch(s->ok_path);
-    WAIT_UNTIL(fx, !s->checks.checks[0].failing);
+    loopwait_until(&fx->loop, !s->checks.checks[0].failing);
     uint64_t probes = s->checks.checks[0].probes;
-    WAIT_UNTIL(fx, s->checks.checks[0].probes > probes);
+    loopwait_until(&fx->loop, s->checks.checks[0].probes > probes);
     assert_int_equal(s->rec.state, REC_GAVE_UP);
     assert_true(s->faults.slots[SLOT_SUPERVISOR(&s->faults)].open);
 }
@@ -917,7 +919,7 @@ static void gave_up_exited(void **state)
     FX_OF(state);
     struct svc *s = enter_gave_up(fx);
     crash(s);
-    WAIT_UNTIL(fx, process_fault_open(s));
+    loopwait_until(&fx->loop, process_fault_open(s));
     assert_int_equal(s->rec.state, REC_GAVE_UP);
     assert_int_equal(n_actions(s), 1);
 }

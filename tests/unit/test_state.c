@@ -17,6 +17,7 @@
 
 #include "lib/clock.h"
 #include "lib/model.h"
+#include "loopwait.h"
 #include "monitor/state.h"
 #include "store/journal.h"
 
@@ -39,7 +40,6 @@ static const enum state expected[STATE__COUNT][EV__COUNT] = {
 #define MAX_SVC 3
 #define QUIET_MS 30
 /* No test waits anywhere near this long unless something is broken. */
-#define DEADLINE_MS 10000
 
 static const char *const names[MAX_SVC] = {"web", "db", "cache"};
 
@@ -50,9 +50,6 @@ struct fixture {
     struct journal *journal;      /* real */
     struct monitor m;             /* the system */
     struct svc_state st[MAX_SVC]; /* web and db registered; cache when a test wants it */
-    uv_timer_t guard;             /* run_until's tick: the loop never sleeps long */
-    bool expired;                 /* the deadline passed */
-    uint64_t deadline_us;         /* run_until's, monotonic */
 };
 
 static int fixture_setup(void **state)
@@ -68,8 +65,6 @@ static int fixture_setup(void **state)
     if (!fx->journal)
         fail_msg("journal_open: %s", err);
     assert_int_equal(monitor_init(&fx->m, &fx->loop, fx->journal, QUIET_MS), 0);
-    assert_int_equal(uv_timer_init(&fx->loop, &fx->guard), 0);
-    fx->guard.data = fx;
     for (int i = 0; i < MAX_SVC; i++)
         fx->st[i].index = SIZE_MAX;
     for (int i = 0; i < 2; i++)
@@ -84,7 +79,6 @@ static int fixture_teardown(void **state)
     char p[160];
     static const char *const suffixes[] = {"", "-wal", "-shm"};
     monitor_close(&fx->m);
-    uv_close((uv_handle_t *)&fx->guard, NULL);
     assert_int_equal(uv_run(&fx->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&fx->loop), 0);
     journal_free(fx->journal);
@@ -95,30 +89,6 @@ static int fixture_teardown(void **state)
     rmdir(fx->dir);
     free(fx);
     return 0;
-}
-
-/* A tick every few ms: uv_run(UV_RUN_ONCE) runs due timers and then still
- * sleeps until the next event, so a condition made true by a timer would
- * otherwise be seen only when something else happens. */
-static void guard_cb(uv_timer_t *t)
-{
-    struct fixture *fx = t->data;
-    if (clock_mono_us() >= fx->deadline_us)
-        fx->expired = true;
-}
-
-/* Run the loop until *flag-like condition done(fx) holds; false if it did
- * not within DEADLINE_MS. */
-static bool run_until(struct fixture *fx, bool (*done)(struct fixture *))
-{
-    fx->expired = false;
-    fx->deadline_us = clock_mono_us() + DEADLINE_MS * 1000ull;
-    uv_update_time(&fx->loop);
-    uv_timer_start(&fx->guard, guard_cb, 5, 5);
-    while (!done(fx) && !fx->expired)
-        uv_run(&fx->loop, UV_RUN_ONCE);
-    uv_timer_stop(&fx->guard);
-    return done(fx);
 }
 
 /* Put service i in state s since ms, keeping the system's counts right
@@ -395,7 +365,7 @@ static void state_system_recovered_after_faults_close(void **state)
     assert_int_equal(count_transitions(fx, NULL), 2);
     /* The system's own recovery arms the quiet period (no service did). */
     assert_true(uv_is_active((uv_handle_t *)&fx->m.quiet_timer));
-    assert_true(run_until(fx, system_normal));
+    loopwait_until(&fx->loop, system_normal(fx));
     assert_true(fx->m.state_ms >= recovered_ms + QUIET_MS);
     assert_last_transition(fx, NULL, STATE_RECOVERED, STATE_NORMAL, "quiet period elapsed");
 }
@@ -514,7 +484,7 @@ static void state_quiet_tick_waits_for_quiet_period(void **state)
 
     /* Then both turn normal, not before the quiet period by the clock the
      * code itself reads, and the timer does not re-arm. */
-    assert_true(run_until(fx, web_and_system_normal));
+    loopwait_until(&fx->loop, web_and_system_normal(fx));
     assert_true(s->state_ms >= recovered_ms + fx->m.quiet_ms);
     assert_true(fx->m.state_ms >= recovered_ms + fx->m.quiet_ms);
     assert_last_transition(fx, "web", STATE_RECOVERED, STATE_NORMAL, "quiet period elapsed");
@@ -566,7 +536,7 @@ static void state_service_recovered_alone_turns_normal_after_quiet(void **state)
     assert_int_equal(s->state, STATE_RECOVERED);
     assert_int_equal(fx->m.state, STATE_NORMAL);
     assert_true(uv_is_active((uv_handle_t *)&fx->m.quiet_timer));
-    assert_true(run_until(fx, web_normal));
+    loopwait_until(&fx->loop, web_normal(fx));
     assert_true(s->state_ms >= recovered_ms + QUIET_MS);
     assert_int_equal(count_transitions(fx, NULL), 0);
 }
@@ -620,7 +590,7 @@ static void state_quiet_tick_not_starved_by_another_service(void **state)
     uv_timer_init(&fx->loop, &flap);
     flap.data = &fl;
     uv_timer_start(&flap, flap_cb, 20, 20);
-    assert_true(run_until(fx, flapper_done));
+    loopwait_until(&fx->loop, flapper_done(fx));
     assert_true(fl.other_turned_normal);
     assert_true(fl.left > 0);
     assert_int_equal(a->state, STATE_NORMAL);

@@ -31,10 +31,10 @@
 #include "lib/clock.h"
 #include "lib/procstat.h"
 #include "recover/containment.h"
+#include "loopwait.h"
 #include "recover/supervisor.h"
 #include "store/journal.h"
 
-#define DEADLINE_MS 10000
 /* Children the test forks end themselves even if a test fails to. */
 #define CHILD_LIFE_S 20
 
@@ -53,10 +53,7 @@ struct fixture {
     struct sup_exit exit;         /* the last one */
     enum sup_state state_at_exit; /* sp.state when the sink heard it */
     int closed;                   /* sink.closed calls */
-    uv_timer_t guard;             /* run_until's deadline */
-    bool expired;
-    uint64_t deadline_us; /* run_until's, monotonic */
-    pid_t forked[8];      /* processes the test forked itself */
+    pid_t forked[8];              /* processes the test forked itself */
     int n_forked;
     struct containment box; /* the containment of the *_cgroup/_subreaper fixtures */
     bool box_up;            /* box was set up and sp uses it */
@@ -90,8 +87,6 @@ static int fixture_setup_mode(void **state, enum containment_mode mode)
     snprintf(fx->jpath, sizeof fx->jpath, "%s/journal.db", fx->dir);
     snprintf(fx->pidfile, sizeof fx->pidfile, "%s/svc.pid", fx->dir);
     assert_int_equal(uv_loop_init(&fx->loop), 0);
-    uv_timer_init(&fx->loop, &fx->guard);
-    fx->guard.data = fx;
     fx->journal = journal_open(fx->jpath, err, sizeof err);
     if (!fx->journal)
         fail_msg("journal_open: %s", err);
@@ -150,28 +145,6 @@ static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *
     return 0;
 }
 
-/* A tick every few ms: uv_run(UV_RUN_ONCE) runs due timers and then still
- * sleeps until the next event, so a condition made true by a timer would
- * otherwise be seen only when something else happens. */
-static void guard_cb(uv_timer_t *t)
-{
-    struct fixture *fx = t->data;
-    if (clock_mono_us() >= fx->deadline_us)
-        fx->expired = true;
-}
-
-static bool run_until(struct fixture *fx, bool (*done)(struct fixture *))
-{
-    fx->expired = false;
-    fx->deadline_us = clock_mono_us() + DEADLINE_MS * 1000ull;
-    uv_update_time(&fx->loop);
-    uv_timer_start(&fx->guard, guard_cb, 5, 5);
-    while (!done(fx) && !fx->expired)
-        uv_run(&fx->loop, UV_RUN_ONCE);
-    uv_timer_stop(&fx->guard);
-    return done(fx);
-}
-
 static bool is_down(struct fixture *fx)
 {
     return fx->sp.state == SUP_DOWN;
@@ -187,7 +160,7 @@ static int fixture_teardown(void **state)
             supervisor_event(&fx->sp, SUP_EV_RELEASE, STOP_NONE);
         else if (fx->sp.pid > 0) /* never kill(-0): that is the test's own group */
             kill(-fx->sp.pid, SIGKILL);
-        run_until(fx, is_down);
+        loopwait_try(&fx->loop, is_down(fx));
     }
     /* Draining: SIGKILL what is left, and then give up waiting for it. */
     for (int i = 0; i < 2 && fx->sp.state == SUP_DRAINING; i++)
@@ -200,7 +173,6 @@ static int fixture_teardown(void **state)
     supervisor_close(&fx->sp);
     if (fx->box_up)
         containment_close(&fx->box);
-    uv_close((uv_handle_t *)&fx->guard, NULL);
     int r = uv_run(&fx->loop, UV_RUN_DEFAULT);
     int handles = fx->sp.handles_open;
     int closed = uv_loop_close(&fx->loop);
@@ -254,12 +226,7 @@ static void wait_file(struct fixture *fx, const char *name)
 {
     char path[192];
     snprintf(path, sizeof path, "%s/%s", fx->dir, name);
-    uint64_t deadline = clock_mono_us() + DEADLINE_MS * 1000ull;
-    while (access(path, F_OK) != 0) {
-        if (clock_mono_us() > deadline)
-            fail_msg("%s never appeared", path);
-        usleep(2000);
-    }
+    poll_until(access(path, F_OK) == 0);
 }
 
 /* The state letter of /proc/pid/stat ('R', 'S', 'T', 'Z'...), 0 if none. */
@@ -381,7 +348,7 @@ static void down_spawn_runs_the_command_and_its_exit_code_is_reported(void **sta
     struct child_row row = child_row(fx);
     assert_int_equal(row.n, 1);
     assert_int_equal(row.pid, pid);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exits, 1);
     assert_int_equal(fx->exit.pid, pid);
     assert_int_equal(fx->exit.code, 3);
@@ -411,7 +378,7 @@ static void killed_process_reports_the_signal_and_spawns_again(void **state)
     spawn_ok(fx);
     pid_t first = fx->sp.pid;
     kill(first, SIGKILL);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.signal, SIGKILL);
     assert_int_equal(fx->exit.code, 0);
     assert_int_equal(fx->exit.why, STOP_NONE);
@@ -584,7 +551,7 @@ static void running_stop_sends_sigterm_and_the_exit_says_why(void **state)
     assert_int_equal(fx->sp.state, SUP_STOPPING);
     assert_int_equal(fx->sp.stop_reason, STOP_RESTART);
     assert_true(uv_is_active((uv_handle_t *)&fx->sp.grace));
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.pid, pid);
     assert_int_equal(fx->exit.signal, SIGTERM);
     assert_int_equal(fx->exit.why, STOP_RESTART);
@@ -602,7 +569,7 @@ static void running_stop_uses_the_configured_signal(void **state)
     fx->cfg.stop.signal = SIGINT;
     spawn_ok(fx);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.signal, SIGINT);
     assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
 }
@@ -616,12 +583,9 @@ static void running_stop_wakes_a_stopped_process(void **state)
     fx->cfg.stop.grace_ms = 60000;
     spawn_ok(fx);
     kill(fx->sp.pid, SIGSTOP);
-    uint64_t deadline = clock_mono_us() + DEADLINE_MS * 1000ull;
-    while (proc_state(fx->sp.pid) != 'T' && clock_mono_us() < deadline)
-        usleep(1000);
-    assert_int_equal(proc_state(fx->sp.pid), 'T');
+    poll_until(proc_state(fx->sp.pid) == 'T');
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.signal, SIGTERM);
 }
 
@@ -631,7 +595,7 @@ static void exit_kills_what_the_leader_left_in_its_group(void **state)
     struct fixture *fx = *state;
     command_sh(fx, "sleep 100 & echo $! > grandchild; exit 0");
     spawn_ok(fx);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.code, 0);
     char path[192];
     snprintf(path, sizeof path, "%s/grandchild", fx->dir);
@@ -642,10 +606,10 @@ static void exit_kills_what_the_leader_left_in_its_group(void **state)
     fclose(f);
     /* As subreaper the orphan is ours to reap: it died of the SIGKILL. */
     int st = 0;
-    uint64_t deadline = clock_mono_us() + DEADLINE_MS * 1000ull;
+    uint64_t until = uv_hrtime() + LOOPWAIT_MS * 1000000ull;
     pid_t got;
-    while ((got = waitpid(g, &st, WNOHANG)) == 0 && clock_mono_us() < deadline)
-        usleep(1000);
+    while ((got = waitpid(g, &st, WNOHANG)) == 0 && uv_hrtime() < until)
+        loopwait_nap(1);
     if (got != g) {
         kill(g, SIGKILL);
         waitpid(g, NULL, 0);
@@ -675,7 +639,7 @@ static void stopping_kills_after_the_grace_period(void **state)
     uint64_t t0 = clock_mono_us();
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
     assert_int_equal(fx->sp.state, SUP_STOPPING);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     uint64_t waited_ms = (clock_mono_us() - t0) / 1000;
     assert_int_equal(fx->exit.signal, SIGKILL); /* TERM did nothing */
     assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
@@ -692,8 +656,8 @@ static void stopping_grace_event_sends_sigkill(void **state)
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
     assert_int_equal(fx->sp.state, SUP_STOPPING); /* down once the exit is seen */
-    assert_true(fx->sp.killed);                   /* a drain after this waits only the kill wait */
-    assert_true(run_until(fx, exited));
+    assert_true(fx->sp.killed); /* a drain after this waits only the kill wait */
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.signal, SIGKILL);
     assert_int_equal(fx->exit.why, STOP_RESTART);
 }
@@ -740,7 +704,7 @@ static void stopping_stop_again_upgrades_the_reason_only(void **state)
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     assert_shutdown_outranks_restart(fx, SUP_STOPPING);
     kill(-fx->sp.pid, SIGKILL);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
 }
 
@@ -787,10 +751,7 @@ static pid_t escaped_pid(struct fixture *fx)
     assert_int_equal(fscanf(f, "%d", &pid), 1);
     fclose(f);
     assert_true(pid > 1);
-    uint64_t deadline = clock_mono_us() + DEADLINE_MS * 1000ull;
-    while (!runs_sleep(pid) && clock_mono_us() < deadline)
-        usleep(1000);
-    assert_true(runs_sleep(pid));
+    poll_until(runs_sleep(pid));
     return pid;
 }
 
@@ -800,7 +761,7 @@ static pid_t escaped_pid(struct fixture *fx)
 static int escapee_end(pid_t pid)
 {
     int st = 0;
-    uint64_t deadline = clock_mono_us() + DEADLINE_MS * 1000ull;
+    uint64_t deadline = clock_mono_us() + LOOPWAIT_MS * 1000ull;
     pid_t got;
     while ((got = waitpid(pid, &st, WNOHANG)) == 0 && clock_mono_us() < deadline)
         usleep(1000);
@@ -863,7 +824,7 @@ static void stop_reaches_what_left_the_group(void **state)
     spawn_escaper(fx, false);
     pid_t esc = escaped_pid(fx);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
     assert_int_equal(fx->exit.signal, SIGTERM);
     assert_escapee_ended(esc, SIGTERM); /* the stop signal, no SIGKILL needed */
@@ -879,7 +840,7 @@ static void death_takes_what_left_the_group(void **state)
     spawn_escaper(fx, true);
     pid_t esc = escaped_pid(fx);
     kill(fx->sp.pid, SIGKILL);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.why, STOP_NONE);
     assert_int_equal(fx->exit.signal, SIGKILL);
     assert_escapee_ended(esc, SIGKILL);
@@ -922,7 +883,7 @@ static void spawn_into_a_killed_busy_cgroup_lives(void **state)
     waitpid(old, NULL, 0);
     fx->n_forked = 0;
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     spawn_ok(fx);
     usleep(100000);
     uv_run(&fx->loop, UV_RUN_NOWAIT);
@@ -942,7 +903,7 @@ static void draining_kills_what_ignores_the_stop_after_the_grace(void **state)
     uv_update_time(&fx->loop);
     uint64_t t0 = clock_mono_us();
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     uint64_t waited_ms = (clock_mono_us() - t0) / 1000;
     assert_int_equal(fx->exit.why, STOP_RESTART);
     assert_int_equal(fx->exit.signal, SIGTERM); /* the leader went at once */
@@ -965,7 +926,7 @@ static void stopping_grace_kills_what_left_the_group_too(void **state)
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
     assert_true(fx->sp.killed);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.signal, SIGKILL);
     assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
     assert_escapee_ended(esc, SIGKILL);
@@ -979,9 +940,7 @@ static pid_t enter_draining(struct fixture *fx, enum stop_reason reason)
     spawn_escaper(fx, true);
     pid_t esc = escaped_pid(fx);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, reason), 0);
-    uint64_t deadline = clock_mono_us() + DEADLINE_MS * 1000ull;
-    while (fx->sp.state == SUP_STOPPING && clock_mono_us() < deadline)
-        uv_run(&fx->loop, UV_RUN_ONCE);
+    loopwait_until(&fx->loop, fx->sp.state != SUP_STOPPING);
     assert_int_equal(fx->sp.state, SUP_DRAINING);
     assert_int_equal(fx->sp.pid, 0);
     assert_null(fx->sp.exit_watch);
@@ -1006,7 +965,7 @@ static void draining_refuses_spawn_watch_release_and_ignores_exited(void **state
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
     assert_true(fx->sp.killed);
     assert_int_equal(fx->sp.state, SUP_DRAINING); /* down once it is seen gone */
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->state_at_exit, SUP_DOWN);
     assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
     assert_false(fx->sp.killed);
@@ -1024,7 +983,7 @@ static void draining_stop_changes_the_reported_reason(void **state)
     assert_int_equal(fx->sp.stop_reason, STOP_NONE);
     assert_shutdown_outranks_restart(fx, SUP_DRAINING);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
     escapee_end(esc);
 }
@@ -1074,7 +1033,7 @@ static void without_containment_the_exit_is_reported_at_once(void **state)
     assert_null(fx->sp.box);
     command_sh(fx, "exit 0");
     spawn_ok(fx);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_null(fx->sp.encl.cgroup);
     assert_string_equal(fx->sp.encl.mark, "");
 }
@@ -1105,7 +1064,7 @@ static void external_stop_never_signals(void **state)
     assert_int_equal(fx->sp.pid, 0);
     assert_null(fx->sp.exit_watch);
     assert_int_equal(fx->exits, 0);
-    usleep(20000);
+    loopwait_nap(20);                                 /* time for an exit that must not come */
     assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still running */
     uv_run(&fx->loop, UV_RUN_NOWAIT);
     assert_int_equal(fx->sp.handles_open, 2);
@@ -1139,7 +1098,7 @@ static void external_exit_is_reported_without_a_code(void **state)
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), 0);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     kill(pid, SIGKILL);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.pid, pid);
     assert_int_equal(fx->exit.code, -1);
     assert_int_equal(fx->exit.signal, 0);
@@ -1177,9 +1136,9 @@ static void spawn_uses_env_cwd_and_output_log(void **state)
     supervisor_set_envp(&fx->sp, envp);
     command_sh(fx, "echo \"hello from $(pwd)\"; echo \"FOO=$FOO\"; echo err line >&2");
     spawn_ok(fx);
-    assert_true(run_until(fx, exited));
+    loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.code, 0);
-    assert_true(run_until(fx, log_has_hello));
+    loopwait_until(&fx->loop, log_has_hello(fx));
     char buf[4096] = "", want[128];
     FILE *f = fopen(fx->log, "r");
     assert_non_null(f);
@@ -1241,7 +1200,7 @@ static void procstat_start_ticks_of_self_is_stable(void **state)
     uint64_t a = procstat_start_ticks(getpid());
     assert_true(a > 0);
     assert_int_equal(a, stat_field22(getpid()));
-    usleep(20000);
+    loopwait_nap(20);
     assert_int_equal(procstat_start_ticks(getpid()), a);
 }
 
@@ -1410,7 +1369,7 @@ static int reap(pid_t pid)
 /* Still running (not even a zombie) after a moment. */
 static bool still_running(pid_t pid)
 {
-    usleep(50000);
+    loopwait_nap(50); /* time for an exit that must not come */
     return kill(pid, 0) == 0 && waitpid(pid, NULL, WNOHANG) == 0;
 }
 
@@ -1459,11 +1418,8 @@ static struct leftover_run daemon_with_leftover(const char *service, pid_t pid, 
         skip(); /* no cgroup for this test here */
     }
     /* The leftovers go off the loop's back; web starts once they are gone. */
-    while (r == 0 && !(d->n_services == 1 && d->services[0]->sup.pid) &&
-           clock_mono_us() - t0 < 20000000) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        usleep(2000);
-    }
+    if (r == 0)
+        loopwait_try_ms(&loop, d->n_services == 1 && d->services[0]->sup.pid, 20000);
     out.elapsed_ms = (clock_mono_us() - t0) / 1000;
     struct child_row row = {0};
     if (r == 0) {

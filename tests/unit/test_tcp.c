@@ -22,7 +22,9 @@
 #define GOT_MAX 64
 static struct observation got[GOT_MAX]; /* reports in arrival order */
 static struct check *got_check[GOT_MAX];
-static bool got_after_mark[GOT_MAX]; /* mark (below) had fired at the report */
+static bool got_after_mark[GOT_MAX];  /* mark (below) had fired at the report */
+static uint64_t got_loop_ms[GOT_MAX]; /* the loop's time at the report */
+static uv_loop_t *got_loop;           /* the fixture's */
 static int n_got;
 static void (*report_hook)(struct check *c); /* run inside check_report */
 static struct loopwait_mark *mark;           /* a point in loop time to order reports by */
@@ -32,6 +34,7 @@ void check_report(struct check *c, struct observation *obs)
     assert_true(n_got < GOT_MAX);
     got_check[n_got] = c;
     got_after_mark[n_got] = mark && mark->fired;
+    got_loop_ms[n_got] = uv_now(got_loop);
     got[n_got++] = *obs;
     if (report_hook)
         report_hook(c);
@@ -87,6 +90,7 @@ static int fx_setup(void **state)
     f->c.cfg = &f->cfg;
     f->c.ops = &tcp_detector;
     n_got = 0;
+    got_loop = &f->loop;
     report_hook = NULL;
     mark = NULL;
     *state = f;
@@ -113,11 +117,9 @@ static void fx_target(struct fx *f, const char *ip, int port)
     assert_int_equal(uv_ip4_addr(ip, port, a), 0);
 }
 
-/* One probe; asserts it did not report from inside start. The probe's timer
- * counts from the loop's cached time, which the test's own work since the
- * last turn has made stale: brought up to date first, as a turn of the
- * daemon's loop would. within_ms (0: none): arm the mark due then, at the
- * same loop time as the probe's timer (see loopwait_mark_new). */
+/* One probe; asserts it did not report from inside start. within_ms (0:
+ * none): arm the mark due then, counted from the same instant as the
+ * probe's timer, which counts from now (see loopwait_mark_new). */
 static const struct observation *fx_probe_within(struct fx *f, uint64_t within_ms)
 {
     int before = n_got;
@@ -197,7 +199,6 @@ static void tcp_start_from_inside_report_runs_next_probe(void **state)
     struct fx *f = *state;
     report_hook = restart_hook;
     fx_target(f, "127.0.0.1", port_closed());
-    uv_update_time(&f->loop); /* see fx_probe_within */
     assert_int_equal(tcp_detector.start(&f->c), 0);
     loopwait_until(&f->loop, n_got >= 5);
     assert_int_equal(n_got, 5);
@@ -210,7 +211,6 @@ static void tcp_start_while_in_flight_is_ebusy(void **state)
 {
     struct fx *f = *state;
     fx_target(f, "127.0.0.1", f->port);
-    uv_update_time(&f->loop); /* see fx_probe_within */
     assert_int_equal(tcp_detector.start(&f->c), 0);
     assert_int_equal(tcp_detector.start(&f->c), -EBUSY);
     loopwait_until(&f->loop, n_got >= 1);
@@ -235,18 +235,27 @@ static void tcp_cancel_while_connecting_reports_nothing(void **state)
 
 /* A listener with backlog 0 that never accepts: once its queue holds one
  * connection, Linux drops further SYNs, so a connect neither succeeds nor
- * fails. Where the network stack behaves otherwise the case is skipped. */
+ * fails. The check targets it; l and fill are the test's to close. */
+static void silent_peer(struct fx *f, int *l, int *fill)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    *l = socket(AF_INET, SOCK_STREAM, 0);
+    *fill = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(*l, (struct sockaddr *)&a, len), 0);
+    assert_int_equal(listen(*l, 0), 0);
+    assert_int_equal(getsockname(*l, (struct sockaddr *)&a, &len), 0);
+    assert_int_equal(connect(*fill, (struct sockaddr *)&a, len), 0);
+    fx_target(f, "127.0.0.1", ntohs(a.sin_port));
+}
+
+/* Where the network stack behaves otherwise than silent_peer expects, the
+ * case is skipped. */
 static void tcp_silent_peer_times_out_network_high(void **state)
 {
     struct fx *f = *state;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int l = socket(AF_INET, SOCK_STREAM, 0), fill = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(bind(l, (struct sockaddr *)&a, len), 0);
-    assert_int_equal(listen(l, 0), 0);
-    assert_int_equal(getsockname(l, (struct sockaddr *)&a, &len), 0);
-    assert_int_equal(connect(fill, (struct sockaddr *)&a, len), 0);
-    fx_target(f, "127.0.0.1", ntohs(a.sin_port));
+    int l, fill;
+    silent_peer(f, &l, &fill);
     f->cfg.timeout_ms = 150;
     /* Measured on the loop's clock, the one the probe's timer runs on; and
      * within the timeout: reported before a mark due at twice it. */
@@ -263,6 +272,30 @@ static void tcp_silent_peer_times_out_network_high(void **state)
     assert_string_equal(o.reason, "timeout after 150 ms");
     assert_true(took_ms >= 150);     /* not before the timeout */
     assert_false(got_after_mark[0]); /* nor long after it */
+}
+
+/* A probe started by a callback that ran long (the loop's cached time is
+ * 50 ms stale): its timeout counts from the start, so it reports no sooner
+ * than 50 + timeout ms after the stale time, on the loop's own clock (less
+ * its 1 ms grain). Counted from the stale time it would report 50 ms early.
+ * A busy host can only make it later. */
+static void tcp_timeout_counts_from_the_start_after_a_long_callback(void **state)
+{
+    struct fx *f = *state;
+    int l, fill;
+    silent_peer(f, &l, &fill);
+    f->cfg.timeout_ms = 100;
+    uv_update_time(&f->loop);
+    uint64_t stale = uv_now(&f->loop);
+    loopwait_nap(50); /* the long callback's work, with no loop turn */
+    assert_int_equal(tcp_detector.start(&f->c), 0);
+    loopwait_until(&f->loop, n_got == 1);
+    close(fill);
+    close(l);
+    if (got[0].ok)
+        skip();
+    assert_string_equal(got[0].reason, "timeout after 100 ms");
+    assert_true(got_loop_ms[0] - stale >= 50 + 100 - 1);
 }
 
 static void tcp_immediate_connect_error_is_reported_from_the_loop(void **state)
@@ -304,6 +337,7 @@ int main(void)
         T(tcp_start_while_in_flight_is_ebusy),
         T(tcp_cancel_while_connecting_reports_nothing),
         T(tcp_silent_peer_times_out_network_high),
+        T(tcp_timeout_counts_from_the_start_after_a_long_callback),
         T(tcp_immediate_connect_error_is_reported_from_the_loop),
         cmocka_unit_test(tcp_validate_wants_an_ip_address),
     };
