@@ -139,6 +139,7 @@ struct restart__state {
     unsigned restarts;            /* since recoverd started (shown by the API) */
     uint64_t delay_ms;            /* the delay of the action being run */
     bool prespawned;              /* act_first spawned already: run() reports it */
+    bool spawn_failed;            /* the last spawn failed: the next waits like an early death */
     struct program *program;      /* external: a program in flight */
     int program_step;             /* external stop+start: 0 stop running, 1 start running */
     uv_timer_t *pidfile_wait;     /* external: polling the pidfile; freed in its close cb */
@@ -184,9 +185,11 @@ static uint64_t restart__delay(struct recovery *r)
     bool running = sp->state != SUP_DOWN;
     if (st->prespawned || !r->cfg->command)
         return st->delay_ms = 0;
-    uint64_t uptime = running        ? (clock_mono_us() - sp->spawned_us) / 1000
-                      : sp->has_exit ? sp->last.uptime_ms
-                                     : 0;
+    /* A spawn that failed (a missing binary, recoverd out of descriptors)
+     * ran for no time: the last exit's uptime is not this attempt's. */
+    uint64_t uptime = running                         ? (clock_mono_us() - sp->spawned_us) / 1000
+                      : sp->has_exit && !st->spawn_failed ? sp->last.uptime_ms
+                                                          : 0;
     if (running && r->attempts == 0)
         uptime = restart__cfg(r)->stable_ms; /* counts as stable: no wait */
     return st->delay_ms = restart_delay(&st->policy, restart__cfg(r), uptime);
@@ -196,6 +199,7 @@ static void restart__spawn(struct recovery *r)
 {
     int err = supervisor_event(r->sup, SUP_EV_SPAWN, STOP_NONE);
     char result[256];
+    restart__st(r)->spawn_failed = err < 0;
     if (err == 0) {
         snprintf(result, sizeof result, "spawned pid %d", (int)r->sup->pid);
         recovery_executed(r, EXEC_OK, result);
@@ -387,6 +391,7 @@ static bool restart__act_first(struct recovery *r, const struct sup_exit *e)
         r->ex->starting >= r->ex->max_starting || !restart_allowed(&st->policy, rc, restart__now()))
         return false;
     st->prespawned = supervisor_event(r->sup, SUP_EV_SPAWN, STOP_NONE) == 0;
+    st->spawn_failed = !st->prespawned;
     if (st->prespawned)
         restart_delay(&st->policy, rc, e->uptime_ms); /* resets the backoff */
     return st->prespawned;

@@ -566,6 +566,50 @@ static void missing_binary_gives_up_after_the_restart_limit(void **state)
     assert_int_equal(s->sup.state, SUP_DOWN);
 }
 
+/* A process that ran long dies and its command is gone meanwhile (or
+ * recoverd is out of descriptors): its immediate respawn fails, and every
+ * restart after it waits a growing backoff, not the long-lived exit's zero
+ * (which spun through the restart limit in a millisecond). */
+static void failed_spawns_back_off_after_a_stable_process_dies(void **state)
+{
+    struct fixture *fx = *state;
+    struct svc *s = svc_new(fx, "web");
+    char bin[192];
+    snprintf(bin, sizeof bin, "%s/web-bin", fx->dir);
+    FILE *f = fopen(bin, "w");
+    assert_non_null(f);
+    fputs("#!/bin/sh\nexec sleep 100\n", f);
+    fclose(f);
+    assert_int_equal(chmod(bin, 0755), 0);
+    s->cmd[0] = bin;
+    s->cmd[1] = NULL;
+    s->cfg.command = s->cmd;
+    svc_no_checks(s);
+    s->restart->max = 4;
+    s->restart->stable_ms = 1;
+    s->restart->backoff_initial_ms = 10;
+    s->restart->backoff_max_ms = 40;
+    svc_init(s);
+    recovery_event(&s->rec, REC_EV_START);
+    loopwait_until(&fx->loop, s->sup.state == SUP_RUNNING && idle_without_action(s));
+    loopwait_nap(5); /* past `stable` */
+    assert_int_equal(unlink(bin), 0);
+    kill(s->sup.pid, SIGKILL);
+    loopwait_until(&fx->loop, s->rec.state == REC_GAVE_UP);
+    json_t *all = actions_of(s);
+    assert_int_equal(json_array_size(all), 4);
+    json_int_t delay[4];
+    for (size_t k = 0; k < 4; k++) {
+        json_t *params = json_object_get(json_array_get(all, k), "params");
+        delay[k] = json_integer_value(json_object_get(params, "delay_ms"));
+        assert_true(delay[k] >= 8); /* backoff_jitter takes off a fifth at most */
+    }
+    assert_true(delay[3] >= 32); /* doubled up to backoff max (40) */
+    json_decref(all);
+    for (size_t k = 0; k < 4; k++)
+        assert_action(s, k, "restart", "failed", "cannot start");
+}
+
 /* ---- operator ---- */
 
 static void operator_restart_runs_and_is_verified(void **state)
@@ -835,6 +879,7 @@ int main(void)
         FX(queue_runs_older_actions_first),
         FX(crash_after_stable_is_restarted_and_verified),
         FX(crash_loop_reaches_the_restart_limit_and_gives_up),
+        FX(failed_spawns_back_off_after_a_stable_process_dies),
         FX(missing_binary_gives_up_after_the_restart_limit),
         FX(operator_restart_runs_and_is_verified),
         FX(operator_recovers_an_open_fault_with_a_chosen_strategy),
