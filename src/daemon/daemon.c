@@ -344,8 +344,9 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         return -ENOMEM;
     d->analysis =
         (struct analysis){.journal = d->journal, .alerter = d->alerter, .clock = &d->clock};
-    d->executor = (struct executor){
-        .journal = d->journal, .alerter = d->alerter, .strategies = strategy_table};
+    d->executor = (struct executor){.journal = d->journal,
+                                    .alerter = d->alerter,
+                                    .strategies = strategy_table};
     daemon__apply(d, cfg);
     if ((r = daemon__create_services(d)) < 0) {
         log_event(LOG_ERROR, NULL, "start-failed", "error=\"cannot create services\"");

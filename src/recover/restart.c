@@ -187,7 +187,7 @@ static uint64_t restart__delay(struct recovery *r)
         return st->delay_ms = 0;
     /* A spawn that failed (a missing binary, recoverd out of descriptors)
      * ran for no time: the last exit's uptime is not this attempt's. */
-    uint64_t uptime = running                         ? (clock_mono_us() - sp->spawned_us) / 1000
+    uint64_t uptime = running ? (clock_mono_us() - sp->spawned_us) / 1000
                       : sp->has_exit && !st->spawn_failed ? sp->last.uptime_ms
                                                           : 0;
     if (running && r->attempts == 0)

@@ -30,8 +30,8 @@
 #include "lib/cgroup.h"
 #include "lib/clock.h"
 #include "lib/procstat.h"
-#include "recover/containment.h"
 #include "loopwait.h"
+#include "recover/containment.h"
 #include "recover/supervisor.h"
 #include "store/journal.h"
 
@@ -656,7 +656,7 @@ static void stopping_grace_event_sends_sigkill(void **state)
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_GRACE, STOP_NONE), 0);
     assert_int_equal(fx->sp.state, SUP_STOPPING); /* down once the exit is seen */
-    assert_true(fx->sp.killed); /* a drain after this waits only the kill wait */
+    assert_true(fx->sp.killed);                   /* a drain after this waits only the kill wait */
     loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.signal, SIGKILL);
     assert_int_equal(fx->exit.why, STOP_RESTART);
