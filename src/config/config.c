@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -1834,6 +1835,79 @@ static bool config__ident_equal(const struct ident_cfg *a, const struct ident_cf
             x->limits[i].value != y->limits[i].value)
             return false;
     return true;
+}
+
+/* FNV-1a 64 over what config_process_equal compares, each item ended by a
+ * byte no text holds, so that ["a b"] and ["a", "b"] differ. */
+struct config__fp {
+    uint64_t h;
+};
+
+static void config__fp_bytes(struct config__fp *f, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        f->h = (f->h ^ b[i]) * 0x100000001b3ull;
+}
+
+static void config__fp_str(struct config__fp *f, const char *s)
+{
+    static const unsigned char end[2] = {0xff, 0xfe}, none[2] = {0xfe, 0xfe};
+    if (s)
+        config__fp_bytes(f, s, strlen(s));
+    config__fp_bytes(f, s ? end : none, 2);
+}
+
+static void config__fp_strv(struct config__fp *f, char *const *v)
+{
+    for (; v && *v; v++)
+        config__fp_str(f, *v);
+    config__fp_str(f, NULL);
+}
+
+static void config__fp_u64(struct config__fp *f, uint64_t x)
+{
+    char buf[24];
+    snprintf(buf, sizeof buf, "%" PRIu64, x);
+    config__fp_str(f, buf);
+}
+
+void config_process_fingerprint(const struct service_cfg *s, char out[CONFIG_FINGERPRINT_LEN])
+{
+    struct config__fp f = {0xcbf29ce484222325ull};
+    const struct ident_cfg *id = &s->ident;
+    const struct spawn_cred *c = &id->cred;
+    config__fp_strv(&f, s->command);
+    config__fp_str(&f, s->pidfile);
+    config__fp_str(&f, s->cwd);
+    config__fp_strv(&f, s->env);
+    config__fp_u64(&f, s->log_max_bytes);
+    config__fp_str(&f, id->user);
+    config__fp_str(&f, id->group);
+    uint64_t flags = (uint64_t)c->set_ids | (uint64_t)c->set_umask << 1 |
+                     (uint64_t)c->no_new_privs << 2;
+    config__fp_u64(&f, flags);
+    config__fp_u64(&f, (uint64_t)(int64_t)c->error);
+    if (c->set_ids) {
+        config__fp_u64(&f, c->uid);
+        config__fp_u64(&f, c->gid);
+        for (size_t i = 0; i < c->n_groups; i++)
+            config__fp_u64(&f, c->groups[i]);
+    }
+    config__fp_str(&f, NULL);
+    if (c->set_umask)
+        config__fp_u64(&f, c->umask);
+    for (unsigned i = 0; i < c->n_limits; i++) {
+        config__fp_u64(&f, (uint64_t)c->limits[i].resource);
+        config__fp_u64(&f, c->limits[i].value);
+    }
+    config__fp_str(&f, NULL);
+    config__fp_u64(&f, s->cgroup.memory_max);
+    config__fp_u64(&f, s->cgroup.pids_max);
+    config__fp_u64(&f, s->cgroup.cpu_quota_us);
+    config__fp_u64(&f, s->cgroup.cpu_period_us);
+    config__fp_str(&f, s->problem);
+    snprintf(out, CONFIG_FINGERPRINT_LEN, "%016" PRIx64, f.h);
 }
 
 bool config_check_equal(const struct check_cfg *a, const struct check_cfg *b)

@@ -32,6 +32,11 @@ bool config_service_equal(const struct service_cfg *a, const struct service_cfg 
  * recovery may differ; a reload applies those in place. */
 bool config_process_equal(const struct service_cfg *a, const struct service_cfg *b);
 bool config_check_equal(const struct check_cfg *a, const struct check_cfg *b);
+/* What config_process_equal compares, hashed into text: kept beside a
+ * child's record, so that a restarted recoverd adopts a process only if
+ * its configuration would start the same one. */
+#define CONFIG_FINGERPRINT_LEN 17
+void config_process_fingerprint(const struct service_cfg *s, char out[CONFIG_FINGERPRINT_LEN]);
 
 const struct service_cfg *config_service(const struct config *c, const char *name);
 

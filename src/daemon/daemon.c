@@ -15,6 +15,7 @@
 #include "daemon/fdbudget.h"
 #include "daemon/preflight.h"
 #include "daemon/service.h"
+#include "daemon/takeover.h"
 #include "detect/detector.h"
 #include "lib/cgroup.h"
 #include "lib/clock.h"
@@ -36,33 +37,6 @@
 #define DAEMON__PRUNE_AGAIN_MS 20
 #define DAEMON__PRUNE_EVERY_MS 1000
 #define DAEMON__KEEP_MIN_MS 60000
-
-/* What a killed predecessor left running, gathered from the journal. */
-struct daemon__leftovers {
-    struct leftover *v;
-    size_t n;
-};
-
-static void daemon__leftover_add(const char *service, pid_t pid, uint64_t ticks, void *arg)
-{
-    struct daemon *d = arg;
-    struct daemon__leftovers *l = d->leftovers;
-    const struct service_cfg *sc = config_service(d->cfg, service);
-    struct leftover *v = realloc(l->v, (l->n + 1) * sizeof *v);
-    char *name = strdup(service);
-    if (!v || !name) {
-        free(name);
-        if (v)
-            l->v = v;
-        return; /* out of memory: that one is not stopped, and it is logged below */
-    }
-    l->v = v;
-    l->v[l->n++] = (struct leftover){.service = name,
-                                     .pid = pid,
-                                     .start_ticks = ticks,
-                                     .signal = sc ? sc->stop.signal : SIGTERM,
-                                     .grace_ms = sc ? sc->stop.grace_ms : 5000};
-}
 
 static void daemon__leftover_gone(void *ctx, const struct leftover *l, enum leftover_fate fate)
 {
@@ -86,18 +60,12 @@ static void daemon__leftovers_done(void *ctx, const struct leftover_counts *c)
     daemon_stop_progress(d);
 }
 
-/* Stop them all together, off the loop's back; 0 or -ENOMEM. */
-static int daemon__stop_leftovers(struct daemon *d)
+/* Adopt what a predecessor left, stop the rest, off the loop's back; 0 or
+ * -ENOMEM. */
+static int daemon__take_over(struct daemon *d, bool fresh)
 {
-    struct daemon__leftovers l = {0};
-    d->leftovers = &l;
-    journal_children(d->journal, daemon__leftover_add, d);
-    d->leftovers = NULL;
     struct leftover_sink sink = {daemon__leftover_gone, daemon__leftovers_done, d};
-    int r = leftover_stop_all(d->loop, l.v, l.n, &sink);
-    for (size_t i = 0; i < l.n; i++)
-        free((char *)l.v[i].service);
-    free(l.v);
+    int r = takeover_begin(d, fresh, &sink);
     if (r == 0)
         d->leftovers_pending = true;
     return r;
@@ -261,7 +229,7 @@ static int daemon__containment(struct daemon *d, enum containment_mode want)
 }
 
 int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const char *config_path,
-                 enum containment_mode containment)
+                 const struct daemon_opts *opts)
 {
     char err[512], path[4096];
     int r;
@@ -301,7 +269,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         log_event(LOG_ERROR, NULL, "preflight-failed", "error=\"%s\"", strerror(-r));
         return r;
     }
-    if ((r = daemon__containment(d, containment)) < 0)
+    if ((r = daemon__containment(d, opts->containment)) < 0)
         return r;
     spawn_init(); /* after every disposition recoverd sets (SIGCHLD too): children get them back */
     daemon__problems(cfg);
@@ -324,11 +292,6 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     if (aborted > 0)
         log_event(LOG_WARN, NULL, "actions-aborted", "count=%d why=\"recoverd restarted\"",
                   aborted);
-    /* Before any spawn: a killed predecessor may have left services running. */
-    if ((r = daemon__stop_leftovers(d)) < 0) {
-        log_event(LOG_ERROR, NULL, "leftovers-failed", "error=\"%s\"", strerror(-r));
-        return r;
-    }
     journal_set_batching(d->journal, true);
     uv_prepare_start(&d->flush, daemon__flush_cb);
     /* The first batch at the first loop turn: a recoverd that keeps being
@@ -364,6 +327,12 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     if (!d->api) {
         log_event(LOG_ERROR, NULL, "api-failed", "error=\"%s\"", err);
         return -EADDRINUSE;
+    }
+    /* Before any spawn, and once nothing can fail any more: a start that
+     * fails must not have touched a predecessor's processes. */
+    if ((r = daemon__take_over(d, opts->fresh)) < 0) {
+        log_event(LOG_ERROR, NULL, "leftovers-failed", "error=\"%s\"", strerror(-r));
+        return r;
     }
     log_event(LOG_INFO, NULL, "started", "config=%s services=%zu state_dir=%s",
               config_path ? config_path : "<demo>", d->n_services, d->state.path);

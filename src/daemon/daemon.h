@@ -38,25 +38,24 @@ struct daemon {
     struct api_backend backend; /* what the API answers from */
     struct service **services;  /* n_services, config order; owned */
     size_t n_services;
-    struct monitor monitor;              /* the system's state */
-    struct analysis analysis;            /* what the analyzer shares */
-    struct executor executor;            /* slots and queue of the recoveries */
-    uv_prepare_t flush;                  /* commits the journal's batch before the loop waits */
-    uv_timer_t prune;                    /* the journal's retention, a batch a tick */
-    struct statedir state;               /* checked and locked for the daemon's life */
-    uv_signal_t sig_term;                /* graceful stop */
-    uv_signal_t sig_int;                 /* graceful stop */
-    uv_signal_t sig_hup;                 /* reload */
-    uint64_t started_ms;                 /* wall ms */
-    bool stopping;                       /* shutdown in progress */
-    char token[65];                      /* the API token (state.path/token) */
-    struct alerter *alerter;             /* webhooks; owned */
-    bool closed;                         /* every daemon handle closed; the loop is ending */
-    bool detectors_up;                   /* detector_init_all succeeded */
-    bool monitor_up;                     /* monitor_init succeeded */
-    bool leftovers_pending;              /* a predecessor's processes are being stopped */
-    struct daemon__leftovers *leftovers; /* gathering them (daemon_start only) */
-    struct config **old_cfg_list;        /* configs replaced by reloads, kept while referenced */
+    struct monitor monitor;       /* the system's state */
+    struct analysis analysis;     /* what the analyzer shares */
+    struct executor executor;     /* slots and queue of the recoveries */
+    uv_prepare_t flush;           /* commits the journal's batch before the loop waits */
+    uv_timer_t prune;             /* the journal's retention, a batch a tick */
+    struct statedir state;        /* checked and locked for the daemon's life */
+    uv_signal_t sig_term;         /* graceful stop */
+    uv_signal_t sig_int;          /* graceful stop */
+    uv_signal_t sig_hup;          /* reload */
+    uint64_t started_ms;          /* wall ms */
+    bool stopping;                /* shutdown in progress */
+    char token[65];               /* the API token (state.path/token) */
+    struct alerter *alerter;      /* webhooks; owned */
+    bool closed;                  /* every daemon handle closed; the loop is ending */
+    bool detectors_up;            /* detector_init_all succeeded */
+    bool monitor_up;              /* monitor_init succeeded */
+    bool leftovers_pending;       /* a predecessor's processes are being stopped */
+    struct config **old_cfg_list; /* configs replaced by reloads, kept while referenced */
     size_t n_old_cfg;
     struct daemon__reload *reload;  /* a reload whose preflight runs in the thread pool; owned */
     struct containment containment; /* what holds the services' processes */
@@ -65,12 +64,18 @@ struct daemon {
     bool sweeping;                  /* ... and is not over yet */
 };
 
+/* How recoverd was started (its command line). */
+struct daemon_opts {
+    enum containment_mode containment; /* AUTO: cgroup where possible */
+    bool fresh; /* stop what a previous recoverd left running instead of adopting it */
+};
+
 /* Build the daemon from a loaded config (takes ownership of cfg): sets up
- * the containment (AUTO: cgroup where possible), opens the journal, the
- * API, cleans up what a killed predecessor left, starts every service.
+ * the containment, opens the journal, the API, adopts or stops what a
+ * predecessor left (daemon/takeover.h), starts every service.
  * Returns 0 or -errno with a message already logged. */
 int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const char *config_path,
-                 enum containment_mode containment);
+                 const struct daemon_opts *opts);
 /* Begin a graceful stop: every service is stopped (signal, grace, KILL),
  * then every handle is closed and the loop ends. */
 void daemon_stop(struct daemon *d);

@@ -51,13 +51,15 @@ static char *main__demo_yaml(void)
 static void main__usage(FILE *f)
 {
     fprintf(f, "usage: recoverd [-c FILE] [--check-config] [--log-level debug|info|warn|error]\n"
-               "                [--containment auto|cgroup|subreaper]\n"
+               "                [--containment auto|cgroup|subreaper] [--fresh]\n"
                "  -c, --config FILE   configuration (default: the bundled demo)\n"
                "      --check-config  validate the configuration and exit (0 valid, 2 invalid)\n"
                "      --log-level L   log events at L and above to stderr (default info)\n"
                "      --containment M how services' processes are held: a cgroup each, or\n"
                "                      recoverd as their subreaper (default auto: a cgroup where\n"
                "                      possible; also $RECOVERD_CONTAINMENT)\n"
+               "      --fresh         stop the services a previous recoverd left running\n"
+               "                      instead of adopting them\n"
                "  -V, --version       print the version\n");
 }
 
@@ -107,11 +109,13 @@ int main(int argc, char **argv)
                                          {"check-config", no_argument, NULL, 't'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"containment", required_argument, NULL, 'm'},
+                                         {"fresh", no_argument, NULL, 'f'},
                                          {"version", no_argument, NULL, 'V'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *path = NULL, *mode = getenv("RECOVERD_CONTAINMENT");
     int check_only = 0, o, lvl, containment;
+    bool fresh = false;
     while ((o = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
         switch (o) {
         case 'c': path = optarg; break;
@@ -127,6 +131,7 @@ int main(int argc, char **argv)
             log_set_level(lvl);
             break;
         case 'm': mode = optarg; break;
+        case 'f': fresh = true; break;
         case 'V': printf("recoverd %s\n", RECOVERD_VERSION); return 0;
         case 'h': main__usage(stdout); return 0;
         default: main__usage(stderr); return 2;
@@ -151,7 +156,8 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct daemon d;
-    int r = daemon_start(&d, &loop, cfg, path, (enum containment_mode)containment);
+    struct daemon_opts run = {(enum containment_mode)containment, fresh};
+    int r = daemon_start(&d, &loop, cfg, path, &run);
     if (r < 0) {
         daemon_stop(&d);
         uv_run(&loop, UV_RUN_DEFAULT);

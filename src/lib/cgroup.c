@@ -16,6 +16,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "lib/reaper.h"
+
 /* The cgroup2 mount, found once: mounts do not move under a running daemon,
  * and mountinfo is hundreds of lines on a container host. */
 static struct {
@@ -285,6 +287,26 @@ static bool cgroup__holds(const char *dir, pid_t pid)
 {
     char path[PATH_MAX];
     return cgroup_of_pid(pid, path, sizeof path) == 0 && !strcmp(path, dir);
+}
+
+int cgroup_procs(const char *dir, struct pid_list *l)
+{
+    char path[PATH_MAX], *line = NULL;
+    size_t cap = 0;
+    FILE *fp;
+    if (snprintf(path, sizeof path, "%s/cgroup.procs", dir) >= (int)sizeof path)
+        return -ENAMETOOLONG;
+    if (!(fp = fopen(path, "re")))
+        return -errno;
+    int r = 0;
+    while (r == 0 && getline(&line, &cap, fp) > 0) {
+        long pid = strtol(line, NULL, 10);
+        if (pid > 1 && pid <= INT32_MAX)
+            r = pid_list_add(l, (pid_t)pid);
+    }
+    free(line);
+    fclose(fp);
+    return r;
 }
 
 int cgroup_signal(const char *dir, int sig, pid_t skip_pgid)

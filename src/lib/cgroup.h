@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct pid_list;
+
 /* The absolute directory of pid's v2 cgroup (the "0::/..." line of
  * /proc/PID/cgroup under the cgroup2 mount, found once in
  * /proc/self/mountinfo). 0, or -ENOENT (no such pid, no v2 hierarchy),
@@ -69,5 +71,8 @@ int cgroup_signal(const char *dir, int sig, pid_t skip_pgid);
 /* SIGKILL every process in dir and below, forks racing with it included
  * (cgroup.kill). 0 or -errno (-ENOENT: a kernel without cgroup.kill). */
 int cgroup_kill(const char *dir);
+/* Append the processes of dir (cgroup.procs, not its children) to l. 0 or
+ * -errno. */
+int cgroup_procs(const char *dir, struct pid_list *l);
 
 #endif

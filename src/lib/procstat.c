@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static uint64_t procstat__ticks(pid_t pid, bool zombies)
@@ -41,4 +42,16 @@ uint64_t procstat_start_ticks(pid_t pid)
 uint64_t procstat_start_ticks_any(pid_t pid)
 {
     return procstat__ticks(pid, true);
+}
+
+uint64_t procstat_age_ms(uint64_t start_ticks)
+{
+    /* Field 22 counts from boot, suspended time included: CLOCK_BOOTTIME. */
+    struct timespec ts;
+    long hz = sysconf(_SC_CLK_TCK);
+    if (clock_gettime(CLOCK_BOOTTIME, &ts) < 0 || hz <= 0)
+        return 0;
+    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t start_ms = start_ticks * 1000 / (uint64_t)hz;
+    return now_ms > start_ms ? now_ms - start_ms : 0;
 }

@@ -11,5 +11,7 @@
 uint64_t procstat_start_ticks(pid_t pid);
 /* The same, zombies included (a child not reaped yet is still that one). */
 uint64_t procstat_start_ticks_any(pid_t pid);
+/* How long ago, in ms, a process with start_ticks started (0 if later). */
+uint64_t procstat_age_ms(uint64_t start_ticks);
 
 #endif

@@ -17,6 +17,7 @@
  * (recover/leftover.c): signal, pidfd watch, SIGKILL after the grace. */
 #include "recover/containment.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -298,6 +299,32 @@ static void containment__scan(const char *mark, pid_t leader, struct pid_list *o
     free(kids.v);
 }
 
+/* A pid directory name of /proc, or 0. */
+static pid_t containment__pid_of(const char *name)
+{
+    char *end;
+    long pid = strtol(name, &end, 10);
+    return *name && !*end && pid > 1 && pid <= INT32_MAX ? (pid_t)pid : 0;
+}
+
+/* The processes on the host that carry mark, outside leader's group: an
+ * adopted service's strays were orphaned to init when its recoverd died,
+ * so they are not below this one. O(processes on the host). */
+static void containment__scan_host(const char *mark, pid_t leader, struct pid_list *out)
+{
+    DIR *dir = opendir("/proc");
+    struct dirent *de;
+    if (!dir)
+        return;
+    while ((de = readdir(dir)) && out->n < CONTAINMENT__SCAN_MAX) {
+        pid_t pid = containment__pid_of(de->d_name);
+        if (pid && pid != getpid() && (!leader || getpgid(pid) != leader) &&
+            containment__marked(pid, mark) && procstat_start_ticks(pid))
+            pid_list_add(out, pid);
+    }
+    closedir(dir);
+}
+
 /* Stop the processes of l together: sig, grace_ms, SIGKILL (leftover.c).
  * 0 with done(ctx) owed, 1: nothing to stop, -ENOMEM. */
 static int containment__stop(uv_loop_t *loop, const char *who, const struct pid_list *l, int sig,
@@ -361,6 +388,98 @@ int containment_sweep(struct containment *c, int sig, uint64_t grace_ms, void (*
     return r == 0 ? 0 : 1;
 }
 
+/* ---- what a previous recoverd left ---- */
+
+/* The value of the environment entry of pid that starts with prefix, into
+ * out; false if none (or pid is gone, or not ours to read). */
+static bool containment__mark_value(pid_t pid, const char *prefix, char *out, size_t len)
+{
+    char path[64], buf[4096];
+    size_t plen = strlen(prefix), at = 0, got = 0;
+    bool match = true;
+    ssize_t n;
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] == '\0') {
+                if (match && at == plen && got > 0 && got < len) {
+                    out[got] = '\0';
+                    close(fd);
+                    return true;
+                }
+                at = got = 0;
+                match = true;
+            } else if (!match) {
+                continue;
+            } else if (at < plen) {
+                match = buf[i] == prefix[at++];
+            } else if (got + 1 < len) {
+                out[got++] = buf[i];
+            } else {
+                match = false; /* longer than any service name */
+            }
+        }
+    }
+    close(fd);
+    return false;
+}
+
+/* Every process in dir and the cgroups below it, for fn. */
+static void containment__find_below(const char *dir, const char *service,
+                                    void (*fn)(const char *service, pid_t pid, void *ctx),
+                                    void *ctx, int depth)
+{
+    char path[PATH_MAX];
+    struct pid_list l = {0};
+    if (cgroup_procs(dir, &l) == 0)
+        for (size_t i = 0; i < l.n; i++)
+            fn(service, l.v[i], ctx);
+    free(l.v);
+    DIR *d = depth < 8 ? opendir(dir) : NULL; /* a service may nest cgroups of its own */
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (de->d_type == DT_DIR && de->d_name[0] != '.' &&
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name) < (int)sizeof path)
+            containment__find_below(path, service, fn, ctx, depth + 1);
+    if (d)
+        closedir(d);
+}
+
+void containment_find(struct containment *c, void (*fn)(const char *service, pid_t pid, void *ctx),
+                      void *ctx)
+{
+    char prefix[64], service[256], path[PATH_MAX];
+    DIR *dir;
+    struct dirent *de;
+    if (c->mode == CONTAINMENT_CGROUP && (dir = opendir(c->root))) {
+        while ((de = readdir(dir))) {
+            size_t n = strlen(de->d_name);
+            if (de->d_type != DT_DIR || n <= 8 || n - 8 >= sizeof service ||
+                strcmp(de->d_name + n - 8, ".service") ||
+                snprintf(path, sizeof path, "%s/%s", c->root, de->d_name) >= (int)sizeof path)
+                continue;
+            memcpy(service, de->d_name, n - 8);
+            service[n - 8] = '\0';
+            containment__find_below(path, service, fn, ctx, 0);
+        }
+        closedir(dir);
+    }
+    /* Both modes: a process that left the cgroup (or never had one) still
+     * carries the marker its recoverd gave it. */
+    snprintf(prefix, sizeof prefix, CONTAINMENT_MARK "=%s:", c->tag);
+    if (!(dir = opendir("/proc")))
+        return;
+    while ((de = readdir(dir))) {
+        pid_t pid = containment__pid_of(de->d_name);
+        if (pid && pid != getpid() && containment__mark_value(pid, prefix, service, sizeof service))
+            fn(service, pid, ctx);
+    }
+    closedir(dir);
+}
+
 /* ---- one service ---- */
 
 int enclosure_init(struct enclosure *e, struct containment *box, const char *service)
@@ -371,7 +490,7 @@ int enclosure_init(struct enclosure *e, struct containment *box, const char *ser
     e->cgroup = NULL;
     e->mark[0] = '\0';
     e->sweeps = 0;
-    e->waiting = e->closing = e->events_open = false;
+    e->waiting = e->closing = e->events_open = e->adopted = false;
     e->killed = true; /* its past is unknown: made afresh before the first spawn */
     if (!box)
         return 0;
@@ -402,8 +521,10 @@ const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim,
     char v[64];
     *err = 0;
     *late = false;
-    if (!e->cgroup)
+    if (!e->cgroup) {
+        e->adopted = false; /* what the predecessor left was swept before this spawn */
         return NULL;
+    }
     /* A cgroup that has been through cgroup.kill kills every child born
      * into it by clone3(CLONE_INTO_CGROUP) from then on (Linux 6.14 and
      * later compare the kill count of the parent's cgroup at fork with the
@@ -413,6 +534,7 @@ const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim,
      * cgroup found at start has an unknown past: renewed as well. */
     if (e->killed && rmdir(e->cgroup) < 0 && errno != ENOENT)
         *late = true;
+    e->adopted = false;
     e->killed = *late;
     int r = cgroup_mkdir(e->cgroup);
     if (r == -ENOENT && (r = cgroup_mkdir(e->box->root)) == 0) /* someone removed the subtree */
@@ -439,6 +561,12 @@ const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim,
     return e->cgroup;
 }
 
+void enclosure_adopt(struct enclosure *e)
+{
+    e->adopted = true;
+    e->killed = false; /* its cgroup holds the adopted process: not made afresh */
+}
+
 static void enclosure__closed_check(struct enclosure *e)
 {
     if (e->closing && !e->events_open && e->sweeps == 0 && e->closed)
@@ -463,7 +591,10 @@ static void enclosure__sweep_done(void *ctx, const struct leftover_counts *c)
 static int enclosure__sweep(struct enclosure *e, pid_t leader, int sig, uint64_t grace_ms)
 {
     struct pid_list l = {0};
-    containment__scan(e->mark, leader, &l);
+    if (e->adopted)
+        containment__scan_host(e->mark, leader, &l);
+    else
+        containment__scan(e->mark, leader, &l);
     struct leftover_sink sink = {containment__stray_gone, enclosure__sweep_done, e};
     int r = containment__stop(e->box->loop, e->service, &l, sig, grace_ms, &sink);
     free(l.v);

@@ -75,6 +75,14 @@ const char *containment_limits_unmet(const struct containment *c, const struct c
 int containment_sweep(struct containment *c, int sig, uint64_t grace_ms, void (*done)(void *ctx),
                       void *ctx);
 
+/* What a previous recoverd of this state_dir left running: fn(service, pid,
+ * ctx) for every process in its services' cgroups (CGROUP) and every
+ * process on the host carrying its marker (both modes; a pid may come
+ * twice). Before any spawn of this one, so all of it is the predecessor's.
+ * O(processes on the host). */
+void containment_find(struct containment *c, void (*fn)(const char *service, pid_t pid, void *ctx),
+                      void *ctx);
+
 /* One service's share: its cgroup, or its marker. */
 struct enclosure {
     struct containment *box;   /* borrowed; NULL: the process group alone */
@@ -84,6 +92,8 @@ struct enclosure {
     uv_fs_event_t events;      /* CGROUP: cgroup.events while waited on (from the first wait) */
     unsigned sweeps;           /* SUBREAPER: stops of strays in flight */
     bool killed;               /* CGROUP: cgroup.kill may have run since it was made */
+    bool adopted;              /* its process is a predecessor's (enclosure_adopt) until the
+                                * next spawn: SUBREAPER scans the host, not recoverd's tree */
     bool waiting;              /* empty() is owed */
     bool closing;              /* enclosure_close ran */
     bool events_open;          /* events is initialized and not closed yet */
@@ -103,6 +113,9 @@ int enclosure_init(struct enclosure *e, struct containment *box, const char *ser
  * cannot be made. */
 const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim, bool *late,
                               int *err);
+/* The service's process was adopted from a previous recoverd: its cgroup
+ * (as it is) holds it, and its strays are init's children, not ours. */
+void enclosure_adopt(struct enclosure *e);
 /* A stop: sig to every process of the service outside leader's process
  * group (the caller signals that one), given grace_ms before SIGKILL where
  * the sweep does it (SUBREAPER; in CGROUP the caller's grace ends with

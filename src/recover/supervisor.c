@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config/config-t.h"
+#include "config/config.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/model.h"
@@ -131,6 +132,15 @@ static int sup__watch(struct supervisor *sp, pid_t pid, int pidfd)
     return 0;
 }
 
+/* The child's record, durable before recoverd goes on: a recoverd killed
+ * from here on finds it. */
+static void sup__record(struct supervisor *sp, pid_t pid, uint64_t start_ticks)
+{
+    char fp[CONFIG_FINGERPRINT_LEN];
+    config_process_fingerprint(sp->cfg, fp);
+    journal_child_set(sp->journal, &(struct journal_child){sp->service, pid, start_ticks, fp});
+}
+
 /* ---- the cells ---- */
 
 typedef int (*sup_action)(struct supervisor *sp, enum stop_reason reason);
@@ -182,8 +192,38 @@ static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
                   (int)pid, strerror(-r));
         return r;
     }
-    journal_child_set(sp->journal, sp->service, pid, procstat_start_ticks(pid));
+    sup__record(sp, pid, procstat_start_ticks(pid));
     log_event(LOG_INFO, sp->service, "spawned", "pid=%d", (int)pid);
+    return 0;
+}
+
+/* DOWN + adopt: a process a previous recoverd started (sp->adopting), left
+ * running when that one died. Not our child: its exit comes through the
+ * pidfd like any, without a status. -ESRCH: it is not that process. */
+static int sup__adopt(struct supervisor *sp, enum stop_reason reason)
+{
+    pid_t pid = sp->adopting.pid;
+    if (!sp->cfg->command || pid <= 1)
+        return -EINVAL;
+    /* The pidfd first: if the start time matches after, it names the
+     * recorded process and not one that took its pid since. */
+    int pidfd = spawn_pidfd(pid);
+    if (pidfd < 0 || procstat_start_ticks(pid) != sp->adopting.start_ticks) {
+        if (pidfd >= 0)
+            close(pidfd);
+        return -ESRCH;
+    }
+    int r = sup__watch(sp, pid, pidfd);
+    if (r < 0)
+        return r;
+    sp->adopted = true;
+    uint64_t age_ms = procstat_age_ms(sp->adopting.start_ticks);
+    sp->spawned_us -= age_ms * 1000 < sp->spawned_us ? age_ms * 1000 : 0;
+    sp->spawned_ms -= age_ms < sp->spawned_ms ? age_ms : 0;
+    enclosure_adopt(&sp->encl);
+    sup__record(sp, pid, sp->adopting.start_ticks);
+    log_event(LOG_INFO, sp->service, "adopted", "pid=%d uptime_ms=%llu", (int)pid,
+              (unsigned long long)age_ms);
     return 0;
 }
 
@@ -319,7 +359,13 @@ static int sup__exited(struct supervisor *sp, enum stop_reason reason)
                          .code = -1,
                          .why = sp->stop_reason,
                          .uptime_ms = (clock_mono_us() - sp->spawned_us) / 1000};
-    if (sp->cfg->command) {
+    if (sp->cfg->command && sp->adopted) {
+        /* Not our child (its parent died): no status to read, nothing to
+         * reap. Its group and what left it go, as below. */
+        kill(-pid, SIGKILL);
+        if (died)
+            enclosure_kill(&sp->encl, pid);
+    } else if (sp->cfg->command) {
         siginfo_t info = {0};
         if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0 || info.si_pid == 0)
             return -EAGAIN; /* a spurious wakeup: still running */
@@ -338,6 +384,7 @@ static int sup__exited(struct supervisor *sp, enum stop_reason reason)
     }
     sup__unwatch(sp);
     sp->pid = 0;
+    sp->adopted = false;
     sp->has_exit = true;
     sp->last = e;
     sp->last_exit_ms = clock_wall_ms();
@@ -388,14 +435,14 @@ static int sup__drained(struct supervisor *sp, enum stop_reason reason)
 
 /* state x event. */
 static const sup_action sup__table[SUP__COUNT][SUP_EV__COUNT] = {
-    /* columns: spawn, watch, stop, release, exited, grace-expired, empty */
-    [SUP_DOWN] = {sup__spawn, sup__watch_pidfile, sup__ignore, sup__ignore, sup__ignore,
+    /* columns: spawn, watch, adopt, stop, release, exited, grace-expired, empty */
+    [SUP_DOWN] = {sup__spawn, sup__watch_pidfile, sup__adopt, sup__ignore, sup__ignore, sup__ignore,
                   sup__ignore, sup__ignore},
-    [SUP_RUNNING] = {sup__busy, sup__busy, sup__stop, sup__release, sup__exited, sup__ignore,
-                     sup__ignore},
-    [SUP_STOPPING] = {sup__busy, sup__busy, sup__restop, sup__release, sup__exited, sup__kill,
-                      sup__ignore},
-    [SUP_DRAINING] = {sup__busy, sup__busy, sup__drain_stop, sup__release, sup__ignore,
+    [SUP_RUNNING] = {sup__busy, sup__busy, sup__busy, sup__stop, sup__release, sup__exited,
+                     sup__ignore, sup__ignore},
+    [SUP_STOPPING] = {sup__busy, sup__busy, sup__busy, sup__restop, sup__release, sup__exited,
+                      sup__kill, sup__ignore},
+    [SUP_DRAINING] = {sup__busy, sup__busy, sup__busy, sup__drain_stop, sup__release, sup__ignore,
                       sup__drain_timeout, sup__drained},
 };
 
@@ -404,9 +451,16 @@ int supervisor_event(struct supervisor *sp, enum sup_event ev, enum stop_reason 
     if ((unsigned)ev >= SUP_EV__COUNT)
         return -EINVAL;
     int r = sup__table[sp->state][ev](sp, reason);
-    if (ev == SUP_EV_SPAWN || ev == SUP_EV_WATCH)
+    if (ev == SUP_EV_SPAWN || ev == SUP_EV_WATCH || ev == SUP_EV_ADOPT)
         sp->result = r;
     return r;
+}
+
+int supervisor_adopt(struct supervisor *sp, pid_t pid, uint64_t start_ticks)
+{
+    sp->adopting.pid = pid;
+    sp->adopting.start_ticks = start_ticks;
+    return supervisor_event(sp, SUP_EV_ADOPT, STOP_NONE);
 }
 
 static void sup__exit_cb(uv_poll_t *w, int status, int events)

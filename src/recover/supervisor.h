@@ -40,6 +40,7 @@ enum sup_state {
 #define SUP_EVENT_MAP(X)                                                                           \
     X(SPAWN, "spawn")                                                                              \
     X(WATCH, "watch")                                                                              \
+    X(ADOPT, "adopt")                                                                              \
     X(STOP, "stop")                                                                                \
     X(RELEASE, "release")                                                                          \
     X(EXITED, "exited")                                                                            \
@@ -94,9 +95,14 @@ struct supervisor {
     uv_timer_t grace;              /* stop grace period; draining: the wait after SIGKILL */
     struct enclosure encl;         /* what holds its processes beyond the group */
     bool killed;                   /* stopping/draining: what is left has had SIGKILL */
-    struct output output;          /* stdout+stderr -> state_dir/logs/<name>.log */
-    int handles_open;              /* loop handles not closed yet (output counts as one) */
-    int result;                    /* of the last SPAWN/WATCH: 0 or -errno */
+    bool adopted;                  /* pid is a previous recoverd's child, not ours */
+    struct {
+        pid_t pid;
+        uint64_t start_ticks;
+    } adopting;           /* the argument of SUP_EV_ADOPT (supervisor_adopt) */
+    struct output output; /* stdout+stderr -> state_dir/logs/<name>.log */
+    int handles_open;     /* loop handles not closed yet (output counts as one) */
+    int result;           /* of the last SPAWN/WATCH: 0 or -errno */
 };
 
 const char *sup_state_name(enum sup_state s);
@@ -110,6 +116,11 @@ void supervisor_close(struct supervisor *sp);
 /* Feed ev (with reason for SUP_EV_STOP); the table decides. Returns 0, or
  * -errno for a SPAWN/WATCH that failed (state stays SUP_DOWN). */
 int supervisor_event(struct supervisor *sp, enum sup_event ev, enum stop_reason reason);
+/* Take over pid, which a previous recoverd started for this service and
+ * left running (start_ticks: its /proc start time, as recorded): watched
+ * by pidfd, contained as if spawned. 0, or -errno (-ESRCH: not that
+ * process any more; -EALREADY: up already); the state stays SUP_DOWN. */
+int supervisor_adopt(struct supervisor *sp, pid_t pid, uint64_t start_ticks);
 /* Replace the spawn environment (owned from here on). */
 void supervisor_set_envp(struct supervisor *sp, char **envp);
 

@@ -87,6 +87,9 @@ static const char *const journal__migrations[] = {
     "  fault_id INTEGER NOT NULL,"
     "  symptoms TEXT NOT NULL," /* JSON array of fault ids */
     "  PRIMARY KEY (hook, fault_id));",
+    /* 3: what a child was started from, so that a restarted recoverd adopts
+     * only a process its configuration would start again. */
+    "ALTER TABLE children ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';",
 };
 #define JOURNAL_SCHEMA_VERSION (int)(sizeof journal__migrations / sizeof *journal__migrations)
 
@@ -145,10 +148,11 @@ static const char *const journal__sql[STMT__COUNT] = {
                            "WHERE status IN (?4, ?5)",
     [STMT_TRANSITION_INSERT] = "INSERT INTO transitions (at_ms, service, from_state, to_state, "
                                "cause) VALUES (?1, ?2, ?3, ?4, ?5)",
-    [STMT_CHILD_SET] = "INSERT OR REPLACE INTO children (service, pid, start_ticks) "
-                       "VALUES (?1, ?2, ?3)",
+    [STMT_CHILD_SET] = "INSERT OR REPLACE INTO children (service, pid, start_ticks, fingerprint) "
+                       "VALUES (?1, ?2, ?3, ?4)",
     [STMT_CHILD_CLEAR] = "DELETE FROM children WHERE service = ?1",
-    [STMT_CHILDREN] = "SELECT service, pid, start_ticks FROM children ORDER BY service",
+    [STMT_CHILDREN] = "SELECT service, pid, start_ticks, fingerprint FROM children ORDER BY "
+                      "service",
     /* Column 10: the ids of the fault's actions, oldest first, "1,2,3". */
     [STMT_FAULTS_LIST] = "SELECT " FAULT_COLS ", (SELECT group_concat(a.id) FROM "
                          "(SELECT id FROM actions WHERE fault_id = f.id ORDER BY id) a) "
@@ -1096,13 +1100,19 @@ int journal_transition(struct journal *j, const char *service, enum state from, 
     return journal__exec(j, s, "transition");
 }
 
-int journal_child_set(struct journal *j, const char *service, pid_t pid, uint64_t start_ticks)
+int journal_child_set(struct journal *j, const struct journal_child *c)
 {
     sqlite3_stmt *s = journal__stmt(j, STMT_CHILD_SET);
-    journal__bind_text(s, 1, service);
-    sqlite3_bind_int64(s, 2, pid);
-    sqlite3_bind_int64(s, 3, (int64_t)start_ticks);
-    return journal__exec(j, s, "child-set");
+    journal__bind_text(s, 1, c->service);
+    sqlite3_bind_int64(s, 2, c->pid);
+    sqlite3_bind_int64(s, 3, (int64_t)c->start_ticks);
+    journal__bind_text(s, 4, c->fingerprint);
+    int r = journal__exec(j, s, "child-set");
+    /* Durable before recoverd goes on (the next spawn): a recoverd killed
+     * now finds this child from the record. */
+    if (r == 0)
+        journal_flush(j);
+    return r;
 }
 
 int journal_child_clear(struct journal *j, const char *service)
@@ -1112,16 +1122,9 @@ int journal_child_clear(struct journal *j, const char *service)
     return journal__exec(j, s, "child-clear");
 }
 
-struct journal_child {
-    char *service;        /* heap copy */
-    pid_t pid;            /* as recorded */
-    uint64_t start_ticks; /* /proc/PID/stat field 22, clock ticks since boot */
-};
-
 /* The rows are read in full before fn runs, so fn may call journal_child_clear
  * (the usual reaction to a stale child) without writing under an open read. */
-int journal_children(struct journal *j,
-                     void (*fn)(const char *service, pid_t pid, uint64_t start_ticks, void *arg),
+int journal_children(struct journal *j, void (*fn)(const struct journal_child *c, void *arg),
                      void *arg)
 {
     sqlite3_stmt *s = journal__stmt(j, STMT_CHILDREN);
@@ -1138,7 +1141,9 @@ int journal_children(struct journal *j,
         v[n].service = strdup(journal__text(s, 0));
         v[n].pid = (pid_t)sqlite3_column_int64(s, 1);
         v[n].start_ticks = (uint64_t)sqlite3_column_int64(s, 2);
-        if (!v[n++].service)
+        v[n].fingerprint = strdup(journal__text(s, 3));
+        n++;
+        if (!v[n - 1].service || !v[n - 1].fingerprint)
             break;
     }
     if (rc != SQLITE_DONE) {
@@ -1147,12 +1152,14 @@ int journal_children(struct journal *j,
     }
     sqlite3_reset(s);
     for (int i = 0; i < n; i++)
-        fn(v[i].service, v[i].pid, v[i].start_ticks, arg);
+        fn(&v[i], arg);
     r = 0;
 fail:
     sqlite3_reset(s);
-    for (int i = 0; i < n; i++)
-        free(v[i].service);
+    for (int i = 0; i < n; i++) {
+        free((char *)v[i].service);
+        free((char *)v[i].fingerprint);
+    }
     free(v);
     return r;
 }

@@ -87,13 +87,21 @@ int journal_actions_abort_unfinished(struct journal *j, const char *result, uint
 int journal_transition(struct journal *j, const char *service, enum state from, enum state to,
                        const char *cause, uint64_t at_ms);
 
-/* The children recoverd started, so a restarted recoverd can clean up what
- * a killed one left: pid with its /proc start time (guards against reuse). */
-int journal_child_set(struct journal *j, const char *service, pid_t pid, uint64_t start_ticks);
+/* A child recoverd started, so that a restarted recoverd finds what a killed
+ * one left: pid with its /proc start time (guards against reuse), and the
+ * fingerprint of the configuration it was started from. */
+struct journal_child {
+    const char *service;
+    pid_t pid;
+    uint64_t start_ticks;    /* /proc/PID/stat field 22, clock ticks since boot */
+    const char *fingerprint; /* config_process_fingerprint; "" before schema 3 */
+};
+
+/* Record c (one per service), committed before it returns. */
+int journal_child_set(struct journal *j, const struct journal_child *c);
 int journal_child_clear(struct journal *j, const char *service);
 /* Calls fn for every recorded child. */
-int journal_children(struct journal *j,
-                     void (*fn)(const char *service, pid_t pid, uint64_t start_ticks, void *arg),
+int journal_children(struct journal *j, void (*fn)(const struct journal_child *c, void *arg),
                      void *arg);
 
 /* The alert queue: webhook messages waiting for delivery, per webhook, in

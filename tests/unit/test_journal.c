@@ -482,28 +482,36 @@ struct seen {
     char service[4][64];
     pid_t pid[4];
     uint64_t ticks[4];
+    char fingerprint[4][32];
     struct journal *j; /* set: clear each child from inside the callback */
 };
 
-static void on_child(const char *service, pid_t pid, uint64_t start_ticks, void *arg)
+static void on_child(const struct journal_child *c, void *arg)
 {
     struct seen *s = arg;
     assert_true(s->n < 4);
-    snprintf(s->service[s->n], sizeof s->service[0], "%s", service);
-    s->pid[s->n] = pid;
-    s->ticks[s->n++] = start_ticks;
+    snprintf(s->service[s->n], sizeof s->service[0], "%s", c->service);
+    snprintf(s->fingerprint[s->n], sizeof s->fingerprint[0], "%s", c->fingerprint);
+    s->pid[s->n] = c->pid;
+    s->ticks[s->n++] = c->start_ticks;
     if (s->j)
-        assert_int_equal(journal_child_clear(s->j, service), 0);
+        assert_int_equal(journal_child_clear(s->j, c->service), 0);
+}
+
+static int child_set(struct journal *j, const char *service, pid_t pid, uint64_t ticks,
+                     const char *fp)
+{
+    return journal_child_set(j, &(struct journal_child){service, pid, ticks, fp});
 }
 
 static void journal_children_set_replace_clear_iterate(void **state)
 {
     struct fixture *fx = *state;
     struct journal *j = open_ok(fx);
-    assert_int_equal(journal_child_set(j, "web", 100, 5000), 0);
-    assert_int_equal(journal_child_set(j, "db", 200, 6000), 0);
-    assert_int_equal(journal_child_set(j, "web", 101, 7000), 0); /* replaces */
-    assert_int_equal(journal_child_set(j, "cache", 300, 8000), 0);
+    assert_int_equal(child_set(j, "web", 100, 5000, "fp100"), 0);
+    assert_int_equal(child_set(j, "db", 200, 6000, "fp200"), 0);
+    assert_int_equal(child_set(j, "web", 101, 7000, "fp101"), 0); /* replaces */
+    assert_int_equal(child_set(j, "cache", 300, 8000, "fp300"), 0);
     assert_int_equal(journal_child_clear(j, "cache"), 0);
 
     struct seen s = {0};
@@ -515,6 +523,7 @@ static void journal_children_set_replace_clear_iterate(void **state)
     assert_string_equal(s.service[1], "web");
     assert_int_equal(s.pid[1], 101);
     assert_int_equal(s.ticks[1], 7000);
+    assert_string_equal(s.fingerprint[1], "fp101"); /* the replacing row's */
     journal_free(j);
 }
 
@@ -522,8 +531,8 @@ static void journal_children_callback_may_clear_children(void **state)
 {
     struct fixture *fx = *state;
     struct journal *j = open_ok(fx);
-    assert_int_equal(journal_child_set(j, "a", 1, 1), 0);
-    assert_int_equal(journal_child_set(j, "b", 2, 2), 0);
+    assert_int_equal(child_set(j, "a", 1, 1, "fp1"), 0);
+    assert_int_equal(child_set(j, "b", 2, 2, "fp2"), 0);
     struct seen s = {.j = j};
     assert_int_equal(journal_children(j, on_child, &s), 0);
     assert_int_equal(s.n, 2);

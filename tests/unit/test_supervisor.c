@@ -250,13 +250,13 @@ struct child_row {
     uint64_t ticks;
 };
 
-static void child_cb(const char *service, pid_t pid, uint64_t ticks, void *arg)
+static void child_cb(const struct journal_child *c, void *arg)
 {
     struct child_row *row = arg;
-    if (strcmp(service, "svc") == 0) {
+    if (strcmp(c->service, "svc") == 0) {
         row->n++;
-        row->pid = pid;
-        row->ticks = ticks;
+        row->pid = c->pid;
+        row->ticks = c->start_ticks;
     }
 }
 
@@ -1391,7 +1391,7 @@ static struct leftover_run daemon_with_leftover(const char *service, pid_t pid, 
     struct journal *j = journal_open(path, err, sizeof err);
     if (!j)
         fail_msg("journal_open: %s", err);
-    assert_int_equal(journal_child_set(j, service, pid, ticks), 0);
+    assert_int_equal(journal_child_set(j, &(struct journal_child){service, pid, ticks, ""}), 0);
     journal_free(j);
     snprintf(yaml, sizeof yaml,
              "state_dir: %s\napi: { listen: \"127.0.0.1:0\" }\nservices:\n"
@@ -1407,7 +1407,7 @@ static struct leftover_run daemon_with_leftover(const char *service, pid_t pid, 
     assert_int_equal(uv_loop_init(&loop), 0);
     uint64_t t0 = clock_mono_us();
     /* cgroup: a subreaper mode's reaper would take the test's own forks. */
-    int r = daemon_start(d, &loop, cfg, NULL, CONTAINMENT_CGROUP);
+    int r = daemon_start(d, &loop, cfg, NULL, &(struct daemon_opts){CONTAINMENT_CGROUP, false});
     if (r == -ENOTSUP) {
         daemon_stop(d);
         uv_run(&loop, UV_RUN_DEFAULT);
