@@ -29,6 +29,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -639,3 +641,14 @@ def ctl_table(text):
         cells = [line[a:b].strip() for a, b in zip(offsets, offsets[1:] + [None])]
         rows[cells[0]] = dict(zip(names, cells))
     return rows
+
+
+def start_in_mode(rd, mode):
+    """Start rd in containment mode; skip where this host cannot give it
+    (cgroup mode needs a writable cgroup v2 tree: root on this host)."""
+    try:
+        rd.start(extra_args=("--containment", mode))
+    except RuntimeError:
+        if "containment-failed" in rd.log_text(since_start=True):
+            pytest.skip(f"no {mode} containment on this host")
+        raise

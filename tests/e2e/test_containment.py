@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from helpers import (kill_tracked, live_pids_running, pid_alive, post, proc_start_ticks,
-                     read_token)
+                     read_token, start_in_mode)
 
 MODES = ["cgroup", "subreaper"]
 
@@ -67,17 +67,6 @@ def service_cfg(argv, grace="2s"):
     return {"command": argv, "stop": {"signal": "TERM", "grace": grace},
             "restart": {"max": 20, "window": "60s", "stable": "100ms",
                         "backoff": {"initial": "50ms", "max": "200ms"}}}
-
-
-def start_in_mode(rd, mode):
-    """Start rd in containment mode; skip where this host cannot give it
-    (cgroup mode needs a writable cgroup v2 tree: root on this host)."""
-    try:
-        rd.start(extra_args=("--containment", mode))
-    except RuntimeError:
-        if "containment-failed" in rd.log_text(since_start=True):
-            pytest.skip(f"no {mode} containment on this host")
-        raise
 
 
 def restart(rd, name, token):

@@ -148,7 +148,7 @@ def _children(rd):
     return rd.journal("SELECT service, pid FROM children ORDER BY service")
 
 
-def test_recoverd_sigkill_then_restart_leaves_one_instance(recoverd):
+def test_recoverd_sigkill_then_restart_adopts_and_keeps_the_history(recoverd):
     pa, pb = free_port(), free_port()
     # b waits 5 s before its restart: its action is still pending (a backoff
     # wait holds no slot) at the kill.
@@ -171,13 +171,15 @@ def test_recoverd_sigkill_then_restart_leaves_one_instance(recoverd):
     assert {r["service"]: r["pid"] for r in _children(rd)} == {"a": a1}
 
     rd.start()
-    a2 = wait_running(rd, "a", not_pid=a1)["pid"]
+    # a is adopted, not bounced (test_takeover.py has the rest of that);
+    # b, down at the kill, starts.
+    assert wait_running(rd, "a")["pid"] == a1
     b2 = wait_running(rd, "b", not_pid=b1)["pid"]
-    assert not pid_alive(a1) and not pid_alive(b1)
-    assert live_pids_running(demo_cmd(pa)) == [a2]
+    assert not pid_alive(b1)
+    assert live_pids_running(demo_cmd(pa)) == [a1]
     assert live_pids_running(demo_cmd(pb)) == [b2]
-    assert f"leftover-stopped pid={a1}" in rd.log_text(since_start=True)
-    assert {r["service"]: r["pid"] for r in _children(rd)} == {"a": a2, "b": b2}
+    assert f"a adopted pid={a1}" in rd.log_text(since_start=True)
+    assert {r["service"]: r["pid"] for r in _children(rd)} == {"a": a1, "b": b2}
 
     # The journal kept everything; the interrupted action is now aborted.
     after = {t: rd.journal(f"SELECT * FROM {t} ORDER BY id")

@@ -1348,10 +1348,57 @@ static void privileges_changed_make_another_process(void **state)
     config_free(plain);
 }
 
+/* The fingerprint a child's record keeps (adoption after a restart of
+ * recoverd) changes exactly when config_process_equal says the process
+ * would be another, and is the same text for the same configuration. */
+static void process_fingerprint_follows_process_equality(void **state)
+{
+    static const struct {
+        const char *yaml;
+        bool same_process;
+    } variants[] = {
+        {"services:\n  web:\n    command: [./x, a]\n", false},
+        {"services:\n  web:\n    command: [\"./x a\"]\n", false},
+        {SVC "    env: { A: \"1\" }\n", false},
+        {SVC "    cwd: /tmp\n", false},
+        {SVC "    log_max: 1M\n", false},
+        {SVC "    umask: \"077\"\n", false},
+        {SVC "    limits: { nofile: 100 }\n", false},
+        {SVC "    no_new_privs: true\n", false},
+        {SVC "    cgroup: { pids_max: 10 }\n", false},
+        {SVC "    restart: { max: 4 }\n", true},
+        {SVC "    stop: { grace: 9s }\n", true},
+        {SVC "    checks: [ { tcp: { address: \"127.0.0.1:1\" } } ]\n", true},
+    };
+    struct cfg_err err;
+    char fp_plain[CONFIG_FINGERPRINT_LEN], fp_again[CONFIG_FINGERPRINT_LEN];
+    struct config *plain = load(SVC, &err), *again = load(SVC, &err);
+    assert_true(plain && again);
+    config_process_fingerprint(&plain->services[0], fp_plain);
+    config_process_fingerprint(&again->services[0], fp_again);
+    assert_int_equal(strlen(fp_plain), CONFIG_FINGERPRINT_LEN - 1);
+    assert_string_equal(fp_plain, fp_again);
+    for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
+        char fp[CONFIG_FINGERPRINT_LEN];
+        struct config *c = load(variants[i].yaml, &err);
+        if (!c)
+            fail_msg("%s: %d:%d: %s", variants[i].yaml, err.line, err.col, err.msg);
+        config_process_fingerprint(&c->services[0], fp);
+        assert_int_equal(config_process_equal(&plain->services[0], &c->services[0]),
+                         variants[i].same_process);
+        if ((strcmp(fp, fp_plain) == 0) != variants[i].same_process)
+            fail_msg("%s: fingerprint %s vs %s", variants[i].yaml, fp, fp_plain);
+        config_free(c);
+    }
+    config_free(plain);
+    config_free(again);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(config_defaults_apply_when_keys_are_absent),
+        cmocka_unit_test(process_fingerprint_follows_process_equality),
         cmocka_unit_test(check_defaults_apply_when_keys_are_absent),
         cmocka_unit_test(restart_keys_override_only_what_they_name),
         cmocka_unit_test(config_load_maps_every_field_of_the_valid_example),

@@ -976,8 +976,9 @@ static void push_alert(struct journal *j, const char *hook, int64_t fault_id, co
     assert_int_equal(journal_alert_push(j, hook, &m), 0);
 }
 
-/* A journal of today's main (schema 1) gains the alert tables, and keeps
- * its history. */
+/* A journal of schema 1 gains the alert tables and the children's
+ * fingerprints, and keeps its history: a child recorded then has none, so
+ * it is never adopted. */
 static void journal_schema_1_is_migrated_to_the_alert_queue(void **state)
 {
     struct fixture *fx = *state;
@@ -989,12 +990,19 @@ static void journal_schema_1_is_migrated_to_the_alert_queue(void **state)
     assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
                                   "DROP TABLE alert_queue; DROP TABLE alert_open; "
+                                  "ALTER TABLE children DROP COLUMN fingerprint; "
+                                  "INSERT INTO children VALUES ('web', 100, 5000); "
                                   "DELETE FROM sqlite_sequence; PRAGMA user_version = 1",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
     j = open_ok(fx);
-    assert_true(sql_int(fx->path, "PRAGMA user_version") >= 2);
+    assert_int_equal(sql_int(fx->path, "PRAGMA user_version"), 3);
+    struct seen kids = {0};
+    assert_int_equal(journal_children(j, on_child, &kids), 0);
+    assert_int_equal(kids.n, 1);
+    assert_int_equal(kids.pid[0], 100);
+    assert_string_equal(kids.fingerprint[0], "");
     push_alert(j, "http://h:1#00", f.id, "opened", true);
     assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM alert_queue"), 1);
     assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM faults"), 1);

@@ -319,8 +319,8 @@ static void sup_names_spell_states_and_events(void **state)
 {
     (void)state;
     static const char *const states[] = {"down", "running", "stopping", "draining"};
-    static const char *const events[] = {"spawn",  "watch",         "stop", "release",
-                                         "exited", "grace-expired", "empty"};
+    static const char *const events[] = {"spawn",  "watch",  "adopt",         "stop",
+                                         "release", "exited", "grace-expired", "empty"};
     for (int s = 0; s < SUP__COUNT; s++)
         assert_string_equal(sup_state_name((enum sup_state)s), states[s]);
     for (int e = 0; e < SUP_EV__COUNT; e++)
@@ -486,6 +486,58 @@ static void down_watch_refuses_what_is_not_a_live_pid(void **state)
     assert_int_equal(loop_handles(fx), handles);
 }
 
+/* DOWN + adopt: a process a previous recoverd started and left running
+ * (here one of the test's, in a session of its own like a service). It is
+ * taken only when its start time is the recorded one; the record is
+ * rewritten with the running configuration's fingerprint; its death comes
+ * through the pidfd without a status (it is not recoverd's child). */
+static void down_adopt_takes_over_a_recorded_process(void **state)
+{
+    struct fixture *fx = *state;
+    command_sleep(fx);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(60);
+        if (setsid() < 0 || write(ready[1], "x", 1) != 1)
+            _exit(99);
+        for (;;)
+            pause();
+    }
+    fx->forked[fx->n_forked++] = pid;
+    char c;
+    close(ready[1]);
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    uint64_t ticks = procstat_start_ticks(pid);
+    assert_true(ticks > 0);
+    /* Another process's start time: not that one (a reused pid). */
+    assert_int_equal(supervisor_adopt(&fx->sp, pid, ticks + 1), -ESRCH);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_int_equal(supervisor_adopt(&fx->sp, 0, 0), -EINVAL);
+    loopwait_nap(20); /* an age to see */
+    assert_int_equal(supervisor_adopt(&fx->sp, pid, ticks), 0);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+    assert_int_equal(fx->sp.pid, pid);
+    assert_true(fx->sp.adopted);
+    assert_true(clock_mono_us() - fx->sp.spawned_us >= 10000); /* its age, not "now" */
+    struct child_row row = child_row(fx);
+    assert_int_equal(row.n, 1);
+    assert_int_equal(row.pid, pid);
+    assert_int_equal(row.ticks, ticks);
+    assert_int_equal(supervisor_adopt(&fx->sp, pid, ticks), -EALREADY);
+    kill(pid, SIGKILL);
+    loopwait_until(&fx->loop, exited(fx));
+    assert_int_equal(fx->exit.pid, pid);
+    assert_int_equal(fx->exit.code, -1);
+    assert_int_equal(fx->exit.why, STOP_NONE);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_false(fx->sp.adopted);
+    assert_int_equal(child_row(fx).n, 0);
+}
+
 /* ---- RUNNING ---- */
 
 /* RUNNING + spawn / watch: busy; the process is left alone. */
@@ -498,6 +550,7 @@ static void running_spawn_and_watch_are_busy(void **state)
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_SPAWN, STOP_NONE), -EALREADY);
     assert_int_equal(fx->sp.result, -EALREADY);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), -EALREADY);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_ADOPT, STOP_NONE), -EALREADY);
     assert_int_equal(fx->sp.state, SUP_RUNNING);
     assert_int_equal(fx->sp.pid, pid);
     assert_int_equal(fx->sp.handles_open, 3);
@@ -673,6 +726,7 @@ static void stopping_refuses_spawn_watch_release_and_spurious_exit(void **state)
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_SPAWN, STOP_NONE), -EALREADY);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), -EALREADY);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_ADOPT, STOP_NONE), -EALREADY);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_RELEASE, STOP_NONE), -EPERM);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_EXITED, STOP_NONE), -EAGAIN);
     assert_int_equal(fx->sp.state, SUP_STOPPING);
@@ -958,6 +1012,7 @@ static void draining_refuses_spawn_watch_release_and_ignores_exited(void **state
     pid_t esc = enter_draining(fx, STOP_SHUTDOWN);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_SPAWN, STOP_NONE), -EALREADY);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), -EALREADY);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_ADOPT, STOP_NONE), -EALREADY);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_RELEASE, STOP_NONE), -EPERM);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_EXITED, STOP_NONE), 0);
     assert_int_equal(fx->sp.state, SUP_DRAINING);
@@ -1613,6 +1668,7 @@ int main(void)
         FX(without_containment_the_exit_is_reported_at_once),
 #undef FS
 #undef FC
+        FX(down_adopt_takes_over_a_recorded_process),
         FX(external_stop_never_signals),
         FX(external_release_stops_watching),
         FX(external_exit_is_reported_without_a_code),
