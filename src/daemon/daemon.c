@@ -110,6 +110,11 @@ static void daemon__signal_cb(uv_signal_t *h, int signum)
         daemon_reload(d);
         return;
     }
+    if (signum == SIGQUIT) {
+        log_event(LOG_INFO, NULL, "signal", "signal=QUIT action=exit-leaving-services");
+        daemon_detach(d);
+        return;
+    }
     log_event(LOG_INFO, NULL, "signal", "signal=%s action=stop", sigabbrev_np(signum));
     daemon_stop(d);
 }
@@ -246,9 +251,9 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     d->flush.data = d;
     uv_timer_init(loop, &d->prune);
     d->prune.data = d;
-    uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup};
-    int signums[] = {SIGTERM, SIGINT, SIGHUP};
-    for (int i = 0; i < 3; i++) {
+    uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup, &d->sig_quit};
+    int signums[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+    for (int i = 0; i < 4; i++) {
         uv_signal_init(loop, sigs[i]);
         sigs[i]->data = d;
         uv_signal_start(sigs[i], daemon__signal_cb, signums[i]);
@@ -396,6 +401,7 @@ static void daemon__close_all(struct daemon *d)
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->sig_hup, NULL);
+    uv_close((uv_handle_t *)&d->sig_quit, NULL);
     if (d->detectors_up)
         detector_shutdown_all();
     d->detectors_up = false;
@@ -425,8 +431,8 @@ static void daemon__swept_cb(void *ctx)
 static bool daemon__sweep(struct daemon *d)
 {
     uint64_t grace = 0;
-    if (d->swept || !d->containment_up)
-        return false;
+    if (d->swept || !d->containment_up || d->detaching)
+        return false; /* detaching: what is left runs on, for the next recoverd */
     d->swept = true;
     for (size_t i = 0; i < d->cfg->n_services; i++)
         if (d->cfg->services[i].stop.grace_ms > grace)
@@ -453,6 +459,18 @@ void daemon_stop(struct daemon *d)
     log_event(LOG_INFO, NULL, "stopping", "services=%zu", d->n_services);
     for (size_t i = 0; i < d->n_services; i++)
         service_stop(d->services[i], "aborted: recoverd stopping");
+    daemon_stop_progress(d);
+}
+
+void daemon_detach(struct daemon *d)
+{
+    if (d->stopping)
+        return;
+    d->stopping = d->detaching = true;
+    d->executor.stopping = true;
+    log_event(LOG_INFO, NULL, "detaching", "services=%zu", d->n_services);
+    for (size_t i = 0; i < d->n_services; i++)
+        service_detach(d->services[i]);
     daemon_stop_progress(d);
 }
 

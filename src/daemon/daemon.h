@@ -47,8 +47,10 @@ struct daemon {
     uv_signal_t sig_term;         /* graceful stop */
     uv_signal_t sig_int;          /* graceful stop */
     uv_signal_t sig_hup;          /* reload */
+    uv_signal_t sig_quit;         /* exit leaving the services running */
     uint64_t started_ms;          /* wall ms */
     bool stopping;                /* shutdown in progress */
+    bool detaching;               /* ... leaving the services running */
     char token[65];               /* the API token (state.path/token) */
     struct alerter *alerter;      /* webhooks; owned */
     bool closed;                  /* every daemon handle closed; the loop is ending */
@@ -79,6 +81,12 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
 /* Begin a graceful stop: every service is stopped (signal, grace, KILL),
  * then every handle is closed and the loop ends. */
 void daemon_stop(struct daemon *d);
+/* Exit leaving every service running, for the next recoverd to adopt (an
+ * upgrade): nothing is signalled, the children's records stay. */
+void daemon_detach(struct daemon *d);
+/* Exit leaving every service running, for the next recoverd to adopt (an
+ * upgrade): nothing is signalled, the children's records stay. */
+void daemon_detach(struct daemon *d);
 /* Re-read the configuration; a config that fails validation is logged and
  * the running one stays. The new one is applied once its preflight (user
  * names, programs: daemon/preflight.h) has run in libuv's thread pool; a

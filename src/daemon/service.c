@@ -217,6 +217,14 @@ void service_stop(struct service *s, const char *why)
     supervisor_event(&s->sup, SUP_EV_STOP, STOP_SHUTDOWN);
 }
 
+void service_detach(struct service *s)
+{
+    s->start_waiting = false;
+    check_set_stop(&s->checks);
+    recovery_abort(&s->rec, "aborted: recoverd exited leaving the service running");
+    supervisor_detach(&s->sup);
+}
+
 void service_rebind(struct service *s, const struct service_cfg *cfg)
 {
     /* The environment's last entries borrow cfg->env's strings (see

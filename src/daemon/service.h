@@ -15,6 +15,9 @@ struct service *service_new(struct daemon *d, const struct service_cfg *cfg);
 void service_start(struct service *s);
 /* Stop the process (if any) for good: shutdown or removal by a reload. */
 void service_stop(struct service *s, const char *why);
+/* Stop supervising s and leave its process running, for the next recoverd
+ * to adopt; the process is down as far as s knows. */
+void service_detach(struct service *s);
 /* Point s at an identical cfg from a newer config. */
 void service_rebind(struct service *s, const struct service_cfg *cfg);
 /* Apply cfg (same process: config_process_equal) to s without touching

@@ -490,7 +490,7 @@ int enclosure_init(struct enclosure *e, struct containment *box, const char *ser
     e->cgroup = NULL;
     e->mark[0] = '\0';
     e->sweeps = 0;
-    e->waiting = e->closing = e->events_open = e->adopted = false;
+    e->waiting = e->closing = e->events_open = e->adopted = e->detached = false;
     e->killed = true; /* its past is unknown: made afresh before the first spawn */
     if (!box)
         return 0;
@@ -559,6 +559,11 @@ const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim,
         enclosure__limit(e, CGROUP_CPU, "cpu.max", v);
     }
     return e->cgroup;
+}
+
+void enclosure_detach(struct enclosure *e)
+{
+    e->detached = true;
 }
 
 void enclosure_adopt(struct enclosure *e)
@@ -708,7 +713,7 @@ int enclosure_close(struct enclosure *e)
         return 0;
     e->closing = true;
     e->waiting = false;
-    if (e->cgroup && rmdir(e->cgroup) < 0 && errno != ENOENT)
+    if (e->cgroup && !e->detached && rmdir(e->cgroup) < 0 && errno != ENOENT)
         log_event(LOG_WARN, e->service, "cgroup-left", "cgroup=%s error=\"%s\"", e->cgroup,
                   strerror(errno));
     free(e->cgroup);

@@ -92,6 +92,7 @@ struct enclosure {
     uv_fs_event_t events;      /* CGROUP: cgroup.events while waited on (from the first wait) */
     unsigned sweeps;           /* SUBREAPER: stops of strays in flight */
     bool killed;               /* CGROUP: cgroup.kill may have run since it was made */
+    bool detached;             /* left running for the next recoverd: its cgroup stays */
     bool adopted;              /* its process is a predecessor's (enclosure_adopt) until the
                                 * next spawn: SUBREAPER scans the host, not recoverd's tree */
     bool waiting;              /* empty() is owed */
@@ -116,6 +117,8 @@ const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim,
 /* The service's process was adopted from a previous recoverd: its cgroup
  * (as it is) holds it, and its strays are init's children, not ours. */
 void enclosure_adopt(struct enclosure *e);
+/* Its processes stay when recoverd exits (enclosure_close keeps the cgroup). */
+void enclosure_detach(struct enclosure *e);
 /* A stop: sig to every process of the service outside leader's process
  * group (the caller signals that one), given grace_ms before SIGKILL where
  * the sweep does it (SUBREAPER; in CGROUP the caller's grace ends with

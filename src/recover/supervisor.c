@@ -456,6 +456,21 @@ int supervisor_event(struct supervisor *sp, enum sup_event ev, enum stop_reason 
     return r;
 }
 
+void supervisor_detach(struct supervisor *sp)
+{
+    if (sp->state == SUP_DOWN)
+        return;
+    log_event(LOG_INFO, sp->service, "detached", "pid=%d", (int)sp->pid);
+    uv_timer_stop(&sp->grace);
+    enclosure_unwait(&sp->encl);
+    enclosure_detach(&sp->encl);
+    sup__unwatch(sp);
+    sp->pid = 0;
+    sp->adopted = false;
+    sp->state = SUP_DOWN;
+    sp->stop_reason = STOP_NONE;
+}
+
 int supervisor_adopt(struct supervisor *sp, pid_t pid, uint64_t start_ticks)
 {
     sp->adopting.pid = pid;

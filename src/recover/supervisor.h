@@ -121,6 +121,10 @@ int supervisor_event(struct supervisor *sp, enum sup_event ev, enum stop_reason 
  * by pidfd, contained as if spawned. 0, or -errno (-ESRCH: not that
  * process any more; -EALREADY: up already); the state stays SUP_DOWN. */
 int supervisor_adopt(struct supervisor *sp, pid_t pid, uint64_t start_ticks);
+/* Leave the process running and stop watching it (recoverd exits for the
+ * next one to adopt it): down at once, no exit reported, the child's record
+ * and its cgroup kept. */
+void supervisor_detach(struct supervisor *sp);
 /* Replace the spawn environment (owned from here on). */
 void supervisor_set_envp(struct supervisor *sp, char **envp);
 

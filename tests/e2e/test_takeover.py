@@ -199,3 +199,27 @@ def test_recoverd_killed_again_and_again_at_start_leaves_one_copy_of_each(recove
         assert not any(pid_alive(p) for p in s.seen)
     finally:
         s.kill_all()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sigquit_exits_leaving_the_services_for_the_next_recoverd(recoverd, mode):
+    """An upgrade: the old recoverd exits (0) without touching its services;
+    the new one adopts them."""
+    s = Sleepers(["web"])
+    rd = recoverd({"services": s.services()}, start=False)
+    try:
+        start_in_mode(rd, mode)
+        first = wait_running(rd, "web")["pid"]
+        rd.snapshot_pids()
+        rd.signal(signal.SIGQUIT)
+        assert rd.proc.wait(timeout=15) == 0
+        log = rd.log_text(since_start=True)
+        assert f"web detached pid={first}" in log and "stopping" not in log
+        assert s.copies("web") == [first]
+        restart_rd(rd, mode)
+        assert wait_running(rd, "web")["pid"] == first
+        assert f"web adopted pid={first}" in rd.log_text(since_start=True)
+        rd.stop()
+        assert s.copies("web") == []
+    finally:
+        s.kill_all()

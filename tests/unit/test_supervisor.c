@@ -319,7 +319,7 @@ static void sup_names_spell_states_and_events(void **state)
 {
     (void)state;
     static const char *const states[] = {"down", "running", "stopping", "draining"};
-    static const char *const events[] = {"spawn",  "watch",  "adopt",         "stop",
+    static const char *const events[] = {"spawn",   "watch",  "adopt",         "stop",
                                          "release", "exited", "grace-expired", "empty"};
     for (int s = 0; s < SUP__COUNT; s++)
         assert_string_equal(sup_state_name((enum sup_state)s), states[s]);
