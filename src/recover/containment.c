@@ -458,7 +458,7 @@ void containment_find(struct containment *c, void (*fn)(const char *service, pid
         while ((de = readdir(dir))) {
             size_t n = strlen(de->d_name);
             if (de->d_type != DT_DIR || n <= 8 || n - 8 >= sizeof service ||
-                strcmp(de->d_name + n - 8, ".service") ||
+                strcmp(de->d_name + n - 8, ".service") != 0 ||
                 snprintf(path, sizeof path, "%s/%s", c->root, de->d_name) >= (int)sizeof path)
                 continue;
             memcpy(service, de->d_name, n - 8);
