@@ -334,6 +334,8 @@ json_t *service_view(const struct service *s)
         json_array_append_new(deps, json_string(*dep));
     json_object_set_new(j, "depends_on", deps);
     json_object_set_new(j, "pid", sp->pid > 0 ? json_integer(sp->pid) : json_null());
+    /* Its process was started by a previous recoverd (daemon/takeover.h). */
+    json_object_set_new(j, "adopted", json_boolean(sp->adopted));
     /* Why it cannot run as configured (it is failed), or null. */
     json_object_set_new(j, "config_error",
                         s->cfg->problem ? json_string(s->cfg->problem) : json_null());

@@ -86,6 +86,7 @@ def test_a_killed_recoverd_adopts_its_services_and_still_recovers_them(recoverd,
         restart_rd(rd, mode)
         view = wait_running(rd, "web")
         assert view["pid"] == first, "the service was bounced, not adopted"
+        assert view["adopted"] is True
         log = rd.log_text(since_start=True)
         assert f"web adopted pid={first}" in log
         assert "leftover-stopped" not in log and "spawned" not in log
@@ -95,7 +96,9 @@ def test_a_killed_recoverd_adopts_its_services_and_still_recovers_them(recoverd,
         # Watched by pidfd although it is not recoverd's child: its death is
         # a fault, recovered by a restart like any.
         os.kill(first, signal.SIGKILL)
-        second = wait_running(rd, "web", not_pid=first)["pid"]
+        view = wait_running(rd, "web", not_pid=first)
+        second = view["pid"]
+        assert view["adopted"] is False
         done = rd.wait_for(lambda: [(a["strategy"], a["status"])
                                     for a in actions_since(rd, "web", mark)
                                     if a["status"] != "executing"], what="the restart verified")
