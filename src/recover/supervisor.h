@@ -94,7 +94,7 @@ struct supervisor {
     uv_timer_t grace;              /* stop grace period; draining: the wait after SIGKILL */
     struct enclosure encl;         /* what holds its processes beyond the group */
     bool killed;                   /* stopping/draining: what is left has had SIGKILL */
-    struct output output;          /* stdout+stderr -> state_dir/logs/<name>.log */
+    struct output output;          /* stdout+stderr: logs/<name>.pipe -> logs/<name>.log */
     int handles_open;              /* loop handles not closed yet (output counts as one) */
     int result;                    /* of the last SPAWN/WATCH: 0 or -errno */
 };
@@ -103,8 +103,9 @@ const char *sup_state_name(enum sup_state s);
 const char *sup_event_name(enum sup_event e);
 
 /* Set up (loop, service, cfg, journal, box, sink set by the caller); opens
- * the output log at log_path. 0 or -errno (nothing left open). */
-int supervisor_init(struct supervisor *sp, const char *log_path);
+ * the output log at log_path and the FIFO its processes write into at
+ * fifo_path (recover/output.h). 0 or -errno (nothing left open). */
+int supervisor_init(struct supervisor *sp, const char *log_path, const char *fifo_path);
 /* Close every handle (sink.closed per handle); the process must be down. */
 void supervisor_close(struct supervisor *sp);
 /* Feed ev (with reason for SUP_EV_STOP); the table decides. Returns 0, or
