@@ -201,7 +201,7 @@ static void output__fifo_grow(int fd)
  * EPIPE, and the next recoverd reads them, in order. */
 static int output__fifo_ends(const char *path, int *read_fd, int *write_fd)
 {
-    struct stat r_st, w_st;
+    struct stat r_st = {0}, w_st = {0};
     int r = output__fifo_make(path);
     if (r < 0)
         return r;

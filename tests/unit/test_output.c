@@ -129,6 +129,14 @@ static void write_all(int fd, const void *buf, size_t len)
     }
 }
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+}
+
 /* Turn the loop until path holds want bytes. */
 static void pump_until_size(struct fixture *fx, const char *path, long want)
 {
@@ -155,10 +163,7 @@ static void output_appends_after_existing_content(void **state)
 {
     struct fixture *fx = *state;
     char buf[64] = "";
-    FILE *f = fopen(fx->path, "w");
-    assert_non_null(f);
-    fputs("12345678", f); /* 8 bytes from a previous recoverd */
-    fclose(f);
+    write_file(fx->path, "12345678"); /* 8 bytes from a previous recoverd */
     /* The existing 8 bytes count towards max: 2 more fit, then it rotates. */
     assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 10), 0);
     write_all(fx->o.write_fd, "abcd", 4);
@@ -577,10 +582,7 @@ static void output_planted_links_are_replaced_never_followed(void **state)
     struct stat st, other_st, w_st;
     snprintf(bait, sizeof bait, "%s/bait", fx->dir);
     snprintf(other, sizeof other, "%s/other.pipe", fx->dir);
-    FILE *f = fopen(bait, "w");
-    assert_non_null(f);
-    fputs("precious\n", f);
-    fclose(f);
+    write_file(bait, "precious\n");
     assert_int_equal(chmod(bait, 0644), 0);
     assert_int_equal(mkfifo(other, 0600), 0);
     assert_int_equal(stat(other, &other_st), 0);
@@ -613,10 +615,7 @@ static void output_untrusted_things_at_the_fifo_path_are_replaced(void **state)
 {
     struct fixture *fx = *state;
     struct stat st;
-    FILE *f = fopen(fx->fifo, "w");
-    assert_non_null(f);
-    fputs("left here\n", f);
-    fclose(f);
+    write_file(fx->fifo, "left here\n");
     assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 1 << 20), 0);
     assert_int_equal(lstat(fx->fifo, &st), 0);
     assert_true(S_ISFIFO(st.st_mode));
