@@ -141,7 +141,7 @@ static void service__wire(struct service *s)
 
 struct service *service_new(struct daemon *d, const struct service_cfg *cfg)
 {
-    char path[4200];
+    char path[4200], fifo[4200];
     struct service *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
@@ -152,9 +152,10 @@ struct service *service_new(struct daemon *d, const struct service_cfg *cfg)
     if (faults_init(&s->faults, cfg->n_checks) < 0)
         goto fail;
     snprintf(path, sizeof path, "%s/logs/%s.log", d->state.path, cfg->name);
-    int r = supervisor_init(&s->sup, path);
+    snprintf(fifo, sizeof fifo, "%s/logs/%s.pipe", d->state.path, cfg->name);
+    int r = supervisor_init(&s->sup, path, fifo);
     if (r < 0) {
-        log_event(LOG_ERROR, s->name, "log-open-failed", "path=%s error=\"%s\"", path,
+        log_event(LOG_ERROR, s->name, "log-open-failed", "path=%s fifo=%s error=\"%s\"", path, fifo,
                   strerror(-r));
         goto fail;
     }

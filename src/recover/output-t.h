@@ -7,9 +7,9 @@
 #include <uv.h>
 
 struct output {
-    uv_pipe_t pipe;        /* read end; data = this output */
+    uv_pipe_t pipe;        /* recoverd's end of the FIFO (O_RDWR, non-blocking); data = this */
     uv_timer_t resume;     /* rate cap: resume reading after a pause */
-    int write_fd;          /* write end given to every spawn of the service; -1 when closed */
+    int write_fd;          /* children's end (O_RDWR, blocking) for every spawn; -1 when closed */
     int log_fd;            /* the open log file; -1 when none */
     char *path;            /* state_dir/logs/<name>.log */
     uint64_t size;         /* bytes in the current log file */

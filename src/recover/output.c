@@ -1,18 +1,24 @@
-/* Child output capture: one pipe per service for all its lives, so a
- * restart never loses the tail of the previous process's output. */
+/* Child output capture: one named FIFO per service for all its lives and
+ * all of recoverd's, so neither a restart of the service nor one of
+ * recoverd loses output, and no service dies of recoverd's death. */
 #include "recover/output.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/statedir.h"
 #include "lib/uvclock.h"
+
+#define OUTPUT__FIFO_MIN (64 << 10) /* the kernel's default: no use asking below it */
 
 /* Never through a link or into another's file planted in logs/: the
  * service's output would land wherever it points (as root, anywhere). */
@@ -82,7 +88,7 @@ static void output__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct output *o = s->data;
     if (n <= 0)
-        return; /* EOF cannot happen while we hold the write end; errors: keep going */
+        return; /* no EOF: our end of the FIFO is a writer too; errors: keep going */
     output__write(o, buf->base, (size_t)n);
     uint64_t now = clock_mono_us();
     if (now - o->window_us >= 1000000) {
@@ -107,40 +113,151 @@ static void output__resume_cb(uv_timer_t *t)
         o->reading = true;
 }
 
-int output_open(struct output *o, uv_loop_t *loop, const char *path, uint64_t max_bytes)
+/* A FIFO recoverd trusts: its own, one link, nobody else may open it. */
+static bool output__fifo_ok(const struct stat *st)
 {
-    uv_file fds[2] = {-1, -1};
+    return S_ISFIFO(st->st_mode) && st->st_uid == geteuid() && st->st_nlink == 1 &&
+           (st->st_mode & 077) == 0;
+}
+
+/* Make path a trusted FIFO, keeping one that is. Anything else there is
+ * removed, never followed: logs/ is recoverd's own (statedir_subdir checked
+ * it), so it was left by hand or planted, and a link would send a service's
+ * output wherever it points. */
+static int output__fifo_make(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (output__fifo_ok(&st))
+            return 0;
+        log_event(LOG_WARN, NULL, "output-fifo-replaced", "path=%s mode=%o uid=%u links=%lu", path,
+                  (unsigned)st.st_mode, (unsigned)st.st_uid, (unsigned long)st.st_nlink);
+        if (unlink(path) < 0 && !(errno == EISDIR && rmdir(path) == 0) && errno != ENOENT)
+            return -errno;
+    } else if (errno != ENOENT) {
+        return -errno;
+    }
+    if (mkfifo(path, 0600) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* Open the FIFO at path O_RDWR plus flags, without following a link, and
+ * check what was opened (st: its stat). The fd or -errno. */
+static int output__fifo_open(const char *path, int flags, struct stat *st)
+{
+    int fd = open(path, flags | O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    int r = fstat(fd, st) < 0 ? -errno : output__fifo_ok(st) ? 0 : -EPERM;
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+/* The user's soft cap on pipe slots (pages) over all its pipes. */
+static long output__soft_slots(void)
+{
+    long v = 16384; /* the kernel's default */
+    FILE *f = fopen("/proc/sys/fs/pipe-user-pages-soft", "re");
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = 16384;
+        fclose(f);
+    }
+    return v > 0 ? v : LONG_MAX; /* 0: no cap */
+}
+
+/* Only ever grow: a FIFO a previous recoverd grew may hold data. An
+ * unprivileged user past fs/pipe-user-pages-soft (16,384 slots: 64 FIFOs
+ * of 1 MiB) gets 2-slot pipes for every pipe it makes after, its services'
+ * too, so such a recoverd grows FIFOs within half of it; the count is never
+ * given back, as a service may hold its FIFO after output_close. */
+static void output__fifo_grow(int fd)
+{
+    static long grown; /* slots this process added to FIFOs; loop thread only */
+    long page = sysconf(_SC_PAGESIZE);
+    long room = geteuid() == 0 ? LONG_MAX : output__soft_slots() / 2 - grown;
+    int now = fcntl(fd, F_GETPIPE_SZ);
+    for (int want = OUTPUT_FIFO_BYTES; want > now && want > OUTPUT__FIFO_MIN; want /= 2) {
+        if ((want - now) / page > room)
+            continue;
+        int got = fcntl(fd, F_SETPIPE_SZ, want);
+        if (got >= 0) {
+            grown += (got - now) / page;
+            return;
+        }
+    }
+}
+
+/* The two ends, two opens so they share no file status flags: recoverd's
+ * non-blocking for the loop; the children's blocking, so a full pipe holds
+ * a service back instead of failing its write with EAGAIN. Both O_RDWR:
+ * recoverd's never reads EOF (nor fails ENXIO to open); the children's
+ * makes each process of the service a reader of its own FIFO, so while no
+ * recoverd runs its writes fill the pipe and then wait, never SIGPIPE or
+ * EPIPE, and the next recoverd reads them, in order. */
+static int output__fifo_ends(const char *path, int *read_fd, int *write_fd)
+{
+    struct stat r_st = {0}, w_st = {0};
+    int r = output__fifo_make(path);
+    if (r < 0)
+        return r;
+    if ((*read_fd = output__fifo_open(path, O_NONBLOCK, &r_st)) < 0)
+        return *read_fd;
+    if ((*write_fd = output__fifo_open(path, 0, &w_st)) < 0) {
+        r = *write_fd;
+    } else if (w_st.st_dev != r_st.st_dev || w_st.st_ino != r_st.st_ino) {
+        r = -EPERM; /* replaced between the two opens: only by hand */
+        close(*write_fd);
+    } else {
+        output__fifo_grow(*read_fd);
+        return 0;
+    }
+    close(*read_fd);
+    *read_fd = *write_fd = -1;
+    return r;
+}
+
+int output_open(struct output *o, uv_loop_t *loop, const char *log_path, const char *fifo_path,
+                uint64_t max_bytes)
+{
+    int read_fd = -1, write_fd = -1;
     int r;
     memset(o, 0, sizeof *o);
     o->write_fd = -1;
     o->log_fd = -1;
     o->max_bytes = max_bytes ? max_bytes : 1;
-    if (!(o->path = strdup(path)))
+    if (!(o->path = strdup(log_path)))
         return -ENOMEM;
     if ((r = output__reopen(o)) < 0)
         goto fail;
-    if ((r = uv_pipe(fds, UV_NONBLOCK_PIPE, 0)) < 0)
+    if ((r = output__fifo_ends(fifo_path, &read_fd, &write_fd)) < 0) {
+        log_event(LOG_ERROR, NULL, "output-fifo-failed", "path=%s error=\"%s\"", fifo_path,
+                  strerror(-r));
         goto fail;
+    }
     uv_pipe_init(loop, &o->pipe, 0);
     uv_timer_init(loop, &o->resume);
     o->pipe.data = o;
     o->resume.data = o;
-    if ((r = uv_pipe_open(&o->pipe, fds[0])) < 0) {
-        close(fds[0]);
-        fds[0] = -1;
-    } else {
-        o->write_fd = fds[1];
-        o->window_us = clock_mono_us();
-        output__resume_cb(&o->resume);
-        return 0;
+    if ((r = uv_pipe_open(&o->pipe, read_fd)) < 0) {
+        /* The handles are initialised: they must be closed, not just dropped. */
+        close(read_fd);
+        close(write_fd);
+        output_close(o, NULL);
+        return r;
     }
-    /* The handles are initialised: they must be closed, not just dropped. */
-    close(fds[1]);
-    output_close(o, NULL);
-    return r;
+    o->write_fd = write_fd;
+    o->window_us = clock_mono_us();
+    output__resume_cb(&o->resume);
+    return 0;
 fail:
     if (o->log_fd >= 0)
         close(o->log_fd);
+    o->log_fd = -1;
     free(o->path);
     o->path = NULL;
     return r;

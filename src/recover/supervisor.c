@@ -60,7 +60,7 @@ static void sup__enclosure_closed_cb(void *ctx)
     sup__closed(ctx);
 }
 
-int supervisor_init(struct supervisor *sp, const char *log_path)
+int supervisor_init(struct supervisor *sp, const char *log_path, const char *fifo_path)
 {
     sp->encl.empty = sup__empty_cb;
     sp->encl.closed = sup__enclosure_closed_cb;
@@ -69,7 +69,8 @@ int supervisor_init(struct supervisor *sp, const char *log_path)
     int r = enclosure_init(&sp->encl, sp->cfg->command ? sp->box : NULL, sp->service);
     if (r < 0)
         return r;
-    if ((r = output_open(&sp->output, sp->loop, log_path, sp->cfg->log_max_bytes)) < 0) {
+    r = output_open(&sp->output, sp->loop, log_path, fifo_path, sp->cfg->log_max_bytes);
+    if (r < 0) {
         enclosure_close(&sp->encl); /* nothing of it is open yet */
         return r;
     }

@@ -100,17 +100,18 @@ struct supervisor {
         pid_t pid;
         uint64_t start_ticks;
     } adopting;           /* the argument of SUP_EV_ADOPT (supervisor_adopt) */
-    struct output output; /* stdout+stderr -> state_dir/logs/<name>.log */
+    struct output output; /* stdout+stderr: logs/<name>.pipe -> logs/<name>.log */
     int handles_open;     /* loop handles not closed yet (output counts as one) */
-    int result;           /* of the last SPAWN/WATCH: 0 or -errno */
+    int result;           /* of the last SPAWN/WATCH/ADOPT: 0 or -errno */
 };
 
 const char *sup_state_name(enum sup_state s);
 const char *sup_event_name(enum sup_event e);
 
 /* Set up (loop, service, cfg, journal, box, sink set by the caller); opens
- * the output log at log_path. 0 or -errno (nothing left open). */
-int supervisor_init(struct supervisor *sp, const char *log_path);
+ * the output log at log_path and the FIFO its processes write into at
+ * fifo_path (recover/output.h). 0 or -errno (nothing left open). */
+int supervisor_init(struct supervisor *sp, const char *log_path, const char *fifo_path);
 /* Close every handle (sink.closed per handle); the process must be down. */
 void supervisor_close(struct supervisor *sp);
 /* Feed ev (with reason for SUP_EV_STOP); the table decides. Returns 0, or

@@ -5,6 +5,7 @@ output, and starts processes with the configured environment."""
 import os
 import re
 import signal
+import stat
 import time
 from pathlib import Path
 
@@ -241,7 +242,7 @@ def test_output_flood_is_capped(recoverd):
     def sizes_now():
         try:
             return {p.name: p.stat().st_size for p in logs.iterdir()
-                    if p.name.startswith("noisy.")}
+                    if p.name.startswith("noisy.") and p.name != "noisy.pipe"}
         except FileNotFoundError:  # rotated between listing and stat
             return {}
     # noisy.log is briefly absent between its rename to .1 and its re-creation.
@@ -267,3 +268,28 @@ def test_env_and_cwd_reach_the_child(recoverd, tmp_path):
     text = rd.wait_for(lambda: log.exists() and str(workdir) in log.read_text()
                        and log.read_text(), what="shell's output in its log")
     assert text.splitlines() == ["FOO=bar baz", "OUTER=kept", str(workdir)]
+
+
+def test_output_written_while_recoverd_is_down_reaches_the_log(recoverd, tmp_path):
+    go, wrote = tmp_path / "go", tmp_path / "wrote"
+    script = (f'echo first; while [ ! -e "{go}" ]; do sleep 0.02; done; '
+              f'echo second; touch "{wrote}"; exec sleep 100')
+    rd = recoverd({"services": {"shell": {"command": ["/bin/sh", "-c", script]}}})
+    pid = rd.wait_for(lambda: rd.service("shell")["pid"], what="shell started")
+    logs = rd.state_dir / "logs"
+    log = logs / "shell.log"
+    rd.wait_for(lambda: log.exists() and log.read_text() == "first\n", what="the first line")
+    st = os.lstat(logs / "shell.pipe")
+    assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+
+    rd.kill9()
+    go.touch()
+    # Nobody reads the FIFO: the shell's echo neither kills it (SIGPIPE)
+    # nor fails (EPIPE); the line waits in the pipe.
+    rd.wait_for(lambda: wrote.exists(), what="the shell went past its second line")
+    assert pid_alive(pid)
+    assert log.read_text() == "first\n"
+
+    rd.start()
+    rd.wait_for(lambda: log.read_text().startswith("first\nsecond\n"),
+                what="the line written while recoverd was down, in order")

@@ -253,7 +253,7 @@ void svc_no_checks(struct svc *s)
 void svc_init(struct svc *s)
 {
     struct fixture *fx = s->fx;
-    char log[192];
+    char log[192], fifo[192];
     s->checks.loop = &fx->loop;
     s->checks.service = s->name;
     s->checks.sink = (struct check_sink){sink_failing, sink_reported, sink_closed, s};
@@ -280,8 +280,9 @@ void svc_init(struct svc *s)
     s->rec.sink = (struct recovery_sink){sink_ready, sink_recovered, sink_closed, s};
     s->st.index = SIZE_MAX;
     snprintf(log, sizeof log, "%s/%s.log", fx->dir, s->name);
+    snprintf(fifo, sizeof fifo, "%s/%s.pipe", fx->dir, s->name);
     assert_int_equal(faults_init(&s->faults, s->cfg.n_checks), 0);
-    assert_int_equal(supervisor_init(&s->sup, log), 0);
+    assert_int_equal(supervisor_init(&s->sup, log, fifo), 0);
     assert_int_equal(recovery_init(&s->rec), 0);
     assert_int_equal(check_set_init(&s->checks, s->cfg.checks, s->cfg.n_checks), 0);
     assert_int_equal(state_register(&fx->m, &s->st, s->name), 0);

@@ -1,4 +1,5 @@
-/* Unit tests of a service's output capture: file, rotation, rate cap, close. */
+/* Unit tests of a service's output capture: FIFO, file, rotation, rate cap,
+ * close, and a reader (recoverd) that goes away and comes back. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,9 +9,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,6 +33,7 @@ struct fixture {
     char dir[64];    /* mkdtemp directory */
     char path[128];  /* dir/svc.log */
     char path1[136]; /* dir/svc.log.1 */
+    char fifo[128];  /* dir/svc.pipe */
     uv_loop_t loop;  /* the test's own */
     struct output o; /* under test */
     int closed;      /* closed_cb calls */
@@ -43,6 +47,7 @@ static int fixture_setup(void **state)
     assert_non_null(mkdtemp(fx->dir));
     snprintf(fx->path, sizeof fx->path, "%s/svc.log", fx->dir);
     snprintf(fx->path1, sizeof fx->path1, "%s.1", fx->path);
+    snprintf(fx->fifo, sizeof fx->fifo, "%s/svc.pipe", fx->dir);
     assert_int_equal(uv_loop_init(&fx->loop), 0);
     *state = fx;
     return 0;
@@ -56,21 +61,23 @@ static void leftover_cb(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
 /* The loop must be empty; handles a failed test left are closed first so
  * the files are still removed, then the teardown fails. */
 static int fixture_teardown(void **state)
 {
     struct fixture *fx = *state;
-    char p[160];
     int left = 0;
     uv_walk(&fx->loop, leftover_cb, &left);
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     int r = uv_loop_close(&fx->loop);
-    unlink(fx->path);
-    unlink(fx->path1);
-    snprintf(p, sizeof p, "%s.2", fx->path);
-    unlink(p);
-    rmdir(fx->dir);
+    nftw(fx->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
     free(fx);
     assert_int_equal(left, 0);
     assert_int_equal(r, 0);
@@ -122,6 +129,14 @@ static void write_all(int fd, const void *buf, size_t len)
     }
 }
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+}
+
 /* Turn the loop until path holds want bytes. */
 static void pump_until_size(struct fixture *fx, const char *path, long want)
 {
@@ -132,7 +147,7 @@ static void output_writes_land_in_file(void **state)
 {
     struct fixture *fx = *state;
     char buf[64] = "";
-    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, 1 << 20), 0);
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 1 << 20), 0);
     assert_true(fx->o.write_fd >= 0);
     assert_int_equal(file_size(fx->path), 0); /* created at once */
     write_all(fx->o.write_fd, "hello\n", 6);
@@ -148,12 +163,9 @@ static void output_appends_after_existing_content(void **state)
 {
     struct fixture *fx = *state;
     char buf[64] = "";
-    FILE *f = fopen(fx->path, "w");
-    assert_non_null(f);
-    fputs("12345678", f); /* 8 bytes from a previous recoverd */
-    fclose(f);
+    write_file(fx->path, "12345678"); /* 8 bytes from a previous recoverd */
     /* The existing 8 bytes count towards max: 2 more fit, then it rotates. */
-    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, 10), 0);
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 10), 0);
     write_all(fx->o.write_fd, "abcd", 4);
     pump_until_size(fx, fx->path1, 10);
     pump_until_size(fx, fx->path, 2);
@@ -177,7 +189,7 @@ static void output_rotates_at_max_bytes(void **state)
     char p2[160];
     for (size_t i = 0; i < TOTAL; i++)
         data[i] = pattern(i);
-    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, MAX), 0);
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, MAX), 0);
     /* Odd-sized writes so chunk and rotation boundaries do not line up. */
     for (size_t off = 0; off < TOTAL; off += 333) {
         size_t n = TOTAL - off < 333 ? TOTAL - off : 333;
@@ -277,7 +289,7 @@ static void output_rate_cap_bounds_bytes_and_keeps_loop_responsive(void **state)
 {
     struct fixture *fx = *state;
     struct rate_run rr = {.fx = fx};
-    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, 1ull << 30), 0);
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 1ull << 30), 0);
     rr.opened_us = clock_mono_us();
     rr.first_window_us = fx->o.window_us;
     rr.fl.fd = fx->o.write_fd;
@@ -324,7 +336,7 @@ static void output_rate_cap_bounds_bytes_and_keeps_loop_responsive(void **state)
 static void output_close_calls_back_and_loop_ends(void **state)
 {
     struct fixture *fx = *state;
-    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, 100), 0);
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 100), 0);
     int wfd = fx->o.write_fd;
     close_and_drain(fx);
     assert_int_equal(fcntl(wfd, F_GETFD), -1); /* the write end is closed */
@@ -336,7 +348,7 @@ static void output_close_calls_back_and_loop_ends(void **state)
 static void output_close_without_callback_still_frees(void **state)
 {
     struct fixture *fx = *state;
-    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, 100), 0);
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 100), 0);
     output_close(&fx->o, NULL);
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     assert_null(fx->o.path);
@@ -345,9 +357,10 @@ static void output_close_without_callback_still_frees(void **state)
 static void output_open_fails_cleanly_on_bad_path(void **state)
 {
     struct fixture *fx = *state;
-    char bad[200];
+    char bad[200], bad_fifo[200];
     snprintf(bad, sizeof bad, "%s/missing/dir/svc.log", fx->dir);
-    assert_int_equal(output_open(&fx->o, &fx->loop, bad, 100), -ENOENT);
+    snprintf(bad_fifo, sizeof bad_fifo, "%s/missing/dir/svc.pipe", fx->dir);
+    assert_int_equal(output_open(&fx->o, &fx->loop, bad, bad_fifo, 100), -ENOENT);
     assert_int_equal(fx->o.write_fd, -1);
     assert_int_equal(fx->o.log_fd, -1);
     assert_null(fx->o.path);
@@ -388,7 +401,7 @@ static void output_rate_window_restarts_each_second(void **state)
     struct fixture *fx = *state;
     const long part = (long)(OUTPUT_RATE_BYTES / 4 * 3);
     bool paused = false;
-    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, 1ull << 30), 0);
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 1ull << 30), 0);
     uint64_t first = fx->o.window_us;
     feed(fx, (size_t)part, part, &paused);
     /* Past the current window: the next read opens a new one. */
@@ -411,9 +424,237 @@ static void output_close_callback_may_free_the_output(void **state)
     struct fixture *fx = *state;
     struct output *o = malloc(sizeof *o);
     assert_non_null(o);
-    assert_int_equal(output_open(o, &fx->loop, fx->path, 100), 0);
+    assert_int_equal(output_open(o, &fx->loop, fx->path, fx->fifo, 100), 0);
     output_close(o, free_cb);
     uv_run(&fx->loop, UV_RUN_DEFAULT);
+}
+
+/* ---- the FIFO ---- */
+
+/* The log's whole content as a string (up to len - 1 bytes). */
+static const char *log_text(struct fixture *fx, char *buf, size_t len)
+{
+    long n = file_read(fx->path, buf, len - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+/* A real child with the children's end as its stdout and stderr, as
+ * lib/spawn.c gives it: what it writes reaches the log, and its exit is no
+ * end of the capture. */
+static void output_child_writes_reach_the_log(void **state)
+{
+    struct fixture *fx = *state;
+    char buf[64];
+    struct stat st;
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 1 << 20), 0);
+    assert_int_equal(lstat(fx->fifo, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fx->o.write_fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, fx->o.write_fd, 2);
+    char *argv[] = {"/bin/sh", "-c", "echo out; echo err >&2", NULL};
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, argv, NULL), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    int wst = 0;
+    assert_int_equal(waitpid(pid, &wst, 0), pid);
+    assert_true(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+    loopwait_until(&fx->loop, strcmp(log_text(fx, buf, sizeof buf), "out\nerr\n") == 0);
+    /* A later life of the service writes on through the same FIFO. */
+    write_all(fx->o.write_fd, "next\n", 5);
+    loopwait_until(&fx->loop, strcmp(log_text(fx, buf, sizeof buf), "out\nerr\nnext\n") == 0);
+    close_and_drain(fx);
+}
+
+/* Write len bytes to fd with SIGPIPE blocked: 0, or the errno of a failed
+ * write; *sigpipe tells whether the kernel raised SIGPIPE (then consumed). */
+static int write_noting_sigpipe(int fd, const char *buf, size_t len, bool *sigpipe)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    int e = 0;
+    while (len > 0 && e == 0) {
+        ssize_t w = write(fd, buf, len);
+        if (w < 0) {
+            e = errno;
+        } else {
+            buf += w;
+            len -= (size_t)w;
+        }
+    }
+    sigpending(&pending);
+    *sigpipe = sigismember(&pending, SIGPIPE);
+    if (*sigpipe) {
+        struct timespec zero = {0};
+        sigtimedwait(&pipe_set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return e;
+}
+
+/* recoverd dies (its ends of the FIFO closed, as a crash closes them): the
+ * service, holding only the children's end, writes on without EPIPE or
+ * SIGPIPE, and the next recoverd's output_open on the same paths gets what
+ * was written meanwhile into the log, in order, before what comes after. */
+static void output_writer_survives_the_readers_absence(void **state)
+{
+    struct fixture *fx = *state;
+    char buf[128];
+    bool sigpipe = true;
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 1 << 20), 0);
+    write_all(fx->o.write_fd, "before\n", 7);
+    loopwait_until(&fx->loop, strcmp(log_text(fx, buf, sizeof buf), "before\n") == 0);
+    int service = fcntl(fx->o.write_fd, F_DUPFD_CLOEXEC, 0);
+    assert_true(service >= 0);
+    close_and_drain(fx);
+
+    assert_int_equal(write_noting_sigpipe(service, "gap 1\n", 6, &sigpipe), 0);
+    assert_false(sigpipe);
+    assert_int_equal(write_noting_sigpipe(service, "gap 2\n", 6, &sigpipe), 0);
+    assert_false(sigpipe);
+    assert_string_equal(log_text(fx, buf, sizeof buf), "before\n"); /* nobody read it */
+
+    fx->closed = 0;
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 1 << 20), 0);
+    write_all(service, "after\n", 6);
+    loopwait_until(&fx->loop,
+                   strcmp(log_text(fx, buf, sizeof buf), "before\ngap 1\ngap 2\nafter\n") == 0);
+    close(service);
+    close_and_drain(fx);
+}
+
+/* While no recoverd reads, the FIFO takes OUTPUT_FIFO_BYTES before a
+ * writer waits (as root; another user gets at least the kernel's 64 KiB),
+ * and the next recoverd gets all of it, byte for byte. */
+static void output_fifo_holds_a_megabyte_while_nobody_reads(void **state)
+{
+    struct fixture *fx = *state;
+    static unsigned char chunk[4096], got[2 * OUTPUT_FIFO_BYTES];
+    size_t total = 0;
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 1ull << 30), 0);
+    int service = fcntl(fx->o.write_fd, F_DUPFD_CLOEXEC, 0);
+    assert_true(service >= 0);
+    int size = fcntl(service, F_GETPIPE_SZ);
+    print_message("fifo capacity: %d bytes\n", size);
+    if (geteuid() == 0)
+        assert_int_equal(size, OUTPUT_FIFO_BYTES);
+    else
+        assert_true(size >= 64 << 10);
+    close_and_drain(fx);
+    /* Non-blocking for the test only: a full pipe then says EAGAIN instead
+     * of hanging it. */
+    assert_int_equal(fcntl(service, F_SETFL, fcntl(service, F_GETFL) | O_NONBLOCK), 0);
+    for (;;) {
+        for (size_t i = 0; i < sizeof chunk; i++)
+            chunk[i] = pattern(total + i);
+        ssize_t w = write(service, chunk, sizeof chunk);
+        if (w < 0) {
+            assert_int_equal(errno, EAGAIN);
+            break;
+        }
+        total += (size_t)w;
+        assert_true(total <= (size_t)size);
+    }
+    assert_int_equal(total, (size_t)size);
+
+    fx->closed = 0;
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 1ull << 30), 0);
+    pump_until_size(fx, fx->path, (long)total);
+    assert_int_equal(file_read(fx->path, (char *)got, sizeof got), (long)total);
+    for (size_t i = 0; i < total; i++)
+        if (got[i] != pattern(i))
+            fail_msg("byte %zu of the log is not the one written", i);
+    close(service);
+    close_and_drain(fx);
+}
+
+/* What was planted at the FIFO's path is removed and a FIFO of ours made:
+ * the target of a link is never opened, written or changed. */
+static void output_planted_links_are_replaced_never_followed(void **state)
+{
+    struct fixture *fx = *state;
+    char bait[160], other[160], buf[64];
+    struct stat st, other_st, w_st;
+    snprintf(bait, sizeof bait, "%s/bait", fx->dir);
+    snprintf(other, sizeof other, "%s/other.pipe", fx->dir);
+    write_file(bait, "precious\n");
+    assert_int_equal(chmod(bait, 0644), 0);
+    assert_int_equal(mkfifo(other, 0600), 0);
+    assert_int_equal(stat(other, &other_st), 0);
+    const char *targets[] = {bait, other};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(symlink(targets[i], fx->fifo), 0);
+        assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 1 << 20), 0);
+        assert_int_equal(lstat(fx->fifo, &st), 0);
+        assert_true(S_ISFIFO(st.st_mode));
+        assert_int_equal(st.st_mode & 0777, 0600);
+        assert_int_equal(fstat(fx->o.write_fd, &w_st), 0);
+        assert_true(w_st.st_ino == st.st_ino && w_st.st_ino != other_st.st_ino);
+        write_all(fx->o.write_fd, "x\n", 2);
+        pump_until_size(fx, fx->path, 2 * (long)(i + 1));
+        fx->closed = 0;
+        close_and_drain(fx);
+        assert_int_equal(unlink(fx->fifo), 0);
+    }
+    assert_int_equal(file_read(bait, buf, sizeof buf), 9);
+    assert_memory_equal(buf, "precious\n", 9);
+    assert_int_equal(stat(bait, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    assert_int_equal(lstat(other, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode) && st.st_ino == other_st.st_ino);
+}
+
+/* A regular file, or a FIFO others may open, is not trusted: replaced by a
+ * FIFO that only recoverd's user may open. */
+static void output_untrusted_things_at_the_fifo_path_are_replaced(void **state)
+{
+    struct fixture *fx = *state;
+    struct stat st;
+    write_file(fx->fifo, "left here\n");
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 1 << 20), 0);
+    assert_int_equal(lstat(fx->fifo, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    close_and_drain(fx);
+
+    assert_int_equal(chmod(fx->fifo, 0666), 0);
+    fx->closed = 0;
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 1 << 20), 0);
+    assert_int_equal(lstat(fx->fifo, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+    write_all(fx->o.write_fd, "ok\n", 3);
+    pump_until_size(fx, fx->path, 3);
+    close_and_drain(fx);
+}
+
+/* Two opens, two file descriptions: recoverd's end is non-blocking for the
+ * loop, the children's blocks (a full pipe holds a service back rather than
+ * failing its write with EAGAIN); both O_RDWR, both close-on-exec, both the
+ * FIFO at the path. */
+static void output_childrens_end_blocks_and_recoverds_does_not(void **state)
+{
+    struct fixture *fx = *state;
+    struct stat path_st, r_st, w_st;
+    uv_os_fd_t rfd = -1;
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 1 << 20), 0);
+    assert_int_equal(uv_fileno((uv_handle_t *)&fx->o.pipe, &rfd), 0);
+    int rfl = fcntl(rfd, F_GETFL), wfl = fcntl(fx->o.write_fd, F_GETFL);
+    assert_true(rfl & O_NONBLOCK);
+    assert_false(wfl & O_NONBLOCK);
+    assert_int_equal(rfl & O_ACCMODE, O_RDWR);
+    assert_int_equal(wfl & O_ACCMODE, O_RDWR);
+    assert_true(fcntl(rfd, F_GETFD) & FD_CLOEXEC);
+    assert_true(fcntl(fx->o.write_fd, F_GETFD) & FD_CLOEXEC);
+    assert_int_equal(stat(fx->fifo, &path_st), 0);
+    assert_int_equal(fstat(rfd, &r_st), 0);
+    assert_int_equal(fstat(fx->o.write_fd, &w_st), 0);
+    assert_true(r_st.st_ino == path_st.st_ino && w_st.st_ino == path_st.st_ino);
+    close_and_drain(fx);
 }
 
 /* Regression (fixed): output__rotate(): when rename(path, path.1)
@@ -434,7 +675,7 @@ static void output_rotation_failure_does_not_spin(void **state)
         alarm(60);                              /* a backstop if the parent's kill never comes */
         if (!freopen("/dev/null", "w", stderr)) /* the spin logs without end */
             _exit(3);
-        if (output_open(&fx->o, &fx->loop, fx->path, 100) < 0)
+        if (output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 100) < 0)
             _exit(2);
         char buf[300];
         memset(buf, 'z', sizeof buf);
@@ -477,6 +718,12 @@ int main(void)
         FX(output_close_without_callback_still_frees),
         FX(output_open_fails_cleanly_on_bad_path),
         FX(output_rotation_failure_does_not_spin),
+        FX(output_child_writes_reach_the_log),
+        FX(output_writer_survives_the_readers_absence),
+        FX(output_fifo_holds_a_megabyte_while_nobody_reads),
+        FX(output_planted_links_are_replaced_never_followed),
+        FX(output_untrusted_things_at_the_fifo_path_are_replaced),
+        FX(output_childrens_end_blocks_and_recoverds_does_not),
     };
 #undef FX
     return cmocka_run_group_tests(tests, NULL, NULL);

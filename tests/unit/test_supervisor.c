@@ -41,6 +41,7 @@
 struct fixture {
     char dir[64];                 /* mkdtemp directory, also the service's cwd */
     char log[128];                /* dir/svc.log */
+    char fifo[128];               /* dir/svc.pipe */
     char jpath[128];              /* dir/journal.db */
     char pidfile[128];            /* dir/svc.pid */
     char script[512];             /* sh -c's argument */
@@ -84,6 +85,7 @@ static int fixture_setup_mode(void **state, enum containment_mode mode)
     snprintf(fx->dir, sizeof fx->dir, "/tmp/test_supervisor.XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
     snprintf(fx->log, sizeof fx->log, "%s/svc.log", fx->dir);
+    snprintf(fx->fifo, sizeof fx->fifo, "%s/svc.pipe", fx->dir);
     snprintf(fx->jpath, sizeof fx->jpath, "%s/journal.db", fx->dir);
     snprintf(fx->pidfile, sizeof fx->pidfile, "%s/svc.pid", fx->dir);
     assert_int_equal(uv_loop_init(&fx->loop), 0);
@@ -108,7 +110,7 @@ static int fixture_setup_mode(void **state, enum containment_mode mode)
         fx->argv[0] = "true";
         fx->cfg.command = fx->argv;
     }
-    assert_int_equal(supervisor_init(&fx->sp, fx->log), 0);
+    assert_int_equal(supervisor_init(&fx->sp, fx->log, fx->fifo), 0);
     assert_int_equal(fx->sp.state, SUP_DOWN);
     assert_int_equal(fx->sp.handles_open, 2); /* output and grace timer */
     if (fx->box_up) {
@@ -1216,10 +1218,11 @@ static void init_with_unopenable_log_fails_cleanly(void **state)
                                .cfg = &fx->cfg,
                                .journal = fx->journal,
                                .sink = {sink_exited, sink_closed, fx}};
-    char path[192];
+    char path[192], fifo[192];
     int handles = loop_handles(fx);
     snprintf(path, sizeof path, "%s/no/such/dir/other.log", fx->dir);
-    assert_int_equal(supervisor_init(&other, path), -ENOENT);
+    snprintf(fifo, sizeof fifo, "%s/no/such/dir/other.pipe", fx->dir);
+    assert_int_equal(supervisor_init(&other, path, fifo), -ENOENT);
     uv_run(&fx->loop, UV_RUN_NOWAIT);
     assert_int_equal(loop_handles(fx), handles);
     assert_int_equal(fx->closed, 0);
