@@ -3,6 +3,7 @@ linked up, timed in order, and still there after recoverd restarts."""
 
 import errno
 import os
+import re
 import signal
 import subprocess
 
@@ -67,8 +68,10 @@ def test_journal_rows_link_up_after_a_recovery(recoverd):
     assert rows[0]["at_ms"] >= f["opened_ms"]
     assert f"fault {f['id']} opened" in rows[0]["cause"]
 
-    # The child table names the live process, with its real start time.
+    # The child table names the live process, with its real start time and
+    # the fingerprint of the configuration it was started from.
     child = rd.journal("SELECT * FROM children")
+    assert len(child) == 1 and re.fullmatch(r"[0-9a-f]{16}", child[0].pop("fingerprint"))
     assert child == [{"service": "web", "pid": new["pid"],
                       "start_ticks": proc_start_ticks(new["pid"])}]
 
