@@ -311,32 +311,22 @@ int cgroup_procs(const char *dir, struct pid_list *l)
 
 int cgroup_signal(const char *dir, int sig, pid_t skip_pgid)
 {
-    char path[PATH_MAX], *line = NULL;
-    size_t cap = 0;
-    int count = 0;
-    FILE *fp;
-
-    if (snprintf(path, sizeof path, "%s/cgroup.procs", dir) >= (int)sizeof path)
-        return -ENAMETOOLONG;
-    if (!(fp = fopen(path, "re")))
-        return -errno;
-    while (getline(&line, &cap, fp) > 0) {
-        long pid = strtol(line, NULL, 10);
-        if (pid <= 1 || pid > INT32_MAX)
-            continue;
+    struct pid_list l = {0};
+    int count = 0, r = cgroup_procs(dir, &l);
+    for (size_t i = 0; i < l.n; i++) { /* what was read, even if not all (-ENOMEM) */
+        pid_t pid = l.v[i];
         /* The pidfd first: if the process it names is in dir after, the
          * signal goes to a member and not to a stranger that took its pid. */
-        int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+        int fd = (int)syscall(SYS_pidfd_open, pid, 0);
         if (fd < 0)
             continue; /* gone */
-        if ((skip_pgid <= 0 || getpgid((pid_t)pid) != skip_pgid) &&
-            cgroup__holds(dir, (pid_t)pid) && syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) == 0)
+        if ((skip_pgid <= 0 || getpgid(pid) != skip_pgid) && cgroup__holds(dir, pid) &&
+            syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) == 0)
             count++;
         close(fd);
     }
-    free(line);
-    fclose(fp);
-    return count;
+    free(l.v);
+    return r < 0 && count == 0 ? r : count;
 }
 
 int cgroup_kill(const char *dir)

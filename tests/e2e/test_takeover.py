@@ -63,6 +63,16 @@ def restart_rd(rd, mode, *extra):
     rd.start(extra_args=("--containment", mode, *extra))
 
 
+def started_then_killed(rd, mode, name):
+    """Start rd in mode, wait for name to run, SIGKILL recoverd: name's pid,
+    still running."""
+    start_in_mode(rd, mode)
+    pid = wait_running(rd, name)["pid"]
+    rd.kill9()
+    assert pid_alive(pid), "a service must outlive a killed recoverd"
+    return pid
+
+
 def actions_since(rd, service, action_id):
     return rd.journal("SELECT id, strategy, status FROM actions WHERE service = ? AND id > ?",
                       (service, action_id))
@@ -78,10 +88,7 @@ def test_a_killed_recoverd_adopts_its_services_and_still_recovers_them(recoverd,
     s = Sleepers(["web"])
     rd = recoverd({"services": s.services()}, start=False)
     try:
-        start_in_mode(rd, mode)
-        first = wait_running(rd, "web")["pid"]
-        rd.kill9()
-        assert pid_alive(first), "a service must outlive a killed recoverd"
+        first = started_then_killed(rd, mode, "web")
         mark = last_action_id(rd)
         restart_rd(rd, mode)
         view = wait_running(rd, "web")
@@ -156,9 +163,7 @@ def test_a_process_without_a_record_is_found_and_stopped(recoverd, mode):
     s = Sleepers(["web"])
     rd = recoverd({"services": s.services()}, start=False)
     try:
-        start_in_mode(rd, mode)
-        first = wait_running(rd, "web")["pid"]
-        rd.kill9()
+        first = started_then_killed(rd, mode, "web")
         con = sqlite3.connect(rd.state_dir / "journal.db")
         with con:
             con.execute("DELETE FROM children")
