@@ -238,7 +238,7 @@ static void unknown_query_parameter_is_400(void **state)
     struct http_req r[] = {{.path = "/v1/faults?activ=1"}, {.path = "/v1/status?x"}};
     serve(r, 2);
     assert_string_equal(answer_error(&r[0], 400),
-                        "unknown query parameter 'activ'; accepted: active,limit");
+                        "unknown query parameter 'activ'; accepted: active,before,limit");
     answer_error(&r[1], 400);
 }
 
