@@ -26,6 +26,10 @@ struct route {
     const char *params;  /* query keys accepted, "a,b" */
     routes__fn *fn;
     bool mutating; /* needs "Authorization: Bearer <token>" */
+    /* A list: the query key of its cursor and the row field it takes
+     * (routes__next), and its rows when ?limit is absent (0: all). */
+    const char *cursor, *field;
+    size_t limit;
 };
 
 static unsigned routes__status(const struct route_request *, const char *, json_t **);
@@ -45,19 +49,22 @@ static unsigned routes__restart(const struct route_request *, const char *, json
 /* First matching pattern wins, so a literal ("summary") precedes the {} it
  * would otherwise fall into. Mutating calls (POST with a token) go here too. */
 static const struct route routes__table[] = {
-    {"GET", "/v1/status", "", routes__status, false},
-    {"GET", "/v1/services", "", routes__services, false},
-    {"GET", "/v1/services/{}", "", routes__service, false},
-    {"GET", "/v1/faults", "active,limit", routes__faults, false},
-    {"GET", "/v1/faults/summary", "", routes__summary, false},
-    {"GET", "/v1/faults/{}", "", routes__fault, false},
-    {"GET", "/v1/actions", "fault,limit", routes__actions, false},
-    {"GET", "/v1/transitions", "service,limit", routes__transitions, false},
-    {"GET", "/v1/metrics", "", routes__metrics, false},
-    {"POST", "/v1/faults/{}/recover", "", routes__recover, true},
-    {"POST", "/v1/services/{}/hold", "", routes__hold, true},
-    {"POST", "/v1/services/{}/release", "", routes__release, true},
-    {"POST", "/v1/services/{}/restart", "", routes__restart, true},
+    {"GET", "/v1/status", "", routes__status, false, NULL, NULL, 0},
+    {"GET", "/v1/services", "after,limit", routes__services, false, "after", "name", 0},
+    {"GET", "/v1/services/{}", "", routes__service, false, NULL, NULL, 0},
+    {"GET", "/v1/faults", "active,before,limit", routes__faults, false, "before", "id",
+     ROUTES_LIMIT_DEFAULT},
+    {"GET", "/v1/faults/summary", "", routes__summary, false, NULL, NULL, 0},
+    {"GET", "/v1/faults/{}", "", routes__fault, false, NULL, NULL, 0},
+    {"GET", "/v1/actions", "fault,before,limit", routes__actions, false, "before", "id",
+     ROUTES_LIMIT_DEFAULT},
+    {"GET", "/v1/transitions", "service,before,limit", routes__transitions, false, "before", "id",
+     ROUTES_LIMIT_DEFAULT},
+    {"GET", "/v1/metrics", "", routes__metrics, false, NULL, NULL, 0},
+    {"POST", "/v1/faults/{}/recover", "", routes__recover, true, NULL, NULL, 0},
+    {"POST", "/v1/services/{}/hold", "", routes__hold, true, NULL, NULL, 0},
+    {"POST", "/v1/services/{}/release", "", routes__release, true, NULL, NULL, 0},
+    {"POST", "/v1/services/{}/restart", "", routes__restart, true, NULL, NULL, 0},
 };
 
 /* {"error": msg}. Bytes outside printable ASCII become '?': the message
@@ -129,6 +136,74 @@ static int routes__limit(const struct route_request *req, size_t *limit, json_t 
     return 0;
 }
 
+/* ?before: a cursor, the id the page ends below; 0 when absent. 0 or a 400
+ * already in *body. */
+static int routes__before(const struct route_request *req, int64_t *before, json_t **body,
+                          unsigned *status)
+{
+    bool present;
+    const char *s = routes__query(req, "before", &present);
+    *before = 0;
+    if (present && routes__parse_int(s, 1, INT64_MAX, before) < 0) {
+        *status = routes__error(body, 400, "before must be a positive integer (an id), not '%s'",
+                                s ? s : "");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Append v to out percent-encoded (RFC 3986 unreserved bytes as they are). */
+static void routes__encode(char *out, size_t len, const char *v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(out);
+    for (; *v && n + 4 < len; v++) {
+        unsigned char c = (unsigned char)*v;
+        if (isalnum(c) || strchr("-._~", c)) {
+            out[n++] = (char)c;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        }
+    }
+    out[n] = '\0';
+}
+
+/* A full page (limit rows) may have a next one: its link, in the Link
+ * header (RFC 8288), repeats the page's query with the cursor moved on to
+ * the last row's field. A shorter page is the last. */
+static void routes__next(const struct route *r, const struct route_request *req,
+                         struct route_reply *out)
+{
+    bool present;
+    const char *l = routes__query(req, "limit", &present);
+    int64_t limit = (int64_t)r->limit;
+    size_t n = json_array_size(out->body);
+    if (present)
+        routes__parse_int(l, 1, ROUTES_LIMIT_MAX, &limit); /* checked by the handler */
+    json_t *last = json_object_get(json_array_get(out->body, n - 1), r->field);
+    if (out->status != 200 || !n || !limit || n < (size_t)limit || !last)
+        return;
+    char q[sizeof out->link - 64] = "";
+    for (size_t i = 0; i < req->n_query; i++) {
+        const char *k = req->query[i].key;
+        if (strcmp(k, r->cursor) == 0 || strcmp(k, "limit") == 0)
+            continue;
+        routes__encode(q, sizeof q, k);
+        strncat(q, "=", sizeof q - strlen(q) - 1);
+        routes__encode(q, sizeof q, req->query[i].value ? req->query[i].value : "");
+        strncat(q, "&", sizeof q - strlen(q) - 1);
+    }
+    char v[ROUTES__ARG_MAX] = "";
+    if (json_is_integer(last))
+        snprintf(v, sizeof v, "%" JSON_INTEGER_FORMAT, json_integer_value(last));
+    else
+        routes__encode(v, sizeof v, json_string_value(last) ? json_string_value(last) : "");
+    snprintf(out->link, sizeof out->link, "<%s?%slimit=%" PRId64 "&%s=%s>; rel=\"next\"", req->path,
+             q, limit, r->cursor, v);
+}
+
 /* The journal behind the views, or a 500 in *body. */
 static struct journal *routes__journal(const struct route_request *req, json_t **body,
                                        unsigned *status)
@@ -144,9 +219,39 @@ static unsigned routes__status(const struct route_request *req, const char *arg,
     return routes__view(req->b->status(req->b->ctx), "status view", body);
 }
 
+/* Every service, in the view's order; a page with ?limit, from the one
+ * after ?after (a name). */
 static unsigned routes__services(const struct route_request *req, const char *arg, json_t **body)
 {
-    return routes__view(req->b->services(req->b->ctx), "services view", body);
+    bool has_limit, has_after;
+    const char *l = routes__query(req, "limit", &has_limit);
+    const char *after = routes__query(req, "after", &has_after);
+    int64_t limit = 0;
+    if (has_limit && routes__parse_int(l, 1, ROUTES_LIMIT_MAX, &limit) < 0)
+        return routes__error(body, 400, "limit must be an integer from 1 to %d, not '%s'",
+                             ROUTES_LIMIT_MAX, l ? l : "");
+    if (has_after && (!after || !*after))
+        return routes__error(body, 400, "after must name a service");
+    json_t *all = req->b->services(req->b->ctx);
+    if (!all || (!has_limit && !has_after))
+        return routes__view(all, "services view", body);
+    size_t from = 0, i;
+    json_t *v;
+    json_array_foreach(all, i, v)
+    {
+        if (has_after && from == 0 &&
+            strcmp(json_string_value(json_object_get(v, "name")) ?: "", after) == 0)
+            from = i + 1;
+    }
+    if (has_after && from == 0) {
+        json_decref(all);
+        return routes__error(body, 400, "after: no such service: %s", after);
+    }
+    json_t *page = json_array();
+    for (i = from; page && i < json_array_size(all) && (!limit || i - from < (size_t)limit); i++)
+        json_array_append(page, json_array_get(all, i));
+    json_decref(all);
+    return routes__view(page, "services view", body);
 }
 
 static unsigned routes__service(const struct route_request *req, const char *arg, json_t **body)
@@ -162,17 +267,19 @@ static unsigned routes__faults(const struct route_request *req, const char *arg,
 {
     unsigned status = 0;
     size_t limit;
+    int64_t before;
     bool present;
     const char *s = routes__query(req, "active", &present);
     bool active = present && (!s || !*s || !strcmp(s, "1") || !strcmp(s, "true"));
     if (present && !active && strcmp(s, "0") != 0 && strcmp(s, "false") != 0)
         return routes__error(body, 400, "active must be 1, 0, true or false, not '%s'", s);
-    if (routes__limit(req, &limit, body, &status) < 0)
+    if (routes__limit(req, &limit, body, &status) < 0 ||
+        routes__before(req, &before, body, &status) < 0)
         return status;
     struct journal *j = routes__journal(req, body, &status);
     if (!j)
         return status;
-    return routes__view(journal_faults_json(j, active, limit), "faults query", body);
+    return routes__view(journal_faults_json(j, active, before, limit), "faults query", body);
 }
 
 static unsigned routes__summary(const struct route_request *req, const char *arg, json_t **body)
@@ -204,33 +311,38 @@ static unsigned routes__actions(const struct route_request *req, const char *arg
 {
     unsigned status = 0;
     size_t limit;
+    int64_t before;
     bool present;
     const char *s = routes__query(req, "fault", &present);
     int64_t fault_id = 0;
     if (present && routes__parse_int(s, 1, INT64_MAX, &fault_id) < 0)
         return routes__error(body, 400, "fault must be a positive integer, not '%s'", s ? s : "");
-    if (routes__limit(req, &limit, body, &status) < 0)
+    if (routes__limit(req, &limit, body, &status) < 0 ||
+        routes__before(req, &before, body, &status) < 0)
         return status;
     struct journal *j = routes__journal(req, body, &status);
     if (!j)
         return status;
-    return routes__view(journal_actions_json(j, fault_id, limit), "actions query", body);
+    return routes__view(journal_actions_json(j, fault_id, before, limit), "actions query", body);
 }
 
 static unsigned routes__transitions(const struct route_request *req, const char *arg, json_t **body)
 {
     unsigned status = 0;
     size_t limit;
+    int64_t before;
     bool present;
     const char *service = routes__query(req, "service", &present);
     if (present && (!service || !*service))
         return routes__error(body, 400, "service must name a service");
-    if (routes__limit(req, &limit, body, &status) < 0)
+    if (routes__limit(req, &limit, body, &status) < 0 ||
+        routes__before(req, &before, body, &status) < 0)
         return status;
     struct journal *j = routes__journal(req, body, &status);
     if (!j)
         return status;
-    return routes__view(journal_transitions_json(j, service, limit), "transitions query", body);
+    return routes__view(journal_transitions_json(j, service, before, limit), "transitions query",
+                        body);
 }
 
 /* Does path match pattern? The {} segment is copied into arg. */
@@ -380,6 +492,7 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
 
     out->body = NULL;
     out->allow[0] = '\0';
+    out->link[0] = '\0';
     for (size_t i = 0; i < sizeof routes__table / sizeof *routes__table; i++) {
         const struct route *r = &routes__table[i];
         if (pattern ? strcmp(r->pattern, pattern) != 0
@@ -404,6 +517,8 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
         }
         if (routes__check_params(r, req, &out->body, &out->status) == 0)
             out->status = r->fn(req, arg, &out->body);
+        if (r->cursor)
+            routes__next(r, req, out);
         return;
     }
     if (pattern)

@@ -62,6 +62,7 @@ struct route_reply {
     unsigned status; /* HTTP status code */
     json_t *body;    /* object or array, owned by the caller; NULL only when out of memory */
     char allow[64];  /* the Allow header of a 405, "" otherwise */
+    char link[512];  /* a list's Link header: <next page>; rel="next", "" otherwise */
 };
 
 /* Answer req into out. Never fails: every error becomes a status with

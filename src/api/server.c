@@ -40,7 +40,7 @@
 #define API__READ_CHUNK 4096 /* bytes of room the read buffer grows by */
 #define API__BUF_MAX (REQUEST_HEAD_MAX + REQUEST_BODY_MAX + API__READ_CHUNK) /* bytes */
 #define API__OUT_MAX (64 * 1024) /* bytes of answers in flight past which reading pauses */
-#define API__REPLY_HEAD 512      /* bytes for a status line and headers */
+#define API__REPLY_HEAD 1024     /* bytes for a status line and headers */
 #define API__WHY_MAX 512         /* bytes of a refusal's reason */
 
 /* A way in: its listening socket, which we accept from ourselves (not
@@ -399,9 +399,10 @@ static char *conn__json(json_t *body, unsigned *status, size_t *len)
     return buf;
 }
 
-/* Answer status with body (JSON, borrowed), head_only for HEAD. */
-static void conn__reply(struct conn *c, unsigned status, const char *allow, json_t *body,
-                        bool head_only)
+/* Answer status with body (JSON, borrowed), head_only for HEAD; allow and
+ * link: the Allow and Link headers' values, when not empty. */
+static void conn__reply(struct conn *c, unsigned status, const char *allow, const char *link,
+                        json_t *body, bool head_only)
 {
     struct reply *rp = malloc(sizeof *rp);
     size_t len = 0;
@@ -415,10 +416,10 @@ static void conn__reply(struct conn *c, unsigned status, const char *allow, json
     int n = snprintf(rp->head, sizeof rp->head,
                      "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\nCache-Control: no-store\r\nDate: %s\r\n"
-                     "Connection: %s\r\n%s%s%s\r\n",
+                     "Connection: %s\r\n%s%s%s%s%s%s\r\n",
                      status, api__reason(status), len, api__date(),
-                     c->finishing ? "close" : "keep-alive", allow && *allow ? "Allow: " : "",
-                     allow ? allow : "", allow && *allow ? "\r\n" : "");
+                     c->finishing ? "close" : "keep-alive", *allow ? "Allow: " : "", allow,
+                     *allow ? "\r\n" : "", *link ? "Link: " : "", link, *link ? "\r\n" : "");
     if (head_only) {
         free(text);
         text = NULL;
@@ -433,7 +434,7 @@ static void conn__refuse(struct conn *c, unsigned status, const char *why)
 {
     json_t *body = json_pack("{s:s}", "error", why);
     c->finishing = true;
-    conn__reply(c, status, "", body, false);
+    conn__reply(c, status, "", "", body, false);
     json_decref(body);
     if (log_enabled(LOG_DEBUG))
         log_event(LOG_DEBUG, NULL, "api-refused", "status=%u reason=\"%s\"", status, why);
@@ -507,7 +508,8 @@ static void conn__answer(struct conn *c, struct request *rq)
     rq->route.peer_uid = c->uid;
     routes_dispatch(&rq->route, &rep);
     c->finishing = !rq->keep_alive;
-    conn__reply(c, rep.status, rep.allow, rep.body, strcmp(rq->route.method, "HEAD") == 0);
+    conn__reply(c, rep.status, rep.allow, rep.link, rep.body,
+                strcmp(rq->route.method, "HEAD") == 0);
     json_decref(rep.body);
     if (log_enabled(LOG_DEBUG)) {
         char path[256];

@@ -33,7 +33,7 @@
 enum { CTL_OK = 0, CTL_API_ERROR = 1, CTL_USAGE = 2, CTL_UNREACHABLE = 3 };
 
 /* Options a command may accept. */
-enum { OPT_ACTIVE = 1, OPT_FAULT = 2, OPT_SERVICE = 4, OPT_LIMIT = 8 };
+enum { OPT_ACTIVE = 1, OPT_FAULT = 2, OPT_SERVICE = 4, OPT_LIMIT = 8, OPT_BEFORE = 16 };
 
 struct ctl {
     const char *socket;     /* the API's Unix socket; NULL: TCP */
@@ -45,6 +45,7 @@ struct ctl {
     const char *fault;      /* --fault ID */
     const char *service;    /* --service NAME */
     const char *limit;      /* --limit N */
+    const char *before;     /* --before ID: the page of rows older than ID */
     const char *token_file; /* --token-file PATH, else $RECOVERD_TOKEN_FILE, else the default
                              * state_dir's (recoverd's own default); NULL: none known */
     char token[CTL_TOKEN_MAX + 1];  /* its content without the trailing newline */
@@ -175,6 +176,20 @@ static struct curl_slist *ctl__post_headers(const struct ctl *c)
 
 /* GET path, or POST body (NULL: empty) with the token, into *out (a new
  * reference). CTL_OK, or the exit code after printing why. */
+/* A full page of a list names the next one in its Link header: said on
+ * stderr as the option that asks for it, so stdout stays the table. */
+static void ctl__note_next(struct ctl *c)
+{
+    struct curl_header *h = NULL;
+    if (curl_easy_header(c->curl, "Link", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+        return;
+    const char *at = strstr(h->value, "&before=");
+    if (at && strstr(h->value, "rel=\"next\"")) {
+        at += strlen("&before=");
+        fprintf(stderr, "more: --before %.*s\n", (int)strspn(at, "0123456789"), at);
+    }
+}
+
 static int ctl_request(struct ctl *c, const char *path, const char *body, bool post, json_t **out)
 {
     char errbuf[CURL_ERROR_SIZE] = "";
@@ -228,6 +243,8 @@ static int ctl_request(struct ctl *c, const char *path, const char *body, bool p
         r = ctl__api_error(c, status, v);
     else
         r = CTL_OK;
+    if (r == CTL_OK)
+        ctl__note_next(c);
     free(b.p);
     if (r == CTL_OK)
         *out = v;
@@ -265,6 +282,14 @@ static int ctl__query(CURL *h, char *buf, size_t len, const char *key, const cha
                 : -1;
     curl_free(esc);
     return k < 0 || (size_t)k >= len - n ? -ENOSPC : 0;
+}
+
+/* A list's ?limit and ?before, when given. */
+static int ctl__page(struct ctl *c, char *buf, size_t len)
+{
+    if (c->limit && ctl__query(c->curl, buf, len, "limit", c->limit) < 0)
+        return -ENOSPC;
+    return c->before ? ctl__query(c->curl, buf, len, "before", c->before) : 0;
 }
 
 static int ctl__path_fixed(char *buf, size_t len, const char *path)
@@ -307,7 +332,7 @@ static int ctl_path_faults(struct ctl *c, const char *arg, char *buf, size_t len
     snprintf(buf, len, "/v1/faults");
     if ((c->given & OPT_ACTIVE) && ctl__query(c->curl, buf, len, "active", "1") < 0)
         return -ENOSPC;
-    return c->limit ? ctl__query(c->curl, buf, len, "limit", c->limit) : 0;
+    return ctl__page(c, buf, len);
 }
 
 static int ctl_path_actions(struct ctl *c, const char *arg, char *buf, size_t len)
@@ -315,7 +340,7 @@ static int ctl_path_actions(struct ctl *c, const char *arg, char *buf, size_t le
     snprintf(buf, len, "/v1/actions");
     if (c->fault && ctl__query(c->curl, buf, len, "fault", c->fault) < 0)
         return -ENOSPC;
-    return c->limit ? ctl__query(c->curl, buf, len, "limit", c->limit) : 0;
+    return ctl__page(c, buf, len);
 }
 
 static int ctl_path_transitions(struct ctl *c, const char *arg, char *buf, size_t len)
@@ -323,7 +348,7 @@ static int ctl_path_transitions(struct ctl *c, const char *arg, char *buf, size_
     snprintf(buf, len, "/v1/transitions");
     if (c->service && ctl__query(c->curl, buf, len, "service", c->service) < 0)
         return -ENOSPC;
-    return c->limit ? ctl__query(c->curl, buf, len, "limit", c->limit) : 0;
+    return ctl__page(c, buf, len);
 }
 
 static int ctl_path_metrics(struct ctl *c, const char *arg, char *buf, size_t len)
@@ -741,15 +766,15 @@ static const struct ctl_cmd ctl_cmds[] = {
      "every service, one a line"},
     {"service", "NAME", 0, false, ctl_path_service, ctl_print_service,
      "one service and its checks"},
-    {"faults", NULL, OPT_ACTIVE | OPT_LIMIT, false, ctl_path_faults, ctl_print_faults,
+    {"faults", NULL, OPT_ACTIVE | OPT_LIMIT | OPT_BEFORE, false, ctl_path_faults, ctl_print_faults,
      "faults, newest first (--active: open ones only)"},
     {"fault", "ID", 0, false, ctl_path_fault, ctl_print_fault,
      "one fault and its recovery actions"},
-    {"actions", NULL, OPT_FAULT | OPT_LIMIT, false, ctl_path_actions, ctl_print_actions,
-     "recovery actions, newest first (--fault ID: of one fault)"},
+    {"actions", NULL, OPT_FAULT | OPT_LIMIT | OPT_BEFORE, false, ctl_path_actions,
+     ctl_print_actions, "recovery actions, newest first (--fault ID: of one fault)"},
     {"summary", NULL, 0, false, ctl_path_summary, ctl_print_summary,
      "fault counts by type, severity and impact"},
-    {"transitions", NULL, OPT_SERVICE | OPT_LIMIT, false, ctl_path_transitions,
+    {"transitions", NULL, OPT_SERVICE | OPT_LIMIT | OPT_BEFORE, false, ctl_path_transitions,
      ctl_print_transitions, "state changes, newest first (--service NAME: of one service)"},
     {"metrics", NULL, 0, false, ctl_path_metrics, ctl_print_metrics,
      "recoveries and recovery times: overall, per fault type, per service"},
@@ -799,6 +824,8 @@ static void ctl_usage(const struct ctl *c, FILE *out)
             "  --fault ID           actions: only those of fault ID\n"
             "  --service NAME       transitions: only those of service NAME\n"
             "  --limit N            faults, actions, transitions: at most N rows (default 100)\n"
+            "  --before ID          faults, actions, transitions: the page of rows older than\n"
+            "                       ID (newest first; a full page names the next on stderr)\n"
             "  -h, --help           this text\n"
             "\nExit status: 0 ok, 1 the API answered an error (e.g. 401 wrong token, 403 not\n"
             "allowed to act, 404, 409 a recovery is in progress), 2 usage error or unreadable\n"
@@ -839,7 +866,8 @@ static const char *ctl__opt_name(unsigned opt)
     return opt == OPT_ACTIVE    ? "--active"
            : opt == OPT_FAULT   ? "--fault"
            : opt == OPT_SERVICE ? "--service"
-                                : "--limit";
+           : opt == OPT_LIMIT   ? "--limit"
+                                : "--before";
 }
 
 /* Parses argv into c; *cmd and c->args are set on success. CTL_OK, or the
@@ -847,11 +875,17 @@ static const char *ctl__opt_name(unsigned opt)
 static int ctl_parse(int argc, char **argv, struct ctl *c, const struct ctl_cmd **cmd)
 {
     static const struct option longs[] = {
-        {"api", required_argument, NULL, 'a'},   {"socket", required_argument, NULL, 'S'},
-        {"json", no_argument, NULL, 'j'},        {"active", no_argument, NULL, 'A'},
-        {"fault", required_argument, NULL, 'f'}, {"service", required_argument, NULL, 's'},
-        {"limit", required_argument, NULL, 'l'}, {"token-file", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"api", required_argument, NULL, 'a'},
+        {"socket", required_argument, NULL, 'S'},
+        {"json", no_argument, NULL, 'j'},
+        {"active", no_argument, NULL, 'A'},
+        {"fault", required_argument, NULL, 'f'},
+        {"service", required_argument, NULL, 's'},
+        {"limit", required_argument, NULL, 'l'},
+        {"token-file", required_argument, NULL, 't'},
+        {"before", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int o;
     unsigned given = 0; /* 1: --api, 2: --socket */
@@ -883,6 +917,10 @@ static int ctl_parse(int argc, char **argv, struct ctl *c, const struct ctl_cmd 
         case 'l':
             c->given |= OPT_LIMIT;
             c->limit = optarg;
+            break;
+        case 'b':
+            c->given |= OPT_BEFORE;
+            c->before = optarg;
             break;
         case 't':
             c->token_file = optarg;
@@ -917,7 +955,7 @@ static int ctl_parse(int argc, char **argv, struct ctl *c, const struct ctl_cmd 
  * A positional ID is a positive integer; any other one a non-empty word. */
 static int ctl_validate(const struct ctl *c, const struct ctl_cmd *cmd)
 {
-    for (unsigned opt = 1; opt <= OPT_LIMIT; opt <<= 1)
+    for (unsigned opt = 1; opt <= OPT_BEFORE; opt <<= 1)
         if ((c->given & opt) && !(cmd->opts & opt))
             return ctl__usage_error("%s does not apply to %s", ctl__opt_name(opt), cmd->name);
     if (c->api && (strlen(c->api) >= CTL_API_MAX || !ctl__address_valid(c->api)))
@@ -928,6 +966,8 @@ static int ctl_validate(const struct ctl *c, const struct ctl_cmd *cmd)
         return ctl__usage_error("--fault wants a positive integer, not '%s'", c->fault);
     if (c->limit && !ctl__positive(c->limit))
         return ctl__usage_error("--limit wants a positive integer, not '%s'", c->limit);
+    if (c->before && !ctl__positive(c->before))
+        return ctl__usage_error("--before wants a positive integer (an id), not '%s'", c->before);
     if (c->service && !*c->service)
         return ctl__usage_error("--service wants a name");
     const char *name = cmd->args;

@@ -32,6 +32,19 @@
  * counted. */
 #define JOURNAL_PENDING_MAX (8u << 20)
 
+/* The counters' seed (migration 4): the fault columns of one group, and
+ * its finished actions. A supervisor's fault counts in faults_all only. */
+#define JOURNAL__SEED_RESOLVED "(check_name != 'supervisor' AND resolved_ms IS NOT NULL)"
+#define JOURNAL__SEED_FAULTS                                                                       \
+    "count(*), CAST(total(check_name != 'supervisor') AS INTEGER), "                               \
+    "CAST(total(" JOURNAL__SEED_RESOLVED ") AS INTEGER), "                                         \
+    "CAST(total(iif(" JOURNAL__SEED_RESOLVED ", resolved_ms - opened_ms, 0)) AS INTEGER), "        \
+    "max(iif(" JOURNAL__SEED_RESOLVED ", resolved_ms - opened_ms, NULL))"
+#define JOURNAL__SEED_ACTIONS                                                                      \
+    "CAST(total(status IN ('completed', 'failed', 'aborted')) AS INTEGER), "                       \
+    "CAST(total(status = 'completed') AS INTEGER), CAST(total(status = 'failed') AS INTEGER), "    \
+    "CAST(total(status = 'aborted') AS INTEGER)"
+
 /* Each migration takes the schema from version i to i + 1 (PRAGMA
  * user_version); append, never edit, so old journals upgrade in order. */
 static const char *const journal__migrations[] = {
@@ -90,6 +103,97 @@ static const char *const journal__migrations[] = {
     /* 3: what a child was started from, so that a restarted recoverd adopts
      * only a process its configuration would start again. */
     "ALTER TABLE children ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';",
+    /* 4: the API's reads in time independent of the journal's length.
+     * faults_open pages the active faults by id. counters holds lifetime
+     * totals per scope ('all' with key '', 'type', 'severity', 'impact',
+     * 'service'), kept by triggers in the transaction of the write they
+     * count (a write replayed after a full disk counts then) and never
+     * lowered by pruning (no DELETE trigger); seeded once from the rows
+     * present. A supervisor's give-up fault is no recovery: faults_all
+     * counts it, the recovery columns do not. */
+    "CREATE INDEX faults_open ON faults(id) WHERE resolved_ms IS NULL;"
+    "CREATE TABLE counters ("
+    "  scope TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  faults_all INTEGER NOT NULL DEFAULT 0,"
+    "  faults INTEGER NOT NULL DEFAULT 0,"
+    "  resolved INTEGER NOT NULL DEFAULT 0,"
+    "  recovery_ms INTEGER NOT NULL DEFAULT 0," /* opened -> resolved, summed */
+    "  max_recovery_ms INTEGER,"
+    "  recoveries INTEGER NOT NULL DEFAULT 0," /* actions finished: */
+    "  successful INTEGER NOT NULL DEFAULT 0,"
+    "  failed INTEGER NOT NULL DEFAULT 0,"
+    "  aborted INTEGER NOT NULL DEFAULT 0,"
+    "  actions INTEGER NOT NULL DEFAULT 0," /* every action written ('all' only) */
+    "  PRIMARY KEY (scope, key)) WITHOUT ROWID;"
+    "CREATE TRIGGER counters_fault_insert AFTER INSERT ON faults BEGIN "
+    "  INSERT INTO counters (scope, key) VALUES ('all', ''), ('type', NEW.type),"
+    "    ('severity', NEW.severity), ('impact', NEW.impact), ('service', NEW.service)"
+    "    ON CONFLICT DO NOTHING;"
+    "  UPDATE counters SET faults_all = faults_all + 1,"
+    "    faults = faults + (NEW.check_name != 'supervisor') "
+    "    WHERE scope = 'all' OR (scope = 'type' AND key = NEW.type) OR "
+    "    (scope = 'severity' AND key = NEW.severity) OR (scope = 'impact' AND key = NEW.impact)"
+    "    OR (scope = 'service' AND key = NEW.service);"
+    "  UPDATE counters SET resolved = resolved + 1,"
+    "    recovery_ms = recovery_ms + NEW.resolved_ms - NEW.opened_ms,"
+    "    max_recovery_ms = max(coalesce(max_recovery_ms, 0), NEW.resolved_ms - NEW.opened_ms) "
+    "    WHERE NEW.resolved_ms IS NOT NULL AND NEW.check_name != 'supervisor' AND "
+    "    (scope = 'all' OR (scope = 'type' AND key = NEW.type) OR "
+    "    (scope = 'service' AND key = NEW.service));"
+    "END;"
+    /* A flap reopens a resolved fault: its time leaves the totals until
+     * it resolves again. The lifetime maximum stays. */
+    "CREATE TRIGGER counters_fault_update AFTER UPDATE OF resolved_ms ON faults "
+    "  WHEN NEW.check_name != 'supervisor' AND "
+    "  (OLD.resolved_ms IS NULL) != (NEW.resolved_ms IS NULL) BEGIN "
+    "  UPDATE counters SET resolved = resolved + iif(NEW.resolved_ms IS NULL, -1, 1),"
+    "    recovery_ms = recovery_ms + iif(NEW.resolved_ms IS NULL,"
+    "      OLD.opened_ms - OLD.resolved_ms, NEW.resolved_ms - NEW.opened_ms),"
+    "    max_recovery_ms = iif(NEW.resolved_ms IS NULL, max_recovery_ms,"
+    "      max(coalesce(max_recovery_ms, 0), NEW.resolved_ms - NEW.opened_ms)) "
+    "    WHERE scope = 'all' OR (scope = 'type' AND key = NEW.type) OR "
+    "    (scope = 'service' AND key = NEW.service);"
+    "END;"
+    "CREATE TRIGGER counters_action_insert AFTER INSERT ON actions BEGIN "
+    "  INSERT INTO counters (scope, key) VALUES ('all', ''), ('service', NEW.service)"
+    "    ON CONFLICT DO NOTHING;"
+    "  UPDATE counters SET actions = actions + 1 WHERE scope = 'all';"
+    "  UPDATE counters SET recoveries = recoveries + 1,"
+    "    successful = successful + (NEW.status = 'completed'),"
+    "    failed = failed + (NEW.status = 'failed'), aborted = aborted + (NEW.status = 'aborted') "
+    "    WHERE NEW.status IN ('completed', 'failed', 'aborted') AND (scope = 'all' OR "
+    "    (scope = 'service' AND key = NEW.service) OR "
+    "    (scope = 'type' AND key = (SELECT type FROM faults WHERE id = NEW.fault_id)));"
+    "END;"
+    "CREATE TRIGGER counters_action_update AFTER UPDATE OF status ON actions "
+    "  WHEN NEW.status IN ('completed', 'failed', 'aborted') AND "
+    "  OLD.status NOT IN ('completed', 'failed', 'aborted') BEGIN "
+    "  UPDATE counters SET recoveries = recoveries + 1,"
+    "    successful = successful + (NEW.status = 'completed'),"
+    "    failed = failed + (NEW.status = 'failed'), aborted = aborted + (NEW.status = 'aborted') "
+    "    WHERE scope = 'all' OR (scope = 'service' AND key = NEW.service) OR "
+    "    (scope = 'type' AND key = (SELECT type FROM faults WHERE id = NEW.fault_id));"
+    "END;"
+    /* The seed, from the rows present: a few passes, once. */
+    "INSERT INTO counters (scope, key, faults_all, faults, resolved, recovery_ms, "
+    "  max_recovery_ms) "
+    "  SELECT 'all', '', " JOURNAL__SEED_FAULTS " FROM faults "
+    "  UNION ALL SELECT 'type', type, " JOURNAL__SEED_FAULTS " FROM faults GROUP BY type "
+    "  UNION ALL SELECT 'severity', severity, " JOURNAL__SEED_FAULTS " FROM faults "
+    "    GROUP BY severity "
+    "  UNION ALL SELECT 'impact', impact, " JOURNAL__SEED_FAULTS " FROM faults GROUP BY impact "
+    "  UNION ALL SELECT 'service', service, " JOURNAL__SEED_FAULTS " FROM faults "
+    "    GROUP BY service;"
+    "INSERT INTO counters (scope, key, recoveries, successful, failed, aborted, actions) "
+    "  SELECT * FROM (SELECT 'all', '', " JOURNAL__SEED_ACTIONS ", count(*) FROM actions "
+    "  UNION ALL SELECT 'service', service, " JOURNAL__SEED_ACTIONS ", 0 FROM actions "
+    "    GROUP BY service "
+    "  UNION ALL SELECT 'type', f.type, " JOURNAL__SEED_ACTIONS ", 0 FROM actions a "
+    "    JOIN faults f ON f.id = a.fault_id GROUP BY f.type) WHERE true "
+    "  ON CONFLICT (scope, key) DO UPDATE SET recoveries = excluded.recoveries, "
+    "  successful = excluded.successful, failed = excluded.failed, "
+    "  aborted = excluded.aborted, actions = excluded.actions;",
 };
 #define JOURNAL_SCHEMA_VERSION (int)(sizeof journal__migrations / sizeof *journal__migrations)
 
@@ -101,6 +205,11 @@ static const char *const journal__migrations[] = {
 #define ACTION_COLS                                                                                \
     "id, fault_id, service, strategy, status, params, result, created_ms, started_ms, "            \
     "finished_ms"
+
+/* The counters' columns, in the order journal__counter_names gives them. */
+#define JOURNAL__COUNTER_COLS                                                                      \
+    "faults_all, faults, resolved, recovery_ms, max_recovery_ms, recoveries, successful, "         \
+    "failed, aborted, actions"
 
 enum journal_stmt {
     STMT_FAULT_INSERT,
@@ -114,13 +223,21 @@ enum journal_stmt {
     STMT_CHILD_SET,
     STMT_CHILD_CLEAR,
     STMT_CHILDREN,
+    /* The API's reads, STMT__API_FIRST to STMT__API_LAST: each one reads
+     * through an index (journal_api_sql; a unit test checks the plans). */
     STMT_FAULTS_LIST,
+    STMT__API_FIRST = STMT_FAULTS_LIST,
+    STMT_FAULTS_ACTIVE,
     STMT_FAULT_GET,
     STMT_FAULT_ACTIONS,
     STMT_ACTIONS_LIST,
+    STMT_ACTIONS_OF_FAULT,
     STMT_TRANSITIONS_LIST,
-    STMT_SUMMARY,
+    STMT_TRANSITIONS_OF,
+    STMT_COUNTERS,
+    STMT_COUNTERS_OF,
     STMT_COUNTS,
+    STMT__API_LAST = STMT_COUNTS,
     STMT_PRUNE_FAULT_IDS,
     STMT_PRUNE_FAULT_ACTIONS,
     STMT_PRUNE_FAULTS,
@@ -153,25 +270,33 @@ static const char *const journal__sql[STMT__COUNT] = {
     [STMT_CHILD_CLEAR] = "DELETE FROM children WHERE service = ?1",
     [STMT_CHILDREN] = "SELECT service, pid, start_ticks, fingerprint FROM children ORDER BY "
                       "service",
-    /* Column 10: the ids of the fault's actions, oldest first, "1,2,3". */
-    [STMT_FAULTS_LIST] = "SELECT " FAULT_COLS ", (SELECT group_concat(a.id) FROM "
-                         "(SELECT id FROM actions WHERE fault_id = f.id ORDER BY id) a) "
-                         "FROM faults f WHERE (?1 = 0 OR resolved_ms IS NULL) "
+    /* Pages, newest first: ?1 the cursor (ids below it; INT64_MAX for the
+     * first page), ?2 the rows. Column 10: how many actions the fault has. */
+    [STMT_FAULTS_LIST] = "SELECT " FAULT_COLS ", (SELECT count(*) FROM actions a "
+                         "WHERE a.fault_id = f.id) FROM faults f WHERE id < ?1 "
                          "ORDER BY id DESC LIMIT ?2",
+    [STMT_FAULTS_ACTIVE] = "SELECT " FAULT_COLS ", (SELECT count(*) FROM actions a "
+                           "WHERE a.fault_id = f.id) FROM faults f INDEXED BY faults_open "
+                           "WHERE resolved_ms IS NULL AND id < ?1 ORDER BY id DESC LIMIT ?2",
     [STMT_FAULT_GET] = "SELECT " FAULT_COLS " FROM faults WHERE id = ?1",
     [STMT_FAULT_ACTIONS] = "SELECT " ACTION_COLS " FROM actions WHERE fault_id = ?1 ORDER BY id",
-    [STMT_ACTIONS_LIST] = "SELECT " ACTION_COLS " FROM actions "
-                          "WHERE (?1 = 0 OR fault_id = ?1) ORDER BY id DESC LIMIT ?2",
+    [STMT_ACTIONS_LIST] = "SELECT " ACTION_COLS " FROM actions WHERE id < ?1 "
+                          "ORDER BY id DESC LIMIT ?2",
+    [STMT_ACTIONS_OF_FAULT] = "SELECT " ACTION_COLS " FROM actions WHERE fault_id = ?3 "
+                              "AND id < ?1 ORDER BY id DESC LIMIT ?2",
     [STMT_TRANSITIONS_LIST] = "SELECT id, at_ms, service, from_state, to_state, cause "
-                              "FROM transitions WHERE (?1 IS NULL OR service = ?1) "
-                              "ORDER BY id DESC LIMIT ?2",
-    [STMT_SUMMARY] = "SELECT 'by_type', type, count(*) FROM faults GROUP BY type "
-                     "UNION ALL SELECT 'by_severity', severity, count(*) FROM faults "
-                     "GROUP BY severity "
-                     "UNION ALL SELECT 'by_impact', impact, count(*) FROM faults GROUP BY impact",
-    [STMT_COUNTS] = "SELECT (SELECT count(*) FROM faults WHERE resolved_ms IS NULL), "
-                    "(SELECT count(*) FROM faults WHERE resolved_ms IS NOT NULL), "
-                    "(SELECT count(*) FROM actions)",
+                              "FROM transitions WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    [STMT_TRANSITIONS_OF] = "SELECT id, at_ms, service, from_state, to_state, cause "
+                            "FROM transitions WHERE service = ?3 AND id < ?1 "
+                            "ORDER BY id DESC LIMIT ?2",
+    [STMT_COUNTERS] = "SELECT scope, key, " JOURNAL__COUNTER_COLS " FROM counters "
+                      "ORDER BY scope, key",
+    [STMT_COUNTERS_OF] = "SELECT recovery_ms, resolved FROM counters "
+                         "WHERE scope = 'service' AND key = ?1",
+    /* Open faults through their partial index: a few per service at most. */
+    [STMT_COUNTS] = "SELECT (SELECT count(*) FROM faults INDEXED BY faults_open "
+                    "WHERE resolved_ms IS NULL), faults_all, actions FROM counters "
+                    "WHERE scope = 'all' AND key = ''",
     /* Pruning looks only at the oldest ?2 rows of a table (by id, the order
      * they were written in): a bounded read whatever the table's size, and
      * no index on time needed. Open faults are skipped, not counted: there
@@ -1461,24 +1586,13 @@ static json_t *journal__transition_json(sqlite3_stmt *s)
                      journal__str_or_null(s, 5));
 }
 
-/* "3,5,9" (group_concat) as [3,5,9]; NULL column as []. */
-static json_t *journal__id_list(const char *text)
-{
-    json_t *a = json_array();
-    while (a && *text) {
-        char *end;
-        json_array_append_new(a, json_integer(strtoll(text, &end, 10)));
-        text = *end == ',' ? end + 1 : end + strlen(end);
-    }
-    return a;
-}
-
-/* A list row of STMT_FAULTS_LIST: the fault with the ids of its actions. */
+/* A list row of STMT_FAULTS_LIST: the fault with how many actions it has
+ * (its view, journal_fault_json, lists them). */
 static json_t *journal__fault_list_json(sqlite3_stmt *s)
 {
     json_t *o = journal__fault_json(s);
     if (o)
-        json_object_set_new(o, "actions", journal__id_list(journal__text(s, 10)));
+        json_object_set_new(o, "actions", json_integer(sqlite3_column_int64(s, 10)));
     return o;
 }
 
@@ -1504,11 +1618,20 @@ fail:
     return NULL;
 }
 
-json_t *journal_faults_json(struct journal *j, bool active_only, size_t limit)
+/* A page statement bound: ?1 the cursor, ?2 the rows. */
+static sqlite3_stmt *journal__page(struct journal *j, enum journal_stmt id, int64_t before,
+                                   size_t limit)
 {
-    sqlite3_stmt *s = journal__stmt(j, STMT_FAULTS_LIST);
-    sqlite3_bind_int(s, 1, active_only);
+    sqlite3_stmt *s = journal__stmt(j, id);
+    sqlite3_bind_int64(s, 1, before > 0 ? before : INT64_MAX);
     sqlite3_bind_int64(s, 2, journal__limit(limit));
+    return s;
+}
+
+json_t *journal_faults_json(struct journal *j, bool active_only, int64_t before, size_t limit)
+{
+    sqlite3_stmt *s = journal__page(j, active_only ? STMT_FAULTS_ACTIVE : STMT_FAULTS_LIST, before,
+                                    limit);
     return journal__list(j, s, journal__fault_list_json, "faults-json");
 }
 
@@ -1538,19 +1661,22 @@ json_t *journal_fault_json(struct journal *j, int64_t id)
     return f;
 }
 
-json_t *journal_actions_json(struct journal *j, int64_t fault_id, size_t limit)
+json_t *journal_actions_json(struct journal *j, int64_t fault_id, int64_t before, size_t limit)
 {
-    sqlite3_stmt *s = journal__stmt(j, STMT_ACTIONS_LIST);
-    sqlite3_bind_int64(s, 1, fault_id);
-    sqlite3_bind_int64(s, 2, journal__limit(limit));
+    sqlite3_stmt *s = journal__page(j, fault_id ? STMT_ACTIONS_OF_FAULT : STMT_ACTIONS_LIST, before,
+                                    limit);
+    if (fault_id)
+        sqlite3_bind_int64(s, 3, fault_id);
     return journal__list(j, s, journal__action_json, "actions-json");
 }
 
-json_t *journal_transitions_json(struct journal *j, const char *service, size_t limit)
+json_t *journal_transitions_json(struct journal *j, const char *service, int64_t before,
+                                 size_t limit)
 {
-    sqlite3_stmt *s = journal__stmt(j, STMT_TRANSITIONS_LIST);
-    journal__bind_text(s, 1, service);
-    sqlite3_bind_int64(s, 2, journal__limit(limit));
+    sqlite3_stmt *s = journal__page(j, service ? STMT_TRANSITIONS_OF : STMT_TRANSITIONS_LIST,
+                                    before, limit);
+    if (service)
+        journal__bind_text(s, 3, service);
     return journal__list(j, s, journal__transition_json, "transitions-json");
 }
 
@@ -1561,7 +1687,7 @@ int journal_counts(struct journal *j, int64_t *active_faults, int64_t *resolved_
     int r = 0;
     if (sqlite3_step(s) == SQLITE_ROW) {
         *active_faults = sqlite3_column_int64(s, 0);
-        *resolved_faults = sqlite3_column_int64(s, 1);
+        *resolved_faults = sqlite3_column_int64(s, 1) - *active_faults;
         *actions = sqlite3_column_int64(s, 2);
     } else {
         r = journal__fail(j, "counts");
@@ -1585,6 +1711,41 @@ static json_t *journal__zeros(const char *const *names, int count)
     return o;
 }
 
+/* The columns of JOURNAL__COUNTER_COLS, from column 2 of STMT_COUNTERS on. */
+enum {
+    CNT_FAULTS_ALL,
+    CNT_FAULTS,
+    CNT_RESOLVED,
+    CNT_RECOVERY_MS,
+    CNT_MAX_RECOVERY_MS,
+    CNT_RECOVERIES,
+    CNT_SUCCESSFUL,
+    CNT_FAILED,
+    CNT_ABORTED,
+};
+#define JOURNAL__CNT(s, c) sqlite3_column_int64((s), 2 + (c))
+
+/* Calls fn for each row of the counters (a few per service and type). */
+static int journal__counters(struct journal *j, void (*fn)(sqlite3_stmt *s, void *arg), void *arg)
+{
+    sqlite3_stmt *s = journal__stmt(j, STMT_COUNTERS);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        fn(s, arg);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : journal__fail(j, "counters");
+}
+
+static void journal__summary_row(sqlite3_stmt *s, void *arg)
+{
+    char group[16];
+    snprintf(group, sizeof group, "by_%s", journal__text(s, 0));
+    json_t *o = json_object_get(arg, group);
+    if (o && strcmp(group, "by_service") != 0)
+        json_object_set_new(o, journal__text(s, 1), json_integer(JOURNAL__CNT(s, CNT_FAULTS_ALL)));
+}
+
+/* Lifetime counts (pruning lowers none): resolved is total - active. */
 json_t *journal_faults_summary_json(struct journal *j)
 {
     int64_t active, resolved, actions;
@@ -1595,106 +1756,77 @@ json_t *journal_faults_summary_json(struct journal *j)
                           journal__zeros(journal__type_names, FAULT_TYPE__COUNT), "by_severity",
                           journal__zeros(journal__severity_names, SEVERITY__COUNT), "by_impact",
                           journal__zeros(journal__impact_names, IMPACT__COUNT));
-    sqlite3_stmt *s = journal__stmt(j, STMT_SUMMARY);
-    int rc = SQLITE_DONE;
-    while (o && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        json_t *group = json_object_get(o, journal__text(s, 0));
-        json_object_set_new(group, journal__text(s, 1), json_integer(sqlite3_column_int64(s, 2)));
-    }
-    if (!o || rc != SQLITE_DONE) {
-        journal__fail(j, "faults-summary");
+    if (o && journal__counters(j, journal__summary_row, o) < 0) {
         json_decref(o);
-        o = NULL;
+        return NULL;
     }
-    sqlite3_reset(s);
     return o;
 }
 
 int journal_recovery_history(struct journal *j, const char *service, uint64_t *total_ms,
                              uint64_t *count)
 {
-    sqlite3_stmt *s = NULL;
+    sqlite3_stmt *s = journal__stmt(j, STMT_COUNTERS_OF);
+    int rc;
     *total_ms = *count = 0;
-    if (sqlite3_prepare_v2(j->db,
-                           "SELECT TOTAL(resolved_ms - opened_ms), COUNT(*) FROM faults "
-                           "WHERE service = ?1 AND resolved_ms IS NOT NULL "
-                           "AND check_name != 'supervisor'",
-                           -1, &s, NULL) != SQLITE_OK)
-        return journal__fail(j, "recovery-history");
-    sqlite3_bind_text(s, 1, service, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        *total_ms = (uint64_t)sqlite3_column_double(s, 0);
+    journal__bind_text(s, 1, service);
+    if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        *total_ms = (uint64_t)sqlite3_column_int64(s, 0);
         *count = (uint64_t)sqlite3_column_int64(s, 1);
     }
-    sqlite3_finalize(s);
-    return 0;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : journal__fail(j, "recovery-history");
 }
 
-/* Run sql (no parameters): column 0 of each row names an object of out
- * (created if absent) and columns 1.. become its keys `names`; a NULL
- * column becomes null. */
-static int journal__each(struct journal *j, const char *sql, const char *const *names, json_t *out)
+/* One counters row as a metrics object: {faults, resolved, mean_recovery_ms,
+ * max_recovery_ms, recoveries, successful, failed, aborted}; the means and
+ * maxima are null until a fault resolved. */
+static json_t *journal__metrics_row(sqlite3_stmt *s)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(j->db, sql, -1, &s, NULL) != SQLITE_OK)
-        return journal__fail(j, "metrics");
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *key = (const char *)sqlite3_column_text(s, 0);
-        json_t *o = json_object_get(out, key ? key : "");
-        if (!o) {
-            o = json_object();
-            json_object_set_new(out, key ? key : "", o);
-        }
-        for (int i = 0; names[i]; i++)
-            json_object_set_new(o, names[i],
-                                sqlite3_column_type(s, i + 1) == SQLITE_NULL
-                                    ? json_null()
-                                    : json_integer(sqlite3_column_int64(s, i + 1)));
-    }
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : journal__fail(j, "metrics");
+    int64_t resolved = JOURNAL__CNT(s, CNT_RESOLVED);
+    return json_pack("{s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:I}", "faults",
+                     (json_int_t)JOURNAL__CNT(s, CNT_FAULTS), "resolved", (json_int_t)resolved,
+                     "mean_recovery_ms",
+                     resolved ? json_integer(JOURNAL__CNT(s, CNT_RECOVERY_MS) / resolved)
+                              : json_null(),
+                     "max_recovery_ms", journal__int_or_null(s, 2 + CNT_MAX_RECOVERY_MS),
+                     "recoveries", (json_int_t)JOURNAL__CNT(s, CNT_RECOVERIES), "successful",
+                     (json_int_t)JOURNAL__CNT(s, CNT_SUCCESSFUL), "failed",
+                     (json_int_t)JOURNAL__CNT(s, CNT_FAILED), "aborted",
+                     (json_int_t)JOURNAL__CNT(s, CNT_ABORTED));
 }
 
-static const char *const journal__rto_names[] = {"faults", "resolved", "mean_recovery_ms",
-                                                 "max_recovery_ms", NULL};
-static const char *const journal__recovery_names[] = {"recoveries", "successful", "failed",
-                                                      "aborted", NULL};
-
-#define JOURNAL__RTO_COLS                                                                          \
-    "COUNT(*), COUNT(resolved_ms), CAST(AVG(resolved_ms - opened_ms) AS INTEGER), "                \
-    "MAX(resolved_ms - opened_ms) FROM faults WHERE check_name != 'supervisor'"
-#define JOURNAL__RECOVERY_COLS                                                                     \
-    "COUNT(*), TOTAL(status = 'completed'), TOTAL(status = 'failed'), "                            \
-    "TOTAL(status = 'aborted') "                                                                   \
-    "FROM actions WHERE status IN ('completed', 'failed', 'aborted')"
+static void journal__metrics_add(sqlite3_stmt *s, void *arg)
+{
+    json_t *m = arg;
+    const char *scope = journal__text(s, 0);
+    if (strcmp(scope, "all") == 0) {
+        json_object_set_new(m, "overall", journal__metrics_row(s));
+        return;
+    }
+    /* A type or service seen only in supervisor faults has nothing to show. */
+    if (!JOURNAL__CNT(s, CNT_FAULTS) && !JOURNAL__CNT(s, CNT_RECOVERIES))
+        return;
+    char group[16];
+    snprintf(group, sizeof group, "by_%s", scope);
+    json_t *o = json_object_get(m, group);
+    if (o && (strcmp(scope, "type") == 0 || strcmp(scope, "service") == 0))
+        json_object_set_new(o, journal__text(s, 1), journal__metrics_row(s));
+}
 
 json_t *journal_metrics_json(struct journal *j)
 {
-    json_t *all = json_object(), *by_type = json_object(), *by_service = json_object();
-    json_t *m = json_pack("{s:o, s:o, s:o}", "overall", all, "by_type", by_type, "by_service",
-                          by_service);
-    int r = journal__each(j, "SELECT 'all', " JOURNAL__RTO_COLS, journal__rto_names, all);
-    r |= journal__each(j, "SELECT 'all', " JOURNAL__RECOVERY_COLS, journal__recovery_names, all);
-    r |= journal__each(j, "SELECT type, " JOURNAL__RTO_COLS " GROUP BY type", journal__rto_names,
-                       by_type);
-    r |= journal__each(j,
-                       "SELECT f.type, COUNT(*), TOTAL(a.status = 'completed'), "
-                       "TOTAL(a.status = 'failed'), TOTAL(a.status = 'aborted') FROM actions a "
-                       "JOIN faults f ON a.fault_id = f.id "
-                       "WHERE a.status IN ('completed', 'failed', 'aborted') GROUP BY f.type",
-                       journal__recovery_names, by_type);
-    r |= journal__each(j, "SELECT service, " JOURNAL__RTO_COLS " GROUP BY service",
-                       journal__rto_names, by_service);
-    r |= journal__each(j, "SELECT service, " JOURNAL__RECOVERY_COLS " GROUP BY service",
-                       journal__recovery_names, by_service);
-    if (r) {
+    json_t *m = json_pack("{s:o, s:o, s:o}", "overall", json_object(), "by_type", json_object(),
+                          "by_service", json_object());
+    if (m && journal__counters(j, journal__metrics_add, m) < 0) {
         json_decref(m);
         return NULL;
     }
-    /* The overall row is keyed 'all' by the query: lift it up. */
-    json_t *flat = json_object_get(all, "all");
-    json_object_update(all, flat);
-    json_object_del(all, "all");
     return m;
+}
+
+const char *journal_api_sql(size_t i)
+{
+    size_t n = (size_t)STMT__API_LAST - STMT__API_FIRST + 1;
+    return i < n ? journal__sql[STMT__API_FIRST + i] : NULL;
 }

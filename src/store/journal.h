@@ -166,24 +166,37 @@ int journal_alert_hooks(struct journal *j, void (*fn)(void *arg, const char *hoo
 int journal_alert_forget_hook(struct journal *j, const char *hook);
 
 /* Views for the API (new references; NULL on error). Timestamps are ISO
- * 8601 strings (clock_iso8601), null while unset. */
-json_t *journal_faults_json(struct journal *j, bool active_only, size_t limit);
+ * 8601 strings (clock_iso8601), null while unset. The lists are pages,
+ * newest first: at most limit rows (0: 1000) with ids below before (0: from
+ * the newest). The next page starts before the last row's id: rows written
+ * meanwhile have higher ids, so paging loses and repeats none. Each reads
+ * through an index, in time independent of the journal's length. */
+/* A fault row carries "actions": how many it has. */
+json_t *journal_faults_json(struct journal *j, bool active_only, int64_t before, size_t limit);
 json_t *journal_fault_json(struct journal *j, int64_t id); /* NULL: no such fault */
+json_t *journal_actions_json(struct journal *j, int64_t fault_id /* 0: all */, int64_t before,
+                             size_t limit);
+json_t *journal_transitions_json(struct journal *j, const char *service /* NULL: all */,
+                                 int64_t before, size_t limit);
+/* The SQL of the i-th of the statements behind these views (NULL past the
+ * last), for a test of their query plans. */
+const char *journal_api_sql(size_t i);
+
+/* The counts below are lifetime totals, kept in the journal as rows are
+ * written (in the same transaction): pruning lowers none of them. */
 /* {"total":N,"active":N,"resolved":N,"by_type":{..},"by_severity":{..},"by_impact":{..}};
  * every enum name appears with 0 when absent. */
 json_t *journal_faults_summary_json(struct journal *j);
-json_t *journal_actions_json(struct journal *j, int64_t fault_id /* 0: all */, size_t limit);
-json_t *journal_transitions_json(struct journal *j, const char *service /* NULL: all */,
-                                 size_t limit);
 /* The total time from opened to resolved of service's resolved faults (its
  * observed recovery time) and how many there were. 0 or -EIO. */
 int journal_recovery_history(struct journal *j, const char *service, uint64_t *total_ms,
                              uint64_t *count);
 /* Recovery metrics (the source document's): recoveries total, successful,
- * failed; observed recovery time (fault opened -> resolved) mean and max;
- * the same per fault type and per service. */
+ * failed, aborted; faults and resolved; observed recovery time (fault
+ * opened -> resolved) mean and max; the same per fault type and per
+ * service. A supervisor's give-up fault is not a recovery: not counted. */
 json_t *journal_metrics_json(struct journal *j);
-/* Counts for /v1/status. */
+/* Counts for /v1/status: faults open now, resolved and actions (lifetime). */
 int journal_counts(struct journal *j, int64_t *active_faults, int64_t *resolved_faults,
                    int64_t *actions);
 

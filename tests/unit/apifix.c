@@ -188,6 +188,7 @@ static size_t header_cb(char *p, size_t size, size_t n, void *arg)
     struct http_req *r = arg;
     header_copy(p, size * n, "Allow:", r->allow, sizeof r->allow);
     header_copy(p, size * n, "Content-Type:", r->content_type, sizeof r->content_type);
+    header_copy(p, size * n, "Link:", r->link, sizeof r->link);
     return size * n;
 }
 

@@ -45,6 +45,7 @@ struct http_req {
     CURLcode curl_err;     /* answer: CURLE_OK unless the transfer failed */
     char allow[64];        /* answer: Allow header */
     char content_type[64]; /* answer: Content-Type header */
+    char link[512];        /* answer: Link header */
     char body_in[4096];    /* answer: body */
     size_t body_len;       /* bytes in body_in */
     long connects;         /* answer: new connections made (0: kept alive) */

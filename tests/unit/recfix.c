@@ -385,7 +385,7 @@ int fixture_teardown(void **state)
 /* s's actions, oldest first (a new reference). */
 json_t *actions_of(struct svc *s)
 {
-    json_t *all = journal_actions_json(s->fx->journal, 0, 1000);
+    json_t *all = journal_actions_json(s->fx->journal, 0, 0, 1000);
     json_t *mine = json_array();
     assert_non_null(all);
     for (size_t i = json_array_size(all); i-- > 0;) {
@@ -427,7 +427,7 @@ void assert_action(struct svc *s, size_t k, const char *strategy, const char *st
 /* s's open faults in the journal. */
 size_t open_faults_in_journal(struct svc *s)
 {
-    json_t *all = journal_faults_json(s->fx->journal, true, 1000);
+    json_t *all = journal_faults_json(s->fx->journal, true, 0, 1000);
     size_t n = 0, i;
     json_t *f;
     json_array_foreach(all, i, f)
@@ -439,7 +439,7 @@ size_t open_faults_in_journal(struct svc *s)
 /* The service's states, oldest first, as "normal>degraded>..." */
 void state_path(struct svc *s, char *buf, size_t len)
 {
-    json_t *rows = journal_transitions_json(s->fx->journal, s->name, 1000);
+    json_t *rows = journal_transitions_json(s->fx->journal, s->name, 0, 1000);
     size_t n = json_array_size(rows);
     buf[0] = '\0';
     for (size_t i = n; i-- > 0;) {

@@ -366,7 +366,7 @@ static void failure_within_flap_window_reopens_the_fault(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "description")),
                         "http check failing: second"); /* journaled with the reopening */
     json_decref(j);
-    json_t *all = journal_faults_json(fx->journal, false, 100);
+    json_t *all = journal_faults_json(fx->journal, false, 0, 100);
     assert_int_equal(json_array_size(all), 1); /* no new row */
     json_decref(all);
 }
@@ -524,7 +524,7 @@ static void open_faults_are_adopted_from_the_journal(void **state)
     json_decref(j);
     /* Adopted faults resolve like any other. */
     assert_int_equal(analyzer_resolve_all(&w->f, "verified", true), 2);
-    json_t *active = journal_faults_json(fx->journal, true, 100);
+    json_t *active = journal_faults_json(fx->journal, true, 0, 100);
     assert_int_equal(json_array_size(active), 0);
     json_decref(active);
 }

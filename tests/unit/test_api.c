@@ -238,7 +238,7 @@ static void unknown_query_parameter_is_400(void **state)
     struct http_req r[] = {{.path = "/v1/faults?activ=1"}, {.path = "/v1/status?x"}};
     serve(r, 2);
     assert_string_equal(answer_error(&r[0], 400),
-                        "unknown query parameter 'activ'; accepted: active,limit");
+                        "unknown query parameter 'activ'; accepted: active,before,limit");
     answer_error(&r[1], 400);
 }
 
@@ -252,6 +252,37 @@ static void actions_filter_by_fault_and_limit(void **state)
     assert_int_equal(answer_count(&r[0]), 3);
     assert_int_equal(answer_count(&r[1]), 2);
     assert_int_equal(answer_count(&r[2]), 1);
+}
+
+/* A full page links the next one, its filter kept (encoded) and the
+ * cursor on the last row's id; the page it links holds the rest, with no
+ * link; a shorter page has none; the cursor must be an id. */
+static void lists_link_their_next_page(void **state)
+{
+    char next[512];
+    struct http_req r[] = {{.path = "/v1/transitions?limit=1&service=my%20db"},
+                           {.path = "/v1/actions?limit=2"},
+                           {.path = "/v1/actions?limit=4"},
+                           {.path = "/v1/actions?before=0"},
+                           {.path = "/v1/services?limit=1"}};
+    serve(r, 5);
+    assert_non_null(strstr(r[0].link, "</v1/transitions?service=my%20db&limit=1&before="));
+    json_t *page = answer(&r[1], 200);
+    snprintf(next, sizeof next,
+             "</v1/actions?limit=2&before=%" JSON_INTEGER_FORMAT ">; rel=\"next\"",
+             json_integer_value(json_object_get(json_array_get(page, 1), "id")));
+    assert_string_equal(r[1].link, next);
+    json_decref(page);
+    assert_string_equal(r[2].link, "");
+    answer_error(&r[3], 400);
+    assert_string_equal(r[4].link, "</v1/services?limit=1&after=web>; rel=\"next\"");
+
+    char path[512];
+    snprintf(path, sizeof path, "%.*s", (int)(strchr(next, '>') - next - 1), next + 1);
+    struct http_req rest[] = {{.path = path}, {.path = "/v1/transitions?service=x&limit=1"}};
+    serve(rest, 2);
+    assert_int_equal(answer_count(&rest[0]), 1);
+    assert_string_equal(rest[0].link, "");
 }
 
 static void transitions_filter_by_the_decoded_service(void **state)
@@ -1045,6 +1076,7 @@ int main(void)
         T(unknown_query_parameter_is_400),
         T(actions_filter_by_fault_and_limit),
         T(transitions_filter_by_the_decoded_service),
+        T(lists_link_their_next_page),
         T(view_returning_null_is_500),
         T(missing_journal_is_500),
         T(api_free_closes_an_open_connection),

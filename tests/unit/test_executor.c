@@ -438,7 +438,7 @@ static void queue_runs_first_attempts_first(void **state)
     assert_null(fx->ex.queue);
     /* From the journal: rows are in creation order (b, a, b, c), and c's
      * action, created after b's second, started no later than it. */
-    json_t *acts = journal_actions_json(fx->journal, 0, 100);
+    json_t *acts = journal_actions_json(fx->journal, 0, 0, 100);
     static const char *const created[] = {"b", "a", "b", "c"};
     assert_int_equal(json_array_size(acts), 4);
     for (size_t i = 0; i < 4; i++) {
@@ -478,7 +478,7 @@ static void queue_runs_older_actions_first(void **state)
     touch_in(fx, "go_a");
     loopwait_until(&fx->loop,
                    idle_without_action(a) && idle_without_action(b) && idle_without_action(c));
-    json_t *acts = journal_actions_json(fx->journal, 0, 100);
+    json_t *acts = journal_actions_json(fx->journal, 0, 0, 100);
     static const char *const order[] = {"a", "c", "b"};
     size_t n = json_array_size(acts);
     bool ok = n == 3;

@@ -105,7 +105,7 @@ static void put(struct fixture *fx, int i, enum state s, uint64_t ms)
 /* Transitions of service (NULL: the system's only), newest first. */
 static json_t *transitions(struct fixture *fx, const char *service)
 {
-    json_t *all = journal_transitions_json(fx->journal, service, 1000);
+    json_t *all = journal_transitions_json(fx->journal, service, 0, 1000);
     assert_non_null(all);
     if (service)
         return all;
