@@ -332,6 +332,11 @@ static int config__check_body(const struct cfg_kind *ops, struct fy_node *item,
                             .kind = ops->name,
                             .fields = ops->fields,
                             .line = config__line(item)};
+    {
+        struct cfg_err at;
+        cfg_err_at(&at, item, "-");
+        c->col = at.col;
+    }
     if (ops->params_init)
         ops->params_init((char *)c + off);
     if (!(table = config__check_table(ops, off)))

@@ -13,6 +13,7 @@
 #include "api/api.h"
 #include "config/config.h"
 #include "daemon/fdbudget.h"
+#include "daemon/ports.h"
 #include "daemon/preflight.h"
 #include "daemon/service.h"
 #include "detect/detector.h"
@@ -301,6 +302,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         log_event(LOG_ERROR, NULL, "preflight-failed", "error=\"%s\"", strerror(-r));
         return r;
     }
+    srcport_use(cfg->src_ports.on, cfg->src_ports.lo, cfg->src_ports.hi);
     if ((r = daemon__containment(d, containment)) < 0)
         return r;
     spawn_init(); /* after every disposition recoverd sets (SIGCHLD too): children get them back */
@@ -609,6 +611,8 @@ static void daemon__reload_work(uv_work_t *w)
 {
     struct daemon__reload *rl = w->data;
     rl->result = preflight_run(rl->next, NULL);
+    if (rl->result == 0)
+        rl->result = ports_review_host(rl->next);
 }
 
 static void daemon__reload_done(uv_work_t *w, int status)
@@ -682,6 +686,7 @@ static void daemon__reload_apply(struct daemon *d, struct config *next)
     }
     d->old_cfg_list = list;
     daemon__warnings(next);
+    srcport_use(next->src_ports.on, next->src_ports.lo, next->src_ports.hi);
     daemon__problems(next);
     struct config *old = d->cfg;
     size_t n_old = d->n_services;
