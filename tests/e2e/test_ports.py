@@ -2,6 +2,7 @@
 recoverd's own check connections never take such a port, so a service that
 keeps exiting and being restarted on it always gets its port back."""
 
+import re
 import socket
 import sys
 
@@ -91,7 +92,8 @@ def test_service_port_in_ephemeral_range_warned_and_never_taken(recoverd, tmp_pa
     assert checked.returncode == 0, checked.stderr
     warning = [ln for ln in checked.stderr.splitlines() if f"port {port}" in ln]
     assert len(warning) == 1, checked.stderr
-    assert ":8:" in warning[0] or "warning:" in warning[0]
+    assert re.match(rf"{re.escape(str(rd.config_path))}:\d+:\d+: warning: service 'flappy'",
+                    warning[0]), warning[0]
     assert "ephemeral range" in warning[0] and "ip_local_reserved_ports" in warning[0]
 
     rd.start()
