@@ -283,6 +283,7 @@ static int https__sockopt_cb(void *arg, curl_socket_t fd, curlsocktype purpose)
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     (void)arg;
+    memset(&ss, 0, sizeof ss);
     if (purpose != CURLSOCKTYPE_IPCXN)
         return CURL_SOCKOPT_OK;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||

@@ -92,6 +92,7 @@ int srcport_sys_read(struct srcport_sys *out)
 {
     char range[64], reserved[16384];
     int r;
+    range[0] = reserved[0] = '\0';
     if ((r = srcport__slurp("/proc/sys/net/ipv4/ip_local_port_range", range, sizeof range)) < 0)
         return r;
     /* Absent in some containers: nothing reserved. */
