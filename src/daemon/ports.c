@@ -26,30 +26,35 @@ static bool ports__same(const struct sockaddr *a, const void *ip, int family)
 }
 
 /* Loopback, the wildcard, or an address of one of this host's interfaces:
- * a service listening there shares the host's port space with recoverd. */
-static bool ports__local(const char *host, const struct ifaddrs *ifs)
+ * a service listening there shares the host's port space with recoverd.
+ * The interfaces are asked for only when a target needs them (*ifs, once:
+ * most configurations name loopback only, and a reload stays cheap). */
+static bool ports__local(const char *host, struct ifaddrs **ifs, bool *asked)
 {
     struct in_addr v4;
     struct in6_addr v6;
     if (strcmp(host, "localhost") == 0)
         return true;
-    if (inet_pton(AF_INET, host, &v4) == 1) {
-        uint32_t h = ntohl(v4.s_addr);
-        if (h >> 24 == 127 || h == 0)
-            return true;
-        for (const struct ifaddrs *i = ifs; i; i = i->ifa_next)
+    bool is4 = inet_pton(AF_INET, host, &v4) == 1;
+    bool is6 = !is4 && inet_pton(AF_INET6, host, &v6) == 1;
+    if (is4 && (ntohl(v4.s_addr) >> 24 == 127 || v4.s_addr == 0))
+        return true;
+    if (is6 && (IN6_IS_ADDR_LOOPBACK(&v6) || IN6_IS_ADDR_UNSPECIFIED(&v6)))
+        return true;
+    if (!is4 && !is6)
+        return false; /* a name other than localhost: not resolved at load */
+    if (!*asked && (*asked = true, getifaddrs(ifs) < 0))
+        *ifs = NULL;
+    if (is4) {
+        for (const struct ifaddrs *i = *ifs; i; i = i->ifa_next)
             if (i->ifa_addr && ports__same(i->ifa_addr, &v4, AF_INET))
                 return true;
         return false;
     }
-    if (inet_pton(AF_INET6, host, &v6) == 1) {
-        if (IN6_IS_ADDR_LOOPBACK(&v6) || IN6_IS_ADDR_UNSPECIFIED(&v6))
+    for (const struct ifaddrs *i = *ifs; i; i = i->ifa_next)
+        if (i->ifa_addr && ports__same(i->ifa_addr, &v6, AF_INET6))
             return true;
-        for (const struct ifaddrs *i = ifs; i; i = i->ifa_next)
-            if (i->ifa_addr && ports__same(i->ifa_addr, &v6, AF_INET6))
-                return true;
-    }
-    return false; /* a name other than localhost: not resolved at load */
+    return false;
 }
 
 static int ports__warn(struct config *c, const struct service_cfg *s, const struct check_cfg *k,
@@ -76,11 +81,10 @@ static int ports__warn(struct config *c, const struct service_cfg *s, const stru
 int ports_review(struct config *c, const struct srcport_sys *sys)
 {
     struct ifaddrs *ifs = NULL;
+    bool asked = false;
     uint16_t *ports = NULL;
     size_t n = 0, cap = 0;
     int r = 0;
-    if (getifaddrs(&ifs) < 0)
-        ifs = NULL; /* loopback and the wildcard are still known */
     for (size_t i = 0; i < c->n_services && r == 0; i++) {
         const struct service_cfg *s = &c->services[i];
         for (size_t j = 0; j < s->n_checks && r == 0; j++) {
@@ -89,7 +93,7 @@ int ports_review(struct config *c, const struct srcport_sys *sys)
             char host[256];
             unsigned port;
             if (!ops || !ops->target || ops->target(k->params, host, sizeof host, &port) != 1 ||
-                !ports__local(host, ifs) || !srcport_exposed(sys, port))
+                !ports__local(host, &ifs, &asked) || !srcport_exposed(sys, port))
                 continue;
             if (n == cap) {
                 uint16_t *v = realloc(ports, (cap = cap ? 2 * cap : 16) * sizeof *v);
@@ -112,11 +116,6 @@ int ports_review(struct config *c, const struct srcport_sys *sys)
 
 int ports_review_host(struct config *c)
 {
-    struct srcport_sys *sys = malloc(sizeof *sys);
-    int r;
-    if (!sys)
-        return -ENOMEM;
-    r = srcport_sys_read(sys) < 0 ? 0 : ports_review(c, sys);
-    free(sys);
-    return r;
+    struct srcport_sys sys; /* 8 KiB: on the stack, a reload allocates nothing here */
+    return srcport_sys_read(&sys) < 0 ? 0 : ports_review(c, &sys);
 }
