@@ -144,6 +144,28 @@ static void warning_for_local_target_in_range(void **state)
     config_free(c);
 }
 
+/* The plug-in kinds name their targets too: a DSN's host and port, a
+ * redis address; a socket directory is no TCP port. */
+static void plugin_kinds_name_their_targets(void **state)
+{
+    (void)state;
+    assert_int_equal(srcport_sys_parse("32768 60999", "", &sys_), 0);
+    struct config *c = load("services:\n"
+                            "  a:\n"
+                            "    command: [/bin/true]\n"
+                            "    checks:\n"
+                            "      - postgres: { dsn: \"host=127.0.0.1 port=50001 user=x\" }\n"
+                            "      - postgres: { dsn: \"host=/run/postgresql port=50003\" }\n"
+                            "      - redis: { address: \"127.0.0.1:50002\" }\n");
+    size_t before = c->n_warnings;
+    assert_int_equal(ports_review(c, &sys_), 0);
+    assert_int_equal(c->n_warnings, before + 2);
+    assert_non_null(strstr(c->warnings[before], "p.yaml:5:9: warning: service 'a' check "
+                                                "'postgres' targets local port 50001"));
+    assert_non_null(strstr(c->warnings[before + 1], "port 50002"));
+    config_free(c);
+}
+
 static void no_warning_below_range(void **state)
 {
     (void)state;
@@ -169,6 +191,7 @@ int main(void)
         cmocka_unit_test(run_is_longest_gap_between_exposed_ports),
         cmocka_unit_test(apply_keeps_source_port_in_run),
         cmocka_unit_test(warning_for_local_target_in_range),
+        cmocka_unit_test(plugin_kinds_name_their_targets),
         cmocka_unit_test(no_warning_below_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
