@@ -611,8 +611,7 @@ static void daemon__reload_work(uv_work_t *w)
 {
     struct daemon__reload *rl = w->data;
     rl->result = preflight_run(rl->next, NULL);
-    if (rl->result == 0)
-        rl->result = ports_review_host(rl->next);
+    (void)ports_review_host(rl->next); /* out of memory loses warnings, never the reload */
 }
 
 static void daemon__reload_done(uv_work_t *w, int status)

@@ -140,11 +140,11 @@ static int tcp__start(struct check *c)
     }
     uv_timer_init(tcp__loop, &a->timer); /* cannot fail */
     a->open = 2;
+    if ((r = srcport_uv(&a->tcp, tp->address.ss_family)) < 0)
+        goto fail;
     /* libuv defers ECONNREFUSED to the callback; other immediate errors
      * (ENETUNREACH...) are the service's network and are reported by the
      * timer at once, because start itself must never report. */
-    if ((r = srcport_uv(&a->tcp, tp->address.ss_family)) < 0)
-        goto fail;
     r = uv_tcp_connect(&a->req, &a->tcp, (const struct sockaddr *)&tp->address, tcp__connect_cb);
     if (r < 0 && tcp__local_error(r))
         goto fail;
