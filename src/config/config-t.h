@@ -108,6 +108,7 @@ struct check_cfg {
     int type;                       /* enum fault_type override, -1: the detector decides */
     int impact;                     /* enum impact override, -1: the detector decides */
     int line;                       /* position in the config file, for messages */
+    int col;                        /* its column */
     struct ident_cfg ident; /* user:/group: of a check that runs a program; else the service's */
 };
 
@@ -213,6 +214,13 @@ struct config {
     char **warnings;                /* "file:line:col: warning: ..." (NULL-terminated); owned */
     size_t n_warnings;
     bool preflighted; /* the preflight ran: creds resolved, problems set */
+    /* The run of the ephemeral range recoverd's own connections take their
+     * source ports from, free of the services' ports (daemon/ports.c sets
+     * it); on false: the kernel's choice. */
+    struct {
+        bool on;
+        unsigned lo, hi;
+    } src_ports;
 };
 
 #endif

@@ -177,6 +177,8 @@ static struct fy_node *config__check_settings(struct fy_node *item)
     return p ? config__deref(fy_node_pair_value(p)) : NULL;
 }
 
+static struct cfg_pos config__pos(struct fy_node *n);
+
 static int config__line(struct fy_node *n)
 {
     struct cfg_err e;
@@ -332,7 +334,8 @@ static int config__check_body(const struct cfg_kind *ops, struct fy_node *item,
                             .ops = ops->ops,
                             .kind = ops->name,
                             .fields = ops->fields,
-                            .line = config__line(item)};
+                            .line = config__pos(item).line,
+                            .col = config__pos(item).col};
     if (ops->params_init)
         ops->params_init((char *)c + off);
     if (!(table = config__check_table(ops, off)))

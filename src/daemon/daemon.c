@@ -13,6 +13,7 @@
 #include "api/api.h"
 #include "config/config.h"
 #include "daemon/fdbudget.h"
+#include "daemon/ports.h"
 #include "daemon/preflight.h"
 #include "daemon/service.h"
 #include "daemon/takeover.h"
@@ -274,6 +275,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         log_event(LOG_ERROR, NULL, "preflight-failed", "error=\"%s\"", strerror(-r));
         return r;
     }
+    srcport_use(cfg->src_ports.on, cfg->src_ports.lo, cfg->src_ports.hi);
     if ((r = daemon__containment(d, opts->containment)) < 0)
         return r;
     spawn_init(); /* after every disposition recoverd sets (SIGCHLD too): children get them back */
@@ -596,6 +598,7 @@ static void daemon__reload_work(uv_work_t *w)
 {
     struct daemon__reload *rl = w->data;
     rl->result = preflight_run(rl->next, NULL);
+    (void)ports_review_host(rl->next); /* out of memory loses warnings, never the reload */
 }
 
 static void daemon__reload_done(uv_work_t *w, int status)
@@ -669,6 +672,7 @@ static void daemon__reload_apply(struct daemon *d, struct config *next)
     }
     d->old_cfg_list = list;
     daemon__warnings(next);
+    srcport_use(next->src_ports.on, next->src_ports.lo, next->src_ports.hi);
     daemon__problems(next);
     struct config *old = d->cfg;
     size_t n_old = d->n_services;

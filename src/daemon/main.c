@@ -13,6 +13,7 @@
 
 #include "config/config.h"
 #include "daemon/daemon.h"
+#include "daemon/ports.h"
 #include "daemon/preflight.h"
 #include "lib/log.h"
 
@@ -80,6 +81,8 @@ static struct config *main__load(const char *path)
         fprintf(stderr, "%s\n", cfg_err_format(&err, msg, sizeof msg));
         return NULL;
     }
+    /* Out of memory loses warnings, never the load. */
+    (void)ports_review_host(cfg);
     for (size_t i = 0; i < cfg->n_warnings; i++)
         fprintf(stderr, "%s\n", cfg->warnings[i]);
     return cfg;

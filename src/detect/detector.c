@@ -8,11 +8,13 @@
 #include "detect/kinds.h"
 #include "detect/plugin.h"
 #include "lib/lookup.h"
+#include "lib/srcport.h"
 
 const struct detector_host detector_host = {
     .report = check_report,
     .lookup_start = lookup_start,
     .lookup_cancel = lookup_cancel,
+    .srcport_apply = srcport_apply,
 };
 
 static const struct detector_ops *const detector__kinds[] = {

@@ -30,6 +30,10 @@ struct detector_ops {
      * resource check's `for:`): a verification waits that much longer. May
      * be NULL: 0. */
     uint64_t (*settle_ms)(const void *params);
+    /* The host (an IP literal or a name, as written) and TCP port the check
+     * connects to, for the review of ports at load (daemon/ports.c): 1 with
+     * them filled, 0 when it names none. May be NULL. */
+    int (*target)(const void *params, char *host, size_t len, unsigned *port);
 };
 
 /* What the executable lends a detector plug-in. The plug-in calls back
@@ -41,6 +45,9 @@ struct detector_host {
     int (*lookup_start)(uv_loop_t *loop, const char *host, lookup_cb cb, void *arg,
                         struct lookup **out); /* lib/lookup.h */
     void (*lookup_cancel)(struct lookup *l);  /* lib/lookup.h */
+    /* Before connect() on a TCP socket the kind made itself: keep its
+     * source port off the services' ports (lib/srcport.h). 0 or -errno. */
+    int (*srcport_apply)(int fd, int family);
 };
 
 /* The executable's table: check_report and lib/lookup. */

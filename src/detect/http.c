@@ -319,6 +319,18 @@ static void http__shutdown(void)
     http__g.loop = NULL;
 }
 
+/* detector_ops.target */
+static int http__target(const void *params, char *host, size_t len, unsigned *port)
+{
+    struct url u;
+    char why[128];
+    if (url_parse(((const struct http_params *)params)->url, &u, why, sizeof why) < 0)
+        return 0;
+    snprintf(host, len, "%s", u.host);
+    *port = u.port;
+    return 1;
+}
+
 const struct detector_ops http_detector = {
     .name = "http",
     .fields = http__fields,
@@ -330,4 +342,5 @@ const struct detector_ops http_detector = {
     .start = http__start,
     .cancel = http__cancel,
     .release = http__release,
+    .target = http__target,
 };

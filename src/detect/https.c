@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "config/config-t.h"
 #include "detect/http.h"
@@ -63,7 +64,8 @@ static struct {
     bool closing;              /* inside curl_multi_cleanup: the multi is going */
 } https__g;
 
-static const struct https_host *https__host; /* the executable's, from the entry point */
+static const struct https_host *https__host;      /* the executable's, from the entry point */
+static int (*https__srcport)(int fd, int family); /* lib/srcport.h's, from either entry point */
 
 /* curl's words, plus the system's for a failed connect, where 7.88 says only
  * "Couldn't connect to server". OS_ERRNO is never reset by curl, so it is
@@ -274,6 +276,22 @@ static size_t https__discard_cb(char *data, size_t size, size_t n, void *userp)
     return size * n;
 }
 
+/* curl's socket, made and not yet connected: keep its source port off the
+ * services' ports, as every connection recoverd makes (lib/srcport.h). */
+static int https__sockopt_cb(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    (void)arg;
+    memset(&ss, 0, sizeof ss);
+    if (purpose != CURLSOCKTYPE_IPCXN)
+        return CURL_SOCKOPT_OK;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+        (https__srcport && https__srcport(fd, ss.ss_family) < 0))
+        return CURL_SOCKOPT_ERROR;
+    return CURL_SOCKOPT_OK;
+}
+
 static int https__easy_setup(struct https__probe *p)
 {
     const struct http_params *hp = p->c->cfg->params;
@@ -286,6 +304,7 @@ static int https__easy_setup(struct https__probe *p)
     r |= curl_easy_setopt(e, CURLOPT_WRITEDATA, p);
     r |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p->err);
     r |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    r |= curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, https__sockopt_cb);
     r |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->c->cfg->timeout_ms);
     r |= curl_easy_setopt(e, CURLOPT_PROXY, ""); /* ignore http_proxy & co from the env */
     r |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -458,6 +477,7 @@ static int https__post_setup(struct https_post *p, const char *url, const char *
     r |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->headers);
     r |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, https__discard_cb);
     r |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    r |= curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, https__sockopt_cb);
     r |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     r |= curl_easy_setopt(e, CURLOPT_PROXY, ""); /* ignore http_proxy & co from the env */
     r |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -524,12 +544,15 @@ __attribute__((visibility("default"))) const struct detector_ops *
 recoverd_https_detector(const struct https_host *host)
 {
     https__host = host;
+    https__srcport = host->detector->srcport_apply;
     return &https__ops;
 }
 
 /* The entry point for webhook POSTs (HTTPS_POSTER_ENTRY, monitor/post.h):
- * they need nothing of the host. */
-__attribute__((visibility("default"))) const struct https_poster *recoverd_https_poster(void)
+ * they need nothing else of the host. */
+__attribute__((visibility("default"))) const struct https_poster *
+recoverd_https_poster(int (*srcport_apply)(int fd, int family))
 {
+    https__srcport = srcport_apply;
     return &https__poster;
 }

@@ -733,6 +733,40 @@ static void pg__shutdown(void)
     pg__loop = NULL;
 }
 
+/* detector_ops.target: the DSN's one TCP server (hostaddr, else host),
+ * port 5432 unless it says; none for a socket directory or a host list. */
+static int pg__target(const void *params, char *host, size_t len, unsigned *port)
+{
+    const struct pg__params *pp = params;
+    PQconninfoOption *o = PQconninfoParse(pp->dsn, NULL);
+    const char *h = NULL, *a = NULL, *p = NULL;
+    int found = 0;
+    if (!o)
+        return 0;
+    for (PQconninfoOption *i = o; i->keyword; i++) {
+        if (!i->val || !*i->val)
+            continue;
+        if (strcmp(i->keyword, "host") == 0)
+            h = i->val;
+        else if (strcmp(i->keyword, "hostaddr") == 0)
+            a = i->val;
+        else if (strcmp(i->keyword, "port") == 0)
+            p = i->val;
+    }
+    if (a)
+        h = a; /* hostaddr is where libpq connects */
+    if (h && *h != '/' && !strchr(h, ',') && (!p || !strchr(p, ','))) {
+        unsigned long v = p ? strtoul(p, NULL, 10) : 5432;
+        if (v > 0 && v < 65536) {
+            snprintf(host, len, "%s", h);
+            *port = (unsigned)v;
+            found = 1;
+        }
+    }
+    PQconninfoFree(o);
+    return found;
+}
+
 static const struct detector_ops pg__ops = {
     .name = "postgres",
     .fields = pg__fields,
@@ -744,6 +778,7 @@ static const struct detector_ops pg__ops = {
     .start = pg__start,
     .cancel = pg__cancel,
     .release = pg__release,
+    .target = pg__target,
 };
 
 /* The plug-in's one entry point (DETECTOR_PLUGIN_ENTRY_FMT). */

@@ -2,6 +2,7 @@
 #include "detect/tcp.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "config/config-t.h"
 #include "detect/kinds.h"
+#include "lib/srcport.h"
 #include "lib/uvclock.h"
 
 /* One per probe, on the heap: its handles close asynchronously, and the next
@@ -132,12 +134,14 @@ static int tcp__start(struct check *c)
     if (!(a = calloc(1, sizeof *a)))
         return -ENOMEM;
     a->tcp.data = a->timer.data = a->req.data = a;
-    if ((r = uv_tcp_init(tcp__loop, &a->tcp)) < 0) {
+    if ((r = uv_tcp_init_ex(tcp__loop, &a->tcp, tp->address.ss_family)) < 0) {
         free(a);
         return r;
     }
     uv_timer_init(tcp__loop, &a->timer); /* cannot fail */
     a->open = 2;
+    if ((r = srcport_uv(&a->tcp, tp->address.ss_family)) < 0)
+        goto fail;
     /* libuv defers ECONNREFUSED to the callback; other immediate errors
      * (ENETUNREACH...) are the service's network and are reported by the
      * timer at once, because start itself must never report. */
@@ -160,6 +164,22 @@ static void tcp__cancel(struct check *c)
         tcp__finish(c->priv);
 }
 
+/* detector_ops.target */
+static int tcp__target(const void *params, char *host, size_t len, unsigned *port)
+{
+    const struct sockaddr_storage *sa = &((const struct tcp_params *)params)->address;
+    if (sa->ss_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)sa, host, len);
+        *port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    } else if (sa->ss_family == AF_INET) {
+        uv_ip4_name((const struct sockaddr_in *)sa, host, len);
+        *port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 const struct detector_ops tcp_detector = {
     .name = "tcp",
     .fields = tcp__fields,
@@ -171,4 +191,5 @@ const struct detector_ops tcp_detector = {
     .start = tcp__start,
     .cancel = tcp__cancel,
     .release = tcp__cancel, /* only an attempt in flight is held */
+    .target = tcp__target,
 };

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lib/lookup.h"
+#include "lib/srcport.h"
 #include "lib/uvclock.h"
 
 /* One TCP connection; on the heap because it closes asynchronously while
@@ -234,13 +235,17 @@ static int http_client__connect(struct http_client *cl)
     cl->stage = HTTP_CLIENT_CONNECT;
     if (!k)
         return UV_ENOMEM;
-    if ((r = uv_tcp_init(cl->loop, &k->tcp)) < 0) {
+    if ((r = uv_tcp_init_ex(cl->loop, &k->tcp, cl->addr.ss_family)) < 0) {
         free(k); /* never initialised: no close needed */
         return r;
     }
     k->tcp.data = k->connect.data = k->write.data = k;
     k->cl = cl;
     cl->conn = k;
+    if ((r = srcport_uv(&k->tcp, cl->addr.ss_family)) < 0) {
+        http_client__conn_drop(cl);
+        return r;
+    }
     /* libuv defers ECONNREFUSED to the callback; other errors come now. */
     r = uv_tcp_connect(&k->connect, &k->tcp, (const struct sockaddr *)&cl->addr,
                        http_client__connect_cb);

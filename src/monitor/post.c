@@ -13,6 +13,7 @@
 #include "lib/http-client.h"
 #include "lib/log.h"
 #include "lib/plugin.h"
+#include "lib/srcport.h"
 #include "lib/url.h"
 
 struct post {
@@ -111,7 +112,7 @@ static int post__tls_find(void)
     if (post__tls.ops)
         return 0;
     *(void **)&entry = plugin_load(HTTPS_PLUGIN, HTTPS_POSTER_ENTRY, err, sizeof err);
-    if (entry && (post__tls.ops = entry()))
+    if (entry && (post__tls.ops = entry(srcport_apply)))
         return 0;
     if (entry)
         snprintf(err, sizeof err, "%s returned no ops", HTTPS_POSTER_ENTRY);

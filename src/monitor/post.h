@@ -43,6 +43,8 @@ struct https_poster {
     void (*cancel)(struct https_post *p); /* never after done */
 };
 #define HTTPS_POSTER_ENTRY "recoverd_https_poster"
-typedef const struct https_poster *(*https_poster_entry)(void);
+/* srcport_apply: lib/srcport.h's, for the sockets the plug-in makes (the
+ * executable exports nothing by name). */
+typedef const struct https_poster *(*https_poster_entry)(int (*srcport_apply)(int fd, int family));
 
 #endif
