@@ -69,6 +69,10 @@ static json_t *backend__status(void *ctx)
     for (int st = 0; st < STATE__COUNT; st++)
         json_object_set_new(states, state_name(st), json_integer(d->monitor.by_state[st]));
     json_object_set_new(j, "services", json_integer((json_int_t)d->monitor.n));
+    /* Not started yet: the start goes in slices, after a predecessor's
+     * leftovers are stopped, and each service after its dependencies. */
+    json_object_set_new(j, "services_starting",
+                        json_integer((json_int_t)daemon_services_starting(d)));
     json_object_set_new(j, "services_by_state", states);
     /* Writes the disk refused (full, I/O error) wait in memory; the counts
      * above are what is on disk. */

@@ -38,6 +38,9 @@
 #define DAEMON__PRUNE_AGAIN_MS 20
 #define DAEMON__PRUNE_EVERY_MS 1000
 #define DAEMON__KEEP_MIN_MS 60000
+/* The longest the services' start holds the loop per turn (DESIGN: no
+ * more than about a millisecond or two between turns). */
+#define DAEMON__START_SLICE_NS 2000000
 
 static void daemon__leftover_gone(void *ctx, const struct leftover *l, enum leftover_fate fate)
 {
@@ -120,18 +123,32 @@ static void daemon__signal_cb(uv_signal_t *h, int signum)
     daemon_stop(d);
 }
 
+/* s becomes the live service of its name (the one it replaces, if any,
+ * was retired and unmapped first). */
 static int daemon__add(struct daemon *d, struct service *s)
 {
-    struct service **v = realloc(d->services, (d->n_services + 1) * sizeof *v);
-    if (!v)
+    if (namemap_put(&d->by_name, s->name, s) < 0)
         return -ENOMEM;
+    struct service **v = realloc(d->services, (d->n_services + 1) * sizeof *v);
+    if (!v) {
+        namemap_remove(&d->by_name, s->name);
+        return -ENOMEM;
+    }
     d->services = v;
     d->services[d->n_services++] = s;
     return 0;
 }
 
+/* s is no longer the live service of its name. */
+static void daemon__unmap(struct daemon *d, struct service *s)
+{
+    if (namemap_get(&d->by_name, s->name) == s)
+        namemap_remove(&d->by_name, s->name);
+}
+
 /* Dependencies as pointers, after a start or a reload: each live service's
- * faults see its dependencies' faults, each knows its dependents. */
+ * faults see its dependencies' faults, each knows its dependents and
+ * counts those of its dependencies that are not ready yet. */
 static void daemon__link(struct daemon *d)
 {
     for (size_t i = 0; i < d->n_services; i++) {
@@ -142,6 +159,7 @@ static void daemon__link(struct daemon *d)
         free(s->dependents);
         s->dependents = NULL;
         s->n_dependents = 0;
+        s->deps_waiting = 0;
     }
     for (size_t i = 0; i < d->n_services; i++) {
         struct service *s = d->services[i];
@@ -161,6 +179,7 @@ static void daemon__link(struct daemon *d)
                 continue; /* out of memory: that link is missing, nothing else */
             s->faults.deps[s->faults.n_deps++] = &t->faults;
             t->dependents[t->n_dependents++] = s;
+            s->deps_waiting += !t->ready_told;
         }
     }
 }
@@ -252,6 +271,8 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     d->flush.data = d;
     uv_timer_init(loop, &d->prune);
     d->prune.data = d;
+    uv_idle_init(loop, &d->start_slices);
+    d->start_slices.data = d;
     uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup, &d->sig_quit};
     int signums[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
     for (int i = 0; i < 4; i++) {
@@ -346,29 +367,58 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     return 0; /* the services start once the leftovers are gone */
 }
 
+/* One slice of the start: services in config order until the slice's
+ * time is up; the rest in the next loop turns, so that the API and the
+ * first checks are served meanwhile (a spawn costs about a millisecond). */
+static void daemon__start_slice_cb(uv_idle_t *h)
+{
+    struct daemon *d = h->data;
+    uint64_t until = uv_hrtime() + DAEMON__START_SLICE_NS;
+    while (!d->stopping && d->start_next < d->n_services) {
+        struct service *s = d->services[d->start_next++];
+        if (!s->retired && !s->started && !s->replaces)
+            service_start(s);
+        if (uv_hrtime() >= until)
+            break;
+    }
+    if (d->stopping || d->start_next >= d->n_services)
+        uv_idle_stop(h);
+}
+
 /* Dependencies first: a service whose dependencies are not ready yet
- * starts when the last of them verified (daemon_service_ready). */
+ * starts when the last of them verified (daemon_service_ready); one the
+ * slices have not reached yet starts when they do. */
 static void daemon__start_services(struct daemon *d)
 {
-    for (size_t i = 0; i < d->n_services; i++)
-        if (!d->services[i]->retired && !d->services[i]->started && !d->services[i]->replaces)
-            service_start(d->services[i]);
+    d->start_next = 0;
+    uv_idle_start(&d->start_slices, daemon__start_slice_cb);
+}
+
+size_t daemon_services_starting(const struct daemon *d)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->n_services; i++) {
+        const struct service *s = d->services[i];
+        n += !s->retired && (!s->started || s->start_waiting);
+    }
+    return n;
 }
 
 bool daemon_dependencies_ready(struct daemon *d, const struct service *s)
 {
-    for (char **dep = s->cfg->depends_on; dep && *dep; dep++) {
-        const struct service *t = daemon_service(d, *dep);
-        if (t && !t->rec.ready)
-            return false;
-    }
-    return true;
+    (void)d;
+    return s->deps_waiting == 0;
 }
 
 void daemon_service_ready(struct daemon *d, struct service *s)
 {
+    if (s->ready_told)
+        return;
+    s->ready_told = true;
     for (size_t i = 0; i < s->n_dependents; i++) {
         struct service *t = s->dependents[i];
+        if (t->deps_waiting)
+            t->deps_waiting--;
         if (t->start_waiting && !t->retired && !d->stopping && daemon_dependencies_ready(d, t)) {
             log_event(LOG_INFO, t->name, "dependencies-ready", "last=%s", s->name);
             service_start(t);
@@ -378,10 +428,8 @@ void daemon_service_ready(struct daemon *d, struct service *s)
 
 struct service *daemon_service(struct daemon *d, const char *name)
 {
-    for (size_t i = 0; i < d->n_services; i++)
-        if (!d->services[i]->retired && strcmp(d->services[i]->name, name) == 0)
-            return d->services[i];
-    return NULL;
+    struct service *s = namemap_get(&d->by_name, name);
+    return s && !s->retired ? s : NULL;
 }
 
 /* Every process is down: close the rest so the loop can end. */
@@ -400,6 +448,7 @@ static void daemon__close_all(struct daemon *d)
     d->monitor_up = false;
     uv_close((uv_handle_t *)&d->flush, NULL);
     uv_close((uv_handle_t *)&d->prune, NULL);
+    uv_close((uv_handle_t *)&d->start_slices, NULL);
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->sig_hup, NULL);
@@ -458,6 +507,7 @@ void daemon_stop(struct daemon *d)
         return;
     d->stopping = true;
     d->executor.stopping = true;
+    uv_idle_stop(&d->start_slices);
     log_event(LOG_INFO, NULL, "stopping", "services=%zu", d->n_services);
     for (size_t i = 0; i < d->n_services; i++)
         service_stop(d->services[i], "aborted: recoverd stopping");
@@ -470,6 +520,7 @@ void daemon_detach(struct daemon *d)
         return;
     d->stopping = d->detaching = true;
     d->executor.stopping = true;
+    uv_idle_stop(&d->start_slices);
     log_event(LOG_INFO, NULL, "detaching", "services=%zu", d->n_services);
     for (size_t i = 0; i < d->n_services; i++)
         service_detach(d->services[i]);
@@ -506,13 +557,20 @@ static void daemon__sweep_configs(struct daemon *d)
 
 void daemon_service_gone(struct daemon *d, struct service *s)
 {
+    daemon__unmap(d, s);
     for (size_t i = 0; i < d->n_services; i++)
         if (d->services[i] == s) {
             memmove(d->services + i, d->services + i + 1,
                     (d->n_services - i - 1) * sizeof *d->services);
             d->n_services--;
+            if (i < d->start_next)
+                d->start_next--; /* the slices' place stays on the same service */
             break;
         }
+    /* A dependency that is gone counts as ready (daemon_dependencies_ready). */
+    for (size_t i = 0; !s->ready_told && i < s->n_dependents; i++)
+        if (s->dependents[i]->deps_waiting)
+            s->dependents[i]->deps_waiting--;
     for (size_t i = 0; i < d->n_services; i++) {
         struct service *t = d->services[i];
         for (size_t k = 0; k < t->n_dependents; k++)
@@ -532,8 +590,9 @@ void daemon_service_gone(struct daemon *d, struct service *s)
 
 /* A service made but not kept (out of memory): it owns loop handles, so it
  * is closed and freed from its last close callback, never right away. */
-static void daemon__discard(struct service *s)
+static void daemon__discard(struct daemon *d, struct service *s)
 {
+    daemon__unmap(d, s);
     s->retired = true;
     service_close(s);
 }
@@ -544,17 +603,19 @@ static void daemon__retire(struct daemon *d, struct service *s, const char *why)
     log_event(LOG_INFO, s->name, "retired", "why=\"%s\"", why);
     service_stop(s, why);
     s->retired = true;
+    daemon__unmap(d, s);
     state_unregister(&s->st);
     if (s->sup.state == SUP_DOWN)
         service_close(s);
     /* else: its exit closes it (service.c) */
-    (void)d;
 }
 
-/* One service of the running config against its version in next. */
-static void daemon__reload_one(struct daemon *d, struct service *s, const struct config *next)
+/* One service of the running config against its version in next (next's
+ * services by name: next_by_name). */
+static void daemon__reload_one(struct daemon *d, struct service *s,
+                               const struct namemap *next_by_name)
 {
-    const struct service_cfg *nc = config_service(next, s->name);
+    const struct service_cfg *nc = namemap_get(next_by_name, s->name);
     if (!nc) {
         daemon__retire(d, s, "removed from the configuration");
         return;
@@ -578,7 +639,7 @@ static void daemon__reload_one(struct daemon *d, struct service *s, const struct
         fresh->replaces = s;    /* its log and process must be gone first */
         fresh->rec.held = held; /* an operator's hold outlives a reload */
     } else if (fresh) {
-        daemon__discard(fresh);
+        daemon__discard(d, fresh);
     }
 }
 
@@ -671,6 +732,21 @@ static void daemon__reload_apply(struct daemon *d, struct config *next)
         return;
     }
     d->old_cfg_list = list;
+    /* Both sides by name, so that the diff is linear in the services. */
+    struct namemap next_by_name = {0}, old_by_name = {0};
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < next->n_services; i++)
+        r = namemap_put(&next_by_name, next->services[i].name, &next->services[i]);
+    for (size_t i = 0; r == 0 && i < d->n_services; i++)
+        r = namemap_put(&old_by_name, d->services[i]->name, d->services[i]);
+    if (r < 0) {
+        namemap_free(&next_by_name);
+        namemap_free(&old_by_name);
+        config_free(next);
+        log_event(LOG_ERROR, NULL, "reload-rejected", "error=\"%s\" running=unchanged",
+                  strerror(-r));
+        return;
+    }
     daemon__warnings(next);
     srcport_use(next->src_ports.on, next->src_ports.lo, next->src_ports.hi);
     daemon__problems(next);
@@ -680,15 +756,12 @@ static void daemon__reload_apply(struct daemon *d, struct config *next)
     daemon__apply(d, next);
     for (size_t i = 0; i < n_old; i++)
         if (!d->services[i]->retired)
-            daemon__reload_one(d, d->services[i], next);
+            daemon__reload_one(d, d->services[i], &next_by_name);
     for (size_t i = 0; i < next->n_services; i++) {
-        bool known = false;
-        for (size_t k = 0; k < n_old; k++)
-            known |= strcmp(d->services[k]->name, next->services[i].name) == 0;
-        if (!known) {
+        if (!namemap_get(&old_by_name, next->services[i].name)) {
             struct service *fresh = service_new(d, &next->services[i]);
             if (fresh && daemon__add(d, fresh) < 0)
-                daemon__discard(fresh);
+                daemon__discard(d, fresh);
         }
     }
     if (strcmp(old->state_dir, next->state_dir) != 0)
@@ -702,6 +775,8 @@ static void daemon__reload_apply(struct daemon *d, struct config *next)
     alerter_reconfigure(d->alerter, &next->alerts);
     d->old_cfg_list[d->n_old_cfg++] = old;
     daemon__sweep_configs(d);
+    namemap_free(&next_by_name);
+    namemap_free(&old_by_name);
     /* New and replacing services start once linked (a replacement waits for
      * its predecessor's process to be gone). */
     if (!d->leftovers_pending)
@@ -715,6 +790,7 @@ void daemon_free(struct daemon *d)
     for (size_t i = 0; i < d->n_services; i++)
         service_free(d->services[i]);
     free(d->services);
+    namemap_free(&d->by_name);
     journal_free(d->journal);
     for (size_t i = 0; i < d->n_old_cfg; i++)
         config_free(d->old_cfg_list[i]);

@@ -14,6 +14,7 @@
 #include "api/routes.h"
 #include "config/config-t.h"
 #include "lib/clock.h"
+#include "lib/namemap.h"
 #include "lib/statedir.h"
 #include "monitor/state.h"
 #include "recover/containment.h"
@@ -38,6 +39,9 @@ struct daemon {
     struct api_backend backend; /* what the API answers from */
     struct service **services;  /* n_services, config order; owned */
     size_t n_services;
+    struct namemap by_name;       /* live (not retired) services by name */
+    uv_idle_t start_slices;       /* starts services a slice per loop turn while active */
+    size_t start_next;            /* the next index of services the slices look at */
     struct monitor monitor;       /* the system's state */
     struct analysis analysis;     /* what the analyzer shares */
     struct executor executor;     /* slots and queue of the recoveries */
@@ -74,16 +78,15 @@ struct daemon_opts {
 
 /* Build the daemon from a loaded config (takes ownership of cfg): sets up
  * the containment, opens the journal, the API, adopts or stops what a
- * predecessor left (daemon/takeover.h), starts every service.
+ * predecessor left (daemon/takeover.h), then starts the services in
+ * slices of a few milliseconds, one per loop turn (the API answers from
+ * the first turn).
  * Returns 0 or -errno with a message already logged. */
 int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const char *config_path,
                  const struct daemon_opts *opts);
 /* Begin a graceful stop: every service is stopped (signal, grace, KILL),
  * then every handle is closed and the loop ends. */
 void daemon_stop(struct daemon *d);
-/* Exit leaving every service running, for the next recoverd to adopt (an
- * upgrade): nothing is signalled, the children's records stay. */
-void daemon_detach(struct daemon *d);
 /* Exit leaving every service running, for the next recoverd to adopt (an
  * upgrade): nothing is signalled, the children's records stay. */
 void daemon_detach(struct daemon *d);
@@ -96,14 +99,18 @@ int daemon_reload(struct daemon *d);
 void daemon_stop_progress(struct daemon *d);
 /* Free what daemon_start built; the loop must have ended. */
 void daemon_free(struct daemon *d);
-/* The live service of that name (retired ones excluded), or NULL. */
+/* The live service of that name (retired ones excluded), or NULL; O(1). */
 struct service *daemon_service(struct daemon *d, const char *name);
 /* s verified once (or had its chance): start the services waiting for it. */
 void daemon_service_ready(struct daemon *d, struct service *s);
-/* Every dependency of s is ready (or gone). */
+/* Every dependency of s is ready (or gone): O(1), from a count kept up
+ * to date by daemon_service_ready and the links. */
 bool daemon_dependencies_ready(struct daemon *d, const struct service *s);
 /* Called when a service may be freed (its handles closed). */
 void daemon_service_gone(struct daemon *d, struct service *s);
+/* Live services not started yet (their turn, their dependencies, a
+ * predecessor's leftovers or their predecessor instance still pending). */
+size_t daemon_services_starting(const struct daemon *d);
 /* Fill d->backend (the API's view of d). */
 void daemon_backend_init(struct daemon *d);
 

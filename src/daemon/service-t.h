@@ -30,6 +30,8 @@ struct service {
     struct service *replaces;      /* an older instance whose process must be gone first */
     struct service **dependents;   /* services that depend on it (n_dependents); owned array */
     size_t n_dependents;
+    size_t deps_waiting; /* its dependencies (links to them) not ready yet */
+    bool ready_told;     /* its dependents counted it ready (daemon_service_ready) */
 };
 
 #endif

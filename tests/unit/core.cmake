@@ -10,6 +10,8 @@ recoverd_unit_test(test_recovery_table tests/unit/recfix.c tests/unit/fakeclock.
 # The executor over fake strategies and a fake clock: no process, no sleep.
 recoverd_unit_test(test_executor_clock tests/unit/recfix.c tests/unit/fakeclock.c)
 recoverd_unit_test(test_text)
+# lib/namemap: the by-name table of the hot paths.
+recoverd_unit_test(test_namemap)
 recoverd_unit_test(test_log)
 recoverd_unit_test(test_analyzer tests/unit/fakeclock.c)
 # 72 cells, each with real processes: more than the default minute on a loaded host.

@@ -448,6 +448,87 @@ static void state_register_many_and_unregister_from_the_middle(void **state)
     free(nm);
 }
 
+/* The system's state the rules give for its registered services, from a
+ * full scan (what state.c derives from its counts). */
+static enum state recount_system(const struct fixture *fx)
+{
+    bool failed = false, recovering = false, open = false;
+    for (size_t i = 0; i < fx->m.n; i++) {
+        const struct svc_state *st = fx->m.list[i];
+        failed |= st->critical > 0 || st->state == STATE_FAILED;
+        recovering |= st->state == STATE_RECOVERING;
+        open |= st->open_faults > 0;
+    }
+    if (failed)
+        return STATE_FAILED;
+    if (recovering)
+        return STATE_RECOVERING;
+    if (open)
+        return STATE_DEGRADED;
+    return fx->m.state == STATE_NORMAL ? STATE_NORMAL : STATE_RECOVERED;
+}
+
+/* Random events, fault counts, retirements and returns: after every step
+ * the O(1) counts equal a full recount, and so does the system's state. */
+static void state_counts_agree_with_a_recount_after_random_events(void **state)
+{
+    struct fixture *fx = *state;
+    enum { SVC = 24, STEPS = 1500 };
+    struct svc_state *v = calloc(SVC, sizeof *v);
+    bool *critical = calloc(SVC * 8, sizeof *critical); /* each open fault's severity */
+    char(*nm)[16] = calloc(SVC, sizeof *nm);
+    assert_non_null(v);
+    assert_non_null(critical);
+    assert_non_null(nm);
+    for (int i = 0; i < SVC; i++) {
+        snprintf(nm[i], sizeof nm[i], "r%d", i);
+        assert_int_equal(state_register(&fx->m, &v[i], nm[i]), 0);
+    }
+    unsigned seed = 20261201;
+    for (int step = 0; step < STEPS; step++) {
+        int i = rand_r(&seed) % SVC;
+        struct svc_state *st = &v[i];
+        bool *sev = &critical[i * 8];
+        switch (rand_r(&seed) % 5) {
+        case 0:
+        case 1:
+            state_service_event(st, (enum state_event)(rand_r(&seed) % EV__COUNT), "random");
+            break;
+        case 2:
+            if (st->open_faults < 8) {
+                sev[st->open_faults] = rand_r(&seed) % 4 == 0;
+                state_fault_count(st, +1, sev[st->open_faults]);
+            } else {
+                state_fault_count(st, -1, sev[st->open_faults - 1]);
+            }
+            state_system_update(&fx->m, "fault");
+            break;
+        case 3:
+            if (st->open_faults) {
+                state_fault_count(st, -1, sev[st->open_faults - 1]);
+                state_system_update(&fx->m, "resolved");
+            }
+            break;
+        default:
+            if (st->index == SIZE_MAX)
+                assert_int_equal(state_register(&fx->m, st, nm[i]), 0);
+            else
+                state_unregister(st);
+            state_system_update(&fx->m, "membership");
+            break;
+        }
+        assert_counts(fx);
+        assert_int_equal(fx->m.state, recount_system(fx));
+    }
+    for (int i = 0; i < SVC; i++)
+        state_unregister(&v[i]);
+    assert_int_equal(fx->m.n, 2);
+    assert_counts(fx);
+    free(v);
+    free(critical);
+    free(nm);
+}
+
 /* ---- the quiet period ---- */
 
 static bool web_and_system_normal(struct fixture *fx)
@@ -617,6 +698,7 @@ int main(void)
         FX(state_system_stays_normal_without_faults),
         FX(state_system_ignores_unregistered_services),
         FX(state_register_many_and_unregister_from_the_middle),
+        FX(state_counts_agree_with_a_recount_after_random_events),
         FX(state_quiet_tick_waits_for_quiet_period),
         FX(state_quiet_tick_moves_only_due_services),
         FX(state_service_recovered_alone_turns_normal_after_quiet),

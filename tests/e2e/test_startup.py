@@ -1,0 +1,57 @@
+"""The start at scale: the API answers from recoverd's first loop turns,
+while the services are still being started in slices, and /v1/status says
+how many are left; every one ends up running, dependencies first."""
+
+import json
+import os
+import random
+
+from helpers import ApiError, log_events_of, wait_for
+
+N = 300
+
+
+def test_api_answers_while_services_are_still_starting(recoverd):
+    base = f"{5000 + random.randrange(1000)}.{os.getpid()}{random.randrange(10**5):05d}"
+    services = {f"s{i:03d}": {"command": ["sleep", f"{base}{i:03d}"],
+                              "stop": {"signal": "TERM", "grace": "2s"}}
+                for i in range(N)}
+    # The first service waits for the last one, which a later slice starts.
+    services["s000"]["depends_on"] = [f"s{N - 1:03d}"]
+    rd = recoverd({"services": services}, start=False)
+    rd.start(wait=False)
+    seen = []  # services_starting of every answer, in order
+
+    def all_started():
+        if not rd.running():
+            raise RuntimeError(f"recoverd exited:\n{rd.log_text()[-4000:]}")
+        try:
+            status, body = rd.request("GET", "/v1/status", timeout=2.0)
+        except OSError:
+            return False  # not listening yet
+        assert status == 200
+        st = json.loads(body)
+        assert st["services"] == N
+        seen.append(st["services_starting"])
+        return st["services_starting"] == 0
+    wait_for(all_started, timeout=120, interval=0.001, what="every service started")
+
+    assert any(n > 0 for n in seen), f"no answer while starting: {seen[:20]}"
+    assert all(0 <= n <= N for n in seen)
+    # Services are only ever started here, never un-started: the count falls.
+    assert seen == sorted(seen, reverse=True), seen
+
+    def all_running():
+        try:
+            views = rd.api("/v1/services")
+        except (OSError, ApiError):
+            return False
+        return len(views) == N and all(v["process"] == "running" and v["pid"] for v in views)
+    wait_for(all_running, timeout=120, what=f"all {N} services running")
+    assert len({v["pid"] for v in rd.api("/v1/services")}) == N
+    # Dependencies still come first: s000 waited, and started once the last was ready.
+    assert log_events_of(rd, "s000", "start-waiting")
+    ready = log_events_of(rd, "s000", "dependencies-ready")
+    assert len(ready) == 1 and f"last=s{N - 1:03d}" in ready[0][1], ready
+    assert log_events_of(rd, f"s{N - 1:03d}", "spawned")[0][0] <= \
+        log_events_of(rd, "s000", "spawned")[0][0]
