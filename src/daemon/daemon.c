@@ -278,6 +278,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     d->flush.data = d;
     uv_timer_init(loop, &d->prune);
     d->prune.data = d;
+    loopwatch_init(&d->loopwatch, loop);
     uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup};
     int signums[] = {SIGTERM, SIGINT, SIGHUP};
     for (int i = 0; i < 3; i++) {
@@ -365,6 +366,8 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         log_event(LOG_ERROR, NULL, "api-failed", "error=\"%s\"", err);
         return -EADDRINUSE;
     }
+    /* Armed last: what ran before the loop did is not a stall of it. */
+    loopwatch_start(&d->loopwatch);
     log_event(LOG_INFO, NULL, "started", "config=%s services=%zu state_dir=%s",
               config_path ? config_path : "<demo>", d->n_services, d->state.path);
     return 0; /* the services start once the leftovers are gone */
@@ -424,6 +427,7 @@ static void daemon__close_all(struct daemon *d)
     d->monitor_up = false;
     uv_close((uv_handle_t *)&d->flush, NULL);
     uv_close((uv_handle_t *)&d->prune, NULL);
+    loopwatch_close(&d->loopwatch);
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->sig_hup, NULL);
