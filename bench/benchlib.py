@@ -124,9 +124,10 @@ def wait_answering(ports, t0, deadline):
     /health (each looked at until it did); None past deadline seconds."""
     pending = set(ports)
     while pending and time.monotonic() - t0 < deadline:
+        t = time.monotonic()
         pending -= answering(pending)
-        if pending:
-            time.sleep(0.005)  # leave the CPUs to what is being measured
+        if pending:  # leave at least half a CPU to what is being measured
+            time.sleep(max(0.005, time.monotonic() - t))
     return None if pending else time.monotonic() - t0
 
 
