@@ -43,7 +43,7 @@ static void backend__containment(const struct daemon *d, json_t *j)
 /* The loop's stalls since start (daemon/loopwatch.h). */
 static json_t *backend__loop(const struct loopwatch *w)
 {
-    return json_pack("{s:f, s:I, s:o}", "max_stall_ms", (double)w->max_late_ns / 1e6,
+    return json_pack("{s:f, s:I, s:o}", "max_stall_ms", (double)w->max_busy_ns / 1e6,
                      "stalls_over_5ms", (json_int_t)w->stalls, "since", backend__time(w->since_ms));
 }
 

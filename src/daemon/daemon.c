@@ -278,7 +278,8 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     d->flush.data = d;
     uv_timer_init(loop, &d->prune);
     d->prune.data = d;
-    loopwatch_init(&d->loopwatch, loop);
+    if ((r = loopwatch_init(&d->loopwatch, loop)) < 0) /* before the journal's hook */
+        log_event(LOG_WARN, NULL, "loopwatch-failed", "error=\"%s\"", uv_strerror(r));
     uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup};
     int signums[] = {SIGTERM, SIGINT, SIGHUP};
     for (int i = 0; i < 3; i++) {
@@ -366,7 +367,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         log_event(LOG_ERROR, NULL, "api-failed", "error=\"%s\"", err);
         return -EADDRINUSE;
     }
-    /* Armed last: what ran before the loop did is not a stall of it. */
+    /* Counted from here: what ran before the loop did is no turn of it. */
     loopwatch_start(&d->loopwatch);
     log_event(LOG_INFO, NULL, "started", "config=%s services=%zu state_dir=%s",
               config_path ? config_path : "<demo>", d->n_services, d->state.path);
