@@ -44,7 +44,7 @@ struct daemon {
     struct executor executor;            /* slots and queue of the recoveries */
     uv_prepare_t flush;                  /* commits the journal's batch before the loop waits */
     uv_timer_t prune;                    /* the journal's retention, a batch a tick */
-    struct loopwatch loopwatch;          /* how late the loop runs (/v1/status "loop") */
+    struct loopwatch loopwatch;          /* how long each turn holds the loop (/v1/status "loop") */
     struct statedir state;               /* checked and locked for the daemon's life */
     uv_signal_t sig_term;                /* graceful stop */
     uv_signal_t sig_int;                 /* graceful stop */
