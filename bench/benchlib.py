@@ -76,8 +76,13 @@ def raise_nofile(want):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft >= want:
         return soft
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
-    return want
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+        return want
+    except (ValueError, OSError):  # no CAP_SYS_RESOURCE: the hard limit is the cap
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        print(f"RLIMIT_NOFILE: {hard} (wanted {want})", flush=True)
+        return hard
 
 
 def answering(ports, timeout=0.25, batch=1000):
