@@ -3,8 +3,11 @@ build/) on a generated config, read its API, take percentiles, print
 figures. Benchmarks are not tests: they print numbers and never fail on
 them."""
 
+import http.client
 import json
 import os
+import resource
+import selectors
 import signal
 import socket
 import statistics
@@ -33,6 +36,135 @@ def free_port():
         if port not in _handed_out:
             _handed_out.add(port)
             return port
+
+
+def local_port_range():
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        lo, hi = (int(x) for x in f.read().split())
+    return lo, hi
+
+
+def port_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def service_ports(n, first=20000):
+    """n ports nothing listens on, outside the kernel's ephemeral range
+    (there, an outgoing connection of recoverd's own checks could take a
+    service's port before the service binds it): from first up to the
+    range, then above it."""
+    lo, hi = local_port_range()
+    out = []
+    for p in list(range(first, lo)) + list(range(hi + 1, 65536)):
+        if len(out) == n:
+            return out
+        if p not in _handed_out and port_free(p):
+            _handed_out.add(p)
+            out.append(p)
+    raise RuntimeError(f"fewer than {n} free ports outside the ephemeral range {lo}-{hi}")
+
+
+def raise_nofile(want):
+    """RLIMIT_NOFILE to at least want (soft and hard; root may raise the
+    hard one): recoverd raises its soft limit to the hard one it inherits,
+    and holds several descriptors per service."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+        return want
+    except (ValueError, OSError):  # no CAP_SYS_RESOURCE: the hard limit is the cap
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        print(f"RLIMIT_NOFILE: {hard} (wanted {want})", flush=True)
+        return hard
+
+
+def answering(ports, timeout=0.25, batch=1000):
+    """The ports among ports whose /health answers 200 within timeout: all
+    at once (non-blocking connects), so that one slow port does not hold
+    the look at the others."""
+    ok = set()
+    ports = list(ports)
+    req = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    for i in range(0, len(ports), batch):
+        sel = selectors.DefaultSelector()
+        for p in ports[i:i + batch]:
+            s = socket.socket()
+            s.setblocking(False)
+            if s.connect_ex(("127.0.0.1", p)) not in (0, 115):  # EINPROGRESS
+                s.close()
+                continue
+            sel.register(s, selectors.EVENT_WRITE, [p, False])
+        end = time.monotonic() + timeout
+        while sel.get_map() and time.monotonic() < end:
+            for key, _ in sel.select(max(0.0, end - time.monotonic())):
+                s, (p, sent) = key.fileobj, key.data
+                try:
+                    if not sent:
+                        if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                            raise OSError
+                        s.send(req)
+                        sel.modify(s, selectors.EVENT_READ, [p, True])
+                        continue
+                    if s.recv(64).startswith(b"HTTP/1.1 200"):
+                        ok.add(p)
+                except OSError:
+                    pass
+                sel.unregister(s)
+                s.close()
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()
+        sel.close()
+    return ok
+
+
+def wait_answering(ports, t0, deadline):
+    """Seconds after t0 (monotonic) at which every port of ports answered
+    /health (each looked at until it did); None past deadline seconds."""
+    pending = set(ports)
+    while pending and time.monotonic() - t0 < deadline:
+        t = time.monotonic()
+        pending -= answering(pending)
+        if pending:  # leave at least half a CPU to what is being measured
+            time.sleep(max(0.005, time.monotonic() - t))
+    return None if pending else time.monotonic() - t0
+
+
+class Api:
+    """A kept-alive connection to recoverd's API (what a dashboard or
+    recoverctl in a loop holds): get() returns (seconds, JSON)."""
+
+    def __init__(self, port, timeout=30):
+        self.port, self.timeout, self.conn = port, timeout, None
+
+    def get(self, path):
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            try:
+                t = time.monotonic()
+                self.conn.request("GET", path)
+                r = self.conn.getresponse()
+                body = r.read()
+                took = time.monotonic() - t
+                if r.status != 200:
+                    raise OSError(f"GET {path}: {r.status}")
+                return took, json.loads(body)
+            except (OSError, http.client.HTTPException):
+                self.close()  # the server closed a kept-alive connection: once more
+                if attempt:
+                    raise
+
+    def close(self):
+        if self.conn:
+            self.conn.close()
+        self.conn = None
 
 
 def pct(values, p):
@@ -152,6 +284,20 @@ def cpu_seconds(pid):
         return int(f.read().split()[0]) / 1e9
 
 
+def pss_kib(pid):
+    """Proportional set size: the pages shared with other processes (the
+    libraries) counted by share."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -163,22 +309,26 @@ def rss_kib(pid):
 class Daemon:
     """recoverd on a generated config in a temp dir."""
 
-    def __init__(self, services, quiet="1s"):
+    def __init__(self, services, quiet="1s", **top):
+        """top: more top-level keys of the configuration."""
         self.dir = tempfile.mkdtemp(prefix="recoverd-bench-")
         self.api_port = free_port()
         cfg = {"state_dir": os.path.join(self.dir, "state"),
                "api": {"listen": f"127.0.0.1:{self.api_port}"},
-               "quiet": quiet, "services": services}
+               "quiet": quiet, "services": services, **top}
         self.path = os.path.join(self.dir, "recoverd.yaml")
         with open(self.path, "w") as f:
             json.dump(cfg, f, indent=1)  # JSON is YAML
         self.proc = None
 
-    def start(self):
+    def start(self, wait=True):
+        """Exec recoverd; with wait, return once its API answers."""
         self.log = open(os.path.join(self.dir, "recoverd.log"), "w")
         self.t_start = time.monotonic()
         self.proc = subprocess.Popen([RECOVERD, "-c", self.path, "--log-level", "warn"],
                                      stderr=self.log, start_new_session=True)
+        if not wait:
+            return self
         end = time.monotonic() + 10
         while time.monotonic() < end:
             try:
@@ -195,11 +345,11 @@ class Daemon:
     def pid_of(self, name):
         return self.api(f"/v1/services/{name}")["pid"]
 
-    def stop(self):
+    def stop(self, timeout=15):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()

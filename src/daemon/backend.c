@@ -40,6 +40,13 @@ static void backend__containment(const struct daemon *d, json_t *j)
     json_object_set_new(j, "cgroup_controllers", ctl);
 }
 
+/* The loop's stalls since start (daemon/loopwatch.h). */
+static json_t *backend__loop(const struct loopwatch *w)
+{
+    return json_pack("{s:f, s:I, s:o}", "max_stall_ms", (double)w->max_busy_ns / 1e6,
+                     "stalls_over_5ms", (json_int_t)w->stalls, "since", backend__time(w->since_ms));
+}
+
 static json_t *backend__status(void *ctx)
 {
     struct daemon *d = ctx;
@@ -90,6 +97,7 @@ static json_t *backend__status(void *ctx)
                                       moved_to, "why", moved_why));
     json_object_set_new(j, "journal", journal);
     json_object_set_new(j, "alerts", alerter_status_json(d->alerter));
+    json_object_set_new(j, "loop", backend__loop(&d->loopwatch));
     backend__containment(d, j);
     return j;
 }

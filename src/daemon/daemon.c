@@ -271,6 +271,8 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     d->flush.data = d;
     uv_timer_init(loop, &d->prune);
     d->prune.data = d;
+    if ((r = loopwatch_init(&d->loopwatch, loop)) < 0) /* before the journal's hook */
+        log_event(LOG_WARN, NULL, "loopwatch-failed", "error=\"%s\"", uv_strerror(r));
     uv_idle_init(loop, &d->start_slices);
     d->start_slices.data = d;
     uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup, &d->sig_quit};
@@ -362,6 +364,8 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         log_event(LOG_ERROR, NULL, "leftovers-failed", "error=\"%s\"", strerror(-r));
         return r;
     }
+    /* Counted from here: what ran before the loop did is no turn of it. */
+    loopwatch_start(&d->loopwatch);
     log_event(LOG_INFO, NULL, "started", "config=%s services=%zu state_dir=%s",
               config_path ? config_path : "<demo>", d->n_services, d->state.path);
     return 0; /* the services start once the leftovers are gone */
@@ -449,6 +453,7 @@ static void daemon__close_all(struct daemon *d)
     uv_close((uv_handle_t *)&d->flush, NULL);
     uv_close((uv_handle_t *)&d->prune, NULL);
     uv_close((uv_handle_t *)&d->start_slices, NULL);
+    loopwatch_close(&d->loopwatch);
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->sig_hup, NULL);

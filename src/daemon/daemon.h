@@ -13,6 +13,7 @@
 #include "analyze/analyzer.h"
 #include "api/routes.h"
 #include "config/config-t.h"
+#include "daemon/loopwatch.h"
 #include "lib/clock.h"
 #include "lib/namemap.h"
 #include "lib/statedir.h"
@@ -47,6 +48,7 @@ struct daemon {
     struct executor executor;     /* slots and queue of the recoveries */
     uv_prepare_t flush;           /* commits the journal's batch before the loop waits */
     uv_timer_t prune;             /* the journal's retention, a batch a tick */
+    struct loopwatch loopwatch;   /* how long each turn holds the loop (/v1/status "loop") */
     struct statedir state;        /* checked and locked for the daemon's life */
     uv_signal_t sig_term;         /* graceful stop */
     uv_signal_t sig_int;          /* graceful stop */

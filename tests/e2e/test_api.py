@@ -12,6 +12,7 @@ import stat
 import subprocess
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from unittest import mock
 
@@ -74,6 +75,14 @@ def test_api_summary_and_status_shapes(recoverd):
     assert {"process", "http", "tcp"} <= set(status["detectors"])
     assert "restart" in status["strategies"]
     assert status["services"] == 1 and sum(status["services_by_state"].values()) == 1
+    # The loop's stall gauge (daemon/loopwatch.c): counts since its start.
+    loop = status["loop"]
+    assert set(loop) == {"max_stall_ms", "stalls_over_5ms", "since"}
+    assert isinstance(loop["max_stall_ms"], float) and loop["max_stall_ms"] >= 0
+    assert isinstance(loop["stalls_over_5ms"], int) and loop["stalls_over_5ms"] >= 0
+    since = datetime.fromisoformat(loop["since"].replace("Z", "+00:00"))
+    now = datetime.now(timezone.utc)
+    assert now - timedelta(milliseconds=status["uptime_ms"] + 1000) <= since <= now
 
 
 def _ctl(rd_port, *args):

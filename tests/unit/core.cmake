@@ -19,3 +19,5 @@ set_tests_properties(test_recovery_table PROPERTIES TIMEOUT 600)
 recoverd_unit_test(test_preflight)
 # lib/clock's injected clock, lib/uvclock, and the tests' fake clock.
 recoverd_unit_test(test_clock tests/unit/fakeclock.c)
+# daemon/loopwatch, the loop's stall gauge (/v1/status "loop").
+recoverd_unit_test(test_loopwatch)

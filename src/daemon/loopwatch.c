@@ -1,0 +1,49 @@
+/* The loop's stall gauge: each turn's busy time, from a prepare hook. */
+#include "daemon/loopwatch.h"
+
+#include "lib/clock.h"
+
+static void loopwatch__prepare_cb(uv_prepare_t *p)
+{
+    struct loopwatch *w = p->data;
+    if (w->turn_ns) /* started */
+        loopwatch_turn(w, uv_hrtime(), uv_metrics_idle_time(p->loop));
+}
+
+/* The hook goes in at once: libuv runs the prepare hooks started last
+ * first, so this one, started before the journal's, runs after its commit
+ * and counts it in the turn that made it. */
+int loopwatch_init(struct loopwatch *w, uv_loop_t *loop)
+{
+    *w = (struct loopwatch){.since_ms = clock_wall_ms()};
+    uv_prepare_init(loop, &w->prepare); /* cannot fail */
+    w->prepare.data = w;
+    int r = uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
+    if (r == 0)
+        uv_prepare_start(&w->prepare, loopwatch__prepare_cb);
+    return r;
+}
+
+uint64_t loopwatch_turn(struct loopwatch *w, uint64_t now_ns, uint64_t idle_ns)
+{
+    uint64_t span = now_ns - w->turn_ns, idle = idle_ns - w->idle_ns;
+    uint64_t busy = span > idle ? span - idle : 0;
+    w->turn_ns = now_ns;
+    w->idle_ns = idle_ns;
+    if (busy > w->max_busy_ns)
+        w->max_busy_ns = busy;
+    if (busy > LOOPWATCH_STALL_NS)
+        w->stalls++;
+    return busy;
+}
+
+void loopwatch_start(struct loopwatch *w)
+{
+    w->turn_ns = uv_hrtime();
+    w->idle_ns = uv_metrics_idle_time(w->prepare.loop);
+}
+
+void loopwatch_close(struct loopwatch *w)
+{
+    uv_close((uv_handle_t *)&w->prepare, NULL);
+}

@@ -1,0 +1,42 @@
+/* The loop's stall gauge: how long each turn of the loop held it, from
+ * one wait for events to the next, less the wait. DESIGN says nothing may
+ * hold the loop for more than about a millisecond; this is how a running
+ * recoverd (and bench/scale) sees whether that holds. */
+#ifndef RECOVERD_DAEMON_LOOPWATCH_H
+#define RECOVERD_DAEMON_LOOPWATCH_H
+
+#include <stdint.h>
+#include <uv.h>
+
+/* A turn busy longer than this counts as a stall (issue 10's target). */
+#define LOOPWATCH_STALL_NS 5000000ull
+
+/* Why not a timer that measures its own lateness: each of its ticks is a
+ * wakeup, and 100 a second (a 10 ms period) raised a quiet daemon's CPU
+ * from 0.04 to 0.16 s per 30 s and at 100 services from 0.13 to 0.33 s
+ * (bench/scale, a loaded 2-core VM); it also saw a stall shorter than its
+ * period only by chance. A prepare hook costs no wakeup and sees every
+ * turn; libuv's idle-time metric (UV_METRICS_IDLE_TIME) costs one extra
+ * non-blocking epoll_wait per turn. */
+struct loopwatch {
+    uv_prepare_t prepare; /* runs as the loop is about to wait; data = this */
+    uint64_t turn_ns;     /* uv_hrtime() at the last prepare or the start; 0: not started */
+    uint64_t idle_ns;     /* uv_metrics_idle_time() then, ns */
+    uint64_t max_busy_ns; /* the longest turn, ns */
+    uint64_t stalls;      /* turns longer than LOOPWATCH_STALL_NS */
+    uint64_t since_ms;    /* CLOCK_REALTIME, ms: when counting began (loopwatch_init) */
+};
+
+/* Put w's hook on loop (which then keeps its idle time), before any other
+ * prepare hook starts; zeroes the counts. 0 or a libuv error. */
+int loopwatch_init(struct loopwatch *w, uv_loop_t *loop);
+/* Count from now: what ran before is no turn of the loop. */
+void loopwatch_start(struct loopwatch *w);
+/* Account the turn that ends at now_ns (uv_hrtime() time) after the loop
+ * waited idle_ns in all (uv_metrics_idle_time()); returns its busy time,
+ * ns. What the hook does once started; public for its unit test. */
+uint64_t loopwatch_turn(struct loopwatch *w, uint64_t now_ns, uint64_t idle_ns);
+/* Close the hook; w must stay valid until the loop has run its close. */
+void loopwatch_close(struct loopwatch *w);
+
+#endif

@@ -1,0 +1,131 @@
+/* daemon/loopwatch: the stall gauge's arithmetic on given times, and on a
+ * real loop: a callback that busy-waits a known time is a stall of at least
+ * that long, a wait for a timer is none. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "daemon/loopwatch.h"
+#include "lib/clock.h"
+#include "loopwait.h"
+
+#define MS 1000000ull
+
+#define HOLD_MS 30  /* how long the busy callback holds the loop */
+#define WAIT_MS 300 /* how long the loop waits for a timer, idle */
+
+struct fx {
+    uv_loop_t loop;
+    struct loopwatch w;
+    uv_timer_t hold; /* busy-waits HOLD_MS when it fires */
+    bool held;       /* hold ran */
+};
+
+static int fx_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(loopwatch_init(&f->w, &f->loop), 0);
+    uv_timer_init(&f->loop, &f->hold);
+    f->hold.data = f;
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    loopwatch_close(&f->w);
+    uv_close((uv_handle_t *)&f->hold, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0); /* nothing left open */
+    free(f);
+    return 0;
+}
+
+static void loopwatch_counts_busy_time_less_the_wait_and_stalls_over_5ms(void **state)
+{
+    struct fx *f = *state;
+    uint64_t since = f->w.since_ms;
+    assert_true(since > 0 && since <= clock_wall_ms());
+    f->w.turn_ns = 1000 * MS;
+    f->w.idle_ns = 0;
+    /* 20 ms, 17 of them waiting: 3 busy. */
+    assert_int_equal(loopwatch_turn(&f->w, 1020 * MS, 17 * MS), 3 * MS);
+    assert_int_equal(f->w.max_busy_ns, 3 * MS);
+    assert_int_equal(f->w.stalls, 0);
+    /* 5 ms busy exactly: not over. */
+    assert_int_equal(loopwatch_turn(&f->w, 1030 * MS, 22 * MS), LOOPWATCH_STALL_NS);
+    assert_int_equal(f->w.stalls, 0);
+    assert_int_equal(loopwatch_turn(&f->w, 1035 * MS + 1, 22 * MS), LOOPWATCH_STALL_NS + 1);
+    assert_int_equal(f->w.stalls, 1);
+    /* A wait only: no time busy (and never below zero). */
+    assert_int_equal(loopwatch_turn(&f->w, 1100 * MS, 88 * MS), 0);
+    assert_int_equal(loopwatch_turn(&f->w, 1142 * MS, 88 * MS), 42 * MS);
+    assert_int_equal(f->w.stalls, 2);
+    /* A shorter turn after a longer one leaves the maximum alone. */
+    assert_int_equal(loopwatch_turn(&f->w, 1144 * MS, 88 * MS), 2 * MS);
+    assert_int_equal(f->w.max_busy_ns, 42 * MS);
+    assert_int_equal(f->w.stalls, 2);
+    assert_int_equal(f->w.since_ms, since);
+}
+
+static void hold_cb(uv_timer_t *t)
+{
+    struct fx *f = t->data;
+    uint64_t until = uv_hrtime() + HOLD_MS * MS;
+    while (uv_hrtime() < until)
+        ;
+    f->held = true;
+}
+
+/* The loop waits WAIT_MS for the timer (idle, not a stall), then the
+ * callback holds it HOLD_MS within one turn: a stall at least that long,
+ * however busy the host; and less than the wait, which is not counted. */
+static void loopwatch_sees_a_callback_that_holds_the_loop(void **state)
+{
+    struct fx *f = *state;
+    loopwatch_start(&f->w);
+    uv_update_time(&f->loop);
+    uv_timer_start(&f->hold, hold_cb, WAIT_MS, 0);
+    uv_run(&f->loop, UV_RUN_ONCE); /* waits, then holds */
+    if (!f->held)
+        loopwait_until(&f->loop, f->held);
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* the turn after: its prepare ends the held one */
+    assert_true(f->w.stalls >= 1);
+    assert_true(f->w.max_busy_ns >= HOLD_MS * MS);
+    assert_true(f->w.max_busy_ns < WAIT_MS * MS);
+}
+
+/* Before loopwatch_start, turns are not counted. */
+static void loopwatch_counts_nothing_before_its_start(void **state)
+{
+    struct fx *f = *state;
+    uv_update_time(&f->loop);
+    uv_timer_start(&f->hold, hold_cb, 0, 0);
+    loopwait_until(&f->loop, f->held);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->w.stalls, 0);
+    assert_int_equal(f->w.max_busy_ns, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            loopwatch_counts_busy_time_less_the_wait_and_stalls_over_5ms, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(loopwatch_sees_a_callback_that_holds_the_loop, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(loopwatch_counts_nothing_before_its_start, fx_setup,
+                                        fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
