@@ -9,7 +9,7 @@ import stat
 import time
 from pathlib import Path
 
-from helpers import (asleep_share, demo_cmd, demo_service, free_port, http_get,
+from helpers import (asleep_share, demo_cmd, demo_service, free_port, http_check, http_get,
                      live_pids_running, log_events_of, pid_alive, proc_cmdline, transitions,
                      wait_running)
 
@@ -225,7 +225,11 @@ def test_sigterm_stops_services_and_exits_0(recoverd):
 
 def test_output_flood_is_capped(recoverd):
     port = free_port()
-    rd = recoverd({"services": {"noisy": demo_service(port, "--flood", log_max="64KiB")}})
+    # The check is what tells a disturbed service: its timeout is generous,
+    # so that only the capture (not a starved host) could fail it.
+    check = http_check(port, interval="200ms", timeout="2s", fall=3)
+    rd = recoverd({"services": {"noisy": demo_service(port, "--flood", log_max="64KiB",
+                                                      checks=[check])}})
     wait_running(rd, "noisy")
     # The API keeps answering through 2 s of flood (how fast, and how much
     # CPU the capture costs, are bench/idle's figures).
