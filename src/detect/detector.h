@@ -3,7 +3,9 @@
 #ifndef RECOVERD_DETECT_DETECTOR_H
 #define RECOVERD_DETECT_DETECTOR_H
 
+#include <arpa/inet.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "config/cfgmap.h"
@@ -79,5 +81,23 @@ void detector_shutdown_all(void);
 /* Deliver a probe result (sets latency from c->started_us). Implemented by
  * detect/check.c. */
 void check_report(struct check *c, struct observation *obs);
+
+/* A detector_ops.target for a check whose params hold the address it
+ * connects to: its host and port; 0 for another family. Inline: plug-ins
+ * (redis) call no symbol of the executable. */
+static inline int detector_target_of(const struct sockaddr_storage *sa, char *host, size_t len,
+                                     unsigned *port)
+{
+    if (sa->ss_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)sa, host, len);
+        *port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    } else if (sa->ss_family == AF_INET) {
+        uv_ip4_name((const struct sockaddr_in *)sa, host, len);
+        *port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    } else {
+        return 0;
+    }
+    return 1;
+}
 
 #endif

@@ -515,16 +515,7 @@ static void rd__shutdown(void)
 static int rd__target(const void *params, char *host, size_t len, unsigned *port)
 {
     const struct sockaddr_storage *sa = &((const struct rd__params *)params)->address;
-    if (sa->ss_family == AF_INET6) {
-        uv_ip6_name((const struct sockaddr_in6 *)sa, host, len);
-        *port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-    } else if (sa->ss_family == AF_INET) {
-        uv_ip4_name((const struct sockaddr_in *)sa, host, len);
-        *port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
-    } else {
-        return 0;
-    }
-    return 1;
+    return detector_target_of(sa, host, len, port);
 }
 
 static const struct detector_ops rd__ops = {

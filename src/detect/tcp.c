@@ -168,16 +168,7 @@ static void tcp__cancel(struct check *c)
 static int tcp__target(const void *params, char *host, size_t len, unsigned *port)
 {
     const struct sockaddr_storage *sa = &((const struct tcp_params *)params)->address;
-    if (sa->ss_family == AF_INET6) {
-        uv_ip6_name((const struct sockaddr_in6 *)sa, host, len);
-        *port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-    } else if (sa->ss_family == AF_INET) {
-        uv_ip4_name((const struct sockaddr_in *)sa, host, len);
-        *port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
-    } else {
-        return 0;
-    }
-    return 1;
+    return detector_target_of(sa, host, len, port);
 }
 
 const struct detector_ops tcp_detector = {
