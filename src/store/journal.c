@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lib/clock.h"
+#include "lib/histogram.h"
 #include "lib/log.h"
 #include "lib/model.h"
 #include "lib/statedir.h"
@@ -44,6 +45,17 @@
     "CAST(total(status IN ('completed', 'failed', 'aborted')) AS INTEGER), "                       \
     "CAST(total(status = 'completed') AS INTEGER), CAST(total(status = 'failed') AS INTEGER), "    \
     "CAST(total(status = 'aborted') AS INTEGER)"
+
+/* The histogram bucket of the column ms (lib/histogram.h): how many bounds
+ * lie below it, as SQL. */
+#define JOURNAL__GT(ms, le) " + (ms > " #ms ")"
+#define JOURNAL__BUCKET "(0" HISTOGRAM_BOUNDS(JOURNAL__GT) ")"
+/* A fault's detection time from its context (row: "NEW." in a trigger);
+ * NULL when it has none or the text is no JSON (json_extract would fail
+ * the write). */
+#define JOURNAL__DETECTION(row)                                                                    \
+    "CASE WHEN json_valid(" row "context) THEN CAST(json_extract(" row "context, "                 \
+    "'$.detection_ms') AS INTEGER) END"
 
 /* Each migration takes the schema from version i to i + 1 (PRAGMA
  * user_version); append, never edit, so old journals upgrade in order. */
@@ -194,6 +206,66 @@ static const char *const journal__migrations[] = {
     "  ON CONFLICT (scope, key) DO UPDATE SET recoveries = excluded.recoveries, "
     "  successful = excluded.successful, failed = excluded.failed, "
     "  aborted = excluded.aborted, actions = excluded.actions;",
+    /* 5: histograms of detection time (first failed probe -> fault
+     * opened: the fault's context "detection_ms", absent where the
+     * outage start is unknown) and recovery time (opened -> resolved),
+     * overall ('all', '') and per service, in the buckets of
+     * lib/histogram.h. Kept by triggers like the counters: lifetime, never
+     * lowered by pruning; a flap takes its recovery time back out until
+     * it resolves again. sum_ms: the sum of the values in that bucket. A
+     * supervisor's give-up fault is no outage of its own: not counted. */
+    "CREATE TABLE histograms ("
+    "  metric TEXT NOT NULL," /* 'detection', 'recovery' */
+    "  scope TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  bucket INTEGER NOT NULL," /* 0 .. HISTOGRAM_BUCKETS - 1 (+Inf) */
+    "  count INTEGER NOT NULL DEFAULT 0,"
+    "  sum_ms INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (metric, scope, key, bucket)) WITHOUT ROWID;"
+    "CREATE TRIGGER histograms_fault_insert AFTER INSERT ON faults "
+    "  WHEN NEW.check_name != 'supervisor' BEGIN "
+    "  INSERT INTO histograms (metric, scope, key, bucket, count, sum_ms) "
+    "    SELECT v.metric, s.scope, s.key, " JOURNAL__BUCKET ", 1, ms FROM "
+    "    (SELECT 'detection' AS metric, " JOURNAL__DETECTION(
+        "NEW.") " AS ms "
+                "     UNION ALL SELECT 'recovery', NEW.resolved_ms - NEW.opened_ms) v, "
+                "    (SELECT 'all' AS scope, '' AS key UNION ALL SELECT 'service', NEW.service) s "
+                "    WHERE ms IS NOT NULL "
+                "    ON CONFLICT (metric, scope, key, bucket) DO UPDATE SET count = count + 1, "
+                "    sum_ms = sum_ms + excluded.sum_ms;"
+                "END;"
+                "CREATE TRIGGER histograms_fault_update AFTER UPDATE OF resolved_ms ON faults "
+                "  WHEN NEW.check_name != 'supervisor' AND "
+                "  (OLD.resolved_ms IS NULL) != (NEW.resolved_ms IS NULL) BEGIN "
+                "  INSERT INTO histograms (metric, scope, key, bucket, count, sum_ms) "
+                "    SELECT 'recovery', s.scope, s.key, " JOURNAL__BUCKET ", r.n, r.n * ms FROM "
+                "    (SELECT iif(NEW.resolved_ms IS NULL, -1, 1) AS n, iif(NEW.resolved_ms IS "
+                "NULL, "
+                "     OLD.resolved_ms - OLD.opened_ms, NEW.resolved_ms - NEW.opened_ms) AS ms) r, "
+                "    (SELECT 'all' AS scope, '' AS key UNION ALL SELECT 'service', NEW.service) s "
+                "    WHERE true "
+                "    ON CONFLICT (metric, scope, key, bucket) DO UPDATE SET count = count + "
+                "excluded.count, "
+                "    sum_ms = sum_ms + excluded.sum_ms;"
+                "END;"
+                /* The seed, from the rows present: one pass. */
+                "INSERT INTO histograms (metric, scope, key, bucket, count, sum_ms) "
+                "  SELECT metric, scope, key, " JOURNAL__BUCKET " AS b, count(*), sum(ms) FROM ("
+                "    SELECT 'detection' AS metric, 'all' AS scope, '' AS key, " JOURNAL__DETECTION(
+                    "") " AS ms"
+                        "      FROM faults WHERE check_name != 'supervisor' "
+                        "    UNION ALL SELECT 'detection', 'service', service, " JOURNAL__DETECTION(
+                            "") " FROM faults"
+                                "      WHERE check_name != 'supervisor' "
+                                "    UNION ALL SELECT 'recovery', 'all', '', resolved_ms - "
+                                "opened_ms FROM faults "
+                                "      WHERE check_name != 'supervisor' AND resolved_ms IS NOT "
+                                "NULL "
+                                "    UNION ALL SELECT 'recovery', 'service', service, resolved_ms "
+                                "- opened_ms FROM faults "
+                                "      WHERE check_name != 'supervisor' AND resolved_ms IS NOT "
+                                "NULL) "
+                                "  WHERE ms IS NOT NULL GROUP BY metric, scope, key, b;",
 };
 #define JOURNAL_SCHEMA_VERSION (int)(sizeof journal__migrations / sizeof *journal__migrations)
 
@@ -236,6 +308,7 @@ enum journal_stmt {
     STMT_TRANSITIONS_OF,
     STMT_COUNTERS,
     STMT_COUNTERS_OF,
+    STMT_HISTOGRAMS,
     STMT_COUNTS,
     STMT__API_LAST = STMT_COUNTS,
     STMT_PRUNE_FAULT_IDS,
@@ -293,6 +366,8 @@ static const char *const journal__sql[STMT__COUNT] = {
                       "ORDER BY scope, key",
     [STMT_COUNTERS_OF] = "SELECT recovery_ms, resolved FROM counters "
                          "WHERE scope = 'service' AND key = ?1",
+    [STMT_HISTOGRAMS] = "SELECT metric, scope, key, bucket, count, sum_ms FROM histograms "
+                        "ORDER BY metric, scope, key, bucket",
     /* Open faults through their partial index: a few per service at most. */
     [STMT_COUNTS] = "SELECT (SELECT count(*) FROM faults INDEXED BY faults_open "
                     "WHERE resolved_ms IS NULL), faults_all, actions FROM counters "
@@ -907,6 +982,53 @@ struct journal *journal_open(const char *path, char *err, size_t errlen)
 fail:
     journal_free(j);
     return NULL;
+}
+
+struct journal *journal_open_readonly(const char *path, char *err, size_t errlen)
+{
+    struct journal *j = calloc(1, sizeof *j);
+    int version = -1;
+    if (!j) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (sqlite3_open_v2(path, &j->db,
+                        SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, j->db ? sqlite3_errmsg(j->db) : "out of memory");
+        goto fail;
+    }
+    /* A reader in WAL mode waits only while the writer rebuilds the WAL
+     * index or resets the WAL, briefly; this is off the loop. */
+    sqlite3_busy_timeout(j->db, JOURNAL_BUSY_MS);
+    if (journal__pragma_int(j->db, "PRAGMA user_version", &version) < 0 ||
+        version != JOURNAL_SCHEMA_VERSION) {
+        snprintf(err, errlen, "%s: schema version %d, not %d (%s)", path, version,
+                 JOURNAL_SCHEMA_VERSION, sqlite3_errmsg(j->db));
+        goto fail;
+    }
+    for (int i = STMT__API_FIRST; i <= STMT__API_LAST; i++) {
+        if (sqlite3_prepare_v3(j->db, journal__sql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->stmt[i],
+                               NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "preparing journal statement %d: %s", i, sqlite3_errmsg(j->db));
+            goto fail;
+        }
+    }
+    return j;
+fail:
+    journal_free(j);
+    return NULL;
+}
+
+int journal_read_begin(struct journal *j)
+{
+    return sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0
+                                                                       : journal__fail(j, "begin");
+}
+
+void journal_read_end(struct journal *j)
+{
+    sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL);
 }
 
 const char *journal_moved_aside(const struct journal *j, const char **why, uint64_t *at_ms)
@@ -1814,11 +1936,77 @@ static void journal__metrics_add(sqlite3_stmt *s, void *arg)
         json_object_set_new(o, journal__text(s, 1), journal__metrics_row(s));
 }
 
+/* One histogram as the API shows it: {"count": N, "sum_s": S, "buckets":
+ * {"0.005": n, ..., "+Inf": n}}, the counts cumulative (Prometheus's le:
+ * the values at or below the bound). */
+struct journal__hist {
+    int64_t count[HISTOGRAM_BUCKETS];
+    int64_t sum_ms;
+};
+
+static json_t *journal__hist_json(const struct journal__hist *h)
+{
+    json_t *b = json_object();
+    int64_t total = 0;
+    for (unsigned i = 0; b && i < HISTOGRAM_BUCKETS; i++) {
+        total += h->count[i];
+        json_object_set_new(b, histogram_le[i], json_integer(total));
+    }
+    return json_pack("{s:I, s:f, s:o}", "count", (json_int_t)total, "sum_s",
+                     (double)h->sum_ms / 1000.0, "buckets", b);
+}
+
+/* Where the histogram rows of one (metric, scope, key) end up: the
+ * "<metric>_seconds" field of overall or of by_service's entry (a service
+ * with a histogram has a fault, so it has its entry). */
+static void journal__hist_put(json_t *m, const char *metric, const char *scope, const char *key,
+                              const struct journal__hist *h)
+{
+    json_t *o = strcmp(scope, "all") == 0 ? json_object_get(m, "overall")
+                                          : json_object_get(json_object_get(m, "by_service"), key);
+    char field[32];
+    snprintf(field, sizeof field, "%s_seconds", metric);
+    if (o)
+        json_object_set_new(o, field, journal__hist_json(h));
+}
+
+/* The histograms into m's overall and by_service entries, every bucket
+ * present (overall's even when empty). */
+static int journal__histograms(struct journal *j, json_t *m)
+{
+    static const struct journal__hist zero;
+    sqlite3_stmt *s = journal__stmt(j, STMT_HISTOGRAMS);
+    struct journal__hist h = zero;
+    char metric[16] = "", scope[16] = "", key[64] = "";
+    int rc;
+    journal__hist_put(m, "detection", "all", "", &zero);
+    journal__hist_put(m, "recovery", "all", "", &zero);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *me = journal__text(s, 0), *sc = journal__text(s, 1), *k = journal__text(s, 2);
+        if (strcmp(me, metric) != 0 || strcmp(sc, scope) != 0 || strcmp(k, key) != 0) {
+            if (metric[0])
+                journal__hist_put(m, metric, scope, key, &h);
+            h = zero;
+            journal__copy(metric, sizeof metric, me);
+            journal__copy(scope, sizeof scope, sc);
+            journal__copy(key, sizeof key, k);
+        }
+        int64_t b = sqlite3_column_int64(s, 3);
+        if (b >= 0 && b < HISTOGRAM_BUCKETS)
+            h.count[b] += sqlite3_column_int64(s, 4);
+        h.sum_ms += sqlite3_column_int64(s, 5);
+    }
+    if (metric[0])
+        journal__hist_put(m, metric, scope, key, &h);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : journal__fail(j, "histograms");
+}
+
 json_t *journal_metrics_json(struct journal *j)
 {
     json_t *m = json_pack("{s:o, s:o, s:o}", "overall", json_object(), "by_type", json_object(),
                           "by_service", json_object());
-    if (m && journal__counters(j, journal__metrics_add, m) < 0) {
+    if (m && (journal__counters(j, journal__metrics_add, m) < 0 || journal__histograms(j, m) < 0)) {
         json_decref(m);
         return NULL;
     }

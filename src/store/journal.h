@@ -25,6 +25,18 @@ struct journal;
  * (an unwritable directory, a newer schema). */
 struct journal *journal_open(const char *path, char *err, size_t errlen);
 void journal_free(struct journal *j); /* NULL-safe; commits a pending batch */
+/* A second connection to the journal at path, read-only, for the views
+ * below (journal_*_json, journal_counts) from a thread other than the
+ * writer's (store/reader.h): WAL lets it read while the writer writes,
+ * and it sees every commit made before its read began. Refused unless the
+ * schema is this build's (the writer opens, and migrates, first). For
+ * the views only: no write function may be called on it. NULL with a
+ * message in err. Free with journal_free. */
+struct journal *journal_open_readonly(const char *path, char *err, size_t errlen);
+/* One read transaction around several views, so they see one snapshot.
+ * 0 or -EIO. */
+int journal_read_begin(struct journal *j);
+void journal_read_end(struct journal *j);
 /* Where a damaged journal was moved at open, with what SQLite said of it
  * and when (wall ms); NULL when it was not. */
 const char *journal_moved_aside(const struct journal *j, const char **why, uint64_t *at_ms);
@@ -194,7 +206,13 @@ int journal_recovery_history(struct journal *j, const char *service, uint64_t *t
 /* Recovery metrics (the source document's): recoveries total, successful,
  * failed, aborted; faults and resolved; observed recovery time (fault
  * opened -> resolved) mean and max; the same per fault type and per
- * service. A supervisor's give-up fault is not a recovery: not counted. */
+ * service. Overall and per service also the histograms (lib/histogram.h)
+ * "detection_seconds" (first failed probe -> fault opened; faults whose
+ * context has detection_ms) and "recovery_seconds" (opened -> resolved):
+ * {"count", "sum_s", "buckets": {"0.005": n, ..., "+Inf": n}}, cumulative.
+ * All from the counters and histograms tables (a few rows per service),
+ * never from the faults and actions themselves. A supervisor's give-up
+ * fault is not a recovery: not counted. */
 json_t *journal_metrics_json(struct journal *j);
 /* Counts for /v1/status: faults open now, resolved and actions (lifetime). */
 int journal_counts(struct journal *j, int64_t *active_faults, int64_t *resolved_faults,

@@ -1,1 +1,3 @@
 recoverd_unit_test(test_journal)
+# store/reader: the API's journal reads on a thread of their own.
+recoverd_unit_test(test_reader)

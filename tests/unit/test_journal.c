@@ -20,6 +20,7 @@
 
 #include "lib/clock.h"
 #include "lib/fault.h"
+#include "lib/histogram.h"
 #include "loopwait.h"
 #include "store/journal.h"
 
@@ -831,7 +832,8 @@ static void full_scans(sqlite3 *db, const char *sql, char *out, size_t len)
         fail_msg("%s: %s", sql, sqlite3_errmsg(db));
     while (sqlite3_step(s) == SQLITE_ROW) {
         const char *d = (const char *)sqlite3_column_text(s, 3);
-        if (strncmp(d, "SCAN ", 5) == 0 && !strstr(d, " USING ") && strcmp(d, "SCAN counters") != 0)
+        if (strncmp(d, "SCAN ", 5) == 0 && !strstr(d, " USING ") &&
+            strcmp(d, "SCAN counters") != 0 && strcmp(d, "SCAN histograms") != 0)
             snprintf(out + strlen(out), len - strlen(out), "%s; ", d);
     }
     sqlite3_finalize(s);
@@ -1209,13 +1211,15 @@ static void journal_schema_1_is_migrated_to_the_alert_queue(void **state)
                                   "DROP TRIGGER counters_fault_update; "
                                   "DROP TRIGGER counters_action_insert; "
                                   "DROP TRIGGER counters_action_update; DROP TABLE counters; "
+                                  "DROP TRIGGER histograms_fault_insert; "
+                                  "DROP TRIGGER histograms_fault_update; DROP TABLE histograms; "
                                   "PRAGMA user_version = 1",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
     j = open_ok(fx);
-    assert_int_equal(sql_int(fx->path, "PRAGMA user_version"), 4);
-    /* The counters start from the rows already there. */
+    assert_int_equal(sql_int(fx->path, "PRAGMA user_version"), 5);
+    /* The counters and histograms start from the rows already there. */
     int64_t active = -1, resolved = -1, actions = -1;
     assert_int_equal(journal_counts(j, &active, &resolved, &actions), 0);
     assert_true(active == 1 && resolved == 0 && actions == 0);
@@ -1227,6 +1231,7 @@ static void journal_schema_1_is_migrated_to_the_alert_queue(void **state)
     push_alert(j, "http://h:1#00", f.id, "opened", true);
     assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM alert_queue"), 1);
     assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM faults"), 1);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM histograms"), 0); /* no detection_ms */
     journal_free(j);
 }
 
@@ -1312,6 +1317,143 @@ static void journal_alert_push_waits_for_the_disk_like_any_write(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
+/* ---- histograms ---- */
+
+/* Bucket placement: a value on a bound counts in that bound's bucket
+ * (le), one just above it in the next; past the last bound, +Inf. */
+static void histogram_buckets_follow_le(void **state)
+{
+    assert_int_equal(HISTOGRAM_BUCKETS, 15);
+    assert_int_equal(histogram_bucket(0), 0);
+    assert_int_equal(histogram_bucket(5), 0);
+    assert_int_equal(histogram_bucket(6), 1);
+    assert_int_equal(histogram_bucket(1000), 7);
+    assert_int_equal(histogram_bucket(1001), 8);
+    assert_int_equal(histogram_bucket(300000), 13);
+    assert_int_equal(histogram_bucket(300001), 14);
+    assert_string_equal(histogram_le[7], "1");
+    assert_string_equal(histogram_le[HISTOGRAM_BUCKETS - 1], "+Inf");
+    for (unsigned i = 0; i + 1 < HISTOGRAM_BUCKETS - 1; i++)
+        assert_true(histogram_bounds_ms[i] < histogram_bounds_ms[i + 1]);
+}
+
+/* Cumulative count of bucket le in metric of scope (NULL: overall). */
+static json_int_t hist_count(json_t *m, const char *service, const char *metric, const char *le)
+{
+    json_t *o = service ? json_object_get(json_object_get(m, "by_service"), service)
+                        : json_object_get(m, "overall");
+    json_t *h = json_object_get(o, metric);
+    if (!le)
+        return json_integer_value(json_object_get(h, "count"));
+    return json_integer_value(json_object_get(json_object_get(h, "buckets"), le));
+}
+
+static void fault_with_detection(struct journal *j, const char *service, int64_t detection_ms,
+                                 int64_t recovery_ms)
+{
+    char ctx[64];
+    struct fault f = make_fault(service, FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    snprintf(ctx, sizeof ctx, "{\"detection_ms\":%lld}", (long long)detection_ms);
+    f.context = ctx;
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    f.resolved_ms = T0 + (uint64_t)recovery_ms;
+    assert_int_equal(journal_fault_resolve(j, &f), 0);
+}
+
+/* Detection and recovery histograms, overall and per service, in the
+ * buckets of lib/histogram.h; the same after a reopen of the journal (on
+ * disk, not in memory) and after pruning every row it may (lifetime). A
+ * flap takes its recovery time back out until it resolves again. */
+static void journal_histograms_place_survive_reopen_and_pruning(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    fault_with_detection(j, "web", 5, 5);        /* both on the first bound */
+    fault_with_detection(j, "web", 6, 2000);     /* 0.01 and 2.5 */
+    fault_with_detection(j, "db", 400000, 1001); /* +Inf and 2.5 */
+    struct fault nodet = make_fault("db", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    nodet.context = (char *)"not json"; /* no detection time, and no failure */
+    assert_int_equal(journal_fault_open(j, &nodet), 0);
+    nodet.resolved_ms = T0 + 70000; /* 300 */
+    assert_int_equal(journal_fault_resolve(j, &nodet), 0);
+    assert_int_equal(journal_fault_reopen(j, &nodet), 0); /* a flap: out again */
+    struct fault sup = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    snprintf(sup.check, sizeof sup.check, "supervisor");
+    sup.context = (char *)"{\"detection_ms\":1}";
+    assert_int_equal(journal_fault_open(j, &sup), 0); /* no outage of its own: not counted */
+    for (int round = 0; round < 3; round++) {
+        json_t *m = journal_metrics_json(j);
+        assert_non_null(m);
+        assert_int_equal(hist_count(m, NULL, "detection_seconds", NULL), 3);
+        assert_int_equal(hist_count(m, NULL, "detection_seconds", "0.005"), 1);
+        assert_int_equal(hist_count(m, NULL, "detection_seconds", "0.01"), 2);
+        assert_int_equal(hist_count(m, NULL, "detection_seconds", "300"), 2);
+        assert_int_equal(hist_count(m, NULL, "detection_seconds", "+Inf"), 3);
+        json_int_t flap = round == 2; /* resolved again in round 1 */
+        assert_int_equal(hist_count(m, NULL, "recovery_seconds", NULL), 3 + flap);
+        assert_int_equal(hist_count(m, NULL, "recovery_seconds", "0.005"), 1);
+        assert_int_equal(hist_count(m, NULL, "recovery_seconds", "1"), 1);
+        assert_int_equal(hist_count(m, NULL, "recovery_seconds", "2.5"), 3);
+        assert_int_equal(hist_count(m, NULL, "recovery_seconds", "60"), 3);
+        assert_int_equal(hist_count(m, NULL, "recovery_seconds", "+Inf"), 3 + flap);
+        json_t *all = json_object_get(json_object_get(m, "overall"), "recovery_seconds");
+        double sum = json_real_value(json_object_get(all, "sum_s")) - (flap ? 70.0 : 0.0);
+        assert_true(sum > 3.005 && sum < 3.007);
+        assert_int_equal(hist_count(m, "web", "detection_seconds", NULL), 2);
+        assert_int_equal(hist_count(m, "web", "recovery_seconds", "0.005"), 1);
+        assert_int_equal(hist_count(m, "db", "detection_seconds", "300"), 0);
+        assert_int_equal(hist_count(m, "db", "detection_seconds", "+Inf"), 1);
+        assert_int_equal(hist_count(m, "db", "recovery_seconds", NULL), 1 + flap);
+        json_decref(m);
+        if (round == 0) { /* the next round reads them from the file again */
+            journal_free(j);
+            j = open_ok(fx);
+        } else if (round == 1) { /* and the one after, once pruning took what it may */
+            sup.resolved_ms = T0 + 1;
+            assert_int_equal(journal_fault_resolve(j, &sup), 0);
+            nodet.resolved_ms = T0 + 70000;
+            assert_int_equal(journal_fault_resolve(j, &nodet), 0);
+            struct journal_retention keep = {.max_age_ms = 1000, .keep_ms = 1000};
+            journal_set_retention(j, &keep);
+            while (journal_prune(j, T0 + 1000000, 100) > 0)
+                ;
+            assert_true(sql_int(fx->path, "SELECT count(*) FROM faults") <= 1);
+            /* the flap resolved again: its 70 s are in, nothing else moved */
+            json_t *m2 = journal_metrics_json(j);
+            assert_int_equal(hist_count(m2, NULL, "recovery_seconds", "300"), 4);
+            json_decref(m2);
+            nodet.resolved_ms = 0;
+            assert_int_equal(journal_fault_reopen(j, &nodet), 0); /* gone: changes nothing */
+        }
+    }
+    journal_free(j);
+}
+
+/* A second, read-only connection sees what the writer committed, not
+ * its open batch. */
+static void journal_readonly_reads_commits_and_refuses_writes(void **state)
+{
+    struct fixture *fx = *state;
+    char err[256] = "";
+    struct journal *j = open_ok(fx);
+    journal_set_batching(j, true);
+    struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    struct journal *ro = journal_open_readonly(fx->path, err, sizeof err);
+    if (!ro)
+        fail_msg("journal_open_readonly: %s", err);
+    json_t *before = journal_fault_json(ro, f.id);
+    assert_null(before); /* in the writer's open batch only */
+    assert_int_equal(journal_flush(j), 0);
+    assert_int_equal(journal_read_begin(ro), 0);
+    json_t *after = journal_fault_json(ro, f.id);
+    journal_read_end(ro);
+    assert_non_null(after);
+    json_decref(after);
+    journal_free(ro);
+    journal_free(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1351,6 +1493,9 @@ int main(void)
         T(journal_pages_lose_and_repeat_no_row_while_rows_are_added),
         T(journal_every_api_query_reads_through_an_index),
         T(journal_counters_follow_writes_and_outlive_pruning),
+        T(histogram_buckets_follow_le),
+        T(journal_histograms_place_survive_reopen_and_pruning),
+        T(journal_readonly_reads_commits_and_refuses_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
