@@ -181,10 +181,16 @@ enum fault_open analyzer_check_failing(struct faults *f, size_t i, const struct 
     enum fault_type type = c->cfg->type >= 0 ? (enum fault_type)c->cfg->type : o->type;
     char desc[256];
     snprintf(desc, sizeof desc, "%s check failing: %.200s", c->cfg->name, o->reason);
-    json_t *ctx = json_pack("{s:s, s:s, s:i, s:f, s:i, s:s}", "check", c->cfg->name, "kind",
+    /* Detection time: from the start of the first failed probe of the
+     * streak (the outage began before it, unseen) to now, the opening. */
+    uint64_t now_us = clock_mono_us();
+    json_int_t detection_ms = c->fails_since_us && now_us > c->fails_since_us
+                                  ? (json_int_t)((now_us - c->fails_since_us) / 1000)
+                                  : 0;
+    json_t *ctx = json_pack("{s:s, s:s, s:i, s:f, s:i, s:s, s:I}", "check", c->cfg->name, "kind",
                             c->cfg->kind, "code", o->code, "latency_ms",
                             (double)o->latency_us / 1000.0, "consecutive_failures", c->fails,
-                            "reason", o->reason);
+                            "reason", o->reason, "detection_ms", detection_ms);
     enum impact impact = c->cfg->impact >= 0 ? (enum impact)c->cfg->impact
                          : o->host_wide      ? IMPACT_SYSTEM
                                              : IMPACT_SERVICE;
@@ -207,6 +213,11 @@ enum fault_open analyzer_process_exited(struct faults *f, int64_t code, int term
                  (unsigned long long)uptime_ms);
     json_t *ctx = json_pack("{s:I, s:i, s:I}", "exit_code", (json_int_t)code, "signal", term_signal,
                             "uptime_ms", (json_int_t)uptime_ms);
+    /* A child's exit is an event of the loop, handled as it arrives:
+     * detected when it happened. An external process is polled: when it
+     * went is unknown, so no detection time. */
+    if (f->cfg->command)
+        json_object_set_new(ctx, "detection_ms", json_integer(0));
     return analyzer__open(f, SLOT_PROCESS, "process", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE,
                           desc, ctx);
 }

@@ -1,6 +1,7 @@
 /* The API's resource table and its handlers: JSON views of the daemon
- * (monitor/status.h) and of the journal (store/journal.h), and the
- * operator's controls (recover/control.h), which need the token. */
+ * (monitor/status.h) and of the journal (store/journal.h, read on the
+ * reader's thread when there is one: store/reader.h), and the operator's
+ * controls (recover/control.h), which need the token. */
 #include "api/routes.h"
 
 #include <ctype.h>
@@ -19,13 +20,28 @@
 /* A handler fills *body and returns the HTTP status; arg is the segment
  * matched by "{}" in the pattern ("" when the pattern has none). */
 typedef unsigned routes__fn(const struct route_request *req, const char *arg, json_t **body);
+/* A journal view's handler: fills *q and returns 0, or returns the HTTP
+ * status of a refusal with its body. The read itself runs where the
+ * backend says (routes__read). */
+typedef unsigned routes__qfn(const struct route_request *req, const char *arg, struct route_view *q,
+                             json_t **body);
+
+enum routes__views {
+    VIEW_FAULTS,
+    VIEW_SUMMARY,
+    VIEW_FAULT,
+    VIEW_ACTIONS,
+    VIEW_TRANSITIONS,
+    VIEW_METRICS
+};
 
 struct route {
     const char *method;  /* GET also answers HEAD (the server drops the body) */
     const char *pattern; /* "/v1/faults/{}": {} matches one non-empty segment */
     const char *params;  /* query keys accepted, "a,b" */
-    routes__fn *fn;
-    bool mutating; /* needs "Authorization: Bearer <token>" */
+    routes__fn *fn;      /* NULL: query */
+    routes__qfn *query;  /* a journal view */
+    bool mutating;       /* needs "Authorization: Bearer <token>" */
     /* A list: the query key of its cursor and the row field it takes
      * (routes__next), and its rows when ?limit is absent (0: all). */
     const char *cursor, *field;
@@ -35,12 +51,8 @@ struct route {
 static unsigned routes__status(const struct route_request *, const char *, json_t **);
 static unsigned routes__services(const struct route_request *, const char *, json_t **);
 static unsigned routes__service(const struct route_request *, const char *, json_t **);
-static unsigned routes__faults(const struct route_request *, const char *, json_t **);
-static unsigned routes__summary(const struct route_request *, const char *, json_t **);
-static unsigned routes__fault(const struct route_request *, const char *, json_t **);
-static unsigned routes__actions(const struct route_request *, const char *, json_t **);
-static unsigned routes__transitions(const struct route_request *, const char *, json_t **);
-static unsigned routes__metrics(const struct route_request *, const char *, json_t **);
+static routes__qfn routes__faults, routes__summary, routes__fault, routes__actions,
+    routes__transitions, routes__metrics;
 static unsigned routes__recover(const struct route_request *, const char *, json_t **);
 static unsigned routes__hold(const struct route_request *, const char *, json_t **);
 static unsigned routes__release(const struct route_request *, const char *, json_t **);
@@ -49,22 +61,22 @@ static unsigned routes__restart(const struct route_request *, const char *, json
 /* First matching pattern wins, so a literal ("summary") precedes the {} it
  * would otherwise fall into. Mutating calls (POST with a token) go here too. */
 static const struct route routes__table[] = {
-    {"GET", "/v1/status", "", routes__status, false, NULL, NULL, 0},
-    {"GET", "/v1/services", "after,limit", routes__services, false, "after", "name", 0},
-    {"GET", "/v1/services/{}", "", routes__service, false, NULL, NULL, 0},
-    {"GET", "/v1/faults", "active,before,limit", routes__faults, false, "before", "id",
+    {"GET", "/v1/status", "", routes__status, NULL, false, NULL, NULL, 0},
+    {"GET", "/v1/services", "after,limit", routes__services, NULL, false, "after", "name", 0},
+    {"GET", "/v1/services/{}", "", routes__service, NULL, false, NULL, NULL, 0},
+    {"GET", "/v1/faults", "active,before,limit", NULL, routes__faults, false, "before", "id",
      ROUTES_LIMIT_DEFAULT},
-    {"GET", "/v1/faults/summary", "", routes__summary, false, NULL, NULL, 0},
-    {"GET", "/v1/faults/{}", "", routes__fault, false, NULL, NULL, 0},
-    {"GET", "/v1/actions", "fault,before,limit", routes__actions, false, "before", "id",
+    {"GET", "/v1/faults/summary", "", NULL, routes__summary, false, NULL, NULL, 0},
+    {"GET", "/v1/faults/{}", "", NULL, routes__fault, false, NULL, NULL, 0},
+    {"GET", "/v1/actions", "fault,before,limit", NULL, routes__actions, false, "before", "id",
      ROUTES_LIMIT_DEFAULT},
-    {"GET", "/v1/transitions", "service,before,limit", routes__transitions, false, "before", "id",
-     ROUTES_LIMIT_DEFAULT},
-    {"GET", "/v1/metrics", "", routes__metrics, false, NULL, NULL, 0},
-    {"POST", "/v1/faults/{}/recover", "", routes__recover, true, NULL, NULL, 0},
-    {"POST", "/v1/services/{}/hold", "", routes__hold, true, NULL, NULL, 0},
-    {"POST", "/v1/services/{}/release", "", routes__release, true, NULL, NULL, 0},
-    {"POST", "/v1/services/{}/restart", "", routes__restart, true, NULL, NULL, 0},
+    {"GET", "/v1/transitions", "service,before,limit", NULL, routes__transitions, false, "before",
+     "id", ROUTES_LIMIT_DEFAULT},
+    {"GET", "/v1/metrics", "", NULL, routes__metrics, false, NULL, NULL, 0},
+    {"POST", "/v1/faults/{}/recover", "", routes__recover, NULL, true, NULL, NULL, 0},
+    {"POST", "/v1/services/{}/hold", "", routes__hold, NULL, true, NULL, NULL, 0},
+    {"POST", "/v1/services/{}/release", "", routes__release, NULL, true, NULL, NULL, 0},
+    {"POST", "/v1/services/{}/restart", "", routes__restart, NULL, true, NULL, NULL, 0},
 };
 
 /* {"error": msg}. Bytes outside printable ASCII become '?': the message
@@ -172,20 +184,18 @@ static void routes__encode(char *out, size_t len, const char *v)
 
 /* A full page (limit rows) may have a next one: its link, in the Link
  * header (RFC 8288), repeats the page's query with the cursor moved on to
- * the last row's field. A shorter page is the last. */
-static void routes__next(const struct route *r, const struct route_request *req,
-                         struct route_reply *out)
+ * the last row's field. A shorter page is the last. Made in two halves:
+ * the prefix from the request (on the loop), the rest from the rows
+ * (routes__link_finish, where the rows are). */
+static void routes__link_prefix(const struct route *r, const struct route_request *req,
+                                char *prefix, size_t len, int64_t *limit)
 {
     bool present;
     const char *l = routes__query(req, "limit", &present);
-    int64_t limit = (int64_t)r->limit;
-    size_t n = json_array_size(out->body);
+    *limit = (int64_t)r->limit;
     if (present)
-        routes__parse_int(l, 1, ROUTES_LIMIT_MAX, &limit); /* checked by the handler */
-    json_t *last = json_object_get(json_array_get(out->body, n - 1), r->field);
-    if (out->status != 200 || !n || !limit || n < (size_t)limit || !last)
-        return;
-    char q[sizeof out->link - 64] = "";
+        routes__parse_int(l, 1, ROUTES_LIMIT_MAX, limit); /* checked by the handler */
+    char q[ROUTES_LINK_MAX - 64] = "";
     for (size_t i = 0; i < req->n_query; i++) {
         const char *k = req->query[i].key;
         if (strcmp(k, r->cursor) == 0 || strcmp(k, "limit") == 0)
@@ -195,23 +205,33 @@ static void routes__next(const struct route *r, const struct route_request *req,
         routes__encode(q, sizeof q, req->query[i].value ? req->query[i].value : "");
         strncat(q, "&", sizeof q - strlen(q) - 1);
     }
+    snprintf(prefix, len, "<%s?%slimit=%" PRId64 "&%s=", req->path, q, *limit, r->cursor);
+}
+
+static void routes__link_finish(const char *prefix, int64_t limit, const char *field,
+                                unsigned status, json_t *body, char *link, size_t len)
+{
+    size_t n = json_array_size(body);
+    json_t *last = json_object_get(json_array_get(body, n - 1), field);
+    link[0] = '\0';
+    if (status != 200 || !n || !limit || n < (size_t)limit || !last)
+        return;
     char v[ROUTES__ARG_MAX] = "";
     if (json_is_integer(last))
         snprintf(v, sizeof v, "%" JSON_INTEGER_FORMAT, json_integer_value(last));
     else
         routes__encode(v, sizeof v, json_string_value(last) ? json_string_value(last) : "");
-    snprintf(out->link, sizeof out->link, "<%s?%slimit=%" PRId64 "&%s=%s>; rel=\"next\"", req->path,
-             q, limit, r->cursor, v);
+    snprintf(link, len, "%s%s>; rel=\"next\"", prefix, v);
 }
 
-/* The journal behind the views, or a 500 in *body. */
-static struct journal *routes__journal(const struct route_request *req, json_t **body,
-                                       unsigned *status)
+static void routes__next(const struct route *r, const struct route_request *req,
+                         struct route_reply *out)
 {
-    struct journal *j = req->b->journal;
-    if (!j)
-        *status = routes__error(body, 500, "journal unavailable");
-    return j;
+    char prefix[ROUTES_LINK_MAX];
+    int64_t limit;
+    routes__link_prefix(r, req, prefix, sizeof prefix, &limit);
+    routes__link_finish(prefix, limit, r->field, out->status, out->body, out->link,
+                        sizeof out->link);
 }
 
 static unsigned routes__status(const struct route_request *req, const char *arg, json_t **body)
@@ -263,86 +283,195 @@ static unsigned routes__service(const struct route_request *req, const char *arg
     return 200;
 }
 
-static unsigned routes__faults(const struct route_request *req, const char *arg, json_t **body)
+static unsigned routes__faults(const struct route_request *req, const char *arg,
+                               struct route_view *q, json_t **body)
 {
     unsigned status = 0;
-    size_t limit;
-    int64_t before;
     bool present;
     const char *s = routes__query(req, "active", &present);
-    bool active = present && (!s || !*s || !strcmp(s, "1") || !strcmp(s, "true"));
-    if (present && !active && strcmp(s, "0") != 0 && strcmp(s, "false") != 0)
+    q->view = VIEW_FAULTS;
+    q->active = present && (!s || !*s || !strcmp(s, "1") || !strcmp(s, "true"));
+    if (present && !q->active && strcmp(s, "0") != 0 && strcmp(s, "false") != 0)
         return routes__error(body, 400, "active must be 1, 0, true or false, not '%s'", s);
-    if (routes__limit(req, &limit, body, &status) < 0 ||
-        routes__before(req, &before, body, &status) < 0)
+    if (routes__limit(req, &q->limit, body, &status) < 0 ||
+        routes__before(req, &q->before, body, &status) < 0)
         return status;
-    struct journal *j = routes__journal(req, body, &status);
-    if (!j)
-        return status;
-    return routes__view(journal_faults_json(j, active, before, limit), "faults query", body);
+    return 0;
 }
 
-static unsigned routes__summary(const struct route_request *req, const char *arg, json_t **body)
+static unsigned routes__summary(const struct route_request *req, const char *arg,
+                                struct route_view *q, json_t **body)
 {
-    unsigned status = 0;
-    struct journal *j = routes__journal(req, body, &status);
-    if (!j)
-        return status;
-    return routes__view(journal_faults_summary_json(j), "fault summary query", body);
+    q->view = VIEW_SUMMARY;
+    return 0;
 }
 
-static unsigned routes__fault(const struct route_request *req, const char *arg, json_t **body)
+static unsigned routes__fault(const struct route_request *req, const char *arg,
+                              struct route_view *q, json_t **body)
 {
-    unsigned status = 0;
-    int64_t id;
-    if (routes__parse_int(arg, 1, INT64_MAX, &id) < 0)
+    q->view = VIEW_FAULT;
+    if (routes__parse_int(arg, 1, INT64_MAX, &q->id) < 0)
         return routes__error(body, 400, "fault id must be a positive integer, not '%s'", arg);
-    struct journal *j = routes__journal(req, body, &status);
-    if (!j)
-        return status;
-    json_t *v = journal_fault_json(j, id);
-    if (!v)
-        return routes__error(body, 404, "no such fault: %" PRId64, id);
-    *body = v;
-    return 200;
+    return 0;
 }
 
-static unsigned routes__actions(const struct route_request *req, const char *arg, json_t **body)
+static unsigned routes__actions(const struct route_request *req, const char *arg,
+                                struct route_view *q, json_t **body)
 {
     unsigned status = 0;
-    size_t limit;
-    int64_t before;
     bool present;
     const char *s = routes__query(req, "fault", &present);
-    int64_t fault_id = 0;
-    if (present && routes__parse_int(s, 1, INT64_MAX, &fault_id) < 0)
+    q->view = VIEW_ACTIONS;
+    if (present && routes__parse_int(s, 1, INT64_MAX, &q->id) < 0)
         return routes__error(body, 400, "fault must be a positive integer, not '%s'", s ? s : "");
-    if (routes__limit(req, &limit, body, &status) < 0 ||
-        routes__before(req, &before, body, &status) < 0)
+    if (routes__limit(req, &q->limit, body, &status) < 0 ||
+        routes__before(req, &q->before, body, &status) < 0)
         return status;
-    struct journal *j = routes__journal(req, body, &status);
-    if (!j)
-        return status;
-    return routes__view(journal_actions_json(j, fault_id, before, limit), "actions query", body);
+    return 0;
 }
 
-static unsigned routes__transitions(const struct route_request *req, const char *arg, json_t **body)
+static unsigned routes__transitions(const struct route_request *req, const char *arg,
+                                    struct route_view *q, json_t **body)
 {
     unsigned status = 0;
-    size_t limit;
-    int64_t before;
     bool present;
     const char *service = routes__query(req, "service", &present);
+    q->view = VIEW_TRANSITIONS;
     if (present && (!service || !*service))
         return routes__error(body, 400, "service must name a service");
-    if (routes__limit(req, &limit, body, &status) < 0 ||
-        routes__before(req, &before, body, &status) < 0)
+    if (present && strlen(service) >= sizeof q->service_buf)
+        return routes__error(body, 400, "service: no such service (name too long)");
+    if (present) {
+        snprintf(q->service_buf, sizeof q->service_buf, "%s", service);
+        q->service = q->service_buf;
+    }
+    if (routes__limit(req, &q->limit, body, &status) < 0 ||
+        routes__before(req, &q->before, body, &status) < 0)
         return status;
-    struct journal *j = routes__journal(req, body, &status);
-    if (!j)
-        return status;
-    return routes__view(journal_transitions_json(j, service, before, limit), "transitions query",
-                        body);
+    return 0;
+}
+
+static unsigned routes__metrics(const struct route_request *req, const char *arg,
+                                struct route_view *q, json_t **body)
+{
+    q->view = VIEW_METRICS;
+    return 0;
+}
+
+/* Run view q on journal j (the writer's on the loop, or the reader's
+ * read-only one on its thread: nothing here touches the loop's state). */
+static unsigned routes__view_run(const struct route_view *q, struct journal *j, json_t **body)
+{
+    switch (q->view) {
+    case VIEW_FAULTS:
+        return routes__view(journal_faults_json(j, q->active, q->before, q->limit), "faults query",
+                            body);
+    case VIEW_SUMMARY:
+        return routes__view(journal_faults_summary_json(j), "fault summary query", body);
+    case VIEW_FAULT:
+        if (!(*body = journal_fault_json(j, q->id)))
+            return routes__error(body, 404, "no such fault: %" PRId64, q->id);
+        return 200;
+    case VIEW_ACTIONS:
+        return routes__view(journal_actions_json(j, q->id, q->before, q->limit), "actions query",
+                            body);
+    case VIEW_TRANSITIONS:
+        return routes__view(journal_transitions_json(j, q->service, q->before, q->limit),
+                            "transitions query", body);
+    case VIEW_METRICS: return routes__view(journal_metrics_json(j), "metrics", body);
+    }
+    return routes__error(body, 500, "unknown view");
+}
+
+/* On the reader's thread: the view, its Link and its text. */
+static void routes__read_work(struct reader_job *job, struct journal *ro)
+{
+    struct route_read *rd = (struct route_read *)job;
+    json_t *body = NULL;
+    rd->status = routes__view_run(&rd->q, ro, &body);
+    if (rd->link_prefix[0])
+        routes__link_finish(rd->link_prefix, rd->page, rd->field, rd->status, body, rd->link,
+                            sizeof rd->link);
+    rd->text = routes_json_text(body, &rd->status, &rd->len);
+    json_decref(body);
+}
+
+static void routes__read_done(struct reader_job *job, bool ran)
+{
+    struct route_read *rd = (struct route_read *)job;
+    rd->answered(rd, ran);
+}
+
+int routes_read_start(const struct api_backend *b, struct route_read *rd,
+                      void (*answered)(struct route_read *rd, bool ran), void *ctx)
+{
+    rd->job.work = routes__read_work;
+    rd->job.done = routes__read_done;
+    rd->answered = answered;
+    rd->ctx = ctx;
+    return reader_submit(b->reader, &rd->job);
+}
+
+void routes_read_free(struct route_read *rd)
+{
+    if (!rd)
+        return;
+    free(rd->text);
+    free(rd);
+}
+
+char *routes_json_text(json_t *body, unsigned *status, size_t *len)
+{
+    static const char oom[] = "{\"error\":\"out of memory\"}\n";
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    size_t n = text ? strlen(text) : 0;
+    char *buf = text ? realloc(text, n + 2) : NULL;
+    if (!buf) {
+        free(text);
+        *status = 500;
+        n = sizeof oom - 2;
+        buf = malloc(sizeof oom);
+        if (!buf)
+            return NULL;
+        memcpy(buf, oom, n);
+    }
+    buf[n++] = '\n';
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* A journal view: on the loop without a reader, else handed over in
+ * out->read. */
+static void routes__read(const struct route *r, const struct route_request *req, const char *arg,
+                         struct route_reply *out)
+{
+    struct route_view q = {0};
+    if ((out->status = r->query(req, arg, &q, &out->body)) != 0)
+        return;
+    if (!req->b->journal) {
+        out->status = routes__error(&out->body, 500, "journal unavailable");
+        return;
+    }
+    if (!req->b->reader) {
+        out->status = routes__view_run(&q, req->b->journal, &out->body);
+        if (r->cursor)
+            routes__next(r, req, out);
+        return;
+    }
+    struct route_read *rd = calloc(1, sizeof *rd);
+    if (!rd) {
+        out->status = routes__error(&out->body, 500, "out of memory");
+        return;
+    }
+    rd->q = q;
+    if (q.service)
+        rd->q.service = rd->q.service_buf;
+    if (r->cursor) {
+        routes__link_prefix(r, req, rd->link_prefix, sizeof rd->link_prefix, &rd->page);
+        rd->field = r->field;
+    }
+    out->read = rd;
 }
 
 /* Does path match pattern? The {} segment is copied into arg. */
@@ -363,15 +492,6 @@ static bool routes__match(const char *pattern, const char *path, char *arg, size
         }
     }
     return !*pattern && !*path;
-}
-
-static unsigned routes__metrics(const struct route_request *req, const char *arg, json_t **body)
-{
-    unsigned status = 0;
-    struct journal *j = routes__journal(req, body, &status);
-    if (!j)
-        return status;
-    return routes__view(journal_metrics_json(j), "metrics", body);
 }
 
 /* 0 -> 200 with the service's view; an executor error -> its status. */
@@ -493,6 +613,7 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
     out->body = NULL;
     out->allow[0] = '\0';
     out->link[0] = '\0';
+    out->read = NULL;
     for (size_t i = 0; i < sizeof routes__table / sizeof *routes__table; i++) {
         const struct route *r = &routes__table[i];
         if (pattern ? strcmp(r->pattern, pattern) != 0
@@ -506,8 +627,11 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
         out->allow[0] = '\0';
         /* Events of this loop turn are still in the journal's batch: commit
          * them before reporting anything, so no answer shows what a kill -9
-         * could still lose. Writes the disk refused stay out of the answers
-         * until they are written; /v1/status says how many wait. */
+         * could still lose. This also makes the reader's read (begun after
+         * this commit) see every event the loop handled before this
+         * request: read-your-writes. Writes the disk refused stay out of
+         * the answers until they are written; /v1/status says how many
+         * wait. */
         struct journal *j = req->b->journal;
         if (j)
             journal_flush(j);
@@ -515,8 +639,13 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
             routes__unauthorized(req, out);
             return;
         }
-        if (routes__check_params(r, req, &out->body, &out->status) == 0)
-            out->status = r->fn(req, arg, &out->body);
+        if (routes__check_params(r, req, &out->body, &out->status) != 0)
+            return;
+        if (r->query) {
+            routes__read(r, req, arg, out);
+            return;
+        }
+        out->status = r->fn(req, arg, &out->body);
         if (r->cursor)
             routes__next(r, req, out);
         return;

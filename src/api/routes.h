@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/reader.h"
+
 struct journal;
 
 #define API_GROUP "recoverd" /* members may act through the Unix socket without the token */
@@ -19,6 +21,7 @@ enum api_control { API_HOLD, API_RELEASE, API_RESTART };
  * journal for history, the live views and the operator's controls. */
 struct api_backend {
     struct journal *journal;        /* borrowed */
+    struct reader *reader;          /* journal reads go there; NULL: on the loop. borrowed */
     const char *token;              /* the mutating calls' bearer token; borrowed */
     json_t *(*status)(void *ctx);   /* new reference */
     json_t *(*services)(void *ctx); /* new reference */
@@ -58,15 +61,61 @@ struct route_request {
     size_t body_len;          /* bytes in body (0: none sent) */
 };
 
+#define ROUTES_LINK_MAX 512 /* bytes of a Link header's value */
+
+/* What a journal view reads: the request, parsed and checked on the loop. */
+struct route_view {
+    int view; /* which one: routes.c's */
+    bool active;
+    int64_t id, before;
+    size_t limit;
+    const char *service; /* NULL: all; else points into service_buf */
+    char service_buf[256];
+};
+
+/* A journal read the reader runs (store/reader.h): parsed on the loop, the
+ * query and its JSON text made on the reader's thread, so that the loop
+ * only writes bytes. */
+struct route_read {
+    struct reader_job job; /* the reader's */
+    struct route_view q;
+    char link_prefix[ROUTES_LINK_MAX]; /* a list's next link up to the cursor; "": no list */
+    int64_t page;                      /* the page's rows: a full page has a next one */
+    const char *field;                 /* the row field the cursor takes */
+    /* The answer, set before answered runs: */
+    unsigned status;
+    char *text; /* JSON text and a newline; owned until taken */
+    size_t len;
+    char link[ROUTES_LINK_MAX]; /* the Link header's value, "" when none */
+    /* The server's: called on the loop once the answer is there (ran
+     * false: the reader closed before running it). */
+    void (*answered)(struct route_read *rd, bool ran);
+    void *ctx; /* the server's connection; NULL once it went away */
+};
+
 struct route_reply {
     unsigned status; /* HTTP status code */
     json_t *body;    /* object or array, owned by the caller; NULL only when out of memory */
     char allow[64];  /* the Allow header of a 405, "" otherwise */
-    char link[512];  /* a list's Link header: <next page>; rel="next", "" otherwise */
+    char link[ROUTES_LINK_MAX]; /* a list's Link header: <next page>; rel="next", "" otherwise */
+    /* Not NULL: a journal read for the reader (b->reader set), owned by
+     * the caller, which starts it with routes_read_start; status, body
+     * and link are then unset. */
+    struct route_read *read;
 };
 
 /* Answer req into out. Never fails: every error becomes a status with
  * {"error": "..."}; the caller frees out->body with json_decref. */
 void routes_dispatch(const struct route_request *req, struct route_reply *out);
+/* Queue rd on b's reader; answered(rd, ran) runs on the loop once done.
+ * 0, or -EAGAIN (too many reads wait) / -ECANCELED (stopping): rd is not
+ * queued, the caller answers 503 and frees it. */
+int routes_read_start(const struct api_backend *b, struct route_read *rd,
+                      void (*answered)(struct route_read *rd, bool ran), void *ctx);
+void routes_read_free(struct route_read *rd); /* NULL-safe */
+/* The JSON text of body and a newline (curl at a terminal then leaves the
+ * prompt on its own line), malloc'd, its length in *len; *status becomes
+ * 500 when it cannot be made. NULL only when out of memory. */
+char *routes_json_text(json_t *body, unsigned *status, size_t *len);
 
 #endif

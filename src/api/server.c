@@ -113,6 +113,9 @@ struct conn {
     bool eof;                 /* the client sent its FIN */
     bool finishing;           /* last answer queued: no more requests, then FIN and close */
     bool shut;                /* our FIN is sent or on its way */
+    struct route_read *read;  /* a journal read on the reader: the requests after it wait */
+    bool read_head;           /* that read answers a HEAD */
+    bool read_last;           /* that read answers the connection's last request */
 };
 
 struct reply {
@@ -220,6 +223,8 @@ static void conn__close_cb(uv_handle_t *h)
     d->n_conns--;
     if (--a->n_conns == 0 && !a->freed)
         uv_timer_stop(&a->sweep);
+    if (c->read)
+        c->read->ctx = NULL; /* its answer, when it comes, has nowhere to go */
     free(c->buf);
     free(c);
     api__handle_closed(a);
@@ -293,13 +298,15 @@ static void conn__flow(struct conn *c)
 {
     if (conn__closing(c))
         return;
-    if ((c->eof || c->finishing) && c->out == 0) {
+    if ((c->eof || c->finishing) && c->out == 0 && !c->read) {
         if (c->eof || (!c->shut && conn__shutdown(c) < 0)) {
             conn__close(c);
             return;
         }
     }
-    conn__reading(c, !c->eof && (c->finishing || c->out <= API__OUT_MAX));
+    /* Not while a journal read is out: what follows it waits in the
+     * kernel's buffer, not in ours. */
+    conn__reading(c, !c->eof && !c->read && (c->finishing || c->out <= API__OUT_MAX));
 }
 
 static void conn__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
@@ -376,37 +383,13 @@ static void conn__write(struct conn *c, struct reply *rp, size_t head_len, char 
     c->out += rp->len;
 }
 
-/* The JSON text of body plus a newline (curl at a terminal then leaves the
- * prompt on its own line); *status becomes 500 when it cannot be made. */
-static char *conn__json(json_t *body, unsigned *status, size_t *len)
-{
-    static const char oom[] = "{\"error\":\"out of memory\"}\n";
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    size_t n = text ? strlen(text) : 0;
-    char *buf = text ? realloc(text, n + 2) : NULL;
-    if (!buf) {
-        free(text);
-        *status = 500;
-        n = sizeof oom - 2;
-        buf = malloc(sizeof oom);
-        if (!buf)
-            return NULL;
-        memcpy(buf, oom, n);
-    }
-    buf[n++] = '\n';
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
-/* Answer status with body (JSON, borrowed), head_only for HEAD; allow and
- * link: the Allow and Link headers' values, when not empty. */
-static void conn__reply(struct conn *c, unsigned status, const char *allow, const char *link,
-                        json_t *body, bool head_only)
+/* Answer status with text (JSON and a newline, owned from here on; NULL:
+ * out of memory), head_only for HEAD; allow and link: the Allow and Link
+ * headers' values, when not empty. */
+static void conn__send(struct conn *c, unsigned status, const char *allow, const char *link,
+                       char *text, size_t len, bool head_only)
 {
     struct reply *rp = malloc(sizeof *rp);
-    size_t len = 0;
-    char *text = conn__json(body, &status, &len);
     if (!rp || !text) {
         free(rp);
         free(text);
@@ -426,6 +409,15 @@ static void conn__reply(struct conn *c, unsigned status, const char *allow, cons
     }
     conn__write(c, rp, (size_t)n < sizeof rp->head ? (size_t)n : sizeof rp->head - 1, text,
                 text ? len : 0);
+}
+
+/* Answer status with body (JSON, borrowed). */
+static void conn__reply(struct conn *c, unsigned status, const char *allow, const char *link,
+                        json_t *body, bool head_only)
+{
+    size_t len = 0;
+    char *text = routes_json_text(body, &status, &len);
+    conn__send(c, status, allow, link, text, len, head_only);
 }
 
 /* A request refused by the server itself: {"error": why}, then close, as
@@ -495,6 +487,59 @@ static bool conn__host_checked(struct conn *c, const struct request *rq)
     return false;
 }
 
+/* The reader ran a connection's journal read (or closed first: ran
+ * false): its answer goes out, and the requests behind it go on. */
+static void conn__read_answered(struct route_read *rd, bool ran)
+{
+    struct conn *c = rd->ctx;
+    if (!c) {
+        routes_read_free(rd); /* the connection went meanwhile */
+        return;
+    }
+    c->read = NULL;
+    if (!conn__closing(c)) {
+        c->finishing = c->read_last;
+        if (ran) {
+            conn__send(c, rd->status, "", rd->link, rd->text, rd->len, c->read_head);
+            rd->text = NULL;
+        } else {
+            json_t *body = json_pack("{s:s}", "error", "recoverd is stopping");
+            c->finishing = true;
+            conn__reply(c, 503, "", "", body, c->read_head);
+            json_decref(body);
+        }
+    }
+    routes_read_free(rd);
+    c->active_ms = uv_now(c->api->loop);
+    conn__process(c);
+}
+
+/* Hand rd to the reader; the connection waits for it. When too many reads
+ * wait already, 503 at once: memory stays bounded whatever the clients ask. */
+static void conn__read_start(struct conn *c, struct route_read *rd, const struct request *rq)
+{
+    int r = routes_read_start(c->api->b, rd, conn__read_answered, c);
+    bool head = strcmp(rq->route.method, "HEAD") == 0;
+    if (r < 0) {
+        char why[API__WHY_MAX];
+        routes_read_free(rd);
+        if (r == -EAGAIN)
+            snprintf(why, sizeof why, "too many journal reads wait (%u); retry in a moment",
+                     reader_waiting(c->api->b->reader));
+        else
+            snprintf(why, sizeof why, "recoverd is stopping");
+        json_t *body = json_pack("{s:s}", "error", why);
+        c->finishing = !rq->keep_alive;
+        conn__reply(c, 503, "", "", body, head);
+        json_decref(body);
+        return;
+    }
+    c->read = rd;
+    c->read_head = head;
+    c->read_last = !rq->keep_alive;
+    c->request_ms = uv_now(c->api->loop); /* its deadline: a reader stuck on a disk */
+}
+
 static void conn__answer(struct conn *c, struct request *rq)
 {
     struct route_reply rep;
@@ -507,6 +552,10 @@ static void conn__answer(struct conn *c, struct request *rq)
     rq->route.local = c->door->local;
     rq->route.peer_uid = c->uid;
     routes_dispatch(&rq->route, &rep);
+    if (rep.read) {
+        conn__read_start(c, rep.read, rq);
+        return;
+    }
     c->finishing = !rq->keep_alive;
     conn__reply(c, rep.status, rep.allow, rep.link, rep.body,
                 strcmp(rq->route.method, "HEAD") == 0);
@@ -526,8 +575,8 @@ static void conn__process(struct conn *c)
     size_t used = 0;
     if (conn__closing(c))
         return;
-    while (!c->finishing && c->out <= API__OUT_MAX && used < c->len && c->len - used >= c->need &&
-           !conn__closing(c)) {
+    while (!c->finishing && !c->read && c->out <= API__OUT_MAX && used < c->len &&
+           c->len - used >= c->need && !conn__closing(c)) {
         struct request rq;
         int r = request_parse(&rq, c->buf + used, c->len - used);
         if (r < 0) {
@@ -564,14 +613,14 @@ static void conn__process(struct conn *c)
  * cannot hold a connection longer than any other. */
 static bool conn__requesting(const struct conn *c)
 {
-    return !c->finishing && (c->len > 0 || c->served == 0);
+    return !c->finishing && (c->len > 0 || c->served == 0 || c->read);
 }
 
 /* Kept alive between requests, nothing in either direction: the one kind
  * of connection given up for a newcomer when the door is full. */
 static bool conn__idle(const struct conn *c)
 {
-    return c->served > 0 && c->len == 0 && c->out == 0 && !c->finishing && !c->shut &&
+    return c->served > 0 && c->len == 0 && c->out == 0 && !c->finishing && !c->shut && !c->read &&
            !conn__closing(c);
 }
 

@@ -176,6 +176,7 @@ void daemon_backend_init(struct daemon *d)
 {
     d->backend = (struct api_backend){
         .journal = d->journal,
+        .reader = d->reader,
         .token = d->token,
         .status = backend__status,
         .services = backend__services,

@@ -30,6 +30,7 @@
 #include "recover/strategy.h"
 #include "recover/supervisor.h"
 #include "store/journal.h"
+#include "store/reader.h"
 
 /* Journal pruning: rows per table per batch (a few ms of work), the pause
  * between batches while more is due, the period otherwise; and what is
@@ -324,6 +325,11 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
                   aborted);
     journal_set_batching(d->journal, true);
     uv_prepare_start(&d->flush, daemon__flush_cb);
+    /* After the writer's open: the schema is migrated, a damaged file
+     * already replaced. Without it the API reads on the loop, slower. */
+    if (!(d->reader = reader_new(loop, path, 0, err, sizeof err)))
+        log_event(LOG_WARN, NULL, "journal-reader-failed",
+                  "error=\"%s\" what=\"journal reads run on the loop\"", err);
     /* The first batch at the first loop turn: a recoverd that keeps being
      * killed soon after its start still holds the journal's cap. */
     uv_update_time(loop);
@@ -444,6 +450,10 @@ static void daemon__close_all(struct daemon *d)
             service_close(d->services[i]);
     api_free(d->api);
     d->api = NULL;
+    /* After the API: its connections are closing, so the reads still
+     * queued are only freed; the thread is joined here. */
+    reader_free(d->reader);
+    d->reader = d->backend.reader = NULL;
     alerter_free(d->alerter);
     d->alerter = NULL;
     d->closed = true;

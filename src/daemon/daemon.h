@@ -22,6 +22,7 @@
 #include "recover/executor.h"
 
 struct journal;
+struct reader;
 struct api;
 struct alerter;
 struct service;
@@ -36,6 +37,7 @@ struct daemon {
     struct config *cfg;         /* running configuration; owned */
     char *config_path;          /* NULL: the bundled demo configuration */
     struct journal *journal;    /* owned */
+    struct reader *reader;      /* the API's journal reads, off the loop; NULL: on it. owned */
     struct api *api;            /* owned */
     struct api_backend backend; /* what the API answers from */
     struct service **services;  /* n_services, config order; owned */

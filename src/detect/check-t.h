@@ -61,6 +61,7 @@ struct check {
     bool in_flight;                 /* a probe was started and has not reported */
     uint64_t started_us;            /* monotonic start of the probe in flight */
     unsigned fails;                 /* consecutive failed probes */
+    uint64_t fails_since_us;        /* monotonic start of the first of them (detection time) */
     unsigned oks;                   /* consecutive passed probes */
     bool passed;                    /* a probe passed since the last streak reset */
     bool failing;                   /* threshold state: fall reached, rise not yet */

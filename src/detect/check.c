@@ -264,7 +264,8 @@ static void check__failed(struct check *c, const struct observation *obs, uint64
                   c->cfg->name, obs->reason);
         return;
     }
-    c->fails++;
+    if (c->fails++ == 0)
+        c->fails_since_us = c->started_us;
     log_event(LOG_DEBUG, set->service, "probe-failed", "check=%s fails=%u/%u reason=\"%s\"",
               c->cfg->name, c->fails, c->cfg->fall, obs->reason);
     if (c->failing || c->fails < c->cfg->fall)

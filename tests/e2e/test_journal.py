@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -97,6 +98,69 @@ def test_history_survives_a_clean_restart(recoverd):
     assert (status["resolved_faults"], status["recovery_actions"]) == (1, 1)
     assert rd.api("/v1/actions")[0]["status"] == "completed"  # not touched by the restart
     assert transitions(rd, "web")[:3] == RECOVERY
+
+
+def test_reads_see_every_event_before_them(recoverd):
+    """Journal reads run on recoverd's reader thread, on a connection of
+    their own: each must still see every event the loop handled before the
+    request. /v1/status counts on the loop's own connection; a summary
+    asked right after it must count at least as much, through a crash
+    loop's opens, resolves and actions."""
+    rd = recoverd({"services": {"web": demo_service(free_port())}})
+    pid = None
+    seen = 0
+    for _ in range(3):
+        old = wait_running(rd, "web", min_uptime_ms=300, not_pid=pid)
+        os.kill(old["pid"], signal.SIGKILL)
+        pid = old["pid"]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # until the new process runs: the whole recovery
+            status = rd.api("/v1/status")
+            summary = rd.api("/v1/faults/summary")
+            faults = rd.api("/v1/faults?limit=1")
+            counted = status["active_faults"] + status["resolved_faults"]
+            assert summary["total"] >= counted, (status, summary)
+            assert summary["active"] >= 0 and summary["resolved"] >= status["resolved_faults"]
+            if counted:
+                assert faults and faults[0]["id"] >= counted, (status, faults)
+            seen = max(seen, counted)
+            svc = rd.service("web")
+            if svc.get("pid") not in (None, pid) and svc["state"] in ("recovered", "normal"):
+                break
+        else:
+            pytest.fail(f"web not recovered: {rd.service('web')}")
+    assert seen >= 3
+
+
+def test_histograms_of_detection_and_recovery_survive_a_restart(recoverd):
+    """Two crashes recovered: /v1/metrics shows both in the detection and
+    recovery histograms (a child's exit is detected at once: bucket 0.005),
+    overall and for the service, and the same after recoverd restarts."""
+    rd = recoverd({"services": {"web": demo_service(free_port())}})
+    pid = None
+    for _ in range(2):
+        old = wait_running(rd, "web", min_uptime_ms=300, not_pid=pid)
+        os.kill(old["pid"], signal.SIGKILL)
+        pid = old["pid"]
+        wait_running(rd, "web", not_pid=pid)
+    rd.wait_for(lambda: rd.api("/v1/faults/summary")["resolved"] == 2, what="both faults resolved")
+    m = rd.api("/v1/metrics")
+    for scope in (m["overall"], m["by_service"]["web"]):
+        det, rec = scope["detection_seconds"], scope["recovery_seconds"]
+        assert det["count"] == 2 and det["buckets"]["0.005"] == 2, det
+        assert rec["count"] == 2 and rec["buckets"]["+Inf"] == 2, rec
+        assert list(rec["buckets"]) == ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
+                                        "1", "2.5", "5", "10", "30", "60", "300", "+Inf"]
+        counts = list(rec["buckets"].values())
+        assert counts == sorted(counts), rec  # cumulative
+        assert 0 < rec["sum_s"] <= 2 * 300, rec
+    rd.stop()
+    rd.start()
+    wait_running(rd, "web")
+    again = rd.api("/v1/metrics")
+    assert again["overall"]["recovery_seconds"] == m["overall"]["recovery_seconds"]
+    assert again["by_service"]["web"]["detection_seconds"] == \
+        m["by_service"]["web"]["detection_seconds"]
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@
 
 #include "config/config-t.h"
 #include "store/journal.h"
+#include "store/reader.h"
 
 const char get_status[] = "GET /v1/status HTTP/1.1\r\n" HOST "\r\n";
 
@@ -268,10 +269,14 @@ struct api *api_make(uv_loop_t *loop, const char *ip, const struct api_options *
     return api_new(loop, &backend, &cfg, opt ? opt : &none, err, errlen);
 }
 
+bool apifix_reader;
+
 static void done_cb(uv_async_t *h)
 {
     struct run *run = h->data;
     api_free(run->api);
+    reader_free(backend.reader); /* NULL-safe */
+    backend.reader = NULL;
     uv_close((uv_handle_t *)h, NULL);
 }
 
@@ -289,6 +294,13 @@ void run_serve(struct run *run)
 
     assert_int_equal(uv_loop_init(&loop), 0);
     addr_make(&cfg.listen, "127.0.0.1", 0);
+    if (run->reader || apifix_reader) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/journal.db", tmp_dir);
+        backend.reader = reader_new(&loop, path, run->reader_max, err, sizeof err);
+        if (!backend.reader)
+            fail_msg("reader_new: %s", err);
+    }
     run->api = api_new(&loop, &backend, &cfg, &opt, err, sizeof err);
     if (!run->api)
         fail_msg("api_new: %s", err);
@@ -298,6 +310,8 @@ void run_serve(struct run *run)
                          run->request_ms ? run->request_ms : 5000);
     assert_int_equal(uv_async_init(&loop, &run->done, done_cb), 0);
     run->done.data = run;
+    if (run->on_start)
+        run->on_start(run);
     assert_int_equal(pthread_create(&t, NULL, client_main, run), 0);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     pthread_join(t, NULL);

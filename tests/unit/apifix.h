@@ -67,7 +67,14 @@ struct run {
     const char *group;            /* api_options.group; NULL: the default */
     struct api *api;
     uv_async_t done; /* the client is finished: stop the API */
+    /* The journal's reads: through a reader on the serving loop when the
+     * program runs with --reader (apifix_reader) or reader is set. */
+    bool reader;
+    unsigned reader_max;            /* reader_new's max_jobs; 0: the default */
+    void (*on_start)(struct run *); /* on the loop's thread, before the client starts */
 };
+
+extern bool apifix_reader; /* every run_serve reads the journal through a reader */
 
 struct answer {
     int status;          /* 0: none */
