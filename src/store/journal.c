@@ -248,24 +248,21 @@ static const char *const journal__migrations[] = {
                 "excluded.count, "
                 "    sum_ms = sum_ms + excluded.sum_ms;"
                 "END;"
-                /* The seed, from the rows present: one pass. */
+                /* The seed, from the rows present: one pass over the faults (each
+                 * context parsed once), then the few groups. */
                 "INSERT INTO histograms (metric, scope, key, bucket, count, sum_ms) "
-                "  SELECT metric, scope, key, " JOURNAL__BUCKET " AS b, count(*), sum(ms) FROM ("
-                "    SELECT 'detection' AS metric, 'all' AS scope, '' AS key, " JOURNAL__DETECTION(
-                    "") " AS ms"
-                        "      FROM faults WHERE check_name != 'supervisor' "
-                        "    UNION ALL SELECT 'detection', 'service', service, " JOURNAL__DETECTION(
-                            "") " FROM faults"
-                                "      WHERE check_name != 'supervisor' "
-                                "    UNION ALL SELECT 'recovery', 'all', '', resolved_ms - "
-                                "opened_ms FROM faults "
-                                "      WHERE check_name != 'supervisor' AND resolved_ms IS NOT "
-                                "NULL "
-                                "    UNION ALL SELECT 'recovery', 'service', service, resolved_ms "
-                                "- opened_ms FROM faults "
-                                "      WHERE check_name != 'supervisor' AND resolved_ms IS NOT "
-                                "NULL) "
-                                "  WHERE ms IS NOT NULL GROUP BY metric, scope, key, b;",
+                "  WITH f AS MATERIALIZED (SELECT service, " JOURNAL__DETECTION(
+                    "") " AS det, "
+                        "    resolved_ms - opened_ms AS rec FROM faults WHERE check_name != "
+                        "'supervisor') "
+                        "  SELECT metric, scope, key, " JOURNAL__BUCKET
+                        " AS b, count(*), sum(ms) FROM ("
+                        "    SELECT 'detection' AS metric, 'all' AS scope, '' AS key, det AS ms "
+                        "FROM f "
+                        "    UNION ALL SELECT 'detection', 'service', service, det FROM f "
+                        "    UNION ALL SELECT 'recovery', 'all', '', rec FROM f "
+                        "    UNION ALL SELECT 'recovery', 'service', service, rec FROM f) "
+                        "  WHERE ms IS NOT NULL GROUP BY metric, scope, key, b;",
 };
 #define JOURNAL_SCHEMA_VERSION (int)(sizeof journal__migrations / sizeof *journal__migrations)
 
