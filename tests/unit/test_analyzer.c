@@ -186,6 +186,7 @@ static void check_failing_opens_one_fault_per_source(void **state)
     struct fixture *fx = *state;
     struct part *w = &fx->web;
     struct observation o = obs_make(false, "HTTP 503");
+    w->c[0].fails_since_us = clock_mono_us() - 300000; /* the streak's first probe began */
     assert_int_equal(analyzer_check_failing(&w->f, 0, &o), FAULT_NEW);
     struct fault_slot *fs = &w->f.slots[SLOT_CHECK(0)];
     assert_true(fs->open);
@@ -207,6 +208,9 @@ static void check_failing_opens_one_fault_per_source(void **state)
     assert_string_equal(jstr(ctx, "kind"), "http");
     assert_int_equal(json_integer_value(json_object_get(ctx, "code")), 503);
     assert_int_equal(json_integer_value(json_object_get(ctx, "consecutive_failures")), 3);
+    /* Detection time: from that first failed probe's start to the opening. */
+    json_int_t det = json_integer_value(json_object_get(ctx, "detection_ms"));
+    assert_true(det >= 300 && det < 300 + 60000);
     assert_string_equal(jstr(ctx, "reason"), "HTTP 503");
     assert_non_null(json_object_get(ctx, "recommended")); /* the advisor's part */
     assert_true(json_is_null(json_object_get(j, "resolved_at")));
@@ -263,6 +267,9 @@ static void process_faults_describe_what_happened(void **state)
     json_t *ctx = json_object_get(j, "context");
     assert_int_equal(json_integer_value(json_object_get(ctx, "exit_code")), 3);
     assert_int_equal(json_integer_value(json_object_get(ctx, "uptime_ms")), 1200);
+    /* A child's exit is seen as it happens: detected at once. */
+    assert_true(json_is_integer(json_object_get(ctx, "detection_ms")));
+    assert_int_equal(json_integer_value(json_object_get(ctx, "detection_ms")), 0);
     json_decref(j);
     analyzer_resolve_all(&w->f, "test", false);
     assert_int_equal(analyzer_process_exited(&w->f, 0, SIGKILL, 5), FAULT_NEW);

@@ -236,11 +236,13 @@ static void check_fall_failures_set_failing_and_tell_the_sink_once(void **state)
     struct fixture *fx = *state;
     struct check *c = &fx->set.checks[1];
     probe(fx, 1, false, "HTTP 500");
+    uint64_t first = c->started_us; /* the streak's first failed probe: detection starts */
     probe(fx, 1, false, "HTTP 500");
     assert_false(c->failing);
     assert_int_equal(seen.failing_calls, 0);
     probe(fx, 1, false, "HTTP 502");
     assert_true(c->failing);
+    assert_true(c->fails_since_us == first && first != 0);
     assert_int_equal(c->fails, 3);
     assert_int_equal(seen.failing_calls, 1);
     assert_int_equal(seen.failing_index, 1);
@@ -266,12 +268,14 @@ static void check_success_in_between_resets_the_streak(void **state)
     assert_int_equal(c->fails, 0);
     assert_int_equal(c->oks, 1);
     probe(fx, 0, false, "refused");
+    uint64_t again = c->started_us; /* a new streak: its detection starts here */
     probe(fx, 0, false, "refused");
     assert_false(c->failing);
     assert_int_equal(seen.failing_calls, 0);
     probe(fx, 0, false, "refused");
     assert_true(c->failing);
     assert_int_equal(seen.failing_calls, 1);
+    assert_true(c->fails_since_us == again);
 }
 
 static void check_rise_successes_clear_failing(void **state)
