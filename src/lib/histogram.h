@@ -31,13 +31,12 @@
     X(60000, "60")                                                                                 \
     X(300000, "300")
 
-#define HISTOGRAM__ONE(ms, le) +1
-/* Buckets, the last one +Inf. */
-enum { HISTOGRAM_BUCKETS = 1 HISTOGRAM_BOUNDS(HISTOGRAM__ONE) };
-
 #define HISTOGRAM__MS(ms, le) (ms),
-static const int64_t histogram_bounds_ms[HISTOGRAM_BUCKETS - 1] = {HISTOGRAM_BOUNDS(HISTOGRAM__MS)};
+static const int64_t histogram_bounds_ms[] = {HISTOGRAM_BOUNDS(HISTOGRAM__MS)};
 #undef HISTOGRAM__MS
+
+/* Buckets, the last one +Inf. */
+enum { HISTOGRAM_BUCKETS = (int)(sizeof histogram_bounds_ms / sizeof histogram_bounds_ms[0]) + 1 };
 
 #define HISTOGRAM__LE(ms, le) le,
 /* Each bucket's "le" label, "+Inf" last. */
