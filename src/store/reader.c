@@ -7,6 +7,8 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "store/journal.h"
 
@@ -49,9 +51,18 @@ static struct reader_job *reader__take(struct reader__fifo *q)
     return all;
 }
 
+/* The reader's niceness above the loop's: on a busy host the loop (probes,
+ * timers, every other answer) gets the CPU first, and a large page
+ * serializing here waits instead (bench/journal, largest pages). */
+#define READER__NICE 10
+
 static void reader__main(void *arg)
 {
     struct reader *r = arg;
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0);
+    if (errno == 0) /* this thread only: Linux's nice is per thread */
+        (void)setpriority(PRIO_PROCESS, (id_t)gettid(), nice + READER__NICE);
     uv_mutex_lock(&r->lock);
     while (!r->stop) {
         struct reader_job *job = r->todo.head;
