@@ -32,6 +32,8 @@ uint64_t loopwatch_turn(struct loopwatch *w, uint64_t now_ns, uint64_t idle_ns)
     w->idle_ns = idle_ns;
     if (busy > w->max_busy_ns)
         w->max_busy_ns = busy;
+    if (busy > w->mark_max_ns)
+        w->mark_max_ns = busy;
     if (busy > LOOPWATCH_STALL_NS)
         w->stalls++;
     return busy;
@@ -41,6 +43,11 @@ void loopwatch_start(struct loopwatch *w)
 {
     w->turn_ns = uv_hrtime();
     w->idle_ns = uv_metrics_idle_time(w->prepare.loop);
+}
+
+void loopwatch_mark(struct loopwatch *w)
+{
+    w->mark_max_ns = 0;
 }
 
 void loopwatch_close(struct loopwatch *w)

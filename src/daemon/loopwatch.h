@@ -25,6 +25,7 @@ struct loopwatch {
     uint64_t max_busy_ns; /* the longest turn, ns */
     uint64_t stalls;      /* turns longer than LOOPWATCH_STALL_NS */
     uint64_t since_ms;    /* CLOCK_REALTIME, ms: when counting began (loopwatch_init) */
+    uint64_t mark_max_ns; /* the longest turn since loopwatch_mark, ns */
 };
 
 /* Put w's hook on loop (which then keeps its idle time), before any other
@@ -36,6 +37,9 @@ void loopwatch_start(struct loopwatch *w);
  * waited idle_ns in all (uv_metrics_idle_time()); returns its busy time,
  * ns. What the hook does once started; public for its unit test. */
 uint64_t loopwatch_turn(struct loopwatch *w, uint64_t now_ns, uint64_t idle_ns);
+/* Begin a span of interest (a reload, the stop): mark_max_ns counts from
+ * the next turn's end, so the log can say how long the span held the loop. */
+void loopwatch_mark(struct loopwatch *w);
 /* Close the hook; w must stay valid until the loop has run its close. */
 void loopwatch_close(struct loopwatch *w);
 

@@ -62,6 +62,7 @@ struct check {
     uint64_t started_us;            /* monotonic start of the probe in flight */
     unsigned fails;                 /* consecutive failed probes */
     unsigned oks;                   /* consecutive passed probes */
+    unsigned hurried;               /* verification probes since the last streak reset */
     bool passed;                    /* a probe passed since the last streak reset */
     bool failing;                   /* threshold state: fall reached, rise not yet */
     bool has_result;                /* at least one probe finished */

@@ -78,6 +78,23 @@ static void loopwatch_counts_busy_time_less_the_wait_and_stalls_over_5ms(void **
     assert_int_equal(f->w.since_ms, since);
 }
 
+/* A mark starts a span's own maximum; the overall one stays. */
+static void loopwatch_mark_starts_a_span(void **state)
+{
+    struct fx *f = *state;
+    f->w.turn_ns = 1000 * MS;
+    f->w.idle_ns = 0;
+    loopwatch_turn(&f->w, 1040 * MS, 0); /* 40 ms busy */
+    assert_int_equal(f->w.mark_max_ns, 40 * MS);
+    loopwatch_mark(&f->w);
+    assert_int_equal(f->w.mark_max_ns, 0);
+    loopwatch_turn(&f->w, 1043 * MS, 0); /* 3 ms */
+    loopwatch_turn(&f->w, 1050 * MS, 0); /* 7 ms */
+    loopwatch_turn(&f->w, 1052 * MS, 0); /* 2 ms */
+    assert_int_equal(f->w.mark_max_ns, 7 * MS);
+    assert_int_equal(f->w.max_busy_ns, 40 * MS);
+}
+
 static void hold_cb(uv_timer_t *t)
 {
     struct fx *f = t->data;
@@ -122,6 +139,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             loopwatch_counts_busy_time_less_the_wait_and_stalls_over_5ms, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(loopwatch_mark_starts_a_span, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(loopwatch_sees_a_callback_that_holds_the_loop, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(loopwatch_counts_nothing_before_its_start, fx_setup,
