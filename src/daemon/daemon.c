@@ -464,17 +464,13 @@ struct service *daemon_service(struct daemon *d, const char *name)
 /* Every process is down: close the rest so the loop can end. */
 static void daemon__close_all(struct daemon *d)
 {
-    for (size_t i = 0; i < d->n_services; i++)
-        if (!d->services[i]->retired)
-            service_close(d->services[i]);
     api_free(d->api);
     d->api = NULL;
     alerter_free(d->alerter);
     d->alerter = NULL;
-    d->closed = true;
-    log_event(LOG_INFO, NULL, "stopped", "took_ms=%.1f max_stall_ms=%.1f",
+    log_event(LOG_INFO, NULL, "stopped", "took_ms=%.1f max_stall_ms=%.1f max_turn_cpu_ms=%.1f",
               (double)(uv_hrtime() - d->stop_began_ns) / 1e6,
-              (double)d->loopwatch.mark_max_ns / 1e6);
+              (double)d->loopwatch.mark_max_ns / 1e6, (double)d->loopwatch.mark_max_cpu_ns / 1e6);
     if (d->monitor_up)
         monitor_close(&d->monitor);
     d->monitor_up = false;
@@ -526,14 +522,34 @@ static bool daemon__sweep(struct daemon *d)
     return d->sweeping;
 }
 
+/* One slice of the end: services closed (timers, pipes, their cgroup
+ * removed) until the slice's time is up; then the rest of the daemon. */
+static void daemon__close_slice_cb(uv_idle_t *h)
+{
+    struct daemon *d = h->data;
+    uint64_t until = uv_hrtime() + DAEMON__START_SLICE_NS;
+    while (d->stop_next < d->n_services) {
+        struct service *s = d->services[d->stop_next++];
+        if (!s->retired)
+            service_close(s);
+        if (uv_hrtime() >= until)
+            return;
+    }
+    uv_idle_stop(h);
+    daemon__close_all(d);
+}
+
 void daemon_stop_progress(struct daemon *d)
 {
     /* The leftovers' stop, the sweep and a reload's thread hold loop
      * handles of their own until they are done; the stop's slices have
      * every service to reach first. */
-    if (d->stopping && !d->closed && !uv_is_active((uv_handle_t *)&d->stop_slices) && !d->reload &&
-        !d->leftovers_pending && !d->sweeping && daemon__all_down(d) && !daemon__sweep(d))
-        daemon__close_all(d);
+    if (d->stopping && !d->closing && !uv_is_active((uv_handle_t *)&d->stop_slices) && !d->reload &&
+        !d->leftovers_pending && !d->sweeping && daemon__all_down(d) && !daemon__sweep(d)) {
+        d->closing = true;
+        d->stop_next = 0;
+        uv_idle_start(&d->stop_slices, daemon__close_slice_cb);
+    }
 }
 
 /* One slice of the stop: services in config order until the slice's time
@@ -729,6 +745,8 @@ static void daemon__reload_end(struct daemon *d, struct daemon__reload *rl)
 {
     bool again = rl->again;
     d->reload = NULL;
+    if (!d->stopping)
+        loopwatch_unmark(&d->loopwatch);
     namemap_free(&rl->next_by_name);
     config_free(rl->next); /* NULL once applied */
     free(rl);
@@ -858,9 +876,10 @@ static void daemon__reload_finish(struct daemon *d, struct daemon__reload *rl)
      * its predecessor's process to be gone). */
     if (!d->leftovers_pending)
         daemon__start_services(d);
-    log_event(LOG_INFO, NULL, "reloaded", "config=%s services=%zu took_ms=%.1f max_stall_ms=%.1f",
+    log_event(LOG_INFO, NULL, "reloaded",
+              "config=%s services=%zu took_ms=%.1f max_stall_ms=%.1f max_turn_cpu_ms=%.1f",
               d->config_path, next->n_services, (double)(uv_hrtime() - rl->began_ns) / 1e6,
-              (double)d->loopwatch.mark_max_ns / 1e6);
+              (double)d->loopwatch.mark_max_ns / 1e6, (double)d->loopwatch.mark_max_cpu_ns / 1e6);
     daemon__reload_end(d, rl);
 }
 

@@ -69,7 +69,6 @@ struct daemon {
     bool detaching;               /* ... leaving the services running */
     char token[65];               /* the API token (state.path/token) */
     struct alerter *alerter;      /* webhooks; owned */
-    bool closed;                  /* every daemon handle closed; the loop is ending */
     bool detectors_up;            /* detector_init_all succeeded */
     bool monitor_up;              /* monitor_init succeeded */
     bool leftovers_pending;       /* a predecessor's processes are being stopped */
@@ -80,6 +79,7 @@ struct daemon {
     bool containment_up;            /* containment_init succeeded */
     bool swept;                     /* the shutdown sweep of strays has run or runs */
     bool sweeping;                  /* ... and is not over yet */
+    bool closing;                   /* every service is down: closing them, in slices */
 };
 
 /* How recoverd was started (its command line). */

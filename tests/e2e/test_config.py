@@ -223,7 +223,7 @@ def _rss_kib(pid):
 def test_reloads_free_the_configs_they_replace(recoverd):
     """A daemon reloaded every few minutes for months must not keep every
     configuration it ever read. Five services with 8 KiB of environment
-    each; 150 reloads that alternate a check-free setting (applied in place)."""
+    each; 420 reloads that alternate a check-free setting (applied in place)."""
     env = {f"V{j}": "x" * 400 for j in range(20)}
     configs = [{"services": {f"s{i}": {"command": ["sleep", "1000"], "env": env,
                                        "verify": f"{30 + (k if i == 0 else 0)}s"}
@@ -241,13 +241,16 @@ def test_reloads_free_the_configs_they_replace(recoverd):
             rd.signal(signal.SIGHUP)
             rd.wait_for(lambda: rd.log_text().count(" reloaded ") > done, what="reloaded")
 
-    reload(30)
+    # A reload is loaded in libuv's thread pool and freed on the loop:
+    # ASan's per-thread allocator caches fill over the first ~250 (then
+    # RSS stays flat; glibc's release build shows no such warm-up).
+    reload(300)
     before = _rss_kib(rd.pid)
     reload(120)
     grown = _rss_kib(rd.pid) - before
     assert grown < 512, f"RSS grew {grown} KiB over 120 reloads"
     assert rd.service("s0")["pid"] == pid0 and rd.service("s0")["restarts"] == 0
-    assert rd.log_text().count(" s0 reconfigured ") == 150
+    assert rd.log_text().count(" s0 reconfigured ") == 420
 
 
 def test_reload_adds_and_removes_services(recoverd):

@@ -122,6 +122,30 @@ static void loopwatch_sees_a_callback_that_holds_the_loop(void **state)
     assert_true(f->w.max_busy_ns < WAIT_MS * MS);
 }
 
+/* While marking, a turn's CPU time is counted too: a callback that spins
+ * used the CPU (some of its span, on a shared host); after the unmark,
+ * turns no longer count. */
+static void loopwatch_mark_counts_cpu_time_per_turn(void **state)
+{
+    struct fx *f = *state;
+    loopwatch_start(&f->w);
+    loopwatch_mark(&f->w);
+    uv_update_time(&f->loop);
+    uv_timer_start(&f->hold, hold_cb, 0, 0);
+    loopwait_until(&f->loop, f->held);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    uint64_t cpu = f->w.mark_max_cpu_ns;
+    assert_true(cpu > 0);
+    assert_true(f->w.mark_max_ns >= HOLD_MS * MS);
+    loopwatch_unmark(&f->w);
+    f->held = false;
+    uv_update_time(&f->loop);
+    uv_timer_start(&f->hold, hold_cb, 0, 0);
+    loopwait_until(&f->loop, f->held);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->w.mark_max_cpu_ns, cpu);
+}
+
 /* Before loopwatch_start, turns are not counted. */
 static void loopwatch_counts_nothing_before_its_start(void **state)
 {
@@ -140,6 +164,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             loopwatch_counts_busy_time_less_the_wait_and_stalls_over_5ms, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(loopwatch_mark_starts_a_span, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(loopwatch_mark_counts_cpu_time_per_turn, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(loopwatch_sees_a_callback_that_holds_the_loop, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(loopwatch_counts_nothing_before_its_start, fx_setup,
