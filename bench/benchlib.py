@@ -309,8 +309,9 @@ def rss_kib(pid):
 class Daemon:
     """recoverd on a generated config in a temp dir."""
 
-    def __init__(self, services, quiet="1s", **top):
+    def __init__(self, services, quiet="1s", log_level="warn", **top):
         """top: more top-level keys of the configuration."""
+        self.log_level = log_level
         self.dir = tempfile.mkdtemp(prefix="recoverd-bench-")
         self.api_port = free_port()
         cfg = {"state_dir": os.path.join(self.dir, "state"),
@@ -325,7 +326,7 @@ class Daemon:
         """Exec recoverd; with wait, return once its API answers."""
         self.log = open(os.path.join(self.dir, "recoverd.log"), "w")
         self.t_start = time.monotonic()
-        self.proc = subprocess.Popen([RECOVERD, "-c", self.path, "--log-level", "warn"],
+        self.proc = subprocess.Popen([RECOVERD, "-c", self.path, "--log-level", self.log_level],
                                      stderr=self.log, start_new_session=True)
         if not wait:
             return self
@@ -337,6 +338,15 @@ class Daemon:
             except OSError:
                 time.sleep(0.01)
         raise TimeoutError("recoverd API never answered")
+
+    def write(self, services, quiet="1s", **top):
+        """Rewrite the configuration (for a reload)."""
+        with open(self.path) as f:
+            cfg = json.load(f)
+        cfg.update({"quiet": quiet, "services": services, **top})
+        with open(self.path + ".new", "w") as f:
+            json.dump(cfg, f, indent=1)
+        os.replace(self.path + ".new", self.path)
 
     def api(self, path):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}{path}", timeout=2) as r:

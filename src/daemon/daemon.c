@@ -43,6 +43,27 @@
  * more than about a millisecond or two between turns). */
 #define DAEMON__START_SLICE_NS 2000000
 
+/* A reload: loaded and checked in the thread pool, then applied a slice
+ * per loop turn (DAEMON__START_SLICE_NS each), so that neither the parse of
+ * a large file nor the diff of a thousand services holds the loop. */
+struct daemon__reload {
+    uv_work_t work;              /* the load and the preflight in the thread pool; data = this */
+    struct daemon *d;            /* owner */
+    struct config *next;         /* loaded; owned until applied */
+    struct cfg_err cerr;         /* why the load failed */
+    bool deferred;               /* the load needs the loop (a plug-in kind not loaded yet) */
+    int result;                  /* the preflight's */
+    bool again;                  /* another SIGHUP came meanwhile: reload once more */
+    bool applying;               /* the slices run (d->reload_slices) */
+    bool new_phase;              /* the slices look at next's services (else at the running ones) */
+    size_t cursor;               /* the next index: of d->services, then of next->services */
+    size_t n_old;                /* d->services before the reload (kept right as services go) */
+    struct namemap next_by_name; /* next's services by name (keys borrowed from next) */
+    uint64_t began_ns;           /* uv_hrtime() at the SIGHUP */
+};
+
+static void daemon__reload_abort(struct daemon *d);
+
 static void daemon__leftover_gone(void *ctx, const struct leftover *l, enum leftover_fate fate)
 {
     struct daemon *d = ctx;
@@ -276,6 +297,10 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         log_event(LOG_WARN, NULL, "loopwatch-failed", "error=\"%s\"", uv_strerror(r));
     uv_idle_init(loop, &d->start_slices);
     d->start_slices.data = d;
+    uv_idle_init(loop, &d->stop_slices);
+    d->stop_slices.data = d;
+    uv_idle_init(loop, &d->reload_slices);
+    d->reload_slices.data = d;
     uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup, &d->sig_quit};
     int signums[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
     for (int i = 0; i < 4; i++) {
@@ -445,9 +470,6 @@ struct service *daemon_service(struct daemon *d, const char *name)
 /* Every process is down: close the rest so the loop can end. */
 static void daemon__close_all(struct daemon *d)
 {
-    for (size_t i = 0; i < d->n_services; i++)
-        if (!d->services[i]->retired)
-            service_close(d->services[i]);
     api_free(d->api);
     d->api = NULL;
     /* After the API: its connections are closing, so the reads still
@@ -456,13 +478,17 @@ static void daemon__close_all(struct daemon *d)
     d->reader = d->backend.reader = NULL;
     alerter_free(d->alerter);
     d->alerter = NULL;
-    d->closed = true;
+    log_event(LOG_INFO, NULL, "stopped", "took_ms=%.1f max_stall_ms=%.1f max_turn_cpu_ms=%.1f",
+              (double)(uv_hrtime() - d->stop_began_ns) / 1e6,
+              (double)d->loopwatch.mark_max_ns / 1e6, (double)d->loopwatch.mark_max_cpu_ns / 1e6);
     if (d->monitor_up)
         monitor_close(&d->monitor);
     d->monitor_up = false;
     uv_close((uv_handle_t *)&d->flush, NULL);
     uv_close((uv_handle_t *)&d->prune, NULL);
     uv_close((uv_handle_t *)&d->start_slices, NULL);
+    uv_close((uv_handle_t *)&d->stop_slices, NULL);
+    uv_close((uv_handle_t *)&d->reload_slices, NULL);
     loopwatch_close(&d->loopwatch);
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);
@@ -474,7 +500,6 @@ static void daemon__close_all(struct daemon *d)
     if (d->containment_up)
         containment_close(&d->containment);
     d->containment_up = false;
-    log_event(LOG_INFO, NULL, "stopped", NULL);
 }
 
 static bool daemon__all_down(const struct daemon *d)
@@ -507,39 +532,86 @@ static bool daemon__sweep(struct daemon *d)
     return d->sweeping;
 }
 
+/* One slice of the end: services closed (timers, pipes, their cgroup
+ * removed) until the slice's time is up; then the rest of the daemon. */
+static void daemon__close_slice_cb(uv_idle_t *h)
+{
+    struct daemon *d = h->data;
+    uint64_t until = uv_hrtime() + DAEMON__START_SLICE_NS;
+    while (d->stop_next < d->n_services) {
+        struct service *s = d->services[d->stop_next++];
+        if (!s->retired)
+            service_close(s);
+        if (uv_hrtime() >= until)
+            return;
+    }
+    uv_idle_stop(h);
+    daemon__close_all(d);
+}
+
 void daemon_stop_progress(struct daemon *d)
 {
-    /* The leftovers' stop and the sweep hold loop handles of their own
-     * until they are done. */
-    if (d->stopping && daemon__all_down(d) && !d->closed && !d->leftovers_pending && !d->sweeping &&
-        !daemon__sweep(d))
-        daemon__close_all(d);
+    /* The leftovers' stop, the sweep and a reload's thread hold loop
+     * handles of their own until they are done; the stop's slices have
+     * every service to reach first. */
+    if (d->stopping && !d->closing && !uv_is_active((uv_handle_t *)&d->stop_slices) && !d->reload &&
+        !d->leftovers_pending && !d->sweeping && daemon__all_down(d) && !daemon__sweep(d)) {
+        d->closing = true;
+        d->stop_next = 0;
+        uv_idle_start(&d->stop_slices, daemon__close_slice_cb);
+    }
+}
+
+/* One slice of the stop: services in config order until the slice's time
+ * is up (a stop signals, journals, may write cgroup files). */
+static void daemon__stop_slice_cb(uv_idle_t *h)
+{
+    struct daemon *d = h->data;
+    uint64_t until = uv_hrtime() + DAEMON__START_SLICE_NS;
+    while (d->stop_next < d->n_services) {
+        struct service *s = d->services[d->stop_next++];
+        if (d->detaching)
+            service_detach(s);
+        else
+            service_stop(s, "aborted: recoverd stopping");
+        if (uv_hrtime() >= until)
+            break;
+    }
+    if (d->stop_next >= d->n_services) {
+        uv_idle_stop(h);
+        daemon_stop_progress(d);
+    }
+}
+
+/* Stop (or detach) every service, a slice per loop turn. */
+static void daemon__stop_services(struct daemon *d)
+{
+    d->stopping = true;
+    d->executor.stopping = true;
+    d->stop_began_ns = uv_hrtime();
+    loopwatch_mark(&d->loopwatch);
+    uv_idle_stop(&d->start_slices);
+    d->stop_next = 0;
+    uv_idle_start(&d->stop_slices, daemon__stop_slice_cb);
+    daemon__reload_abort(d);
+    daemon_stop_progress(d);
 }
 
 void daemon_stop(struct daemon *d)
 {
     if (d->stopping)
         return;
-    d->stopping = true;
-    d->executor.stopping = true;
-    uv_idle_stop(&d->start_slices);
     log_event(LOG_INFO, NULL, "stopping", "services=%zu", d->n_services);
-    for (size_t i = 0; i < d->n_services; i++)
-        service_stop(d->services[i], "aborted: recoverd stopping");
-    daemon_stop_progress(d);
+    daemon__stop_services(d);
 }
 
 void daemon_detach(struct daemon *d)
 {
     if (d->stopping)
         return;
-    d->stopping = d->detaching = true;
-    d->executor.stopping = true;
-    uv_idle_stop(&d->start_slices);
+    d->detaching = true;
     log_event(LOG_INFO, NULL, "detaching", "services=%zu", d->n_services);
-    for (size_t i = 0; i < d->n_services; i++)
-        service_detach(d->services[i]);
-    daemon_stop_progress(d);
+    daemon__stop_services(d);
 }
 
 /* Whether a service still points into c. Everything else that borrows
@@ -578,8 +650,13 @@ void daemon_service_gone(struct daemon *d, struct service *s)
             memmove(d->services + i, d->services + i + 1,
                     (d->n_services - i - 1) * sizeof *d->services);
             d->n_services--;
-            if (i < d->start_next)
-                d->start_next--; /* the slices' place stays on the same service */
+            /* The slices' places stay on the same services. */
+            d->start_next -= i < d->start_next;
+            d->stop_next -= i < d->stop_next;
+            if (d->reload && d->reload->applying && !d->reload->new_phase) {
+                d->reload->cursor -= i < d->reload->cursor;
+                d->reload->n_old -= i < d->reload->n_old;
+            }
             break;
         }
     /* A dependency that is gone counts as ready (daemon_dependencies_ready). */
@@ -594,7 +671,8 @@ void daemon_service_gone(struct daemon *d, struct service *s)
         /* A replacement waiting for this one's process to be gone starts now. */
         if (t->replaces == s) {
             t->replaces = NULL;
-            if (!d->stopping)
+            /* Mid-reload it is not linked yet: the apply's end starts it. */
+            if (!d->stopping && !(d->reload && d->reload->applying))
                 service_start(t);
         }
     }
@@ -658,146 +736,210 @@ static void daemon__reload_one(struct daemon *d, struct service *s,
     }
 }
 
-/* A reload between its load and its apply. */
-struct daemon__reload {
-    uv_work_t work;      /* the preflight in the thread pool; data = this */
-    struct daemon *d;    /* owner */
-    struct config *next; /* loaded; owned until applied */
-    int result;          /* the preflight's */
-    bool again;          /* another SIGHUP came meanwhile: reload once more */
-};
-
-static void daemon__reload_apply(struct daemon *d, struct config *next);
-
-/* In a thread-pool thread: only next is touched. */
+/* In a thread-pool thread: only rl is touched (and what config_load and
+ * the preflight read, which the loop does not write meanwhile). */
 static void daemon__reload_work(uv_work_t *w)
 {
     struct daemon__reload *rl = w->data;
+    if (!rl->next) {
+        rl->next = daemon_config_load_off_loop(rl->d->config_path, &rl->cerr, &rl->deferred);
+        if (!rl->next)
+            return;
+    }
     rl->result = preflight_run(rl->next, NULL);
     (void)ports_review_host(rl->next); /* out of memory loses warnings, never the reload */
 }
+
+/* The reload is over (applied, rejected or dropped by a stop). */
+static void daemon__reload_end(struct daemon *d, struct daemon__reload *rl)
+{
+    bool again = rl->again;
+    d->reload = NULL;
+    if (!d->stopping)
+        loopwatch_unmark(&d->loopwatch);
+    namemap_free(&rl->next_by_name);
+    config_free(rl->next); /* NULL once applied */
+    free(rl);
+    if (again && !d->stopping)
+        daemon_reload(d);
+    daemon_stop_progress(d); /* a stop may have waited for the thread */
+}
+
+static void daemon__reload_rejected(struct daemon *d, struct daemon__reload *rl, const char *why)
+{
+    log_event(LOG_ERROR, NULL, "reload-rejected", "error=\"%s\" running=unchanged", why);
+    daemon__reload_end(d, rl);
+}
+
+static void daemon__reload_begin_apply(struct daemon *d, struct daemon__reload *rl);
 
 static void daemon__reload_done(uv_work_t *w, int status)
 {
     struct daemon__reload *rl = w->data;
     struct daemon *d = rl->d;
-    bool again = rl->again;
-    int r = status < 0 ? status : rl->result;
-    d->reload = NULL;
-    if (d->stopping || r < 0) {
-        if (!d->stopping)
-            log_event(LOG_ERROR, NULL, "reload-rejected",
-                      "error=\"preflight: %s\" running=unchanged", strerror(-r));
-        config_free(rl->next);
-    } else {
-        daemon__reload_apply(d, rl->next);
+    char msg[1200];
+    if (d->stopping || status < 0) {
+        daemon__reload_end(d, rl);
+        return;
     }
-    free(rl);
-    if (again && !d->stopping)
-        daemon_reload(d);
+    if (!rl->next && rl->deferred) {
+        /* A plug-in kind to load first: that load runs here, on the loop
+         * (a plug-in starts on it), and the preflight again in the pool. */
+        rl->deferred = false;
+        rl->next = config_load(d->config_path, &daemon_registry, &rl->cerr);
+        if (rl->next &&
+            uv_queue_work(d->loop, &rl->work, daemon__reload_work, daemon__reload_done) == 0)
+            return;
+    }
+    if (!rl->next) {
+        daemon__reload_rejected(d, rl, cfg_err_format(&rl->cerr, msg, sizeof msg));
+        return;
+    }
+    if (rl->result < 0) {
+        snprintf(msg, sizeof msg, "preflight: %s", strerror(-rl->result));
+        daemon__reload_rejected(d, rl, msg);
+        return;
+    }
+    daemon__reload_begin_apply(d, rl);
 }
 
 int daemon_reload(struct daemon *d)
 {
-    struct cfg_err cerr;
-    char msg[1024];
-    struct config *next = NULL;
     if (d->reload) {
         d->reload->again = true; /* the file may have changed after that load */
         return 0;
     }
-    if (d->config_path) {
-        next = config_load(d->config_path, &daemon_registry, &cerr);
-    } else {
-        memset(&cerr, 0, sizeof cerr);
-        snprintf(cerr.msg, sizeof cerr.msg, "the bundled demo cannot be reloaded");
-    }
-    if (!next) {
-        log_event(LOG_ERROR, NULL, "reload-rejected", "error=\"%s\" running=unchanged",
-                  cfg_err_format(&cerr, msg, sizeof msg));
+    if (!d->config_path) {
+        log_event(LOG_ERROR, NULL, "reload-rejected",
+                  "error=\"the bundled demo cannot be reloaded\" running=unchanged");
         return -EINVAL;
     }
     struct daemon__reload *rl = calloc(1, sizeof *rl);
     int r = rl ? 0 : -ENOMEM;
     if (rl) {
-        *rl = (struct daemon__reload){.d = d, .next = next};
+        rl->d = d;
+        rl->began_ns = uv_hrtime();
         rl->work.data = rl;
         r = uv_queue_work(d->loop, &rl->work, daemon__reload_work, daemon__reload_done);
     }
     if (r < 0) {
         free(rl);
-        config_free(next);
         log_event(LOG_ERROR, NULL, "reload-rejected", "error=\"%s\" running=unchanged",
                   uv_strerror(r));
         return r;
     }
+    loopwatch_mark(&d->loopwatch);
     d->reload = rl;
     return 0;
 }
 
-/* The preflight has run: the new configuration replaces the running one. */
-static void daemon__reload_apply(struct daemon *d, struct config *next)
+static void daemon__reload_slice_cb(uv_idle_t *h);
+
+/* The new configuration is loaded and checked: it replaces the running
+ * one, service by service, in the slices that follow. */
+static void daemon__reload_begin_apply(struct daemon *d, struct daemon__reload *rl)
 {
-    /* Room for the old config first: past this point nothing may fail. */
+    struct config *next = rl->next;
+    /* Room for a config in the list first (the old one, or next if a stop
+     * cuts the apply short): past this point nothing may fail. */
     struct config **list = realloc(d->old_cfg_list, (d->n_old_cfg + 1) * sizeof *list);
-    if (!list) {
-        config_free(next);
-        log_event(LOG_ERROR, NULL, "reload-rejected", "error=\"%s\" running=unchanged",
-                  strerror(ENOMEM));
-        return;
-    }
-    d->old_cfg_list = list;
-    /* Both sides by name, so that the diff is linear in the services. */
-    struct namemap next_by_name = {0}, old_by_name = {0};
-    int r = 0;
+    if (list)
+        d->old_cfg_list = list;
+    int r = list ? 0 : -ENOMEM;
+    /* By name, so that the diff is linear in the services. */
     for (size_t i = 0; r == 0 && i < next->n_services; i++)
-        r = namemap_put(&next_by_name, next->services[i].name, &next->services[i]);
-    for (size_t i = 0; r == 0 && i < d->n_services; i++)
-        r = namemap_put(&old_by_name, d->services[i]->name, d->services[i]);
+        r = namemap_put(&rl->next_by_name, next->services[i].name, &next->services[i]);
     if (r < 0) {
-        namemap_free(&next_by_name);
-        namemap_free(&old_by_name);
-        config_free(next);
-        log_event(LOG_ERROR, NULL, "reload-rejected", "error=\"%s\" running=unchanged",
-                  strerror(-r));
+        daemon__reload_rejected(d, rl, strerror(-r));
         return;
     }
     daemon__warnings(next);
     srcport_use(next->src_ports.on, next->src_ports.lo, next->src_ports.hi);
     daemon__problems(next);
-    struct config *old = d->cfg;
-    size_t n_old = d->n_services;
     /* The analyzer reads rules from the running config: the new one first. */
     daemon__apply(d, next);
-    for (size_t i = 0; i < n_old; i++)
-        if (!d->services[i]->retired)
-            daemon__reload_one(d, d->services[i], &next_by_name);
-    for (size_t i = 0; i < next->n_services; i++) {
-        if (!namemap_get(&old_by_name, next->services[i].name)) {
-            struct service *fresh = service_new(d, &next->services[i]);
-            if (fresh && daemon__add(d, fresh) < 0)
-                daemon__discard(d, fresh);
-        }
-    }
+    /* Nothing starts before the new services are linked to their
+     * dependencies: the start's slices resume once the apply is done. */
+    uv_idle_stop(&d->start_slices);
+    rl->applying = true;
+    rl->n_old = d->n_services;
+    uv_idle_start(&d->reload_slices, daemon__reload_slice_cb);
+}
+
+/* The last slice: what is linear in the services but cheap, at once. */
+static void daemon__reload_finish(struct daemon *d, struct daemon__reload *rl)
+{
+    struct config *old = d->cfg, *next = rl->next;
     if (strcmp(old->state_dir, next->state_dir) != 0)
         log_event(LOG_WARN, NULL, "state-dir-change-ignored",
                   "running=%s configured=%s why=\"a new state_dir takes effect at a restart\"",
                   d->state.path, next->state_dir);
     daemon__retention(d, next);
     d->cfg = next;
+    rl->next = NULL;
     daemon__limits_warn(d, next);
     daemon__link(d);
     alerter_reconfigure(d->alerter, &next->alerts);
     d->old_cfg_list[d->n_old_cfg++] = old;
     daemon__sweep_configs(d);
-    namemap_free(&next_by_name);
-    namemap_free(&old_by_name);
     /* New and replacing services start once linked (a replacement waits for
      * its predecessor's process to be gone). */
     if (!d->leftovers_pending)
         daemon__start_services(d);
-    log_event(LOG_INFO, NULL, "reloaded", "config=%s services=%zu", d->config_path,
-              next->n_services);
+    log_event(LOG_INFO, NULL, "reloaded",
+              "config=%s services=%zu took_ms=%.1f max_stall_ms=%.1f max_turn_cpu_ms=%.1f",
+              d->config_path, next->n_services, (double)(uv_hrtime() - rl->began_ns) / 1e6,
+              (double)d->loopwatch.mark_max_ns / 1e6, (double)d->loopwatch.mark_max_cpu_ns / 1e6);
+    daemon__reload_end(d, rl);
+}
+
+/* One slice of the apply: the running services against next, then next's
+ * services that are new, until the slice's time is up. */
+static void daemon__reload_slice_cb(uv_idle_t *h)
+{
+    struct daemon *d = h->data;
+    struct daemon__reload *rl = d->reload;
+    uint64_t until = uv_hrtime() + DAEMON__START_SLICE_NS;
+    while (!rl->new_phase && rl->cursor < rl->n_old) {
+        struct service *s = d->services[rl->cursor++];
+        if (!s->retired)
+            daemon__reload_one(d, s, &rl->next_by_name);
+        if (uv_hrtime() >= until)
+            return;
+    }
+    if (!rl->new_phase) {
+        rl->new_phase = true;
+        rl->cursor = 0;
+    }
+    const struct config *next = rl->next;
+    while (rl->cursor < next->n_services) {
+        const struct service_cfg *nc = &next->services[rl->cursor++];
+        /* Mapped: it ran before (kept, reconfigured or replaced above). */
+        if (!namemap_get(&d->by_name, nc->name)) {
+            struct service *fresh = service_new(d, nc);
+            if (fresh && daemon__add(d, fresh) < 0)
+                daemon__discard(d, fresh);
+        }
+        if (uv_hrtime() >= until)
+            return;
+    }
+    uv_idle_stop(h);
+    daemon__reload_finish(d, rl);
+}
+
+/* A stop cuts the apply short: the running config stays, next is kept
+ * while services point into it (swept like a replaced config). */
+static void daemon__reload_abort(struct daemon *d)
+{
+    struct daemon__reload *rl = d->reload;
+    if (!rl || !rl->applying)
+        return; /* in the pool: its done callback drops it */
+    uv_idle_stop(&d->reload_slices);
+    daemon__apply(d, d->cfg);
+    d->old_cfg_list[d->n_old_cfg++] = rl->next; /* room made at the apply's start */
+    rl->next = NULL;
+    log_event(LOG_WARN, NULL, "reload-aborted", "why=\"recoverd stopping\"");
+    daemon__reload_end(d, rl);
 }
 
 void daemon_free(struct daemon *d)

@@ -24,12 +24,18 @@
 struct journal;
 struct reader;
 struct api;
+struct cfg_err;
 struct alerter;
 struct service;
 struct daemon__reload;
 
 /* The kinds and strategies of this build, for config_load. */
 extern const struct cfg_registry daemon_registry;
+/* config_load for a thread of the pool while the loop runs: it knows the
+ * kinds built in and the plug-ins loaded already, and loads none. NULL
+ * with *err, and *deferred when the file names a plug-in kind not loaded
+ * yet (then load it on the loop with daemon_registry). */
+struct config *daemon_config_load_off_loop(const char *path, struct cfg_err *err, bool *deferred);
 
 struct daemon {
     uv_loop_t *loop;            /* the one loop */
@@ -45,6 +51,10 @@ struct daemon {
     struct namemap by_name;       /* live (not retired) services by name */
     uv_idle_t start_slices;       /* starts services a slice per loop turn while active */
     size_t start_next;            /* the next index of services the slices look at */
+    uv_idle_t stop_slices;        /* stops services a slice per loop turn while active */
+    size_t stop_next;             /* the next index of services the stop's slices look at */
+    uv_idle_t reload_slices;      /* applies a reload a slice per loop turn while active */
+    uint64_t stop_began_ns;       /* uv_hrtime() at daemon_stop */
     struct monitor monitor;       /* the system's state */
     struct analysis analysis;     /* what the analyzer shares */
     struct executor executor;     /* slots and queue of the recoveries */
@@ -61,7 +71,6 @@ struct daemon {
     bool detaching;               /* ... leaving the services running */
     char token[65];               /* the API token (state.path/token) */
     struct alerter *alerter;      /* webhooks; owned */
-    bool closed;                  /* every daemon handle closed; the loop is ending */
     bool detectors_up;            /* detector_init_all succeeded */
     bool monitor_up;              /* monitor_init succeeded */
     bool leftovers_pending;       /* a predecessor's processes are being stopped */
@@ -72,6 +81,7 @@ struct daemon {
     bool containment_up;            /* containment_init succeeded */
     bool swept;                     /* the shutdown sweep of strays has run or runs */
     bool sweeping;                  /* ... and is not over yet */
+    bool closing;                   /* every service is down: closing them, in slices */
 };
 
 /* How recoverd was started (its command line). */
@@ -89,15 +99,19 @@ struct daemon_opts {
 int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const char *config_path,
                  const struct daemon_opts *opts);
 /* Begin a graceful stop: every service is stopped (signal, grace, KILL),
- * then every handle is closed and the loop ends. */
+ * in slices of a few milliseconds, one per loop turn; then every handle is
+ * closed and the loop ends. */
 void daemon_stop(struct daemon *d);
 /* Exit leaving every service running, for the next recoverd to adopt (an
  * upgrade): nothing is signalled, the children's records stay. */
 void daemon_detach(struct daemon *d);
 /* Re-read the configuration; a config that fails validation is logged and
- * the running one stays. The new one is applied once its preflight (user
- * names, programs: daemon/preflight.h) has run in libuv's thread pool; a
- * reload asked for meanwhile follows it. 0 (loaded, or queued) or -errno. */
+ * the running one stays. The file is loaded and preflighted (user names,
+ * programs: daemon/preflight.h) in libuv's thread pool (on the loop only
+ * when it names a plug-in kind not loaded yet), then applied service by
+ * service in slices of a few milliseconds, one per loop turn; a reload
+ * asked for meanwhile follows it, a stop cuts it short. 0 (under way, or
+ * queued) or -errno. */
 int daemon_reload(struct daemon *d);
 /* After a service's process went down during a stop: finish when all are. */
 void daemon_stop_progress(struct daemon *d);

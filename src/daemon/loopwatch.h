@@ -5,6 +5,7 @@
 #ifndef RECOVERD_DAEMON_LOOPWATCH_H
 #define RECOVERD_DAEMON_LOOPWATCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -25,6 +26,13 @@ struct loopwatch {
     uint64_t max_busy_ns; /* the longest turn, ns */
     uint64_t stalls;      /* turns longer than LOOPWATCH_STALL_NS */
     uint64_t since_ms;    /* CLOCK_REALTIME, ms: when counting began (loopwatch_init) */
+    uint64_t mark_max_ns; /* the longest turn since loopwatch_mark, ns */
+    /* While marking, the loop thread's CPU time per turn too: on a host
+     * whose cores are shared, a turn's span also holds the time others ran
+     * (preemption), its CPU time only what the loop itself did. */
+    bool marking;
+    uint64_t cpu_ns;          /* the thread's CPU clock at the last turn's end */
+    uint64_t mark_max_cpu_ns; /* the most CPU time a turn took since loopwatch_mark */
 };
 
 /* Put w's hook on loop (which then keeps its idle time), before any other
@@ -36,6 +44,11 @@ void loopwatch_start(struct loopwatch *w);
  * waited idle_ns in all (uv_metrics_idle_time()); returns its busy time,
  * ns. What the hook does once started; public for its unit test. */
 uint64_t loopwatch_turn(struct loopwatch *w, uint64_t now_ns, uint64_t idle_ns);
+/* Begin a span of interest (a reload, the stop): mark_max_ns and
+ * mark_max_cpu_ns count from here, so the log can say how long the span
+ * held the loop; loopwatch_unmark ends it. */
+void loopwatch_mark(struct loopwatch *w);
+void loopwatch_unmark(struct loopwatch *w);
 /* Close the hook; w must stay valid until the loop has run its close. */
 void loopwatch_close(struct loopwatch *w);
 

@@ -63,6 +63,7 @@ struct check {
     unsigned fails;                 /* consecutive failed probes */
     uint64_t fails_since_us;        /* monotonic start of the first of them (detection time) */
     unsigned oks;                   /* consecutive passed probes */
+    unsigned hurried;               /* verification probes since the last streak reset */
     bool passed;                    /* a probe passed since the last streak reset */
     bool failing;                   /* threshold state: fall reached, rise not yet */
     bool has_result;                /* at least one probe finished */

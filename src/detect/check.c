@@ -19,6 +19,11 @@
 
 /* Fastest cadence while confirming a failure or verifying a recovery. */
 #define CHECK_FAST_MS 50
+/* While verifying, the probe after the first comes this soon, each next
+ * one twice as late up to CHECK_FAST_MS: a restarted process is usually
+ * listening within milliseconds, and a storm's faults close when their
+ * verification does, not a fixed 50 ms per `rise` later. */
+#define CHECK_VERIFY_RETRY_MS 5
 
 static void check__timer_cb(uv_timer_t *t);
 
@@ -216,6 +221,7 @@ void check_set_reset_streaks(struct check_set *set)
     for (size_t i = 0; i < set->n; i++) {
         struct check *c = &set->checks[i];
         c->fails = c->oks = 0;
+        c->hurried = 0;
         c->passed = false;
     }
 }
@@ -238,13 +244,20 @@ bool check_set_all_passing(const struct check_set *set)
 }
 
 /* The delay before the next probe, counted from this one's start. */
-static uint64_t check__next_delay(const struct check *c, uint64_t elapsed_ms)
+static uint64_t check__next_delay(struct check *c, uint64_t elapsed_ms)
 {
     uint64_t every = c->cfg->interval_ms;
     bool confirming = c->fails > 0 && !c->failing;
     bool verifying = c->set->verifying && !c->failing && c->oks < c->cfg->rise;
-    if ((confirming || verifying) && every > CHECK_FAST_MS)
-        every = CHECK_FAST_MS;
+    uint64_t fast = CHECK_FAST_MS;
+    if (verifying) {
+        unsigned k = c->hurried < 4 ? c->hurried : 4; /* 5 << 4 is past CHECK_FAST_MS */
+        fast = (uint64_t)CHECK_VERIFY_RETRY_MS << k;
+        fast = fast < CHECK_FAST_MS ? fast : CHECK_FAST_MS;
+        c->hurried++;
+    }
+    if ((confirming || verifying) && every > fast)
+        every = fast;
     return every > elapsed_ms ? every - elapsed_ms : 0;
 }
 

@@ -72,6 +72,16 @@ void detector_shutdown_all(void)
             detector__kinds[i]->shutdown();
 }
 
+static void detector__cfg_kind(const struct detector_ops *ops, struct cfg_kind *out)
+{
+    *out = (struct cfg_kind){.ops = ops,
+                             .name = ops->name,
+                             .fields = ops->fields,
+                             .params_size = ops->params_size,
+                             .params_init = ops->params_init,
+                             .validate = ops->validate};
+}
+
 int detector_cfg_kind(const char *name, struct cfg_kind *out, const char **why)
 {
     const struct detector_ops *ops = detector_find(name);
@@ -79,12 +89,19 @@ int detector_cfg_kind(const char *name, struct cfg_kind *out, const char **why)
         *why = detector_find_error();
         return -ENOENT;
     }
-    *out = (struct cfg_kind){.ops = ops,
-                             .name = ops->name,
-                             .fields = ops->fields,
-                             .params_size = ops->params_size,
-                             .params_init = ops->params_init,
-                             .validate = ops->validate};
+    detector__cfg_kind(ops, out);
     *why = NULL;
+    return 0;
+}
+
+int detector_cfg_kind_loaded(const char *name, struct cfg_kind *out)
+{
+    const struct detector_ops *ops = NULL;
+    for (size_t i = 0; i < DETECTOR__N && !ops; i++)
+        if (strcmp(detector__kinds[i]->name, name) == 0)
+            ops = detector__kinds[i];
+    if (!ops && !(ops = detector_plugin_loaded(name)))
+        return -ENOENT;
+    detector__cfg_kind(ops, out);
     return 0;
 }

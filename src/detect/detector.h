@@ -74,6 +74,9 @@ const char *const *detector_names(void);
 /* The config loader's view of kind name (struct cfg_registry.check_kind):
  * 0 with *out filled, or -ENOENT with *why. */
 int detector_cfg_kind(const char *name, struct cfg_kind *out, const char **why);
+/* The same among the kinds built in or loaded already, loading nothing:
+ * safe off the loop while no load runs on it. 0 or -ENOENT. */
+int detector_cfg_kind_loaded(const char *name, struct cfg_kind *out);
 /* Call every kind's init / shutdown (plug-ins loaded so far included). */
 int detector_init_all(uv_loop_t *loop);
 void detector_shutdown_all(void);

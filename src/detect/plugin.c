@@ -70,6 +70,14 @@ const struct detector_ops *detector_plugin_find(const char *kind, const struct d
     return ops;
 }
 
+const struct detector_ops *detector_plugin_loaded(const char *kind)
+{
+    for (size_t i = 0; i < detector_plugin__g.n; i++)
+        if (strcmp(detector_plugin__g.ops[i]->name, kind) == 0)
+            return detector_plugin__g.ops[i];
+    return NULL;
+}
+
 int detector_plugin_init_all(uv_loop_t *loop)
 {
     int r;

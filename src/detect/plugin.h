@@ -21,6 +21,10 @@ const struct detector_ops *detector_plugin_find(const char *kind, const struct d
  * are undone). */
 int detector_plugin_init_all(uv_loop_t *loop);
 void detector_plugin_shutdown_all(void);
+/* The kind if its plug-in is loaded already, else NULL; loads nothing and
+ * writes nothing (a reload's load in the thread pool asks this while the
+ * loop runs). */
+const struct detector_ops *detector_plugin_loaded(const char *kind);
 /* The loaded kinds' names into out (at most max); returns how many. */
 size_t detector_plugin_names(const char **out, size_t max);
 

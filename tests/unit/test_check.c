@@ -658,6 +658,38 @@ static void check_hurries_while_verifying(void **state)
     check_set_stop(&fx->set);
 }
 
+/* While verifying, a probe that has not passed rise times yet is followed
+ * soon, then later each time: 5, 10, 20, 40 ms, then the fast cadence
+ * (50 ms); a new verification (its streaks reset) starts over at 5 ms.
+ * Upper bounds only: the probe's own time comes off each delay. */
+static void check_verification_probes_back_off_from_5_ms(void **state)
+{
+    struct fixture *fx = *state;
+    struct check *c = &fx->set.checks[0];
+    static const uint64_t want[] = {5, 10, 20, 40, 50, 50};
+    fx->set.probing = true;
+    fx->set.verifying = true;
+    fx->set.start_until_us = clock_mono_us() + 3600ull * 1000000; /* failures do not count */
+    for (size_t k = 0; k < sizeof want / sizeof *want; k++) {
+        probe(fx, 0, false, "refused"); /* not listening yet */
+        uint64_t due = uv_timer_get_due_in(&c->timer);
+        assert_true(due <= want[k]);
+        uv_timer_stop(&c->timer);
+    }
+    assert_false(c->failing);
+    probe(fx, 0, false, "refused");
+    assert_true(uv_timer_get_due_in(&c->timer) > 25); /* capped, not back to 5 */
+    uv_timer_stop(&c->timer);
+    check_set_reset_streaks(&fx->set); /* the next verification */
+    probe(fx, 0, true, NULL);
+    assert_true(uv_timer_get_due_in(&c->timer) <= 5); /* 1 of rise 2, soon */
+    uv_timer_stop(&c->timer);
+    probe(fx, 0, true, NULL);
+    assert_int_equal(c->oks, c->cfg->rise);
+    assert_true(uv_timer_get_due_in(&c->timer) > 900); /* verified: the interval */
+    check_set_stop(&fx->set);
+}
+
 /* An interval shorter than the fast cadence is kept as it is. */
 static void check_short_interval_is_not_slowed_down(void **state)
 {
@@ -841,6 +873,7 @@ int main(void)
         FX(check_start_failure_is_a_failed_probe),
         FX(check_hurries_while_confirming_a_failure),
         FX(check_hurries_while_verifying),
+        FX(check_verification_probes_back_off_from_5_ms),
         FX(check_short_interval_is_not_slowed_down),
         FX(check_probes_repeat_through_the_loop),
         FX(check_replace_keeps_unchanged_checks_results),

@@ -78,6 +78,23 @@ static void loopwatch_counts_busy_time_less_the_wait_and_stalls_over_5ms(void **
     assert_int_equal(f->w.since_ms, since);
 }
 
+/* A mark starts a span's own maximum; the overall one stays. */
+static void loopwatch_mark_starts_a_span(void **state)
+{
+    struct fx *f = *state;
+    f->w.turn_ns = 1000 * MS;
+    f->w.idle_ns = 0;
+    loopwatch_turn(&f->w, 1040 * MS, 0); /* 40 ms busy */
+    assert_int_equal(f->w.mark_max_ns, 40 * MS);
+    loopwatch_mark(&f->w);
+    assert_int_equal(f->w.mark_max_ns, 0);
+    loopwatch_turn(&f->w, 1043 * MS, 0); /* 3 ms */
+    loopwatch_turn(&f->w, 1050 * MS, 0); /* 7 ms */
+    loopwatch_turn(&f->w, 1052 * MS, 0); /* 2 ms */
+    assert_int_equal(f->w.mark_max_ns, 7 * MS);
+    assert_int_equal(f->w.max_busy_ns, 40 * MS);
+}
+
 static void hold_cb(uv_timer_t *t)
 {
     struct fx *f = t->data;
@@ -105,6 +122,30 @@ static void loopwatch_sees_a_callback_that_holds_the_loop(void **state)
     assert_true(f->w.max_busy_ns < WAIT_MS * MS);
 }
 
+/* While marking, a turn's CPU time is counted too: a callback that spins
+ * used the CPU (some of its span, on a shared host); after the unmark,
+ * turns no longer count. */
+static void loopwatch_mark_counts_cpu_time_per_turn(void **state)
+{
+    struct fx *f = *state;
+    loopwatch_start(&f->w);
+    loopwatch_mark(&f->w);
+    uv_update_time(&f->loop);
+    uv_timer_start(&f->hold, hold_cb, 0, 0);
+    loopwait_until(&f->loop, f->held);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    uint64_t cpu = f->w.mark_max_cpu_ns;
+    assert_true(cpu > 0);
+    assert_true(f->w.mark_max_ns >= HOLD_MS * MS);
+    loopwatch_unmark(&f->w);
+    f->held = false;
+    uv_update_time(&f->loop);
+    uv_timer_start(&f->hold, hold_cb, 0, 0);
+    loopwait_until(&f->loop, f->held);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(f->w.mark_max_cpu_ns, cpu);
+}
+
 /* Before loopwatch_start, turns are not counted. */
 static void loopwatch_counts_nothing_before_its_start(void **state)
 {
@@ -122,6 +163,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             loopwatch_counts_busy_time_less_the_wait_and_stalls_over_5ms, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(loopwatch_mark_starts_a_span, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(loopwatch_mark_counts_cpu_time_per_turn, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(loopwatch_sees_a_callback_that_holds_the_loop, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(loopwatch_counts_nothing_before_its_start, fx_setup,
