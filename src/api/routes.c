@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/jsonw.h"
 #include "lib/token.h"
 #include "store/journal.h"
 
@@ -19,12 +20,17 @@
 /* A handler fills *body and returns the HTTP status; arg is the segment
  * matched by "{}" in the pattern ("" when the pattern has none). */
 typedef unsigned routes__fn(const struct route_request *req, const char *arg, json_t **body);
+/* A handler whose view writes its own JSON text into out->text (errors
+ * still go in out->body); a list says in *page what its link needs. */
+typedef unsigned routes__text_fn(const struct route_request *req, struct route_reply *out,
+                                 struct route_page *page);
 
 struct route {
     const char *method;  /* GET also answers HEAD (the server drops the body) */
     const char *pattern; /* "/v1/faults/{}": {} matches one non-empty segment */
     const char *params;  /* query keys accepted, "a,b" */
-    routes__fn *fn;
+    routes__fn *fn;      /* NULL: text answers */
+    routes__text_fn *text;
     bool mutating; /* needs "Authorization: Bearer <token>" */
     /* A list: the query key of its cursor and the row field it takes
      * (routes__next), and its rows when ?limit is absent (0: all). */
@@ -33,7 +39,8 @@ struct route {
 };
 
 static unsigned routes__status(const struct route_request *, const char *, json_t **);
-static unsigned routes__services(const struct route_request *, const char *, json_t **);
+static unsigned routes__services(const struct route_request *, struct route_reply *,
+                                 struct route_page *);
 static unsigned routes__service(const struct route_request *, const char *, json_t **);
 static unsigned routes__faults(const struct route_request *, const char *, json_t **);
 static unsigned routes__summary(const struct route_request *, const char *, json_t **);
@@ -49,22 +56,22 @@ static unsigned routes__restart(const struct route_request *, const char *, json
 /* First matching pattern wins, so a literal ("summary") precedes the {} it
  * would otherwise fall into. Mutating calls (POST with a token) go here too. */
 static const struct route routes__table[] = {
-    {"GET", "/v1/status", "", routes__status, false, NULL, NULL, 0},
-    {"GET", "/v1/services", "after,limit", routes__services, false, "after", "name", 0},
-    {"GET", "/v1/services/{}", "", routes__service, false, NULL, NULL, 0},
-    {"GET", "/v1/faults", "active,before,limit", routes__faults, false, "before", "id",
+    {"GET", "/v1/status", "", routes__status, NULL, false, NULL, NULL, 0},
+    {"GET", "/v1/services", "after,limit", NULL, routes__services, false, "after", "name", 0},
+    {"GET", "/v1/services/{}", "", routes__service, NULL, false, NULL, NULL, 0},
+    {"GET", "/v1/faults", "active,before,limit", routes__faults, NULL, false, "before", "id",
      ROUTES_LIMIT_DEFAULT},
-    {"GET", "/v1/faults/summary", "", routes__summary, false, NULL, NULL, 0},
-    {"GET", "/v1/faults/{}", "", routes__fault, false, NULL, NULL, 0},
-    {"GET", "/v1/actions", "fault,before,limit", routes__actions, false, "before", "id",
+    {"GET", "/v1/faults/summary", "", routes__summary, NULL, false, NULL, NULL, 0},
+    {"GET", "/v1/faults/{}", "", routes__fault, NULL, false, NULL, NULL, 0},
+    {"GET", "/v1/actions", "fault,before,limit", routes__actions, NULL, false, "before", "id",
      ROUTES_LIMIT_DEFAULT},
-    {"GET", "/v1/transitions", "service,before,limit", routes__transitions, false, "before", "id",
-     ROUTES_LIMIT_DEFAULT},
-    {"GET", "/v1/metrics", "", routes__metrics, false, NULL, NULL, 0},
-    {"POST", "/v1/faults/{}/recover", "", routes__recover, true, NULL, NULL, 0},
-    {"POST", "/v1/services/{}/hold", "", routes__hold, true, NULL, NULL, 0},
-    {"POST", "/v1/services/{}/release", "", routes__release, true, NULL, NULL, 0},
-    {"POST", "/v1/services/{}/restart", "", routes__restart, true, NULL, NULL, 0},
+    {"GET", "/v1/transitions", "service,before,limit", routes__transitions, NULL, false, "before",
+     "id", ROUTES_LIMIT_DEFAULT},
+    {"GET", "/v1/metrics", "", routes__metrics, NULL, false, NULL, NULL, 0},
+    {"POST", "/v1/faults/{}/recover", "", routes__recover, NULL, true, NULL, NULL, 0},
+    {"POST", "/v1/services/{}/hold", "", routes__hold, NULL, true, NULL, NULL, 0},
+    {"POST", "/v1/services/{}/release", "", routes__release, NULL, true, NULL, NULL, 0},
+    {"POST", "/v1/services/{}/restart", "", routes__restart, NULL, true, NULL, NULL, 0},
 };
 
 /* {"error": msg}. Bytes outside printable ASCII become '?': the message
@@ -172,17 +179,25 @@ static void routes__encode(char *out, size_t len, const char *v)
 
 /* A full page (limit rows) may have a next one: its link, in the Link
  * header (RFC 8288), repeats the page's query with the cursor moved on to
- * the last row's field. A shorter page is the last. */
+ * the last row's field. A shorter page is the last. The page is *page for
+ * a text answer, out->body's array otherwise. */
 static void routes__next(const struct route *r, const struct route_request *req,
-                         struct route_reply *out)
+                         struct route_reply *out, const struct route_page *page)
 {
     bool present;
     const char *l = routes__query(req, "limit", &present);
     int64_t limit = (int64_t)r->limit;
-    size_t n = json_array_size(out->body);
+    size_t n = out->body ? json_array_size(out->body) : page->rows;
+    const char *last = page->last;
+    char id[32];
     if (present)
         routes__parse_int(l, 1, ROUTES_LIMIT_MAX, &limit); /* checked by the handler */
-    json_t *last = json_object_get(json_array_get(out->body, n - 1), r->field);
+    if (out->body) {
+        json_t *f = json_object_get(json_array_get(out->body, n - 1), r->field);
+        if (json_is_integer(f))
+            snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT, json_integer_value(f));
+        last = json_is_integer(f) ? id : json_string_value(f);
+    }
     if (out->status != 200 || !n || !limit || n < (size_t)limit || !last)
         return;
     char q[sizeof out->link - 64] = "";
@@ -196,10 +211,7 @@ static void routes__next(const struct route *r, const struct route_request *req,
         strncat(q, "&", sizeof q - strlen(q) - 1);
     }
     char v[ROUTES__ARG_MAX] = "";
-    if (json_is_integer(last))
-        snprintf(v, sizeof v, "%" JSON_INTEGER_FORMAT, json_integer_value(last));
-    else
-        routes__encode(v, sizeof v, json_string_value(last) ? json_string_value(last) : "");
+    routes__encode(v, sizeof v, last); /* an id's digits stay as they are */
     snprintf(out->link, sizeof out->link, "<%s?%slimit=%" PRId64 "&%s=%s>; rel=\"next\"", req->path,
              q, limit, r->cursor, v);
 }
@@ -220,38 +232,29 @@ static unsigned routes__status(const struct route_request *req, const char *arg,
 }
 
 /* Every service, in the view's order; a page with ?limit, from the one
- * after ?after (a name). */
-static unsigned routes__services(const struct route_request *req, const char *arg, json_t **body)
+ * after ?after (a name). The backend starts at ?after and stops at the
+ * limit: a page costs its rows, not the whole list. */
+static unsigned routes__services(const struct route_request *req, struct route_reply *out,
+                                 struct route_page *page)
 {
     bool has_limit, has_after;
     const char *l = routes__query(req, "limit", &has_limit);
     const char *after = routes__query(req, "after", &has_after);
     int64_t limit = 0;
     if (has_limit && routes__parse_int(l, 1, ROUTES_LIMIT_MAX, &limit) < 0)
-        return routes__error(body, 400, "limit must be an integer from 1 to %d, not '%s'",
+        return routes__error(&out->body, 400, "limit must be an integer from 1 to %d, not '%s'",
                              ROUTES_LIMIT_MAX, l ? l : "");
     if (has_after && (!after || !*after))
-        return routes__error(body, 400, "after must name a service");
-    json_t *all = req->b->services(req->b->ctx);
-    if (!all || (!has_limit && !has_after))
-        return routes__view(all, "services view", body);
-    size_t from = 0, i;
-    json_t *v;
-    json_array_foreach(all, i, v)
-    {
-        if (has_after && from == 0 &&
-            strcmp(json_string_value(json_object_get(v, "name")) ?: "", after) == 0)
-            from = i + 1;
-    }
-    if (has_after && from == 0) {
-        json_decref(all);
-        return routes__error(body, 400, "after: no such service: %s", after);
-    }
-    json_t *page = json_array();
-    for (i = from; page && i < json_array_size(all) && (!limit || i - from < (size_t)limit); i++)
-        json_array_append(page, json_array_get(all, i));
-    json_decref(all);
-    return routes__view(page, "services view", body);
+        return routes__error(&out->body, 400, "after must name a service");
+    struct jsonw w = {0};
+    int r = req->b->services(req->b->ctx, &w, after, (size_t)limit, page);
+    out->text = r < 0 ? NULL : jsonw_finish(&w, &out->text_len);
+    jsonw_close(&w);
+    if (r == -ENOENT)
+        return routes__error(&out->body, 400, "after: no such service: %s", after);
+    if (!out->text)
+        return routes__error(&out->body, 500, "services view failed");
+    return 200;
 }
 
 static unsigned routes__service(const struct route_request *req, const char *arg, json_t **body)
@@ -491,6 +494,8 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
     char arg[ROUTES__ARG_MAX];
 
     out->body = NULL;
+    out->text = NULL;
+    out->text_len = 0;
     out->allow[0] = '\0';
     out->link[0] = '\0';
     for (size_t i = 0; i < sizeof routes__table / sizeof *routes__table; i++) {
@@ -515,10 +520,11 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
             routes__unauthorized(req, out);
             return;
         }
+        struct route_page page = {0};
         if (routes__check_params(r, req, &out->body, &out->status) == 0)
-            out->status = r->fn(req, arg, &out->body);
+            out->status = r->fn ? r->fn(req, arg, &out->body) : r->text(req, out, &page);
         if (r->cursor)
-            routes__next(r, req, out);
+            routes__next(r, req, out, &page);
         return;
     }
     if (pattern)

@@ -399,14 +399,16 @@ static char *conn__json(json_t *body, unsigned *status, size_t *len)
     return buf;
 }
 
-/* Answer status with body (JSON, borrowed), head_only for HEAD; allow and
- * link: the Allow and Link headers' values, when not empty. */
+/* Answer status with text (JSON and a newline, len bytes; owned from here
+ * on), or when it is NULL with body (borrowed) dumped; head_only for HEAD;
+ * allow and link: the Allow and Link headers' values, when not empty. The
+ * text itself is what goes out: a 441 KB listing is not copied again. */
 static void conn__reply(struct conn *c, unsigned status, const char *allow, const char *link,
-                        json_t *body, bool head_only)
+                        json_t *body, char *text, size_t len, bool head_only)
 {
     struct reply *rp = malloc(sizeof *rp);
-    size_t len = 0;
-    char *text = conn__json(body, &status, &len);
+    if (!text)
+        text = conn__json(body, &status, &len);
     if (!rp || !text) {
         free(rp);
         free(text);
@@ -434,7 +436,7 @@ static void conn__refuse(struct conn *c, unsigned status, const char *why)
 {
     json_t *body = json_pack("{s:s}", "error", why);
     c->finishing = true;
-    conn__reply(c, status, "", "", body, false);
+    conn__reply(c, status, "", "", body, NULL, 0, false);
     json_decref(body);
     if (log_enabled(LOG_DEBUG))
         log_event(LOG_DEBUG, NULL, "api-refused", "status=%u reason=\"%s\"", status, why);
@@ -508,7 +510,7 @@ static void conn__answer(struct conn *c, struct request *rq)
     rq->route.peer_uid = c->uid;
     routes_dispatch(&rq->route, &rep);
     c->finishing = !rq->keep_alive;
-    conn__reply(c, rep.status, rep.allow, rep.link, rep.body,
+    conn__reply(c, rep.status, rep.allow, rep.link, rep.body, rep.text, rep.text_len,
                 strcmp(rq->route.method, "HEAD") == 0);
     json_decref(rep.body);
     if (log_enabled(LOG_DEBUG)) {

@@ -43,6 +43,7 @@ struct daemon {
     struct namemap by_name;       /* live (not retired) services by name */
     uv_idle_t start_slices;       /* starts services a slice per loop turn while active */
     size_t start_next;            /* the next index of services the slices look at */
+    size_t n_starting;            /* live services not started yet (service_count_starting) */
     struct monitor monitor;       /* the system's state */
     struct analysis analysis;     /* what the analyzer shares */
     struct executor executor;     /* slots and queue of the recoveries */
@@ -111,7 +112,8 @@ bool daemon_dependencies_ready(struct daemon *d, const struct service *s);
 /* Called when a service may be freed (its handles closed). */
 void daemon_service_gone(struct daemon *d, struct service *s);
 /* Live services not started yet (their turn, their dependencies, a
- * predecessor's leftovers or their predecessor instance still pending). */
+ * predecessor's leftovers or their predecessor instance still pending):
+ * O(1), a count kept as services are added, started and retired. */
 size_t daemon_services_starting(const struct daemon *d);
 /* Fill d->backend (the API's view of d). */
 void daemon_backend_init(struct daemon *d);
