@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/jsonw.h"
 #include "lib/token.h"
 #include "store/journal.h"
 
@@ -35,13 +36,19 @@ enum routes__views {
     VIEW_METRICS
 };
 
+/* A handler whose view writes its own JSON text into out->text (errors
+ * still go in out->body); a list says in *page what its link needs. */
+typedef unsigned routes__text_fn(const struct route_request *req, struct route_reply *out,
+                                 struct route_page *page);
+
 struct route {
-    const char *method;  /* GET also answers HEAD (the server drops the body) */
-    const char *pattern; /* "/v1/faults/{}": {} matches one non-empty segment */
-    const char *params;  /* query keys accepted, "a,b" */
-    routes__fn *fn;      /* NULL: query */
-    routes__qfn *query;  /* a journal view */
-    bool mutating;       /* needs "Authorization: Bearer <token>" */
+    const char *method;    /* GET also answers HEAD (the server drops the body) */
+    const char *pattern;   /* "/v1/faults/{}": {} matches one non-empty segment */
+    const char *params;    /* query keys accepted, "a,b" */
+    routes__fn *fn;        /* NULL: query or text */
+    routes__qfn *query;    /* a journal view */
+    routes__text_fn *text; /* a view written as text */
+    bool mutating;         /* needs "Authorization: Bearer <token>" */
     /* A list: the query key of its cursor and the row field it takes
      * (routes__next), and its rows when ?limit is absent (0: all). */
     const char *cursor, *field;
@@ -49,7 +56,8 @@ struct route {
 };
 
 static unsigned routes__status(const struct route_request *, const char *, json_t **);
-static unsigned routes__services(const struct route_request *, const char *, json_t **);
+static unsigned routes__services(const struct route_request *, struct route_reply *,
+                                 struct route_page *);
 static unsigned routes__service(const struct route_request *, const char *, json_t **);
 static routes__qfn routes__faults, routes__summary, routes__fault, routes__actions,
     routes__transitions, routes__metrics;
@@ -61,22 +69,22 @@ static unsigned routes__restart(const struct route_request *, const char *, json
 /* First matching pattern wins, so a literal ("summary") precedes the {} it
  * would otherwise fall into. Mutating calls (POST with a token) go here too. */
 static const struct route routes__table[] = {
-    {"GET", "/v1/status", "", routes__status, NULL, false, NULL, NULL, 0},
-    {"GET", "/v1/services", "after,limit", routes__services, NULL, false, "after", "name", 0},
-    {"GET", "/v1/services/{}", "", routes__service, NULL, false, NULL, NULL, 0},
-    {"GET", "/v1/faults", "active,before,limit", NULL, routes__faults, false, "before", "id",
+    {"GET", "/v1/status", "", routes__status, NULL, NULL, false, NULL, NULL, 0},
+    {"GET", "/v1/services", "after,limit", NULL, NULL, routes__services, false, "after", "name", 0},
+    {"GET", "/v1/services/{}", "", routes__service, NULL, NULL, false, NULL, NULL, 0},
+    {"GET", "/v1/faults", "active,before,limit", NULL, routes__faults, NULL, false, "before", "id",
      ROUTES_LIMIT_DEFAULT},
-    {"GET", "/v1/faults/summary", "", NULL, routes__summary, false, NULL, NULL, 0},
-    {"GET", "/v1/faults/{}", "", NULL, routes__fault, false, NULL, NULL, 0},
-    {"GET", "/v1/actions", "fault,before,limit", NULL, routes__actions, false, "before", "id",
+    {"GET", "/v1/faults/summary", "", NULL, routes__summary, NULL, false, NULL, NULL, 0},
+    {"GET", "/v1/faults/{}", "", NULL, routes__fault, NULL, false, NULL, NULL, 0},
+    {"GET", "/v1/actions", "fault,before,limit", NULL, routes__actions, NULL, false, "before", "id",
      ROUTES_LIMIT_DEFAULT},
-    {"GET", "/v1/transitions", "service,before,limit", NULL, routes__transitions, false, "before",
-     "id", ROUTES_LIMIT_DEFAULT},
-    {"GET", "/v1/metrics", "", NULL, routes__metrics, false, NULL, NULL, 0},
-    {"POST", "/v1/faults/{}/recover", "", routes__recover, NULL, true, NULL, NULL, 0},
-    {"POST", "/v1/services/{}/hold", "", routes__hold, NULL, true, NULL, NULL, 0},
-    {"POST", "/v1/services/{}/release", "", routes__release, NULL, true, NULL, NULL, 0},
-    {"POST", "/v1/services/{}/restart", "", routes__restart, NULL, true, NULL, NULL, 0},
+    {"GET", "/v1/transitions", "service,before,limit", NULL, routes__transitions, NULL, false,
+     "before", "id", ROUTES_LIMIT_DEFAULT},
+    {"GET", "/v1/metrics", "", NULL, routes__metrics, NULL, false, NULL, NULL, 0},
+    {"POST", "/v1/faults/{}/recover", "", routes__recover, NULL, NULL, true, NULL, NULL, 0},
+    {"POST", "/v1/services/{}/hold", "", routes__hold, NULL, NULL, true, NULL, NULL, 0},
+    {"POST", "/v1/services/{}/release", "", routes__release, NULL, NULL, true, NULL, NULL, 0},
+    {"POST", "/v1/services/{}/restart", "", routes__restart, NULL, NULL, true, NULL, NULL, 0},
 };
 
 /* {"error": msg}. Bytes outside printable ASCII become '?': the message
@@ -208,30 +216,41 @@ static void routes__link_prefix(const struct route *r, const struct route_reques
     snprintf(prefix, len, "<%s?%slimit=%" PRId64 "&%s=", req->path, q, *limit, r->cursor);
 }
 
-static void routes__link_finish(const char *prefix, int64_t limit, const char *field,
-                                unsigned status, json_t *body, char *link, size_t len)
+/* The cursor field of a list's last row, as text in buf (NULL: none). */
+static const char *routes__last_of(json_t *rows, const char *field, char *buf, size_t len)
 {
-    size_t n = json_array_size(body);
-    json_t *last = json_object_get(json_array_get(body, n - 1), field);
+    json_t *f = json_object_get(json_array_get(rows, json_array_size(rows) - 1), field);
+    if (json_is_integer(f)) {
+        snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(f));
+        return buf;
+    }
+    return json_string_value(f);
+}
+
+/* The link after a page of n rows whose last cursor field is last. */
+static void routes__link_finish(const char *prefix, int64_t limit, unsigned status, size_t n,
+                                const char *last, char *link, size_t len)
+{
     link[0] = '\0';
     if (status != 200 || !n || !limit || n < (size_t)limit || !last)
         return;
     char v[ROUTES__ARG_MAX] = "";
-    if (json_is_integer(last))
-        snprintf(v, sizeof v, "%" JSON_INTEGER_FORMAT, json_integer_value(last));
-    else
-        routes__encode(v, sizeof v, json_string_value(last) ? json_string_value(last) : "");
-    snprintf(link, len, "%s%s>; rel=\"next\"", prefix, v);
+    routes__encode(v, sizeof v, last); /* an id's digits stay as they are */
+    int w = snprintf(link, len, "%s%s>; rel=\"next\"", prefix, v);
+    if (w < 0 || (size_t)w >= len)
+        link[0] = '\0'; /* a cut link would lead elsewhere: none */
 }
 
+/* The page is *page for a text answer, out->body's array otherwise. */
 static void routes__next(const struct route *r, const struct route_request *req,
-                         struct route_reply *out)
+                         struct route_reply *out, const struct route_page *page)
 {
-    char prefix[ROUTES_LINK_MAX];
+    char prefix[ROUTES_LINK_MAX], id[32];
     int64_t limit;
+    size_t n = out->body ? json_array_size(out->body) : page->rows;
+    const char *last = out->body ? routes__last_of(out->body, r->field, id, sizeof id) : page->last;
     routes__link_prefix(r, req, prefix, sizeof prefix, &limit);
-    routes__link_finish(prefix, limit, r->field, out->status, out->body, out->link,
-                        sizeof out->link);
+    routes__link_finish(prefix, limit, out->status, n, last, out->link, sizeof out->link);
 }
 
 static unsigned routes__status(const struct route_request *req, const char *arg, json_t **body)
@@ -240,38 +259,29 @@ static unsigned routes__status(const struct route_request *req, const char *arg,
 }
 
 /* Every service, in the view's order; a page with ?limit, from the one
- * after ?after (a name). */
-static unsigned routes__services(const struct route_request *req, const char *arg, json_t **body)
+ * after ?after (a name). The backend starts at ?after and stops at the
+ * limit: a page costs its rows, not the whole list. */
+static unsigned routes__services(const struct route_request *req, struct route_reply *out,
+                                 struct route_page *page)
 {
     bool has_limit, has_after;
     const char *l = routes__query(req, "limit", &has_limit);
     const char *after = routes__query(req, "after", &has_after);
     int64_t limit = 0;
     if (has_limit && routes__parse_int(l, 1, ROUTES_LIMIT_MAX, &limit) < 0)
-        return routes__error(body, 400, "limit must be an integer from 1 to %d, not '%s'",
+        return routes__error(&out->body, 400, "limit must be an integer from 1 to %d, not '%s'",
                              ROUTES_LIMIT_MAX, l ? l : "");
     if (has_after && (!after || !*after))
-        return routes__error(body, 400, "after must name a service");
-    json_t *all = req->b->services(req->b->ctx);
-    if (!all || (!has_limit && !has_after))
-        return routes__view(all, "services view", body);
-    size_t from = 0, i;
-    json_t *v;
-    json_array_foreach(all, i, v)
-    {
-        if (has_after && from == 0 &&
-            strcmp(json_string_value(json_object_get(v, "name")) ?: "", after) == 0)
-            from = i + 1;
-    }
-    if (has_after && from == 0) {
-        json_decref(all);
-        return routes__error(body, 400, "after: no such service: %s", after);
-    }
-    json_t *page = json_array();
-    for (i = from; page && i < json_array_size(all) && (!limit || i - from < (size_t)limit); i++)
-        json_array_append(page, json_array_get(all, i));
-    json_decref(all);
-    return routes__view(page, "services view", body);
+        return routes__error(&out->body, 400, "after must name a service");
+    struct jsonw w = {0};
+    int r = req->b->services(req->b->ctx, &w, after, (size_t)limit, page);
+    out->text = r < 0 ? NULL : jsonw_finish(&w, &out->text_len);
+    jsonw_close(&w);
+    if (r == -ENOENT)
+        return routes__error(&out->body, 400, "after: no such service: %s", after);
+    if (!out->text)
+        return routes__error(&out->body, 500, "services view failed");
+    return 200;
 }
 
 static unsigned routes__service(const struct route_request *req, const char *arg, json_t **body)
@@ -388,9 +398,11 @@ static void routes__read_work(struct reader_job *job, struct journal *ro)
 {
     struct route_read *rd = (struct route_read *)job;
     json_t *body = NULL;
+    char id[32];
     rd->status = routes__view_run(&rd->q, ro, &body);
     if (rd->link_prefix[0])
-        routes__link_finish(rd->link_prefix, rd->page, rd->field, rd->status, body, rd->link,
+        routes__link_finish(rd->link_prefix, rd->page, rd->status, json_array_size(body),
+                            routes__last_of(body, rd->field, id, sizeof id), rd->link,
                             sizeof rd->link);
     rd->text = routes_json_text(body, &rd->status, &rd->len);
     json_decref(body);
@@ -456,7 +468,7 @@ static void routes__read(const struct route *r, const struct route_request *req,
     if (!req->b->reader) {
         out->status = routes__view_run(&q, req->b->journal, &out->body);
         if (r->cursor)
-            routes__next(r, req, out);
+            routes__next(r, req, out, &(struct route_page){0});
         return;
     }
     struct route_read *rd = calloc(1, sizeof *rd);
@@ -611,6 +623,8 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
     char arg[ROUTES__ARG_MAX];
 
     out->body = NULL;
+    out->text = NULL;
+    out->text_len = 0;
     out->allow[0] = '\0';
     out->link[0] = '\0';
     out->read = NULL;
@@ -645,9 +659,10 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
             routes__read(r, req, arg, out);
             return;
         }
-        out->status = r->fn(req, arg, &out->body);
+        struct route_page page = {0};
+        out->status = r->fn ? r->fn(req, arg, &out->body) : r->text(req, out, &page);
         if (r->cursor)
-            routes__next(r, req, out);
+            routes__next(r, req, out, &page);
         return;
     }
     if (pattern)

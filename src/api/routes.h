@@ -12,19 +12,32 @@
 #include "store/reader.h"
 
 struct journal;
+struct jsonw;
 
 #define API_GROUP "recoverd" /* members may act through the Unix socket without the token */
 
 enum api_control { API_HOLD, API_RELEASE, API_RESTART };
 
+/* A page of a list that a view wrote as text: what its Link needs. */
+struct route_page {
+    size_t rows;      /* rows written */
+    const char *last; /* the last row's cursor field (a name); borrowed for the request */
+};
+
 /* What the API answers from, handed over by the composition root: the
  * journal for history, the live views and the operator's controls. */
 struct api_backend {
-    struct journal *journal;        /* borrowed */
-    struct reader *reader;          /* journal reads go there; NULL: on the loop. borrowed */
-    const char *token;              /* the mutating calls' bearer token; borrowed */
-    json_t *(*status)(void *ctx);   /* new reference */
-    json_t *(*services)(void *ctx); /* new reference */
+    struct journal *journal;      /* borrowed */
+    struct reader *reader;        /* journal reads go there; NULL: on the loop. borrowed */
+    const char *token;            /* the mutating calls' bearer token; borrowed */
+    json_t *(*status)(void *ctx); /* new reference */
+    /* The services' views as a JSON array into w, in their order: every
+     * one, or from the one after `after` (NULL: the first) at most limit
+     * (0: no limit), with what the page's link needs in *page. Written
+     * straight as text: at 1,000 services a jansson tree per request cost
+     * ten times more. 0, -ENOENT (after names no service) or -ENOMEM. */
+    int (*services)(void *ctx, struct jsonw *w, const char *after, size_t limit,
+                    struct route_page *page);
     json_t *(*service)(void *ctx, const char *name); /* NULL: no such service */
     /* 0, or -ENOENT (no such service), -EBUSY, -EINVAL with words in err. */
     int (*control)(void *ctx, const char *name, enum api_control op, char *err, size_t len);
@@ -95,7 +108,11 @@ struct route_read {
 
 struct route_reply {
     unsigned status; /* HTTP status code */
-    json_t *body;    /* object or array, owned by the caller; NULL only when out of memory */
+    json_t *body;    /* object or array, owned by the caller; NULL when text is set, or out of
+                      * memory */
+    char *text;      /* the body as JSON text and a newline, when a view wrote it as text;
+                      * owned by the caller (free); NULL otherwise */
+    size_t text_len; /* bytes at text */
     char allow[64];  /* the Allow header of a 405, "" otherwise */
     char link[ROUTES_LINK_MAX]; /* a list's Link header: <next page>; rel="next", "" otherwise */
     /* Not NULL: a journal read for the reader (b->reader set), owned by
@@ -105,7 +122,8 @@ struct route_reply {
 };
 
 /* Answer req into out. Never fails: every error becomes a status with
- * {"error": "..."}; the caller frees out->body with json_decref. */
+ * {"error": "..."}; the caller frees out->body with json_decref and
+ * out->text with free. */
 void routes_dispatch(const struct route_request *req, struct route_reply *out);
 /* Queue rd on b's reader; answered(rd, ran) runs on the loop once done.
  * 0, or -EAGAIN (too many reads wait) / -ECANCELED (stopping): rd is not

@@ -557,8 +557,11 @@ static void conn__answer(struct conn *c, struct request *rq)
         return;
     }
     c->finishing = !rq->keep_alive;
-    conn__reply(c, rep.status, rep.allow, rep.link, rep.body,
-                strcmp(rq->route.method, "HEAD") == 0);
+    bool head = strcmp(rq->route.method, "HEAD") == 0;
+    if (rep.text) /* a view written as text: sent as it is, not copied again */
+        conn__send(c, rep.status, rep.allow, rep.link, rep.text, rep.text_len, head);
+    else
+        conn__reply(c, rep.status, rep.allow, rep.link, rep.body, head);
     json_decref(rep.body);
     if (log_enabled(LOG_DEBUG)) {
         char path[256];

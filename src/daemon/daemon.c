@@ -158,6 +158,7 @@ static int daemon__add(struct daemon *d, struct service *s)
     }
     d->services = v;
     d->services[d->n_services++] = s;
+    service_count_starting(s);
     return 0;
 }
 
@@ -431,12 +432,7 @@ static void daemon__start_services(struct daemon *d)
 
 size_t daemon_services_starting(const struct daemon *d)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < d->n_services; i++) {
-        const struct service *s = d->services[i];
-        n += !s->retired && (!s->started || s->start_waiting);
-    }
-    return n;
+    return d->n_starting;
 }
 
 bool daemon_dependencies_ready(struct daemon *d, const struct service *s)
@@ -687,6 +683,7 @@ static void daemon__discard(struct daemon *d, struct service *s)
 {
     daemon__unmap(d, s);
     s->retired = true;
+    service_count_starting(s);
     service_close(s);
 }
 
@@ -696,6 +693,7 @@ static void daemon__retire(struct daemon *d, struct service *s, const char *why)
     log_event(LOG_INFO, s->name, "retired", "why=\"%s\"", why);
     service_stop(s, why);
     s->retired = true;
+    service_count_starting(s);
     daemon__unmap(d, s);
     state_unregister(&s->st);
     if (s->sup.state == SUP_DOWN)

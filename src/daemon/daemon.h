@@ -55,6 +55,7 @@ struct daemon {
     size_t stop_next;             /* the next index of services the stop's slices look at */
     uv_idle_t reload_slices;      /* applies a reload a slice per loop turn while active */
     uint64_t stop_began_ns;       /* uv_hrtime() at daemon_stop */
+    size_t n_starting;            /* live services not started yet (service_count_starting) */
     struct monitor monitor;       /* the system's state */
     struct analysis analysis;     /* what the analyzer shares */
     struct executor executor;     /* slots and queue of the recoveries */
@@ -127,7 +128,8 @@ bool daemon_dependencies_ready(struct daemon *d, const struct service *s);
 /* Called when a service may be freed (its handles closed). */
 void daemon_service_gone(struct daemon *d, struct service *s);
 /* Live services not started yet (their turn, their dependencies, a
- * predecessor's leftovers or their predecessor instance still pending). */
+ * predecessor's leftovers or their predecessor instance still pending):
+ * O(1), a count kept as services are added, started and retired. */
 size_t daemon_services_starting(const struct daemon *d);
 /* Fill d->backend (the API's view of d). */
 void daemon_backend_init(struct daemon *d);

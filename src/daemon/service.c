@@ -13,6 +13,7 @@
 #include "daemon/daemon.h"
 #include "detect/check.h"
 #include "lib/clock.h"
+#include "lib/jsonw.h"
 #include "lib/log.h"
 #include "lib/model.h"
 #include "monitor/alert.h"
@@ -194,25 +195,38 @@ static void service__refuse(struct service *s)
     daemon_service_ready(s->d, s);
 }
 
+void service_count_starting(struct service *s)
+{
+    bool starting = !s->retired && (!s->started || s->start_waiting);
+    if (starting == s->counted_starting)
+        return;
+    s->counted_starting = starting;
+    if (starting)
+        s->d->n_starting++;
+    else
+        s->d->n_starting--;
+}
+
 void service_start(struct service *s)
 {
     s->started = true;
+    s->start_waiting = !s->cfg->problem && !daemon_dependencies_ready(s->d, s);
+    service_count_starting(s);
     if (s->cfg->problem) {
         service__refuse(s);
         return;
     }
-    if (!daemon_dependencies_ready(s->d, s)) {
-        s->start_waiting = true;
+    if (s->start_waiting) {
         log_event(LOG_INFO, s->name, "start-waiting", "why=\"dependencies not ready\"");
         return;
     }
-    s->start_waiting = false;
     recovery_event(&s->rec, REC_EV_START);
 }
 
 void service_stop(struct service *s, const char *why)
 {
     s->start_waiting = false;
+    service_count_starting(s);
     check_set_stop(&s->checks);
     recovery_abort(&s->rec, why);
     supervisor_event(&s->sup, SUP_EV_STOP, STOP_SHUTDOWN);
@@ -221,6 +235,7 @@ void service_stop(struct service *s, const char *why)
 void service_detach(struct service *s)
 {
     s->start_waiting = false;
+    service_count_starting(s);
     check_set_stop(&s->checks);
     recovery_abort(&s->rec, "aborted: recoverd exited leaving the service running");
     supervisor_detach(&s->sup);
@@ -292,78 +307,120 @@ void service_free(struct service *s)
     free(s);
 }
 
-static json_t *service__time(uint64_t ms)
+/* A wall time as ISO 8601 text; 0: null. */
+static void service__time(struct jsonw *w, uint64_t ms)
 {
     char buf[40];
-    return ms ? json_string(clock_iso8601(ms, buf, sizeof buf)) : json_null();
+    jsonw_string(w, ms ? clock_iso8601(ms, buf, sizeof buf) : NULL);
 }
 
 /* A check's last result; stale (null) while its process is down. */
-static json_t *service__check_view(const struct check *c)
+static void service__check_view(const struct check *c, struct jsonw *w)
 {
     bool fresh = c->has_result && !c->stale;
-    json_t *j = json_pack("{s:s, s:s, s:b, s:I, s:I, s:b}", "name", c->cfg->name, "kind",
-                          c->cfg->kind, "failing", c->failing, "consecutive_failures",
-                          (json_int_t)c->fails, "consecutive_successes", (json_int_t)c->oks,
-                          "stale", c->stale);
-    json_object_set_new(j, "ok", fresh ? json_boolean(c->last.ok) : json_null());
-    json_object_set_new(j, "reason", c->has_result ? json_string(c->last.reason) : json_null());
-    json_object_set_new(j, "at", service__time(c->has_result ? c->last_ms : 0));
-    json_object_set_new(j, "latency_ms",
-                        c->has_result ? json_real((double)c->last.latency_us / 1000.0)
-                                      : json_null());
-    json_object_set_new(j, "probes", json_integer((json_int_t)c->probes));
-    return j;
+    jsonw_object(w);
+    jsonw_key(w, "name");
+    jsonw_string(w, c->cfg->name);
+    jsonw_key(w, "kind");
+    jsonw_string(w, c->cfg->kind);
+    jsonw_key(w, "failing");
+    jsonw_bool(w, c->failing);
+    jsonw_key(w, "consecutive_failures");
+    jsonw_int(w, c->fails);
+    jsonw_key(w, "consecutive_successes");
+    jsonw_int(w, c->oks);
+    jsonw_key(w, "stale");
+    jsonw_bool(w, c->stale);
+    jsonw_key(w, "ok");
+    if (fresh)
+        jsonw_bool(w, c->last.ok);
+    else
+        jsonw_null(w);
+    jsonw_key(w, "reason");
+    jsonw_string(w, c->has_result ? c->last.reason : NULL);
+    jsonw_key(w, "at");
+    service__time(w, c->has_result ? c->last_ms : 0);
+    jsonw_key(w, "latency_ms");
+    if (c->has_result)
+        jsonw_decimal(w, c->last.latency_us, 3);
+    else
+        jsonw_null(w);
+    jsonw_key(w, "probes");
+    jsonw_int(w, (int64_t)c->probes);
+    jsonw_object_end(w);
 }
 
-json_t *service_view(const struct service *s)
+/* Its last exit (code, time, signal), or null. */
+static void service__last_exit(const struct supervisor *sp, struct jsonw *w)
+{
+    if (!sp->has_exit) {
+        jsonw_null(w);
+        return;
+    }
+    jsonw_object(w);
+    jsonw_key(w, "code");
+    jsonw_int(w, sp->last.code);
+    jsonw_key(w, "at");
+    service__time(w, sp->last_exit_ms);
+    jsonw_key(w, "signal");
+    jsonw_string(w, sp->last.signal ? sigabbrev_np(sp->last.signal) : NULL);
+    jsonw_object_end(w);
+}
+
+void service_view(const struct service *s, struct jsonw *w, uint64_t now_us)
 {
     const struct supervisor *sp = &s->sup;
     const char *process = sup_state_name(sp->state);
     const struct strategy_ops *ops = strategy_find(s->rec.action.strategy);
     if (sp->state == SUP_DOWN && s->rec.state == REC_PENDING && ops && ops->starts_process)
         process = "waiting"; /* for the start a pending action will make */
-    json_t *j = json_pack("{s:s, s:s, s:s}", "name", s->name, "state", state_name(s->st.state),
-                          "process", process);
-    recovery_view(&s->rec, j);
-    json_object_set_new(j, "kind",
-                        json_string(s->cfg->command   ? "supervised"
-                                    : s->cfg->pidfile ? "external"
-                                                      : "watched"));
-    json_t *deps = json_array();
+    jsonw_object(w);
+    jsonw_key(w, "name");
+    jsonw_string(w, s->name);
+    jsonw_key(w, "state");
+    jsonw_string(w, state_name(s->st.state));
+    jsonw_key(w, "process");
+    jsonw_string(w, process);
+    recovery_view(&s->rec, w);
+    jsonw_key(w, "kind");
+    jsonw_string(w, s->cfg->command ? "supervised" : s->cfg->pidfile ? "external" : "watched");
+    jsonw_key(w, "depends_on");
+    jsonw_array(w);
     for (char **dep = s->cfg->depends_on; dep && *dep; dep++)
-        json_array_append_new(deps, json_string(*dep));
-    json_object_set_new(j, "depends_on", deps);
-    json_object_set_new(j, "pid", sp->pid > 0 ? json_integer(sp->pid) : json_null());
+        jsonw_string(w, *dep);
+    jsonw_array_end(w);
+    jsonw_key(w, "pid");
+    if (sp->pid > 0)
+        jsonw_int(w, sp->pid);
+    else
+        jsonw_null(w);
     /* Its process was started by a previous recoverd (daemon/takeover.h). */
-    json_object_set_new(j, "adopted", json_boolean(sp->adopted));
+    jsonw_key(w, "adopted");
+    jsonw_bool(w, sp->adopted);
     /* Why it cannot run as configured (it is failed), or null. */
-    json_object_set_new(j, "config_error",
-                        s->cfg->problem ? json_string(s->cfg->problem) : json_null());
-    json_object_set_new(j, "cgroup", sp->encl.cgroup ? json_string(sp->encl.cgroup) : json_null());
-    json_object_set_new(j, "since", service__time(s->st.state_ms));
-    bool up = sp->state != SUP_DOWN;
-    json_object_set_new(j, "uptime_ms",
-                        up ? json_integer((json_int_t)((clock_mono_us() - sp->spawned_us) / 1000))
-                           : json_null());
-    if (sp->has_exit) {
-        json_t *e = json_pack("{s:I, s:o}", "code", (json_int_t)sp->last.code, "at",
-                              service__time(sp->last_exit_ms));
-        json_object_set_new(e, "signal",
-                            sp->last.signal ? json_string(sigabbrev_np(sp->last.signal))
-                                            : json_null());
-        json_object_set_new(j, "last_exit", e);
-    } else {
-        json_object_set_new(j, "last_exit", json_null());
-    }
-    json_t *faults = json_array();
+    jsonw_key(w, "config_error");
+    jsonw_string(w, s->cfg->problem);
+    jsonw_key(w, "cgroup");
+    jsonw_string(w, sp->encl.cgroup);
+    jsonw_key(w, "since");
+    service__time(w, s->st.state_ms);
+    jsonw_key(w, "uptime_ms");
+    if (sp->state != SUP_DOWN)
+        jsonw_int(w, (int64_t)((now_us - sp->spawned_us) / 1000));
+    else
+        jsonw_null(w);
+    jsonw_key(w, "last_exit");
+    service__last_exit(sp, w);
+    jsonw_key(w, "open_faults");
+    jsonw_array(w);
     for (size_t i = 0; i < s->faults.n_slots; i++)
         if (s->faults.slots[i].open)
-            json_array_append_new(faults, json_integer(s->faults.slots[i].fault.id));
-    json_object_set_new(j, "open_faults", faults);
-    json_t *checks = json_array();
+            jsonw_int(w, s->faults.slots[i].fault.id);
+    jsonw_array_end(w);
+    jsonw_key(w, "checks");
+    jsonw_array(w);
     for (size_t i = 0; i < s->checks.n; i++)
-        json_array_append_new(checks, service__check_view(&s->checks.checks[i]));
-    json_object_set_new(j, "checks", checks);
-    return j;
+        service__check_view(&s->checks.checks[i], w);
+    jsonw_array_end(w);
+    jsonw_object_end(w);
 }

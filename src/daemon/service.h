@@ -4,9 +4,11 @@
 #ifndef RECOVERD_DAEMON_SERVICE_H
 #define RECOVERD_DAEMON_SERVICE_H
 
-#include <jansson.h>
+#include <stdint.h>
 
 #include "daemon/service-t.h"
+
+struct jsonw;
 
 /* A new service for cfg (borrowed; must outlive it or be rebound). Its
  * output log is opened under state_dir/logs. NULL on failure (logged). */
@@ -30,9 +32,14 @@ int service_reconfigure(struct service *s, const struct service_cfg *cfg, const 
 void service_close(struct service *s);
 /* Free the memory; every handle must be closed already. NULL-safe. */
 void service_free(struct service *s);
+/* Count s in d->n_starting or not, as it is now: live and not started
+ * yet, or waiting for its dependencies. Called after each change of
+ * started, start_waiting and retired, and once it is in d->services. */
+void service_count_starting(struct service *s);
 /* Its loop handles still open. */
 int service_handles_open(const struct service *s);
-/* The API's view of s. */
-json_t *service_view(const struct service *s);
+/* The API's view of s, a JSON object, into w; now_us: clock_mono_us() of
+ * the request (its uptime is counted to it). */
+void service_view(const struct service *s, struct jsonw *w, uint64_t now_us);
 
 #endif

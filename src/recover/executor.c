@@ -17,6 +17,7 @@
 #include "detect/check.h"
 #include "lib/clock.h"
 #include "lib/fault.h"
+#include "lib/jsonw.h"
 #include "lib/log.h"
 #include "lib/model.h"
 #include "lib/text.h"
@@ -1011,18 +1012,21 @@ void recovery_analyse(void *arg, const struct fault *f, json_t *ctx)
                                       : json_null());
 }
 
-void recovery_view(const struct recovery *r, json_t *j)
+void recovery_view(const struct recovery *r, struct jsonw *w)
 {
-    json_object_set_new(j, "recovery", json_string(recovery_state_name(r->state)));
-    json_object_set_new(j, "held", json_boolean(r->held));
-    json_object_set_new(j, "given_up", json_boolean(r->state == REC_GAVE_UP));
-    json_object_set_new(j, "recovering",
-                        json_boolean(r->state == REC_PENDING || r->state == REC_EXECUTING ||
-                                     (r->state == REC_VERIFYING && r->has_action)));
+    jsonw_key(w, "recovery");
+    jsonw_string(w, recovery_state_name(r->state));
+    jsonw_key(w, "held");
+    jsonw_bool(w, r->held);
+    jsonw_key(w, "given_up");
+    jsonw_bool(w, r->state == REC_GAVE_UP);
+    jsonw_key(w, "recovering");
+    jsonw_bool(w, r->state == REC_PENDING || r->state == REC_EXECUTING ||
+                      (r->state == REC_VERIFYING && r->has_action));
     for (int st = 0; st < STRATEGY__COUNT; st++) {
         const struct strategy_ops *ops = rec__find(r, st);
         if (ops && ops->view)
-            ops->view(r, j);
+            ops->view(r, w);
     }
 }
 

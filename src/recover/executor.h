@@ -24,6 +24,7 @@ struct check_set;
 struct config;
 struct faults;
 struct journal;
+struct jsonw;
 struct observation;
 struct service_cfg;
 struct strategy_ops;
@@ -161,8 +162,9 @@ int recovery_operate(struct recovery *r, int64_t fault_id, enum strategy st, cha
 
 /* The analysis a fault's context gets (fault_advisor.analyse). */
 void recovery_analyse(void *r, const struct fault *f, json_t *context);
-/* The service's figures for the API (strategy views, state, plan). */
-void recovery_view(const struct recovery *r, json_t *service);
+/* The service's figures for the API (state, strategy views), written as
+ * members of the service's view: an object open in w. */
+void recovery_view(const struct recovery *r, struct jsonw *w);
 /* Can a reload apply a new configuration in place? NULL, or why not. */
 const char *recovery_busy(const struct recovery *r);
 

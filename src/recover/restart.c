@@ -17,6 +17,7 @@
 #include "lib/backoff.h"
 #include "lib/clock.h"
 #include "lib/fault.h"
+#include "lib/jsonw.h"
 #include "lib/log.h"
 #include "lib/program.h"
 #include "lib/uvclock.h"
@@ -433,9 +434,10 @@ static void restart__limits(const struct recovery *r, json_t *context)
     json_object_set_new(context, "window_ms", json_integer((json_int_t)rc->window_ms));
 }
 
-static void restart__view(const struct recovery *r, json_t *j)
+static void restart__view(const struct recovery *r, struct jsonw *w)
 {
-    json_object_set_new(j, "restarts", json_integer(restart__st(r)->restarts));
+    jsonw_key(w, "restarts");
+    jsonw_int(w, restart__st(r)->restarts);
 }
 
 static void restart__release(struct recovery *r)

@@ -16,6 +16,7 @@
 #include "config/config-t.h"
 #include "lib/model-t.h"
 
+struct jsonw;
 struct recovery;
 struct sup_exit;
 
@@ -69,8 +70,9 @@ struct strategy_ops {
     /* Add the limits that can end a recovery to the context of the fault
      * that says it gave up. NULL: none. */
     void (*limits)(const struct recovery *r, json_t *context);
-    /* Add the strategy's figures to the service's view. NULL: none. */
-    void (*view)(const struct recovery *r, json_t *service);
+    /* Write the strategy's figures as members of the service's view (an
+     * object open in w). NULL: none. */
+    void (*view)(const struct recovery *r, struct jsonw *w);
     /* Release what the per-service state holds. NULL: nothing. */
     void (*release)(struct recovery *r);
 };

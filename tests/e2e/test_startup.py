@@ -5,8 +5,9 @@ how many are left; every one ends up running, dependencies first."""
 import json
 import os
 import random
+import signal
 
-from helpers import ApiError, log_events_of, wait_for
+from helpers import ApiError, log_events_of, marker_check, wait_for, wait_running
 
 N = 300
 
@@ -55,3 +56,32 @@ def test_api_answers_while_services_are_still_starting(recoverd):
     assert len(ready) == 1 and f"last=s{N - 1:03d}" in ready[0][1], ready
     assert log_events_of(rd, f"s{N - 1:03d}", "spawned")[0][0] <= \
         log_events_of(rd, "s000", "spawned")[0][0]
+
+
+def test_services_starting_follows_reloads_and_waits(recoverd, tmp_path):
+    """services_starting is a count kept as services come and go: a service
+    removed by a reload leaves it, one added counts until it has started,
+    and one waiting for its dependency counts until that one is ready."""
+    marker = tmp_path / "dep-ready"
+    sleeper = {"command": ["sleep", "1000"], "stop": {"signal": "TERM", "grace": "2s"}}
+    config = {"services": {"a": dict(sleeper), "b": dict(sleeper)}}
+    rd = recoverd(config)
+
+    def starting():
+        st = rd.api("/v1/status")
+        assert st["services_starting"] <= st["services"], st
+        return st["services"], st["services_starting"]
+
+    rd.wait_for(lambda: starting() == (2, 0), what="a and b started")
+    del config["services"]["b"]
+    config["services"]["dep"] = dict(sleeper, checks=[marker_check(str(marker))])
+    config["services"]["w"] = dict(sleeper, depends_on=["dep"])
+    rd.write_config(config)
+    rd.signal(signal.SIGHUP)
+    rd.wait_for(lambda: log_events_of(rd, "w", "start-waiting"), what="w waiting for dep")
+    # w alone: b is gone, dep has started
+    rd.wait_for(lambda: starting() == (3, 1), what="one service waiting")
+    assert rd.service("w")["pid"] is None
+    marker.touch()
+    rd.wait_for(lambda: starting() == (3, 0), what="w started once dep was ready")
+    wait_running(rd, "w")

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config/config-t.h"
+#include "lib/jsonw.h"
 #include "store/journal.h"
 #include "store/reader.h"
 
@@ -32,12 +33,28 @@ static json_t *fake_status(void *ctx)
     return json_pack("{s:s, s:s, s:i}", "name", "fake", "state", "normal", "services", 1);
 }
 
-static json_t *fake_services(void *ctx)
+/* One service, "web": a page after it is empty, after any other name a 404. */
+static int fake_services(void *ctx, struct jsonw *w, const char *after, size_t limit,
+                         struct route_page *page)
 {
     struct fake *f = ctx;
     if (f->services_fails)
-        return NULL;
-    return json_pack("[{s:s, s:s}]", "name", "web", "state", "normal");
+        return -ENOMEM;
+    if (after && strcmp(after, "web") != 0)
+        return -ENOENT;
+    jsonw_array(w);
+    if (!after) {
+        jsonw_object(w);
+        jsonw_key(w, "name");
+        jsonw_string(w, "web");
+        jsonw_key(w, "state");
+        jsonw_string(w, "normal");
+        jsonw_object_end(w);
+        page->rows = 1;
+        page->last = "web";
+    }
+    jsonw_array_end(w);
+    return 0;
 }
 
 static json_t *fake_service(void *ctx, const char *name)

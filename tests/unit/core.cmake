@@ -21,3 +21,8 @@ recoverd_unit_test(test_preflight)
 recoverd_unit_test(test_clock tests/unit/fakeclock.c)
 # daemon/loopwatch, the loop's stall gauge (/v1/status "loop").
 recoverd_unit_test(test_loopwatch)
+# lib/jsonw, the JSON writer of the large views, against jansson's dump.
+recoverd_unit_test(test_jsonw)
+# daemon/service's API view, written with lib/jsonw, against the jansson
+# view it replaced.
+recoverd_unit_test(test_service)
