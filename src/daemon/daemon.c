@@ -347,7 +347,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     }
     daemon_backend_init(d);
     struct fd_budget budget;
-    fd_budget_plan(cfg, &budget);
+    fd_budget_plan(cfg, d->containment_up && d->containment.mode == CONTAINMENT_CGROUP, &budget);
     fd_budget_log(&budget);
     snprintf(path, sizeof path, "%s/api.sock", cfg->state_dir);
     struct api_options api_opt = {.socket_path = path,
