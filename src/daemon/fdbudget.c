@@ -11,14 +11,13 @@
  * (README, "API"): the worst moment of each, not its resting count. A
  * spawn's pipes and the files read at once (/proc, cgroup files) close
  * before the loop turns, and the loop has one thread: they are base. */
-#define FD_BUDGET__BASE                                                                            \
-    24                       /* stdio 3, loop 5, journal 3, API listeners 2 + reserve, a spawn's   \
-                              * pipes, cgroup dir and /proc reads, slack */
-#define FD_BUDGET__SERVICE 4 /* pidfd, the FIFO's two ends (recoverd's, the children's), log file  \
-                              */
-#define FD_BUDGET__CHECK 4   /* a kind that does not say (detector_ops.fds) */
-#define FD_BUDGET__PROGRAM 2 /* a repair/start/stop program at once: its pipe, its pidfd */
-#define FD_BUDGET__WEBHOOK 2 /* a delivery's socket (curl may hold one more) */
+/* stdio 3, loop 5, journal 3, API listeners 2 + reserve, a spawn's pipes, a
+ * cgroup dir and /proc reads, slack */
+#define FD_BUDGET__BASE 24
+#define FD_BUDGET__SERVICE 4   /* pidfd, the FIFO's two ends (recoverd's, children's), log */
+#define FD_BUDGET__CHECK 4     /* a kind that does not say (detector_ops.fds) */
+#define FD_BUDGET__PROGRAM 2   /* a repair/start/stop program at once: its pipe, its pidfd */
+#define FD_BUDGET__WEBHOOK 2   /* a delivery's socket (curl may hold one more) */
 #define FD_BUDGET__TCP_MAX 256 /* the API's caps when descriptors are plenty */
 #define FD_BUDGET__LOCAL_MAX 64
 #define FD_BUDGET__TCP_MIN 16 /* ... and what they keep however short they are */
