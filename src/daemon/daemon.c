@@ -38,8 +38,8 @@
 #define DAEMON__PRUNE_ROWS 200
 #define DAEMON__PRUNE_AGAIN_MS 20
 #define DAEMON__PRUNE_EVERY_MS 1000
-#define DAEMON__HEAP_SLACK (512u << 10) /* free heap bytes kept resident, at most, past a second   \
-                                         */
+/* Free heap bytes left resident, at most, past a second (lib/heap.h). */
+#define DAEMON__HEAP_SLACK (512u << 10)
 #define DAEMON__KEEP_MIN_MS 60000
 /* The longest the services' start holds the loop per turn (DESIGN: no
  * more than about a millisecond or two between turns). */
