@@ -20,6 +20,7 @@
 #include "detect/detector.h"
 #include "lib/cgroup.h"
 #include "lib/clock.h"
+#include "lib/heap.h"
 #include "lib/log.h"
 #include "lib/spawn.h"
 #include "lib/statedir.h"
@@ -38,6 +39,8 @@
 #define DAEMON__PRUNE_ROWS 200
 #define DAEMON__PRUNE_AGAIN_MS 20
 #define DAEMON__PRUNE_EVERY_MS 1000
+/* Free heap bytes left resident, at most, past a second (lib/heap.h). */
+#define DAEMON__HEAP_SLACK (512u << 10)
 #define DAEMON__KEEP_MIN_MS 60000
 /* The longest the services' start holds the loop per turn (DESIGN: no
  * more than about a millisecond or two between turns). */
@@ -125,6 +128,7 @@ static void daemon__prune_cb(uv_timer_t *t)
     int n = journal_prune(d->journal, clock_wall_ms(), DAEMON__PRUNE_ROWS);
     if (n > 0)
         log_event(LOG_DEBUG, NULL, "journal-pruned-batch", "rows=%d", n);
+    heap_trim(DAEMON__HEAP_SLACK); /* what a large API answer freed leaves RSS here */
     uv_update_time(d->loop);
     uv_timer_start(t, daemon__prune_cb, n > 0 ? DAEMON__PRUNE_AGAIN_MS : DAEMON__PRUNE_EVERY_MS, 0);
 }
@@ -379,7 +383,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     }
     daemon_backend_init(d);
     struct fd_budget budget;
-    fd_budget_plan(cfg, &budget);
+    fd_budget_plan(cfg, d->containment_up && d->containment.mode == CONTAINMENT_CGROUP, &budget);
     fd_budget_log(&budget);
     snprintf(path, sizeof path, "%s/api.sock", cfg->state_dir);
     struct api_options api_opt = {.socket_path = path,

@@ -15,7 +15,6 @@
 #include "detect/detector.h"
 #include "lib/clock.h"
 #include "lib/log.h"
-#include "lib/uvclock.h"
 
 /* Fastest cadence while confirming a failure or verifying a recovery. */
 #define CHECK_FAST_MS 50
@@ -91,9 +90,22 @@ size_t check_index(const struct check *c)
     return (size_t)(c - c->set->checks);
 }
 
+/* Probes due at least CHECK_GRID_FROM_MS ahead start on a grid of the
+ * loop's clock, CHECK_GRID_MS apart, shared by every check: the loop
+ * wakes once for the probes of a slot instead of once for each, and their
+ * answers come back together. Rounding down keeps the grid: a probe that
+ * started late is due again on the slot it missed, plus its interval (a
+ * multiple of the grid for the usual intervals), so the checks never drift
+ * apart again and no interval grows. */
+#define CHECK_GRID_MS 10
+#define CHECK_GRID_FROM_MS 200
+
 static void check__schedule(struct check *c, uint64_t delay_ms)
 {
-    uvclock_arm(&c->timer, check__timer_cb, delay_ms);
+    uv_update_time(c->timer.loop);
+    if (delay_ms >= CHECK_GRID_FROM_MS)
+        delay_ms -= (uv_now(c->timer.loop) + delay_ms) % CHECK_GRID_MS;
+    uv_timer_start(&c->timer, check__timer_cb, delay_ms, 0);
 }
 
 static void check__probe(struct check *c)

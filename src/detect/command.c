@@ -135,6 +135,14 @@ static void command__cancel(struct check *c)
     c->priv = NULL;
 }
 
+/* detector_ops.fds: a run's output pipe (the read end) and its pidfd; the
+ * spawn's own pipes close before the loop turns. */
+static unsigned command__fds(const void *params)
+{
+    (void)params;
+    return 2;
+}
+
 const struct detector_ops command_detector = {
     .name = "command",
     .fields = command__fields,
@@ -146,4 +154,5 @@ const struct detector_ops command_detector = {
     .start = command__start,
     .cancel = command__cancel,
     .release = command__cancel, /* only a run in flight is held */
+    .fds = command__fds,
 };

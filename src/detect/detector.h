@@ -32,6 +32,10 @@ struct detector_ops {
      * resource check's `for:`): a verification waits that much longer. May
      * be NULL: 0. */
     uint64_t (*settle_ms)(const void *params);
+    /* The descriptors one check of these params holds at its worst moment
+     * (a socket, a program's pipe and pidfd), for the start-up budget
+     * (daemon/fdbudget.c). May be NULL: a generous guess. */
+    unsigned (*fds)(const void *params);
     /* The host (an IP literal or a name, as written) and TCP port the check
      * connects to, for the review of ports at load (daemon/ports.c): 1 with
      * them filled, 0 when it names none. May be NULL. */

@@ -40,6 +40,7 @@ static void http__params_init(void *params)
     struct http_params *hp = params;
     memset(hp, 0, sizeof *hp);
     hp->tls_verify = true;
+    hp->reuse_ms = HTTP_REUSE_MS;
 }
 
 static int http__validate(const void *params, char *why, size_t len)
@@ -152,6 +153,7 @@ static int http__client_new(struct check *c)
         .method = "GET",
         .headers = "Accept: */*\r\n",
         .keep = hp->expect_body ? HTTP_BODY_KEEP : 0,
+        .reuse_ms = hp->reuse_ms,
     };
     struct url u;
     char why[128];
@@ -331,6 +333,15 @@ static int http__target(const void *params, char *host, size_t len, unsigned *po
     return 1;
 }
 
+/* detector_ops.fds: http:// holds its one connection (a new one opens only
+ * after the old one closed); https:// leaves libcurl a connection and its
+ * resolver's socket pair. */
+static unsigned http__fds(const void *params)
+{
+    const struct http_params *hp = params;
+    return hp->url && strncasecmp(hp->url, "https:", 6) == 0 ? 3 : 1;
+}
+
 const struct detector_ops http_detector = {
     .name = "http",
     .fields = http__fields,
@@ -343,4 +354,5 @@ const struct detector_ops http_detector = {
     .cancel = http__cancel,
     .release = http__release,
     .target = http__target,
+    .fds = http__fds,
 };

@@ -8,17 +8,28 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "detect/detector.h"
 #include "monitor/post.h" /* HTTPS_PLUGIN: the plug-in also carries webhook POSTs */
 
 #define HTTP_BODY_KEEP 4096 /* bytes of the body kept for the `body` match */
+/* Probes ride a kept-alive connection (one write and one read each, where a
+ * connection per probe costs a socket, a connect with its handshake, four
+ * epoll_ctl and a close), but not one older than this: a service that stops
+ * accepting (its listener closed, its accept loop stuck, its backlog full)
+ * while it still answers on the connections it has is seen by the first
+ * probe past this age, which connects anew. A service that dies or is
+ * stopped (SIGSTOP) fails the very next probe either way: its connection is
+ * reset and the retry refused, or the answer times out. */
+#define HTTP_REUSE_MS 30000
 
 struct http_params {
     char *url;              /* http:// or https://; required */
     unsigned expect_status; /* exact status wanted; 0: any 2xx */
     char *expect_body;      /* substring of the first HTTP_BODY_KEEP bytes; NULL: none */
     bool tls_verify;        /* verify the peer certificate and host name; default true */
+    uint64_t reuse_ms;      /* not a key: HTTP_REUSE_MS (tests lower it) */
 };
 
 /* What the executable lends the plug-in's https checks: the detector host

@@ -675,6 +675,14 @@ static void resource__release(struct check *c)
     uv_close((uv_handle_t *)&st->timer, resource__closed_cb);
 }
 
+/* detector_ops.fds: every /proc, cgroup or statvfs read closes within its
+ * callback. */
+static unsigned resource__fds(const void *params)
+{
+    (void)params;
+    return 0;
+}
+
 const struct detector_ops resource_detector = {
     .name = "resource",
     .fields = resource__fields,
@@ -687,4 +695,5 @@ const struct detector_ops resource_detector = {
     .cancel = resource__cancel,
     .release = resource__release,
     .settle_ms = resource__settle_ms,
+    .fds = resource__fds,
 };

@@ -171,6 +171,13 @@ static int tcp__target(const void *params, char *host, size_t len, unsigned *por
     return detector_target_of(sa, host, len, port);
 }
 
+/* detector_ops.fds: the attempt's socket. */
+static unsigned tcp__fds(const void *params)
+{
+    (void)params;
+    return 1;
+}
+
 const struct detector_ops tcp_detector = {
     .name = "tcp",
     .fields = tcp__fields,
@@ -183,4 +190,5 @@ const struct detector_ops tcp_detector = {
     .cancel = tcp__cancel,
     .release = tcp__cancel, /* only an attempt in flight is held */
     .target = tcp__target,
+    .fds = tcp__fds,
 };

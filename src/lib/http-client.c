@@ -22,6 +22,7 @@ struct http_client__conn {
     struct http_client *cl; /* owner; NULL once dropped (callbacks then do nothing) */
     bool writing;           /* write is in flight: the connection cannot take another */
     bool reused;            /* has carried a whole response: the server may have dropped it */
+    uint64_t born_ms;       /* uv_now() when it began connecting */
 };
 
 struct http_client {
@@ -36,6 +37,7 @@ struct http_client {
     bool starting;                  /* inside http_client_start: cb must wait for the loop */
     bool retried;                   /* the request already moved off a stale connection */
     bool head_only;                 /* done at the end of the final head */
+    uint64_t reuse_ms;              /* the request's: a connection's age limit; 0: none */
     enum http_client_stage stage;   /* where the request is */
     int early;                      /* a failure for the timer to report at 0 ms; 0: none */
     bool numeric;                   /* the host is an address: never looked up */
@@ -241,6 +243,7 @@ static int http_client__connect(struct http_client *cl)
     }
     k->tcp.data = k->connect.data = k->write.data = k;
     k->cl = cl;
+    k->born_ms = uv_now(cl->loop);
     cl->conn = k;
     if ((r = srcport_uv(&k->tcp, cl->addr.ss_family)) < 0) {
         http_client__conn_drop(cl);
@@ -297,6 +300,8 @@ int http_client_start(struct http_client *cl, uint64_t timeout_ms, http_client_c
     cl->arg = arg;
     http_response_init(&cl->resp, cl->body, cl->keep, cl->head_only);
     uvclock_arm(&cl->timer, http_client__timer_cb, timeout_ms);
+    if (cl->conn && cl->reuse_ms && uv_now(cl->loop) - cl->conn->born_ms >= cl->reuse_ms)
+        http_client__conn_drop(cl); /* aged out: this request connects anew */
     if (cl->conn)
         http_client__send(cl); /* the kept connection: one write, then one read */
     else
@@ -362,6 +367,7 @@ struct http_client *http_client_new(uv_loop_t *loop, const struct url *u,
     cl->body = rq->keep ? cl->tail + cap + name : NULL;
     cl->keep = rq->keep;
     cl->head_only = rq->head_only;
+    cl->reuse_ms = rq->reuse_ms;
     cl->loop = loop;
     cl->numeric = cl->have_addr = u->numeric;
     cl->port = u->port;

@@ -34,6 +34,8 @@ struct http_request {
     size_t body_len;     /* bytes of body */
     size_t keep;         /* bytes of the response body handed to the callback; 0: none */
     bool head_only;      /* done at the end of the final head; the connection is not kept */
+    uint64_t reuse_ms;   /* a kept connection this old (ms since its connect) is closed and
+                          * the request connects anew; 0: kept at any age */
 };
 
 /* How one request ended. */

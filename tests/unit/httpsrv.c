@@ -149,7 +149,13 @@ void srv_stop(struct srv *srv)
 {
     while (srv->conns)
         srv_conn_close(srv->conns);
-    uv_close((uv_handle_t *)&srv->listener, NULL);
+    srv_unlisten(srv);
+}
+
+void srv_unlisten(struct srv *srv)
+{
+    if (!uv_is_closing((uv_handle_t *)&srv->listener))
+        uv_close((uv_handle_t *)&srv->listener, NULL);
 }
 
 int port_closed(void)

@@ -45,6 +45,9 @@ int srv_start_at(uv_loop_t *loop, struct srv *srv, const struct sockaddr *addr,
 void srv_start(uv_loop_t *loop, struct srv *srv, srv_answer_fn answer);
 /* Close every connection and the listener (the loop then runs them down). */
 void srv_stop(struct srv *srv);
+/* Close the listener only: the open connections go on answering, as a
+ * service's whose accept loop died. srv_stop after it is fine. */
+void srv_unlisten(struct srv *srv);
 void srv_conn_close(struct srv_conn *k);
 /* Write raw bytes (copied). */
 void srv_send(struct srv_conn *k, const char *raw, size_t len);

@@ -690,6 +690,25 @@ static void check_verification_probes_back_off_from_5_ms(void **state)
     check_set_stop(&fx->set);
 }
 
+/* Probes at an interval start on the loop's 10 ms grid, whenever the one
+ * before reported: the loop wakes once for every check due in a slot. */
+static void check_probes_start_on_the_shared_grid(void **state)
+{
+    struct fixture *fx = *state;
+    struct check *c = &fx->set.checks[0];
+    fx->set.probing = true;
+    for (int k = 0; k < 4; k++) {
+        probe(fx, 0, true, NULL);
+        uint64_t due = uv_timer_get_due_in(&c->timer);
+        assert_int_equal((uv_now(&fx->loop) + due) % 10, 0);
+        assert_true(due > 990 - 10 && due <= 1000);
+        uv_timer_stop(&c->timer);
+        uv_sleep(3); /* another phase of the loop's clock for the next report */
+        uv_update_time(&fx->loop);
+    }
+    check_set_stop(&fx->set);
+}
+
 /* An interval shorter than the fast cadence is kept as it is. */
 static void check_short_interval_is_not_slowed_down(void **state)
 {
@@ -875,6 +894,7 @@ int main(void)
         FX(check_hurries_while_verifying),
         FX(check_verification_probes_back_off_from_5_ms),
         FX(check_short_interval_is_not_slowed_down),
+        FX(check_probes_start_on_the_shared_grid),
         FX(check_probes_repeat_through_the_loop),
         FX(check_replace_keeps_unchanged_checks_results),
         FX(check_replace_with_no_checks_and_back),

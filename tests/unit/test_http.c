@@ -75,9 +75,14 @@ static void conn_send_big_head(struct srv_conn *k, size_t kib)
     free(out);
 }
 
+/* Every connection leaves requests unanswered, as a stopped (SIGSTOP) service's. */
+static bool muted;
+
 static bool conn_answer(struct srv_conn *k, const char *path)
 {
     static char big[10000];
+    if (muted)
+        return true;
     if (k->drop_next) {
         srv_conn_close(k); /* a keep-alive timeout racing the request */
         return false;
@@ -160,6 +165,7 @@ static int fx_setup(void **state)
     assert_int_equal(http_detector.init(&f->loop), 0);
     n_got = 0;
     report_hook = NULL;
+    muted = false;
     *state = f;
     return 0;
 }
@@ -699,6 +705,60 @@ static void http_server_closing_idle_connection_is_not_a_failure(void **state)
     assert_int_equal(f->srv.accepted, 2);
 }
 
+/* Keep-alive must not hide a service that is gone: its kept connection is
+ * reset with it, the retry on a fresh one is refused. */
+static void http_server_gone_fails_the_next_probe(void **state)
+{
+    struct fx *f = *state;
+    struct check *c = fx_check(f, 0, 0, "/ok");
+    assert_true(fx_probe(f, c)->ok);
+    srv_stop(&f->srv);
+    const struct observation *o = fx_probe(f, c);
+    assert_false(o->ok);
+    assert_int_equal(o->type, FAULT_NETWORK);
+    assert_non_null(strstr(o->reason, "Failed to connect"));
+}
+
+/* ... nor a stopped one (SIGSTOP): the kept connection stays open and the
+ * answer never comes. */
+static void http_server_stopped_times_out_on_the_kept_connection(void **state)
+{
+    struct fx *f = *state;
+    struct check *c = fx_check(f, 0, 0, "/ok");
+    f->pc[0].cfg.timeout_ms = 200;
+    assert_true(fx_probe(f, c)->ok);
+    muted = true;
+    const struct observation *o = fx_probe(f, c);
+    assert_false(o->ok);
+    assert_string_equal(o->reason, "timeout after 200 ms");
+    assert_int_equal(f->srv.accepted, 1); /* it was the kept connection */
+}
+
+/* ... nor one that stopped accepting but still answers on the connections
+ * it has: a connection is kept HTTP_REUSE_MS at most (50 ms here), and the
+ * probe that connects anew is refused. */
+static void http_server_not_accepting_is_seen_past_the_reuse_age(void **state)
+{
+    struct fx *f = *state;
+    struct check *c = fx_check(f, 0, 0, "/ok");
+    f->pc[0].hp.reuse_ms = 50;
+    const struct observation *o = fx_probe(f, c);
+    assert_true(o->ok);
+    srv_unlisten(&f->srv);
+    uint64_t t0 = clock_mono_us();
+    int passed = 0;
+    for (;;) {
+        n_got = 0; /* only the latest report matters: reuse the log */
+        if (!(o = fx_probe(f, c))->ok || clock_mono_us() - t0 > 10000000)
+            break;
+        passed++;
+    }
+    assert_false(o->ok);
+    assert_true(passed > 0); /* the kept connection answered meanwhile */
+    assert_non_null(strstr(o->reason, "Failed to connect"));
+    assert_int_equal(f->srv.accepted, 1);
+}
+
 static void http_start_while_in_flight_is_ebusy(void **state)
 {
     struct fx *f = *state;
@@ -845,6 +905,9 @@ int main(void)
         T(http_expected_status_replaces_2xx),
         T(http_redirect_is_not_followed),
         T(http_silent_server_times_out_network_medium),
+        T(http_server_gone_fails_the_next_probe),
+        T(http_server_stopped_times_out_on_the_kept_connection),
+        T(http_server_not_accepting_is_seen_past_the_reuse_age),
         T(http_closed_port_is_network_high_connection_refused),
         T(http_tls_to_plain_server_is_network_high),
         T(http_chunked_body_is_matched_across_chunks),

@@ -182,6 +182,18 @@ static void requests_reuse_the_kept_connection(void **state)
     assert_int_equal(f->srv.accepted, 1);
 }
 
+static void a_connection_past_reuse_ms_is_replaced(void **state)
+{
+    struct fx *f = *state;
+    const struct http_request rq = {.method = "GET", .reuse_ms = 100};
+    fx_client(f, 0, 0, "/ok", &rq);
+    assert_int_equal(fx_request(f, 0, 1000)->status, 200);
+    uv_sleep(120); /* the connection ages past reuse_ms */
+    assert_int_equal(fx_request(f, 0, 1000)->status, 200);
+    assert_int_equal(f->srv.requests, 2);
+    assert_int_equal(f->srv.accepted, 2);
+}
+
 static void connection_close_answer_is_not_reused(void **state)
 {
     struct fx *f = *state;
@@ -440,6 +452,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(get_returns_status_and_the_kept_head_of_the_body),
         T(requests_reuse_the_kept_connection),
+        T(a_connection_past_reuse_ms_is_replaced),
         T(connection_close_answer_is_not_reused),
         T(bytes_past_the_answer_end_the_connection),
         T(body_ending_at_close_is_a_whole_answer),
