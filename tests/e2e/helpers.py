@@ -515,6 +515,17 @@ def wait_running(rd, name, min_uptime_ms=0, timeout=10.0, not_pid=None):
     return rd.wait_for(ready, timeout, what=f"service {name} running and healthy")
 
 
+def crash_recovered(rd, name, times):
+    """SIGKILL service name's process times, each once it has been up a
+    moment, and wait each time for the new process to run healthy."""
+    pid = None
+    for _ in range(times):
+        old = wait_running(rd, name, min_uptime_ms=300, not_pid=pid)
+        os.kill(old["pid"], signal.SIGKILL)
+        pid = old["pid"]
+        wait_running(rd, name, not_pid=pid)
+
+
 def transitions(rd, service):
     """(from, to) pairs journaled for service (None: the system), oldest first."""
     if service is None:

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from helpers import (ctl, demo_service, free_port, proc_start_ticks, post, read_token,
-                     transitions, wait_running)
+from helpers import (crash_recovered, ctl, demo_service, free_port, proc_start_ticks, post,
+                     read_token, transitions, wait_running)
 
 RECOVERY = [("normal", "degraded"), ("degraded", "recovering"), ("recovering", "recovered")]
 
@@ -137,12 +137,7 @@ def test_histograms_of_detection_and_recovery_survive_a_restart(recoverd):
     recovery histograms (a child's exit is detected at once: bucket 0.005),
     overall and for the service, and the same after recoverd restarts."""
     rd = recoverd({"services": {"web": demo_service(free_port())}})
-    pid = None
-    for _ in range(2):
-        old = wait_running(rd, "web", min_uptime_ms=300, not_pid=pid)
-        os.kill(old["pid"], signal.SIGKILL)
-        pid = old["pid"]
-        wait_running(rd, "web", not_pid=pid)
+    crash_recovered(rd, "web", 2)
     rd.wait_for(lambda: rd.api("/v1/faults/summary")["resolved"] == 2, what="both faults resolved")
     m = rd.api("/v1/metrics")
     for scope in (m["overall"], m["by_service"]["web"]):

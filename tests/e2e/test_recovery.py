@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from helpers import (actions_of, checks_passing, ctl, demo_service, faults_of, free_port,
-                     log_events_of, marker_check, no_change_for, open_fault, pid_alive, post,
+from helpers import (actions_of, checks_passing, crash_recovered, ctl, demo_service, faults_of,
+                     free_port, log_events_of, marker_check, no_change_for, open_fault, pid_alive, post,
                      proc_cmdline, read_token, touch_program, wait_running)
 
 CHECK_TCP = "/usr/lib/nagios/plugins/check_tcp"
@@ -352,12 +352,7 @@ def test_monitoring_plugin_check(recoverd, demo):
 
 def test_metrics_count_recoveries(recoverd):
     rd = recoverd({"services": {"web": demo_service(free_port())}})
-    pid = None
-    for _ in range(2):
-        old = wait_running(rd, "web", min_uptime_ms=300, not_pid=pid)
-        os.kill(old["pid"], signal.SIGKILL)
-        pid = old["pid"]
-        wait_running(rd, "web", not_pid=pid)
+    crash_recovered(rd, "web", 2)
     rd.wait_for(lambda: all(f["resolved_at"] for f in faults_of(rd)) and
                 len(faults_of(rd)) == 2, what="both faults resolved")
 
