@@ -11,8 +11,8 @@ import time
 import pytest
 
 from helpers import (actions_of, checks_passing, crash_recovered, ctl, demo_service, faults_of,
-                     free_port, log_events_of, marker_check, no_change_for, open_fault, pid_alive, post,
-                     proc_cmdline, read_token, touch_program, wait_running)
+                     free_port, log_events_of, marker_check, no_change_for, open_fault, pid_alive,
+                     post, proc_cmdline, read_token, touch_program, wait_running)
 
 CHECK_TCP = "/usr/lib/nagios/plugins/check_tcp"
 
