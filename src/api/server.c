@@ -46,8 +46,10 @@
  * never read hold to about 4 MiB plus one answer, against 150 MB unbounded. */
 #define API__DOOR_OUT_MAX (4 * 1024 * 1024)
 /* Bytes a journal read on the reader counts at its door until its answer,
- * whose size nobody knows before: at most four start per door budget. */
-#define API__READ_RESERVE (1024 * 1024)
+ * whose size nobody knows before: a row's worth per row asked (a page of
+ * 10,000 rows is some 5 MB), at least a small page's. */
+#define API__READ_ROW 512
+#define API__READ_MIN (64 * 1024)
 #define API__STALL_MS 1000   /* ms without a byte of output taken: a stalled reader */
 #define API__REPLY_HEAD 1024 /* bytes for a status line and headers */
 #define API__WHY_MAX 512     /* bytes of a refusal's reason */
@@ -130,6 +132,7 @@ struct conn {
     struct route_read *read;  /* a journal read on the reader: the requests after it wait */
     bool read_head;           /* that read answers a HEAD */
     bool read_last;           /* that read answers the connection's last request */
+    size_t read_reserve;      /* bytes that read counts at the door until its answer */
     bool waiting;             /* its next request waits for room in the door's budget */
     uint64_t wait_seq;        /* when it began to wait, in api->wait_seq's order */
     uint64_t progress_ms;     /* uv_now, ms: output began or the client last took some */
@@ -286,7 +289,7 @@ static void conn__close(struct conn *c)
     c->door->n_live--;
     /* What it holds is freed by the close callbacks of this same turn, and
      * no longer counts against the door from now. */
-    door__out_sub(c->door, c->out + (c->read ? API__READ_RESERVE : 0));
+    door__out_sub(c->door, c->out + (c->read ? c->read_reserve : 0));
     if (c->waiting)
         c->door->n_waiting--;
     c->waiting = false;
@@ -556,7 +559,7 @@ static void conn__read_answered(struct route_read *rd, bool ran)
     }
     c->read = NULL;
     if (!conn__closing(c)) {
-        door__out_sub(c->door, API__READ_RESERVE); /* the answer counts its real size */
+        door__out_sub(c->door, c->read_reserve); /* the answer counts its real size */
         c->finishing = c->read_last;
         if (ran) {
             conn__send(c, rd->status, "", rd->link, rd->text, rd->len, c->read_head);
@@ -595,7 +598,9 @@ static void conn__read_start(struct conn *c, struct route_read *rd, const struct
         return;
     }
     c->read = rd;
-    door__out_add(c->door, API__READ_RESERVE);
+    c->read_reserve = rd->q.limit * API__READ_ROW;
+    c->read_reserve = c->read_reserve > API__READ_MIN ? c->read_reserve : API__READ_MIN;
+    door__out_add(c->door, c->read_reserve);
     c->read_head = head;
     c->read_last = !rq->keep_alive;
     c->request_ms = uv_now(c->api->loop); /* its deadline: a reader stuck on a disk */

@@ -665,6 +665,20 @@ static void request_waiting_for_the_budget_past_its_deadline_is_503(void **state
     assert_int_equal(t.local_status, 200);
 }
 
+/* A journal read counts against its door while the reader runs it, by a
+ * reserve (512 bytes a row asked), then by its answer; nothing stays
+ * counted after. */
+static void journal_read_counts_against_the_budget(void **state)
+{
+    struct http_req reqs[] = {{.path = "/v1/faults?limit=4000"}, {.path = "/v1/status"}};
+    struct run run = {.reqs = reqs, .n = 2, .reader = true};
+    run_serve(&run);
+    assert_int_equal(reqs[0].status, 200);
+    assert_int_equal(reqs[1].status, 200);
+    assert_true(run.out.peak >= 4000 * 512);
+    assert_int_equal(run.out.queued, 0);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -684,6 +698,7 @@ int main(void)
         T(local_socket_path_longer_than_sun_path_works),
         T(stalled_readers_are_held_to_the_budget_and_closed_for_a_reader),
         T(request_waiting_for_the_budget_past_its_deadline_is_503),
+        T(journal_read_counts_against_the_budget),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
