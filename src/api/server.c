@@ -761,7 +761,7 @@ static void door__evict_stalled(struct api *a, struct door *d, uint64_t now)
                 worst = c;
         if (!worst)
             return;
-        log_event(LOG_INFO, NULL, "api-evicted-stalled",
+        log_event(LOG_DEBUG, NULL, "api-evicted-stalled",
                   "door=%s queued=%zu stalled_ms=%llu budget=%zu", d->name, worst->out,
                   (unsigned long long)(now - worst->progress_ms), d->out_max);
         a->stats.evicted++;
