@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -136,7 +137,7 @@ struct conn {
     bool waiting;             /* its next request waits for room in the door's budget */
     uint64_t wait_seq;        /* when it began to wait, in api->wait_seq's order */
     uint64_t progress_ms;     /* uv_now, ms: output began or the client last took some */
-    size_t queue_seen;        /* bytes of the write queue when last looked at */
+    size_t queue_seen;        /* conn__pending when last looked at */
 };
 
 struct reply {
@@ -255,6 +256,28 @@ static bool door__room(const struct door *d)
 }
 
 /* ---- one connection --------------------------------------------------------------------- */
+
+/* Bytes of answers the client has not taken: those still in our write
+ * queue and those in the kernel's send queue. The kernel's part matters:
+ * it takes megabytes before our queue moves, and a client reading those
+ * is making progress. */
+static size_t conn__pending(struct conn *c)
+{
+    int fd = -1, q = 0;
+    size_t n = uv_stream_get_write_queue_size(&c->io.stream);
+    if (uv_fileno(&c->io.handle, &fd) == 0 && ioctl(fd, TIOCOUTQ, &q) == 0 && q > 0)
+        n += (size_t)q;
+    return n;
+}
+
+/* Has the client taken bytes since we last looked? Then it progresses now. */
+static void conn__look(struct conn *c, uint64_t now)
+{
+    size_t pending = conn__pending(c);
+    if (pending < c->queue_seen)
+        c->progress_ms = now;
+    c->queue_seen = pending;
+}
 
 static void conn__close_cb(uv_handle_t *h)
 {
@@ -417,7 +440,7 @@ static void reply__write_cb(uv_write_t *req, int status)
         return;
     }
     c->active_ms = c->progress_ms = uv_now(c->api->loop);
-    c->queue_seen = uv_stream_get_write_queue_size(&c->io.stream);
+    c->queue_seen = conn__pending(c);
     conn__process(c); /* requests paused by the output bound go on */
     door__resume(c->door);
 }
@@ -431,6 +454,8 @@ static void conn__write(struct conn *c, struct reply *rp, size_t head_len, char 
     rp->req.data = c;
     rp->body = body;
     rp->len = head_len + body_len;
+    if (c->out > 0)
+        conn__look(c, uv_now(c->api->loop)); /* what it took before this answer adds up */
     if (uv_write(&rp->req, &c->io.stream, bufs, body ? 2 : 1, reply__write_cb) < 0) {
         free(body);
         free(rp);
@@ -440,7 +465,7 @@ static void conn__write(struct conn *c, struct reply *rp, size_t head_len, char 
     if (c->out == 0)
         c->progress_ms = uv_now(c->api->loop);
     c->out += rp->len;
-    c->queue_seen = uv_stream_get_write_queue_size(&c->io.stream);
+    c->queue_seen = conn__pending(c);
     door__out_add(c->door, rp->len);
 }
 
@@ -716,16 +741,13 @@ static bool conn__idle(const struct conn *c)
 }
 
 /* Its output stands still: answers queued and not a byte of them taken
- * for API__STALL_MS. Progress within an answer shows as a shorter write
- * queue than last time we looked. */
+ * for API__STALL_MS. Progress within an answer shows as fewer bytes
+ * pending than last time we looked. */
 static bool conn__stalled(struct conn *c, uint64_t now)
 {
-    size_t queue = uv_stream_get_write_queue_size(&c->io.stream);
     if (c->out == 0 || conn__closing(c))
         return false;
-    if (queue < c->queue_seen)
-        c->progress_ms = now;
-    c->queue_seen = queue;
+    conn__look(c, now);
     return now - c->progress_ms >= API__STALL_MS;
 }
 

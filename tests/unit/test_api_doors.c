@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -665,6 +666,84 @@ static void request_waiting_for_the_budget_past_its_deadline_is_503(void **state
     assert_int_equal(t.local_status, 200);
 }
 
+/* A reader that takes its answer slowly, 64 KB every 100 ms: its bytes
+ * mostly leave the kernel's buffer, not ours, yet it counts as moving. */
+struct slow {
+    int fd;
+    size_t got;    /* bytes read */
+    bool complete; /* the whole answer came */
+    bool closed;   /* the server closed before */
+};
+
+static void *slow_main(void *arg)
+{
+    struct slow *s = arg;
+    size_t cap = 4 << 20;
+    char *buf = malloc(cap);
+    struct answer a;
+    while (!s->complete && !s->closed && s->got < cap) {
+        size_t tick = 0; /* its receive buffer is 2 KB: many reads make 64 KB */
+        while (tick < 65536 && !s->complete && s->got < cap) {
+            ssize_t k = recv(s->fd, buf + s->got, cap - s->got, 0);
+            if (k <= 0) {
+                s->closed = true;
+                break;
+            }
+            s->got += (size_t)k;
+            tick += (size_t)k;
+            s->complete = answer_parse(buf, s->got, &a) > 0;
+        }
+        usleep(100 * 1000);
+    }
+    free(buf);
+    return NULL;
+}
+
+struct progress {
+    int answered_first;
+    struct slow slow;
+    int staller_closed; /* the staller that never read was closed */
+    int waiter_status;
+};
+
+/* Two clients spend the budget: one reads slowly, one never. A request
+ * that waits makes room: the one that never reads is closed, the slow one
+ * keeps its answer. */
+static void progress_client(struct run *run)
+{
+    struct progress *t = run->ctx;
+    int fds[2];
+    bool answered[2], closed;
+    struct answer a = {0};
+    pthread_t th;
+    t->answered_first = stallers_start(run->port, fds, 2, answered, 2);
+    t->slow.fd = fds[0];
+    assert_int_equal(pthread_create(&th, NULL, slow_main, &t->slow), 0);
+    int fd = raw_connect(run->port, 0, 0);
+    raw_send_str(fd, get_status);
+    raw_answers(fd, &a, 1, 1, &closed);
+    t->waiter_status = a.status;
+    close(fd);
+    t->staller_closed = raw_answers(fds[1], &a, 1, 1, &closed) == 0 && closed;
+    pthread_join(th, NULL);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+static void reader_that_takes_bytes_keeps_its_answer_when_room_is_made(void **state)
+{
+    struct progress t = {0};
+    struct run run = {.client = progress_client, .ctx = &t, .request_ms = 30000, .idle_ms = 30000};
+    fake.services_pad = BIG_PAD;
+    run_serve(&run);
+    assert_int_equal(t.answered_first, 2);
+    assert_int_equal(t.waiter_status, 200);
+    assert_true(t.staller_closed);
+    assert_true(t.slow.complete);
+    assert_false(t.slow.closed);
+    assert_int_equal(run.out.evicted, 1);
+}
+
 /* A journal read counts against its door while the reader runs it, by a
  * reserve (512 bytes a row asked), then by its answer; nothing stays
  * counted after. */
@@ -698,6 +777,7 @@ int main(void)
         T(local_socket_path_longer_than_sun_path_works),
         T(stalled_readers_are_held_to_the_budget_and_closed_for_a_reader),
         T(request_waiting_for_the_budget_past_its_deadline_is_503),
+        T(reader_that_takes_bytes_keeps_its_answer_when_room_is_made),
         T(journal_read_counts_against_the_budget),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
