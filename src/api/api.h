@@ -17,6 +17,16 @@ struct api_options {
     const char *group;       /* whose members may act through it; NULL: API_GROUP (routes.h) */
     unsigned tcp_max;        /* TCP connections served at once; 0: 256 */
     unsigned local_max;      /* Unix-socket connections served at once; 0: 64 */
+    size_t out_max;          /* bytes of answers queued per door before requests wait; 0: 4 MiB */
+};
+
+/* Answers in flight: bytes queued for writing (or reserved by journal
+ * reads) on live connections of both doors. */
+struct api_out_stats {
+    size_t queued;         /* now */
+    size_t peak;           /* the most at once */
+    unsigned long evicted; /* stalled readers closed to make room */
+    unsigned long refused; /* requests answered 503 after waiting for room until their deadline */
 };
 
 /* Listen as cfg says (borrowed for the call) and on opt->socket_path, and
@@ -31,6 +41,8 @@ void api_free(struct api *a);
  * request has not arrived whole request_ms after its first byte (default
  * 5 s; for a connection's first request, after the accept). */
 void api_set_timeouts(struct api *a, uint64_t idle_ms, uint64_t request_ms);
+/* What the answers in flight cost, for tests and the curious. */
+void api_out_stats(const struct api *a, struct api_out_stats *out);
 /* The TCP port listened on (the real one when 0 was asked). */
 unsigned api_port(const struct api *a);
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -40,8 +41,19 @@
 #define API__READ_CHUNK 4096 /* bytes of room the read buffer grows by */
 #define API__BUF_MAX (REQUEST_HEAD_MAX + REQUEST_BODY_MAX + API__READ_CHUNK) /* bytes */
 #define API__OUT_MAX (64 * 1024) /* bytes of answers in flight past which reading pauses */
-#define API__REPLY_HEAD 1024     /* bytes for a status line and headers */
-#define API__WHY_MAX 512         /* bytes of a refusal's reason */
+/* Bytes of answers queued for writing at a door past which its next
+ * requests wait: 4 MiB holds nine GET /v1/services at 1,000 services
+ * (441 KB) or a full journal page at once, and bounds what 256 clients that
+ * never read hold to about 4 MiB plus one answer, against 150 MB unbounded. */
+#define API__DOOR_OUT_MAX (4 * 1024 * 1024)
+/* Bytes a journal read on the reader counts at its door until its answer,
+ * whose size nobody knows before: a row's worth per row asked (a page of
+ * 10,000 rows is some 5 MB), at least a small page's. */
+#define API__READ_ROW 512
+#define API__READ_MIN (64 * 1024)
+#define API__STALL_MS 1000   /* ms without a byte of output taken: a stalled reader */
+#define API__REPLY_HEAD 1024 /* bytes for a status line and headers */
+#define API__WHY_MAX 512     /* bytes of a refusal's reason */
 
 /* A way in: its listening socket, which we accept from ourselves (not
  * uv_listen) so that EMFILE can be answered from our reserve, and the
@@ -56,6 +68,9 @@ struct door {
     unsigned n_conns;   /* entries in conns */
     unsigned n_live;    /* of them, not closing: what max counts */
     unsigned max;       /* connections at once */
+    size_t out;         /* bytes of answers queued on live connections, reads' reserve included */
+    size_t out_max;     /* past out, requests wait (API__DOOR_OUT_MAX unless a test says) */
+    unsigned n_waiting; /* connections whose next request waits for out to fall */
     char *name;         /* "127.0.0.1:7411" or the socket's path, for messages; owned */
     struct stat made;   /* the socket file we made (local), to remove only that one */
 };
@@ -68,6 +83,8 @@ struct api {
     uv_timer_t sweep;            /* repeats while connections exist: deadlines and limits */
     uv_timer_t pause;            /* ends a rest of the doors after accept ran out of resources */
     unsigned n_conns;            /* connections of both doors */
+    struct api_out_stats stats;  /* answer bytes in flight, both doors */
+    uint64_t wait_seq;           /* order of the waits: the oldest goes on first */
     unsigned handles;            /* our handles not yet through their close callback */
     bool freed;                  /* api_free was called: the last close callback frees */
     bool short_of_fds;           /* EMFILE seen and not yet followed by a normal accept */
@@ -116,6 +133,11 @@ struct conn {
     struct route_read *read;  /* a journal read on the reader: the requests after it wait */
     bool read_head;           /* that read answers a HEAD */
     bool read_last;           /* that read answers the connection's last request */
+    size_t read_reserve;      /* bytes that read counts at the door until its answer */
+    bool waiting;             /* its next request waits for room in the door's budget */
+    uint64_t wait_seq;        /* when it began to wait, in api->wait_seq's order */
+    uint64_t progress_ms;     /* uv_now, ms: output began or the client last took some */
+    size_t queue_seen;        /* conn__pending when last looked at */
 };
 
 struct reply {
@@ -126,6 +148,7 @@ struct reply {
 };
 
 static void conn__process(struct conn *c);
+static void door__resume(struct door *d);
 
 static void api__addr_format(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
@@ -210,7 +233,51 @@ static const char *api__date(void)
     return text;
 }
 
+/* ---- the budget of answers in flight --------------------------------------------------- */
+
+static void door__out_add(struct door *d, size_t n)
+{
+    struct api_out_stats *st = &d->api->stats;
+    d->out += n;
+    st->queued += n;
+    st->peak = st->queued > st->peak ? st->queued : st->peak;
+}
+
+static void door__out_sub(struct door *d, size_t n)
+{
+    d->out -= n;
+    d->api->stats.queued -= n;
+}
+
+/* Room for one more answer: it may end past out_max, by its own size. */
+static bool door__room(const struct door *d)
+{
+    return d->out < d->out_max;
+}
+
 /* ---- one connection --------------------------------------------------------------------- */
+
+/* Bytes of answers the client has not taken: those still in our write
+ * queue and those in the kernel's send queue. The kernel's part matters:
+ * it takes megabytes before our queue moves, and a client reading those
+ * is making progress. */
+static size_t conn__pending(struct conn *c)
+{
+    int fd = -1, q = 0;
+    size_t n = uv_stream_get_write_queue_size(&c->io.stream);
+    if (uv_fileno(&c->io.handle, &fd) == 0 && ioctl(fd, TIOCOUTQ, &q) == 0 && q > 0)
+        n += (size_t)q;
+    return n;
+}
+
+/* Has the client taken bytes since we last looked? Then it progresses now. */
+static void conn__look(struct conn *c, uint64_t now)
+{
+    size_t pending = conn__pending(c);
+    if (pending < c->queue_seen)
+        c->progress_ms = now;
+    c->queue_seen = pending;
+}
 
 static void conn__close_cb(uv_handle_t *h)
 {
@@ -227,6 +294,8 @@ static void conn__close_cb(uv_handle_t *h)
         c->read->ctx = NULL; /* its answer, when it comes, has nowhere to go */
     free(c->buf);
     free(c);
+    if (!a->freed)
+        door__resume(d); /* its answers' bytes are free: who waited for them goes on */
     api__handle_closed(a);
 }
 
@@ -241,6 +310,12 @@ static void conn__close(struct conn *c)
     if (conn__closing(c))
         return;
     c->door->n_live--;
+    /* What it holds is freed by the close callbacks of this same turn, and
+     * no longer counts against the door from now. */
+    door__out_sub(c->door, c->out + (c->read ? c->read_reserve : 0));
+    if (c->waiting)
+        c->door->n_waiting--;
+    c->waiting = false;
     uv_close(&c->io.handle, conn__close_cb);
 }
 
@@ -306,7 +381,8 @@ static void conn__flow(struct conn *c)
     }
     /* Not while a journal read is out: what follows it waits in the
      * kernel's buffer, not in ours. */
-    conn__reading(c, !c->eof && !c->read && (c->finishing || c->out <= API__OUT_MAX));
+    conn__reading(c,
+                  !c->eof && !c->read && !c->waiting && (c->finishing || c->out <= API__OUT_MAX));
 }
 
 static void conn__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
@@ -355,14 +431,18 @@ static void reply__write_cb(uv_write_t *req, int status)
     struct reply *rp = (struct reply *)req;
     struct conn *c = req->data;
     c->out -= rp->len;
+    if (!conn__closing(c)) /* a closing one gave its share back at conn__close */
+        door__out_sub(c->door, rp->len);
     free(rp->body);
     free(rp);
     if (status < 0) {
         conn__close(c); /* also UV_ECANCELED from a close: c lives until close_cb */
         return;
     }
-    c->active_ms = uv_now(c->api->loop);
+    c->active_ms = c->progress_ms = uv_now(c->api->loop);
+    c->queue_seen = conn__pending(c);
     conn__process(c); /* requests paused by the output bound go on */
+    door__resume(c->door);
 }
 
 /* Queue head then body (NULL: none; owned by the reply from here on). */
@@ -374,13 +454,19 @@ static void conn__write(struct conn *c, struct reply *rp, size_t head_len, char 
     rp->req.data = c;
     rp->body = body;
     rp->len = head_len + body_len;
+    if (c->out > 0)
+        conn__look(c, uv_now(c->api->loop)); /* what it took before this answer adds up */
     if (uv_write(&rp->req, &c->io.stream, bufs, body ? 2 : 1, reply__write_cb) < 0) {
         free(body);
         free(rp);
         conn__close(c);
         return;
     }
+    if (c->out == 0)
+        c->progress_ms = uv_now(c->api->loop);
     c->out += rp->len;
+    c->queue_seen = conn__pending(c);
+    door__out_add(c->door, rp->len);
 }
 
 /* Answer status with text (JSON and a newline, owned from here on; NULL:
@@ -498,6 +584,7 @@ static void conn__read_answered(struct route_read *rd, bool ran)
     }
     c->read = NULL;
     if (!conn__closing(c)) {
+        door__out_sub(c->door, c->read_reserve); /* the answer counts its real size */
         c->finishing = c->read_last;
         if (ran) {
             conn__send(c, rd->status, "", rd->link, rd->text, rd->len, c->read_head);
@@ -512,6 +599,7 @@ static void conn__read_answered(struct route_read *rd, bool ran)
     routes_read_free(rd);
     c->active_ms = uv_now(c->api->loop);
     conn__process(c);
+    door__resume(c->door); /* the answer may be smaller than its reserve */
 }
 
 /* Hand rd to the reader; the connection waits for it. When too many reads
@@ -535,6 +623,9 @@ static void conn__read_start(struct conn *c, struct route_read *rd, const struct
         return;
     }
     c->read = rd;
+    c->read_reserve = rd->q.limit * API__READ_ROW;
+    c->read_reserve = c->read_reserve > API__READ_MIN ? c->read_reserve : API__READ_MIN;
+    door__out_add(c->door, c->read_reserve);
     c->read_head = head;
     c->read_last = !rq->keep_alive;
     c->request_ms = uv_now(c->api->loop); /* its deadline: a reader stuck on a disk */
@@ -571,6 +662,21 @@ static void conn__answer(struct conn *c, struct request *rq)
     }
 }
 
+/* c's next request waits (on) for room in its door's budget, in the
+ * order the waits began; its input meanwhile stays in the kernel. */
+static void conn__wait(struct conn *c, bool on)
+{
+    if (on == c->waiting)
+        return;
+    c->waiting = on;
+    if (on) {
+        c->wait_seq = ++c->api->wait_seq;
+        c->door->n_waiting++;
+    } else {
+        c->door->n_waiting--;
+    }
+}
+
 /* Answer every complete request in buf, in order, until the output bound
  * or the last request; keep the rest for the next read. */
 static void conn__process(struct conn *c)
@@ -578,8 +684,14 @@ static void conn__process(struct conn *c)
     size_t used = 0;
     if (conn__closing(c))
         return;
+    bool more = false; /* stopped by the door's budget with bytes to answer */
     while (!c->finishing && !c->read && c->out <= API__OUT_MAX && used < c->len &&
            c->len - used >= c->need && !conn__closing(c)) {
+        /* Behind the ones that waited already, whatever room there is. */
+        if (!door__room(c->door) || (c->door->n_waiting > 0 && !c->waiting)) {
+            more = true;
+            break;
+        }
         struct request rq;
         int r = request_parse(&rq, c->buf + used, c->len - used);
         if (r < 0) {
@@ -605,6 +717,7 @@ static void conn__process(struct conn *c)
         c->len -= used;
         c->request_ms = uv_now(c->api->loop); /* the next one began with the last read */
     }
+    conn__wait(c, more && !conn__closing(c));
     conn__flow(c);
 }
 
@@ -627,10 +740,82 @@ static bool conn__idle(const struct conn *c)
            !conn__closing(c);
 }
 
+/* Its output stands still: answers queued and not a byte of them taken
+ * for API__STALL_MS. Progress within an answer shows as fewer bytes
+ * pending than last time we looked. */
+static bool conn__stalled(struct conn *c, uint64_t now)
+{
+    if (c->out == 0 || conn__closing(c))
+        return false;
+    conn__look(c, now);
+    return now - c->progress_ms >= API__STALL_MS;
+}
+
+/* The requests that waited for room go on, the oldest wait first, while
+ * the budget has room. */
+static void door__resume(struct door *d)
+{
+    while (d->n_waiting > 0 && door__room(d)) {
+        struct conn *first = NULL;
+        for (struct conn *c = d->conns; c; c = c->next)
+            if (c->waiting && (!first || c->wait_seq < first->wait_seq))
+                first = c;
+        if (!first)
+            return;
+        conn__process(first); /* answers, or waits on with its place kept */
+        if (first->waiting && door__room(d))
+            return; /* cannot happen; never spin on it */
+    }
+}
+
+/* Requests wait and the budget is spent: stalled readers are closed, the
+ * one stalled longest first, until there is room. A reader that takes
+ * bytes keeps its answer. */
+static void door__evict_stalled(struct api *a, struct door *d, uint64_t now)
+{
+    for (;;) {
+        door__resume(d);
+        if (d->n_waiting == 0 || door__room(d))
+            return;
+        struct conn *worst = NULL;
+        for (struct conn *c = d->conns; c; c = c->next)
+            if (conn__stalled(c, now) && (!worst || c->progress_ms < worst->progress_ms))
+                worst = c;
+        if (!worst)
+            return;
+        log_event(LOG_DEBUG, NULL, "api-evicted-stalled",
+                  "door=%s queued=%zu stalled_ms=%llu budget=%zu", d->name, worst->out,
+                  (unsigned long long)(now - worst->progress_ms), d->out_max);
+        a->stats.evicted++;
+        conn__close(worst);
+    }
+}
+
+/* A request waited for room until its deadline: 503 with why, then close. */
+static void conn__wait_refused(struct conn *c)
+{
+    char why[API__WHY_MAX];
+    snprintf(why, sizeof why,
+             "the API's answers in flight fill its budget (%zu bytes queued for clients that "
+             "read slowly or not at all); retry in a moment",
+             c->door->out);
+    conn__wait(c, false);
+    c->api->stats.refused++;
+    conn__refuse(c, 503, why);
+    free(c->buf);
+    c->buf = NULL;
+    c->len = c->cap = 0;
+    conn__flow(c);
+}
+
 static void api__sweep_door(struct api *a, struct door *d, uint64_t now)
 {
     uint64_t linger = a->idle_ms < API__LINGER_MS ? a->idle_ms : API__LINGER_MS;
     for (struct conn *c = d->conns; c; c = c->next) {
+        if (c->waiting && now - c->request_ms >= a->request_ms) {
+            conn__wait_refused(c);
+            continue;
+        }
         /* Once our FIN is out only the client's is awaited, and not for long. */
         if (c->shut               ? now - c->active_ms >= linger
             : conn__requesting(c) ? now - c->request_ms >= a->request_ms
@@ -645,6 +830,9 @@ static void api__sweep_cb(uv_timer_t *t)
     uint64_t now = uv_now(a->loop);
     api__sweep_door(a, &a->tcp, now);
     api__sweep_door(a, &a->local, now);
+    /* After the deadlines: a request past its own is refused, not served. */
+    door__evict_stalled(a, &a->tcp, now);
+    door__evict_stalled(a, &a->local, now);
 }
 
 static void api__sweep_start(struct api *a)
@@ -1100,11 +1288,16 @@ struct api *api_new(uv_loop_t *loop, const struct api_backend *b, const struct a
     a->idle_ms = API__IDLE_MS;
     a->request_ms = API__REQUEST_MS;
     a->self = geteuid();
-    a->tcp = (struct door){.api = a, .fd = -1, .max = opt->tcp_max ? opt->tcp_max : API__TCP_MAX};
+    size_t out_max = opt->out_max ? opt->out_max : API__DOOR_OUT_MAX;
+    a->tcp = (struct door){.api = a,
+                           .fd = -1,
+                           .max = opt->tcp_max ? opt->tcp_max : API__TCP_MAX,
+                           .out_max = out_max};
     a->local = (struct door){.api = a,
                              .fd = -1,
                              .local = true,
-                             .max = opt->local_max ? opt->local_max : API__LOCAL_MAX};
+                             .max = opt->local_max ? opt->local_max : API__LOCAL_MAX,
+                             .out_max = out_max};
     api__group_lookup(a, opt->group ? opt->group : API_GROUP);
     uv_timer_init(loop, &a->sweep);
     uv_timer_init(loop, &a->pause);
@@ -1115,9 +1308,14 @@ struct api *api_new(uv_loop_t *loop, const struct api_backend *b, const struct a
         api_free(a); /* memory goes with the handles' close callbacks */
         return NULL;
     }
-    log_event(LOG_INFO, NULL, "api-listening", "addr=%s socket=%s max=%u+%u", a->tcp.name,
-              a->local.name ? a->local.name : "-", a->tcp.max, a->local.max);
+    log_event(LOG_INFO, NULL, "api-listening", "addr=%s socket=%s max=%u+%u out_max=%zu",
+              a->tcp.name, a->local.name ? a->local.name : "-", a->tcp.max, a->local.max, out_max);
     return a;
+}
+
+void api_out_stats(const struct api *a, struct api_out_stats *out)
+{
+    *out = a->stats;
 }
 
 void api_set_timeouts(struct api *a, uint64_t idle_ms, uint64_t request_ms)

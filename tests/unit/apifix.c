@@ -49,6 +49,15 @@ static int fake_services(void *ctx, struct jsonw *w, const char *after, size_t l
         jsonw_string(w, "web");
         jsonw_key(w, "state");
         jsonw_string(w, "normal");
+        if (f->services_pad) { /* a big view, as 1,000 services make */
+            char *pad = malloc(f->services_pad + 1);
+            assert_non_null(pad);
+            memset(pad, 'p', f->services_pad);
+            pad[f->services_pad] = '\0';
+            jsonw_key(w, "pad");
+            jsonw_string(w, pad);
+            free(pad);
+        }
         jsonw_object_end(w);
         page->rows = 1;
         page->last = "web";
@@ -291,6 +300,7 @@ bool apifix_reader;
 static void done_cb(uv_async_t *h)
 {
     struct run *run = h->data;
+    api_out_stats(run->api, &run->out);
     api_free(run->api);
     reader_free(backend.reader); /* NULL-safe */
     backend.reader = NULL;
@@ -305,6 +315,7 @@ void run_serve(struct run *run)
     struct api_cfg cfg = {.hostnames = (char **)run->hostnames};
     struct api_options opt = {.socket_path = run->socket_path,
                               .tcp_max = run->tcp_max,
+                              .out_max = run->out_max,
                               .group = run->group};
     char err[256] = "";
     pthread_t t;

@@ -34,6 +34,7 @@ struct fake {
     char last_strategy[32];      /* recover: the strategy name */
     int forced;                  /* nonzero: control/recover return this with "forced error" */
     const char *recover_service; /* the service recover names; NULL: "web" */
+    size_t services_pad;         /* nonzero: the first page's row is this many bytes longer */
 };
 
 struct http_req {
@@ -62,6 +63,8 @@ struct run {
     uint64_t idle_ms;             /* api_set_timeouts; 0: the default */
     uint64_t request_ms;          /* api_set_timeouts; 0: the default */
     unsigned tcp_max;             /* api_options.tcp_max; 0: the default */
+    size_t out_max;               /* api_options.out_max; 0: the default */
+    struct api_out_stats out;     /* the API's, when the client was done */
     char *const *hostnames;       /* api.hostnames; NULL: the default */
     const char *socket_path;      /* the Unix socket; NULL: none */
     const char *group;            /* api_options.group; NULL: the default */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -535,6 +536,228 @@ static void local_socket_path_longer_than_sun_path_works(void **state)
     rmdir(dir);
 }
 
+/* ---- answers in flight: the doors' budgets ---------------------------------------------- */
+
+/* Bytes of padding in the fake services view: more than the kernel takes
+ * into its buffers for a client that never reads (2.3 MB here with a 2 KB
+ * receive buffer), so that the rest waits in ours. */
+#define BIG_PAD 3000000
+#define BIG_BUDGET (4 * 1024 * 1024) /* a door's default budget */
+static const char get_services[] = "GET /v1/services HTTP/1.1\r\n" HOST "\r\n";
+
+struct stall {
+    int answered_first; /* stallers with bytes of an answer before the reader asked */
+    int reader_status;  /* the well-behaved reader's answer */
+    size_t reader_len;  /* its Content-Length */
+    int reader_got;     /* complete answers it read (1: the whole body) */
+    int first_closed;   /* of the stallers answered first, closed before their answer was out */
+    int waiter_status;  /* the request that waited past its deadline */
+    char waiter_body[512];
+    char waiter_connection[16];
+    bool waiter_closed;
+    int local_status; /* the socket's answer while TCP's budget is spent */
+    char path[128];   /* the socket */
+};
+
+/* Stallers: clients with a tiny receive buffer that ask for the big view
+ * and never read. Waits (5 s at most) until want of them show bytes of an
+ * answer, then 100 ms more, which only gives one more the chance to show
+ * wrongly; answered[i]: staller i shows some. Returns how many do. */
+static int stallers_start(unsigned port, int *fds, int n, bool *answered, int want)
+{
+    int got = 0;
+    char c;
+    for (int i = 0; i < n; i++) {
+        fds[i] = raw_connect(port, 2048, 0);
+        raw_send_str(fds[i], get_services);
+    }
+    for (uint64_t start = now_ms(); got < want && now_ms() - start < 5000; usleep(10 * 1000)) {
+        got = 0;
+        for (int i = 0; i < n; i++)
+            got += recv(fds[i], &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+    }
+    usleep(100 * 1000);
+    got = 0;
+    for (int i = 0; i < n; i++)
+        got += answered[i] = recv(fds[i], &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+    return got;
+}
+
+/* Two stallers spend the budget (two answers of 3 MB against 4 MiB), a
+ * third waits behind them, then a client that reads asks. */
+static void stall_client(struct run *run)
+{
+    struct stall *t = run->ctx;
+    int fds[3];
+    bool answered[3];
+    struct answer a = {0};
+    bool closed;
+    t->answered_first = stallers_start(run->port, fds, 3, answered, 2);
+    int fd = raw_connect(run->port, 0, 0);
+    raw_send_str(fd, get_services);
+    t->reader_got = raw_answers(fd, &a, 1, 1, &closed);
+    t->reader_status = a.status;
+    t->reader_len = a.body_len;
+    close(fd);
+    for (int i = 0; i < 3; i++) {
+        if (answered[i])
+            t->first_closed += raw_answers(fds[i], &a, 1, 1, &closed) == 0 && closed;
+        close(fds[i]);
+    }
+}
+
+static void stalled_readers_are_held_to_the_budget_and_closed_for_a_reader(void **state)
+{
+    struct stall t = {0};
+    struct run run = {.client = stall_client, .ctx = &t, .request_ms = 30000, .idle_ms = 30000};
+    fake.services_pad = BIG_PAD;
+    run_serve(&run);
+    /* The budget's worth, not the three answers asked. */
+    assert_int_equal(t.answered_first, 2);
+    /* The reader got its whole answer meanwhile... */
+    assert_int_equal(t.reader_status, 200);
+    assert_int_equal(t.reader_got, 1);
+    assert_true(t.reader_len > BIG_PAD);
+    /* ...once the stallers ahead of it were closed (not at their 30 s deadline). */
+    assert_int_equal(t.first_closed, 2);
+    assert_true(run.out.evicted >= 2);
+    /* Never more in flight than the budget and one answer. */
+    assert_true(run.out.peak >= 2 * BIG_PAD);
+    assert_true(run.out.peak < BIG_BUDGET + t.reader_len + 1024);
+    assert_int_equal(run.out.refused, 0);
+}
+
+/* Two stallers spend the budget; a request waits past its deadline
+ * (200 ms, sooner than a staller counts as stalled) and is told why. */
+static void waiter_client(struct run *run)
+{
+    struct stall *t = run->ctx;
+    int fds[2];
+    bool answered[2];
+    struct answer a = {0};
+    t->answered_first = stallers_start(run->port, fds, 2, answered, 2);
+    int fd = raw_connect(run->port, 0, 0);
+    raw_send_str(fd, get_status);
+    raw_answers(fd, &a, 1, 1, &t->waiter_closed);
+    t->waiter_status = a.status;
+    snprintf(t->waiter_body, sizeof t->waiter_body, "%s", a.body);
+    snprintf(t->waiter_connection, sizeof t->waiter_connection, "%s", a.connection);
+    t->waiter_closed = raw_closed(fd);
+    close(fd);
+    t->local_status = unix_status(t->path, local_get);
+    for (int i = 0; i < 2; i++)
+        close(fds[i]);
+}
+
+static void request_waiting_for_the_budget_past_its_deadline_is_503(void **state)
+{
+    struct stall t = {0};
+    snprintf(t.path, sizeof t.path, "%s/api.sock", tmp_dir);
+    struct run run = {.client = waiter_client, .ctx = &t, .request_ms = 200, .socket_path = t.path};
+    fake.services_pad = BIG_PAD;
+    run_serve(&run);
+    assert_int_equal(t.answered_first, 2);
+    assert_int_equal(t.waiter_status, 503);
+    assert_non_null(strstr(t.waiter_body, "answers in flight fill its budget"));
+    assert_string_equal(t.waiter_connection, "close");
+    assert_true(t.waiter_closed);
+    assert_int_equal(run.out.refused, 1);
+    /* The socket has its own budget: TCP's stallers do not make it wait. */
+    assert_int_equal(t.local_status, 200);
+}
+
+/* A reader that takes its answer slowly, 64 KB every 100 ms: its bytes
+ * mostly leave the kernel's buffer, not ours, yet it counts as moving. */
+struct slow {
+    int fd;
+    size_t got;    /* bytes read */
+    bool complete; /* the whole answer came */
+    bool closed;   /* the server closed before */
+};
+
+static void *slow_main(void *arg)
+{
+    struct slow *s = arg;
+    size_t cap = 4 << 20;
+    char *buf = malloc(cap);
+    struct answer a;
+    while (!s->complete && !s->closed && s->got < cap) {
+        size_t tick = 0; /* its receive buffer is 2 KB: many reads make 64 KB */
+        while (tick < 65536 && !s->complete && s->got < cap) {
+            ssize_t k = recv(s->fd, buf + s->got, cap - s->got, 0);
+            if (k <= 0) {
+                s->closed = true;
+                break;
+            }
+            s->got += (size_t)k;
+            tick += (size_t)k;
+            s->complete = answer_parse(buf, s->got, &a) > 0;
+        }
+        usleep(100 * 1000);
+    }
+    free(buf);
+    return NULL;
+}
+
+struct progress {
+    int answered_first;
+    struct slow slow;
+    int staller_closed; /* the staller that never read was closed */
+    int waiter_status;
+};
+
+/* Two clients spend the budget: one reads slowly, one never. A request
+ * that waits makes room: the one that never reads is closed, the slow one
+ * keeps its answer. */
+static void progress_client(struct run *run)
+{
+    struct progress *t = run->ctx;
+    int fds[2];
+    bool answered[2], closed;
+    struct answer a = {0};
+    pthread_t th;
+    t->answered_first = stallers_start(run->port, fds, 2, answered, 2);
+    t->slow.fd = fds[0];
+    assert_int_equal(pthread_create(&th, NULL, slow_main, &t->slow), 0);
+    int fd = raw_connect(run->port, 0, 0);
+    raw_send_str(fd, get_status);
+    raw_answers(fd, &a, 1, 1, &closed);
+    t->waiter_status = a.status;
+    close(fd);
+    t->staller_closed = raw_answers(fds[1], &a, 1, 1, &closed) == 0 && closed;
+    pthread_join(th, NULL);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+static void reader_that_takes_bytes_keeps_its_answer_when_room_is_made(void **state)
+{
+    struct progress t = {0};
+    struct run run = {.client = progress_client, .ctx = &t, .request_ms = 30000, .idle_ms = 30000};
+    fake.services_pad = BIG_PAD;
+    run_serve(&run);
+    assert_int_equal(t.answered_first, 2);
+    assert_int_equal(t.waiter_status, 200);
+    assert_true(t.staller_closed);
+    assert_true(t.slow.complete);
+    assert_false(t.slow.closed);
+    assert_int_equal(run.out.evicted, 1);
+}
+
+/* A journal read counts against its door while the reader runs it, by a
+ * reserve (512 bytes a row asked), then by its answer; nothing stays
+ * counted after. */
+static void journal_read_counts_against_the_budget(void **state)
+{
+    struct http_req reqs[] = {{.path = "/v1/faults?limit=4000"}, {.path = "/v1/status"}};
+    struct run run = {.reqs = reqs, .n = 2, .reader = true};
+    run_serve(&run);
+    assert_int_equal(reqs[0].status, 200);
+    assert_int_equal(reqs[1].status, 200);
+    assert_true(run.out.peak >= 4000 * 512);
+    assert_int_equal(run.out.queued, 0);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -552,6 +775,10 @@ int main(void)
         T(local_socket_is_0660_and_removed_when_the_api_stops),
         T(local_socket_replaces_a_stale_one_and_leaves_others_alone),
         T(local_socket_path_longer_than_sun_path_works),
+        T(stalled_readers_are_held_to_the_budget_and_closed_for_a_reader),
+        T(request_waiting_for_the_budget_past_its_deadline_is_503),
+        T(reader_that_takes_bytes_keeps_its_answer_when_room_is_made),
+        T(journal_read_counts_against_the_budget),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
