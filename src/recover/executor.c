@@ -288,7 +288,7 @@ static void rec__give_up(struct recovery *r, const char *why)
     analyzer_gave_up(r->faults, desc, rec__limits(r));
     state_service_event(r->st, EV_GAVE_UP, desc);
     alert_service_failed(r->ex->alerter, r->service,
-                         &r->faults->slots[SLOT_SUPERVISOR(r->faults)].fault, desc);
+                         r->faults->slots[SLOT_SUPERVISOR(r->faults)].fault, desc);
 }
 
 static void rec__fail(struct recovery *r, const char *result, bool retry)
@@ -956,7 +956,7 @@ int recovery_operate(struct recovery *r, int64_t fault_id, enum strategy st, cha
     if (fault_id) {
         bool found = false;
         for (size_t i = 0; i < r->faults->n_slots; i++)
-            found |= r->faults->slots[i].open && r->faults->slots[i].fault.id == fault_id;
+            found |= r->faults->slots[i].open && r->faults->slots[i].fault->id == fault_id;
         if (!found) {
             snprintf(err, len, "fault %lld is not open on %s", (long long)fault_id, r->service);
             return -ENOENT;

@@ -135,7 +135,7 @@ static json_t *ref_view(const struct service *s)
     json_t *faults = json_array();
     for (size_t i = 0; i < s->faults.n_slots; i++)
         if (s->faults.slots[i].open)
-            json_array_append_new(faults, json_integer(s->faults.slots[i].fault.id));
+            json_array_append_new(faults, json_integer(s->faults.slots[i].fault->id));
     json_object_set_new(j, "open_faults", faults);
     json_t *checks = json_array();
     for (size_t i = 0; i < s->checks.n; i++)
@@ -152,6 +152,7 @@ struct fx {
     struct check checks[3];
     struct check_cfg check_cfgs[3];
     struct fault_slot slots[5];
+    struct fault fault[2]; /* the open slots' */
 };
 
 static struct fx *fx_new(const char *name, int n_checks)
@@ -248,8 +249,10 @@ static void view_of_a_failed_service_with_faults_and_hostile_reasons(void **stat
     f->s.sup.has_exit = true;
     f->s.sup.last = (struct sup_exit){.pid = 77, .code = -1, .signal = SIGKILL};
     f->s.sup.last_exit_ms = 1700000002999;
-    f->slots[0] = (struct fault_slot){.open = true, .fault = {.id = 12}};
-    f->slots[3] = (struct fault_slot){.open = true, .fault = {.id = 9007199254740993}};
+    f->fault[0] = (struct fault){.id = 12};
+    f->fault[1] = (struct fault){.id = 9007199254740993};
+    f->slots[0] = (struct fault_slot){.open = true, .fault = &f->fault[0]};
+    f->slots[3] = (struct fault_slot){.open = true, .fault = &f->fault[1]};
     fake_restarts = 10;
     probed(f, 0, false, "body does not contain \"ok\": \\ \x01\x1f\b\f\n\r\t\x7f end", 999999);
     probed(f, 1, false, "timeout after 100 ms", 100000);
