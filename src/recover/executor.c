@@ -448,7 +448,8 @@ static bool rec__open_unpassed(struct recovery *r, const char *why)
         struct check *c = &r->checks->checks[i];
         if (!c->failing && c->has_result && c->last.ok && c->oks >= c->cfg->rise)
             continue;
-        struct observation o = c->last;
+        struct observation o;
+        check_last(c, &o);
         if (!c->has_result || c->last.ok)
             o = (struct observation){.type = FAULT_SOFTWARE, .severity = SEVERITY_HIGH, .code = -1};
         char reason[sizeof o.reason];
@@ -528,8 +529,11 @@ static void rec__correlated(struct recovery *r)
     bool reopened = false;
     for (size_t i = 0; i < r->checks->n; i++) {
         struct check *c = &r->checks->checks[i];
-        if (c->failing)
-            reopened |= rec__check_fault(r, c, &c->last) == FAULT_REOPENED;
+        struct observation o;
+        if (!c->failing)
+            continue;
+        check_last(c, &o);
+        reopened |= rec__check_fault(r, c, &o) == FAULT_REOPENED;
     }
     rec__set(r, REC_IDLE);
     rec__plan_start(r, reopened);

@@ -153,6 +153,7 @@ struct fx {
     struct check_cfg check_cfgs[3];
     struct fault_slot slots[5];
     struct fault fault[2]; /* the open slots' */
+    char reason[3][200];   /* the checks' last words */
 };
 
 static struct fx *fx_new(const char *name, int n_checks)
@@ -186,7 +187,8 @@ static void probed(struct fx *f, int i, bool ok, const char *reason, uint64_t la
     struct check *c = &f->checks[i];
     c->has_result = true;
     c->last.ok = ok;
-    snprintf(c->last.reason, sizeof c->last.reason, "%s", reason);
+    snprintf(f->reason[i], sizeof f->reason[i], "%s", reason);
+    c->last.reason = f->reason[i];
     c->last.latency_us = latency_us;
     c->last_ms = 1700000001000 + latency_us % 1000;
     c->probes = 1000 + latency_us % 7;
