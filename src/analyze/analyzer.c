@@ -29,8 +29,10 @@ int faults_init(struct faults *f, size_t n_checks)
 
 static void faults__free_slots(struct fault_slot *v, size_t n)
 {
-    for (size_t i = 0; v && i < n; i++)
-        fault_release(&v[i].fault);
+    for (size_t i = 0; v && i < n; i++) {
+        fault_release(v[i].fault);
+        free(v[i].fault);
+    }
     free(v);
 }
 
@@ -70,7 +72,7 @@ const struct fault *analyzer_root_cause(const struct faults *f)
         const struct faults *d = f->deps[k];
         for (size_t i = 0; d && i < d->n_slots; i++)
             if (d->slots[i].open && !d->slots[i].root)
-                return &d->slots[i].fault;
+                return d->slots[i].fault;
     }
     return NULL;
 }
@@ -79,7 +81,7 @@ const struct fault *analyzer_trigger(const struct faults *f)
 {
     for (size_t i = 0; i < SLOT_SUPERVISOR(f); i++)
         if (f->slots[i].open && !f->slots[i].root)
-            return &f->slots[i].fault;
+            return f->slots[i].fault;
     return NULL;
 }
 
@@ -93,7 +95,7 @@ bool analyzer_has_open(const struct faults *f)
 
 static void analyzer__opened(struct faults *f, struct fault_slot *fs, const char *verb)
 {
-    struct fault *t = &fs->fault;
+    struct fault *t = fs->fault;
     fs->open = true;
     state_fault_count(f->state, +1, t->severity >= SEVERITY_CRITICAL);
     log_event(t->severity >= SEVERITY_CRITICAL ? LOG_ERROR : LOG_WARN, f->service, verb,
@@ -110,15 +112,15 @@ static void analyzer__opened(struct faults *f, struct fault_slot *fs, const char
 static bool analyzer__reopen(struct faults *f, struct fault_slot *fs, const char *desc)
 {
     uint64_t now = clock_src_now_us(f->an->clock) / 1000;
-    if (!fs->fault.id || !fs->verified_mono_ms ||
+    if (!fs->fault || !fs->fault->id || !fs->verified_mono_ms ||
         now - fs->verified_mono_ms >= f->cfg->flap_window_ms)
         return false;
     fs->verified_mono_ms = 0;
-    fs->fault.resolved_ms = 0;
-    snprintf(fs->fault.description, sizeof fs->fault.description, "%s", desc);
-    journal_fault_reopen(f->an->journal, &fs->fault);
+    fs->fault->resolved_ms = 0;
+    snprintf(fs->fault->description, sizeof fs->fault->description, "%s", desc);
+    journal_fault_reopen(f->an->journal, fs->fault);
     analyzer__opened(f, fs, "fault-reopened");
-    alert_fault_opened(f->an->alerter, &fs->fault);
+    alert_fault_opened(f->an->alerter, fs->fault);
     return true;
 }
 
@@ -131,7 +133,7 @@ static enum fault_open analyzer__open(struct faults *f, size_t slot, const char 
     if (fs->open) {
         json_decref(ctx);
         log_event(LOG_DEBUG, f->service, "fault-still-open", "fault=%lld source=%s",
-                  (long long)fs->fault.id, source);
+                  (long long)fs->fault->id, source);
         return FAULT_ALREADY_OPEN;
     }
     /* Only a check's fault reopens: its verification may have come too
@@ -141,7 +143,13 @@ static enum fault_open analyzer__open(struct faults *f, size_t slot, const char 
         json_decref(ctx);
         return FAULT_REOPENED;
     }
-    struct fault *t = &fs->fault;
+    if (!fs->fault && !(fs->fault = calloc(1, sizeof *fs->fault))) {
+        json_decref(ctx);
+        log_event(LOG_ERROR, f->service, "fault-not-opened", "source=%s error=\"%s\"", source,
+                  strerror(ENOMEM));
+        return FAULT_ALREADY_OPEN;
+    }
+    struct fault *t = fs->fault;
     fault_release(t);
     memset(t, 0, sizeof *t);
     fs->verified_mono_ms = 0;
@@ -261,15 +269,15 @@ static void analyzer__resolve(struct faults *f, struct fault_slot *fs, const cha
 {
     fs->open = false;
     fs->root = 0;
-    fs->fault.resolved_ms = clock_wall_ms();
-    state_fault_count(f->state, -1, fs->fault.severity >= SEVERITY_CRITICAL);
-    journal_fault_resolve(f->an->journal, &fs->fault);
+    fs->fault->resolved_ms = clock_wall_ms();
+    state_fault_count(f->state, -1, fs->fault->severity >= SEVERITY_CRITICAL);
+    journal_fault_resolve(f->an->journal, fs->fault);
     log_event(LOG_INFO, f->service, "fault-resolved",
               "fault=%lld source=%s duration_ms=%llu "
               "why=\"%s\"",
-              (long long)fs->fault.id, fs->fault.check,
-              (unsigned long long)(fs->fault.resolved_ms - fs->fault.opened_ms), why);
-    alert_fault_resolved(f->an->alerter, &fs->fault);
+              (long long)fs->fault->id, fs->fault->check,
+              (unsigned long long)(fs->fault->resolved_ms - fs->fault->opened_ms), why);
+    alert_fault_resolved(f->an->alerter, fs->fault);
 }
 
 int analyzer_resolve_all(struct faults *f, const char *why, bool verified)
@@ -282,7 +290,7 @@ int analyzer_resolve_all(struct faults *f, const char *why, bool verified)
             continue;
         analyzer__resolve(f, fs, why);
         fs->verified_mono_ms = verified ? now : 0;
-        f->history_ms += fs->fault.resolved_ms - fs->fault.opened_ms;
+        f->history_ms += fs->fault->resolved_ms - fs->fault->opened_ms;
         f->history_n++;
         n++;
     }
@@ -320,10 +328,16 @@ void analyzer_adopt_open_faults(struct faults *f)
             /* Two open for one source (should not happen): keep the newer. */
             analyzer__resolve(f, fs, "superseded");
         }
-        fault_release(&fs->fault);
-        fs->fault = open[k]; /* takes its context */
+        if (!fs->fault && !(fs->fault = calloc(1, sizeof *fs->fault))) {
+            log_event(LOG_ERROR, f->service, "fault-not-adopted", "fault=%lld error=\"%s\"",
+                      (long long)open[k].id, strerror(ENOMEM));
+            fault_release(&open[k]);
+            continue;
+        }
+        fault_release(fs->fault);
+        *fs->fault = open[k]; /* takes its context */
         fs->open = true;
-        state_fault_count(f->state, +1, fs->fault.severity >= SEVERITY_CRITICAL);
+        state_fault_count(f->state, +1, fs->fault->severity >= SEVERITY_CRITICAL);
         log_event(LOG_INFO, f->service, "fault-adopted", "fault=%lld source=%s",
                   (long long)open[k].id, open[k].check);
     }

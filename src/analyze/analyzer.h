@@ -32,9 +32,10 @@ struct analysis {
 /* One open fault per source: slot 0 is the process itself, slot i+1 is
  * check i, the last slot is the recovery's own (chain exhausted). */
 struct fault_slot {
-    bool open;          /* a fault from this source is open */
-    int64_t root;       /* a symptom: the open fault of a dependency that caused it; 0: none */
-    struct fault fault; /* as journaled (the last one, once resolved) */
+    bool open;           /* a fault from this source is open */
+    int64_t root;        /* a symptom: the open fault of a dependency that caused it; 0: none */
+    struct fault *fault; /* as journaled (the last one, once resolved); NULL until the
+                          * first: a fault is 424 bytes, most slots never have one; owned */
     uint64_t verified_mono_ms; /* analysis clock, ms: resolved by a verification then; 0: not */
 };
 

@@ -438,7 +438,9 @@ static int config__checks(const struct config *cf, struct service_cfg *s, struct
         cfg_err_at(err, list, "expected a list of checks like '- http: {url: ...}'");
         return -EINVAL;
     }
-    if (!(s->checks = calloc((size_t)fy_node_sequence_item_count(list) + 1, sizeof(*s->checks))))
+    /* As many as listed (a check is 300 bytes a service); at least one: calloc(0) may be NULL. */
+    size_t n = (size_t)fy_node_sequence_item_count(list);
+    if (!(s->checks = calloc(n ? n : 1, sizeof(*s->checks))))
         return -ENOMEM;
     while ((item = fy_node_sequence_iterate(list, &it))) {
         c = &s->checks[s->n_checks];

@@ -187,7 +187,7 @@ static int backend__recover(void *ctx, int64_t fault_id, const char *strategy, c
     for (size_t i = 0; i < d->n_services; i++) {
         struct service *s = d->services[i];
         for (size_t k = 0; !s->retired && k < s->faults.n_slots; k++) {
-            if (!s->faults.slots[k].open || s->faults.slots[k].fault.id != fault_id)
+            if (!s->faults.slots[k].open || s->faults.slots[k].fault->id != fault_id)
                 continue;
             snprintf(service, service_len, "%s", s->name);
             if (s->cfg->problem) {

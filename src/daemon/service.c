@@ -189,8 +189,8 @@ static void service__refuse(struct service *s)
     log_event(LOG_ERROR, s->name, "service-refused", "error=\"%s\"", why);
     analyzer_config_failed(&s->faults, why);
     state_service_event(&s->st, EV_GAVE_UP, why);
-    alert_service_failed(s->d->alerter, s->name,
-                         &s->faults.slots[SLOT_SUPERVISOR(&s->faults)].fault, why);
+    alert_service_failed(s->d->alerter, s->name, s->faults.slots[SLOT_SUPERVISOR(&s->faults)].fault,
+                         why);
     s->rec.ready = true;
     daemon_service_ready(s->d, s);
 }
@@ -415,7 +415,7 @@ void service_view(const struct service *s, struct jsonw *w, uint64_t now_us)
     jsonw_array(w);
     for (size_t i = 0; i < s->faults.n_slots; i++)
         if (s->faults.slots[i].open)
-            jsonw_int(w, s->faults.slots[i].fault.id);
+            jsonw_int(w, s->faults.slots[i].fault->id);
     jsonw_array_end(w);
     jsonw_key(w, "checks");
     jsonw_array(w);

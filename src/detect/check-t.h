@@ -25,6 +25,19 @@ struct observation {
     char reason[200]; /* human words: "HTTP 500", "timeout after 100 ms", "connection refused" */
 };
 
+/* The latest result as a check keeps it: an observation whose reason is
+ * sized to its words (most of a check's 200-byte buffer is empty: "HTTP 200"). */
+struct check_result {
+    bool ok;
+    enum fault_type type;
+    enum severity severity;
+    bool host_wide;
+    bool inconclusive;
+    int code;
+    uint64_t latency_us;
+    char *reason; /* owned; NULL before the first result; replaced when the words change */
+};
+
 /* What a set of checks tells whoever owns it (the service, through the
  * composition root): detection only, never a decision. */
 struct check_sink {
@@ -68,7 +81,7 @@ struct check {
     bool failing;                   /* threshold state: fall reached, rise not yet */
     bool has_result;                /* at least one probe finished */
     bool stale;                     /* last is from before the process went down */
-    struct observation last;        /* the latest result */
+    struct check_result last;       /* the latest result (has_result) */
     uint64_t last_ms;               /* wall ms of the latest result */
     uint64_t probes;                /* count of finished probes */
     struct check_batch *batch;      /* set once replaced by a reload: see check_set_replace */

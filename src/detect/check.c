@@ -167,6 +167,8 @@ static void check__close(struct check *checks, size_t n, struct check_batch *b)
         if (c->ops->release)
             c->ops->release(c);
         c->batch = b;
+        free(c->last.reason);
+        c->last.reason = NULL;
         uv_close((uv_handle_t *)&c->timer, check__closed_cb);
     }
 }
@@ -206,6 +208,7 @@ int check_set_replace(struct check_set *set, const struct check_cfg *cfgs, size_
             if (config_check_equal(fresh[i].cfg, old[k].cfg) && old[k].has_result) {
                 fresh[i].has_result = true;
                 fresh[i].last = old[k].last;
+                fresh[i].last.reason = old[k].last.reason ? strdup(old[k].last.reason) : NULL;
                 fresh[i].last_ms = old[k].last_ms;
                 fresh[i].probes = old[k].probes;
                 break;
@@ -301,6 +304,42 @@ static void check__failed(struct check *c, const struct observation *obs, uint64
     set->sink.failing(set->sink.ctx, c, obs);
 }
 
+/* The words are copied only when they change: a steady check allocates nothing. */
+static void check__keep(struct check *c, const struct observation *obs)
+{
+    char *reason = c->last.reason;
+    if (!reason || strcmp(reason, obs->reason) != 0) {
+        if (!(reason = strdup(obs->reason)))
+            reason = c->last.reason; /* out of memory: the older words stay */
+        else
+            free(c->last.reason);
+    }
+    c->last = (struct check_result){
+        .ok = obs->ok,
+        .type = obs->type,
+        .severity = obs->severity,
+        .host_wide = obs->host_wide,
+        .inconclusive = obs->inconclusive,
+        .code = obs->code,
+        .latency_us = obs->latency_us,
+        .reason = reason,
+    };
+}
+
+void check_last(const struct check *c, struct observation *o)
+{
+    *o = (struct observation){
+        .ok = c->last.ok,
+        .type = c->last.type,
+        .severity = c->last.severity,
+        .host_wide = c->last.host_wide,
+        .inconclusive = c->last.inconclusive,
+        .code = c->last.code,
+        .latency_us = c->last.latency_us,
+    };
+    snprintf(o->reason, sizeof o->reason, "%s", c->last.reason ? c->last.reason : "");
+}
+
 void check_report(struct check *c, struct observation *obs)
 {
     struct check_set *set = c->set;
@@ -309,7 +348,7 @@ void check_report(struct check *c, struct observation *obs)
         return; /* cancelled meanwhile */
     c->in_flight = false;
     obs->latency_us = now_us - c->started_us;
-    c->last = *obs;
+    check__keep(c, obs);
     c->last_ms = clock_wall_ms();
     c->has_result = true;
     c->stale = false;

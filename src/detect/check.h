@@ -42,5 +42,7 @@ size_t check_index(const struct check *c);
 /* Deliver a probe result (sets latency from c->started_us). Called by the
  * detectors (plug-ins through their host). */
 void check_report(struct check *c, struct observation *obs);
+/* The latest result of c (has_result) as an observation, into o. */
+void check_last(const struct check *c, struct observation *o);
 
 #endif

@@ -17,10 +17,9 @@
  * the client may already open the next one. */
 struct http_client__conn {
     uv_tcp_t tcp;           /* data = this; the struct is freed in its close callback */
-    uv_connect_t connect;   /* data = this */
-    uv_write_t write;       /* data = this; one request at a time */
     struct http_client *cl; /* owner; NULL once dropped (callbacks then do nothing) */
-    bool writing;           /* write is in flight: the connection cannot take another */
+    bool writing;           /* a uv_write is in flight (its callback frees the request): the
+                             * connection cannot take another */
     bool reused;            /* has carried a whole response: the server may have dropped it */
     uint64_t born_ms;       /* uv_now() when it began connecting */
 };
@@ -43,13 +42,19 @@ struct http_client {
     bool numeric;                   /* the host is an address: never looked up */
     bool have_addr;                 /* addr is usable (numeric, or looked up, not refused since) */
     unsigned port;                  /* TCP port */
-    struct sockaddr_storage addr;   /* the server's, with port, when have_addr */
-    struct http_response resp;      /* the answer being read */
-    const char *host;               /* the name to look up, in tail */
-    char *body;                     /* keep bytes in tail for the head of the body; NULL: none */
-    size_t keep;                    /* bytes at body */
-    size_t req_len;                 /* bytes of the request at the start of tail */
-    char tail[];                    /* request (head and body), host name, body buffer */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } addr; /* the server's, with port, when have_addr (an IP address: not a whole
+             * sockaddr_storage, 100 bytes more a client) */
+    struct http_response *resp; /* the answer being read; NULL when idle (its line buffer
+                                 * is most of a client: held only while a request is) */
+    const char *host;           /* the name to look up, in tail */
+    char *body;                 /* keep bytes in tail for the head of the body; NULL: none */
+    size_t keep;                /* bytes at body */
+    size_t req_len;             /* bytes of the request at the start of tail */
+    char tail[];                /* request (head and body), host name, body buffer */
 };
 
 /* Every read lands here and is parsed before the callback returns: one
@@ -97,10 +102,10 @@ static void http_client__finish(struct http_client *cl, int err, bool keep)
     struct http_result res = {
         .err = err,
         .stage = cl->stage,
-        .status = cl->resp.status,
-        .bad = err == UV_EPROTO ? cl->resp.error : HTTP_RESPONSE_E_NONE,
+        .status = cl->resp ? cl->resp->status : 0,
+        .bad = err == UV_EPROTO && cl->resp ? cl->resp->error : HTTP_RESPONSE_E_NONE,
         .body = cl->body,
-        .body_len = cl->resp.body_len,
+        .body_len = cl->resp ? cl->resp->body_len : 0,
     };
     if (cl->starting) {
         assert(err != 0); /* an answer is never read inside start */
@@ -109,6 +114,8 @@ static void http_client__finish(struct http_client *cl, int err, bool keep)
     }
     uv_timer_stop(&cl->timer);
     cl->busy = false;
+    free(cl->resp);
+    cl->resp = NULL;
     if (keep && cl->conn && !cl->conn->writing)
         cl->conn->reused = true;
     else
@@ -132,14 +139,14 @@ static void http_client__open(struct http_client *cl);
  * failure, and a fresh connection is tried. */
 static void http_client__conn_lost(struct http_client *cl, int err)
 {
-    if (cl->conn->reused && cl->resp.got == 0 && !cl->retried) {
+    if (cl->conn->reused && cl->resp->got == 0 && !cl->retried) {
         cl->retried = true;
         http_client__conn_drop(cl);
         http_client__open(cl);
         return;
     }
     if (err == UV_EOF)
-        err = http_response_eof(&cl->resp) == HTTP_RESPONSE_COMPLETE ? 0 : UV_EPROTO;
+        err = http_response_eof(cl->resp) == HTTP_RESPONSE_COMPLETE ? 0 : UV_EPROTO;
     http_client__finish(cl, err, false);
 }
 
@@ -147,6 +154,7 @@ static void http_client__write_cb(uv_write_t *w, int status)
 {
     struct http_client__conn *k = w->data;
     struct http_client *cl = k->cl;
+    free(w);
     k->writing = false;
     if (!cl || !cl->busy || cl->conn != k)
         return;
@@ -170,10 +178,17 @@ static void http_client__send(struct http_client *cl)
         return;
     }
     if (r >= 0 || r == UV_EAGAIN) {
+        /* Rare (a full socket buffer): the request is on the heap only then. */
+        uv_write_t *w = malloc(sizeof *w);
         size_t done = r > 0 ? (size_t)r : 0;
         b = uv_buf_init(cl->tail + done, (unsigned)(cl->req_len - done));
-        if ((r = uv_write(&k->write, (uv_stream_t *)&k->tcp, &b, 1, http_client__write_cb)) == 0)
+        if (!w)
+            r = UV_ENOMEM;
+        else if (w->data = k,
+                 (r = uv_write(w, (uv_stream_t *)&k->tcp, &b, 1, http_client__write_cb)) == 0)
             k->writing = true;
+        else
+            free(w);
     }
     if (r < 0)
         http_client__conn_lost(cl, r);
@@ -203,19 +218,20 @@ static void http_client__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         return;
     }
     cl->stage = HTTP_CLIENT_RECV;
-    r = http_response_feed(&cl->resp, b->base, (size_t)n, &used);
+    r = http_response_feed(cl->resp, b->base, (size_t)n, &used);
     if (r == HTTP_RESPONSE_MORE)
         return;
     /* Bytes past the answer were sent unasked: the connection is not trusted. */
     http_client__finish(cl, r < 0 ? UV_EPROTO : 0,
                         r == HTTP_RESPONSE_COMPLETE && used == (size_t)n &&
-                            http_response_reusable(&cl->resp));
+                            http_response_reusable(cl->resp));
 }
 
 static void http_client__connect_cb(uv_connect_t *req, int status)
 {
     struct http_client__conn *k = req->data;
     struct http_client *cl = k->cl;
+    free(req);
     if (!cl)
         return; /* dropped: cancelled, freed or timed out */
     if (status < 0) {
@@ -233,27 +249,34 @@ static void http_client__connect_cb(uv_connect_t *req, int status)
 static int http_client__connect(struct http_client *cl)
 {
     struct http_client__conn *k = calloc(1, sizeof *k);
+    uv_connect_t *req;
     int r;
     cl->stage = HTTP_CLIENT_CONNECT;
     if (!k)
         return UV_ENOMEM;
-    if ((r = uv_tcp_init_ex(cl->loop, &k->tcp, cl->addr.ss_family)) < 0) {
+    if ((r = uv_tcp_init_ex(cl->loop, &k->tcp, cl->addr.sa.sa_family)) < 0) {
         free(k); /* never initialised: no close needed */
         return r;
     }
-    k->tcp.data = k->connect.data = k->write.data = k;
+    k->tcp.data = k;
     k->cl = cl;
     k->born_ms = uv_now(cl->loop);
     cl->conn = k;
-    if ((r = srcport_uv(&k->tcp, cl->addr.ss_family)) < 0) {
+    if ((r = srcport_uv(&k->tcp, cl->addr.sa.sa_family)) < 0) {
         http_client__conn_drop(cl);
         return r;
     }
     /* libuv defers ECONNREFUSED to the callback; other errors come now. */
-    r = uv_tcp_connect(&k->connect, &k->tcp, (const struct sockaddr *)&cl->addr,
-                       http_client__connect_cb);
-    if (r < 0)
+    /* On the heap while connecting only; its callback (called on close too) frees it. */
+    if (!(req = malloc(sizeof *req))) {
         http_client__conn_drop(cl);
+        return UV_ENOMEM;
+    }
+    req->data = k;
+    if ((r = uv_tcp_connect(req, &k->tcp, &cl->addr.sa, http_client__connect_cb)) < 0) {
+        free(req);
+        http_client__conn_drop(cl);
+    }
     return r;
 }
 
@@ -268,8 +291,12 @@ static void http_client__resolve_cb(void *arg, int status, const struct addrinfo
         return;
     }
     /* sin_port and sin6_port share their offset. */
+    if (res->ai_addrlen > sizeof cl->addr) {
+        http_client__finish(cl, UV_EAI_FAMILY, false);
+        return;
+    }
     memcpy(&cl->addr, res->ai_addr, res->ai_addrlen);
-    ((struct sockaddr_in *)&cl->addr)->sin_port = htons((uint16_t)cl->port);
+    cl->addr.in.sin_port = htons((uint16_t)cl->port);
     cl->have_addr = true;
     if ((r = http_client__connect(cl)) < 0)
         http_client__finish(cl, r, false);
@@ -298,8 +325,13 @@ int http_client_start(struct http_client *cl, uint64_t timeout_ms, http_client_c
     cl->early = 0;
     cl->cb = cb;
     cl->arg = arg;
-    http_response_init(&cl->resp, cl->body, cl->keep, cl->head_only);
     uvclock_arm(&cl->timer, http_client__timer_cb, timeout_ms);
+    if (!(cl->resp = malloc(sizeof *cl->resp))) {
+        http_client__fail_soon(cl, UV_ENOMEM);
+        cl->starting = false;
+        return 0;
+    }
+    http_response_init(cl->resp, cl->body, cl->keep, cl->head_only);
     if (cl->conn && cl->reuse_ms && uv_now(cl->loop) - cl->conn->born_ms >= cl->reuse_ms)
         http_client__conn_drop(cl); /* aged out: this request connects anew */
     if (cl->conn)
@@ -316,6 +348,8 @@ void http_client_cancel(struct http_client *cl)
         return;
     uv_timer_stop(&cl->timer);
     cl->busy = false;
+    free(cl->resp);
+    cl->resp = NULL;
     http_client__conn_drop(cl);
     http_client__lookup_drop(cl);
 }
@@ -359,20 +393,26 @@ struct http_client *http_client_new(uv_loop_t *loop, const struct url *u,
     size_t name = strlen(u->host) + 1;
     size_t cap = strlen(rq->method) + u->path_len + strlen(host) +
                  (rq->headers ? strlen(rq->headers) : 0) + (rq->body ? rq->body_len : 0) + 160;
-    struct http_client *cl = calloc(1, sizeof *cl + cap + name + rq->keep);
+    struct http_client *cl = calloc(1, sizeof *cl + cap + name + rq->keep), *fit;
     if (!cl)
         return NULL;
     cl->req_len = http_client__request(cl->tail, cap, u, rq, host);
-    cl->host = memcpy(cl->tail + cap, u->host, name);
-    cl->body = rq->keep ? cl->tail + cap + name : NULL;
+    /* cap is a bound, often 100 bytes over: give back what the request did not take. */
+    if ((fit = realloc(cl, sizeof *cl + cl->req_len + name + rq->keep)))
+        cl = fit;
+    cl->host = memcpy(cl->tail + cl->req_len, u->host, name);
+    cl->body = rq->keep ? cl->tail + cl->req_len + name : NULL;
     cl->keep = rq->keep;
     cl->head_only = rq->head_only;
     cl->reuse_ms = rq->reuse_ms;
     cl->loop = loop;
     cl->numeric = cl->have_addr = u->numeric;
     cl->port = u->port;
-    memcpy(&cl->addr, &u->addr, sizeof cl->addr);
-    ((struct sockaddr_in *)&cl->addr)->sin_port = htons((uint16_t)u->port);
+    if (u->numeric) {
+        memcpy(&cl->addr, &u->addr,
+               u->addr.ss_family == AF_INET6 ? sizeof cl->addr.in6 : sizeof cl->addr.in);
+        cl->addr.in.sin_port = htons((uint16_t)u->port);
+    }
     uv_timer_init(loop, &cl->timer); /* cannot fail */
     cl->timer.data = cl;
     return cl;

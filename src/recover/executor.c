@@ -288,7 +288,7 @@ static void rec__give_up(struct recovery *r, const char *why)
     analyzer_gave_up(r->faults, desc, rec__limits(r));
     state_service_event(r->st, EV_GAVE_UP, desc);
     alert_service_failed(r->ex->alerter, r->service,
-                         &r->faults->slots[SLOT_SUPERVISOR(r->faults)].fault, desc);
+                         r->faults->slots[SLOT_SUPERVISOR(r->faults)].fault, desc);
 }
 
 static void rec__fail(struct recovery *r, const char *result, bool retry)
@@ -448,7 +448,8 @@ static bool rec__open_unpassed(struct recovery *r, const char *why)
         struct check *c = &r->checks->checks[i];
         if (!c->failing && c->has_result && c->last.ok && c->oks >= c->cfg->rise)
             continue;
-        struct observation o = c->last;
+        struct observation o;
+        check_last(c, &o);
         if (!c->has_result || c->last.ok)
             o = (struct observation){.type = FAULT_SOFTWARE, .severity = SEVERITY_HIGH, .code = -1};
         char reason[sizeof o.reason];
@@ -528,8 +529,11 @@ static void rec__correlated(struct recovery *r)
     bool reopened = false;
     for (size_t i = 0; i < r->checks->n; i++) {
         struct check *c = &r->checks->checks[i];
-        if (c->failing)
-            reopened |= rec__check_fault(r, c, &c->last) == FAULT_REOPENED;
+        struct observation o;
+        if (!c->failing)
+            continue;
+        check_last(c, &o);
+        reopened |= rec__check_fault(r, c, &o) == FAULT_REOPENED;
     }
     rec__set(r, REC_IDLE);
     rec__plan_start(r, reopened);
@@ -956,7 +960,7 @@ int recovery_operate(struct recovery *r, int64_t fault_id, enum strategy st, cha
     if (fault_id) {
         bool found = false;
         for (size_t i = 0; i < r->faults->n_slots; i++)
-            found |= r->faults->slots[i].open && r->faults->slots[i].fault.id == fault_id;
+            found |= r->faults->slots[i].open && r->faults->slots[i].fault->id == fault_id;
         if (!found) {
             snprintf(err, len, "fault %lld is not open on %s", (long long)fault_id, r->service);
             return -ENOENT;

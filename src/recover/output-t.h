@@ -8,7 +8,7 @@
 
 struct output {
     uv_pipe_t pipe;        /* recoverd's end of the FIFO (O_RDWR, non-blocking); data = this */
-    uv_timer_t resume;     /* rate cap: resume reading after a pause */
+    uv_timer_t *resume;    /* rate cap: resume reading after a pause; NULL until the first */
     int write_fd;          /* children's end (O_RDWR, blocking) for every spawn; -1 when closed */
     int log_fd;            /* the open log file; -1 when none */
     char *path;            /* state_dir/logs/<name>.log */

@@ -96,21 +96,32 @@ static void output__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         o->window_bytes = 0;
     }
     o->window_bytes += (uint64_t)n;
-    if (o->window_bytes >= OUTPUT_RATE_BYTES) {
-        uv_read_stop(s);
-        o->reading = false;
-        uvclock_arm(&o->resume, output__resume_cb, (o->window_us + 1000000 - now) / 1000 + 1);
+    if (o->window_bytes < OUTPUT_RATE_BYTES)
+        return;
+    /* Most services never write this fast: the timer exists from their first pause on. */
+    if (!o->resume) {
+        if (!(o->resume = malloc(sizeof *o->resume)))
+            return; /* no pause this time rather than a pause without an end */
+        uv_timer_init(s->loop, o->resume);
+        o->resume->data = o;
     }
+    uv_read_stop(s);
+    o->reading = false;
+    uvclock_arm(o->resume, output__resume_cb, (o->window_us + 1000000 - now) / 1000 + 1);
 }
 
-static void output__resume_cb(uv_timer_t *t)
+static void output__resume(struct output *o)
 {
-    struct output *o = t->data;
     o->window_us = clock_mono_us();
     o->window_bytes = 0;
     if (!o->reading &&
         uv_read_start((uv_stream_t *)&o->pipe, output__alloc_cb, output__read_cb) == 0)
         o->reading = true;
+}
+
+static void output__resume_cb(uv_timer_t *t)
+{
+    output__resume(t->data);
 }
 
 /* A FIFO recoverd trusts: its own, one link, nobody else may open it. */
@@ -240,9 +251,7 @@ int output_open(struct output *o, uv_loop_t *loop, const char *log_path, const c
         goto fail;
     }
     uv_pipe_init(loop, &o->pipe, 0);
-    uv_timer_init(loop, &o->resume);
     o->pipe.data = o;
-    o->resume.data = o;
     if ((r = uv_pipe_open(&o->pipe, read_fd)) < 0) {
         /* The handles are initialised: they must be closed, not just dropped. */
         close(read_fd);
@@ -252,7 +261,7 @@ int output_open(struct output *o, uv_loop_t *loop, const char *log_path, const c
     }
     o->write_fd = write_fd;
     o->window_us = clock_mono_us();
-    output__resume_cb(&o->resume);
+    output__resume(o);
     return 0;
 fail:
     if (o->log_fd >= 0)
@@ -266,6 +275,8 @@ fail:
 static void output__closed_cb(uv_handle_t *h)
 {
     struct output *o = h->data;
+    if (h != (uv_handle_t *)&o->pipe)
+        free(h); /* the resume timer */
     if (--o->closing == 0) {
         free(o->path);
         o->path = NULL;
@@ -282,7 +293,9 @@ void output_close(struct output *o, void (*cb)(struct output *o))
         close(o->log_fd);
     o->write_fd = o->log_fd = -1;
     o->closed_cb = cb;
-    o->closing = 2;
+    o->closing = o->resume ? 2 : 1;
     uv_close((uv_handle_t *)&o->pipe, output__closed_cb);
-    uv_close((uv_handle_t *)&o->resume, output__closed_cb);
+    if (o->resume)
+        uv_close((uv_handle_t *)o->resume, output__closed_cb);
+    o->resume = NULL;
 }

@@ -821,8 +821,13 @@ static int journal__configure(sqlite3 *db, char *err, size_t errlen)
         return -EIO;
     }
     sqlite3_busy_timeout(db, JOURNAL_BUSY_MS);
-    if (sqlite3_exec(db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", NULL, NULL,
-                     NULL) != SQLITE_OK) {
+    /* The writer's page cache at 256 KiB, not SQLite's 2 MiB: its writes touch a few b-tree
+     * leaves and index pages, yet at 1,000 services the default grew to 0.9 MiB (heaptrack),
+     * about 0.9 KiB a service; the kernel's page cache holds the file anyway. */
+    if (sqlite3_exec(db,
+                     "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; "
+                     "PRAGMA cache_size = -256",
+                     NULL, NULL, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "configuring the journal: %s", sqlite3_errmsg(db));
         return -EIO;
     }

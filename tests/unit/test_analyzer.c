@@ -190,18 +190,18 @@ static void check_failing_opens_one_fault_per_source(void **state)
     assert_int_equal(analyzer_check_failing(&w->f, 0, &o), FAULT_NEW);
     struct fault_slot *fs = &w->f.slots[SLOT_CHECK(0)];
     assert_true(fs->open);
-    assert_true(fs->fault.id > 0);
-    assert_string_equal(fs->fault.service, "web");
-    assert_string_equal(fs->fault.check, "http");
-    assert_int_equal(fs->fault.type, FAULT_NETWORK);
-    assert_int_equal(fs->fault.severity, SEVERITY_MEDIUM);
-    assert_int_equal(fs->fault.impact, IMPACT_SERVICE);
-    assert_string_equal(fs->fault.description, "http check failing: HTTP 503");
+    assert_true(fs->fault->id > 0);
+    assert_string_equal(fs->fault->service, "web");
+    assert_string_equal(fs->fault->check, "http");
+    assert_int_equal(fs->fault->type, FAULT_NETWORK);
+    assert_int_equal(fs->fault->severity, SEVERITY_MEDIUM);
+    assert_int_equal(fs->fault->impact, IMPACT_SERVICE);
+    assert_string_equal(fs->fault->description, "http check failing: HTTP 503");
     assert_int_equal(w->advised, 1);
     assert_int_equal(w->st.state, STATE_DEGRADED);
     assert_int_equal(w->st.open_faults, 1);
     assert_int_equal(fx->m.state, STATE_DEGRADED);
-    json_t *j = journal_fault(fx, fs->fault.id);
+    json_t *j = journal_fault(fx, fs->fault->id);
     assert_string_equal(jstr(j, "description"), "http check failing: HTTP 503");
     json_t *ctx = json_object_get(j, "context");
     assert_string_equal(jstr(ctx, "check"), "http");
@@ -216,15 +216,15 @@ static void check_failing_opens_one_fault_per_source(void **state)
     assert_true(json_is_null(json_object_get(j, "resolved_at")));
     json_decref(j);
     /* The same source again: the same fault, nothing new. */
-    int64_t id = fs->fault.id;
+    int64_t id = fs->fault->id;
     o = obs_make(false, "HTTP 500");
     assert_int_equal(analyzer_check_failing(&w->f, 0, &o), FAULT_ALREADY_OPEN);
-    assert_int_equal(fs->fault.id, id);
+    assert_int_equal(fs->fault->id, id);
     assert_int_equal(w->st.open_faults, 1);
     assert_int_equal(w->advised, 1);
     /* Another source: another fault. */
     assert_int_equal(analyzer_check_failing(&w->f, 1, &o), FAULT_NEW);
-    assert_int_not_equal(w->f.slots[SLOT_CHECK(1)].fault.id, id);
+    assert_int_not_equal(w->f.slots[SLOT_CHECK(1)].fault->id, id);
     assert_int_equal(w->st.open_faults, 2);
     assert_true(analyzer_has_open(&w->f));
     assert_false(analyzer_has_open(&fx->db.f));
@@ -240,7 +240,7 @@ static void check_cfg_overrides_classification(void **state)
     w->ccfg[0].type = FAULT_HARDWARE;
     struct observation o = obs_make(true, "disk full");
     assert_int_equal(analyzer_check_failing(&w->f, 0, &o), FAULT_NEW);
-    struct fault *f = &w->f.slots[SLOT_CHECK(0)].fault;
+    struct fault *f = w->f.slots[SLOT_CHECK(0)].fault;
     assert_int_equal(f->severity, SEVERITY_CRITICAL);
     assert_int_equal(f->type, FAULT_HARDWARE);
     assert_int_equal(f->impact, IMPACT_SYSTEM); /* host_wide */
@@ -248,7 +248,7 @@ static void check_cfg_overrides_classification(void **state)
     assert_int_equal(fx->m.state, STATE_FAILED); /* a critical fault fails the system */
     w->ccfg[1].impact = IMPACT_LOCAL;
     assert_int_equal(analyzer_check_failing(&w->f, 1, &o), FAULT_NEW);
-    assert_int_equal(w->f.slots[SLOT_CHECK(1)].fault.impact, IMPACT_LOCAL);
+    assert_int_equal(w->f.slots[SLOT_CHECK(1)].fault->impact, IMPACT_LOCAL);
 }
 
 static void process_faults_describe_what_happened(void **state)
@@ -258,7 +258,7 @@ static void process_faults_describe_what_happened(void **state)
     char *cmd[] = {"/usr/bin/web", NULL};
     w->cfg.command = cmd;
     assert_int_equal(analyzer_process_exited(&w->f, 3, 0, 1200), FAULT_NEW);
-    struct fault *f = &w->f.slots[SLOT_PROCESS].fault;
+    struct fault *f = w->f.slots[SLOT_PROCESS].fault;
     assert_string_equal(f->check, "process");
     assert_string_equal(f->description, "process exited with code 3 after 1200 ms");
     assert_int_equal(f->type, FAULT_SOFTWARE);
@@ -308,12 +308,12 @@ static void gave_up_is_a_critical_fault_of_its_own(void **state)
     analyzer_gave_up(&w->f, "recovery chain exhausted", NULL);
     struct fault_slot *sup = &w->f.slots[SLOT_SUPERVISOR(&w->f)];
     assert_true(sup->open);
-    assert_string_equal(sup->fault.check, "supervisor");
-    assert_int_equal(sup->fault.severity, SEVERITY_CRITICAL);
+    assert_string_equal(sup->fault->check, "supervisor");
+    assert_int_equal(sup->fault->severity, SEVERITY_CRITICAL);
     assert_int_equal(w->st.critical, 1);
     assert_int_equal(w->advised, 1); /* not for the supervisor's own fault */
     /* The trigger is the real fault, never the supervisor's. */
-    assert_ptr_equal(analyzer_trigger(&w->f), &w->f.slots[SLOT_CHECK(0)].fault);
+    assert_ptr_equal(analyzer_trigger(&w->f), w->f.slots[SLOT_CHECK(0)].fault);
     /* resolve_all leaves it; the operator's reset closes it. */
     assert_int_equal(analyzer_resolve_all(&w->f, "verified", true), 1);
     assert_true(sup->open);
@@ -337,7 +337,7 @@ static void resolve_all_closes_and_counts_history(void **state)
     struct observation o = obs_make(false, "x");
     analyzer_check_failing(&w->f, 0, &o);
     analyzer_process_exited(&w->f, 1, 0, 10);
-    int64_t id = w->f.slots[SLOT_CHECK(0)].fault.id;
+    int64_t id = w->f.slots[SLOT_CHECK(0)].fault->id;
     assert_int_equal(analyzer_resolve_all(&w->f, "checks passing", false), 2);
     assert_int_equal(w->f.history_n, 2);
     assert_int_equal(w->st.open_faults, 0);
@@ -357,12 +357,12 @@ static void failure_within_flap_window_reopens_the_fault(void **state)
     struct part *w = &fx->web;
     struct observation o = obs_make(false, "first");
     analyzer_check_failing(&w->f, 0, &o);
-    int64_t id = w->f.slots[SLOT_CHECK(0)].fault.id;
+    int64_t id = w->f.slots[SLOT_CHECK(0)].fault->id;
     assert_int_equal(analyzer_resolve_all(&w->f, "verified", true), 1);
     fakeclock_advance(&fx->clock, w->cfg.flap_window_ms - 1); /* the window's last ms */
     o = obs_make(false, "second");
     assert_int_equal(analyzer_check_failing(&w->f, 0, &o), FAULT_REOPENED);
-    struct fault *f = &w->f.slots[SLOT_CHECK(0)].fault;
+    struct fault *f = w->f.slots[SLOT_CHECK(0)].fault;
     assert_int_equal(f->id, id);
     assert_true(w->f.slots[SLOT_CHECK(0)].open);
     assert_int_equal(f->resolved_ms, 0);
@@ -386,15 +386,15 @@ static void failure_outside_flap_window_is_a_new_fault(void **state)
     struct part *w = &fx->web;
     struct observation o = obs_make(false, "x");
     analyzer_check_failing(&w->f, 0, &o);
-    int64_t first = w->f.slots[SLOT_CHECK(0)].fault.id;
+    int64_t first = w->f.slots[SLOT_CHECK(0)].fault->id;
     analyzer_resolve_all(&w->f, "checks passing again", false);
     assert_int_equal(analyzer_check_failing(&w->f, 0, &o), FAULT_NEW);
-    int64_t second = w->f.slots[SLOT_CHECK(0)].fault.id;
+    int64_t second = w->f.slots[SLOT_CHECK(0)].fault->id;
     assert_int_not_equal(second, first);
     analyzer_resolve_all(&w->f, "verified", true);
     fakeclock_advance(&fx->clock, w->cfg.flap_window_ms); /* the window is over */
     assert_int_equal(analyzer_check_failing(&w->f, 0, &o), FAULT_NEW);
-    assert_int_not_equal(w->f.slots[SLOT_CHECK(0)].fault.id, second);
+    assert_int_not_equal(w->f.slots[SLOT_CHECK(0)].fault->id, second);
 }
 
 /* ---- plans ---- */
@@ -438,7 +438,7 @@ static void fault_of_a_dependent_is_a_symptom_of_the_root_cause(void **state)
     analyzer_process_exited(&d->f, 1, 0, 10);
     const struct fault *root = analyzer_root_cause(&w->f);
     assert_non_null(root);
-    assert_int_equal(root->id, d->f.slots[SLOT_PROCESS].fault.id);
+    assert_int_equal(root->id, d->f.slots[SLOT_PROCESS].fault->id);
     struct observation o = obs_make(false, "HTTP 502");
     assert_int_equal(analyzer_check_failing(&w->f, 0, &o), FAULT_NEW);
     struct fault_slot *fs = &w->f.slots[SLOT_CHECK(0)];
@@ -446,9 +446,9 @@ static void fault_of_a_dependent_is_a_symptom_of_the_root_cause(void **state)
     char want[256];
     snprintf(want, sizeof want, "http check failing: HTTP 502 (symptom of db fault %lld)",
              (long long)root->id);
-    assert_string_equal(fs->fault.description, want);
+    assert_string_equal(fs->fault->description, want);
     assert_int_equal(w->advised, 0);
-    json_t *j = journal_fault(fx, fs->fault.id);
+    json_t *j = journal_fault(fx, fs->fault->id);
     json_t *rc = json_object_get(json_object_get(j, "context"), "root_cause");
     assert_string_equal(jstr(rc, "service"), "db");
     assert_int_equal(json_integer_value(json_object_get(rc, "fault")), root->id);
@@ -460,7 +460,7 @@ static void fault_of_a_dependent_is_a_symptom_of_the_root_cause(void **state)
     assert_null(analyzer_root_cause(&w->f));
     assert_true(analyzer_clear_symptoms(&w->f));
     assert_int_equal(fs->root, 0);
-    assert_ptr_equal(analyzer_trigger(&w->f), &fs->fault);
+    assert_ptr_equal(analyzer_trigger(&w->f), fs->fault);
     assert_false(analyzer_clear_symptoms(&w->f));
 }
 
@@ -493,14 +493,14 @@ static void open_faults_are_adopted_from_the_journal(void **state)
     analyzer_check_failing(&w->f, 1, &o);      /* tcp, open */
     analyzer_process_exited(&w->f, 2, 0, 100); /* process, open */
     analyzer_check_failing(&w->f, 0, &o);      /* http, resolved below */
-    int64_t tcp = w->f.slots[SLOT_CHECK(1)].fault.id;
-    int64_t proc = w->f.slots[SLOT_PROCESS].fault.id;
+    int64_t tcp = w->f.slots[SLOT_CHECK(1)].fault->id;
+    int64_t proc = w->f.slots[SLOT_PROCESS].fault->id;
     struct fault_slot *http = &w->f.slots[SLOT_CHECK(0)];
     http->open = false;
-    http->fault.resolved_ms = http->fault.opened_ms + 500;
-    journal_fault_resolve(fx->journal, &http->fault);
+    http->fault->resolved_ms = http->fault->opened_ms + 500;
+    journal_fault_resolve(fx->journal, http->fault);
     analyzer_gave_up(&w->f, "exhausted", NULL);
-    int64_t sup = w->f.slots[SLOT_SUPERVISOR(&w->f)].fault.id;
+    int64_t sup = w->f.slots[SLOT_SUPERVISOR(&w->f)].fault->id;
     /* A new recoverd: fresh parts over the same journal. */
     state_unregister(&w->st);
     faults_close(&w->f);
@@ -515,11 +515,11 @@ static void open_faults_are_adopted_from_the_journal(void **state)
     assert_int_equal(faults_init(&w->f, N_CHECKS), 0);
     analyzer_adopt_open_faults(&w->f);
     assert_true(w->f.slots[SLOT_CHECK(1)].open);
-    assert_int_equal(w->f.slots[SLOT_CHECK(1)].fault.id, tcp);
-    assert_string_equal(w->f.slots[SLOT_CHECK(1)].fault.description,
+    assert_int_equal(w->f.slots[SLOT_CHECK(1)].fault->id, tcp);
+    assert_string_equal(w->f.slots[SLOT_CHECK(1)].fault->description,
                         "tcp check failing: before the restart");
     assert_true(w->f.slots[SLOT_PROCESS].open);
-    assert_int_equal(w->f.slots[SLOT_PROCESS].fault.id, proc);
+    assert_int_equal(w->f.slots[SLOT_PROCESS].fault->id, proc);
     assert_false(w->f.slots[SLOT_CHECK(0)].open);
     assert_false(w->f.slots[SLOT_SUPERVISOR(&w->f)].open);
     assert_int_equal(w->st.open_faults, 2);
@@ -548,7 +548,7 @@ static void reslot_gives_fresh_slots(void **state)
     assert_int_equal(w->f.n_slots, 7);
     for (size_t i = 0; i < w->f.n_slots; i++) {
         assert_false(w->f.slots[i].open);
-        assert_int_equal(w->f.slots[i].fault.id, 0);
+        assert_null(w->f.slots[i].fault);
     }
     w->checks.n = 0; /* the part's checks no longer match: restore fewer slots */
     assert_int_equal(faults_reslot(&w->f, N_CHECKS), 0);

@@ -196,7 +196,7 @@ static void exhausted_chain_gives_up_until_released(void **state)
     assert_int_equal(s->st.state, STATE_FAILED);
     assert_int_equal(fx->m.state, STATE_FAILED);
     assert_true(s->faults.slots[SLOT_SUPERVISOR(&s->faults)].open);
-    assert_int_equal(s->faults.slots[SLOT_SUPERVISOR(&s->faults)].fault.severity,
+    assert_int_equal(s->faults.slots[SLOT_SUPERVISOR(&s->faults)].fault->severity,
                      SEVERITY_CRITICAL);
     assert_int_equal(s->st.critical, 1);
     assert_int_equal(open_faults_in_journal(s), 2); /* the check's and the supervisor's */
@@ -528,8 +528,8 @@ static void crash_after_stable_is_restarted_and_verified(void **state)
     assert_int_equal(s->sup.state, SUP_RUNNING);
     assert_int_not_equal(s->sup.pid, first);
     assert_int_equal(open_faults_in_journal(s), 0);
-    assert_true(s->faults.slots[SLOT_PROCESS].fault.id > 0);
-    assert_non_null(strstr(s->faults.slots[SLOT_PROCESS].fault.description, "signal 9"));
+    assert_true(s->faults.slots[SLOT_PROCESS].fault->id > 0);
+    assert_non_null(strstr(s->faults.slots[SLOT_PROCESS].fault->description, "signal 9"));
     json_t *view = view_of(&s->rec);
     assert_int_equal(json_integer_value(json_object_get(view, "restarts")), 1);
     json_decref(view);
@@ -553,7 +553,7 @@ static void crash_loop_reaches_the_restart_limit_and_gives_up(void **state)
         assert_action(s, k, "restart", "failed", "process exited with code 1");
     assert_int_equal(s->sup.state, SUP_DOWN);
     assert_int_equal(s->st.state, STATE_FAILED);
-    assert_non_null(strstr(s->faults.slots[SLOT_SUPERVISOR(&s->faults)].fault.description,
+    assert_non_null(strstr(s->faults.slots[SLOT_SUPERVISOR(&s->faults)].fault->description,
                            "restart limit reached"));
     assert_true(s->rec.ready); /* had its chance: dependents may start */
     assert_int_equal(fx->ex.starting, 0);
@@ -577,7 +577,7 @@ static void missing_binary_gives_up_after_the_restart_limit(void **state)
     for (size_t k = 0; k < 2; k++)
         assert_action(s, k, "restart", "failed",
                       "cannot start /nonexistent/recoverd-test-binary: No such file");
-    assert_non_null(strstr(s->faults.slots[SLOT_PROCESS].fault.description, "cannot start"));
+    assert_non_null(strstr(s->faults.slots[SLOT_PROCESS].fault->description, "cannot start"));
     assert_int_equal(s->sup.state, SUP_DOWN);
 }
 
@@ -728,8 +728,8 @@ static void dependent_fault_is_a_symptom_until_the_root_recovers(void **state)
     unlink(web->ok_path);
     loopwait_until(&fx->loop, analyzer_has_open(&web->faults));
     struct fault_slot *fs = &web->faults.slots[SLOT_CHECK(0)];
-    assert_int_equal(fs->root, db->faults.slots[SLOT_CHECK(0)].fault.id);
-    assert_non_null(strstr(fs->fault.description, "(symptom of db fault"));
+    assert_int_equal(fs->root, db->faults.slots[SLOT_CHECK(0)].fault->id);
+    assert_non_null(strstr(fs->fault->description, "(symptom of db fault"));
     assert_null(analyzer_trigger(&web->faults));
     assert_int_equal(web->rec.state, REC_IDLE);
     uint64_t probes = web->checks.checks[0].probes;

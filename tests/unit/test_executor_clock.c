@@ -164,7 +164,7 @@ static void start(struct svc *s)
 
 static int64_t check_fault_id(const struct svc *s)
 {
-    return s->faults.slots[SLOT_CHECK(0)].fault.id;
+    return s->faults.slots[SLOT_CHECK(0)].fault->id;
 }
 
 /* The fault id of action k (oldest first) of s. */
@@ -454,7 +454,7 @@ static void verification_window_expiry_escalates_then_gives_up(void **state)
     assert_action(s, 1, "rollback", "failed", "not verified within 300 ms");
     assert_int_equal(s->st.state, STATE_FAILED);
     assert_true(s->faults.slots[SLOT_SUPERVISOR(&s->faults)].open);
-    assert_int_equal(s->faults.slots[SLOT_SUPERVISOR(&s->faults)].fault.severity,
+    assert_int_equal(s->faults.slots[SLOT_SUPERVISOR(&s->faults)].fault->severity,
                      SEVERITY_CRITICAL);
     assert_int_equal(fakeclock_armed(&fx->fake), 0); /* gave up: no deadline left */
     advance(fx, 60000);

@@ -135,7 +135,7 @@ static json_t *ref_view(const struct service *s)
     json_t *faults = json_array();
     for (size_t i = 0; i < s->faults.n_slots; i++)
         if (s->faults.slots[i].open)
-            json_array_append_new(faults, json_integer(s->faults.slots[i].fault.id));
+            json_array_append_new(faults, json_integer(s->faults.slots[i].fault->id));
     json_object_set_new(j, "open_faults", faults);
     json_t *checks = json_array();
     for (size_t i = 0; i < s->checks.n; i++)
@@ -152,6 +152,8 @@ struct fx {
     struct check checks[3];
     struct check_cfg check_cfgs[3];
     struct fault_slot slots[5];
+    struct fault fault[2]; /* the open slots' */
+    char reason[3][200];   /* the checks' last words */
 };
 
 static struct fx *fx_new(const char *name, int n_checks)
@@ -185,7 +187,8 @@ static void probed(struct fx *f, int i, bool ok, const char *reason, uint64_t la
     struct check *c = &f->checks[i];
     c->has_result = true;
     c->last.ok = ok;
-    snprintf(c->last.reason, sizeof c->last.reason, "%s", reason);
+    snprintf(f->reason[i], sizeof f->reason[i], "%s", reason);
+    c->last.reason = f->reason[i];
     c->last.latency_us = latency_us;
     c->last_ms = 1700000001000 + latency_us % 1000;
     c->probes = 1000 + latency_us % 7;
@@ -248,8 +251,10 @@ static void view_of_a_failed_service_with_faults_and_hostile_reasons(void **stat
     f->s.sup.has_exit = true;
     f->s.sup.last = (struct sup_exit){.pid = 77, .code = -1, .signal = SIGKILL};
     f->s.sup.last_exit_ms = 1700000002999;
-    f->slots[0] = (struct fault_slot){.open = true, .fault = {.id = 12}};
-    f->slots[3] = (struct fault_slot){.open = true, .fault = {.id = 9007199254740993}};
+    f->fault[0] = (struct fault){.id = 12};
+    f->fault[1] = (struct fault){.id = 9007199254740993};
+    f->slots[0] = (struct fault_slot){.open = true, .fault = &f->fault[0]};
+    f->slots[3] = (struct fault_slot){.open = true, .fault = &f->fault[1]};
     fake_restarts = 10;
     probed(f, 0, false, "body does not contain \"ok\": \\ \x01\x1f\b\f\n\r\t\x7f end", 999999);
     probed(f, 1, false, "timeout after 100 ms", 100000);
