@@ -1,11 +1,14 @@
-/* The loop's time for a burst of process work: a storm's exits (each a
- * reap, a fault and often a spawn) and the restarts they queue. Each piece
- * asks whether this loop turn has time left; when it has not, it is
+/* The loop's time for a burst of process work: the restarts a storm of
+ * exits queues (each a spawn, which holds the loop until the exec). Each
+ * piece asks whether this loop turn has time left; when it has not, it is
  * deferred, first come first served, to an idle callback that runs
  * deferred pieces in slices of at most `budget_us` per turn, so API
  * requests and probes are served between slices (DESIGN: nothing holds the
  * loop for more than about a millisecond). A piece of work started is
- * never cut: a slice ends after the piece that used up its time. */
+ * never cut: a slice ends after the piece that used up its time. Exits
+ * themselves are handled at once: an exit left waiting would leave its
+ * process looking alive, and its checks would fail and open a second
+ * fault for the same death. */
 #ifndef RECOVERD_RECOVER_PACE_H
 #define RECOVERD_RECOVER_PACE_H
 

@@ -54,7 +54,6 @@ static void sup__output_closed_cb(struct output *o)
 static void sup__exit_cb(uv_poll_t *w, int status, int events);
 static void sup__grace_cb(uv_timer_t *t);
 static void sup__empty_cb(void *ctx);
-static void sup__exit_job(struct pace_job *j);
 
 static void sup__enclosure_closed_cb(void *ctx)
 {
@@ -66,7 +65,6 @@ int supervisor_init(struct supervisor *sp, const char *log_path, const char *fif
     sp->encl.empty = sup__empty_cb;
     sp->encl.closed = sup__enclosure_closed_cb;
     sp->encl.ctx = sp;
-    sp->exit_job.run = sup__exit_job;
     /* Only what recoverd starts is contained: an external process is not ours. */
     int r = enclosure_init(&sp->encl, sp->cfg->command ? sp->box : NULL, sp->service);
     if (r < 0)
@@ -86,7 +84,6 @@ int supervisor_init(struct supervisor *sp, const char *log_path, const char *fif
 
 void supervisor_close(struct supervisor *sp)
 {
-    pace_cancel(sp->pace, &sp->exit_job);
     uv_close((uv_handle_t *)&sp->grace, sup__handle_closed_cb);
     output_close(&sp->output, sup__output_closed_cb);
     if (enclosure_close(&sp->encl))
@@ -104,7 +101,6 @@ static void sup__unwatch(struct supervisor *sp)
 {
     uv_poll_t *w = sp->exit_watch;
     uv_os_fd_t pidfd = -1;
-    pace_cancel(sp->pace, &sp->exit_job);
     if (!w)
         return;
     uv_fileno((uv_handle_t *)w, &pidfd);
@@ -483,25 +479,9 @@ int supervisor_adopt(struct supervisor *sp, pid_t pid, uint64_t start_ticks)
     return supervisor_event(sp, SUP_EV_ADOPT, STOP_NONE);
 }
 
-/* A storm's exits (each a reap, a fault, often a spawn) share the loop:
- * one that finds this turn's time spent waits its turn. */
 static void sup__exit_cb(uv_poll_t *w, int status, int events)
 {
-    struct supervisor *sp = w->data;
-    if (!pace_has_time(sp->pace)) {
-        uv_poll_stop(w);
-        pace_defer(sp->pace, &sp->exit_job);
-        return;
-    }
-    supervisor_event(sp, SUP_EV_EXITED, STOP_NONE);
-}
-
-static void sup__exit_job(struct pace_job *j)
-{
-    struct supervisor *sp = (struct supervisor *)((char *)j -
-                                                  offsetof(struct supervisor, exit_job));
-    if (supervisor_event(sp, SUP_EV_EXITED, STOP_NONE) == -EAGAIN && sp->exit_watch)
-        uv_poll_start(sp->exit_watch, UV_READABLE, sup__exit_cb); /* not gone after all */
+    supervisor_event(w->data, SUP_EV_EXITED, STOP_NONE);
 }
 
 static void sup__grace_cb(uv_timer_t *t)

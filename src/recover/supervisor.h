@@ -16,7 +16,6 @@
 
 #include "recover/containment.h"
 #include "recover/output-t.h"
-#include "recover/pace.h"
 
 struct journal;
 struct service_cfg;
@@ -83,7 +82,6 @@ struct supervisor {
     struct journal *journal;       /* child records; borrowed */
     char **envp;                   /* spawn environment (environ + cfg->env); NULL: inherit */
     struct containment *box;       /* borrowed; NULL: the process group alone */
-    struct pace *pace;             /* shared, borrowed; NULL: every exit is handled at once */
     struct sup_sink sink;          /* set before supervisor_init */
     enum sup_state state;          /* written only by supervisor.c */
     enum stop_reason stop_reason;  /* meaningful while SUP_STOPPING */
@@ -105,10 +103,6 @@ struct supervisor {
     struct output output; /* stdout+stderr: logs/<name>.pipe -> logs/<name>.log */
     int handles_open;     /* loop handles not closed yet (output counts as one) */
     int result;           /* of the last SPAWN/WATCH/ADOPT: 0 or -errno */
-    /* An exit seen when the loop turn had no time left for it: its watch
-     * is stopped and the state stays what it was (the process is a zombie
-     * nobody has looked at yet) until the pace runs this. */
-    struct pace_job exit_job;
 };
 
 const char *sup_state_name(enum sup_state s);

@@ -584,7 +584,6 @@ static void storm_restarts_are_paced_one_spawn_per_turn_in_exit_order(void **sta
         svc_command(s, "exec sleep 100");
         svc_no_checks(s);
         s->restart->stable_ms = 1;
-        s->sup.pace = &pace;
         svc_start(s);
     }
     /* Past stable; each a zombie before the next dies: exits in this order. */
@@ -614,8 +613,6 @@ static void storm_restarts_are_paced_one_spawn_per_turn_in_exit_order(void **sta
             assert_true(w.spawned_at[i] > w.spawned_at[i - 1]); /* later, and in another turn */
     }
     fx->ex.pace = NULL;
-    for (int i = 0; i < MAX_SVC; i++)
-        fx->svc[i]->sup.pace = NULL;
     pace_close(&pace);
 }
 

@@ -32,7 +32,6 @@
 #include "lib/procstat.h"
 #include "loopwait.h"
 #include "recover/containment.h"
-#include "recover/pace.h"
 #include "recover/supervisor.h"
 #include "store/journal.h"
 
@@ -1623,145 +1622,6 @@ static void leftover_of_a_removed_service_is_stopped_and_forgotten(void **state)
     assert_int_equal(run.rows_for_service, 0);
 }
 
-/* ---- a storm's exits, paced ---- */
-
-#define STORM_N 5
-
-/* Supervisors sharing one pace, beside the fixture's own. */
-struct storm {
-    struct fixture *fx;
-    struct pace pace;
-    struct supervisor sp[STORM_N];
-    uv_check_t other; /* another loop callback, once per turn after its I/O: counts turns */
-    unsigned ticks;
-    int order[STORM_N];        /* which supervisor each exit was, in report order */
-    unsigned at_tick[STORM_N]; /* ticks when it was reported */
-    int running_at_first;      /* the others still RUNNING when the first was reported */
-    int exits;
-};
-
-static void storm_exited(void *ctx, const struct sup_exit *e)
-{
-    struct storm *st = ctx;
-    int k = -1;
-    for (int i = 0; i < STORM_N; i++)
-        if (e == &st->sp[i].last)
-            k = i;
-    assert_true(k >= 0);
-    if (st->exits == 0)
-        for (int i = 0; i < STORM_N; i++)
-            st->running_at_first += st->sp[i].state == SUP_RUNNING;
-    st->order[st->exits] = k;
-    st->at_tick[st->exits] = st->ticks;
-    st->exits++;
-}
-
-static void storm_closed(void *ctx)
-{
-    (void)ctx;
-}
-
-static void storm_tick_cb(uv_check_t *h)
-{
-    ((struct storm *)h->data)->ticks++;
-}
-
-/* STORM_N supervisors of `sleep 100`, paced one piece per turn (budget 0),
- * all running. */
-static struct storm *storm_new(struct fixture *fx)
-{
-    static const char *names[STORM_N] = {"s0", "s1", "s2", "s3", "s4"};
-    /* Static: its handles finish closing in the fixture's teardown. */
-    static struct storm storm;
-    struct storm *st = &storm;
-    *st = (struct storm){.fx = fx};
-    pace_init(&st->pace, &fx->loop, 0);
-    command_sleep(fx);
-    for (int i = 0; i < STORM_N; i++) {
-        char log[160], fifo[160];
-        struct supervisor *sp = &st->sp[i];
-        snprintf(log, sizeof log, "%s/%s.log", fx->dir, names[i]);
-        snprintf(fifo, sizeof fifo, "%s/%s.pipe", fx->dir, names[i]);
-        sp->loop = &fx->loop;
-        sp->service = names[i];
-        sp->cfg = &fx->cfg;
-        sp->journal = fx->journal;
-        sp->pace = &st->pace;
-        sp->sink = (struct sup_sink){storm_exited, storm_closed, st};
-        assert_int_equal(supervisor_init(sp, log, fifo), 0);
-        assert_int_equal(supervisor_event(sp, SUP_EV_SPAWN, STOP_NONE), 0);
-    }
-    uv_check_init(&fx->loop, &st->other);
-    st->other.data = st;
-    return st;
-}
-
-/* Kill them in order, each a zombie before the next dies, so their exits
- * become readable in that order. */
-static void storm_kill_all(struct storm *st)
-{
-    for (int i = 0; i < STORM_N; i++) {
-        siginfo_t si;
-        kill(st->sp[i].pid, SIGKILL);
-        assert_int_equal(waitid(P_PID, (id_t)st->sp[i].pid, &si, WEXITED | WNOWAIT), 0);
-    }
-}
-
-static void storm_close(struct storm *st)
-{
-    uv_close((uv_handle_t *)&st->other, NULL);
-    for (int i = 0; i < STORM_N; i++) {
-        if (st->sp[i].state != SUP_DOWN)
-            supervisor_detach(&st->sp[i]);
-        supervisor_close(&st->sp[i]);
-    }
-    pace_close(&st->pace);
-}
-
-/* Exits that become readable together are handled one per loop turn with
- * a budget of 0, first exited first, and another callback runs between
- * them; the ones waiting still show their process as running (nothing of
- * theirs was reaped or reported yet). */
-static void storm_exits_are_handled_in_slices_in_exit_order(void **state)
-{
-    struct fixture *fx = *state;
-    struct storm *st = storm_new(fx);
-    storm_kill_all(st);
-    uv_check_start(&st->other, storm_tick_cb);
-    loopwait_until(&fx->loop, st->exits == STORM_N);
-    uv_check_stop(&st->other);
-    assert_int_equal(st->running_at_first, STORM_N - 1);
-    for (int i = 0; i < STORM_N; i++) {
-        assert_int_equal(st->order[i], i);
-        assert_int_equal(st->sp[i].state, SUP_DOWN);
-        assert_int_equal(st->sp[i].last.signal, SIGKILL);
-        if (i > 0)
-            assert_true(st->at_tick[i] > st->at_tick[i - 1]); /* a turn went by */
-    }
-    storm_close(st);
-}
-
-/* A supervisor let go while its exit waits for a slice is never reported,
- * and the others still are, in order. */
-static void storm_exit_waiting_is_dropped_on_detach(void **state)
-{
-    struct fixture *fx = *state;
-    struct storm *st = storm_new(fx);
-    pid_t pid2 = st->sp[2].pid;
-    storm_kill_all(st);
-    loopwait_until(&fx->loop, st->exits == 1);
-    assert_true(st->sp[2].exit_job.queued);
-    supervisor_detach(&st->sp[2]);
-    assert_false(st->sp[2].exit_job.queued);
-    loopwait_until(&fx->loop, st->exits == STORM_N - 1);
-    assert_int_equal(st->order[0], 0);
-    assert_int_equal(st->order[1], 1);
-    assert_int_equal(st->order[2], 3);
-    assert_int_equal(st->order[3], 4);
-    assert_int_equal(waitpid(pid2, NULL, 0), pid2); /* detached: ours to reap */
-    storm_close(st);
-}
-
 int main(void)
 {
     /* Orphaned grandchildren come back to us, so a test can reap them. */
@@ -1817,8 +1677,6 @@ int main(void)
         FX(external_exit_is_reported_without_a_code),
         FX(spawn_uses_env_cwd_and_output_log),
         FX(init_with_unopenable_log_fails_cleanly),
-        FX(storm_exits_are_handled_in_slices_in_exit_order),
-        FX(storm_exit_waiting_is_dropped_on_detach),
         cmocka_unit_test(procstat_start_ticks_of_self_is_stable),
         cmocka_unit_test(procstat_start_ticks_of_missing_pid_is_zero),
         cmocka_unit_test(procstat_start_ticks_of_zombie_is_zero),
