@@ -306,6 +306,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     d->stop_slices.data = d;
     uv_idle_init(loop, &d->reload_slices);
     d->reload_slices.data = d;
+    pace_init(&d->pace, loop, PACE_BUDGET_US);
     uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup, &d->sig_quit};
     int signums[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
     for (int i = 0; i < 4; i++) {
@@ -375,7 +376,8 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         (struct analysis){.journal = d->journal, .alerter = d->alerter, .clock = &d->clock};
     d->executor = (struct executor){.journal = d->journal,
                                     .alerter = d->alerter,
-                                    .strategies = strategy_table};
+                                    .strategies = strategy_table,
+                                    .pace = &d->pace};
     daemon__apply(d, cfg);
     if ((r = daemon__create_services(d)) < 0) {
         log_event(LOG_ERROR, NULL, "start-failed", "error=\"cannot create services\"");
@@ -489,6 +491,7 @@ static void daemon__close_all(struct daemon *d)
     uv_close((uv_handle_t *)&d->start_slices, NULL);
     uv_close((uv_handle_t *)&d->stop_slices, NULL);
     uv_close((uv_handle_t *)&d->reload_slices, NULL);
+    pace_close(&d->pace);
     loopwatch_close(&d->loopwatch);
     uv_close((uv_handle_t *)&d->sig_term, NULL);
     uv_close((uv_handle_t *)&d->sig_int, NULL);

@@ -59,6 +59,7 @@ struct daemon {
     struct monitor monitor;       /* the system's state */
     struct analysis analysis;     /* what the analyzer shares */
     struct executor executor;     /* slots and queue of the recoveries */
+    struct pace pace;             /* a storm's exits and restarts, in slices of loop time */
     uv_prepare_t flush;           /* commits the journal's batch before the loop waits */
     uv_timer_t prune;             /* the journal's retention, a batch a tick */
     struct loopwatch loopwatch;   /* how long each turn holds the loop (/v1/status "loop") */

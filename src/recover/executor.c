@@ -8,6 +8,7 @@
 #include "recover/executor.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,6 +336,11 @@ static void rec__enqueue(struct recovery *r)
 
 /* Give free slots to queued actions; one that starts a process also
  * needs room under max_starting (a restart storm must not fork-bomb). */
+static void rec__dequeue_job(struct pace_job *j)
+{
+    rec__dequeue((struct executor *)((char *)j - offsetof(struct executor, dequeue_job)));
+}
+
 static void rec__dequeue(struct executor *ex)
 {
     struct recovery **p = &ex->queue;
@@ -344,6 +350,11 @@ static void rec__dequeue(struct executor *ex)
         if (ops->starts_process && ex->starting >= ex->max_starting) {
             p = &r->next;
             continue;
+        }
+        if (!pace_has_time(ex->pace)) { /* the rest in a later turn, in order */
+            ex->dequeue_job.run = rec__dequeue_job;
+            pace_defer(ex->pace, &ex->dequeue_job);
+            return;
         }
         *p = r->next;
         r->queued = false;
@@ -641,6 +652,15 @@ static void rec__down(struct recovery *r)
     r->checks->pid = 0;
 }
 
+/* A queued action waits to start a process. */
+static bool rec__starts_queued(const struct executor *ex)
+{
+    for (const struct recovery *q = ex->queue; q; q = q->next)
+        if (rec__ops(q)->starts_process)
+            return true;
+    return false;
+}
+
 /* IDLE + exited: the fault; the first strategy may act before the
  * bookkeeping (a restart's spawn: restart latency is mostly this). */
 static void rec__idle_exited(struct recovery *r)
@@ -650,7 +670,9 @@ static void rec__idle_exited(struct recovery *r)
     if (e->why != STOP_NONE)
         return; /* asked for (shutdown) */
     const struct fault *root = analyzer_root_cause(r->faults);
-    if (rec__automatic(r) && !root) {
+    /* Not ahead of restarts already queued (first exited, first
+     * restarted), nor past this loop turn's time: then it queues. */
+    if (rec__automatic(r) && !root && !rec__starts_queued(r->ex) && pace_has_time(r->ex->pace)) {
         int plan[STRATEGY__COUNT];
         struct fault soft = {.type = FAULT_SOFTWARE};
         unsigned n = analyzer_plan(r->faults, &soft, plan);

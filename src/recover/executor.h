@@ -17,6 +17,7 @@
 #include "lib/clock.h"
 #include "lib/fault-t.h"
 #include "lib/model-t.h"
+#include "recover/pace.h"
 
 struct alerter;
 struct check;
@@ -86,7 +87,12 @@ struct executor {
     unsigned starting;          /* now */
     uint64_t action_timeout_ms; /* an action executing longer fails */
     struct recovery *queue;     /* due actions waiting for a slot: first attempts first */
-    bool stopping;              /* recoverd is stopping: no automatic recovery */
+    /* Shared with the supervisors (borrowed; NULL: slots are given at
+     * once): a slot given runs the action, a restart's spawn, so a storm's
+     * queue is run in slices of loop time; a queued action stays pending. */
+    struct pace *pace;
+    struct pace_job dequeue_job; /* the queue's next slice, while deferred */
+    bool stopping;               /* recoverd is stopping: no automatic recovery */
 };
 
 /* What a recovery tells its owner (the composition root). */

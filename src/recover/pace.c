@@ -1,0 +1,109 @@
+/* Slices of deferred process work on an idle handle, FIFO. */
+#include "recover/pace.h"
+
+#include <stddef.h>
+
+#include "lib/clock.h"
+
+static void pace__slice_cb(uv_idle_t *h)
+{
+    struct pace *p = h->data;
+    p->slicing = true;
+    while (p->head && pace_has_time(p)) {
+        struct pace_job *j = p->head;
+        p->head = j->next;
+        if (!p->head)
+            p->tail = &p->head;
+        j->next = NULL;
+        j->queued = false;
+        /* The job's own first ask is for this same piece. */
+        p->granted = true;
+        j->run(j);
+        p->granted = false;
+    }
+    p->slicing = false;
+    if (!p->head)
+        uv_idle_stop(&p->slices);
+}
+
+static void pace__turn_cb(uv_check_t *h)
+{
+    struct pace *p = h->data;
+    p->turn_used = false;
+}
+
+void pace_init(struct pace *p, uv_loop_t *loop, uint64_t budget_us)
+{
+    p->loop = loop;
+    p->budget_us = budget_us;
+    p->head = NULL;
+    p->tail = &p->head;
+    p->turn_used = false;
+    p->slicing = false;
+    p->granted = false;
+    uv_idle_init(loop, &p->slices);
+    p->slices.data = p;
+    uv_check_init(loop, &p->turn);
+    p->turn.data = p;
+    /* Runs after every poll, so timers, idle slices and I/O callbacks of one
+     * turn share a budget; unreferenced, it never keeps the loop alive. */
+    uv_check_start(&p->turn, pace__turn_cb);
+    uv_unref((uv_handle_t *)&p->turn);
+}
+
+void pace_close(struct pace *p)
+{
+    for (struct pace_job *j = p->head; j; j = j->next)
+        j->queued = false;
+    p->head = NULL;
+    p->tail = &p->head;
+    uv_close((uv_handle_t *)&p->slices, NULL);
+    uv_close((uv_handle_t *)&p->turn, NULL);
+}
+
+bool pace_has_time(struct pace *p)
+{
+    if (!p)
+        return true;
+    if (p->granted) {
+        p->granted = false;
+        return true;
+    }
+    if (p->head && !p->slicing)
+        return false;
+    uint64_t now = clock_mono_us();
+    if (!p->turn_used) {
+        p->turn_used = true;
+        p->turn_start_us = now;
+        return true;
+    }
+    return now - p->turn_start_us < p->budget_us;
+}
+
+void pace_defer(struct pace *p, struct pace_job *j)
+{
+    if (j->queued)
+        return;
+    j->next = NULL;
+    j->queued = true;
+    *p->tail = j;
+    p->tail = &j->next;
+    uv_idle_start(&p->slices, pace__slice_cb);
+}
+
+void pace_cancel(struct pace *p, struct pace_job *j)
+{
+    if (!p || !j->queued)
+        return;
+    for (struct pace_job **q = &p->head; *q; q = &(*q)->next)
+        if (*q == j) {
+            *q = j->next;
+            if (!*q)
+                p->tail = q;
+            break;
+        }
+    j->next = NULL;
+    j->queued = false;
+    if (!p->head)
+        uv_idle_stop(&p->slices);
+}
