@@ -329,9 +329,18 @@ static void rec__enqueue(struct recovery *r)
     *p = r;
     r->queued = true;
     rec__dequeue(r->ex);
-    if (r->queued)
-        log_event(LOG_INFO, r->service, "action-queued", "action=%lld strategy=%s executing=%u",
-                  (long long)r->action.id, strategy_name(r->action.strategy), r->ex->executing);
+    if (!r->queued)
+        return;
+    /* What it waits for: a slot, room to start a process, or loop time
+     * (a storm's spawns are paced over turns: recover/pace.h). */
+    const struct executor *ex = r->ex;
+    const char *waiting = ex->executing >= ex->max_executing ? "slot"
+                          : rec__ops(r)->starts_process && ex->starting >= ex->max_starting
+                              ? "max_starting"
+                              : "loop-time";
+    log_event(LOG_INFO, r->service, "action-queued",
+              "action=%lld strategy=%s executing=%u waiting=%s", (long long)r->action.id,
+              strategy_name(r->action.strategy), ex->executing, waiting);
 }
 
 /* Give free slots to queued actions; one that starts a process also

@@ -275,7 +275,9 @@ def test_max_starting_lets_one_unverified_start_at_a_time(recoverd):
         assert after["started_ms"] >= before["finished_ms"], rows  # never two unverified
     # Two wait for max_starting; the first queues too when the loop turn
     # that saw the exits had no time left for its spawn (recover/pace.h).
-    assert sum(1 for n in names if log_events_of(rd, n, "action-queued")) >= 2
+    queued = [e for n in names for e in log_events_of(rd, n, "action-queued")]
+    assert len(queued) >= 2, queued
+    assert all("waiting=slot" not in e[1] for e in queued), queued  # 3 slots, never full
 
 
 def test_action_timeout_kills_the_repair(recoverd, tmp_path):
