@@ -15,6 +15,7 @@
 #include "detect/detector.h"
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/uvclock.h"
 
 /* Fastest cadence while confirming a failure or verifying a recovery. */
 #define CHECK_FAST_MS 50
@@ -102,10 +103,10 @@ size_t check_index(const struct check *c)
 
 static void check__schedule(struct check *c, uint64_t delay_ms)
 {
-    uv_update_time(c->timer.loop);
     if (delay_ms >= CHECK_GRID_FROM_MS)
-        delay_ms -= (uv_now(c->timer.loop) + delay_ms) % CHECK_GRID_MS;
-    uv_timer_start(&c->timer, check__timer_cb, delay_ms, 0);
+        uvclock_arm_grid(&c->timer, check__timer_cb, delay_ms, CHECK_GRID_MS);
+    else
+        uvclock_arm(&c->timer, check__timer_cb, delay_ms);
 }
 
 static void check__probe(struct check *c)
