@@ -128,6 +128,7 @@ static void daemon__prune_cb(uv_timer_t *t)
     int n = journal_prune(d->journal, clock_wall_ms(), DAEMON__PRUNE_ROWS);
     if (n > 0)
         log_event(LOG_DEBUG, NULL, "journal-pruned-batch", "rows=%d", n);
+    daemon_views_expire(d);
     heap_trim(DAEMON__HEAP_SLACK); /* what a large API answer freed leaves RSS here */
     uv_update_time(d->loop);
     uv_timer_start(t, daemon__prune_cb, n > 0 ? DAEMON__PRUNE_AGAIN_MS : DAEMON__PRUNE_EVERY_MS, 0);

@@ -240,3 +240,11 @@ void jsonw_null(struct jsonw *w)
     jsonw__put(w, "null", 4);
     w->more = true;
 }
+
+void jsonw_raw(struct jsonw *w, const char *text, size_t n, bool value, bool more)
+{
+    if (value)
+        jsonw__begin(w);
+    jsonw__put(w, text, n);
+    w->more = more;
+}

@@ -44,5 +44,9 @@ void jsonw_int(struct jsonw *w, int64_t v);
 void jsonw_decimal(struct jsonw *w, uint64_t v, unsigned places);
 void jsonw_bool(struct jsonw *w, bool v);
 void jsonw_null(struct jsonw *w);
+/* n bytes of text this writer made before, put back as they were: a
+ * comma first when value says they begin a value after a sibling; more:
+ * they end one (a key's value or a sibling may follow). */
+void jsonw_raw(struct jsonw *w, const char *text, size_t n, bool value, bool more);
 
 #endif

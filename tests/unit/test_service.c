@@ -353,6 +353,173 @@ static void views_in_a_row_make_one_array(void **state)
     free(text);
 }
 
+/* ---- the views a listing keeps ---- */
+
+/* A listing of a then b, as kept views make it, against fresh views;
+ * *hits: which of them were copied (bit 0: a, bit 1: b). */
+static void assert_listing(struct fx *a, struct fx *b, uint64_t now_us, unsigned *hits)
+{
+    struct jsonw kept = {0}, fresh = {0};
+    size_t n1 = 0, n2 = 0;
+    *hits = 0;
+    jsonw_array(&kept);
+    *hits |= service_view_listed(&a->s, &kept, now_us) ? 1u : 0u;
+    *hits |= service_view_listed(&b->s, &kept, now_us) ? 2u : 0u;
+    jsonw_array_end(&kept);
+    jsonw_array(&fresh);
+    service_view(&a->s, &fresh, now_us);
+    service_view(&b->s, &fresh, now_us);
+    jsonw_array_end(&fresh);
+    char *t1 = jsonw_finish(&kept, &n1), *t2 = jsonw_finish(&fresh, &n2);
+    assert_non_null(t1);
+    assert_non_null(t2);
+    assert_string_equal(t1, t2);
+    json_t *parsed = json_loads(t1, 0, NULL);
+    assert_non_null(parsed);
+    json_decref(parsed);
+    free(t1);
+    free(t2);
+}
+
+/* One change of what a service's view shows: a listing after it must
+ * write that service anew (the other one is copied) and equal fresh views. */
+static void assert_rewritten(struct fx *a, struct fx *b, const char *what)
+{
+    unsigned hits;
+    assert_listing(a, b, NOW_US, &hits);
+    if (hits != 2)
+        fail_msg("after %s: hits %u, want 2 (a written anew, b copied)", what, hits);
+}
+
+static void listed_views_are_copied_only_while_what_they_show_stands_still(void **state)
+{
+    static char *command[] = {"/bin/demo", NULL};
+    static char *deps[] = {"db", NULL};
+    static char cgroup[] = "/sys/fs/cgroup/unified/recoverd/a.service";
+    struct fx *a = fx_new("a", 2), *b = fx_new("b", 1);
+    unsigned hits;
+    a->cfg.command = b->cfg.command = command;
+    a->s.sup.state = b->s.sup.state = SUP_RUNNING;
+    a->s.sup.pid = 100;
+    b->s.sup.pid = 200;
+    a->s.sup.spawned_us = b->s.sup.spawned_us = NOW_US - 3000000;
+    a->s.sup.encl.cgroup = cgroup;
+    probed(a, 0, true, "HTTP 200", 1500);
+    probed(b, 0, true, "HTTP 200", 1500);
+    fake_restarts = 1;
+    assert_listing(a, b, NOW_US, &hits);
+    assert_int_equal(hits, 0); /* nothing kept yet */
+    assert_listing(a, b, NOW_US, &hits);
+    assert_int_equal(hits, 3);
+    /* The parts written afresh change without a rewrite: uptime, the
+     * recovery's members and what strategies add. */
+    assert_listing(a, b, NOW_US + 7000000, &hits);
+    assert_int_equal(hits, 3);
+    fake_restarts = 2;
+    a->s.rec.held = true;
+    assert_listing(a, b, NOW_US, &hits);
+    assert_int_equal(hits, 3);
+
+    /* Every input of the rest, one at a time. */
+    struct check *c = &a->checks[0];
+    c->probes++;
+    assert_rewritten(a, b, "a probe");
+    c->last.latency_us++;
+    assert_rewritten(a, b, "a latency");
+    c->last_ms++;
+    assert_rewritten(a, b, "a result's time");
+    a->reason[0][0] = 'X'; /* other words at the same address */
+    assert_rewritten(a, b, "a reason rewritten in place");
+    c->last.reason = NULL;
+    assert_rewritten(a, b, "no reason");
+    c->last.reason = a->reason[0];
+    c->last.ok = false;
+    assert_rewritten(a, b, "a failed probe");
+    c->fails = 1;
+    assert_rewritten(a, b, "a failure counted");
+    c->oks = 0;
+    assert_rewritten(a, b, "successes reset");
+    c->failing = true;
+    assert_rewritten(a, b, "failing");
+    c->stale = true;
+    assert_rewritten(a, b, "stale");
+    a->checks[1].has_result = true;
+    assert_rewritten(a, b, "a first result");
+    a->s.sup.pid = 101;
+    assert_rewritten(a, b, "a new pid");
+    a->s.sup.adopted = true;
+    assert_rewritten(a, b, "adopted");
+    cgroup[sizeof cgroup - 2] = 'X'; /* same address, other text */
+    assert_rewritten(a, b, "a cgroup renamed in place");
+    a->s.sup.encl.cgroup = NULL;
+    assert_rewritten(a, b, "no cgroup");
+    a->s.sup.has_exit = true;
+    a->s.sup.last = (struct sup_exit){.code = 1};
+    assert_rewritten(a, b, "an exit");
+    a->s.sup.last.code = 2;
+    assert_rewritten(a, b, "an exit code");
+    a->s.sup.last.signal = SIGKILL;
+    assert_rewritten(a, b, "a signal");
+    a->s.sup.last_exit_ms = 1700000009000;
+    assert_rewritten(a, b, "an exit's time");
+    a->s.sup.state = SUP_DOWN;
+    a->s.sup.pid = 0;
+    assert_rewritten(a, b, "its process down (uptime null)");
+    a->s.rec.state = REC_PENDING;
+    assert_rewritten(a, b, "a restart pending (process waiting)");
+    a->s.st.state = STATE_FAILED;
+    assert_rewritten(a, b, "a state");
+    a->s.st.state_ms++;
+    assert_rewritten(a, b, "a state's time");
+    a->fault[0] = (struct fault){.id = 5};
+    a->slots[1] = (struct fault_slot){.open = true, .fault = &a->fault[0]};
+    assert_rewritten(a, b, "a fault opened");
+    a->fault[0].id = 6;
+    assert_rewritten(a, b, "another fault in the slot");
+    a->slots[1].open = false;
+    assert_rewritten(a, b, "a fault closed");
+    /* A config changed in place, as a reload can make one at the address
+     * of a freed one: rebinding drops what was kept. */
+    a->cfg.depends_on = deps;
+    a->cfg.checks = a->check_cfgs;
+    service_rebind(&a->s, &a->cfg);
+    assert_rewritten(a, b, "a rebind");
+    assert_listing(a, b, NOW_US, &hits);
+    assert_int_equal(hits, 3);
+
+    /* Dropped, then written anew. */
+    service_view_forget(&a->s);
+    service_view_forget(&b->s);
+    assert_listing(a, b, NOW_US, &hits);
+    assert_int_equal(hits, 0);
+    service_view_forget(&a->s);
+    service_view_forget(&b->s);
+    free(a);
+    free(b);
+}
+
+/* A view whose inputs do not fit the key (a reason of kilobytes) is
+ * written every time, and right. */
+static void listed_view_too_large_to_key_is_written_every_time(void **state)
+{
+    struct fx *a = fx_new("a", 1), *b = fx_new("b", 0);
+    unsigned hits;
+    char *big = malloc(3000);
+    assert_non_null(big);
+    memset(big, 'r', 2999);
+    big[2999] = '\0';
+    probed(a, 0, false, "x", 10);
+    a->checks[0].last.reason = big;
+    assert_listing(a, b, NOW_US, &hits);
+    assert_listing(a, b, NOW_US, &hits);
+    assert_int_equal(hits, 2);
+    service_view_forget(&a->s);
+    service_view_forget(&b->s);
+    free(big);
+    free(a);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +529,8 @@ int main(void)
         cmocka_unit_test(view_of_a_watched_service_that_cannot_run),
         cmocka_unit_test(view_of_a_waiting_service_with_invalid_utf8),
         cmocka_unit_test(views_in_a_row_make_one_array),
+        cmocka_unit_test(listed_views_are_copied_only_while_what_they_show_stands_still),
+        cmocka_unit_test(listed_view_too_large_to_key_is_written_every_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
