@@ -816,10 +816,18 @@ static void api__sweep_door(struct api *a, struct door *d, uint64_t now)
             conn__wait_refused(c);
             continue;
         }
+        /* An answer on its way is activity while the client takes its
+         * bytes: one reading a large answer slowly is not idle (it was
+         * closed mid-answer once idle_ms passed), one that stopped is. */
+        uint64_t active = c->active_ms;
+        if (c->out > 0 && !conn__closing(c)) {
+            conn__look(c, now);
+            active = c->progress_ms > active ? c->progress_ms : active;
+        }
         /* Once our FIN is out only the client's is awaited, and not for long. */
         if (c->shut               ? now - c->active_ms >= linger
             : conn__requesting(c) ? now - c->request_ms >= a->request_ms
-                                  : now - c->active_ms >= a->idle_ms)
+                                  : now - active >= a->idle_ms)
             conn__close(c);
     }
 }

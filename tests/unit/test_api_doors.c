@@ -670,6 +670,7 @@ static void request_waiting_for_the_budget_past_its_deadline_is_503(void **state
  * mostly leave the kernel's buffer, not ours, yet it counts as moving. */
 struct slow {
     int fd;
+    int ticks;     /* of 100 ms, after which it reads as fast as bytes come; 0: never */
     size_t got;    /* bytes read */
     bool complete; /* the whole answer came */
     bool closed;   /* the server closed before */
@@ -683,7 +684,7 @@ static void *slow_main(void *arg)
     struct answer a;
     while (!s->complete && !s->closed && s->got < cap) {
         size_t tick = 0; /* its receive buffer is 2 KB: many reads make 64 KB */
-        while (tick < 65536 && !s->complete && s->got < cap) {
+        while ((tick < 65536 || s->ticks == 1) && !s->complete && s->got < cap) {
             ssize_t k = recv(s->fd, buf + s->got, cap - s->got, 0);
             if (k <= 0) {
                 s->closed = true;
@@ -693,7 +694,8 @@ static void *slow_main(void *arg)
             tick += (size_t)k;
             s->complete = answer_parse(buf, s->got, &a) > 0;
         }
-        usleep(100 * 1000);
+        if (!s->ticks || --s->ticks > 0)
+            usleep(100 * 1000);
     }
     free(buf);
     return NULL;
@@ -744,6 +746,29 @@ static void reader_that_takes_bytes_keeps_its_answer_when_room_is_made(void **st
     assert_int_equal(run.out.evicted, 1);
 }
 
+/* A client reading a large answer slowly (64 KB every 100 ms for 1.5 s,
+ * our queue holding bytes of it meanwhile) is not idle, however short the
+ * idle timeout: it gets the whole answer. */
+static void slow_client(struct run *run)
+{
+    struct slow *s = run->ctx;
+    s->fd = raw_connect(run->port, 2048, 0);
+    raw_send_str(s->fd, get_services);
+    slow_main(s);
+    close(s->fd);
+}
+
+static void reader_taking_a_large_answer_slowly_is_not_idle(void **state)
+{
+    struct slow s = {.ticks = 15};
+    struct run run = {.client = slow_client, .ctx = &s, .idle_ms = 200};
+    fake.services_pad = BIG_PAD;
+    run_serve(&run);
+    assert_true(s.complete);
+    assert_false(s.closed);
+    assert_true(s.got > BIG_PAD);
+}
+
 /* A journal read counts against its door while the reader runs it, by a
  * reserve (512 bytes a row asked), then by its answer; nothing stays
  * counted after. */
@@ -778,6 +803,7 @@ int main(void)
         T(stalled_readers_are_held_to_the_budget_and_closed_for_a_reader),
         T(request_waiting_for_the_budget_past_its_deadline_is_503),
         T(reader_that_takes_bytes_keeps_its_answer_when_room_is_made),
+        T(reader_taking_a_large_answer_slowly_is_not_idle),
         T(journal_read_counts_against_the_budget),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
