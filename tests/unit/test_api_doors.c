@@ -670,6 +670,7 @@ static void request_waiting_for_the_budget_past_its_deadline_is_503(void **state
  * mostly leave the kernel's buffer, not ours, yet it counts as moving. */
 struct slow {
     int fd;
+    size_t tick;   /* bytes it reads every 100 ms; 0: 64 KB */
     int ticks;     /* of 100 ms, after which it reads as fast as bytes come; 0: never */
     size_t got;    /* bytes read */
     bool complete; /* the whole answer came */
@@ -683,8 +684,9 @@ static void *slow_main(void *arg)
     char *buf = malloc(cap);
     struct answer a;
     while (!s->complete && !s->closed && s->got < cap) {
-        size_t tick = 0; /* its receive buffer is 2 KB: many reads make 64 KB */
-        while ((tick < 65536 || s->ticks == 1) && !s->complete && s->got < cap) {
+        size_t tick = 0; /* its receive buffer is 2 KB: many reads make one tick */
+        size_t want = s->tick ? s->tick : 65536;
+        while ((tick < want || s->ticks == 1) && !s->complete && s->got < cap) {
             ssize_t k = recv(s->fd, buf + s->got, cap - s->got, 0);
             if (k <= 0) {
                 s->closed = true;
@@ -746,9 +748,10 @@ static void reader_that_takes_bytes_keeps_its_answer_when_room_is_made(void **st
     assert_int_equal(run.out.evicted, 1);
 }
 
-/* A client reading a large answer slowly (64 KB every 100 ms for 1.5 s,
- * our queue holding bytes of it meanwhile) is not idle, however short the
- * idle timeout: it gets the whole answer. */
+/* A client reading a large answer slowly (16 KB every 100 ms for 3 s,
+ * too little for the kernel to take more from our queue: bytes of it wait
+ * there throughout) is not idle past the idle timeout (1 s, closed then
+ * before): it gets the whole answer. */
 static void slow_client(struct run *run)
 {
     struct slow *s = run->ctx;
@@ -760,8 +763,8 @@ static void slow_client(struct run *run)
 
 static void reader_taking_a_large_answer_slowly_is_not_idle(void **state)
 {
-    struct slow s = {.ticks = 15};
-    struct run run = {.client = slow_client, .ctx = &s, .idle_ms = 200};
+    struct slow s = {.tick = 16384, .ticks = 30};
+    struct run run = {.client = slow_client, .ctx = &s, .idle_ms = 1000};
     fake.services_pad = BIG_PAD;
     run_serve(&run);
     assert_true(s.complete);
