@@ -56,6 +56,7 @@ struct daemon {
     uv_idle_t reload_slices;      /* applies a reload a slice per loop turn while active */
     uint64_t stop_began_ns;       /* uv_hrtime() at daemon_stop */
     size_t n_starting;            /* live services not started yet (service_count_starting) */
+    bool code_shed;               /* start-up's code pages were unmapped (lib/heap.h) */
     struct monitor monitor;       /* the system's state */
     struct analysis analysis;     /* what the analyzer shares */
     struct executor executor;     /* slots and queue of the recoveries */
