@@ -5,7 +5,7 @@
  * start spreads them); one epoll_wait per wakeup, one write and one read
  * per probe, no timers, no bookkeeping past the answer's status line.
  * Usage: prober SECONDS INTERVAL_MS PORT...; after a second of warm-up,
- * prints "probes=N answered=A cpu_s=C wall_s=W" for the SECONDS measured
+ * prints "probes=N answered=A cpu_s=C user_share=U wall_s=W" for the SECONDS measured
  * (CPU from getrusage: user + system, as /proc's utime + stime). Exit 1 on
  * bad usage or a failed connect. Built by bench/scale (cc -O2). */
 #include <arpa/inet.h>
@@ -35,12 +35,13 @@ static long long now_ms(void)
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-static double cpu_s(void)
+/* CPU seconds so far: user, and user + system. */
+static double cpu_s(double *user)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    *user = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6;
+    return *user + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 int main(int argc, char **argv)
@@ -65,14 +66,14 @@ int main(int argc, char **argv)
         c[i].due_ms = t0 + every * i / n / GRID_MS * GRID_MS;
     }
     long long start = t0 + 1000, end = start + seconds * 1000, probes = 0, answered = 0;
-    double cpu0 = 0;
+    double cpu0 = 0, user0 = 0, user1;
     int measuring = 0, head = 0;
     char buf[4096];
     struct epoll_event evs[256];
     for (;;) {
         long long t = now_ms();
         if (!measuring && t >= start) {
-            measuring = 1, probes = answered = 0, cpu0 = cpu_s();
+            measuring = 1, probes = answered = 0, cpu0 = cpu_s(&user0);
         }
         if (t >= end)
             break;
@@ -101,7 +102,8 @@ int main(int argc, char **argv)
             x->waiting = 0;
         }
     }
-    printf("probes=%lld answered=%lld cpu_s=%.3f wall_s=%.3f\n", probes, answered, cpu_s() - cpu0,
-           seconds * 1.0);
+    double cpu = cpu_s(&user1) - cpu0;
+    printf("probes=%lld answered=%lld cpu_s=%.3f user_share=%.3f wall_s=%.3f\n", probes, answered,
+           cpu, cpu > 0 ? (user1 - user0) / cpu : 0.0, seconds * 1.0);
     return 0;
 }
