@@ -130,6 +130,10 @@ static void daemon__prune_cb(uv_timer_t *t)
         log_event(LOG_DEBUG, NULL, "journal-pruned-batch", "rows=%d", n);
     daemon_views_expire(d);
     heap_trim(DAEMON__HEAP_SLACK); /* what a large API answer freed leaves RSS here */
+    if (!d->code_shed && d->start_next >= d->n_services) { /* every service looked at once */
+        d->code_shed = true;
+        log_event(LOG_DEBUG, NULL, "code-shed", "kib=%zu", heap_shed_code());
+    }
     uv_update_time(d->loop);
     uv_timer_start(t, daemon__prune_cb, n > 0 ? DAEMON__PRUNE_AGAIN_MS : DAEMON__PRUNE_EVERY_MS, 0);
 }

@@ -57,6 +57,7 @@ struct daemon {
     uint64_t stop_began_ns;       /* uv_hrtime() at daemon_stop */
     size_t n_starting;            /* live services not started yet (service_count_starting) */
     uint64_t listed_ms;           /* uv_now of the last services listing; 0: views not kept */
+    bool code_shed;               /* start-up's code pages were unmapped (lib/heap.h) */
     struct monitor monitor;       /* the system's state */
     struct analysis analysis;     /* what the analyzer shares */
     struct executor executor;     /* slots and queue of the recoveries */

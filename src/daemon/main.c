@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +157,10 @@ int main(int argc, char **argv)
     if (check_only)
         return main__check(cfg, path);
     srandom((unsigned)time(NULL) ^ (unsigned)getpid()); /* backoff jitter only */
+    /* One malloc arena, before any thread: the journal reader and libuv's
+     * pool allocate little, and what they free the loop reuses instead of
+     * each thread keeping an arena of its own resident. */
+    mallopt(M_ARENA_MAX, 1);
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct daemon d;

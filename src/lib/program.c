@@ -185,10 +185,14 @@ static void program__timer_cb(uv_timer_t *t)
 
 /* Spawn the leader with the pipe's write end as its stdout and stderr,
  * then watch its pidfd. 0, or -errno for a spawn failure. */
-static int program__spawn(struct program *p, char *const argv[], char *const envp[],
+static int program__spawn(struct program *p, char *const argv[], char *const env_add[],
                           const char *cwd, const struct spawn_cred *cred, int wfd)
 {
-    struct spawn_opts o = {.argv = argv, .envp = envp, .cwd = cwd, .out_fd = wfd, .cred = cred};
+    struct spawn_opts o = {.argv = argv,
+                           .env_add = env_add,
+                           .cwd = cwd,
+                           .out_fd = wfd,
+                           .cred = cred};
     int r = spawn_start(&o, &p->pid, &p->pidfd);
     if (r < 0) {
         p->pid = 0;
@@ -231,14 +235,14 @@ static struct program *program__new(uv_loop_t *loop, size_t max_output, program_
     return p;
 }
 
-struct program *program_run(uv_loop_t *loop, char *const argv[], char *const envp[],
+struct program *program_run(uv_loop_t *loop, char *const argv[], char *const env_add[],
                             const char *cwd, uint64_t timeout_ms, size_t max_output,
                             program_done_cb cb, void *arg)
 {
-    return program_run_as(loop, argv, envp, cwd, NULL, timeout_ms, max_output, cb, arg);
+    return program_run_as(loop, argv, env_add, cwd, NULL, timeout_ms, max_output, cb, arg);
 }
 
-struct program *program_run_as(uv_loop_t *loop, char *const argv[], char *const envp[],
+struct program *program_run_as(uv_loop_t *loop, char *const argv[], char *const env_add[],
                                const char *cwd, const struct spawn_cred *cred, uint64_t timeout_ms,
                                size_t max_output, program_done_cb cb, void *arg)
 {
@@ -257,7 +261,7 @@ struct program *program_run_as(uv_loop_t *loop, char *const argv[], char *const 
         close(fds[1]);
         goto fail;
     }
-    r = program__spawn(p, argv, envp, cwd, cred, fds[1]);
+    r = program__spawn(p, argv, env_add, cwd, cred, fds[1]);
     close(fds[1]); /* only the child's copies keep the pipe open now */
     if (r < 0)
         goto fail;

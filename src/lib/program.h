@@ -25,8 +25,9 @@ struct program_result {
 
 typedef void (*program_done_cb)(const struct program_result *r, void *arg);
 
-/* Start argv (argv[0] without '/' is looked up in PATH; envp NULL: recoverd's
- * environment; cwd NULL: recoverd's) in its own session and process group.
+/* Start argv (argv[0] without '/' is looked up in PATH; env_add: entries put
+ * over recoverd's environment as spawn_opts.env_add, NULL: none; cwd NULL:
+ * recoverd's) in its own session and process group.
  * cb runs exactly once, from a loop callback (never from inside program_run),
  * also for a spawn failure; after it returns the program is freed. The
  * program is done when its leader has exited and its output reached EOF, or
@@ -34,14 +35,14 @@ typedef void (*program_done_cb)(const struct program_result *r, void *arg);
  * output open; either way whatever is left in its process group is then
  * SIGKILLed. timeout_ms 0: no timeout. Returns NULL only when out of memory
  * (cb then never runs). */
-struct program *program_run(uv_loop_t *loop, char *const argv[], char *const envp[],
+struct program *program_run(uv_loop_t *loop, char *const argv[], char *const env_add[],
                             const char *cwd, uint64_t timeout_ms, size_t max_output,
                             program_done_cb cb, void *arg);
 
 /* The same, run with cred (NULL: recoverd's own credentials; see struct
  * spawn_cred): a service's programs run as its user. */
 struct spawn_cred;
-struct program *program_run_as(uv_loop_t *loop, char *const argv[], char *const envp[],
+struct program *program_run_as(uv_loop_t *loop, char *const argv[], char *const env_add[],
                                const char *cwd, const struct spawn_cred *cred, uint64_t timeout_ms,
                                size_t max_output, program_done_cb cb, void *arg);
 

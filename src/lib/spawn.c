@@ -354,13 +354,47 @@ static pid_t spawn__clone(struct spawn__job *j, int *fd)
     return p < 0 ? -errno : p;
 }
 
+/* base with add over it (spawn_opts.env_add): an array of borrowed
+ * strings to free once the child has exec'd; NULL: out of memory. */
+static char **spawn__env(char *const *base, char *const *add)
+{
+    size_t n = 0, m = 0, k = 0;
+    while (base[n])
+        n++;
+    while (add[m])
+        m++;
+    char **v = malloc((n + m + 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strcspn(base[i], "=");
+        bool over = false;
+        for (size_t a = 0; a < m && !over; a++)
+            over = strncmp(add[a], base[i], len) == 0 && (add[a][len] == '=' || !add[a][len]);
+        if (!over)
+            v[k++] = base[i];
+    }
+    for (size_t a = 0; a < m; a++)
+        if (strchr(add[a], '='))
+            v[k++] = add[a];
+    v[k] = NULL;
+    return v;
+}
+
 int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd)
 {
     struct spawn__job j = {.o = o, .envp = o->envp ? o->envp : environ};
     if (o->cred && o->cred->error)
         return o->cred->error;
-    if ((j.null_fd = spawn__null()) < 0)
+    char **env = o->env_add ? spawn__env(j.envp, o->env_add) : NULL;
+    if (o->env_add && !env)
+        return -ENOMEM;
+    if (env)
+        j.envp = env;
+    if ((j.null_fd = spawn__null()) < 0) {
+        free(env);
         return j.null_fd;
+    }
     if (!strchr(o->argv[0], '/')) {
         j.path = getenv("PATH");
         if (!j.path)
@@ -375,6 +409,7 @@ int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd)
     int fd = -1;
     pid_t p = spawn__clone(&j, &fd);
     sigprocmask(SIG_SETMASK, &old, NULL);
+    free(env); /* the child has exec'd or is gone (CLONE_VFORK) */
     if (p < 0)
         return p;
     if (j.err) {

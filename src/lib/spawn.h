@@ -43,6 +43,10 @@ struct spawn_cred {
 struct spawn_opts {
     char *const *argv;             /* NULL-terminated; argv[0] without '/' is looked up in PATH */
     char *const *envp;             /* NULL: recoverd's environment */
+    char *const *env_add;          /* NULL-terminated, or NULL: entries put over envp's (a
+                                    * name's inherited entry goes; "NAME" alone only removes
+                                    * it); merged at each spawn, so a service keeps these few
+                                    * pointers, not a copy of the whole environment */
     const char *cwd;               /* NULL: recoverd's working directory */
     int out_fd;                    /* becomes the child's stdout and stderr; -1: /dev/null */
     const struct spawn_cred *cred; /* NULL: recoverd's own credentials */

@@ -172,7 +172,7 @@ static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
         return r;
     }
     struct spawn_opts o = {.argv = sp->cfg->command,
-                           .envp = sp->envp,
+                           .env_add = sp->envp,
                            .cwd = sp->cfg->cwd,
                            .out_fd = sp->output.write_fd,
                            .cred = &sp->cfg->ident.cred,

@@ -80,7 +80,7 @@ struct supervisor {
     const char *service;           /* its name; borrowed */
     const struct service_cfg *cfg; /* borrowed; command/pidfile/cwd/stop */
     struct journal *journal;       /* child records; borrowed */
-    char **envp;                   /* spawn environment (environ + cfg->env); NULL: inherit */
+    char **envp;                   /* put over environ at each spawn (mark, cfg->env); NULL: none */
     struct containment *box;       /* borrowed; NULL: the process group alone */
     struct sup_sink sink;          /* set before supervisor_init */
     enum sup_state state;          /* written only by supervisor.c */

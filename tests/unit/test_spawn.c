@@ -107,6 +107,19 @@ static void test_environment_and_cwd(void **state)
     assert_in_range(lines, 1, 4);
 }
 
+/* env_add is merged at the spawn: an entry replaces the inherited one of
+ * its name, a bare name only removes it, the rest is inherited as is. */
+static void test_env_add_goes_over_the_environment(void **state)
+{
+    char out[256];
+    char *argv[] = {"sh", "-c", "echo \"$KEEP $SWAP $NEW ${GONE-unset}\"", NULL};
+    char *base[] = {"KEEP=kept", "SWAP=old", "GONE=there", "PATH=/usr/bin:/bin", NULL};
+    char *add[] = {"SWAP=new", "NEW=added", "GONE", NULL};
+    struct spawn_opts o = {.argv = argv, .envp = base, .env_add = add};
+    assert_int_equal(run_opts(&o, out, sizeof out), 0);
+    assert_string_equal(out, "kept new added unset\n");
+}
+
 /* The first line of a /proc/PID/stat file into buf; false if unreadable. */
 static bool proc_stat_line(const char *path, char *buf, size_t len)
 {
@@ -572,6 +585,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_output_goes_to_out_fd_and_stdin_is_empty),
         cmocka_unit_test(test_bare_name_is_found_in_path),
         cmocka_unit_test(test_environment_and_cwd),
+        cmocka_unit_test(test_env_add_goes_over_the_environment),
         cmocka_unit_test(test_session_and_signals_are_reset),
         cmocka_unit_test(test_child_resets_dispositions_before_it_unblocks),
         cmocka_unit_test(test_first_spawn_records_dispositions_without_init),
