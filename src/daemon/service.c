@@ -77,6 +77,17 @@ static void service__exited(void *ctx, const struct sup_exit *e)
     daemon_stop_progress(s->d);
 }
 
+static void service__launched(void *ctx, int err)
+{
+    struct service *s = ctx;
+    recovery_launched(&s->rec, err);
+    if (s->retired && s->sup.state == SUP_DOWN) {
+        service_close(s);
+        return;
+    }
+    daemon_stop_progress(s->d);
+}
+
 static void service__ready(void *ctx)
 {
     struct service *s = ctx;
@@ -111,7 +122,7 @@ static void service__wire(struct service *s)
     s->sup.cfg = cfg;
     s->sup.journal = d->journal;
     s->sup.box = d->containment_up ? &d->containment : NULL;
-    s->sup.sink = (struct sup_sink){service__exited, service__closed, s};
+    s->sup.sink = (struct sup_sink){service__exited, service__launched, service__closed, s};
     s->rec.ex = &d->executor;
     s->rec.loop = d->loop;
     s->rec.clock = &d->clock;

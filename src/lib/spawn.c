@@ -66,7 +66,9 @@ struct spawn__job {
     const char *procs;           /* <cgroup>/cgroup.procs the child writes itself to; NULL: none */
     bool set_nofile;             /* the fd limit changed since start: set nofile */
     struct spawn__rlimit nofile; /* RLIMIT_NOFILE for the child */
-    int err; /* the child's errno when it could not exec; read after it is gone */
+    int err;           /* the child's errno when it could not exec; read after it is gone */
+    char *stack;       /* the child's stack: the caller's thread's own */
+    size_t stack_size; /* bytes */
 };
 
 /* What every child sets back before exec. Written by the loop thread
@@ -229,27 +231,33 @@ fail:
     return 0;
 }
 
-/* The child's stack. Not a piece of the caller's stack: a first call
- * through the PLT (without -z now) or a sanitizer's runtime can use more
- * than a frame's worth, and an overflow would land in the suspended
- * caller's variables. One loop thread spawns, so one stack serves. */
-static _Alignas(16) char spawn__stack[32 * 1024];
+/* The loop thread's child stack (spawn_start_on takes another thread's).
+ * Not a piece of the caller's stack: a first call through the PLT
+ * (without -z now) or a sanitizer's runtime can use more than a frame's
+ * worth, and an overflow would land in the suspended caller's variables. */
+static _Alignas(16) char spawn__stack[SPAWN_STACK_SIZE];
 
-/* /dev/null, opened once and kept: one open fewer on the restart path. */
+/* /dev/null, opened once and kept: one open fewer on the restart path.
+ * Spawner threads may ask at once: the first fd published wins. */
 static int spawn__null(void)
 {
     static int fd = -1;
-    if (fd < 0) {
-        int f = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (f < 0)
-            return -errno;
-        /* Above 2, so that it never is one of the child's stdio fds. */
-        fd = fcntl(f, F_DUPFD_CLOEXEC, 3);
-        close(f);
-        if (fd < 0)
-            return -errno;
+    int cur = __atomic_load_n(&fd, __ATOMIC_ACQUIRE);
+    if (cur >= 0)
+        return cur;
+    int f = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (f < 0)
+        return -errno;
+    /* Above 2, so that it never is one of the child's stdio fds. */
+    int mine = fcntl(f, F_DUPFD_CLOEXEC, 3);
+    close(f);
+    if (mine < 0)
+        return -errno;
+    if (!__atomic_compare_exchange_n(&fd, &cur, mine, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        close(mine); /* another thread's is kept: cur has it */
+        return cur;
     }
-    return fd;
+    return mine;
 }
 
 /* The fd limit recoverd was started with, if it has changed since, capped
@@ -308,8 +316,8 @@ static pid_t spawn__into(struct spawn__job *j, int cgfd, int *fd)
         .flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SPAWN__CLONE_INTO_CGROUP,
         .pidfd = (uint64_t)(uintptr_t)fd,
         .exit_signal = SIGCHLD,
-        .stack = (uint64_t)(uintptr_t)spawn__stack,
-        .stack_size = sizeof spawn__stack,
+        .stack = (uint64_t)(uintptr_t)j->stack,
+        .stack_size = j->stack_size,
         .cgroup = (uint64_t)cgfd,
     };
     long p = spawn__clone3(&a, spawn__child, j);
@@ -349,7 +357,7 @@ static pid_t spawn__clone(struct spawn__job *j, int *fd)
             return -ENAMETOOLONG;
         j->procs = procs;
     }
-    pid_t p = clone(spawn__child, spawn__stack + sizeof spawn__stack,
+    pid_t p = clone(spawn__child, j->stack + j->stack_size,
                     CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, j, fd);
     return p < 0 ? -errno : p;
 }
@@ -383,7 +391,16 @@ static char **spawn__env(char *const *base, char *const *add)
 
 int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd)
 {
-    struct spawn__job j = {.o = o, .envp = o->envp ? o->envp : environ};
+    return spawn_start_on(o, spawn__stack, sizeof spawn__stack, pid, pidfd);
+}
+
+int spawn_start_on(const struct spawn_opts *o, void *stack, size_t stack_size, pid_t *pid,
+                   int *pidfd)
+{
+    struct spawn__job j = {.o = o,
+                           .envp = o->envp ? o->envp : environ,
+                           .stack = stack,
+                           .stack_size = stack_size};
     if (o->cred && o->cred->error)
         return o->cred->error;
     char **env = o->env_add ? spawn__env(j.envp, o->env_add) : NULL;

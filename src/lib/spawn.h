@@ -11,7 +11,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SPAWN_LIMITS_MAX 8 /* nofile core nproc memlock as stack cpu fsize */
+#define SPAWN_LIMITS_MAX 8
+#define SPAWN_STACK_SIZE                                                                           \
+    (32 * 1024) /* the child's stack until it execs */ /* nofile core nproc memlock as stack cpu   \
+                                                          fsize */
 
 struct spawn_limit {
     int resource;   /* RLIMIT_* */
@@ -68,6 +71,15 @@ void spawn_init(void);
  * for o->cgroup, what the kernel said of placing it there: EBUSY,
  * EOPNOTSUPP, ENOENT...). */
 int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd);
+/* spawn_start with the child running on stack (stack_size bytes, 16-byte
+ * aligned, at least SPAWN_STACK_SIZE), so that a thread other than the
+ * loop's may spawn: each thread its own stack. Only the calling thread
+ * waits for the exec. spawn_init must have run (from the loop thread) and
+ * nothing may change a signal disposition meanwhile; reaper_own is the
+ * caller's business when recoverd is a subreaper (it is not thread-safe):
+ * spawn only from the loop then. */
+int spawn_start_on(const struct spawn_opts *o, void *stack, size_t stack_size, pid_t *pid,
+                   int *pidfd);
 /* A pidfd for a process we did not start (readable once it exits), or
  * -errno. */
 int spawn_pidfd(pid_t pid);

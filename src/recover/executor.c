@@ -961,6 +961,15 @@ void recovery_process_exited(struct recovery *r, const struct sup_exit *e)
     r->exit = NULL;
 }
 
+void recovery_launched(struct recovery *r, int err)
+{
+    for (int st = 0; st < STRATEGY__COUNT; st++) {
+        const struct strategy_ops *ops = rec__find(r, st);
+        if (ops && ops->launched)
+            ops->launched(r, err);
+    }
+}
+
 void recovery_executed(struct recovery *r, enum exec_outcome outcome, const char *result)
 {
     r->outcome = outcome;

@@ -155,6 +155,8 @@ void recovery_event(struct recovery *r, enum recovery_event ev);
 void recovery_check_failing(struct recovery *r, struct check *c, const struct observation *o);
 void recovery_check_reported(struct recovery *r, struct check *c);
 void recovery_process_exited(struct recovery *r, const struct sup_exit *e);
+/* A launch of the service's process ended (sup_sink.launched). */
+void recovery_launched(struct recovery *r, int err);
 /* The running strategy finished its part (called by strategies). */
 void recovery_executed(struct recovery *r, enum exec_outcome outcome, const char *result);
 /* recoverd or the service is stopping: abort what is in progress. */

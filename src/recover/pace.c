@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 #include "lib/clock.h"
+#include "lib/reaper.h"
 
 static void pace__slice_cb(uv_idle_t *h)
 {
@@ -49,6 +50,7 @@ void pace_init(struct pace *p, uv_loop_t *loop, uint64_t budget_us)
      * turn share a budget; unreferenced, it never keeps the loop alive. */
     uv_check_start(&p->turn, pace__turn_cb);
     uv_unref((uv_handle_t *)&p->turn);
+    p->spawner_up = spawner_init(&p->spawner, loop) == 0;
 }
 
 void pace_close(struct pace *p)
@@ -59,6 +61,14 @@ void pace_close(struct pace *p)
     p->tail = &p->head;
     uv_close((uv_handle_t *)&p->slices, NULL);
     uv_close((uv_handle_t *)&p->turn, NULL);
+    if (p->spawner_up)
+        spawner_close(&p->spawner);
+    p->spawner_up = false;
+}
+
+struct spawner *pace_spawner(struct pace *p)
+{
+    return p && p->spawner_up && !reaper_enabled() ? &p->spawner : NULL;
 }
 
 bool pace_has_time(struct pace *p)

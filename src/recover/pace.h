@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/spawner.h"
+
 /* Loop time a turn spends on paced work before the rest waits. */
 #define PACE_BUDGET_US 2000
 
@@ -36,11 +38,15 @@ struct pace {
     uint64_t turn_start_us; /* monotonic time it began */
     struct pace_job *head;  /* deferred, oldest first */
     struct pace_job **tail;
+    struct spawner spawner; /* spawns off the loop (lib/spawner.h) */
+    bool spawner_up;        /* spawner_init succeeded */
 };
 
-/* Set up on loop (two handles, unreferenced: they never keep it alive). */
+/* Set up on loop (three handles, unreferenced while idle: they never keep
+ * it alive; the spawner's threads start with its first job). */
 void pace_init(struct pace *p, uv_loop_t *loop, uint64_t budget_us);
-/* Close both handles; deferred jobs are dropped without running. */
+/* Close the handles, after the spawns in flight are reported; deferred
+ * jobs are dropped without running. */
 void pace_close(struct pace *p);
 /* May one more piece run now? Not while older pieces wait (first come,
  * first served), except from the slice that runs them; else the first of
@@ -51,5 +57,9 @@ bool pace_has_time(struct pace *p);
 void pace_defer(struct pace *p, struct pace_job *j);
 /* Take j off the queue if it is there (its owner is going away). */
 void pace_cancel(struct pace *p, struct pace_job *j);
+/* Where a restart's spawn goes so that the loop does not wait for the
+ * exec; NULL: spawn on the loop (no pace, no spawner, or recoverd is a
+ * subreaper, whose table of its own children is the loop's alone). */
+struct spawner *pace_spawner(struct pace *p);
 
 #endif

@@ -22,6 +22,7 @@
 #include "lib/program.h"
 #include "lib/uvclock.h"
 #include "recover/executor.h"
+#include "recover/pace.h"
 #include "recover/strategy.h"
 #include "recover/supervisor.h"
 
@@ -141,6 +142,7 @@ struct restart__state {
     uint64_t delay_ms;            /* the delay of the action being run */
     bool prespawned;              /* act_first spawned already: run() reports it */
     bool spawn_failed;            /* the last spawn failed: the next waits like an early death */
+    bool launching;               /* run() waits for the launch to report (recovery_launched) */
     struct program *program;      /* external: a program in flight */
     int program_step;             /* external stop+start: 0 stop running, 1 start running */
     uv_timer_t *pidfile_wait;     /* external: polling the pidfile; freed in its close cb */
@@ -196,9 +198,9 @@ static uint64_t restart__delay(struct recovery *r)
     return st->delay_ms = restart_delay(&st->policy, restart__cfg(r), uptime);
 }
 
-static void restart__spawn(struct recovery *r)
+/* The spawn of this restart ended: verify it, or retry like a crash. */
+static void restart__spawn_done(struct recovery *r, int err)
 {
-    int err = supervisor_event(r->sup, SUP_EV_SPAWN, STOP_NONE);
     char result[256];
     restart__st(r)->spawn_failed = err < 0;
     if (err == 0) {
@@ -211,6 +213,28 @@ static void restart__spawn(struct recovery *r)
     analyzer_spawn_failed(r->faults, err);
     snprintf(result, sizeof result, "cannot start %.160s: %s", r->cfg->command[0], strerror(-err));
     recovery_executed(r, EXEC_RETRY, result);
+}
+
+/* Spawn off the loop where the executor's pace has a spawner: the action
+ * goes on when the launch reports. */
+static void restart__spawn(struct recovery *r)
+{
+    struct restart__state *st = restart__st(r);
+    st->launching = true; /* before: a spawner without threads reports at once */
+    int err = supervisor_launch(r->sup, pace_spawner(r->ex->pace));
+    if (err == -EINPROGRESS)
+        return;
+    st->launching = false;
+    restart__spawn_done(r, err);
+}
+
+static void restart__launched(struct recovery *r, int err)
+{
+    struct restart__state *st = restart__st(r);
+    if (!st->launching)
+        return; /* act_first's, before run(); or for an action that ended */
+    st->launching = false;
+    restart__spawn_done(r, err);
 }
 
 /* ---- external services: restart (or stop, then start) programs ---- */
@@ -360,10 +384,12 @@ static void restart__run(struct recovery *r)
     bool running = r->sup->state != SUP_DOWN;
     action_set_params(&r->action, json_pack("{s:I, s:i, s:b}", "delay_ms", (json_int_t)st->delay_ms,
                                             "attempt", (int)st->policy.len, "stop", running));
-    if (st->prespawned) { /* act_first spawned it already */
+    if (st->prespawned) { /* act_first spawned it already, or is spawning it */
         st->prespawned = false;
-        snprintf(result, sizeof result, "spawned pid %d", (int)r->sup->pid);
-        recovery_executed(r, EXEC_OK, result);
+        if (r->sup->state == SUP_SPAWNING)
+            st->launching = true;
+        else
+            restart__spawn_done(r, r->sup->state == SUP_DOWN ? r->sup->result : 0);
         return;
     }
     if (running)
@@ -391,7 +417,8 @@ static bool restart__act_first(struct recovery *r, const struct sup_exit *e)
     if (!r->cfg->command || e->uptime_ms < rc->stable_ms ||
         r->ex->starting >= r->ex->max_starting || !restart_allowed(&st->policy, rc, restart__now()))
         return false;
-    st->prespawned = supervisor_event(r->sup, SUP_EV_SPAWN, STOP_NONE) == 0;
+    int err = supervisor_launch(r->sup, pace_spawner(r->ex->pace));
+    st->prespawned = err == 0 || err == -EINPROGRESS;
     st->spawn_failed = !st->prespawned;
     if (st->prespawned)
         restart_delay(&st->policy, rc, e->uptime_ms); /* resets the backoff */
@@ -409,6 +436,7 @@ static void restart__unexpect(struct recovery *r)
 static void restart__cancel(struct recovery *r)
 {
     struct restart__state *st = restart__st(r);
+    st->launching = false; /* a launch in flight ends with the process up, unverified */
     program_cancel(st->program);
     st->program = NULL;
     restart__wait_end(st);
@@ -463,6 +491,7 @@ const struct strategy_ops restart_strategy = {
     .cancel = restart__cancel,
     .process_exited = restart__process_exited,
     .act_first = restart__act_first,
+    .launched = restart__launched,
     .reset = restart__reset,
     .stable_ms = restart__stable_ms,
     .limits = restart__limits,

@@ -60,6 +60,10 @@ struct strategy_ops {
      * line: act before the bookkeeping (restart latency). True if it did;
      * its run() then finds the work done. NULL: never. */
     bool (*act_first)(struct recovery *r, const struct sup_exit *e);
+    /* A launch of the service's process ended (supervisor_launch): 0 it
+     * runs, -errno it could not start. Whatever the recovery's state;
+     * the strategy knows whether it waits for it. NULL: never launches. */
+    void (*launched)(struct recovery *r, int err);
     /* Besides the checks passing: is the recovery really done? NULL: yes. */
     bool (*verified)(struct recovery *r);
     /* An operator acted: forget limits and backoff. NULL: nothing. */

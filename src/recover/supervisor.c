@@ -20,6 +20,7 @@
 #include "lib/model.h"
 #include "lib/procstat.h"
 #include "lib/spawn.h"
+#include "lib/spawner.h"
 #include "lib/uvclock.h"
 #include "recover/output.h"
 #include "store/journal.h"
@@ -84,6 +85,9 @@ int supervisor_init(struct supervisor *sp, const char *log_path, const char *fif
 
 void supervisor_close(struct supervisor *sp)
 {
+    if (sp->job) /* not down, against the rule: its child is killed when it reports */
+        sp->job->data = NULL;
+    sp->job = NULL;
     uv_close((uv_handle_t *)&sp->grace, sup__handle_closed_cb);
     output_close(&sp->output, sup__output_closed_cb);
     if (enclosure_close(&sp->encl))
@@ -156,13 +160,9 @@ static int sup__busy(struct supervisor *sp, enum stop_reason reason)
     return -EALREADY;
 }
 
-/* DOWN + spawn: start cfg->command. */
-static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
+/* The options of a spawn of cfg->command, its cgroup made: 0 or -errno. */
+static int sup__opts(struct supervisor *sp, struct spawn_opts *o)
 {
-    pid_t pid = 0;
-    int pidfd = -1;
-    if (!sp->cfg->command)
-        return -ENOEXEC;
     int r = 0;
     bool late = false;
     const char *cgroup = enclosure_prepare(&sp->encl, &sp->cfg->cgroup, &late, &r);
@@ -171,14 +171,19 @@ static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
                   strerror(-r));
         return r;
     }
-    struct spawn_opts o = {.argv = sp->cfg->command,
-                           .env_add = sp->envp,
-                           .cwd = sp->cfg->cwd,
-                           .out_fd = sp->output.write_fd,
-                           .cred = &sp->cfg->ident.cred,
-                           .cgroup = cgroup,
-                           .cgroup_late = late};
-    r = spawn_start(&o, &pid, &pidfd);
+    *o = (struct spawn_opts){.argv = sp->cfg->command,
+                             .env_add = sp->envp,
+                             .cwd = sp->cfg->cwd,
+                             .out_fd = sp->output.write_fd,
+                             .cred = &sp->cfg->ident.cred,
+                             .cgroup = cgroup,
+                             .cgroup_late = late};
+    return 0;
+}
+
+/* What spawn_start said (r, pid, pidfd): watched and recorded, or why not. */
+static int sup__started(struct supervisor *sp, int r, pid_t pid, int pidfd)
+{
     if (r < 0) {
         log_event(LOG_ERROR, sp->service, "spawn-failed", "command=%s error=\"%s\"",
                   sp->cfg->command[0], strerror(-r));
@@ -195,6 +200,97 @@ static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
     }
     sup__record(sp, pid, procstat_start_ticks(pid));
     log_event(LOG_INFO, sp->service, "spawned", "pid=%d", (int)pid);
+    return 0;
+}
+
+/* DOWN + spawn: start cfg->command, here. */
+static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
+{
+    pid_t pid = 0;
+    int pidfd = -1;
+    struct spawn_opts o;
+    if (!sp->cfg->command)
+        return -ENOEXEC;
+    int r = sup__opts(sp, &o);
+    if (r < 0)
+        return r;
+    r = spawn_start(&o, &pid, &pidfd);
+    return sup__started(sp, r, pid, pidfd);
+}
+
+/* The spawner reports (on the loop). A supervisor closed meanwhile (its
+ * owner broke the rule that it be down) left data NULL: the child goes. */
+static void sup__launch_done(struct spawner_job *j)
+{
+    struct supervisor *sp = j->data;
+    if (!sp) {
+        if (j->result == 0) {
+            kill(-j->pid, SIGKILL);
+            close(j->pidfd);
+            waitpid(j->pid, NULL, 0);
+        }
+        return;
+    }
+    sp->job = NULL;
+    sp->ended = j;
+    supervisor_event(sp, SUP_EV_SPAWNED, STOP_NONE);
+    sp->ended = NULL;
+}
+
+/* DOWN + launch: start cfg->command on the spawner's threads. */
+static int sup__launch(struct supervisor *sp, enum stop_reason reason)
+{
+    struct spawn_opts o;
+    if (!sp->launch_via)
+        return sup__spawn(sp, reason);
+    if (!sp->cfg->command)
+        return -ENOEXEC;
+    int r = sup__opts(sp, &o);
+    if (r < 0)
+        return r;
+    struct spawner_job *j = spawner_job_new(&o);
+    if (!j) {
+        log_event(LOG_ERROR, sp->service, "spawn-failed", "error=\"out of memory\"");
+        return -ENOMEM;
+    }
+    sp->job = j;
+    sp->state = SUP_SPAWNING;
+    sp->stop_reason = STOP_NONE;
+    sp->stop_pending = false;
+    sp->spawned_us = clock_mono_us(); /* its uptime is nil until it runs */
+    sp->spawned_ms = clock_wall_ms();
+    spawner_submit(sp->launch_via, j, sup__launch_done, sp); /* may report at once */
+    return -EINPROGRESS;
+}
+
+static int sup__stop(struct supervisor *sp, enum stop_reason reason);
+
+/* SPAWNING + spawned: the pid is known (or the spawn failed); a stop that
+ * came meanwhile is done now. */
+static int sup__spawned(struct supervisor *sp, enum stop_reason reason)
+{
+    const struct spawner_job *j = sp->ended;
+    bool stop = sp->stop_pending;
+    enum stop_reason why = sp->stop_reason;
+    sp->state = SUP_DOWN;
+    sp->stop_reason = STOP_NONE;
+    sp->stop_pending = false;
+    int r = sup__started(sp, j->result, j->pid, j->pidfd);
+    sp->result = r;
+    if (r == 0 && stop)
+        sup__stop(sp, why);
+    if (sp->sink.launched)
+        sp->sink.launched(sp->sink.ctx, r);
+    return r;
+}
+
+/* SPAWNING + stop: kept for when the pid is known (a shutdown outranks a
+ * restart). */
+static int sup__spawning_stop(struct supervisor *sp, enum stop_reason reason)
+{
+    if (!sp->stop_pending || reason == STOP_SHUTDOWN)
+        sp->stop_reason = reason;
+    sp->stop_pending = true;
     return 0;
 }
 
@@ -436,15 +532,19 @@ static int sup__drained(struct supervisor *sp, enum stop_reason reason)
 
 /* state x event. */
 static const sup_action sup__table[SUP__COUNT][SUP_EV__COUNT] = {
-    /* columns: spawn, watch, adopt, stop, release, exited, grace-expired, empty */
+    /* columns: spawn, watch, adopt, stop, release, exited, grace-expired, empty, launch,
+     * spawned */
     [SUP_DOWN] = {sup__spawn, sup__watch_pidfile, sup__adopt, sup__ignore, sup__ignore, sup__ignore,
-                  sup__ignore, sup__ignore},
+                  sup__ignore, sup__ignore, sup__launch, sup__ignore},
     [SUP_RUNNING] = {sup__busy, sup__busy, sup__busy, sup__stop, sup__release, sup__exited,
-                     sup__ignore, sup__ignore},
+                     sup__ignore, sup__ignore, sup__busy, sup__ignore},
     [SUP_STOPPING] = {sup__busy, sup__busy, sup__busy, sup__restop, sup__release, sup__exited,
-                      sup__kill, sup__ignore},
+                      sup__kill, sup__ignore, sup__busy, sup__ignore},
     [SUP_DRAINING] = {sup__busy, sup__busy, sup__busy, sup__drain_stop, sup__release, sup__ignore,
-                      sup__drain_timeout, sup__drained},
+                      sup__drain_timeout, sup__drained, sup__busy, sup__ignore},
+    /* No pid yet: nothing can exit, be signalled or released. */
+    [SUP_SPAWNING] = {sup__busy, sup__busy, sup__busy, sup__spawning_stop, sup__busy, sup__ignore,
+                      sup__ignore, sup__ignore, sup__busy, sup__spawned},
 };
 
 int supervisor_event(struct supervisor *sp, enum sup_event ev, enum stop_reason reason)
@@ -452,13 +552,26 @@ int supervisor_event(struct supervisor *sp, enum sup_event ev, enum stop_reason 
     if ((unsigned)ev >= SUP_EV__COUNT)
         return -EINVAL;
     int r = sup__table[sp->state][ev](sp, reason);
-    if (ev == SUP_EV_SPAWN || ev == SUP_EV_WATCH || ev == SUP_EV_ADOPT)
+    if (ev == SUP_EV_SPAWN || ev == SUP_EV_WATCH || ev == SUP_EV_ADOPT ||
+        (ev == SUP_EV_LAUNCH && r != -EINPROGRESS))
         sp->result = r;
+    return r;
+}
+
+int supervisor_launch(struct supervisor *sp, struct spawner *sw)
+{
+    sp->launch_via = sw;
+    int r = supervisor_event(sp, SUP_EV_LAUNCH, STOP_NONE);
+    sp->launch_via = NULL;
     return r;
 }
 
 void supervisor_detach(struct supervisor *sp)
 {
+    /* recoverd is leaving: the child it is starting is left running and
+     * recorded like the others, so the next recoverd adopts it. */
+    if (sp->job)
+        spawner_wait(sp->job);
     if (sp->state == SUP_DOWN)
         return;
     log_event(LOG_INFO, sp->service, "detached", "pid=%d", (int)sp->pid);

@@ -19,6 +19,8 @@
 
 struct journal;
 struct service_cfg;
+struct spawner;
+struct spawner_job;
 
 /* How long what is left of a service may take to go after SIGKILL before
  * it is given up as stuck (uninterruptible sleep) and the process counts as
@@ -29,7 +31,8 @@ struct service_cfg;
     X(DOWN, "down")                                                                                \
     X(RUNNING, "running")                                                                          \
     X(STOPPING, "stopping")                                                                        \
-    X(DRAINING, "draining")
+    X(DRAINING, "draining")                                                                        \
+    X(SPAWNING, "spawning")
 enum sup_state {
 #define X(e, s) SUP_##e,
     SUP_STATE_MAP(X)
@@ -45,7 +48,9 @@ enum sup_state {
     X(RELEASE, "release")                                                                          \
     X(EXITED, "exited")                                                                            \
     X(GRACE, "grace-expired")                                                                      \
-    X(EMPTY, "empty")
+    X(EMPTY, "empty")                                                                              \
+    X(LAUNCH, "launch")                                                                            \
+    X(SPAWNED, "spawned")
 enum sup_event {
 #define X(e, s) SUP_EV_##e,
     SUP_EVENT_MAP(X)
@@ -71,7 +76,10 @@ struct sup_exit {
 
 struct sup_sink {
     void (*exited)(void *ctx, const struct sup_exit *e); /* state is SUP_DOWN already */
-    void (*closed)(void *ctx);                           /* one loop handle closed */
+    /* A launch (supervisor_launch) ended: 0, the process runs (or is
+     * being stopped, if a stop came meanwhile); -errno, it is down. */
+    void (*launched)(void *ctx, int err);
+    void (*closed)(void *ctx); /* one loop handle closed */
     void *ctx;
 };
 
@@ -99,10 +107,14 @@ struct supervisor {
     struct {
         pid_t pid;
         uint64_t start_ticks;
-    } adopting;           /* the argument of SUP_EV_ADOPT (supervisor_adopt) */
-    struct output output; /* stdout+stderr: logs/<name>.pipe -> logs/<name>.log */
-    int handles_open;     /* loop handles not closed yet (output counts as one) */
-    int result;           /* of the last SPAWN/WATCH/ADOPT: 0 or -errno */
+    } adopting;                      /* the argument of SUP_EV_ADOPT (supervisor_adopt) */
+    struct output output;            /* stdout+stderr: logs/<name>.pipe -> logs/<name>.log */
+    int handles_open;                /* loop handles not closed yet (output counts as one) */
+    int result;                      /* of the last SPAWN/WATCH/ADOPT/SPAWNED: 0 or -errno */
+    struct spawner *launch_via;      /* the argument of SUP_EV_LAUNCH (supervisor_launch) */
+    struct spawner_job *job;         /* spawning: the spawner's job, until it reports */
+    const struct spawner_job *ended; /* the argument of SUP_EV_SPAWNED */
+    bool stop_pending; /* spawning: a stop came (stop_reason's), done once the pid is known */
 };
 
 const char *sup_state_name(enum sup_state s);
@@ -117,6 +129,12 @@ void supervisor_close(struct supervisor *sp);
 /* Feed ev (with reason for SUP_EV_STOP); the table decides. Returns 0, or
  * -errno for a SPAWN/WATCH that failed (state stays SUP_DOWN). */
 int supervisor_event(struct supervisor *sp, enum sup_event ev, enum stop_reason reason);
+/* Start cfg->command on sw's threads, so that the loop does not wait for
+ * its exec: -EINPROGRESS, the state is SUP_SPAWNING (no pid yet: nothing
+ * may probe it) until sink.launched reports. A stop meanwhile is kept and
+ * done once the pid is known; an exit cannot come before. sw NULL: spawns
+ * here like SUP_EV_SPAWN (0 or -errno, no sink.launched). */
+int supervisor_launch(struct supervisor *sp, struct spawner *sw);
 /* Take over pid, which a previous recoverd started for this service and
  * left running (start_ticks: its /proc start time, as recorded): watched
  * by pidfd, contained as if spawned. 0, or -errno (-ESRCH: not that

@@ -55,6 +55,46 @@ def test_sigkill_service_is_restarted_and_fault_resolved(recoverd):
     assert row == [{"fault_id": f["id"], "status": "completed"}]
 
 
+def test_storm_of_kills_yields_one_fault_per_death_each_closed_by_its_new_process(recoverd):
+    """Services SIGKILLed at once (more than the recovery slots, default 3,
+    so restarts queue and spawn on the spawner's threads): exactly one
+    fault per death, each a process fault closed by the verification of a
+    new process (its http check passed), none from a check that saw the
+    dead process, and one completed restart each."""
+    n = 12
+    ports = {f"s{i:02d}": free_port() for i in range(n)}
+    rd = recoverd({"services": {name: demo_service(port) for name, port in ports.items()}})
+    old = {name: wait_running(rd, name, min_uptime_ms=300, timeout=30)["pid"] for name in ports}
+    for pid in old.values():
+        os.kill(pid, signal.SIGKILL)
+
+    def all_back():
+        status = rd.api("/v1/status")
+        if status["active_faults"] or status["resolved_faults"] < n:
+            return None
+        views = {v["name"]: v for v in rd.api("/v1/services")}
+        ok = all(views[s]["pid"] not in (None, old[s]) and views[s]["process"] == "running"
+                 and views[s]["open_faults"] == [] for s in ports)
+        return views if ok else None
+    views = rd.wait_for(all_back, timeout=60, what="every killed service back, its fault closed")
+
+    faults = rd.api(f"/v1/faults?limit={4 * n}")
+    actions = rd.api(f"/v1/actions?limit={4 * n}")
+    assert sorted(f["service"] for f in faults) == sorted(ports)  # one each, no second
+    assert all(f["check"] == "process" and "signal 9" in f["description"] for f in faults)
+    assert sorted(a["service"] for a in actions) == sorted(ports)
+    by_fault = {a["fault_id"]: a for a in actions}
+    for f in faults:
+        a = by_fault[f["id"]]
+        new_pid = views[f["service"]]["pid"]
+        assert (a["strategy"], a["status"]) == ("restart", "completed")
+        assert a["result"].startswith(f"verified: pid {new_pid} running, 1 check(s) passing")
+        assert f["resolved_at"] is not None and f["resolved_at"] >= a["finished_at"]
+        assert not pid_alive(old[f["service"]])
+    for name, port in ports.items():
+        assert http_get(port, "/health") == (200, b"ok\n")
+
+
 def test_crash_loop_backs_off_then_fails(recoverd):
     port = free_port()
     svc = demo_service(port, "--exit-after", "0", checks=[],

@@ -90,6 +90,12 @@ static void sink_exited(void *ctx, const struct sup_exit *e)
     recovery_process_exited(&s->rec, e);
 }
 
+static void sink_launched(void *ctx, int err)
+{
+    struct svc *s = ctx;
+    recovery_launched(&s->rec, err);
+}
+
 static void sink_ready(void *ctx)
 {
     struct svc *s = ctx;
@@ -267,7 +273,7 @@ void svc_init(struct svc *s)
     s->sup.service = s->name;
     s->sup.cfg = &s->cfg;
     s->sup.journal = fx->journal;
-    s->sup.sink = (struct sup_sink){sink_exited, sink_closed, s};
+    s->sup.sink = (struct sup_sink){sink_exited, sink_launched, sink_closed, s};
     s->rec.ex = &fx->ex;
     s->rec.loop = &fx->loop;
     s->rec.clock = &fx->clock;

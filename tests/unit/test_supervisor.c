@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include "lib/cgroup.h"
 #include "lib/clock.h"
 #include "lib/procstat.h"
+#include "lib/spawner.h"
 #include "loopwait.h"
 #include "recover/containment.h"
 #include "recover/supervisor.h"
@@ -54,6 +56,9 @@ struct fixture {
     struct sup_exit exit;         /* the last one */
     enum sup_state state_at_exit; /* sp.state when the sink heard it */
     int closed;                   /* sink.closed calls */
+    int launched;                 /* sink.launched calls */
+    int launch_err;               /* the last one's */
+    int exits_at_launch;          /* exits when it came */
     pid_t forked[8];              /* processes the test forked itself */
     int n_forked;
     struct containment box; /* the containment of the *_cgroup/_subreaper fixtures */
@@ -67,6 +72,14 @@ static void sink_exited(void *ctx, const struct sup_exit *e)
     fx->exits++;
     fx->exit = *e;
     fx->state_at_exit = fx->sp.state;
+}
+
+static void sink_launched(void *ctx, int err)
+{
+    struct fixture *fx = ctx;
+    fx->launched++;
+    fx->launch_err = err;
+    fx->exits_at_launch = fx->exits;
 }
 
 static void sink_closed(void *ctx)
@@ -100,7 +113,7 @@ static int fixture_setup_mode(void **state, enum containment_mode mode)
     fx->sp.service = "svc";
     fx->sp.cfg = &fx->cfg;
     fx->sp.journal = fx->journal;
-    fx->sp.sink = (struct sup_sink){sink_exited, sink_closed, fx};
+    fx->sp.sink = (struct sup_sink){sink_exited, sink_launched, sink_closed, fx};
     if (mode != CONTAINMENT_AUTO) {
         char why[512];
         fx->box_up = containment_init(&fx->box, &fx->loop, mode, fx->dir, why, sizeof why) == 0;
@@ -320,9 +333,9 @@ static int loop_handles(struct fixture *fx)
 static void sup_names_spell_states_and_events(void **state)
 {
     (void)state;
-    static const char *const states[] = {"down", "running", "stopping", "draining"};
-    static const char *const events[] = {"spawn",   "watch",  "adopt",         "stop",
-                                         "release", "exited", "grace-expired", "empty"};
+    static const char *const states[] = {"down", "running", "stopping", "draining", "spawning"};
+    static const char *const events[] = {"spawn",  "watch",         "adopt", "stop",   "release",
+                                         "exited", "grace-expired", "empty", "launch", "spawned"};
     for (int s = 0; s < SUP__COUNT; s++)
         assert_string_equal(sup_state_name((enum sup_state)s), states[s]);
     for (int e = 0; e < SUP_EV__COUNT; e++)
@@ -614,6 +627,135 @@ static void running_stop_sends_sigterm_and_the_exit_says_why(void **state)
     assert_int_equal(fx->sp.stop_reason, STOP_NONE);
     assert_false(uv_is_active((uv_handle_t *)&fx->sp.grace));
     assert_int_equal(child_row(fx).n, 0);
+}
+
+/* ---- SPAWNING (supervisor_launch) ---- */
+
+static bool launched(struct fixture *fx)
+{
+    return fx->launched > 0;
+}
+
+/* Close a test's spawner (and whatever else it closed) before its frame goes. */
+static void spawner_gone(struct fixture *fx, struct spawner *sw)
+{
+    spawner_close(sw);
+    uv_run(&fx->loop, UV_RUN_NOWAIT); /* the close callbacks */
+}
+
+struct tick {
+    uv_timer_t t;
+    int fired;
+};
+
+static void tick_cb(uv_timer_t *t)
+{
+    ((struct tick *)t)->fired++;
+}
+
+/* A launch in flight holds neither the loop nor a pid: while the spawner
+ * is held (no thread takes the job), the state
+ * is spawning with no pid, the loop runs a timer, and a stop is kept.
+ * Once the child is spawned its pid is known, watched and recorded, the
+ * stop is done at once (SIGTERM), and the exit says why: launched first,
+ * then exited, never an exit without a pid. */
+static void spawning_leaves_the_loop_free_and_a_stop_meanwhile_ends_the_child(void **state)
+{
+    struct fixture *fx = *state;
+    struct spawner sw;
+    struct tick tk = {0};
+    command_sleep(fx);
+    assert_int_equal(spawner_init(&sw, &fx->loop), 0);
+    spawner_hold(&sw, true);
+    assert_int_equal(supervisor_launch(&fx->sp, &sw), -EINPROGRESS);
+    assert_int_equal(fx->sp.state, SUP_SPAWNING);
+    assert_int_equal(fx->sp.pid, 0);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_SPAWN, STOP_NONE), -EALREADY);
+    assert_int_equal(supervisor_launch(&fx->sp, &sw), -EALREADY);
+    uv_timer_init(&fx->loop, &tk.t);
+    uv_update_time(&fx->loop);
+    uv_timer_start(&tk.t, tick_cb, 1, 0);
+    uv_run(&fx->loop, UV_RUN_ONCE); /* the loop is not waiting for the exec */
+    assert_int_equal(tk.fired, 1);
+    assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
+    assert_int_equal(fx->sp.state, SUP_SPAWNING);
+    assert_int_equal(fx->launched, 0);
+    assert_int_equal(child_row(fx).n, 0);
+    spawner_hold(&sw, false);
+    loopwait_until(&fx->loop, exited(fx));
+    assert_int_equal(fx->launched, 1);
+    assert_int_equal(fx->launch_err, 0);
+    assert_int_equal(fx->exits_at_launch, 0);
+    assert_int_equal(fx->exits, 1);
+    assert_true(fx->exit.pid > 1);
+    assert_int_equal(fx->exit.signal, SIGTERM);
+    assert_int_equal(fx->exit.why, STOP_SHUTDOWN);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_null(fx->sp.job);
+    uv_close((uv_handle_t *)&tk.t, NULL);
+    spawner_gone(fx, &sw);
+}
+
+/* A launch runs the command and reports its pid: running, watched,
+ * recorded; a launch that cannot exec reports the errno and stays down. */
+static void spawning_reports_the_pid_or_the_errno(void **state)
+{
+    struct fixture *fx = *state;
+    struct spawner sw;
+    command_sleep(fx);
+    assert_int_equal(spawner_init(&sw, &fx->loop), 0);
+    assert_int_equal(supervisor_launch(&fx->sp, &sw), -EINPROGRESS);
+    loopwait_until(&fx->loop, launched(fx));
+    assert_int_equal(fx->launch_err, 0);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+    assert_int_equal(fx->sp.result, 0);
+    pid_t pid = fx->sp.pid;
+    assert_true(pid > 1);
+    assert_int_equal(child_row(fx).pid, pid);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    loopwait_until(&fx->loop, exited(fx));
+    assert_int_equal(fx->exit.pid, pid);
+    assert_int_equal(fx->exit.why, STOP_NONE);
+    fx->launched = 0;
+    fx->argv[0] = "/nonexistent/recoverd-test";
+    assert_int_equal(supervisor_launch(&fx->sp, &sw), -EINPROGRESS);
+    loopwait_until(&fx->loop, launched(fx));
+    assert_int_equal(fx->launch_err, -ENOENT);
+    assert_int_equal(fx->sp.result, -ENOENT);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_int_equal(fx->exits, 1); /* no exit of a process that never ran */
+    spawner_gone(fx, &sw);
+}
+
+/* No spawner: the launch is a spawn on the loop, done when it returns. */
+static void launch_without_spawner_spawns_here(void **state)
+{
+    struct fixture *fx = *state;
+    command_sleep(fx);
+    assert_int_equal(supervisor_launch(&fx->sp, NULL), 0);
+    assert_int_equal(fx->sp.state, SUP_RUNNING);
+    assert_true(fx->sp.pid > 1);
+    assert_int_equal(fx->launched, 0);
+}
+
+/* recoverd leaving while a launch is in flight: the child is waited for,
+ * recorded and left running for the next recoverd to adopt. */
+static void detach_while_spawning_leaves_the_child_recorded(void **state)
+{
+    struct fixture *fx = *state;
+    struct spawner sw;
+    command_sleep(fx);
+    assert_int_equal(spawner_init(&sw, &fx->loop), 0);
+    assert_int_equal(supervisor_launch(&fx->sp, &sw), -EINPROGRESS);
+    supervisor_detach(&fx->sp);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_int_equal(fx->launched, 1);
+    struct child_row row = child_row(fx);
+    assert_int_equal(row.n, 1);
+    assert_int_equal(proc_state(row.pid) != 0, true);
+    kill(row.pid, SIGKILL);
+    waitpid(row.pid, NULL, 0);
+    spawner_gone(fx, &sw);
 }
 
 /* The configured stop signal is the one sent. */
@@ -1217,7 +1359,7 @@ static void init_with_unopenable_log_fails_cleanly(void **state)
                                .service = "other",
                                .cfg = &fx->cfg,
                                .journal = fx->journal,
-                               .sink = {sink_exited, sink_closed, fx}};
+                               .sink = {sink_exited, sink_launched, sink_closed, fx}};
     char path[192], fifo[192];
     int handles = loop_handles(fx);
     snprintf(path, sizeof path, "%s/no/such/dir/other.log", fx->dir);
@@ -1641,6 +1783,10 @@ int main(void)
         FX(running_ignores_grace),
         FX(running_release_of_supervised_is_eperm),
         FX(running_stop_sends_sigterm_and_the_exit_says_why),
+        FX(spawning_leaves_the_loop_free_and_a_stop_meanwhile_ends_the_child),
+        FX(spawning_reports_the_pid_or_the_errno),
+        FX(launch_without_spawner_spawns_here),
+        FX(detach_while_spawning_leaves_the_child_recorded),
         FX(running_stop_uses_the_configured_signal),
         FX(running_stop_wakes_a_stopped_process),
         FX(exit_kills_what_the_leader_left_in_its_group),
