@@ -17,6 +17,7 @@
 #include "lib/log.h"
 #include "lib/model.h"
 #include "monitor/alert.h"
+#include "recover/output.h"
 #include "recover/strategy.h"
 
 /* What a spawn puts over recoverd's environment (spawn_opts.env_add): the
@@ -136,6 +137,21 @@ static void service__wire(struct service *s)
     s->st.index = SIZE_MAX;
 }
 
+/* Where a service's output goes: its log and its FIFO. */
+static void service__output_paths(const char *state_dir, const char *name, char *log, char *fifo,
+                                  size_t len)
+{
+    snprintf(log, len, "%s/logs/%s.log", state_dir, name);
+    snprintf(fifo, len, "%s/logs/%s.pipe", state_dir, name);
+}
+
+void service_prepare_files(const char *state_dir, const struct service_cfg *cfg)
+{
+    char path[4200], fifo[4200];
+    service__output_paths(state_dir, cfg->name, path, fifo, sizeof path);
+    (void)output_prepare(path, fifo);
+}
+
 struct service *service_new(struct daemon *d, const struct service_cfg *cfg)
 {
     char path[4200], fifo[4200];
@@ -148,8 +164,7 @@ struct service *service_new(struct daemon *d, const struct service_cfg *cfg)
     service__wire(s);
     if (faults_init(&s->faults, cfg->n_checks) < 0)
         goto fail;
-    snprintf(path, sizeof path, "%s/logs/%s.log", d->state.path, cfg->name);
-    snprintf(fifo, sizeof fifo, "%s/logs/%s.pipe", d->state.path, cfg->name);
+    service__output_paths(d->state.path, cfg->name, path, fifo, sizeof path);
     int r = supervisor_init(&s->sup, path, fifo);
     if (r < 0) {
         log_event(LOG_ERROR, s->name, "log-open-failed", "path=%s fifo=%s error=\"%s\"", path, fifo,

@@ -14,6 +14,10 @@ struct jsonw;
 /* A new service for cfg (borrowed; must outlive it or be rebound). Its
  * output log is opened under state_dir/logs. NULL on failure (logged). */
 struct service *service_new(struct daemon *d, const struct service_cfg *cfg);
+/* Off the loop, before service_new: make the files its output opens
+ * (output_prepare) under state_dir/logs. Failures are left for
+ * service_new to meet and log. */
+void service_prepare_files(const char *state_dir, const struct service_cfg *cfg);
 /* Spawn the process (if any) and begin checking; waits for dependencies. */
 void service_start(struct service *s);
 /* Stop the process (if any) for good: shutdown or removal by a reload. */

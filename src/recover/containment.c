@@ -491,6 +491,7 @@ int enclosure_init(struct enclosure *e, struct containment *box, const char *ser
     e->mark[0] = '\0';
     e->sweeps = 0;
     e->waiting = e->closing = e->events_open = e->adopted = e->detached = false;
+    e->made = e->removing = false;
     e->killed = true; /* its past is unknown: made afresh before the first spawn */
     if (!box)
         return 0;
@@ -543,6 +544,7 @@ const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim,
         *err = r;
         return NULL;
     }
+    e->made = true;
     if (lim->memory_max) {
         snprintf(v, sizeof v, "%" PRIu64, lim->memory_max);
         enclosure__limit(e, CGROUP_MEMORY, "memory.max", v);
@@ -569,12 +571,13 @@ void enclosure_detach(struct enclosure *e)
 void enclosure_adopt(struct enclosure *e)
 {
     e->adopted = true;
+    e->made = true;
     e->killed = false; /* its cgroup holds the adopted process: not made afresh */
 }
 
 static void enclosure__closed_check(struct enclosure *e)
 {
-    if (e->closing && !e->events_open && e->sweeps == 0 && e->closed)
+    if (e->closing && !e->events_open && e->sweeps == 0 && !e->removing && e->closed)
         e->closed(e->ctx);
 }
 
@@ -707,18 +710,53 @@ static void enclosure__events_closed_cb(uv_handle_t *h)
     enclosure__closed_check(e);
 }
 
+static void enclosure__removed(struct enclosure *e)
+{
+    if (e->rmdir_errno && e->rmdir_errno != ENOENT)
+        log_event(LOG_WARN, e->service, "cgroup-left", "cgroup=%s error=\"%s\"", e->cgroup,
+                  strerror(e->rmdir_errno));
+    free(e->cgroup);
+    e->cgroup = NULL;
+}
+
+static void enclosure__rmdir_work(uv_work_t *w)
+{
+    struct enclosure *e = w->data;
+    e->rmdir_errno = rmdir(e->cgroup) < 0 ? errno : 0;
+}
+
+static void enclosure__rmdir_done(uv_work_t *w, int status)
+{
+    struct enclosure *e = w->data;
+    if (status < 0)
+        e->rmdir_errno = -status;
+    e->removing = false;
+    enclosure__removed(e);
+    enclosure__closed_check(e);
+}
+
 int enclosure_close(struct enclosure *e)
 {
     if (!e->box || e->closing)
         return 0;
     e->closing = true;
     e->waiting = false;
-    if (e->cgroup && !e->detached && rmdir(e->cgroup) < 0 && errno != ENOENT)
-        log_event(LOG_WARN, e->service, "cgroup-left", "cgroup=%s error=\"%s\"", e->cgroup,
-                  strerror(errno));
-    free(e->cgroup);
-    e->cgroup = NULL;
+    e->rmdir_errno = 0;
+    /* A cgroup's rmdir takes the kernel's cgroup mutex, which other cgroup
+     * work on the host holds for milliseconds at times: on libuv's pool
+     * (a stop of 1,000 services spent 5-10 ms of some turns in rmdir). One
+     * never made (a failed start) is only looked for, at once. */
+    if (e->cgroup && !e->detached && e->made) {
+        e->rmdir.data = e;
+        e->removing = uv_queue_work(e->box->loop, &e->rmdir, enclosure__rmdir_work,
+                                    enclosure__rmdir_done) == 0;
+    }
+    if (!e->removing) {
+        if (e->cgroup && !e->detached && rmdir(e->cgroup) < 0)
+            e->rmdir_errno = errno;
+        enclosure__removed(e);
+    }
     if (e->events_open)
         uv_close((uv_handle_t *)&e->events, enclosure__events_closed_cb);
-    return e->events_open || e->sweeps > 0;
+    return e->events_open || e->sweeps > 0 || e->removing;
 }

@@ -98,6 +98,10 @@ struct enclosure {
     bool waiting;              /* empty() is owed */
     bool closing;              /* enclosure_close ran */
     bool events_open;          /* events is initialized and not closed yet */
+    bool made;                 /* CGROUP: prepared or adopted: its cgroup is there to remove */
+    bool removing;             /* CGROUP: its cgroup's rmdir runs on libuv's pool */
+    int rmdir_errno;           /* what that rmdir found (0: removed) */
+    uv_work_t rmdir;           /* that rmdir */
     void (*empty)(void *ctx);  /* what was waited for: nothing is left */
     void (*closed)(void *ctx); /* after enclosure_close, once nothing of it is left */
     void *ctx;                 /* for both */

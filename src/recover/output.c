@@ -232,6 +232,23 @@ static int output__fifo_ends(const char *path, int *read_fd, int *write_fd)
     return r;
 }
 
+int output_prepare(const char *log_path, const char *fifo_path)
+{
+    struct stat st;
+    char why[160];
+    if (lstat(log_path, &st) < 0 && errno == ENOENT) {
+        int fd = statedir_file_open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0640, why, sizeof why);
+        if (fd < 0)
+            return fd;
+        close(fd);
+    }
+    /* Anything else already there is output_open's to judge (and log). */
+    if (lstat(fifo_path, &st) < 0 && errno == ENOENT && mkfifo(fifo_path, 0600) < 0 &&
+        errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
 int output_open(struct output *o, uv_loop_t *loop, const char *log_path, const char *fifo_path,
                 uint64_t max_bytes)
 {

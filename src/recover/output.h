@@ -25,6 +25,11 @@
  * read first. 0 or -errno (nothing left open). */
 int output_open(struct output *o, uv_loop_t *loop, const char *log_path, const char *fifo_path,
                 uint64_t max_bytes);
+/* Off the loop (any thread; it logs nothing): make the log file and the
+ * FIFO that output_open will open, where nothing is there yet. Creating a
+ * file costs the filesystem an inode, milliseconds at times on a churned
+ * ext4; output_open then finds them. 0 or -errno. */
+int output_prepare(const char *log_path, const char *fifo_path);
 /* Close recoverd's ends of the FIFO and the file; cb (may be NULL) runs once
  * the handles are closed. The FIFO stays: a process of the service may still
  * hold it, and the next output_open reads on where this one stopped. */

@@ -8,12 +8,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "lib/clock.h"
 #include "lib/histogram.h"
@@ -22,9 +24,10 @@
 #include "lib/statedir.h"
 
 #define JOURNAL_DEFAULT_LIMIT 1000
-/* A writer waits this long for a lock held by another connection (e.g. the
- * sqlite3 CLI running a checkpoint) before the write fails: bounded, because
- * it blocks the loop. */
+/* Connections off the loop (the read-only ones, the checkpointer's) wait
+ * this long for a lock another holds. The writer, on the loop, never waits:
+ * a lock held elsewhere (the sqlite3 CLI) fails the write at once, and it
+ * is kept for later. */
 #define JOURNAL_BUSY_MS 1000
 /* After a refused write, the next attempt waits this long. */
 #define JOURNAL_RETRY_MS 1000
@@ -444,8 +447,43 @@ struct journal__sqls {
     size_t n, cap;
 };
 
+/* The checkpointer: the writer (on the loop) never checkpoints, since a
+ * checkpoint syncs the WAL and the database file (one fdatasync here takes
+ * 4-12 ms), and neither does it restart the WAL, since the first commit
+ * after a restart syncs the WAL's header. A thread of the journal's own
+ * does both, on connections of its own, once the WAL passes
+ * JOURNAL__CKPT_FRAMES. Its PASSIVE checkpoint takes no lock the writer
+ * needs. The restart is a write: for it the thread takes the gate, which
+ * the loop holds around each of its write transactions and only ever
+ * tries to take; a write that finds it taken waits in memory (pending),
+ * never the loop, and goes out at the next flush. The WAL is thus
+ * restarted after every cycle unless a reader holds an older snapshot:
+ * it holds about JOURNAL__CKPT_FRAMES, plus what is written during one
+ * cycle or the longest read. */
+#define JOURNAL__CKPT_FRAMES 500
+/* After a cycle that could not restart the WAL (a reader held a
+ * snapshot), the next waits this long: commits kick it, and each cycle
+ * holds the loop's writes back for a moment. */
+#define JOURNAL__CKPT_SPACING_MS 10
+
+struct journal__ckpt {
+    uv_thread_t thread;
+    uv_mutex_t lock;   /* guards due, stop, cycles; never held across SQLite calls */
+    uv_cond_t wake;    /* due or stop was set */
+    bool due;          /* the WAL passed its mark since the last cycle began */
+    bool stop;         /* the thread leaves */
+    uint64_t cycles;   /* cycles done (journal_checkpoints) */
+    uv_mutex_t gate;   /* the loop's write transactions, or the thread's restart */
+    atomic_bool want;  /* the thread waits for the gate: the loop lets it have it */
+    sqlite3 *db;       /* read-write: the checkpoints and the restart */
+    sqlite3 *pin;      /* read-only: a snapshot that keeps the writer from restarting */
+    atomic_int frames; /* the WAL's length after the last commit of either connection */
+};
+
 struct journal {
     sqlite3 *db;                     /* one connection, used from the loop thread only */
+    struct journal__ckpt *ckpt;      /* NULL on a read-only journal */
+    bool gate_held;                  /* the loop holds ckpt->gate (a write transaction) */
     sqlite3_stmt *stmt[STMT__COUNT]; /* prepared at open, finalized at free */
     bool batching;                   /* writes gather in one transaction until journal_flush */
     bool in_txn;                     /* that transaction is open */
@@ -513,6 +551,34 @@ static uint64_t journal__now_ms(void)
     return clock_mono_us() / 1000;
 }
 
+/* Take the gate for a write transaction. With batching (the daemon's loop),
+ * without waiting: false while the checkpointer restarts the WAL. Without,
+ * a write is on disk when its call returns, as journal.h says: it waits
+ * for the restart (a few ms; only the daemon's start writes so). */
+static bool journal__gate_enter(struct journal *j)
+{
+    if (!j->ckpt || j->gate_held)
+        return true;
+    if (!j->batching) {
+        uv_mutex_lock(&j->ckpt->gate);
+        return j->gate_held = true;
+    }
+    /* A loop that writes without pause must not keep the thread out. */
+    if (atomic_load(&j->ckpt->want))
+        return false;
+    j->gate_held = uv_mutex_trylock(&j->ckpt->gate) == 0;
+    return j->gate_held;
+}
+
+/* Give the gate back once no write transaction is open. */
+static void journal__gate_leave(struct journal *j)
+{
+    if (j->gate_held && !j->in_txn) {
+        uv_mutex_unlock(&j->ckpt->gate);
+        j->gate_held = false;
+    }
+}
+
 /* Errors that may pass (the disk fills and empties, another process holds
  * a lock): the write is kept for later. Anything else (a constraint) would
  * fail forever and is only logged. */
@@ -577,6 +643,7 @@ static void journal__fall_behind(struct journal *j, const char *op)
         sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
         j->in_txn = false;
     }
+    journal__gate_leave(j);
     for (size_t i = 0; i < j->redo.n; i++)
         journal__keep(j, j->redo.v[i]);
     j->redo.n = 0;
@@ -597,7 +664,11 @@ static void journal__fall_behind(struct journal *j, const char *op)
 static int journal__exec(struct journal *j, sqlite3_stmt *s, const char *op)
 {
     char *sql = sqlite3_expanded_sql(s);
-    if (j->pending.n) {
+    /* Behind, or the checkpointer restarts the WAL (a few ms, then the
+     * next flush writes it): the write waits in memory, in order. */
+    if (j->pending.n || !journal__gate_enter(j)) {
+        if (!j->error[0])
+            snprintf(j->error, sizeof j->error, "held back while the WAL starts over");
         sqlite3_reset(s);
         journal__keep(j, sql);
         return 0;
@@ -613,6 +684,7 @@ static int journal__exec(struct journal *j, sqlite3_stmt *s, const char *op)
     }
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
+    journal__gate_leave(j); /* autocommit: written (or refused) already */
     if (rc == SQLITE_DONE) {
         if (!j->in_txn || !journal__sqls_add(&j->redo, sql))
             sqlite3_free(sql); /* committed already, or not kept: then lost if the commit fails */
@@ -632,9 +704,8 @@ static int journal__exec(struct journal *j, sqlite3_stmt *s, const char *op)
 static void journal__catch_up(struct journal *j)
 {
     size_t skipped = 0;
-    /* A lock still held fails the attempt at once rather than blocking the
-     * loop for JOURNAL_BUSY_MS every retry. */
-    sqlite3_busy_timeout(j->db, 0);
+    if (!journal__gate_enter(j))
+        return; /* the checkpointer's restart: a few ms; the next flush tries again */
     if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         goto later;
     for (size_t i = 0; i < j->pending.n; i++) {
@@ -649,22 +720,30 @@ static void journal__catch_up(struct journal *j)
     }
     if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto later;
-    log_event(LOG_WARN, NULL, "journal-caught-up",
-              "written=%zu skipped=%zu dropped=%llu behind_ms=%llu", j->pending.n - skipped,
-              skipped, (unsigned long long)j->dropped,
-              (unsigned long long)(journal__now_ms() - j->behind_ms));
+    journal__gate_leave(j);
+    /* Writes held back only by the checkpointer's restart are no news. */
+    if (j->behind_ms || skipped)
+        log_event(LOG_WARN, NULL, "journal-caught-up",
+                  "written=%zu skipped=%zu dropped=%llu behind_ms=%llu", j->pending.n - skipped,
+                  skipped, (unsigned long long)j->dropped,
+                  (unsigned long long)(journal__now_ms() - j->behind_ms));
     journal__sqls_clear(&j->pending);
     j->pending_bytes = 0;
     j->behind_ms = 0;
     j->dropped = 0;
     j->error[0] = '\0';
-    sqlite3_busy_timeout(j->db, JOURNAL_BUSY_MS);
     return;
 later:
     snprintf(j->error, sizeof j->error, "%s", sqlite3_errmsg(j->db));
     sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-    sqlite3_busy_timeout(j->db, JOURNAL_BUSY_MS);
+    journal__gate_leave(j);
     j->retry_ms = journal__now_ms() + JOURNAL_RETRY_MS;
+    if (!j->behind_ms) {
+        j->behind_ms = journal__now_ms();
+        log_event(LOG_ERROR, NULL, "journal-behind",
+                  "op=catch-up msg=\"%s\" action=\"keeping writes, retrying every %d ms\"",
+                  j->error, JOURNAL_RETRY_MS);
+    }
 }
 
 static const char *journal__text(sqlite3_stmt *s, int col)
@@ -930,6 +1009,193 @@ static void journal__close_db(struct journal *j)
     j->db = NULL;
 }
 
+/* ---- the checkpointer (see struct journal__ckpt) ---- */
+
+/* The WAL is cut back to this after a restart (it would otherwise stay at
+ * its largest size): the journal's files are journal.db, bounded by
+ * max_bytes, plus at most about this much. */
+#define JOURNAL__WAL_LIMIT "4194304"
+
+/* The restart: a write with the WAL all copied, which starts it over (and
+ * syncs its new header) here rather than in the loop's next commit. The
+ * same user_version is written again: one page, nothing changed. A reader
+ * on an older snapshot makes it an append instead; the next cycle tries
+ * again. */
+static bool journal__ckpt_restart(struct journal__ckpt *c)
+{
+    int frames = 0, copied = 0;
+    if (sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied) !=
+            SQLITE_OK ||
+        frames == 0 || copied != frames)
+        return frames == 0;
+    char sql[64];
+    snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; PRAGMA user_version = %d; COMMIT",
+             JOURNAL_SCHEMA_VERSION);
+    if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        return false;
+    }
+    return atomic_load(&c->frames) == 1; /* the WAL holds this write alone: it started over */
+}
+
+/* One cycle: copy the WAL into the database file while the loop writes on
+ * (the pin's snapshot keeps the writer from restarting a WAL this copied
+ * whole), then, with the gate, copy what came meanwhile and restart.
+ * Whether the WAL was restarted. */
+static bool journal__ckpt_cycle(struct journal__ckpt *c)
+{
+    sqlite3_exec(c->pin, "BEGIN; SELECT 1 FROM sqlite_schema LIMIT 1", NULL, NULL, NULL);
+    sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    atomic_store(&c->want, true);
+    uv_mutex_lock(&c->gate);
+    atomic_store(&c->want, false);
+    if (!sqlite3_get_autocommit(c->pin))
+        sqlite3_exec(c->pin, "COMMIT", NULL, NULL, NULL);
+    bool restarted = journal__ckpt_restart(c);
+    uv_mutex_unlock(&c->gate);
+    return restarted;
+}
+
+static void journal__ckpt_main(void *arg)
+{
+    struct journal__ckpt *c = arg;
+    uint64_t not_before = 0;
+    uv_mutex_lock(&c->lock);
+    while (!c->stop) {
+        uint64_t now = uv_hrtime();
+        if (!c->due) {
+            uv_cond_wait(&c->wake, &c->lock);
+            continue;
+        }
+        if (now < not_before) {
+            (void)uv_cond_timedwait(&c->wake, &c->lock, not_before - now);
+            continue;
+        }
+        c->due = false;
+        /* Commits that came during the last cycle woke it again: the WAL
+         * may have started over since. */
+        if (atomic_load(&c->frames) < JOURNAL__CKPT_FRAMES)
+            continue;
+        uv_mutex_unlock(&c->lock);
+        bool restarted = journal__ckpt_cycle(c);
+        not_before = restarted ? 0 : uv_hrtime() + JOURNAL__CKPT_SPACING_MS * 1000000ULL;
+        uv_mutex_lock(&c->lock);
+        c->cycles++;
+    }
+    uv_mutex_unlock(&c->lock);
+}
+
+/* After each commit of the checkpointer's connection: how long the WAL is. */
+static int journal__ckpt_frames(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    atomic_store(&((struct journal__ckpt *)arg)->frames, frames);
+    return SQLITE_OK;
+}
+
+/* Called by SQLite after each commit of the writer, on the loop: wake the
+ * checkpointer once the WAL passed its mark. Its lock is never held long. */
+static int journal__wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    struct journal__ckpt *c = arg;
+    atomic_store(&c->frames, frames);
+    if (frames >= JOURNAL__CKPT_FRAMES) {
+        uv_mutex_lock(&c->lock);
+        c->due = true;
+        uv_cond_signal(&c->wake);
+        uv_mutex_unlock(&c->lock);
+    }
+    return SQLITE_OK;
+}
+
+static int journal__ckpt_open_db(const char *path, int flags, sqlite3 **db)
+{
+    if (sqlite3_open_v2(path, db, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL) !=
+        SQLITE_OK)
+        return -EIO;
+    sqlite3_busy_timeout(*db, JOURNAL_BUSY_MS);
+    return 0;
+}
+
+static void journal__ckpt_stop(struct journal *j)
+{
+    struct journal__ckpt *c = j->ckpt;
+    if (!c)
+        return;
+    uv_mutex_lock(&c->lock);
+    c->stop = true;
+    uv_cond_signal(&c->wake);
+    uv_mutex_unlock(&c->lock);
+    uv_thread_join(&c->thread);
+    sqlite3_close(c->pin);
+    sqlite3_close(c->db);
+    uv_cond_destroy(&c->wake);
+    uv_mutex_destroy(&c->lock);
+    uv_mutex_destroy(&c->gate);
+    free(c);
+    j->ckpt = NULL;
+    sqlite3_wal_hook(j->db, NULL, NULL);
+}
+
+/* Start j's checkpointer, and turn the writer's own checkpoints off. */
+static int journal__ckpt_start(struct journal *j, const char *path, char *err, size_t errlen)
+{
+    struct journal__ckpt *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if (uv_mutex_init(&c->lock) < 0 || uv_cond_init(&c->wake) < 0 || uv_mutex_init(&c->gate) < 0) {
+        snprintf(err, errlen, "cannot start the journal's checkpointer");
+        free(c); /* only on a failed init: nothing to destroy on Linux */
+        return -ENOMEM;
+    }
+    if (journal__ckpt_open_db(path, SQLITE_OPEN_READWRITE, &c->db) < 0 ||
+        journal__ckpt_open_db(path, SQLITE_OPEN_READONLY, &c->pin) < 0 ||
+        /* A read, so that the connection knows the file is in WAL mode
+         * (until then a checkpoint does nothing). */
+        sqlite3_exec(c->db,
+                     "PRAGMA journal_size_limit = " JOURNAL__WAL_LIMIT
+                     "; SELECT 1 FROM sqlite_schema LIMIT 1",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: the checkpointer's connection: %s", path,
+                 c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        goto fail;
+    }
+    /* Both hooks replace SQLite's automatic checkpoints. */
+    sqlite3_wal_hook(c->db, journal__ckpt_frames, c);
+    if (uv_thread_create(&c->thread, journal__ckpt_main, c) < 0) {
+        snprintf(err, errlen, "cannot start the journal's checkpointer thread");
+        goto fail;
+    }
+    j->ckpt = c;
+    sqlite3_wal_hook(j->db, journal__wal_hook, c);
+    sqlite3_busy_timeout(j->db, 0);
+    return 0;
+fail:
+    sqlite3_close(c->pin);
+    sqlite3_close(c->db);
+    uv_cond_destroy(&c->wake);
+    uv_mutex_destroy(&c->lock);
+    uv_mutex_destroy(&c->gate);
+    free(c);
+    return -EIO;
+}
+
+uint64_t journal_checkpoints(struct journal *j)
+{
+    struct journal__ckpt *c = j->ckpt;
+    if (!c)
+        return 0;
+    uv_mutex_lock(&c->lock);
+    uint64_t n = c->cycles;
+    uv_mutex_unlock(&c->lock);
+    return n;
+}
+
 /* Move path and its -journal, -wal and -shm to path.corrupt-<time>[-...],
  * the main file last: a WAL or rollback journal left beside a fresh
  * database would be replayed into it.
@@ -978,7 +1244,7 @@ struct journal *journal_open(const char *path, char *err, size_t errlen)
                   j->moved_to, j->moved_why);
         r = journal__open_db(j, path, err, errlen);
     }
-    if (r < 0)
+    if (r < 0 || journal__ckpt_start(j, path, err, errlen) < 0)
         goto fail;
     return j;
 fail:
@@ -1057,6 +1323,7 @@ int journal_flush(struct journal *j)
         } else {
             journal__fall_behind(j, "commit");
         }
+        journal__gate_leave(j);
     }
     if (j->pending.n && journal__now_ms() >= j->retry_ms)
         journal__catch_up(j);
@@ -1074,6 +1341,10 @@ void journal_free(struct journal *j)
 {
     if (!j)
         return;
+    /* The batch out (the gate free), then the checkpointer stopped: its
+     * restart could have held writes back, which go now. */
+    journal_flush(j);
+    journal__ckpt_stop(j);
     journal_flush(j);
     if (j->pending.n) {
         j->retry_ms = 0; /* a last chance */
@@ -1097,11 +1368,6 @@ void journal_free(struct journal *j)
  * two checks. */
 #define JOURNAL__HIGH(cap) ((cap) - (cap) / 16)
 #define JOURNAL__LOW(cap) ((cap) - (cap) / 8)
-/* The WAL is cut back to this after a checkpoint (it would otherwise stay
- * at its largest size): the journal's files are journal.db, bounded by
- * max_bytes, plus at most about this much. */
-#define JOURNAL__WAL_LIMIT "4194304"
-
 void journal_set_retention(struct journal *j, const struct journal_retention *r)
 {
     j->keep = *r;

@@ -70,8 +70,14 @@ int journal_size(struct journal *j, uint64_t *used, uint64_t *file);
  * restart's spawn happen before any of them is committed. */
 void journal_set_batching(struct journal *j, bool on);
 /* Commit the batch, if any, and retry the writes the disk refused (at most
- * once a second). 0 when everything is on disk; -EAGAIN while writes wait. */
+ * once a second). 0 when everything is on disk; -EAGAIN while writes wait:
+ * refused, or held back for a few ms while the journal's checkpointer
+ * starts the WAL over (the next flush writes them; the loop never waits). */
 int journal_flush(struct journal *j);
+/* Cycles the journal's checkpointer has run (a thread of its own copies
+ * the WAL into the database file and starts it over, so the loop's commits
+ * never sync; see journal.c). 0 on a read-only journal. */
+uint64_t journal_checkpoints(struct journal *j);
 /* How many writes wait for the disk, and (when some do) why. */
 size_t journal_pending(const struct journal *j, const char **error);
 

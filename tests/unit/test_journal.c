@@ -23,6 +23,7 @@
 #include "lib/histogram.h"
 #include "loopwait.h"
 #include "store/journal.h"
+#include "syncvfs.h"
 
 #define T0 1764070768123ULL /* 2025-11-25T11:39:28.123Z */
 
@@ -1059,6 +1060,21 @@ static int prune_all(struct journal *j, uint64_t now, unsigned rows)
     return total;
 }
 
+/* Batched, as the daemon runs it: prune until nothing is due, each batch
+ * flushed. A flush may find the writes held back for a moment while the
+ * checkpointer starts the WAL over (-EAGAIN): then they go at a later one,
+ * as at the daemon's next loop turn. */
+static void prune_settled(struct journal *j, uint64_t now, unsigned rows)
+{
+    for (;;) {
+        poll_until(journal_flush(j) == 0);
+        int n = journal_prune(j, now, rows);
+        assert_true(n >= 0);
+        if (n == 0 && journal_flush(j) == 0)
+            return;
+    }
+}
+
 static void journal_prune_by_age_keeps_open_faults_and_unfinished_actions(void **state)
 {
     struct fixture *fx = *state;
@@ -1134,9 +1150,7 @@ static void journal_prune_by_size_holds_the_file_under_the_cap(void **state)
                              0);
             at += 1000;
         }
-        assert_int_equal(journal_flush(j), 0);
-        prune_all(j, NOW, 200);
-        assert_int_equal(journal_flush(j), 0);
+        prune_settled(j, NOW, 200);
         assert_int_equal(journal_size(j, &used, &file), 0);
         if (used > cap - cap / 16 || file > cap)
             fail_msg("round %d: %llu bytes in use, file %llu, cap %llu", round,
@@ -1454,6 +1468,85 @@ static void journal_readonly_reads_commits_and_refuses_writes(void **state)
     journal_free(j);
 }
 
+/* ---- the checkpointer ---- */
+
+static off_t wal_size(const struct fixture *fx)
+{
+    char wal[160];
+    struct stat st;
+    snprintf(wal, sizeof wal, "%s-wal", fx->path);
+    return stat(wal, &st) == 0 ? st.st_size : 0;
+}
+
+/* One loop turn's write, as the daemon makes it: one transition, then the
+ * flush (which may find the writes held back while the WAL starts over). */
+static void turn_write(struct journal *j, uint64_t i)
+{
+    assert_int_equal(journal_transition(j, "web", STATE_NORMAL, STATE_FAILED, "x", T0 + i), 0);
+    int r = journal_flush(j);
+    assert_true(r == 0 || r == -EAGAIN);
+}
+
+#define CKPT_COMMITS 6000
+/* Far below what CKPT_COMMITS commits fill without checkpoints (each
+ * writes two or three pages: 50 MB and more). */
+#define CKPT_WAL_BOUND (16 << 20)
+
+/* Thousands of commits without a pause: the journal's own thread
+ * checkpoints and starts the WAL over, so it stays bounded, and the
+ * writer's thread (the loop) never syncs a file; nothing is lost. */
+static void journal_checkpoints_run_off_the_writer_and_bound_the_wal(void **state)
+{
+    struct fixture *fx = *state;
+    syncvfs_install();
+    struct journal *j = open_ok(fx);
+    journal_set_batching(j, true);
+    unsigned own = syncvfs_own(); /* creating the WAL at open syncs its header */
+    off_t most = 0;
+    for (uint64_t i = 0; i < CKPT_COMMITS; i++) {
+        turn_write(j, i);
+        off_t now = wal_size(fx);
+        most = now > most ? now : most;
+    }
+    poll_until(journal_flush(j) == 0);
+    assert_int_equal(syncvfs_own(), own);
+    assert_true(syncvfs_others() > 0);
+    assert_true(journal_checkpoints(j) > 0);
+    if (most > CKPT_WAL_BOUND)
+        fail_msg("the WAL grew to %lld bytes", (long long)most);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM transitions"), CKPT_COMMITS);
+    journal_free(j);
+    syncvfs_remove();
+}
+
+/* The checkpointer sits in an fsync (a slow disk, made certain): the
+ * loop's commits go on meanwhile, each on disk before its flush returns. */
+static void journal_writes_go_on_while_a_checkpoint_waits_for_the_disk(void **state)
+{
+    struct fixture *fx = *state;
+    syncvfs_install();
+    syncvfs_hold(true);
+    struct journal *j = open_ok(fx);
+    journal_set_batching(j, true);
+    uint64_t n = 0;
+    poll_until((turn_write(j, n++), syncvfs_held() > 0));
+    poll_until(journal_flush(j) == 0);
+    uint64_t cycles = journal_checkpoints(j);
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(journal_transition(j, "web", STATE_NORMAL, STATE_FAILED, "x", T0 + n++),
+                         0);
+        assert_int_equal(journal_flush(j), 0);
+    }
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM transitions"), (int64_t)n);
+    assert_true(syncvfs_held() > 0); /* still in that checkpoint */
+    assert_int_equal(journal_checkpoints(j), cycles);
+    syncvfs_hold(false);
+    poll_until(journal_checkpoints(j) > cycles);
+    journal_free(j);
+    syncvfs_remove();
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM transitions"), (int64_t)n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1496,6 +1589,10 @@ int main(void)
         T(histogram_buckets_follow_le),
         T(journal_histograms_place_survive_reopen_and_pruning),
         T(journal_readonly_reads_commits_and_refuses_writes),
+        T(journal_checkpoints_run_off_the_writer_and_bound_the_wal),
+        T(journal_writes_go_on_while_a_checkpoint_waits_for_the_disk),
     };
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

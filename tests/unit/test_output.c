@@ -159,6 +159,30 @@ static void output_writes_land_in_file(void **state)
     close_and_drain(fx);
 }
 
+/* Off the loop, before the service is made: the log (0640, empty) and the
+ * FIFO (0600) are there; what is there already is left as it is; then
+ * output_open opens them and the output flows. */
+static void output_prepare_makes_the_files_and_keeps_existing_ones(void **state)
+{
+    struct fixture *fx = *state;
+    struct stat st;
+    assert_int_equal(output_prepare(fx->path, fx->fifo), 0);
+    assert_int_equal(lstat(fx->path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0640);
+    assert_int_equal(st.st_size, 0);
+    assert_int_equal(lstat(fx->fifo, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+    write_file(fx->path, "kept\n");
+    assert_int_equal(output_prepare(fx->path, fx->fifo), 0);
+    assert_int_equal(file_size(fx->path), 5);
+    assert_int_equal(output_open(&fx->o, &fx->loop, fx->path, fx->fifo, 1 << 20), 0);
+    write_all(fx->o.write_fd, "more\n", 5);
+    pump_until_size(fx, fx->path, 10);
+    close_and_drain(fx);
+}
+
 static void output_appends_after_existing_content(void **state)
 {
     struct fixture *fx = *state;
@@ -710,6 +734,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         FX(output_writes_land_in_file),
         FX(output_appends_after_existing_content),
+        FX(output_prepare_makes_the_files_and_keeps_existing_ones),
         FX(output_rotates_at_max_bytes),
         FX(output_rate_cap_bounds_bytes_and_keeps_loop_responsive),
         FX(output_rate_window_restarts_each_second),
