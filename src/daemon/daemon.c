@@ -106,6 +106,18 @@ static void daemon__flush_cb(uv_prepare_t *p)
     journal_flush(d->journal);
 }
 
+static void daemon__journal_wake_cb(uv_async_t *a)
+{
+    struct daemon *d = a->data;
+    journal_flush(d->journal);
+}
+
+/* From the journal's checkpointer thread (journal_on_gate_free). */
+static void daemon__journal_wake(void *arg)
+{
+    uv_async_send(arg);
+}
+
 /* The journal's retention from a config: nothing younger than the longest
  * flap_window is pruned for size, since such a fault may still reopen. */
 static void daemon__retention(struct daemon *d, const struct config *c)
@@ -301,6 +313,9 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
      * close them and the loop ends cleanly. */
     uv_prepare_init(loop, &d->flush);
     d->flush.data = d;
+    uv_async_init(loop, &d->journal_wake, daemon__journal_wake_cb);
+    d->journal_wake.data = d;
+    uv_unref((uv_handle_t *)&d->journal_wake); /* never keeps the loop alive */
     uv_timer_init(loop, &d->prune);
     d->prune.data = d;
     if ((r = loopwatch_init(&d->loopwatch, loop)) < 0) /* before the journal's hook */
@@ -361,6 +376,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
                   aborted);
     journal_set_batching(d->journal, true);
     uv_prepare_start(&d->flush, daemon__flush_cb);
+    journal_on_gate_free(d->journal, daemon__journal_wake, &d->journal_wake);
     /* After the writer's open: the schema is migrated, a damaged file
      * already replaced. Without it the API reads on the loop, slower. */
     if (!(d->reader = reader_new(loop, path, 0, err, sizeof err)))
@@ -492,6 +508,9 @@ static void daemon__close_all(struct daemon *d)
         monitor_close(&d->monitor);
     d->monitor_up = false;
     uv_close((uv_handle_t *)&d->flush, NULL);
+    if (d->journal)
+        journal_on_gate_free(d->journal, NULL, NULL);
+    uv_close((uv_handle_t *)&d->journal_wake, NULL);
     uv_close((uv_handle_t *)&d->prune, NULL);
     uv_close((uv_handle_t *)&d->start_slices, NULL);
     uv_close((uv_handle_t *)&d->stop_slices, NULL);

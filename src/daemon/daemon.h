@@ -63,6 +63,7 @@ struct daemon {
     struct executor executor;     /* slots and queue of the recoveries */
     struct pace pace;             /* a storm's exits and restarts, in slices of loop time */
     uv_prepare_t flush;           /* commits the journal's batch before the loop waits */
+    uv_async_t journal_wake;      /* the checkpointer gave back the WAL writes waited for */
     uv_timer_t prune;             /* the journal's retention, a batch a tick */
     struct loopwatch loopwatch;   /* how long each turn holds the loop (/v1/status "loop") */
     struct statedir state;        /* checked and locked for the daemon's life */

@@ -468,16 +468,19 @@ struct journal__sqls {
 
 struct journal__ckpt {
     uv_thread_t thread;
-    uv_mutex_t lock;   /* guards due, stop, cycles; never held across SQLite calls */
-    uv_cond_t wake;    /* due or stop was set */
-    bool due;          /* the WAL passed its mark since the last cycle began */
-    bool stop;         /* the thread leaves */
-    uint64_t cycles;   /* cycles done (journal_checkpoints) */
-    uv_mutex_t gate;   /* the loop's write transactions, or the thread's restart */
-    atomic_bool want;  /* the thread waits for the gate: the loop lets it have it */
-    sqlite3 *db;       /* read-write: the checkpoints and the restart */
-    sqlite3 *pin;      /* read-only: a snapshot that keeps the writer from restarting */
-    atomic_int frames; /* the WAL's length after the last commit of either connection */
+    uv_mutex_t lock;            /* guards due, stop, cycles; never held across SQLite calls */
+    uv_cond_t wake;             /* due or stop was set */
+    bool due;                   /* the WAL passed its mark since the last cycle began */
+    bool stop;                  /* the thread leaves */
+    uint64_t cycles;            /* cycles done (journal_checkpoints) */
+    uv_mutex_t gate;            /* the loop's write transactions, or the thread's restart */
+    atomic_bool want;           /* the thread waits for the gate: the loop lets it have it */
+    sqlite3 *db;                /* read-write: the checkpoints and the restart */
+    sqlite3 *pin;               /* read-only: a snapshot that keeps the writer from restarting */
+    atomic_int frames;          /* the WAL's length after the last commit of either connection */
+    atomic_bool held;           /* the loop kept a write back for the gate: wake it once free */
+    void (*on_free)(void *arg); /* journal_on_gate_free's; guarded by lock */
+    void *on_free_arg;
 };
 
 struct journal {
@@ -563,10 +566,16 @@ static bool journal__gate_enter(struct journal *j)
         uv_mutex_lock(&j->ckpt->gate);
         return j->gate_held = true;
     }
+    /* Said before trying, so that the thread, which looks after it gives
+     * the gate back, cannot miss a write kept back meanwhile (a spurious
+     * wake costs one flush). */
+    atomic_store(&j->ckpt->held, true);
     /* A loop that writes without pause must not keep the thread out. */
     if (atomic_load(&j->ckpt->want))
         return false;
     j->gate_held = uv_mutex_trylock(&j->ckpt->gate) == 0;
+    if (j->gate_held)
+        atomic_store(&j->ckpt->held, false);
     return j->gate_held;
 }
 
@@ -1053,6 +1062,14 @@ static bool journal__ckpt_cycle(struct journal__ckpt *c)
         sqlite3_exec(c->pin, "COMMIT", NULL, NULL, NULL);
     bool restarted = journal__ckpt_restart(c);
     uv_mutex_unlock(&c->gate);
+    /* Writes the loop kept back would otherwise wait for its next turn,
+     * which an idle loop may not have for a second. */
+    if (atomic_exchange(&c->held, false)) {
+        uv_mutex_lock(&c->lock);
+        if (c->on_free)
+            c->on_free(c->on_free_arg);
+        uv_mutex_unlock(&c->lock);
+    }
     return restarted;
 }
 
@@ -1183,6 +1200,17 @@ fail:
     uv_mutex_destroy(&c->gate);
     free(c);
     return -EIO;
+}
+
+void journal_on_gate_free(struct journal *j, void (*wake)(void *arg), void *arg)
+{
+    struct journal__ckpt *c = j->ckpt;
+    if (!c)
+        return;
+    uv_mutex_lock(&c->lock);
+    c->on_free = wake;
+    c->on_free_arg = arg;
+    uv_mutex_unlock(&c->lock);
 }
 
 uint64_t journal_checkpoints(struct journal *j)

@@ -78,6 +78,11 @@ int journal_flush(struct journal *j);
  * the WAL into the database file and starts it over, so the loop's commits
  * never sync; see journal.c). 0 on a read-only journal. */
 uint64_t journal_checkpoints(struct journal *j);
+/* wake(arg) is called from the checkpointer's thread when it gave the WAL
+ * back after writes were kept waiting for it (then journal_flush writes
+ * them); it must be safe there (uv_async_send). NULL: no more calls, once
+ * this returns. */
+void journal_on_gate_free(struct journal *j, void (*wake)(void *arg), void *arg);
 /* How many writes wait for the disk, and (when some do) why. */
 size_t journal_pending(const struct journal *j, const char **error);
 

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1547,6 +1548,44 @@ static void journal_writes_go_on_while_a_checkpoint_waits_for_the_disk(void **st
     assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM transitions"), (int64_t)n);
 }
 
+static atomic_int gate_free_wakes;
+
+static void count_wake(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&gate_free_wakes, 1);
+}
+
+/* A write the loop kept back while the checkpointer held the WAL's gate is
+ * not left for the loop's next turn (an idle loop may have none for a
+ * second): the thread calls the journal's wake once it gave the gate
+ * back, and the flush that follows writes it. */
+static void journal_writes_kept_for_the_gate_wake_the_loop_once_it_is_free(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    journal_set_batching(j, true);
+    atomic_store(&gate_free_wakes, 0);
+    journal_on_gate_free(j, count_wake, NULL);
+    uint64_t n = 0;
+    uint64_t until = uv_hrtime() + (uint64_t)LOOPWAIT_MS * 1000000;
+    int r = 0;
+    /* Commits without a pause: once the WAL passes its mark the thread
+     * wants the gate, and the next write after a flush is kept back. */
+    while (r != -EAGAIN && uv_hrtime() < until) {
+        assert_int_equal(journal_transition(j, "web", STATE_NORMAL, STATE_FAILED, "x", T0 + n++),
+                         0);
+        r = journal_flush(j);
+        assert_true(r == 0 || r == -EAGAIN);
+    }
+    assert_int_equal(r, -EAGAIN);
+    poll_until(atomic_load(&gate_free_wakes) > 0);
+    assert_int_equal(journal_flush(j), 0);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM transitions"), (int64_t)n);
+    journal_on_gate_free(j, NULL, NULL);
+    journal_free(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1591,6 +1630,7 @@ int main(void)
         T(journal_readonly_reads_commits_and_refuses_writes),
         T(journal_checkpoints_run_off_the_writer_and_bound_the_wal),
         T(journal_writes_go_on_while_a_checkpoint_waits_for_the_disk),
+        T(journal_writes_kept_for_the_gate_wake_the_loop_once_it_is_free),
     };
     if (getenv("TEST_FILTER"))
         cmocka_set_test_filter(getenv("TEST_FILTER"));
