@@ -1349,6 +1349,34 @@ static void spawn_uses_env_cwd_and_output_log(void **state)
     assert_non_null(strstr(buf, want));
 }
 
+/* The same through the spawner: its job carries the environment added
+ * over recoverd's, a copy (the thread reads it after the loop moved on). */
+static void launch_on_the_spawner_uses_the_env(void **state)
+{
+    struct fixture *fx = *state;
+    struct spawner sw;
+    char **envp = calloc(3, sizeof *envp);
+    assert_non_null(envp);
+    envp[0] = "FOO=bar";
+    envp[1] = "PATH=/usr/bin:/bin";
+    supervisor_set_envp(&fx->sp, envp);
+    command_sh(fx, "echo \"hello from $(pwd)\"; echo \"FOO=$FOO\"; echo err line >&2");
+    assert_int_equal(spawner_init(&sw, &fx->loop), 0);
+    spawner_hold(&sw, true);
+    assert_int_equal(supervisor_launch(&fx->sp, &sw), -EINPROGRESS);
+    /* A reload replaces the service's environment (the old array freed)
+     * while the launch waits: the child still gets the one it was given. */
+    char **later = calloc(2, sizeof *later);
+    assert_non_null(later);
+    later[0] = "FOO=later";
+    supervisor_set_envp(&fx->sp, later);
+    spawner_hold(&sw, false);
+    loopwait_until(&fx->loop, exited(fx));
+    assert_int_equal(fx->exit.code, 0);
+    loopwait_until(&fx->loop, log_has_hello(fx));
+    spawner_gone(fx, &sw);
+}
+
 /* ---- init ---- */
 
 /* A log that cannot be opened: -errno and nothing left in the loop. */
@@ -1822,6 +1850,7 @@ int main(void)
         FX(external_release_stops_watching),
         FX(external_exit_is_reported_without_a_code),
         FX(spawn_uses_env_cwd_and_output_log),
+        FX(launch_on_the_spawner_uses_the_env),
         FX(init_with_unopenable_log_fails_cleanly),
         cmocka_unit_test(procstat_start_ticks_of_self_is_stable),
         cmocka_unit_test(procstat_start_ticks_of_missing_pid_is_zero),
