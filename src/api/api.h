@@ -41,6 +41,9 @@ void api_free(struct api *a);
  * request has not arrived whole request_ms after its first byte (default
  * 5 s; for a connection's first request, after the accept). */
 void api_set_timeouts(struct api *a, uint64_t idle_ms, uint64_t request_ms);
+/* A reader whose answer has not moved for stall_ms (default 1 s) may be
+ * closed when requests wait for the byte budget (for tests). */
+void api_set_stall(struct api *a, uint64_t stall_ms);
 /* What the answers in flight cost, for tests and the curious. */
 void api_out_stats(const struct api *a, struct api_out_stats *out);
 /* The TCP port listened on (the real one when 0 was asked). */

@@ -97,6 +97,7 @@ struct api {
     bool have_group;             /* that group exists */
     uint64_t idle_ms;            /* ms, API__IDLE_MS unless a test sets it */
     uint64_t request_ms;         /* ms, API__REQUEST_MS unless a test sets it */
+    uint64_t stall_ms;           /* ms, API__STALL_MS unless a test sets it */
     char scratch[4096]; /* where bytes after a connection's last request are read, unused */
 };
 
@@ -741,14 +742,14 @@ static bool conn__idle(const struct conn *c)
 }
 
 /* Its output stands still: answers queued and not a byte of them taken
- * for API__STALL_MS. Progress within an answer shows as fewer bytes
+ * for stall_ms (API__STALL_MS). Progress within an answer shows as fewer bytes
  * pending than last time we looked. */
 static bool conn__stalled(struct conn *c, uint64_t now)
 {
     if (c->out == 0 || conn__closing(c))
         return false;
     conn__look(c, now);
-    return now - c->progress_ms >= API__STALL_MS;
+    return now - c->progress_ms >= c->api->stall_ms;
 }
 
 /* The requests that waited for room go on, the oldest wait first, while
@@ -1295,6 +1296,7 @@ struct api *api_new(uv_loop_t *loop, const struct api_backend *b, const struct a
     a->b = b;
     a->idle_ms = API__IDLE_MS;
     a->request_ms = API__REQUEST_MS;
+    a->stall_ms = API__STALL_MS;
     a->self = geteuid();
     size_t out_max = opt->out_max ? opt->out_max : API__DOOR_OUT_MAX;
     a->tcp = (struct door){.api = a,
@@ -1319,6 +1321,11 @@ struct api *api_new(uv_loop_t *loop, const struct api_backend *b, const struct a
     log_event(LOG_INFO, NULL, "api-listening", "addr=%s socket=%s max=%u+%u out_max=%zu",
               a->tcp.name, a->local.name ? a->local.name : "-", a->tcp.max, a->local.max, out_max);
     return a;
+}
+
+void api_set_stall(struct api *a, uint64_t stall_ms)
+{
+    a->stall_ms = stall_ms;
 }
 
 void api_out_stats(const struct api *a, struct api_out_stats *out)

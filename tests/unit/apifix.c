@@ -336,6 +336,8 @@ void run_serve(struct run *run)
     if (run->idle_ms || run->request_ms)
         api_set_timeouts(run->api, run->idle_ms ? run->idle_ms : 10000,
                          run->request_ms ? run->request_ms : 5000);
+    if (run->stall_ms)
+        api_set_stall(run->api, run->stall_ms);
     assert_int_equal(uv_async_init(&loop, &run->done, done_cb), 0);
     run->done.data = run;
     if (run->on_start)

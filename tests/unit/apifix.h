@@ -62,6 +62,7 @@ struct run {
     void *ctx;                    /* the client's results, checked by the test afterwards */
     uint64_t idle_ms;             /* api_set_timeouts; 0: the default */
     uint64_t request_ms;          /* api_set_timeouts; 0: the default */
+    uint64_t stall_ms;            /* api_set_stall; 0: the default */
     unsigned tcp_max;             /* api_options.tcp_max; 0: the default */
     size_t out_max;               /* api_options.out_max; 0: the default */
     struct api_out_stats out;     /* the API's, when the client was done */

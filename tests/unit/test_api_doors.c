@@ -627,8 +627,11 @@ static void stalled_readers_are_held_to_the_budget_and_closed_for_a_reader(void 
     assert_int_equal(run.out.refused, 0);
 }
 
-/* Two stallers spend the budget; a request waits past its deadline
- * (200 ms, sooner than a staller counts as stalled) and is told why. */
+/* Two stallers spend the budget; a request waits past its deadline and is
+ * told why. The deadline (2 s) is also the stallers' own to send their
+ * requests, which a loaded host can delay; they count as stalled only
+ * after 60 s, so that a host slow to bring the waiter cannot make room by
+ * closing one. */
 static void waiter_client(struct run *run)
 {
     struct stall *t = run->ctx;
@@ -653,7 +656,11 @@ static void request_waiting_for_the_budget_past_its_deadline_is_503(void **state
 {
     struct stall t = {0};
     snprintf(t.path, sizeof t.path, "%s/api.sock", tmp_dir);
-    struct run run = {.client = waiter_client, .ctx = &t, .request_ms = 200, .socket_path = t.path};
+    struct run run = {.client = waiter_client,
+                      .ctx = &t,
+                      .request_ms = 2000,
+                      .stall_ms = 60000,
+                      .socket_path = t.path};
     fake.services_pad = BIG_PAD;
     run_serve(&run);
     assert_int_equal(t.answered_first, 2);
