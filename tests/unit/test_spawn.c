@@ -562,8 +562,100 @@ static void test_missing_cgroup_fails_the_spawn(void **state)
     assert_int_equal(errno, ECHILD);
 }
 
+/* A child of a parent with many fds (its output on one of the highest)
+ * shares the table only to copy the lowest: it writes to its output and
+ * holds none of the parent's close-on-exec fds (it lists where its fds
+ * point), and the parent's stdio is as it was. */
+static int many_fds_run(char *out, size_t cap)
+{
+    char *argv[] = {"/bin/sh", "-c", "echo hi; for f in /proc/$$/fd/*; do readlink $f; done; true",
+                    NULL};
+    struct spawn_opts o = {.argv = argv};
+    return run_opts(&o, out, cap);
+}
+
+/* What many_fds_run printed: "hi", then no pipe of fds[0..n). */
+static bool many_fds_clean(const char *out, const int *fds, int n)
+{
+    if (strncmp(out, "hi\n", 3) != 0)
+        return false;
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        char name[64];
+        if (fstat(fds[i], &st) < 0)
+            return false;
+        snprintf(name, sizeof name, "pipe:[%lu]", (unsigned long)st.st_ino);
+        if (strstr(out, name))
+            return false;
+    }
+    return true;
+}
+
+#define MANY_FDS 400
+
+static int many_fds_open(int *fds)
+{
+    for (int i = 0; i < MANY_FDS; i += 2)
+        if (pipe2(fds + i, O_CLOEXEC) < 0)
+            return -1;
+    return 0;
+}
+
+static void test_child_of_many_fds_gets_its_output_and_nothing_else(void **state)
+{
+    int fds[MANY_FDS];
+    struct stat before[3], after[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fstat(i, &before[i]), 0);
+    assert_int_equal(many_fds_open(fds), 0);
+    char out[16384];
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(many_fds_run(out, sizeof out), 0);
+        assert_true(many_fds_clean(out, fds, MANY_FDS));
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fstat(i, &after[i]), 0);
+        assert_int_equal(after[i].st_ino, before[i].st_ino);
+        assert_int_equal(after[i].st_dev, before[i].st_dev);
+    }
+    for (int i = 0; i < MANY_FDS; i++)
+        close(fds[i]);
+}
+
+/* Where close_range cannot unshare (seccomp answers ENOSYS, as on kernels
+ * before 5.9), the spawn is done again copying the whole table, and so
+ * are the spawns after it. */
+static int unshare_fallback_main(void)
+{
+    static char out[16384];
+    int fds[MANY_FDS];
+    if (seccomp_on(__NR_close_range, SECCOMP_RET_ERRNO | ENOSYS) < 0)
+        return SECCOMP_SKIP;
+    if (many_fds_open(fds) < 0)
+        return 1;
+    for (int k = 0; k < 2; k++)
+        if (many_fds_run(out, sizeof out) != 0 || !many_fds_clean(out, fds, MANY_FDS))
+            return 1;
+    return waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD ? 0 : 1;
+}
+
+static void test_spawn_copies_the_table_where_unshare_is_refused(void **state)
+{
+    char self[4096], out[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(n > 0);
+    self[n] = '\0';
+    char *argv[] = {self, "--unshare-fallback", NULL};
+    int code = run(argv, NULL, NULL, out, sizeof out);
+    if (code == SECCOMP_SKIP)
+        skip();
+    assert_int_equal(code, 0);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--unshare-fallback") == 0)
+        return unshare_fallback_main();
     if (argc == 3 && strcmp(argv[1], "--window") == 0)
         return window_main(argv[2]);
     if (argc == 3 && strcmp(argv[1], "--cgroup-fallback") == 0)
@@ -585,6 +677,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_child_is_placed_where_clone3_is_refused),
         cmocka_unit_test(test_child_joins_its_cgroup_before_dropping_root),
         cmocka_unit_test(test_missing_cgroup_fails_the_spawn),
+        cmocka_unit_test(test_child_of_many_fds_gets_its_output_and_nothing_else),
+        cmocka_unit_test(test_spawn_copies_the_table_where_unshare_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
