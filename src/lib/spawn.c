@@ -121,7 +121,7 @@ void spawn_init(void)
     }
     spawn__g.n_sigs = n;
     spawn__g.recorded = true;
-    int slot;
+    int slot = -1;
     (void)spawn__low_fds(&slot); /* early, so low: see spawn__low_fds */
 }
 
@@ -412,7 +412,7 @@ int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd)
     struct spawn__job j = {.o = o, .envp = o->envp ? o->envp : environ};
     if (o->cred && o->cred->error)
         return o->cred->error;
-    int slot;
+    int slot = -1;
     if ((j.null_fd = spawn__low_fds(&slot)) < 0)
         return j.null_fd;
     if (!strchr(o->argv[0], '/')) {
