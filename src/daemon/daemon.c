@@ -94,10 +94,9 @@ static void daemon__leftovers_done(void *ctx, const struct leftover_counts *c)
 static int daemon__take_over(struct daemon *d, bool fresh)
 {
     struct leftover_sink sink = {daemon__leftover_gone, daemon__leftovers_done, d};
-    d->leftovers_pending = true; /* before: the takeover may end it at once */
     int r = takeover_begin(d, fresh, &sink);
-    if (r < 0)
-        d->leftovers_pending = false;
+    if (r == 0)
+        d->leftovers_pending = true;
     return r;
 }
 

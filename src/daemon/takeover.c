@@ -13,7 +13,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "config/config.h"
 #include "daemon/daemon.h"
@@ -117,96 +116,20 @@ static void takeover__found(const char *service, pid_t pid, void *arg)
     takeover__stop(l, service, pid, ticks);
 }
 
-/* The scan for processes by cgroup and marker reads every process of the
- * host (/proc/PID/environ): 0.5 s on a host running thousands. It runs in
- * the thread pool, the loop serving meanwhile; what it found is judged on
- * the loop. */
-struct takeover__scan {
-    uv_work_t work; /* data = this */
-    struct takeover__list l;
-    struct leftover_sink sink;
-    struct takeover__seen {
-        char *service;
-        pid_t pid;
-    } * seen; /* n_seen found by the scan */
-    size_t n_seen;
-    bool oom; /* one found could not be kept: the start stops */
-};
-
-/* In a thread of the pool: only the scan's list is written. */
-static void takeover__seen(const char *service, pid_t pid, void *arg)
-{
-    struct takeover__scan *sc = arg;
-    struct takeover__seen *v = realloc(sc->seen, (sc->n_seen + 1) * sizeof *v);
-    char *name = strdup(service);
-    if (!v || !name) {
-        free(name);
-        if (v)
-            sc->seen = v;
-        sc->oom = true;
-        return;
-    }
-    sc->seen = v;
-    sc->seen[sc->n_seen++] = (struct takeover__seen){name, pid};
-}
-
-static void takeover__scan_work(uv_work_t *w)
-{
-    struct takeover__scan *sc = w->data;
-    containment_find(&sc->l.d->containment, takeover__seen, sc);
-}
-
-static void takeover__free(struct takeover__scan *sc)
-{
-    for (size_t i = 0; i < sc->n_seen; i++)
-        free(sc->seen[i].service);
-    free(sc->seen);
-    for (size_t i = 0; i < sc->l.n; i++)
-        free((char *)sc->l.v[i].service);
-    free(sc->l.v);
-    free(sc);
-}
-
-/* On the loop: what the scan found is stopped (unless held by an adopted
- * service), then the leftovers' stop begins. */
-static void takeover__scan_done(uv_work_t *w, int status)
-{
-    struct takeover__scan *sc = w->data;
-    struct daemon *d = sc->l.d;
-    for (size_t i = 0; i < sc->n_seen; i++)
-        takeover__found(sc->seen[i].service, sc->seen[i].pid, &sc->l);
-    int r = status < 0 ? status : sc->oom ? -ENOMEM : 0;
-    if (r == 0)
-        r = leftover_stop_all(d->loop, sc->l.v, sc->l.n, &sc->sink);
-    if (r < 0) {
-        /* Nothing may start over a predecessor's processes left unknown. */
-        log_event(LOG_ERROR, NULL, "leftovers-failed", "error=\"%s\"", strerror(-r));
-        d->leftovers_pending = false;
-        d->failed = true;
-        daemon_stop(d);
-        daemon_stop_progress(d);
-    }
-    takeover__free(sc);
-}
-
 int takeover_begin(struct daemon *d, bool fresh, const struct leftover_sink *sink)
 {
-    struct takeover__scan *sc = calloc(1, sizeof *sc);
-    if (!sc)
-        return -ENOMEM;
-    sc->l = (struct takeover__list){.d = d, .fresh = fresh};
-    sc->sink = *sink;
-    sc->work.data = sc;
-    /* Adoptions here, on the loop, before anything can stop the services. */
-    journal_children(d->journal, takeover__record, &sc->l);
-    if (sc->l.adopted)
+    struct takeover__list l = {.d = d, .fresh = fresh};
+    journal_children(d->journal, takeover__record, &l);
+    if (d->containment_up)
+        containment_find(&d->containment, takeover__found, &l);
+    if (l.adopted)
         log_event(LOG_INFO, NULL, "adopted",
                   "services=%zu why=\"left running by a previous "
                   "recoverd\"",
-                  sc->l.adopted);
-    if (d->containment_up &&
-        uv_queue_work(d->loop, &sc->work, takeover__scan_work, takeover__scan_done) == 0)
-        return 0;
-    takeover__scan_done(&sc->work, 0); /* nothing to scan: begin the stop */
-    return 0;
+                  l.adopted);
+    int r = leftover_stop_all(d->loop, l.v, l.n, sink);
+    for (size_t i = 0; i < l.n; i++)
+        free((char *)l.v[i].service);
+    free(l.v);
+    return r;
 }

@@ -14,9 +14,8 @@ struct daemon;
 struct leftover_sink;
 
 /* Adopt what can be, and start stopping the rest (sink hears each one and
- * then done, from the loop) once the scan of the host's processes (in the
- * thread pool) is over. The services must exist, not be started. 0 or
- * -ENOMEM; a failure after it returned stops the daemon (d->failed). */
+ * then done, from the loop). The services must exist, not be started. 0
+ * or -ENOMEM. */
 int takeover_begin(struct daemon *d, bool fresh, const struct leftover_sink *sink);
 
 #endif
