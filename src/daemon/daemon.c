@@ -45,6 +45,8 @@
 /* The longest the services' start holds the loop per turn (DESIGN: no
  * more than about a millisecond or two between turns). */
 #define DAEMON__START_SLICE_NS 2000000
+/* At most this many services are made before the loop runs. */
+#define DAEMON__CREATE_BEFORE_LOOP 64
 
 /* A reload: loaded and checked in the thread pool, then applied a slice
  * per loop turn (DAEMON__START_SLICE_NS each), so that neither the parse of
@@ -444,7 +446,14 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
      * 0.1-0.2 ms, which at 1,000 services held the API for 0.2 s. */
     d->fresh = opts->fresh;
     d->creating = true;
-    uv_idle_start(&d->create_slices, daemon__create_slice_cb);
+    /* A small configuration is made (and its leftovers taken over) before
+     * the loop runs, in a few ms: the API's first answer sees its services
+     * started, as before. */
+    if (cfg->n_services <= DAEMON__CREATE_BEFORE_LOOP)
+        while (d->creating)
+            daemon__create_slice_cb(&d->create_slices);
+    else
+        uv_idle_start(&d->create_slices, daemon__create_slice_cb);
     /* Counted from here: what ran before the loop did is no turn of it. */
     loopwatch_start(&d->loopwatch);
     log_event(LOG_INFO, NULL, "started", "config=%s services=%zu state_dir=%s",
