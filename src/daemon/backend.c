@@ -81,7 +81,9 @@ static json_t *backend__status(void *ctx)
     json_t *states = json_object();
     for (int st = 0; st < STATE__COUNT; st++)
         json_object_set_new(states, state_name(st), json_integer(d->monitor.by_state[st]));
-    json_object_set_new(j, "services", json_integer((json_int_t)d->monitor.n));
+    json_object_set_new(j, "services",
+                        json_integer((json_int_t)d->monitor.n +
+                                     (json_int_t)daemon_services_uncreated(d)));
     /* Not started yet: the start goes in slices, after a predecessor's
      * leftovers are stopped, and each service after its dependencies. */
     json_object_set_new(j, "services_starting",

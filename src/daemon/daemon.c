@@ -45,6 +45,8 @@
 /* The longest the services' start holds the loop per turn (DESIGN: no
  * more than about a millisecond or two between turns). */
 #define DAEMON__START_SLICE_NS 2000000
+/* At most this many services are made before the loop runs. */
+#define DAEMON__CREATE_BEFORE_LOOP 64
 
 /* A reload: loaded and checked in the thread pool, then applied a slice
  * per loop turn (DAEMON__START_SLICE_NS each), so that neither the parse of
@@ -228,17 +230,6 @@ static void daemon__link(struct daemon *d)
     }
 }
 
-static int daemon__create_services(struct daemon *d)
-{
-    for (size_t i = 0; i < d->cfg->n_services; i++) {
-        struct service *s = service_new(d, &d->cfg->services[i]);
-        if (!s || daemon__add(d, s) < 0)
-            return -ENOMEM;
-    }
-    daemon__link(d);
-    return 0;
-}
-
 static void daemon__warnings(const struct config *c)
 {
     for (size_t i = 0; i < c->n_warnings; i++)
@@ -297,6 +288,62 @@ static int daemon__containment(struct daemon *d, enum containment_mode want)
     return 0;
 }
 
+static void daemon__discard(struct daemon *d, struct service *s);
+
+/* The start cannot go on (out of memory making a service, leftovers that
+ * cannot be handled): stop what exists; recoverd exits 1. */
+static void daemon__start_failed(struct daemon *d)
+{
+    d->failed = true;
+    daemon_stop(d);
+}
+
+/* Every service exists: link them, adopt or stop what a predecessor left
+ * (before any spawn: their ports must be free), and a reload asked for
+ * meanwhile runs now. */
+static void daemon__created(struct daemon *d)
+{
+    int r;
+    d->creating = false;
+    daemon__link(d);
+    if ((r = daemon__take_over(d, d->fresh)) < 0) {
+        log_event(LOG_ERROR, NULL, "leftovers-failed", "error=\"%s\"", strerror(-r));
+        daemon__start_failed(d);
+        return;
+    }
+    if (d->reload_after_create) {
+        d->reload_after_create = false;
+        daemon_reload(d);
+    }
+}
+
+/* One slice of the creation: services made in config order until the
+ * slice's time is up; the API answers between slices, listing the
+ * services made so far. */
+static void daemon__create_slice_cb(uv_idle_t *h)
+{
+    struct daemon *d = h->data;
+    uint64_t until = uv_hrtime() + DAEMON__START_SLICE_NS;
+    while (d->create_next < d->cfg->n_services) {
+        struct service *s = service_new(d, &d->cfg->services[d->create_next]);
+        if (!s || daemon__add(d, s) < 0) {
+            if (s)
+                daemon__discard(d, s);
+            log_event(LOG_ERROR, d->cfg->services[d->create_next].name, "start-failed",
+                      "error=\"cannot create the service\"");
+            uv_idle_stop(h);
+            d->creating = false;
+            daemon__start_failed(d);
+            return;
+        }
+        d->create_next++;
+        if (uv_hrtime() >= until)
+            return;
+    }
+    uv_idle_stop(h);
+    daemon__created(d);
+}
+
 int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const char *config_path,
                  const struct daemon_opts *opts)
 {
@@ -322,6 +369,8 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         log_event(LOG_WARN, NULL, "loopwatch-failed", "error=\"%s\"", uv_strerror(r));
     uv_idle_init(loop, &d->start_slices);
     d->start_slices.data = d;
+    uv_idle_init(loop, &d->create_slices);
+    d->create_slices.data = d;
     uv_idle_init(loop, &d->stop_slices);
     d->stop_slices.data = d;
     uv_idle_init(loop, &d->reload_slices);
@@ -400,10 +449,6 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
                                     .strategies = strategy_table,
                                     .pace = &d->pace};
     daemon__apply(d, cfg);
-    if ((r = daemon__create_services(d)) < 0) {
-        log_event(LOG_ERROR, NULL, "start-failed", "error=\"cannot create services\"");
-        return r;
-    }
     daemon_backend_init(d);
     struct fd_budget budget;
     fd_budget_plan(cfg, d->containment_up && d->containment.mode == CONTAINMENT_CGROUP, &budget);
@@ -417,17 +462,24 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         log_event(LOG_ERROR, NULL, "api-failed", "error=\"%s\"", err);
         return -EADDRINUSE;
     }
-    /* Before any spawn, and once nothing can fail any more: a start that
-     * fails must not have touched a predecessor's processes. */
-    if ((r = daemon__take_over(d, opts->fresh)) < 0) {
-        log_event(LOG_ERROR, NULL, "leftovers-failed", "error=\"%s\"", strerror(-r));
-        return r;
-    }
+    /* The services are made in the loop's first turns, the API answering
+     * meanwhile: each opens its log and FIFO and reads the journal, about
+     * 0.1-0.2 ms, which at 1,000 services held the API for 0.2 s. */
+    d->fresh = opts->fresh;
+    d->creating = true;
+    /* A small configuration is made (and its leftovers taken over) before
+     * the loop runs, in a few ms: the API's first answer sees its services
+     * started, as before. */
+    if (cfg->n_services <= DAEMON__CREATE_BEFORE_LOOP)
+        while (d->creating)
+            daemon__create_slice_cb(&d->create_slices);
+    else
+        uv_idle_start(&d->create_slices, daemon__create_slice_cb);
     /* Counted from here: what ran before the loop did is no turn of it. */
     loopwatch_start(&d->loopwatch);
     log_event(LOG_INFO, NULL, "started", "config=%s services=%zu state_dir=%s",
-              config_path ? config_path : "<demo>", d->n_services, d->state.path);
-    return 0; /* the services start once the leftovers are gone */
+              config_path ? config_path : "<demo>", cfg->n_services, d->state.path);
+    return 0; /* the services start once made and the leftovers are gone */
 }
 
 /* One slice of the start: services in config order until the slice's
@@ -457,9 +509,14 @@ static void daemon__start_services(struct daemon *d)
     uv_idle_start(&d->start_slices, daemon__start_slice_cb);
 }
 
+size_t daemon_services_uncreated(const struct daemon *d)
+{
+    return d->creating && !d->stopping ? d->cfg->n_services - d->create_next : 0;
+}
+
 size_t daemon_services_starting(const struct daemon *d)
 {
-    return d->n_starting;
+    return d->n_starting + daemon_services_uncreated(d);
 }
 
 bool daemon_dependencies_ready(struct daemon *d, const struct service *s)
@@ -513,6 +570,7 @@ static void daemon__close_all(struct daemon *d)
     uv_close((uv_handle_t *)&d->journal_wake, NULL);
     uv_close((uv_handle_t *)&d->prune, NULL);
     uv_close((uv_handle_t *)&d->start_slices, NULL);
+    uv_close((uv_handle_t *)&d->create_slices, NULL);
     uv_close((uv_handle_t *)&d->stop_slices, NULL);
     uv_close((uv_handle_t *)&d->reload_slices, NULL);
     pace_close(&d->pace);
@@ -618,6 +676,7 @@ static void daemon__stop_services(struct daemon *d)
     d->stop_began_ns = uv_hrtime();
     loopwatch_mark(&d->loopwatch);
     uv_idle_stop(&d->start_slices);
+    uv_idle_stop(&d->create_slices);
     d->stop_next = 0;
     uv_idle_start(&d->stop_slices, daemon__stop_slice_cb);
     daemon__reload_abort(d);
@@ -840,6 +899,10 @@ static void daemon__reload_done(uv_work_t *w, int status)
 
 int daemon_reload(struct daemon *d)
 {
+    if (d->creating) {
+        d->reload_after_create = true; /* the diff needs every service made */
+        return 0;
+    }
     if (d->reload) {
         d->reload->again = true; /* the file may have changed after that load */
         return 0;

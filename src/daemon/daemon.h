@@ -51,6 +51,12 @@ struct daemon {
     struct namemap by_name;       /* live (not retired) services by name */
     uv_idle_t start_slices;       /* starts services a slice per loop turn while active */
     size_t start_next;            /* the next index of services the slices look at */
+    uv_idle_t create_slices;      /* makes the configured services a slice per loop turn */
+    size_t create_next;           /* the next index of cfg->services the creation makes */
+    bool creating;                /* the creation's slices run: not every service exists yet */
+    bool reload_after_create;     /* a SIGHUP came while creating: reload once it is done */
+    bool failed;                  /* the start failed after daemon_start returned: exit 1 */
+    bool fresh;                   /* --fresh: stop a predecessor's processes, adopt none */
     uv_idle_t stop_slices;        /* stops services a slice per loop turn while active */
     size_t stop_next;             /* the next index of services the stop's slices look at */
     uv_idle_t reload_slices;      /* applies a reload a slice per loop turn while active */
@@ -96,11 +102,12 @@ struct daemon_opts {
 };
 
 /* Build the daemon from a loaded config (takes ownership of cfg): sets up
- * the containment, opens the journal, the API, adopts or stops what a
- * predecessor left (daemon/takeover.h), then starts the services in
- * slices of a few milliseconds, one per loop turn (the API answers from
- * the first turn).
- * Returns 0 or -errno with a message already logged. */
+ * the containment, opens the journal and the API; in the loop's first
+ * turns, in slices of a few milliseconds (the API answers from the first
+ * turn), makes the services, adopts or stops what a predecessor left
+ * (daemon/takeover.h), then starts the services.
+ * Returns 0 or -errno with a message already logged; a failure in the
+ * slices stops the daemon with d->failed set. */
 int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const char *config_path,
                  const struct daemon_opts *opts);
 /* Begin a graceful stop: every service is stopped (signal, grace, KILL),
@@ -135,6 +142,9 @@ void daemon_service_gone(struct daemon *d, struct service *s);
  * predecessor's leftovers or their predecessor instance still pending):
  * O(1), a count kept as services are added, started and retired. */
 size_t daemon_services_starting(const struct daemon *d);
+/* Configured services not made yet (the start makes them in slices, after
+ * the API listens): counted among the services and those starting. */
+size_t daemon_services_uncreated(const struct daemon *d);
 /* Fill d->backend (the API's view of d). */
 void daemon_backend_init(struct daemon *d);
 /* Drop the services' views kept for listings once none was asked for a

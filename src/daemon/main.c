@@ -174,8 +174,9 @@ int main(int argc, char **argv)
         return 1;
     }
     uv_run(&loop, UV_RUN_DEFAULT);
+    bool failed = d.failed; /* the start failed in the loop's first turns */
     daemon_free(&d);
     if (uv_loop_close(&loop) != 0)
         log_event(LOG_WARN, NULL, "loop-not-empty", NULL);
-    return 0;
+    return failed ? 1 : 0;
 }

@@ -39,6 +39,7 @@ struct http_client {
     uint64_t reuse_ms;              /* the request's: a connection's age limit; 0: none */
     enum http_client_stage stage;   /* where the request is */
     int early;                      /* a failure for the timer to report at 0 ms; 0: none */
+    bool looked;                    /* the deadline passed and the loop read once since */
     bool numeric;                   /* the host is an address: never looked up */
     bool have_addr;                 /* addr is usable (numeric, or looked up, not refused since) */
     unsigned port;                  /* TCP port */
@@ -124,11 +125,22 @@ static void http_client__finish(struct http_client *cl, int err, bool keep)
     cl->cb(cl->arg, &res);
 }
 
+/* Timers run before the loop reads its sockets: a deadline that came due
+ * while the loop was held elsewhere (thousands of spawns and probes at a
+ * start on a loaded host) would fail answers already waiting to be read,
+ * and those failures feed more loop work. So the deadline is judged a
+ * turn later (1 ms: a 0 ms timer would run again before the read). */
 static void http_client__timer_cb(uv_timer_t *t)
 {
     struct http_client *cl = t->data;
-    if (cl->busy)
-        http_client__finish(cl, cl->early ? cl->early : UV_ETIMEDOUT, false);
+    if (!cl->busy)
+        return;
+    if (!cl->early && !cl->looked) {
+        cl->looked = true;
+        uv_timer_start(&cl->timer, http_client__timer_cb, 1, 0);
+        return;
+    }
+    http_client__finish(cl, cl->early ? cl->early : UV_ETIMEDOUT, false);
 }
 
 static void http_client__open(struct http_client *cl);
@@ -323,6 +335,7 @@ int http_client_start(struct http_client *cl, uint64_t timeout_ms, http_client_c
     cl->busy = cl->starting = true;
     cl->retried = false;
     cl->early = 0;
+    cl->looked = false;
     cl->cb = cb;
     cl->arg = arg;
     uvclock_arm(&cl->timer, http_client__timer_cb, timeout_ms);

@@ -85,3 +85,43 @@ def test_services_starting_follows_reloads_and_waits(recoverd, tmp_path):
     marker.touch()
     rd.wait_for(lambda: starting() == (3, 0), what="w started once dep was ready")
     wait_running(rd, "w")
+
+
+def test_reload_asked_while_services_are_made_applies_once_all_exist(recoverd):
+    """A SIGHUP that comes while the services are still being made (or
+    started) is not lost and does not act on half of them: once all exist
+    the new configuration is applied, every service of it runs, the one it
+    removed is gone."""
+    base = f"{5000 + random.randrange(1000)}.{os.getpid()}{random.randrange(10**5):05d}"
+    services = {f"s{i:03d}": {"command": ["sleep", f"{base}{i:03d}"],
+                              "stop": {"signal": "TERM", "grace": "2s"}}
+                for i in range(N)}
+    config = {"services": services}
+    rd = recoverd(config, start=False)
+    rd.start(wait=False)
+    config["services"] = dict(services)
+    del config["services"][f"s{N - 1:03d}"]
+    config["services"]["extra"] = {"command": ["sleep", f"{base}999"],
+                                   "stop": {"signal": "TERM", "grace": "2s"}}
+    rd.write_config(config)
+
+    def answering():
+        if not rd.running():
+            raise RuntimeError(f"recoverd exited:\n{rd.log_text()[-4000:]}")
+        try:
+            return rd.request("GET", "/v1/status", timeout=2.0)[0] == 200
+        except OSError:
+            return False
+    wait_for(answering, timeout=60, interval=0.001, what="the API answering")
+    rd.signal(signal.SIGHUP)
+
+    def applied():
+        try:
+            views = rd.api("/v1/services")
+        except (OSError, ApiError):
+            return False
+        names = {v["name"] for v in views}
+        return (f"s{N - 1:03d}" not in names and "extra" in names and len(views) == N
+                and all(v["process"] == "running" for v in views))
+    wait_for(applied, timeout=120, what="the reload applied, every service running")
+    assert log_events_of(rd, "-", "reloaded")

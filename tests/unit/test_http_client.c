@@ -1,6 +1,8 @@
 /* lib/http-client against a small HTTP/1.1 server in the same loop: the
  * path of the url picks the server's answer. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -8,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -445,6 +449,38 @@ static void many_clients_each_report_once(void **state)
     assert_int_equal(f->srv.accepted, NCLIENT + NCLIENT / 2);
 }
 
+/* An answer that arrived while the loop was held past the deadline is
+ * read, not failed: the deadline is judged after the loop read once. The
+ * server here is a bare socket outside the loop, so that it answers while
+ * the loop does not run. */
+static void answer_waiting_after_a_held_loop_is_no_timeout(void **state)
+{
+    struct fx *f = *state;
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_true(ls >= 0);
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(ls, 4), 0);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+    fx_client(f, 0, ntohs(a.sin_port), "/", NULL);
+    assert_int_equal(fx_start(f, 0, 1000), 0);
+    int k = accept4(ls, NULL, NULL, SOCK_CLOEXEC); /* the kernel's handshake: no loop needed */
+    assert_true(k >= 0);
+    char buf[1024];
+    /* The loop writes the request. */
+    loopwait_until(&f->loop, recv(k, buf, sizeof buf, MSG_DONTWAIT | MSG_PEEK) > 0);
+    assert_true(recv(k, buf, sizeof buf, 0) > 0);
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    assert_int_equal(write(k, ok, sizeof ok - 1), (ssize_t)(sizeof ok - 1));
+    usleep(1100 * 1000); /* the loop held past the 1000 ms deadline */
+    fx_wait(f, 1);
+    assert_int_equal(f->got[0].err, 0);
+    assert_int_equal(f->got[0].status, 200);
+    close(k);
+    close(ls);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 
 int main(void)
@@ -458,6 +494,7 @@ int main(void)
         T(body_ending_at_close_is_a_whole_answer),
         T(post_sends_its_body_and_is_done_at_the_head),
         T(silent_server_times_out),
+        T(answer_waiting_after_a_held_loop_is_no_timeout),
         T(refused_connect_is_a_connect_error),
         T(unknown_name_is_a_resolve_error),
         T(name_is_looked_up_once_for_kept_requests),

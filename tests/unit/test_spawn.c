@@ -575,6 +575,65 @@ static void test_missing_cgroup_fails_the_spawn(void **state)
     assert_int_equal(errno, ECHILD);
 }
 
+/* A child of a parent with many fds (its output on one of the highest)
+ * writes to its output and holds none of the parent's close-on-exec fds
+ * (it lists where its fds point), and the parent's stdio is as it was. */
+static int many_fds_run(char *out, size_t cap)
+{
+    char *argv[] = {"/bin/sh", "-c", "echo hi; for f in /proc/$$/fd/*; do readlink $f; done; true",
+                    NULL};
+    struct spawn_opts o = {.argv = argv};
+    return run_opts(&o, out, cap);
+}
+
+/* What many_fds_run printed: "hi", then no pipe of fds[0..n). */
+static bool many_fds_clean(const char *out, const int *fds, int n)
+{
+    if (strncmp(out, "hi\n", 3) != 0)
+        return false;
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        char name[64];
+        if (fstat(fds[i], &st) < 0)
+            return false;
+        snprintf(name, sizeof name, "pipe:[%lu]", (unsigned long)st.st_ino);
+        if (strstr(out, name))
+            return false;
+    }
+    return true;
+}
+
+#define MANY_FDS 400
+
+static int many_fds_open(int *fds)
+{
+    for (int i = 0; i < MANY_FDS; i += 2)
+        if (pipe2(fds + i, O_CLOEXEC) < 0)
+            return -1;
+    return 0;
+}
+
+static void test_child_of_many_fds_gets_its_output_and_nothing_else(void **state)
+{
+    int fds[MANY_FDS];
+    struct stat before[3], after[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fstat(i, &before[i]), 0);
+    assert_int_equal(many_fds_open(fds), 0);
+    char out[16384];
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(many_fds_run(out, sizeof out), 0);
+        assert_true(many_fds_clean(out, fds, MANY_FDS));
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fstat(i, &after[i]), 0);
+        assert_int_equal(after[i].st_ino, before[i].st_ino);
+        assert_int_equal(after[i].st_dev, before[i].st_dev);
+    }
+    for (int i = 0; i < MANY_FDS; i++)
+        close(fds[i]);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--window") == 0)
@@ -599,6 +658,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_child_is_placed_where_clone3_is_refused),
         cmocka_unit_test(test_child_joins_its_cgroup_before_dropping_root),
         cmocka_unit_test(test_missing_cgroup_fails_the_spawn),
+        cmocka_unit_test(test_child_of_many_fds_gets_its_output_and_nothing_else),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
