@@ -164,7 +164,7 @@ static void rec__set(struct recovery *r, enum recovery_state to)
         r->checks->verifying = false;
     clock_timer_stop(&r->timer);
     r->state = to;
-    if (r->starting && to != REC_VERIFYING) {
+    if (r->starting && to != REC_EXECUTING && to != REC_VERIFYING) {
         /* A start verified (or not): a restart queued on max_starting may go. */
         r->starting = false;
         r->ex->starting--;
@@ -762,6 +762,13 @@ static void rec__run(struct recovery *r)
     ex->executing++;
     r->attempts++;
     rec__set(r, REC_EXECUTING);
+    /* Counted from here, not from its spawn: the spawn reports a loop turn
+     * or more later (lib/spawner.h), and a start dequeued meanwhile must
+     * see this one under max_starting. */
+    if (rec__ops(r)->starts_process && !r->starting) {
+        r->starting = true;
+        ex->starting++;
+    }
     a->status = ACTION_EXECUTING;
     a->started_ms = clock_wall_ms();
     journal_action_update(ex->journal, a);
@@ -784,13 +791,7 @@ static void rec__executed(struct recovery *r)
     }
     snprintf(r->action.result, sizeof r->action.result, "%s", r->result);
     journal_action_update(r->ex->journal, &r->action); /* the params the strategy set */
-    /* Counted before the slot goes: releasing it runs queued actions at
-     * once, and a start among them must see this one under max_starting. */
-    if (rec__ops(r)->starts_process && !r->starting) {
-        r->starting = true;
-        r->ex->starting++;
-    }
-    rec__release_slot(r);
+    rec__release_slot(r);                              /* `starting` counts it since rec__run */
     if (rec__has_process(r) && !rec__process_ok(r)) {
         /* It died while the strategy ran (a repair): it cannot pass a
          * verification while down, so do not wait `verify` for it. */

@@ -83,7 +83,7 @@ struct executor {
     const struct strategy_ops *const *strategies;
     unsigned max_executing;     /* max_concurrent_recoveries: actions stopping, spawning, running */
     unsigned executing;         /* actions holding a slot now */
-    unsigned max_starting;      /* processes started by recoveries and not verified yet */
+    unsigned max_starting;      /* recoveries starting a process, until it is verified */
     unsigned starting;          /* now */
     uint64_t action_timeout_ms; /* an action executing longer fails */
     struct recovery *queue;     /* due actions waiting for a slot: first attempts first */
@@ -125,7 +125,7 @@ struct recovery {
     unsigned attempts;             /* actions run for this plan (queue order) */
     bool queued;                   /* on ex->queue */
     bool holds_slot;               /* its executing action counts in ex->executing */
-    bool starting;                 /* counts in ex->starting (a spawn being verified) */
+    bool starting;                 /* counts in ex->starting (a start run or verified) */
     struct recovery *next;         /* ex->queue link */
     struct clock_timer timer;    /* the state's one deadline: correlation, delay, action, verify */
     int64_t flap_fault;          /* the fault the last plan was for */
