@@ -1137,6 +1137,17 @@ static int journal__ckpt_open_db(const char *path, int flags, sqlite3 **db)
     return 0;
 }
 
+/* Its connections closed (NULL-safe) and its locks destroyed. */
+static void journal__ckpt_free(struct journal__ckpt *c)
+{
+    sqlite3_close(c->pin);
+    sqlite3_close(c->db);
+    uv_cond_destroy(&c->wake);
+    uv_mutex_destroy(&c->lock);
+    uv_mutex_destroy(&c->gate);
+    free(c);
+}
+
 static void journal__ckpt_stop(struct journal *j)
 {
     struct journal__ckpt *c = j->ckpt;
@@ -1147,12 +1158,7 @@ static void journal__ckpt_stop(struct journal *j)
     uv_cond_signal(&c->wake);
     uv_mutex_unlock(&c->lock);
     uv_thread_join(&c->thread);
-    sqlite3_close(c->pin);
-    sqlite3_close(c->db);
-    uv_cond_destroy(&c->wake);
-    uv_mutex_destroy(&c->lock);
-    uv_mutex_destroy(&c->gate);
-    free(c);
+    journal__ckpt_free(c);
     j->ckpt = NULL;
     sqlite3_wal_hook(j->db, NULL, NULL);
 }
@@ -1193,12 +1199,7 @@ static int journal__ckpt_start(struct journal *j, const char *path, char *err, s
     sqlite3_busy_timeout(j->db, 0);
     return 0;
 fail:
-    sqlite3_close(c->pin);
-    sqlite3_close(c->db);
-    uv_cond_destroy(&c->wake);
-    uv_mutex_destroy(&c->lock);
-    uv_mutex_destroy(&c->gate);
-    free(c);
+    journal__ckpt_free(c);
     return -EIO;
 }
 
