@@ -643,6 +643,15 @@ static void spawner_gone(struct fixture *fx, struct spawner *sw)
     uv_run(&fx->loop, UV_RUN_NOWAIT); /* the close callbacks */
 }
 
+/* Launch fx's command on a fresh spawner sw (held: the launch waits in its
+ * queue until released); the launch is in flight when this returns. */
+static void launch_on_spawner(struct fixture *fx, struct spawner *sw, bool held)
+{
+    assert_int_equal(spawner_init(sw, &fx->loop), 0);
+    spawner_hold(sw, held);
+    assert_int_equal(supervisor_launch(&fx->sp, sw), -EINPROGRESS);
+}
+
 struct tick {
     uv_timer_t t;
     int fired;
@@ -665,9 +674,7 @@ static void spawning_leaves_the_loop_free_and_a_stop_meanwhile_ends_the_child(vo
     struct spawner sw;
     struct tick tk = {0};
     command_sleep(fx);
-    assert_int_equal(spawner_init(&sw, &fx->loop), 0);
-    spawner_hold(&sw, true);
-    assert_int_equal(supervisor_launch(&fx->sp, &sw), -EINPROGRESS);
+    launch_on_spawner(fx, &sw, true);
     assert_int_equal(fx->sp.state, SUP_SPAWNING);
     assert_int_equal(fx->sp.pid, 0);
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_SPAWN, STOP_NONE), -EALREADY);
@@ -703,8 +710,7 @@ static void spawning_reports_the_pid_or_the_errno(void **state)
     struct fixture *fx = *state;
     struct spawner sw;
     command_sleep(fx);
-    assert_int_equal(spawner_init(&sw, &fx->loop), 0);
-    assert_int_equal(supervisor_launch(&fx->sp, &sw), -EINPROGRESS);
+    launch_on_spawner(fx, &sw, false);
     loopwait_until(&fx->loop, launched(fx));
     assert_int_equal(fx->launch_err, 0);
     assert_int_equal(fx->sp.state, SUP_RUNNING);
@@ -745,8 +751,7 @@ static void detach_while_spawning_leaves_the_child_recorded(void **state)
     struct fixture *fx = *state;
     struct spawner sw;
     command_sleep(fx);
-    assert_int_equal(spawner_init(&sw, &fx->loop), 0);
-    assert_int_equal(supervisor_launch(&fx->sp, &sw), -EINPROGRESS);
+    launch_on_spawner(fx, &sw, false);
     supervisor_detach(&fx->sp);
     assert_int_equal(fx->sp.state, SUP_DOWN);
     assert_int_equal(fx->launched, 1);
@@ -1361,9 +1366,7 @@ static void launch_on_the_spawner_uses_the_env(void **state)
     envp[1] = "PATH=/usr/bin:/bin";
     supervisor_set_envp(&fx->sp, envp);
     command_sh(fx, "echo \"hello from $(pwd)\"; echo \"FOO=$FOO\"; echo err line >&2");
-    assert_int_equal(spawner_init(&sw, &fx->loop), 0);
-    spawner_hold(&sw, true);
-    assert_int_equal(supervisor_launch(&fx->sp, &sw), -EINPROGRESS);
+    launch_on_spawner(fx, &sw, true);
     /* A reload replaces the service's environment (the old array freed)
      * while the launch waits: the child still gets the one it was given. */
     char **later = calloc(2, sizeof *later);
