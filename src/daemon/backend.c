@@ -18,9 +18,9 @@
 #include "recover/strategy.h"
 #include "store/journal.h"
 
-/* ms a listing's kept views outlive it: polled faster, a listing copies
- * most views (a service changes once a probe, once a second or so). */
-#define BACKEND__VIEWS_KEEP_MS 2000
+/* Bytes of a typical service's view (one check: about 440): a listing's
+ * buffer is reserved for its rows at this once. */
+#define BACKEND__VIEW_BYTES 512
 
 static json_t *backend__time(uint64_t ms)
 {
@@ -127,27 +127,21 @@ static int backend__services(void *ctx, struct jsonw *w, const char *after, size
         i++;
     }
     uint64_t now_us = clock_mono_us();
-    d->listed_ms = uv_now(d->loop) | 1; /* never 0 */
+    size_t rows = d->n_services - (i < d->n_services ? i : d->n_services);
+    if (limit && limit < rows)
+        rows = limit;
+    jsonw_reserve(w, rows * BACKEND__VIEW_BYTES); /* grown once, not copied at each doubling */
     jsonw_array(w);
     for (; i < d->n_services && (!limit || page->rows < limit); i++) {
-        struct service *s = d->services[i];
+        const struct service *s = d->services[i];
         if (s->retired)
             continue;
-        service_view_listed(s, w, now_us);
+        service_view(s, w, now_us);
         page->rows++;
         page->last = s->name;
     }
     jsonw_array_end(w);
     return w->failed ? -ENOMEM : 0;
-}
-
-void daemon_views_expire(struct daemon *d)
-{
-    if (!d->listed_ms || uv_now(d->loop) - d->listed_ms < BACKEND__VIEWS_KEEP_MS)
-        return;
-    for (size_t i = 0; i < d->n_services; i++)
-        service_view_forget(d->services[i]);
-    d->listed_ms = 0;
 }
 
 /* One service: its text view read back by jansson, for the routes that

@@ -142,7 +142,6 @@ static void daemon__prune_cb(uv_timer_t *t)
     int n = journal_prune(d->journal, clock_wall_ms(), DAEMON__PRUNE_ROWS);
     if (n > 0)
         log_event(LOG_DEBUG, NULL, "journal-pruned-batch", "rows=%d", n);
-    daemon_views_expire(d);
     heap_trim(DAEMON__HEAP_SLACK); /* what a large API answer freed leaves RSS here */
     if (!d->code_shed && d->start_next >= d->n_services) { /* every service looked at once */
         d->code_shed = true;

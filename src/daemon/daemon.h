@@ -62,7 +62,6 @@ struct daemon {
     uv_idle_t reload_slices;      /* applies a reload a slice per loop turn while active */
     uint64_t stop_began_ns;       /* uv_hrtime() at daemon_stop */
     size_t n_starting;            /* live services not started yet (service_count_starting) */
-    uint64_t listed_ms;           /* uv_now of the last services listing; 0: views not kept */
     bool code_shed;               /* start-up's code pages were unmapped (lib/heap.h) */
     struct monitor monitor;       /* the system's state */
     struct analysis analysis;     /* what the analyzer shares */
@@ -147,9 +146,5 @@ size_t daemon_services_starting(const struct daemon *d);
 size_t daemon_services_uncreated(const struct daemon *d);
 /* Fill d->backend (the API's view of d). */
 void daemon_backend_init(struct daemon *d);
-/* Drop the services' views kept for listings once none was asked for a
- * while: with checks every second they would be stale by the next one,
- * and at 1,000 services they hold some 600 KB. Called once a second. */
-void daemon_views_expire(struct daemon *d);
 
 #endif

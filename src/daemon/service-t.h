@@ -15,19 +15,6 @@
 struct daemon;
 struct service_cfg;
 
-/* A service's view as a listing last wrote it (daemon/service.c): the
- * text but its two parts that are written afresh each time (the
- * recovery's members, which strategies add to, and the uptime), and the
- * bytes of everything else the text was made from. A listing whose
- * inputs are byte-equal copies the text instead of writing it again. */
-struct service_viewcache {
-    unsigned char *mem; /* key_len bytes of inputs, then len bytes of text; owned; NULL: none */
-    size_t key_len;
-    size_t len;
-    size_t at_recovery; /* where the recovery's members go in the text */
-    size_t at_uptime;   /* where the uptime's value goes */
-};
-
 struct service {
     struct daemon *d;              /* owner */
     const struct service_cfg *cfg; /* borrowed from the running config */
@@ -44,9 +31,8 @@ struct service {
     struct service *replaces;      /* an older instance whose process must be gone first */
     struct service **dependents;   /* services that depend on it (n_dependents); owned array */
     size_t n_dependents;
-    size_t deps_waiting;           /* its dependencies (links to them) not ready yet */
-    bool ready_told;               /* its dependents counted it ready (daemon_service_ready) */
-    struct service_viewcache view; /* its view as the last listing wrote it */
+    size_t deps_waiting; /* its dependencies (links to them) not ready yet */
+    bool ready_told;     /* its dependents counted it ready (daemon_service_ready) */
 };
 
 #endif

@@ -261,7 +261,6 @@ void service_rebind(struct service *s, const struct service_cfg *cfg)
         s->sup.envp[1 + j] = cfg->env[j];
     s->cfg = s->faults.cfg = s->sup.cfg = s->rec.cfg = cfg;
     check_set_rebind(&s->checks, cfg->checks);
-    service_view_forget(s); /* its view's text came from the old config's */
 }
 
 int service_reconfigure(struct service *s, const struct service_cfg *cfg, const char **why)
@@ -284,7 +283,6 @@ int service_reconfigure(struct service *s, const struct service_cfg *cfg, const 
         log_event(LOG_ERROR, s->name, "reconfigure-failed", "error=\"out of memory\"");
     }
     s->cfg = s->faults.cfg = s->sup.cfg = s->rec.cfg = cfg;
-    service_view_forget(s); /* its view's text came from the old config's */
     free(s->sup.envp);
     s->sup.envp = envp;
     s->checks.pid = s->sup.pid;
@@ -308,7 +306,6 @@ void service_free(struct service *s)
     faults_close(&s->faults);
     free(s->sup.envp);
     free(s->dependents);
-    service_view_forget(s);
     free(s);
 }
 
@@ -324,33 +321,33 @@ static void service__check_view(const struct check *c, struct jsonw *w)
 {
     bool fresh = c->has_result && !c->stale;
     jsonw_object(w);
-    jsonw_key(w, "name");
+    jsonw_key_lit(w, "name");
     jsonw_string(w, c->cfg->name);
-    jsonw_key(w, "kind");
+    jsonw_key_lit(w, "kind");
     jsonw_string(w, c->cfg->kind);
-    jsonw_key(w, "failing");
+    jsonw_key_lit(w, "failing");
     jsonw_bool(w, c->failing);
-    jsonw_key(w, "consecutive_failures");
+    jsonw_key_lit(w, "consecutive_failures");
     jsonw_int(w, c->fails);
-    jsonw_key(w, "consecutive_successes");
+    jsonw_key_lit(w, "consecutive_successes");
     jsonw_int(w, c->oks);
-    jsonw_key(w, "stale");
+    jsonw_key_lit(w, "stale");
     jsonw_bool(w, c->stale);
-    jsonw_key(w, "ok");
+    jsonw_key_lit(w, "ok");
     if (fresh)
         jsonw_bool(w, c->last.ok);
     else
         jsonw_null(w);
-    jsonw_key(w, "reason");
+    jsonw_key_lit(w, "reason");
     jsonw_string(w, c->has_result ? c->last.reason : NULL);
-    jsonw_key(w, "at");
+    jsonw_key_lit(w, "at");
     service__time(w, c->has_result ? c->last_ms : 0);
-    jsonw_key(w, "latency_ms");
+    jsonw_key_lit(w, "latency_ms");
     if (c->has_result)
         jsonw_decimal(w, c->last.latency_us, 3);
     else
         jsonw_null(w);
-    jsonw_key(w, "probes");
+    jsonw_key_lit(w, "probes");
     jsonw_int(w, (int64_t)c->probes);
     jsonw_object_end(w);
 }
@@ -363,11 +360,11 @@ static void service__last_exit(const struct supervisor *sp, struct jsonw *w)
         return;
     }
     jsonw_object(w);
-    jsonw_key(w, "code");
+    jsonw_key_lit(w, "code");
     jsonw_int(w, sp->last.code);
-    jsonw_key(w, "at");
+    jsonw_key_lit(w, "at");
     service__time(w, sp->last_exit_ms);
-    jsonw_key(w, "signal");
+    jsonw_key_lit(w, "signal");
     jsonw_string(w, sp->last.signal ? sigabbrev_np(sp->last.signal) : NULL);
     jsonw_object_end(w);
 }
@@ -390,209 +387,53 @@ static void service__uptime(const struct supervisor *sp, struct jsonw *w, uint64
         jsonw_null(w);
 }
 
-/* Where the parts written afresh on every listing went in w. */
-struct service__marks {
-    size_t recovery_from, recovery_to; /* the recovery's members */
-    size_t uptime_from, uptime_to;     /* the uptime's value */
-};
-
-static void service__write(const struct service *s, struct jsonw *w, uint64_t now_us,
-                           struct service__marks *m)
+void service_view(const struct service *s, struct jsonw *w, uint64_t now_us)
 {
     const struct supervisor *sp = &s->sup;
     jsonw_object(w);
-    jsonw_key(w, "name");
+    jsonw_key_lit(w, "name");
     jsonw_string(w, s->name);
-    jsonw_key(w, "state");
+    jsonw_key_lit(w, "state");
     jsonw_string(w, state_name(s->st.state));
-    jsonw_key(w, "process");
+    jsonw_key_lit(w, "process");
     jsonw_string(w, service__process(s));
-    m->recovery_from = w->len;
     recovery_view(&s->rec, w);
-    m->recovery_to = w->len;
-    jsonw_key(w, "kind");
+    jsonw_key_lit(w, "kind");
     jsonw_string(w, s->cfg->command ? "supervised" : s->cfg->pidfile ? "external" : "watched");
-    jsonw_key(w, "depends_on");
+    jsonw_key_lit(w, "depends_on");
     jsonw_array(w);
     for (char **dep = s->cfg->depends_on; dep && *dep; dep++)
         jsonw_string(w, *dep);
     jsonw_array_end(w);
-    jsonw_key(w, "pid");
+    jsonw_key_lit(w, "pid");
     if (sp->pid > 0)
         jsonw_int(w, sp->pid);
     else
         jsonw_null(w);
     /* Its process was started by a previous recoverd (daemon/takeover.h). */
-    jsonw_key(w, "adopted");
+    jsonw_key_lit(w, "adopted");
     jsonw_bool(w, sp->adopted);
     /* Why it cannot run as configured (it is failed), or null. */
-    jsonw_key(w, "config_error");
+    jsonw_key_lit(w, "config_error");
     jsonw_string(w, s->cfg->problem);
-    jsonw_key(w, "cgroup");
+    jsonw_key_lit(w, "cgroup");
     jsonw_string(w, sp->encl.cgroup);
-    jsonw_key(w, "since");
+    jsonw_key_lit(w, "since");
     service__time(w, s->st.state_ms);
-    jsonw_key(w, "uptime_ms");
-    m->uptime_from = w->len;
+    jsonw_key_lit(w, "uptime_ms");
     service__uptime(sp, w, now_us);
-    m->uptime_to = w->len;
-    jsonw_key(w, "last_exit");
+    jsonw_key_lit(w, "last_exit");
     service__last_exit(sp, w);
-    jsonw_key(w, "open_faults");
+    jsonw_key_lit(w, "open_faults");
     jsonw_array(w);
     for (size_t i = 0; i < s->faults.n_slots; i++)
         if (s->faults.slots[i].open)
             jsonw_int(w, s->faults.slots[i].fault->id);
     jsonw_array_end(w);
-    jsonw_key(w, "checks");
+    jsonw_key_lit(w, "checks");
     jsonw_array(w);
     for (size_t i = 0; i < s->checks.n; i++)
         service__check_view(&s->checks.checks[i], w);
     jsonw_array_end(w);
     jsonw_object_end(w);
-}
-
-void service_view(const struct service *s, struct jsonw *w, uint64_t now_us)
-{
-    struct service__marks m;
-    service__write(s, w, now_us, &m);
-}
-
-/* ---- the view a listing keeps ---- */
-
-#define SERVICE__KEY_MAX 2048 /* bytes of inputs: more (long reasons, many checks): not kept */
-
-/* The inputs of service__write but those of its fresh parts, as bytes. */
-struct service__key {
-    unsigned char buf[SERVICE__KEY_MAX];
-    size_t len;
-    bool over; /* did not fit: the view is written, not kept */
-};
-
-static void service__key_put(struct service__key *k, const void *p, size_t n)
-{
-    if (k->over || n > sizeof k->buf - k->len) {
-        k->over = true;
-        return;
-    }
-    memcpy(k->buf + k->len, p, n);
-    k->len += n;
-}
-
-static void service__key_u64(struct service__key *k, uint64_t v)
-{
-    service__key_put(k, &v, sizeof v);
-}
-
-static void service__key_ptr(struct service__key *k, const void *p)
-{
-    service__key_put(k, &p, sizeof p);
-}
-
-/* Text by its bytes, not its address: a reason freed and another made
- * at the same address must not match. NULL differs from "". */
-static void service__key_str(struct service__key *k, const char *s)
-{
-    service__key_u64(k, s ? strlen(s) + 1 : 0);
-    if (s)
-        service__key_put(k, s, strlen(s));
-}
-
-/* Everything service__write reads outside its fresh parts. The config's
- * text is known by its address: a service's config (and its checks')
- * changes only through service_rebind and service_reconfigure, which drop
- * what was kept. Keep this in step with service__write and its helpers. */
-static void service__key(const struct service *s, struct service__key *k)
-{
-    const struct supervisor *sp = &s->sup;
-    k->len = 0;
-    k->over = false;
-    service__key_ptr(k, s->cfg);
-    service__key_u64(k, s->st.state);
-    service__key_u64(k, s->st.state_ms);
-    service__key_ptr(k, service__process(s));
-    service__key_u64(k, sp->state);
-    service__key_u64(k, (uint64_t)sp->pid);
-    service__key_u64(k, sp->adopted);
-    service__key_str(k, sp->encl.cgroup);
-    service__key_u64(k, sp->has_exit);
-    if (sp->has_exit) {
-        service__key_u64(k, (uint64_t)sp->last.code);
-        service__key_u64(k, (uint64_t)sp->last.signal);
-        service__key_u64(k, sp->last_exit_ms);
-    }
-    service__key_u64(k, s->faults.n_slots);
-    for (size_t i = 0; i < s->faults.n_slots; i++)
-        service__key_u64(k, s->faults.slots[i].open ? (uint64_t)s->faults.slots[i].fault->id
-                                                    : UINT64_MAX);
-    service__key_u64(k, s->checks.n);
-    for (size_t i = 0; i < s->checks.n; i++) {
-        const struct check *c = &s->checks.checks[i];
-        service__key_ptr(k, c->cfg);
-        service__key_u64(k, (uint64_t)c->failing | (uint64_t)c->stale << 1 |
-                                (uint64_t)c->has_result << 2 | (uint64_t)c->last.ok << 3);
-        service__key_u64(k, c->fails);
-        service__key_u64(k, c->oks);
-        service__key_u64(k, c->probes);
-        if (c->has_result) {
-            service__key_u64(k, c->last_ms);
-            service__key_u64(k, c->last.latency_us);
-            service__key_str(k, c->last.reason);
-        }
-    }
-}
-
-void service_view_forget(struct service *s)
-{
-    free(s->view.mem);
-    s->view = (struct service_viewcache){0};
-}
-
-/* Keep the text w got from `from` (service__write's, with marks m) and
- * its inputs k; on failure nothing is kept. */
-static void service__view_keep(struct service *s, const struct service__key *k,
-                               const struct jsonw *w, size_t from, const struct service__marks *m)
-{
-    struct service_viewcache *v = &s->view;
-    size_t head = m->recovery_from - from, mid = m->uptime_from - m->recovery_to,
-           tail = w->len - m->uptime_to;
-    unsigned char *mem = realloc(v->mem, k->len + head + mid + tail);
-    if (!mem) {
-        service_view_forget(s);
-        return;
-    }
-    memcpy(mem, k->buf, k->len);
-    char *text = (char *)mem + k->len;
-    memcpy(text, w->buf + from, head);
-    memcpy(text + head, w->buf + m->recovery_to, mid);
-    memcpy(text + head + mid, w->buf + m->uptime_to, tail);
-    *v = (struct service_viewcache){.mem = mem,
-                                    .key_len = k->len,
-                                    .len = head + mid + tail,
-                                    .at_recovery = head,
-                                    .at_uptime = head + mid};
-}
-
-bool service_view_listed(struct service *s, struct jsonw *w, uint64_t now_us)
-{
-    struct service__key k;
-    struct service_viewcache *v = &s->view;
-    service__key(s, &k);
-    if (v->mem && !k.over && k.len == v->key_len && memcmp(v->mem, k.buf, k.len) == 0) {
-        const char *text = (const char *)v->mem + v->key_len;
-        jsonw_raw(w, text, v->at_recovery, true, true);
-        recovery_view(&s->rec, w);
-        jsonw_raw(w, text + v->at_recovery, v->at_uptime - v->at_recovery, false, false);
-        service__uptime(&s->sup, w, now_us);
-        jsonw_raw(w, text + v->at_uptime, v->len - v->at_uptime, false, true);
-        return true;
-    }
-    size_t from = w->len + (w->more ? 1 : 0); /* past the comma jsonw_object puts */
-    struct service__marks m;
-    service__write(s, w, now_us, &m);
-    if (k.over || w->failed)
-        service_view_forget(s);
-    else
-        service__view_keep(s, &k, w, from, &m);
-    return false;
 }

@@ -4,7 +4,6 @@
 #ifndef RECOVERD_DAEMON_SERVICE_H
 #define RECOVERD_DAEMON_SERVICE_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "daemon/service-t.h"
@@ -46,11 +45,5 @@ int service_handles_open(const struct service *s);
 /* The API's view of s, a JSON object, into w; now_us: clock_mono_us() of
  * the request (its uptime is counted to it). */
 void service_view(const struct service *s, struct jsonw *w, uint64_t now_us);
-/* The same text, for a listing: copied from what the last listing wrote
- * when nothing it was made from changed since, written (and kept) anew
- * otherwise. true: it was copied. */
-bool service_view_listed(struct service *s, struct jsonw *w, uint64_t now_us);
-/* Drop what service_view_listed keeps (a listing not asked for a while). */
-void service_view_forget(struct service *s);
 
 #endif

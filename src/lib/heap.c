@@ -11,20 +11,31 @@
 #include <sys/mman.h>
 
 /* Free memory at the top of the heap stays mapped up to this much; above
- * it glibc hands it back at once (brk), as before. Its default, 128 KiB,
- * is less than what one journal write with triggers allocates and frees
- * (SQLite gives each ephemeral table a fresh page cache of about 90 KiB):
- * every such write shrank the heap, which flushes the TLB of every CPU
- * (an IPI, slow on a virtual machine), and grew it again, faulting each
- * page back in. Measured (perf, 100 exits at once): brk and those page
- * faults were a third of the loop's time. heap_trim still gives back what
- * stays free past a second; this threshold is its slack (daemon.c). Set
- * before main, so SQLite's first allocations see it too. */
-#define HEAP__TRIM_THRESHOLD (512u << 10)
+ * it glibc hands it back at once (brk). Its default, 128 KiB, is less
+ * than what one journal write with triggers allocates and frees (SQLite
+ * gives each ephemeral table a fresh page cache of about 90 KiB): every
+ * such write shrank the heap, which flushes the TLB of every CPU (an IPI,
+ * slow on a virtual machine), and grew it again, faulting each page back
+ * in. Measured (perf, 100 exits at once): brk and those page faults were
+ * a third of the loop's time. heap_trim still gives back what stays free
+ * past a second; this threshold is its slack (daemon.c). */
+#define HEAP__TRIM_THRESHOLD (4u << 20)
 
-__attribute__((constructor)) static void heap__threshold(void)
+/* Blocks from this size up are mapped by themselves and unmapped when
+ * freed. glibc's default, 128 KiB, made every large API answer (GET
+ * /v1/services: 441 KB at 1,000 services) fresh pages: on this VM a page
+ * faulted in costs 10-17 us (shadow page tables), 1.5-2.5 ms per listing,
+ * most of its time (bench/scale, perf). From the heap, a listing asked
+ * again reuses the pages the last one freed, until heap_trim gives them
+ * back. Setting the trim threshold stops glibc from moving this one by
+ * itself, so it is set too. Both before main, so SQLite's first
+ * allocations see them. */
+#define HEAP__MMAP_THRESHOLD (4u << 20)
+
+__attribute__((constructor)) static void heap__thresholds(void)
 {
     mallopt(M_TRIM_THRESHOLD, HEAP__TRIM_THRESHOLD);
+    mallopt(M_MMAP_THRESHOLD, HEAP__MMAP_THRESHOLD);
 }
 
 size_t heap_trim(size_t slack)

@@ -34,6 +34,11 @@ static inline bool jsonw__room(struct jsonw *w, size_t n)
     return w->len + n < w->cap || jsonw__grow(w, n);
 }
 
+bool jsonw_reserve(struct jsonw *w, size_t n)
+{
+    return jsonw__room(w, n);
+}
+
 static inline void jsonw__put(struct jsonw *w, const char *s, size_t n)
 {
     if (!jsonw__room(w, n))
@@ -134,12 +139,12 @@ static size_t jsonw__char(const unsigned char *s, size_t n)
     return escape_utf8_span((const char *)s, len) == len ? len : 0;
 }
 
-/* s[0..n) between quotes: runs that need nothing are copied whole. */
-static void jsonw__text(struct jsonw *w, const unsigned char *s, size_t n)
+/* s[0..n), from its first byte that is not plain ASCII on: runs that
+ * need nothing are copied whole. */
+static void jsonw__text_rest(struct jsonw *w, const unsigned char *s, size_t n)
 {
     static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
     size_t run = 0;
-    jsonw__putc(w, '"');
     for (size_t i = 0; i < n;) {
         unsigned char c = s[i];
         if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
@@ -158,6 +163,26 @@ static void jsonw__text(struct jsonw *w, const unsigned char *s, size_t n)
         run = ++i;
     }
     jsonw__put(w, (const char *)s + run, n - run);
+}
+
+/* s[0..n) between quotes. Its plain ASCII start (all of it, for nearly
+ * every string a view has) is copied as it is scanned. */
+static void jsonw__text(struct jsonw *w, const unsigned char *s, size_t n)
+{
+    if (!jsonw__room(w, n + 2))
+        return;
+    char *out = w->buf + w->len;
+    size_t i = 0;
+    *out++ = '"';
+    for (; i < n; i++) {
+        unsigned char c = s[i];
+        if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80)
+            break;
+        out[i] = (char)c;
+    }
+    w->len += 1 + i;
+    if (i < n)
+        jsonw__text_rest(w, s + i, n - i);
     jsonw__putc(w, '"');
 }
 
@@ -239,12 +264,4 @@ void jsonw_null(struct jsonw *w)
     jsonw__begin(w);
     jsonw__put(w, "null", 4);
     w->more = true;
-}
-
-void jsonw_raw(struct jsonw *w, const char *text, size_t n, bool value, bool more)
-{
-    if (value)
-        jsonw__begin(w);
-    jsonw__put(w, text, n);
-    w->more = more;
 }

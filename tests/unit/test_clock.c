@@ -10,7 +10,10 @@
 #include <cmocka.h>
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <uv.h>
 
 #include "fakeclock.h"
@@ -249,6 +252,32 @@ static void fakeclock_stop_rearm_and_next(void **state)
     fake_free(x);
 }
 
+/* clock_iso8601 as strftime writes it (what it was written with before):
+ * every day from 1970 to 2500 at a time of day that moves with it, and
+ * the instants around each new year, leap day and century. */
+static void iso8601_is_what_strftime_writes(void **state)
+{
+    char got[40], want[48];
+    for (uint64_t day = 0; day < 193000; day++) {
+        for (int edge = 0; edge < 3; edge++) {
+            uint64_t ms = day * 86400000 + (edge == 0   ? (day * 7919 * 1000 + day) % 86400000
+                                            : edge == 1 ? 0
+                                                        : 86399999);
+            time_t s = (time_t)(ms / 1000);
+            struct tm tm;
+            gmtime_r(&s, &tm);
+            size_t n = strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%S", &tm);
+            snprintf(want + n, sizeof want - n, ".%03uZ", (unsigned)(ms % 1000));
+            assert_ptr_equal(clock_iso8601(ms, got, sizeof got), got);
+            if (strcmp(got, want) != 0)
+                fail_msg("%llu ms: %s, strftime %s", (unsigned long long)ms, got, want);
+        }
+    }
+    /* Past year 9999 (five digits): still strftime's. */
+    assert_string_equal(clock_iso8601(253402300800000ull, got, sizeof got),
+                        "10000-01-01T00:00:00.000Z");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +291,7 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test(fakeclock_fires_due_timers_in_time_order),
         cmocka_unit_test(fakeclock_stop_rearm_and_next),
+        cmocka_unit_test(iso8601_is_what_strftime_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* lib/heap: free heap pages and start-up's code pages go back to the
  * kernel, and what runs afterwards still works. */
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -66,14 +67,37 @@ static void trim_gives_freed_pages_back(void **state)
         free(pin[i]);
 }
 
+/* Free memory within the slack stays: the slack is set from what is free
+ * now (whatever the tests before left, trimmed or not: malloc_trim gives
+ * pages back but leaves their chunks free in glibc's count). */
 static void trim_leaves_a_small_heap_alone(void **state)
 {
     (void)state;
-    heap_trim(512 << 10);
     char *p = malloc(1000);
     assert_non_null(p);
     free(p);
-    assert_int_equal(heap_trim(512 << 10), 0);
+    size_t slack = mallinfo2().fordblks + (64 << 10);
+    assert_int_equal(heap_trim(slack), 0);
+    assert_true(mallinfo2().fordblks < slack); /* nothing grew it past the slack meanwhile */
+    /* and below what is free, the same heap is trimmed */
+    assert_true(heap_trim(mallinfo2().fordblks - 1) > 0);
+}
+
+/* A block the size of a large API answer comes from the heap, not a
+ * mapping of its own: freed and asked for again, its pages are still
+ * there (no page faults), until heap_trim gives them back. */
+static void large_blocks_come_from_the_heap(void **state)
+{
+    (void)state;
+    char *p = malloc(1 << 20);
+    assert_non_null(p);
+    memset(p, 1, 1 << 20);
+    assert_int_equal(mallinfo2().hblks, 0); /* nothing mapped by itself */
+    long used = status_kib("RssAnon:");
+    free(p);
+    assert_true(status_kib("RssAnon:") > used - 512); /* kept for the next answer */
+    assert_true(heap_trim(64 << 10) >= 1 << 20);
+    assert_true(status_kib("RssAnon:") <= used - 512); /* then given back */
 }
 
 /* The code mapped so far goes; relocated pages (the GOT, written at load)
@@ -102,6 +126,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(trim_gives_freed_pages_back),
         cmocka_unit_test(trim_leaves_a_small_heap_alone),
+        cmocka_unit_test(large_blocks_come_from_the_heap),
         cmocka_unit_test(shed_code_unmaps_file_pages_and_keeps_running),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -166,6 +166,60 @@ static void text_grows_past_its_first_allocation(void **state)
     assert_null(w.buf);
 }
 
+/* A key given as a literal is the text jsonw_key writes for it, commas
+ * and all; a reserved writer's text is the same as one grown bit by bit. */
+static void literal_keys_and_a_reserved_buffer_write_the_same_text(void **state)
+{
+    struct jsonw a = {0}, b = {0};
+    assert_true(jsonw_reserve(&b, 1 << 20));
+    assert_true(b.cap > 1 << 20);
+    jsonw_array(&a);
+    jsonw_array(&b);
+    for (int i = 0; i < 3; i++) {
+        jsonw_object(&a);
+        jsonw_key(&a, "name");
+        jsonw_string(&a, "web \"1\"");
+        jsonw_key(&a, "uptime_ms");
+        jsonw_int(&a, i);
+        jsonw_key(&a, "checks");
+        jsonw_array(&a);
+        jsonw_array_end(&a);
+        jsonw_object_end(&a);
+        jsonw_object(&b);
+        jsonw_key_lit(&b, "name");
+        jsonw_string(&b, "web \"1\"");
+        jsonw_key_lit(&b, "uptime_ms");
+        jsonw_int(&b, i);
+        jsonw_key_lit(&b, "checks");
+        jsonw_array(&b);
+        jsonw_array_end(&b);
+        jsonw_object_end(&b);
+    }
+    jsonw_array_end(&a);
+    jsonw_array_end(&b);
+    char want[256];
+    snprintf(want, sizeof want, "%s", text_of(&a));
+    assert_string_equal(want, "[{\"name\":\"web \\\"1\\\"\",\"uptime_ms\":0,\"checks\":[]},"
+                              "{\"name\":\"web \\\"1\\\"\",\"uptime_ms\":1,\"checks\":[]},"
+                              "{\"name\":\"web \\\"1\\\"\",\"uptime_ms\":2,\"checks\":[]}]");
+    assert_string_equal(text_of(&b), want);
+    /* A failed writer stays failed: a literal key does not write either. */
+    struct jsonw f = {.failed = true};
+    jsonw_key_lit(&f, "name");
+    assert_int_equal(f.len, 0);
+    assert_false(jsonw_reserve(&f, 1));
+}
+
+/* A plain start, then bytes to escape, then plain again: the fast copy
+ * and the escaping path meet where they should. */
+static void strings_escaped_after_a_plain_start(void **state)
+{
+    expect_as_jansson("plain start then \"quote\" and \x01 then plain end");
+    expect_as_jansson("plain then caf\xc3\xa9 then \xe2\x82\xac");
+    expect_as_jansson("\n");
+    expect_as_jansson("a\\");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -174,6 +228,8 @@ int main(void)
         cmocka_unit_test(integers_and_nesting_are_written_as_jansson_does),
         cmocka_unit_test(decimals_parse_to_the_quotient),
         cmocka_unit_test(text_grows_past_its_first_allocation),
+        cmocka_unit_test(literal_keys_and_a_reserved_buffer_write_the_same_text),
+        cmocka_unit_test(strings_escaped_after_a_plain_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
