@@ -77,7 +77,8 @@ static void deadline__unlink(struct deadline *d)
 }
 
 /* Run what is due, oldest first; a deadline armed by one of the callbacks
- * waits for the next turn, as a uv_timer armed in a timer callback does. */
+ * waits for the list's next firing, as one armed in a uv_timer's callback
+ * waits for libuv's next look at its timers. */
 static void deadline__fire_cb(uv_timer_t *t)
 {
     struct deadline__list *l = t->data;
