@@ -78,7 +78,16 @@ static void http__obs(struct observation *obs, enum fault_type type, enum severi
 static void http__observe(const struct http_params *hp, int status, const char *body,
                           size_t body_len, struct observation *obs)
 {
-    http__obs(obs, FAULT_SOFTWARE, SEVERITY_HIGH, status, "HTTP %d", status);
+    if (status >= 100 && status <= 999) { /* "HTTP %d" without printf: every probe says it */
+        *obs =
+            (struct observation){.type = FAULT_SOFTWARE, .severity = SEVERITY_HIGH, .code = status};
+        memcpy(obs->reason, "HTTP ", 5);
+        obs->reason[5] = (char)('0' + status / 100);
+        obs->reason[6] = (char)('0' + status / 10 % 10);
+        obs->reason[7] = (char)('0' + status % 10);
+    } else {
+        http__obs(obs, FAULT_SOFTWARE, SEVERITY_HIGH, status, "HTTP %d", status);
+    }
     if (hp->expect_status ? status != (int)hp->expect_status : status < 200 || status > 299) {
         if (hp->expect_status)
             snprintf(obs->reason, sizeof obs->reason, "HTTP %d (expected %u)", status,

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/deadline.h"
 #include "lib/lookup.h"
 #include "lib/srcport.h"
-#include "lib/uvclock.h"
 
 /* One TCP connection; on the heap because it closes asynchronously while
  * the client may already open the next one. */
@@ -26,8 +26,8 @@ struct http_client__conn {
 
 struct http_client {
     uv_loop_t *loop;                /* borrowed */
-    uv_timer_t timer;               /* the deadline, or 0 ms to report early; data = this;
-                                       the struct is freed in its close callback */
+    struct deadline deadline;       /* the request's, or 0 ms to report early; shared with
+                                       every request of the same timeout (lib/deadline.h) */
     struct http_client__conn *conn; /* idle or carrying the request; NULL: none */
     struct lookup *lookup;          /* resolution in flight; NULL: none */
     http_client_cb cb;              /* the request's */
@@ -38,7 +38,7 @@ struct http_client {
     bool head_only;                 /* done at the end of the final head */
     uint64_t reuse_ms;              /* the request's: a connection's age limit; 0: none */
     enum http_client_stage stage;   /* where the request is */
-    int early;                      /* a failure for the timer to report at 0 ms; 0: none */
+    int early;                      /* a failure for the deadline to report at 0 ms; 0: none */
     bool looked;                    /* the deadline passed and the loop read once since */
     bool numeric;                   /* the host is an address: never looked up */
     bool have_addr;                 /* addr is usable (numeric, or looked up, not refused since) */
@@ -84,16 +84,17 @@ static void http_client__lookup_drop(struct http_client *cl)
     cl->lookup = NULL;
 }
 
-static void http_client__timer_cb(uv_timer_t *t);
+static void http_client__timer_cb(struct deadline *d);
 
-/* A failure where the callback may not run (inside start): the timer
- * reports it from the loop at once. */
+/* A failure where the callback may not run (inside start): the deadline
+ * reports it from the loop at once (out of memory for that: at the
+ * request's own deadline, which start armed first). */
 static void http_client__fail_soon(struct http_client *cl, int err)
 {
     cl->early = err;
     http_client__conn_drop(cl);
     http_client__lookup_drop(cl);
-    uv_timer_start(&cl->timer, http_client__timer_cb, 0, 0);
+    (void)deadline_start(&cl->deadline, cl->loop, http_client__timer_cb, 0);
 }
 
 /* End the request: stop the deadline, keep or close the connection, and
@@ -113,7 +114,7 @@ static void http_client__finish(struct http_client *cl, int err, bool keep)
         http_client__fail_soon(cl, err);
         return;
     }
-    uv_timer_stop(&cl->timer);
+    deadline_stop(&cl->deadline);
     cl->busy = false;
     free(cl->resp);
     cl->resp = NULL;
@@ -130,15 +131,16 @@ static void http_client__finish(struct http_client *cl, int err, bool keep)
  * start on a loaded host) would fail answers already waiting to be read,
  * and those failures feed more loop work. So the deadline is judged a
  * turn later (1 ms: a 0 ms timer would run again before the read). */
-static void http_client__timer_cb(uv_timer_t *t)
+static void http_client__timer_cb(struct deadline *d)
 {
-    struct http_client *cl = t->data;
+    struct http_client *cl = (struct http_client *)((char *)d -
+                                                    offsetof(struct http_client, deadline));
     if (!cl->busy)
         return;
     if (!cl->early && !cl->looked) {
         cl->looked = true;
-        uv_timer_start(&cl->timer, http_client__timer_cb, 1, 0);
-        return;
+        if (deadline_start(&cl->deadline, cl->loop, http_client__timer_cb, 1) == 0)
+            return; /* else out of memory: judged now */
     }
     http_client__finish(cl, cl->early ? cl->early : UV_ETIMEDOUT, false);
 }
@@ -332,13 +334,14 @@ int http_client_start(struct http_client *cl, uint64_t timeout_ms, http_client_c
 {
     if (cl->busy)
         return -EBUSY;
+    if (deadline_start(&cl->deadline, cl->loop, http_client__timer_cb, timeout_ms) < 0)
+        return -ENOMEM;
     cl->busy = cl->starting = true;
     cl->retried = false;
     cl->early = 0;
     cl->looked = false;
     cl->cb = cb;
     cl->arg = arg;
-    uvclock_arm(&cl->timer, http_client__timer_cb, timeout_ms);
     if (!(cl->resp = malloc(sizeof *cl->resp))) {
         http_client__fail_soon(cl, UV_ENOMEM);
         cl->starting = false;
@@ -359,7 +362,7 @@ void http_client_cancel(struct http_client *cl)
 {
     if (!cl || !cl->busy)
         return;
-    uv_timer_stop(&cl->timer);
+    deadline_stop(&cl->deadline);
     cl->busy = false;
     free(cl->resp);
     cl->resp = NULL;
@@ -367,18 +370,13 @@ void http_client_cancel(struct http_client *cl)
     http_client__lookup_drop(cl);
 }
 
-static void http_client__close_cb(uv_handle_t *h)
-{
-    free(h->data);
-}
-
 void http_client_free(struct http_client *cl)
 {
     if (!cl)
         return;
     http_client_cancel(cl);
-    http_client__conn_drop(cl);
-    uv_close((uv_handle_t *)&cl->timer, http_client__close_cb);
+    http_client__conn_drop(cl); /* what libuv still holds of it points here no more */
+    free(cl);
 }
 
 /* The request's bytes into tail; returns how many (cap is enough: the
@@ -426,7 +424,5 @@ struct http_client *http_client_new(uv_loop_t *loop, const struct url *u,
                u->addr.ss_family == AF_INET6 ? sizeof cl->addr.in6 : sizeof cl->addr.in);
         cl->addr.in.sin_port = htons((uint16_t)u->port);
     }
-    uv_timer_init(loop, &cl->timer); /* cannot fail */
-    cl->timer.data = cl;
     return cl;
 }

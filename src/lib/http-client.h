@@ -60,13 +60,14 @@ struct http_client *http_client_new(uv_loop_t *loop, const struct url *u,
 /* Send the request, on the kept connection if there is one. cb gets the
  * result exactly once, always from a later loop callback, unless
  * http_client_cancel or http_client_free comes first; from cb the client
- * may be started again or freed. 0, or -EBUSY while a request is in flight. */
+ * may be started again or freed. 0, -EBUSY while a request is in flight,
+ * or -ENOMEM (no deadline could be kept: nothing was sent). */
 int http_client_start(struct http_client *cl, uint64_t timeout_ms, http_client_cb cb, void *arg);
 /* Forget the request in flight: no callback. Its connection closes, since
  * its answer would be taken for the next request's. NULL-safe. */
 void http_client_cancel(struct http_client *cl);
-/* Cancel, close the connection; the memory goes in the close callbacks.
- * NULL-safe; allowed inside cb. */
+/* Cancel, close the connection (its memory goes in its close callback)
+ * and free cl. NULL-safe; allowed inside cb. */
 void http_client_free(struct http_client *cl);
 
 #endif

@@ -26,3 +26,5 @@ recoverd_unit_test(test_jsonw)
 # daemon/service's API view, written with lib/jsonw, against the jansson
 # view it replaced.
 recoverd_unit_test(test_service)
+# lib/deadline: many deadlines to one libuv timer per duration.
+recoverd_unit_test(test_deadline)

@@ -292,6 +292,31 @@ static void long_lines_are_checked_not_kept(void **state)
     assert_int_equal(parse(text).error, HTTP_RESPONSE_E_CONTROL);
 }
 
+/* Most head bytes are taken in runs, not one by one: the run stops where
+ * the byte-by-byte rules would act (the head's limit inside one long line,
+ * DEL, a CR not before LF), whatever the pieces. */
+static void runs_of_head_bytes_stop_where_the_rules_act(void **state)
+{
+    size_t cap = HTTP_RESPONSE_HEAD_MAX + 256;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    int n = snprintf(text, cap, "HTTP/1.1 200 OK\r\nX-Long: ");
+    memset(text + n, 'x', cap - (size_t)n - 1);
+    text[cap - 1] = '\0'; /* one header line past the head's limit */
+    assert_int_equal(parse(text).error, HTTP_RESPONSE_E_HEAD_SIZE);
+    snprintf(text, cap, "HTTP/1.1 200 OK\r\nX-A: a\tb\r\nContent-Length: 2\r\n\r\nok");
+    assert_complete(parse(text), 200, "ok");
+    snprintf(text, cap,
+             "HTTP/1.1 200 OK\r\nX-A: a\x7f"
+             "b\r\nContent-Length: 2\r\n\r\nok");
+    assert_int_equal(parse(text).error, HTTP_RESPONSE_E_CONTROL);
+    snprintf(text, cap, "HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\nok");
+    assert_int_equal(parse(text).error, HTTP_RESPONSE_E_BARE_CR);
+    snprintf(text, cap, "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    assert_complete(parse(text), 200, "ok");
+    free(text);
+}
+
 static void body_beyond_keep_is_read_not_kept(void **state)
 {
     char text[1024];
@@ -507,6 +532,7 @@ int main(void)
         cmocka_unit_test(headers_up_to_16k_are_accepted_over_are_refused),
         cmocka_unit_test(interim_answers_count_against_the_head_limit),
         cmocka_unit_test(long_lines_are_checked_not_kept),
+        cmocka_unit_test(runs_of_head_bytes_stop_where_the_rules_act),
         cmocka_unit_test(body_beyond_keep_is_read_not_kept),
         cmocka_unit_test(each_malformed_class_is_refused_with_its_error),
         cmocka_unit_test(a_long_chunk_size_line_is_refused_before_its_end),
