@@ -264,7 +264,8 @@ void service_rebind(struct service *s, const struct service_cfg *cfg)
     service_view_forget(s); /* its view's text came from the old config's */
 }
 
-int service_reconfigure(struct service *s, const struct service_cfg *cfg, const char **why)
+int service_reconfigure(struct service *s, const struct service_cfg *cfg, uint64_t first_ms,
+                        const char **why)
 {
     if ((*why = recovery_busy(&s->rec)))
         return -EBUSY;
@@ -288,7 +289,7 @@ int service_reconfigure(struct service *s, const struct service_cfg *cfg, const 
     free(s->sup.envp);
     s->sup.envp = envp;
     s->checks.pid = s->sup.pid;
-    check_set_start(&s->checks, 0);
+    check_set_start(&s->checks, first_ms);
     *why = NULL;
     return 0;
 }
