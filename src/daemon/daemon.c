@@ -58,7 +58,7 @@
 #define DAEMON__PROBE_SPREAD_MS 1000
 
 /* A reload: loaded and checked in the thread pool, then applied a slice
- * per loop turn (DAEMON__START_SLICE_NS each), so that neither the parse of
+ * per loop turn (DAEMON__STEP_SLICE_NS each), so that neither the parse of
  * a large file nor the diff of a thousand services holds the loop. */
 struct daemon__reload {
     uv_work_t work;              /* the load and the preflight in the thread pool; data = this */
