@@ -154,7 +154,10 @@ static void daemon__prune_cb(uv_timer_t *t)
     if (n > 0)
         log_event(LOG_DEBUG, NULL, "journal-pruned-batch", "rows=%d", n);
     daemon_views_expire(d);
-    heap_trim(DAEMON__HEAP_SLACK); /* what a large API answer freed leaves RSS here */
+    /* What a large API answer freed leaves RSS here; not in a stop, whose
+     * frees would make it a long turn (a madvise per range) for nothing. */
+    if (!d->stopping)
+        heap_trim(DAEMON__HEAP_SLACK);
     if (!d->code_shed && d->start_next >= d->n_services) { /* every service looked at once */
         d->code_shed = true;
         log_event(LOG_DEBUG, NULL, "code-shed", "kib=%zu", heap_shed_code());
