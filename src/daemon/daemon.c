@@ -17,6 +17,7 @@
 #include "daemon/preflight.h"
 #include "daemon/service.h"
 #include "daemon/takeover.h"
+#include "detect/check.h"
 #include "detect/detector.h"
 #include "lib/cgroup.h"
 #include "lib/clock.h"
@@ -47,9 +48,18 @@
 #define DAEMON__START_SLICE_NS 2000000
 /* At most this many services are made before the loop runs. */
 #define DAEMON__CREATE_BEFORE_LOOP 64
+/* A reload's and a stop's slices: what they change brings work to the
+ * turns after them that their own clock does not see (a new check's first
+ * probe, an old one's close, an exit to reap: 50-100 us a service here),
+ * so each slice is shorter and changes at most this many services. */
+#define DAEMON__STEP_SLICE_NS 1000000
+#define DAEMON__STEP_MAX 16
+/* A reload's changed checks first probe within this much (or their
+ * interval): spread, so that no turn holds many of them. */
+#define DAEMON__PROBE_SPREAD_MS 1000
 
 /* A reload: loaded and checked in the thread pool, then applied a slice
- * per loop turn (DAEMON__START_SLICE_NS each), so that neither the parse of
+ * per loop turn (DAEMON__STEP_SLICE_NS each), so that neither the parse of
  * a large file nor the diff of a thousand services holds the loop. */
 struct daemon__reload {
     uv_work_t work;              /* the load and the preflight in the thread pool; data = this */
@@ -64,7 +74,9 @@ struct daemon__reload {
     size_t cursor;               /* the next index: of d->services, then of next->services */
     size_t n_old;                /* d->services before the reload (kept right as services go) */
     struct namemap next_by_name; /* next's services by name (keys borrowed from next) */
+    int map_err;                 /* making next_by_name in the pool failed: -errno */
     uint64_t began_ns;           /* uv_hrtime() at the SIGHUP */
+    unsigned slices;             /* the apply's, for the "reloaded" line */
 };
 
 static void daemon__reload_abort(struct daemon *d);
@@ -142,7 +154,10 @@ static void daemon__prune_cb(uv_timer_t *t)
     int n = journal_prune(d->journal, clock_wall_ms(), DAEMON__PRUNE_ROWS);
     if (n > 0)
         log_event(LOG_DEBUG, NULL, "journal-pruned-batch", "rows=%d", n);
-    heap_trim(DAEMON__HEAP_SLACK); /* what a large API answer freed leaves RSS here */
+    /* What a large API answer freed leaves RSS here; not in a stop, whose
+     * frees would make it a long turn (a madvise per range) for nothing. */
+    if (!d->stopping)
+        heap_trim(DAEMON__HEAP_SLACK);
     if (!d->code_shed && d->start_next >= d->n_services) { /* every service looked at once */
         d->code_shed = true;
         log_event(LOG_DEBUG, NULL, "code-shed", "kib=%zu", heap_shed_code());
@@ -557,9 +572,11 @@ static void daemon__close_all(struct daemon *d)
     d->reader = d->backend.reader = NULL;
     alerter_free(d->alerter);
     d->alerter = NULL;
-    log_event(LOG_INFO, NULL, "stopped", "took_ms=%.1f max_stall_ms=%.1f max_turn_cpu_ms=%.1f",
+    log_event(LOG_INFO, NULL, "stopped",
+              "took_ms=%.1f max_stall_ms=%.1f max_turn_cpu_ms=%.1f slices=%u",
               (double)(uv_hrtime() - d->stop_began_ns) / 1e6,
-              (double)d->loopwatch.mark_max_ns / 1e6, (double)d->loopwatch.mark_max_cpu_ns / 1e6);
+              (double)d->loopwatch.mark_max_ns / 1e6, (double)d->loopwatch.mark_max_cpu_ns / 1e6,
+              d->stop_slices_run);
     if (d->monitor_up)
         monitor_close(&d->monitor);
     d->monitor_up = false;
@@ -621,7 +638,7 @@ static bool daemon__sweep(struct daemon *d)
 static void daemon__close_slice_cb(uv_idle_t *h)
 {
     struct daemon *d = h->data;
-    uint64_t until = uv_hrtime() + DAEMON__START_SLICE_NS;
+    uint64_t until = uv_hrtime() + DAEMON__STEP_SLICE_NS; /* the closes end next turn */
     while (d->stop_next < d->n_services) {
         struct service *s = d->services[d->stop_next++];
         if (!s->retired)
@@ -647,18 +664,32 @@ void daemon_stop_progress(struct daemon *d)
 }
 
 /* One slice of the stop: services in config order until the slice's time
- * is up (a stop signals, journals, may write cgroup files). */
+ * is up (a stop signals, journals, may write cgroup files) or it stopped
+ * DAEMON__STEP_MAX running ones: their exits all come back in one turn,
+ * and exits are handled at once (recover/pace.h), so the signals sent per
+ * turn bound that turn. */
 static void daemon__stop_slice_cb(uv_idle_t *h)
 {
     struct daemon *d = h->data;
-    uint64_t until = uv_hrtime() + DAEMON__START_SLICE_NS;
+    uint64_t until = uv_hrtime() + DAEMON__STEP_SLICE_NS;
+    size_t running = 0;
+    d->stop_slices_run++;
+    /* Every service's checks first: their results would change nothing
+     * now, and at a thousand the probes still due made the stop's longest
+     * turns (the checks' grid keeps ten or more together). */
+    while (d->quiet_next < d->n_services) {
+        check_set_stop(&d->services[d->quiet_next++]->checks);
+        if (uv_hrtime() >= until)
+            return;
+    }
     while (d->stop_next < d->n_services) {
         struct service *s = d->services[d->stop_next++];
+        running += s->sup.state != SUP_DOWN;
         if (d->detaching)
             service_detach(s);
         else
             service_stop(s, "aborted: recoverd stopping");
-        if (uv_hrtime() >= until)
+        if (uv_hrtime() >= until || running >= DAEMON__STEP_MAX)
             break;
     }
     if (d->stop_next >= d->n_services) {
@@ -676,7 +707,7 @@ static void daemon__stop_services(struct daemon *d)
     loopwatch_mark(&d->loopwatch);
     uv_idle_stop(&d->start_slices);
     uv_idle_stop(&d->create_slices);
-    d->stop_next = 0;
+    d->stop_next = d->quiet_next = 0;
     uv_idle_start(&d->stop_slices, daemon__stop_slice_cb);
     daemon__reload_abort(d);
     daemon_stop_progress(d);
@@ -713,6 +744,40 @@ static bool daemon__cfg_in_use(const struct daemon *d, const struct config *c)
     return false;
 }
 
+/* A config nothing points into, freed in the thread pool. */
+struct daemon__cfg_free {
+    uv_work_t work; /* data = this */
+    struct config *cfg;
+};
+
+static void daemon__cfg_free_work(uv_work_t *w)
+{
+    struct daemon__cfg_free *f = w->data;
+    config_free(f->cfg);
+    f->cfg = NULL;
+}
+
+static void daemon__cfg_free_done(uv_work_t *w, int status)
+{
+    struct daemon__cfg_free *f = w->data;
+    config_free(f->cfg); /* cancelled: not freed yet */
+    free(f);
+}
+
+/* Freeing a thousand services' config is a turn's worth of free() calls
+ * (1-3 ms here): the pool does it; the loop if it cannot. */
+static void daemon__cfg_release(struct daemon *d, struct config *c)
+{
+    struct daemon__cfg_free *f = malloc(sizeof *f);
+    if (f) {
+        *f = (struct daemon__cfg_free){.work.data = f, .cfg = c};
+        if (uv_queue_work(d->loop, &f->work, daemon__cfg_free_work, daemon__cfg_free_done) == 0)
+            return;
+        free(f);
+    }
+    config_free(c);
+}
+
 /* Free the configs replaced by reloads that nothing points into any more:
  * a retired service keeps its own until its process is gone. */
 static void daemon__sweep_configs(struct daemon *d)
@@ -722,7 +787,7 @@ static void daemon__sweep_configs(struct daemon *d)
         if (daemon__cfg_in_use(d, d->old_cfg_list[i]))
             d->old_cfg_list[k++] = d->old_cfg_list[i];
         else
-            config_free(d->old_cfg_list[i]);
+            daemon__cfg_release(d, d->old_cfg_list[i]);
     }
     d->n_old_cfg = k;
 }
@@ -738,6 +803,7 @@ void daemon_service_gone(struct daemon *d, struct service *s)
             /* The slices' places stay on the same services. */
             d->start_next -= i < d->start_next;
             d->stop_next -= i < d->stop_next;
+            d->quiet_next -= i < d->quiet_next;
             if (d->reload && d->reload->applying && !d->reload->new_phase) {
                 d->reload->cursor -= i < d->reload->cursor;
                 d->reload->n_old -= i < d->reload->n_old;
@@ -790,25 +856,43 @@ static void daemon__retire(struct daemon *d, struct service *s, const char *why)
     /* else: its exit closes it (service.c) */
 }
 
+/* When a service reconfigured by a reload probes first: at a phase of its
+ * own (from its name) within its shortest interval or the spread, whichever
+ * is shorter. Started at once, the checks of a slice would probe together
+ * from then on (the checks' grid keeps their phases): a thousand changed
+ * checks made turns of 20-60 probes each, several ms. */
+static uint64_t daemon__first_probe_ms(const struct daemon *d, const struct service_cfg *nc)
+{
+    uint64_t span = DAEMON__PROBE_SPREAD_MS;
+    for (size_t i = 0; i < nc->n_checks; i++)
+        if (nc->checks[i].interval_ms < span)
+            span = nc->checks[i].interval_ms;
+    if (span == 0)
+        return 0;
+    uint64_t phase = namemap_hash(nc->name) % span;
+    return (phase + span - uv_now(d->loop) % span) % span;
+}
+
 /* One service of the running config against its version in next (next's
- * services by name: next_by_name). */
-static void daemon__reload_one(struct daemon *d, struct service *s,
+ * services by name: next_by_name); whether it changed (else only rebound). */
+static bool daemon__reload_one(struct daemon *d, struct service *s,
                                const struct namemap *next_by_name)
 {
     const struct service_cfg *nc = namemap_get(next_by_name, s->name);
     if (!nc) {
         daemon__retire(d, s, "removed from the configuration");
-        return;
+        return true;
     }
     if (config_service_equal(s->cfg, nc)) {
         service_rebind(s, nc);
-        return;
+        return false;
     }
     const char *why = "its process changed";
-    if (config_process_equal(s->cfg, nc) && service_reconfigure(s, nc, &why) == 0) {
+    if (config_process_equal(s->cfg, nc) &&
+        service_reconfigure(s, nc, daemon__first_probe_ms(d, nc), &why) == 0) {
         log_event(LOG_INFO, s->name, "reconfigured", "pid=%d checks=%zu process=kept",
                   (int)s->sup.pid, s->checks.n);
-        return;
+        return true;
     }
     char reason[128];
     snprintf(reason, sizeof reason, "configuration changed: %s", why);
@@ -821,6 +905,7 @@ static void daemon__reload_one(struct daemon *d, struct service *s,
     } else if (fresh) {
         daemon__discard(d, fresh);
     }
+    return true;
 }
 
 /* In a thread-pool thread: only rl is touched (and what config_load and
@@ -841,6 +926,13 @@ static void daemon__reload_work(uv_work_t *w)
     if (rl->result >= 0)
         for (size_t i = 0; i < rl->next->n_services; i++)
             service_prepare_files(rl->d->state.path, &rl->next->services[i]);
+    /* By name, so that the diff is linear in the services; made here, as
+     * a thousand inserts (and the table's growth) are a turn's worth. */
+    namemap_clear(&rl->next_by_name);
+    rl->map_err = 0;
+    for (size_t i = 0; rl->map_err == 0 && i < rl->next->n_services; i++)
+        rl->map_err = namemap_put(&rl->next_by_name, rl->next->services[i].name,
+                                  &rl->next->services[i]);
 }
 
 /* The reload is over (applied, rejected or dropped by a stop). */
@@ -851,7 +943,8 @@ static void daemon__reload_end(struct daemon *d, struct daemon__reload *rl)
     if (!d->stopping)
         loopwatch_unmark(&d->loopwatch);
     namemap_free(&rl->next_by_name);
-    config_free(rl->next); /* NULL once applied */
+    if (rl->next) /* NULL once applied */
+        daemon__cfg_release(d, rl->next);
     free(rl);
     if (again && !d->stopping)
         daemon_reload(d);
@@ -942,10 +1035,7 @@ static void daemon__reload_begin_apply(struct daemon *d, struct daemon__reload *
     struct config **list = realloc(d->old_cfg_list, (d->n_old_cfg + 1) * sizeof *list);
     if (list)
         d->old_cfg_list = list;
-    int r = list ? 0 : -ENOMEM;
-    /* By name, so that the diff is linear in the services. */
-    for (size_t i = 0; r == 0 && i < next->n_services; i++)
-        r = namemap_put(&rl->next_by_name, next->services[i].name, &next->services[i]);
+    int r = list ? rl->map_err : -ENOMEM;
     if (r < 0) {
         daemon__reload_rejected(d, rl, strerror(-r));
         return;
@@ -984,9 +1074,11 @@ static void daemon__reload_finish(struct daemon *d, struct daemon__reload *rl)
     if (!d->leftovers_pending)
         daemon__start_services(d);
     log_event(LOG_INFO, NULL, "reloaded",
-              "config=%s services=%zu took_ms=%.1f max_stall_ms=%.1f max_turn_cpu_ms=%.1f",
+              "config=%s services=%zu took_ms=%.1f max_stall_ms=%.1f max_turn_cpu_ms=%.1f "
+              "slices=%u",
               d->config_path, next->n_services, (double)(uv_hrtime() - rl->began_ns) / 1e6,
-              (double)d->loopwatch.mark_max_ns / 1e6, (double)d->loopwatch.mark_max_cpu_ns / 1e6);
+              (double)d->loopwatch.mark_max_ns / 1e6, (double)d->loopwatch.mark_max_cpu_ns / 1e6,
+              rl->slices);
     daemon__reload_end(d, rl);
 }
 
@@ -996,12 +1088,14 @@ static void daemon__reload_slice_cb(uv_idle_t *h)
 {
     struct daemon *d = h->data;
     struct daemon__reload *rl = d->reload;
-    uint64_t until = uv_hrtime() + DAEMON__START_SLICE_NS;
+    uint64_t until = uv_hrtime() + DAEMON__STEP_SLICE_NS;
+    size_t changed = 0;
+    rl->slices++;
     while (!rl->new_phase && rl->cursor < rl->n_old) {
         struct service *s = d->services[rl->cursor++];
-        if (!s->retired)
-            daemon__reload_one(d, s, &rl->next_by_name);
-        if (uv_hrtime() >= until)
+        if (!s->retired && daemon__reload_one(d, s, &rl->next_by_name))
+            changed++;
+        if (uv_hrtime() >= until || changed >= DAEMON__STEP_MAX)
             return;
     }
     if (!rl->new_phase) {
@@ -1016,8 +1110,9 @@ static void daemon__reload_slice_cb(uv_idle_t *h)
             struct service *fresh = service_new(d, nc);
             if (fresh && daemon__add(d, fresh) < 0)
                 daemon__discard(d, fresh);
+            changed++;
         }
-        if (uv_hrtime() >= until)
+        if (uv_hrtime() >= until || changed >= DAEMON__STEP_MAX)
             return;
     }
     uv_idle_stop(h);

@@ -59,6 +59,8 @@ struct daemon {
     bool fresh;                   /* --fresh: stop a predecessor's processes, adopt none */
     uv_idle_t stop_slices;        /* stops services a slice per loop turn while active */
     size_t stop_next;             /* the next index of services the stop's slices look at */
+    size_t quiet_next;            /* the next index of services whose checks the stop stops */
+    unsigned stop_slices_run;     /* the stop's slices so far, for the "stopped" line */
     uv_idle_t reload_slices;      /* applies a reload a slice per loop turn while active */
     uint64_t stop_began_ns;       /* uv_hrtime() at daemon_stop */
     size_t n_starting;            /* live services not started yet (service_count_starting) */

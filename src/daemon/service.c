@@ -263,7 +263,8 @@ void service_rebind(struct service *s, const struct service_cfg *cfg)
     check_set_rebind(&s->checks, cfg->checks);
 }
 
-int service_reconfigure(struct service *s, const struct service_cfg *cfg, const char **why)
+int service_reconfigure(struct service *s, const struct service_cfg *cfg, uint64_t first_ms,
+                        const char **why)
 {
     if ((*why = recovery_busy(&s->rec)))
         return -EBUSY;
@@ -286,7 +287,7 @@ int service_reconfigure(struct service *s, const struct service_cfg *cfg, const 
     free(s->sup.envp);
     s->sup.envp = envp;
     s->checks.pid = s->sup.pid;
-    check_set_start(&s->checks, 0);
+    check_set_start(&s->checks, first_ms);
     *why = NULL;
     return 0;
 }

@@ -27,10 +27,11 @@ void service_detach(struct service *s);
 /* Point s at an identical cfg from a newer config. */
 void service_rebind(struct service *s, const struct service_cfg *cfg);
 /* Apply cfg (same process: config_process_equal) to s without touching
- * its process: new checks, policies and recovery. -EBUSY with *why when
- * s is starting, recovering or has a fault open; -ENOMEM. Either way s is
- * unchanged on failure. */
-int service_reconfigure(struct service *s, const struct service_cfg *cfg, const char **why);
+ * its process: new checks (their first probe first_ms from now), policies
+ * and recovery. -EBUSY with *why when s is starting, recovering or has a
+ * fault open; -ENOMEM. Either way s is unchanged on failure. */
+int service_reconfigure(struct service *s, const struct service_cfg *cfg, uint64_t first_ms,
+                        const char **why);
 /* Close every handle; once all are closed, daemon_service_gone() is called
  * for retired services. Call when the process is down. */
 void service_close(struct service *s);

@@ -326,6 +326,52 @@ def test_sigterm_during_a_reload_stops_every_generation(recoverd):
     assert re.search(r" stopped took_ms=[0-9.]+ max_stall_ms=", rd.log_text())
 
 
+def test_reload_changes_a_few_services_per_slice(recoverd):
+    """What a reload's slice changes brings work to the turns after it
+    (checks closed and probed anew, exits): a slice changes at most 16
+    services (daemon.c DAEMON__STEP_MAX), and the reload is still one:
+    every service reconfigured in place, "reloaded" once."""
+    n = 40
+    rd = recoverd({"services": _sleepers(n, 1008, verify="30s")})
+    rd.wait_for(lambda: _all_running(rd, n, ["sleep", "1008"]), what="running")
+    pids = {v["name"]: v["pid"] for v in rd.api("/v1/services")}
+    # Past restart.stable (1 s): started, so a reload may apply in place.
+    rd.wait_for(lambda: all(v["uptime_ms"] > 1300 for v in rd.api("/v1/services")),
+                what="past restart.stable")
+    rd.write_config({"services": _sleepers(n, 1008, verify="31s")})
+    rd.signal(signal.SIGHUP)
+    line = rd.wait_for(lambda: re.search(r" reloaded config=\S+ services=(\d+) .* slices=(\d+)",
+                                         rd.log_text()), what="reloaded")
+    assert int(line.group(1)) == n and int(line.group(2)) >= -(-n // 16), line.group(0)
+    log = rd.log_text()
+    assert log.count(" reconfigured ") == n and log.count(" reloaded ") == 1
+    assert {v["name"]: v["pid"] for v in rd.api("/v1/services")} == pids
+
+
+def test_reload_spreads_the_first_probes_of_changed_checks(recoverd):
+    """Checks a reload changes first probe at phases spread over their
+    interval (at most a second), not all in the turn after their slice:
+    the checks' 10 ms grid would keep them together from then on."""
+    n = 24
+    ports = [free_port() for _ in range(n)]
+    def config(interval):
+        return {"services": {f"w{i:02d}": demo_service(p, checks=[http_check(p, interval=interval)])
+                             for i, p in enumerate(ports)}}
+    rd = recoverd(config("1s"))
+    rd.wait_for(lambda: all(v["state"] == "normal" and v["uptime_ms"] > 1300
+                            for v in rd.api("/v1/services")), what="all settled")
+    rd.write_config(config("500ms"))
+    rd.signal(signal.SIGHUP)
+    rd.wait_for(lambda: " reloaded " in rd.log_text(), what="reloaded")
+    rd.wait_for(lambda: all(c["probes"] >= 1 for v in rd.api("/v1/services")
+                            for c in v["checks"]), what="every new check probed")
+    # Each check's last answer, by the wall clock, at its phase in the
+    # 500 ms interval (kept by the grid): in 50 ms slots, not one or two.
+    ats = [c["at"] for v in rd.api("/v1/services") for c in v["checks"]]
+    slots = {(int(at[17:19]) * 1000 + int(at[20:23])) % 500 // 50 for at in ats}
+    assert len(slots) >= 4, sorted(ats)
+
+
 def test_reload_into_a_plugin_kind_loads_it_on_the_loop(recoverd):
     """The reload's load runs in the thread pool, which loads no plug-in: a
     file that names a kind not loaded yet (redis) is loaded on the loop

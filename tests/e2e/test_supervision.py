@@ -337,3 +337,26 @@ def test_output_written_while_recoverd_is_down_reaches_the_log(recoverd, tmp_pat
     rd.start()
     rd.wait_for(lambda: log.read_text().startswith("first\nsecond\n"),
                 what="the line written while recoverd was down, in order")
+
+
+def test_stop_of_many_services_signals_a_few_per_turn(recoverd):
+    """A stop's exits all come back in the turn after their signals, and
+    exits are handled at once: so each turn signals at most 16 services
+    (daemon.c DAEMON__STEP_MAX), and each still gets its own grace and
+    SIGKILL after it."""
+    n = 40
+    services = {f"s{i:02d}": {"command": ["sleep", "1006"]} for i in range(n)}
+    services["stubborn"] = {"command": ["/bin/sh", "-c", "trap '' TERM; exec sleep 1007"],
+                            "stop": {"signal": "TERM", "grace": "300ms"}}
+    rd = recoverd({"services": services})
+    rd.wait_for(lambda: len(live_pids_running(["sleep", "1006"])) == n and
+                len(live_pids_running(["sleep", "1007"])) == 1, what="all running")
+    rd.stop()
+    assert live_pids_running(["sleep", "1006"]) == [] == live_pids_running(["sleep", "1007"])
+    log = rd.log_text()
+    for name in services:
+        assert re.search(rf" {name} stopping pid=\d+ signal=TERM", log), name
+    assert re.search(r" stubborn stop-timeout pid=\d+ grace_ms=300 action=SIGKILL", log)
+    slices = int(re.search(r" stopped took_ms=\S+ max_stall_ms=\S+ max_turn_cpu_ms=\S+ "
+                           r"slices=(\d+)", log).group(1))
+    assert slices >= -(-(n + 1) // 16), slices
