@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -31,6 +32,7 @@ struct spawner_job {
     int result;             /* 0 or -errno of spawn_start_on */
     pid_t pid;              /* on success */
     int pidfd;              /* on success; the done callback owns it */
+    uint64_t start_ticks;   /* on success: its /proc start time, read on the thread (0: gone) */
     bool finished;          /* the thread is done with it (under the spawner's lock) */
     bool reported;          /* done has run (loop thread only) */
     struct spawner *sw;
