@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/procstat.h"
+
 static void spawner__report(struct spawner_job *j)
 {
     struct spawner *sw = j->sw;
@@ -65,6 +67,9 @@ static void *spawner__thread(void *arg)
         j->next = NULL;
         j->result = stack ? spawn_start_on(&j->opts, stack, SPAWN_STACK_SIZE, &j->pid, &j->pidfd)
                           : -ENOMEM;
+        /* Here, not on the loop: a /proc read per spawn adds up in a storm. */
+        if (j->result == 0)
+            j->start_ticks = procstat_start_ticks(j->pid);
         pthread_mutex_lock(&sw->mu);
         j->finished = true;
         *sw->done_tail = j;
@@ -118,6 +123,8 @@ void spawner_submit(struct spawner *sw, struct spawner_job *j, spawner_done_cb d
         spawner__start_threads(sw);
     if (sw->n_threads == 0) { /* no thread could start: spawn here */
         j->result = spawn_start(&j->opts, &j->pid, &j->pidfd);
+        if (j->result == 0)
+            j->start_ticks = procstat_start_ticks(j->pid);
         j->finished = true;
         spawner__report(j);
         return;

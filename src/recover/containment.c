@@ -633,23 +633,24 @@ void enclosure_signal(struct enclosure *e, pid_t leader, int sig, uint64_t grace
     enclosure__sweep(e, leader, sig, grace_ms);
 }
 
-void enclosure_kill(struct enclosure *e, pid_t leader)
+bool enclosure_kill(struct enclosure *e, pid_t leader)
 {
     if (!e->box)
-        return;
+        return false;
     if (e->cgroup) {
         /* Nothing alive in it (the leader's zombie does not count): no kill,
          * and so no cgroup to make afresh before the next spawn. */
         if (cgroup_populated(e->cgroup) == 0)
-            return;
+            return true;
         e->killed = true;
         int r = cgroup_kill(e->cgroup);
         if (r < 0 && r != -ENOENT)
             log_event(LOG_ERROR, e->service, "cgroup-kill-failed", "cgroup=%s error=\"%s\"",
                       e->cgroup, strerror(-r));
-        return;
+        return false;
     }
     enclosure__sweep(e, leader, SIGKILL, 0);
+    return false;
 }
 
 static void enclosure__events_cb(uv_fs_event_t *h, const char *file, int events, int status)
@@ -669,12 +670,16 @@ int enclosure_wait(struct enclosure *e)
     if (!e->box)
         return 0;
     if (e->cgroup) {
+        /* Empty is for good (nothing of it is left to fork, and only its
+         * own spawn puts a process in): most exits need no watch. */
+        if (cgroup_populated(e->cgroup) <= 0)
+            return 0;
         if (!e->events_open) { /* the first wait: most services never need one */
             uv_fs_event_init(e->box->loop, &e->events);
             e->events.data = e;
             e->events_open = true;
         }
-        /* Watch first, then look: an emptying in between is not missed. */
+        /* Watch, then look again: an emptying in between is not missed. */
         snprintf(file, sizeof file, "%s/cgroup.events", e->cgroup);
         int r = uv_fs_event_start(&e->events, enclosure__events_cb, file, 0);
         if (cgroup_populated(e->cgroup) <= 0) { /* empty, or gone */

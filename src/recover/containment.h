@@ -128,8 +128,9 @@ void enclosure_detach(struct enclosure *e);
  * the sweep does it (SUBREAPER; in CGROUP the caller's grace ends with
  * enclosure_kill). */
 void enclosure_signal(struct enclosure *e, pid_t leader, int sig, uint64_t grace_ms);
-/* SIGKILL to every process of the service (leader's group: the caller). */
-void enclosure_kill(struct enclosure *e, pid_t leader);
+/* SIGKILL to every process of the service (leader's group: the caller).
+ * true: its cgroup had nothing alive, and so stays empty (no wait needed). */
+bool enclosure_kill(struct enclosure *e, pid_t leader);
 /* Wait until nothing of the service is left: 0 when nothing is already (no
  * call follows), 1 when empty() will be called from the loop. What remains
  * (SUBREAPER) without a stop under way gets SIGKILL. */

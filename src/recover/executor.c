@@ -194,6 +194,16 @@ static void rec__release_slot(struct recovery *r)
     rec__dequeue(r->ex);
 }
 
+/* An executing start whose spawn went to the spawner's threads keeps no
+ * slot: those threads bound the spawns at once, `starting` (held until
+ * its verification ends) the unverified starts, so a storm of restarts
+ * does not queue behind max_concurrent_recoveries spawns reporting back. */
+static bool rec__spawn_handed_off(const struct recovery *r)
+{
+    return r->holds_slot && r->state == REC_EXECUTING && r->starting &&
+           r->sup->state == SUP_SPAWNING;
+}
+
 static void rec__finish(struct recovery *r, enum action_status st, const char *result)
 {
     struct action *a = &r->action;
@@ -726,6 +736,8 @@ static void rec__executing_exited(struct recovery *r)
         rec__exit_fault(r, r->exit);
     if (ops->process_exited)
         ops->process_exited(r, r->exit);
+    if (rec__spawn_handed_off(r)) /* the stop it held a slot for is done */
+        rec__release_slot(r);
 }
 
 /* VERIFYING + exited: it died before verification. */
@@ -780,6 +792,11 @@ static void rec__run(struct recovery *r)
     state_service_event(r->st, EV_RECOVERY_STARTED, cause);
     clock_timer_start(&r->timer, rec__timer_cb, ex->action_timeout_ms);
     rec__ops(r)->run(r);
+    /* Only a slot: the dequeue that ran this goes on with the next. */
+    if (rec__spawn_handed_off(r)) {
+        r->holds_slot = false;
+        ex->executing--;
+    }
 }
 
 /* EXECUTING + executed. */

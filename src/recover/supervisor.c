@@ -137,8 +137,8 @@ static int sup__watch(struct supervisor *sp, pid_t pid, int pidfd)
     return 0;
 }
 
-/* The child's record, durable before recoverd goes on: a recoverd killed
- * from here on finds it. */
+/* The child's record: durable at the end of this loop turn, or before the
+ * next spawn starts (sup__opts), whichever comes first. */
 static void sup__record(struct supervisor *sp, pid_t pid, uint64_t start_ticks)
 {
     char fp[CONFIG_FINGERPRINT_LEN];
@@ -165,6 +165,8 @@ static int sup__opts(struct supervisor *sp, struct spawn_opts *o)
 {
     int r = 0;
     bool late = false;
+    /* The children recorded before are durable before this one starts. */
+    journal_sync_children(sp->journal);
     const char *cgroup = enclosure_prepare(&sp->encl, &sp->cfg->cgroup, &late, &r);
     if (r < 0) {
         log_event(LOG_ERROR, sp->service, "spawn-failed", "error=\"cannot make its cgroup: %s\"",
@@ -181,8 +183,9 @@ static int sup__opts(struct supervisor *sp, struct spawn_opts *o)
     return 0;
 }
 
-/* What spawn_start said (r, pid, pidfd): watched and recorded, or why not. */
-static int sup__started(struct supervisor *sp, int r, pid_t pid, int pidfd)
+/* What spawn_start said (r, pid, pidfd; ticks: its start time, 0 to read
+ * it here): watched and recorded, or why not. */
+static int sup__started(struct supervisor *sp, int r, pid_t pid, int pidfd, uint64_t ticks)
 {
     if (r < 0) {
         log_event(LOG_ERROR, sp->service, "spawn-failed", "command=%s error=\"%s\"",
@@ -198,7 +201,7 @@ static int sup__started(struct supervisor *sp, int r, pid_t pid, int pidfd)
                   (int)pid, strerror(-r));
         return r;
     }
-    sup__record(sp, pid, procstat_start_ticks(pid));
+    sup__record(sp, pid, ticks ? ticks : procstat_start_ticks(pid));
     log_event(LOG_INFO, sp->service, "spawned", "pid=%d", (int)pid);
     return 0;
 }
@@ -215,7 +218,7 @@ static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
     if (r < 0)
         return r;
     r = spawn_start(&o, &pid, &pidfd);
-    return sup__started(sp, r, pid, pidfd);
+    return sup__started(sp, r, pid, pidfd, 0);
 }
 
 /* The spawner reports (on the loop). A supervisor closed meanwhile (its
@@ -275,7 +278,7 @@ static int sup__spawned(struct supervisor *sp, enum stop_reason reason)
     sp->state = SUP_DOWN;
     sp->stop_reason = STOP_NONE;
     sp->stop_pending = false;
-    int r = sup__started(sp, j->result, j->pid, j->pidfd);
+    int r = sup__started(sp, j->result, j->pid, j->pidfd, j->start_ticks);
     sp->result = r;
     if (r == 0 && stop)
         sup__stop(sp, why);
@@ -435,9 +438,9 @@ static int sup__down(struct supervisor *sp)
 /* The leader has gone: wait for what it left, or be down now. Stopping,
  * the rest have what remains of the grace; after a death, or once the
  * grace ran out, they have had SIGKILL, and a while to go. */
-static int sup__drain(struct supervisor *sp, bool died)
+static int sup__drain(struct supervisor *sp, bool died, bool empty)
 {
-    if (!sp->cfg->command || enclosure_wait(&sp->encl) == 0)
+    if (!sp->cfg->command || empty || enclosure_wait(&sp->encl) == 0)
         return sup__down(sp);
     sp->state = SUP_DRAINING;
     sp->killed |= died;
@@ -452,6 +455,7 @@ static int sup__exited(struct supervisor *sp, enum stop_reason reason)
 {
     pid_t pid = sp->pid;
     bool died = sp->state == SUP_RUNNING;
+    bool empty = false; /* its cgroup was seen with nothing alive: no wait */
     struct sup_exit e = {.pid = pid,
                          .code = -1,
                          .why = sp->stop_reason,
@@ -461,7 +465,7 @@ static int sup__exited(struct supervisor *sp, enum stop_reason reason)
          * reap. Its group and what left it go, as below. */
         kill(-pid, SIGKILL);
         if (died)
-            enclosure_kill(&sp->encl, pid);
+            empty = enclosure_kill(&sp->encl, pid);
     } else if (sp->cfg->command) {
         siginfo_t info = {0};
         if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0 || info.si_pid == 0)
@@ -473,7 +477,7 @@ static int sup__exited(struct supervisor *sp, enum stop_reason reason)
          * left the group. */
         kill(-pid, SIGKILL);
         if (died)
-            enclosure_kill(&sp->encl, pid);
+            empty = enclosure_kill(&sp->encl, pid);
         int wstatus = 0;
         waitpid(pid, &wstatus, 0);
         e.code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 0;
@@ -492,7 +496,7 @@ static int sup__exited(struct supervisor *sp, enum stop_reason reason)
     else
         log_event(lvl, sp->service, "exited", "pid=%d code=%lld uptime_ms=%llu", (int)pid,
                   (long long)e.code, (unsigned long long)e.uptime_ms);
-    return sup__drain(sp, died);
+    return sup__drain(sp, died, empty);
 }
 
 /* DRAINING + stop: what is left is on its way; the reason the exit will be

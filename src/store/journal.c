@@ -490,6 +490,7 @@ struct journal {
     sqlite3_stmt *stmt[STMT__COUNT]; /* prepared at open, finalized at free */
     bool batching;                   /* writes gather in one transaction until journal_flush */
     bool in_txn;                     /* that transaction is open */
+    bool children_unsynced;          /* a child row in it, or waiting (journal_sync_children) */
     int64_t next_fault_id;           /* ids handed out: max(id) + 1 at open */
     int64_t next_action_id;
     struct journal__sqls redo;     /* the open transaction's writes, if its commit fails */
@@ -1356,6 +1357,8 @@ int journal_flush(struct journal *j)
     }
     if (j->pending.n && journal__now_ms() >= j->retry_ms)
         journal__catch_up(j);
+    if (!j->in_txn && !j->pending.n)
+        j->children_unsynced = false;
     return j->pending.n ? -EAGAIN : 0;
 }
 
@@ -1652,11 +1655,17 @@ int journal_child_set(struct journal *j, const struct journal_child *c)
     sqlite3_bind_int64(s, 3, (int64_t)c->start_ticks);
     journal__bind_text(s, 4, c->fingerprint);
     int r = journal__exec(j, s, "child-set");
-    /* Durable before recoverd goes on (the next spawn): a recoverd killed
-     * now finds this child from the record. */
-    if (r == 0)
-        journal_flush(j);
+    /* Durable before the next spawn (journal_sync_children) or at the end
+     * of the turn, whichever comes first: the rows of a storm's spawns that
+     * report together share one commit. */
+    if (r == 0 && (j->in_txn || j->pending.n))
+        j->children_unsynced = true;
     return r;
+}
+
+int journal_sync_children(struct journal *j)
+{
+    return j->children_unsynced ? journal_flush(j) : 0;
 }
 
 int journal_child_clear(struct journal *j, const char *service)

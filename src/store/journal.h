@@ -120,8 +120,14 @@ struct journal_child {
     const char *fingerprint; /* config_process_fingerprint; "" before schema 3 */
 };
 
-/* Record c (one per service), committed before it returns. */
+/* Record c (one per service). Without batching committed before it
+ * returns; with batching at the next journal_flush or
+ * journal_sync_children. */
 int journal_child_set(struct journal *j, const struct journal_child *c);
+/* Before a spawn: the children recorded so far are committed (a recoverd
+ * killed from here on finds them). A no-op when none waits. 0 or -EAGAIN
+ * as journal_flush. */
+int journal_sync_children(struct journal *j);
 int journal_child_clear(struct journal *j, const char *service);
 /* Calls fn for every recorded child. */
 int journal_children(struct journal *j, void (*fn)(const struct journal_child *c, void *arg),

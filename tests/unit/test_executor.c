@@ -618,6 +618,42 @@ static void storm_restarts_are_paced_one_spawn_per_turn_in_exit_order(void **sta
     pace_close(&pace);
 }
 
+/* A restart whose spawn is on the spawner's threads holds no slot: with
+ * max_executing 1 and the spawner held (both spawns in flight), both
+ * restarts run; `starting` still counts each until it is verified. */
+static void restart_in_flight_on_the_spawner_holds_no_slot(void **state)
+{
+    struct fixture *fx = *state;
+    static struct pace pace; /* its handles finish closing in the teardown */
+    pace_init(&pace, &fx->loop, PACE_BUDGET_US);
+    fx->ex.pace = &pace;
+    fx->ex.max_executing = 1;
+    static const char *names[] = {"a", "b"};
+    for (int i = 0; i < 2; i++) {
+        struct svc *s = svc_new(fx, names[i]);
+        svc_command(s, "exec sleep 100");
+        svc_no_checks(s);
+        s->restart->stable_ms = 1;
+        svc_start(s);
+    }
+    spawner_hold(&pace.spawner, true);
+    for (int i = 0; i < 2; i++)
+        kill(fx->svc[i]->sup.pid, SIGKILL);
+    loopwait_until(&fx->loop, fx->svc[0]->rec.state == REC_EXECUTING &&
+                                  fx->svc[1]->rec.state == REC_EXECUTING);
+    assert_int_equal(fx->svc[0]->sup.state, SUP_SPAWNING);
+    assert_int_equal(fx->svc[1]->sup.state, SUP_SPAWNING);
+    assert_int_equal(fx->ex.executing, 0);
+    assert_int_equal(fx->ex.starting, 2);
+    spawner_hold(&pace.spawner, false);
+    loopwait_until(&fx->loop, idle_without_action(fx->svc[0]) && idle_without_action(fx->svc[1]));
+    for (int i = 0; i < 2; i++)
+        assert_action(fx->svc[i], 0, "restart", "completed", "verified: pid");
+    assert_int_equal(fx->ex.starting, 0);
+    fx->ex.pace = NULL;
+    pace_close(&pace);
+}
+
 /* A crash loop: every restart dies before verification, the restart limit
  * is reached, the service gives up. */
 static void crash_loop_reaches_the_restart_limit_and_gives_up(void **state)
@@ -987,6 +1023,7 @@ int main(void)
         FX(correlation_ends_quietly_when_checks_pass_again),
         FX(queued_restart_runs_once_a_start_is_verified),
         FX(storm_restarts_are_paced_one_spawn_per_turn_in_exit_order),
+        FX(restart_in_flight_on_the_spawner_holds_no_slot),
         FX(external_crash_after_a_failed_restart_program_is_a_fault),
     };
 #undef FX

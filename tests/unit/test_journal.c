@@ -554,6 +554,34 @@ static void journal_children_callback_may_clear_children(void **state)
     journal_free(j);
 }
 
+/* Rows another connection sees: what is on disk. */
+static int64_t children_on_disk(const struct fixture *fx)
+{
+    return sql_int(fx->path, "SELECT count(*) FROM children");
+}
+
+/* With batching, the children recorded in one turn share its commit: none
+ * is on disk until the next spawn asks (journal_sync_children), which
+ * commits them all; asked again with none waiting, it has nothing to do. */
+static void journal_children_of_a_turn_share_one_commit(void **state)
+{
+    struct fixture *fx = *state;
+    struct journal *j = open_ok(fx);
+    journal_set_batching(j, true);
+    assert_int_equal(child_set(j, "a", 1, 1, "fp1"), 0);
+    assert_int_equal(child_set(j, "b", 2, 2, "fp2"), 0);
+    assert_int_equal(children_on_disk(fx), 0); /* in the writer's open batch only */
+    assert_int_equal(journal_sync_children(j), 0);
+    assert_int_equal(children_on_disk(fx), 2);
+    struct fault f = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    assert_int_equal(journal_fault_open(j, &f), 0);
+    assert_int_equal(journal_sync_children(j), 0); /* no child waits: the batch stays open */
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM faults"), 0);
+    assert_int_equal(journal_flush(j), 0);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM faults"), 1);
+    journal_free(j);
+}
+
 static void journal_write_survives_sigkill_of_writer(void **state)
 {
     struct fixture *fx = *state;
@@ -1605,6 +1633,7 @@ int main(void)
         T(journal_action_for_missing_fault_is_rejected),
         T(journal_abort_unfinished_leaves_finished_actions_alone),
         T(journal_children_set_replace_clear_iterate),
+        T(journal_children_of_a_turn_share_one_commit),
         T(journal_children_callback_may_clear_children),
         T(journal_write_survives_sigkill_of_writer),
         T(journal_strings_with_quotes_and_unicode_round_trip),

@@ -718,6 +718,9 @@ static void spawning_reports_the_pid_or_the_errno(void **state)
     pid_t pid = fx->sp.pid;
     assert_true(pid > 1);
     assert_int_equal(child_row(fx).pid, pid);
+    /* Its start time is read on the spawner's thread: the record names it. */
+    assert_true(child_row(fx).ticks != 0);
+    assert_int_equal(child_row(fx).ticks, procstat_start_ticks(pid));
     assert_int_equal(kill(pid, SIGKILL), 0);
     loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.pid, pid);
