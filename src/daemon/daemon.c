@@ -45,8 +45,6 @@
 /* The longest the services' start holds the loop per turn (DESIGN: no
  * more than about a millisecond or two between turns). */
 #define DAEMON__START_SLICE_NS 2000000
-/* At most this many services are made before the loop runs. */
-#define DAEMON__CREATE_BEFORE_LOOP 64
 
 /* A reload: loaded and checked in the thread pool, then applied a slice
  * per loop turn (DAEMON__START_SLICE_NS each), so that neither the parse of
@@ -144,7 +142,8 @@ static void daemon__prune_cb(uv_timer_t *t)
         log_event(LOG_DEBUG, NULL, "journal-pruned-batch", "rows=%d", n);
     daemon_views_expire(d);
     heap_trim(DAEMON__HEAP_SLACK); /* what a large API answer freed leaves RSS here */
-    if (!d->code_shed && d->start_next >= d->n_services) { /* every service looked at once */
+    /* every service made and looked at once (none is made yet at the first tick) */
+    if (!d->code_shed && !d->creating && d->start_next >= d->n_services) {
         d->code_shed = true;
         log_event(LOG_DEBUG, NULL, "code-shed", "kib=%zu", heap_shed_code());
     }
@@ -467,14 +466,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
      * 0.1-0.2 ms, which at 1,000 services held the API for 0.2 s. */
     d->fresh = opts->fresh;
     d->creating = true;
-    /* A small configuration is made (and its leftovers taken over) before
-     * the loop runs, in a few ms: the API's first answer sees its services
-     * started, as before. */
-    if (cfg->n_services <= DAEMON__CREATE_BEFORE_LOOP)
-        while (d->creating)
-            daemon__create_slice_cb(&d->create_slices);
-    else
-        uv_idle_start(&d->create_slices, daemon__create_slice_cb);
+    uv_idle_start(&d->create_slices, daemon__create_slice_cb);
     /* Counted from here: what ran before the loop did is no turn of it. */
     loopwatch_start(&d->loopwatch);
     log_event(LOG_INFO, NULL, "started", "config=%s services=%zu state_dir=%s",
