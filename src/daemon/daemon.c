@@ -89,14 +89,15 @@ static void daemon__leftovers_done(void *ctx, const struct leftover_counts *c)
     daemon_stop_progress(d);
 }
 
-/* Adopt what a predecessor left, stop the rest, off the loop's back; 0 or
- * -ENOMEM. */
+/* Adopt what a predecessor left, stop the rest, off the loop's back (the
+ * host's scan in the pool); 0 or -ENOMEM. */
 static int daemon__take_over(struct daemon *d, bool fresh)
 {
     struct leftover_sink sink = {daemon__leftover_gone, daemon__leftovers_done, d};
+    d->leftovers_pending = true; /* until done: a stop waits for the scan's thread */
     int r = takeover_begin(d, fresh, &sink);
-    if (r == 0)
-        d->leftovers_pending = true;
+    if (r < 0)
+        d->leftovers_pending = false;
     return r;
 }
 
