@@ -416,7 +416,9 @@ class Daemon:
         self.proc = None
 
     def start(self, wait=True):
-        """Exec recoverd; with wait, return once its API answers."""
+        """Exec recoverd; with wait, return once its API answers and every
+        service is started (/v1/status `services_starting` 0: the API
+        answers before the services exist)."""
         adopt_orphans()
         self.others = set(_children_of(os.getpid()))  # this bench's own, not recoverd's
         self.log = open(os.path.join(self.dir, "recoverd.log"), "w")
@@ -425,14 +427,15 @@ class Daemon:
                                      stderr=self.log, start_new_session=True)
         if not wait:
             return self
-        end = time.monotonic() + 10
+        end = time.monotonic() + 60
         while time.monotonic() < end:
             try:
-                self.api("/v1/status")
-                return self
+                if self.api("/v1/status").get("services_starting", 0) == 0:
+                    return self
             except OSError:
-                time.sleep(0.01)
-        raise TimeoutError("recoverd API never answered")
+                pass
+            time.sleep(0.01)
+        raise TimeoutError("recoverd API never answered with every service started")
 
     def write(self, services, quiet="1s", **top):
         """Rewrite the configuration (for a reload)."""
