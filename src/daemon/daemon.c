@@ -46,6 +46,12 @@
  * more than about a millisecond or two between turns). */
 #define DAEMON__START_SLICE_NS 2000000
 
+/* First starts' spawns queued on the spawner at most: past it the slices
+ * wait for its reports (at 3,000 services a queue of thousands kept both
+ * cores exec'ing, the services already started and their checks starved,
+ * every check failed). */
+#define DAEMON__START_IN_FLIGHT 8
+
 /* A reload: loaded and checked in the thread pool, then applied a slice
  * per loop turn (DAEMON__START_SLICE_NS each), so that neither the parse of
  * a large file nor the diff of a thousand services holds the loop. */
@@ -398,6 +404,8 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         log_event(LOG_WARN, NULL, "loopwatch-failed", "error=\"%s\"", uv_strerror(r));
     uv_idle_init(loop, &d->start_slices);
     d->start_slices.data = d;
+    uv_check_init(loop, &d->start_resume);
+    d->start_resume.data = d;
     uv_idle_init(loop, &d->create_slices);
     d->create_slices.data = d;
     uv_idle_init(loop, &d->stop_slices);
@@ -507,11 +515,36 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
 /* One slice of the start: services in config order until the slice's
  * time is up; the rest in the next loop turns, so that the API and the
  * first checks are served meanwhile (a spawn costs about a millisecond). */
+static void daemon__start_slice_cb(uv_idle_t *h);
+
+/* After a poll, while the start waits for the spawner: the slices go on
+ * once it has room (a report woke the loop), unless a stop or a reload's
+ * apply stopped them meanwhile (the apply's end starts them again). */
+static void daemon__start_resume_cb(uv_check_t *h)
+{
+    struct daemon *d = h->data;
+    const struct spawner *sw = pace_spawner(&d->pace);
+    if (d->stopping || (d->reload && d->reload->applying)) {
+        uv_check_stop(h);
+        return;
+    }
+    if (sw && sw->in_flight >= DAEMON__START_IN_FLIGHT)
+        return;
+    uv_check_stop(h);
+    uv_idle_start(&d->start_slices, daemon__start_slice_cb);
+}
+
 static void daemon__start_slice_cb(uv_idle_t *h)
 {
     struct daemon *d = h->data;
     uint64_t until = uv_hrtime() + DAEMON__START_SLICE_NS;
+    const struct spawner *sw = pace_spawner(&d->pace);
     while (!d->stopping && d->start_next < d->n_services) {
+        if (sw && sw->in_flight >= DAEMON__START_IN_FLIGHT) {
+            uv_idle_stop(h); /* the loop sleeps in poll until a spawn reports */
+            uv_check_start(&d->start_resume, daemon__start_resume_cb);
+            return;
+        }
         struct service *s = d->services[d->start_next++];
         if (!s->retired && !s->started && !s->replaces)
             service_start(s);
@@ -592,6 +625,7 @@ static void daemon__close_all(struct daemon *d)
     uv_close((uv_handle_t *)&d->journal_wake, NULL);
     uv_close((uv_handle_t *)&d->prune, NULL);
     uv_close((uv_handle_t *)&d->start_slices, NULL);
+    uv_close((uv_handle_t *)&d->start_resume, NULL);
     uv_close((uv_handle_t *)&d->create_slices, NULL);
     uv_close((uv_handle_t *)&d->stop_slices, NULL);
     uv_close((uv_handle_t *)&d->reload_slices, NULL);

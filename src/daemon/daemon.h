@@ -50,6 +50,7 @@ struct daemon {
     size_t n_services;
     struct namemap by_name;       /* live (not retired) services by name */
     uv_idle_t start_slices;       /* starts services a slice per loop turn while active */
+    uv_check_t start_resume;      /* resumes them once the spawner has room (after a poll) */
     size_t start_next;            /* the next index of services the slices look at */
     uv_idle_t create_slices;      /* makes the configured services a slice per loop turn */
     size_t create_next;           /* the next index of cfg->services the creation makes */
