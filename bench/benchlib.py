@@ -3,6 +3,8 @@ build/) on a generated config, read its API, take percentiles, print
 figures. Benchmarks are not tests: they print numbers and never fail on
 them."""
 
+import atexit
+import ctypes
 import http.client
 import json
 import os
@@ -13,6 +15,7 @@ import socket
 import statistics
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -306,6 +309,96 @@ def rss_kib(pid):
     return 0
 
 
+PR_SET_CHILD_SUBREAPER = 36
+_subreaper = False
+
+
+def _children_of(pid):
+    """Children of every thread of pid (recoverd spawns from its loop and
+    from its spawner threads; /proc lists a child under the thread that
+    made it)."""
+    out = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def descendants(pid):
+    """Every process below pid, by PID, parents before their children."""
+    out, todo = [], [pid]
+    while todo:
+        kids = _children_of(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+def sweep(only=None):
+    """SIGKILL and reap, by PID, every process below this one (only: below
+    and among those PIDs). recoverd's services run in sessions of their
+    own, so a process-group kill misses them; as the subreaper of what it
+    starts (adopt_orphans), whatever a stopped or killed recoverd left is
+    reparented here, where this finds it. Returns how many it killed."""
+    killed = 0
+    for _ in range(100):
+        mine = set(_children_of(os.getpid()))
+        pids = [p for p in descendants(os.getpid()) if only is None or p in only]
+        if not pids:
+            return killed
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+        for p in pids:
+            if p in mine:
+                try:
+                    os.waitpid(p, 0)
+                except ChildProcessError:
+                    pass
+        # their children are ours now: the next pass kills those
+        if only is not None:
+            only = set(only) | {q for p in pids for q in descendants(p)}
+    return killed
+
+
+def _sweep_at_exit():
+    n = sweep()
+    if n:
+        print(f"bench: killed {n} processes left at exit", file=sys.stderr, flush=True)
+
+
+def _exit_on_signal(signum, _frame):
+    sys.exit(128 + signum)  # finally blocks and atexit run: services are stopped
+
+
+def adopt_orphans():
+    """This process becomes the subreaper of everything it starts (and of
+    what recoverd starts), kills what is left at exit, and turns SIGTERM
+    and SIGHUP into an exit that runs the cleanups. Called by Daemon."""
+    global _subreaper
+    if _subreaper:
+        return
+    _subreaper = True
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        print(f"bench: not a subreaper ({os.strerror(ctypes.get_errno())}): a killed "
+              "recoverd's services may outlive the bench", file=sys.stderr, flush=True)
+    atexit.register(_sweep_at_exit)
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(s) in (signal.SIG_DFL, None):
+            signal.signal(s, _exit_on_signal)
+
+
 class Daemon:
     """recoverd on a generated config in a temp dir."""
 
@@ -323,21 +416,26 @@ class Daemon:
         self.proc = None
 
     def start(self, wait=True):
-        """Exec recoverd; with wait, return once its API answers."""
+        """Exec recoverd; with wait, return once its API answers and every
+        service is started (/v1/status `services_starting` 0: the API
+        answers before the services exist)."""
+        adopt_orphans()
+        self.others = set(_children_of(os.getpid()))  # this bench's own, not recoverd's
         self.log = open(os.path.join(self.dir, "recoverd.log"), "w")
         self.t_start = time.monotonic()
         self.proc = subprocess.Popen([RECOVERD, "-c", self.path, "--log-level", self.log_level],
                                      stderr=self.log, start_new_session=True)
         if not wait:
             return self
-        end = time.monotonic() + 10
+        end = time.monotonic() + 60
         while time.monotonic() < end:
             try:
-                self.api("/v1/status")
-                return self
+                if self.api("/v1/status").get("services_starting", 0) == 0:
+                    return self
             except OSError:
-                time.sleep(0.01)
-        raise TimeoutError("recoverd API never answered")
+                pass
+            time.sleep(0.01)
+        raise TimeoutError("recoverd API never answered with every service started")
 
     def write(self, services, quiet="1s", **top):
         """Rewrite the configuration (for a reload)."""
@@ -356,13 +454,25 @@ class Daemon:
         return self.api(f"/v1/services/{name}")["pid"]
 
     def stop(self, timeout=15):
-        if self.proc and self.proc.poll() is None:
+        """SIGTERM and wait for recoverd's clean stop (its services stopped
+        with it); past timeout SIGKILL it. Then every process it left (its
+        services, reparented here: adopt_orphans) is killed by PID."""
+        if not self.proc:
+            return
+        below = set(descendants(self.proc.pid))
+        if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.kill()
                 self.proc.wait()
+        # what it left: its processes seen last, and whatever was
+        # reparented here since it started (a recoverd that died earlier)
+        left = below | (set(_children_of(os.getpid())) - self.others)
+        n = sweep(only=left)
+        if n:
+            print(f"bench: recoverd left {n} processes; killed", file=sys.stderr, flush=True)
         self.log.close()
 
 

@@ -46,8 +46,6 @@
 /* The longest the services' start holds the loop per turn (DESIGN: no
  * more than about a millisecond or two between turns). */
 #define DAEMON__START_SLICE_NS 2000000
-/* At most this many services are made before the loop runs. */
-#define DAEMON__CREATE_BEFORE_LOOP 64
 /* A reload's and a stop's slices: what they change brings work to the
  * turns after them that their own clock does not see (a new check's first
  * probe, an old one's close, an exit to reap: 50-100 us a service here),
@@ -57,6 +55,12 @@
 /* A reload's changed checks first probe within this much (or their
  * interval): spread, so that no turn holds many of them. */
 #define DAEMON__PROBE_SPREAD_MS 1000
+
+/* First starts' spawns queued on the spawner at most: past it the slices
+ * wait for its reports (at 3,000 services a queue of thousands kept both
+ * cores exec'ing, the services already started and their checks starved,
+ * every check failed). */
+#define DAEMON__START_IN_FLIGHT 8
 
 /* A reload: loaded and checked in the thread pool, then applied a slice
  * per loop turn (DAEMON__STEP_SLICE_NS each), so that neither the parse of
@@ -103,14 +107,15 @@ static void daemon__leftovers_done(void *ctx, const struct leftover_counts *c)
     daemon_stop_progress(d);
 }
 
-/* Adopt what a predecessor left, stop the rest, off the loop's back; 0 or
- * -ENOMEM. */
+/* Adopt what a predecessor left, stop the rest, off the loop's back (the
+ * host's scan in the pool); 0 or -ENOMEM. */
 static int daemon__take_over(struct daemon *d, bool fresh)
 {
     struct leftover_sink sink = {daemon__leftover_gone, daemon__leftovers_done, d};
+    d->leftovers_pending = true; /* until done: a stop waits for the scan's thread */
     int r = takeover_begin(d, fresh, &sink);
-    if (r == 0)
-        d->leftovers_pending = true;
+    if (r < 0)
+        d->leftovers_pending = false;
     return r;
 }
 
@@ -158,7 +163,8 @@ static void daemon__prune_cb(uv_timer_t *t)
      * frees would make it a long turn (a madvise per range) for nothing. */
     if (!d->stopping)
         heap_trim(DAEMON__HEAP_SLACK);
-    if (!d->code_shed && d->start_next >= d->n_services) { /* every service looked at once */
+    /* every service made and looked at once (none is made yet at the first tick) */
+    if (!d->code_shed && !d->creating && d->start_next >= d->n_services) {
         d->code_shed = true;
         log_event(LOG_DEBUG, NULL, "code-shed", "kib=%zu", heap_shed_code());
     }
@@ -358,6 +364,35 @@ static void daemon__create_slice_cb(uv_idle_t *h)
     daemon__created(d);
 }
 
+/* In a pool thread: only the config is touched, and no service points
+ * into it yet (the loop reads none of what the preflight writes). */
+static void daemon__preflight_work(uv_work_t *w)
+{
+    struct daemon *d = w->data;
+    d->preflight_result = preflight_run(d->cfg, NULL);
+}
+
+/* The preflight is done: the services are made, in slices. */
+static void daemon__preflight_done(uv_work_t *w, int status)
+{
+    struct daemon *d = w->data;
+    int r = status < 0 ? status : d->preflight_result;
+    if (d->stopping) {
+        d->creating = false;
+        daemon_stop_progress(d);
+        return;
+    }
+    if (r < 0) {
+        log_event(LOG_ERROR, NULL, "preflight-failed", "error=\"%s\"",
+                  status < 0 ? uv_strerror(r) : strerror(-r));
+        d->creating = false;
+        daemon__start_failed(d);
+        return;
+    }
+    daemon__problems(d->cfg);
+    uv_idle_start(&d->create_slices, daemon__create_slice_cb);
+}
+
 int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const char *config_path,
                  const struct daemon_opts *opts)
 {
@@ -383,6 +418,8 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         log_event(LOG_WARN, NULL, "loopwatch-failed", "error=\"%s\"", uv_strerror(r));
     uv_idle_init(loop, &d->start_slices);
     d->start_slices.data = d;
+    uv_check_init(loop, &d->start_resume);
+    d->start_resume.data = d;
     uv_idle_init(loop, &d->create_slices);
     d->create_slices.data = d;
     uv_idle_init(loop, &d->stop_slices);
@@ -407,17 +444,10 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
                   "error=\"%s\"", err);
         return r;
     }
-    /* Here, not in the thread pool: the loop does not run yet, so nothing
-     * waits while NSS answers. */
-    if ((r = preflight_run(cfg, NULL)) < 0) {
-        log_event(LOG_ERROR, NULL, "preflight-failed", "error=\"%s\"", strerror(-r));
-        return r;
-    }
     srcport_use(cfg->src_ports.on, cfg->src_ports.lo, cfg->src_ports.hi);
     if ((r = daemon__containment(d, opts->containment)) < 0)
         return r;
     spawn_init(); /* after every disposition recoverd sets (SIGCHLD too): children get them back */
-    daemon__problems(cfg);
     if ((r = token_load(d->state.path, d->token, err, sizeof err)) < 0) {
         log_event(LOG_ERROR, NULL, "token-refused", "path=%s/token error=\"%s\"", d->state.path,
                   err);
@@ -476,19 +506,19 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
         log_event(LOG_ERROR, NULL, "api-failed", "error=\"%s\"", err);
         return -EADDRINUSE;
     }
-    /* The services are made in the loop's first turns, the API answering
-     * meanwhile: each opens its log and FIFO and reads the journal, about
-     * 0.1-0.2 ms, which at 1,000 services held the API for 0.2 s. */
+    /* The preflight, then the services, once the API answers: the
+     * preflight in the pool (NSS may ask a network service; a stat a slow
+     * mount), the services made in the loop's first turns (each opens its
+     * log and FIFO and reads the journal, 0.1-0.2 ms: 0.2 s at 1,000).
+     * Until then /v1/status counts every one as starting. */
     d->fresh = opts->fresh;
     d->creating = true;
-    /* A small configuration is made (and its leftovers taken over) before
-     * the loop runs, in a few ms: the API's first answer sees its services
-     * started, as before. */
-    if (cfg->n_services <= DAEMON__CREATE_BEFORE_LOOP)
-        while (d->creating)
-            daemon__create_slice_cb(&d->create_slices);
-    else
-        uv_idle_start(&d->create_slices, daemon__create_slice_cb);
+    d->preflight.data = d;
+    if ((r = uv_queue_work(loop, &d->preflight, daemon__preflight_work, daemon__preflight_done)) <
+        0) {
+        log_event(LOG_ERROR, NULL, "preflight-failed", "error=\"%s\"", uv_strerror(r));
+        return r;
+    }
     /* Counted from here: what ran before the loop did is no turn of it. */
     loopwatch_start(&d->loopwatch);
     log_event(LOG_INFO, NULL, "started", "config=%s services=%zu state_dir=%s",
@@ -499,11 +529,36 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
 /* One slice of the start: services in config order until the slice's
  * time is up; the rest in the next loop turns, so that the API and the
  * first checks are served meanwhile (a spawn costs about a millisecond). */
+static void daemon__start_slice_cb(uv_idle_t *h);
+
+/* After a poll, while the start waits for the spawner: the slices go on
+ * once it has room (a report woke the loop), unless a stop or a reload's
+ * apply stopped them meanwhile (the apply's end starts them again). */
+static void daemon__start_resume_cb(uv_check_t *h)
+{
+    struct daemon *d = h->data;
+    const struct spawner *sw = pace_spawner(&d->pace);
+    if (d->stopping || (d->reload && d->reload->applying)) {
+        uv_check_stop(h);
+        return;
+    }
+    if (sw && sw->in_flight >= DAEMON__START_IN_FLIGHT)
+        return;
+    uv_check_stop(h);
+    uv_idle_start(&d->start_slices, daemon__start_slice_cb);
+}
+
 static void daemon__start_slice_cb(uv_idle_t *h)
 {
     struct daemon *d = h->data;
     uint64_t until = uv_hrtime() + DAEMON__START_SLICE_NS;
+    const struct spawner *sw = pace_spawner(&d->pace);
     while (!d->stopping && d->start_next < d->n_services) {
+        if (sw && sw->in_flight >= DAEMON__START_IN_FLIGHT) {
+            uv_idle_stop(h); /* the loop sleeps in poll until a spawn reports */
+            uv_check_start(&d->start_resume, daemon__start_resume_cb);
+            return;
+        }
         struct service *s = d->services[d->start_next++];
         if (!s->retired && !s->started && !s->replaces)
             service_start(s);
@@ -586,6 +641,7 @@ static void daemon__close_all(struct daemon *d)
     uv_close((uv_handle_t *)&d->journal_wake, NULL);
     uv_close((uv_handle_t *)&d->prune, NULL);
     uv_close((uv_handle_t *)&d->start_slices, NULL);
+    uv_close((uv_handle_t *)&d->start_resume, NULL);
     uv_close((uv_handle_t *)&d->create_slices, NULL);
     uv_close((uv_handle_t *)&d->stop_slices, NULL);
     uv_close((uv_handle_t *)&d->reload_slices, NULL);

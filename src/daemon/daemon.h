@@ -50,10 +50,13 @@ struct daemon {
     size_t n_services;
     struct namemap by_name;       /* live (not retired) services by name */
     uv_idle_t start_slices;       /* starts services a slice per loop turn while active */
+    uv_check_t start_resume;      /* resumes them once the spawner has room (after a poll) */
     size_t start_next;            /* the next index of services the slices look at */
     uv_idle_t create_slices;      /* makes the configured services a slice per loop turn */
     size_t create_next;           /* the next index of cfg->services the creation makes */
-    bool creating;                /* the creation's slices run: not every service exists yet */
+    bool creating;                /* the preflight or the slices run: not all services exist */
+    uv_work_t preflight;          /* the start's preflight in the pool; data = this */
+    int preflight_result;         /* its preflight_run's, written by the pool thread */
     bool reload_after_create;     /* a SIGHUP came while creating: reload once it is done */
     bool failed;                  /* the start failed after daemon_start returned: exit 1 */
     bool fresh;                   /* --fresh: stop a predecessor's processes, adopt none */

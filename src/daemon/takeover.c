@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "config/config.h"
 #include "daemon/daemon.h"
@@ -21,6 +22,25 @@
 #include "lib/procstat.h"
 #include "recover/leftover.h"
 #include "store/journal.h"
+
+/* A process the containment found, with its start time read then. */
+struct takeover__seen {
+    char *service;
+    pid_t pid;
+    uint64_t ticks;
+};
+
+/* The host's scan in libuv's pool: its cost is the host's processes, not
+ * the services (a /proc read each), which the loop must not wait for. */
+struct takeover__scan {
+    uv_work_t work;
+    struct daemon *d;
+    bool fresh;
+    struct leftover_sink sink;
+    struct takeover__seen *v; /* written by the pool thread, read once it is done */
+    size_t n;
+    bool lost; /* out of memory in the scan: a process found is missing */
+};
 
 struct takeover__list {
     struct daemon *d;
@@ -104,32 +124,99 @@ static void takeover__record(const struct journal_child *c, void *arg)
 
 /* A process found by its cgroup or marker: part of an adopted service, or
  * one that no record names (started just before its recoverd died). */
-static void takeover__found(const char *service, pid_t pid, void *arg)
+static void takeover__found(struct takeover__list *l, const struct takeover__seen *f)
 {
-    struct takeover__list *l = arg;
-    struct service *s = daemon_service(l->d, service);
-    uint64_t ticks = procstat_start_ticks(pid);
-    if (!ticks || (s && s->sup.adopted))
+    struct service *s = daemon_service(l->d, f->service);
+    if (!f->ticks || (s && s->sup.adopted))
         return; /* gone, or held by the adopted service's own containment */
-    if (!takeover__listed(l, pid))
-        log_event(LOG_WARN, service, "leftover-found", "pid=%d why=\"no record of it\"", (int)pid);
-    takeover__stop(l, service, pid, ticks);
+    if (!takeover__listed(l, f->pid))
+        log_event(LOG_WARN, f->service, "leftover-found", "pid=%d why=\"no record of it\"",
+                  (int)f->pid);
+    takeover__stop(l, f->service, f->pid, f->ticks);
 }
 
-int takeover_begin(struct daemon *d, bool fresh, const struct leftover_sink *sink)
+/* In the pool thread: only the scan is touched. */
+static void takeover__seen_cb(const char *service, pid_t pid, void *arg)
 {
-    struct takeover__list l = {.d = d, .fresh = fresh};
-    journal_children(d->journal, takeover__record, &l);
-    if (d->containment_up)
-        containment_find(&d->containment, takeover__found, &l);
+    struct takeover__scan *sc = arg;
+    struct takeover__seen *v = realloc(sc->v, (sc->n + 1) * sizeof *v);
+    char *name = strdup(service);
+    if (!v || !name) {
+        free(name);
+        if (v)
+            sc->v = v;
+        sc->lost = true;
+        return;
+    }
+    sc->v = v;
+    sc->v[sc->n++] = (struct takeover__seen){name, pid, procstat_start_ticks(pid)};
+}
+
+static void takeover__scan_work(uv_work_t *w)
+{
+    struct takeover__scan *sc = w->data;
+    if (sc->d->containment_up)
+        containment_find(&sc->d->containment, takeover__seen_cb, sc);
+}
+
+static void takeover__scan_free(struct takeover__scan *sc)
+{
+    for (size_t i = 0; i < sc->n; i++)
+        free(sc->v[i].service);
+    free(sc->v);
+    free(sc);
+}
+
+/* Back on the loop: the records first (what can be adopted is), then what
+ * the scan found that no adopted service holds; a recoverd stopping
+ * meanwhile adopts nothing (its services are being stopped) and one
+ * detaching leaves everything as it is. */
+static void takeover__scan_done(uv_work_t *w, int status)
+{
+    struct takeover__scan *sc = w->data;
+    struct daemon *d = sc->d;
+    struct takeover__list l = {.d = d, .fresh = sc->fresh || d->stopping};
+    struct leftover_sink sink = sc->sink;
+    int r = status;
+    if (sc->lost)
+        log_event(LOG_ERROR, NULL, "leftover-unstopped",
+                  "error=\"%s\" what=\"a process found by the containment is not stopped\"",
+                  strerror(ENOMEM));
+    if (!d->detaching) {
+        journal_children(d->journal, takeover__record, &l);
+        for (size_t i = 0; i < sc->n; i++)
+            takeover__found(&l, &sc->v[i]);
+    }
+    takeover__scan_free(sc);
     if (l.adopted)
         log_event(LOG_INFO, NULL, "adopted",
                   "services=%zu why=\"left running by a previous "
                   "recoverd\"",
                   l.adopted);
-    int r = leftover_stop_all(d->loop, l.v, l.n, sink);
+    if (r == 0)
+        r = leftover_stop_all(d->loop, l.v, l.n, &sink);
     for (size_t i = 0; i < l.n; i++)
         free((char *)l.v[i].service);
     free(l.v);
-    return r;
+    if (r < 0) { /* what was found may still run: no service may start beside it */
+        log_event(LOG_ERROR, NULL, "leftovers-failed", "error=\"%s\"",
+                  status < 0 ? uv_strerror(r) : strerror(-r));
+        d->failed = true;
+        daemon_stop(d);
+        struct leftover_counts none = {0};
+        sink.done(sink.ctx, &none);
+    }
+}
+
+int takeover_begin(struct daemon *d, bool fresh, const struct leftover_sink *sink)
+{
+    struct takeover__scan *sc = calloc(1, sizeof *sc);
+    if (!sc)
+        return -ENOMEM;
+    *sc = (struct takeover__scan){.d = d, .fresh = fresh, .sink = *sink};
+    sc->work.data = sc;
+    int r = uv_queue_work(d->loop, &sc->work, takeover__scan_work, takeover__scan_done);
+    if (r < 0)
+        free(sc);
+    return r < 0 ? -ENOMEM : 0;
 }

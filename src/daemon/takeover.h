@@ -13,9 +13,12 @@
 struct daemon;
 struct leftover_sink;
 
-/* Adopt what can be, and start stopping the rest (sink hears each one and
- * then done, from the loop). The services must exist, not be started. 0
- * or -ENOMEM. */
+/* Scan the host for what a predecessor left (in libuv's pool: it reads
+ * every process's /proc), then, on the loop, adopt what can be and start
+ * stopping the rest (sink hears each one and then done, from the loop,
+ * never before this returns). The services must exist, not be started,
+ * and nothing may spawn until done. 0 or -ENOMEM; a failure after the
+ * scan logs, marks d failed and stops it, then calls done. */
 int takeover_begin(struct daemon *d, bool fresh, const struct leftover_sink *sink);
 
 #endif

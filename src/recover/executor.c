@@ -24,6 +24,7 @@
 #include "lib/text.h"
 #include "monitor/alert.h"
 #include "monitor/state.h"
+#include "recover/pace.h"
 #include "recover/strategy.h"
 #include "recover/supervisor.h"
 #include "store/journal.h"
@@ -515,13 +516,29 @@ static void rec__nothing(struct recovery *r)
 /* IDLE + start: spawn (supervised) or find (external) the process and
  * verify like a recovery, so faults a previous recoverd left open resolve
  * once it is healthy. */
+static void rec__started(struct recovery *r, int err);
+
 static void rec__start(struct recovery *r)
 {
     int err = 0;
-    if (r->cfg->pidfile)
+    if (r->cfg->pidfile) {
         err = supervisor_event(r->sup, SUP_EV_WATCH, STOP_NONE);
-    else if (r->cfg->command)
-        err = supervisor_event(r->sup, SUP_EV_SPAWN, STOP_NONE);
+    } else if (r->cfg->command) {
+        /* On the spawner's threads where the pace has them (not as a
+         * subreaper): the exec's wait is off the loop, the start goes on
+         * when the spawn reports (recovery_launched). */
+        r->start_launching = true; /* before: a spawner may report at once */
+        err = supervisor_launch(r->sup, pace_spawner(r->ex->pace));
+        if (err == -EINPROGRESS)
+            return;
+        r->start_launching = false;
+    }
+    rec__started(r, err);
+}
+
+/* The start's process is up (or found, or cannot be had): verify it. */
+static void rec__started(struct recovery *r, int err)
+{
     if (err == -EALREADY) { /* already up (started once before): only verify it */
         rec__verify_begin(r);
         return;
@@ -981,6 +998,12 @@ void recovery_process_exited(struct recovery *r, const struct sup_exit *e)
 
 void recovery_launched(struct recovery *r, int err)
 {
+    if (r->start_launching) { /* the start's; a stop meanwhile cleared it */
+        r->start_launching = false;
+        if (r->state == REC_IDLE)
+            rec__started(r, err);
+        return;
+    }
     for (int st = 0; st < STRATEGY__COUNT; st++) {
         const struct strategy_ops *ops = rec__find(r, st);
         if (ops && ops->launched)
@@ -997,6 +1020,7 @@ void recovery_executed(struct recovery *r, enum exec_outcome outcome, const char
 
 void recovery_abort(struct recovery *r, const char *why)
 {
+    r->start_launching = false; /* the spawn's report starts nothing */
     r->result = why;
     recovery_event(r, REC_EV_ABORT);
 }

@@ -126,6 +126,7 @@ struct recovery {
     bool queued;                   /* on ex->queue */
     bool holds_slot;               /* its executing action counts in ex->executing */
     bool starting;                 /* counts in ex->starting (a start run or verified) */
+    bool start_launching;          /* the start's spawn is on the spawner: go on when it reports */
     struct recovery *next;         /* ex->queue link */
     struct clock_timer timer;    /* the state's one deadline: correlation, delay, action, verify */
     int64_t flap_fault;          /* the fault the last plan was for */

@@ -13,7 +13,9 @@ What the fixtures expect of recoverd:
   - Config keys set by the fixture: `state_dir` (tmp/state; the journal is
     state_dir/journal.db, SQLite WAL, read here with the sqlite3 module) and
     `api.listen` ("127.0.0.1:PORT" on a free port).
-  - GET /v1/status answers JSON once the daemon is ready (waited for, 10 s);
+  - GET /v1/status answers JSON once the daemon listens (from its first
+    loop turn, before its services exist) and says in `services_starting`
+    how many are not started yet; ready is both (waited for, 10 s);
     GET /v1/services lists service views, GET /v1/services/NAME gives one,
     with the service's process as an integer `pid`. Mutating calls carry
     "Authorization: Bearer TOKEN" when a token is given.
@@ -32,15 +34,17 @@ from helpers import Demo, Recoverd, demo_cmd, free_port  # noqa: F401 (re-export
 
 @pytest.fixture
 def recoverd(tmp_path, request):
-    """Factory: recoverd(config_dict_or_yaml_text, start=True, **kw) -> Recoverd.
-    Several instances per test get their own sub-directories."""
+    """Factory: recoverd(config_dict_or_yaml_text, start=True, started=True,
+    **kw) -> Recoverd, started and waited for until its API answers and,
+    with started, every service is started (Recoverd.wait_ready). Several
+    instances per test get their own sub-directories."""
     made = []
 
-    def make(config=None, start=True, **kw):
+    def make(config=None, start=True, started=True, **kw):
         rd = Recoverd(tmp_path / f"rd{len(made)}", config, **kw)
         made.append(rd)
         if start:
-            rd.start()
+            rd.start(started=started)
         return rd
 
     yield make

@@ -293,9 +293,10 @@ class Recoverd:
 
     # -- life cycle --
 
-    def start(self, wait=True, timeout=10.0, extra_args=(), prefix=()):
+    def start(self, wait=True, timeout=10.0, extra_args=(), prefix=(), started=True):
         """Start recoverd (again, after stop/kill9, with the same state).
-        prefix: a command that execs recoverd in its place (setpriv ... --)."""
+        prefix: a command that execs recoverd in its place (setpriv ... --).
+        wait: until it is ready (wait_ready, with started)."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         argv = [*prefix, binary("recoverd"), "-c", str(self.config_path),
                 "--log-level", self.log_level, *extra_args]
@@ -306,19 +307,26 @@ class Recoverd:
                                          start_new_session=True)
         self.runs.append((self.proc.pid, proc_start_ticks(self.proc.pid)))
         if wait:
-            self.wait_ready(timeout)
+            self.wait_ready(timeout, started)
         return self
 
-    def wait_ready(self, timeout=10.0):
+    def wait_ready(self, timeout=10.0, started=True):
+        """Until the API answers and, with started, every service is made
+        and started (/v1/status `services_starting` 0): the API answers
+        from recoverd's first loop turn, before its services exist. A
+        test whose services wait for a dependency that is not ready, or
+        that looks at the start itself, passes started=False."""
         def up():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"recoverd exited with {self.proc.returncode} "
                                    f"before answering:\n{self.log_text()[-4000:]}")
             try:
-                return self.api("/v1/status") is not None
+                st = self.api("/v1/status")
             except (OSError, ApiError):
                 return False
-        wait_for(up, timeout, what="recoverd API /v1/status")
+            return st is not None and (not started or st.get("services_starting", 0) == 0)
+        wait_for(up, timeout, what="recoverd API /v1/status" +
+                 (" with every service started" if started else ""))
 
     @property
     def pid(self):

@@ -192,7 +192,8 @@ def test_start_order_follows_dependencies(recoverd, tmp_path):
     marker = tmp_path / "db-ready"
     db = demo_service(free_port(), checks=[marker_check(marker)], verify="10s")
     web = demo_service(free_port(), depends_on=["db"])
-    rd = recoverd({"services": {"web": web, "db": db}})  # web first: order is not config order
+    # web first: order is not config order; web waits for db: not all start
+    rd = recoverd({"services": {"web": web, "db": db}}, started=False)
     rd.wait_for(lambda: rd.service("db")["pid"], what="db spawned")
     # db runs but is not healthy: web waits.
     assert no_change_for(0.8, lambda: rd.service("web")["pid"]) is None

@@ -117,6 +117,58 @@ static void start_of_a_supervised_service_spawns_and_verifies(void **state)
     assert_int_equal(n_actions(s), 0);
 }
 
+/* With a pace that has a spawner, the start's spawn runs on its threads
+ * too (the loop does not wait for the exec): the service is spawning, no
+ * pid yet, when the start returns, and is verified once the spawn has
+ * reported. */
+static void start_spawns_on_the_pace_spawner_then_verifies(void **state)
+{
+    struct fixture *fx = *state;
+    static struct pace pace; /* its handles finish closing in the teardown */
+    pace_init(&pace, &fx->loop, 0);
+    fx->ex.pace = &pace;
+    struct svc *s = svc_new(fx, "web");
+    svc_command(s, "exec sleep 100");
+    svc_no_checks(s);
+    svc_init(s);
+    recovery_event(&s->rec, REC_EV_START);
+    assert_int_equal(s->sup.state, SUP_SPAWNING);
+    assert_int_equal(s->sup.pid, 0);
+    assert_int_equal(s->rec.state, REC_IDLE);
+    loopwait_until(&fx->loop, s->ready > 0);
+    assert_int_equal(s->sup.state, SUP_RUNNING);
+    assert_true(s->sup.pid > 0);
+    assert_int_equal(s->rec.state, REC_IDLE);
+    assert_int_equal(n_actions(s), 0);
+    fx->ex.pace = NULL;
+    pace_close(&pace);
+}
+
+/* A stop while the start's spawn runs on the spawner: the process is
+ * stopped once its pid is known, and the spawn's report starts no
+ * verification. */
+static void stop_while_the_start_spawns_starts_nothing(void **state)
+{
+    struct fixture *fx = *state;
+    static struct pace pace;
+    pace_init(&pace, &fx->loop, 0);
+    fx->ex.pace = &pace;
+    struct svc *s = svc_new(fx, "web");
+    svc_command(s, "exec sleep 100");
+    svc_no_checks(s);
+    svc_init(s);
+    recovery_event(&s->rec, REC_EV_START);
+    assert_int_equal(s->sup.state, SUP_SPAWNING);
+    recovery_abort(&s->rec, "stopping");
+    supervisor_event(&s->sup, SUP_EV_STOP, STOP_SHUTDOWN);
+    loopwait_until(&fx->loop, s->sup.state == SUP_DOWN && s->sup.has_exit);
+    assert_int_equal(s->rec.state, REC_IDLE);
+    assert_int_equal(s->ready, 0);
+    assert_false(s->checks.verifying);
+    fx->ex.pace = NULL;
+    pace_close(&pace);
+}
+
 /* ---- repair: verification passes ---- */
 
 /* The check fails, a fault opens, the repair runs and fixes it, the checks
@@ -1024,6 +1076,8 @@ int main(void)
         FX(queued_restart_runs_once_a_start_is_verified),
         FX(storm_restarts_are_paced_one_spawn_per_turn_in_exit_order),
         FX(restart_in_flight_on_the_spawner_holds_no_slot),
+        FX(start_spawns_on_the_pace_spawner_then_verifies),
+        FX(stop_while_the_start_spawns_starts_nothing),
         FX(external_crash_after_a_failed_restart_program_is_a_fault),
     };
 #undef FX
