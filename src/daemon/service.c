@@ -82,6 +82,7 @@ static void service__launched(void *ctx, int err)
 {
     struct service *s = ctx;
     recovery_launched(&s->rec, err);
+    service_count_starting(s); /* a first start's spawn has reported */
     if (s->retired && s->sup.state == SUP_DOWN) {
         service_close(s);
         return;
@@ -208,7 +209,7 @@ static void service__refuse(struct service *s)
 
 void service_count_starting(struct service *s)
 {
-    bool starting = !s->retired && (!s->started || s->start_waiting);
+    bool starting = !s->retired && (!s->started || s->start_waiting || s->rec.start_launching);
     if (starting == s->counted_starting)
         return;
     s->counted_starting = starting;
@@ -232,23 +233,24 @@ void service_start(struct service *s)
         return;
     }
     recovery_event(&s->rec, REC_EV_START);
+    service_count_starting(s); /* its first spawn may still be on a spawner thread */
 }
 
 void service_stop(struct service *s, const char *why)
 {
     s->start_waiting = false;
-    service_count_starting(s);
     check_set_stop(&s->checks);
     recovery_abort(&s->rec, why);
+    service_count_starting(s);
     supervisor_event(&s->sup, SUP_EV_STOP, STOP_SHUTDOWN);
 }
 
 void service_detach(struct service *s)
 {
     s->start_waiting = false;
-    service_count_starting(s);
     check_set_stop(&s->checks);
     recovery_abort(&s->rec, "aborted: recoverd exited leaving the service running");
+    service_count_starting(s);
     supervisor_detach(&s->sup);
 }
 

@@ -38,7 +38,8 @@ void service_close(struct service *s);
 /* Free the memory; every handle must be closed already. NULL-safe. */
 void service_free(struct service *s);
 /* Count s in d->n_starting or not, as it is now: live and not started
- * yet, or waiting for its dependencies. Called after each change of
+ * yet, waiting for its dependencies, or its first spawn not reported yet
+ * (a spawner thread has it: no pid to show). Called after each change of
  * started, start_waiting and retired, and once it is in d->services. */
 void service_count_starting(struct service *s);
 /* Its loop handles still open. */

@@ -276,14 +276,18 @@ class Recoverd:
     # -- configuration --
 
     def write_config(self, config):
-        """(Re)write the config file; a later SIGHUP or start() reads it."""
-        if isinstance(config, str):
-            self.config_path.write_text(config)
-            return
-        defaults = {"state_dir": str(self.state_dir),
-                    "api": {"listen": f"127.0.0.1:{self.api_port}"}}
-        self.config = _merge(defaults, config)
-        self.config_path.write_text(json.dumps(self.config, indent=2) + "\n")
+        """(Re)write the config file; a later SIGHUP or start() reads it.
+        Whole or not at all (a new file renamed over it), as a reload
+        still reading the file from an earlier SIGHUP must not find it
+        half written."""
+        if not isinstance(config, str):
+            defaults = {"state_dir": str(self.state_dir),
+                        "api": {"listen": f"127.0.0.1:{self.api_port}"}}
+            self.config = _merge(defaults, config)
+            config = json.dumps(self.config, indent=2) + "\n"
+        part = self.config_path.with_name(self.config_path.name + ".part")
+        part.write_text(config)
+        os.replace(part, self.config_path)
 
     def check_config(self):
         """Run `recoverd -c FILE --check-config`: CompletedProcess (text)."""
