@@ -56,11 +56,12 @@
  * interval): spread, so that no turn holds many of them. */
 #define DAEMON__PROBE_SPREAD_MS 1000
 
-/* First starts' spawns queued on the spawner at most: past it the slices
- * wait for its reports (at 3,000 services a queue of thousands kept both
- * cores exec'ing, the services already started and their checks starved,
- * every check failed). */
-#define DAEMON__START_IN_FLIGHT 8
+/* First starts' spawns on the spawner at most: past it the slices wait
+ * for its reports. Each is a child exec'ing, CPU taken from the loop: at
+ * 8, four threads' children at once starved the loop at 1,000 services
+ * (longest stall 48-53 ms, API gaps up to 1.7 s, stalls at rest after);
+ * at 2, 17.6-17.9 ms and all healthy no later (bench/scale pairs). */
+#define DAEMON__START_IN_FLIGHT 2
 
 /* A reload: loaded and checked in the thread pool, then applied a slice
  * per loop turn (DAEMON__STEP_SLICE_NS each), so that neither the parse of
