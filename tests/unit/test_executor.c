@@ -117,6 +117,20 @@ static void start_of_a_supervised_service_spawns_and_verifies(void **state)
     assert_int_equal(n_actions(s), 0);
 }
 
+/* A service without checks, started with pace's spawner in use: its
+ * first spawn goes to the spawner's threads. */
+static struct svc *start_on_pace_spawner(struct fixture *fx, struct pace *pace)
+{
+    pace_init(pace, &fx->loop, 0);
+    fx->ex.pace = pace;
+    struct svc *s = svc_new(fx, "web");
+    svc_command(s, "exec sleep 100");
+    svc_no_checks(s);
+    svc_init(s);
+    recovery_event(&s->rec, REC_EV_START);
+    return s;
+}
+
 /* With a pace that has a spawner, the start's spawn runs on its threads
  * too (the loop does not wait for the exec): the service is spawning, no
  * pid yet, when the start returns, and is verified once the spawn has
@@ -125,13 +139,7 @@ static void start_spawns_on_the_pace_spawner_then_verifies(void **state)
 {
     struct fixture *fx = *state;
     static struct pace pace; /* its handles finish closing in the teardown */
-    pace_init(&pace, &fx->loop, 0);
-    fx->ex.pace = &pace;
-    struct svc *s = svc_new(fx, "web");
-    svc_command(s, "exec sleep 100");
-    svc_no_checks(s);
-    svc_init(s);
-    recovery_event(&s->rec, REC_EV_START);
+    struct svc *s = start_on_pace_spawner(fx, &pace);
     assert_int_equal(s->sup.state, SUP_SPAWNING);
     assert_int_equal(s->sup.pid, 0);
     assert_int_equal(s->rec.state, REC_IDLE);
@@ -151,13 +159,7 @@ static void stop_while_the_start_spawns_starts_nothing(void **state)
 {
     struct fixture *fx = *state;
     static struct pace pace;
-    pace_init(&pace, &fx->loop, 0);
-    fx->ex.pace = &pace;
-    struct svc *s = svc_new(fx, "web");
-    svc_command(s, "exec sleep 100");
-    svc_no_checks(s);
-    svc_init(s);
-    recovery_event(&s->rec, REC_EV_START);
+    struct svc *s = start_on_pace_spawner(fx, &pace);
     assert_int_equal(s->sup.state, SUP_SPAWNING);
     recovery_abort(&s->rec, "stopping");
     supervisor_event(&s->sup, SUP_EV_STOP, STOP_SHUTDOWN);
