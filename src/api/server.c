@@ -29,6 +29,7 @@
 #include "config/config-t.h"
 #include "lib/hostnames.h"
 #include "lib/log.h"
+#include "lib/uvclock.h"
 
 #define API__TCP_MAX 256     /* TCP connections served at once */
 #define API__LOCAL_MAX 64    /* Unix-socket connections served at once */
@@ -849,8 +850,7 @@ static void api__sweep_start(struct api *a)
     uint64_t shortest = a->idle_ms < API__LINGER_MS ? a->idle_ms : API__LINGER_MS;
     shortest = a->request_ms < shortest ? a->request_ms : shortest;
     uint64_t period = shortest / 2 > 10 ? shortest / 2 : 10;
-    uv_update_time(a->loop);
-    uv_timer_start(&a->sweep, api__sweep_cb, period, period);
+    uv_timer_start(&a->sweep, api__sweep_cb, uvclock_delay(a->loop, period), period);
 }
 
 /* ---- the doors ------------------------------------------------------------------------ */
@@ -988,8 +988,7 @@ static void api__pause(struct api *a)
 {
     door__polling(&a->tcp, false);
     door__polling(&a->local, false);
-    uv_update_time(a->loop);
-    uv_timer_start(&a->pause, api__pause_cb, API__PAUSE_MS, 0);
+    uvclock_arm(&a->pause, api__pause_cb, API__PAUSE_MS);
 }
 
 /* EMFILE: no descriptor for the next client. The reserve is given up:

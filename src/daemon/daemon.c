@@ -169,8 +169,7 @@ static void daemon__prune_cb(uv_timer_t *t)
         d->code_shed = true;
         log_event(LOG_DEBUG, NULL, "code-shed", "kib=%zu", heap_shed_code());
     }
-    uv_update_time(d->loop);
-    uv_timer_start(t, daemon__prune_cb, n > 0 ? DAEMON__PRUNE_AGAIN_MS : DAEMON__PRUNE_EVERY_MS, 0);
+    uvclock_arm(t, daemon__prune_cb, n > 0 ? DAEMON__PRUNE_AGAIN_MS : DAEMON__PRUNE_EVERY_MS);
 }
 
 static void daemon__signal_cb(uv_signal_t *h, int signum)
@@ -478,8 +477,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
                   "error=\"%s\" what=\"journal reads run on the loop\"", err);
     /* The first batch at the first loop turn: a recoverd that keeps being
      * killed soon after its start still holds the journal's cap. */
-    uv_update_time(loop);
-    uv_timer_start(&d->prune, daemon__prune_cb, 0, 0);
+    uvclock_arm(&d->prune, daemon__prune_cb, 0);
     if ((r = detector_init_all(loop)) < 0) {
         log_event(LOG_ERROR, NULL, "detector-init-failed", "error=\"%s\"", strerror(-r));
         return r;

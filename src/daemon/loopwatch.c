@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "lib/clock.h"
+#include "lib/log.h"
 
 static uint64_t loopwatch__cpu_ns(void)
 {
@@ -15,8 +16,15 @@ static uint64_t loopwatch__cpu_ns(void)
 static void loopwatch__prepare_cb(uv_prepare_t *p)
 {
     struct loopwatch *w = p->data;
-    if (w->turn_ns) /* started */
-        loopwatch_turn(w, uv_hrtime(), uv_metrics_idle_time(p->loop));
+    if (w->turn_ns) { /* started */
+        uint64_t now = uv_hrtime(), more = 0;
+        uint64_t busy = loopwatch_turn(w, now, uv_metrics_idle_time(p->loop));
+        if (loopwatch_warn_due(w, now, busy, &more))
+            log_event(LOG_WARN, NULL, "loop-held",
+                      "busy_ms=%llu more=%llu what=\"timers, probe deadlines, exits and "
+                      "requests waited this long: a host short of CPU, or recoverd\"",
+                      (unsigned long long)(busy / 1000000), (unsigned long long)more);
+    }
     if (w->marking) { /* a syscall per turn: only while someone asked */
         uint64_t now = loopwatch__cpu_ns(), cpu = now - w->cpu_ns;
         w->cpu_ns = now;
@@ -52,6 +60,20 @@ uint64_t loopwatch_turn(struct loopwatch *w, uint64_t now_ns, uint64_t idle_ns)
     if (busy > LOOPWATCH_STALL_NS)
         w->stalls++;
     return busy;
+}
+
+bool loopwatch_warn_due(struct loopwatch *w, uint64_t now_ns, uint64_t busy_ns, uint64_t *more)
+{
+    if (busy_ns < LOOPWATCH_WARN_NS)
+        return false;
+    if (w->warned_ns && now_ns - w->warned_ns < LOOPWATCH_WARN_EVERY_NS) {
+        w->unwarned++;
+        return false;
+    }
+    *more = w->unwarned;
+    w->unwarned = 0;
+    w->warned_ns = now_ns;
+    return true;
 }
 
 void loopwatch_start(struct loopwatch *w)

@@ -11,6 +11,12 @@
 
 /* A turn busy longer than this counts as a stall (issue 10's target). */
 #define LOOPWATCH_STALL_NS 5000000ull
+/* A turn busy this long is logged (a warning): every timer, probe
+ * deadline, exit and request waited that long, and a start that failed
+ * every check at once would otherwise leave no word of why. At most one
+ * line per LOOPWATCH_WARN_EVERY_NS, which counts the ones it held back. */
+#define LOOPWATCH_WARN_NS 1000000000ull
+#define LOOPWATCH_WARN_EVERY_NS 10000000000ull
 
 /* Why not a timer that measures its own lateness: each of its ticks is a
  * wakeup, and 100 a second (a 10 ms period) raised a quiet daemon's CPU
@@ -27,6 +33,8 @@ struct loopwatch {
     uint64_t stalls;      /* turns longer than LOOPWATCH_STALL_NS */
     uint64_t since_ms;    /* CLOCK_REALTIME, ms: when counting began (loopwatch_init) */
     uint64_t mark_max_ns; /* the longest turn since loopwatch_mark, ns */
+    uint64_t warned_ns;   /* uv_hrtime() of the last warning; 0: none yet */
+    uint64_t unwarned;    /* turns over LOOPWATCH_WARN_NS since, not logged */
     /* While marking, the loop thread's CPU time per turn too: on a host
      * whose cores are shared, a turn's span also holds the time others ran
      * (preemption), its CPU time only what the loop itself did. */
@@ -44,6 +52,10 @@ void loopwatch_start(struct loopwatch *w);
  * waited idle_ns in all (uv_metrics_idle_time()); returns its busy time,
  * ns. What the hook does once started; public for its unit test. */
 uint64_t loopwatch_turn(struct loopwatch *w, uint64_t now_ns, uint64_t idle_ns);
+/* Whether the turn that ended at now_ns, busy busy_ns, is to be logged;
+ * *more: the long turns held back since the last line. Public for its
+ * unit test. */
+bool loopwatch_warn_due(struct loopwatch *w, uint64_t now_ns, uint64_t busy_ns, uint64_t *more);
 /* Begin a span of interest (a reload, the stop): mark_max_ns and
  * mark_max_cpu_ns count from here, so the log can say how long the span
  * held the loop; loopwatch_unmark ends it. */

@@ -418,9 +418,8 @@ static void rd__timer_cb(uv_timer_t *t)
     if (!rd->busy || !c)
         return;
     if (rd->retry) {
-        uint64_t now = uv_now(rd__loop);
         rd->retry = rd->reused = rd->concluded = false;
-        uv_timer_start(&rd->timer, rd__timer_cb, rd->deadline > now ? rd->deadline - now : 0, 0);
+        uvclock_arm_at(&rd->timer, rd__timer_cb, rd->deadline);
         return rd__connect(rd);
     }
     rd->busy = false; /* first: callbacks fired by a hangup below find the probe over */
@@ -465,8 +464,8 @@ static int rd__start(struct check *c)
         return -EBUSY;
     rd->busy = true;
     rd->failed = rd->concluded = rd->drop = rd->retry = false;
-    uvclock_arm(&rd->timer, rd__timer_cb, c->cfg->timeout_ms);
-    rd->deadline = uv_now(rd__loop) + c->cfg->timeout_ms; /* the loop's time, just updated */
+    rd->deadline = uvclock_now(rd__loop) + c->cfg->timeout_ms;
+    uvclock_arm_at(&rd->timer, rd__timer_cb, rd->deadline);
     rd->reused = rd->ac != NULL;
     if (!rd->reused)
         rd__connect(rd);

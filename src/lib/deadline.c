@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "lib/uvclock.h"
+
 /* The deadlines of one duration on one loop. */
 struct deadline__list {
     uv_timer_t timer; /* armed at or before head's due; data = this; the
@@ -57,8 +59,7 @@ static void deadline__list_close(struct deadline__list *l)
 
 static void deadline__arm(struct deadline__list *l, uint64_t due_ms)
 {
-    uint64_t now = uv_now(l->loop);
-    uv_timer_start(&l->timer, deadline__fire_cb, due_ms > now ? due_ms - now : 0, 0);
+    uvclock_arm_at(&l->timer, deadline__fire_cb, due_ms);
 }
 
 static void deadline__unlink(struct deadline *d)
@@ -106,8 +107,7 @@ int deadline_start(struct deadline *d, uv_loop_t *loop, deadline_cb cb, uint64_t
         if (old != l && !old->head && !old->firing)
             deadline__list_close(old);
     }
-    uv_update_time(loop);
-    d->due_ms = uv_now(loop) + ms;
+    d->due_ms = uvclock_now(loop) + ms;
     d->seq = deadline__seq++;
     d->cb = cb;
     d->list = l;

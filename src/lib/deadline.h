@@ -31,11 +31,11 @@ struct deadline {
 };
 
 /* Arm d (disarming it first) to run cb once, ms from now on loop's clock
- * (updated first, as a timer armed after a long callback must count from
- * then). Deadlines of one ms on one loop run in due order, those due
- * together in arming order; cb runs from libuv's timer phase, like a
- * uv_timer's, and may arm or disarm any deadline. 0, or -ENOMEM (d is then
- * left as it was). */
+ * (read now, as a timer armed after a long callback must count from then;
+ * lib/uvclock: one armed while timers run comes due in a later timers
+ * phase, after the loop has read its sockets). Deadlines of one ms on one loop run in due order,
+ * those due together in arming order; cb runs from libuv's timer phase, like a uv_timer's, and may
+ * arm or disarm any deadline. 0, or -ENOMEM (d is then left as it was). */
 int deadline_start(struct deadline *d, uv_loop_t *loop, deadline_cb cb, uint64_t ms);
 /* Disarm d: cb will not run. NULL-safe, and a no-op on a disarmed d. */
 void deadline_stop(struct deadline *d);

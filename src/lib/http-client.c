@@ -12,6 +12,7 @@
 #include "lib/deadline.h"
 #include "lib/lookup.h"
 #include "lib/srcport.h"
+#include "lib/uvclock.h"
 
 /* One TCP connection; on the heap because it closes asynchronously while
  * the client may already open the next one. */
@@ -21,7 +22,7 @@ struct http_client__conn {
     bool writing;           /* a uv_write is in flight (its callback frees the request): the
                              * connection cannot take another */
     bool reused;            /* has carried a whole response: the server may have dropped it */
-    uint64_t born_ms;       /* uv_now() when it began connecting */
+    uint64_t born_ms;       /* uvclock_now() when it began connecting */
 };
 
 struct http_client {
@@ -130,7 +131,9 @@ static void http_client__finish(struct http_client *cl, int err, bool keep)
  * while the loop was held elsewhere (thousands of spawns and probes at a
  * start on a loaded host) would fail answers already waiting to be read,
  * and those failures feed more loop work. So the deadline is judged a
- * turn later (1 ms: a 0 ms timer would run again before the read). */
+ * turn later (1 ms: a 0 ms timer would run again before the read; and
+ * lib/uvclock never moves the loop's cached time, or the 1 ms would come
+ * due in this same timers phase once a later callback had run 1 ms). */
 static void http_client__timer_cb(struct deadline *d)
 {
     struct http_client *cl = (struct http_client *)((char *)d -
@@ -274,7 +277,7 @@ static int http_client__connect(struct http_client *cl)
     }
     k->tcp.data = k;
     k->cl = cl;
-    k->born_ms = uv_now(cl->loop);
+    k->born_ms = uvclock_now(cl->loop);
     cl->conn = k;
     if ((r = srcport_uv(&k->tcp, cl->addr.sa.sa_family)) < 0) {
         http_client__conn_drop(cl);
@@ -348,7 +351,7 @@ int http_client_start(struct http_client *cl, uint64_t timeout_ms, http_client_c
         return 0;
     }
     http_response_init(cl->resp, cl->body, cl->keep, cl->head_only);
-    if (cl->conn && cl->reuse_ms && uv_now(cl->loop) - cl->conn->born_ms >= cl->reuse_ms)
+    if (cl->conn && cl->reuse_ms && uvclock_now(cl->loop) - cl->conn->born_ms >= cl->reuse_ms)
         http_client__conn_drop(cl); /* aged out: this request connects anew */
     if (cl->conn)
         http_client__send(cl); /* the kept connection: one write, then one read */

@@ -5,16 +5,35 @@
 #include <errno.h>
 #include <stdlib.h>
 
+/* libuv's loop time is uv__hrtime(UV_CLOCK_FAST) / 1e6: CLOCK_MONOTONIC,
+ * or its coarse variant where that ticks every millisecond (behind by less
+ * than a tick). uv_hrtime is CLOCK_MONOTONIC: never behind it. */
+uint64_t uvclock_now(const uv_loop_t *loop)
+{
+    uint64_t now = uv_hrtime() / 1000000, cached = uv_now(loop);
+    return now > cached ? now : cached;
+}
+
+uint64_t uvclock_delay(const uv_loop_t *loop, uint64_t ms)
+{
+    return uvclock_now(loop) - uv_now(loop) + ms;
+}
+
 void uvclock_arm(uv_timer_t *t, uv_timer_cb cb, uint64_t ms)
 {
-    uv_update_time(t->loop);
-    uv_timer_start(t, cb, ms, 0);
+    uv_timer_start(t, cb, uvclock_delay(t->loop, ms), 0);
+}
+
+void uvclock_arm_at(uv_timer_t *t, uv_timer_cb cb, uint64_t due_ms)
+{
+    uint64_t cached = uv_now(t->loop);
+    uv_timer_start(t, cb, due_ms > cached ? due_ms - cached : 0, 0);
 }
 
 void uvclock_arm_grid(uv_timer_t *t, uv_timer_cb cb, uint64_t ms, uint64_t grid_ms)
 {
-    uv_update_time(t->loop);
-    uv_timer_start(t, cb, ms - (uv_now(t->loop) + ms) % grid_ms, 0);
+    uint64_t due = uvclock_now(t->loop) + ms;
+    uvclock_arm_at(t, cb, due - due % grid_ms);
 }
 
 /* ---- the loop as a clock_src: t->impl is a uv_timer_t on the heap ---- */

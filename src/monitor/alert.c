@@ -12,6 +12,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/model.h"
+#include "lib/uvclock.h"
 #include "monitor/alert-queue.h"
 #include "store/journal.h"
 
@@ -253,10 +254,8 @@ static void alert__send(struct alert__hook *h, struct alert__open *o, const stru
                                   .event = ev->name,
                                   .opens = opens || !ev->f,
                                   .service = ev->service};
-    if (o) {
-        uv_update_time(h->a->loop);
-        o->last_ms = uv_now(h->a->loop);
-    }
+    if (o)
+        o->last_ms = uvclock_now(h->a->loop);
     if (!doc) {
         log_event(LOG_ERROR, ev->service, "alert-dropped", "webhook=%s alert=%s error=\"%s\"",
                   alert_queue_where(h->q), ev->name, strerror(ENOMEM));
@@ -402,7 +401,7 @@ static void alert__repeat_cb(uv_timer_t *t)
  * O(open alerts) per event. */
 static void alert__arm(struct alerter *a)
 {
-    uint64_t due = UINT64_MAX, now;
+    uint64_t due = UINT64_MAX;
     for (size_t i = 0; i < a->n_hooks; i++) {
         struct alert__hook *h = a->hooks[i];
         alert__purge(h);
@@ -414,9 +413,7 @@ static void alert__arm(struct alerter *a)
         uv_timer_stop(&a->repeat);
         return;
     }
-    uv_update_time(a->loop);
-    now = uv_now(a->loop);
-    uv_timer_start(&a->repeat, alert__repeat_cb, due > now ? due - now : 0, 0);
+    uvclock_arm_at(&a->repeat, alert__repeat_cb, due);
 }
 
 /* ---- webhooks ---- */
@@ -454,8 +451,7 @@ static void alert__load_open(void *arg, int64_t fault_id, const struct fault *f,
         alert__ids_add(&h->a->symptoms, &h->a->n_symptoms, &h->a->cap_symptoms, id);
     }
     json_decref(ids);
-    uv_update_time(h->a->loop);
-    o->last_ms = uv_now(h->a->loop);
+    o->last_ms = uvclock_now(h->a->loop);
     if (f->resolved_ms)
         alert__resolve(h, o, f);
 }

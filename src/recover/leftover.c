@@ -24,6 +24,7 @@
 
 #include "lib/procstat.h"
 #include "lib/spawn.h"
+#include "lib/uvclock.h"
 
 #define LEFTOVER__PROC_POLL_MS 10 /* /proc watch period when there is no pidfd */
 
@@ -158,7 +159,7 @@ static void leftover__arm(struct leftover__set *s)
             uv_close((uv_handle_t *)&s->timer, leftover__timer_closed_cb);
         return;
     }
-    uint64_t now = uv_now(s->loop), next = UINT64_MAX;
+    uint64_t now = uvclock_now(s->loop), next = UINT64_MAX;
     for (size_t i = 0; i < s->n; i++) {
         const struct leftover__entry *e = &s->e[i];
         if (e->state == LEFTOVER__FOUND)
@@ -169,7 +170,7 @@ static void leftover__arm(struct leftover__set *s)
             now + LEFTOVER__PROC_POLL_MS < next)
             next = now + LEFTOVER__PROC_POLL_MS;
     }
-    uv_timer_start(&s->timer, leftover__tick_cb, next > now ? next - now : 0, 0);
+    uvclock_arm_at(&s->timer, leftover__tick_cb, next);
 }
 
 static void leftover__tick_cb(uv_timer_t *t)
@@ -265,9 +266,9 @@ int leftover_stop_all(uv_loop_t *loop, const struct leftover *v, size_t n,
     s->open = 1;
     /* The graces count from now, not from the last loop turn: the caller
      * may have worked a while since (a journal read at start). */
-    uv_update_time(loop);
+    uint64_t now = uvclock_now(loop);
     for (size_t i = 0; i < n; i++)
-        leftover__begin(&s->e[i], uv_now(loop));
+        leftover__begin(&s->e[i], now);
     leftover__arm(s);
     return 0;
 }

@@ -156,6 +156,66 @@ static void uvclock_src_timer_stops_rearms_and_closes_later(void **state)
     assert_false(clock_timer_armed(&f->ct));
 }
 
+/* ---- timers armed while timers run ---- */
+
+#define RELAY_RUNS 8   /* callbacks of the two relay timers in all */
+#define RELAY_NAP_MS 3 /* each holds the loop this long, past the 1 ms it arms */
+
+/* Two timers that each hold the loop a moment and re-arm themselves at
+ * 1 ms: libuv 1.44 runs every timer due by the loop's cached time in one
+ * phase, so had arming moved that time, each would have come due again in
+ * the same phase, which would only end with the relay, never polling. */
+struct relay {
+    uv_loop_t loop;
+    uv_timer_t t[2];
+    uv_check_t polled; /* runs after each poll for I/O */
+    int polls;
+    int runs;
+    int poll_at[RELAY_RUNS]; /* polls done before each run */
+};
+
+static void relay_polled_cb(uv_check_t *c)
+{
+    ((struct relay *)c->data)->polls++;
+}
+
+static void relay_cb(uv_timer_t *t)
+{
+    struct relay *r = t->data;
+    r->poll_at[r->runs++] = r->polls;
+    loopwait_nap(RELAY_NAP_MS);    /* the work of a callback, not a wait for anything */
+    if (r->runs <= RELAY_RUNS - 2) /* the other one is still armed */
+        uvclock_arm(t, relay_cb, 1);
+}
+
+static void uvclock_timers_armed_while_timers_run_wait_for_a_poll(void **state)
+{
+    struct relay *r = calloc(1, sizeof *r);
+    (void)state;
+    assert_non_null(r);
+    assert_int_equal(uv_loop_init(&r->loop), 0);
+    uv_check_init(&r->loop, &r->polled);
+    r->polled.data = r;
+    uv_check_start(&r->polled, relay_polled_cb);
+    uv_unref((uv_handle_t *)&r->polled); /* the loop ends with the relay */
+    for (int i = 0; i < 2; i++) {
+        uv_timer_init(&r->loop, &r->t[i]);
+        r->t[i].data = r;
+        uv_timer_start(&r->t[i], relay_cb, 0, 0);
+    }
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    assert_int_equal(r->runs, RELAY_RUNS);
+    /* Each timer's next run came after the loop polled once more. */
+    for (int k = 2; k < RELAY_RUNS; k++)
+        assert_true(r->poll_at[k] > r->poll_at[k - 2]);
+    uv_close((uv_handle_t *)&r->polled, NULL);
+    uv_close((uv_handle_t *)&r->t[0], NULL);
+    uv_close((uv_handle_t *)&r->t[1], NULL);
+    assert_int_equal(uv_run(&r->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&r->loop), 0);
+    free(r);
+}
+
 /* ---- the fake clock ---- */
 
 struct fake_fx {
@@ -289,6 +349,7 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(uvclock_src_timer_stops_rearms_and_closes_later, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test(uvclock_timers_armed_while_timers_run_wait_for_a_poll),
         cmocka_unit_test(fakeclock_fires_due_timers_in_time_order),
         cmocka_unit_test(fakeclock_stop_rearm_and_next),
         cmocka_unit_test(iso8601_is_what_strftime_writes),

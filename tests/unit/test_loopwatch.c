@@ -95,6 +95,24 @@ static void loopwatch_mark_starts_a_span(void **state)
     assert_int_equal(f->w.max_busy_ns, 40 * MS);
 }
 
+/* A turn of a second or more is to be logged, at most once in ten
+ * seconds; the next line counts the ones held back meanwhile. */
+static void loopwatch_warns_of_a_held_loop_once_in_ten_seconds(void **state)
+{
+    struct fx *f = *state;
+    uint64_t more = 99, t = 5000 * MS;
+    assert_false(loopwatch_warn_due(&f->w, t, LOOPWATCH_WARN_NS - 1, &more));
+    assert_true(loopwatch_warn_due(&f->w, t, LOOPWATCH_WARN_NS, &more));
+    assert_int_equal(more, 0);
+    assert_false(loopwatch_warn_due(&f->w, t + 2000 * MS, 7000 * MS, &more));
+    assert_false(loopwatch_warn_due(&f->w, t + 9000 * MS, 1500 * MS, &more));
+    assert_false(loopwatch_warn_due(&f->w, t + 9500 * MS, 900 * MS, &more)); /* not long */
+    assert_true(loopwatch_warn_due(&f->w, t + 10000 * MS, 1200 * MS, &more));
+    assert_int_equal(more, 2);
+    assert_true(loopwatch_warn_due(&f->w, t + 20000 * MS, 1000 * MS, &more));
+    assert_int_equal(more, 0);
+}
+
 static void hold_cb(uv_timer_t *t)
 {
     struct fx *f = t->data;
@@ -163,6 +181,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             loopwatch_counts_busy_time_less_the_wait_and_stalls_over_5ms, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(loopwatch_warns_of_a_held_loop_once_in_ten_seconds,
+                                        fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(loopwatch_mark_starts_a_span, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(loopwatch_mark_counts_cpu_time_per_turn, fx_setup,
                                         fx_teardown),
