@@ -125,14 +125,23 @@ static int http_response__encoding(struct http_response *r, char *v)
     return 0;
 }
 
-/* The Connection header's tokens that matter. */
-static void http_response__connection(struct http_response *r, char *v)
+/* The Connection header's tokens that matter: the value is split on
+ * runs of commas and blanks by hand (strtok_r looked its delimiters up
+ * again for every token of every probe's answer). */
+static void http_response__connection(struct http_response *r, const char *v)
 {
-    char *save = NULL;
-    for (char *t = strtok_r(v, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
-        if (strcasecmp(t, "close") == 0)
+    for (;;) {
+        while (*v == ',' || *v == ' ' || *v == '\t')
+            v++;
+        if (!*v)
+            return;
+        const char *t = v;
+        while (*v && *v != ',' && *v != ' ' && *v != '\t')
+            v++;
+        size_t n = (size_t)(v - t);
+        if (n == 5 && strncasecmp(t, "close", 5) == 0)
             r->close = true;
-        else if (strcasecmp(t, "keep-alive") == 0)
+        else if (n == 10 && strncasecmp(t, "keep-alive", 10) == 0)
             r->keep_alive = true;
     }
 }

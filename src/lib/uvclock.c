@@ -11,12 +11,6 @@ void uvclock_arm(uv_timer_t *t, uv_timer_cb cb, uint64_t ms)
     uv_timer_start(t, cb, ms, 0);
 }
 
-void uvclock_arm_grid(uv_timer_t *t, uv_timer_cb cb, uint64_t ms, uint64_t grid_ms)
-{
-    uv_update_time(t->loop);
-    uv_timer_start(t, cb, ms - (uv_now(t->loop) + ms) % grid_ms, 0);
-}
-
 /* ---- the loop as a clock_src: t->impl is a uv_timer_t on the heap ---- */
 
 static uint64_t uvclock__now_us(void *ctx)
