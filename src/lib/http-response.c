@@ -12,12 +12,16 @@
  * table: strspn with a set this long builds a table of its own on every
  * call, which was a seventh of a probe's instructions (callgrind). */
 static bool http_response__tchar[256];
+/* Bytes a head line takes as they are: printable, or HTAB. */
+static bool http_response__plainc[256];
 
 __attribute__((constructor)) static void http_response__tables(void)
 {
-    for (int c = 1; c < 256; c++)
+    for (int c = 1; c < 256; c++) {
         http_response__tchar[c] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
                                   (c >= 'A' && c <= 'Z') || strchr("!#$%&'*+-.^_`|~", c);
+        http_response__plainc[c] = c >= 0x20 ? c != 0x7f : c == '\t';
+    }
 }
 
 /* How many token characters s starts with. */
@@ -303,22 +307,28 @@ static int http_response__byte(struct http_response *r, unsigned char ch)
 
 /* The run of bytes at d that http_response__byte would only append to the
  * line: printable or HTAB, no CR pending, room in the line and in the
- * head's budget, the status line's "HTTP/1." already checked. Taken in one
- * go (most of a head's bytes), the rest byte by byte. */
+ * head's budget, and the status line's first bytes those of "HTTP/1.".
+ * Taken in one go (most of a head's bytes), the rest byte by byte. */
 static size_t http_response__plain(struct http_response *r, const char *d, size_t n)
 {
     enum http_response_phase ph = r->phase;
     bool head = ph == HTTP_RESPONSE_STATUS || ph == HTTP_RESPONSE_HEADER ||
                 ph == HTTP_RESPONSE_TRAILER;
     size_t room = sizeof r->line - 1 - r->line_len, i = 0;
-    if (r->cr || ph == HTTP_RESPONSE_CHUNK_END || (ph == HTTP_RESPONSE_STATUS && r->line_len < 7))
+    if (r->cr || ph == HTTP_RESPONSE_CHUNK_END)
         return 0;
+    if (ph == HTTP_RESPONSE_STATUS && r->line_len < 7) {
+        /* a byte that differs is the byte path's to refuse */
+        size_t k = 7 - r->line_len < n ? 7 - r->line_len : n;
+        if (memcmp(d, "HTTP/1." + r->line_len, k) != 0)
+            return 0;
+    }
     if (head) {
         size_t budget = r->head < HTTP_RESPONSE_HEAD_MAX ? HTTP_RESPONSE_HEAD_MAX - r->head : 0;
         room = budget < room ? budget : room;
     }
     n = n < room ? n : room;
-    for (unsigned char ch; i < n && ((ch = (unsigned char)d[i]) >= 0x20 ? ch != 0x7f : ch == '\t');)
+    while (i < n && http_response__plainc[(unsigned char)d[i]])
         i++;
     memcpy(r->line + r->line_len, d, i);
     r->line_len += i;
