@@ -341,12 +341,23 @@ static size_t http_response__plain(struct http_response *r, const char *d, size_
  * of them), and act on the line once it is whole (CR dropped). */
 static int http_response__line_step(struct http_response *r, const char *d, size_t n, size_t *took)
 {
+    enum http_response_phase ph = r->phase;
+    bool head = ph == HTTP_RESPONSE_STATUS || ph == HTTP_RESPONSE_HEADER ||
+                ph == HTTP_RESPONSE_TRAILER;
     int rc = 0;
     size_t i = 0;
     while (i < n && rc == 0) {
         i += http_response__plain(r, d + i, n - i);
-        if (i < n)
+        /* A line's CRLF in one step, as the byte path would take it: no CR
+         * pending, both bytes within the head's budget. */
+        if (i + 1 < n && d[i] == '\r' && d[i + 1] == '\n' && !r->cr &&
+            (!head || r->head + 2 <= HTTP_RESPONSE_HEAD_MAX)) {
+            r->head += head ? 2 : 0;
+            i += 2;
+            rc = 1;
+        } else if (i < n) {
             rc = http_response__byte(r, (unsigned char)d[i++]);
+        }
     }
     *took = i;
     if (rc <= 0)
