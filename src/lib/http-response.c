@@ -12,12 +12,16 @@
  * table: strspn with a set this long builds a table of its own on every
  * call, which was a seventh of a probe's instructions (callgrind). */
 static bool http_response__tchar[256];
+/* Bytes a head line takes as they are: printable, or HTAB. */
+static bool http_response__plainc[256];
 
 __attribute__((constructor)) static void http_response__tables(void)
 {
-    for (int c = 1; c < 256; c++)
+    for (int c = 1; c < 256; c++) {
         http_response__tchar[c] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
                                   (c >= 'A' && c <= 'Z') || strchr("!#$%&'*+-.^_`|~", c);
+        http_response__plainc[c] = c >= 0x20 ? c != 0x7f : c == '\t';
+    }
 }
 
 /* How many token characters s starts with. */
@@ -125,14 +129,23 @@ static int http_response__encoding(struct http_response *r, char *v)
     return 0;
 }
 
-/* The Connection header's tokens that matter. */
-static void http_response__connection(struct http_response *r, char *v)
+/* The Connection header's tokens that matter: the value is split on
+ * runs of commas and blanks by hand (strtok_r looked its delimiters up
+ * again for every token of every probe's answer). */
+static void http_response__connection(struct http_response *r, const char *v)
 {
-    char *save = NULL;
-    for (char *t = strtok_r(v, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
-        if (strcasecmp(t, "close") == 0)
+    for (;;) {
+        while (*v == ',' || *v == ' ' || *v == '\t')
+            v++;
+        if (!*v)
+            return;
+        const char *t = v;
+        while (*v && *v != ',' && *v != ' ' && *v != '\t')
+            v++;
+        size_t n = (size_t)(v - t);
+        if (n == 5 && strncasecmp(t, "close", 5) == 0)
             r->close = true;
-        else if (strcasecmp(t, "keep-alive") == 0)
+        else if (n == 10 && strncasecmp(t, "keep-alive", 10) == 0)
             r->keep_alive = true;
     }
 }
@@ -294,22 +307,28 @@ static int http_response__byte(struct http_response *r, unsigned char ch)
 
 /* The run of bytes at d that http_response__byte would only append to the
  * line: printable or HTAB, no CR pending, room in the line and in the
- * head's budget, the status line's "HTTP/1." already checked. Taken in one
- * go (most of a head's bytes), the rest byte by byte. */
+ * head's budget, and the status line's first bytes those of "HTTP/1.".
+ * Taken in one go (most of a head's bytes), the rest byte by byte. */
 static size_t http_response__plain(struct http_response *r, const char *d, size_t n)
 {
     enum http_response_phase ph = r->phase;
     bool head = ph == HTTP_RESPONSE_STATUS || ph == HTTP_RESPONSE_HEADER ||
                 ph == HTTP_RESPONSE_TRAILER;
     size_t room = sizeof r->line - 1 - r->line_len, i = 0;
-    if (r->cr || ph == HTTP_RESPONSE_CHUNK_END || (ph == HTTP_RESPONSE_STATUS && r->line_len < 7))
+    if (r->cr || ph == HTTP_RESPONSE_CHUNK_END)
         return 0;
+    if (ph == HTTP_RESPONSE_STATUS && r->line_len < 7) {
+        /* a byte that differs is the byte path's to refuse */
+        size_t k = 7 - r->line_len < n ? 7 - r->line_len : n;
+        if (memcmp(d, "HTTP/1." + r->line_len, k) != 0)
+            return 0;
+    }
     if (head) {
         size_t budget = r->head < HTTP_RESPONSE_HEAD_MAX ? HTTP_RESPONSE_HEAD_MAX - r->head : 0;
         room = budget < room ? budget : room;
     }
     n = n < room ? n : room;
-    for (unsigned char ch; i < n && ((ch = (unsigned char)d[i]) >= 0x20 ? ch != 0x7f : ch == '\t');)
+    while (i < n && http_response__plainc[(unsigned char)d[i]])
         i++;
     memcpy(r->line + r->line_len, d, i);
     r->line_len += i;
@@ -322,12 +341,23 @@ static size_t http_response__plain(struct http_response *r, const char *d, size_
  * of them), and act on the line once it is whole (CR dropped). */
 static int http_response__line_step(struct http_response *r, const char *d, size_t n, size_t *took)
 {
+    enum http_response_phase ph = r->phase;
+    bool head = ph == HTTP_RESPONSE_STATUS || ph == HTTP_RESPONSE_HEADER ||
+                ph == HTTP_RESPONSE_TRAILER;
     int rc = 0;
     size_t i = 0;
     while (i < n && rc == 0) {
         i += http_response__plain(r, d + i, n - i);
-        if (i < n)
+        /* A line's CRLF in one step, as the byte path would take it: no CR
+         * pending, both bytes within the head's budget. */
+        if (i + 1 < n && d[i] == '\r' && d[i + 1] == '\n' && !r->cr &&
+            (!head || r->head + 2 <= HTTP_RESPONSE_HEAD_MAX)) {
+            r->head += head ? 2 : 0;
+            i += 2;
+            rc = 1;
+        } else if (i < n) {
             rc = http_response__byte(r, (unsigned char)d[i++]);
+        }
     }
     *took = i;
     if (rc <= 0)

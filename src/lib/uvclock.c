@@ -30,12 +30,6 @@ void uvclock_arm_at(uv_timer_t *t, uv_timer_cb cb, uint64_t due_ms)
     uv_timer_start(t, cb, due_ms > cached ? due_ms - cached : 0, 0);
 }
 
-void uvclock_arm_grid(uv_timer_t *t, uv_timer_cb cb, uint64_t ms, uint64_t grid_ms)
-{
-    uint64_t due = uvclock_now(t->loop) + ms;
-    uvclock_arm_at(t, cb, due - due % grid_ms);
-}
-
 /* ---- the loop as a clock_src: t->impl is a uv_timer_t on the heap ---- */
 
 static uint64_t uvclock__now_us(void *ctx)

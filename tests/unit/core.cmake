@@ -28,3 +28,5 @@ recoverd_unit_test(test_jsonw)
 recoverd_unit_test(test_service)
 # lib/deadline: many deadlines to one libuv timer per duration.
 recoverd_unit_test(test_deadline)
+# lib/grid: timers on a grid of the loop's clock, a wheel of slots to one libuv timer.
+recoverd_unit_test(test_grid)

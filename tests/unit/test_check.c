@@ -18,6 +18,7 @@
 #include "detect/check.h"
 #include "detect/detector.h"
 #include "lib/clock.h"
+#include "lib/grid.h"
 #include "loopwait.h"
 
 #define N_CHECKS 2
@@ -210,6 +211,24 @@ static void report(struct fixture *fx, size_t i, struct observation o)
     c->in_flight = true;
     c->started_us = clock_mono_us();
     check_report(c, &o);
+}
+
+/* The check's next probe is on the grid (a delay of 200 ms or more) or on
+ * its own timer (sooner): armed, due in, disarmed, whichever holds it. */
+static bool armed(const struct check *c)
+{
+    return grid_armed(&c->slot) || uv_is_active((const uv_handle_t *)&c->timer);
+}
+
+static uint64_t due_in(const struct check *c)
+{
+    return grid_armed(&c->slot) ? grid_due_in(&c->slot) : uv_timer_get_due_in(&c->timer);
+}
+
+static void unarm(struct check *c)
+{
+    uv_timer_stop(&c->timer);
+    grid_stop(&c->slot);
 }
 
 static void probe(struct fixture *fx, size_t i, bool ok, const char *reason)
@@ -532,11 +551,11 @@ static void check_stop_marks_results_stale(void **state)
     assert_int_equal(c0->last.code, 200);
     assert_false(c1->stale);
     assert_false(c1->has_result);
-    assert_false(uv_is_active((uv_handle_t *)&c0->timer));
-    assert_false(uv_is_active((uv_handle_t *)&c1->timer));
+    assert_false(armed(c0));
+    assert_false(armed(c1));
     probe(fx, 0, false, "refused");
     assert_false(c0->stale);
-    assert_false(uv_is_active((uv_handle_t *)&c0->timer)); /* stopped: no rescheduling */
+    assert_false(armed(c0)); /* stopped: no rescheduling */
 }
 
 static void check_report_computes_latency_from_start(void **state)
@@ -577,7 +596,7 @@ static void check_set_start_probes_through_the_detector(void **state)
     assert_true(fx->set.checks[1].in_flight);
     /* Starting again while probes are in flight starts nothing new. */
     check_set_start(&fx->set, 0);
-    assert_false(uv_is_active((uv_handle_t *)&fx->set.checks[0].timer));
+    assert_false(armed(&fx->set.checks[0]));
     check_set_stop(&fx->set);
     assert_int_equal(seen.cancels, N_CHECKS);
 }
@@ -613,19 +632,19 @@ static void check_hurries_while_confirming_a_failure(void **state)
     fx->set.probing = true;
     uv_update_time(&fx->loop);
     probe(fx, 0, true, NULL);
-    uint64_t due = uv_timer_get_due_in(&c->timer);
+    uint64_t due = due_in(c);
     assert_true(due > 900 && due <= 1000); /* the interval */
-    uv_timer_stop(&c->timer);
+    unarm(c);
     probe(fx, 0, false, "timeout");
-    assert_true(uv_timer_get_due_in(&c->timer) <= 50);
-    uv_timer_stop(&c->timer);
+    assert_true(due_in(c) <= 50);
+    unarm(c);
     probe(fx, 0, false, "timeout");
-    uv_timer_stop(&c->timer);
+    unarm(c);
     probe(fx, 0, false, "timeout");
-    uv_timer_stop(&c->timer);
+    unarm(c);
     assert_true(c->failing);
     probe(fx, 0, false, "timeout"); /* failing: back to the interval */
-    assert_true(uv_timer_get_due_in(&c->timer) > 900);
+    assert_true(due_in(c) > 900);
     check_set_stop(&fx->set);
 }
 
@@ -638,23 +657,23 @@ static void check_hurries_while_verifying(void **state)
     fx->set.probing = true;
     fx->set.verifying = true;
     probe(fx, 0, true, NULL);
-    assert_true(uv_timer_get_due_in(&c->timer) <= 50); /* 1 of rise 2 */
-    uv_timer_stop(&c->timer);
+    assert_true(due_in(c) <= 50); /* 1 of rise 2 */
+    unarm(c);
     probe(fx, 0, true, NULL);
-    assert_true(uv_timer_get_due_in(&c->timer) > 900); /* verified */
-    uv_timer_stop(&c->timer);
+    assert_true(due_in(c) > 900); /* verified */
+    unarm(c);
     for (int k = 0; k < 3; k++) {
         probe(fx, 0, false, "down");
-        uv_timer_stop(&c->timer);
+        unarm(c);
     }
     assert_true(c->failing);
     probe(fx, 0, false, "down");
-    assert_true(uv_timer_get_due_in(&c->timer) > 900); /* failing: the interval */
-    uv_timer_stop(&c->timer);
+    assert_true(due_in(c) > 900); /* failing: the interval */
+    unarm(c);
     /* Not verifying: a pass comes at the interval. */
     fx->set.verifying = false;
     probe(fx, 0, true, NULL);
-    assert_true(uv_timer_get_due_in(&c->timer) > 900);
+    assert_true(due_in(c) > 900);
     check_set_stop(&fx->set);
 }
 
@@ -672,21 +691,21 @@ static void check_verification_probes_back_off_from_5_ms(void **state)
     fx->set.start_until_us = clock_mono_us() + 3600ull * 1000000; /* failures do not count */
     for (size_t k = 0; k < sizeof want / sizeof *want; k++) {
         probe(fx, 0, false, "refused"); /* not listening yet */
-        uint64_t due = uv_timer_get_due_in(&c->timer);
+        uint64_t due = due_in(c);
         assert_true(due <= want[k]);
-        uv_timer_stop(&c->timer);
+        unarm(c);
     }
     assert_false(c->failing);
     probe(fx, 0, false, "refused");
-    assert_true(uv_timer_get_due_in(&c->timer) > 25); /* capped, not back to 5 */
-    uv_timer_stop(&c->timer);
+    assert_true(due_in(c) > 25); /* capped, not back to 5 */
+    unarm(c);
     check_set_reset_streaks(&fx->set); /* the next verification */
     probe(fx, 0, true, NULL);
-    assert_true(uv_timer_get_due_in(&c->timer) <= 5); /* 1 of rise 2, soon */
-    uv_timer_stop(&c->timer);
+    assert_true(due_in(c) <= 5); /* 1 of rise 2, soon */
+    unarm(c);
     probe(fx, 0, true, NULL);
     assert_int_equal(c->oks, c->cfg->rise);
-    assert_true(uv_timer_get_due_in(&c->timer) > 900); /* verified: the interval */
+    assert_true(due_in(c) > 900); /* verified: the interval */
     check_set_stop(&fx->set);
 }
 
@@ -699,10 +718,10 @@ static void check_probes_start_on_the_shared_grid(void **state)
     fx->set.probing = true;
     for (int k = 0; k < 4; k++) {
         probe(fx, 0, true, NULL);
-        uint64_t due = uv_timer_get_due_in(&c->timer);
+        uint64_t due = due_in(c);
         assert_int_equal((uv_now(&fx->loop) + due) % 10, 0);
         assert_true(due > 990 - 10 && due <= 1000);
-        uv_timer_stop(&c->timer);
+        unarm(c);
         uv_sleep(3); /* another phase of the loop's clock for the next report */
         uv_update_time(&fx->loop);
     }
@@ -717,7 +736,7 @@ static void check_short_interval_is_not_slowed_down(void **state)
     fx->ccfg[0].interval_ms = 20;
     fx->set.probing = true;
     probe(fx, 0, false, "x");
-    assert_true(uv_timer_get_due_in(&c->timer) <= 20);
+    assert_true(due_in(c) <= 20);
     check_set_stop(&fx->set);
 }
 
@@ -793,8 +812,8 @@ static void check_replace_keeps_unchanged_checks_results(void **state)
     assert_false(tcp->has_result);
     assert_int_equal(tcp->probes, 0);
     /* Not started: nothing probes until the owner starts the set. */
-    assert_false(uv_is_active((uv_handle_t *)&tcp->timer));
-    assert_false(uv_is_active((uv_handle_t *)&http->timer));
+    assert_false(armed(tcp));
+    assert_false(armed(http));
     /* The old timers close; the new ones stay. */
     uv_run(&fx->loop, UV_RUN_NOWAIT);
     assert_int_equal(seen.closed_calls - closed, N_CHECKS);
@@ -844,7 +863,7 @@ static void check_close_with_probes_in_flight_empties_the_loop(void **state)
     fx->set.checks[1].in_flight = false; /* one in flight, one armed */
     fx->set.probing = true;
     probe(fx, 1, true, NULL);
-    assert_true(uv_is_active((uv_handle_t *)&fx->set.checks[1].timer));
+    assert_true(armed(&fx->set.checks[1]));
     check_set_close(&fx->set);
     assert_false(fx->set.probing);
     assert_int_equal(seen.cancels, 1);
