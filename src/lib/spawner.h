@@ -23,6 +23,10 @@
  * nothing meanwhile. Storm of 100 on 2 cores (load ~10): action start ->
  * spawned median 0.23 s with 2 threads, 0.15 s with 4. */
 #define SPAWNER_THREADS 4
+/* How much nicer than recoverd the spawner threads run (their children
+ * are put back before exec, see spawn_lower_thread): the loop gets the
+ * CPU first while they spawn. */
+#define SPAWNER_NICE 10
 
 struct spawner_job;
 typedef void (*spawner_done_cb)(struct spawner_job *j);
