@@ -86,7 +86,7 @@ static struct {
     int nice;             /* recoverd's nice, as it was started */
 } spawn__g;
 
-/* The calling thread was lowered (spawn_lower_thread). */
+/* The calling thread is lowered (spawn_thread_nice). */
 static _Thread_local bool spawn__lowered;
 
 /* Before main, so before anything raises the fd limit (detect/http.c
@@ -113,13 +113,11 @@ static bool spawn__may_renice(void)
     return (d[CAP_TO_INDEX(CAP_SYS_NICE)].effective & CAP_TO_MASK(CAP_SYS_NICE)) != 0;
 }
 
-bool spawn_lower_thread(int by)
+bool spawn_thread_nice(int by)
 {
-    if (!spawn__g.have_nice || spawn__lowered)
-        return spawn__lowered;
     int to = spawn__g.nice + by > 19 ? 19 : spawn__g.nice + by;
-    if (to <= spawn__g.nice)
-        return false;
+    if (!spawn__g.have_nice || (to > spawn__g.nice) == spawn__lowered)
+        return spawn__lowered;
     /* The child's way back down: RLIMIT_NICE allows nice down to
      * 20 - limit, else it takes the capability. */
     struct rlimit rl;
@@ -129,9 +127,9 @@ bool spawn_lower_thread(int by)
         return false;
     /* PRIO_PROCESS of a tid: that thread alone (nice is per thread). */
     if (setpriority(PRIO_PROCESS, (id_t)gettid(), to) < 0)
-        return false;
-    spawn__lowered = true;
-    return true;
+        return spawn__lowered;
+    spawn__lowered = to > spawn__g.nice;
+    return spawn__lowered;
 }
 
 void spawn_init(void)

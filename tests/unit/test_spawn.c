@@ -678,9 +678,10 @@ static void spawned(struct spawner_job *j)
     close(j->pidfd);
 }
 
-/* Spawner threads run nicer than recoverd, so the loop gets the CPU
- * first; the services they start run at recoverd's own priority and
- * policy, as the kernel reports them to the service itself. */
+/* A spawner thread runs a yielding job (a first start) nicer than
+ * recoverd, so the loop gets the CPU first; the service it starts runs at
+ * recoverd's own priority and policy, as the kernel reports them to the
+ * service itself. */
 static void test_spawner_threads_yield_but_children_run_at_our_priority(void **state)
 {
     errno = 0;
@@ -700,6 +701,7 @@ static void test_spawner_threads_yield_but_children_run_at_our_priority(void **s
     struct spawn_opts o = {.argv = argv, .out_fd = p[1]};
     struct spawner_job *j = spawner_job_new(&o);
     assert_non_null(j);
+    j->yield = true; /* as a first start's */
     struct spawner_job *pending = j;
     spawner_submit(&sw, j, spawned, &pending);
     spawner_wait(j);
