@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -66,6 +67,7 @@ struct spawn__job {
     const char *procs;           /* <cgroup>/cgroup.procs the child writes itself to; NULL: none */
     bool set_nofile;             /* the fd limit changed since start: set nofile */
     struct spawn__rlimit nofile; /* RLIMIT_NOFILE for the child */
+    bool reset_nice;   /* the calling thread is lowered: the child takes recoverd's nice */
     int err;           /* the child's errno when it could not exec; read after it is gone */
     char *stack;       /* the child's stack: the caller's thread's own */
     size_t stack_size; /* bytes */
@@ -80,7 +82,12 @@ static struct {
     bool have_nofile;     /* nofile was read */
     struct rlimit nofile; /* RLIMIT_NOFILE as recoverd was started */
     bool no_clone3;       /* clone3 was refused once: place children by cgroup.procs */
+    bool have_nice;       /* nice was read */
+    int nice;             /* recoverd's nice, as it was started */
 } spawn__g;
+
+/* The calling thread is lowered (spawn_thread_nice). */
+static _Thread_local bool spawn__lowered;
 
 /* Before main, so before anything raises the fd limit (detect/http.c
  * raises it to the hard limit, one socket per check). A program that
@@ -89,6 +96,40 @@ static struct {
 __attribute__((constructor)) static void spawn__record_nofile(void)
 {
     spawn__g.have_nofile = getrlimit(RLIMIT_NOFILE, &spawn__g.nofile) == 0;
+    /* The main thread's, before any thread lowers itself. */
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0);
+    spawn__g.have_nice = errno == 0;
+    spawn__g.nice = nice;
+}
+
+/* CAP_SYS_NICE is in our effective set. */
+static bool spawn__may_renice(void)
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3] = {0};
+    if (syscall(SYS_capget, &h, d) < 0)
+        return false;
+    return (d[CAP_TO_INDEX(CAP_SYS_NICE)].effective & CAP_TO_MASK(CAP_SYS_NICE)) != 0;
+}
+
+bool spawn_thread_nice(int by)
+{
+    int to = spawn__g.nice + by > 19 ? 19 : spawn__g.nice + by;
+    if (!spawn__g.have_nice || (to > spawn__g.nice) == spawn__lowered)
+        return spawn__lowered;
+    /* The child's way back down: RLIMIT_NICE allows nice down to
+     * 20 - limit, else it takes the capability. */
+    struct rlimit rl;
+    bool by_limit = getrlimit(RLIMIT_NICE, &rl) == 0 &&
+                    (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)(20 - spawn__g.nice));
+    if (!by_limit && !spawn__may_renice())
+        return false;
+    /* PRIO_PROCESS of a tid: that thread alone (nice is per thread). */
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), to) < 0)
+        return spawn__lowered;
+    spawn__lowered = to > spawn__g.nice;
+    return spawn__lowered;
 }
 
 void spawn_init(void)
@@ -172,6 +213,9 @@ __attribute__((no_sanitize("address"))) static int spawn__child(void *arg)
     } dfl = {0};
     static const sigset_t none; /* all zero: nothing blocked */
     if (j->procs && spawn__place(j->procs) < 0)
+        goto fail;
+    /* Before the credentials drop the right to lower a nice. */
+    if (j->reset_nice && syscall(SYS_setpriority, PRIO_PROCESS, 0, spawn__g.nice) < 0)
         goto fail;
     for (int i = 0; i < spawn__g.n_sigs; i++)
         if (syscall(SYS_rt_sigaction, spawn__g.sigs[i], &dfl, NULL, _NSIG / 8) < 0)
@@ -362,16 +406,22 @@ static pid_t spawn__clone(struct spawn__job *j, int *fd)
     return p < 0 ? -errno : p;
 }
 
+/* Environment entries a spawn merges without malloc: a spawner thread
+ * holding glibc's one arena lock (M_ARENA_MAX 1) while it waits for a CPU
+ * at its lowered priority would hold up the loop's next malloc. */
+#define SPAWN__ENV_SMALL 128
+
 /* base with add over it (spawn_opts.env_add): an array of borrowed
- * strings to free once the child has exec'd; NULL: out of memory. */
-static char **spawn__env(char *const *base, char *const *add)
+ * strings, small (SPAWN__ENV_SMALL entries) when they fit, else one to
+ * free once the child has exec'd; NULL: out of memory. */
+static char **spawn__env(char *const *base, char *const *add, char **small)
 {
     size_t n = 0, m = 0, k = 0;
     while (base[n])
         n++;
     while (add[m])
         m++;
-    char **v = malloc((n + m + 1) * sizeof *v);
+    char **v = n + m + 1 <= SPAWN__ENV_SMALL ? small : malloc((n + m + 1) * sizeof *v);
     if (!v)
         return NULL;
     for (size_t i = 0; i < n; i++) {
@@ -400,16 +450,19 @@ int spawn_start_on(const struct spawn_opts *o, void *stack, size_t stack_size, p
     struct spawn__job j = {.o = o,
                            .envp = o->envp ? o->envp : environ,
                            .stack = stack,
-                           .stack_size = stack_size};
+                           .stack_size = stack_size,
+                           .reset_nice = spawn__lowered};
     if (o->cred && o->cred->error)
         return o->cred->error;
-    char **env = o->env_add ? spawn__env(j.envp, o->env_add) : NULL;
+    char *small[SPAWN__ENV_SMALL];
+    char **env = o->env_add ? spawn__env(j.envp, o->env_add, small) : NULL;
     if (o->env_add && !env)
         return -ENOMEM;
     if (env)
         j.envp = env;
     if ((j.null_fd = spawn__null()) < 0) {
-        free(env);
+        if (env != small)
+            free(env);
         return j.null_fd;
     }
     if (!strchr(o->argv[0], '/')) {
@@ -426,7 +479,8 @@ int spawn_start_on(const struct spawn_opts *o, void *stack, size_t stack_size, p
     int fd = -1;
     pid_t p = spawn__clone(&j, &fd);
     sigprocmask(SIG_SETMASK, &old, NULL);
-    free(env); /* the child has exec'd or is gone (CLONE_VFORK) */
+    if (env != small)
+        free(env); /* the child has exec'd or is gone (CLONE_VFORK) */
     if (p < 0)
         return p;
     if (j.err) {

@@ -80,6 +80,15 @@ int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd);
  * spawn only from the loop then. */
 int spawn_start_on(const struct spawn_opts *o, void *stack, size_t stack_size, pid_t *pid,
                    int *pidfd);
+/* Set the calling thread's nice to recoverd's own plus `by` (at most 19;
+ * 0 puts it back), so that work delegated to it (a spawner thread's) can
+ * yield the CPU to the loop. Done only where the thread's children can be
+ * put back: the child of a lowered thread sets its nice back to
+ * recoverd's own before exec, so a service runs at recoverd's priority;
+ * that needs CAP_SYS_NICE or an RLIMIT_NICE that allows it, and without
+ * either the thread is left as it is. Returns whether the thread is now
+ * lowered. */
+bool spawn_thread_nice(int by);
 /* A pidfd for a process we did not start (readable once it exits), or
  * -errno. */
 int spawn_pidfd(pid_t pid);

@@ -23,6 +23,10 @@
  * nothing meanwhile. Storm of 100 on 2 cores (load ~10): action start ->
  * spawned median 0.23 s with 2 threads, 0.15 s with 4. */
 #define SPAWNER_THREADS 4
+/* How much nicer than recoverd a spawner thread runs a job that yields
+ * (spawner_job.yield; its child is put back before exec, see
+ * spawn_thread_nice): the loop gets the CPU first while it spawns. */
+#define SPAWNER_NICE 10
 
 struct spawner_job;
 typedef void (*spawner_done_cb)(struct spawner_job *j);
@@ -36,8 +40,9 @@ struct spawner_job {
     pid_t pid;              /* on success */
     int pidfd;              /* on success; the done callback owns it */
     uint64_t start_ticks;   /* on success: its /proc start time, read on the thread (0: gone) */
-    bool finished;          /* the thread is done with it (under the spawner's lock) */
-    bool reported;          /* done has run (loop thread only) */
+    bool yield;    /* spawn at SPAWNER_NICE (bulk work: first starts), not at our priority */
+    bool finished; /* the thread is done with it (under the spawner's lock) */
+    bool reported; /* done has run (loop thread only) */
     struct spawner *sw;
     struct spawner_job *next; /* the queue or the finished list */
 };

@@ -527,8 +527,10 @@ static void rec__start(struct recovery *r)
         /* On the spawner's threads where the pace has them (not as a
          * subreaper): the exec's wait is off the loop, the start goes on
          * when the spawn reports (recovery_launched). */
-        r->start_launching = true; /* before: a spawner may report at once */
+        r->start_launching = true;    /* before: a spawner may report at once */
+        r->sup->launch_yields = true; /* a first start is bulk work */
         err = supervisor_launch(r->sup, pace_spawner(r->ex->pace));
+        r->sup->launch_yields = false;
         if (err == -EINPROGRESS)
             return;
         r->start_launching = false;

@@ -256,6 +256,7 @@ static int sup__launch(struct supervisor *sp, enum stop_reason reason)
         log_event(LOG_ERROR, sp->service, "spawn-failed", "error=\"out of memory\"");
         return -ENOMEM;
     }
+    j->yield = sp->launch_yields;
     sp->job = j;
     sp->state = SUP_SPAWNING;
     sp->stop_reason = STOP_NONE;

@@ -112,6 +112,7 @@ struct supervisor {
     int handles_open;                /* loop handles not closed yet (output counts as one) */
     int result;                      /* of the last SPAWN/WATCH/ADOPT/SPAWNED: 0 or -errno */
     struct spawner *launch_via;      /* the argument of SUP_EV_LAUNCH (supervisor_launch) */
+    bool launch_yields;              /* ...and whether its spawn yields (spawner_job.yield) */
     struct spawner_job *job;         /* spawning: the spawner's job, until it reports */
     const struct spawner_job *ended; /* the argument of SUP_EV_SPAWNED */
     bool stop_pending; /* spawning: a stop came (stop_reason's), done once the pid is known */

@@ -7,6 +7,7 @@
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 
 #include "lib/cgroup.h"
 #include "lib/spawn.h"
+#include "lib/spawner.h"
 #include "loopwait.h"
 #include "seccomp.h"
 
@@ -634,6 +636,97 @@ static void test_child_of_many_fds_gets_its_output_and_nothing_else(void **state
         close(fds[i]);
 }
 
+/* ---- priority ---- */
+
+/* Field k (1-based, as proc(5) numbers them; k >= 3) of a /proc stat line. */
+static long stat_field(const char *line, int k)
+{
+    const char *p = strrchr(line, ')');
+    assert_non_null(p);
+    p += 2; /* field 3 */
+    for (int i = 3; i < k; i++) {
+        p = strchr(p, ' ');
+        assert_non_null(p);
+        p++;
+    }
+    return strtol(p, NULL, 10);
+}
+
+/* The spawner threads' nice values (field 19 of each task but ours). */
+static int lowered_threads(int nice)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[300], line[1024];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        if (proc_stat_line(path, line, sizeof line) && stat_field(line, 19) == nice)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static void spawned(struct spawner_job *j)
+{
+    *(struct spawner_job **)j->data = NULL; /* reported: the job is freed next */
+    assert_int_equal(j->result, 0);
+    close(j->pidfd);
+}
+
+/* A spawner thread runs a yielding job (a first start) nicer than
+ * recoverd, so the loop gets the CPU first; the service it starts runs at
+ * recoverd's own priority and policy, as the kernel reports them to the
+ * service itself. */
+static void test_spawner_threads_yield_but_children_run_at_our_priority(void **state)
+{
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0);
+    assert_int_equal(errno, 0);
+    int policy = sched_getscheduler(0);
+    if (nice >= 19)
+        skip(); /* started too nice to be lowered further */
+    int lower = nice + SPAWNER_NICE > 19 ? 19 : nice + SPAWNER_NICE;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct spawner sw;
+    assert_int_equal(spawner_init(&sw, &loop), 0);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    char *argv[] = {"/bin/cat", "/proc/self/stat", NULL};
+    struct spawn_opts o = {.argv = argv, .out_fd = p[1]};
+    struct spawner_job *j = spawner_job_new(&o);
+    assert_non_null(j);
+    j->yield = true; /* as a first start's */
+    struct spawner_job *pending = j;
+    spawner_submit(&sw, j, spawned, &pending);
+    spawner_wait(j);
+    assert_null(pending);
+    close(p[1]);
+    char out[1024];
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < sizeof out && (r = read(p[0], out + n, sizeof out - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = '\0';
+    close(p[0]);
+    int lowered = lowered_threads(lower);
+    spawner_close(&sw);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    if (lowered == 0 && geteuid() != 0)
+        skip(); /* unprivileged: the threads stay as they are */
+    assert_true(lowered >= 1);
+    assert_int_equal(stat_field(out, 19), nice);
+    assert_int_equal(stat_field(out, 41), policy);
+    /* Only the spawner's threads changed. */
+    assert_int_equal(getpriority(PRIO_PROCESS, 0), nice);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--window") == 0)
@@ -659,6 +752,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_child_joins_its_cgroup_before_dropping_root),
         cmocka_unit_test(test_missing_cgroup_fails_the_spawn),
         cmocka_unit_test(test_child_of_many_fds_gets_its_output_and_nothing_else),
+        cmocka_unit_test(test_spawner_threads_yield_but_children_run_at_our_priority),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
