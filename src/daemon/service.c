@@ -403,7 +403,7 @@ void service_view_prefetch(const struct service *s, int step)
 {
     const struct supervisor *sp = &s->sup;
     if (step > 0 && s->retired)
-        return; /* not in a listing, and its configs may be gone */
+        return; /* not in a listing: none of it is read */
     if (step == 0) {
         __builtin_prefetch(s);
         __builtin_prefetch(s->name);

@@ -162,7 +162,7 @@ def test_listing_rows_are_the_services_views_while_some_are_retired(recoverd):
     """The listing loads each service's blocks ahead of writing it
     (service_view_prefetch): its rows are still each service's own view,
     and services a reload removed, whose processes are still stopping, are
-    neither listed nor read (their configs may be freed)."""
+    not listed."""
     ports = [free_port() for _ in range(8)]
     services = {f"web{i}": demo_service(p) for i, p in enumerate(ports[:6])}
     services["two"] = demo_service(ports[6], checks=[
