@@ -23,7 +23,7 @@
 #define BACKEND__VIEW_BYTES 768
 /* Services between two steps of service_view_prefetch: the one written
  * is this far behind the last step. */
-#define BACKEND__AHEAD 2
+#define BACKEND__AHEAD 4
 
 static json_t *backend__time(uint64_t ms)
 {
