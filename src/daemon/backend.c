@@ -18,9 +18,12 @@
 #include "recover/strategy.h"
 #include "store/journal.h"
 
-/* Bytes of a typical service's view (one check: about 440): a listing's
- * buffer is reserved for its rows at this once. */
-#define BACKEND__VIEW_BYTES 512
+/* Bytes of a typical service's view (one check in a cgroup: about 620):
+ * a listing's buffer is reserved for its rows at this once. */
+#define BACKEND__VIEW_BYTES 768
+/* Services between two steps of service_view_prefetch: the one written
+ * is this far behind the last step. */
+#define BACKEND__AHEAD 4
 
 static json_t *backend__time(uint64_t ms)
 {
@@ -134,6 +137,11 @@ static int backend__services(void *ctx, struct jsonw *w, const char *after, size
     jsonw_array(w);
     for (; i < d->n_services && (!limit || page->rows < limit); i++) {
         const struct service *s = d->services[i];
+        for (int step = 0; step < SERVICE_VIEW_STEPS; step++) {
+            size_t ahead = i + (size_t)(SERVICE_VIEW_STEPS - step) * BACKEND__AHEAD;
+            if (ahead < d->n_services)
+                service_view_prefetch(d->services[ahead], step);
+        }
         if (s->retired)
             continue;
         service_view(s, w, now_us);

@@ -47,5 +47,10 @@ int service_handles_open(const struct service *s);
 /* The API's view of s, a JSON object, into w; now_us: clock_mono_us() of
  * the request (its uptime is counted to it). */
 void service_view(const struct service *s, struct jsonw *w, uint64_t now_us);
+/* Start loading what service_view(s) reads, in steps 0 to
+ * SERVICE_VIEW_STEPS - 1 a few services apart: each step follows the
+ * pointers the ones before loaded. */
+#define SERVICE_VIEW_STEPS 4
+void service_view_prefetch(const struct service *s, int step);
 
 #endif

@@ -148,6 +148,43 @@ def test_api_lists_answer_json_while_idle(recoverd, path):
     assert status == 200 and body == b""
 
 
+
+def _stable(view):
+    """A service view without what changes from one probe to the next."""
+    moving = {"uptime_ms"}
+    checks = [{k: v for k, v in c.items()
+               if k not in ("at", "latency_ms", "probes", "consecutive_successes")}
+              for c in view["checks"]]
+    return {**{k: v for k, v in view.items() if k not in moving}, "checks": checks}
+
+
+def test_listing_rows_are_the_services_views_while_some_are_retired(recoverd):
+    """The listing loads each service's blocks ahead of writing it
+    (service_view_prefetch): its rows are still each service's own view,
+    and services a reload removed, whose processes are still stopping, are
+    not listed."""
+    ports = [free_port() for _ in range(8)]
+    services = {f"web{i}": demo_service(p) for i, p in enumerate(ports[:6])}
+    services["two"] = demo_service(ports[6], checks=[
+        {"http": {"url": f"http://127.0.0.1:{ports[6]}/health", "interval": "100ms"}},
+        {"tcp": {"address": f"127.0.0.1:{ports[6]}", "interval": "100ms"}}])
+    stubborn = {f"slow{i}": {"command": ["sh", "-c", "trap '' TERM; sleep 1000"],
+                             "stop": {"signal": "TERM", "grace": "5s"}} for i in range(12)}
+    config = {"services": {**services, **stubborn, "bare": {"command": ["sleep", "1000"]}}}
+    rd = recoverd(config)
+    for name in services:
+        wait_running(rd, name)
+    del_some = {k: v for k, v in config["services"].items() if not k.startswith("slow")}
+    rd.write_config({"services": del_some})
+    rd.signal(signal.SIGHUP)
+    rd.wait_for(lambda: rd.api("/v1/status")["services"] == len(del_some), what="reloaded")
+    for _ in range(20):  # while the removed ones' processes ignore their TERM
+        rows = rd.api("/v1/services")
+        assert [v["name"] for v in rows] == list(del_some)
+        for v in rows:
+            assert _stable(v) == _stable(rd.service(v["name"])), v["name"]
+
+
 # ---- the API under abuse: its doors, deadlines, names and descriptors ----
 
 def _ctl_socket(rd, *args, preexec_fn=None):
