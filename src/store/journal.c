@@ -1596,7 +1596,7 @@ int journal_action_insert(struct journal *j, struct action *a)
     journal__bind_text(s, 3, strategy_name(a->strategy));
     journal__bind_text(s, 4, action_status_name(a->status));
     journal__bind_text(s, 5, a->params ? a->params : "{}");
-    journal__bind_text(s, 6, a->result);
+    journal__bind_text(s, 6, a->result ? a->result : "");
     sqlite3_bind_int64(s, 7, (int64_t)a->created_ms);
     journal__bind_opt(s, 8, (int64_t)a->started_ms);
     journal__bind_opt(s, 9, (int64_t)a->finished_ms);
@@ -1612,7 +1612,7 @@ int journal_action_update(struct journal *j, const struct action *a)
     sqlite3_stmt *s = journal__stmt(j, STMT_ACTION_UPDATE);
     sqlite3_bind_int64(s, 1, a->id);
     journal__bind_text(s, 2, action_status_name(a->status));
-    journal__bind_text(s, 3, a->result);
+    journal__bind_text(s, 3, a->result ? a->result : "");
     journal__bind_opt(s, 4, (int64_t)a->started_ms);
     journal__bind_opt(s, 5, (int64_t)a->finished_ms);
     journal__bind_text(s, 6, a->params ? a->params : "{}");
