@@ -21,14 +21,16 @@ struct fault {
 };
 
 struct action {
-    int64_t id;       /* journal row id; 0 until journaled */
-    int64_t fault_id; /* the fault it recovers */
-    char service[64]; /* target service */
+    int64_t id;          /* journal row id; 0 until journaled */
+    int64_t fault_id;    /* the fault it recovers */
+    const char *service; /* target service; borrowed (its recovery's name outlives it) */
     enum strategy strategy;
     enum action_status status;
     char *params;         /* JSON object text: the strategy's parameters (e.g.
                            * {"delay_ms":400}); owned, NULL: {} (action_release) */
-    char result[256];     /* human words: what was observed */
+    char *result;         /* human words: what was observed; owned, NULL: "" (action_release).
+                           * Not a fixed array: 256 bytes in every service's recovery,
+                           * most of which never run an action */
     uint64_t created_ms;  /* CLOCK_REALTIME ms */
     uint64_t started_ms;  /* 0 until executing */
     uint64_t finished_ms; /* 0 until completed/failed/aborted */

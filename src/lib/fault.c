@@ -25,6 +25,8 @@ void action_release(struct action *a)
         return;
     free(a->params);
     a->params = NULL;
+    free(a->result);
+    a->result = NULL;
 }
 
 void fault_set_context(struct fault *f, json_t *json)
@@ -37,6 +39,12 @@ void action_set_params(struct action *a, json_t *json)
 {
     free(a->params);
     a->params = fault__text(json);
+}
+
+void action_set_result(struct action *a, const char *text)
+{
+    free(a->result);
+    a->result = strndup(text, ACTION_RESULT_MAX);
 }
 
 void fault_copy(struct fault *dst, const struct fault *src)

@@ -7,7 +7,11 @@
 
 #include "lib/fault-t.h"
 
-/* Free what f / a owns (context, params) and clear those pointers; the
+/* At most this many bytes of an action's result are kept (words for
+ * people: a long one, a program's output, is cut). */
+#define ACTION_RESULT_MAX 255
+
+/* Free what f / a owns (context, params, result) and clear those pointers; the
  * struct itself stays the caller's. NULL-safe. */
 void fault_release(struct fault *f);
 void action_release(struct action *a);
@@ -15,6 +19,9 @@ void action_release(struct action *a);
  * reference is taken). Out of memory leaves NULL, which reads as {}. */
 void fault_set_context(struct fault *f, json_t *json);
 void action_set_params(struct action *a, json_t *json);
+/* Replace a->result with a copy of at most ACTION_RESULT_MAX bytes of
+ * text. Out of memory leaves NULL, which reads as "". */
+void action_set_result(struct action *a, const char *text);
 /* A copy of src into dst with its own context (dst's old one released). */
 void fault_copy(struct fault *dst, const struct fault *src);
 

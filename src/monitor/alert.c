@@ -125,8 +125,9 @@ static json_t *alert__action_json(const struct action *x)
     return json_pack("{sI sI ss ss so ss so so so}", "id", (json_int_t)x->id, "fault_id",
                      (json_int_t)x->fault_id, "strategy", strategy_name(x->strategy), "status",
                      action_status_name(x->status), "params", alert__object(x->params), "result",
-                     x->result, "created_at", alert__time(x->created_ms), "started_at",
-                     alert__time(x->started_ms), "finished_at", alert__time(x->finished_ms));
+                     x->result ? x->result : "", "created_at", alert__time(x->created_ms),
+                     "started_at", alert__time(x->started_ms), "finished_at",
+                     alert__time(x->finished_ms));
 }
 
 /* What an event carries besides the fault. */

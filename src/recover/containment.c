@@ -488,6 +488,8 @@ int enclosure_init(struct enclosure *e, struct containment *box, const char *ser
     e->box = box;
     e->service = service;
     e->cgroup = NULL;
+    e->events = NULL;
+    e->rmdir = NULL;
     e->mark[0] = '\0';
     e->sweeps = 0;
     e->waiting = e->closing = e->events_open = e->adopted = e->detached = false;
@@ -675,15 +677,20 @@ int enclosure_wait(struct enclosure *e)
         if (cgroup_populated(e->cgroup) <= 0)
             return 0;
         if (!e->events_open) { /* the first wait: most services never need one */
-            uv_fs_event_init(e->box->loop, &e->events);
-            e->events.data = e;
+            if (!(e->events = malloc(sizeof *e->events))) {
+                log_event(LOG_ERROR, e->service, "cgroup-watch-failed", "error=\"%s\"",
+                          strerror(ENOMEM));
+                return 0; /* as below: without a watch the wait would never end */
+            }
+            uv_fs_event_init(e->box->loop, e->events);
+            e->events->data = e;
             e->events_open = true;
         }
         /* Watch, then look again: an emptying in between is not missed. */
         snprintf(file, sizeof file, "%s/cgroup.events", e->cgroup);
-        int r = uv_fs_event_start(&e->events, enclosure__events_cb, file, 0);
+        int r = uv_fs_event_start(e->events, enclosure__events_cb, file, 0);
         if (cgroup_populated(e->cgroup) <= 0) { /* empty, or gone */
-            uv_fs_event_stop(&e->events);
+            uv_fs_event_stop(e->events);
             return 0;
         }
         if (r < 0) {
@@ -705,12 +712,14 @@ void enclosure_unwait(struct enclosure *e)
 {
     e->waiting = false;
     if (e->events_open)
-        uv_fs_event_stop(&e->events);
+        uv_fs_event_stop(e->events);
 }
 
 static void enclosure__events_closed_cb(uv_handle_t *h)
 {
     struct enclosure *e = h->data;
+    free(h);
+    e->events = NULL;
     e->events_open = false;
     enclosure__closed_check(e);
 }
@@ -735,6 +744,8 @@ static void enclosure__rmdir_done(uv_work_t *w, int status)
     struct enclosure *e = w->data;
     if (status < 0)
         e->rmdir_errno = -status;
+    free(w);
+    e->rmdir = NULL;
     e->removing = false;
     enclosure__removed(e);
     enclosure__closed_check(e);
@@ -751,10 +762,14 @@ int enclosure_close(struct enclosure *e)
      * work on the host holds for milliseconds at times: on libuv's pool
      * (a stop of 1,000 services spent 5-10 ms of some turns in rmdir). One
      * never made (a failed start) is only looked for, at once. */
-    if (e->cgroup && !e->detached && e->made) {
-        e->rmdir.data = e;
-        e->removing = uv_queue_work(e->box->loop, &e->rmdir, enclosure__rmdir_work,
+    if (e->cgroup && !e->detached && e->made && (e->rmdir = malloc(sizeof *e->rmdir))) {
+        e->rmdir->data = e;
+        e->removing = uv_queue_work(e->box->loop, e->rmdir, enclosure__rmdir_work,
                                     enclosure__rmdir_done) == 0;
+        if (!e->removing) {
+            free(e->rmdir);
+            e->rmdir = NULL;
+        }
     }
     if (!e->removing) {
         if (e->cgroup && !e->detached && rmdir(e->cgroup) < 0)
@@ -762,6 +777,6 @@ int enclosure_close(struct enclosure *e)
         enclosure__removed(e);
     }
     if (e->events_open)
-        uv_close((uv_handle_t *)&e->events, enclosure__events_closed_cb);
+        uv_close((uv_handle_t *)e->events, enclosure__events_closed_cb);
     return e->events_open || e->sweeps > 0 || e->removing;
 }

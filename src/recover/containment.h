@@ -89,7 +89,8 @@ struct enclosure {
     const char *service;       /* borrowed */
     char *cgroup;              /* CGROUP: box->root/<service>.service; owned */
     char mark[96];             /* "RECOVERD_MARK=<tag>:<service>"; "" without a box */
-    uv_fs_event_t events;      /* CGROUP: cgroup.events while waited on (from the first wait) */
+    uv_fs_event_t *events;     /* CGROUP: cgroup.events while waited on (made at the first
+                                * wait: most services never need one); owned */
     unsigned sweeps;           /* SUBREAPER: stops of strays in flight */
     bool killed;               /* CGROUP: cgroup.kill may have run since it was made */
     bool detached;             /* left running for the next recoverd: its cgroup stays */
@@ -97,11 +98,11 @@ struct enclosure {
                                 * next spawn: SUBREAPER scans the host, not recoverd's tree */
     bool waiting;              /* empty() is owed */
     bool closing;              /* enclosure_close ran */
-    bool events_open;          /* events is initialized and not closed yet */
+    bool events_open;          /* events is made and not closed yet */
     bool made;                 /* CGROUP: prepared or adopted: its cgroup is there to remove */
     bool removing;             /* CGROUP: its cgroup's rmdir runs on libuv's pool */
     int rmdir_errno;           /* what that rmdir found (0: removed) */
-    uv_work_t rmdir;           /* that rmdir */
+    uv_work_t *rmdir;          /* that rmdir; owned while removing */
     void (*empty)(void *ctx);  /* what was waited for: nothing is left */
     void (*closed)(void *ctx); /* after enclosure_close, once nothing of it is left */
     void *ctx;                 /* for both */

@@ -210,7 +210,7 @@ static void rec__finish(struct recovery *r, enum action_status st, const char *r
     struct action *a = &r->action;
     a->status = st;
     a->finished_ms = clock_wall_ms();
-    snprintf(a->result, sizeof a->result, "%s", result);
+    action_set_result(a, result);
     journal_action_update(r->ex->journal, a);
     r->has_action = false;
     rec__unqueue(r);
@@ -414,7 +414,7 @@ static void rec__step(struct recovery *r)
     memset(a, 0, sizeof *a);
     const struct fault *t = analyzer_trigger(r->faults);
     a->fault_id = t ? t->id : 0;
-    snprintf(a->service, sizeof a->service, "%s", r->service);
+    a->service = r->service;
     a->strategy = r->plan[r->step];
     a->status = ACTION_PENDING;
     a->created_ms = clock_wall_ms();
@@ -825,7 +825,7 @@ static void rec__executed(struct recovery *r)
         rec__fail(r, r->result, r->outcome == EXEC_RETRY);
         return;
     }
-    snprintf(r->action.result, sizeof r->action.result, "%s", r->result);
+    action_set_result(&r->action, r->result);
     journal_action_update(r->ex->journal, &r->action); /* the params the strategy set */
     rec__release_slot(r);                              /* `starting` counts it since rec__run */
     if (rec__has_process(r) && !rec__process_ok(r)) {

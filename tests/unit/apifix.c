@@ -133,7 +133,7 @@ static void action_add(int64_t fault_id, const char *service)
                        .strategy = STRATEGY_RESTART,
                        .status = ACTION_COMPLETED,
                        .created_ms = 1700000000100};
-    snprintf(a.service, sizeof a.service, "%s", service);
+    a.service = service;
     a.params = (char *)"{}";
     assert_int_equal(journal_action_insert(journal, &a), 0);
 }

@@ -550,9 +550,9 @@ static void alert_escalated_and_failed_update_the_same_alert(void **state)
                          .strategy = STRATEGY_RESTART,
                          .status = ACTION_FAILED,
                          .created_ms = clock_wall_ms()};
-    snprintf(act.service, sizeof act.service, "web");
+    act.service = "web";
     act.params = (char *)"{\"delay_ms\":400}";
-    snprintf(act.result, sizeof act.result, "checks still failing");
+    act.result = (char *)"checks still failing";
     alert_fault_opened(f->a, &x);
     alert_fault_escalated(f->a, &x, &act, "failover");
     alert_service_failed(f->a, "web", &x, "strategy chain exhausted");
