@@ -29,6 +29,8 @@ uint64_t uvclock_now(const uv_loop_t *loop);
 uint64_t uvclock_delay(const uv_loop_t *loop, uint64_t ms);
 /* uv_timer_start(t, cb, ms, 0) counted from now. */
 void uvclock_arm(uv_timer_t *t, uv_timer_cb cb, uint64_t ms);
+/* Due at due_ms on uvclock_now's scale (at once if past). */
+void uvclock_arm_at(uv_timer_t *t, uv_timer_cb cb, uint64_t due_ms);
 
 /* The loop as a clock_src: CLOCK_MONOTONIC (clock_mono_us) for now, its
  * timers libuv timers armed with uvclock_arm; each timer holds one loop
