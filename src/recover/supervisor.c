@@ -35,6 +35,11 @@ static void sup__closed(struct supervisor *sp)
         sp->sink.closed(sp->sink.ctx);
 }
 
+static void sup__handle_closed_cb(uv_handle_t *h)
+{
+    sup__closed(h->data);
+}
+
 static void sup__watch_closed_cb(uv_handle_t *h)
 {
     struct supervisor *sp = h->data;
@@ -56,30 +61,6 @@ static void sup__enclosure_closed_cb(void *ctx)
     sup__closed(ctx);
 }
 
-/* Arm the grace timer, made at its first arming. Out of memory the wait
- * is not timed (said loudly): the stop goes on without the SIGKILL after
- * it. */
-static void sup__arm_grace(struct supervisor *sp, uint64_t ms)
-{
-    if (!sp->grace) {
-        if (!(sp->grace = malloc(sizeof *sp->grace))) {
-            log_event(LOG_ERROR, sp->service, "grace-timer-failed", "error=\"%s\"",
-                      strerror(ENOMEM));
-            return;
-        }
-        uv_timer_init(sp->loop, sp->grace);
-        sp->grace->data = sp;
-        sp->handles_open++;
-    }
-    uvclock_arm(sp->grace, sup__grace_cb, ms);
-}
-
-static void sup__disarm_grace(struct supervisor *sp)
-{
-    if (sp->grace)
-        uv_timer_stop(sp->grace);
-}
-
 int supervisor_init(struct supervisor *sp, const char *log_path, const char *fifo_path)
 {
     sp->encl.empty = sup__empty_cb;
@@ -95,7 +76,9 @@ int supervisor_init(struct supervisor *sp, const char *log_path, const char *fif
         return r;
     }
     sp->handles_open = 1; /* the output, as one unit */
-    sp->grace = NULL;
+    uv_timer_init(sp->loop, &sp->grace);
+    sp->grace.data = sp;
+    sp->handles_open++;
     sp->state = SUP_DOWN;
     return 0;
 }
@@ -105,9 +88,7 @@ void supervisor_close(struct supervisor *sp)
     if (sp->job) /* not down, against the rule: its child is killed when it reports */
         sp->job->data = NULL;
     sp->job = NULL;
-    if (sp->grace)
-        uv_close((uv_handle_t *)sp->grace, sup__watch_closed_cb);
-    sp->grace = NULL;
+    uv_close((uv_handle_t *)&sp->grace, sup__handle_closed_cb);
     output_close(&sp->output, sup__output_closed_cb);
     if (enclosure_close(&sp->encl))
         sp->handles_open++; /* its closed callback comes later */
@@ -401,7 +382,7 @@ static int sup__stop(struct supervisor *sp, enum stop_reason reason)
     kill(-sp->pid, SIGCONT);
     /* What left the group hears it too, and has the same grace. */
     enclosure_signal(&sp->encl, sp->pid, sp->cfg->stop.signal, sp->cfg->stop.grace_ms);
-    sup__arm_grace(sp, sp->cfg->stop.grace_ms);
+    uvclock_arm(&sp->grace, sup__grace_cb, sp->cfg->stop.grace_ms);
     return 0;
 }
 
@@ -440,7 +421,7 @@ static int sup__kill(struct supervisor *sp, enum stop_reason reason)
 /* Down, and the sink hears the exit (sp->last) with why it came. */
 static int sup__down(struct supervisor *sp)
 {
-    sup__disarm_grace(sp);
+    uv_timer_stop(&sp->grace);
     sp->last.why = sp->stop_reason;
     sp->state = SUP_DOWN;
     sp->stop_reason = STOP_NONE;
@@ -465,7 +446,7 @@ static int sup__drain(struct supervisor *sp, bool died, bool empty)
     sp->state = SUP_DRAINING;
     sp->killed |= died;
     if (sp->killed)
-        sup__arm_grace(sp, SUP_KILL_WAIT_MS);
+        uvclock_arm(&sp->grace, sup__grace_cb, SUP_KILL_WAIT_MS);
     log_event(LOG_INFO, sp->service, "draining", "why=\"processes it started are still running\"");
     return 0;
 }
@@ -538,7 +519,7 @@ static int sup__drain_timeout(struct supervisor *sp, enum stop_reason reason)
                   (unsigned long long)sp->cfg->stop.grace_ms);
         enclosure_kill(&sp->encl, 0);
         sp->killed = true;
-        sup__arm_grace(sp, SUP_KILL_WAIT_MS);
+        uvclock_arm(&sp->grace, sup__grace_cb, SUP_KILL_WAIT_MS);
         return 0;
     }
     log_event(LOG_ERROR, sp->service, "drain-stuck",
@@ -599,7 +580,7 @@ void supervisor_detach(struct supervisor *sp)
     if (sp->state == SUP_DOWN)
         return;
     log_event(LOG_INFO, sp->service, "detached", "pid=%d", (int)sp->pid);
-    sup__disarm_grace(sp);
+    uv_timer_stop(&sp->grace);
     enclosure_unwait(&sp->encl);
     enclosure_detach(&sp->encl);
     sup__unwatch(sp);

@@ -100,9 +100,7 @@ struct supervisor {
     bool has_exit;                 /* last_* are meaningful */
     struct sup_exit last;          /* the last exit */
     uint64_t last_exit_ms;         /* wall time of that exit */
-    uv_timer_t *grace;             /* stop grace period; draining: the wait after SIGKILL. Made when
-                                    * first armed (most services are never stopped but with recoverd);
-                                    * freed in its close cb */
+    uv_timer_t grace;              /* stop grace period; draining: the wait after SIGKILL */
     struct enclosure encl;         /* what holds its processes beyond the group */
     bool killed;                   /* stopping/draining: what is left has had SIGKILL */
     bool adopted;                  /* pid is a previous recoverd's child, not ours */

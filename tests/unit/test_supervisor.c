@@ -125,7 +125,7 @@ static int fixture_setup_mode(void **state, enum containment_mode mode)
     }
     assert_int_equal(supervisor_init(&fx->sp, fx->log, fx->fifo), 0);
     assert_int_equal(fx->sp.state, SUP_DOWN);
-    assert_int_equal(fx->sp.handles_open, 1); /* the output; the grace timer comes with a stop */
+    assert_int_equal(fx->sp.handles_open, 2); /* output and grace timer */
     if (fx->box_up) {
         /* The service's environment carries its mark, as service.c makes it. */
         fx->envp[0] = fx->sp.encl.mark;
@@ -355,7 +355,7 @@ static void down_spawn_runs_the_command_and_its_exit_code_is_reported(void **sta
     uint64_t t0 = clock_mono_us();
     spawn_ok(fx);
     pid_t pid = fx->sp.pid;
-    assert_int_equal(fx->sp.handles_open, 2); /* + the exit watch */
+    assert_int_equal(fx->sp.handles_open, 3); /* + the exit watch */
     assert_non_null(fx->sp.exit_watch);
     assert_true(fx->sp.spawned_us >= t0);
     assert_true(fx->sp.spawned_ms > 0);
@@ -382,7 +382,7 @@ static void down_spawn_runs_the_command_and_its_exit_code_is_reported(void **sta
     assert_int_equal(waitpid(pid, NULL, WNOHANG), -1);
     assert_int_equal(errno, ECHILD);
     uv_run(&fx->loop, UV_RUN_NOWAIT); /* the watch's close callback */
-    assert_int_equal(fx->sp.handles_open, 1);
+    assert_int_equal(fx->sp.handles_open, 2);
 }
 
 /* Killed from outside: the signal reaches the sink; a new spawn works. */
@@ -416,7 +416,7 @@ static void down_spawn_failure_returns_errno_and_stays_down(void **state)
     assert_int_equal(fx->sp.result, -ENOENT);
     assert_int_equal(fx->sp.pid, 0);
     assert_null(fx->sp.exit_watch);
-    assert_int_equal(fx->sp.handles_open, 1);
+    assert_int_equal(fx->sp.handles_open, 2);
     assert_int_equal(child_row(fx).n, 0);
     /* Not in PATH either. */
     fx->argv[0] = "recoverd-test-no-such-program";
@@ -456,7 +456,7 @@ static void down_ignores_stop_release_exited_and_grace(void **state)
     }
     assert_int_equal(fx->exits, 0);
     assert_int_equal(fx->sp.stop_reason, STOP_NONE);
-    assert_false(fx->sp.grace && uv_is_active((uv_handle_t *)fx->sp.grace));
+    assert_false(uv_is_active((uv_handle_t *)&fx->sp.grace));
     assert_int_equal(fx->sp.result, 0); /* only spawn and watch set it */
 }
 
@@ -497,7 +497,7 @@ static void down_watch_refuses_what_is_not_a_live_pid(void **state)
     fx->n_forked = 0;
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_WATCH, STOP_NONE), -ESRCH);
     assert_int_equal(fx->sp.state, SUP_DOWN);
-    assert_int_equal(fx->sp.handles_open, 1);
+    assert_int_equal(fx->sp.handles_open, 2);
     assert_int_equal(loop_handles(fx), handles);
 }
 
@@ -568,7 +568,7 @@ static void running_spawn_and_watch_are_busy(void **state)
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_ADOPT, STOP_NONE), -EALREADY);
     assert_int_equal(fx->sp.state, SUP_RUNNING);
     assert_int_equal(fx->sp.pid, pid);
-    assert_int_equal(fx->sp.handles_open, 2);
+    assert_int_equal(fx->sp.handles_open, 3);
     assert_int_equal(kill(pid, 0), 0);
 }
 
@@ -618,16 +618,14 @@ static void running_stop_sends_sigterm_and_the_exit_says_why(void **state)
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     assert_int_equal(fx->sp.state, SUP_STOPPING);
     assert_int_equal(fx->sp.stop_reason, STOP_RESTART);
-    assert_true(fx->sp.grace && uv_is_active((uv_handle_t *)fx->sp.grace));
-    /* the output, the exit watch, and the grace timer the stop made */
-    assert_int_equal(fx->sp.handles_open, 3);
+    assert_true(uv_is_active((uv_handle_t *)&fx->sp.grace));
     loopwait_until(&fx->loop, exited(fx));
     assert_int_equal(fx->exit.pid, pid);
     assert_int_equal(fx->exit.signal, SIGTERM);
     assert_int_equal(fx->exit.why, STOP_RESTART);
     assert_int_equal(fx->sp.state, SUP_DOWN);
     assert_int_equal(fx->sp.stop_reason, STOP_NONE);
-    assert_false(fx->sp.grace && uv_is_active((uv_handle_t *)fx->sp.grace));
+    assert_false(uv_is_active((uv_handle_t *)&fx->sp.grace));
     assert_int_equal(child_row(fx).n, 0);
 }
 
@@ -1262,12 +1260,12 @@ static void external_stop_never_signals(void **state)
     assert_int_equal(fx->sp.state, SUP_RUNNING);
     assert_int_equal(fx->sp.pid, pid);
     assert_int_equal(fx->sp.result, 0);
-    assert_int_equal(fx->sp.handles_open, 2);
+    assert_int_equal(fx->sp.handles_open, 3);
     assert_int_equal(child_row(fx).n, 0); /* not our child: no journal row */
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_RESTART), 0);
     assert_int_equal(fx->sp.state, SUP_RUNNING);
     assert_int_equal(fx->sp.stop_reason, STOP_RESTART);
-    assert_false(fx->sp.grace && uv_is_active((uv_handle_t *)fx->sp.grace));
+    assert_false(uv_is_active((uv_handle_t *)&fx->sp.grace));
     assert_int_equal(supervisor_event(&fx->sp, SUP_EV_STOP, STOP_SHUTDOWN), 0);
     assert_int_equal(fx->sp.state, SUP_DOWN);
     assert_int_equal(fx->sp.pid, 0);
@@ -1276,7 +1274,7 @@ static void external_stop_never_signals(void **state)
     loopwait_nap(20);                                 /* time for an exit that must not come */
     assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still running */
     uv_run(&fx->loop, UV_RUN_NOWAIT);
-    assert_int_equal(fx->sp.handles_open, 1);
+    assert_int_equal(fx->sp.handles_open, 2);
 }
 
 /* RUNNING (watched) + release: stop watching, leave it running; watch it
