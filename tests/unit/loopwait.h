@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "lib/uvclock.h"
+
 /* How long a wait gives its condition before the test fails, ms: far above
  * what a working build needs on a loaded host, well below ctest's 300 s per
  * program. A wait that runs out is a failure, never a normal outcome. */
@@ -166,5 +168,15 @@ static inline void loopwait_nap(uint64_t ms)
     } while (0)
 
 #define poll_until(cond) poll_until_ms(cond, LOOPWAIT_MS)
+
+/* How long until timer t is due, counted from the real now: recoverd arms
+ * its timers from it (lib/uvclock) and never moves the loop's cached time,
+ * which lags by as long as a busy host took since the loop last polled, so
+ * uv_timer_get_due_in alone reads long by that lag. */
+static inline uint64_t loopwait_due_in(const uv_timer_t *t)
+{
+    uint64_t at = uv_now(t->loop) + uv_timer_get_due_in(t), now = uvclock_now(t->loop);
+    return at > now ? at - now : 0;
+}
 
 #endif

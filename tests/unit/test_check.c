@@ -19,7 +19,6 @@
 #include "detect/detector.h"
 #include "lib/clock.h"
 #include "lib/grid.h"
-#include "lib/uvclock.h"
 #include "loopwait.h"
 
 #define N_CHECKS 2
@@ -232,13 +231,10 @@ static uint64_t due_at(const struct check *c)
     return uv_now(c->set->loop) + uv_timer_get_due_in(&c->timer);
 }
 
-/* Counted from the real now (lib/uvclock): timers are armed from it and
- * the loop's cached time stays behind, by as long as a busy host took
- * since the test last brought it up to date. */
+/* Counted from the real now (loopwait_due_in). */
 static uint64_t due_in(const struct check *c)
 {
-    uint64_t at = due_at(c), now = uvclock_now(c->set->loop);
-    return at > now ? at - now : 0;
+    return grid_armed(&c->slot) ? grid_due_in(&c->slot) : loopwait_due_in(&c->timer);
 }
 
 static void unarm(struct check *c)

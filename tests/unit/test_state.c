@@ -587,7 +587,7 @@ static void state_quiet_tick_moves_only_due_services(void **state)
     assert_int_equal(fx->st[1].state, STATE_RECOVERED);
     assert_true(uv_is_active((uv_handle_t *)&fx->m.quiet_timer));
     /* Re-armed for what is left of db's period, never more. */
-    uint64_t due = uv_timer_get_due_in(&fx->m.quiet_timer);
+    uint64_t due = loopwait_due_in(&fx->m.quiet_timer);
     assert_true(due > 0 && due <= 200);
     /* Degraded and failed services are never touched by the quiet tick. */
     put(fx, 0, STATE_DEGRADED, now - 500);
