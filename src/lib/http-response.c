@@ -319,8 +319,9 @@ static size_t http_response__plain(struct http_response *r, const char *d, size_
         return 0;
     if (ph == HTTP_RESPONSE_STATUS && r->line_len < 7) {
         /* a byte that differs is the byte path's to refuse */
+        static const char proto[] = "HTTP/1.";
         size_t k = 7 - r->line_len < n ? 7 - r->line_len : n;
-        if (memcmp(d, "HTTP/1." + r->line_len, k) != 0)
+        if (memcmp(d, &proto[r->line_len], k) != 0)
             return 0;
     }
     if (head) {
