@@ -178,6 +178,10 @@ def test_listing_rows_are_the_services_views_while_some_are_retired(recoverd):
     rd.write_config({"services": del_some})
     rd.signal(signal.SIGHUP)
     rd.wait_for(lambda: rd.api("/v1/status")["services"] == len(del_some), what="reloaded")
+    # Every first start verified: a row and the view read after it must not
+    # straddle a start's verifying -> idle.
+    rd.wait_for(lambda: all(v["recovery"] == "idle" and v["state"] == "normal"
+                            for v in rd.api("/v1/services")), what="all verified")
     for _ in range(20):  # while the removed ones' processes ignore their TERM
         rows = rd.api("/v1/services")
         assert [v["name"] for v in rows] == list(del_some)
