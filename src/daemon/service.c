@@ -236,8 +236,14 @@ void service_start(struct service *s)
     service_count_starting(s); /* its first spawn may still be on a spawner thread */
 }
 
+/* A retired service whose process is down is closed at once, yet stays in
+ * d->services until its handles have closed (an rmdir on the pool, the
+ * output's pipe): a stop or detach in that while finds its parts closing,
+ * and there is nothing left to stop. */
 void service_stop(struct service *s, const char *why)
 {
+    if (s->closed)
+        return;
     s->start_waiting = false;
     check_set_stop(&s->checks);
     recovery_abort(&s->rec, why);
@@ -247,6 +253,8 @@ void service_stop(struct service *s, const char *why)
 
 void service_detach(struct service *s)
 {
+    if (s->closed)
+        return; /* as in service_stop */
     s->start_waiting = false;
     check_set_stop(&s->checks);
     recovery_abort(&s->rec, "aborted: recoverd exited leaving the service running");
@@ -296,6 +304,7 @@ int service_reconfigure(struct service *s, const struct service_cfg *cfg, uint64
 
 void service_close(struct service *s)
 {
+    s->closed = true;
     state_unregister(&s->st);
     check_set_close(&s->checks);
     recovery_close(&s->rec);
