@@ -455,23 +455,22 @@ static void many_clients_each_report_once(void **state)
     assert_int_equal(f->srv.accepted, NCLIENT + NCLIENT / 2);
 }
 
-/* An answer that arrived while the loop was held past the deadline is
- * read, not failed: the deadline is judged after the loop read once. The
- * server here is a bare socket outside the loop, so that it answers while
- * the loop does not run. */
-static void answer_waiting_after_a_held_loop_is_no_timeout(void **state)
+/* A bare server socket outside the loop (it answers while the loop does
+ * not run): client 0 asks it with a 1000 ms deadline, and the answer is
+ * written once the loop has sent the request. Returns the accepted
+ * socket; *ls the listening one. */
+static int bare_server_answered(struct fx *f, int *ls)
 {
-    struct fx *f = *state;
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    *ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof a;
-    assert_true(ls >= 0);
-    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(ls, 4), 0);
-    assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+    assert_true(*ls >= 0);
+    assert_int_equal(bind(*ls, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(*ls, 4), 0);
+    assert_int_equal(getsockname(*ls, (struct sockaddr *)&a, &alen), 0);
     fx_client(f, 0, ntohs(a.sin_port), "/", NULL);
     assert_int_equal(fx_start(f, 0, 1000), 0);
-    int k = accept4(ls, NULL, NULL, SOCK_CLOEXEC); /* the kernel's handshake: no loop needed */
+    int k = accept4(*ls, NULL, NULL, SOCK_CLOEXEC); /* the kernel's handshake: no loop needed */
     assert_true(k >= 0);
     char buf[1024];
     /* The loop writes the request. */
@@ -479,6 +478,17 @@ static void answer_waiting_after_a_held_loop_is_no_timeout(void **state)
     assert_true(recv(k, buf, sizeof buf, 0) > 0);
     static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
     assert_int_equal(write(k, ok, sizeof ok - 1), (ssize_t)(sizeof ok - 1));
+    return k;
+}
+
+/* An answer that arrived while the loop was held past the deadline is
+ * read, not failed: the deadline is judged after the loop read once. The
+ * server here is a bare socket outside the loop, so that it answers while
+ * the loop does not run. */
+static void answer_waiting_after_a_held_loop_is_no_timeout(void **state)
+{
+    struct fx *f = *state;
+    int ls, k = bare_server_answered(f, &ls);
     usleep(1100 * 1000); /* the loop held past the 1000 ms deadline */
     fx_wait(f, 1);
     assert_int_equal(f->got[0].err, 0);
@@ -510,22 +520,7 @@ static void hold_cb(uv_timer_t *t)
 static void answer_waiting_while_timers_hold_the_loop_is_no_timeout(void **state)
 {
     struct fx *f = *state;
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    assert_true(ls >= 0);
-    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(ls, 4), 0);
-    assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
-    fx_client(f, 0, ntohs(a.sin_port), "/", NULL);
-    assert_int_equal(fx_start(f, 0, 1000), 0);
-    int k = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
-    assert_true(k >= 0);
-    char buf[1024];
-    loopwait_until(&f->loop, recv(k, buf, sizeof buf, MSG_DONTWAIT | MSG_PEEK) > 0);
-    assert_true(recv(k, buf, sizeof buf, 0) > 0);
-    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-    assert_int_equal(write(k, ok, sizeof ok - 1), (ssize_t)(sizeof ok - 1));
+    int ls, k = bare_server_answered(f, &ls);
     f->holding = true;
     for (int i = 0; i < 2; i++) {
         uv_timer_init(&f->loop, &f->hold[i]);
