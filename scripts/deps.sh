@@ -12,6 +12,7 @@ PACKAGES=(
   libpq-dev libhiredis-dev postgresql redis-server
   clang-format clang-tidy # scripts/lint.sh; .clang-format and .clang-tidy are for 14
   clang libclang-rt-14-dev # scripts/fuzz.sh: libFuzzer with ASan and UBSan
+  valgrind # bench/probecost: instructions per probe under callgrind
 )
 
 missing=()
