@@ -25,10 +25,11 @@
 
 #define JOURNAL_DEFAULT_LIMIT 1000
 /* Connections off the loop (the read-only ones, the checkpointer's) wait
- * this long for a lock another holds. The writer, on the loop, never waits:
- * a lock held elsewhere (the sqlite3 CLI) fails the write at once, and it
- * is kept for later. */
+ * this long for a lock another holds. The writer, on the loop, waits no
+ * more than JOURNAL__BUSY_BRIEF_US (journal__busy_brief): a lock held
+ * longer (the sqlite3 CLI) fails the write, and it is kept for later. */
 #define JOURNAL_BUSY_MS 1000
+#define JOURNAL__BUSY_BRIEF_US 1000
 /* After a refused write, the next attempt waits this long. */
 #define JOURNAL_RETRY_MS 1000
 /* Writes kept for later, at most (bytes of SQL text): a disk full for days
@@ -507,6 +508,7 @@ struct journal {
     bool shrinking;                /* over the size cap's high mark, not yet under its low one */
     sqlite3_stmt *alert_stmt[ASTMT__COUNT]; /* the alert queue's; NULL until first used */
     int64_t next_alert_seq;                 /* 0 until first used: the highest ever + 1 */
+    uint64_t busy_since_us;                 /* journal__busy_brief's first refusal */
 };
 
 /* ---- small helpers ---- */
@@ -1177,6 +1179,26 @@ static void journal__ckpt_stop(struct journal *j)
     sqlite3_wal_hook(j->db, NULL, NULL);
 }
 
+/* The writer's busy handler. A lock held by another process, or a long
+ * checkpoint, is a refusal: the write waits in memory, never the loop. But
+ * one refusal is ours and brief: a connection of the checkpointer that
+ * reads the WAL's header while a commit rewrites it takes the write lock
+ * for a moment to read it again, and the loop's next write met it
+ * ("database is locked", once in thousands of writes on a busy host),
+ * which held the journal back for a whole retry period. */
+static int journal__busy_brief(void *arg, int tries)
+{
+    struct journal *j = arg;
+    uint64_t now = clock_mono_us();
+    if (tries == 0)
+        j->busy_since_us = now;
+    if (now - j->busy_since_us >= JOURNAL__BUSY_BRIEF_US)
+        return 0;
+    struct timespec nap = {.tv_nsec = 20000};
+    nanosleep(&nap, NULL);
+    return 1;
+}
+
 /* Start j's checkpointer, and turn the writer's own checkpoints off. */
 static int journal__ckpt_start(struct journal *j, const char *path, char *err, size_t errlen)
 {
@@ -1210,7 +1232,7 @@ static int journal__ckpt_start(struct journal *j, const char *path, char *err, s
     }
     j->ckpt = c;
     sqlite3_wal_hook(j->db, journal__wal_hook, c);
-    sqlite3_busy_timeout(j->db, 0);
+    sqlite3_busy_handler(j->db, journal__busy_brief, j);
     return 0;
 fail:
     journal__ckpt_free(c);
