@@ -56,12 +56,12 @@
  * interval): spread, so that no turn holds many of them. */
 #define DAEMON__PROBE_SPREAD_MS 1000
 
-/* First starts' spawns on the spawner at most: past it the slices wait
- * for its reports. Each is a child exec'ing, CPU taken from the loop: at
- * 8, four threads' children at once starved the loop at 1,000 services
- * (longest stall 48-53 ms, API gaps up to 1.7 s, stalls at rest after);
- * at 2, 17.6-17.9 ms and all healthy no later (bench/scale pairs). */
-#define DAEMON__START_IN_FLIGHT 2
+/* First starts queued on the spawner at most (it runs SPAWNER_YIELDING
+ * of them at once): past it the slices wait for its reports. Queued, the
+ * next spawn starts as the last one ends, not a loop turn after its
+ * report: with 2 in flight, a starved loop (3,000 services, 2 cores under
+ * load: turns of 50-150 ms) held the start to 4-10 spawns a second. */
+#define DAEMON__START_QUEUED 16
 
 /* A reload: loaded and checked in the thread pool, then applied a slice
  * per loop turn (DAEMON__STEP_SLICE_NS each), so that neither the parse of
@@ -541,7 +541,7 @@ static void daemon__start_resume_cb(uv_check_t *h)
         uv_check_stop(h);
         return;
     }
-    if (sw && sw->in_flight >= DAEMON__START_IN_FLIGHT)
+    if (sw && sw->in_flight >= DAEMON__START_QUEUED)
         return;
     uv_check_stop(h);
     uv_idle_start(&d->start_slices, daemon__start_slice_cb);
@@ -553,7 +553,7 @@ static void daemon__start_slice_cb(uv_idle_t *h)
     uint64_t until = uv_hrtime() + DAEMON__START_SLICE_NS;
     const struct spawner *sw = pace_spawner(&d->pace);
     while (!d->stopping && d->start_next < d->n_services) {
-        if (sw && sw->in_flight >= DAEMON__START_IN_FLIGHT) {
+        if (sw && sw->in_flight >= DAEMON__START_QUEUED) {
             uv_idle_stop(h); /* the loop sleeps in poll until a spawn reports */
             uv_check_start(&d->start_resume, daemon__start_resume_cb);
             return;

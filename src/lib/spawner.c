@@ -48,6 +48,30 @@ static void spawner__async_cb(uv_async_t *h)
     }
 }
 
+/* The first queued job a thread may run now (the lock held): a yielding
+ * one only below SPAWNER_YIELDING at once. NULL: none. The queue is short
+ * (the daemon keeps a few first starts queued), so the walk is too. */
+static struct spawner_job **spawner__next(struct spawner *sw)
+{
+    struct spawner_job **p = &sw->todo;
+    while (*p && (*p)->yield && sw->yielding >= SPAWNER_YIELDING)
+        p = &(*p)->next;
+    return *p ? p : NULL;
+}
+
+/* Off the queue: the job at p (the lock held). */
+static struct spawner_job *spawner__take(struct spawner *sw, struct spawner_job **p)
+{
+    struct spawner_job *j = *p;
+    *p = j->next;
+    if (!*p)
+        sw->todo_tail = p;
+    j->next = NULL;
+    if (j->yield)
+        sw->yielding++;
+    return j;
+}
+
 static void *spawner__thread(void *arg)
 {
     struct spawner *sw = arg;
@@ -55,14 +79,14 @@ static void *spawner__thread(void *arg)
     char *stack = aligned_alloc(16, SPAWN_STACK_SIZE);
     pthread_mutex_lock(&sw->mu);
     for (;;) {
-        while ((!sw->todo || sw->held) && !sw->stopping)
+        struct spawner_job **p;
+        /* A stop runs what is queued, held or not. */
+        while (!(p = sw->held && !sw->stopping ? NULL : spawner__next(sw)) &&
+               !(sw->stopping && !sw->todo))
             pthread_cond_wait(&sw->work, &sw->mu);
-        struct spawner_job *j = sw->todo;
-        if (!j)
+        if (!p)
             break; /* stopping, and nothing is left */
-        sw->todo = j->next;
-        if (!sw->todo)
-            sw->todo_tail = &sw->todo;
+        struct spawner_job *j = spawner__take(sw, p);
         pthread_mutex_unlock(&sw->mu);
         j->next = NULL;
         /* Bulk work must not take the loop's CPU: on 2 cores, 1,000 first
@@ -76,6 +100,13 @@ static void *spawner__thread(void *arg)
         if (j->result == 0)
             j->start_ticks = procstat_start_ticks(j->pid);
         pthread_mutex_lock(&sw->mu);
+        /* A yielding job queued may go now; at a stop, a thread waiting
+         * for one may have nothing left to wait for. */
+        if (j->yield) {
+            sw->yielding--;
+            if (sw->todo || sw->stopping)
+                pthread_cond_broadcast(&sw->work);
+        }
         j->finished = true;
         *sw->done_tail = j;
         sw->done_tail = &j->next;

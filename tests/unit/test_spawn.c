@@ -727,6 +727,79 @@ static void test_spawner_threads_yield_but_children_run_at_our_priority(void **s
     assert_int_equal(getpriority(PRIO_PROCESS, 0), nice);
 }
 
+/* One job of the order test: reported yet, and its child. */
+struct ordered {
+    struct spawner_job *job; /* NULL once reported (the job is freed next) */
+    pid_t pid;               /* its child, to reap */
+};
+
+static void ordered_done(struct spawner_job *j)
+{
+    struct ordered *o = j->data;
+    assert_int_equal(j->result, 0);
+    o->pid = j->pid;
+    o->job = NULL;
+    close(j->pidfd);
+}
+
+static void ordered_submit(struct spawner *sw, struct ordered *o, bool yield, const char *cg)
+{
+    char *argv[] = {"/bin/true", NULL};
+    struct spawn_opts opts = {.argv = argv, .out_fd = -1, .cgroup = cg};
+    o->job = spawner_job_new(&opts);
+    assert_non_null(o->job);
+    o->job->yield = yield;
+    spawner_submit(sw, o->job, ordered_done, o);
+}
+
+/* First starts (yielding jobs) take SPAWNER_YIELDING threads at most: with
+ * that many held up in their children's exec (born in a frozen cgroup),
+ * the next first start waits, and a restart queued after it goes past. */
+static void test_spawner_runs_few_yielding_jobs_and_restarts_pass_them(void **state)
+{
+    char dir[4096];
+    cgroup_make(dir, sizeof dir);
+    if (cgroup_write(dir, "cgroup.freeze", "1") < 0) {
+        rmdir(dir);
+        skip(); /* no freezer here */
+    }
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct spawner sw;
+    assert_int_equal(spawner_init(&sw, &loop), 0);
+    struct ordered frozen[SPAWNER_YIELDING], first = {0}, restart = {0};
+    spawner_hold(&sw, true); /* all queued before any thread picks */
+    for (int i = 0; i < SPAWNER_YIELDING; i++)
+        ordered_submit(&sw, &frozen[i], true, dir);
+    ordered_submit(&sw, &first, true, NULL);
+    ordered_submit(&sw, &restart, false, NULL);
+    spawner_hold(&sw, false);
+    loopwait_try(&loop, restart.job == NULL);
+    bool restart_went = restart.job == NULL;
+    /* Nothing can free a yielding slot while the cgroup is frozen. */
+    if (restart_went)
+        loopwait_idle(&loop, 100);
+    bool first_waited = first.job != NULL, frozen_held = true;
+    for (int i = 0; i < SPAWNER_YIELDING; i++)
+        frozen_held &= frozen[i].job != NULL;
+    /* Thawed before any assertion: a failure leaves no frozen child. */
+    assert_int_equal(cgroup_write(dir, "cgroup.freeze", "0"), 0);
+    loopwait_until(&loop, first.job == NULL && restart.job == NULL);
+    for (int i = 0; i < SPAWNER_YIELDING; i++)
+        loopwait_until(&loop, frozen[i].job == NULL);
+    assert_true(restart_went);
+    assert_true(first_waited);
+    assert_true(frozen_held);
+    spawner_close(&sw);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    for (int i = 0; i < SPAWNER_YIELDING; i++)
+        assert_int_equal(waitpid(frozen[i].pid, NULL, 0), frozen[i].pid);
+    assert_int_equal(waitpid(first.pid, NULL, 0), first.pid);
+    assert_int_equal(waitpid(restart.pid, NULL, 0), restart.pid);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--window") == 0)
@@ -753,6 +826,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_missing_cgroup_fails_the_spawn),
         cmocka_unit_test(test_child_of_many_fds_gets_its_output_and_nothing_else),
         cmocka_unit_test(test_spawner_threads_yield_but_children_run_at_our_priority),
+        cmocka_unit_test(test_spawner_runs_few_yielding_jobs_and_restarts_pass_them),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
