@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -872,31 +873,42 @@ static void daemon__unlist(struct daemon *d, struct service *s)
         }
 }
 
+/* Drop t from v (n entries), keeping the order. */
+static void daemon__drop_service(struct service **v, size_t *n, const struct service *t)
+{
+    for (size_t k = 0; k < *n; k++)
+        if (v[k] == t) {
+            memmove(v + k, v + k + 1, (--*n - k) * sizeof *v);
+            return;
+        }
+}
+
+static void daemon__drop_faults(struct faults **v, size_t *n, const struct faults *f)
+{
+    for (size_t k = 0; k < *n; k++)
+        if (v[k] == f) {
+            memmove(v + k, v + k + 1, (--*n - k) * sizeof *v);
+            return;
+        }
+}
+
 /* s leaves the dependency links as daemon__link would leave it: a
  * dependency that is gone counts as ready (daemon_dependencies_ready), and
- * no live service's analysis looks at its faults any more. In order: the
- * faults' deps follow depends_on. */
-static void daemon__unlink(struct daemon *d, struct service *s)
+ * no live service's analysis looks at its faults any more. Through the
+ * links themselves (daemon__link makes both sides of each or neither):
+ * O(its links), not a walk of every service at each retirement. */
+static void daemon__unlink(struct service *s)
 {
-    for (size_t i = 0; !s->ready_told && i < s->n_dependents; i++)
-        if (s->dependents[i]->deps_waiting)
-            s->dependents[i]->deps_waiting--;
-    for (size_t i = 0; i < d->n_services; i++) {
-        struct service *t = d->services[i];
-        for (size_t k = 0; k < t->n_dependents; k++)
-            if (t->dependents[k] == s) {
-                t->n_dependents--;
-                memmove(t->dependents + k, t->dependents + k + 1,
-                        (t->n_dependents - k) * sizeof *t->dependents);
-                break;
-            }
-        for (size_t k = 0; k < t->faults.n_deps; k++)
-            if (t->faults.deps[k] == &s->faults) {
-                t->faults.n_deps--;
-                memmove(t->faults.deps + k, t->faults.deps + k + 1,
-                        (t->faults.n_deps - k) * sizeof *t->faults.deps);
-                break;
-            }
+    for (size_t i = 0; i < s->n_dependents; i++) {
+        struct service *t = s->dependents[i];
+        if (!s->ready_told && t->deps_waiting)
+            t->deps_waiting--;
+        daemon__drop_faults(t->faults.deps, &t->faults.n_deps, &s->faults);
+    }
+    for (size_t i = 0; i < s->faults.n_deps; i++) {
+        struct service *u = (struct service *)((char *)s->faults.deps[i] -
+                                               offsetof(struct service, faults));
+        daemon__drop_service(u->dependents, &u->n_dependents, s);
     }
     free(s->dependents);
     s->dependents = NULL;
@@ -910,7 +922,7 @@ void daemon_service_closing(struct daemon *d, struct service *s)
 {
     daemon__unmap(d, s);
     daemon__unlist(d, s);
-    daemon__unlink(d, s);
+    daemon__unlink(s);
     s->leaving_prev = NULL;
     s->leaving_next = d->leaving;
     if (d->leaving)
