@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,7 +309,7 @@ static int daemon__containment(struct daemon *d, enum containment_mode want)
     return 0;
 }
 
-static void daemon__discard(struct daemon *d, struct service *s);
+static void daemon__discard(struct service *s);
 
 /* The start cannot go on (out of memory making a service, leftovers that
  * cannot be handled): stop what exists; recoverd exits 1. */
@@ -348,7 +349,7 @@ static void daemon__create_slice_cb(uv_idle_t *h)
         struct service *s = service_new(d, &d->cfg->services[d->create_next]);
         if (!s || daemon__add(d, s) < 0) {
             if (s)
-                daemon__discard(d, s);
+                daemon__discard(s);
             log_event(LOG_ERROR, d->cfg->services[d->create_next].name, "start-failed",
                       "error=\"cannot create the service\"");
             uv_idle_stop(h);
@@ -707,11 +708,13 @@ static void daemon__close_slice_cb(uv_idle_t *h)
 
 void daemon_stop_progress(struct daemon *d)
 {
-    /* The leftovers' stop, the sweep and a reload's thread hold loop
-     * handles of their own until they are done; the stop's slices have
-     * every service to reach first. */
+    /* The leftovers' stop, the sweep, a reload's thread and the retired
+     * services still closing (an rmdir in the pool: the containment's own
+     * rmdir must come after) hold loop handles of their own until they are
+     * done; the stop's slices have every service to reach first. */
     if (d->stopping && !d->closing && !uv_is_active((uv_handle_t *)&d->stop_slices) && !d->reload &&
-        !d->leftovers_pending && !d->sweeping && daemon__all_down(d) && !daemon__sweep(d)) {
+        !d->leftovers_pending && !d->sweeping && !d->leaving && daemon__all_down(d) &&
+        !daemon__sweep(d)) {
         d->closing = true;
         d->stop_next = 0;
         uv_idle_start(&d->stop_slices, daemon__close_slice_cb);
@@ -796,6 +799,9 @@ static bool daemon__cfg_in_use(const struct daemon *d, const struct config *c)
         if (p >= lo && p < hi)
             return true;
     }
+    for (const struct service *s = d->leaving; s; s = s->leaving_next)
+        if ((uintptr_t)s->cfg >= lo && (uintptr_t)s->cfg < hi)
+            return true;
     return false;
 }
 
@@ -847,15 +853,15 @@ static void daemon__sweep_configs(struct daemon *d)
     d->n_old_cfg = k;
 }
 
-void daemon_service_gone(struct daemon *d, struct service *s)
+/* s leaves d->services; the walks under way (the start's, the stop's and
+ * a reload's slices) keep their places on the same services. */
+static void daemon__unlist(struct daemon *d, struct service *s)
 {
-    daemon__unmap(d, s);
     for (size_t i = 0; i < d->n_services; i++)
         if (d->services[i] == s) {
             memmove(d->services + i, d->services + i + 1,
                     (d->n_services - i - 1) * sizeof *d->services);
             d->n_services--;
-            /* The slices' places stay on the same services. */
             d->start_next -= i < d->start_next;
             d->stop_next -= i < d->stop_next;
             d->quiet_next -= i < d->quiet_next;
@@ -863,17 +869,77 @@ void daemon_service_gone(struct daemon *d, struct service *s)
                 d->reload->cursor -= i < d->reload->cursor;
                 d->reload->n_old -= i < d->reload->n_old;
             }
-            break;
+            return;
         }
-    /* A dependency that is gone counts as ready (daemon_dependencies_ready). */
-    for (size_t i = 0; !s->ready_told && i < s->n_dependents; i++)
-        if (s->dependents[i]->deps_waiting)
-            s->dependents[i]->deps_waiting--;
+}
+
+/* Drop t from v (n entries), keeping the order. */
+static void daemon__drop_service(struct service **v, size_t *n, const struct service *t)
+{
+    for (size_t k = 0; k < *n; k++)
+        if (v[k] == t) {
+            memmove(v + k, v + k + 1, (--*n - k) * sizeof *v);
+            return;
+        }
+}
+
+static void daemon__drop_faults(struct faults **v, size_t *n, const struct faults *f)
+{
+    for (size_t k = 0; k < *n; k++)
+        if (v[k] == f) {
+            memmove(v + k, v + k + 1, (--*n - k) * sizeof *v);
+            return;
+        }
+}
+
+/* s leaves the dependency links as daemon__link would leave it: a
+ * dependency that is gone counts as ready (daemon_dependencies_ready), and
+ * no live service's analysis looks at its faults any more. Through the
+ * links themselves (daemon__link makes both sides of each or neither):
+ * O(its links), not a walk of every service at each retirement. */
+static void daemon__unlink(struct service *s)
+{
+    for (size_t i = 0; i < s->n_dependents; i++) {
+        struct service *t = s->dependents[i];
+        if (!s->ready_told && t->deps_waiting)
+            t->deps_waiting--;
+        daemon__drop_faults(t->faults.deps, &t->faults.n_deps, &s->faults);
+    }
+    for (size_t i = 0; i < s->faults.n_deps; i++) {
+        struct service *u = (struct service *)((char *)s->faults.deps[i] -
+                                               offsetof(struct service, faults));
+        daemon__drop_service(u->dependents, &u->n_dependents, s);
+    }
+    free(s->dependents);
+    s->dependents = NULL;
+    s->n_dependents = 0;
+    free(s->faults.deps);
+    s->faults.deps = NULL;
+    s->faults.n_deps = 0;
+}
+
+void daemon_service_closing(struct daemon *d, struct service *s)
+{
+    daemon__unmap(d, s);
+    daemon__unlist(d, s);
+    daemon__unlink(s);
+    s->leaving_prev = NULL;
+    s->leaving_next = d->leaving;
+    if (d->leaving)
+        d->leaving->leaving_prev = s;
+    d->leaving = s;
+}
+
+void daemon_service_gone(struct daemon *d, struct service *s)
+{
+    if (s->leaving_prev)
+        s->leaving_prev->leaving_next = s->leaving_next;
+    else
+        d->leaving = s->leaving_next;
+    if (s->leaving_next)
+        s->leaving_next->leaving_prev = s->leaving_prev;
     for (size_t i = 0; i < d->n_services; i++) {
         struct service *t = d->services[i];
-        for (size_t k = 0; k < t->n_dependents; k++)
-            if (t->dependents[k] == s)
-                t->dependents[k] = t->dependents[--t->n_dependents];
         /* A replacement waiting for this one's process to be gone starts now. */
         if (t->replaces == s) {
             t->replaces = NULL;
@@ -889,9 +955,8 @@ void daemon_service_gone(struct daemon *d, struct service *s)
 
 /* A service made but not kept (out of memory): it owns loop handles, so it
  * is closed and freed from its last close callback, never right away. */
-static void daemon__discard(struct daemon *d, struct service *s)
+static void daemon__discard(struct service *s)
 {
-    daemon__unmap(d, s);
     s->retired = true;
     service_count_starting(s);
     service_close(s);
@@ -958,7 +1023,7 @@ static bool daemon__reload_one(struct daemon *d, struct service *s,
         fresh->replaces = s;    /* its log and process must be gone first */
         fresh->rec.held = held; /* an operator's hold outlives a reload */
     } else if (fresh) {
-        daemon__discard(d, fresh);
+        daemon__discard(fresh);
     }
     return true;
 }
@@ -1164,7 +1229,7 @@ static void daemon__reload_slice_cb(uv_idle_t *h)
         if (!namemap_get(&d->by_name, nc->name)) {
             struct service *fresh = service_new(d, nc);
             if (fresh && daemon__add(d, fresh) < 0)
-                daemon__discard(d, fresh);
+                daemon__discard(fresh);
             changed++;
         }
         if (uv_hrtime() >= until || changed >= DAEMON__STEP_MAX)
@@ -1194,6 +1259,11 @@ void daemon_free(struct daemon *d)
     for (size_t i = 0; i < d->n_services; i++)
         service_free(d->services[i]);
     free(d->services);
+    while (d->leaving) { /* none once the loop ran to its end */
+        struct service *s = d->leaving;
+        d->leaving = s->leaving_next;
+        service_free(s);
+    }
     namemap_free(&d->by_name);
     journal_free(d->journal);
     for (size_t i = 0; i < d->n_old_cfg; i++)

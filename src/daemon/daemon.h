@@ -49,6 +49,8 @@ struct daemon {
     struct service **services;  /* n_services, config order; owned */
     size_t n_services;
     struct namemap by_name;       /* live (not retired) services by name */
+    struct service *leaving;      /* retired and closed, their handles still closing: out of
+                                     services, freed by daemon_service_gone (service.leaving_next) */
     uv_idle_t start_slices;       /* starts services a slice per loop turn while active */
     uv_check_t start_resume;      /* resumes them once the spawner has room (after a poll) */
     size_t start_next;            /* the next index of services the slices look at */
@@ -140,7 +142,11 @@ void daemon_service_ready(struct daemon *d, struct service *s);
 /* Every dependency of s is ready (or gone): O(1), from a count kept up
  * to date by daemon_service_ready and the links. */
 bool daemon_dependencies_ready(struct daemon *d, const struct service *s);
-/* Called when a service may be freed (its handles closed). */
+/* A retired service is closing (service_close): it leaves d->services and
+ * the dependency links at once, so that no walk over them meets a service
+ * whose parts are closing, and waits in d->leaving (a stop waits for it). */
+void daemon_service_closing(struct daemon *d, struct service *s);
+/* Called when a service in d->leaving may be freed (its handles closed). */
 void daemon_service_gone(struct daemon *d, struct service *s);
 /* Live services not started yet (their turn, their dependencies, a
  * predecessor's leftovers or their predecessor instance still pending):

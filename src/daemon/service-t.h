@@ -26,14 +26,14 @@ struct service {
     struct recovery rec;           /* recover: its recovery */
     bool start_waiting;            /* its start waits for its dependencies to be ready */
     bool retired;                  /* removed by a reload; freed once its process is gone */
-    bool closed;           /* service_close ran: its parts close, nothing more is asked of them */
-    bool started;          /* service_start ran (a replacement waits before it) */
-    bool counted_starting; /* counted in d->n_starting (service_count_starting) */
-    struct service *replaces;    /* an older instance whose process must be gone first */
-    struct service **dependents; /* services that depend on it (n_dependents); owned array */
+    bool started;                  /* service_start ran (a replacement waits before it) */
+    bool counted_starting;         /* counted in d->n_starting (service_count_starting) */
+    struct service *replaces;      /* an older instance whose process must be gone first */
+    struct service **dependents;   /* services that depend on it (n_dependents); owned array */
     size_t n_dependents;
     size_t deps_waiting; /* its dependencies (links to them) not ready yet */
     bool ready_told;     /* its dependents counted it ready (daemon_service_ready) */
+    struct service *leaving_prev, *leaving_next; /* in d->leaving: retired, closing */
 };
 
 #endif

@@ -236,14 +236,8 @@ void service_start(struct service *s)
     service_count_starting(s); /* its first spawn may still be on a spawner thread */
 }
 
-/* A retired service whose process is down is closed at once, yet stays in
- * d->services until its handles have closed (an rmdir on the pool, the
- * output's pipe): a stop or detach in that while finds its parts closing,
- * and there is nothing left to stop. */
 void service_stop(struct service *s, const char *why)
 {
-    if (s->closed)
-        return;
     s->start_waiting = false;
     check_set_stop(&s->checks);
     recovery_abort(&s->rec, why);
@@ -253,8 +247,6 @@ void service_stop(struct service *s, const char *why)
 
 void service_detach(struct service *s)
 {
-    if (s->closed)
-        return; /* as in service_stop */
     s->start_waiting = false;
     check_set_stop(&s->checks);
     recovery_abort(&s->rec, "aborted: recoverd exited leaving the service running");
@@ -304,7 +296,12 @@ int service_reconfigure(struct service *s, const struct service_cfg *cfg, uint64
 
 void service_close(struct service *s)
 {
-    s->closed = true;
+    /* Its handles close over the next turns (an rmdir in the pool, the
+     * output's pipe): a retired one leaves d->services now, as a stop or
+     * a reload in that while must not ask anything of its parts (a stop
+     * right after a reload's retirements stopped a closed recovery timer). */
+    if (s->retired)
+        daemon_service_closing(s->d, s);
     state_unregister(&s->st);
     check_set_close(&s->checks);
     recovery_close(&s->rec);

@@ -32,8 +32,9 @@ void service_rebind(struct service *s, const struct service_cfg *cfg);
  * fault open; -ENOMEM. Either way s is unchanged on failure. */
 int service_reconfigure(struct service *s, const struct service_cfg *cfg, uint64_t first_ms,
                         const char **why);
-/* Close every handle; once all are closed, daemon_service_gone() is called
- * for retired services. Call when the process is down. */
+/* Close every handle; a retired s leaves d->services at once
+ * (daemon_service_closing) and daemon_service_gone() is called once all
+ * are closed. Call when the process is down. */
 void service_close(struct service *s);
 /* Free the memory; every handle must be closed already. NULL-safe. */
 void service_free(struct service *s);

@@ -113,22 +113,38 @@ static bool spawn__may_renice(void)
     return (d[CAP_TO_INDEX(CAP_SYS_NICE)].effective & CAP_TO_MASK(CAP_SYS_NICE)) != 0;
 }
 
-bool spawn_thread_nice(int by)
+int spawn_nice(void)
 {
-    int to = spawn__g.nice + by > 19 ? 19 : spawn__g.nice + by;
-    if (!spawn__g.have_nice || (to > spawn__g.nice) == spawn__lowered)
-        return spawn__lowered;
+    return spawn__g.nice;
+}
+
+int spawn_nice_yield(int nice, int by, rlim_t nice_limit, bool cap_sys_nice)
+{
+    int to = nice + by > 19 ? 19 : nice + by;
     /* The child's way back down: RLIMIT_NICE allows nice down to
      * 20 - limit, else it takes the capability. */
+    bool back = cap_sys_nice || nice_limit == RLIM_INFINITY || nice_limit >= (rlim_t)(20 - nice);
+    return back ? to : nice;
+}
+
+int spawn_nice_decide(int by)
+{
     struct rlimit rl;
-    bool by_limit = getrlimit(RLIMIT_NICE, &rl) == 0 &&
-                    (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)(20 - spawn__g.nice));
-    if (!by_limit && !spawn__may_renice())
-        return false;
+    if (!spawn__g.have_nice)
+        return spawn__g.nice; /* 0, never moved: nothing to put back to */
+    rlim_t limit = getrlimit(RLIMIT_NICE, &rl) == 0 ? rl.rlim_cur : 0;
+    return spawn_nice_yield(spawn__g.nice, by, limit, spawn__may_renice());
+}
+
+bool spawn_thread_nice(int to)
+{
+    bool lower = to > spawn__g.nice;
+    if (lower == spawn__lowered)
+        return spawn__lowered;
     /* PRIO_PROCESS of a tid: that thread alone (nice is per thread). */
     if (setpriority(PRIO_PROCESS, (id_t)gettid(), to) < 0)
         return spawn__lowered;
-    spawn__lowered = to > spawn__g.nice;
+    spawn__lowered = lower;
     return spawn__lowered;
 }
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #define SPAWN_LIMITS_MAX 8
@@ -80,15 +81,26 @@ int spawn_start(const struct spawn_opts *o, pid_t *pid, int *pidfd);
  * spawn only from the loop then. */
 int spawn_start_on(const struct spawn_opts *o, void *stack, size_t stack_size, pid_t *pid,
                    int *pidfd);
-/* Set the calling thread's nice to recoverd's own plus `by` (at most 19;
- * 0 puts it back), so that work delegated to it (a spawner thread's) can
- * yield the CPU to the loop. Done only where the thread's children can be
- * put back: the child of a lowered thread sets its nice back to
- * recoverd's own before exec, so a service runs at recoverd's priority;
- * that needs CAP_SYS_NICE or an RLIMIT_NICE that allows it, and without
- * either the thread is left as it is. Returns whether the thread is now
+/* recoverd's nice as it was started (the main thread's, read before main). */
+int spawn_nice(void);
+/* The nice at which a thread of a process at `nice` may run work that
+ * yields the CPU by `by` (at most 19): only where the thread's children
+ * can be put back to `nice` before exec, so that a service runs at
+ * recoverd's priority. That needs cap_sys_nice (CAP_SYS_NICE effective)
+ * or an RLIMIT_NICE soft limit (nice_limit) that allows it; without
+ * either, `nice` itself (the thread is not lowered). Pure. */
+int spawn_nice_yield(int nice, int by, rlim_t nice_limit, bool cap_sys_nice);
+/* spawn_nice_yield for recoverd as it is now (its nice, RLIMIT_NICE, its
+ * capabilities): a getrlimit and a capget, so decide once (spawner_init),
+ * not per job. */
+int spawn_nice_decide(int by);
+/* Set the calling thread's nice to `to`: spawn_nice_decide's answer, or
+ * spawn_nice() to put it back. A thread above spawn_nice() is lowered:
+ * its children set their nice back to spawn_nice() before exec, which the
+ * decision made sure they may. Nothing is asked of the kernel when the
+ * thread is already where `to` puts it. Returns whether the thread is now
  * lowered. */
-bool spawn_thread_nice(int by);
+bool spawn_thread_nice(int to);
 /* A pidfd for a process we did not start (readable once it exits), or
  * -errno. */
 int spawn_pidfd(pid_t pid);

@@ -93,7 +93,7 @@ static void *spawner__thread(void *arg)
          * starts on 4 threads starved the loop (stalls of 18-50 ms). A
          * restart keeps our priority: a storm's recovery is the loop's own
          * business (nice 10 slowed a storm of 100 by 0.07-0.2 s here). */
-        spawn_thread_nice(j->yield ? SPAWNER_NICE : 0);
+        spawn_thread_nice(j->yield ? sw->nice_yield : sw->nice_own);
         j->result = stack ? spawn_start_on(&j->opts, stack, SPAWN_STACK_SIZE, &j->pid, &j->pidfd)
                           : -ENOMEM;
         /* Here, not on the loop: a /proc read per spawn adds up in a storm. */
@@ -128,6 +128,10 @@ int spawner_init(struct spawner *sw, uv_loop_t *loop)
     sw->loop = loop;
     sw->todo_tail = &sw->todo;
     sw->done_tail = &sw->done_head;
+    /* Whether a thread may be lowered does not change while recoverd runs:
+     * asked of the kernel here, not at every job of every thread. */
+    sw->nice_own = spawn_nice();
+    sw->nice_yield = spawn_nice_decide(SPAWNER_NICE);
     int r = uv_async_init(loop, &sw->async, spawner__async_cb);
     if (r < 0)
         return r;

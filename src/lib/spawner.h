@@ -25,7 +25,7 @@
 #define SPAWNER_THREADS 4
 /* How much nicer than recoverd a spawner thread runs a job that yields
  * (spawner_job.yield; its child is put back before exec, see
- * spawn_thread_nice): the loop gets the CPU first while it spawns. */
+ * spawn_nice_yield): the loop gets the CPU first while it spawns. */
 #define SPAWNER_NICE 10
 /* Yielding jobs running at once, at most; the other threads stay for
  * restarts, which pass the yielding jobs queued before them. A child
@@ -66,6 +66,9 @@ struct spawner {
     unsigned yielding;                          /* yielding jobs on a thread now (under mu) */
     bool stopping;                              /* threads end once the queue is empty */
     bool held;                                  /* spawner_hold: queued jobs wait */
+    int nice_own;   /* recoverd's nice: a thread's for jobs that do not yield */
+    int nice_yield; /* a thread's for jobs that yield, decided at init: nice_own
+                       where the children could not be put back (spawn_nice_yield) */
 };
 
 /* Set up on loop (one handle; threads start with the first job). 0 or

@@ -317,6 +317,163 @@ static void runs_of_head_bytes_stop_where_the_rules_act(void **state)
     free(text);
 }
 
+/* ---- the head's limit against the one-step CRLF ----
+ *
+ * A line's CRLF is taken in one step where both bytes are in one read and
+ * within the head's budget, else byte by byte. These put the CRLF that
+ * ends a head (or a trailer) just before, at, across and just after the
+ * 16 KiB limit, and cut the bytes into reads at every offset near the
+ * limit and near the CRLF: the verdict must be the byte path's, and a
+ * refusal must come in the read that holds the limit's first byte over. */
+
+#define LIMIT_NEAR 4 /* bytes either side of the limit and of the CRLF cut at */
+
+/* Header lines "X: aaa...\r\n" of `fill` bytes in all (0, or at least 5). */
+static size_t pad_lines(char *out, size_t fill)
+{
+    size_t n = 0;
+    while (fill > 0) {
+        size_t line = fill <= 405 ? fill : 300;
+        assert_true(line >= 5);
+        memcpy(out + n, "X: ", 3);
+        memset(out + n + 3, 'a', line - 5);
+        memcpy(out + n + line - 2, "\r\n", 2);
+        n += line;
+        fill -= line;
+    }
+    return n;
+}
+
+/* Feed text[0, n) in reads cut at cuts[0..n_cuts) (ascending, inside
+ * (0, n)). The verdict; *bad_read: the offset of the read the verdict
+ * came in. Every read before it takes all its bytes. */
+static struct verdict feed_cut(const char *text, size_t n, const size_t *cuts, size_t n_cuts,
+                               size_t *bad_read)
+{
+    struct http_response r;
+    struct verdict v = {0};
+    size_t at = 0, used;
+    http_response_init(&r, v.body, KEEP, false);
+    v.rc = HTTP_RESPONSE_MORE;
+    for (size_t c = 0; c <= n_cuts && v.rc == HTTP_RESPONSE_MORE; c++) {
+        size_t end = c < n_cuts ? cuts[c] : n;
+        *bad_read = at;
+        v.rc = http_response_feed(&r, text + at, end - at, &used);
+        if (v.rc == HTTP_RESPONSE_MORE)
+            assert_int_equal(used, end - at);
+        v.used += used;
+        at = end;
+    }
+    v.error = r.error;
+    v.status = r.status;
+    v.body_len = r.body_len;
+    v.body[r.body_len] = '\0';
+    return v;
+}
+
+/* text[0, n) is an answer with body "ok" whose counted head bytes (head or
+ * trailer lines) start at `from` and number `counted`. Whatever the reads:
+ * complete where counted <= HTTP_RESPONSE_HEAD_MAX, else refused for its
+ * size in the read that holds the first byte over (at from + MAX). */
+static void assert_one_cut(const char *text, size_t n, size_t from, size_t counted,
+                           const size_t *cuts, size_t n_cuts)
+{
+    size_t bad_read = 0, over = from + HTTP_RESPONSE_HEAD_MAX; /* index of the first byte over */
+    struct verdict v = feed_cut(text, n, cuts, n_cuts, &bad_read);
+    char where[64];
+    snprintf(where, sizeof where, "counted %zu, cuts %zu %zu", counted, n_cuts ? cuts[0] : 0,
+             n_cuts > 1 ? cuts[1] : 0);
+    if (counted <= HTTP_RESPONSE_HEAD_MAX) {
+        if (v.rc != HTTP_RESPONSE_COMPLETE || v.used != n || v.status != 200 ||
+            strcmp(v.body, "ok") != 0)
+            fail_msg("%s: rc %d (%s), used %zu of %zu", where, v.rc,
+                     http_response_error_str(v.error), v.used, n);
+        return;
+    }
+    size_t read_end = n;
+    for (size_t c = 0; c < n_cuts; c++)
+        if (cuts[c] > bad_read) {
+            read_end = cuts[c];
+            break;
+        }
+    if (v.rc != -EPROTO || v.error != HTTP_RESPONSE_E_HEAD_SIZE || bad_read > over ||
+        read_end <= over)
+        fail_msg("%s: rc %d (%s) in the read [%zu, %zu), the first byte over at %zu", where, v.rc,
+                 http_response_error_str(v.error), bad_read, read_end, over);
+}
+
+/* assert_one_cut whole, a byte at a time, and cut once and twice at every
+ * offset within LIMIT_NEAR of the limit and of the last CRLF. */
+static void assert_limit_holds(const char *text, size_t n, size_t from, size_t counted)
+{
+    size_t near[4 * LIMIT_NEAR + 4], n_near = 0;
+    size_t marks[] = {from + HTTP_RESPONSE_HEAD_MAX, from + counted - 2}; /* limit, the CR */
+    for (size_t m = 0; m < 2; m++)
+        for (size_t k = marks[m] - LIMIT_NEAR; k <= marks[m] + LIMIT_NEAR; k++) {
+            bool seen = k == 0 || k >= n;
+            for (size_t i = 0; i < n_near && !seen; i++)
+                seen = near[i] == k;
+            if (!seen)
+                near[n_near++] = k;
+        }
+    assert_one_cut(text, n, from, counted, NULL, 0);
+    for (size_t a = 0; a < n_near; a++) {
+        assert_one_cut(text, n, from, counted, &near[a], 1);
+        for (size_t b = 0; b < n_near; b++)
+            if (near[a] < near[b])
+                assert_one_cut(text, n, from, counted, (size_t[]){near[a], near[b]}, 2);
+    }
+    size_t *every = malloc(n * sizeof *every);
+    assert_non_null(every);
+    for (size_t k = 1; k < n; k++)
+        every[k - 1] = k;
+    assert_one_cut(text, n, from, counted, every, n - 1);
+    free(every);
+}
+
+/* The head's last CRLF ends 2 bytes before, 1 before, at, 1 past (the CR
+ * the last byte in) and up to 5 past the limit (the first byte over a CR,
+ * an LF, then a header's own byte); an interim answer counts too. */
+static void a_crlf_at_the_head_limit_is_taken_only_within_it(void **state)
+{
+    static const char *const starts[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n",
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n",
+    };
+    size_t cap = HTTP_RESPONSE_HEAD_MAX + 64;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    for (size_t s = 0; s < sizeof starts / sizeof *starts; s++)
+        for (size_t head = HTTP_RESPONSE_HEAD_MAX - 2; head <= HTTP_RESPONSE_HEAD_MAX + 5; head++) {
+            size_t n = strlen(starts[s]);
+            memcpy(text, starts[s], n);
+            n += pad_lines(text + n, head - n - 2);
+            memcpy(text + n, "\r\nok", 4);
+            assert_int_equal(n + 2, head);
+            assert_limit_holds(text, n + 4, 0, head);
+        }
+    free(text);
+}
+
+/* Trailers have a budget of their own, held the same way. */
+static void a_crlf_at_the_trailer_limit_is_taken_only_within_it(void **state)
+{
+    static const char start[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "2\r\nok\r\n0\r\n";
+    size_t cap = sizeof start + HTTP_RESPONSE_HEAD_MAX + 64;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    for (size_t counted = HTTP_RESPONSE_HEAD_MAX - 2; counted <= HTTP_RESPONSE_HEAD_MAX + 5;
+         counted++) {
+        size_t from = sizeof start - 1, n = from;
+        memcpy(text, start, from);
+        n += pad_lines(text + n, counted - 2);
+        memcpy(text + n, "\r\n", 2);
+        assert_limit_holds(text, n + 2, from, counted);
+    }
+    free(text);
+}
+
 static void body_beyond_keep_is_read_not_kept(void **state)
 {
     char text[1024];
@@ -533,6 +690,8 @@ int main(void)
         cmocka_unit_test(interim_answers_count_against_the_head_limit),
         cmocka_unit_test(long_lines_are_checked_not_kept),
         cmocka_unit_test(runs_of_head_bytes_stop_where_the_rules_act),
+        cmocka_unit_test(a_crlf_at_the_head_limit_is_taken_only_within_it),
+        cmocka_unit_test(a_crlf_at_the_trailer_limit_is_taken_only_within_it),
         cmocka_unit_test(body_beyond_keep_is_read_not_kept),
         cmocka_unit_test(each_malformed_class_is_refused_with_its_error),
         cmocka_unit_test(a_long_chunk_size_line_is_refused_before_its_end),

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -800,6 +801,86 @@ static void test_spawner_runs_few_yielding_jobs_and_restarts_pass_them(void **st
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* A thread may be lowered only where its children can come back to our
+ * nice: by CAP_SYS_NICE, or by an RLIMIT_NICE of at least 20 - nice. */
+static void test_yield_nice_needs_a_way_back_for_the_children(void **state)
+{
+    assert_int_equal(spawn_nice_yield(0, 10, 0, true), 10);
+    assert_int_equal(spawn_nice_yield(0, 10, RLIM_INFINITY, false), 10);
+    assert_int_equal(spawn_nice_yield(0, 10, 20, false), 10);
+    assert_int_equal(spawn_nice_yield(0, 10, 19, false), 0);
+    assert_int_equal(spawn_nice_yield(0, 10, 0, false), 0);
+    assert_int_equal(spawn_nice_yield(5, 10, 15, false), 15);
+    assert_int_equal(spawn_nice_yield(5, 10, 14, false), 5);
+    assert_int_equal(spawn_nice_yield(-5, 10, 25, false), 5);
+    assert_int_equal(spawn_nice_yield(-5, 10, 24, false), -5);
+    assert_int_equal(spawn_nice_yield(15, 10, 0, true), 19); /* at most 19 */
+    assert_int_equal(spawn_nice_yield(19, 10, 0, true), 19);
+}
+
+/* Set CAP_SYS_NICE in this thread's effective set on or off; false where
+ * it is not permitted (unprivileged). */
+static bool cap_sys_nice_effective(bool on)
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3] = {0};
+    if (syscall(SYS_capget, &h, d) < 0)
+        return false;
+    struct __user_cap_data_struct *w = &d[CAP_TO_INDEX(CAP_SYS_NICE)];
+    if (!(w->permitted & CAP_TO_MASK(CAP_SYS_NICE)))
+        return false;
+    if (on)
+        w->effective |= CAP_TO_MASK(CAP_SYS_NICE);
+    else
+        w->effective &= ~CAP_TO_MASK(CAP_SYS_NICE);
+    return syscall(SYS_capset, &h, d) == 0;
+}
+
+/* The spawner asks whether its threads may yield once, at init: made
+ * while the process could not put a child back (no CAP_SYS_NICE in
+ * effect, RLIMIT_NICE 0), the answer stands after both came back, and a
+ * yielding job's thread (started after that) stays at our nice. */
+static void test_spawner_decides_at_init_whether_its_threads_may_yield(void **state)
+{
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0);
+    assert_int_equal(errno, 0);
+    if (nice >= 19)
+        skip(); /* started too nice to be lowered further */
+    int lower = nice + SPAWNER_NICE > 19 ? 19 : nice + SPAWNER_NICE;
+    struct rlimit limit, none;
+    assert_int_equal(getrlimit(RLIMIT_NICE, &limit), 0);
+    none = limit;
+    none.rlim_cur = 0;
+    if (!cap_sys_nice_effective(false))
+        skip(); /* unprivileged: nothing to take away and give back */
+    assert_int_equal(setrlimit(RLIMIT_NICE, &none), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct spawner sw;
+    int init = spawner_init(&sw, &loop);
+    assert_int_equal(setrlimit(RLIMIT_NICE, &limit), 0);
+    assert_true(cap_sys_nice_effective(true));
+    assert_int_equal(init, 0);
+    assert_int_equal(sw.nice_yield, nice);
+    char *argv[] = {"/bin/true", NULL};
+    struct spawn_opts o = {.argv = argv, .out_fd = -1};
+    struct spawner_job *j = spawner_job_new(&o);
+    assert_non_null(j);
+    j->yield = true;
+    struct spawner_job *pending = j;
+    spawner_submit(&sw, j, spawned, &pending);
+    spawner_wait(j);
+    assert_null(pending);
+    int lowered = lowered_threads(lower);
+    spawner_close(&sw);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    while (waitpid(-1, NULL, 0) > 0) /* /bin/true, and the cat before */
+        ;
+    assert_int_equal(lowered, 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--window") == 0)
@@ -827,6 +908,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_child_of_many_fds_gets_its_output_and_nothing_else),
         cmocka_unit_test(test_spawner_threads_yield_but_children_run_at_our_priority),
         cmocka_unit_test(test_spawner_runs_few_yielding_jobs_and_restarts_pass_them),
+        cmocka_unit_test(test_yield_nice_needs_a_way_back_for_the_children),
+        cmocka_unit_test(test_spawner_decides_at_init_whether_its_threads_may_yield),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
