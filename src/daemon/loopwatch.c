@@ -24,24 +24,36 @@ static void loopwatch__check_cb(uv_check_t *c)
     w->io_ns = span > idle ? span - idle : 0;
 }
 
-/* A stall, told at debug level with where it went: the lead to its cause. */
-static void loopwatch__tell(const struct loopwatch *w, uint64_t busy)
+/* A stall, told with where it went: the lead to its cause. At debug
+ * level, or at info within a marked span (a reload, the stop), whose
+ * stalls are the span's own. */
+static void loopwatch__tell(const struct loopwatch *w, uint64_t busy, uint64_t cpu)
 {
-    if (busy <= LOOPWATCH_STALL_NS || !log_enabled(LOG_DEBUG))
+    enum log_level level = w->marking ? LOG_INFO : LOG_DEBUG;
+    if (busy <= LOOPWATCH_STALL_NS || !log_enabled(level))
         return;
     struct loopwatch_split s = loopwatch_split(w, busy);
-    log_event(LOG_DEBUG, NULL, "loop-stall", "busy_ms=%.2f io_ms=%.2f flush_ms=%.2f timers_ms=%.2f",
+    log_event(level, NULL, "loop-stall",
+              "busy_ms=%.2f io_ms=%.2f flush_ms=%.2f timers_ms=%.2f cpu_ms=%.2f",
               (double)busy / 1e6, (double)s.io_ns / 1e6, (double)s.flush_ns / 1e6,
-              (double)s.timers_ns / 1e6);
+              (double)s.timers_ns / 1e6, (double)cpu / 1e6);
 }
 
 static void loopwatch__prepare_cb(uv_prepare_t *p)
 {
     struct loopwatch *w = p->data;
+    uint64_t cpu = 0; /* the turn's CPU time, ns; 0: not counted */
+    if (w->marking) { /* a syscall per turn: only while someone asked */
+        uint64_t now = loopwatch__cpu_ns();
+        cpu = now - w->cpu_ns;
+        w->cpu_ns = now;
+        if (cpu > w->mark_max_cpu_ns)
+            w->mark_max_cpu_ns = cpu;
+    }
     if (w->turn_ns) { /* started */
         uint64_t now = uv_hrtime(), more = 0;
         uint64_t busy = loopwatch_turn(w, now, uv_metrics_idle_time(p->loop));
-        loopwatch__tell(w, busy);
+        loopwatch__tell(w, busy, cpu);
         if (loopwatch_warn_due(w, now, busy, &more))
             log_event(LOG_WARN, NULL, "loop-held",
                       "busy_ms=%llu more=%llu what=\"timers, probe deadlines, exits and "
@@ -50,12 +62,6 @@ static void loopwatch__prepare_cb(uv_prepare_t *p)
     }
     w->io_ns = 0;
     w->flush_ns = 0;
-    if (w->marking) { /* a syscall per turn: only while someone asked */
-        uint64_t now = loopwatch__cpu_ns(), cpu = now - w->cpu_ns;
-        w->cpu_ns = now;
-        if (cpu > w->mark_max_cpu_ns)
-            w->mark_max_cpu_ns = cpu;
-    }
 }
 
 /* The hook goes in at once: libuv runs the prepare hooks started last
