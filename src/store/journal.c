@@ -666,6 +666,18 @@ static bool journal__recs_put(struct journal__recs *r, const void *p, size_t n)
     return true;
 }
 
+/* After a storm's batch, its buffer's memory goes back (RSS). */
+#define JOURNAL__RECS_KEEP (64u << 10)
+static void journal__recs_empty(struct journal__recs *r)
+{
+    r->len = r->n = 0;
+    if (r->cap > JOURNAL__RECS_KEEP) {
+        free(r->buf);
+        r->buf = NULL;
+        r->cap = 0;
+    }
+}
+
 /* Append the write just made on s (its values: j->bind) to r; false
  * (nothing appended) without memory. */
 static bool journal__recs_add(struct journal__recs *r, const struct journal *j, sqlite3_stmt *s)
@@ -858,7 +870,7 @@ static void journal__catch_up(struct journal *j)
                   "written=%zu skipped=%zu dropped=%llu behind_ms=%llu", j->pending.n - skipped,
                   skipped, (unsigned long long)j->dropped,
                   (unsigned long long)(journal__now_ms() - j->behind_ms));
-    j->pending.len = j->pending.n = 0;
+    journal__recs_empty(&j->pending);
     j->behind_ms = 0;
     j->dropped = 0;
     j->error[0] = '\0';
@@ -1509,7 +1521,7 @@ int journal_flush(struct journal *j)
     if (j->in_txn) {
         if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
             j->in_txn = false;
-            j->redo.len = j->redo.n = 0;
+            journal__recs_empty(&j->redo);
         } else {
             journal__fall_behind(j, "commit");
         }
