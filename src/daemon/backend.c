@@ -49,11 +49,16 @@ static void backend__containment(const struct daemon *d, json_t *j)
     json_object_set_new(j, "cgroup_controllers", ctl);
 }
 
-/* The loop's stalls since start (daemon/loopwatch.h). */
+/* The loop's stalls since start (daemon/loopwatch.h), the longest split
+ * where it went. */
 static json_t *backend__loop(const struct loopwatch *w)
 {
-    return json_pack("{s:f, s:I, s:o}", "max_stall_ms", (double)w->max_busy_ns / 1e6,
-                     "stalls_over_5ms", (json_int_t)w->stalls, "since", backend__time(w->since_ms));
+    const struct loopwatch_split *s = &w->max_split;
+    return json_pack("{s:f, s:{s:f, s:f, s:f}, s:I, s:o}", "max_stall_ms",
+                     (double)w->max_busy_ns / 1e6, "max_stall_split", "io_ms",
+                     (double)s->io_ns / 1e6, "flush_ms", (double)s->flush_ns / 1e6, "timers_ms",
+                     (double)s->timers_ns / 1e6, "stalls_over_5ms", (json_int_t)w->stalls, "since",
+                     backend__time(w->since_ms));
 }
 
 static json_t *backend__status(void *ctx)

@@ -124,7 +124,9 @@ static int daemon__take_over(struct daemon *d, bool fresh)
 static void daemon__flush_cb(uv_prepare_t *p)
 {
     struct daemon *d = p->data;
+    uint64_t t = uv_hrtime();
     journal_flush(d->journal);
+    loopwatch_flushed(&d->loopwatch, uv_hrtime() - t);
 }
 
 static void daemon__journal_wake_cb(uv_async_t *a)

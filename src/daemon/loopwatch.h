@@ -18,6 +18,13 @@
 #define LOOPWATCH_WARN_NS 1000000000ull
 #define LOOPWATCH_WARN_EVERY_NS 10000000000ull
 
+/* Where a turn's busy time went: the I/O callbacks (exits, answers,
+ * requests), the journal's commit, and the rest after the I/O (timers:
+ * probes, deadlines, slices; closes; the other prepare hooks). */
+struct loopwatch_split {
+    uint64_t io_ns, flush_ns, timers_ns;
+};
+
 /* Why not a timer that measures its own lateness: each of its ticks is a
  * wakeup, and 100 a second (a 10 ms period) raised a quiet daemon's CPU
  * from 0.04 to 0.16 s per 30 s and at 100 services from 0.13 to 0.33 s
@@ -27,14 +34,18 @@
  * non-blocking epoll_wait per turn. */
 struct loopwatch {
     uv_prepare_t prepare; /* runs as the loop is about to wait; data = this */
+    uv_check_t check;     /* runs after the I/O callbacks: splits a turn; data = this */
     uint64_t turn_ns;     /* uv_hrtime() at the last prepare or the start; 0: not started */
     uint64_t idle_ns;     /* uv_metrics_idle_time() then, ns */
     uint64_t max_busy_ns; /* the longest turn, ns */
-    uint64_t stalls;      /* turns longer than LOOPWATCH_STALL_NS */
-    uint64_t since_ms;    /* CLOCK_REALTIME, ms: when counting began (loopwatch_init) */
-    uint64_t mark_max_ns; /* the longest turn since loopwatch_mark, ns */
-    uint64_t warned_ns;   /* uv_hrtime() of the last warning; 0: none yet */
-    uint64_t unwarned;    /* turns over LOOPWATCH_WARN_NS since, not logged */
+    struct loopwatch_split max_split; /* where the longest turn went */
+    uint64_t stalls;                  /* turns longer than LOOPWATCH_STALL_NS */
+    uint64_t since_ms;                /* CLOCK_REALTIME, ms: when counting began (loopwatch_init) */
+    uint64_t mark_max_ns;             /* the longest turn since loopwatch_mark, ns */
+    uint64_t io_ns;     /* this turn's busy time up to its check hook (I/O callbacks), ns */
+    uint64_t flush_ns;  /* the journal's commits this turn (loopwatch_flushed), ns */
+    uint64_t warned_ns; /* uv_hrtime() of the last warning; 0: none yet */
+    uint64_t unwarned;  /* turns over LOOPWATCH_WARN_NS since, not logged */
     /* While marking, the loop thread's CPU time per turn too: on a host
      * whose cores are shared, a turn's span also holds the time others ran
      * (preemption), its CPU time only what the loop itself did. */
@@ -52,6 +63,11 @@ void loopwatch_start(struct loopwatch *w);
  * waited idle_ns in all (uv_metrics_idle_time()); returns its busy time,
  * ns. What the hook does once started; public for its unit test. */
 uint64_t loopwatch_turn(struct loopwatch *w, uint64_t now_ns, uint64_t idle_ns);
+/* The split of this turn, busy busy_ns in all, from io_ns and flush_ns.
+ * Public for its unit test. */
+struct loopwatch_split loopwatch_split(const struct loopwatch *w, uint64_t busy_ns);
+/* The journal's commit of this turn took ns (the daemon times it). */
+void loopwatch_flushed(struct loopwatch *w, uint64_t ns);
 /* Whether the turn that ended at now_ns, busy busy_ns, is to be logged;
  * *more: the long turns held back since the last line. Public for its
  * unit test. */

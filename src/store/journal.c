@@ -1,10 +1,11 @@
 /* The SQLite journal: one connection, statements prepared once, writes
  * committed once per loop turn. A write the disk refuses (full, I/O error,
- * locked) is kept, as SQL text with its values, and written later in
+ * locked) is kept, as its statement and values, and written later in
  * order: recovery goes on while the disk is full, and the journal catches
  * up once there is room. */
 #include "store/journal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -32,7 +33,7 @@
 #define JOURNAL__BUSY_BRIEF_US 1000
 /* After a refused write, the next attempt waits this long. */
 #define JOURNAL_RETRY_MS 1000
-/* Writes kept for later, at most (bytes of SQL text): a disk full for days
+/* Writes kept for later, at most (bytes of their records): a disk full for days
  * must not grow recoverd without bound. Past it, new writes are dropped and
  * counted. */
 #define JOURNAL_PENDING_MAX (8u << 20)
@@ -442,10 +443,29 @@ static const char *const journal__alert_sql[ASTMT__COUNT] = {
     [ASTMT_FORGET_OPEN] = "DELETE FROM alert_open WHERE hook = ?1",
 };
 
-/* SQL texts with their values inlined (sqlite3_expanded_sql). */
-struct journal__sqls {
-    char **v;
-    size_t n, cap;
+/* A bound value of the write being built (journal__bind_*). */
+#define JOURNAL__BINDS 12
+enum journal__val_type { JOURNAL__VAL_NONE, JOURNAL__VAL_INT, JOURNAL__VAL_TEXT };
+struct journal__val {
+    enum journal__val_type type;
+    int64_t i;     /* JOURNAL__VAL_INT */
+    const char *t; /* JOURNAL__VAL_TEXT: the caller's, valid until the write's exec */
+};
+
+/* Writes kept for later as records: the statement, its column count, then
+ * each column's type (a byte) and value (an int64, or a uint32 length and
+ * the bytes with their NUL), packed in one buffer reused from batch to
+ * batch. A kept write is bound again to its prepared statement when its
+ * time comes. Why not SQL text (sqlite3_expanded_sql), as before: every
+ * write of a batch paid for its text, in case the commit failed, and
+ * every write held back while the checkpointer restarted the WAL was
+ * parsed again and its triggers compiled (sqlite3_exec): about 240k
+ * instructions a write, so a storm's turn that met a restart held the
+ * loop for tens of ms. */
+struct journal__recs {
+    char *buf;
+    size_t len, cap; /* bytes */
+    size_t n;        /* records */
 };
 
 /* The checkpointer: the writer (on the loop) never checkpoints, since a
@@ -494,9 +514,10 @@ struct journal {
     bool children_unsynced;          /* a child row in it, or waiting (journal_sync_children) */
     int64_t next_fault_id;           /* ids handed out: max(id) + 1 at open */
     int64_t next_action_id;
-    struct journal__sqls redo;     /* the open transaction's writes, if its commit fails */
-    struct journal__sqls pending;  /* refused writes, oldest first; written before newer */
-    size_t pending_bytes;          /* SQL text held in pending */
+    struct journal__val bind[JOURNAL__BINDS]; /* the write being built's values */
+    int nbind;                                /* columns in bind */
+    struct journal__recs redo;     /* the open transaction's writes, if its commit fails */
+    struct journal__recs pending;  /* refused writes, oldest first; written before newer */
     uint64_t retry_ms;             /* monotonic ms: no new attempt before */
     uint64_t behind_ms;            /* monotonic ms when pending became non-empty */
     uint64_t dropped;              /* writes dropped past JOURNAL_PENDING_MAX */
@@ -523,26 +544,45 @@ static int journal__fail(struct journal *j, const char *op)
 static sqlite3_stmt *journal__stmt(struct journal *j, enum journal_stmt id)
 {
     sqlite3_stmt *s = j->stmt[id];
+    j->nbind = 0;
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return s;
 }
 
-static void journal__bind_text(sqlite3_stmt *s, int col, const char *v)
+/* What the write being built binds, noted beside SQLite's copy: a write
+ * kept for later is kept as these values (struct journal__recs). */
+static void journal__note(struct journal *j, int col, enum journal__val_type type, int64_t i,
+                          const char *t)
 {
+    assert(col >= 1 && col <= JOURNAL__BINDS); /* the statements above bind fewer */
+    while (j->nbind < col)
+        j->bind[j->nbind++].type = JOURNAL__VAL_NONE;
+    j->bind[col - 1] = (struct journal__val){.type = type, .i = i, .t = t};
+}
+
+static void journal__bind_text(struct journal *j, sqlite3_stmt *s, int col, const char *v)
+{
+    journal__note(j, col, v ? JOURNAL__VAL_TEXT : JOURNAL__VAL_NONE, 0, v);
     if (v)
         sqlite3_bind_text(s, col, v, -1, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null(s, col);
 }
 
+static void journal__bind_int(struct journal *j, sqlite3_stmt *s, int col, int64_t v)
+{
+    journal__note(j, col, JOURNAL__VAL_INT, v, NULL);
+    sqlite3_bind_int64(s, col, v);
+}
+
 /* 0 means "unset" for every ms and id field of the domain structs. */
-static void journal__bind_opt(sqlite3_stmt *s, int col, int64_t v)
+static void journal__bind_opt(struct journal *j, sqlite3_stmt *s, int col, int64_t v)
 {
     if (v)
-        sqlite3_bind_int64(s, col, v);
+        journal__bind_int(j, s, col, v);
     else
-        sqlite3_bind_null(s, col);
+        journal__bind_text(j, s, col, NULL);
 }
 
 static int64_t journal__limit(size_t limit)
@@ -609,40 +649,130 @@ static bool journal__transient(int rc)
     }
 }
 
-static void journal__sqls_clear(struct journal__sqls *l)
+static bool journal__recs_put(struct journal__recs *r, const void *p, size_t n)
 {
-    for (size_t i = 0; i < l->n; i++)
-        sqlite3_free(l->v[i]);
-    l->n = 0;
-}
-
-static bool journal__sqls_add(struct journal__sqls *l, char *sql)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        char **v = realloc(l->v, cap * sizeof *v);
-        if (!v)
+    if (r->cap - r->len < n) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap - r->len < n)
+            cap *= 2;
+        char *buf = realloc(r->buf, cap);
+        if (!buf)
             return false;
-        l->v = v;
-        l->cap = cap;
+        r->buf = buf;
+        r->cap = cap;
     }
-    l->v[l->n++] = sql;
+    memcpy(r->buf + r->len, p, n);
+    r->len += n;
     return true;
 }
 
-/* Keep sql (owned) for a later attempt, within JOURNAL_PENDING_MAX. */
-static void journal__keep(struct journal *j, char *sql)
+/* After a storm's batch, its buffer's memory goes back (RSS). */
+#define JOURNAL__RECS_KEEP (64u << 10)
+static void journal__recs_empty(struct journal__recs *r)
 {
-    size_t len = sql ? strlen(sql) : 0;
-    if (!sql || j->pending_bytes + len > JOURNAL_PENDING_MAX ||
-        !journal__sqls_add(&j->pending, sql)) {
-        if (j->dropped++ == 0)
-            log_event(LOG_ERROR, NULL, "journal-dropping",
-                      "why=\"%zu bytes already wait for the disk\"", j->pending_bytes);
-        sqlite3_free(sql);
-        return;
+    r->len = r->n = 0;
+    if (r->cap > JOURNAL__RECS_KEEP) {
+        free(r->buf);
+        r->buf = NULL;
+        r->cap = 0;
     }
-    j->pending_bytes += len;
+}
+
+/* Append the write just made on s (its values: j->bind) to r; false
+ * (nothing appended) without memory. */
+static bool journal__recs_add(struct journal__recs *r, const struct journal *j, sqlite3_stmt *s)
+{
+    size_t at = r->len;
+    uint8_t n = (uint8_t)j->nbind;
+    bool ok = journal__recs_put(r, &s, sizeof s) && journal__recs_put(r, &n, 1);
+    for (int c = 0; ok && c < j->nbind; c++) {
+        const struct journal__val *v = &j->bind[c];
+        uint8_t type = (uint8_t)v->type;
+        ok = journal__recs_put(r, &type, 1);
+        if (ok && v->type == JOURNAL__VAL_INT)
+            ok = journal__recs_put(r, &v->i, sizeof v->i);
+        if (ok && v->type == JOURNAL__VAL_TEXT) {
+            size_t len = strlen(v->t) + 1;
+            uint32_t len32 = (uint32_t)len;
+            ok = len <= UINT32_MAX && journal__recs_put(r, &len32, sizeof len32) &&
+                 journal__recs_put(r, v->t, len);
+        }
+    }
+    if (!ok)
+        r->len = at;
+    r->n += ok;
+    return ok;
+}
+
+/* The record at p: its statement in *s, bound to its values when bind
+ * (they stay in the buffer: SQLITE_STATIC, until sqlite3_clear_bindings);
+ * returns where the next record begins. */
+static const char *journal__rec_next(const char *p, sqlite3_stmt **s, bool bind)
+{
+    uint8_t n;
+    memcpy(s, p, sizeof *s);
+    p += sizeof *s;
+    n = (uint8_t)*p++;
+    if (bind) {
+        sqlite3_reset(*s);
+        sqlite3_clear_bindings(*s);
+    }
+    for (int c = 1; c <= n; c++) {
+        uint8_t type = (uint8_t)*p++;
+        if (type == JOURNAL__VAL_INT) {
+            int64_t v;
+            memcpy(&v, p, sizeof v);
+            p += sizeof v;
+            if (bind)
+                sqlite3_bind_int64(*s, c, v);
+        } else if (type == JOURNAL__VAL_TEXT) {
+            uint32_t len;
+            memcpy(&len, p, sizeof len);
+            p += sizeof len;
+            if (bind)
+                sqlite3_bind_text(*s, c, p, -1, SQLITE_STATIC);
+            p += len;
+        }
+    }
+    return p;
+}
+
+static void journal__dropping(struct journal *j)
+{
+    if (j->dropped++ == 0)
+        log_event(LOG_ERROR, NULL, "journal-dropping",
+                  "why=\"%zu bytes already wait for the disk\"", j->pending.len);
+}
+
+/* Keep the write just made on s for a later attempt, within
+ * JOURNAL_PENDING_MAX. */
+static void journal__keep(struct journal *j, sqlite3_stmt *s)
+{
+    size_t at = j->pending.len;
+    if (!journal__recs_add(&j->pending, j, s)) {
+        journal__dropping(j);
+    } else if (j->pending.len > JOURNAL_PENDING_MAX) {
+        j->pending.len = at;
+        j->pending.n--;
+        journal__dropping(j);
+    }
+}
+
+/* The open transaction's writes, rolled back, go to pending in order. */
+static void journal__redo_out(struct journal *j)
+{
+    const char *p = j->redo.buf, *end = p + j->redo.len;
+    while (p < end) {
+        sqlite3_stmt *s;
+        const char *next = journal__rec_next(p, &s, false);
+        size_t len = (size_t)(next - p);
+        if (j->pending.len + len > JOURNAL_PENDING_MAX || !journal__recs_put(&j->pending, p, len))
+            journal__dropping(j);
+        else
+            j->pending.n++;
+        p = next;
+    }
+    j->redo.len = j->redo.n = 0;
 }
 
 /* The disk refused a write: roll the open transaction back and keep its
@@ -656,9 +786,7 @@ static void journal__fall_behind(struct journal *j, const char *op)
         j->in_txn = false;
     }
     journal__gate_leave(j);
-    for (size_t i = 0; i < j->redo.n; i++)
-        journal__keep(j, j->redo.v[i]);
-    j->redo.n = 0;
+    journal__redo_out(j);
     j->retry_ms = journal__now_ms() + JOURNAL_RETRY_MS;
     if (!j->behind_ms) {
         j->behind_ms = journal__now_ms();
@@ -675,21 +803,20 @@ static void journal__fall_behind(struct journal *j, const char *op)
  * or kept; -EIO when it can never be written. */
 static int journal__exec(struct journal *j, sqlite3_stmt *s, const char *op)
 {
-    char *sql = sqlite3_expanded_sql(s);
     /* Behind, or the checkpointer restarts the WAL (a few ms, then the
      * next flush writes it): the write waits in memory, in order. */
     if (j->pending.n || !journal__gate_enter(j)) {
         if (!j->error[0])
             snprintf(j->error, sizeof j->error, "held back while the WAL starts over");
         sqlite3_reset(s);
-        journal__keep(j, sql);
+        journal__keep(j, s);
         return 0;
     }
     if (j->batching && !j->in_txn) {
         if (sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
             sqlite3_reset(s);
             journal__fall_behind(j, "begin");
-            journal__keep(j, sql);
+            journal__keep(j, s);
             return 0;
         }
         j->in_txn = true;
@@ -698,16 +825,15 @@ static int journal__exec(struct journal *j, sqlite3_stmt *s, const char *op)
     sqlite3_reset(s);
     journal__gate_leave(j); /* autocommit: written (or refused) already */
     if (rc == SQLITE_DONE) {
-        if (!j->in_txn || !journal__sqls_add(&j->redo, sql))
-            sqlite3_free(sql); /* committed already, or not kept: then lost if the commit fails */
+        if (j->in_txn) /* without memory not kept: lost if the commit fails */
+            journal__recs_add(&j->redo, j, s);
         return 0;
     }
     if (journal__transient(rc)) {
         journal__fall_behind(j, op);
-        journal__keep(j, sql);
+        journal__keep(j, s);
         return 0;
     }
-    sqlite3_free(sql);
     return journal__fail(j, op);
 }
 
@@ -720,14 +846,19 @@ static void journal__catch_up(struct journal *j)
         return; /* the checkpointer's restart: a few ms; the next flush tries again */
     if (sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         goto later;
-    for (size_t i = 0; i < j->pending.n; i++) {
-        int rc = sqlite3_exec(j->db, j->pending.v[i], NULL, NULL, NULL);
-        if (rc == SQLITE_OK)
+    for (const char *p = j->pending.buf, *end = p + j->pending.len; p < end;) {
+        sqlite3_stmt *s;
+        p = journal__rec_next(p, &s, true);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE && !journal__transient(rc))
+            log_event(LOG_ERROR, NULL, "journal-error", "op=catch-up msg=\"%s\"",
+                      sqlite3_errmsg(j->db));
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s); /* they point into pending */
+        if (rc == SQLITE_DONE)
             continue;
         if (journal__transient(rc))
             goto later;
-        log_event(LOG_ERROR, NULL, "journal-error", "op=catch-up msg=\"%s\"",
-                  sqlite3_errmsg(j->db));
         skipped++;
     }
     if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
@@ -739,8 +870,7 @@ static void journal__catch_up(struct journal *j)
                   "written=%zu skipped=%zu dropped=%llu behind_ms=%llu", j->pending.n - skipped,
                   skipped, (unsigned long long)j->dropped,
                   (unsigned long long)(journal__now_ms() - j->behind_ms));
-    journal__sqls_clear(&j->pending);
-    j->pending_bytes = 0;
+    journal__recs_empty(&j->pending);
     j->behind_ms = 0;
     j->dropped = 0;
     j->error[0] = '\0';
@@ -1391,7 +1521,7 @@ int journal_flush(struct journal *j)
     if (j->in_txn) {
         if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
             j->in_txn = false;
-            journal__sqls_clear(&j->redo);
+            journal__recs_empty(&j->redo);
         } else {
             journal__fall_behind(j, "commit");
         }
@@ -1426,10 +1556,8 @@ void journal_free(struct journal *j)
     }
     if (j->pending.n)
         log_event(LOG_ERROR, NULL, "journal-lost", "writes=%zu msg=\"%s\"", j->pending.n, j->error);
-    journal__sqls_clear(&j->pending);
-    journal__sqls_clear(&j->redo);
-    free(j->pending.v);
-    free(j->redo.v);
+    free(j->pending.buf);
+    free(j->redo.buf);
     journal__close_db(j);
     free(j);
 }
@@ -1467,14 +1595,14 @@ static sqlite3_stmt *journal__prune_stmt(struct journal *j, enum journal_stmt id
 {
     sqlite3_stmt *s = journal__stmt(j, id);
     int n = sqlite3_bind_parameter_count(s);
-    sqlite3_bind_int64(s, 1, (int64_t)cut);
-    sqlite3_bind_int64(s, 2, max_rows);
+    journal__bind_int(j, s, 1, (int64_t)cut);
+    journal__bind_int(j, s, 2, max_rows);
     if (n >= 4) {
-        journal__bind_text(s, 3, action_status_name(ACTION_PENDING));
-        journal__bind_text(s, 4, action_status_name(ACTION_EXECUTING));
+        journal__bind_text(j, s, 3, action_status_name(ACTION_PENDING));
+        journal__bind_text(j, s, 4, action_status_name(ACTION_EXECUTING));
     }
     if (n >= 5)
-        journal__bind_text(s, 5, ids);
+        journal__bind_text(j, s, 5, ids);
     return s;
 }
 
@@ -1544,16 +1672,16 @@ int journal_prune(struct journal *j, uint64_t now_ms, unsigned max_rows)
 int journal_fault_open(struct journal *j, struct fault *f)
 {
     sqlite3_stmt *s = journal__stmt(j, STMT_FAULT_INSERT);
-    journal__bind_text(s, 1, f->service);
-    journal__bind_text(s, 2, f->check);
-    journal__bind_text(s, 3, fault_type_name(f->type));
-    journal__bind_text(s, 4, severity_name(f->severity));
-    journal__bind_text(s, 5, impact_name(f->impact));
-    journal__bind_text(s, 6, f->description);
-    journal__bind_text(s, 7, f->context ? f->context : "{}");
-    sqlite3_bind_int64(s, 8, (int64_t)f->opened_ms);
-    journal__bind_opt(s, 9, (int64_t)f->resolved_ms);
-    sqlite3_bind_int64(s, 10, j->next_fault_id);
+    journal__bind_text(j, s, 1, f->service);
+    journal__bind_text(j, s, 2, f->check);
+    journal__bind_text(j, s, 3, fault_type_name(f->type));
+    journal__bind_text(j, s, 4, severity_name(f->severity));
+    journal__bind_text(j, s, 5, impact_name(f->impact));
+    journal__bind_text(j, s, 6, f->description);
+    journal__bind_text(j, s, 7, f->context ? f->context : "{}");
+    journal__bind_int(j, s, 8, (int64_t)f->opened_ms);
+    journal__bind_opt(j, s, 9, (int64_t)f->resolved_ms);
+    journal__bind_int(j, s, 10, j->next_fault_id);
     if (journal__exec(j, s, "fault-open") < 0)
         return -EIO;
     f->id = j->next_fault_id++;
@@ -1563,16 +1691,16 @@ int journal_fault_open(struct journal *j, struct fault *f)
 int journal_fault_resolve(struct journal *j, const struct fault *f)
 {
     sqlite3_stmt *s = journal__stmt(j, STMT_FAULT_RESOLVE);
-    sqlite3_bind_int64(s, 1, f->id);
-    journal__bind_opt(s, 2, (int64_t)f->resolved_ms);
+    journal__bind_int(j, s, 1, f->id);
+    journal__bind_opt(j, s, 2, (int64_t)f->resolved_ms);
     return journal__exec(j, s, "fault-resolve");
 }
 
 int journal_fault_reopen(struct journal *j, const struct fault *f)
 {
     sqlite3_stmt *s = journal__stmt(j, STMT_FAULT_REOPEN);
-    sqlite3_bind_int64(s, 1, f->id);
-    journal__bind_text(s, 2, f->description);
+    journal__bind_int(j, s, 1, f->id);
+    journal__bind_text(j, s, 2, f->description);
     return journal__exec(j, s, "fault-reopen");
 }
 
@@ -1602,7 +1730,7 @@ int journal_faults_open_for(struct journal *j, const char *service, struct fault
     sqlite3_stmt *s = journal__stmt(j, STMT_FAULTS_OPEN_FOR);
     struct fault *v = NULL;
     int n = 0, cap = 0, rc;
-    journal__bind_text(s, 1, service);
+    journal__bind_text(j, s, 1, service);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (n == cap) {
             cap = cap ? cap * 2 : 4;
@@ -1633,16 +1761,16 @@ fail:
 int journal_action_insert(struct journal *j, struct action *a)
 {
     sqlite3_stmt *s = journal__stmt(j, STMT_ACTION_INSERT);
-    journal__bind_opt(s, 1, a->fault_id);
-    journal__bind_text(s, 2, a->service);
-    journal__bind_text(s, 3, strategy_name(a->strategy));
-    journal__bind_text(s, 4, action_status_name(a->status));
-    journal__bind_text(s, 5, a->params ? a->params : "{}");
-    journal__bind_text(s, 6, a->result ? a->result : "");
-    sqlite3_bind_int64(s, 7, (int64_t)a->created_ms);
-    journal__bind_opt(s, 8, (int64_t)a->started_ms);
-    journal__bind_opt(s, 9, (int64_t)a->finished_ms);
-    sqlite3_bind_int64(s, 10, j->next_action_id);
+    journal__bind_opt(j, s, 1, a->fault_id);
+    journal__bind_text(j, s, 2, a->service);
+    journal__bind_text(j, s, 3, strategy_name(a->strategy));
+    journal__bind_text(j, s, 4, action_status_name(a->status));
+    journal__bind_text(j, s, 5, a->params ? a->params : "{}");
+    journal__bind_text(j, s, 6, a->result ? a->result : "");
+    journal__bind_int(j, s, 7, (int64_t)a->created_ms);
+    journal__bind_opt(j, s, 8, (int64_t)a->started_ms);
+    journal__bind_opt(j, s, 9, (int64_t)a->finished_ms);
+    journal__bind_int(j, s, 10, j->next_action_id);
     if (journal__exec(j, s, "action-insert") < 0)
         return -EIO;
     a->id = j->next_action_id++;
@@ -1652,23 +1780,23 @@ int journal_action_insert(struct journal *j, struct action *a)
 int journal_action_update(struct journal *j, const struct action *a)
 {
     sqlite3_stmt *s = journal__stmt(j, STMT_ACTION_UPDATE);
-    sqlite3_bind_int64(s, 1, a->id);
-    journal__bind_text(s, 2, action_status_name(a->status));
-    journal__bind_text(s, 3, a->result ? a->result : "");
-    journal__bind_opt(s, 4, (int64_t)a->started_ms);
-    journal__bind_opt(s, 5, (int64_t)a->finished_ms);
-    journal__bind_text(s, 6, a->params ? a->params : "{}");
+    journal__bind_int(j, s, 1, a->id);
+    journal__bind_text(j, s, 2, action_status_name(a->status));
+    journal__bind_text(j, s, 3, a->result ? a->result : "");
+    journal__bind_opt(j, s, 4, (int64_t)a->started_ms);
+    journal__bind_opt(j, s, 5, (int64_t)a->finished_ms);
+    journal__bind_text(j, s, 6, a->params ? a->params : "{}");
     return journal__exec(j, s, "action-update");
 }
 
 int journal_actions_abort_unfinished(struct journal *j, const char *result, uint64_t at_ms)
 {
     sqlite3_stmt *s = journal__stmt(j, STMT_ACTIONS_ABORT);
-    journal__bind_text(s, 1, action_status_name(ACTION_ABORTED));
-    journal__bind_text(s, 2, result ? result : "");
-    sqlite3_bind_int64(s, 3, (int64_t)at_ms);
-    journal__bind_text(s, 4, action_status_name(ACTION_PENDING));
-    journal__bind_text(s, 5, action_status_name(ACTION_EXECUTING));
+    journal__bind_text(j, s, 1, action_status_name(ACTION_ABORTED));
+    journal__bind_text(j, s, 2, result ? result : "");
+    journal__bind_int(j, s, 3, (int64_t)at_ms);
+    journal__bind_text(j, s, 4, action_status_name(ACTION_PENDING));
+    journal__bind_text(j, s, 5, action_status_name(ACTION_EXECUTING));
     bool behind = j->pending.n > 0;
     if (journal__exec(j, s, "actions-abort") < 0)
         return -EIO;
@@ -1681,21 +1809,21 @@ int journal_transition(struct journal *j, const char *service, enum state from, 
                        const char *cause, uint64_t at_ms)
 {
     sqlite3_stmt *s = journal__stmt(j, STMT_TRANSITION_INSERT);
-    sqlite3_bind_int64(s, 1, (int64_t)at_ms);
-    journal__bind_text(s, 2, service);
-    journal__bind_text(s, 3, state_name(from));
-    journal__bind_text(s, 4, state_name(to));
-    journal__bind_text(s, 5, cause);
+    journal__bind_int(j, s, 1, (int64_t)at_ms);
+    journal__bind_text(j, s, 2, service);
+    journal__bind_text(j, s, 3, state_name(from));
+    journal__bind_text(j, s, 4, state_name(to));
+    journal__bind_text(j, s, 5, cause);
     return journal__exec(j, s, "transition");
 }
 
 int journal_child_set(struct journal *j, const struct journal_child *c)
 {
     sqlite3_stmt *s = journal__stmt(j, STMT_CHILD_SET);
-    journal__bind_text(s, 1, c->service);
-    sqlite3_bind_int64(s, 2, c->pid);
-    sqlite3_bind_int64(s, 3, (int64_t)c->start_ticks);
-    journal__bind_text(s, 4, c->fingerprint);
+    journal__bind_text(j, s, 1, c->service);
+    journal__bind_int(j, s, 2, c->pid);
+    journal__bind_int(j, s, 3, (int64_t)c->start_ticks);
+    journal__bind_text(j, s, 4, c->fingerprint);
     int r = journal__exec(j, s, "child-set");
     /* Durable before the next spawn (journal_sync_children) or at the end
      * of the turn, whichever comes first: the rows of a storm's spawns that
@@ -1713,7 +1841,7 @@ int journal_sync_children(struct journal *j)
 int journal_child_clear(struct journal *j, const char *service)
 {
     sqlite3_stmt *s = journal__stmt(j, STMT_CHILD_CLEAR);
-    journal__bind_text(s, 1, service);
+    journal__bind_text(j, s, 1, service);
     return journal__exec(j, s, "child-clear");
 }
 
@@ -1773,6 +1901,7 @@ static sqlite3_stmt *journal__alert_stmt(struct journal *j, enum journal_alert_s
     }
     sqlite3_reset(j->alert_stmt[id]);
     sqlite3_clear_bindings(j->alert_stmt[id]);
+    j->nbind = 0;
     return j->alert_stmt[id];
 }
 
@@ -1783,8 +1912,8 @@ static int journal__alert_write(struct journal *j, enum journal_alert_stmt id, c
     sqlite3_stmt *s = journal__alert_stmt(j, id);
     if (!s)
         return -EIO;
-    journal__bind_text(s, 1, hook);
-    sqlite3_bind_int64(s, 2, key);
+    journal__bind_text(j, s, 1, hook);
+    journal__bind_int(j, s, 2, key);
     return journal__exec(j, s, op);
 }
 
@@ -1818,13 +1947,13 @@ int journal_alert_push(struct journal *j, const char *hook, const struct journal
     sqlite3_stmt *s = journal__alert_stmt(j, ASTMT_PUSH);
     if (!s)
         return -EIO;
-    sqlite3_bind_int64(s, 1, m->seq);
-    journal__bind_text(s, 2, hook);
-    sqlite3_bind_int64(s, 3, m->fault_id);
-    journal__bind_text(s, 4, m->event);
-    sqlite3_bind_int(s, 5, m->opens);
-    journal__bind_text(s, 6, m->service);
-    journal__bind_text(s, 7, m->body);
+    journal__bind_int(j, s, 1, m->seq);
+    journal__bind_text(j, s, 2, hook);
+    journal__bind_int(j, s, 3, m->fault_id);
+    journal__bind_text(j, s, 4, m->event);
+    journal__bind_int(j, s, 5, m->opens);
+    journal__bind_text(j, s, 6, m->service);
+    journal__bind_text(j, s, 7, m->body);
     return journal__exec(j, s, "alert-push");
 }
 
@@ -1845,9 +1974,9 @@ int journal_alert_read(struct journal *j, const char *hook, int64_t after,
     int n = 0, rc = SQLITE_ERROR;
     if (!s)
         return -EIO;
-    journal__bind_text(s, 1, hook);
-    sqlite3_bind_int64(s, 2, after);
-    sqlite3_bind_int(s, 3, max);
+    journal__bind_text(j, s, 1, hook);
+    journal__bind_int(j, s, 2, after);
+    journal__bind_int(j, s, 3, max);
     while (n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct journal_alert *m = &out[n];
         memset(m, 0, sizeof *m);
@@ -1876,7 +2005,7 @@ int journal_alert_groups(struct journal *j, const char *hook, struct journal_ale
     *out = NULL;
     if (!s)
         return -EIO;
-    journal__bind_text(s, 1, hook);
+    journal__bind_text(j, s, 1, hook);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
@@ -1906,9 +2035,9 @@ int journal_alert_open_set(struct journal *j, const char *hook, int64_t fault_id
     sqlite3_stmt *s = journal__alert_stmt(j, ASTMT_OPEN_SET);
     if (!s)
         return -EIO;
-    journal__bind_text(s, 1, hook);
-    sqlite3_bind_int64(s, 2, fault_id);
-    journal__bind_text(s, 3, symptoms ? symptoms : "[]");
+    journal__bind_text(j, s, 1, hook);
+    journal__bind_int(j, s, 2, fault_id);
+    journal__bind_text(j, s, 3, symptoms ? symptoms : "[]");
     return journal__exec(j, s, "alert-open-set");
 }
 
@@ -1935,7 +2064,7 @@ int journal_alert_opens(struct journal *j, const char *hook,
     int n = 0, cap = 0, rc = SQLITE_ERROR, r = -EIO;
     if (!s)
         return -EIO;
-    journal__bind_text(s, 1, hook);
+    journal__bind_text(j, s, 1, hook);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
@@ -2015,11 +2144,11 @@ int journal_alert_forget_hook(struct journal *j, const char *hook)
     sqlite3_stmt *s = journal__alert_stmt(j, ASTMT_FORGET_QUEUE);
     if (!s)
         return -EIO;
-    journal__bind_text(s, 1, hook);
+    journal__bind_text(j, s, 1, hook);
     int r = journal__exec(j, s, "alert-forget");
     if (!(s = journal__alert_stmt(j, ASTMT_FORGET_OPEN)))
         return -EIO;
-    journal__bind_text(s, 1, hook);
+    journal__bind_text(j, s, 1, hook);
     return journal__exec(j, s, "alert-forget") < 0 ? -EIO : r;
 }
 
@@ -2093,8 +2222,8 @@ static sqlite3_stmt *journal__page(struct journal *j, enum journal_stmt id, int6
                                    size_t limit)
 {
     sqlite3_stmt *s = journal__stmt(j, id);
-    sqlite3_bind_int64(s, 1, before > 0 ? before : INT64_MAX);
-    sqlite3_bind_int64(s, 2, journal__limit(limit));
+    journal__bind_int(j, s, 1, before > 0 ? before : INT64_MAX);
+    journal__bind_int(j, s, 2, journal__limit(limit));
     return s;
 }
 
@@ -2111,7 +2240,7 @@ json_t *journal_fault_json(struct journal *j, int64_t id)
 {
     sqlite3_stmt *s = journal__stmt(j, STMT_FAULT_GET);
     json_t *f = NULL, *actions;
-    sqlite3_bind_int64(s, 1, id);
+    journal__bind_int(j, s, 1, id);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         f = journal__fault_json(s);
@@ -2121,7 +2250,7 @@ json_t *journal_fault_json(struct journal *j, int64_t id)
     if (!f)
         return NULL;
     s = journal__stmt(j, STMT_FAULT_ACTIONS);
-    sqlite3_bind_int64(s, 1, id);
+    journal__bind_int(j, s, 1, id);
     actions = journal__list(j, s, journal__action_json, "fault-json");
     if (!actions) {
         json_decref(f);
@@ -2136,7 +2265,7 @@ json_t *journal_actions_json(struct journal *j, int64_t fault_id, int64_t before
     sqlite3_stmt *s = journal__page(j, fault_id ? STMT_ACTIONS_OF_FAULT : STMT_ACTIONS_LIST, before,
                                     limit);
     if (fault_id)
-        sqlite3_bind_int64(s, 3, fault_id);
+        journal__bind_int(j, s, 3, fault_id);
     return journal__list(j, s, journal__action_json, "actions-json");
 }
 
@@ -2146,7 +2275,7 @@ json_t *journal_transitions_json(struct journal *j, const char *service, int64_t
     sqlite3_stmt *s = journal__page(j, service ? STMT_TRANSITIONS_OF : STMT_TRANSITIONS_LIST,
                                     before, limit);
     if (service)
-        journal__bind_text(s, 3, service);
+        journal__bind_text(j, s, 3, service);
     return journal__list(j, s, journal__transition_json, "transitions-json");
 }
 
@@ -2239,7 +2368,7 @@ int journal_recovery_history(struct journal *j, const char *service, uint64_t *t
     sqlite3_stmt *s = journal__stmt(j, STMT_COUNTERS_OF);
     int rc;
     *total_ms = *count = 0;
-    journal__bind_text(s, 1, service);
+    journal__bind_text(j, s, 1, service);
     if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         *total_ms = (uint64_t)sqlite3_column_int64(s, 0);
         *count = (uint64_t)sqlite3_column_int64(s, 1);

@@ -77,8 +77,12 @@ def test_api_summary_and_status_shapes(recoverd):
     assert status["services"] == 1 and sum(status["services_by_state"].values()) == 1
     # The loop's stall gauge (daemon/loopwatch.c): counts since its start.
     loop = status["loop"]
-    assert set(loop) == {"max_stall_ms", "stalls_over_5ms", "since"}
+    assert set(loop) == {"max_stall_ms", "max_stall_split", "stalls_over_5ms", "since"}
     assert isinstance(loop["max_stall_ms"], float) and loop["max_stall_ms"] >= 0
+    # Where the longest turn went: its parts add up to it.
+    split = loop["max_stall_split"]
+    assert set(split) == {"io_ms", "flush_ms", "timers_ms"}
+    assert abs(sum(split.values()) - loop["max_stall_ms"]) < 0.01
     assert isinstance(loop["stalls_over_5ms"], int) and loop["stalls_over_5ms"] >= 0
     since = datetime.fromisoformat(loop["since"].replace("Z", "+00:00"))
     now = datetime.now(timezone.utc)

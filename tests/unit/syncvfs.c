@@ -18,6 +18,7 @@ static pthread_mutex_t syncvfs__lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t syncvfs__cond = PTHREAD_COND_INITIALIZER;
 static unsigned syncvfs__own_n, syncvfs__others_n, syncvfs__held_n;
 static bool syncvfs__holding;
+static bool syncvfs__refusing; /* the test's own writes fail: a full disk */
 
 #define REAL(f) (((struct syncvfs_file *)(f))->real)
 
@@ -47,6 +48,11 @@ static int syncvfs__read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
 }
 static int syncvfs__write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
 {
+    pthread_mutex_lock(&syncvfs__lock);
+    bool full = syncvfs__refusing && pthread_equal(pthread_self(), syncvfs__own);
+    pthread_mutex_unlock(&syncvfs__lock);
+    if (full)
+        return SQLITE_FULL;
     return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
 }
 static int syncvfs__truncate(sqlite3_file *f, sqlite3_int64 size)
@@ -209,6 +215,7 @@ void syncvfs_install(void)
 void syncvfs_remove(void)
 {
     syncvfs_hold(false);
+    syncvfs_full(false);
     sqlite3_vfs_unregister(&syncvfs__vfs);
     sqlite3_vfs_register(syncvfs__unix, 1);
 }
@@ -241,5 +248,12 @@ void syncvfs_hold(bool on)
     pthread_mutex_lock(&syncvfs__lock);
     syncvfs__holding = on;
     pthread_cond_broadcast(&syncvfs__cond);
+    pthread_mutex_unlock(&syncvfs__lock);
+}
+
+void syncvfs_full(bool on)
+{
+    pthread_mutex_lock(&syncvfs__lock);
+    syncvfs__refusing = on;
     pthread_mutex_unlock(&syncvfs__lock);
 }

@@ -1,7 +1,8 @@
 /* A VFS for tests that watches fsync: SQLite's "unix" VFS with every
  * xSync counted by the thread that made it, and able to hold the syncs of
  * threads other than the test's own until the test lets them go (a disk
- * whose fsync takes a long time, made certain). */
+ * whose fsync takes a long time, made certain), and able to refuse the
+ * test's own writes (a full disk). */
 #ifndef RECOVERD_TESTS_SYNCVFS_H
 #define RECOVERD_TESTS_SYNCVFS_H
 
@@ -19,5 +20,8 @@ unsigned syncvfs_others(void);
 void syncvfs_hold(bool on);
 /* Syncs of other threads that wait right now. */
 unsigned syncvfs_held(void);
+/* While on, every write of the test's own thread fails as on a full disk
+ * (SQLITE_FULL); the other threads' go through. */
+void syncvfs_full(bool on);
 
 #endif

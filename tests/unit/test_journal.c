@@ -779,6 +779,50 @@ static void journal_refused_writes_wait_and_are_written_in_order(void **state)
     journal_free(j);
 }
 
+/* A batch whose commit the disk refuses (full) loses none of its writes:
+ * they wait, in order, with their values (quotes, a NULL service), and
+ * are written once the disk takes them again. */
+static void journal_a_refused_commit_keeps_every_write_of_its_batch(void **state)
+{
+    struct fixture *fx = *state;
+    syncvfs_install();
+    struct journal *j = open_ok(fx);
+    journal_set_batching(j, true);
+    struct fault f1 = make_fault("web", FAULT_SOFTWARE, SEVERITY_HIGH, IMPACT_SERVICE, T0);
+    assert_int_equal(journal_fault_open(j, &f1), 0);
+    assert_int_equal(journal_flush(j), 0);
+
+    struct fault f2 = make_fault("db", FAULT_NETWORK, SEVERITY_LOW, IMPACT_LOCAL, T0 + 1);
+    snprintf(f2.description, sizeof f2.description, "db's port 'closed'");
+    assert_int_equal(journal_fault_open(j, &f2), 0);
+    struct action a = make_action(f2.id, "db", T0 + 2);
+    assert_int_equal(journal_action_insert(j, &a), 0);
+    assert_int_equal(journal_transition(j, NULL, STATE_NORMAL, STATE_DEGRADED, "db", T0 + 2), 0);
+    f2.resolved_ms = T0 + 3;
+    assert_int_equal(journal_fault_resolve(j, &f2), 0);
+    syncvfs_full(true); /* the commit's WAL frames are refused */
+    assert_int_equal(journal_flush(j), -EAGAIN);
+    const char *why = NULL;
+    assert_int_equal(journal_pending(j, &why), 4);
+    assert_non_null(why);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM faults"), 1);
+
+    syncvfs_full(false);
+    poll_until(journal_flush(j) != -EAGAIN);
+    assert_int_equal(journal_pending(j, NULL), 0);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM faults"), 2);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM faults WHERE id = 2 AND "
+                                       "description = 'db''s port ''closed'''"),
+                     1);
+    assert_int_equal(sql_int(fx->path, "SELECT resolved_ms FROM faults WHERE id = 2"), T0 + 3);
+    assert_int_equal(sql_int(fx->path, "SELECT fault_id FROM actions WHERE id = 1"), 2);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM transitions WHERE service IS NULL "
+                                       "AND cause = 'db'"),
+                     1);
+    journal_free(j);
+    syncvfs_remove();
+}
+
 /* ---- pages, plans and counters ---- */
 
 /* What page_all reads: one list of the API. */
@@ -1705,6 +1749,7 @@ int main(void)
         T(journal_invalid_utf8_text_still_reads),
         T(journal_lists_honour_limit_newest_first),
         T(journal_refused_writes_wait_and_are_written_in_order),
+        T(journal_a_refused_commit_keeps_every_write_of_its_batch),
         T(journal_open_moves_a_garbage_file_aside),
         T(journal_open_moves_a_truncated_file_aside),
         T(journal_open_refuses_a_symlink_and_leaves_its_target_alone),

@@ -164,6 +164,51 @@ static void loopwatch_mark_counts_cpu_time_per_turn(void **state)
     assert_int_equal(f->w.mark_max_cpu_ns, cpu);
 }
 
+static void hold_async_cb(uv_async_t *a)
+{
+    struct fx *f = a->data;
+    hold_cb(&f->hold);
+}
+
+/* The longest turn is split where it went: a timer that holds the loop
+ * counts as timers, an I/O callback (an async wake) as I/O, and the
+ * journal's commit, as the daemon reports it, apart from both. */
+static void loopwatch_splits_the_longest_turn_by_phase(void **state)
+{
+    struct fx *f = *state;
+    loopwatch_start(&f->w);
+    uv_update_time(&f->loop);
+    uv_timer_start(&f->hold, hold_cb, 0, 0);
+    loopwait_until(&f->loop, f->held);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_true(f->w.max_split.timers_ns >= HOLD_MS * MS);
+    assert_true(f->w.max_split.io_ns < HOLD_MS * MS);
+
+    uv_async_t wake;
+    uv_async_init(&f->loop, &wake, hold_async_cb);
+    wake.data = f;
+    f->held = false;
+    f->w.max_busy_ns = 0;
+    uv_async_send(&wake);
+    loopwait_until(&f->loop, f->held);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_true(f->w.max_split.io_ns >= HOLD_MS * MS);
+    assert_true(f->w.max_split.timers_ns < HOLD_MS * MS);
+    uv_close((uv_handle_t *)&wake, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* its close, while wake is in scope */
+
+    f->w.io_ns = 2 * MS;
+    f->w.flush_ns = 0;
+    loopwatch_flushed(&f->w, 3 * MS);
+    loopwatch_flushed(&f->w, 1 * MS);
+    struct loopwatch_split s = loopwatch_split(&f->w, 10 * MS);
+    assert_int_equal(s.io_ns, 2 * MS);
+    assert_int_equal(s.flush_ns, 4 * MS);
+    assert_int_equal(s.timers_ns, 4 * MS);
+    s = loopwatch_split(&f->w, 1 * MS); /* never more than the turn */
+    assert_int_equal(s.io_ns + s.flush_ns + s.timers_ns, 1 * MS);
+}
+
 /* Before loopwatch_start, turns are not counted. */
 static void loopwatch_counts_nothing_before_its_start(void **state)
 {
@@ -189,6 +234,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(loopwatch_sees_a_callback_that_holds_the_loop, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(loopwatch_counts_nothing_before_its_start, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(loopwatch_splits_the_longest_turn_by_phase, fx_setup,
                                         fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
