@@ -161,7 +161,7 @@ int main(int argc, char **argv)
      * pool allocate little, and what they free the loop reuses instead of
      * each thread keeping an arena of its own resident. */
     mallopt(M_ARENA_MAX, 1);
-    uv_loop_t loop;
+    uv_loop_t loop = {0}; /* data NULL: lib/wheel's (uv_loop_init keeps it) */
     uv_loop_init(&loop);
     struct daemon d;
     struct daemon_opts run = {(enum containment_mode)containment, fresh};
