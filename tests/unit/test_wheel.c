@@ -6,7 +6,8 @@
  * turns of the wheel ahead waits for its own turn, and does not wake the
  * loop on the turns before; a loop held past a whole turn runs every timer
  * once, in slot order; a timer armed from a callback waits for a later
- * slot; each loop has its own wheels; and a loop with no wheel timer armed holds no handle
+ * slot, and one armed at 0 ms while timers run waits for a poll; each loop
+ * has its own wheels; and a loop with no wheel timer armed holds no handle
  * of the module. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -324,6 +325,37 @@ static void a_callback_may_rearm_itself_or_disarm_one_due_with_it(void **state)
         assert_int_equal(deadlines[i], 2);
 }
 
+/* Armed at 0 ms from a plain timer's callback, in the millisecond the
+ * turn began or later: libuv 1.44 would run a timer due at the loop's
+ * cached time in that same timers phase, before the loop polled. */
+struct zero {
+    struct fx *f;
+    struct item *it;
+    int polls; /* the loop's polls when it was armed */
+};
+
+static void zero_cb(uv_timer_t *t)
+{
+    struct zero *z = t->data;
+    z->polls = z->f->polls;
+    arm(z->f, z->it, 0, 0, 1);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void a_timer_armed_at_0_ms_while_timers_run_waits_for_a_poll(void **state)
+{
+    struct fx *f = *state;
+    struct item it = {0};
+    struct zero z = {f, &it, 0};
+    uv_timer_t t;
+    uv_timer_init(&f->loop, &t);
+    t.data = &z;
+    uvclock_arm(&t, zero_cb, 0);
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_on_time(&it);
+    assert_true(it.fired_polls > z.polls);
+}
+
 /* Each loop has its wheels: one loop's run never runs another's timers. */
 static void each_loop_has_its_own_wheels(void **state)
 {
@@ -379,6 +411,7 @@ int main(void)
         T(a_timer_turns_ahead_does_not_wake_the_loop_before),
         T(loop_held_past_a_turn_runs_each_once),
         T(a_callback_may_rearm_itself_or_disarm_one_due_with_it),
+        T(a_timer_armed_at_0_ms_while_timers_run_waits_for_a_poll),
         T(each_loop_has_its_own_wheels),
         T(no_timer_armed_no_handle_held),
     };
