@@ -7,8 +7,8 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "lib/grid-t.h"
 #include "lib/model-t.h"
+#include "lib/wheel-t.h"
 
 struct check;
 struct check_cfg;
@@ -71,7 +71,7 @@ struct check {
     const struct check_cfg *cfg;    /* borrowed from the running config */
     const struct detector_ops *ops; /* the kind */
     uv_timer_t timer;               /* next probe when sooner than the grid; data = this check */
-    struct grid_timer slot;         /* next probe on the grid (check.c) */
+    struct wheel_timer slot;        /* next probe on the grid (check.c) */
     void *priv;                     /* the detector's state (ops->release frees it) */
     bool in_flight;                 /* a probe was started and has not reported */
     uint64_t started_us;            /* monotonic start of the probe in flight */

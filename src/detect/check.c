@@ -15,9 +15,9 @@
 #include "config/config.h"
 #include "detect/detector.h"
 #include "lib/clock.h"
-#include "lib/grid.h"
 #include "lib/log.h"
 #include "lib/uvclock.h"
+#include "lib/wheel.h"
 
 /* Fastest cadence while confirming a failure or verifying a recovery. */
 #define CHECK_FAST_MS 50
@@ -28,7 +28,7 @@
 #define CHECK_VERIFY_RETRY_MS 5
 
 static void check__timer_cb(uv_timer_t *t);
-static void check__slot_cb(struct grid_timer *g);
+static void check__slot_cb(struct wheel_timer *g);
 
 /* An array of checks replaced by a reload: freed when the last of their
  * timers has closed (libuv owns a handle's memory until then). */
@@ -100,10 +100,10 @@ size_t check_index(const struct check *c)
  * answers come back together. Rounding down keeps the grid: a probe that
  * started late is due again on the slot it missed, plus its interval (a
  * multiple of the grid for the usual intervals), so the checks never drift
- * apart again and no interval grows. The grid's timers (lib/grid.c) share
- * one libuv timer: at 1,000 checks a uv_timer each cost ~650 instructions
- * a probe in libuv's heap. The sooner probes of a failure being confirmed
- * or a recovery verified keep the check's own uv_timer, to the ms. */
+ * apart again and no interval grows. The grid is a wheel of CHECK_GRID_MS
+ * slots (lib/wheel.c) under one libuv timer: at 1,000 checks a uv_timer
+ * each cost ~650 instructions a probe in libuv's heap. The sooner probes of a failure being
+ * confirmed or a recovery verified keep the check's own uv_timer, to the ms. */
 #define CHECK_GRID_MS 10
 #define CHECK_GRID_FROM_MS 200
 
@@ -111,17 +111,17 @@ static void check__schedule(struct check *c, uint64_t delay_ms)
 {
     if (delay_ms >= CHECK_GRID_FROM_MS) {
         uv_timer_stop(&c->timer);
-        if (grid_start(&c->slot, c->set->loop, check__slot_cb, delay_ms, CHECK_GRID_MS) == 0)
+        if (wheel_start(&c->slot, c->set->loop, check__slot_cb, delay_ms, CHECK_GRID_MS) == 0)
             return;
         /* out of memory for a wheel: the check's own timer, to the ms */
     }
-    grid_stop(&c->slot);
+    wheel_stop(&c->slot);
     uvclock_arm(&c->timer, check__timer_cb, delay_ms);
 }
 
 static bool check__armed(const struct check *c)
 {
-    return grid_armed(&c->slot) || uv_is_active((const uv_handle_t *)&c->timer);
+    return wheel_armed(&c->slot) || uv_is_active((const uv_handle_t *)&c->timer);
 }
 
 static void check__probe(struct check *c)
@@ -147,7 +147,7 @@ static void check__timer_cb(uv_timer_t *t)
         check__probe(c);
 }
 
-static void check__slot_cb(struct grid_timer *g)
+static void check__slot_cb(struct wheel_timer *g)
 {
     struct check *c = (struct check *)((char *)g - offsetof(struct check, slot));
     if (!c->in_flight)
@@ -165,7 +165,7 @@ void check_set_start(struct check_set *set, uint64_t first_ms)
 static void check__stop(struct check *c)
 {
     uv_timer_stop(&c->timer);
-    grid_stop(&c->slot);
+    wheel_stop(&c->slot);
     if (c->in_flight) {
         c->ops->cancel(c);
         c->in_flight = false;

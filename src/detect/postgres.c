@@ -308,7 +308,7 @@ static void pg__conclude(struct pg__check *pg, const struct observation *o, bool
     pg->result = *o;
     pg->concluded = true;
     pg->phase = PG__IDLE;
-    uv_timer_start(&pg->timer, pg__timer_cb, 0, 0);
+    uvclock_arm(&pg->timer, pg__timer_cb, 0);
 }
 
 /* The connection failed (or was lost): classify libpq's words, drop it. */

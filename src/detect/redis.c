@@ -122,7 +122,7 @@ static void rd__fail_reply(struct rd__check *rd, const char *err, enum fault_typ
 static void rd__conclude(struct rd__check *rd)
 {
     rd->concluded = true;
-    uv_timer_start(&rd->timer, rd__timer_cb, 0, 0);
+    uvclock_arm(&rd->timer, rd__timer_cb, 0);
 }
 
 /* ---- the adapter ---- */

@@ -18,6 +18,7 @@
 #include "detect/kinds.h"
 #include "lib/cgroup.h"
 #include "lib/clock.h"
+#include "lib/uvclock.h"
 
 #define RESOURCE__DISKS_MAX 8
 #define RESOURCE__LIMITS_MAX (5 + RESOURCE__DISKS_MAX)
@@ -647,7 +648,7 @@ static int resource__start(struct check *c)
     if (st->pending)
         return -EBUSY;
     st->pending = true;
-    uv_timer_start(&st->timer, resource__timer_cb, 0, 0);
+    uvclock_arm(&st->timer, resource__timer_cb, 0);
     return 0;
 }
 

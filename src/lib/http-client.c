@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/deadline.h"
 #include "lib/lookup.h"
 #include "lib/srcport.h"
 #include "lib/uvclock.h"
+#include "lib/wheel.h"
 
 /* One TCP connection; on the heap because it closes asynchronously while
  * the client may already open the next one. */
@@ -27,8 +27,8 @@ struct http_client__conn {
 
 struct http_client {
     uv_loop_t *loop;                /* borrowed */
-    struct deadline deadline;       /* the request's, or 0 ms to report early; shared with
-                                       every request of the same timeout (lib/deadline.h) */
+    struct wheel_timer deadline;    /* the request's, or 0 ms to report early; on the
+                                       loop's wheel of 1 ms slots (lib/wheel.h) */
     struct http_client__conn *conn; /* idle or carrying the request; NULL: none */
     struct lookup *lookup;          /* resolution in flight; NULL: none */
     http_client_cb cb;              /* the request's */
@@ -109,7 +109,13 @@ static void http_client__lookup_drop(struct http_client *cl)
     cl->lookup = NULL;
 }
 
-static void http_client__timer_cb(struct deadline *d);
+static void http_client__timer_cb(struct wheel_timer *d);
+
+/* To the ms: a wheel of 1 ms slots. */
+static int http_client__deadline(struct http_client *cl, uint64_t ms)
+{
+    return wheel_start(&cl->deadline, cl->loop, http_client__timer_cb, ms, 1);
+}
 
 /* A failure where the callback may not run (inside start): the deadline
  * reports it from the loop at once (out of memory for that: at the
@@ -119,7 +125,7 @@ static void http_client__fail_soon(struct http_client *cl, int err)
     cl->early = err;
     http_client__conn_drop(cl);
     http_client__lookup_drop(cl);
-    (void)deadline_start(&cl->deadline, cl->loop, http_client__timer_cb, 0);
+    (void)http_client__deadline(cl, 0);
 }
 
 /* End the request: stop the deadline, keep or close the connection, and
@@ -139,7 +145,7 @@ static void http_client__finish(struct http_client *cl, int err, bool keep)
         http_client__fail_soon(cl, err);
         return;
     }
-    deadline_stop(&cl->deadline);
+    wheel_stop(&cl->deadline);
     cl->busy = false;
     http_client__resp_put(cl->resp);
     cl->resp = NULL;
@@ -155,10 +161,10 @@ static void http_client__finish(struct http_client *cl, int err, bool keep)
  * while the loop was held elsewhere (thousands of spawns and probes at a
  * start on a loaded host) would fail answers already waiting to be read,
  * and those failures feed more loop work. So the deadline is judged a
- * turn later (1 ms: a 0 ms timer would run again before the read; and
- * lib/uvclock never moves the loop's cached time, or the 1 ms would come
- * due in this same timers phase once a later callback had run 1 ms). */
-static void http_client__timer_cb(struct deadline *d)
+ * turn later: re-armed from its own firing, 1 ms on, it waits for a later
+ * slot of the wheel, due after the loop's cached time (lib/uvclock never
+ * moves it), so the loop polls its sockets first. */
+static void http_client__timer_cb(struct wheel_timer *d)
 {
     struct http_client *cl = (struct http_client *)((char *)d -
                                                     offsetof(struct http_client, deadline));
@@ -166,7 +172,7 @@ static void http_client__timer_cb(struct deadline *d)
         return;
     if (!cl->early && !cl->looked) {
         cl->looked = true;
-        if (deadline_start(&cl->deadline, cl->loop, http_client__timer_cb, 1) == 0)
+        if (http_client__deadline(cl, 1) == 0)
             return; /* else out of memory: judged now */
     }
     http_client__finish(cl, cl->early ? cl->early : UV_ETIMEDOUT, false);
@@ -361,7 +367,7 @@ int http_client_start(struct http_client *cl, uint64_t timeout_ms, http_client_c
 {
     if (cl->busy)
         return -EBUSY;
-    if (deadline_start(&cl->deadline, cl->loop, http_client__timer_cb, timeout_ms) < 0)
+    if (http_client__deadline(cl, timeout_ms) < 0)
         return -ENOMEM;
     cl->busy = cl->starting = true;
     cl->retried = false;
@@ -389,7 +395,7 @@ void http_client_cancel(struct http_client *cl)
 {
     if (!cl || !cl->busy)
         return;
-    deadline_stop(&cl->deadline);
+    wheel_stop(&cl->deadline);
     cl->busy = false;
     http_client__resp_put(cl->resp);
     cl->resp = NULL;

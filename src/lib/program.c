@@ -273,7 +273,7 @@ fail:
     /* Reported from the loop like any other result, never from in here. */
     p->r.spawn_error = r;
     p->r.exit_code = -1;
-    uv_timer_start(&p->timer, program__timer_cb, 0, 0);
+    uvclock_arm(&p->timer, program__timer_cb, 0);
     return p;
 }
 

@@ -16,7 +16,8 @@ uint64_t uvclock_now(const uv_loop_t *loop)
 
 uint64_t uvclock_delay(const uv_loop_t *loop, uint64_t ms)
 {
-    return uvclock_now(loop) - uv_now(loop) + ms;
+    uint64_t d = uvclock_now(loop) - uv_now(loop) + ms;
+    return d > 0 ? d : 1;
 }
 
 void uvclock_arm(uv_timer_t *t, uv_timer_cb cb, uint64_t ms)
@@ -27,7 +28,7 @@ void uvclock_arm(uv_timer_t *t, uv_timer_cb cb, uint64_t ms)
 void uvclock_arm_at(uv_timer_t *t, uv_timer_cb cb, uint64_t due_ms)
 {
     uint64_t cached = uv_now(t->loop);
-    uv_timer_start(t, cb, due_ms > cached ? due_ms - cached : 0, 0);
+    uv_timer_start(t, cb, due_ms > cached ? due_ms - cached : 1, 0);
 }
 
 /* ---- the loop as a clock_src: t->impl is a uv_timer_t on the heap ---- */

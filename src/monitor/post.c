@@ -15,6 +15,7 @@
 #include "lib/plugin.h"
 #include "lib/srcport.h"
 #include "lib/url.h"
+#include "lib/uvclock.h"
 
 struct post {
     uv_timer_t timer;         /* an early failure at 0 ms; data = this; the struct is freed in
@@ -75,7 +76,7 @@ static void post__timer_cb(uv_timer_t *t)
 static void post__fail_soon(struct post *p, int err)
 {
     p->early = err;
-    uv_timer_start(&p->timer, post__timer_cb, 0, 0);
+    uvclock_arm(&p->timer, post__timer_cb, 0);
 }
 
 /* ---- http:// ---- */

@@ -26,7 +26,6 @@ recoverd_unit_test(test_jsonw)
 # daemon/service's API view, written with lib/jsonw, against the jansson
 # view it replaced.
 recoverd_unit_test(test_service)
-# lib/deadline: many deadlines to one libuv timer per duration.
-recoverd_unit_test(test_deadline)
-# lib/grid: timers on a grid of the loop's clock, a wheel of slots to one libuv timer.
-recoverd_unit_test(test_grid)
+# lib/wheel: timers many to one libuv timer, on wheels of slots of the loop's clock
+# (deadlines to the ms, the checks' 10 ms grid).
+recoverd_unit_test(test_wheel)

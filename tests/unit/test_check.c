@@ -18,7 +18,7 @@
 #include "detect/check.h"
 #include "detect/detector.h"
 #include "lib/clock.h"
-#include "lib/grid.h"
+#include "lib/wheel.h"
 #include "loopwait.h"
 
 #define N_CHECKS 2
@@ -218,15 +218,15 @@ static void report(struct fixture *fx, size_t i, struct observation o)
  * its own timer (sooner): armed, due in, disarmed, whichever holds it. */
 static bool armed(const struct check *c)
 {
-    return grid_armed(&c->slot) || uv_is_active((const uv_handle_t *)&c->timer);
+    return wheel_armed(&c->slot) || uv_is_active((const uv_handle_t *)&c->timer);
 }
 
 /* When the check's next probe is due, on the loop's clock (uv_now's scale,
  * ms): the grid's slot, or its own timer's due. */
 static uint64_t due_at(const struct check *c)
 {
-    const struct grid_timer *g = &c->slot;
-    if (grid_armed(g))
+    const struct wheel_timer *g = &c->slot;
+    if (wheel_armed(g))
         return g->slot * GRID_MS;
     return uv_now(c->set->loop) + uv_timer_get_due_in(&c->timer);
 }
@@ -234,13 +234,13 @@ static uint64_t due_at(const struct check *c)
 /* Counted from the real now (loopwait_due_in). */
 static uint64_t due_in(const struct check *c)
 {
-    return grid_armed(&c->slot) ? grid_due_in(&c->slot) : loopwait_due_in(&c->timer);
+    return wheel_armed(&c->slot) ? wheel_due_in(&c->slot) : loopwait_due_in(&c->timer);
 }
 
 static void unarm(struct check *c)
 {
     uv_timer_stop(&c->timer);
-    grid_stop(&c->slot);
+    wheel_stop(&c->slot);
 }
 
 static void probe(struct fixture *fx, size_t i, bool ok, const char *reason)

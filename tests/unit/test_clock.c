@@ -216,6 +216,74 @@ static void uvclock_timers_armed_while_timers_run_wait_for_a_poll(void **state)
     free(r);
 }
 
+/* A "later, from the loop" callback (0 ms, or a due already past) armed
+ * while timers run: libuv 1.44 runs a timer due at the loop's cached time
+ * in the timers phase that armed it, so a result meant for after the poll
+ * (a probe's early failure, a spawn error) came before it, and a chain of
+ * them never let the loop poll. Through lib/uvclock both wait for a poll. */
+struct later {
+    uv_loop_t loop;
+    uv_timer_t arm, zero, past;
+    uv_check_t polled; /* runs after each poll for I/O */
+    int polls;         /* polls so far */
+    int armed_polls;   /* polls when the two were armed */
+    int zero_polls;    /* polls when the 0 ms one ran; -1: not yet */
+    int past_polls;    /* polls when the past-due one ran; -1: not yet */
+};
+
+static void later_polled_cb(uv_check_t *c)
+{
+    ((struct later *)c->data)->polls++;
+}
+
+static void later_zero_cb(uv_timer_t *t)
+{
+    struct later *l = t->data;
+    l->zero_polls = l->polls;
+}
+
+static void later_past_cb(uv_timer_t *t)
+{
+    struct later *l = t->data;
+    l->past_polls = l->polls;
+}
+
+static void later_arm_cb(uv_timer_t *t)
+{
+    struct later *l = t->data;
+    l->armed_polls = l->polls;
+    uvclock_arm(&l->zero, later_zero_cb, 0);
+    uvclock_arm_at(&l->past, later_past_cb, uv_now(&l->loop) - 1);
+}
+
+static void uvclock_0_ms_armed_while_timers_run_waits_for_a_poll(void **state)
+{
+    struct later *l = calloc(1, sizeof *l);
+    (void)state;
+    assert_non_null(l);
+    l->zero_polls = l->past_polls = -1;
+    assert_int_equal(uv_loop_init(&l->loop), 0);
+    uv_check_init(&l->loop, &l->polled);
+    l->polled.data = l;
+    uv_check_start(&l->polled, later_polled_cb);
+    uv_unref((uv_handle_t *)&l->polled); /* the loop ends with the timers */
+    uv_timer_t *ts[] = {&l->arm, &l->zero, &l->past};
+    for (size_t i = 0; i < 3; i++) {
+        uv_timer_init(&l->loop, ts[i]);
+        ts[i]->data = l;
+    }
+    uvclock_arm(&l->arm, later_arm_cb, 0);
+    uv_run(&l->loop, UV_RUN_DEFAULT);
+    assert_true(l->zero_polls > l->armed_polls);
+    assert_true(l->past_polls > l->armed_polls);
+    uv_close((uv_handle_t *)&l->polled, NULL);
+    for (size_t i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)ts[i], NULL);
+    assert_int_equal(uv_run(&l->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&l->loop), 0);
+    free(l);
+}
+
 /* ---- the fake clock ---- */
 
 struct fake_fx {
@@ -350,6 +418,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(uvclock_src_timer_stops_rearms_and_closes_later, fx_setup,
                                         fx_teardown),
         cmocka_unit_test(uvclock_timers_armed_while_timers_run_wait_for_a_poll),
+        cmocka_unit_test(uvclock_0_ms_armed_while_timers_run_waits_for_a_poll),
         cmocka_unit_test(fakeclock_fires_due_timers_in_time_order),
         cmocka_unit_test(fakeclock_stop_rearm_and_next),
         cmocka_unit_test(iso8601_is_what_strftime_writes),

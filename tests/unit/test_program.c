@@ -142,6 +142,51 @@ static void program_missing_binary_reports_enoent_from_loop(void **state)
     assert_string_equal(f->r.output, "");
 }
 
+/* A spawn error found while timers run (a check's probe started from its
+ * timer) is reported after the loop polled, not in that timers phase
+ * (lib/uvclock.h). */
+struct in_timers {
+    struct fx *f;
+    uv_check_t polled;    /* runs after each poll for I/O */
+    bool started;         /* the program was started */
+    int calls_first_poll; /* reports seen at the first poll after; -1: none yet */
+};
+
+static void in_timers_polled_cb(uv_check_t *c)
+{
+    struct in_timers *it = c->data;
+    if (it->started && it->calls_first_poll < 0)
+        it->calls_first_poll = it->f->calls;
+}
+
+static void in_timers_start_cb(uv_timer_t *t)
+{
+    struct in_timers *it = t->data;
+    char *argv[] = {"/nonexistent/check_nothing", NULL};
+    fx_start(it->f, argv, 5000, 4096);
+    it->started = true;
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void program_spawn_error_found_while_timers_run_is_reported_after_a_poll(void **state)
+{
+    struct fx *f = *state;
+    struct in_timers it = {.f = f, .calls_first_poll = -1};
+    uv_timer_t t;
+    uv_check_init(&f->loop, &it.polled);
+    it.polled.data = &it;
+    uv_check_start(&it.polled, in_timers_polled_cb);
+    uv_unref((uv_handle_t *)&it.polled);
+    uv_timer_init(&f->loop, &t);
+    t.data = &it;
+    uv_timer_start(&t, in_timers_start_cb, 0, 0);
+    fx_wait(f);
+    uv_close((uv_handle_t *)&it.polled, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(f->r.spawn_error, -ENOENT);
+    assert_int_equal(it.calls_first_poll, 0);
+}
+
 static void program_missing_in_path_reports_enoent(void **state)
 {
     struct fx *f = *state;
@@ -363,6 +408,7 @@ int main(void)
         T(program_exit_code_and_stderr_are_reported),
         T(program_killed_by_signal_reports_it),
         T(program_missing_binary_reports_enoent_from_loop),
+        T(program_spawn_error_found_while_timers_run_is_reported_after_a_poll),
         T(program_missing_in_path_reports_enoent),
         T(program_timeout_kills_the_whole_group),
         T(program_plain_sleep_times_out),
