@@ -200,9 +200,9 @@ class LeanApi:
         got, head_end, end = 0, -1, None
         view = memoryview(self.buf)
         while end is None or got < end:
-            if got == len(self.buf):
-                self.buf.extend(bytes(len(self.buf)))
+            if got == len(self.buf):  # grown only with no view on it (BufferError)
                 view.release()
+                self.buf.extend(bytes(len(self.buf)))
                 view = memoryview(self.buf)
             n = self.sock.recv_into(view[got:])
             if n == 0:
