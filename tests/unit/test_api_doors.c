@@ -538,11 +538,30 @@ static void local_socket_path_longer_than_sun_path_works(void **state)
 
 /* ---- answers in flight: the doors' budgets ---------------------------------------------- */
 
-/* Bytes of padding in the fake services view: more than the kernel takes
- * into its buffers for a client that never reads (2.3 MB here with a 2 KB
- * receive buffer), so that the rest waits in ours. */
-#define BIG_PAD 3000000
-#define BIG_BUDGET (4 * 1024 * 1024) /* a door's default budget */
+/* Bytes of padding in the fake services view: a MiB more than the
+ * kernel's largest TCP send buffer (tcp_wmem's maximum), so that it never
+ * takes a whole answer for a client that never reads and the rest waits
+ * in ours. At a fixed 3 MB against a 4 MiB maximum it took about 2.3 MB,
+ * but how much depends on its autotuning, and so, on a loaded host, did
+ * whether a staller's answer was still ours to count and close. */
+static size_t big_pad(void)
+{
+    unsigned long lo, def, max = 4ul << 20;
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
+    if (f) {
+        if (fscanf(f, "%lu %lu %lu", &lo, &def, &max) != 3)
+            max = 4ul << 20;
+        fclose(f);
+    }
+    return max + (1u << 20);
+}
+
+/* The doors' budget in these tests: one big answer leaves room, two
+ * spend it. */
+static size_t big_budget(void)
+{
+    return big_pad() / 2 * 3;
+}
 static const char get_services[] = "GET /v1/services HTTP/1.1\r\n" HOST "\r\n";
 
 struct stall {
@@ -609,21 +628,29 @@ static void stall_client(struct run *run)
 static void stalled_readers_are_held_to_the_budget_and_closed_for_a_reader(void **state)
 {
     struct stall t = {0};
-    struct run run = {.client = stall_client, .ctx = &t, .request_ms = 30000, .idle_ms = 30000};
-    fake.services_pad = BIG_PAD;
+    struct run run = {.client = stall_client,
+                      .ctx = &t,
+                      .request_ms = 30000,
+                      .idle_ms = 30000,
+                      .out_max = big_budget()};
+    fake.services_pad = big_pad();
     run_serve(&run);
     /* The budget's worth, not the three answers asked. */
     assert_int_equal(t.answered_first, 2);
     /* The reader got its whole answer meanwhile... */
     assert_int_equal(t.reader_status, 200);
     assert_int_equal(t.reader_got, 1);
-    assert_true(t.reader_len > BIG_PAD);
-    /* ...once the stallers ahead of it were closed (not at their 30 s deadline). */
-    assert_int_equal(t.first_closed, 2);
-    assert_true(run.out.evicted >= 2);
+    assert_true(t.reader_len > big_pad());
+    /* ...once stallers ahead of it were closed (not at their 30 s deadline):
+     * the first, whose room went to the third (it waited longer than the
+     * reader), then another. Which one is the kernel's to say: a staller's
+     * peer window can open by a few bytes late, which is progress, and
+     * then the third has stalled longer than the second. */
+    assert_true(t.first_closed >= 1);
+    assert_int_equal(run.out.evicted, 2);
     /* Never more in flight than the budget and one answer. */
-    assert_true(run.out.peak >= 2 * BIG_PAD);
-    assert_true(run.out.peak < BIG_BUDGET + t.reader_len + 1024);
+    assert_true(run.out.peak >= 2 * big_pad());
+    assert_true(run.out.peak < big_budget() + t.reader_len + 1024);
     assert_int_equal(run.out.refused, 0);
 }
 
@@ -660,8 +687,9 @@ static void request_waiting_for_the_budget_past_its_deadline_is_503(void **state
                       .ctx = &t,
                       .request_ms = 2000,
                       .stall_ms = 60000,
+                      .out_max = big_budget(),
                       .socket_path = t.path};
-    fake.services_pad = BIG_PAD;
+    fake.services_pad = big_pad();
     run_serve(&run);
     assert_int_equal(t.answered_first, 2);
     assert_int_equal(t.waiter_status, 503);
@@ -687,7 +715,7 @@ struct slow {
 static void *slow_main(void *arg)
 {
     struct slow *s = arg;
-    size_t cap = 4 << 20;
+    size_t cap = big_pad() + (1u << 20);
     char *buf = malloc(cap);
     struct answer a;
     while (!s->complete && !s->closed && s->got < cap) {
@@ -744,8 +772,12 @@ static void progress_client(struct run *run)
 static void reader_that_takes_bytes_keeps_its_answer_when_room_is_made(void **state)
 {
     struct progress t = {0};
-    struct run run = {.client = progress_client, .ctx = &t, .request_ms = 30000, .idle_ms = 30000};
-    fake.services_pad = BIG_PAD;
+    struct run run = {.client = progress_client,
+                      .ctx = &t,
+                      .request_ms = 30000,
+                      .idle_ms = 30000,
+                      .out_max = big_budget()};
+    fake.services_pad = big_pad();
     run_serve(&run);
     assert_int_equal(t.answered_first, 2);
     assert_int_equal(t.waiter_status, 200);
@@ -772,11 +804,11 @@ static void reader_taking_a_large_answer_slowly_is_not_idle(void **state)
 {
     struct slow s = {.tick = 16384, .ticks = 30};
     struct run run = {.client = slow_client, .ctx = &s, .idle_ms = 1000};
-    fake.services_pad = BIG_PAD;
+    fake.services_pad = big_pad();
     run_serve(&run);
     assert_true(s.complete);
     assert_false(s.closed);
-    assert_true(s.got > BIG_PAD);
+    assert_true(s.got > big_pad());
 }
 
 /* A journal read counts against its door while the reader runs it, by a
