@@ -15,6 +15,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "lib/cgroup.h"
 #include "lib/spawn.h"
 
 /* Children exec'ing at once. More than the cores: in a storm a child
@@ -45,9 +46,12 @@ struct spawner_job {
     pid_t pid;              /* on success */
     int pidfd;              /* on success; the done callback owns it */
     uint64_t start_ticks;   /* on success: its /proc start time, read on the thread (0: gone) */
-    bool yield;    /* spawn at SPAWNER_NICE (bulk work: first starts), not at our priority */
-    bool finished; /* the thread is done with it (under the spawner's lock) */
-    bool reported; /* done has run (loop thread only) */
+    bool yield;       /* spawn at SPAWNER_NICE (bulk work: first starts), not at our priority */
+    bool cgroup_make; /* make opts.cgroup by cgroup_spec on the thread first */
+    struct cgroup_spec cgroup_spec;   /* how (set with cgroup_make, before submit) */
+    struct cgroup_built cgroup_built; /* what it found; built.err < 0: no spawn, result is it */
+    bool finished;                    /* the thread is done with it (under the spawner's lock) */
+    bool reported;                    /* done has run (loop thread only) */
     struct spawner *sw;
     struct spawner_job *next; /* the queue or the finished list */
 };
