@@ -555,15 +555,18 @@ static void daemon__start_slice_cb(uv_idle_t *h)
     struct daemon *d = h->data;
     uint64_t until = uv_hrtime() + DAEMON__START_SLICE_NS;
     const struct spawner *sw = pace_spawner(&d->pace);
-    while (!d->stopping && d->start_next < d->n_services) {
+    unsigned made = 0;
+    while (!d->stopping && d->start_next < d->n_services && made < DAEMON_START_PER_TURN) {
         if (sw && sw->in_flight >= DAEMON__START_QUEUED) {
             uv_idle_stop(h); /* the loop sleeps in poll until a spawn reports */
             uv_check_start(&d->start_resume, daemon__start_resume_cb);
             return;
         }
         struct service *s = d->services[d->start_next++];
-        if (!s->retired && !s->started && !s->replaces)
+        if (!s->retired && !s->started && !s->replaces) {
             service_start(s);
+            made++;
+        }
         if (uv_hrtime() >= until)
             break;
     }

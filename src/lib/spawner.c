@@ -32,14 +32,26 @@ static void spawner__unlist(struct spawner *sw, struct spawner_job *j)
     j->next = NULL;
 }
 
+/* Up to SPAWNER_REPORTS_PER_TURN finished jobs, oldest first; with more
+ * left, the handle is sent again so that the next turn (after a poll)
+ * goes on with them. */
 static void spawner__async_cb(uv_async_t *h)
 {
     struct spawner *sw = h->data;
+    struct spawner_job *list, **cut;
+    unsigned n = 0;
     pthread_mutex_lock(&sw->mu);
-    struct spawner_job *list = sw->done_head;
-    sw->done_head = NULL;
-    sw->done_tail = &sw->done_head;
+    list = sw->done_head;
+    for (cut = &sw->done_head; *cut && n < SPAWNER_REPORTS_PER_TURN; cut = &(*cut)->next)
+        n++;
+    sw->done_head = *cut;
+    if (!*cut)
+        sw->done_tail = &sw->done_head;
+    *cut = NULL;
+    bool more = sw->done_head != NULL;
     pthread_mutex_unlock(&sw->mu);
+    if (more)
+        uv_async_send(&sw->async);
     while (list) {
         struct spawner_job *j = list;
         list = j->next;
