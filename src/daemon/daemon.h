@@ -21,6 +21,11 @@
 #include "recover/containment.h"
 #include "recover/executor.h"
 
+/* First starts one loop turn makes at most (each also within the slice's
+ * time): each is a journal sync, a job and its thread's wake-up, and its
+ * report follows a few turns on; the rest wait for the next turns. */
+#define DAEMON_START_PER_TURN 4
+
 struct journal;
 struct reader;
 struct api;

@@ -249,6 +249,38 @@ int cgroup_mkdir(const char *dir)
     return 0;
 }
 
+void cgroup_build(const char *dir, const struct cgroup_spec *s, struct cgroup_built *out)
+{
+    memset(out, 0, sizeof *out);
+    /* A cgroup that has been through cgroup.kill kills every child born
+     * into it by clone3(CLONE_INTO_CGROUP) from then on (Linux 6.14 and
+     * later compare the kill count of the parent's cgroup at fork with the
+     * child's: measured here on 6.18). A fresh one has a clean count; one
+     * that cannot go (a predecessor's processes still in it) is joined by
+     * the child's own write instead, which that check does not see. */
+    if (s->renew && rmdir(dir) < 0 && errno != ENOENT)
+        out->late = true;
+    int r = cgroup_mkdir(dir);
+    const char *slash = strrchr(dir, '/');
+    if (r == -ENOENT && slash && slash != dir) { /* someone removed the subtree */
+        char parent[PATH_MAX];
+        if ((size_t)(slash - dir) >= sizeof parent) {
+            out->err = -ENAMETOOLONG;
+            return;
+        }
+        memcpy(parent, dir, (size_t)(slash - dir));
+        parent[slash - dir] = '\0';
+        if ((r = cgroup_mkdir(parent)) == 0)
+            r = cgroup_mkdir(dir);
+    }
+    if (r < 0) {
+        out->err = r;
+        return;
+    }
+    for (unsigned i = 0; i < s->n_limits && i < CGROUP_SPEC_LIMITS; i++)
+        out->limit_err[i] = cgroup_write(dir, s->limits[i].file, s->limits[i].value);
+}
+
 int cgroup_write(const char *dir, const char *file, const char *text)
 {
     char path[PATH_MAX];

@@ -6,6 +6,7 @@
 #ifndef RECOVERD_LIB_CGROUP_H
 #define RECOVERD_LIB_CGROUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -53,6 +54,30 @@ const char *cgroup_controllers_text(unsigned mask, char *buf, size_t len);
 /* Create the cgroup dir (its parent must exist); one that exists already
  * is fine. 0 or -errno. */
 int cgroup_mkdir(const char *dir);
+/* How a service's cgroup is made before a spawn: a plain value, so a
+ * spawner thread can do it (mkdir and the limit writes take the kernel's
+ * cgroup mutex, which other cgroup work holds for milliseconds at times:
+ * off the loop). */
+#define CGROUP_SPEC_LIMITS 3
+struct cgroup_spec {
+    bool renew; /* remove it first (it went through cgroup.kill); one that
+                 * cannot go (still populated) is kept, and joined late */
+    unsigned n_limits;
+    struct {
+        char file[16];  /* "memory.max", "pids.max", "cpu.max" */
+        char value[48]; /* what is written there */
+    } limits[CGROUP_SPEC_LIMITS];
+};
+/* What cgroup_build found. */
+struct cgroup_built {
+    int err;                           /* 0, or -errno: the cgroup cannot be made */
+    bool late;                         /* renew failed: join by the child's own write */
+    int limit_err[CGROUP_SPEC_LIMITS]; /* 0, or the -errno writing limits[i] (the spawn goes on) */
+};
+/* Make dir as s says, its parent too where that is gone (someone removed
+ * the subtree), then write the limits. Filesystem work only: any thread.
+ * out->err < 0: nothing was made. */
+void cgroup_build(const char *dir, const struct cgroup_spec *s, struct cgroup_built *out);
 /* Write text to a file of dir (cgroup.subtree_control, memory.max...).
  * 0 or the kernel's -errno (EBUSY, EINVAL, ENOENT for a missing
  * controller). */

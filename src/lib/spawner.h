@@ -15,6 +15,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "lib/cgroup.h"
 #include "lib/spawn.h"
 
 /* Children exec'ing at once. More than the cores: in a storm a child
@@ -32,6 +33,11 @@
  * exec'ing takes a CPU from the loop: at 1,000 first starts on 2 cores,
  * 8 at once starved it (stalls of 48-53 ms), 2 did not (17.6-17.9 ms). */
 #define SPAWNER_YIELDING 2
+/* Reports (done callbacks) one loop turn runs at most; the rest run in
+ * the next turns, I/O served between. A report watches the child, records
+ * it in the journal and starts its verification: at a storm's end or
+ * under a starved start, dozens finish together. */
+#define SPAWNER_REPORTS_PER_TURN 8
 
 struct spawner_job;
 typedef void (*spawner_done_cb)(struct spawner_job *j);
@@ -39,15 +45,19 @@ typedef void (*spawner_done_cb)(struct spawner_job *j);
 struct spawner_job {
     struct spawn_opts opts; /* pointers into this job's own block */
     struct spawn_cred cred; /* opts.cred points here when there was one */
-    spawner_done_cb done;   /* on the loop, once; the job is freed after it returns */
+    spawner_done_cb done;   /* on the loop, once (at most SPAWNER_REPORTS_PER_TURN a turn);
+                             * the job is freed after it returns */
     void *data;             /* the owner's */
     int result;             /* 0 or -errno of spawn_start_on */
     pid_t pid;              /* on success */
     int pidfd;              /* on success; the done callback owns it */
     uint64_t start_ticks;   /* on success: its /proc start time, read on the thread (0: gone) */
-    bool yield;    /* spawn at SPAWNER_NICE (bulk work: first starts), not at our priority */
-    bool finished; /* the thread is done with it (under the spawner's lock) */
-    bool reported; /* done has run (loop thread only) */
+    bool yield;       /* spawn at SPAWNER_NICE (bulk work: first starts), not at our priority */
+    bool cgroup_make; /* make opts.cgroup by cgroup_spec on the thread first */
+    struct cgroup_spec cgroup_spec;   /* how (set with cgroup_make, before submit) */
+    struct cgroup_built cgroup_built; /* what it found; built.err < 0: no spawn, result is it */
+    bool finished;                    /* the thread is done with it (under the spawner's lock) */
+    bool reported;                    /* done has run (loop thread only) */
     struct spawner *sw;
     struct spawner_job *next; /* the queue or the finished list */
 };

@@ -507,62 +507,58 @@ int enclosure_init(struct enclosure *e, struct containment *box, const char *ser
     return 0;
 }
 
-/* One limit into its file; a refusal is logged, the spawn goes on. */
-static void enclosure__limit(struct enclosure *e, unsigned ctl, const char *file, const char *v)
+/* One limit into the spec, where the host has its controller. */
+static void enclosure__limit(const struct enclosure *e, struct cgroup_spec *spec, unsigned ctl,
+                             const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void enclosure__limit(const struct enclosure *e, struct cgroup_spec *spec, unsigned ctl,
+                             const char *file, const char *fmt, ...)
 {
-    if (!(e->box->controllers & ctl))
+    if (!(e->box->controllers & ctl) || spec->n_limits >= CGROUP_SPEC_LIMITS)
         return; /* warned at start: containment_limits_unmet */
-    int r = cgroup_write(e->cgroup, file, v);
-    if (r < 0)
-        log_event(LOG_WARN, e->service, "cgroup-limit-failed", "file=%s value=\"%s\" error=\"%s\"",
-                  file, v, strerror(-r));
+    va_list ap;
+    va_start(ap, fmt);
+    snprintf(spec->limits[spec->n_limits].file, sizeof spec->limits[0].file, "%s", file);
+    vsnprintf(spec->limits[spec->n_limits].value, sizeof spec->limits[0].value, fmt, ap);
+    va_end(ap);
+    spec->n_limits++;
 }
 
-const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim, bool *late,
-                              int *err)
+const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim,
+                              struct cgroup_spec *spec)
 {
-    char v[64];
-    *err = 0;
-    *late = false;
-    if (!e->cgroup) {
-        e->adopted = false; /* what the predecessor left was swept before this spawn */
+    memset(spec, 0, sizeof *spec);
+    e->adopted = false; /* what the predecessor left was swept before this spawn */
+    if (!e->cgroup)
         return NULL;
-    }
-    /* A cgroup that has been through cgroup.kill kills every child born
-     * into it by clone3(CLONE_INTO_CGROUP) from then on (Linux 6.14 and
-     * later compare the kill count of the parent's cgroup at fork with the
-     * child's: measured here on 6.18). A fresh one has a clean count; one
-     * that cannot go (a predecessor's processes still in it) is joined by
-     * the child's own write instead, which that check does not see. A
-     * cgroup found at start has an unknown past: renewed as well. */
-    if (e->killed && rmdir(e->cgroup) < 0 && errno != ENOENT)
-        *late = true;
-    e->adopted = false;
-    e->killed = *late;
-    int r = cgroup_mkdir(e->cgroup);
-    if (r == -ENOENT && (r = cgroup_mkdir(e->box->root)) == 0) /* someone removed the subtree */
-        r = cgroup_mkdir(e->cgroup);
-    if (r < 0) {
-        *err = r;
-        return NULL;
-    }
-    e->made = true;
-    if (lim->memory_max) {
-        snprintf(v, sizeof v, "%" PRIu64, lim->memory_max);
-        enclosure__limit(e, CGROUP_MEMORY, "memory.max", v);
-    }
-    if (lim->pids_max) {
-        snprintf(v, sizeof v, "%u", lim->pids_max);
-        enclosure__limit(e, CGROUP_PIDS, "pids.max", v);
-    }
-    if (lim->cpu_period_us) {
-        if (lim->cpu_quota_us == UINT64_MAX)
-            snprintf(v, sizeof v, "max %" PRIu64, lim->cpu_period_us);
-        else
-            snprintf(v, sizeof v, "%" PRIu64 " %" PRIu64, lim->cpu_quota_us, lim->cpu_period_us);
-        enclosure__limit(e, CGROUP_CPU, "cpu.max", v);
-    }
+    /* One that went through cgroup.kill is made afresh (cgroup_build says
+     * why); so is one found at start, whose past is unknown. */
+    spec->renew = e->killed;
+    if (lim->memory_max)
+        enclosure__limit(e, spec, CGROUP_MEMORY, "memory.max", "%" PRIu64, lim->memory_max);
+    if (lim->pids_max)
+        enclosure__limit(e, spec, CGROUP_PIDS, "pids.max", "%u", lim->pids_max);
+    if (lim->cpu_period_us && lim->cpu_quota_us == UINT64_MAX)
+        enclosure__limit(e, spec, CGROUP_CPU, "cpu.max", "max %" PRIu64, lim->cpu_period_us);
+    else if (lim->cpu_period_us)
+        enclosure__limit(e, spec, CGROUP_CPU, "cpu.max", "%" PRIu64 " %" PRIu64, lim->cpu_quota_us,
+                         lim->cpu_period_us);
     return e->cgroup;
+}
+
+int enclosure_prepared(struct enclosure *e, const struct cgroup_spec *spec,
+                       const struct cgroup_built *b)
+{
+    e->killed = b->late;
+    if (b->err < 0)
+        return b->err;
+    e->made = true;
+    for (unsigned i = 0; i < spec->n_limits && i < CGROUP_SPEC_LIMITS; i++)
+        if (b->limit_err[i] < 0)
+            log_event(LOG_WARN, e->service, "cgroup-limit-failed",
+                      "file=%s value=\"%s\" error=\"%s\"", spec->limits[i].file,
+                      spec->limits[i].value, strerror(-b->limit_err[i]));
+    return 0;
 }
 
 void enclosure_detach(struct enclosure *e)

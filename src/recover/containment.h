@@ -26,6 +26,8 @@
 #include <uv.h>
 
 struct cgroup_cfg;
+struct cgroup_spec;
+struct cgroup_built;
 
 #define CONTAINMENT_MODE_MAP(X)                                                                    \
     X(AUTO, "auto")                                                                                \
@@ -112,13 +114,18 @@ struct enclosure {
  * the process group is all there is); opens nothing yet. empty, closed and
  * ctx are set by the caller, before or after. 0 or -ENOMEM (nothing kept). */
 int enclosure_init(struct enclosure *e, struct containment *box, const char *service);
-/* Before a spawn: the cgroup the child is to start in (made afresh where
- * it went through cgroup.kill, lim's limits written where the controllers
- * exist), or NULL for none; *late: the child must join it by its own write
- * (spawn_opts.cgroup_late). NULL with *err set (-errno) when the cgroup
- * cannot be made. */
-const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim, bool *late,
-                              int *err);
+/* Before a spawn: the cgroup the child is to start in, or NULL for none;
+ * *spec says how to make it (afresh where it went through cgroup.kill,
+ * lim's limits where the controllers exist). The making itself is
+ * cgroup_build's, off the loop (a spawner thread), then
+ * enclosure_prepared. */
+const char *enclosure_prepare(struct enclosure *e, const struct cgroup_cfg *lim,
+                              struct cgroup_spec *spec);
+/* What cgroup_build of enclosure_prepare's spec found, back on the loop:
+ * recorded (made, joined late), each refused limit logged (the spawn goes
+ * on without it). 0, or b->err: the cgroup cannot be made, no spawn. */
+int enclosure_prepared(struct enclosure *e, const struct cgroup_spec *spec,
+                       const struct cgroup_built *b);
 /* The service's process was adopted from a previous recoverd: its cgroup
  * (as it is) holds it, and its strays are init's children, not ours. */
 void enclosure_adopt(struct enclosure *e);

@@ -15,6 +15,7 @@
 
 #include "config/config-t.h"
 #include "config/config.h"
+#include "lib/cgroup.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/model.h"
@@ -160,27 +161,30 @@ static int sup__busy(struct supervisor *sp, enum stop_reason reason)
     return -EALREADY;
 }
 
-/* The options of a spawn of cfg->command, its cgroup made: 0 or -errno. */
-static int sup__opts(struct supervisor *sp, struct spawn_opts *o)
+/* The options of a spawn of cfg->command; *spec: how to make its cgroup
+ * (o->cgroup, when there is one) just before. */
+static void sup__opts(struct supervisor *sp, struct spawn_opts *o, struct cgroup_spec *spec)
 {
-    int r = 0;
-    bool late = false;
     /* The children recorded before are durable before this one starts. */
     journal_sync_children(sp->journal);
-    const char *cgroup = enclosure_prepare(&sp->encl, &sp->cfg->cgroup, &late, &r);
-    if (r < 0) {
-        log_event(LOG_ERROR, sp->service, "spawn-failed", "error=\"cannot make its cgroup: %s\"",
-                  strerror(-r));
-        return r;
-    }
     *o = (struct spawn_opts){.argv = sp->cfg->command,
                              .env_add = sp->envp,
                              .cwd = sp->cfg->cwd,
                              .out_fd = sp->output.write_fd,
                              .cred = &sp->cfg->ident.cred,
-                             .cgroup = cgroup,
-                             .cgroup_late = late};
-    return 0;
+                             .cgroup = enclosure_prepare(&sp->encl, &sp->cfg->cgroup, spec)};
+}
+
+/* What cgroup_build found (on a spawner thread, or here): 0, or -errno
+ * and the spawn is not made. */
+static int sup__made(struct supervisor *sp, const struct cgroup_spec *spec,
+                     const struct cgroup_built *b)
+{
+    int r = enclosure_prepared(&sp->encl, spec, b);
+    if (r < 0)
+        log_event(LOG_ERROR, sp->service, "spawn-failed", "error=\"cannot make its cgroup: %s\"",
+                  strerror(-r));
+    return r;
 }
 
 /* What spawn_start said (r, pid, pidfd; ticks: its start time, 0 to read
@@ -212,12 +216,19 @@ static int sup__spawn(struct supervisor *sp, enum stop_reason reason)
     pid_t pid = 0;
     int pidfd = -1;
     struct spawn_opts o;
+    struct cgroup_spec spec;
+    struct cgroup_built built;
     if (!sp->cfg->command)
         return -ENOEXEC;
-    int r = sup__opts(sp, &o);
-    if (r < 0)
-        return r;
-    r = spawn_start(&o, &pid, &pidfd);
+    sup__opts(sp, &o, &spec);
+    if (o.cgroup) {
+        cgroup_build(o.cgroup, &spec, &built);
+        int r = sup__made(sp, &spec, &built);
+        if (r < 0)
+            return r;
+        o.cgroup_late = built.late;
+    }
+    int r = spawn_start(&o, &pid, &pidfd);
     return sup__started(sp, r, pid, pidfd, 0);
 }
 
@@ -244,19 +255,21 @@ static void sup__launch_done(struct spawner_job *j)
 static int sup__launch(struct supervisor *sp, enum stop_reason reason)
 {
     struct spawn_opts o;
+    struct cgroup_spec spec;
     if (!sp->launch_via)
         return sup__spawn(sp, reason);
     if (!sp->cfg->command)
         return -ENOEXEC;
-    int r = sup__opts(sp, &o);
-    if (r < 0)
-        return r;
+    sup__opts(sp, &o, &spec);
     struct spawner_job *j = spawner_job_new(&o);
     if (!j) {
         log_event(LOG_ERROR, sp->service, "spawn-failed", "error=\"out of memory\"");
         return -ENOMEM;
     }
     j->yield = sp->launch_yields;
+    /* The cgroup is made on the thread (sup__spawned learns how it went). */
+    j->cgroup_make = o.cgroup != NULL;
+    j->cgroup_spec = spec;
     sp->job = j;
     sp->state = SUP_SPAWNING;
     sp->stop_reason = STOP_NONE;
@@ -279,7 +292,9 @@ static int sup__spawned(struct supervisor *sp, enum stop_reason reason)
     sp->state = SUP_DOWN;
     sp->stop_reason = STOP_NONE;
     sp->stop_pending = false;
-    int r = sup__started(sp, j->result, j->pid, j->pidfd, j->start_ticks);
+    int r = j->cgroup_make ? sup__made(sp, &j->cgroup_spec, &j->cgroup_built) : 0;
+    if (r == 0)
+        r = sup__started(sp, j->result, j->pid, j->pidfd, j->start_ticks);
     sp->result = r;
     if (r == 0 && stop)
         sup__stop(sp, why);

@@ -365,14 +365,17 @@ static void limits_are_written_into_the_service_cgroup(void **state)
                              .pids_max = 100,
                              .cpu_quota_us = 50000,
                              .cpu_period_us = 100000};
-    int err = 1;
-    bool late = true;
+    struct cgroup_spec spec;
+    struct cgroup_built built;
     /* The first prepare renews the cgroup: here the stand-in holds files
      * (a real cgroup's are the kernel's), so it cannot go and the child
      * is told to join it late. */
-    assert_string_equal(enclosure_prepare(&e, &lim, &late, &err), svc);
-    assert_int_equal(err, 0);
-    assert_true(late);
+    assert_string_equal(enclosure_prepare(&e, &lim, &spec), svc);
+    assert_true(spec.renew);
+    cgroup_build(svc, &spec, &built);
+    assert_int_equal(enclosure_prepared(&e, &spec, &built), 0);
+    assert_true(built.late);
+    assert_true(e.killed); /* so the next spawn tries to renew it again */
     static const char *const want[] = {"268435456", "100", "50000 100000"};
     for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s/%s", svc, files[i]);
@@ -388,7 +391,9 @@ static void limits_are_written_into_the_service_cgroup(void **state)
     assert_int_equal(truncate(path, 0), 0);
     lim = (struct cgroup_cfg){.cpu_quota_us = UINT64_MAX, .cpu_period_us = 20000, .pids_max = 7};
     c.controllers = CGROUP_CPU;
-    assert_non_null(enclosure_prepare(&e, &lim, &late, &err));
+    assert_non_null(enclosure_prepare(&e, &lim, &spec));
+    cgroup_build(svc, &spec, &built);
+    assert_int_equal(enclosure_prepared(&e, &spec, &built), 0);
     snprintf(path, sizeof path, "%s/cpu.max", svc);
     FILE *f = fopen(path, "r");
     assert_non_null(f);

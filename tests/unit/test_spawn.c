@@ -801,6 +801,178 @@ static void test_spawner_runs_few_yielding_jobs_and_restarts_pass_them(void **st
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* One job of the cgroup tests: what its report said. */
+struct made {
+    bool reported;
+    int result;
+    struct cgroup_built built;
+    pid_t pid;
+};
+
+static void made_done(struct spawner_job *j)
+{
+    struct made *m = j->data;
+    m->reported = true;
+    m->result = j->result;
+    m->built = j->cgroup_built;
+    m->pid = j->result == 0 ? j->pid : 0;
+    if (j->result == 0)
+        close(j->pidfd);
+}
+
+/* A job whose cgroup the spawner thread makes: NULL cgroup: a cat of
+ * /proc/self/cgroup into out_fd. */
+static void made_run(uv_loop_t *loop, struct spawner *sw, const char *cg, int out_fd,
+                     struct made *m)
+{
+    char *argv[] = {"/bin/cat", "/proc/self/cgroup", NULL};
+    struct spawn_opts o = {.argv = argv, .out_fd = out_fd, .cgroup = cg};
+    struct spawner_job *j = spawner_job_new(&o);
+    assert_non_null(j);
+    j->yield = true; /* a first start's */
+    j->cgroup_make = true;
+    j->cgroup_spec = (struct cgroup_spec){.renew = true, .n_limits = 1};
+    snprintf(j->cgroup_spec.limits[0].file, sizeof j->cgroup_spec.limits[0].file, "pids.max");
+    snprintf(j->cgroup_spec.limits[0].value, sizeof j->cgroup_spec.limits[0].value, "64");
+    *m = (struct made){0};
+    spawner_submit(sw, j, made_done, m);
+    loopwait_until(loop, m->reported);
+}
+
+/* The service's cgroup is made on the spawner's thread, not the loop's:
+ * the job names a cgroup that is not there yet, and its child is born in
+ * it; the report says it was made. A limit the host cannot take (no pids
+ * controller in this v2 tree) is reported too, and the spawn goes on. */
+static void test_spawner_makes_the_cgroup_before_the_spawn(void **state)
+{
+    char dir[4096], sub[4200], out[4096];
+    cgroup_make(dir, sizeof dir);
+    snprintf(sub, sizeof sub, "%s/made.service", dir);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct spawner sw;
+    assert_int_equal(spawner_init(&sw, &loop), 0);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    struct made m;
+    made_run(&loop, &sw, sub, p[1], &m);
+    close(p[1]);
+    ssize_t n = read(p[0], out, sizeof out - 1);
+    out[n > 0 ? n : 0] = '\0';
+    close(p[0]);
+    uint64_t pids_max = 0;
+    int has_pids = cgroup_read_u64(sub, "pids.max", &pids_max);
+    spawner_close(&sw);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    if (m.pid > 0)
+        waitpid(m.pid, NULL, 0);
+    rmdir(sub);
+    rmdir(dir);
+    assert_int_equal(m.result, 0);
+    assert_int_equal(m.built.err, 0);
+    assert_printed_cgroup(out, sub);
+    if (has_pids == -ENOENT) { /* no pids controller here: refused, spawned anyway */
+        assert_true(m.built.limit_err[0] < 0);
+    } else {
+        assert_int_equal(m.built.limit_err[0], 0);
+        assert_int_equal(pids_max, 64);
+    }
+}
+
+/* A cgroup that cannot be made (its parent's parent is not there): the
+ * report carries cgroup_build's error as the job's result, and no child
+ * was started. */
+static void test_spawner_reports_a_cgroup_it_cannot_make(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct spawner sw;
+    assert_int_equal(spawner_init(&sw, &loop), 0);
+    struct made m;
+    made_run(&loop, &sw, "/nonexistent/recoverd.t/made.service", -1, &m);
+    spawner_close(&sw);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(m.built.err, -ENOENT);
+    assert_int_equal(m.result, -ENOENT);
+    assert_int_equal(m.pid, 0); /* no child */
+}
+
+/* Reports per loop turn, counted by a prepare hook (it runs once a turn,
+ * before the poll). */
+struct turns {
+    unsigned now;   /* reports in this turn so far */
+    unsigned max;   /* most in one turn */
+    unsigned busy;  /* turns that had any */
+    unsigned total; /* reports in all */
+    pid_t pids[64]; /* the children, to reap */
+};
+
+static void turns_prepare_cb(uv_prepare_t *p)
+{
+    struct turns *t = p->data;
+    if (t->now > t->max)
+        t->max = t->now;
+    t->busy += t->now > 0;
+    t->now = 0;
+}
+
+static void turns_done(struct spawner_job *j)
+{
+    struct turns *t = j->data;
+    assert_int_equal(j->result, 0);
+    t->pids[t->total++] = j->pid;
+    t->now++;
+    close(j->pidfd);
+}
+
+/* Many spawns finished together (all of them before the loop looks) are
+ * reported over several turns, SPAWNER_REPORTS_PER_TURN at most in each,
+ * none lost. */
+static void test_spawner_reports_a_bounded_slice_per_turn(void **state)
+{
+    enum { N = 3 * SPAWNER_REPORTS_PER_TURN + 1 };
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct spawner sw;
+    assert_int_equal(spawner_init(&sw, &loop), 0);
+    struct turns t = {0};
+    uv_prepare_t prep;
+    uv_prepare_init(&loop, &prep);
+    prep.data = &t;
+    uv_prepare_start(&prep, turns_prepare_cb);
+    char *argv[] = {"/bin/true", NULL};
+    struct spawn_opts o = {.argv = argv, .out_fd = -1};
+    for (int i = 0; i < N; i++) {
+        struct spawner_job *j = spawner_job_new(&o);
+        assert_non_null(j);
+        spawner_submit(&sw, j, turns_done, &t);
+    }
+    /* Every one finished, none reported yet. */
+    pthread_mutex_lock(&sw.mu);
+    for (;;) {
+        unsigned n = 0;
+        for (const struct spawner_job *j = sw.done_head; j; j = j->next)
+            n++;
+        if (n == N)
+            break;
+        pthread_cond_wait(&sw.finished, &sw.mu);
+    }
+    pthread_mutex_unlock(&sw.mu);
+    loopwait_until(&loop, t.total == N);
+    uv_run(&loop, UV_RUN_NOWAIT); /* the last turn's count */
+    uv_close((uv_handle_t *)&prep, NULL);
+    spawner_close(&sw);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(waitpid(t.pids[i], NULL, 0), t.pids[i]);
+    assert_int_equal(t.total, N);
+    assert_true(t.max <= SPAWNER_REPORTS_PER_TURN);
+    assert_true(t.busy >= (N + SPAWNER_REPORTS_PER_TURN - 1) / SPAWNER_REPORTS_PER_TURN);
+}
+
 /* A thread may be lowered only where its children can come back to our
  * nice: by CAP_SYS_NICE, or by an RLIMIT_NICE of at least 20 - nice. */
 static void test_yield_nice_needs_a_way_back_for_the_children(void **state)
@@ -908,6 +1080,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_child_of_many_fds_gets_its_output_and_nothing_else),
         cmocka_unit_test(test_spawner_threads_yield_but_children_run_at_our_priority),
         cmocka_unit_test(test_spawner_runs_few_yielding_jobs_and_restarts_pass_them),
+        cmocka_unit_test(test_spawner_makes_the_cgroup_before_the_spawn),
+        cmocka_unit_test(test_spawner_reports_a_cgroup_it_cannot_make),
+        cmocka_unit_test(test_spawner_reports_a_bounded_slice_per_turn),
         cmocka_unit_test(test_yield_nice_needs_a_way_back_for_the_children),
         cmocka_unit_test(test_spawner_decides_at_init_whether_its_threads_may_yield),
     };

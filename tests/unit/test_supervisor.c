@@ -1021,6 +1021,45 @@ static void cgroup_child_is_born_in_its_service_cgroup(void **state)
     assert_non_null(strstr(fx->sp.encl.mark, "RECOVERD_MARK="));
 }
 
+/* A cgroup that cannot be made fails the start the same way on the loop
+ * (a spawn there: supervisor_launch returns the errno) and on a spawner
+ * (its thread makes the cgroup; the report carries the errno): down, no
+ * process, no child recorded; and the launch's cgroup was made on the
+ * thread, the loop only learns how it went. */
+static void cgroup_that_cannot_be_made_fails_the_launch_on_either_path(void **state)
+{
+    struct fixture *fx = *state;
+    need_box(fx);
+    command_sleep(fx);
+    char *made = fx->sp.encl.cgroup;
+    fx->sp.encl.cgroup = strdup("/nonexistent/recoverd.test/svc.service");
+    assert_non_null(fx->sp.encl.cgroup);
+    assert_int_equal(supervisor_launch(&fx->sp, NULL), -ENOENT);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    struct spawner sw;
+    launch_on_spawner(fx, &sw, false);
+    loopwait_until(&fx->loop, launched(fx));
+    assert_int_equal(fx->launch_err, -ENOENT);
+    assert_int_equal(fx->sp.result, -ENOENT);
+    assert_int_equal(fx->sp.state, SUP_DOWN);
+    assert_int_equal(fx->sp.pid, 0);
+    assert_int_equal(child_row(fx).n, 0);
+    assert_false(fx->sp.encl.made);
+    /* The real one, made by the launch's thread: the child is born in it. */
+    free(fx->sp.encl.cgroup);
+    fx->sp.encl.cgroup = made;
+    fx->launched = 0;
+    assert_int_equal(rmdir(made) == 0 || errno == ENOENT, 1);
+    assert_int_equal(supervisor_launch(&fx->sp, &sw), -EINPROGRESS);
+    loopwait_until(&fx->loop, launched(fx));
+    assert_int_equal(fx->launch_err, 0);
+    assert_true(fx->sp.encl.made);
+    char dir[PATH_MAX];
+    assert_int_equal(cgroup_of_pid(fx->sp.pid, dir, sizeof dir), 0);
+    assert_string_equal(dir, made);
+    spawner_gone(fx, &sw);
+}
+
 /* RUNNING + stop reaches the escapee too; the exit is reported once it is
  * gone as well, not before. */
 static void stop_reaches_what_left_the_group(void **state)
@@ -1831,6 +1870,7 @@ int main(void)
 #define FC(t) cmocka_unit_test_setup_teardown(t, fixture_setup_cgroup, fixture_teardown)
 #define FS(t) cmocka_unit_test_setup_teardown(t, fixture_setup_subreaper, fixture_teardown)
         FC(cgroup_child_is_born_in_its_service_cgroup),
+        FC(cgroup_that_cannot_be_made_fails_the_launch_on_either_path),
         FC(stop_reaches_what_left_the_group),
         FS(stop_reaches_what_left_the_group),
         FC(spawn_into_a_killed_busy_cgroup_lives),
