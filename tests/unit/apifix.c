@@ -28,8 +28,10 @@ struct fake fake;
 static json_t *fake_status(void *ctx)
 {
     struct fake *f = ctx;
-    if (!f->status_calls++)
+    if (!f->status_calls++) {
         f->slices_at_status = f->slices;
+        f->rows_at_status = f->rows_written;
+    }
     if (f->status_fails)
         return NULL;
     return json_pack("{s:s, s:s, s:i}", "name", "fake", "state", "normal", "services", 1);
@@ -82,9 +84,13 @@ static void fake_row(struct fake *f, struct jsonw *w, const char *name)
 static void fake_services_slice(void *ctx, struct route_list *l, size_t n)
 {
     struct fake *f = ctx;
-    f->slices++;
-    if (f->services_held && !f->status_calls)
-        return; /* the loop turns on without the listing */
+    __atomic_add_fetch(&f->slices, 1, __ATOMIC_RELAXED); /* the client thread watches it */
+    if (f->services_held && !f->status_calls) {
+        if (!f->held_ms)
+            f->held_ms = now_ms();
+        if (now_ms() - f->held_ms < 3000)
+            return; /* the loop turns on without the listing */
+    }
     for (size_t k = 0; k < n && l->next < l->len; k++) {
         const char *name = l->names + l->next;
         l->next += strlen(name) + 1;
@@ -92,6 +98,7 @@ static void fake_services_slice(void *ctx, struct route_list *l, size_t n)
             continue;
         fake_row(f, &l->w, name);
         l->rows++;
+        f->rows_written++;
     }
 }
 

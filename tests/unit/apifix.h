@@ -37,10 +37,13 @@ struct fake {
     size_t services_pad;         /* nonzero: the first page's row is this many bytes longer */
     size_t services_more;        /* rows after "web": "s0001", "s0002", ... */
     const char *services_gone;   /* a name of those whose service is gone when its slice comes */
-    bool services_held;          /* slices write nothing until status was asked */
+    bool services_held;          /* slices write nothing until status was asked (3 s at most) */
     int status_calls;            /* status views made */
     unsigned slices;             /* services_slice calls */
     size_t slices_at_status;     /* slices when status was first asked */
+    size_t rows_written;         /* rows services_slice wrote */
+    size_t rows_at_status;       /* rows written when status was first asked */
+    uint64_t held_ms;            /* when services_held first held a slice (now_ms) */
 };
 
 struct http_req {
