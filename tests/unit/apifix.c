@@ -85,6 +85,7 @@ static void fake_services_slice(void *ctx, struct route_list *l, size_t n)
 {
     struct fake *f = ctx;
     __atomic_add_fetch(&f->slices, 1, __ATOMIC_RELAXED); /* the client thread watches it */
+    f->slice_rows_max = n > f->slice_rows_max ? n : f->slice_rows_max;
     if (f->services_held && !f->status_calls) {
         if (!f->held_ms)
             f->held_ms = now_ms();

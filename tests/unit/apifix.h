@@ -42,6 +42,7 @@ struct fake {
     unsigned slices;             /* services_slice calls */
     size_t slices_at_status;     /* slices when status was first asked */
     size_t rows_written;         /* rows services_slice wrote */
+    size_t slice_rows_max;       /* the most names one services_slice call was asked for */
     size_t rows_at_status;       /* rows written when status was first asked */
     uint64_t held_ms;            /* when services_held first held a slice (now_ms) */
 };

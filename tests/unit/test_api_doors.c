@@ -880,7 +880,7 @@ static void listing_in_slices_lets_the_loop_turn_and_comes_whole(void **state)
     assert_int_equal(t.list_status, 200);
     assert_int_equal(t.rows, 999);
     assert_true(t.in_order);
-    assert_true(fake.slices >= 100); /* 10 rows at a time */
+    assert_int_equal(fake.slice_rows_max, 10); /* in slices of the size asked */
 }
 
 int main(void)
