@@ -747,7 +747,6 @@ static void conn__list_start(struct conn *c, struct route_list *l, const struct 
     c->list_counted = 0;
     c->list_ns = uv_hrtime();
     c->list_cpu_ns = 0;
-    c->request_ms = uv_now(a->loop); /* its deadline: a listing that never ends */
     conn__list_count(c);
     if (a->n_listing++ == 0) {
         uv_check_start(&a->slicer, api__slice_cb);
@@ -798,6 +797,9 @@ static bool conn__list_step(struct conn *c)
     uint64_t cpu0 = debug ? conn__cpu_ns() : 0, t0 = uv_hrtime();
     bool done = routes_list_step(a->b, c->list, a->slice_rows);
     a->turn_used_ns += uv_hrtime() - t0;
+    /* Not idle: each turn writes some, whatever the request's deadline (a
+     * listing on a loop slowed down by a storm may take longer). */
+    c->active_ms = uv_now(a->loop);
     if (debug)
         c->list_cpu_ns += conn__cpu_ns() - cpu0;
     if (done)
@@ -952,7 +954,7 @@ static void conn__process(struct conn *c)
  * cannot hold a connection longer than any other. */
 static bool conn__requesting(const struct conn *c)
 {
-    return !c->finishing && (c->len > 0 || c->served == 0 || c->read || c->list);
+    return !c->finishing && (c->len > 0 || c->served == 0 || c->read);
 }
 
 /* Kept alive between requests, nothing in either direction: the one kind
