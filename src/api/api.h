@@ -44,6 +44,10 @@ void api_set_timeouts(struct api *a, uint64_t idle_ms, uint64_t request_ms);
 /* A reader whose answer has not moved for stall_ms (default 1 s) may be
  * closed when requests wait for the byte budget (for tests). */
 void api_set_stall(struct api *a, uint64_t stall_ms);
+/* A listing (GET /v1/services) is written rows at a time (0: 64), its
+ * slices taking up to turn_us of a loop turn (default 1,500; 0: one slice
+ * a turn), for tests that look between slices. */
+void api_set_slicing(struct api *a, size_t rows, uint64_t turn_us);
 /* What the answers in flight cost, for tests and the curious. */
 void api_out_stats(const struct api *a, struct api_out_stats *out);
 /* The TCP port listened on (the real one when 0 was asked). */

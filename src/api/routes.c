@@ -260,7 +260,9 @@ static unsigned routes__status(const struct route_request *req, const char *arg,
 
 /* Every service, in the view's order; a page with ?limit, from the one
  * after ?after (a name). The backend starts at ?after and stops at the
- * limit: a page costs its rows, not the whole list. */
+ * limit: a page costs its rows, not the whole list. Only the rows' names
+ * are taken here; the server writes their views in slices
+ * (routes_list_step). */
 static unsigned routes__services(const struct route_request *req, struct route_reply *out,
                                  struct route_page *page)
 {
@@ -273,15 +275,38 @@ static unsigned routes__services(const struct route_request *req, struct route_r
                              ROUTES_LIMIT_MAX, l ? l : "");
     if (has_after && (!after || !*after))
         return routes__error(&out->body, 400, "after must name a service");
-    struct jsonw w = {0};
-    int r = req->b->services(req->b->ctx, &w, after, (size_t)limit, page);
-    out->text = r < 0 ? NULL : jsonw_finish(&w, &out->text_len);
-    jsonw_close(&w);
-    if (r == -ENOENT)
-        return routes__error(&out->body, 400, "after: no such service: %s", after);
-    if (!out->text)
+    struct route_list *list = calloc(1, sizeof *list);
+    int r = list ? req->b->services(req->b->ctx, after, (size_t)limit, list, page) : -ENOMEM;
+    if (r < 0) {
+        routes_list_free(list);
+        *page = (struct route_page){0};
+        if (r == -ENOENT)
+            return routes__error(&out->body, 400, "after: no such service: %s", after);
         return routes__error(&out->body, 500, "services view failed");
+    }
+    out->list = list;
     return 200;
+}
+
+bool routes_list_step(const struct api_backend *b, struct route_list *l, size_t n)
+{
+    if (l->next == 0 && l->w.len == 0)
+        jsonw_array(&l->w);
+    if (l->next < l->len)
+        b->services_slice(b->ctx, l, n);
+    if (l->next < l->len)
+        return false;
+    jsonw_array_end(&l->w);
+    return true;
+}
+
+void routes_list_free(struct route_list *l)
+{
+    if (!l)
+        return;
+    free(l->names);
+    jsonw_close(&l->w);
+    free(l);
 }
 
 static unsigned routes__service(const struct route_request *req, const char *arg, json_t **body)
@@ -628,6 +653,7 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
     out->allow[0] = '\0';
     out->link[0] = '\0';
     out->read = NULL;
+    out->list = NULL;
     for (size_t i = 0; i < sizeof routes__table / sizeof *routes__table; i++) {
         const struct route *r = &routes__table[i];
         if (pattern ? strcmp(r->pattern, pattern) != 0
@@ -663,6 +689,8 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out)
         out->status = r->fn ? r->fn(req, arg, &out->body) : r->text(req, out, &page);
         if (r->cursor)
             routes__next(r, req, out, &page);
+        if (out->list)
+            memcpy(out->list->link, out->link, sizeof out->link);
         return;
     }
     if (pattern)

@@ -9,10 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/jsonw.h"
 #include "store/reader.h"
 
 struct journal;
-struct jsonw;
+
+#define ROUTES_LINK_MAX 512 /* bytes of a Link header's value */
 
 #define API_GROUP "recoverd" /* members may act through the Unix socket without the token */
 
@@ -24,6 +26,23 @@ struct route_page {
     const char *last; /* the last row's cursor field (a name); borrowed for the request */
 };
 
+/* GET /v1/services written in slices, a few rows per loop turn (the
+ * server's), so that a listing of 1,000 services (441 KB) never holds the
+ * loop. The rows' names are copied when the request is answered and each
+ * one is looked up again when its slice comes: a service removed (by a
+ * reload) before its slice is left out, one added after the request is
+ * not in it, every row is its service as it was when written, and no
+ * slice reads a service that is gone. The text is one JSON array. */
+struct route_list {
+    char *names;                /* the rows' names, each NUL-terminated, one after another; owned */
+    size_t len;                 /* bytes at names */
+    size_t count;               /* names at names */
+    size_t next;                /* offset in names of the next row's name */
+    size_t rows;                /* rows written (a name whose service is gone writes none) */
+    struct jsonw w;             /* the text so far; the server may lend it a buffer */
+    char link[ROUTES_LINK_MAX]; /* the page's Link header's value, "" when none */
+};
+
 /* What the API answers from, handed over by the composition root: the
  * journal for history, the live views and the operator's controls. */
 struct api_backend {
@@ -31,13 +50,18 @@ struct api_backend {
     struct reader *reader;        /* journal reads go there; NULL: on the loop. borrowed */
     const char *token;            /* the mutating calls' bearer token; borrowed */
     json_t *(*status)(void *ctx); /* new reference */
-    /* The services' views as a JSON array into w, in their order: every
-     * one, or from the one after `after` (NULL: the first) at most limit
-     * (0: no limit), with what the page's link needs in *page. Written
-     * straight as text: at 1,000 services a jansson tree per request cost
-     * ten times more. 0, -ENOENT (after names no service) or -ENOMEM. */
-    int (*services)(void *ctx, struct jsonw *w, const char *after, size_t limit,
+    /* The names of the services a listing shows, in their order, into l
+     * (names, len, count): every one, or from the one after `after`
+     * (NULL: the first) at most limit (0: no limit), with what the page's
+     * link needs in *page (last points into l->names). 0, -ENOENT (after
+     * names no service) or -ENOMEM. */
+    int (*services)(void *ctx, const char *after, size_t limit, struct route_list *l,
                     struct route_page *page);
+    /* The views of the services named in l from l->next on, at most n
+     * names, as rows into l->w (a name no service has now writes none);
+     * l->next moves past the names taken. Written straight as text: at
+     * 1,000 services a jansson tree per request cost ten times more. */
+    void (*services_slice)(void *ctx, struct route_list *l, size_t n);
     json_t *(*service)(void *ctx, const char *name); /* NULL: no such service */
     /* 0, or -ENOENT (no such service), -EBUSY, -EINVAL with words in err. */
     int (*control)(void *ctx, const char *name, enum api_control op, char *err, size_t len);
@@ -73,8 +97,6 @@ struct route_request {
     const char *body;         /* request body, NOT NUL-terminated */
     size_t body_len;          /* bytes in body (0: none sent) */
 };
-
-#define ROUTES_LINK_MAX 512 /* bytes of a Link header's value */
 
 /* What a journal view reads: the request, parsed and checked on the loop. */
 struct route_view {
@@ -119,6 +141,10 @@ struct route_reply {
      * the caller, which starts it with routes_read_start; status, body
      * and link are then unset. */
     struct route_read *read;
+    /* Not NULL: a listing the caller writes with routes_list_step, owned
+     * by the caller (routes_list_free); status is 200, body and text are
+     * unset, link is also in list->link. */
+    struct route_list *list;
 };
 
 /* Answer req into out. Never fails: every error becomes a status with
@@ -131,6 +157,10 @@ void routes_dispatch(const struct route_request *req, struct route_reply *out);
 int routes_read_start(const struct api_backend *b, struct route_read *rd,
                       void (*answered)(struct route_read *rd, bool ran), void *ctx);
 void routes_read_free(struct route_read *rd); /* NULL-safe */
+/* Write up to n more rows of l into l->w; true once l->w holds the whole
+ * array (check l->w.failed: out of memory). */
+bool routes_list_step(const struct api_backend *b, struct route_list *l, size_t n);
+void routes_list_free(struct route_list *l); /* NULL-safe; frees l->w's buffer too */
 /* The JSON text of body and a newline (curl at a terminal then leaves the
  * prompt on its own line), malloc'd, its length in *len; *status becomes
  * 500 when it cannot be made. NULL only when out of memory. */

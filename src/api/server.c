@@ -54,7 +54,19 @@
 #define API__READ_MIN (64 * 1024)
 #define API__STALL_MS 1000   /* ms without a byte of output taken: a stalled reader */
 #define API__REPLY_HEAD 1024 /* bytes for a status line and headers */
-#define API__WHY_MAX 512     /* bytes of a refusal's reason */
+/* A listing (GET /v1/services) is written API__SLICE_ROWS rows at a time,
+ * slices of every listing in progress taking turns, for at most
+ * API__TURN_US of a loop turn (one slice at least): at 1,000 services
+ * (about 1.5 ms of work when warm) a listing at rest is done in the turn
+ * its request came in, and one on a busy loop never holds it longer. */
+#define API__SLICE_ROWS 64
+#define API__TURN_US 1500
+/* ms the buffer of the last listing is kept for the next one: a listing
+ * polled every second or so writes into pages already mapped (a fresh
+ * 441 KB buffer cost 110 page faults and cold caches each time, 5-10 x a
+ * warm listing), while a daemon nobody polls gives it back. */
+#define API__SPARE_MS 5000
+#define API__WHY_MAX 512 /* bytes of a refusal's reason */
 
 /* A way in: its listening socket, which we accept from ourselves (not
  * uv_listen) so that EMFILE can be answered from our reserve, and the
@@ -83,6 +95,15 @@ struct api {
     struct door local;           /* state_dir/api.sock */
     uv_timer_t sweep;            /* repeats while connections exist: deadlines and limits */
     uv_timer_t pause;            /* ends a rest of the doors after accept ran out of resources */
+    uv_check_t slicer;           /* after each poll: the slices of the listings in progress */
+    uv_idle_t spin;              /* active with slicer: the poll does not block meanwhile */
+    uv_timer_t spare_timer;      /* frees spare once unused for API__SPARE_MS */
+    unsigned n_listing;          /* connections whose listing is in progress */
+    size_t slice_rows;           /* rows a slice writes (API__SLICE_ROWS unless a test says) */
+    uint64_t turn_ns;            /* listing work per loop turn, ns (0: one slice) */
+    uint64_t turn_used_ns;       /* of it, spent in this turn's poll phase */
+    char *spare;                 /* the last listing's buffer, lent to the next; owned */
+    size_t spare_cap;            /* bytes allocated at spare */
     unsigned n_conns;            /* connections of both doors */
     struct api_out_stats stats;  /* answer bytes in flight, both doors */
     uint64_t wait_seq;           /* order of the waits: the oldest goes on first */
@@ -140,12 +161,19 @@ struct conn {
     uint64_t wait_seq;        /* when it began to wait, in api->wait_seq's order */
     uint64_t progress_ms;     /* uv_now, ms: output began or the client last took some */
     size_t queue_seen;        /* conn__pending when last looked at */
+    struct route_list *list;  /* a listing being written: the requests after it wait; owned */
+    bool list_head;           /* that listing answers a HEAD */
+    bool list_last;           /* that listing answers the connection's last request */
+    size_t list_counted;      /* bytes that listing counts at the door until its answer */
+    uint64_t list_ns;         /* uv_hrtime when its request was answered */
+    uint64_t list_cpu_ns;     /* the loop thread's CPU time its slices took, ns */
 };
 
 struct reply {
     uv_write_t req;             /* req.data: the conn */
     size_t len;                 /* bytes counted in conn->out */
     char *body;                 /* JSON text, freed with the reply; NULL: none */
+    size_t spare_cap;           /* bytes allocated at body when it may become api->spare; 0 */
     char head[API__REPLY_HEAD]; /* status line and headers */
 };
 
@@ -179,6 +207,7 @@ static void api__handle_closed(struct api *a)
     free(a->hostnames);
     free(a->tcp.name);
     free(a->local.name);
+    free(a->spare);
     free(a);
 }
 
@@ -294,6 +323,7 @@ static void conn__close_cb(uv_handle_t *h)
         uv_timer_stop(&a->sweep);
     if (c->read)
         c->read->ctx = NULL; /* its answer, when it comes, has nowhere to go */
+    routes_list_free(c->list);
     free(c->buf);
     free(c);
     if (!a->freed)
@@ -314,7 +344,10 @@ static void conn__close(struct conn *c)
     c->door->n_live--;
     /* What it holds is freed by the close callbacks of this same turn, and
      * no longer counts against the door from now. */
-    door__out_sub(c->door, c->out + (c->read ? c->read_reserve : 0));
+    door__out_sub(c->door,
+                  c->out + (c->read ? c->read_reserve : 0) + (c->list ? c->list_counted : 0));
+    if (c->list)
+        c->api->n_listing--; /* the slicer skips it; its close callback frees it */
     if (c->waiting)
         c->door->n_waiting--;
     c->waiting = false;
@@ -375,16 +408,16 @@ static void conn__flow(struct conn *c)
 {
     if (conn__closing(c))
         return;
-    if ((c->eof || c->finishing) && c->out == 0 && !c->read) {
+    if ((c->eof || c->finishing) && c->out == 0 && !c->read && !c->list) {
         if (c->eof || (!c->shut && conn__shutdown(c) < 0)) {
             conn__close(c);
             return;
         }
     }
-    /* Not while a journal read is out: what follows it waits in the
-     * kernel's buffer, not in ours. */
-    conn__reading(c,
-                  !c->eof && !c->read && !c->waiting && (c->finishing || c->out <= API__OUT_MAX));
+    /* Not while a journal read or a listing is out: what follows it waits
+     * in the kernel's buffer, not in ours. */
+    conn__reading(c, !c->eof && !c->read && !c->list && !c->waiting &&
+                         (c->finishing || c->out <= API__OUT_MAX));
 }
 
 static void conn__read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
@@ -428,6 +461,26 @@ static void conn__reading(struct conn *c, bool on)
     c->reading = on;
 }
 
+static void api__spare_cb(uv_timer_t *t)
+{
+    struct api *a = t->data;
+    free(a->spare);
+    a->spare = NULL;
+}
+
+/* A listing's buffer (cap bytes) is done with: kept for the next listing
+ * when none is kept yet, freed otherwise. */
+static void api__spare_keep(struct api *a, char *buf, size_t cap)
+{
+    if (a->spare || !cap || a->freed) {
+        free(buf);
+        return;
+    }
+    a->spare = buf;
+    a->spare_cap = cap;
+    uv_timer_start(&a->spare_timer, api__spare_cb, API__SPARE_MS, 0);
+}
+
 static void reply__write_cb(uv_write_t *req, int status)
 {
     struct reply *rp = (struct reply *)req;
@@ -435,7 +488,10 @@ static void reply__write_cb(uv_write_t *req, int status)
     c->out -= rp->len;
     if (!conn__closing(c)) /* a closing one gave its share back at conn__close */
         door__out_sub(c->door, rp->len);
-    free(rp->body);
+    if (rp->spare_cap)
+        api__spare_keep(c->api, rp->body, rp->spare_cap);
+    else
+        free(rp->body);
     free(rp);
     if (status < 0) {
         conn__close(c); /* also UV_ECANCELED from a close: c lives until close_cb */
@@ -473,9 +529,10 @@ static void conn__write(struct conn *c, struct reply *rp, size_t head_len, char 
 
 /* Answer status with text (JSON and a newline, owned from here on; NULL:
  * out of memory), head_only for HEAD; allow and link: the Allow and Link
- * headers' values, when not empty. */
+ * headers' values, when not empty; spare_cap: the bytes allocated at text
+ * when it may be kept for the next listing (api__spare_keep), else 0. */
 static void conn__send(struct conn *c, unsigned status, const char *allow, const char *link,
-                       char *text, size_t len, bool head_only)
+                       char *text, size_t len, bool head_only, size_t spare_cap)
 {
     struct reply *rp = malloc(sizeof *rp);
     if (!rp || !text) {
@@ -492,9 +549,13 @@ static void conn__send(struct conn *c, unsigned status, const char *allow, const
                      c->finishing ? "close" : "keep-alive", *allow ? "Allow: " : "", allow,
                      *allow ? "\r\n" : "", *link ? "Link: " : "", link, *link ? "\r\n" : "");
     if (head_only) {
-        free(text);
+        if (spare_cap)
+            api__spare_keep(c->api, text, spare_cap);
+        else
+            free(text);
         text = NULL;
     }
+    rp->spare_cap = spare_cap;
     conn__write(c, rp, (size_t)n < sizeof rp->head ? (size_t)n : sizeof rp->head - 1, text,
                 text ? len : 0);
 }
@@ -505,7 +566,7 @@ static void conn__reply(struct conn *c, unsigned status, const char *allow, cons
 {
     size_t len = 0;
     char *text = routes_json_text(body, &status, &len);
-    conn__send(c, status, allow, link, text, len, head_only);
+    conn__send(c, status, allow, link, text, len, head_only, 0);
 }
 
 /* A request refused by the server itself: {"error": why}, then close, as
@@ -530,6 +591,7 @@ static void conn__continue(struct conn *c)
         return;
     }
     memcpy(rp->head, line, sizeof line - 1);
+    rp->spare_cap = 0;
     c->continued = true;
     conn__write(c, rp, sizeof line - 1, NULL, 0);
 }
@@ -589,7 +651,7 @@ static void conn__read_answered(struct route_read *rd, bool ran)
         door__out_sub(c->door, c->read_reserve); /* the answer counts its real size */
         c->finishing = c->read_last;
         if (ran) {
-            conn__send(c, rd->status, "", rd->link, rd->text, rd->len, c->read_head);
+            conn__send(c, rd->status, "", rd->link, rd->text, rd->len, c->read_head, 0);
             rd->text = NULL;
         } else {
             json_t *body = json_pack("{s:s}", "error", "recoverd is stopping");
@@ -642,6 +704,152 @@ static uint64_t conn__cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* ---- listings in slices ---------------------------------------------------------------- */
+
+static void api__spin_cb(uv_idle_t *h)
+{
+    (void)h; /* its being active is what counts: the poll does not block */
+}
+
+static void api__slice_cb(uv_check_t *h);
+
+/* What c's listing counts at its door: a row's worth per row, or the
+ * text so far once longer, until the answer's real size is known. Its
+ * first slice is written when the request is answered, so that a request
+ * after it on the door sees a big listing's size. */
+static void conn__list_count(struct conn *c)
+{
+    size_t want = (c->list->count ? c->list->count : 1) * API__READ_ROW;
+    want = c->list->w.len > want ? c->list->w.len : want;
+    if (want > c->list_counted) {
+        door__out_add(c->door, want - c->list_counted);
+        c->list_counted = want;
+    }
+}
+
+static bool conn__list_step(struct conn *c);
+
+/* c answers a listing: a slice now, the rest by the slicer after each
+ * poll; the requests after it wait. It writes into the spare buffer when
+ * there is one. */
+static void conn__list_start(struct conn *c, struct route_list *l, const struct request *rq)
+{
+    struct api *a = c->api;
+    if (a->spare) {
+        l->w.buf = a->spare;
+        l->w.cap = a->spare_cap;
+        a->spare = NULL;
+        uv_timer_stop(&a->spare_timer);
+    }
+    c->list = l;
+    c->list_head = strcmp(rq->route.method, "HEAD") == 0;
+    c->list_last = !rq->keep_alive;
+    c->list_counted = 0;
+    c->list_ns = uv_hrtime();
+    c->list_cpu_ns = 0;
+    conn__list_count(c);
+    if (a->n_listing++ == 0) {
+        uv_check_start(&a->slicer, api__slice_cb);
+        uv_idle_start(&a->spin, api__spin_cb);
+    }
+    /* Whatever the turn's time: a request after it on the door must see
+     * its first slice counted (a listing's count is at least a row's
+     * worth per row, so at most a few slices run here in one turn). */
+    conn__list_step(c); /* done: the caller's conn__process goes on after it */
+}
+
+/* c's listing is whole: its answer goes out (the caller lets the requests
+ * after it go on). */
+static void conn__list_done(struct conn *c)
+{
+    struct api *a = c->api;
+    struct route_list *l = c->list;
+    size_t len = 0;
+    c->list = NULL;
+    a->n_listing--;
+    door__out_sub(c->door, c->list_counted);
+    c->finishing = c->list_last;
+    jsonw_reserve(&l->w, 1); /* finish's newline: no realloc after cap is read */
+    size_t cap = l->w.cap;
+    char *text = jsonw_finish(&l->w, &len);
+    if (text) {
+        conn__send(c, 200, "", l->link, text, len, c->list_head, cap);
+    } else {
+        json_t *body = json_pack("{s:s}", "error", "services view failed: out of memory");
+        conn__reply(c, 500, "", "", body, c->list_head);
+        json_decref(body);
+    }
+    if (log_enabled(LOG_DEBUG))
+        log_event(LOG_DEBUG, NULL, "api-request",
+                  "method=%s path=/v1/services status=%u rows=%zu ms=%.3f cpu_ms=%.3f",
+                  c->list_head ? "HEAD" : "GET", text ? 200u : 500u, l->rows,
+                  (double)(uv_hrtime() - c->list_ns) / 1e6, (double)c->list_cpu_ns / 1e6);
+    routes_list_free(l);
+    c->active_ms = uv_now(a->loop);
+}
+
+/* One slice of c's listing, its time counted in the turn's. True: it was
+ * the last, the answer is on its way. */
+static bool conn__list_step(struct conn *c)
+{
+    struct api *a = c->api;
+    bool debug = log_enabled(LOG_DEBUG);
+    uint64_t cpu0 = debug ? conn__cpu_ns() : 0, t0 = uv_hrtime();
+    bool done = routes_list_step(a->b, c->list, a->slice_rows);
+    a->turn_used_ns += uv_hrtime() - t0;
+    /* Not idle: each turn writes some, whatever the request's deadline (a
+     * listing on a loop slowed down by a storm may take longer). */
+    c->active_ms = uv_now(a->loop);
+    if (debug)
+        c->list_cpu_ns += conn__cpu_ns() - cpu0;
+    if (done)
+        conn__list_done(c);
+    else
+        conn__list_count(c);
+    return done;
+}
+
+/* A slice of each of d's listings, until the turn's time is spent (a
+ * slice at least when first). True: some listing was written. */
+static bool door__slice(struct door *d, uint64_t end, bool first)
+{
+    bool any = false;
+    for (struct conn *c = d->conns; c; c = c->next) {
+        if (!c->list || conn__closing(c))
+            continue;
+        if (!first && uv_hrtime() >= end)
+            return any;
+        if (conn__list_step(c)) {
+            conn__process(c); /* the requests after it */
+            door__resume(d);  /* the answer may be smaller than its count */
+        }
+        any = true;
+        first = false;
+    }
+    return any;
+}
+
+/* After the poll, once per loop turn: the listings in progress take
+ * turns by slices for what is left of turn_ns, the earlier connections
+ * first, a slice at least. */
+static void api__slice_cb(uv_check_t *h)
+{
+    struct api *a = h->data;
+    uint64_t left = a->turn_ns > a->turn_used_ns ? a->turn_ns - a->turn_used_ns : 0;
+    uint64_t end = uv_hrtime() + left;
+    bool first = true, any = true;
+    while (any && a->n_listing > 0 && (first || uv_hrtime() < end)) {
+        bool t = door__slice(&a->tcp, end, first);
+        any = door__slice(&a->local, end, first && !t) || t;
+        first = false;
+    }
+    a->turn_used_ns = 0; /* the next turn's */
+    if (a->n_listing == 0) {
+        uv_check_stop(&a->slicer);
+        uv_idle_stop(&a->spin);
+    }
+}
+
 static void conn__answer(struct conn *c, struct request *rq)
 {
     struct route_reply rep;
@@ -658,10 +866,14 @@ static void conn__answer(struct conn *c, struct request *rq)
         conn__read_start(c, rep.read, rq);
         return;
     }
+    if (rep.list) {
+        conn__list_start(c, rep.list, rq);
+        return;
+    }
     c->finishing = !rq->keep_alive;
     bool head = strcmp(rq->route.method, "HEAD") == 0;
     if (rep.text) /* a view written as text: sent as it is, not copied again */
-        conn__send(c, rep.status, rep.allow, rep.link, rep.text, rep.text_len, head);
+        conn__send(c, rep.status, rep.allow, rep.link, rep.text, rep.text_len, head, 0);
     else
         conn__reply(c, rep.status, rep.allow, rep.link, rep.body, head);
     json_decref(rep.body);
@@ -698,7 +910,7 @@ static void conn__process(struct conn *c)
     if (conn__closing(c))
         return;
     bool more = false; /* stopped by the door's budget with bytes to answer */
-    while (!c->finishing && !c->read && c->out <= API__OUT_MAX && used < c->len &&
+    while (!c->finishing && !c->read && !c->list && c->out <= API__OUT_MAX && used < c->len &&
            c->len - used >= c->need && !conn__closing(c)) {
         /* Behind the ones that waited already, whatever room there is. */
         if (!door__room(c->door) || (c->door->n_waiting > 0 && !c->waiting)) {
@@ -750,7 +962,7 @@ static bool conn__requesting(const struct conn *c)
 static bool conn__idle(const struct conn *c)
 {
     return c->served > 0 && c->len == 0 && c->out == 0 && !c->finishing && !c->shut && !c->read &&
-           !conn__closing(c);
+           !c->list && !conn__closing(c);
 }
 
 /* Its output stands still: answers queued and not a byte of them taken
@@ -1319,10 +1531,15 @@ struct api *api_new(uv_loop_t *loop, const struct api_backend *b, const struct a
                              .max = opt->local_max ? opt->local_max : API__LOCAL_MAX,
                              .out_max = out_max};
     api__group_lookup(a, opt->group ? opt->group : API_GROUP);
+    a->slice_rows = API__SLICE_ROWS;
+    a->turn_ns = (uint64_t)API__TURN_US * 1000;
     uv_timer_init(loop, &a->sweep);
     uv_timer_init(loop, &a->pause);
-    a->sweep.data = a->pause.data = a;
-    a->handles = 2;
+    uv_timer_init(loop, &a->spare_timer);
+    uv_check_init(loop, &a->slicer);
+    uv_idle_init(loop, &a->spin);
+    a->sweep.data = a->pause.data = a->spare_timer.data = a->slicer.data = a->spin.data = a;
+    a->handles = 5;
     a->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (api__open_doors(a, cfg, opt, err, errlen) < 0) {
         api_free(a); /* memory goes with the handles' close callbacks */
@@ -1331,6 +1548,12 @@ struct api *api_new(uv_loop_t *loop, const struct api_backend *b, const struct a
     log_event(LOG_INFO, NULL, "api-listening", "addr=%s socket=%s max=%u+%u out_max=%zu",
               a->tcp.name, a->local.name ? a->local.name : "-", a->tcp.max, a->local.max, out_max);
     return a;
+}
+
+void api_set_slicing(struct api *a, size_t rows, uint64_t turn_us)
+{
+    a->slice_rows = rows ? rows : API__SLICE_ROWS;
+    a->turn_ns = turn_us * 1000;
 }
 
 void api_set_stall(struct api *a, uint64_t stall_ms)
@@ -1366,6 +1589,9 @@ void api_free(struct api *a)
     a->reserve = -1;
     uv_close((uv_handle_t *)&a->sweep, api__close_cb);
     uv_close((uv_handle_t *)&a->pause, api__close_cb);
+    uv_close((uv_handle_t *)&a->spare_timer, api__close_cb);
+    uv_close((uv_handle_t *)&a->slicer, api__close_cb);
+    uv_close((uv_handle_t *)&a->spin, api__close_cb);
     door__close(&a->tcp);
     door__close(&a->local);
 }

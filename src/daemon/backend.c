@@ -24,6 +24,8 @@
 /* Services between two steps of service_view_prefetch: the one written
  * is this far behind the last step. */
 #define BACKEND__AHEAD 4
+/* Names a slice takes at most (the server asks for fewer). */
+#define BACKEND__SLICE_MAX 256
 
 static json_t *backend__time(uint64_t ms)
 {
@@ -118,14 +120,16 @@ static json_t *backend__status(void *ctx)
     return j;
 }
 
-/* Live services in config order, from the one after `after`: found by
- * name in O(1), then by its place in d->services (pointer compares, about
- * a microsecond at 1,000: a page costs its rows). */
-static int backend__services(void *ctx, struct jsonw *w, const char *after, size_t limit,
+/* The names of the live services in config order, from the one after
+ * `after`: found by name in O(1), then by its place in d->services
+ * (pointer compares, about a microsecond at 1,000: a page costs its
+ * rows). Copied: a listing's slices look each one up again, so a service
+ * freed meanwhile is never read. */
+static int backend__services(void *ctx, const char *after, size_t limit, struct route_list *l,
                              struct route_page *page)
 {
     struct daemon *d = ctx;
-    size_t i = 0;
+    size_t i = 0, first, len = 0;
     if (after) {
         const struct service *s = daemon_service(d, after);
         if (!s)
@@ -134,27 +138,57 @@ static int backend__services(void *ctx, struct jsonw *w, const char *after, size
             i++;
         i++;
     }
-    uint64_t now_us = clock_mono_us();
-    size_t rows = d->n_services - (i < d->n_services ? i : d->n_services);
-    if (limit && limit < rows)
-        rows = limit;
-    jsonw_reserve(w, rows * BACKEND__VIEW_BYTES); /* grown once, not copied at each doubling */
-    jsonw_array(w);
-    for (; i < d->n_services && (!limit || page->rows < limit); i++) {
-        const struct service *s = d->services[i];
-        for (int step = 0; step < SERVICE_VIEW_STEPS; step++) {
-            size_t ahead = i + (size_t)(SERVICE_VIEW_STEPS - step) * BACKEND__AHEAD;
-            if (ahead < d->n_services)
-                service_view_prefetch(d->services[ahead], step);
+    first = i;
+    for (size_t n = 0; i < d->n_services && (!limit || n < limit); i++)
+        if (!d->services[i]->retired) {
+            len += strlen(d->services[i]->name) + 1;
+            n++;
         }
+    if (!(l->names = malloc(len ? len : 1)))
+        return -ENOMEM;
+    char *p = l->names;
+    for (i = first; p < l->names + len; i++) {
+        const struct service *s = d->services[i];
         if (s->retired)
             continue;
-        service_view(s, w, now_us);
-        page->rows++;
-        page->last = s->name;
+        size_t n = strlen(s->name) + 1;
+        page->last = memcpy(p, s->name, n);
+        p += n;
+        l->count++;
     }
-    jsonw_array_end(w);
-    return w->failed ? -ENOMEM : 0;
+    l->len = len;
+    page->rows = l->count;
+    return 0;
+}
+
+/* The views of the next n names of l: each name looked up (a hash), the
+ * services of the slice then written with their blocks loaded ahead
+ * (service_view_prefetch). */
+static void backend__services_slice(void *ctx, struct route_list *l, size_t n)
+{
+    struct daemon *d = ctx;
+    const struct service *slice[BACKEND__SLICE_MAX];
+    size_t k = 0;
+    if (l->next == 0) /* grown once, not copied at each doubling */
+        jsonw_reserve(&l->w, l->count * BACKEND__VIEW_BYTES);
+    n = n < BACKEND__SLICE_MAX ? n : BACKEND__SLICE_MAX;
+    for (size_t taken = 0; taken < n && l->next < l->len; taken++) {
+        const char *name = l->names + l->next;
+        const struct service *s = daemon_service(d, name);
+        l->next += strlen(name) + 1;
+        if (s)
+            slice[k++] = s;
+    }
+    uint64_t now_us = clock_mono_us();
+    for (size_t i = 0; i < k; i++) {
+        for (int step = 0; step < SERVICE_VIEW_STEPS; step++) {
+            size_t ahead = i + (size_t)(SERVICE_VIEW_STEPS - step) * BACKEND__AHEAD;
+            if (ahead < k)
+                service_view_prefetch(slice[ahead], step);
+        }
+        service_view(slice[i], &l->w, now_us);
+        l->rows++;
+    }
 }
 
 /* One service: its text view read back by jansson, for the routes that
@@ -235,6 +269,7 @@ void daemon_backend_init(struct daemon *d)
         .token = d->token,
         .status = backend__status,
         .services = backend__services,
+        .services_slice = backend__services_slice,
         .service = backend__service,
         .control = backend__control,
         .recover = backend__recover,

@@ -165,8 +165,23 @@ static void jsonw__text_rest(struct jsonw *w, const unsigned char *s, size_t n)
     jsonw__put(w, (const char *)s + run, n - run);
 }
 
+/* Does any of the 8 bytes of v need more than a copy (a control, '"',
+ * '\\' or a byte >= 0x80)? Each test is the classic "has a zero byte"
+ * (x - 0x01..) & ~x & 0x80..: it may flag a byte after one that truly
+ * matches, never a word with none, which is all that is asked here. */
+static inline bool jsonw__special8(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    uint64_t quote = v ^ (ones * '"'), slash = v ^ (ones * '\\');
+    uint64_t hit = ((v - ones * 0x20) & ~v) | ((quote - ones) & ~quote) |
+                   ((slash - ones) & ~slash) | v;
+    return (hit & high) != 0;
+}
+
 /* s[0..n) between quotes. Its plain ASCII start (all of it, for nearly
- * every string a view has) is copied as it is scanned. */
+ * every string a view has) is copied as it is scanned, eight bytes at a
+ * time: a listing at 1,000 services writes 15,000 strings, and the byte
+ * loop was half of its instructions. */
 static void jsonw__text(struct jsonw *w, const unsigned char *s, size_t n)
 {
     if (!jsonw__room(w, n + 2))
@@ -174,6 +189,12 @@ static void jsonw__text(struct jsonw *w, const unsigned char *s, size_t n)
     char *out = w->buf + w->len;
     size_t i = 0;
     *out++ = '"';
+    for (uint64_t v; i + 8 <= n; i += 8) {
+        memcpy(&v, s + i, 8);
+        if (jsonw__special8(v))
+            break;
+        memcpy(out + i, &v, 8);
+    }
     for (; i < n; i++) {
         unsigned char c = s[i];
         if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80)

@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,7 +20,8 @@ from unittest import mock
 import pytest
 
 from abuse import Abuse
-from helpers import asleep_share, binary, demo_service, free_port, wait_running
+from helpers import (asleep_share, binary, demo_service, free_port, http_exchange, wait_for,
+                     wait_running)
 
 FAULT_TYPES = {"hardware", "software", "network", "configuration", "resource"}
 SEVERITIES = {"low", "medium", "high", "critical"}
@@ -191,6 +193,93 @@ def test_listing_rows_are_the_services_views_while_some_are_retired(recoverd):
         assert [v["name"] for v in rows] == list(del_some)
         for v in rows:
             assert _stable(v) == _stable(rd.service(v["name"])), v["name"]
+
+
+# ---- GET /v1/services at 1,000 services: written in slices over loop turns ----
+
+def _sleepers(n):
+    return {f"s{i:04d}": {"command": ["sleep", "1000"]} for i in range(n)}
+
+
+def _thousand(recoverd):
+    config = {"services": _sleepers(1000)}
+    rd = recoverd(config, start=False)
+    rd.start(timeout=120)
+    return rd, list(config["services"])
+
+
+def _listing(sock, path="/v1/services"):
+    """One GET on an open connection: (status, Link header, parsed JSON)."""
+    status, hdrs, body = http_exchange(sock, path)
+    return status, hdrs.get("link", ""), json.loads(body)
+
+
+def test_listing_at_1000_services_is_one_whole_document_and_pages(recoverd):
+    """A listing of 1,000 services is written in slices over several loop
+    turns (api/server.c): the answer is still one valid JSON document with
+    every service once, in config order, and ?limit pages walk the same
+    names through their Link."""
+    rd, names = _thousand(recoverd)
+    with socket.create_connection(("127.0.0.1", rd.api_port), timeout=30) as sock:
+        for _ in range(3):
+            status, link, rows = _listing(sock)
+            assert status == 200 and link == ""
+            assert [v["name"] for v in rows] == names
+            assert all(v["process"] == "running" and isinstance(v["checks"], list)
+                       for v in rows)
+        seen, path = [], "/v1/services?limit=300"
+        while path:
+            status, link, rows = _listing(sock, path)
+            assert status == 200
+            seen += [v["name"] for v in rows]
+            m = re.match(r"<([^>]*)>; rel=\"next\"", link)
+            path = m.group(1) if m else None
+        assert seen == names
+    # The debug log says what each listing wrote.
+    assert re.search(r"api-request method=GET path=/v1/services status=200 rows=1000 ",
+                     rd.log_text())
+
+
+def test_reload_while_listings_are_in_flight_shows_whole_documents(recoverd):
+    """Listings read back to back while reloads remove and bring back every
+    other service: each answer is a valid document naming each service at
+    most once and every one that stays, in its order; recoverd
+    reads no service a reload freed (ASan watches the test build)."""
+    rd, names = _thousand(recoverd)
+    kept = names[::2]
+    answers, errors, stop = [], [], threading.Event()
+
+    def reader():
+        try:
+            with socket.create_connection(("127.0.0.1", rd.api_port), timeout=30) as sock:
+                while not stop.is_set():
+                    status, _, rows = _listing(sock)
+                    answers.append((status, [v["name"] for v in rows]))
+        except Exception as e:  # noqa: BLE001 (reported by the test)
+            errors.append(e)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for config in ({"services": {k: {"command": ["sleep", "1000"]} for k in kept}},
+                       {"services": _sleepers(1000)}) * 2:
+            before = len(answers)
+            rd.write_config(config)
+            rd.signal(signal.SIGHUP)
+            rd.wait_for(lambda: rd.api("/v1/status")["services"] == len(config["services"]),
+                        timeout=60, what="reloaded")
+            wait_for(lambda: len(answers) > before + 2, timeout=60, what="listings after")
+    finally:
+        stop.set()
+        t.join(60)
+    assert not errors, errors
+    assert len(answers) > 8
+    stay = set(kept)
+    for status, got in answers:
+        assert status == 200
+        assert len(got) == len(set(got)) and set(got) <= set(names)
+        assert [n for n in got if n in stay] == kept
+    assert rd.running()
 
 
 # ---- the API under abuse: its doors, deadlines, names and descriptors ----

@@ -28,13 +28,18 @@ struct fake fake;
 static json_t *fake_status(void *ctx)
 {
     struct fake *f = ctx;
+    if (!f->status_calls++) {
+        f->slices_at_status = f->slices;
+        f->rows_at_status = f->rows_written;
+    }
     if (f->status_fails)
         return NULL;
     return json_pack("{s:s, s:s, s:i}", "name", "fake", "state", "normal", "services", 1);
 }
 
-/* One service, "web": a page after it is empty, after any other name a 404. */
-static int fake_services(void *ctx, struct jsonw *w, const char *after, size_t limit,
+/* "web" then services_more rows ("s0001"...): a page after "web" has
+ * those, after any other name a 404. */
+static int fake_services(void *ctx, const char *after, size_t limit, struct route_list *l,
                          struct route_page *page)
 {
     struct fake *f = ctx;
@@ -42,28 +47,60 @@ static int fake_services(void *ctx, struct jsonw *w, const char *after, size_t l
         return -ENOMEM;
     if (after && strcmp(after, "web") != 0)
         return -ENOENT;
-    jsonw_array(w);
-    if (!after) {
-        jsonw_object(w);
-        jsonw_key(w, "name");
-        jsonw_string(w, "web");
-        jsonw_key(w, "state");
-        jsonw_string(w, "normal");
-        if (f->services_pad) { /* a big view, as 1,000 services make */
-            char *pad = malloc(f->services_pad + 1);
-            assert_non_null(pad);
-            memset(pad, 'p', f->services_pad);
-            pad[f->services_pad] = '\0';
-            jsonw_key(w, "pad");
-            jsonw_string(w, pad);
-            free(pad);
-        }
-        jsonw_object_end(w);
-        page->rows = 1;
-        page->last = "web";
+    size_t n = 1 + f->services_more, first = after ? 1 : 0;
+    if (limit && n - first > limit)
+        n = first + limit;
+    l->names = malloc(n * 8 + 1);
+    assert_non_null(l->names);
+    for (size_t i = first; i < n; i++) {
+        char *at = l->names + l->len;
+        l->len += (size_t)(i ? sprintf(at, "s%04zu", i) : sprintf(at, "web")) + 1;
+        page->last = at;
+        l->count++;
     }
-    jsonw_array_end(w);
+    page->rows = l->count;
     return 0;
+}
+
+static void fake_row(struct fake *f, struct jsonw *w, const char *name)
+{
+    jsonw_object(w);
+    jsonw_key(w, "name");
+    jsonw_string(w, name);
+    jsonw_key(w, "state");
+    jsonw_string(w, "normal");
+    if (f->services_pad && strcmp(name, "web") == 0) { /* a big view, as 1,000 services make */
+        char *pad = malloc(f->services_pad + 1);
+        assert_non_null(pad);
+        memset(pad, 'p', f->services_pad);
+        pad[f->services_pad] = '\0';
+        jsonw_key(w, "pad");
+        jsonw_string(w, pad);
+        free(pad);
+    }
+    jsonw_object_end(w);
+}
+
+static void fake_services_slice(void *ctx, struct route_list *l, size_t n)
+{
+    struct fake *f = ctx;
+    __atomic_add_fetch(&f->slices, 1, __ATOMIC_RELAXED); /* the client thread watches it */
+    f->slice_rows_max = n > f->slice_rows_max ? n : f->slice_rows_max;
+    if (f->services_held && !f->status_calls) {
+        if (!f->held_ms)
+            f->held_ms = now_ms();
+        if (now_ms() - f->held_ms < 3000)
+            return; /* the loop turns on without the listing */
+    }
+    for (size_t k = 0; k < n && l->next < l->len; k++) {
+        const char *name = l->names + l->next;
+        l->next += strlen(name) + 1;
+        if (f->services_gone && strcmp(name, f->services_gone) == 0)
+            continue;
+        fake_row(f, &l->w, name);
+        l->rows++;
+        f->rows_written++;
+    }
 }
 
 static json_t *fake_service(void *ctx, const char *name)
@@ -162,6 +199,7 @@ int setup(void **state)
                                    .token = FAKE_TOKEN,
                                    .status = fake_status,
                                    .services = fake_services,
+                                   .services_slice = fake_services_slice,
                                    .service = fake_service,
                                    .control = fake_control,
                                    .recover = fake_recover,
@@ -338,6 +376,8 @@ void run_serve(struct run *run)
                          run->request_ms ? run->request_ms : 5000);
     if (run->stall_ms)
         api_set_stall(run->api, run->stall_ms);
+    if (run->slice_rows || run->slice_one)
+        api_set_slicing(run->api, run->slice_rows, run->slice_one ? 0 : 1500);
     assert_int_equal(uv_async_init(&loop, &run->done, done_cb), 0);
     run->done.data = run;
     if (run->on_start)

@@ -35,6 +35,16 @@ struct fake {
     int forced;                  /* nonzero: control/recover return this with "forced error" */
     const char *recover_service; /* the service recover names; NULL: "web" */
     size_t services_pad;         /* nonzero: the first page's row is this many bytes longer */
+    size_t services_more;        /* rows after "web": "s0001", "s0002", ... */
+    const char *services_gone;   /* a name of those whose service is gone when its slice comes */
+    bool services_held;          /* slices write nothing until status was asked (3 s at most) */
+    int status_calls;            /* status views made */
+    unsigned slices;             /* services_slice calls */
+    size_t slices_at_status;     /* slices when status was first asked */
+    size_t rows_written;         /* rows services_slice wrote */
+    size_t slice_rows_max;       /* the most names one services_slice call was asked for */
+    size_t rows_at_status;       /* rows written when status was first asked */
+    uint64_t held_ms;            /* when services_held first held a slice (now_ms) */
 };
 
 struct http_req {
@@ -63,6 +73,8 @@ struct run {
     uint64_t idle_ms;             /* api_set_timeouts; 0: the default */
     uint64_t request_ms;          /* api_set_timeouts; 0: the default */
     uint64_t stall_ms;            /* api_set_stall; 0: the default */
+    size_t slice_rows;            /* api_set_slicing; 0: the default */
+    bool slice_one;               /* api_set_slicing: one slice a loop turn */
     unsigned tcp_max;             /* api_options.tcp_max; 0: the default */
     size_t out_max;               /* api_options.out_max; 0: the default */
     struct api_out_stats out;     /* the API's, when the client was done */

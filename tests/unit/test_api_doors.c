@@ -825,6 +825,96 @@ static void journal_read_counts_against_the_budget(void **state)
     assert_int_equal(run.out.queued, 0);
 }
 
+/* ---- a listing in slices ---------------------------------------------------------------- */
+
+/* One whole answer on fd: its status, its body (malloc'd, NUL-terminated)
+ * and the body's length; NULL when it did not come whole. */
+static char *whole_answer(int fd, int *status, size_t *body_len)
+{
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    for (;;) {
+        struct answer a;
+        size_t used = answer_parse(buf, len, &a);
+        if (used) {
+            *status = a.status;
+            *body_len = a.body_len;
+            memmove(buf, buf + used - a.body_len, a.body_len);
+            buf[a.body_len] = '\0';
+            return buf;
+        }
+        if (len + 1 >= cap)
+            assert_non_null(buf = realloc(buf, cap *= 2));
+        ssize_t k = recv(fd, buf + len, cap - len - 1, 0);
+        if (k <= 0) {
+            free(buf);
+            return NULL;
+        }
+        len += (size_t)k;
+    }
+}
+
+struct sliced {
+    int status_status; /* GET /v1/status's, asked once the listing began */
+    int list_status;   /* GET /v1/services's */
+    size_t rows;       /* rows of the listing's array */
+    bool in_order;     /* web, s0001, s0002... each once in order, s0500 not among them */
+};
+
+static void sliced_client(struct run *run)
+{
+    struct sliced *t = run->ctx;
+    struct answer a = {0};
+    bool closed;
+    size_t len = 0;
+    int list_fd = raw_connect(run->port, 0, 0), fd = raw_connect(run->port, 0, 0);
+    raw_send_str(list_fd, get_services);
+    for (uint64_t start = now_ms();
+         !__atomic_load_n(&fake.slices, __ATOMIC_RELAXED) && now_ms() - start < 5000;)
+        usleep(1000);
+    raw_send_str(fd, get_status);
+    raw_answers(fd, &a, 1, 1, &closed);
+    t->status_status = a.status;
+    char *body = whole_answer(list_fd, &t->list_status, &len);
+    json_t *rows = body ? json_loadb(body, len, 0, NULL) : NULL;
+    t->rows = json_array_size(rows);
+    t->in_order = json_is_array(rows);
+    for (size_t i = 0, want = 0; i < t->rows; i++, want++) {
+        char name[32] = "web";
+        want += want == 500; /* gone when its slice came */
+        if (want)
+            snprintf(name, sizeof name, "s%04zu", want);
+        const char *got = json_string_value(json_object_get(json_array_get(rows, i), "name"));
+        t->in_order &= got && strcmp(got, name) == 0;
+    }
+    json_decref(rows);
+    free(body);
+    close(fd);
+    close(list_fd);
+}
+
+/* A listing of 1,000 rows held at its first slice: another request is
+ * answered meanwhile (the loop turns between slices), then the listing
+ * comes whole, one valid array, in slices of the size asked, without the
+ * service that was gone when its slice came. */
+static void listing_in_slices_lets_the_loop_turn_and_comes_whole(void **state)
+{
+    struct sliced t = {0};
+    struct run run = {.client = sliced_client, .ctx = &t, .slice_rows = 10, .slice_one = true};
+    fake.services_more = 999;
+    fake.services_gone = "s0500";
+    fake.services_held = true;
+    run_serve(&run);
+    assert_int_equal(t.status_status, 200);
+    assert_true(fake.slices_at_status >= 1); /* the listing had begun... */
+    assert_true(fake.rows_at_status < 999);  /* ...and was not whole */
+    assert_int_equal(t.list_status, 200);
+    assert_int_equal(t.rows, 999);
+    assert_true(t.in_order);
+    assert_int_equal(fake.slice_rows_max, 10); /* in slices of the size asked */
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -847,6 +937,7 @@ int main(void)
         T(reader_that_takes_bytes_keeps_its_answer_when_room_is_made),
         T(reader_taking_a_large_answer_slowly_is_not_idle),
         T(journal_read_counts_against_the_budget),
+        T(listing_in_slices_lets_the_loop_turn_and_comes_whole),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -220,6 +220,28 @@ static void strings_escaped_after_a_plain_start(void **state)
     expect_as_jansson("a\\");
 }
 
+/* The plain start is scanned eight bytes at a time: a byte to escape (or
+ * a UTF-8 one) at each place of each word, and every length around a
+ * word's, still reads as jansson writes it. */
+static void strings_escaped_at_every_place_of_a_word(void **state)
+{
+    static const char *const odd[] = {"\"", "\\", "\x01", "\x1f", "\x7f", "\xc3\xa9", "~", " "};
+    char s[40];
+    for (size_t len = 0; len <= 25; len++) {
+        memset(s, 'a', len);
+        s[len] = '\0';
+        expect_as_jansson(s);
+        for (size_t at = 0; at < len; at++)
+            for (size_t k = 0; k < sizeof odd / sizeof *odd; k++) {
+                memset(s, 'a', len);
+                size_t n = strlen(odd[k]);
+                memcpy(s + at, odd[k], n);
+                s[at + n > len ? at + n : len] = '\0';
+                expect_as_jansson(s);
+            }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,6 +252,7 @@ int main(void)
         cmocka_unit_test(text_grows_past_its_first_allocation),
         cmocka_unit_test(literal_keys_and_a_reserved_buffer_write_the_same_text),
         cmocka_unit_test(strings_escaped_after_a_plain_start),
+        cmocka_unit_test(strings_escaped_at_every_place_of_a_word),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
