@@ -6,9 +6,12 @@
  * requests and probes are served between slices (DESIGN: nothing holds the
  * loop for more than about a millisecond). A piece of work started is
  * never cut: a slice ends after the piece that used up its time. Exits
- * themselves are handled at once: an exit left waiting would leave its
- * process looking alive, and its checks would fail and open a second
- * fault for the same death. */
+ * are pieces too (recover/supervisor.h): past the budget they wait, in
+ * order, for the next turns' idle phase, before those turns' I/O. While
+ * one waits its process looks alive, and a probe that fails meanwhile
+ * counts towards its check's fall, as an answer read in the same poll as
+ * the exit always could: a queue of exits is a few turns (a hundred at
+ * 100-200 us each, 2 ms a turn), well inside a check's interval. */
 #ifndef RECOVERD_RECOVER_PACE_H
 #define RECOVERD_RECOVER_PACE_H
 
