@@ -456,7 +456,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     d->stop_slices.data = d;
     uv_idle_init(loop, &d->reload_slices);
     d->reload_slices.data = d;
-    pace_init(&d->pace, loop, PACE_BUDGET_US);
+    pace_init(&d->pace, loop, PACE_BUDGET_US, PACE_EXITS);
     uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup, &d->sig_quit};
     int signums[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
     for (int i = 0; i < 4; i++) {

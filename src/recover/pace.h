@@ -5,13 +5,14 @@
  * deferred pieces in slices of at most `budget_us` per turn, so API
  * requests and probes are served between slices (DESIGN: nothing holds the
  * loop for more than about a millisecond). A piece of work started is
- * never cut: a slice ends after the piece that used up its time. Exits
- * are pieces too (recover/supervisor.h): past the budget they wait, in
- * order, for the next turns' idle phase, before those turns' I/O. While
- * one waits its process looks alive, and a probe that fails meanwhile
- * counts towards its check's fall, as an answer read in the same poll as
- * the exit always could: a queue of exits is a few turns (a hundred at
- * 100-200 us each, 2 ms a turn), well inside a check's interval. */
+ * never cut: a slice ends after the piece that used up its time.
+ * Exits are counted apart (recover/supervisor.h): at most PACE_EXITS a
+ * turn, the rest in order in the next turns' idle phase, before any
+ * other deferred work and before those turns' I/O. Not by the time
+ * budget: an exit left waiting leaves its process looking alive, and a
+ * check whose probes fail meanwhile opens a second fault for the same
+ * death (fall 2 at 100 ms: an exit queued behind a storm's restarts
+ * waited that long); by count, a hundred exits take a dozen turns. */
 #ifndef RECOVERD_RECOVER_PACE_H
 #define RECOVERD_RECOVER_PACE_H
 
@@ -23,6 +24,9 @@
 
 /* Loop time a turn spends on paced work before the rest waits. */
 #define PACE_BUDGET_US 2000
+/* Exits handled in one turn at most (each a reap, a group kill, the
+ * cgroup's files, journal writes: 100-250 us on a loaded 2-core VM). */
+#define PACE_EXITS 8
 
 struct pace_job {
     void (*run)(struct pace_job *j); /* called once, from the loop, dequeued already */
@@ -41,13 +45,19 @@ struct pace {
     uint64_t turn_start_us; /* monotonic time it began */
     struct pace_job *head;  /* deferred, oldest first */
     struct pace_job **tail;
+    unsigned exits_max;         /* exits a turn; 0: one */
+    unsigned exits_turn;        /* exits handled this turn */
+    struct pace_job *exit_head; /* exits deferred, oldest first; run before head */
+    struct pace_job **exit_tail;
+    bool exit_slicing;      /* in the idle callback, running deferred exits */
     struct spawner spawner; /* spawns off the loop (lib/spawner.h) */
     bool spawner_up;        /* spawner_init succeeded */
 };
 
 /* Set up on loop (three handles, unreferenced while idle: they never keep
- * it alive; the spawner's threads start with its first job). */
-void pace_init(struct pace *p, uv_loop_t *loop, uint64_t budget_us);
+ * it alive; the spawner's threads start with its first job); exits_max
+ * is PACE_EXITS but in tests. */
+void pace_init(struct pace *p, uv_loop_t *loop, uint64_t budget_us, unsigned exits_max);
 /* Close the handles, after the spawns in flight are reported; deferred
  * jobs are dropped without running. */
 void pace_close(struct pace *p);
@@ -58,7 +68,14 @@ void pace_close(struct pace *p);
 bool pace_has_time(struct pace *p);
 /* Run j once a later turn has time, after every job deferred before it. */
 void pace_defer(struct pace *p, struct pace_job *j);
-/* Take j off the queue if it is there (its owner is going away). */
+/* May an exit be handled now? Not while older exits wait (except from
+ * the slice that runs them), nor past exits_max this turn; a yes counts
+ * it. A NULL pace always may. */
+bool pace_exit_now(struct pace *p);
+/* Handle exit j in a later turn, after every exit deferred before it and
+ * before the other deferred jobs. */
+void pace_defer_exit(struct pace *p, struct pace_job *j);
+/* Take j off its queue if it is there (its owner is going away). */
 void pace_cancel(struct pace *p, struct pace_job *j);
 /* Where a restart's spawn goes so that the loop does not wait for the
  * exec; NULL: spawn on the loop (no pace, no spawner, or recoverd is a

@@ -614,12 +614,12 @@ static void sup__exit_job_run(struct pace_job *j)
 static void sup__exit_cb(uv_poll_t *w, int status, int events)
 {
     struct supervisor *sp = w->data;
-    if (!pace_has_time(sp->pace)) {
+    if (!pace_exit_now(sp->pace)) {
         /* The pidfd stays readable: unwatched until its turn comes, or
          * every poll meanwhile would bring it back. */
         uv_poll_stop(w);
         sp->exit_job.run = sup__exit_job_run;
-        pace_defer(sp->pace, &sp->exit_job);
+        pace_defer_exit(sp->pace, &sp->exit_job);
         return;
     }
     supervisor_event(sp, SUP_EV_EXITED, STOP_NONE);

@@ -118,8 +118,8 @@ struct supervisor {
     const struct spawner_job *ended; /* the argument of SUP_EV_SPAWNED */
     bool stop_pending; /* spawning: a stop came (stop_reason's), done once the pid is known */
     /* Shared loop time (borrowed; NULL: every exit at once). Exits that
-     * come in one poll past the turn's budget wait for the next turns,
-     * oldest first, their watch stopped meanwhile: a stop or a storm
+     * come in one poll past the turn's count (PACE_EXITS) wait for the
+     * next turns, oldest first, their watch stopped meanwhile: a stop or a storm
      * brings tens of exits in one poll, each a reap, a group kill, the
      * cgroup's files and journal writes (100-200 us), and handled at once
      * they made the longest turns of a stop at 1,000 services. */
