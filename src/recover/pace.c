@@ -61,6 +61,14 @@ static void pace__turn_cb(uv_check_t *h)
 {
     struct pace *p = h->data;
     p->turn_used = false;
+}
+
+/* Just before the loop waits: what runs from here to the next wait (this
+ * poll's callbacks, the next turn's timers and idle slices) is one stretch
+ * of the loop held, and its exits share one count. */
+static void pace__wait_cb(uv_prepare_t *h)
+{
+    struct pace *p = h->data;
     p->exits_turn = 0;
 }
 
@@ -86,6 +94,10 @@ void pace_init(struct pace *p, uv_loop_t *loop, uint64_t budget_us, unsigned exi
      * turn share a budget; unreferenced, it never keeps the loop alive. */
     uv_check_start(&p->turn, pace__turn_cb);
     uv_unref((uv_handle_t *)&p->turn);
+    uv_prepare_init(loop, &p->wait);
+    p->wait.data = p;
+    uv_prepare_start(&p->wait, pace__wait_cb);
+    uv_unref((uv_handle_t *)&p->wait);
     p->spawner_up = spawner_init(&p->spawner, loop) == 0;
 }
 
@@ -101,6 +113,7 @@ void pace_close(struct pace *p)
     p->exit_tail = &p->exit_head;
     uv_close((uv_handle_t *)&p->slices, NULL);
     uv_close((uv_handle_t *)&p->turn, NULL);
+    uv_close((uv_handle_t *)&p->wait, NULL);
     if (p->spawner_up)
         spawner_close(&p->spawner);
     p->spawner_up = false;

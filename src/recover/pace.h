@@ -25,8 +25,10 @@
 /* Loop time a turn spends on paced work before the rest waits. */
 #define PACE_BUDGET_US 2000
 /* Exits handled in one turn at most (each a reap, a group kill, the
- * cgroup's files, journal writes: 100-250 us on a loaded 2-core VM). */
-#define PACE_EXITS 8
+ * cgroup's files, journal writes: 100-250 us on a loaded 2-core VM, up
+ * to 500 us under heavy load). Counted from one wait of the loop to the
+ * next: a poll's exits and the next turn's deferred ones together. */
+#define PACE_EXITS 6
 
 struct pace_job {
     void (*run)(struct pace_job *j); /* called once, from the loop, dequeued already */
@@ -39,6 +41,7 @@ struct pace {
     uint64_t budget_us;     /* per turn; 0: one piece per turn */
     uv_idle_t slices;       /* runs deferred jobs while it has any */
     uv_check_t turn;        /* ends a turn (after its I/O): the next has its full budget */
+    uv_prepare_t wait;      /* before the loop waits: the exits' count starts over */
     bool turn_used;         /* some paced work ran this turn */
     bool slicing;           /* in the idle callback: deferred jobs run first */
     bool granted;           /* a deferred job runs: its first ask is answered yes */
@@ -54,7 +57,7 @@ struct pace {
     bool spawner_up;        /* spawner_init succeeded */
 };
 
-/* Set up on loop (three handles, unreferenced while idle: they never keep
+/* Set up on loop (four handles, unreferenced while idle: they never keep
  * it alive; the spawner's threads start with its first job); exits_max
  * is PACE_EXITS but in tests. */
 void pace_init(struct pace *p, uv_loop_t *loop, uint64_t budget_us, unsigned exits_max);
