@@ -28,7 +28,7 @@
  * kill, the cgroup's files, journal writes: 100-250 us on a loaded 2-core
  * VM, up to 500 us under heavy load), counted from one wait of the loop
  * to the next: a poll's exits and the next turn's deferred ones together.
- * At 6, a storm of 100 kills at 1,000 services took 2.8-3.0 s to serve
+ * At 6, a storm of 100 kills at 1,000 services took 2.8 s to serve
  * again against 1.6-1.7 s (bench: each stretch is long in a storm); at
  * 16, 1.6 s, and a stop's longest turn 2.4 ms of CPU. */
 #define PACE_EXITS 16
