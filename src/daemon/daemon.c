@@ -154,33 +154,6 @@ static void daemon__retention(struct daemon *d, const struct config *c)
     journal_set_retention(d->journal, &keep);
 }
 
-/* The heap's free pages go back in the pool: malloc_trim madvises each
- * free range of every arena, and after a reload (the old config freed,
- * the new one loaded, both in the pool's own arenas) that was 1-4 ms of
- * one loop turn's CPU (perf, 1,000 services). glibc locks each arena while
- * it trims it: the loop waits only while its own arena is trimmed, which
- * at rest is the little an API answer freed. */
-static void daemon__trim_work(uv_work_t *w)
-{
-    (void)w;
-    heap_trim(DAEMON__HEAP_SLACK);
-}
-
-static void daemon__trim_done(uv_work_t *w, int status)
-{
-    struct daemon *d = w->data;
-    (void)status;
-    d->trimming = false;
-}
-
-static void daemon__trim(struct daemon *d)
-{
-    if (d->trimming)
-        return;
-    d->trim.data = d;
-    d->trimming = uv_queue_work(d->loop, &d->trim, daemon__trim_work, daemon__trim_done) == 0;
-}
-
 /* Pruning off the hot path: a small batch per timer tick, the next one
  * soon while there is more to do, else after a second (enough to see the
  * size cap approach: the prune starts below the cap, see journal.c). */
@@ -193,7 +166,7 @@ static void daemon__prune_cb(uv_timer_t *t)
     /* What a large API answer freed leaves RSS here; not in a stop, whose
      * frees would make it a long turn (a madvise per range) for nothing. */
     if (!d->stopping)
-        daemon__trim(d);
+        heap_trim(DAEMON__HEAP_SLACK);
     /* every service made and looked at once (none is made yet at the first tick) */
     if (!d->code_shed && !d->creating && d->start_next >= d->n_services) {
         d->code_shed = true;

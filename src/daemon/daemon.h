@@ -78,8 +78,6 @@ struct daemon {
     uv_prepare_t flush;           /* commits the journal's batch before the loop waits */
     uv_async_t journal_wake;      /* the checkpointer gave back the WAL writes waited for */
     uv_timer_t prune;             /* the journal's retention, a batch a tick */
-    uv_work_t trim;               /* heap_trim in the pool; data = this */
-    bool trimming;                /* trim is queued or runs */
     struct loopwatch loopwatch;   /* how long each turn holds the loop (/v1/status "loop") */
     struct statedir state;        /* checked and locked for the daemon's life */
     uv_signal_t sig_term;         /* graceful stop */
