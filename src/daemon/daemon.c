@@ -458,7 +458,7 @@ int daemon_start(struct daemon *d, uv_loop_t *loop, struct config *cfg, const ch
     d->stop_slices.data = d;
     uv_idle_init(loop, &d->reload_slices);
     d->reload_slices.data = d;
-    pace_init(&d->pace, loop, PACE_BUDGET_US);
+    pace_init(&d->pace, loop, PACE_BUDGET_US, PACE_EXITS);
     uv_signal_t *sigs[] = {&d->sig_term, &d->sig_int, &d->sig_hup, &d->sig_quit};
     int signums[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
     for (int i = 0; i < 4; i++) {
@@ -693,12 +693,16 @@ static void daemon__close_all(struct daemon *d)
     d->containment_up = false;
 }
 
-static bool daemon__all_down(const struct daemon *d)
+/* Every service stopped and down. A service the stop's slices passed
+ * never starts again, so once down it stays down: the walk goes on from
+ * where the last one stopped, linear over the whole stop rather than a
+ * walk of every service at each exit (a thousand exits made it a million
+ * looks, tens of them per turn). */
+static bool daemon__all_down(struct daemon *d)
 {
-    for (size_t i = 0; i < d->n_services; i++)
-        if (d->services[i]->sup.state != SUP_DOWN)
-            return false;
-    return true;
+    while (d->down_next < d->stop_next && d->services[d->down_next]->sup.state == SUP_DOWN)
+        d->down_next++;
+    return d->down_next >= d->n_services;
 }
 
 static void daemon__swept_cb(void *ctx)
@@ -757,9 +761,9 @@ void daemon_stop_progress(struct daemon *d)
 
 /* One slice of the stop: services in config order until the slice's time
  * is up (a stop signals, journals, may write cgroup files) or it stopped
- * DAEMON__STEP_MAX running ones: their exits all come back in one turn,
- * and exits are handled at once (recover/pace.h), so the signals sent per
- * turn bound that turn. */
+ * DAEMON__STEP_MAX running ones: their exits tend to come back in one
+ * turn; what of them is past the turn's budget waits for the next turns
+ * (recover/pace.h), and fewer signals per turn keep that queue short. */
 static void daemon__stop_slice_cb(uv_idle_t *h)
 {
     struct daemon *d = h->data;
@@ -799,7 +803,7 @@ static void daemon__stop_services(struct daemon *d)
     loopwatch_mark(&d->loopwatch);
     uv_idle_stop(&d->start_slices);
     uv_idle_stop(&d->create_slices);
-    d->stop_next = d->quiet_next = 0;
+    d->stop_next = d->quiet_next = d->down_next = 0;
     uv_idle_start(&d->stop_slices, daemon__stop_slice_cb);
     daemon__reload_abort(d);
     daemon_stop_progress(d);
@@ -899,6 +903,7 @@ static void daemon__unlist(struct daemon *d, struct service *s)
             d->start_next -= i < d->start_next;
             d->stop_next -= i < d->stop_next;
             d->quiet_next -= i < d->quiet_next;
+            d->down_next -= i < d->down_next;
             if (d->reload && d->reload->applying && !d->reload->new_phase) {
                 d->reload->cursor -= i < d->reload->cursor;
                 d->reload->n_old -= i < d->reload->n_old;
@@ -954,6 +959,11 @@ static void daemon__unlink(struct service *s)
 
 void daemon_service_closing(struct daemon *d, struct service *s)
 {
+    /* A replacement that never ran: nothing waits for its predecessor now
+     * (a successor of its own waits for that predecessor: daemon__replace). */
+    if (s->replaces && s->replaces->replaced_by == s)
+        s->replaces->replaced_by = NULL;
+    s->replaces = NULL;
     daemon__unmap(d, s);
     daemon__unlist(d, s);
     daemon__unlink(s);
@@ -972,18 +982,21 @@ void daemon_service_gone(struct daemon *d, struct service *s)
         d->leaving = s->leaving_next;
     if (s->leaving_next)
         s->leaving_next->leaving_prev = s->leaving_prev;
-    for (size_t i = 0; i < d->n_services; i++) {
-        struct service *t = d->services[i];
-        /* A replacement waiting for this one's process to be gone starts now. */
-        if (t->replaces == s) {
-            t->replaces = NULL;
-            /* Mid-reload it is not linked yet: the apply's end starts it. */
-            if (!d->stopping && !(d->reload && d->reload->applying))
-                service_start(t);
-        }
+    /* A replacement waiting for this one's process to be gone starts now. */
+    struct service *t = s->replaced_by;
+    if (t) {
+        t->replaces = NULL;
+        /* Mid-reload it is not linked yet: the apply's end starts it. */
+        if (!d->stopping && !(d->reload && d->reload->applying))
+            service_start(t);
     }
     service_free(s);
-    daemon__sweep_configs(d);
+    /* Once no retired service is closing: each sweep walks every service
+     * for each replaced config, and a reload that replaced a hundred made
+     * a hundred walks. What runs retired keeps its config until it too is
+     * gone, and so is swept then. */
+    if (!d->leaving)
+        daemon__sweep_configs(d);
     daemon_stop_progress(d);
 }
 
@@ -1027,6 +1040,19 @@ static uint64_t daemon__first_probe_ms(const struct daemon *d, const struct serv
     return (phase + span - uv_now(d->loop) % span) % span;
 }
 
+/* fresh takes s's place once s's process and log are gone: the back link
+ * finds it then without a walk. If s never ran, itself waiting for an
+ * older instance (a second reload before the first one's process is
+ * gone), fresh waits for that older one instead, whose port and log s
+ * never had. */
+static void daemon__replace(struct service *fresh, struct service *s)
+{
+    struct service *old = s->replaces ? s->replaces : s;
+    s->replaces = NULL;
+    fresh->replaces = old;
+    old->replaced_by = fresh;
+}
+
 /* One service of the running config against its version in next (next's
  * services by name: next_by_name); whether it changed (else only rebound). */
 static bool daemon__reload_one(struct daemon *d, struct service *s,
@@ -1052,13 +1078,13 @@ static bool daemon__reload_one(struct daemon *d, struct service *s,
     snprintf(reason, sizeof reason, "configuration changed: %s", why);
     struct service *fresh = service_new(d, nc);
     bool held = s->rec.held;
+    if (fresh) /* before the retirement, which may close s at once */
+        daemon__replace(fresh, s);
     daemon__retire(d, s, reason);
-    if (fresh && daemon__add(d, fresh) == 0) {
-        fresh->replaces = s;    /* its log and process must be gone first */
+    if (fresh && daemon__add(d, fresh) == 0)
         fresh->rec.held = held; /* an operator's hold outlives a reload */
-    } else if (fresh) {
+    else if (fresh)
         daemon__discard(fresh);
-    }
     return true;
 }
 

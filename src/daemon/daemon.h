@@ -70,6 +70,7 @@ struct daemon {
     uv_idle_t stop_slices;        /* stops services a slice per loop turn while active */
     size_t stop_next;             /* the next index of services the stop's slices look at */
     size_t quiet_next;            /* the next index of services whose checks the stop stops */
+    size_t down_next;             /* stopping: services before it were stopped and are down */
     unsigned stop_slices_run;     /* the stop's slices so far, for the "stopped" line */
     uv_idle_t reload_slices;      /* applies a reload a slice per loop turn while active */
     uint64_t stop_began_ns;       /* uv_hrtime() at daemon_stop */

@@ -43,7 +43,9 @@ static void loopwatch__prepare_cb(uv_prepare_t *p)
 {
     struct loopwatch *w = p->data;
     uint64_t cpu = 0; /* the turn's CPU time, ns; 0: not counted */
-    if (w->marking) { /* a syscall per turn: only while someone asked */
+    /* A syscall per turn: only while someone asked (a span, or the debug
+     * level, whose stall lines at rest and in a storm need it as much). */
+    if (w->marking || log_enabled(LOG_DEBUG)) {
         uint64_t now = loopwatch__cpu_ns();
         cpu = now - w->cpu_ns;
         w->cpu_ns = now;
@@ -131,6 +133,7 @@ void loopwatch_start(struct loopwatch *w)
 {
     w->turn_ns = uv_hrtime();
     w->idle_ns = uv_metrics_idle_time(w->prepare.loop);
+    w->cpu_ns = loopwatch__cpu_ns();
 }
 
 void loopwatch_mark(struct loopwatch *w)

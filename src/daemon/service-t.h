@@ -29,6 +29,7 @@ struct service {
     bool started;                  /* service_start ran (a replacement waits before it) */
     bool counted_starting;         /* counted in d->n_starting (service_count_starting) */
     struct service *replaces;      /* an older instance whose process must be gone first */
+    struct service *replaced_by;   /* the instance whose replaces is this one, if any */
     struct service **dependents;   /* services that depend on it (n_dependents); owned array */
     size_t n_dependents;
     size_t deps_waiting; /* its dependencies (links to them) not ready yet */

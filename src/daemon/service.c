@@ -124,6 +124,7 @@ static void service__wire(struct service *s)
     s->sup.cfg = cfg;
     s->sup.journal = d->journal;
     s->sup.box = d->containment_up ? &d->containment : NULL;
+    s->sup.pace = &d->pace;
     s->sup.sink = (struct sup_sink){service__exited, service__launched, service__closed, s};
     s->rec.ex = &d->executor;
     s->rec.loop = d->loop;

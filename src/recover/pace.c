@@ -6,9 +6,39 @@
 #include "lib/clock.h"
 #include "lib/reaper.h"
 
+static void pace__slice_cb(uv_idle_t *h);
+
+static struct pace_job *pace__pop(struct pace_job **head, struct pace_job ***tail)
+{
+    struct pace_job *j = *head;
+    *head = j->next;
+    if (!*head)
+        *tail = head;
+    j->next = NULL;
+    j->queued = false;
+    return j;
+}
+
+static void pace__push(struct pace *p, struct pace_job ***tail, struct pace_job *j)
+{
+    j->next = NULL;
+    j->queued = true;
+    **tail = j;
+    *tail = &j->next;
+    uv_idle_start(&p->slices, pace__slice_cb);
+}
+
 static void pace__slice_cb(uv_idle_t *h)
 {
     struct pace *p = h->data;
+    /* Exits first; what they ask of the budget queues behind the jobs
+     * deferred before (slicing is not set yet). */
+    p->exit_slicing = true;
+    while (p->exit_head && pace_exit_now(p)) {
+        struct pace_job *j = pace__pop(&p->exit_head, &p->exit_tail);
+        j->run(j);
+    }
+    p->exit_slicing = false;
     p->slicing = true;
     while (p->head && pace_has_time(p)) {
         struct pace_job *j = p->head;
@@ -23,7 +53,7 @@ static void pace__slice_cb(uv_idle_t *h)
         p->granted = false;
     }
     p->slicing = false;
-    if (!p->head)
+    if (!p->head && !p->exit_head)
         uv_idle_stop(&p->slices);
 }
 
@@ -33,12 +63,26 @@ static void pace__turn_cb(uv_check_t *h)
     p->turn_used = false;
 }
 
-void pace_init(struct pace *p, uv_loop_t *loop, uint64_t budget_us)
+/* Just before the loop waits: what runs from here to the next wait (this
+ * poll's callbacks, the next turn's timers and idle slices) is one stretch
+ * of the loop held, and its exits share one count. */
+static void pace__wait_cb(uv_prepare_t *h)
+{
+    struct pace *p = h->data;
+    p->exits_turn = 0;
+}
+
+void pace_init(struct pace *p, uv_loop_t *loop, uint64_t budget_us, unsigned exits_max)
 {
     p->loop = loop;
     p->budget_us = budget_us;
     p->head = NULL;
     p->tail = &p->head;
+    p->exits_max = exits_max ? exits_max : 1;
+    p->exits_turn = 0;
+    p->exit_head = NULL;
+    p->exit_tail = &p->exit_head;
+    p->exit_slicing = false;
     p->turn_used = false;
     p->slicing = false;
     p->granted = false;
@@ -50,6 +94,10 @@ void pace_init(struct pace *p, uv_loop_t *loop, uint64_t budget_us)
      * turn share a budget; unreferenced, it never keeps the loop alive. */
     uv_check_start(&p->turn, pace__turn_cb);
     uv_unref((uv_handle_t *)&p->turn);
+    uv_prepare_init(loop, &p->wait);
+    p->wait.data = p;
+    uv_prepare_start(&p->wait, pace__wait_cb);
+    uv_unref((uv_handle_t *)&p->wait);
     p->spawner_up = spawner_init(&p->spawner, loop) == 0;
 }
 
@@ -57,10 +105,15 @@ void pace_close(struct pace *p)
 {
     for (struct pace_job *j = p->head; j; j = j->next)
         j->queued = false;
+    for (struct pace_job *j = p->exit_head; j; j = j->next)
+        j->queued = false;
     p->head = NULL;
     p->tail = &p->head;
+    p->exit_head = NULL;
+    p->exit_tail = &p->exit_head;
     uv_close((uv_handle_t *)&p->slices, NULL);
     uv_close((uv_handle_t *)&p->turn, NULL);
+    uv_close((uv_handle_t *)&p->wait, NULL);
     if (p->spawner_up)
         spawner_close(&p->spawner);
     p->spawner_up = false;
@@ -92,28 +145,46 @@ bool pace_has_time(struct pace *p)
 
 void pace_defer(struct pace *p, struct pace_job *j)
 {
-    if (j->queued)
-        return;
-    j->next = NULL;
-    j->queued = true;
-    *p->tail = j;
-    p->tail = &j->next;
-    uv_idle_start(&p->slices, pace__slice_cb);
+    if (!j->queued)
+        pace__push(p, &p->tail, j);
+}
+
+bool pace_exit_now(struct pace *p)
+{
+    if (!p)
+        return true;
+    if ((p->exit_head && !p->exit_slicing) || p->exits_turn >= p->exits_max)
+        return false;
+    p->exits_turn++;
+    return true;
+}
+
+void pace_defer_exit(struct pace *p, struct pace_job *j)
+{
+    if (!j->queued)
+        pace__push(p, &p->exit_tail, j);
+}
+
+static bool pace__unqueue(struct pace_job **head, struct pace_job ***tail, struct pace_job *j)
+{
+    for (struct pace_job **q = head; *q; q = &(*q)->next)
+        if (*q == j) {
+            *q = j->next;
+            if (!*q)
+                *tail = q;
+            return true;
+        }
+    return false;
 }
 
 void pace_cancel(struct pace *p, struct pace_job *j)
 {
     if (!p || !j->queued)
         return;
-    for (struct pace_job **q = &p->head; *q; q = &(*q)->next)
-        if (*q == j) {
-            *q = j->next;
-            if (!*q)
-                p->tail = q;
-            break;
-        }
+    if (!pace__unqueue(&p->exit_head, &p->exit_tail, j))
+        pace__unqueue(&p->head, &p->tail, j);
     j->next = NULL;
     j->queued = false;
-    if (!p->head)
+    if (!p->head && !p->exit_head)
         uv_idle_stop(&p->slices);
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,7 @@ void supervisor_close(struct supervisor *sp)
     if (sp->job) /* not down, against the rule: its child is killed when it reports */
         sp->job->data = NULL;
     sp->job = NULL;
+    pace_cancel(sp->pace, &sp->exit_job);
     uv_close((uv_handle_t *)&sp->grace, sup__handle_closed_cb);
     output_close(&sp->output, sup__output_closed_cb);
     if (enclosure_close(&sp->encl))
@@ -108,6 +110,7 @@ static void sup__unwatch(struct supervisor *sp)
     uv_os_fd_t pidfd = -1;
     if (!w)
         return;
+    pace_cancel(sp->pace, &sp->exit_job);
     uv_fileno((uv_handle_t *)w, &pidfd);
     uv_close((uv_handle_t *)w, sup__watch_closed_cb);
     close(pidfd); /* safe once uv_close stopped polling it; libuv never closes it */
@@ -612,9 +615,34 @@ int supervisor_adopt(struct supervisor *sp, pid_t pid, uint64_t start_ticks)
     return supervisor_event(sp, SUP_EV_ADOPT, STOP_NONE);
 }
 
+/* The exit waited for a turn with time: handled now; a spurious one (the
+ * process still runs) is watched again. */
+static void sup__exit_job_run(struct pace_job *j)
+{
+    struct supervisor *sp = (struct supervisor *)((char *)j -
+                                                  offsetof(struct supervisor, exit_job));
+    supervisor_event(sp, SUP_EV_EXITED, STOP_NONE);
+    if (sp->exit_watch)
+        uv_poll_start(sp->exit_watch, UV_READABLE, sup__exit_cb);
+}
+
 static void sup__exit_cb(uv_poll_t *w, int status, int events)
 {
-    supervisor_event(w->data, SUP_EV_EXITED, STOP_NONE);
+    struct supervisor *sp = w->data;
+    if (!pace_exit_now(sp->pace)) {
+        /* The pidfd stays readable: unwatched until its turn comes, or
+         * every poll meanwhile would bring it back. */
+        uv_poll_stop(w);
+        sp->exit_job.run = sup__exit_job_run;
+        pace_defer_exit(sp->pace, &sp->exit_job);
+        return;
+    }
+    supervisor_event(sp, SUP_EV_EXITED, STOP_NONE);
+}
+
+bool supervisor_exit_waiting(const struct supervisor *sp)
+{
+    return sp->exit_job.queued;
 }
 
 static void sup__grace_cb(uv_timer_t *t)

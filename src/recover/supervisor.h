@@ -16,6 +16,7 @@
 
 #include "recover/containment.h"
 #include "recover/output-t.h"
+#include "recover/pace.h"
 
 struct journal;
 struct service_cfg;
@@ -116,6 +117,14 @@ struct supervisor {
     struct spawner_job *job;         /* spawning: the spawner's job, until it reports */
     const struct spawner_job *ended; /* the argument of SUP_EV_SPAWNED */
     bool stop_pending; /* spawning: a stop came (stop_reason's), done once the pid is known */
+    /* Shared loop time (borrowed; NULL: every exit at once). Exits that
+     * come in one poll past the turn's count (PACE_EXITS) wait for the
+     * next turns, oldest first, their watch stopped meanwhile: a stop or a storm
+     * brings tens of exits in one poll, each a reap, a group kill, the
+     * cgroup's files and journal writes (100-200 us), and handled at once
+     * they made the longest turns of a stop at 1,000 services. */
+    struct pace *pace;
+    struct pace_job exit_job; /* the exit seen, waiting for a turn with time */
 };
 
 const char *sup_state_name(enum sup_state s);
@@ -147,5 +156,7 @@ int supervisor_adopt(struct supervisor *sp, pid_t pid, uint64_t start_ticks);
 void supervisor_detach(struct supervisor *sp);
 /* Replace the spawn environment (owned from here on). */
 void supervisor_set_envp(struct supervisor *sp, char **envp);
+/* Whether its process's exit was seen and waits for loop time (sp->pace). */
+bool supervisor_exit_waiting(const struct supervisor *sp);
 
 #endif

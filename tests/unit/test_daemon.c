@@ -287,6 +287,92 @@ static void closing_retired_service_is_out_of_every_walk_to_a_detach(void **stat
     closing_retired_service_is_out_of_every_walk(true);
 }
 
+/* One service "a" at version v: 1 ignores SIGTERM (it stays up after its
+ * retirement until the test kills it), 2 and 3 are plain sleeps that
+ * differ in their argument (so a reload replaces the process). */
+static void write_version(const char *path, const char *dir, int v)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "state_dir: %s\napi: { listen: \"127.0.0.1:0\" }\nservices:\n  a:\n", dir);
+    if (v == 1)
+        fprintf(f, "    command: [sh, -c, \"trap '' TERM; exec sleep 100\"]\n"
+                   "    stop: { grace: 60s }\n");
+    else
+        fprintf(f, "    command: [sleep, \"10%d\"]\n", v);
+    assert_int_equal(fclose(f), 0);
+}
+
+static bool a_runs_sleep(struct daemon *d)
+{
+    struct service *a = daemon_service(d, "a");
+    return !d->creating && a && a->sup.state == SUP_RUNNING && runs_sleep(a->sup.pid);
+}
+
+/* Two reloads replace "a" before its first instance's process is gone:
+ * the second replacement waits for that first instance (whose port and
+ * log the never-started middle one did not have), not for the middle one,
+ * and starts once the first is gone, found through its back link. */
+static void chained_replacement_waits_for_the_oldest_process(void **state)
+{
+    char dir[64] = "/tmp/test_daemon.XXXXXX", path[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/recoverd.yaml", dir);
+    write_version(path, dir, 1);
+    struct cfg_err cerr;
+    struct config *cfg = config_load(path, &daemon_registry, &cerr);
+    if (!cfg)
+        fail_msg("%s:%d:%d: %s", cerr.file, cerr.line, cerr.col, cerr.msg);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct daemon *d = calloc(1, sizeof *d);
+    assert_non_null(d);
+    assert_int_equal(daemon_start(d, &loop, cfg, path,
+                                  &(struct daemon_opts){CONTAINMENT_AUTO, false}),
+                     0);
+    loopwait_until(&loop, a_runs_sleep(d));
+    struct service *a1 = daemon_service(d, "a");
+    pid_t a1_pid = a1->sup.pid;
+
+    write_version(path, dir, 2);
+    assert_int_equal(daemon_reload(d), 0);
+    loopwait_until(&loop, !d->reload && a1->retired);
+    struct service *a2 = daemon_service(d, "a");
+    assert_ptr_not_equal(a2, a1);
+    assert_int_equal(a1->sup.state, SUP_STOPPING); /* SIGTERM ignored */
+    assert_ptr_equal(a2->replaces, a1);
+    assert_ptr_equal(a1->replaced_by, a2);
+    assert_int_equal(a2->sup.state, SUP_DOWN);
+
+    write_version(path, dir, 3);
+    assert_int_equal(daemon_reload(d), 0);
+    /* a2 never ran: retired, it closes and is gone at once. */
+    loopwait_until(&loop, !d->reload && !d->leaving); /* a2 is freed by then */
+    struct service *a3 = daemon_service(d, "a");
+    assert_ptr_not_equal(a3, a2);
+    assert_ptr_equal(a3->replaces, a1);
+    assert_ptr_equal(a1->replaced_by, a3);
+    assert_true(listed(d, a1));
+    loopwait_idle(&loop, 200); /* for a start that must not come */
+    assert_int_equal(a3->sup.state, SUP_DOWN);
+    assert_int_equal(a1->sup.state, SUP_STOPPING);
+
+    assert_int_equal(kill(a1_pid, SIGKILL), 0);
+    loopwait_until(&loop, a3->sup.state == SUP_RUNNING && runs_sleep(a3->sup.pid));
+    assert_null(a3->replaces);
+    assert_false(listed(d, a1)); /* gone, freed */
+    assert_int_equal(d->n_services, 1);
+
+    daemon_stop(d);
+    int ran = uv_run(&loop, UV_RUN_DEFAULT);
+    daemon_free(d);
+    free(d);
+    int closed = uv_loop_close(&loop);
+    nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+    assert_int_equal(ran, 0);
+    assert_int_equal(closed, 0);
+}
+
 int main(void)
 {
     /* One pool thread, set before libuv makes its pool: a single held job
@@ -296,6 +382,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(closing_retired_service_is_out_of_every_walk_to_a_stop),
         cmocka_unit_test(closing_retired_service_is_out_of_every_walk_to_a_detach),
+        cmocka_unit_test(chained_replacement_waits_for_the_oldest_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -121,7 +121,7 @@ static void start_of_a_supervised_service_spawns_and_verifies(void **state)
  * first spawn goes to the spawner's threads. */
 static struct svc *start_on_pace_spawner(struct fixture *fx, struct pace *pace)
 {
-    pace_init(pace, &fx->loop, 0);
+    pace_init(pace, &fx->loop, 0, PACE_EXITS);
     fx->ex.pace = pace;
     struct svc *s = svc_new(fx, "web");
     svc_command(s, "exec sleep 100");
@@ -633,7 +633,7 @@ static void storm_restarts_are_paced_one_spawn_per_turn_in_exit_order(void **sta
     static struct storm_watch w;
     static const char *names[MAX_SVC] = {"a", "b", "c", "d"};
     w = (struct storm_watch){.fx = fx};
-    pace_init(&pace, &fx->loop, 0);
+    pace_init(&pace, &fx->loop, 0, PACE_EXITS);
     fx->ex.pace = &pace;
     for (int i = 0; i < MAX_SVC; i++) {
         struct svc *s = svc_new(fx, names[i]);
@@ -679,7 +679,7 @@ static void restart_in_flight_on_the_spawner_holds_no_slot(void **state)
 {
     struct fixture *fx = *state;
     static struct pace pace; /* its handles finish closing in the teardown */
-    pace_init(&pace, &fx->loop, PACE_BUDGET_US);
+    pace_init(&pace, &fx->loop, PACE_BUDGET_US, PACE_EXITS);
     fx->ex.pace = &pace;
     fx->ex.max_executing = 1;
     static const char *names[] = {"a", "b"};

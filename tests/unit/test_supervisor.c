@@ -34,6 +34,7 @@
 #include "lib/spawner.h"
 #include "loopwait.h"
 #include "recover/containment.h"
+#include "recover/pace.h"
 #include "recover/supervisor.h"
 #include "store/journal.h"
 
@@ -1837,6 +1838,138 @@ static void leftover_of_a_removed_service_is_stopped_and_forgotten(void **state)
     assert_int_equal(run.rows_for_service, 0);
 }
 
+/* ---- exits past the loop turn's budget ---- */
+
+#define BURST 6
+
+struct burst {
+    struct pace pace; /* here, not on the stack: a failed assertion leaves its handles open */
+    struct supervisor sp[BURST];
+    struct service_cfg cfg[BURST];
+    char names[BURST][8];
+    char log[BURST][160], fifo[BURST][160];
+    int exits[BURST]; /* sink.exited calls, each */
+    int handled;      /* exits heard in all */
+    int turn_max;     /* the most heard in one turn of the loop */
+};
+
+static void burst_exited(void *ctx, const struct sup_exit *e)
+{
+    int *n = ctx;
+    (*n)++;
+}
+
+static void burst_closed(void *ctx)
+{
+    (void)ctx;
+}
+
+static bool burst_all_closed(const struct burst *b)
+{
+    for (int i = 0; i < BURST; i++)
+        if (b->sp[i].handles_open)
+            return false;
+    return true;
+}
+
+/* /proc/pid/stat says Z: dead, its pidfd readable, not reaped. */
+static bool is_zombie(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] == 'Z';
+}
+
+/* BURST processes die together: their exits all come in one poll. At two
+ * exits a turn, two are handled in that turn and the rest wait, two a
+ * turn: none lost, none twice, each with its own signal, no turn holding
+ * more than two. */
+static void exits_in_one_poll_are_handled_a_budget_per_turn_none_lost(void **state)
+{
+    struct fixture *fx = *state;
+    struct burst *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    pace_init(&b->pace, &fx->loop, 0, 2); /* two exits a turn */
+    char *argv[] = {"sleep", "100", NULL};
+    for (int i = 0; i < BURST; i++) {
+        snprintf(b->names[i], sizeof b->names[i], "b%d", i);
+        snprintf(b->log[i], sizeof b->log[i], "%s/b%d.log", fx->dir, i);
+        snprintf(b->fifo[i], sizeof b->fifo[i], "%s/b%d.pipe", fx->dir, i);
+        b->cfg[i] = fx->cfg;
+        b->cfg[i].name = b->names[i];
+        b->cfg[i].command = argv;
+        struct supervisor *sp = &b->sp[i];
+        *sp = (struct supervisor){.loop = &fx->loop,
+                                  .service = b->names[i],
+                                  .cfg = &b->cfg[i],
+                                  .journal = fx->journal,
+                                  .sink = {burst_exited, NULL, burst_closed, &b->exits[i]},
+                                  .pace = &b->pace};
+        assert_int_equal(supervisor_init(sp, b->log[i], b->fifo[i]), 0);
+        assert_int_equal(supervisor_event(sp, SUP_EV_SPAWN, STOP_NONE), 0);
+        assert_int_equal(sp->state, SUP_RUNNING);
+    }
+    for (int i = 0; i < BURST; i++)
+        assert_int_equal(kill(b->sp[i].pid, SIGKILL), 0);
+    for (int i = 0; i < BURST; i++) { /* every pidfd readable before the next poll */
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (!is_zombie(b->sp[i].pid)) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            assert_true(now.tv_sec - t0.tv_sec < LOOPWAIT_MS / 1000);
+            usleep(1000);
+        }
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int turns = 0;
+    while (b->handled < BURST) {
+        int before = 0, after = 0;
+        for (int i = 0; i < BURST; i++)
+            before += b->exits[i];
+        uv_run(&fx->loop, UV_RUN_ONCE);
+        turns++;
+        for (int i = 0; i < BURST; i++)
+            after += b->exits[i];
+        if (after - before > b->turn_max)
+            b->turn_max = after - before;
+        b->handled = after;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= LOOPWAIT_MS / 1000)
+            break; /* failed below, once closed */
+    }
+    bool waiting = false;
+    for (int i = 0; i < BURST; i++)
+        waiting |= supervisor_exit_waiting(&b->sp[i]);
+    /* Closed before any assertion: a failure must not leave the loop
+     * handles the teardown would wait for. */
+    for (int i = 0; i < BURST; i++)
+        supervisor_close(&b->sp[i]);
+    loopwait_until(&fx->loop, burst_all_closed(b));
+    pace_close(&b->pace);
+    uv_run(&fx->loop, UV_RUN_NOWAIT); /* its handles' closes; the teardown checks none is left */
+    assert_int_equal(b->handled, BURST);
+    assert_int_equal(b->turn_max, 2);
+    assert_true(turns >= BURST / 2);
+    assert_false(waiting);
+    for (int i = 0; i < BURST; i++) {
+        assert_int_equal(b->exits[i], 1);
+        assert_int_equal(b->sp[i].state, SUP_DOWN);
+        assert_int_equal(b->sp[i].last.signal, SIGKILL);
+        assert_int_equal(kill(b->sp[i].last.pid, 0), -1); /* reaped */
+    }
+    free(b);
+}
+
 int main(void)
 {
     /* Orphaned grandchildren come back to us, so a test can reap them. */
@@ -1846,6 +1979,7 @@ int main(void)
         cmocka_unit_test(sup_names_spell_states_and_events),
         FX(down_spawn_runs_the_command_and_its_exit_code_is_reported),
         FX(killed_process_reports_the_signal_and_spawns_again),
+        FX(exits_in_one_poll_are_handled_a_budget_per_turn_none_lost),
         FX(down_spawn_failure_returns_errno_and_stays_down),
         FX(down_spawn_without_command_is_enoexec),
         FX(down_ignores_stop_release_exited_and_grace),
