@@ -19,6 +19,7 @@ What the Recoverd class expects of recoverd:
 import http.client
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -52,11 +53,31 @@ def binary(name):
     return str(path)
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing is bound to right now, below the
+    kernel's ephemeral range and never one given before in this run. Port 0
+    let the kernel give the same port twice in a row (one test's 24
+    services got 23 ports: two could not both listen, and the test waited
+    for them in vain), and a port in the ephemeral range may be taken
+    meanwhile by any program's outgoing connection."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_lo = int(f.read().split()[0])
+    lo = min(20000, ephemeral_lo // 2)
+    for _ in range(10000):
+        port = random.randrange(lo, ephemeral_lo)
+        if port in _PORTS_GIVEN:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_GIVEN.add(port)
+        return port
+    raise RuntimeError(f"no free port in {lo}-{ephemeral_lo - 1}")
 
 
 def demo_cmd(port, *extra):
