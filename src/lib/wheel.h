@@ -12,6 +12,9 @@
  * disarmed timer does not re-arm the wheel: it may wake the loop once for
  * nothing, at a time the timer's owner chose anyway.
  *
+ * A firing runs callbacks for about 2 ms of the loop at most: timers due
+ * beyond that run first in the next firing, after a poll, still in order.
+ *
  * A loop has one wheel per slot width in use, found through a short list
  * of the wheels of the thread's loops (a loop is run by one thread; the
  * loop's own memory is left alone). A wheel closes its libuv timer when it

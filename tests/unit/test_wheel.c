@@ -6,7 +6,8 @@
  * turns of the wheel ahead waits for its own turn, and does not wake the
  * loop on the turns before; a loop held past a whole turn runs every timer
  * once, in slot order; a timer armed from a callback waits for a later
- * slot, and one armed at 0 ms while timers run waits for a poll; each loop
+ * slot, and one armed at 0 ms while timers run waits for a poll; a firing
+ * runs callbacks for its budget, the rest after a poll; each loop
  * has its own wheels; and a loop with no wheel timer armed holds no handle
  * of the module. */
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <uv.h>
 
@@ -41,6 +43,7 @@ struct item {
     uint64_t fired_ms;   /* the loop's time then */
     int fired_polls;     /* the loop's polls done then */
     struct item *stop;   /* disarmed by this one's callback; NULL: none */
+    uint64_t burn_ms;    /* its callback holds the loop this long (wall time) */
     int again;           /* times its callback re-arms it at 0 ms */
     uint64_t again_slot; /* the slot of the last re-arming */
 };
@@ -92,6 +95,8 @@ static void item_cb(struct wheel_timer *w)
     f->order[f->n++] = it->id;
     if (it->stop)
         wheel_stop(&it->stop->w);
+    for (uint64_t end = uv_hrtime() + it->burn_ms * 1000000; uv_hrtime() < end;)
+        ;
     if (it->again-- > 0) {
         assert_int_equal(wheel_start(&it->w, &f->loop, item_cb, 0, it->slot_ms), 0);
         it->again_slot = it->w.slot;
@@ -308,6 +313,30 @@ static void loop_held_past_a_turn_runs_each_once(void **state)
     assert_due_order(f, (struct item *[]){&a, &b, &c}, 3); /* b, c, a */
 }
 
+/* Timers due together whose callbacks each hold the loop past a firing's
+ * budget (3 ms against 2): one runs per firing, with a poll between, in
+ * due order, none lost; a quick one due with them still waits its turn. */
+static void a_firing_runs_its_budget_and_the_rest_after_a_poll(void **state)
+{
+    struct fx *f = *state;
+    struct item v[5];
+    memset(v, 0, sizeof v);
+    struct item *p[5];
+    for (int i = 0; i < 5; i++) {
+        v[i].burn_ms = i == 4 ? 0 : 3;
+        arm(f, &v[i], i + 1, 20, GRID_MS);
+        p[i] = &v[i];
+    }
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_due_order(f, p, 5);
+    for (int i = 0; i < 5; i++)
+        assert_on_time(&v[i]);
+    /* Each ran a poll or more after the one before it: every firing
+     * ended with the callback that spent its budget. */
+    for (int i = 1; i < 5; i++)
+        assert_true(v[i].fired_polls > v[i - 1].fired_polls);
+}
+
 /* Re-armed at 0 ms from its own callback: due at a later slot, so each
  * firing runs it once and the loop is not held by it; one of its slot may
  * disarm another due with it. */
@@ -424,6 +453,7 @@ int main(void)
         T(many_turns_ahead_waits_its_turn),
         T(a_timer_turns_ahead_does_not_wake_the_loop_before),
         T(loop_held_past_a_turn_runs_each_once),
+        T(a_firing_runs_its_budget_and_the_rest_after_a_poll),
         T(a_callback_may_rearm_itself_or_disarm_one_due_with_it),
         T(a_timer_armed_at_0_ms_while_timers_run_waits_for_a_poll),
         T(each_loop_has_its_own_wheels),
