@@ -66,6 +66,12 @@
  * 441 KB buffer cost 110 page faults and cold caches each time, 5-10 x a
  * warm listing), while a daemon nobody polls gives it back. */
 #define API__SPARE_MS 5000
+/* Bytes a kept buffer may hold at most (its allocation): a listing of up
+ * to about 300 services. At 1,000 the kept 441 KB took recoverd's RSS to
+ * 9.96-10.16 MiB and its cost per service to 6.0 KiB (bench/scale; the
+ * targets are 10 MiB and under 6 KiB), so a listing that large page-faults
+ * afresh each time instead. */
+#define API__SPARE_MAX (256 * 1024)
 #define API__WHY_MAX 512 /* bytes of a refusal's reason */
 
 /* A way in: its listening socket, which we accept from ourselves (not
@@ -469,10 +475,11 @@ static void api__spare_cb(uv_timer_t *t)
 }
 
 /* A listing's buffer (cap bytes) is done with: kept for the next listing
- * when none is kept yet, freed otherwise. */
+ * when none is kept yet and it is no larger than API__SPARE_MAX, freed
+ * otherwise. */
 static void api__spare_keep(struct api *a, char *buf, size_t cap)
 {
-    if (a->spare || !cap || a->freed) {
+    if (a->spare || !cap || cap > API__SPARE_MAX || a->freed) {
         free(buf);
         return;
     }
