@@ -1,2 +1,0 @@
-# daemon/: the first start of many services, a bounded slice per loop turn.
-recoverd_unit_test(test_daemon_start)
